@@ -1,0 +1,38 @@
+"""Choices for the mappings app."""
+
+from django.db import models
+
+
+class SystemKind(models.TextChoices):
+    POSTGRESQL = "postgresql", "PostgreSQL"
+    SQLITE = "sqlite", "SQLite"
+    FILE = "file", "File upload (CSV / JSON / XLSX / XML)"
+
+
+class SystemEnvironment(models.TextChoices):
+    DEV = "dev", "Development"
+    UAT = "uat", "UAT"
+    PROD = "prod", "Production"
+
+
+class SystemRole(models.TextChoices):
+    SOURCE = "source", "Source"
+    TARGET = "target", "Target"
+    BOTH = "both", "Source and target"
+
+
+class PlanStrategy(models.TextChoices):
+    BIG_BANG = "big_bang", "Big bang"
+    PHASED = "phased", "Phased"
+    HYBRID = "hybrid", "Hybrid (phased + delta)"
+
+
+class PlanStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    SIGNED_OFF = "signed_off", "Signed off"
+
+
+class LoadMode(models.TextChoices):
+    INSERT = "insert", "Insert"
+    UPSERT = "upsert", "Upsert on external id"

@@ -1,0 +1,322 @@
+"""Systems, plans and their mappings: what to move, from where, to where, and how."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from simple_history.models import HistoricalRecords
+
+from migration_planner.lib import crypto
+
+from .enums import LoadMode, PlanStatus, PlanStrategy, SystemEnvironment, SystemKind, SystemRole
+
+
+class System(models.Model):
+    """A source or target system; its secret is stored encrypted and never rendered back."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=SystemKind.choices)
+    environment = models.CharField(
+        max_length=10, choices=SystemEnvironment.choices, default=SystemEnvironment.DEV
+    )
+    role = models.CharField(max_length=10, choices=SystemRole.choices, default=SystemRole.BOTH)
+    host = models.CharField(max_length=255, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    database = models.CharField(max_length=255, blank=True, help_text="Database name (PostgreSQL).")
+    username = models.CharField(max_length=100, blank=True)
+    path = models.CharField(
+        max_length=500, blank=True, help_text="SQLite file or staging database."
+    )
+    options = models.JSONField(default=dict, blank=True)
+    secret_ciphertext = models.TextField(blank=True, editable=False)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="postgresql") | (~Q(host="") & ~Q(database="")),
+                name="system_postgresql_has_host_and_database",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="sqlite") | ~Q(path=""), name="system_sqlite_has_path"
+            ),
+            models.CheckConstraint(
+                condition=Q(port__isnull=True) | Q(port__gte=1, port__lte=65535),
+                name="system_port_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:  # never include connection details or the secret
+        return f"<System {self.name} ({self.kind})>"
+
+    def get_absolute_url(self) -> str:
+        return reverse("mappings:system_detail", args=[self.uuid])
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_ciphertext)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == SystemEnvironment.PROD
+
+    def set_secret(self, plaintext: str | None) -> None:
+        """Encrypt and keep the secret; an empty value clears it."""
+        self.secret_ciphertext = crypto.encrypt(plaintext) if plaintext else ""
+
+    def connection_params(self) -> dict:
+        """Engine connector parameters with the decrypted secret; never log or render this."""
+        if self.kind == SystemKind.POSTGRESQL:
+            params = {
+                "host": self.host,
+                "port": self.port or 5432,
+                "dbname": self.database,
+                "user": self.username,
+                **self.options,
+            }
+            if self.secret_ciphertext:
+                params["password"] = crypto.decrypt(self.secret_ciphertext)
+            return params
+        return {"path": self.path, **self.options}
+
+
+
+class Plan(models.Model):
+    """A migration plan: source, target, strategy and the entity mappings beneath it."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=150)
+    slug = models.SlugField(max_length=150, unique=True)
+    description = models.TextField(blank=True)
+    source = models.ForeignKey(System, on_delete=models.PROTECT, related_name="plans_as_source")
+    target = models.ForeignKey(System, on_delete=models.PROTECT, related_name="plans_as_target")
+    strategy = models.CharField(
+        max_length=20, choices=PlanStrategy.choices, default=PlanStrategy.BIG_BANG
+    )
+    batch_size = models.PositiveIntegerField(default=10_000)
+    parallelism = models.PositiveSmallIntegerField(default=2)
+    failure_threshold_pct = models.DecimalField(max_digits=5, decimal_places=2, default=10)
+    rollback_on_threshold = models.BooleanField(
+        default=False, help_text="Roll the run back automatically when the threshold is passed."
+    )
+    status = models.CharField(max_length=20, choices=PlanStatus.choices, default=PlanStatus.DRAFT)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_plans",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(batch_size__gte=1), name="plan_batch_size_positive"),
+            models.CheckConstraint(
+                condition=Q(parallelism__gte=1, parallelism__lte=64), name="plan_parallelism_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(failure_threshold_pct__gte=0, failure_threshold_pct__lte=100),
+                name="plan_failure_threshold_pct_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("mappings:plan_detail", args=[self.slug])
+
+
+class Milestone(models.Model):
+    """A phase of the plan's timeline with its deliverable."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="milestones")
+    phase = models.CharField(max_length=100)
+    start = models.DateField()
+    end = models.DateField()
+    deliverable = models.CharField(max_length=255, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["plan", "position", "start"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end__gte=models.F("start")), name="milestone_end_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phase} ({self.start} – {self.end})"
+
+
+class EntityMapping(models.Model):
+    """One source table (or staged file) into one target table."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="entities")
+    name = models.SlugField(max_length=100)
+    source_table = models.CharField(max_length=128)
+    target_table = models.CharField(max_length=128)
+    source_key = models.JSONField(default=list, help_text="Source key column(s), in order.")
+    target_key = models.CharField(max_length=128, default="id")
+    external_id = models.CharField(max_length=128, blank=True)
+    load_mode = models.CharField(max_length=10, choices=LoadMode.choices, default=LoadMode.INSERT)
+    load_order = models.PositiveSmallIntegerField(default=0)
+    filters = models.JSONField(default=list, blank=True)
+    dedupe_on = models.JSONField(default=list, blank=True)
+    watermark_column = models.CharField(max_length=128, blank=True)
+    notes = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["plan", "load_order", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "name"], name="entity_name_unique_in_plan"),
+            models.CheckConstraint(
+                condition=~Q(load_mode="upsert") | ~Q(external_id=""),
+                name="entity_upsert_needs_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.source_table} → {self.target_table}"
+
+    def clean(self) -> None:
+        if not isinstance(self.source_key, list) or not self.source_key:
+            raise ValidationError({"source_key": "Name at least one source key column."})
+
+
+class FieldMapping(models.Model):
+    """A target column fed by source column(s) through an ordered rule chain."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    entity = models.ForeignKey(EntityMapping, on_delete=models.CASCADE, related_name="fields")
+    target_column = models.CharField(max_length=128)
+    source_columns = models.JSONField(default=list, blank=True)
+    default_value = models.TextField(null=True, blank=True)
+    required = models.BooleanField(default=False)
+    position = models.PositiveSmallIntegerField(default=0)
+    notes = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["entity", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity", "target_column"], name="field_target_unique_in_entity"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.source_columns) or '∅'} → {self.target_column}"
+
+
+class RuleStep(models.Model):
+    """One step of a field's rule chain: a registry rule and its parameters."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    field = models.ForeignKey(FieldMapping, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(default=0)
+    rule = models.CharField(max_length=50)
+    params = models.JSONField(default=dict, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["field", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.rule}({self.params})"
+
+
+class LookupTable(models.Model):
+    """A named value map (e.g. status codes, state codes) with a default for unmapped values."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="lookups")
+    name = models.SlugField(max_length=100)
+    description = models.TextField(blank=True)
+    default_value = models.CharField(max_length=255, null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["plan", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "name"], name="lookup_name_unique_in_plan"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LookupEntry(models.Model):
+    """One key → value row of a lookup table."""
+
+    table = models.ForeignKey(LookupTable, on_delete=models.CASCADE, related_name="entries")
+    key = models.CharField(max_length=255)
+    value = models.CharField(max_length=255)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["table", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["table", "key"], name="lookup_key_unique_in_table"),
+        ]
+        verbose_name_plural = "lookup entries"
+
+    def __str__(self) -> str:
+        return f"{self.key} → {self.value}"
+
+
+class PlanVersion(models.Model):
+    """Immutable, hashed snapshot of a whole plan: what a run executes and a sign-off approves."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    snapshot = models.JSONField()
+    content_hash = models.CharField(max_length=64)
+    note = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["plan", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan", "number"], name="version_number_unique_in_plan"
+            ),
+            models.CheckConstraint(condition=Q(number__gte=1), name="version_number_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan} v{self.number}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValidationError("A plan version is immutable once created.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("A plan version is immutable and cannot be deleted.")

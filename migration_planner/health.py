@@ -1,0 +1,37 @@
+"""Health probes for the database and the Celery broker (Redis)."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from django.conf import settings
+
+
+def database_status(connection) -> dict:
+    """Run SELECT 1 on the application database; never raises."""
+    started = time.monotonic()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # noqa: BLE001 - a probe reports every failure as "down"
+        return {"ok": False, "vendor": connection.vendor, "error": exc.__class__.__name__}
+    return {
+        "ok": True,
+        "vendor": connection.vendor,
+        "ms": round((time.monotonic() - started) * 1000, 1),
+    }
+
+
+def broker_status() -> dict:
+    """PING the Redis broker with a short timeout; never raises."""
+    started = time.monotonic()
+    try:
+        client = redis.Redis.from_url(
+            settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1
+        )
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - a probe reports every failure as "down"
+        return {"ok": False, "error": exc.__class__.__name__}
+    return {"ok": True, "ms": round((time.monotonic() - started) * 1000, 1)}

@@ -1,0 +1,17 @@
+"""Domain errors raised by services; views show them as messages, the API as a 400 body."""
+
+from __future__ import annotations
+
+
+class ApplicationError(Exception):
+    """A refusal the user can act on: what went wrong and where."""
+
+    def __init__(self, message: str, *, field: str | None = None, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra or {}
+
+
+class PermissionDeniedError(ApplicationError):
+    """The user's role does not allow the action."""

@@ -1,0 +1,62 @@
+"""Roles are Django groups; capabilities are `rules` permissions derived from them.
+
+Every view and API endpoint asks for a capability (e.g. ``mp.edit_plan``) on the server side.
+"""
+
+from __future__ import annotations
+
+import rules
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+ANALYST = "analyst"
+APPROVER = "approver"
+OPERATOR = "operator"
+VIEWER = "viewer"
+ADMIN = "admin"
+ROLES = (ANALYST, APPROVER, OPERATOR, VIEWER, ADMIN)
+
+
+def user_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
+    """The user's role names (cached on the user object for the request)."""
+    if not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, "_mp_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        if user.is_superuser:
+            cached |= {ADMIN}
+        user._mp_roles = cached
+    return cached
+
+
+def _role(name: str) -> rules.Predicate:
+    @rules.predicate(name=f"is_{name}")
+    def check(user) -> bool:
+        return name in user_roles(user)
+
+    return check
+
+
+is_analyst, is_approver, is_operator, is_viewer, is_admin = (_role(r) for r in ROLES)
+has_any_role = is_analyst | is_approver | is_operator | is_viewer | is_admin
+
+CAPABILITIES: dict[str, rules.Predicate] = {
+    "mp.view": has_any_role,
+    "mp.edit_plan": is_analyst | is_admin,
+    "mp.manage_systems": is_analyst | is_admin,
+    "mp.launch_run": is_analyst | is_operator | is_admin,
+    "mp.launch_production_run": is_operator | is_admin,
+    "mp.control_run": is_analyst | is_operator | is_admin,
+    "mp.rollback_run": is_operator | is_admin,
+    "mp.work_queue": is_analyst | is_operator | is_admin,
+    "mp.record_uat": is_approver | is_analyst | is_admin,
+    "mp.sign_off": is_approver,
+    "mp.view_audit": has_any_role,
+}
+for _name, _predicate in CAPABILITIES.items():
+    rules.add_perm(_name, _predicate)
+
+
+def can(user, capability: str) -> bool:
+    """True when the user's roles grant the capability."""
+    return user.has_perm(capability)

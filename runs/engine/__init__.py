@@ -1,0 +1,1 @@
+"""Migration engine: extract, transform, load as plain Python (no Django import allowed here)."""

@@ -1,0 +1,282 @@
+"""Connector contract: Source/Target protocols and the dataclasses they exchange.
+
+Also holds the dialect-neutral pieces both database connectors share: identifier checks
+against the introspected schema and ``validate_frame`` (load-stage row validation).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from runs.engine.errors import SchemaError
+
+if TYPE_CHECKING:
+    from runs.engine.snapshot import EntitySpec
+    from runs.engine.transform import FieldError
+
+# ``changed_since`` for delta runs: (watermark column, value as text); rows with column > value.
+ChangedSince = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column as introspected; ``cast_type`` is the type name used for ``::type`` casts."""
+
+    name: str
+    data_type: str
+    max_length: int | None = None
+    nullable: bool = True
+    primary_key: bool = False
+    has_default: bool = False
+    generated: bool = False  # GENERATED ALWAYS / identity ALWAYS: never written or restored
+    cast_type: str = "text"
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One table: columns in ordinal order, primary key, unique column sets, row estimate."""
+
+    name: str
+    columns: tuple[ColumnInfo, ...]
+    row_estimate: int = 0
+    primary_key: tuple[str, ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()
+    schema: str | None = None  # PostgreSQL schema holding the table
+
+    def column(self, name: str) -> ColumnInfo:
+        """The column called ``name``; raises SchemaError when absent."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise SchemaError(f"column {name!r} does not exist in table {self.name!r}")
+
+    def require(self, names: Sequence[str]) -> list[ColumnInfo]:
+        """ColumnInfo for each name, in order; raises SchemaError naming the first missing one."""
+        return [self.column(n) for n in names]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Column names in ordinal order."""
+        return tuple(c.name for c in self.columns)
+
+
+@dataclass(frozen=True)
+class SchemaInfo:
+    """Tables of a connected database, by name."""
+
+    tables: Mapping[str, TableInfo] = field(default_factory=dict)
+
+    def table(self, name: str) -> TableInfo:
+        """The table called ``name``; raises SchemaError when absent."""
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise SchemaError(f"table {name!r} does not exist") from None
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """A keyset batch: ``lower`` exclusive, ``upper`` inclusive; ``None`` means open."""
+
+    lower: tuple[Any, ...] | None = None
+    upper: tuple[Any, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for storage on a Batch row."""
+        return {"lower": _listify(self.lower), "upper": _listify(self.upper)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KeyRange:
+        """Inverse of ``to_dict``."""
+        lower, upper = data.get("lower"), data.get("upper")
+        return cls(None if lower is None else tuple(lower), None if upper is None else tuple(upper))
+
+
+def _listify(value: tuple[Any, ...] | None) -> list[Any] | None:
+    return None if value is None else list(value)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Outcome of one load_batch; ``already_done`` when the batch was committed before."""
+
+    inserted: int = 0
+    updated: int = 0
+    already_done: bool = False
+    result_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def loaded(self) -> int:
+        """Rows written (inserted + updated)."""
+        return self.inserted + self.updated
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """What rollback_batch undid; all zero when the batch was not (or no longer) recorded."""
+
+    batch_id: str
+    deleted: int = 0
+    restored: int = 0
+    keymap_deleted: int = 0
+    ledger_rows_deleted: int = 0
+
+
+@dataclass(frozen=True)
+class TableChecksum:
+    """Order-independent digest of a table's rows (text form) plus the row count."""
+
+    rows: int
+    digest: str
+
+
+class Source(Protocol):
+    """Read side of a connector."""
+
+    def introspect(self) -> SchemaInfo: ...
+    def count(self, table: str) -> int: ...
+    def key_ranges(self, table: str, key_cols: Sequence[str], batch_size: int, *,
+                   changed_since: ChangedSince | None = None) -> list[KeyRange]: ...
+    def extract(self, table: str, columns: Sequence[str], key_cols: Sequence[str],
+                key_range: KeyRange, *,
+                changed_since: ChangedSince | None = None) -> pd.DataFrame: ...
+    def fetch_keys(self, table: str, key_cols: Sequence[str], keys: Sequence[str]) -> set[str]: ...
+    def close(self) -> None: ...
+
+
+class Target(Protocol):
+    """Write side of a connector (ledger, load, rollback, checksums)."""
+
+    def introspect(self) -> SchemaInfo: ...
+    def ensure_ledger(self) -> None: ...
+    def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]: ...
+    def load_batch(self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
+                   run_id: str, batch_id: str, namespace: str,
+                   result_meta: dict[str, Any]) -> LoadResult: ...
+    def keymap_lookup(self, namespace: str, entity: str,
+                      source_keys: Sequence[str]) -> dict[str, str]: ...
+    def rollback_batch(self, run_id: str, batch_id: str) -> RollbackResult: ...
+    def ledger_batches(self, run_id: str) -> list[str]: ...
+    def table_checksum(self, table: str, key_cols: Sequence[str]) -> TableChecksum: ...
+    def row_hashes(self, table: str, key_col: str, keys: Sequence[str]) -> dict[str, str]: ...
+    def close(self) -> None: ...
+
+
+class Connector(Source, Target, Protocol):
+    """A database connector is both a source and a target."""
+
+
+# ---------------------------------------------------------------- load-stage validation
+
+_INT_RE = r"\s*[+-]?\d+\s*"
+_NUM_RE = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*|\s*(?i:[+-]?(?:nan|infinity|inf))\s*"
+_UUID_RE = r"\s*\{?[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?\s*"
+_BOOL_WORDS = frozenset({"t", "true", "y", "yes", "on", "1", "f", "false", "n", "no", "off", "0"})
+_INT_BOUNDS = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
+
+
+def type_family(type_name: str) -> str:
+    """Map a PostgreSQL or SQLite declared type to integer/numeric/boolean/date/timestamp/uuid/text."""
+    t = type_name.lower()
+    if t in _INT_BOUNDS or t in ("int", "int2", "int4", "int8"):
+        return "integer"
+    if "int" in t and "interval" not in t and "point" not in t:
+        return "integer"
+    if any(w in t for w in ("numeric", "decimal", "real", "double", "float")):
+        return "numeric"
+    if t.startswith("bool"):
+        return "boolean"
+    if "timestamp" in t or t == "datetime":
+        return "timestamp"
+    if t == "date":
+        return "date"
+    if t == "uuid":
+        return "uuid"
+    return "text"
+
+
+def max_length_of(declared: str) -> int | None:
+    """Length limit of a declared ``varchar(n)`` / ``char(n)`` type, else None."""
+    m = re.search(r"char[^(]*\((\d+)\)", declared.lower())
+    return int(m.group(1)) if m else None
+
+
+def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, FieldError]:
+    """Rows the target would refuse (too long, NOT NULL, bad cast) -> first FieldError per row.
+
+    Raises SchemaError for a frame column the table does not have. Vectorised per column.
+    """
+    from runs.engine.transform import FieldError  # transform imports connectors lazily too
+
+    found: dict[Hashable, FieldError] = {}
+    for col in table.require(list(frame.columns)):
+        series = frame[col.name]
+        for category, mask, message in _column_problems(col, series):
+            for idx in series.index[mask]:
+                if idx not in found:
+                    value = series.at[idx]
+                    found[idx] = FieldError(field=col.name, rule="load", value=value,
+                                            message=message, category=category)
+    return found
+
+
+def _column_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.ndarray, str]]:
+    isnull = series.isna().to_numpy()
+    problems = []
+    if not col.nullable and not col.has_default:
+        problems.append(("required_missing", isnull, f"{col.name} is NOT NULL in the target"))
+    text = series[~isnull].astype(object).map(str)
+    if text.empty:
+        return problems
+    bad = _bad_values(col, text)
+    if bad is not None:
+        mask = np.zeros(len(series), dtype=bool)
+        mask[np.flatnonzero(~isnull)[bad]] = True
+        kind, message = bad_message(col)
+        problems.append((kind, mask, message))
+    return problems
+
+
+def bad_message(col: ColumnInfo) -> tuple[str, str]:
+    """Failure category and message for a value that does not fit ``col``."""
+    if type_family(col.cast_type) == "text":
+        return "too_long", f"longer than {col.max_length} characters ({col.name} {col.data_type})"
+    return "type_cast", f"does not cast to {col.data_type} ({col.name})"
+
+
+def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
+    family = type_family(col.cast_type)
+    s = text.astype(object)
+    if family == "text":
+        if col.max_length is None:
+            return None
+        return (s.str.len() > col.max_length).to_numpy(dtype=bool)
+    if family == "integer":
+        ok = s.str.fullmatch(_INT_RE).to_numpy(dtype=bool)
+        bound = _INT_BOUNDS.get(col.cast_type.lower(), 2**63)
+        nums = [int(v) if good else 0 for v, good in zip(s, ok, strict=True)]
+        in_range = np.array([-bound <= n < bound for n in nums], dtype=bool)
+        return ~(ok & in_range)
+    if family == "numeric":
+        return ~s.str.fullmatch(_NUM_RE).to_numpy(dtype=bool)
+    if family == "boolean":
+        return ~s.str.strip().str.lower().isin(_BOOL_WORDS).to_numpy(dtype=bool)
+    if family == "uuid":
+        return ~s.str.fullmatch(_UUID_RE).to_numpy(dtype=bool)
+    parsed = pd.to_datetime(s, format="ISO8601", errors="coerce", utc=True)
+    bad = parsed.isna().to_numpy(dtype=bool)
+    if family == "date":
+        bad |= ~s.str.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*").to_numpy(dtype=bool)
+    return bad
+
+
+def text_frame(columns: Sequence[str], data: Mapping[str, Any]) -> pd.DataFrame:
+    """DataFrame of object columns (str/None) in ``columns`` order, however pandas infers."""
+    return pd.DataFrame({c: np.asarray(data[c], dtype=object) for c in columns},
+                        columns=list(columns), dtype=object)

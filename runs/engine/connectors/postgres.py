@@ -1,0 +1,556 @@
+"""PostgreSQL connector (source and target) on psycopg2: COPY in and out, ledger in ``mp_ledger``.
+
+Type names used in casts (``CAST(x AS type)``) come from ``format_type()`` in the catalog, never
+from plan text; table and column names are checked against ``introspect()`` and quoted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import psycopg2
+import psycopg2.errors
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg2 import sql
+
+from runs.engine.connectors.base import (
+    ChangedSince,
+    ColumnInfo,
+    KeyRange,
+    LoadResult,
+    RollbackResult,
+    SchemaInfo,
+    TableChecksum,
+    TableInfo,
+    text_frame,
+    validate_frame,
+)
+from runs.engine.errors import EngineError, TransientError
+from runs.engine.hashing import fold_digest, row_hash
+
+if TYPE_CHECKING:
+    from runs.engine.snapshot import EntitySpec
+    from runs.engine.transform import FieldError
+
+_TRANSIENT = (psycopg2.OperationalError, psycopg2.InterfaceError,
+              psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected)
+_SKIP_SCHEMAS = ("pg_catalog", "information_schema", "mp_ledger", "pg_toast")
+
+_COLUMNS_SQL = """
+SELECT n.nspname, c.relname, greatest(c.reltuples, 0)::bigint, a.attname,
+       format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL),
+       CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4
+            THEN a.atttypmod - 4 END,
+       NOT a.attnotnull, a.atthasdef OR a.attidentity <> '',
+       a.attgenerated <> '' OR a.attidentity = 'a'
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped
+  AND n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg\\_temp%%'
+ORDER BY n.nspname, c.relname, a.attnum
+"""
+_KEYS_SQL = """
+SELECT n.nspname, c.relname, i.indisprimary,
+       array_agg(a.attname::text ORDER BY k.ord)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE i.indisunique AND i.indpred IS NULL AND NOT (0 = ANY(i.indkey::int2[]))
+  AND n.nspname <> ALL(%s)
+GROUP BY n.nspname, c.relname, i.indexrelid, i.indisprimary
+"""
+_LEDGER_DDL = """
+CREATE SCHEMA IF NOT EXISTS mp_ledger;
+CREATE TABLE IF NOT EXISTS mp_ledger.batch (
+    run_id text NOT NULL, batch_id text NOT NULL, entity text NOT NULL,
+    target_table text NOT NULL, target_key_column text NOT NULL,
+    seq bigserial, committed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    result_meta jsonb NOT NULL DEFAULT '{}', load_result jsonb NOT NULL DEFAULT '{}',
+    PRIMARY KEY (run_id, batch_id));
+CREATE TABLE IF NOT EXISTS mp_ledger.row (
+    run_id text NOT NULL, batch_id text NOT NULL, entity text NOT NULL,
+    target_table text NOT NULL, target_key text NOT NULL,
+    action text NOT NULL CHECK (action IN ('insert', 'update')),
+    before_image jsonb, row_hash text NOT NULL);
+CREATE INDEX IF NOT EXISTS row_batch_idx ON mp_ledger.row (run_id, batch_id);
+CREATE TABLE IF NOT EXISTS mp_ledger.keymap (
+    namespace text NOT NULL, entity text NOT NULL, source_key text NOT NULL,
+    target_key text NOT NULL, run_id text NOT NULL, batch_id text NOT NULL,
+    PRIMARY KEY (namespace, entity, source_key));
+CREATE INDEX IF NOT EXISTS keymap_batch_idx ON mp_ledger.keymap (run_id, batch_id);
+"""
+_LEDGER_ROW_COPY = ("COPY mp_ledger.row (run_id, batch_id, entity, target_table, target_key, "
+                    "action, before_image, row_hash) FROM STDIN WITH (FORMAT csv)")
+
+
+def _cols(names: Sequence[str], prefix: str | None = None) -> sql.Composable:
+    if prefix:
+        return sql.SQL(", ").join(sql.Identifier(prefix, n) for n in names)
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def _cast(expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
+    return sql.SQL("CAST({} AS {})").format(expr, sql.SQL(col.cast_type))
+
+
+def _text_array(series: pd.Series) -> pa.Array:
+    values = series.to_numpy(dtype=object)
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([None if pd.isna(v) else str(v) for v in values], type=pa.string())
+
+
+def csv_bytes(columns: Sequence[Sequence[Any]] | pd.DataFrame) -> bytes:
+    """CSV for COPY FROM: NULL as an unquoted empty field, every other value quoted."""
+    if isinstance(columns, pd.DataFrame):
+        arrays = [_text_array(columns.iloc[:, i]) for i in range(columns.shape[1])]
+    else:
+        arrays = [pa.array(list(c), type=pa.string()) for c in columns]
+    table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False,
+                                                    quoting_style="all_valid"))
+    return sink.getvalue()
+
+
+def parse_copy_csv(data: bytes, columns: Sequence[str]) -> pd.DataFrame:
+    """COPY ... CSV output -> object frame of str/None (unquoted empty = NULL, "" = empty)."""
+    if not data:
+        return text_frame(columns, {c: [] for c in columns})
+    names = [f"c{i}" for i in range(len(columns))]
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()), null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=False),
+    )
+    return text_frame(columns, {c: table.column(n).to_numpy(zero_copy_only=False)
+                                for c, n in zip(columns, names, strict=True)})
+
+
+class PostgresConnector:
+    """Source and target on one PostgreSQL database; one psycopg2 connection, lazily opened."""
+
+    kind = "postgresql"
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self._params = {k: v for k, v in params.items() if v not in (None, "")}
+        self._conn: Any = None
+        self._schema: SchemaInfo | None = None
+        self._ledger_ready = False
+
+    # ------------------------------------------------------------------ plumbing
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg2.connect(**self._params)
+            except psycopg2.OperationalError as exc:
+                raise TransientError(f"cannot connect to PostgreSQL: {exc}") from exc
+        return self._conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """One transaction: commit on success, roll back on error; transient errors re-raised."""
+        conn = self._connection()
+        try:
+            with conn, conn.cursor() as cur:
+                yield cur
+        except _TRANSIENT as exc:
+            if conn.closed == 0 and conn.get_transaction_status() > 2:
+                conn.close()
+            raise TransientError(str(exc).strip()) from exc
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None
+
+    # ------------------------------------------------------------------ schema
+    def introspect(self) -> SchemaInfo:
+        """Tables of every user schema (bare names in current_schema, else ``schema.table``)."""
+        with self._tx() as cur:
+            cur.execute("SELECT current_schema()")
+            current = cur.fetchone()[0]
+            cur.execute(_COLUMNS_SQL, (list(_SKIP_SCHEMAS),))
+            col_rows = cur.fetchall()
+            cur.execute(_KEYS_SQL, (list(_SKIP_SCHEMAS),))
+            key_rows = cur.fetchall()
+        keys: dict[tuple[str, str], list[tuple[bool, tuple[str, ...]]]] = {}
+        for nsp, rel, primary, cols in key_rows:
+            keys.setdefault((nsp, rel), []).append((primary, tuple(cols)))
+        grouped: dict[tuple[str, str], list[tuple]] = {}
+        for row in col_rows:
+            grouped.setdefault((row[0], row[1]), []).append(row)
+        tables = {}
+        for (nsp, rel), rows in grouped.items():
+            info = _table_info(nsp, rel, rows, keys.get((nsp, rel), []), current)
+            tables[info.name] = info
+        self._schema = SchemaInfo(tables=tables)
+        return self._schema
+
+    def _table(self, name: str) -> TableInfo:
+        if self._schema is None or name not in self._schema.tables:
+            self.introspect()
+        assert self._schema is not None
+        return self._schema.table(name)
+
+    @staticmethod
+    def _ident(info: TableInfo) -> sql.Identifier:
+        rel = info.name.split(".", 1)[1] if info.name.startswith(f"{info.schema}.") else info.name
+        return sql.Identifier(info.schema or "public", rel)
+
+    # ------------------------------------------------------------------ source side
+    def count(self, table: str) -> int:
+        """Exact row count of ``table``; raises SchemaError when absent."""
+        info = self._table(table)
+        with self._tx() as cur:
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(self._ident(info)))
+            return int(cur.fetchone()[0])
+
+    def _where(self, info: TableInfo, key_cols: Sequence[str], key_range: KeyRange | None,
+               changed_since: ChangedSince | None) -> sql.Composable:
+        """WHERE clause (values bound as literals) for a key range and an optional watermark."""
+        keys = info.require(key_cols)
+        parts: list[sql.Composable] = []
+        row = sql.SQL("({})").format(_cols(key_cols))
+        for bound, op in ((key_range and key_range.lower, ">"), (key_range and key_range.upper, "<=")):
+            if bound is None:
+                continue
+            if len(bound) != len(keys):
+                raise EngineError(f"key range {bound!r} does not match key {tuple(key_cols)}")
+            vals = sql.SQL(", ").join(_cast(sql.Literal(None if v is None else str(v)), k)
+                                      for v, k in zip(bound, keys, strict=True))
+            parts.append(sql.SQL("{} {} ({})").format(row, sql.SQL(op), vals))
+        if changed_since is not None:
+            wm = info.column(changed_since[0])
+            parts.append(sql.SQL("{} > {}").format(
+                sql.Identifier(wm.name), _cast(sql.Literal(str(changed_since[1])), wm)))
+        if not parts:
+            return sql.SQL("")
+        return sql.SQL("WHERE ") + sql.SQL(" AND ").join(parts)
+
+    def key_ranges(self, table: str, key_cols: Sequence[str], batch_size: int, *,
+                   changed_since: ChangedSince | None = None) -> list[KeyRange]:
+        """Keyset batches covering every row once (window query, no OFFSET); last upper open."""
+        info = self._table(table)
+        where = self._where(info, key_cols, None, changed_since)
+        text_keys = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k))
+                                       for k in key_cols)
+        query = sql.SQL(
+            "SELECT {tk} FROM (SELECT {k}, row_number() OVER (ORDER BY {k}) AS mp_rn "
+            "FROM {t} {w}) s WHERE mp_rn % {n} = 0 ORDER BY {k}"
+        ).format(tk=text_keys, k=_cols(key_cols), t=self._ident(info), w=where,
+                 n=sql.Literal(max(1, int(batch_size))))
+        with self._tx() as cur:
+            cur.execute(query)
+            bounds = [tuple(r) for r in cur.fetchall()]
+            cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} {w})").format(
+                t=self._ident(info), w=where))
+            any_rows = cur.fetchone()[0]
+        return _ranges_from_bounds(bounds, any_rows)
+
+    def extract(self, table: str, columns: Sequence[str], key_cols: Sequence[str],
+                key_range: KeyRange, *, changed_since: ChangedSince | None = None) -> pd.DataFrame:
+        """Rows of one key range, ordered by key, as object columns of str/None (COPY + pyarrow)."""
+        info = self._table(table)
+        info.require(columns)
+        query = sql.SQL(
+            "COPY (SELECT {c} FROM {t} {w} ORDER BY {k}) TO STDOUT WITH (FORMAT csv)"
+        ).format(c=_cols(columns), t=self._ident(info), k=_cols(key_cols),
+                 w=self._where(info, key_cols, key_range, changed_since))
+        buf = io.BytesIO()
+        with self._tx() as cur:
+            cur.copy_expert(query, buf)
+        return parse_copy_csv(buf.getvalue(), columns)
+
+    def fetch_keys(self, table: str, key_cols: Sequence[str], keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` (source key text, ``|``-joined when composite) exist in ``table``."""
+        info = self._table(table)
+        cols = info.require(key_cols)
+        if not keys:
+            return set()
+        parts = [str(k).split("|", len(cols) - 1) for k in keys]
+        parts = [p for p in parts if len(p) == len(cols)]
+        arrays = [[p[i] for p in parts] for i in range(len(cols))]
+        names = [sql.Identifier(f"a{i}") for i in range(len(cols))]
+        query = sql.SQL(
+            "SELECT concat_ws('|', {tk}) FROM {t} WHERE ({k}) IN "
+            "(SELECT {casts} FROM unnest({arrs}) AS u({names}))"
+        ).format(
+            tk=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in key_cols),
+            t=self._ident(info), k=_cols(key_cols),
+            casts=sql.SQL(", ").join(_cast(n, c) for n, c in zip(names, cols, strict=True)),
+            arrs=sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in cols),
+            names=sql.SQL(", ").join(names))
+        with self._tx() as cur:
+            cur.execute(query, arrays)
+            return {r[0] for r in cur.fetchall()}
+
+    # ------------------------------------------------------------------ ledger
+    def ensure_ledger(self) -> None:
+        """Create schema mp_ledger and its tables if missing. Idempotent, concurrency-safe."""
+        if self._ledger_ready:
+            return
+        with self._tx() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('mp_ledger.ddl', 0))")
+            cur.execute(_LEDGER_DDL)
+        self._ledger_ready = True
+
+    def ledger_batches(self, run_id: str) -> list[str]:
+        """Batch ids recorded for ``run_id``, in commit order."""
+        self.ensure_ledger()
+        with self._tx() as cur:
+            cur.execute("SELECT batch_id FROM mp_ledger.batch WHERE run_id = %s "
+                        "ORDER BY committed_at, seq", (run_id,))
+            return [r[0] for r in cur.fetchall()]
+
+    def keymap_lookup(self, namespace: str, entity: str,
+                      source_keys: Sequence[str]) -> dict[str, str]:
+        """Target keys recorded for ``source_keys`` of ``entity`` (missing keys are absent)."""
+        self.ensure_ledger()
+        with self._tx() as cur:
+            cur.execute("SELECT source_key, target_key FROM mp_ledger.keymap WHERE namespace = %s "
+                        "AND entity = %s AND source_key = ANY(%s::text[])",
+                        (namespace, entity, [str(k) for k in source_keys]))
+            return dict(cur.fetchall())
+
+    @staticmethod
+    def _lock(cur: Any, run_id: str, batch_id: str) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    (f"mp_ledger.batch\x1f{run_id}\x1f{batch_id}",))
+
+    # ------------------------------------------------------------------ target side
+    def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]:
+        """Rows the table would refuse, as load-stage FieldErrors by index; SchemaError if unknown."""
+        return validate_frame(self._table(table), frame)
+
+    def load_batch(self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
+                   run_id: str, batch_id: str, namespace: str,
+                   result_meta: dict[str, Any]) -> LoadResult:
+        """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent."""
+        info = self._table(entity.target_table)
+        cols = info.require(list(rows.columns))
+        tk = info.column(entity.target_key)
+        ext = info.column(entity.external_id) if entity.external_id else None
+        if entity.load_mode == "upsert" and ext is None:
+            raise EngineError(f"entity {entity.name!r}: upsert needs an external_id column")
+        if len(source_keys) != len(rows):
+            raise EngineError("source_keys must align with rows")
+        self.ensure_ledger()
+        with self._tx() as cur:
+            self._lock(cur, run_id, batch_id)
+            stored = _stored_result(cur, run_id, batch_id)
+            if stored is not None:
+                return stored
+            written = self._write_rows(cur, info, cols, tk, ext, entity.load_mode, rows)
+            inserted = sum(1 for w in written if w[1])
+            result = LoadResult(inserted=inserted, updated=len(written) - inserted,
+                                result_meta=result_meta)
+            keys = [str(k) for k in source_keys]
+            _write_ledger(cur, entity, run_id, batch_id, written)
+            _write_keymap(cur, namespace, entity.name, run_id, batch_id,
+                          keys, [w[0] for w in written])
+            cur.execute(
+                "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
+                "target_key_column, result_meta, load_result) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (run_id, batch_id, entity.name, info.name, tk.name, json.dumps(result_meta),
+                 json.dumps({"inserted": result.inserted, "updated": result.updated})))
+        return result
+
+    def _write_rows(self, cur: Any, info: TableInfo, cols: list[ColumnInfo], tk: ColumnInfo,
+                    ext: ColumnInfo | None, mode: str, rows: pd.DataFrame) -> list[tuple]:
+        """COPY rows into a temp table, then INSERT ... SELECT (ON CONFLICT) RETURNING.
+
+        Returns (target key text, inserted?, before-image JSON or None, row hash) per row, in
+        input order (PostgreSQL returns INSERT ... SELECT ... ORDER BY rows in that order).
+        """
+        temp = [sql.Identifier(f"c{i}") for i in range(len(cols))]
+        cur.execute(sql.SQL("CREATE TEMP TABLE mp_load (mp_ord bigserial, {}) ON COMMIT DROP")
+                    .format(sql.SQL(", ").join(sql.SQL("{} text").format(t) for t in temp)))
+        if not len(rows):
+            return []
+        cur.copy_expert(sql.SQL("COPY mp_load ({}) FROM STDIN WITH (FORMAT csv)")
+                        .format(sql.SQL(", ").join(temp)), io.BytesIO(csv_bytes(rows)))
+        before: dict[str, str] = {}
+        conflict = sql.SQL("")
+        if mode == "upsert" and ext is not None:
+            names = [c.name for c in cols]
+            if ext.name not in names:
+                raise EngineError(f"upsert rows must include the external id {ext.name!r}")
+            before = self._before_images(cur, info, tk, ext, temp[names.index(ext.name)])
+            conflict = sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
+                sql.Identifier(ext.name), sql.SQL(", ").join(
+                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in cols))
+        query = sql.SQL(
+            "INSERT INTO {t} AS mp_t ({c}) SELECT {casts} FROM mp_load ORDER BY mp_ord{conflict} "
+            "RETURNING mp_t.{tk}::text, (mp_t.xmax = 0), {ret}"
+        ).format(t=self._ident(info), c=_cols([c.name for c in cols]),
+                 casts=sql.SQL(", ").join(_cast(t, c) for t, c in zip(temp, cols, strict=True)),
+                 conflict=conflict, tk=sql.Identifier(tk.name),
+                 ret=sql.SQL(", ").join(sql.SQL("mp_t.{}::text").format(sql.Identifier(c.name))
+                                        for c in cols))
+        cur.execute(query)
+        out = cur.fetchall()
+        if len(out) != len(rows):
+            raise EngineError(f"target returned {len(out)} rows for {len(rows)} written")
+        return [(r[0], bool(r[1]), None if r[1] else before.get(r[0]), row_hash(r[2:]))
+                for r in out]
+
+    def _before_images(self, cur: Any, info: TableInfo, tk: ColumnInfo, ext: ColumnInfo,
+                       temp_col: sql.Identifier) -> dict[str, str]:
+        """JSON of the existing rows an upsert will overwrite, locked FOR UPDATE."""
+        cur.execute(sql.SQL(
+            "SELECT b.{tk}::text, to_jsonb(b)::text FROM {t} AS b WHERE b.{ext} IN "
+            "(SELECT {cast} FROM mp_load) FOR UPDATE OF b"
+        ).format(tk=sql.Identifier(tk.name), t=self._ident(info), ext=sql.Identifier(ext.name),
+                 cast=_cast(temp_col, ext)))
+        return dict(cur.fetchall())
+
+    def rollback_batch(self, run_id: str, batch_id: str) -> RollbackResult:
+        """Undo one batch in ONE transaction from its ledger. Idempotent (then all zeros)."""
+        self.ensure_ledger()
+        with self._tx() as cur:
+            self._lock(cur, run_id, batch_id)
+            cur.execute("SELECT target_table, target_key_column FROM mp_ledger.batch "
+                        "WHERE run_id = %s AND batch_id = %s", (run_id, batch_id))
+            rec = cur.fetchone()
+            if rec is None:
+                return RollbackResult(batch_id=batch_id)
+            info = self._table(rec[0])
+            deleted, restored = self._undo_rows(cur, info, info.column(rec[1]), run_id, batch_id)
+            counts = []
+            for table in ("keymap", "row", "batch"):
+                cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s AND batch_id = %s").format(
+                    sql.Identifier("mp_ledger", table)), (run_id, batch_id))
+                counts.append(cur.rowcount)
+        return RollbackResult(batch_id=batch_id, deleted=deleted, restored=restored,
+                              keymap_deleted=counts[0], ledger_rows_deleted=counts[1])
+
+    def _undo_rows(self, cur: Any, info: TableInfo, tk: ColumnInfo, run_id: str,
+                   batch_id: str) -> tuple[int, int]:
+        ledger = sql.SQL("mp_ledger.row r")
+        match = sql.SQL("r.run_id = %s AND r.batch_id = %s AND r.action = {} AND t.{} = {}")
+        key = _cast(sql.SQL("r.target_key"), tk)
+        cur.execute(sql.SQL("DELETE FROM {t} AS t USING {l} WHERE {m}").format(
+            t=self._ident(info), l=ledger,
+            m=match.format(sql.Literal("insert"), sql.Identifier(tk.name), key)),
+            (run_id, batch_id))
+        deleted = cur.rowcount
+        restore = [c.name for c in info.columns if not c.generated and c.name != tk.name]
+        if not restore:
+            return deleted, 0
+        cur.execute(sql.SQL(
+            "UPDATE {t} AS t SET {sets} FROM {l} "
+            "CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.before_image) AS p WHERE {m}"
+        ).format(t=self._ident(info), l=ledger,
+                 sets=sql.SQL(", ").join(sql.SQL("{0} = p.{0}").format(sql.Identifier(c))
+                                         for c in restore),
+                 m=match.format(sql.Literal("update"), sql.Identifier(tk.name), key)),
+            (run_id, batch_id))
+        return deleted, cur.rowcount
+
+    # ------------------------------------------------------------------ proof
+    def table_checksum(self, table: str, key_cols: Sequence[str]) -> TableChecksum:
+        """Row count + sum of a 64-bit md5 slice of every row's text, computed in SQL."""
+        info = self._table(table)
+        info.require(key_cols)
+        with self._tx() as cur:
+            cur.execute(sql.SQL(
+                "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))"
+                "::bit(64)::bigint), 0)::text FROM {} AS t").format(self._ident(info)))
+            rows, total = cur.fetchone()
+        return TableChecksum(rows=int(rows), digest=fold_digest(int(total)))
+
+    def row_hashes(self, table: str, key_col: str, keys: Sequence[str], *,
+                   columns: Sequence[str] | None = None) -> dict[str, str]:
+        """Row hash (hashing.row_hash over ``columns``, default all) per key text found."""
+        info = self._table(table)
+        key = info.column(key_col)
+        names = list(columns) if columns is not None else list(info.column_names)
+        info.require(names)
+        query = sql.SQL("SELECT t.{k}::text, {c} FROM {t} AS t WHERE t.{k} IN "
+                        "(SELECT {cast} FROM unnest(%s::text[]) AS u(v))").format(
+            k=sql.Identifier(key.name), t=self._ident(info),
+            c=sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(n)) for n in names),
+            cast=_cast(sql.SQL("u.v"), key))
+        with self._tx() as cur:
+            cur.execute(query, ([str(k) for k in keys],))
+            return {r[0]: row_hash(r[1:]) for r in cur.fetchall()}
+
+
+def _table_info(nsp: str, rel: str, rows: list[tuple], keys: list[tuple[bool, tuple[str, ...]]],
+                current: str) -> TableInfo:
+    pk = next((cols for primary, cols in keys if primary), ())
+    columns = tuple(
+        ColumnInfo(name=r[3], data_type=r[4], cast_type=r[5], max_length=r[6], nullable=r[7],
+                   has_default=r[8], generated=r[9], primary_key=r[3] in pk)
+        for r in rows)
+    return TableInfo(name=rel if nsp == current else f"{nsp}.{rel}", columns=columns,
+                     row_estimate=int(rows[0][2]), primary_key=pk,
+                     unique=tuple(cols for _, cols in keys), schema=nsp)
+
+
+def _ranges_from_bounds(bounds: list[tuple], any_rows: bool) -> list[KeyRange]:
+    """Consecutive (lower, upper] ranges; the last upper is open so late rows are not lost."""
+    if not any_rows:
+        return []
+    uppers: list[tuple | None] = list(bounds)
+    if uppers and uppers[-1] is not None:
+        uppers.append(None)
+    ranges, lower = [], None
+    for upper in uppers:
+        ranges.append(KeyRange(lower=lower, upper=upper))
+        lower = upper
+    return ranges
+
+
+def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:
+    cur.execute("SELECT load_result, result_meta FROM mp_ledger.batch "
+                "WHERE run_id = %s AND batch_id = %s", (run_id, batch_id))
+    rec = cur.fetchone()
+    if rec is None:
+        return None
+    load, meta = rec
+    return LoadResult(inserted=int(load.get("inserted", 0)), updated=int(load.get("updated", 0)),
+                      already_done=True, result_meta=meta)
+
+
+def _write_ledger(cur: Any, entity: EntitySpec, run_id: str, batch_id: str,
+                  written: list[tuple]) -> None:
+    if not written:
+        return
+    n = len(written)
+    columns = [[run_id] * n, [batch_id] * n, [entity.name] * n, [entity.target_table] * n,
+               [w[0] for w in written], ["insert" if w[1] else "update" for w in written],
+               [w[2] for w in written], [w[3] for w in written]]
+    cur.copy_expert(_LEDGER_ROW_COPY, io.BytesIO(csv_bytes(columns)))
+
+
+def _write_keymap(cur: Any, namespace: str, entity: str, run_id: str, batch_id: str,
+                  source_keys: list[str], target_keys: list[str]) -> None:
+    """Key map rows; a mapping that already points at the same target key keeps its creator."""
+    if not source_keys:
+        return
+    cur.execute("CREATE TEMP TABLE mp_keymap_load (source_key text, target_key text) "
+                "ON COMMIT DROP")
+    cur.copy_expert("COPY mp_keymap_load FROM STDIN WITH (FORMAT csv)",
+                    io.BytesIO(csv_bytes([source_keys, target_keys])))
+    cur.execute(
+        "INSERT INTO mp_ledger.keymap AS k (namespace, entity, source_key, target_key, run_id, "
+        "batch_id) SELECT %s, %s, source_key, target_key, %s, %s FROM mp_keymap_load "
+        "ON CONFLICT (namespace, entity, source_key) DO UPDATE SET target_key = "
+        "EXCLUDED.target_key, run_id = EXCLUDED.run_id, batch_id = EXCLUDED.batch_id "
+        "WHERE k.target_key IS DISTINCT FROM EXCLUDED.target_key",
+        (namespace, entity, run_id, batch_id))
+

@@ -1,0 +1,65 @@
+"""Choices for the runs app."""
+
+from django.db import models
+
+
+class RunMode(models.TextChoices):
+    DRY_RUN = "dry_run", "Dry run"
+    LOAD = "load", "Load"
+    DELTA = "delta", "Delta"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    CANCELLING = "cancelling", "Cancelling"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    ROLLING_BACK = "rolling_back", "Rolling back"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+FINISHED_RUN_STATUSES = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.ROLLED_BACK,
+)
+
+
+class BatchStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    PARKED = "parked", "Parked (kept killing workers)"
+    CANCELLED = "cancelled", "Cancelled"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+class Stage(models.TextChoices):
+    EXTRACT = "extract", "Extract"
+    TRANSFORM = "transform", "Transform"
+    LOAD = "load", "Load"
+
+
+class FailedRecordStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    FIXED = "fixed", "Fixed (awaiting re-process)"
+    REPROCESSED = "reprocessed", "Re-processed"
+    IGNORED = "ignored", "Ignored"
+
+
+class RollbackStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    VERIFIED = "verified", "Verified"
+    MISMATCH = "mismatch", "Checksum mismatch"
+    FAILED = "failed", "Failed"
+
+
+class LogLevel(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"

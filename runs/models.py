@@ -1,0 +1,226 @@
+"""Runs, their batches, the ledger index, the error queue and rollbacks."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from mappings.models import Plan, PlanVersion, System
+
+from .enums import (
+    BatchStatus,
+    FailedRecordStatus,
+    LogLevel,
+    RollbackStatus,
+    RunMode,
+    RunStatus,
+    Stage,
+)
+
+COUNTERS = ("extracted", "loaded", "inserted", "updated", "failed", "filtered", "duplicates")
+
+
+class Counters(models.Model):
+    """Row counters shared by runs and batches."""
+
+    extracted = models.PositiveBigIntegerField(default=0)
+    loaded = models.PositiveBigIntegerField(default=0)
+    inserted = models.PositiveBigIntegerField(default=0)
+    updated = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
+    filtered = models.PositiveBigIntegerField(default=0)
+    duplicates = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class Run(Counters):
+    """One execution of a frozen plan version against a target system."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="runs")
+    target = models.ForeignKey(System, on_delete=models.PROTECT, related_name="runs")
+    mode = models.CharField(max_length=10, choices=RunMode.choices, default=RunMode.DRY_RUN)
+    scope_entity = models.CharField(max_length=100, blank=True, help_text="Only this entity.")
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    source_total = models.PositiveBigIntegerField(default=0)
+    batches_total = models.PositiveIntegerField(default=0)
+    pre_checksums = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["plan", "-created_at"]), models.Index(fields=["status"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(finished_at__isnull=True) | Q(started_at__isnull=False),
+                name="run_finished_after_started",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan} · {self.get_mode_display()} · {self.created_at:%Y-%m-%d %H:%M}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("runs:run_detail", args=[self.uuid])
+
+
+class Batch(Counters):
+    """One keyset range of one entity: the unit of work a Celery task claims."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="batches")
+    entity = models.CharField(max_length=100)
+    seq = models.PositiveIntegerField()
+    key_lower = models.JSONField(null=True, blank=True)
+    key_upper = models.JSONField(null=True, blank=True)
+    status = models.CharField(
+        max_length=20, choices=BatchStatus.choices, default=BatchStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "seq"], name="batch_seq_unique_in_run"),
+        ]
+        indexes = [models.Index(fields=["run", "status"])]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.entity}#{self.seq}"
+
+    @property
+    def ledger_id(self) -> str:
+        """The batch's identity in the target's ledger."""
+        return f"{self.entity}:{self.seq}"
+
+
+class LedgerEntry(models.Model):
+    """Index of one batch's ledger in the target (keys written, before-images, row hashes).
+
+    The ledger itself lives in the target database (schema ``mp_ledger``), written in the same
+    transaction as the rows; this row is the application's copy of its totals.
+    """
+
+    batch = models.OneToOneField(Batch, on_delete=models.CASCADE, related_name="ledger")
+    entity = models.CharField(max_length=100)
+    target_table = models.CharField(max_length=128)
+    inserted = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    committed_at = models.DateTimeField()
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch"]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"ledger {self.batch}"
+
+
+class FailedRecord(models.Model):
+    """A source row that could not be migrated: the error queue."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="failed_records")
+    batch = models.ForeignKey(
+        Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="failed_records"
+    )
+    entity = models.CharField(max_length=100)
+    source_key = models.CharField(max_length=255)
+    source_row = models.JSONField(default=dict)
+    transformed_row = models.JSONField(default=dict, blank=True)
+    stage = models.CharField(max_length=10, choices=Stage.choices)
+    category = models.CharField(max_length=50)
+    field = models.CharField(max_length=128, blank=True)
+    rule = models.CharField(max_length=50, blank=True)
+    message = models.TextField()
+    errors = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=20, choices=FailedRecordStatus.choices, default=FailedRecordStatus.OPEN
+    )
+    corrected_values = models.JSONField(default=dict, blank=True)
+    ignore_reason = models.TextField(blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "entity", "source_key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "entity", "source_key"], name="failed_record_unique_per_run"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="ignored") | ~Q(ignore_reason=""),
+                name="failed_record_ignore_needs_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["run", "status"]),
+            models.Index(fields=["run", "category"]),
+            models.Index(fields=["status", "entity"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity}#{self.source_key}: {self.message[:60]}"
+
+
+class RunLog(models.Model):
+    """A line of the run's log, shown live on the run page."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="logs")
+    at = models.DateTimeField(auto_now_add=True)
+    level = models.CharField(max_length=10, choices=LogLevel.choices, default=LogLevel.INFO)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["run", "-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.message[:80]}"
+
+
+class Rollback(models.Model):
+    """One rollback of a run, with its verification against the pre-run checksums."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="rollbacks")
+    status = models.CharField(
+        max_length=20, choices=RollbackStatus.choices, default=RollbackStatus.RUNNING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    batches_undone = models.PositiveIntegerField(default=0)
+    rows_deleted = models.PositiveBigIntegerField(default=0)
+    rows_restored = models.PositiveBigIntegerField(default=0)
+    checksums_before_run = models.JSONField(default=dict, blank=True)
+    checksums_after = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "-started_at"]
+
+    def __str__(self) -> str:
+        return f"rollback of {self.run} ({self.status})"

@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# Shared shell functions for scripts/setup.sh, scripts/run.sh and scripts/test.sh.
+# Source it; it defines functions and a few variables and starts nothing by itself.
+# shellcheck disable=SC2034  # variables here are read by the scripts that source this file
+
+set -euo pipefail
+
+MP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MP_VENV="${MP_VENV:-$MP_ROOT/.venv}"
+MP_DATA="$MP_ROOT/.data"
+MP_T0="${MP_T0:-$(date +%s%N)}"
+export MP_T0
+_MP_APT_UPDATED=0
+
+# ---------------------------------------------------------------- logging
+
+# Seconds since the first script of this run started, one decimal.
+mp_elapsed() {
+    local now
+    now=$(date +%s%N)
+    awk -v a="$MP_T0" -v b="$now" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'
+}
+
+log() { printf '[%6ss] %s\n' "$(mp_elapsed)" "$*" >&2; }
+
+die() {
+    printf '[%6ss] ERROR: %s\n' "$(mp_elapsed)" "$*" >&2
+    exit 1
+}
+
+# step "label" cmd args...: run a command and report how long it took.
+step() {
+    local label="$1" start end
+    shift
+    start=$(date +%s%N)
+    log "$label ..."
+    "$@"
+    end=$(date +%s%N)
+    log "$label done in $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')s"
+}
+
+# ---------------------------------------------------------------- privileges
+
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root to run: $* (no sudo available)"
+    fi
+}
+
+# Run a command as the postgres user when we are root (PostgreSQL refuses to run as root);
+# from / so that a working directory postgres cannot read does not matter.
+as_postgres() {
+    if [[ $EUID -eq 0 ]]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
+}
+
+# ---------------------------------------------------------------- Debian packages
+
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+# apt_install pkg...: install only the packages that are missing; apt-get update at most once.
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    command -v apt-get >/dev/null 2>&1 || die "missing packages ${missing[*]} and no apt-get"
+    if [[ $_MP_APT_UPDATED -eq 0 ]]; then
+        log "apt-get update"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        _MP_APT_UPDATED=1
+    fi
+    log "apt-get install ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
+
+# The newest PostgreSQL server bin directory (Debian layout), or empty.
+pg_bindir() {
+    local d best=""
+    for d in /usr/lib/postgresql/*/bin; do
+        [[ -x "$d/initdb" ]] && best="$d"
+    done
+    printf '%s' "$best"
+}
+
+ensure_python_venv_support() {
+    [[ -x "$MP_VENV/bin/python" ]] && return 0
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 && return 0
+    apt_install python3-venv
+}
+
+ensure_redis_packages() {
+    command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+}
+
+ensure_postgres_packages() {
+    [[ -n "$(pg_bindir)" ]] && getent passwd postgres >/dev/null && return 0
+    apt_install postgresql
+}
+
+ensure_browser_packages() {
+    [[ -x /usr/bin/chromium ]] || apt_install chromium
+    apt_install fonts-dejavu-core
+}
+
+# System libraries WeasyPrint loads through cffi (PDF reports).
+ensure_pdf_packages() {
+    apt_install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b
+}
+
+ensure_run_packages() {
+    ensure_python_venv_support
+    ensure_redis_packages
+}
+
+ensure_test_packages() {
+    ensure_run_packages
+    ensure_postgres_packages
+    ensure_browser_packages
+    ensure_pdf_packages
+}
+
+# ---------------------------------------------------------------- virtualenv
+
+pyproject_sha() { sha256sum "$MP_ROOT/pyproject.toml" | cut -d' ' -f1; }
+
+# ensure_venv [test]: create .venv and install the project when pyproject.toml changed.
+# The stamp records "<sha256> <extras>"; a test install also satisfies a run install.
+ensure_venv() {
+    local extras="${1:-}" stamp="$MP_VENV/.mp-install-stamp" sha have_sha have_extras spec
+    if [[ ! -x "$MP_VENV/bin/python" ]]; then
+        log "creating virtualenv $MP_VENV"
+        python3 -m venv "$MP_VENV"
+    fi
+    sha=$(pyproject_sha)
+    if [[ -f "$stamp" ]]; then
+        read -r have_sha have_extras <"$stamp" || true
+        if [[ "$have_sha" == "$sha" && ("$extras" == "" || "${have_extras:-}" == "$extras") ]]; then
+            log "virtualenv up to date (pyproject.toml ${sha:0:12})"
+            return 0
+        fi
+    fi
+    spec="."
+    [[ -n "$extras" ]] && spec=".[$extras]"
+    "$MP_VENV/bin/python" -m pip install -q --upgrade pip
+    (cd "$MP_ROOT" && "$MP_VENV/bin/python" -m pip install -q -e "$spec")
+    printf '%s %s\n' "$sha" "$extras" >"$stamp"
+}
+
+# ---------------------------------------------------------------- ports and processes
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# True when a Redis on 127.0.0.1:$1 answers PING (in a subshell: the fd never leaks).
+redis_ping() {
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf 'PING\r\n' >&3
+        reply=""
+        read -r -t 2 reply <&3 || true
+        [[ "$reply" == "+PONG"* ]]
+    ) 2>/dev/null
+}
+
+# wait_for "what" seconds cmd...: poll a command every 0.1 s until it succeeds.
+wait_for() {
+    local what="$1" limit="$2" i
+    shift 2
+    for ((i = 0; i < limit * 10; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    die "$what did not come up within ${limit}s"
+}
+
+# stop_pid pid [name]: TERM a process we started, wait up to 15 s, then KILL it.
+stop_pid() {
+    local pid="$1" name="${2:-process}" i
+    [[ -n "$pid" ]] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || { log "stopped $name (pid $pid)"; return 0; }
+        sleep 0.1
+    done
+    log "$name (pid $pid) ignored TERM; sending KILL"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- Redis
+
+# start_redis port dir [extra redis-server args...]: sets MP_REDIS_PID.
+start_redis() {
+    local port="$1" dir="$2"
+    shift 2
+    port_busy "$port" && die "port $port is already in use; cannot start Redis there"
+    mkdir -p "$dir"
+    redis-server --bind 127.0.0.1 --port "$port" --daemonize no --dir "$dir" \
+        --logfile "$dir/redis.log" "$@" &
+    MP_REDIS_PID=$!
+    wait_for "Redis on port $port" 10 redis_ping "$port"
+    log "Redis listening on 127.0.0.1:$port (pid $MP_REDIS_PID)"
+}
+
+MP_TEST_REDIS_PID=""
+
+start_test_redis() {
+    local port="${TEST_REDIS_PORT:-56380}"
+    start_redis "$port" "$MP_DATA/test/redis" --save '' --appendonly no
+    MP_TEST_REDIS_PID="$MP_REDIS_PID"
+    export REDIS_URL="redis://127.0.0.1:$port/0"
+}
+
+stop_test_redis() {
+    stop_pid "$MP_TEST_REDIS_PID" "test Redis"
+    MP_TEST_REDIS_PID=""
+}
+
+# ---------------------------------------------------------------- PostgreSQL (tests)
+
+MP_TEST_PG_DIR=""
+MP_TEST_PG_PID=""
+
+# Base directory for the test cluster: .data/test (data in pg/, socket and log in pgrun/),
+# or a private /tmp directory when the postgres user cannot reach the repository or the
+# socket path would be too long (Unix socket paths are limited to ~107 bytes).
+_pg_workdir() {
+    local base="$MP_DATA/test"
+    rm -rf "$base/pg" "$base/pgrun"
+    mkdir -p "$base/pg" "$base/pgrun"
+    if [[ $EUID -eq 0 ]]; then
+        chown postgres: "$base/pg" "$base/pgrun"
+        if ! runuser -u postgres -- test -w "$base/pgrun" || [[ ${#base} -gt 80 ]]; then
+            rm -rf "$base/pg" "$base/pgrun"
+            base=$(mktemp -d /tmp/mp-test-pg.XXXXXX)
+            chmod 755 "$base"
+            mkdir -p "$base/pg" "$base/pgrun"
+            chown postgres: "$base/pg" "$base/pgrun"
+        fi
+    fi
+    chmod 700 "$base/pg"
+    printf '%s' "$base"
+}
+
+start_test_pg() {
+    local port="${TEST_PG_PORT:-55433}" bindir work opts
+    bindir=$(pg_bindir)
+    [[ -n "$bindir" ]] || die "no PostgreSQL server found under /usr/lib/postgresql/*/bin"
+    # A cluster left running by a killed earlier run: stop it through its own data directory.
+    if [[ -f "$MP_DATA/test/pg/postmaster.pid" ]]; then
+        as_postgres "$bindir/pg_ctl" -D "$MP_DATA/test/pg" -m immediate -w stop >/dev/null 2>&1 \
+            && log "stopped a test PostgreSQL left over from an earlier run"
+    fi
+    port_busy "$port" && die "port $port is already in use; set TEST_PG_PORT to a free port"
+    work=$(_pg_workdir)
+    MP_TEST_PG_DIR="$work"
+    as_postgres "$bindir/initdb" -D "$work/pg" -U postgres --auth=trust -E UTF8 --no-locale \
+        -N >"$work/pgrun/initdb.log" 2>&1 \
+        || { cat "$work/pgrun/initdb.log" >&2; die "initdb failed"; }
+    opts="-h 127.0.0.1 -p $port -k $work/pgrun -c fsync=off -c synchronous_commit=off"
+    opts+=" -c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB"
+    as_postgres "$bindir/pg_ctl" -D "$work/pg" -l "$work/pgrun/postgres.log" -o "$opts" \
+        -w -t 30 start >/dev/null \
+        || { cat "$work/pgrun/postgres.log" >&2; die "PostgreSQL did not start"; }
+    MP_TEST_PG_PID=$(head -1 "$work/pg/postmaster.pid")
+    "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres migration_planner
+    export DATABASE_URL="postgres://postgres@127.0.0.1:$port/migration_planner"
+    export TEST_PG_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+    log "PostgreSQL listening on 127.0.0.1:$port (pid $MP_TEST_PG_PID, data $work/pg)"
+}
+
+stop_test_pg() {
+    [[ -n "$MP_TEST_PG_DIR" ]] || return 0
+    if [[ -n "$MP_TEST_PG_PID" ]] && kill -0 "$MP_TEST_PG_PID" 2>/dev/null; then
+        as_postgres "$(pg_bindir)/pg_ctl" -D "$MP_TEST_PG_DIR/pg" -m fast -w -t 30 stop \
+            >/dev/null 2>&1 || stop_pid "$MP_TEST_PG_PID" "test PostgreSQL"
+        log "stopped test PostgreSQL (pid $MP_TEST_PG_PID)"
+    fi
+    [[ "$MP_TEST_PG_DIR" == /tmp/mp-test-pg.* ]] && rm -rf "$MP_TEST_PG_DIR"
+    MP_TEST_PG_DIR=""
+    MP_TEST_PG_PID=""
+}

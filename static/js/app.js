@@ -1,0 +1,10 @@
+// Small progressive enhancements; the app works without JavaScript apart from htmx partials.
+document.addEventListener("htmx:responseError", (event) => {
+  const box = document.querySelector(".messages") || document.createElement("ul");
+  box.className = "messages";
+  const item = document.createElement("li");
+  item.className = "msg msg-error";
+  item.textContent = `The server refused the request (${event.detail.xhr.status}). ${event.detail.xhr.responseText.slice(0, 200)}`;
+  box.appendChild(item);
+  document.querySelector("main.page").prepend(box);
+});

@@ -1,0 +1,56 @@
+"""Shared fixtures: personas (one user per role and an outsider) and logged-in clients."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.factories import UserFactory
+
+os.environ.setdefault("TEST_PG_URL", "postgresql://postgres@127.0.0.1:54329/postgres")
+
+
+@pytest.fixture
+def analyst(db):
+    return UserFactory(username="ana", roles=["analyst"])
+
+
+@pytest.fixture
+def approver(db):
+    return UserFactory(username="abe", roles=["approver"])
+
+
+@pytest.fixture
+def operator(db):
+    return UserFactory(username="opal", roles=["operator"])
+
+
+@pytest.fixture
+def viewer(db):
+    return UserFactory(username="vic", roles=["viewer"])
+
+
+@pytest.fixture
+def admin_user(db):
+    user = UserFactory(username="root", roles=["admin"])
+    user.is_staff = user.is_superuser = True
+    user.save()
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    """Logged in, but holding no role at all."""
+    return UserFactory(username="olly")
+
+
+@pytest.fixture
+def client_for(client):
+    """Log the given user in on the test client and return the client."""
+
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login

@@ -1,0 +1,69 @@
+"""Run-side model invariants."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from mappings.models import PlanVersion
+from runs.models import Batch, FailedRecord, Run
+from tests.factories import PlanFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run():
+    plan = PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    return Run.objects.create(plan=plan, version=version, target=plan.target)
+
+
+def test_run_cannot_finish_without_starting(run):
+    run.finished_at = timezone.now()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        run.save()
+
+
+def test_batch_seq_unique_in_run(run):
+    Batch.objects.create(run=run, entity="accounts", seq=1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Batch.objects.create(run=run, entity="accounts", seq=1)
+
+
+def test_failed_record_unique_per_run_entity_key(run):
+    FailedRecord.objects.create(
+        run=run,
+        entity="accounts",
+        source_key="7",
+        stage="transform",
+        category="invalid_format",
+        message="bad phone",
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FailedRecord.objects.create(
+            run=run,
+            entity="accounts",
+            source_key="7",
+            stage="load",
+            category="too_long",
+            message="x",
+        )
+
+
+def test_failed_record_ignore_needs_reason(run):
+    record = FailedRecord.objects.create(
+        run=run, entity="a", source_key="1", stage="transform", category="c", message="m"
+    )
+    record.status = "ignored"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        record.save()
+    record.ignore_reason = "duplicate of customer 12"
+    record.save()
+
+
+def test_counters_cannot_go_negative(run):
+    run.failed = -1
+    with pytest.raises(IntegrityError), transaction.atomic():
+        run.save()
