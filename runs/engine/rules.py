@@ -28,6 +28,8 @@ from runs.engine.snapshot import LookupSpec
 TEXT = pd.StringDtype("pyarrow")
 # Explicit whitespace class: RE2's \s misses some characters and pandas falls back to `re` for it.
 _WS = "[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# Runs of 2+ whitespace, or one non-space whitespace: leaves single spaces alone (2x faster).
+_WS_RUN = _WS + "{2,}|" + _WS.replace(" ", "", 1)
 _EMAIL = (
     "[a-z0-9\u00c0-\uffff!#%&'*+/=?^_`{|}~.-]+@[a-z0-9\u00c0-\uffff-]+(\\.[a-z0-9\u00c0-\uffff-]+)*"
     "\\.[a-z\u00c0-\uffff]{2,}"
@@ -36,6 +38,7 @@ _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 _MSG_VALUE_CHARS = 80
 _EMPTY = pa.scalar("", pa.large_string())
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 PARAM_TYPES = ("str", "int", "bool", "choice", "list", "regex", "lookup", "entity", "column")
 FAILURE_CATEGORIES = (
@@ -170,7 +173,7 @@ def _copy(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
 
 
 def _trim(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
-    out = as_text(values).str.replace(_WS + "+", " ", regex=True).str.strip()
+    out = as_text(values).str.replace(_WS_RUN, " ", regex=True).str.strip()
     if params["empty_to_null"]:
         out = _null_where(out, _blank(out))
     return StepResult(out)
@@ -369,15 +372,18 @@ def _parse_formats(text: pd.Series, formats: list[str]) -> np.ndarray:
 
 def _parse_date(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
     text = as_text(values).str.strip()
-    parsed = _parse_formats(text, params["formats"])
+    # Dates repeat a lot: parse and render each distinct text once, then fan out by code.
+    codes, uniques = pd.factorize(text)
+    distinct = pd.Series(uniques, dtype=TEXT)
+    parsed = _parse_formats(distinct, params["formats"])
     nat = np.isnat(parsed)
     unit = "D" if params["output"] == "date" else "s"
-    rendered = np.datetime_as_string(parsed, unit=unit)
-    out = pd.Series(rendered, index=text.index, dtype=TEXT)
+    rendered = pa.array(np.datetime_as_string(parsed, unit=unit), pa.large_string(), mask=nat)
     if unit == "s":
-        out = out.str.replace("T", " ", regex=False)
-    out = _null_where(out, nat)
-    bad = nat & ~_blank(text)
+        rendered = pc.replace_substring(rendered, "T", " ")
+    out = _series(rendered.take(pa.array(codes, mask=codes < 0)), text.index)
+    bad_distinct = np.append(nat & ~_blank(distinct), False)  # code -1 (null) -> last slot
+    bad = bad_distinct[codes]
     shown = ", ".join(params["formats"])
     return StepResult(out, _errors(text, bad, "", f" is not a valid date for formats {shown}"))
 
@@ -437,21 +443,38 @@ def _uuid_namespace(namespace: str, scope: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"migration-planner:{namespace}/{scope}")
 
 
-def uuid5_texts(namespace_uuid: uuid.UUID, names: list[str | None]) -> list[str | None]:
-    """``str(uuid.uuid5(namespace_uuid, name))`` per name (None stays None), ~3x faster."""
+def _uuid_bytes_to_text(raw: bytes, count: int) -> pa.Array:
+    """Format ``count`` 16-byte digests as version-5 UUID strings, vectorised with numpy."""
+    a = np.frombuffer(raw, dtype=np.uint8).reshape(count, 16).copy()
+    a[:, 6] = (a[:, 6] & 0x0F) | 0x50  # version 5
+    a[:, 8] = (a[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    hexed = np.empty((count, 32), dtype=np.uint8)
+    hexed[:, 0::2] = _HEX[a >> 4]
+    hexed[:, 1::2] = _HEX[a & 0x0F]
+    out = np.full((count, 36), ord("-"), dtype=np.uint8)
+    for dst, src in ((0, 0), (9, 8), (14, 12), (19, 16), (24, 20)):
+        width = 12 if dst == 24 else (8 if dst == 0 else 4)
+        out[:, dst:dst + width] = hexed[:, src:src + width]
+    offsets = np.arange(0, 36 * (count + 1), 36, dtype=np.int64)
+    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets),
+                                            pa.py_buffer(out.tobytes()))
+
+
+def uuid5_texts(namespace_uuid: uuid.UUID, names: list[str | None]) -> pa.Array:
+    """``str(uuid.uuid5(namespace_uuid, name))`` per name as an arrow array (None stays null)."""
     base = hashlib.sha1(namespace_uuid.bytes, usedforsecurity=False)
-    variant = "89ab89ab89ab89ab"
-    out: list[str | None] = []
+    null = bytes(16)
+    digests = bytearray()
     for name in names:
         if name is None:
-            out.append(None)
+            digests += null
             continue
         h = base.copy()
         h.update(name.encode())
-        d = h.hexdigest()
-        v = variant[int(d[16], 16)]
-        out.append(f"{d[:8]}-{d[8:12]}-5{d[13:16]}-{v}{d[17:20]}-{d[20:32]}")
-    return out
+        digests += h.digest()[:16]
+    texts = _uuid_bytes_to_text(bytes(digests), len(names))
+    is_null = pa.array([name is None for name in names])
+    return pc.if_else(is_null, pa.scalar(None, pa.large_string()), texts)
 
 
 def _uuid_from_key(values: pd.Series | pd.DataFrame, params: dict, ctx: RuleContext) -> StepResult:
@@ -462,7 +485,7 @@ def _uuid_from_key(values: pd.Series | pd.DataFrame, params: dict, ctx: RuleCont
     else:
         names = to_python(ctx.source_keys).tolist()
     texts = uuid5_texts(_uuid_namespace(ctx.namespace, params["scope"]), names)
-    return StepResult(pd.Series(texts, index=values.index, dtype=TEXT))
+    return StepResult(_series(texts, values.index))
 
 
 def _hash(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:

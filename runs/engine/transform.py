@@ -45,7 +45,11 @@ class FieldError:
 
 @dataclass
 class RowFailure:
-    """A row that cannot be loaded, with every field error (the first is the headline)."""
+    """A row that cannot be loaded, with every field error (the first is the headline).
+
+    ``transformed_row`` holds every field's chain output; a failed field holds the value its
+    failing step received (None where the chain produced nothing).
+    """
 
     source_key: str
     source_row: dict[str, str | None]
@@ -125,7 +129,7 @@ def _compare(text: pd.Series, op: str, value: Any) -> np.ndarray:
 
 
 def _filter_keep(text: pd.Series, spec: FilterSpec) -> np.ndarray:
-    """Rows kept by one filter; nulls fail every test except ne / not_in / is_null."""
+    """Rows kept by one filter; nulls fail every test but ne/not_in/is_null (blanks: gt..le too)."""
     null = text.isna().to_numpy(dtype=bool)
     blank = null | (text.fillna("") == "").to_numpy(dtype=bool)
     op, value = spec.op, spec.value
@@ -139,7 +143,7 @@ def _filter_keep(text: pd.Series, spec: FilterSpec) -> np.ndarray:
     if op in ("is_null", "not_null"):
         return blank if op == "is_null" else ~blank
     if op in ("gt", "ge", "lt", "le"):
-        return _compare(text, op, value) & ~null
+        return _compare(text, op, value) & ~blank
     if op == "regex":
         try:
             re.compile(str(value))
@@ -238,7 +242,7 @@ def _finish_field(spec: FieldSpec, outcome: _FieldOutcome) -> _FieldOutcome:
 
 
 def _records(frame: pd.DataFrame, positions: np.ndarray) -> list[dict[str, str | None]]:
-    cols = {c: to_python(as_text(frame[c]).iloc[positions]).tolist() for c in frame.columns}
+    cols = {c: to_python(frame[c].iloc[positions]).tolist() for c in frame.columns}
     return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
 
 
@@ -246,8 +250,11 @@ def _failures(frame: pd.DataFrame, out: pd.DataFrame, keys: pd.Series,
               outcomes: list[_FieldOutcome]) -> tuple[list[RowFailure], np.ndarray]:
     """One RowFailure per row with any field error (errors in field order)."""
     failed = np.zeros(len(frame), dtype=bool)
-    for outcome in outcomes:
+    by_row: dict[int, list[FieldError]] = {}
+    for outcome in outcomes:  # field order, so each row's errors come out in field order
         failed |= outcome.failed
+        for pos, error in outcome.errors.items():
+            by_row.setdefault(int(pos), []).append(error)
     positions = np.flatnonzero(failed)
     sources = _records(frame, positions)
     transformed = _records(out, positions)
@@ -258,7 +265,7 @@ def _failures(frame: pd.DataFrame, out: pd.DataFrame, keys: pd.Series,
             source_row=source_row,
             transformed_row=transformed_row,
             stage="transform",
-            errors=[o.errors[pos] for o in outcomes if pos in o.errors],
+            errors=by_row[pos],
         )
         for pos, key, source_row, transformed_row
         in zip(positions.tolist(), key_texts, sources, transformed, strict=True)
@@ -287,6 +294,7 @@ def transform_frame(*, entity: EntitySpec, frame: pd.DataFrame,
     """Filter, transform, fail and dedupe one extracted frame; pure; SchemaError/RuleParamError."""
     keep = _filter_mask(frame, entity.filters)
     kept = frame[keep].reset_index(drop=True)
+    kept = pd.DataFrame({c: as_text(kept[c]) for c in kept.columns}, index=kept.index)
     labels = frame.index[keep]
     keys = source_key_text(kept, entity.source_key)
     ctx = RuleContext(lookups=lookups or {}, keymaps=keymaps or {}, source_keys=keys,
