@@ -5,6 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app \
     DJANGO_SETTINGS_MODULE=migration_planner.settings \
     MP_DATA_DIR=/app/data \
     STATIC_ROOT=/app/staticfiles \

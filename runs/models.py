@@ -52,6 +52,15 @@ class Run(Counters):
     source_total = models.PositiveBigIntegerField(default=0)
     batches_total = models.PositiveIntegerField(default=0)
     pre_checksums = models.JSONField(default=dict, blank=True)
+    entity_totals = models.JSONField(
+        default=dict, blank=True, help_text="Source rows in scope per entity, taken at start."
+    )
+    watermarks = models.JSONField(
+        default=dict, blank=True, help_text="Per entity: high-water mark of the watermark column."
+    )
+    phase = models.PositiveSmallIntegerField(
+        default=0, help_text="Index (in load order) of the entity whose batches are running."
+    )
     error = models.TextField(blank=True)
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -90,6 +99,9 @@ class Batch(Counters):
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="A running batch whose lease expired may be re-claimed."
+    )
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -28,7 +28,9 @@ die() {
     exit 1
 }
 
-# step "label" cmd args...: run a command and report how long it took.
+# step "label" cmd args...: run a command and report how long it took. A failure ends the
+# script through errexit, so never call step as a condition (`step ... || x` disables errexit
+# inside the whole call).
 step() {
     local label="$1" start end
     shift
@@ -199,7 +201,10 @@ stop_pid() {
 
 # ---------------------------------------------------------------- Redis
 
-# start_redis port dir [extra redis-server args...]: sets MP_REDIS_PID.
+# start_redis port dir [extra redis-server args...]: start a Redis we own.
+# MP_REDIS_PID is set as soon as the process exists, so a trap firing mid-start can stop it.
+MP_REDIS_PID=""
+
 start_redis() {
     local port="$1" dir="$2"
     shift 2
@@ -212,19 +217,18 @@ start_redis() {
     log "Redis listening on 127.0.0.1:$port (pid $MP_REDIS_PID)"
 }
 
-MP_TEST_REDIS_PID=""
+stop_redis() {
+    stop_pid "$MP_REDIS_PID" "Redis"
+    MP_REDIS_PID=""
+}
 
 start_test_redis() {
     local port="${TEST_REDIS_PORT:-56380}"
     start_redis "$port" "$MP_DATA/test/redis" --save '' --appendonly no
-    MP_TEST_REDIS_PID="$MP_REDIS_PID"
     export REDIS_URL="redis://127.0.0.1:$port/0"
 }
 
-stop_test_redis() {
-    stop_pid "$MP_TEST_REDIS_PID" "test Redis"
-    MP_TEST_REDIS_PID=""
-}
+stop_test_redis() { stop_redis; }
 
 # ---------------------------------------------------------------- PostgreSQL (tests)
 
@@ -280,13 +284,16 @@ start_test_pg() {
 }
 
 stop_test_pg() {
-    [[ -n "$MP_TEST_PG_DIR" ]] || return 0
-    if [[ -n "$MP_TEST_PG_PID" ]] && kill -0 "$MP_TEST_PG_PID" 2>/dev/null; then
-        as_postgres "$(pg_bindir)/pg_ctl" -D "$MP_TEST_PG_DIR/pg" -m fast -w -t 30 stop \
-            >/dev/null 2>&1 || stop_pid "$MP_TEST_PG_PID" "test PostgreSQL"
-        log "stopped test PostgreSQL (pid $MP_TEST_PG_PID)"
+    local dir="$MP_TEST_PG_DIR" pid="$MP_TEST_PG_PID"
+    [[ -n "$dir" ]] || return 0
+    # The PID file also covers a stop requested while pg_ctl start was still running.
+    [[ -z "$pid" && -f "$dir/pg/postmaster.pid" ]] && pid=$(head -1 "$dir/pg/postmaster.pid")
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+        as_postgres "$(pg_bindir)/pg_ctl" -D "$dir/pg" -m fast -w -t 30 stop >/dev/null 2>&1 \
+            || stop_pid "$pid" "test PostgreSQL"
+        log "stopped test PostgreSQL (pid $pid)"
     fi
-    [[ "$MP_TEST_PG_DIR" == /tmp/mp-test-pg.* ]] && rm -rf "$MP_TEST_PG_DIR"
+    [[ "$dir" == /tmp/mp-test-pg.* ]] && rm -rf "$dir"
     MP_TEST_PG_DIR=""
     MP_TEST_PG_PID=""
 }

@@ -14,17 +14,21 @@ STARTED_PIDS=()
 
 cleanup() {
     local rc=$? i
-    trap - INT TERM EXIT
+    trap - INT TERM HUP EXIT
+    trap '' PIPE  # a closed output pipe must not stop the cleanup halfway
     set +e
-    # Stop in reverse order of start: web, worker, then Redis.
+    # Stop in reverse order of start: web, worker, then Redis (only if we started it).
     for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
         stop_pid "${STARTED_PIDS[i]%%:*}" "${STARTED_PIDS[i]#*:}"
     done
+    stop_redis
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
 
 # Reuse a Redis that already answers on 6379; otherwise start one and own it.
 start_dev_redis() {
@@ -32,7 +36,6 @@ start_dev_redis() {
         log "reusing the Redis already on 127.0.0.1:$DEV_REDIS_PORT"
     else
         start_redis "$DEV_REDIS_PORT" "$MP_DATA/redis"
-        STARTED_PIDS+=("$MP_REDIS_PID:redis")
     fi
     export REDIS_URL="redis://127.0.0.1:$DEV_REDIS_PORT/0"
 }
@@ -66,7 +69,11 @@ main() {
     mkdir -p "$MP_DATA"
     port_busy "$PORT" && die "port $PORT is already in use; set PORT to a free port"
     export DATABASE_URL="${DATABASE_URL:-sqlite:///$MP_DATA/app.sqlite3}"
-    [[ -n "${REDIS_URL:-}" ]] || step "local Redis" start_dev_redis
+    # The project is not an installed package: gunicorn and celery import it from the checkout.
+    export PYTHONPATH="$MP_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+    if [[ -z "${REDIS_URL:-}" ]]; then
+        step "local Redis" start_dev_redis
+    fi
     local py="$MP_VENV/bin/python"
     step "migrate" "$py" manage.py migrate --noinput
     step "collectstatic" "$py" manage.py collectstatic --noinput -v 0

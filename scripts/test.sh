@@ -10,7 +10,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 cleanup() {
     local rc=$?
-    trap - INT TERM EXIT
+    trap - INT TERM HUP EXIT
+    trap '' PIPE  # a closed output pipe must not stop the cleanup halfway
     set +e
     stop_test_redis
     stop_test_pg
@@ -20,6 +21,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
 
 main() {
     mp_setup test
@@ -28,11 +31,15 @@ main() {
     step "start PostgreSQL" start_test_pg
     step "start Redis" start_test_redis
     export PLAYWRIGHT_CHROMIUM=/usr/bin/chromium
+    # Tests get their own app data dir (fernet key, media) instead of the development one.
     export MP_DATA_DIR="$MP_DATA/test/app"
+    rm -rf "$MP_DATA_DIR"
+    mkdir -p "$MP_DATA_DIR/staticfiles"
     log "DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL"
 
     local ruff_rc=0 pytest_rc=0
-    step "ruff check" "$MP_VENV/bin/ruff" check . || ruff_rc=$?
+    log "ruff check ."
+    "$MP_VENV/bin/ruff" check . || ruff_rc=$?
     log "pytest $*"
     "$MP_VENV/bin/pytest" --junitxml=artifacts/junit.xml "$@" || pytest_rc=$?
     if [[ $pytest_rc -eq 5 ]]; then

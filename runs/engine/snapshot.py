@@ -141,7 +141,9 @@ class PlanSnapshot:
             for e in data["entities"]
         )
         lookups = {
-            name: LookupSpec(name=name, entries=dict(lk.get("entries", {})), default=lk.get("default"))
+            name: LookupSpec(
+                name=name, entries=dict(lk.get("entries", {})), default=lk.get("default")
+            )
             for name, lk in data.get("lookups", {}).items()
         }
         return cls(

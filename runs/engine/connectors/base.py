@@ -126,6 +126,7 @@ class RollbackResult:
     restored: int = 0
     keymap_deleted: int = 0
     ledger_rows_deleted: int = 0
+    found: bool = False  # the batch was recorded (and is now undone)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,8 @@ class Source(Protocol):
     """Read side of a connector."""
 
     def introspect(self) -> SchemaInfo: ...
-    def count(self, table: str) -> int: ...
+    def count(self, table: str, *, changed_since: ChangedSince | None = None) -> int: ...
+    def max_value(self, table: str, column: str) -> str | None: ...
     def key_ranges(self, table: str, key_cols: Sequence[str], batch_size: int, *,
                    changed_since: ChangedSince | None = None) -> list[KeyRange]: ...
     def extract(self, table: str, columns: Sequence[str], key_cols: Sequence[str],
@@ -159,12 +161,14 @@ class Target(Protocol):
     def load_batch(self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
                    run_id: str, batch_id: str, namespace: str,
                    result_meta: dict[str, Any]) -> LoadResult: ...
+    def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None: ...
     def keymap_lookup(self, namespace: str, entity: str,
                       source_keys: Sequence[str]) -> dict[str, str]: ...
     def rollback_batch(self, run_id: str, batch_id: str) -> RollbackResult: ...
     def ledger_batches(self, run_id: str) -> list[str]: ...
     def table_checksum(self, table: str, key_cols: Sequence[str]) -> TableChecksum: ...
-    def row_hashes(self, table: str, key_col: str, keys: Sequence[str]) -> dict[str, str]: ...
+    def row_hashes(self, table: str, key_col: str, keys: Sequence[str], *,
+                   columns: Sequence[str] | None = None) -> dict[str, str]: ...
     def close(self) -> None: ...
 
 
@@ -182,7 +186,7 @@ _INT_BOUNDS = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
 
 def type_family(type_name: str) -> str:
-    """Map a PostgreSQL or SQLite declared type to integer/numeric/boolean/date/timestamp/uuid/text."""
+    """Family of a PostgreSQL/SQLite type: integer numeric boolean date timestamp uuid text."""
     t = type_name.lower()
     if t in _INT_BOUNDS or t in ("int", "int2", "int4", "int8"):
         return "integer"
@@ -270,7 +274,7 @@ def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
     if family == "uuid":
         return ~s.str.fullmatch(_UUID_RE).to_numpy(dtype=bool)
     parsed = pd.to_datetime(s, format="ISO8601", errors="coerce", utc=True)
-    bad = parsed.isna().to_numpy(dtype=bool)
+    bad = parsed.isna().to_numpy(dtype=bool).copy()
     if family == "date":
         bad |= ~s.str.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*").to_numpy(dtype=bool)
     return bad
@@ -280,3 +284,17 @@ def text_frame(columns: Sequence[str], data: Mapping[str, Any]) -> pd.DataFrame:
     """DataFrame of object columns (str/None) in ``columns`` order, however pandas infers."""
     return pd.DataFrame({c: np.asarray(data[c], dtype=object) for c in columns},
                         columns=list(columns), dtype=object)
+
+
+def ranges_from_bounds(bounds: list[tuple], any_rows: bool) -> list[KeyRange]:
+    """Consecutive (lower, upper] ranges; the last upper is open so late rows are not lost."""
+    if not any_rows:
+        return []
+    uppers: list[tuple | None] = list(bounds)
+    if uppers and uppers[-1] is not None:
+        uppers.append(None)
+    ranges, lower = [], None
+    for upper in uppers:
+        ranges.append(KeyRange(lower=lower, upper=upper))
+        lower = upper
+    return ranges

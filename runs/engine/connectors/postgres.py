@@ -28,6 +28,7 @@ from runs.engine.connectors.base import (
     SchemaInfo,
     TableChecksum,
     TableInfo,
+    ranges_from_bounds,
     text_frame,
     validate_frame,
 )
@@ -211,12 +212,22 @@ class PostgresConnector:
         return sql.Identifier(info.schema or "public", rel)
 
     # ------------------------------------------------------------------ source side
-    def count(self, table: str) -> int:
-        """Exact row count of ``table``; raises SchemaError when absent."""
+    def count(self, table: str, *, changed_since: ChangedSince | None = None) -> int:
+        """Exact row count of ``table`` (rows past the watermark when given); SchemaError."""
         info = self._table(table)
+        where = self._where(info, (), None, changed_since)
         with self._tx() as cur:
-            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(self._ident(info)))
+            cur.execute(sql.SQL("SELECT count(*) FROM {} {}").format(self._ident(info), where))
             return int(cur.fetchone()[0])
+
+    def max_value(self, table: str, column: str) -> str | None:
+        """Highest value of ``column`` as text (a delta run's high-water mark); SchemaError."""
+        info = self._table(table)
+        col = info.column(column)
+        with self._tx() as cur:
+            cur.execute(sql.SQL("SELECT max({})::text FROM {}").format(
+                sql.Identifier(col.name), self._ident(info)))
+            return cur.fetchone()[0]
 
     def _where(self, info: TableInfo, key_cols: Sequence[str], key_range: KeyRange | None,
                changed_since: ChangedSince | None) -> sql.Composable:
@@ -224,7 +235,8 @@ class PostgresConnector:
         keys = info.require(key_cols)
         parts: list[sql.Composable] = []
         row = sql.SQL("({})").format(_cols(key_cols))
-        for bound, op in ((key_range and key_range.lower, ">"), (key_range and key_range.upper, "<=")):
+        lower, upper = (key_range.lower, key_range.upper) if key_range else (None, None)
+        for bound, op in ((lower, ">"), (upper, "<=")):
             if bound is None:
                 continue
             if len(bound) != len(keys):
@@ -249,7 +261,7 @@ class PostgresConnector:
                                        for k in key_cols)
         query = sql.SQL(
             "SELECT {tk} FROM (SELECT {k}, row_number() OVER (ORDER BY {k}) AS mp_rn "
-            "FROM {t} {w}) s WHERE mp_rn % {n} = 0 ORDER BY {k}"
+            "FROM {t} {w}) s WHERE mp_rn % {n} = 0 ORDER BY mp_rn"
         ).format(tk=text_keys, k=_cols(key_cols), t=self._ident(info), w=where,
                  n=sql.Literal(max(1, int(batch_size))))
         with self._tx() as cur:
@@ -258,7 +270,7 @@ class PostgresConnector:
             cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} {w})").format(
                 t=self._ident(info), w=where))
             any_rows = cur.fetchone()[0]
-        return _ranges_from_bounds(bounds, any_rows)
+        return ranges_from_bounds(bounds, any_rows)
 
     def extract(self, table: str, columns: Sequence[str], key_cols: Sequence[str],
                 key_range: KeyRange, *, changed_since: ChangedSince | None = None) -> pd.DataFrame:
@@ -325,6 +337,12 @@ class PostgresConnector:
                         (namespace, entity, [str(k) for k in source_keys]))
             return dict(cur.fetchall())
 
+    def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None:
+        """The stored LoadResult (already_done=True) of a committed batch, else None. Read-only."""
+        self.ensure_ledger()
+        with self._tx() as cur:
+            return _stored_result(cur, run_id, batch_id)
+
     @staticmethod
     def _lock(cur: Any, run_id: str, batch_id: str) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
@@ -332,7 +350,7 @@ class PostgresConnector:
 
     # ------------------------------------------------------------------ target side
     def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]:
-        """Rows the table would refuse, as load-stage FieldErrors by index; SchemaError if unknown."""
+        """Rows the table would refuse -> load-stage FieldError by index; SchemaError if unknown."""
         return validate_frame(self._table(table), frame)
 
     def load_batch(self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
@@ -417,9 +435,18 @@ class PostgresConnector:
                  cast=_cast(temp_col, ext)))
         return dict(cur.fetchall())
 
+    def _introspect_ledger_tables(self, run_id: str) -> None:
+        with self._tx() as cur:
+            cur.execute("SELECT DISTINCT target_table FROM mp_ledger.batch WHERE run_id = %s",
+                        (run_id,))
+            tables = [r[0] for r in cur.fetchall()]
+        for table in tables:
+            self._table(table)
+
     def rollback_batch(self, run_id: str, batch_id: str) -> RollbackResult:
         """Undo one batch in ONE transaction from its ledger. Idempotent (then all zeros)."""
         self.ensure_ledger()
+        self._introspect_ledger_tables(run_id)  # never introspect inside the undo transaction
         with self._tx() as cur:
             self._lock(cur, run_id, batch_id)
             cur.execute("SELECT target_table, target_key_column FROM mp_ledger.batch "
@@ -435,7 +462,8 @@ class PostgresConnector:
                     sql.Identifier("mp_ledger", table)), (run_id, batch_id))
                 counts.append(cur.rowcount)
         return RollbackResult(batch_id=batch_id, deleted=deleted, restored=restored,
-                              keymap_deleted=counts[0], ledger_rows_deleted=counts[1])
+                              keymap_deleted=counts[0], ledger_rows_deleted=counts[1],
+                              found=True)
 
     def _undo_rows(self, cur: Any, info: TableInfo, tk: ColumnInfo, run_id: str,
                    batch_id: str) -> tuple[int, int]:
@@ -499,20 +527,6 @@ def _table_info(nsp: str, rel: str, rows: list[tuple], keys: list[tuple[bool, tu
     return TableInfo(name=rel if nsp == current else f"{nsp}.{rel}", columns=columns,
                      row_estimate=int(rows[0][2]), primary_key=pk,
                      unique=tuple(cols for _, cols in keys), schema=nsp)
-
-
-def _ranges_from_bounds(bounds: list[tuple], any_rows: bool) -> list[KeyRange]:
-    """Consecutive (lower, upper] ranges; the last upper is open so late rows are not lost."""
-    if not any_rows:
-        return []
-    uppers: list[tuple | None] = list(bounds)
-    if uppers and uppers[-1] is not None:
-        uppers.append(None)
-    ranges, lower = [], None
-    for upper in uppers:
-        ranges.append(KeyRange(lower=lower, upper=upper))
-        lower = upper
-    return ranges
 
 
 def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:

@@ -1,0 +1,1 @@
+"""Demo data sets for the Migration Planner showcase (plain Python, no Django)."""

@@ -1,0 +1,34 @@
+"""Engine connectors opened from System rows, cached per worker process."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+
+from mappings.models import System
+from runs.engine.connectors import Connector, connect
+
+_cache: dict[tuple[int, str], Connector] = {}
+_lock = threading.Lock()
+
+
+def connector_for(system: System) -> Connector:
+    """A connector for ``system`` (decrypting its secret); reused until the system changes."""
+    key = (system.pk, system.updated_at.isoformat() if system.updated_at else "")
+    with _lock:
+        conn = _cache.get(key)
+        if conn is None:
+            for stale in [k for k in _cache if k[0] == system.pk]:
+                _cache.pop(stale).close()
+            conn = _cache[key] = connect(system.kind, system.connection_params())
+        return conn
+
+
+def connectors_close() -> None:
+    """Close every cached connector (process exit, tests)."""
+    with _lock:
+        while _cache:
+            _cache.popitem()[1].close()
+
+
+atexit.register(connectors_close)

@@ -1,0 +1,244 @@
+"""One batch of one entity: extract -> transform -> validate -> load + ledger (one transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from runs.engine.connectors.base import ChangedSince, Connector, KeyRange, LoadResult
+from runs.engine.errors import EngineError
+from runs.engine.snapshot import EntitySpec, PlanSnapshot
+from runs.engine.transform import FieldError, RowFailure, TransformResult, transform_frame
+
+_COUNTS = ("extracted", "loaded", "inserted", "updated", "failed", "filtered", "duplicates")
+
+
+@dataclass
+class BatchOutcome:
+    """Counts and failures of one batch; extracted == loaded + failed + filtered + duplicates."""
+
+    extracted: int = 0
+    loaded: int = 0
+    inserted: int = 0
+    updated: int = 0
+    failed: int = 0
+    filtered: int = 0
+    duplicates: int = 0
+    failures: list[RowFailure] = field(default_factory=list)
+    already_done: bool = False
+
+    def to_meta(self) -> dict[str, Any]:
+        """JSON-able form stored as the ledger batch record's result_meta."""
+        meta: dict[str, Any] = {name: getattr(self, name) for name in _COUNTS}
+        meta["failures"] = [asdict(f) for f in self.failures]
+        return meta
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], load: LoadResult | None = None) -> BatchOutcome:
+        """Rebuild from a stored result_meta (a retried, already committed batch)."""
+        failures = [
+            RowFailure(
+                source_key=f["source_key"],
+                source_row=f["source_row"],
+                transformed_row=f["transformed_row"],
+                stage=f["stage"],
+                errors=[FieldError(**e) for e in f["errors"]],
+            )
+            for f in meta.get("failures", [])
+        ]
+        counts = {name: int(meta.get(name, 0)) for name in _COUNTS}
+        if load is not None:
+            counts.update(inserted=load.inserted, updated=load.updated)
+        return cls(**counts, failures=failures, already_done=True)
+
+
+def source_columns(entity: EntitySpec) -> list[str]:
+    """Source columns a batch extracts: key, field sources, filter columns (first-seen order)."""
+    names = [
+        *entity.source_key,
+        *(s for f in entity.fields for s in f.sources),
+        *(f.column for f in entity.filters),
+    ]
+    return list(dict.fromkeys(names))
+
+
+def execute_batch(
+    *,
+    snapshot: PlanSnapshot,
+    entity: EntitySpec,
+    key_range: KeyRange,
+    source: Connector,
+    target: Connector,
+    run_id: str,
+    batch_id: str,
+    dry_run: bool = False,
+    changed_since: str | None = None,
+) -> BatchOutcome:
+    """Run one batch; idempotent per (run_id, batch_id): a committed batch is not redone.
+
+    Target writes (rows, ledger, key map, batch record) happen in ONE transaction; a dry run
+    writes nothing. Raises SchemaError, TransientError (retry) or EngineError.
+    """
+    if not dry_run:
+        stored = target.batch_result(run_id, batch_id)
+        if stored is not None:
+            return BatchOutcome.from_meta(stored.result_meta, stored)
+    frame = source.extract(
+        entity.source_table,
+        source_columns(entity),
+        entity.source_key,
+        key_range,
+        changed_since=_watermark(entity, changed_since),
+    )
+    return process_frame(
+        snapshot=snapshot,
+        entity=entity,
+        frame=frame,
+        source=source,
+        target=target,
+        run_id=run_id,
+        batch_id=batch_id,
+        dry_run=dry_run,
+    )
+
+
+def process_frame(
+    *,
+    snapshot: PlanSnapshot,
+    entity: EntitySpec,
+    frame: pd.DataFrame,
+    source: Connector,
+    target: Connector,
+    run_id: str,
+    batch_id: str,
+    dry_run: bool = False,
+) -> BatchOutcome:
+    """Transform → validate → load + ledger for rows already in hand (a batch's extract, or
+    failed records being re-processed). Idempotent per (run_id, batch_id); one target
+    transaction; a dry run writes nothing. Raises SchemaError, TransientError, EngineError."""
+    keymaps = _keymaps(snapshot, entity, frame, source, target, dry_run)
+    result = transform_frame(
+        entity=entity,
+        frame=frame,
+        lookups=snapshot.lookups,
+        keymaps=keymaps,
+        namespace=snapshot.plan,
+    )
+    rows, keys, load_failures = _validate(target, entity, result, frame)
+    failures = [*result.failures, *load_failures]
+    outcome = BatchOutcome(
+        extracted=len(frame),
+        loaded=len(rows),
+        failed=len(failures),
+        filtered=result.filtered,
+        duplicates=result.duplicates,
+        failures=failures,
+    )
+    _check_accounting(outcome)
+    if dry_run:
+        return outcome
+    loaded = target.load_batch(
+        entity=entity,
+        rows=rows,
+        source_keys=keys,
+        run_id=run_id,
+        batch_id=batch_id,
+        namespace=snapshot.plan,
+        result_meta=outcome.to_meta(),
+    )
+    if loaded.already_done:  # a concurrent attempt committed first: report what it stored
+        return BatchOutcome.from_meta(loaded.result_meta, loaded)
+    return replace(outcome, inserted=loaded.inserted, updated=loaded.updated)
+
+
+def _watermark(entity: EntitySpec, changed_since: str | None) -> ChangedSince | None:
+    if changed_since is None:
+        return None
+    if not entity.watermark_column:
+        raise EngineError(f"entity {entity.name!r} has no watermark column for a delta run")
+    return (entity.watermark_column, str(changed_since))
+
+
+def _check_accounting(outcome: BatchOutcome) -> None:
+    accounted = outcome.loaded + outcome.failed + outcome.filtered + outcome.duplicates
+    if accounted != outcome.extracted:
+        raise EngineError(
+            f"batch accounting broken: extracted {outcome.extracted}, accounted {accounted}"
+        )
+
+
+def _reference_parents(entity: EntitySpec) -> dict[str, set[str]]:
+    """Parent entity name -> source columns whose values a reference lookup maps."""
+    from runs.engine.rules import REGISTRY
+
+    parents: dict[str, set[str]] = {}
+    for spec in entity.fields:
+        for step in spec.steps:
+            rule = REGISTRY.get(step.rule)
+            for param in rule.params if rule else ():
+                if param.type == "entity" and step.params.get(param.name):
+                    parents.setdefault(str(step.params[param.name]), set()).update(spec.sources)
+    return parents
+
+
+def _keymaps(
+    snapshot: PlanSnapshot,
+    entity: EntitySpec,
+    frame: pd.DataFrame,
+    source: Connector,
+    target: Connector,
+    dry_run: bool,
+) -> dict[str, dict[str, str]]:
+    """Key maps for this batch's reference lookups, limited to the values it contains.
+
+    A dry run resolves against the parent's *source* keys (key -> itself), as nothing is loaded.
+    """
+    keymaps: dict[str, dict[str, str]] = {}
+    for parent_name, columns in _reference_parents(entity).items():
+        values = set()
+        for col in columns:
+            if col in frame.columns:
+                values.update(str(v).strip() for v in frame[col] if v is not None)
+        values.discard("")
+        wanted = sorted(values)
+        if dry_run:
+            parent = snapshot.entity(parent_name)
+            found = source.fetch_keys(parent.source_table, parent.source_key, wanted)
+            keymaps[parent_name] = {k: k for k in found}
+        else:
+            keymaps[parent_name] = target.keymap_lookup(snapshot.plan, parent_name, wanted)
+    return keymaps
+
+
+def _validate(
+    target: Connector, entity: EntitySpec, result: TransformResult, frame: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str], list[RowFailure]]:
+    """Split transformed rows into loadable rows and load-stage failures (target types)."""
+    rows = result.rows
+    errors: dict[Hashable, FieldError] = (
+        target.validate_rows(entity.target_table, rows) if len(rows) else {}
+    )
+    failures = [
+        RowFailure(
+            source_key=str(result.source_keys.at[idx]),
+            source_row=_record(frame.loc[idx]),
+            transformed_row=_record(rows.loc[idx]),
+            stage="load",
+            errors=[error],
+        )
+        for idx, error in errors.items()
+    ]
+    if errors:
+        rows = rows.drop(index=list(errors))
+    keys = [str(k) for k in result.source_keys.loc[rows.index]]
+    return rows, keys, failures
+
+
+def _record(row: pd.Series) -> dict[str, str | None]:
+    return {
+        str(k): (None if v is None or (isinstance(v, float) and v != v) else str(v))
+        for k, v in row.items()
+    }

@@ -1,0 +1,29 @@
+"""Shared CLI helpers: resolve a run/plan, follow a run's progress with a bar."""
+
+from __future__ import annotations
+
+import time
+
+from tqdm import tqdm
+
+from runs.enums import FINISHED_RUN_STATUSES, RunStatus
+from runs.models import Run
+
+
+def follow(run: Run, *, stdout, poll: float = 0.5, timeout: float | None = None) -> Run:
+    """Poll the run row, drawing a progress bar of accounted rows, until it ends."""
+    started = time.monotonic()
+    with tqdm(total=max(run.source_total, 1), unit="row", file=stdout, dynamic_ncols=True) as bar:
+        while True:
+            run.refresh_from_db()
+            if run.source_total and bar.total != run.source_total:
+                bar.total = run.source_total
+            done = run.loaded + run.failed + run.filtered + run.duplicates
+            bar.n = done
+            bar.set_postfix_str(f"{run.status} · loaded {run.loaded:,} · failed {run.failed:,}")
+            bar.refresh()
+            if run.status in FINISHED_RUN_STATUSES and run.status != RunStatus.ROLLING_BACK:
+                return run
+            if timeout is not None and time.monotonic() - started > timeout:
+                return run
+            time.sleep(poll)

@@ -1,0 +1,77 @@
+"""Pause, resume and cancel a running run."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from runs.enums import BatchStatus, LogLevel, RunStatus
+from runs.models import Batch, Run
+from validation.audit import audit_record
+from validation.enums import AuditAction
+
+from .dispatch import enqueue_batches
+from .logging import run_log
+from .state import run_entities
+
+
+def _change(run: Run, user, allowed_from: tuple[str, ...], to: str, verb: str) -> Run:
+    if user is not None and not user.has_perm("mp.control_run"):
+        raise PermissionDeniedError(f"Your role does not allow you to {verb} runs.")
+    if not Run.objects.filter(pk=run.pk, status__in=allowed_from).update(status=to):
+        run.refresh_from_db(fields=["status"])
+        raise ApplicationError(f"A {run.get_status_display().lower()} run cannot be {verb}d.")
+    audit_record(
+        action=AuditAction.RUN_CONTROL,
+        actor=user,
+        obj=run,
+        before={"status": run.status},
+        after={"status": to},
+    )
+    run.status = to
+    run_log(run, f"Run {verb}d by {getattr(user, 'username', 'the system')}.", LogLevel.WARNING)
+    return run
+
+
+@transaction.atomic
+def run_pause(*, run: Run, user) -> Run:
+    """Stop claiming new batches; running ones finish. Raises ApplicationError unless running."""
+    return _change(run, user, (RunStatus.RUNNING,), RunStatus.PAUSED, "pause")
+
+
+@transaction.atomic
+def run_resume(*, run: Run, user) -> Run:
+    """Re-queue the current entity's pending batches. Raises ApplicationError unless paused."""
+    run = _change(run, user, (RunStatus.PAUSED,), RunStatus.RUNNING, "resume")
+    run.refresh_from_db(fields=["phase"])
+    entities = run_entities(run)
+    if run.phase < len(entities):
+        ids = list(
+            Batch.objects.filter(
+                run=run, entity=entities[run.phase].name, status=BatchStatus.PENDING
+            ).values_list("pk", flat=True)
+        )
+        enqueue_batches(ids)
+        if not ids:
+            from .execution import _advance
+
+            transaction.on_commit(lambda: _advance(run))
+    return run
+
+
+@transaction.atomic
+def run_cancel(*, run: Run, user) -> Run:
+    """Cancel pending batches; the run ends once running batches finish. Committed batches stay
+    in the target (roll back to undo them). Raises ApplicationError for a finished run."""
+    run = _change(
+        run,
+        user,
+        (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED),
+        RunStatus.CANCELLING,
+        "cancel",
+    )
+    Batch.objects.filter(run=run, status=BatchStatus.PENDING).update(status=BatchStatus.CANCELLED)
+    from .execution import _finish_if_idle
+
+    transaction.on_commit(lambda: _finish_if_idle(None, run=Run.objects.get(pk=run.pk)))
+    return run

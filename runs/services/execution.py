@@ -1,0 +1,369 @@
+"""Run execution: plan the batches, execute one batch, advance phases, finish with accounting."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from runs.connections import connector_for
+from runs.engine.batch import execute_batch
+from runs.engine.connectors import KeyRange
+from runs.engine.errors import EngineError, TransientError
+from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
+from runs.models import COUNTERS, Batch, Run
+
+from .dispatch import enqueue_batches
+from .logging import run_log
+from .recording import outcome_record
+from .state import run_entities, run_ledger_id, run_snapshot
+
+MAX_ATTEMPTS = 3
+
+
+class BatchBusy(Exception):
+    """The batch is being worked by a live claim; try again after ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"batch busy, retry in {seconds:.0f}s")
+        self.seconds = seconds
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.MP_BATCH_LEASE_SECONDS)
+
+
+def _fail_run(run: Run, message: str) -> None:
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.FAILED, error=message[:4000], finished_at=timezone.now()
+    )
+    Batch.objects.filter(run=run, status=BatchStatus.PENDING).update(status=BatchStatus.CANCELLED)
+    run_log(run, message, LogLevel.ERROR)
+
+
+def _watermark_value(run: Run, entity) -> str | None:
+    """For a delta run: the high-water mark the last successful load/delta run recorded."""
+    if run.mode != RunMode.DELTA or not entity.watermark_column:
+        return None
+    previous = (
+        Run.objects.filter(
+            plan=run.plan,
+            target=run.target,
+            status=RunStatus.SUCCEEDED,
+            mode__in=[RunMode.LOAD, RunMode.DELTA],
+        )
+        .exclude(pk=run.pk)
+        .order_by("-finished_at")
+        .first()
+    )
+    return previous.watermarks.get(entity.name) if previous else None
+
+
+def _changed_since(run: Run, entity) -> tuple[str, str] | None:
+    mark = _watermark_value(run, entity)
+    return (entity.watermark_column, mark) if mark else None
+
+
+def _plan_entity(run: Run, entity, source, target, seq: int) -> tuple[list[Batch], int]:
+    changed = _changed_since(run, entity)
+    ranges = source.key_ranges(
+        entity.source_table, entity.source_key, run_snapshot(run).batch_size, changed_since=changed
+    )
+    total = source.count(entity.source_table, changed_since=changed)
+    if entity.watermark_column:
+        run.watermarks[entity.name] = source.max_value(entity.source_table, entity.watermark_column)
+    if run.mode != RunMode.DRY_RUN:
+        checksum = target.table_checksum(entity.target_table, [entity.target_key])
+        run.pre_checksums[entity.target_table] = {"rows": checksum.rows, "digest": checksum.digest}
+    batches = [
+        Batch(
+            run=run,
+            entity=entity.name,
+            seq=seq + i,
+            key_lower=r.to_dict()["lower"],
+            key_upper=r.to_dict()["upper"],
+        )
+        for i, r in enumerate(ranges)
+    ]
+    return batches, total
+
+
+def run_prepare(*, run_id: int) -> Run:
+    """Plan a queued run's batches and queue the first entity's. Idempotent (a run that is
+    not queued is left alone); engine errors fail the run with their message."""
+    run = Run.objects.select_related("plan__source", "target", "version").get(pk=run_id)
+    if run.status != RunStatus.QUEUED:
+        return run
+    run.status, run.started_at = RunStatus.RUNNING, timezone.now()
+    run.save(update_fields=["status", "started_at"])
+    try:
+        source, target = connector_for(run.plan.source), connector_for(run.target)
+        if run.mode != RunMode.DRY_RUN:
+            target.ensure_ledger()
+        batches: list[Batch] = []
+        for entity in run_entities(run):
+            planned, total = _plan_entity(run, entity, source, target, len(batches) + 1)
+            batches += planned
+            run.entity_totals[entity.name] = total
+    except EngineError as exc:
+        _fail_run(run, f"Could not start: {exc}")
+        return run
+    with transaction.atomic():
+        Batch.objects.bulk_create(batches)
+        run.source_total = sum(run.entity_totals.values())
+        run.batches_total = len(batches)
+        run.save(
+            update_fields=[
+                "pre_checksums",
+                "entity_totals",
+                "watermarks",
+                "source_total",
+                "batches_total",
+            ]
+        )
+        run_log(
+            run,
+            f"Planned {len(batches):,} batches for {run.source_total:,} source rows "
+            f"({', '.join(f'{k} {v:,}' for k, v in run.entity_totals.items())}).",
+        )
+        _start_phase(run, 0)
+    return run
+
+
+def _start_phase(run: Run, phase: int) -> None:
+    """Queue the batches of the first entity at or after ``phase`` that has any; finish if none."""
+    entities = run_entities(run)
+    while phase < len(entities):
+        ids = list(
+            Batch.objects.filter(
+                run=run, entity=entities[phase].name, status=BatchStatus.PENDING
+            ).values_list("pk", flat=True)
+        )
+        if ids:
+            Run.objects.filter(pk=run.pk).update(phase=phase)
+            run_log(run, f"Entity {entities[phase].name}: {len(ids):,} batches queued.")
+            enqueue_batches(ids)
+            return
+        phase += 1
+    Run.objects.filter(pk=run.pk).update(phase=phase)
+    transaction.on_commit(lambda: run_finish(run_id=run.pk))
+
+
+def _claim(batch_id: int) -> Batch | None:
+    now = timezone.now()
+    claimable = Q(status=BatchStatus.PENDING) | Q(status=BatchStatus.RUNNING, lease_until__lt=now)
+    claimed = Batch.objects.filter(claimable, pk=batch_id).update(
+        status=BatchStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        lease_until=now + _lease(),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        started_at=now,
+    )
+    return Batch.objects.select_related("run").get(pk=batch_id) if claimed else None
+
+
+class _Heartbeat(threading.Thread):
+    """Keeps a claimed batch's lease alive while the engine works."""
+
+    def __init__(self, batch_id: int) -> None:
+        super().__init__(daemon=True)
+        self.batch_id, self.stop = batch_id, threading.Event()
+
+    def run(self) -> None:
+        interval = max(settings.MP_BATCH_LEASE_SECONDS / 3, 0.5)
+        try:
+            while not self.stop.wait(interval):
+                Batch.objects.filter(pk=self.batch_id, status=BatchStatus.RUNNING).update(
+                    lease_until=timezone.now() + _lease()
+                )
+        finally:
+            connection.close()
+
+
+def _busy_or_gone(batch_id: int) -> None:
+    batch = Batch.objects.get(pk=batch_id)
+    if batch.status == BatchStatus.RUNNING and batch.lease_until:
+        wait = (batch.lease_until - timezone.now()).total_seconds()
+        raise BatchBusy(max(wait, 0.5) + 0.5)
+
+
+def batch_execute(*, batch_id: int) -> str:
+    """Claim and execute one batch, record its outcome, advance the run. Safe to call twice
+    (the claim and the target ledger make it idempotent). Raises BatchBusy while another live
+    claim holds it and TransientError for the task to retry."""
+    run_status = Batch.objects.filter(pk=batch_id).values_list("run__status", flat=True).get()
+    if run_status == RunStatus.PAUSED:
+        return "paused"
+    if run_status != RunStatus.RUNNING:
+        Batch.objects.filter(pk=batch_id, status=BatchStatus.PENDING).update(
+            status=BatchStatus.CANCELLED
+        )
+        _finish_if_idle(batch_id)
+        return "not running"
+    batch = _claim(batch_id)
+    if batch is None:
+        _busy_or_gone(batch_id)
+        return "already handled"
+    if batch.attempts > MAX_ATTEMPTS:
+        return _park(batch)
+    return _work(batch)
+
+
+def _park(batch: Batch) -> str:
+    Batch.objects.filter(pk=batch.pk).update(
+        status=BatchStatus.PARKED, lease_until=None, error=f"parked after {MAX_ATTEMPTS} attempts"
+    )
+    run_log(
+        batch.run,
+        f"Batch {batch.seq} ({batch.entity}) parked after {MAX_ATTEMPTS} attempts "
+        "that did not finish (worker lost?).",
+        LogLevel.ERROR,
+    )
+    _advance(batch.run)
+    return "parked"
+
+
+def _work(batch: Batch) -> str:
+    run = batch.run
+    entity = run_snapshot(run).entity(batch.entity)
+    heartbeat = _Heartbeat(batch.pk)
+    heartbeat.start()
+    started = time.monotonic()
+    try:
+        outcome = execute_batch(
+            snapshot=run_snapshot(run),
+            entity=entity,
+            key_range=KeyRange.from_dict({"lower": batch.key_lower, "upper": batch.key_upper}),
+            source=connector_for(run.plan.source),
+            target=connector_for(run.target),
+            run_id=run_ledger_id(run),
+            batch_id=batch.ledger_id,
+            dry_run=run.mode == RunMode.DRY_RUN,
+            changed_since=_watermark_value(run, entity),
+        )
+    except TransientError:
+        Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.PENDING, lease_until=None)
+        raise
+    except EngineError as exc:
+        Batch.objects.filter(pk=batch.pk).update(
+            status=BatchStatus.FAILED, error=str(exc)[:4000], lease_until=None
+        )
+        _fail_run(run, f"Batch {batch.seq} ({batch.entity}) failed: {exc}")
+        return "failed"
+    finally:
+        heartbeat.stop.set()
+    recorded = outcome_record(
+        batch=batch,
+        outcome=outcome,
+        entity=entity,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    if recorded:
+        _check_threshold(run)
+        _advance(run)
+    return "done" if recorded else "already recorded"
+
+
+def _check_threshold(run: Run) -> None:
+    run.refresh_from_db(fields=["extracted", "failed", "status", "mode"])
+    limit = float(run_snapshot(run).failure_threshold_pct)
+    if run.mode == RunMode.DRY_RUN or run.status != RunStatus.RUNNING or not run.extracted:
+        return
+    pct = run.failed * 100 / run.extracted
+    if pct <= limit:
+        return
+    _fail_run(
+        run,
+        f"Failure threshold passed: {pct:.1f}% of {run.extracted:,} rows failed "
+        f"(threshold {limit:g}%). Remaining batches cancelled.",
+    )
+    if run.plan.rollback_on_threshold:
+        from .rollback import run_rollback_request
+
+        run_rollback_request(run=run, user=None, reason="automatic: failure threshold passed")
+
+
+def _advance(run: Run) -> None:
+    """Start the next entity once none of the current one's batches is pending or running."""
+    run.refresh_from_db(fields=["phase", "status"])
+    if run.status not in (RunStatus.RUNNING, RunStatus.CANCELLING):
+        return
+    if run.status == RunStatus.CANCELLING:
+        _finish_if_idle(None, run=run)
+        return
+    entities = run_entities(run)
+    if run.phase >= len(entities):
+        return
+    busy = Batch.objects.filter(
+        run=run,
+        entity=entities[run.phase].name,
+        status__in=[BatchStatus.PENDING, BatchStatus.RUNNING],
+    ).exists()
+    if busy:
+        return
+    with transaction.atomic():
+        if Run.objects.filter(pk=run.pk, phase=run.phase).update(phase=run.phase + 1):
+            _start_phase(run, run.phase + 1)
+
+
+def _finish_if_idle(batch_id: int | None, run: Run | None = None) -> None:
+    run = run or Run.objects.get(batches__pk=batch_id)
+    if run.status != RunStatus.CANCELLING:
+        return
+    if not Batch.objects.filter(run=run, status=BatchStatus.RUNNING).exists():
+        Run.objects.filter(pk=run.pk, status=RunStatus.CANCELLING).update(
+            status=RunStatus.CANCELLED, finished_at=timezone.now()
+        )
+        run_log(run, "Run cancelled.", LogLevel.WARNING)
+
+
+def _accounting(run: Run) -> list[str]:
+    problems = []
+    for entity in run_entities(run):
+        sums = Batch.objects.filter(run=run, entity=entity.name).aggregate(
+            **{c: Sum(c) for c in COUNTERS}
+        )
+        sums = {k: v or 0 for k, v in sums.items()}
+        accounted = sums["loaded"] + sums["failed"] + sums["filtered"] + sums["duplicates"]
+        expected = run.entity_totals.get(entity.name, 0)
+        if accounted != expected:
+            problems.append(
+                f"{entity.name}: {expected:,} source rows but {accounted:,} accounted for "
+                f"(loaded {sums['loaded']:,} + failed {sums['failed']:,} + filtered "
+                f"{sums['filtered']:,} + duplicate {sums['duplicates']:,}), "
+                f"{expected - accounted:+,} rows"
+            )
+    return problems
+
+
+def run_finish(*, run_id: int) -> Run:
+    """Close a run whose batches are all worked: accounting per entity decides success.
+    Idempotent: only a running run is finished."""
+    run = Run.objects.select_related("plan").get(pk=run_id)
+    if run.status != RunStatus.RUNNING:
+        return run
+    problems = _accounting(run)
+    unfinished = Batch.objects.filter(run=run).exclude(status=BatchStatus.DONE).count()
+    if unfinished:
+        problems.append(f"{unfinished} batch(es) did not finish (parked or failed)")
+    if problems:
+        _fail_run(run, "Accounting does not balance: " + "; ".join(problems))
+    else:
+        Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.SUCCEEDED, finished_at=timezone.now()
+        )
+        run.refresh_from_db()
+        run_log(
+            run,
+            f"Run succeeded: {run.loaded:,} loaded, {run.failed:,} failed, "
+            f"{run.filtered:,} filtered, {run.duplicates:,} duplicate.",
+        )
+    run.refresh_from_db()
+    return run

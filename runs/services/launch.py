@@ -1,0 +1,82 @@
+"""Launching a run: freeze the plan version, check the production gate, queue the start."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from mappings.models import Plan, System
+from mappings.services import plan_version_create
+from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from runs.enums import RunMode, RunStatus
+from runs.models import Run
+from validation.audit import audit_record
+from validation.enums import AuditAction
+
+from .dispatch import enqueue_run_start
+
+
+def _signed_off(version) -> bool:
+    from validation.models import SignOff
+
+    return SignOff.objects.filter(
+        version=version, decision="approved", voided_at__isnull=True
+    ).exists()
+
+
+def _check_launch(*, user, plan: Plan, target: System, mode: str, scope_entity: str) -> None:
+    if user is not None and not user.has_perm("mp.launch_run"):
+        raise PermissionDeniedError("Your role does not allow launching runs.")
+    if mode not in RunMode.values:
+        raise ApplicationError(f"Unknown run mode “{mode}”.", field="mode")
+    if target.role == "source":
+        raise ApplicationError(f"“{target.name}” is registered as a source only.", field="target")
+    if scope_entity and not plan.entities.filter(name=scope_entity).exists():
+        raise ApplicationError(f"The plan has no entity “{scope_entity}”.", field="scope_entity")
+    production = target.is_production and mode != RunMode.DRY_RUN
+    if production and user is not None and not user.has_perm("mp.launch_production_run"):
+        raise PermissionDeniedError("Only an operator may launch a run on a production target.")
+
+
+@transaction.atomic
+def run_create(
+    *,
+    plan: Plan,
+    user,
+    target: System | None = None,
+    mode: str = RunMode.DRY_RUN,
+    scope_entity: str = "",
+) -> Run:
+    """Freeze the plan's current version and queue a run. Transactional; raises
+    PermissionDeniedError (role) or ApplicationError (bad input, production gate closed)."""
+    target = target or plan.target
+    _check_launch(user=user, plan=plan, target=target, mode=mode, scope_entity=scope_entity)
+    version = plan_version_create(plan=plan, user=user, note="frozen for a run")
+    if target.is_production and mode != RunMode.DRY_RUN and not _signed_off(version):
+        raise ApplicationError(
+            f"“{target.name}” is a production target: version {version.number} of this plan "
+            "must be signed off by an approver first.",
+            field="target",
+            extra={"signoff_required": True, "version": version.number},
+        )
+    run = Run.objects.create(
+        plan=plan,
+        version=version,
+        target=target,
+        mode=mode,
+        scope_entity=scope_entity,
+        launched_by=user,
+        status=RunStatus.QUEUED,
+    )
+    audit_record(
+        action=AuditAction.RUN_START,
+        actor=user,
+        obj=run,
+        after={
+            "mode": mode,
+            "target": target.name,
+            "version": version.number,
+            "scope": scope_entity,
+        },
+    )
+    enqueue_run_start(run.pk)
+    return run

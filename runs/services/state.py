@@ -1,0 +1,33 @@
+"""Shared read helpers for run services: frozen snapshot and the entities a run covers."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from mappings.models import PlanVersion
+from mappings.services import plan_version_snapshot
+from runs.engine.snapshot import EntitySpec, PlanSnapshot
+from runs.models import Run
+
+
+@lru_cache(maxsize=32)
+def _snapshot(version_id: int) -> PlanSnapshot:
+    return plan_version_snapshot(PlanVersion.objects.get(pk=version_id))
+
+
+def run_snapshot(run: Run) -> PlanSnapshot:
+    """The run's frozen plan snapshot (cached per process: versions are immutable)."""
+    return _snapshot(run.version_id)
+
+
+def run_entities(run: Run) -> list[EntitySpec]:
+    """Entities the run covers, parents first."""
+    entities = run_snapshot(run).entities_in_load_order()
+    if run.scope_entity:
+        entities = [e for e in entities if e.name == run.scope_entity]
+    return entities
+
+
+def run_ledger_id(run: Run) -> str:
+    """The run's identity in the target ledger."""
+    return str(run.uuid)

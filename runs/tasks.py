@@ -1,0 +1,48 @@
+"""Thin Celery entry points: take ids, call one service, log."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from runs.engine.errors import TransientError
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="runs.run_start", acks_late=True, time_limit=3600)
+def run_start(run_id: int) -> None:
+    """Plan the run's batches and queue the first entity's."""
+    services.run_prepare(run_id=run_id)
+
+
+@shared_task(
+    name="runs.batch_execute",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=3600,
+    soft_time_limit=3500,
+    max_retries=None,
+)
+def batch_execute_task(self, batch_id: int) -> str:
+    """Execute one batch; retries only transient errors and live-claim waits."""
+    try:
+        result = services.batch_execute(batch_id=batch_id)
+    except services.BatchBusy as busy:
+        raise self.retry(countdown=busy.seconds) from None
+    except TransientError as exc:
+        if self.request.retries >= 5:
+            raise
+        raise self.retry(exc=exc, countdown=2**self.request.retries) from None
+    logger.info("batch %s: %s", batch_id, result)
+    return result
+
+
+@shared_task(name="runs.run_rollback", acks_late=True, reject_on_worker_lost=True, time_limit=3600)
+def run_rollback_task(rollback_id: int) -> None:
+    """Undo a run from the ledger and verify the checksums."""
+    services.run_rollback_execute(rollback_id=rollback_id)

@@ -1,0 +1,270 @@
+"""Connector contract tests, run on PostgreSQL and SQLite (``tdb``), plus PostgreSQL specifics.
+
+SQLite-only behaviour lives in test_sqlite_connector.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pandas as pd
+import pytest
+
+from runs.engine.connectors import KeyRange, connect
+from runs.engine.connectors.base import text_frame
+from runs.engine.errors import SchemaError, TransientError
+from runs.engine.hashing import row_hash
+from runs.engine.snapshot import EntitySpec, FieldSpec
+
+WEIRD = 'weird "name"'
+
+
+def target_ddl(kind: str) -> str:
+    key = "id serial PRIMARY KEY" if kind == "postgresql" else "id INTEGER PRIMARY KEY"
+    return (f'CREATE TABLE customer ({key}, ext varchar(20) NOT NULL UNIQUE, '
+            f'name varchar(10) NOT NULL, age integer, born date, "weird ""name""" text)')
+
+
+def customer_entity(mode: str = "upsert") -> EntitySpec:
+    fields = tuple(FieldSpec(target=c, sources=(c,)) for c in ("ext", "name", "age", WEIRD))
+    return EntitySpec(name="customer", source_table="src", target_table="customer",
+                      source_key=("ext",), target_key="id", external_id="ext", load_mode=mode,
+                      fields=fields)
+
+
+def customer_rows(n: int, *, start: int = 0, name: str = "n") -> pd.DataFrame:
+    ids = [f"E{i:05d}" for i in range(start, start + n)]
+    return text_frame(["ext", "name", "age", WEIRD], {
+        "ext": ids, "name": [f"{name}{i}" for i in range(n)],
+        "age": [str(i % 90) if i % 7 else None for i in range(n)],
+        WEIRD: ["" if i % 5 == 0 else f"w{i}" for i in range(n)],
+    })
+
+
+def load(conn, rows, *, run="run-1", batch="b1", mode="upsert"):
+    return conn.load_batch(entity=customer_entity(mode), rows=rows,
+                           source_keys=list(rows["ext"]), run_id=run, batch_id=batch,
+                           namespace="plan", result_meta={"note": batch})
+
+
+def extract_all(conn, table, columns, key_cols, ranges):
+    frames = [conn.extract(table, columns, key_cols, r) for r in ranges]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ------------------------------------------------------------------ key ranges / extract
+
+def test_key_ranges_cover_every_row_once_for_an_integer_key(tdb):
+    tdb.script("CREATE TABLE src (id integer PRIMARY KEY, v text)")
+    for i in range(1, 1002):
+        tdb.execute("INSERT INTO src VALUES (%s, 'x')" if tdb.kind == "postgresql"
+                    else "INSERT INTO src VALUES (?, 'x')", (i * 3,))
+    ranges = tdb.connector.key_ranges("src", ["id"], 100)
+    frame = extract_all(tdb.connector, "src", ["id"], ["id"], ranges)
+    assert len(ranges) == 11
+    assert sorted(int(v) for v in frame["id"]) == [i * 3 for i in range(1, 1002)]
+
+
+def test_key_ranges_cover_every_row_once_for_a_composite_key(tdb):
+    tdb.script("CREATE TABLE src (a integer, b text, v text, PRIMARY KEY (a, b))")
+    rows = [(a, b, "x") for a in range(30) for b in ("a", "B", "b", "ä", "z z", "10", "9")]
+    ph = "%s" if tdb.kind == "postgresql" else "?"
+    for row in rows:
+        tdb.execute(f"INSERT INTO src VALUES ({ph}, {ph}, {ph})", row)
+    ranges = tdb.connector.key_ranges("src", ["a", "b"], 13)
+    frame = extract_all(tdb.connector, "src", ["a", "b"], ["a", "b"], ranges)
+    got = list(zip(frame["a"].map(int), frame["b"], strict=True))
+    assert sorted(got) == sorted((a, b) for a, b, _ in rows)
+    assert len(set(got)) == len(rows)
+
+
+def test_key_ranges_cover_every_row_once_for_a_text_key(tdb):
+    tdb.script("CREATE TABLE src (code text PRIMARY KEY)")
+    codes = [f"k{i}" for i in range(200)] + ["Ärger", "zebra", "Zebra", "a|b", "", " x", "日本"]
+    ph = "%s" if tdb.kind == "postgresql" else "?"
+    for code in codes:
+        tdb.execute(f"INSERT INTO src VALUES ({ph})", (code,))
+    ranges = tdb.connector.key_ranges("src", ["code"], 17)
+    frame = extract_all(tdb.connector, "src", ["code"], ["code"], ranges)
+    assert sorted(frame["code"]) == sorted(codes)
+    assert len(frame) == len(codes)
+
+
+def test_key_ranges_of_an_empty_table_is_empty(tdb):
+    tdb.script("CREATE TABLE src (id integer PRIMARY KEY)")
+    assert tdb.connector.key_ranges("src", ["id"], 10) == []
+
+
+def test_key_ranges_with_changed_since_select_only_newer_rows(tdb):
+    tdb.script("CREATE TABLE src (id integer PRIMARY KEY, updated_at timestamp)")
+    ph = "%s" if tdb.kind == "postgresql" else "?"
+    for i in range(50):
+        stamp = f"2024-01-{1 + i % 28:02d} 10:00:00"
+        tdb.execute(f"INSERT INTO src VALUES ({ph}, {ph})", (i, stamp))
+    since = ("updated_at", "2024-01-20 10:00:00")
+    ranges = tdb.connector.key_ranges("src", ["id"], 3, changed_since=since)
+    frames = [tdb.connector.extract("src", ["id", "updated_at"], ["id"], r, changed_since=since)
+              for r in ranges]
+    frame = pd.concat(frames, ignore_index=True)
+    assert sorted(frame["id"].map(int)) == [i for i in range(50) if 1 + i % 28 > 20]
+
+
+def test_extract_preserves_null_empty_string_and_unicode(tdb):
+    tdb.script("CREATE TABLE src (id integer PRIMARY KEY, v text)")
+    values = [None, "", "NULL", "\\N", '""', "a,b", 'quote " inside', "line\nbreak\r\nx",
+              "Zoë 日本 🚀", "  padded  "]
+    ph = "%s" if tdb.kind == "postgresql" else "?"
+    for i, v in enumerate(values):
+        tdb.execute(f"INSERT INTO src VALUES ({ph}, {ph})", (i, v))
+    frame = tdb.connector.extract("src", ["id", "v"], ["id"], KeyRange())
+    assert frame["v"].tolist() == values
+    assert frame["id"].tolist() == [str(i) for i in range(len(values))]
+    assert all(dtype is object or dtype == "object" for dtype in frame.dtypes)
+
+
+def test_extract_of_an_unknown_column_raises_schema_error(tdb):
+    tdb.script("CREATE TABLE src (id integer PRIMARY KEY)")
+    with pytest.raises(SchemaError, match="nope"):
+        tdb.connector.extract("src", ["id", "nope"], ["id"], KeyRange())
+
+
+def test_extract_of_an_unknown_table_raises_schema_error(tdb):
+    with pytest.raises(SchemaError, match="ghost"):
+        tdb.connector.count("ghost")
+
+
+def test_weird_identifiers_are_quoted_on_extract_load_and_checksum(tdb):
+    tdb.script(target_ddl(tdb.kind))
+    tdb.script('CREATE TABLE "odd ""table""" (id integer PRIMARY KEY, "weird ""name""" text)')
+    ph = "%s" if tdb.kind == "postgresql" else "?"
+    tdb.execute(f'INSERT INTO "odd ""table""" VALUES (1, {ph})', ("v'1; DROP TABLE x",))
+    frame = tdb.connector.extract('odd "table"', ["id", WEIRD], ["id"], KeyRange())
+    load(tdb.connector, customer_rows(3))
+    stored = tdb.execute('SELECT "weird ""name""" FROM customer ORDER BY ext')
+    assert frame[WEIRD].tolist() == ["v'1; DROP TABLE x"]
+    assert [r[0] for r in stored] == ["", "w1", "w2"]
+    assert tdb.connector.table_checksum('odd "table"', ["id"]).rows == 1
+
+
+def test_fetch_keys_finds_existing_composite_keys(tdb):
+    tdb.script("CREATE TABLE src (a integer, b text, PRIMARY KEY (a, b))")
+    ph = "%s" if tdb.kind == "postgresql" else "?"
+    for a, b in [(1, "x"), (2, "y|z")]:
+        tdb.execute(f"INSERT INTO src VALUES ({ph}, {ph})", (a, b))
+    found = tdb.connector.fetch_keys("src", ["a", "b"], ["1|x", "2|y|z", "3|x", "1|y"])
+    assert found == {"1|x", "2|y|z"}
+
+
+# ------------------------------------------------------------------ load / ledger
+
+def test_load_batch_twice_leaves_target_unchanged_and_reports_already_done(tdb):
+    tdb.script(target_ddl(tdb.kind))
+    first = load(tdb.connector, customer_rows(50))
+    after_first = tdb.connector.table_checksum("customer", ["id"])
+    second = load(tdb.connector, customer_rows(50, name="changed"))
+    assert (first.inserted, first.updated, first.already_done) == (50, 0, False)
+    assert (second.inserted, second.already_done, second.result_meta) == (50, True, {"note": "b1"})
+    assert tdb.connector.table_checksum("customer", ["id"]) == after_first
+    assert tdb.connector.ledger_batches("run-1") == ["b1"]
+
+
+def test_load_batch_upsert_records_before_images_of_overwritten_rows(tdb):
+    tdb.script(target_ddl(tdb.kind))
+    load(tdb.connector, customer_rows(4), run="r0")
+    result = load(tdb.connector, customer_rows(6, start=2, name="new"), run="r1")
+    ledger = tdb.execute(
+        "SELECT target_key, action, before_image FROM "
+        + ("mp_ledger.row" if tdb.kind == "postgresql" else "mp_ledger_row")
+        + " WHERE run_id = 'r1' ORDER BY target_key")
+    updates = {r[0]: r[2] for r in ledger if r[1] == "update"}
+    assert (result.inserted, result.updated) == (4, 2)
+    assert sorted(updates) == ["3", "4"]
+    images = [u if isinstance(u, dict) else json.loads(u) for u in updates.values()]
+    assert sorted(i["name"] for i in images) == ["n2", "n3"]
+
+
+def test_load_batch_insert_mode_keymap_and_row_hashes(tdb):
+    tdb.script(target_ddl(tdb.kind))
+    rows = customer_rows(5)
+    load(tdb.connector, rows, mode="insert")
+    keymap = tdb.connector.keymap_lookup("plan", "customer", ["E00000", "E00004", "nope"])
+    hashes = tdb.connector.row_hashes("customer", "ext", ["E00001"],
+                                      columns=["ext", "name", "age", WEIRD])
+    ledger_table = "mp_ledger.row" if tdb.kind == "postgresql" else "mp_ledger_row"
+    stored = tdb.execute(f"SELECT row_hash FROM {ledger_table} WHERE target_key = '2'")
+    assert keymap == {"E00000": "1", "E00004": "5"}
+    assert hashes == {"E00001": row_hash(["E00001", "n1", "1", "w1"])}
+    assert stored == [(hashes["E00001"],)]
+
+
+def test_validate_rows_flags_too_long_not_null_and_bad_casts(tdb):
+    tdb.script(target_ddl(tdb.kind))
+    frame = text_frame(["ext", "name", "age", "born"], {
+        "ext": ["a", "b", "c", "d", "e", "f"],
+        "name": ["ok", "x" * 11, None, "ok", "ok", "ok"],
+        "age": ["42", "1", "1", "4.5", "99999999999", None],
+        "born": ["2020-02-29", None, None, None, None, "2021-02-30"],
+    })
+    errors = tdb.connector.validate_rows("customer", frame)
+    got = {i: (e.field, e.category) for i, e in errors.items()}
+    assert got == {1: ("name", "too_long"), 2: ("name", "required_missing"),
+                   3: ("age", "type_cast"), 4: ("age", "type_cast"), 5: ("born", "type_cast")}
+
+
+def test_validate_rows_with_an_unknown_column_raises_schema_error(tdb):
+    tdb.script(target_ddl(tdb.kind))
+    with pytest.raises(SchemaError, match="shoe_size"):
+        tdb.connector.validate_rows("customer", text_frame(["shoe_size"], {"shoe_size": ["1"]}))
+
+
+def test_load_batch_with_an_unknown_column_raises_schema_error(tdb):
+    tdb.script(target_ddl(tdb.kind))
+    rows = text_frame(["ext", "shoe_size"], {"ext": ["a"], "shoe_size": ["1"]})
+    with pytest.raises(SchemaError, match="shoe_size"):
+        tdb.connector.load_batch(entity=customer_entity(), rows=rows, source_keys=["a"],
+                                 run_id="r", batch_id="b", namespace="p", result_meta={})
+
+
+# ------------------------------------------------------------------ PostgreSQL specifics
+
+def test_pg_concurrent_attempts_of_one_batch_write_it_once(tpg):
+    tpg.script(target_ddl("postgresql"))
+    tpg.connector.ensure_ledger()
+    results = []
+
+    def attempt() -> None:
+        conn = connect("postgresql", tpg.params)
+        try:
+            results.append(load(conn, customer_rows(2000)))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.already_done for r in results) == [False, True, True]
+    assert tpg.execute("SELECT count(*) FROM customer") == [(2000,)]
+
+
+def test_pg_lost_connection_raises_transient_error(tpg):
+    tpg.script("CREATE TABLE src (id integer PRIMARY KEY)")
+    tpg.connector.count("src")
+    tpg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with pytest.raises(TransientError):
+        tpg.connector.count("src")
+    assert tpg.connector.count("src") == 0  # reconnects on the next call
+
+
+def test_pg_introspect_reports_types_lengths_and_keys(tpg):
+    tpg.script(target_ddl("postgresql"))
+    info = tpg.connector.introspect().table("customer")
+    ext, name, born = info.column("ext"), info.column("name"), info.column("born")
+    assert info.primary_key == ("id",)
+    assert ("ext",) in info.unique
+    assert (ext.data_type, ext.max_length, ext.nullable) == ("character varying(20)", 20, False)
+    assert (name.cast_type, born.cast_type) == ("character varying", "date")
+    assert info.column("id").has_default is True
