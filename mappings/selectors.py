@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Count, Prefetch, QuerySet
 
-from .models import EntityMapping, FieldMapping, Plan, System
+from runs.engine.connectors import ColumnInfo, TableInfo
+from runs.engine.connectors.base import type_family
+
+from .models import (
+    EntityMapping,
+    FieldMapping,
+    LookupEntry,
+    LookupTable,
+    Milestone,
+    Plan,
+    RuleStep,
+    System,
+)
 
 
 def plan_list() -> QuerySet[Plan]:
@@ -38,3 +52,183 @@ def system_list() -> QuerySet[System]:
         source_plans=Count("plans_as_source", distinct=True),
         target_plans=Count("plans_as_target", distinct=True),
     ).order_by("name")
+
+
+# --------------------------------------------------------------------------- workbench reads
+
+CONVERTING_RULES = {
+    "integer": {"cast"}, "numeric": {"cast"}, "boolean": {"cast"},
+    "date": {"parse_date"}, "timestamp": {"parse_date"}, "uuid": {"uuid_from_key"},
+}
+
+
+@dataclass
+class GridRow:
+    """One target column of an entity's editor grid, with its mapping and warnings."""
+
+    column: ColumnInfo
+    field: FieldMapping | None
+    required: bool
+    warnings: list[str]
+
+
+def entity_for_edit(*, plan: Plan, uuid) -> EntityMapping:
+    """One entity of ``plan`` with fields and steps prefetched; raises DoesNotExist."""
+    fields = FieldMapping.objects.prefetch_related("steps").order_by("position", "id")
+    return (EntityMapping.objects.select_related("plan__source", "plan__target")
+            .prefetch_related(Prefetch("fields", queryset=fields)).get(plan=plan, uuid=uuid))
+
+
+def column_required(col: ColumnInfo) -> bool:
+    """A target column the load must fill: NOT NULL without default, not generated."""
+    return not col.nullable and not col.has_default and not col.generated
+
+
+def entity_grid(*, entity: EntityMapping, checks: bool = True) -> list[GridRow]:
+    """Target columns (in order) with their field mapping and inline warnings."""
+    from .schema import system_table
+
+    target = system_table(entity.plan.target, entity.target_table)
+    source = system_table(entity.plan.source, entity.source_table)
+    by_target = {f.target_column: f for f in entity.fields.all()}
+    rows = []
+    for col in target.columns:
+        field = by_target.pop(col.name, None)
+        required = column_required(col)
+        warnings = _warnings(entity, source, col, field, required) if checks else []
+        rows.append(GridRow(col, field, required, warnings))
+    for field in by_target.values():  # mapped columns the target no longer has
+        missing = ColumnInfo(name=field.target_column, data_type="?")
+        rows.append(GridRow(missing, field, False, ["Column missing from the target table."]))
+    return rows
+
+
+def _warnings(entity: EntityMapping, source: TableInfo, col: ColumnInfo,
+              field: FieldMapping | None, required: bool) -> list[str]:
+    if field is None:
+        return ["Required target column is unmapped."] if required else []
+    out: list[str] = []
+    steps = list(field.steps.all())
+    rules = {s.rule for s in steps}
+    if required and not field.source_columns and not field.default_value and not (
+            rules & {"constant", "uuid_from_key", "default_if_null"}):
+        out.append("Required column has no source, default or constant.")
+    family = type_family(col.cast_type or col.data_type)
+    wanted = CONVERTING_RULES.get(family)
+    if wanted and field.source_columns and not rules & (wanted | {"reference_lookup"}):
+        src = [source.column(c) for c in field.source_columns if c in source.column_names]
+        if any(type_family(s.cast_type or s.data_type) != family for s in src):
+            out.append(f"Target is {family} ({col.data_type}); source is text — add a "
+                       f"{'/'.join(sorted(wanted))} step.")
+    out.extend(_length_warning(entity, source, col, field, steps))
+    out.extend(_lookup_warnings(entity, field, steps))
+    return out
+
+
+def _length_warning(entity: EntityMapping, source: TableInfo, col: ColumnInfo,
+                    field: FieldMapping, steps: list[RuleStep]) -> list[str]:
+    from .schema import count_longer
+
+    limit = col.max_length
+    if not limit or len(field.source_columns) != 1 or field.source_columns[0] not in \
+            source.column_names:
+        return []
+    src = source.column(field.source_columns[0])
+    if src.max_length is not None and src.max_length <= limit:
+        return []
+    for step in steps:
+        if step.rule == "truncate" and step.params.get("on_overflow", "truncate") == "truncate" \
+                and int(step.params.get("length") or 0) <= limit:
+            return []
+    longer = count_longer(entity.plan.source, entity.source_table, src.name, limit)
+    if not longer:
+        return []
+    return [f"{longer:,} source value(s) of {src.name} are longer than the target's {limit} "
+            f"characters ({col.data_type})."]
+
+
+def _lookup_warnings(entity: EntityMapping, field: FieldMapping,
+                     steps: list[RuleStep]) -> list[str]:
+    from .schema import lookup_misses
+
+    out = []
+    for index, step in enumerate(steps):
+        if step.rule != "value_map" or len(field.source_columns) != 1:
+            continue
+        misses = lookup_misses(entity=entity, field=field, steps=steps[:index], step=step)
+        if misses:
+            shown = ", ".join(f"“{v}” ×{n}" for v, n in misses[:8])
+            more = f" and {len(misses) - 8} more" if len(misses) > 8 else ""
+            total = sum(n for _, n in misses)
+            out.append(f"Lookup “{step.params.get('lookup')}” has no entry for {total:,} "
+                       f"source value(s): {shown}{more}.")
+    return out
+
+
+@dataclass
+class HistoryEntry:
+    when: object
+    who: str
+    what: str  # model label
+    label: str  # the object as text
+    action: str  # created | changed | deleted
+    changes: list[tuple[str, object, object]]
+    reason: str = ""
+
+
+_ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
+_SKIP = {"id", "uuid", "updated_at", "created_at", "secret_ciphertext"}
+
+
+def _history_querysets(plan: Plan) -> list[tuple[str, QuerySet]]:
+    entity_ids = set(EntityMapping.history.filter(plan_id=plan.pk)
+                     .values_list("id", flat=True))
+    field_ids = set(FieldMapping.history.filter(entity_id__in=entity_ids)
+                    .values_list("id", flat=True))
+    lookup_ids = set(LookupTable.history.filter(plan_id=plan.pk).values_list("id", flat=True))
+    return [
+        ("plan", Plan.history.filter(id=plan.pk)),
+        ("milestone", Milestone.history.filter(plan_id=plan.pk)),
+        ("entity", EntityMapping.history.filter(id__in=entity_ids)),
+        ("field", FieldMapping.history.filter(id__in=field_ids)),
+        ("rule step", RuleStep.history.filter(field_id__in=field_ids)),
+        ("lookup table", LookupTable.history.filter(id__in=lookup_ids)),
+        ("lookup entry", LookupEntry.history.filter(table_id__in=lookup_ids)),
+    ]
+
+
+def plan_history(*, plan: Plan, limit: int = 300) -> list[HistoryEntry]:
+    """Every recorded edit of the plan and its parts, newest first, with field-level
+    before/after (``diff_against`` the object's previous record; one query per model)."""
+    entries: list[HistoryEntry] = []
+    for label, qs in _history_querysets(plan):
+        previous: dict[int, object] = {}
+        for record in qs.select_related("history_user").order_by("history_date",
+                                                                  "history_id"):
+            prior = previous.get(record.id)
+            changes = []
+            if prior is not None and record.history_type == "~":
+                delta = record.diff_against(prior)
+                changes = [(c.field, c.old, c.new) for c in delta.changes
+                           if c.field not in _SKIP]
+                if not changes:
+                    previous[record.id] = record
+                    continue
+            previous[record.id] = record
+            who = record.history_user.get_username() if record.history_user else "system"
+            entries.append(HistoryEntry(record.history_date, who, label,
+                                        _record_text(label, record),
+                                        _ACTIONS[record.history_type], changes,
+                                        record.history_change_reason or ""))
+    entries.sort(key=lambda e: e.when, reverse=True)
+    return entries[:limit]
+
+
+def _record_text(label: str, record) -> str:
+    if label == "rule step":
+        return f"step {record.position + 1}: {record.rule}"
+    if label == "field":
+        return f"→ {record.target_column}"
+    if label == "lookup entry":
+        return f"{record.key} → {record.value}"
+    return str(getattr(record, "name", None) or getattr(record, "phase", None) or record.id)
