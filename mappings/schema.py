@@ -1,0 +1,261 @@
+"""Introspection and small read-only queries on connected systems (short in-process cache).
+
+Table and column names are always checked against the introspected schema and quoted
+(SQLite: double quotes with "" doubling; PostgreSQL: psycopg2.sql.Identifier).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import psycopg2
+from psycopg2 import sql
+
+from migration_planner.lib.errors import ApplicationError
+from runs.engine.connectors import Connector, SchemaInfo, TableInfo, connect
+from runs.engine.errors import EngineError
+
+from .enums import SystemKind
+from .models import System
+
+CACHE_SECONDS = 30.0
+_cache: dict[tuple[int, str], tuple[float, SchemaInfo]] = {}
+_lock = threading.Lock()
+
+
+def connector_kind(system: System) -> str:
+    """Engine connector kind: a file system is read from its staging SQLite database."""
+    return "sqlite" if system.kind == SystemKind.FILE else system.kind
+
+
+@contextmanager
+def system_connector(system: System) -> Iterator[Connector]:
+    """An engine connector for ``system``, closed afterwards; ApplicationError when unusable."""
+    if system.kind == SystemKind.FILE and not system.path:
+        raise ApplicationError(f"System “{system.name}” has no staged file yet; upload one.",
+                               field="path")
+    conn = connect(connector_kind(system), system.connection_params())
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _cache_key(system: System) -> tuple[int, str]:
+    return (system.pk, system.updated_at.isoformat() if system.updated_at else "")
+
+
+def system_schema(system: System, *, fresh: bool = False) -> SchemaInfo:
+    """Introspected schema, cached ~30 s per system version; ApplicationError on failure."""
+    key = _cache_key(system)
+    with _lock:
+        hit = _cache.get(key)
+    if hit is not None and not fresh and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    try:
+        with system_connector(system) as conn:
+            schema = conn.introspect()
+    except (EngineError, sqlite3.Error, psycopg2.Error) as exc:
+        raise ApplicationError(f"Cannot read the schema of “{system.name}”: {exc}",
+                               field="connection") from exc
+    with _lock:
+        _cache[key] = (time.monotonic(), schema)
+    return schema
+
+
+def schema_cache_clear() -> None:
+    """Forget every cached schema (after staging a file, in tests)."""
+    with _lock:
+        _cache.clear()
+
+
+def system_table(system: System, table: str) -> TableInfo:
+    """One introspected table; ApplicationError naming the system when it does not exist."""
+    schema = system_schema(system)
+    if table not in schema.tables:
+        raise ApplicationError(f"Table “{table}” does not exist in “{system.name}”.",
+                               field="table")
+    return schema.tables[table]
+
+
+@dataclass
+class ConnectionReport:
+    ok: bool
+    message: str
+    tables: list[tuple[str, int]]
+
+
+def system_test_connection(system: System) -> ConnectionReport:
+    """Connect, read the server version and the tables' row estimates; never raises."""
+    try:
+        with system_connector(system) as conn:
+            schema = conn.introspect()
+        version = _server_version(system)
+    except (ApplicationError, EngineError, sqlite3.Error, psycopg2.Error, OSError) as exc:
+        text = getattr(exc, "message", None) or str(exc).strip() or exc.__class__.__name__
+        return ConnectionReport(False, text, [])
+    tables = sorted((t.name, t.row_estimate) for t in schema.tables.values())
+    return ConnectionReport(True, version, tables)
+
+
+def _server_version(system: System) -> str:
+    with _raw(system) as (kind, conn):
+        if kind == "sqlite":
+            return "SQLite " + conn.execute("SELECT sqlite_version()").fetchone()[0]
+        with conn.cursor() as cur:
+            cur.execute("SHOW server_version")
+            return "PostgreSQL " + cur.fetchone()[0]
+
+
+@contextmanager
+def _raw(system: System) -> Iterator[tuple[str, Any]]:
+    """A plain read-only DB-API connection to the system."""
+    kind = connector_kind(system)
+    params = system.connection_params()
+    if kind == "sqlite":
+        conn = sqlite3.connect(f"file:{params['path']}?mode=ro", uri=True,
+                               check_same_thread=False)
+    else:
+        allowed = ("host", "port", "dbname", "user", "password")
+        conn = psycopg2.connect(connect_timeout=5, **{k: params[k] for k in allowed if k in params})
+        conn.set_session(readonly=True, autocommit=True)
+    try:
+        yield kind, conn
+    finally:
+        conn.close()
+
+
+def _sqlite_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _pg_table(info: TableInfo) -> sql.Composable:
+    rel = info.name.split(".", 1)[1] if info.name.startswith(f"{info.schema}.") else info.name
+    return sql.Identifier(info.schema or "public", rel)
+
+
+def _query(system: System, info: TableInfo, build: Any, args: Sequence[Any] = ()) -> list[tuple]:
+    """Run a SELECT built by ``build(kind, table_sql, ident)``; table/columns already checked."""
+    try:
+        with _raw(system) as (kind, conn):
+            if kind == "sqlite":
+                text = build(kind, _sqlite_ident(info.name), _sqlite_ident)
+                return conn.execute(text, list(args)).fetchall()
+            text = build(kind, _pg_table(info), sql.Identifier)
+            with conn.cursor() as cur:
+                cur.execute(text, list(args))
+                return cur.fetchall()
+    except (sqlite3.Error, psycopg2.Error) as exc:
+        raise ApplicationError(f"Query on “{system.name}”.“{info.name}” failed: {exc}") from exc
+
+
+def _join(kind: str, parts: list[Any], sep: str = ", ") -> Any:
+    return sql.SQL(sep).join(parts) if kind != "sqlite" else sep.join(parts)
+
+
+def _fmt(kind: str, template: str, **parts: Any) -> Any:
+    if kind == "sqlite":
+        return template.replace("%s", "?").format(**parts)
+    return sql.SQL(template).format(**parts)
+
+
+def sample_frame(system: System, table: str, columns: Sequence[str], *, limit: int,
+                 order: str = "first", key: Sequence[str] = ()) -> pd.DataFrame:
+    """Up to ``limit`` rows as text (str/None), first by key or random; read-only."""
+    info = system_table(system, table)
+    names = list(dict.fromkeys(columns))
+    _require(system, info, [*names, *key])
+
+    def build(kind: str, tbl: Any, ident: Any) -> Any:
+        cols = _join(kind, [_fmt(kind, "CAST({c} AS TEXT)", c=ident(c)) for c in names])
+        if order == "random":
+            order_by = _fmt(kind, "random()")
+        else:
+            order_by = _join(kind, [ident(c) for c in key]) if key else _fmt(kind, "1")
+        return _fmt(kind, "SELECT {cols} FROM {tbl} ORDER BY {order} LIMIT %s",
+                    cols=cols, tbl=tbl, order=order_by)
+
+    rows = _query(system, info, build, [int(limit)])
+    return pd.DataFrame([list(r) for r in rows], columns=names, dtype=object)
+
+
+def count_longer(system: System, table: str, column: str, length: int) -> int:
+    """How many values of ``column`` are longer than ``length`` characters (one COUNT query)."""
+    info = system_table(system, table)
+    _require(system, info, [column])
+
+    def build(kind: str, tbl: Any, ident: Any) -> Any:
+        return _fmt(kind, "SELECT count(*) FROM {tbl} WHERE length(CAST({c} AS TEXT)) > %s",
+                    tbl=tbl, c=ident(column))
+
+    return int(_query(system, info, build, [int(length)])[0][0])
+
+
+def value_counts(system: System, table: str, column: str, *, limit: int = 2000) -> list[tuple]:
+    """The most frequent values of ``column`` with their counts (GROUP BY, at most ``limit``)."""
+    info = system_table(system, table)
+    _require(system, info, [column])
+
+    def build(kind: str, tbl: Any, ident: Any) -> Any:
+        return _fmt(kind, "SELECT CAST({c} AS TEXT), count(*) FROM {tbl} GROUP BY 1 "
+                    "ORDER BY 2 DESC LIMIT %s", tbl=tbl, c=ident(column))
+
+    return _query(system, info, build, [int(limit)])
+
+
+def _require(system: System, info: TableInfo, names: Sequence[str]) -> None:
+    known = set(info.column_names)
+    for name in names:
+        if name not in known:
+            raise ApplicationError(
+                f"Column “{name}” does not exist in “{system.name}”.“{info.name}”.",
+                field="column")
+
+
+def has_keymap(system: System) -> bool:
+    """True when the system already holds the engine's key map (a run has loaded into it)."""
+    try:
+        with _raw(system) as (kind, conn):
+            if kind == "sqlite":
+                return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                    "name = 'mp_ledger_keymap'").fetchone() is not None
+            with conn.cursor() as cur:
+                cur.execute("SELECT to_regclass('mp_ledger_keymap') IS NOT NULL")
+                return bool(cur.fetchone()[0])
+    except (sqlite3.Error, psycopg2.Error):
+        return False
+
+
+def lookup_misses(*, entity, field, steps, step) -> list[tuple[str, int]]:
+    """Source values (after the steps before ``step``) a value_map's lookup table does not map,
+    with their row counts, most frequent first. Read-only; one GROUP BY on the source."""
+    from runs.engine.rules import RuleContext, RuleParamError, run_step
+
+    lookup = entity.plan.lookups.filter(name=step.params.get("lookup")).first()
+    if lookup is None:
+        return []
+    counts = value_counts(entity.plan.source, entity.source_table, field.source_columns[0])
+    values = pd.Series([v for v, _ in counts], dtype=object)
+    try:
+        for earlier in steps:
+            values = run_step(earlier.rule, values, earlier.params, RuleContext()).values
+    except (RuleParamError, EngineError):
+        return []
+    keys = set(lookup.entries.values_list("key", flat=True))
+    if step.params.get("ignore_case"):
+        keys = {k.strip().lower() for k in keys}
+    misses: dict[str, int] = {}
+    for value, (_, n) in zip(values.tolist(), counts, strict=True):
+        if value is None or value is pd.NA or value == "":
+            continue
+        probe = str(value).strip().lower() if step.params.get("ignore_case") else str(value)
+        if probe not in keys:
+            misses[str(value)] = misses.get(str(value), 0) + int(n)
+    return sorted(misses.items(), key=lambda kv: (-kv[1], kv[0]))

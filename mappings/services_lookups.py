@@ -1,0 +1,126 @@
+"""Writes for lookup (value-map) tables and their entries, CSV import/export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.db import IntegrityError, transaction
+
+from migration_planner.lib.errors import ApplicationError
+
+from .models import LookupEntry, LookupTable, Plan
+from .services_edit import EDIT, _delete, _save, plan_touch, require_capability
+
+
+@transaction.atomic
+def lookup_save(*, plan: Plan, user, data: dict, lookup: LookupTable | None = None
+                ) -> LookupTable:
+    """Create (``lookup`` None) or rename/describe a lookup table of ``plan``."""
+    require_capability(user, EDIT)
+    plan_touch(plan=plan, user=user)
+    lookup = lookup or LookupTable(plan=plan)
+    for key in ("name", "description", "default_value"):
+        if key in data:
+            setattr(lookup, key, data[key])
+    lookup.default_value = lookup.default_value or None
+    try:
+        with transaction.atomic():
+            _save(lookup, user)
+    except IntegrityError as exc:
+        raise ApplicationError(f"A lookup table called “{lookup.name}” already exists.",
+                               field="name") from exc
+    return lookup
+
+
+@transaction.atomic
+def lookup_delete(*, lookup: LookupTable, user) -> None:
+    """Delete a lookup table; refused while a value_map step uses it."""
+    require_capability(user, EDIT)
+    from .models import RuleStep
+
+    users = RuleStep.objects.filter(field__entity__plan=lookup.plan, rule="value_map",
+                                    params__lookup=lookup.name)
+    if users.exists():
+        cols = sorted({s.field.target_column for s in users.select_related("field")})
+        raise ApplicationError(f"Lookup “{lookup.name}” is used by: {', '.join(cols)}.",
+                               field="lookup")
+    plan_touch(plan=lookup.plan, user=user)
+    for entry in lookup.entries.all():
+        _delete(entry, user)
+    _delete(lookup, user)
+
+
+@transaction.atomic
+def lookup_entry_save(*, lookup: LookupTable, user, key: str, value: str,
+                      entry: LookupEntry | None = None) -> LookupEntry:
+    """Add or change one key → value row; keys are unique within the table."""
+    require_capability(user, EDIT)
+    if key == "":
+        raise ApplicationError("The key must not be empty.", field="key")
+    plan_touch(plan=lookup.plan, user=user)
+    clash = lookup.entries.filter(key=key).exclude(pk=getattr(entry, "pk", None)).exists()
+    if clash:
+        raise ApplicationError(f"Key “{key}” already exists in “{lookup.name}”.", field="key")
+    entry = entry or LookupEntry(table=lookup)
+    entry.key, entry.value = key, value
+    _save(entry, user)
+    return entry
+
+
+@transaction.atomic
+def lookup_entry_delete(*, entry: LookupEntry, user) -> None:
+    """Remove one row of a lookup table."""
+    require_capability(user, EDIT)
+    plan_touch(plan=entry.table.plan, user=user)
+    _delete(entry, user)
+
+
+def _parse_csv(text: str) -> dict[str, str]:
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = next(reader, None)
+    if header is None or [h.strip().lower() for h in header[:2]] != ["key", "value"]:
+        raise ApplicationError("Row 1: the header must be “key,value”.", field="file")
+    rows: dict[str, str] = {}
+    for number, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise ApplicationError(f"Row {number}: expected 2 columns (key,value), got "
+                                   f"{len(row)}.", field="file")
+        key, value = row
+        if key == "":
+            raise ApplicationError(f"Row {number}: the key is empty.", field="file")
+        if key in rows:
+            raise ApplicationError(f"Row {number}: key “{key}” appears twice.", field="file")
+        rows[key] = value
+    return rows
+
+
+@transaction.atomic
+def lookup_import_csv(*, lookup: LookupTable, user, text: str) -> int:
+    """Replace the table's rows with a ``key,value`` CSV; all-or-nothing; errors name the row."""
+    require_capability(user, EDIT)
+    rows = _parse_csv(text)
+    plan_touch(plan=lookup.plan, user=user)
+    existing = {e.key: e for e in lookup.entries.all()}
+    for key, entry in existing.items():
+        if key not in rows:
+            _delete(entry, user)
+    for key, value in rows.items():
+        entry = existing.get(key)
+        if entry is None or entry.value != value:
+            entry = entry or LookupEntry(table=lookup, key=key)
+            entry.value = value
+            _save(entry, user)
+    return len(rows)
+
+
+def lookup_export_csv(*, lookup: LookupTable) -> str:
+    """The table as ``key,value`` CSV text (read-only)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["key", "value"])
+    for entry in lookup.entries.order_by("key"):
+        writer.writerow([entry.key, entry.value])
+    return out.getvalue()

@@ -1,0 +1,133 @@
+"""Writes for connected systems: create/edit/delete, and staging an uploaded file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from migration_planner.lib.errors import ApplicationError
+from runs.engine.errors import StagingError
+from runs.engine.files import FORMATS, FileProfile, StagingReport, sniff_file, stage_file
+from validation.audit import audit_record
+from validation.enums import AuditAction
+
+from .enums import SystemKind
+from .models import Plan, System
+from .schema import schema_cache_clear
+from .services_edit import require_capability
+
+MANAGE = "mp.manage_systems"
+SYSTEM_FIELDS = ("name", "kind", "environment", "role", "host", "port", "database", "username",
+                 "path", "description", "options")
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+def _check_system(system: System) -> None:
+    if system.kind == SystemKind.POSTGRESQL and not (system.host and system.database):
+        raise ApplicationError("A PostgreSQL system needs a host and a database name.",
+                               field="host" if not system.host else "database")
+    if system.kind == SystemKind.SQLITE and not system.path:
+        raise ApplicationError("An SQLite system needs the path of its database file.",
+                               field="path")
+
+
+@transaction.atomic
+def system_save(*, user, data: dict, system: System | None = None, secret: str = "") -> System:
+    """Create (``system`` None) or update a system; a blank ``secret`` keeps the stored one."""
+    require_capability(user, MANAGE)
+    created = system is None
+    system = system or System(created_by=user)
+    before = None if created else {k: str(getattr(system, k)) for k in SYSTEM_FIELDS}
+    for key, value in data.items():
+        if key in SYSTEM_FIELDS:
+            setattr(system, key, "" if value is None and key != "port" else value)
+    _check_system(system)
+    if secret:
+        system.set_secret(secret)
+    try:
+        with transaction.atomic():
+            system.save()
+    except IntegrityError as exc:
+        raise ApplicationError(f"A system called “{system.name}” already exists.",
+                               field="name") from exc
+    after = {k: str(getattr(system, k)) for k in SYSTEM_FIELDS} | {"secret": bool(secret)}
+    audit_record(action=AuditAction.CREATE if created else AuditAction.UPDATE, actor=user,
+                 obj=system, before=before, after=after)
+    return system
+
+
+@transaction.atomic
+def system_delete(*, system: System, user) -> None:
+    """Delete a system; refused (naming the plans) while any plan uses it."""
+    require_capability(user, MANAGE)
+    names = list(Plan.objects.filter(Q(source=system) | Q(target=system))
+                 .order_by("name").values_list("name", flat=True))
+    if names:
+        raise ApplicationError(f"“{system.name}” is used by plan(s): {', '.join(names)}. "
+                               "Change those plans first.", field="plans")
+    audit_record(action=AuditAction.DELETE, actor=user, obj=system,
+                 before={"name": system.name, "kind": system.kind})
+    system.delete()
+
+
+@dataclass
+class UploadResult:
+    profile: FileProfile
+    report: StagingReport
+    stored_as: str
+
+
+def _table_name(filename: str, table: str | None) -> str:
+    if table:
+        return table
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", Path(filename).stem).strip("_") or "upload"
+    return ("t_" + stem if stem[0].isdigit() else stem)[:63]
+
+
+def _store(system: System, upload) -> Path:
+    folder = Path(settings.MEDIA_ROOT) / "uploads" / str(system.uuid)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(upload.name).name) or "upload"
+    path = folder / name
+    with path.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return path
+
+
+def system_upload_file(*, system: System, user, upload, table: str | None = None
+                       ) -> UploadResult:
+    """Store an uploaded file under MEDIA_ROOT/uploads/, describe it and stage it (replacing a
+    table of the same name) into the system's staging SQLite database, whose path becomes the
+    system's path. ApplicationError names the row/column of a bad file."""
+    require_capability(user, MANAGE)
+    if system.kind != SystemKind.FILE:
+        raise ApplicationError("Only a system of kind “file” takes uploads.", field="kind")
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise ApplicationError(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MB.",
+                               field="file")
+    path = _store(system, upload)
+    dest = Path(settings.DATA_DIR) / "staging" / f"{system.uuid}.sqlite3"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    name = _table_name(upload.name, table)
+    try:
+        profile = sniff_file(path, preview_rows=10)
+        report = stage_file(path, dest=str(dest), table=name, replace=True)
+    except StagingError as exc:
+        raise ApplicationError(f"{upload.name}: {exc}", field="file",
+                               extra={"row": exc.row, "column": exc.column}) from exc
+    with transaction.atomic():
+        system.path = str(dest)
+        system.save(update_fields=["path", "updated_at"])
+        audit_record(action=AuditAction.UPDATE, actor=user, obj=system,
+                     after={"staged": name, "rows": report.rows, "file": path.name})
+    schema_cache_clear()
+    return UploadResult(profile, report, str(path))
+
+
+ACCEPTED = ", ".join(f".{f}" for f in FORMATS)

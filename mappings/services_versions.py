@@ -1,0 +1,172 @@
+"""Plan versions: readable diffs between snapshots, and reverting a plan to a version."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from migration_planner.lib.errors import ApplicationError
+from validation.audit import audit_record
+from validation.enums import AuditAction
+
+from .models import (
+    EntityMapping,
+    FieldMapping,
+    LookupEntry,
+    LookupTable,
+    Plan,
+    PlanVersion,
+    RuleStep,
+)
+from .services_edit import EDIT, _delete, _save, plan_touch, require_capability
+
+
+@dataclass
+class Change:
+    kind: str  # added | removed | changed
+    what: str  # "entity accounts", "field accounts.name", "lookup us-states", ...
+    details: list[str] = field(default_factory=list)
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _steps_text(steps: list[dict]) -> str:
+    parts = []
+    for step in steps:
+        params = sorted((step.get("params") or {}).items())
+        parts.append(f"{step['rule']}({', '.join(f'{k}={_show(v)}' for k, v in params)})")
+    return " → ".join(parts) or "(copy)"
+
+
+def _dict_changes(old: dict, new: dict, skip: tuple[str, ...]) -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key in skip or old.get(key) == new.get(key):
+            continue
+        if key == "steps":
+            out.append(f"steps: {_steps_text(old.get(key) or [])} ⇒ "
+                       f"{_steps_text(new.get(key) or [])}")
+        else:
+            out.append(f"{key}: {_show(old.get(key))} ⇒ {_show(new.get(key))}")
+    return out
+
+
+def _keyed(items: list[dict], key: str) -> dict[str, dict]:
+    return {item[key]: item for item in items}
+
+
+def snapshot_diff(old: dict, new: dict) -> list[Change]:
+    """What changed from snapshot ``old`` to ``new``: entities, fields (with their steps),
+    lookups and plan settings added/removed/changed (pure)."""
+    changes: list[Change] = []
+    settings = _dict_changes(old, new, ("entities", "lookups", "version", "plan", "_content"))
+    if settings:
+        changes.append(Change("changed", "plan settings", settings))
+    old_e, new_e = _keyed(old.get("entities", []), "name"), _keyed(new.get("entities", []), "name")
+    for name in sorted(set(old_e) | set(new_e)):
+        a, b = old_e.get(name), new_e.get(name)
+        if a is None or b is None:
+            changes.append(Change("added" if a is None else "removed", f"entity {name}"))
+            continue
+        details = _dict_changes(a, b, ("fields",))
+        if details:
+            changes.append(Change("changed", f"entity {name}", details))
+        changes.extend(_field_changes(name, a.get("fields", []), b.get("fields", [])))
+    old_l, new_l = old.get("lookups", {}), new.get("lookups", {})
+    for name in sorted(set(old_l) | set(new_l)):
+        a, b = old_l.get(name), new_l.get(name)
+        if a is None or b is None:
+            changes.append(Change("added" if a is None else "removed", f"lookup {name}"))
+        elif a != b:
+            changes.append(Change("changed", f"lookup {name}", _lookup_changes(a, b)))
+    return changes
+
+
+def _field_changes(entity: str, old: list[dict], new: list[dict]) -> list[Change]:
+    out = []
+    a_by, b_by = _keyed(old, "target"), _keyed(new, "target")
+    for target in sorted(set(a_by) | set(b_by)):
+        a, b = a_by.get(target), b_by.get(target)
+        what = f"field {entity}.{target}"
+        if a is None or b is None:
+            shown = b if a is None else a
+            out.append(Change("added" if a is None else "removed", what,
+                              [f"{' + '.join(shown.get('sources') or []) or '∅'} · "
+                               f"{_steps_text(shown.get('steps') or [])}"]))
+        elif a != b:
+            out.append(Change("changed", what, _dict_changes(a, b, ())))
+    return out
+
+
+def _lookup_changes(a: dict, b: dict) -> list[str]:
+    ea, eb = a.get("entries", {}), b.get("entries", {})
+    out = [f"+ {k} → {eb[k]}" for k in sorted(set(eb) - set(ea))]
+    out += [f"− {k} → {ea[k]}" for k in sorted(set(ea) - set(eb))]
+    out += [f"{k}: {ea[k]} ⇒ {eb[k]}" for k in sorted(set(ea) & set(eb)) if ea[k] != eb[k]]
+    if a.get("default") != b.get("default"):
+        out.append(f"default: {_show(a.get('default'))} ⇒ {_show(b.get('default'))}")
+    return out
+
+
+def _clear(plan: Plan, user) -> None:
+    for entity in plan.entities.all():
+        for fm in entity.fields.all():
+            for step in fm.steps.all():
+                _delete(step, user)
+            _delete(fm, user)
+        _delete(entity, user)
+    for lookup in plan.lookups.all():
+        for entry in lookup.entries.all():
+            _delete(entry, user)
+        _delete(lookup, user)
+
+
+def _restore_entity(plan: Plan, data: dict, user) -> None:
+    entity = EntityMapping(
+        plan=plan, name=data["name"], source_table=data["source_table"],
+        target_table=data["target_table"], source_key=list(data["source_key"]),
+        target_key=data["target_key"], external_id=data.get("external_id") or "",
+        load_mode=data.get("load_mode", "insert"), load_order=data.get("load_order", 0),
+        filters=list(data.get("filters") or []), dedupe_on=list(data.get("dedupe_on") or []),
+        watermark_column=data.get("watermark_column") or "")
+    _save(entity, user)
+    for position, f in enumerate(data.get("fields", [])):
+        fm = FieldMapping(entity=entity, target_column=f["target"], position=position,
+                          source_columns=list(f.get("sources") or []),
+                          default_value=f.get("default"), required=f.get("required", False))
+        _save(fm, user)
+        for index, s in enumerate(f.get("steps", [])):
+            _save(RuleStep(field=fm, position=index, rule=s["rule"],
+                           params=dict(s.get("params") or {})), user)
+
+
+@transaction.atomic
+def plan_version_revert(*, plan: Plan, version: PlanVersion, user) -> Plan:
+    """Rewrite the plan's entities, fields, steps and lookups from ``version``'s snapshot.
+    Transactional; every row change is recorded in history; the plan returns to draft.
+    (Entity notes and field notes are not part of a snapshot and are not restored.)"""
+    require_capability(user, EDIT)
+    if version.plan_id != plan.pk:
+        raise ApplicationError("That version belongs to another plan.", field="version")
+    plan = plan_touch(plan=plan, user=user)
+    _clear(plan, user)
+    snap = version.snapshot
+    for name, lk in sorted(snap.get("lookups", {}).items()):
+        table = LookupTable(plan=plan, name=name, default_value=lk.get("default"))
+        _save(table, user)
+        for key, value in sorted(lk.get("entries", {}).items()):
+            _save(LookupEntry(table=table, key=key, value=value), user)
+    for entity in snap.get("entities", []):
+        _restore_entity(plan, entity, user)
+    plan.batch_size = snap.get("batch_size", plan.batch_size)
+    plan.failure_threshold_pct = snap.get("failure_threshold_pct", plan.failure_threshold_pct)
+    plan._change_reason = f"Reverted to version {version.number}"
+    _save(plan, user)
+    audit_record(action=AuditAction.UPDATE, actor=user, obj=plan,
+                 after={"reverted_to": version.number, "hash": version.content_hash})
+    return plan

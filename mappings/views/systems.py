@@ -1,0 +1,104 @@
+"""System pages: list, create/edit/delete, test connection, schema browser, file upload."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.views import capability_required
+
+from ..enums import SystemKind
+from ..forms import FileUploadForm, SystemForm
+from ..models import System
+from ..schema import system_schema, system_test_connection
+from ..selectors import system_list
+from ..services_systems import ACCEPTED, system_delete, system_save, system_upload_file
+from ._common import SYSTEMS
+
+
+@capability_required("mp.view")
+def system_list_view(request: HttpRequest) -> HttpResponse:
+    return render(request, "mappings/system_list.html", {
+        "systems": system_list(), "can_manage": request.user.has_perm(SYSTEMS)})
+
+
+@capability_required("mp.view")
+def system_detail_view(request: HttpRequest, uuid) -> HttpResponse:
+    system = get_object_or_404(System, uuid=uuid)
+    return render(request, "mappings/system_detail.html", {
+        "system": system, "can_manage": request.user.has_perm(SYSTEMS),
+        "upload_form": FileUploadForm() if system.kind == SystemKind.FILE else None,
+        "accepted": ACCEPTED})
+
+
+@capability_required(SYSTEMS)
+def system_form_view(request: HttpRequest, uuid=None) -> HttpResponse:
+    system = get_object_or_404(System, uuid=uuid) if uuid else None
+    form = SystemForm(request.POST or None, instance=system)
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = system_save(user=request.user, data=form.cleaned_data, system=system,
+                                secret=form.cleaned_data.get("secret", ""))
+        except ApplicationError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"System “{saved.name}” saved.")
+            return redirect(saved)
+    return render(request, "mappings/system_form.html", {"form": form, "system": system})
+
+
+@require_POST
+@capability_required(SYSTEMS)
+def system_delete_view(request: HttpRequest, uuid) -> HttpResponse:
+    system = get_object_or_404(System, uuid=uuid)
+    try:
+        system_delete(system=system, user=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(system)
+    messages.success(request, f"System “{system.name}” deleted.")
+    return redirect("mappings:system_list")
+
+
+@require_POST
+@capability_required("mp.view")
+def system_test_view(request: HttpRequest, uuid) -> HttpResponse:
+    system = get_object_or_404(System, uuid=uuid)
+    report = system_test_connection(system)
+    return render(request, "mappings/system_detail.html#test_result",
+                  {"system": system, "report": report})
+
+
+@capability_required("mp.view")
+def system_schema_view(request: HttpRequest, uuid) -> HttpResponse:
+    system = get_object_or_404(System, uuid=uuid)
+    try:
+        schema, error = system_schema(system, fresh="refresh" in request.GET), None
+    except ApplicationError as exc:
+        schema, error = None, exc.message
+    tables = sorted(schema.tables.values(), key=lambda t: t.name) if schema else []
+    return render(request, "mappings/system_schema.html",
+                  {"system": system, "tables": tables, "error": error})
+
+
+@require_POST
+@capability_required(SYSTEMS)
+def system_upload_view(request: HttpRequest, uuid) -> HttpResponse:
+    system = get_object_or_404(System, uuid=uuid)
+    form = FileUploadForm(request.POST, request.FILES)
+    result, error = None, None
+    if form.is_valid():
+        try:
+            result = system_upload_file(system=system, user=request.user,
+                                        upload=form.cleaned_data["file"],
+                                        table=form.cleaned_data.get("table") or None)
+        except ApplicationError as exc:
+            error = exc.message
+    else:
+        error = "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items())
+    return render(request, "mappings/system_detail.html", {
+        "system": system, "can_manage": True, "upload_form": form, "accepted": ACCEPTED,
+        "upload": result, "upload_error": error}, status=200 if result else 400)

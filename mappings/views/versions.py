@@ -1,0 +1,64 @@
+"""Plan history, versions, diff and revert."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.views import capability_required
+
+from ..models import PlanVersion
+from ..selectors import plan_history
+from ..services import plan_version_create
+from ..services_versions import plan_version_revert, snapshot_diff
+from ._common import EDIT, can_edit, plan_or_404
+
+
+@capability_required("mp.view")
+def plan_history_view(request: HttpRequest, slug: str) -> HttpResponse:
+    plan = plan_or_404(slug)
+    versions = plan.versions.select_related("created_by").order_by("-number")
+    return render(request, "mappings/plan_history.html", {
+        "plan": plan, "versions": versions, "history": plan_history(plan=plan),
+        "can_edit": can_edit(request)})
+
+
+@require_POST
+@capability_required(EDIT)
+def version_create_view(request: HttpRequest, slug: str) -> HttpResponse:
+    plan = plan_or_404(slug)
+    try:
+        version = plan_version_create(plan=plan, user=request.user,
+                                      note=request.POST.get("note", "")[:255])
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Version {version.number} saved "
+                                  f"(hash {version.content_hash[:10]}).")
+    return redirect("mappings:plan_history", slug=slug)
+
+
+@capability_required("mp.view")
+def version_diff_view(request: HttpRequest, slug: str) -> HttpResponse:
+    plan = plan_or_404(slug)
+    a = get_object_or_404(PlanVersion, plan=plan, number=request.GET.get("a") or 0)
+    b = get_object_or_404(PlanVersion, plan=plan, number=request.GET.get("b") or 0)
+    return render(request, "mappings/version_diff.html", {
+        "plan": plan, "a": a, "b": b, "changes": snapshot_diff(a.snapshot, b.snapshot)})
+
+
+@require_POST
+@capability_required(EDIT)
+def version_revert_view(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    plan = plan_or_404(slug)
+    version = get_object_or_404(PlanVersion, plan=plan, number=number)
+    try:
+        plan_version_revert(plan=plan, version=version, user=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Plan reverted to version {number}.")
+    return redirect("mappings:plan_history", slug=slug)

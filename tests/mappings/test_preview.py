@@ -1,0 +1,78 @@
+"""Live preview of an entity's current mapping on sample source rows."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mappings.preview import entity_preview
+from mappings.services_edit import step_add
+from tests.mappings.workbench_fixtures import demo_files, demo_plan, demo_systems  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+def _accounts(plan):
+    return plan.entities.get(name="accounts")
+
+
+def test_preview_marks_failing_cells_with_messages(demo_plan):
+    preview = entity_preview(entity=_accounts(demo_plan), limit=100)
+    failed = [r for r in preview.rows if r.status == "failed"]
+    assert preview.error is None
+    assert len(preview.rows) == 100
+    assert failed
+    cells = [c for r in failed for c in r.result if c.error]
+    assert all(c.error for c in cells)
+    assert len(cells) >= len(failed)
+
+
+def test_preview_shows_source_and_result_side_by_side(demo_plan):
+    preview = entity_preview(entity=_accounts(demo_plan), limit=5)
+    first = preview.rows[0]
+    assert preview.source_columns[0] == "Customer_ID"
+    assert "name" in preview.target_columns
+    assert len(first.source) == len(preview.source_columns)
+    assert len(first.result) == len(preview.target_columns)
+
+
+def test_preview_changes_after_a_rule_step_is_added(demo_plan, analyst):
+    entity = _accounts(demo_plan)
+    field = entity.fields.get(target_column="name")
+    index = [f.target_column for f in entity.fields.all()].index("name")
+    before = entity_preview(entity=entity, limit=10)
+    step_add(field=field, user=analyst, rule="upper")
+    after = entity_preview(entity=entity, limit=10)
+    ok = [i for i, r in enumerate(after.rows) if r.status == "ok"]
+    assert ok
+    row = ok[0]
+    assert after.rows[row].result[index].value == before.rows[row].result[index].value.upper()
+
+
+def test_preview_reports_a_bad_rule_instead_of_raising(demo_plan):
+    entity = _accounts(demo_plan)
+    step = entity.fields.get(target_column="name").steps.first()
+    step.rule, step.params = "truncate", {"length": "many"}
+    step.save()
+    preview = entity_preview(entity=entity, limit=5)
+    assert preview.rows == []
+    assert "length" in preview.error
+
+
+def test_preview_resolves_parent_keys_like_a_dry_run(demo_plan):
+    preview = entity_preview(entity=demo_plan.entities.get(name="contacts"), limit=20)
+    index = preview.target_columns.index("account_id")
+    resolved = [r.result[index].value for r in preview.rows if r.status == "ok"]
+    assert resolved
+    assert all(v for v in resolved)
+
+
+def test_preview_answers_50_rows_under_one_second(demo_plan):
+    entity = _accounts(demo_plan)
+    entity_preview(entity=entity, limit=50)  # warm the schema cache and imports
+    started = time.perf_counter()
+    preview = entity_preview(entity=entity, limit=50, order="random")
+    elapsed = time.perf_counter() - started
+    assert len(preview.rows) == 50
+    assert elapsed < 1.0

@@ -1,0 +1,162 @@
+"""Data profiling of a source table sample: nulls, distinct values, ranges, shapes, duplicates.
+
+Pure over a text DataFrame (str/None cells); the caller fetches a bounded sample.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+SAMPLE_ROWS = 50_000
+TOP = 8
+_DIGITS = re.compile(r"[0-9]+")
+_UPPER = re.compile(r"[A-Z]+")
+_LOWER = re.compile(r"[a-z]+")
+_SPACES = re.compile(r" +")
+
+
+@dataclass
+class ColumnProfile:
+    name: str
+    rows: int
+    nulls: int
+    distinct: int
+    minimum: str | None
+    maximum: str | None
+    max_length: int
+    top_values: list[tuple[str, int]]
+    shapes: list[tuple[str, int]]
+    shape_count: int
+    padded: int  # values with leading/trailing or doubled spaces
+    mixed_case: bool
+    suggestions: list[str] = field(default_factory=list)
+
+    @property
+    def null_pct(self) -> float:
+        return 100.0 * self.nulls / self.rows if self.rows else 0.0
+
+
+@dataclass
+class TableProfile:
+    table: str
+    rows: int
+    sampled: bool
+    columns: list[ColumnProfile]
+    duplicate_keys: list[tuple[str, int]]
+    key: tuple[str, ...]
+
+
+def value_shape(value: str) -> str:
+    """The value's shape: digit runs → 9, upper-case runs → A, lower-case runs → a,
+    punctuation kept, space runs collapsed ("(555) 123-4567" → "(9) 9-9")."""
+    shape = _DIGITS.sub("9", value)
+    shape = _UPPER.sub("A", shape)
+    shape = _LOWER.sub("a", shape)
+    shape = re.sub(r"(Aa)+", "Aa", shape)
+    return _SPACES.sub(" ", shape)
+
+
+def _numeric_key(values: pd.Series) -> pd.Series | None:
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers if numbers.notna().all() else None
+
+
+def _min_max(values: pd.Series) -> tuple[str | None, str | None]:
+    if values.empty:
+        return None, None
+    numbers = _numeric_key(values)
+    if numbers is not None:
+        return str(values.iloc[int(numbers.argmin())]), str(values.iloc[int(numbers.argmax())])
+    return str(values.min()), str(values.max())
+
+
+def profile_column(name: str, series: pd.Series) -> ColumnProfile:
+    """Profile one text column (pure)."""
+    present = series.dropna().astype(str)
+    counts = present.value_counts()
+    shapes: Counter[str] = Counter()
+    for value, n in counts.items():
+        shapes[value_shape(value)] += int(n)
+    minimum, maximum = _min_max(present)
+    padded = int((present.str.strip() != present).sum() + present.str.contains("  ").sum())
+    letters = present[present.str.contains("[A-Za-z]", regex=True)]
+    mixed = bool(len(letters)) and letters.str.isupper().any() and letters.str.islower().any()
+    profile = ColumnProfile(
+        name=name, rows=len(series), nulls=int(series.isna().sum()), distinct=len(counts),
+        minimum=minimum, maximum=maximum,
+        max_length=int(present.str.len().max()) if len(present) else 0,
+        top_values=[(str(v), int(n)) for v, n in counts.head(TOP).items()],
+        shapes=shapes.most_common(TOP), shape_count=len(shapes), padded=padded,
+        mixed_case=mixed)
+    profile.suggestions = suggest_rules(profile)
+    return profile
+
+
+_DATE_SHAPES = {
+    "9-9-9 9:9": "%Y-%m-%d %H:%M", "9-9-9": "%Y-%m-%d", "9/9/9": "%m/%d/%Y",
+    "9.9.9": "%d.%m.%Y", "Aa 9 9": "%b %d %Y", "9-9-9A9:9:9": "%Y-%m-%dT%H:%M:%S",
+    "9-9-9 9:9:9": "%Y-%m-%d %H:%M:%S",
+}
+
+
+def suggest_rules(profile: ColumnProfile) -> list[str]:
+    """Rule suggestions read off a column's shapes and case (pure)."""
+    out = []
+    shapes = [s for s, _ in profile.shapes]
+    lowered = profile.name.lower()
+    date_formats = [_DATE_SHAPES[s] for s in shapes if s in _DATE_SHAPES]
+    if len(date_formats) >= 2 or (date_formats and "date" in lowered):
+        out.append("parse_date with formats: " + ", ".join(date_formats))
+    digit_shapes = [s for s in shapes if s.count("9") >= 2 and not re.search(r"[Aa@]", s)]
+    named_phone = "phone" in lowered or "tel" in lowered
+    if profile.shape_count >= 2 and not date_formats and (
+            named_phone or len(digit_shapes) >= 3):
+        out.append(f"phone_format ({profile.shape_count} phone shapes)")
+    if "@" in "".join(shapes) or "email" in lowered:
+        out.append("email (trim, lower-case, validate)")
+    if profile.padded:
+        out.append(f"trim ({profile.padded} values with extra spaces)")
+    if profile.mixed_case and not date_formats and "@" not in "".join(shapes):
+        out.append("title (mixed upper/lower case)")
+    if profile.distinct and profile.distinct <= 12 and profile.rows > 50 and not date_formats:
+        out.append(f"value_map through a lookup table ({profile.distinct} distinct values)")
+    return out
+
+
+def profile_frame(table: str, frame: pd.DataFrame, *, key: tuple[str, ...] = (),
+                  sampled: bool = False) -> TableProfile:
+    """Profile every column of a text frame; duplicate candidates on ``key`` (pure)."""
+    columns = [profile_column(str(c), frame[c]) for c in frame.columns]
+    duplicates: list[tuple[str, int]] = []
+    usable = [k for k in key if k in frame.columns]
+    if usable:
+        joined = frame[usable].astype(str).agg("|".join, axis=1)
+        counts = joined.value_counts()
+        duplicates = [(str(k), int(n)) for k, n in counts[counts > 1].head(20).items()]
+    return TableProfile(table, len(frame), sampled, columns, duplicates, tuple(usable))
+
+
+def bar_chart_svg(items: list[tuple[str, int]], *, width: int = 320, bar: int = 14) -> str:
+    """A horizontal bar chart as inline SVG markup (labels escaped; no script)."""
+    from django.utils.html import escape
+
+    if not items:
+        return ""
+    top = max(n for _, n in items) or 1
+    label_w = 120
+    height = len(items) * (bar + 4)
+    parts = [f'<svg class="bars" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
+    for i, (label, n) in enumerate(items):
+        y = i * (bar + 4)
+        w = max(1, int((width - label_w - 50) * n / top))
+        text = escape(label if len(label) <= 18 else label[:17] + "…")
+        parts.append(f'<text x="0" y="{y + bar - 3}" class="bl">{text}</text>'
+                     f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar}" rx="2"/>'
+                     f'<text x="{label_w + w + 4}" y="{y + bar - 3}" class="bn">{n}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
