@@ -251,11 +251,12 @@ def _work(batch: Batch) -> str:
     except TransientError:
         Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.PENDING, lease_until=None)
         raise
-    except EngineError as exc:
+    except Exception as exc:  # noqa: BLE001 - any other error fails the batch and run visibly
         Batch.objects.filter(pk=batch.pk).update(
             status=BatchStatus.FAILED, error=str(exc)[:4000], lease_until=None
         )
-        _fail_run(run, f"Batch {batch.seq} ({batch.entity}) failed: {exc}")
+        kind = "" if isinstance(exc, EngineError) else f"{exc.__class__.__name__}: "
+        _fail_run(run, f"Batch {batch.seq} ({batch.entity}) failed: {kind}{exc}")
         return "failed"
     finally:
         heartbeat.stop.set()

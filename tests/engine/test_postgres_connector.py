@@ -268,3 +268,22 @@ def test_pg_introspect_reports_types_lengths_and_keys(tpg):
     assert (ext.data_type, ext.max_length, ext.nullable) == ("character varying(20)", 20, False)
     assert (name.cast_type, born.cast_type) == ("character varying", "date")
     assert info.column("id").has_default is True
+
+
+def test_validate_rows_catches_numeric_overflow(pg_params):
+    import pandas as pd
+    import psycopg2
+
+    from runs.engine.connectors import connect
+
+    raw = psycopg2.connect(**pg_params)
+    with raw, raw.cursor() as cur:
+        cur.execute("CREATE TABLE money (id serial PRIMARY KEY, amount numeric(6,2))")
+    raw.close()
+    conn = connect("postgresql", pg_params)
+    frame = pd.DataFrame({"amount": ["9999.99", "10000.00", "-9999.995", "12.5", None]},
+                         dtype=object)
+    errors = conn.validate_rows("money", frame)
+    assert sorted(errors) == [1, 2]
+    assert errors[1].category == "type_cast" and "numeric(6,2)" in errors[1].message
+    conn.close()

@@ -78,3 +78,14 @@ def test_sqlite_rollback_restores_blob_and_typed_values_exactly(sqlite_params):
     assert conn.table_checksum("doc", ["id"]) == before
     assert db.execute("SELECT typeof(n), body FROM doc ORDER BY id").fetchall() == [
         ("integer", b"\x00\xff\x10"), ("text", None)]
+
+
+def test_key_ranges_of_a_table_smaller_than_one_batch_cover_it(tmp_path):
+    from runs.engine.connectors import KeyRange, connect
+
+    conn = connect("sqlite", {"path": str(tmp_path / "small.sqlite3")})
+    with conn._tx(write=True) as raw:
+        raw.execute("CREATE TABLE s (k INTEGER PRIMARY KEY, v TEXT)")
+        raw.executemany("INSERT INTO s VALUES (?, ?)", [(i, str(i)) for i in range(5)])
+    assert conn.key_ranges("s", ["k"], 100) == [KeyRange(None, None)]
+    assert len(conn.extract("s", ["k", "v"], ["k"], KeyRange(None, None))) == 5

@@ -143,11 +143,23 @@ class Source(Protocol):
     def introspect(self) -> SchemaInfo: ...
     def count(self, table: str, *, changed_since: ChangedSince | None = None) -> int: ...
     def max_value(self, table: str, column: str) -> str | None: ...
-    def key_ranges(self, table: str, key_cols: Sequence[str], batch_size: int, *,
-                   changed_since: ChangedSince | None = None) -> list[KeyRange]: ...
-    def extract(self, table: str, columns: Sequence[str], key_cols: Sequence[str],
-                key_range: KeyRange, *,
-                changed_since: ChangedSince | None = None) -> pd.DataFrame: ...
+    def key_ranges(
+        self,
+        table: str,
+        key_cols: Sequence[str],
+        batch_size: int,
+        *,
+        changed_since: ChangedSince | None = None,
+    ) -> list[KeyRange]: ...
+    def extract(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key_cols: Sequence[str],
+        key_range: KeyRange,
+        *,
+        changed_since: ChangedSince | None = None,
+    ) -> pd.DataFrame: ...
     def fetch_keys(self, table: str, key_cols: Sequence[str], keys: Sequence[str]) -> set[str]: ...
     def close(self) -> None: ...
 
@@ -158,17 +170,27 @@ class Target(Protocol):
     def introspect(self) -> SchemaInfo: ...
     def ensure_ledger(self) -> None: ...
     def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]: ...
-    def load_batch(self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
-                   run_id: str, batch_id: str, namespace: str,
-                   result_meta: dict[str, Any]) -> LoadResult: ...
+    def load_batch(
+        self,
+        *,
+        entity: EntitySpec,
+        rows: pd.DataFrame,
+        source_keys: Sequence[str],
+        run_id: str,
+        batch_id: str,
+        namespace: str,
+        result_meta: dict[str, Any],
+    ) -> LoadResult: ...
     def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None: ...
-    def keymap_lookup(self, namespace: str, entity: str,
-                      source_keys: Sequence[str]) -> dict[str, str]: ...
+    def keymap_lookup(
+        self, namespace: str, entity: str, source_keys: Sequence[str]
+    ) -> dict[str, str]: ...
     def rollback_batch(self, run_id: str, batch_id: str) -> RollbackResult: ...
     def ledger_batches(self, run_id: str) -> list[str]: ...
     def table_checksum(self, table: str, key_cols: Sequence[str]) -> TableChecksum: ...
-    def row_hashes(self, table: str, key_col: str, keys: Sequence[str], *,
-                   columns: Sequence[str] | None = None) -> dict[str, str]: ...
+    def row_hashes(
+        self, table: str, key_col: str, keys: Sequence[str], *, columns: Sequence[str] | None = None
+    ) -> dict[str, str]: ...
     def close(self) -> None: ...
 
 
@@ -205,6 +227,12 @@ def type_family(type_name: str) -> str:
     return "text"
 
 
+def numeric_limit(declared: str) -> tuple[int, int] | None:
+    """(precision, scale) of a declared ``numeric(p, s)`` / ``decimal(p)`` type, else None."""
+    m = re.search(r"(?:numeric|decimal)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", declared.lower())
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else None
+
+
 def max_length_of(declared: str) -> int | None:
     """Length limit of a declared ``varchar(n)`` / ``char(n)`` type, else None."""
     m = re.search(r"char[^(]*\((\d+)\)", declared.lower())
@@ -225,8 +253,9 @@ def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, Fiel
             for idx in series.index[mask]:
                 if idx not in found:
                     value = series.at[idx]
-                    found[idx] = FieldError(field=col.name, rule="load", value=value,
-                                            message=message, category=category)
+                    found[idx] = FieldError(
+                        field=col.name, rule="load", value=value, message=message, category=category
+                    )
     return found
 
 
@@ -251,6 +280,8 @@ def bad_message(col: ColumnInfo) -> tuple[str, str]:
     """Failure category and message for a value that does not fit ``col``."""
     if type_family(col.cast_type) == "text":
         return "too_long", f"longer than {col.max_length} characters ({col.name} {col.data_type})"
+    if numeric_limit(col.data_type) is not None:
+        return "type_cast", f"not a number that fits {col.data_type} ({col.name})"
     return "type_cast", f"does not cast to {col.data_type} ({col.name})"
 
 
@@ -268,7 +299,13 @@ def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
         in_range = np.array([-bound <= n < bound for n in nums], dtype=bool)
         return ~(ok & in_range)
     if family == "numeric":
-        return ~s.str.fullmatch(_NUM_RE).to_numpy(dtype=bool)
+        bad = ~s.str.fullmatch(_NUM_RE).to_numpy(dtype=bool)
+        limit = numeric_limit(col.data_type)
+        if limit is not None:
+            scale = limit[1]
+            values = pd.to_numeric(s.where(~bad, None), errors="coerce").round(scale)
+            bad |= (values.abs() >= 10.0 ** (limit[0] - scale)).to_numpy(dtype=bool)
+        return bad
     if family == "boolean":
         return ~s.str.strip().str.lower().isin(_BOOL_WORDS).to_numpy(dtype=bool)
     if family == "uuid":
@@ -282,8 +319,9 @@ def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
 
 def text_frame(columns: Sequence[str], data: Mapping[str, Any]) -> pd.DataFrame:
     """DataFrame of object columns (str/None) in ``columns`` order, however pandas infers."""
-    return pd.DataFrame({c: np.asarray(data[c], dtype=object) for c in columns},
-                        columns=list(columns), dtype=object)
+    return pd.DataFrame(
+        {c: np.asarray(data[c], dtype=object) for c in columns}, columns=list(columns), dtype=object
+    )
 
 
 def ranges_from_bounds(bounds: list[tuple], any_rows: bool) -> list[KeyRange]:
@@ -291,7 +329,7 @@ def ranges_from_bounds(bounds: list[tuple], any_rows: bool) -> list[KeyRange]:
     if not any_rows:
         return []
     uppers: list[tuple | None] = list(bounds)
-    if uppers and uppers[-1] is not None:
+    if not uppers or uppers[-1] is not None:
         uppers.append(None)
     ranges, lower = [], None
     for upper in uppers:

@@ -1,0 +1,165 @@
+"""Run fixtures: a demo legacy CRM and empty new CRM in throwaway PostgreSQL databases, the
+demo plan over them, eager Celery for in-process runs, and real Celery worker processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from celery import current_app
+from django.conf import settings
+from django.contrib.auth.models import User
+
+from mappings.demo import legacy_crm
+from mappings.demo_plan import demo_plan_install
+from mappings.models import System
+from runs.connections import connectors_close
+from tests.support import pg
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_ROWS = 300
+
+
+@pytest.fixture(scope="session")
+def demo_source_db():
+    """The dirty legacy CRM (300 customers, 600 contacts, 900 orders), read-only in tests."""
+    with pg.throwaway_database("runs_src") as name:
+        legacy_crm.build_source(pg.url_for(name), rows=DEMO_ROWS, seed=7)
+        yield name
+
+
+@pytest.fixture
+def demo_target_db():
+    """An empty new CRM, fresh per test."""
+    with pg.throwaway_database("runs_tgt") as name:
+        legacy_crm.build_target(pg.url_for(name))
+        yield name
+        connectors_close()
+
+
+def _pg_system(name: str, dbname: str, environment: str, role: str) -> System:
+    p = pg.admin_params()
+    system = System(
+        name=name,
+        kind="postgresql",
+        host=p.get("host", "127.0.0.1"),
+        port=int(p.get("port", 5432)),
+        database=dbname,
+        username=p.get("user", "postgres"),
+        environment=environment,
+        role=role,
+    )
+    system.set_secret(p.get("password", ""))
+    system.save()
+    return system
+
+
+@pytest.fixture
+def demo_plan(demo_source_db, demo_target_db):
+    """The demo plan mapping the legacy CRM into the (UAT) new CRM."""
+    source = _pg_system("Legacy CRM", demo_source_db, "dev", "source")
+    target = _pg_system("New CRM (UAT)", demo_target_db, "uat", "target")
+    owner = User.objects.create(username="plan-owner")
+    plan, _ = demo_plan_install(
+        source=source,
+        target=target,
+        owner=owner,
+        us_states=legacy_crm.US_STATES,
+        today=dt.date(2026, 1, 5),
+    )
+    return plan
+
+
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks in-process (on commit), propagating errors."""
+    conf = current_app.conf
+    saved = conf.task_always_eager, conf.task_eager_propagates
+    conf.task_always_eager = conf.task_eager_propagates = True
+    yield
+    conf.task_always_eager, conf.task_eager_propagates = saved
+
+
+def _worker_env() -> dict[str, str]:
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    env.update(
+        DATABASE_URL=f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        MP_BATCH_LEASE_SECONDS="3",
+        PYTHONPATH=str(ROOT),
+        MP_DATA_DIR=str(settings.DATA_DIR),
+    )
+    return env
+
+
+class Worker:
+    """A real `celery worker` process tree on the test database and broker."""
+
+    def __init__(self, concurrency: int, log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "migration_planner",
+                "worker",
+                f"--concurrency={concurrency}",
+                "--pool=prefork",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"test{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env=_worker_env(),
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b"ready." in self.log.read_bytes():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    """Start real worker processes (purging stale messages first); stopped by PID after."""
+    current_app.control.purge()
+    workers: list[Worker] = []
+
+    def start(concurrency: int = 2) -> Worker:
+        worker = Worker(concurrency, tmp_path / f"worker{len(workers)}.log")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    current_app.control.purge()
