@@ -20,12 +20,20 @@ from runs.engine.errors import EngineError, TransientError
 from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import COUNTERS, Batch, Run
 
+from . import hooks
 from .dispatch import enqueue_batches
 from .logging import run_log
 from .recording import outcome_record
 from .state import run_entities, run_ledger_id, run_snapshot
 
 MAX_ATTEMPTS = 3
+ENDED = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.ROLLING_BACK,
+    RunStatus.ROLLED_BACK,
+)
 
 
 class BatchBusy(Exception):
@@ -41,11 +49,20 @@ def _lease() -> timedelta:
 
 
 def _fail_run(run: Run, message: str) -> None:
-    Run.objects.filter(pk=run.pk).update(
-        status=RunStatus.FAILED, error=message[:4000], finished_at=timezone.now()
+    updated = (
+        Run.objects.filter(pk=run.pk)
+        .exclude(status__in=ENDED)
+        .update(status=RunStatus.FAILED, error=message[:4000], finished_at=timezone.now())
     )
     Batch.objects.filter(run=run, status=BatchStatus.PENDING).update(status=BatchStatus.CANCELLED)
     run_log(run, message, LogLevel.ERROR)
+    if updated:
+        _ended(run.pk)
+
+
+def _ended(run_id: int) -> None:
+    """Run the after-run hooks once the state change is committed."""
+    transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run_id)))
 
 
 def _watermark_value(run: Run, entity) -> str | None:
@@ -114,6 +131,10 @@ def run_prepare(*, run_id: int) -> Run:
             run.entity_totals[entity.name] = total
     except EngineError as exc:
         _fail_run(run, f"Could not start: {exc}")
+        return run
+    blocked = hooks.before_run(run)
+    if blocked:
+        _fail_run(run, f"Stopped before writing anything: {blocked}")
         return run
     with transaction.atomic():
         Batch.objects.bulk_create(batches)
@@ -319,10 +340,12 @@ def _finish_if_idle(batch_id: int | None, run: Run | None = None) -> None:
     if run.status != RunStatus.CANCELLING:
         return
     if not Batch.objects.filter(run=run, status=BatchStatus.RUNNING).exists():
-        Run.objects.filter(pk=run.pk, status=RunStatus.CANCELLING).update(
+        cancelled = Run.objects.filter(pk=run.pk, status=RunStatus.CANCELLING).update(
             status=RunStatus.CANCELLED, finished_at=timezone.now()
         )
-        run_log(run, "Run cancelled.", LogLevel.WARNING)
+        if cancelled:
+            run_log(run, "Run cancelled.", LogLevel.WARNING)
+            _ended(run.pk)
 
 
 def _accounting(run: Run) -> list[str]:
@@ -366,5 +389,6 @@ def run_finish(*, run_id: int) -> Run:
             f"Run succeeded: {run.loaded:,} loaded, {run.failed:,} failed, "
             f"{run.filtered:,} filtered, {run.duplicates:,} duplicate.",
         )
+        _ended(run.pk)
     run.refresh_from_db()
     return run

@@ -14,6 +14,7 @@ from runs.models import Batch, LedgerEntry, Rollback, Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
 
+from . import hooks
 from .dispatch import enqueue_rollback
 from .logging import run_log
 from .state import run_entities, run_ledger_id
@@ -115,5 +116,6 @@ def run_rollback_execute(*, rollback_id: int) -> Rollback:
             f"{summary.restored:,} restored; {verdict}.",
             LogLevel.INFO if not differences else LogLevel.ERROR,
         )
+        transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run.pk)))
     rollback.refresh_from_db()
     return rollback

@@ -271,3 +271,42 @@ def test_cli_run_plan_and_rollback_run(demo_plan, demo_target_db, capsys):
     call_command("rollback_run", str(run.uuid), "--inline")
     assert "Verified" in capsys.readouterr().out
     assert _count(demo_target_db, "accounts") == 0
+
+
+def test_before_run_hook_stops_run_before_writing(eager_celery, demo_plan):
+    from runs.services import hooks
+
+    def refuse(run):
+        return "source has 3 duplicate Customer_ID values (blocking pre-validation)"
+
+    ended = []
+    hooks.register_before_run(refuse)
+    hooks.register_after_run(ended.append)
+    try:
+        before = _checksums(demo_plan)
+        run = _launch(demo_plan)
+    finally:
+        hooks.BEFORE_RUN.remove(refuse)
+        hooks.AFTER_RUN.remove(ended.append)
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith("Stopped before writing anything: source has 3 duplicate")
+    assert not Batch.objects.filter(run=run).exists()
+    assert _checksums(demo_plan) == before
+    assert [r.pk for r in ended] == [run.pk]
+
+
+def test_after_run_hook_sees_each_end_state(eager_celery, demo_plan):
+    from runs.services import hooks
+
+    seen = []
+
+    def record(run):
+        seen.append(run.status)
+
+    hooks.register_after_run(record)
+    try:
+        run = _launch(demo_plan)
+        run_rollback_request(run=run, user=None)
+    finally:
+        hooks.AFTER_RUN.remove(record)
+    assert seen == ["succeeded", "rolled_back"]

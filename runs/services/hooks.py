@@ -1,0 +1,53 @@
+"""Extension points of the run lifecycle, filled by other apps (validation, notifications).
+
+A hook is a plain function registered at app start (``AppConfig.ready``):
+- ``before_run(run) -> str | None``: called after the run is planned and before any batch is
+  queued; returning a message stops the run (status failed) before anything is written.
+- ``after_run(run) -> None``: called once a run has ended (succeeded, failed, cancelled or
+  rolled back); errors are logged on the run, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from runs.enums import LogLevel
+from runs.models import Run
+
+from .logging import run_log
+
+logger = logging.getLogger(__name__)
+BEFORE_RUN: list[Callable[[Run], str | None]] = []
+AFTER_RUN: list[Callable[[Run], None]] = []
+
+
+def register_before_run(fn: Callable[[Run], str | None]) -> None:
+    """Add a check that may stop a run before its first batch (idempotent)."""
+    if fn not in BEFORE_RUN:
+        BEFORE_RUN.append(fn)
+
+
+def register_after_run(fn: Callable[[Run], None]) -> None:
+    """Add a step that runs when a run has ended (idempotent)."""
+    if fn not in AFTER_RUN:
+        AFTER_RUN.append(fn)
+
+
+def before_run(run: Run) -> str | None:
+    """The first blocking message of the registered checks, else None."""
+    for fn in BEFORE_RUN:
+        message = fn(run)
+        if message:
+            return message
+    return None
+
+
+def after_run(run: Run) -> None:
+    """Call every after-run step; failures are logged on the run and swallowed."""
+    for fn in AFTER_RUN:
+        try:
+            fn(run)
+        except Exception as exc:  # noqa: BLE001 - a follow-up step must not undo the run's result
+            logger.exception("after-run hook %s failed", fn)
+            run_log(run, f"After-run step {fn.__name__} failed: {exc}", LogLevel.ERROR)
