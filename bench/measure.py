@@ -1,0 +1,161 @@
+"""Measuring helpers: DSNs, process-tree memory polling, machine facts. No Django."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+
+
+@dataclass(frozen=True)
+class Dsn:
+    host: str
+    port: int
+    user: str
+    dbname: str
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def db(self, dbname: str) -> Dsn:
+        return Dsn(self.host, self.port, self.user, dbname)
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its live descendants (through /proc/<pid>/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            with contextlib.suppress(OSError, ValueError):
+                children = Path(f"/proc/{p}/task/{tid}/children").read_text().split()
+                todo += [int(c) for c in children]
+    return out
+
+
+@dataclass
+class TreePeak:
+    rss_kb: int = 0  # peak of the tree's summed VmRSS (shared pages counted in each process)
+    pss_kb: int = 0  # peak of the tree's summed PSS (shared pages divided among sharers)
+    max_process_rss_kb: int = 0  # peak VmRSS of any single process of the tree
+    samples: int = 0
+
+
+@dataclass
+class RssPoller:
+    """Poll the memory of some process trees every ``interval`` s on a thread until stopped."""
+
+    roots: dict[str, int]
+    interval: float = 0.2
+    peaks: dict[str, TreePeak] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        for name, root in self.roots.items():
+            peak = self.peaks.setdefault(name, TreePeak())
+            pids = process_tree(root)
+            rss = [_status_kb(p, "VmRSS") for p in pids]
+            peak.rss_kb = max(peak.rss_kb, sum(rss))
+            peak.pss_kb = max(peak.pss_kb, sum(_pss_kb(p) for p in pids))
+            peak.max_process_rss_kb = max(peak.max_process_rss_kb, max(rss, default=0))
+            peak.samples += 1
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> RssPoller:
+        self.sample()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def machine_facts(dsn: Dsn) -> dict:
+    """nproc, RAM, CPU model, kernel, Python and the PostgreSQL server version and settings."""
+    mem_kb = _meminfo_kb("MemTotal")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    with psycopg2.connect(dsn.url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version()")
+        version = cur.fetchone()[0]
+        cur.execute(
+            "SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s)",
+            (
+                [
+                    "shared_buffers",
+                    "fsync",
+                    "synchronous_commit",
+                    "max_wal_size",
+                    "work_mem",
+                    "full_page_writes",
+                ],
+            ),
+        )
+        settings = {n: f"{s}{' ' + u if u else ''}" for n, s, u in cur.fetchall()}
+    conn.close()
+    return {
+        "nproc": os.cpu_count(),
+        "ram_gb": round(mem_kb / 1024 / 1024, 1),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": version,
+        "postgresql_settings": settings,
+    }
+
+
+def _meminfo_kb(key: str) -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0

@@ -1,0 +1,333 @@
+"""Our pipeline under measurement: app database, 2 Celery workers, run_plan, reconcile, rollback.
+
+The bench process never imports Django: it drives ``manage.py`` and Celery as subprocesses
+(exactly what an operator runs) and reads the run's rows from the app database directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+from mappings.demo import legacy_crm
+from runs.engine.connectors import connect
+
+from .measure import Dsn, RssPoller, process_tree
+from .references import ACCOUNT_FIELDS
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = Path(sys.executable)
+CELERY = PYTHON.parent / "celery"
+RECONCILE_CHUNK = 50_000
+
+
+def recreate_database(admin: Dsn, name: str) -> Dsn:
+    """DROP (if any) and CREATE database ``name``; returns its DSN."""
+    conn = psycopg2.connect(admin.url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+    return admin.db(name)
+
+
+def reset_target(target: Dsn) -> None:
+    """Empty new-CRM tables and no ledger: the state before a first production load."""
+    legacy_crm.build_target(target.url, replace=True)
+    with psycopg2.connect(target.url) as conn, conn.cursor() as cur:
+        cur.execute("DROP SCHEMA IF EXISTS mp_ledger CASCADE")
+    conn.close()
+
+
+@dataclass
+class App:
+    """The app's environment and the subprocesses it started."""
+
+    db: Dsn
+    redis_url: str
+    workdir: Path
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "DATABASE_URL": self.db.url.replace("postgresql://", "postgres://"),
+                "REDIS_URL": self.redis_url,
+                "MP_DATA_DIR": str(self.workdir / "app"),
+                "PYTHONPATH": str(ROOT),
+                "DJANGO_SETTINGS_MODULE": "migration_planner.settings",
+                "CELERY_TASK_ALWAYS_EAGER": "false",
+            }
+        )
+        return env
+
+    def manage(self, *args: str, log: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run manage.py; output to workdir/<log>.log. Raises RuntimeError when it fails."""
+        with open(self.workdir / f"{log}.log", "w") as out:
+            proc = subprocess.run(  # noqa: S603 - our interpreter, our arguments
+                [str(PYTHON), "manage.py", *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        if check and proc.returncode:
+            tail = (self.workdir / f"{log}.log").read_text()[-3000:]
+            raise RuntimeError(f"manage.py {' '.join(args)} exited {proc.returncode}:\n{tail}")
+        return proc
+
+    def setup(self, source: Dsn, target: Dsn, batch_size: int) -> dict:
+        """Plan with the accounts entity only, at ``batch_size``; returns app_setup's JSON."""
+        proc = subprocess.run(  # noqa: S603 - our interpreter, our arguments
+            [
+                str(PYTHON),
+                "-m",
+                "bench.app_setup",
+                "--source-db",
+                source.dbname,
+                "--target-db",
+                target.dbname,
+                "--host",
+                source.host,
+                "--port",
+                str(source.port),
+                "--user",
+                source.user,
+                "--batch-size",
+                str(batch_size),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode:
+            raise RuntimeError(f"bench.app_setup failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def start_workers(self, count: int = 2, timeout: float = 90) -> None:
+        """Start ``count`` Celery workers (concurrency 1 each); wait until each is ready."""
+        for i in range(1, count + 1):
+            name = f"w{i}"
+            logfile = self.workdir / f"celery-{name}.log"
+            logfile.unlink(missing_ok=True)
+            self.workers[name] = subprocess.Popen(  # noqa: S603 - our venv's celery
+                [
+                    str(CELERY),
+                    "-A",
+                    "migration_planner",
+                    "worker",
+                    "--concurrency=1",
+                    "-n",
+                    f"{name}@%h",
+                    "--loglevel=INFO",
+                    f"--logfile={logfile}",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        for name, proc in self.workers.items():
+            logfile = self.workdir / f"celery-{name}.log"
+            while not (logfile.exists() and " ready." in logfile.read_text(errors="replace")):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"Celery worker {name} did not start; see {logfile}")
+                time.sleep(0.2)
+
+    def stop_workers(self) -> None:
+        """TERM each worker we started (warm shutdown), KILL its tree after 20 s."""
+        for proc in self.workers.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                for pid in reversed(process_tree(proc.pid)):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                proc.wait()
+        self.workers.clear()
+
+    def query(self, query: str, params: tuple = ()) -> tuple | None:
+        with psycopg2.connect(self.db.url) as conn, conn.cursor() as cur:
+            cur.execute(query, params)
+            row = cur.fetchone()
+        conn.close()
+        return row
+
+
+_RUN_COLS = (
+    "uuid",
+    "status",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "source_total",
+    "extracted",
+    "loaded",
+    "inserted",
+    "updated",
+    "failed",
+    "filtered",
+    "duplicates",
+    "batches_total",
+    "error",
+)
+
+
+def latest_run(app: App) -> dict:
+    row = app.query(f"SELECT {', '.join(_RUN_COLS)} FROM runs_run ORDER BY id DESC LIMIT 1")
+    if row is None:
+        raise RuntimeError("run_plan created no run")
+    return dict(zip(_RUN_COLS, row, strict=True))
+
+
+def batch_stats(app: App, run_uuid: str) -> dict:
+    """Where the run's time went: engine time per batch (duration_ms covers execute_batch:
+    extract, transform, load, ledger) against the span from first claim to last batch end."""
+    row = app.query(
+        "SELECT count(*), sum(b.duration_ms), max(b.duration_ms), min(b.started_at), "
+        "max(b.finished_at), r.started_at, r.finished_at, sum(b.attempts) "
+        "FROM runs_batch b JOIN runs_run r ON r.id = b.run_id WHERE r.uuid = %s "
+        "GROUP BY r.started_at, r.finished_at",
+        (run_uuid,),
+    )
+    if row is None:
+        return {}
+    count, total_ms, max_ms, first, last, started, finished, attempts = row
+    return {
+        "batches": count,
+        "attempts": attempts,
+        "engine_seconds_sum": (total_ms or 0) / 1000,
+        "engine_seconds_max": (max_ms or 0) / 1000,
+        "prepare_seconds": (first - started).total_seconds() if first and started else None,
+        "batches_span_seconds": (last - first).total_seconds() if first and last else None,
+        "finish_seconds": (finished - last).total_seconds() if finished and last else None,
+    }
+
+
+def launch(app: App, plan: str) -> dict:
+    """``manage.py run_plan <plan> --wait`` under RSS polling of the workers. Returns the run's
+    counters, seconds from launch to finished_at and the workers' memory peaks."""
+    roots = {name: proc.pid for name, proc in app.workers.items()}
+    with RssPoller(roots) as poller:
+        launched = time.time()
+        proc = app.manage("run_plan", plan, "--wait", log="run_plan", check=False)
+        returned = time.time()
+    run = latest_run(app)
+    if run["finished_at"] is None:
+        raise RuntimeError(f"run {run['uuid']} did not finish: {run['status']} {run['error']}")
+    finished = run["finished_at"].timestamp()
+    return {
+        "run": {
+            k: (str(v) if k in ("uuid", "created_at", "started_at", "finished_at") else v)
+            for k, v in run.items()
+        },
+        "exit_code": proc.returncode,
+        "seconds": finished - launched,
+        "run_seconds": finished - run["created_at"].timestamp(),
+        "command_seconds": returned - launched,
+        "batch_stats": batch_stats(app, str(run["uuid"])),
+        "workers": {
+            n: {
+                "peak_tree_rss_mb": p.rss_kb / 1024,
+                "peak_tree_pss_mb": p.pss_kb / 1024,
+                "peak_process_rss_mb": p.max_process_rss_kb / 1024,
+                "samples": p.samples,
+            }
+            for n, p in poller.peaks.items()
+        },
+    }
+
+
+def reconcile(target: Dsn, run_uuid: str) -> dict:
+    """Re-hash every row the run wrote (connector.row_hashes over the entity's fields, by
+    target key in chunks) and compare with the ledger's row hashes; then table_checksum."""
+    conn = connect(
+        "postgresql",
+        {"host": target.host, "port": target.port, "dbname": target.dbname, "user": target.user},
+    )
+    try:
+        start = time.perf_counter()
+        with psycopg2.connect(target.url) as pg, pg.cursor() as cur:
+            cur.execute(
+                "SELECT target_key, row_hash FROM mp_ledger.row WHERE run_id = %s", (run_uuid,)
+            )
+            ledger = dict(cur.fetchall())
+        pg.close()
+        keys = list(ledger)
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), RECONCILE_CHUNK):
+            found.update(
+                conn.row_hashes(
+                    "accounts", "id", keys[i : i + RECONCILE_CHUNK], columns=list(ACCOUNT_FIELDS)
+                )
+            )
+        mismatched = sum(1 for k, h in ledger.items() if found.get(k) != h)
+        hashes_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        checksum = conn.table_checksum("accounts", ["id"])
+        checksum_seconds = time.perf_counter() - start
+    finally:
+        conn.close()
+    return {
+        "seconds": hashes_seconds,
+        "ledger_rows": len(ledger),
+        "rows_found": len(found),
+        "mismatched": mismatched,
+        "table_checksum_seconds": checksum_seconds,
+        "table_checksum_rows": checksum.rows,
+        "method": "ledger row_hash vs PostgresConnector.row_hashes(accounts, id, keys, "
+        f"columns=entity fields) in chunks of {RECONCILE_CHUNK:,} keys",
+    }
+
+
+def rollback(app: App, target: Dsn, run_uuid: str) -> dict:
+    """``manage.py rollback_run <uuid> --wait``; seconds of the command and of the Rollback row."""
+    start = time.time()
+    proc = app.manage("rollback_run", run_uuid, "--wait", log="rollback_run", check=False)
+    seconds = time.time() - start
+    row = app.query(
+        "SELECT r.status, r.started_at, r.finished_at, r.rows_deleted, r.error "
+        "FROM runs_rollback r JOIN runs_run u ON u.id = r.run_id "
+        "WHERE u.uuid = %s ORDER BY r.id DESC LIMIT 1",
+        (run_uuid,),
+    )
+    with psycopg2.connect(target.url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM accounts")
+        left = cur.fetchone()[0]
+    conn.close()
+    if row is None:
+        raise RuntimeError(f"rollback_run exited {proc.returncode} and recorded no rollback")
+    status, started, finished, deleted, error = row
+    return {
+        "seconds": seconds,
+        "exit_code": proc.returncode,
+        "status": status,
+        "recorded_seconds": (finished - started).total_seconds() if finished else None,
+        "rows_deleted": deleted,
+        "target_rows_left": left,
+        "error": error,
+    }

@@ -1,0 +1,48 @@
+"""Failed records are stored exactly as the engine reported them (COPY path on PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mappings.models import PlanVersion
+from runs.models import FailedRecord, Run
+from runs.services.recording import failed_records_build, failed_records_insert
+from tests.factories import PlanFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class _Error:
+    def __init__(self, field, value):
+        self.field, self.rule, self.value = field, "email", value
+        self.message, self.category = f"invalid e-mail address {value!r}", "invalid_format"
+
+
+class _Failure:
+    def __init__(self, key, row):
+        self.source_key, self.source_row, self.stage = key, row, "transform"
+        self.transformed_row = {"email": None, "name": 'Acme "Quoted", Inc.'}
+        self.errors = [_Error("email", row.get("Email_Address"))]
+        self.category, self.field = "invalid_format", "email"
+        self.rule, self.message = "email", self.errors[0].message
+
+
+def test_failed_records_round_trip_awkward_text():
+    plan = PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target)
+    rows = [
+        {"Customer_ID": "1", "Email_Address": 'a"b,c\nd', "Legacy_Notes": None},
+        {"Customer_ID": "2", "Email_Address": "\\N", "Legacy_Notes": "josé ÅNGSTRÖM ✓"},
+        {"Customer_ID": "3", "Email_Address": "", "Legacy_Notes": "tab\there \\ back"},
+    ]
+    failures = [_Failure(r["Customer_ID"], r) for r in rows]
+    failed_records_insert(
+        failed_records_build(run=run, batch=None, entity="accounts", failures=failures)
+    )
+    stored = {r.source_key: r for r in FailedRecord.objects.filter(run=run)}
+    assert [stored[r["Customer_ID"]].source_row for r in rows] == rows
+    assert stored["1"].batch_id is None
+    assert stored["2"].message == "invalid e-mail address '\\\\N'"
+    assert stored["1"].transformed_row == {"email": None, "name": 'Acme "Quoted", Inc.'}
+    assert stored["3"].errors[0]["value"] == ""
