@@ -1,0 +1,73 @@
+"""The app boots (migrate, then serve the login page and health) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import pg
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = """
+import json, django
+django.setup()
+from django.test import Client
+c = Client()
+login = c.get("/accounts/login/")
+health = c.get("/healthz")
+print(json.dumps({"login": login.status_code, "form": b'name="password"' in login.content,
+                  "health": health.json()}))
+"""
+
+
+def _boot(database_url: str, tmp_path: Path) -> dict:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MP_DATA_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "migration_planner.settings",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _assert_up(result: dict, vendor: str) -> None:
+    assert result["login"] == 200 and result["form"] is True
+    assert result["health"]["database"] == {
+        **result["health"]["database"],
+        "ok": True,
+        "vendor": vendor,
+    }
+    assert result["health"]["broker"]["ok"] is True
+
+
+def test_app_boots_on_sqlite(tmp_path):
+    _assert_up(_boot(f"sqlite:///{tmp_path / 'app.sqlite3'}", tmp_path), "sqlite")
+
+
+@pytest.mark.postgres
+def test_app_boots_on_postgresql(tmp_path):
+    with pg.throwaway_database("boot") as name:
+        _assert_up(
+            _boot(pg.url_for(name).replace("postgresql://", "postgres://"), tmp_path), "postgresql"
+        )
