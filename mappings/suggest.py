@@ -86,6 +86,7 @@ def type_fit(source: ColumnInfo, target: ColumnInfo) -> tuple[float, str]:
 
 
 def suggest_pairs(source: TableInfo, target: TableInfo, *, skip_targets: set[str] = frozenset(),
+                  skip_sources: set[str] = frozenset(),
                   rejected: set[tuple[str, str]] = frozenset()) -> list[Suggestion]:
     """Best one-to-one source → target column pairs above THRESHOLD, best first (pure)."""
     drop_s = frozenset({_singular(source.name), source.name.lower()})
@@ -96,7 +97,7 @@ def suggest_pairs(source: TableInfo, target: TableInfo, *, skip_targets: set[str
             continue
         t_tokens = name_tokens(tcol.name, drop=drop_t)
         for scol in source.columns:
-            if (scol.name, tcol.name) in rejected:
+            if (scol.name, tcol.name) in rejected or scol.name in skip_sources:
                 continue
             base = name_score(name_tokens(scol.name, drop=drop_s), t_tokens)
             fit, why = type_fit(scol, tcol)
@@ -123,5 +124,8 @@ def entity_suggestions(*, entity: EntityMapping,
     schema cannot be read)."""
     source = system_table(entity.plan.source, entity.source_table)
     target = system_table(entity.plan.target, entity.target_table)
-    mapped = set(entity.fields.values_list("target_column", flat=True))
-    return suggest_pairs(source, target, skip_targets=mapped, rejected=rejected)
+    fields = list(entity.fields.values_list("target_column", "source_columns"))
+    mapped = {t for t, _ in fields}
+    used = {c for _, cols in fields for c in cols or ()}
+    return suggest_pairs(source, target, skip_targets=mapped, skip_sources=used,
+                         rejected=rejected)

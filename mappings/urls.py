@@ -18,6 +18,8 @@ urlpatterns = [
          name="milestone_edit"),
     path("plans/<slug:slug>/milestones/<int:pk>/delete/", views.milestone_delete_view,
          name="milestone_delete"),
+    path("plans/<slug:slug>/export.yaml", views.plan_yaml_view, name="plan_yaml"),
+    path("plans/<slug:slug>/document/", views.plan_document_view, name="plan_document"),
     path("plans/<slug:slug>/history/", views.plan_history_view, name="plan_history"),
     path("plans/<slug:slug>/versions/new/", views.version_create_view, name="version_create"),
     path("plans/<slug:slug>/versions/diff/", views.version_diff_view, name="version_diff"),

@@ -108,11 +108,11 @@ def suggest_rules(profile: ColumnProfile) -> list[str]:
     out = []
     shapes = [s for s, _ in profile.shapes]
     lowered = profile.name.lower()
-    date_formats = [_DATE_SHAPES[s] for s in shapes if s in _DATE_SHAPES]
+    named_phone = "phone" in lowered or "tel" in lowered
+    date_formats = [] if named_phone else [_DATE_SHAPES[s] for s in shapes if s in _DATE_SHAPES]
     if len(date_formats) >= 2 or (date_formats and "date" in lowered):
         out.append("parse_date with formats: " + ", ".join(date_formats))
     digit_shapes = [s for s in shapes if s.count("9") >= 2 and not re.search(r"[Aa@]", s)]
-    named_phone = "phone" in lowered or "tel" in lowered
     if profile.shape_count >= 2 and not date_formats and (
             named_phone or len(digit_shapes) >= 3):
         out.append(f"phone_format ({profile.shape_count} phone shapes)")

@@ -18,6 +18,7 @@ from .editor import (
     suggest_decide_view,
     suggest_view,
 )
+from .exports import plan_document_view, plan_yaml_view
 from .lookups import (
     lookup_delete_view,
     lookup_detail_view,

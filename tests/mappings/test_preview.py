@@ -1,4 +1,5 @@
 """Live preview of an entity's current mapping on sample source rows."""
+# ruff: noqa: F811 -- pytest fixtures imported from workbench_fixtures are used as arguments
 
 from __future__ import annotations
 

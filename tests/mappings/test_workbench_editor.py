@@ -1,4 +1,5 @@
 """The entity/field mapping editor pages (htmx partials) and their role rules."""
+# ruff: noqa: F811 -- pytest fixtures imported from workbench_fixtures are used as arguments
 
 from __future__ import annotations
 

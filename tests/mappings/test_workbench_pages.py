@@ -1,4 +1,5 @@
 """Systems, plans, milestones, lookups and versions pages: role rules, messages, N+1 guards."""
+# ruff: noqa: F811 -- pytest fixtures imported from workbench_fixtures are used as arguments
 
 from __future__ import annotations
 
@@ -190,3 +191,11 @@ def test_viewer_cannot_edit_lookup_rows(client_for, viewer, demo_plan):
     url = reverse("mappings:lookup_entry_add", kwargs={"slug": demo_plan.slug,
                                                        "uuid": lookup.uuid})
     assert client_for(viewer).post(url, {"key": "Z", "value": "z"}).status_code == 403
+
+
+def test_plan_yaml_export_and_document_are_wired(client_for, viewer, demo_plan):
+    client = client_for(viewer)
+    yaml_response = client.get(reverse("mappings:plan_yaml", args=[demo_plan.slug]))
+    doc = client.get(reverse("mappings:plan_document", args=[demo_plan.slug]))
+    assert yaml_response.status_code == 200 and b"accounts" in yaml_response.content
+    assert doc.status_code == 200 and b"accounts" in doc.content

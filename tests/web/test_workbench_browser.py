@@ -4,6 +4,7 @@ An analyst creates a plan on the demo systems, adds an entity, accepts suggested
 mappings, adds a rule step and watches the live preview change, then freezes a version.
 Screenshots of every screen go to artifacts/screenshots/workbench-*.png.
 """
+# ruff: noqa: F811 -- pytest fixtures imported from workbench_fixtures are used as arguments
 
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ def test_workbench_journey(live_server, page, workbench_env):
     _add_entity(page)
     _accept_suggestions(page, 4)
     before, after = _add_rule_and_watch_preview(page)
-    page.click("text=History")
+    page.click("text=History & versions")
     page.wait_for_selector("text=Every edit")
     page.click("button:has-text('Create version')")
     page.wait_for_selector("text=Version 1 saved")
