@@ -29,6 +29,7 @@ class BatchOutcome:
     duplicates: int = 0
     failures: list[RowFailure] = field(default_factory=list)
     already_done: bool = False
+    unchanged: int = 0  # loaded rows that were already identical in the target (not written)
 
     def to_meta(self) -> dict[str, Any]:
         """JSON-able form stored as the ledger batch record's result_meta."""
@@ -52,6 +53,7 @@ class BatchOutcome:
         counts = {name: int(meta.get(name, 0)) for name in _COUNTS}
         if load is not None:
             counts.update(inserted=load.inserted, updated=load.updated)
+            return cls(**counts, failures=failures, already_done=True, unchanged=load.unchanged)
         return cls(**counts, failures=failures, already_done=True)
 
 
@@ -76,6 +78,7 @@ def execute_batch(
     batch_id: str,
     dry_run: bool = False,
     changed_since: str | None = None,
+    skip_unchanged: bool = False,
 ) -> BatchOutcome:
     """Run one batch; idempotent per (run_id, batch_id): a committed batch is not redone.
 
@@ -102,6 +105,7 @@ def execute_batch(
         run_id=run_id,
         batch_id=batch_id,
         dry_run=dry_run,
+        skip_unchanged=skip_unchanged,
     )
 
 
@@ -115,6 +119,7 @@ def process_frame(
     run_id: str,
     batch_id: str,
     dry_run: bool = False,
+    skip_unchanged: bool = False,
 ) -> BatchOutcome:
     """Transform → validate → load + ledger for rows already in hand (a batch's extract, or
     failed records being re-processed). Idempotent per (run_id, batch_id); one target
@@ -148,10 +153,13 @@ def process_frame(
         batch_id=batch_id,
         namespace=snapshot.plan,
         result_meta=outcome.to_meta(),
+        skip_unchanged=skip_unchanged,
     )
     if loaded.already_done:  # a concurrent attempt committed first: report what it stored
         return BatchOutcome.from_meta(loaded.result_meta, loaded)
-    return replace(outcome, inserted=loaded.inserted, updated=loaded.updated)
+    return replace(
+        outcome, inserted=loaded.inserted, updated=loaded.updated, unchanged=loaded.unchanged
+    )
 
 
 def _watermark(entity: EntitySpec, changed_since: str | None) -> ChangedSince | None:

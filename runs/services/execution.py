@@ -268,6 +268,7 @@ def _work(batch: Batch) -> str:
             batch_id=batch.ledger_id,
             dry_run=run.mode == RunMode.DRY_RUN,
             changed_since=_watermark_value(run, entity),
+            skip_unchanged=run.mode == RunMode.DELTA,
         )
     except TransientError:
         Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.PENDING, lease_until=None)

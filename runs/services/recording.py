@@ -156,6 +156,12 @@ def outcome_record(*, batch: Batch, outcome, entity, duration_ms: int) -> bool:
             },
         )
     Run.objects.filter(pk=run.pk).update(**{c: F(c) + counts[c] for c in COUNTERS})
+    if getattr(outcome, "unchanged", 0):
+        run_log(
+            run,
+            f"Batch {batch.seq} ({batch.entity}): {outcome.unchanged:,} rows already "
+            "identical in the target (not rewritten).",
+        )
     if outcome.failed:
         run_log(
             run,

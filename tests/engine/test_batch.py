@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import pandas as pd
+import pytest
+
 from runs.engine.batch import BatchOutcome, execute_batch
 from runs.engine.connectors import KeyRange
 from runs.engine.snapshot import EntitySpec, FieldSpec, FilterSpec, PlanSnapshot, RuleStepSpec
 
 LEGACY = [  # id, name, age, status
     (1, "Ann", "30", "active"),
-    (2, "Bob", "abc", "active"),         # load failure: age does not cast to integer
-    (3, "Carl", "40", "deleted"),        # filtered
-    (4, " Ann ", "31", "active"),        # duplicate of Ann (dedupe on name, after trim)
-    (5, None, "1", "active"),            # transform failure: name required
+    (2, "Bob", "abc", "active"),  # load failure: age does not cast to integer
+    (3, "Carl", "40", "deleted"),  # filtered
+    (4, " Ann ", "31", "active"),  # duplicate of Ann (dedupe on name, after trim)
+    (5, None, "1", "active"),  # transform failure: name required
     (6, "Maximilianus", "2", "active"),  # load failure: longer than varchar(10)
     *[(i, f"P{i}", str(i), "active") for i in range(7, 21)],
 ]
@@ -19,10 +22,12 @@ LEGACY = [  # id, name, age, status
 
 def setup_tables(tdb) -> None:
     key = "id serial PRIMARY KEY" if tdb.kind == "postgresql" else "id INTEGER PRIMARY KEY"
-    tdb.script("CREATE TABLE legacy (id integer PRIMARY KEY, name text, age text, status text);"
-               f"CREATE TABLE customer ({key}, ext varchar(20) NOT NULL UNIQUE, "
-               "name varchar(10) NOT NULL, age integer);"
-               f"CREATE TABLE orders ({key}, ext varchar(20) NOT NULL UNIQUE, customer_id integer)")
+    tdb.script(
+        "CREATE TABLE legacy (id integer PRIMARY KEY, name text, age text, status text);"
+        f"CREATE TABLE customer ({key}, ext varchar(20) NOT NULL UNIQUE, "
+        "name varchar(10) NOT NULL, age integer);"
+        f"CREATE TABLE orders ({key}, ext varchar(20) NOT NULL UNIQUE, customer_id integer)"
+    )
     ph = "%s" if tdb.kind == "postgresql" else "?"
     for row in LEGACY:
         tdb.execute(f"INSERT INTO legacy VALUES ({ph}, {ph}, {ph}, {ph})", row)
@@ -30,20 +35,36 @@ def setup_tables(tdb) -> None:
 
 def customer_entity() -> EntitySpec:
     return EntitySpec(
-        name="customer", source_table="legacy", target_table="customer", source_key=("id",),
-        target_key="id", external_id="ext", load_mode="upsert",
-        fields=(FieldSpec("ext", ("id",)),
-                FieldSpec("name", ("name",), steps=(RuleStepSpec("trim"),), required=True),
-                FieldSpec("age", ("age",))),
-        filters=(FilterSpec("status", "ne", "deleted"),), dedupe_on=("name",))
+        name="customer",
+        source_table="legacy",
+        target_table="customer",
+        source_key=("id",),
+        target_key="id",
+        external_id="ext",
+        load_mode="upsert",
+        fields=(
+            FieldSpec("ext", ("id",)),
+            FieldSpec("name", ("name",), steps=(RuleStepSpec("trim"),), required=True),
+            FieldSpec("age", ("age",)),
+        ),
+        filters=(FilterSpec("status", "ne", "deleted"),),
+        dedupe_on=("name",),
+    )
 
 
 def orders_entity() -> EntitySpec:
     ref = RuleStepSpec("reference_lookup", {"entity": "customer"})
     return EntitySpec(
-        name="orders", source_table="legacy", target_table="orders", source_key=("id",),
-        target_key="id", external_id="ext", load_mode="upsert", load_order=1,
-        fields=(FieldSpec("ext", ("id",)), FieldSpec("customer_id", ("id",), steps=(ref,))))
+        name="orders",
+        source_table="legacy",
+        target_table="orders",
+        source_key=("id",),
+        target_key="id",
+        external_id="ext",
+        load_mode="upsert",
+        load_order=1,
+        fields=(FieldSpec("ext", ("id",)), FieldSpec("customer_id", ("id",), steps=(ref,))),
+    )
 
 
 def snapshot() -> PlanSnapshot:
@@ -51,15 +72,23 @@ def snapshot() -> PlanSnapshot:
 
 
 def run(tdb, entity, *, batch="b1", dry_run=False, key_range=None) -> BatchOutcome:
-    return execute_batch(snapshot=snapshot(), entity=entity, key_range=key_range or KeyRange(),
-                         source=tdb.connector, target=tdb.connector, run_id="run-1",
-                         batch_id=batch, dry_run=dry_run)
+    return execute_batch(
+        snapshot=snapshot(),
+        entity=entity,
+        key_range=key_range or KeyRange(),
+        source=tdb.connector,
+        target=tdb.connector,
+        run_id="run-1",
+        batch_id=batch,
+        dry_run=dry_run,
+    )
 
 
 def ledger_tables(tdb) -> list[tuple]:
     if tdb.kind == "postgresql":
-        return tdb.execute("SELECT table_name FROM information_schema.tables "
-                           "WHERE table_schema = 'mp_ledger'")
+        return tdb.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'mp_ledger'"
+        )
     return tdb.execute("SELECT name FROM sqlite_master WHERE name LIKE 'mp_ledger%'")
 
 
@@ -67,21 +96,31 @@ def test_execute_batch_accounts_for_every_extracted_row(tdb):
     setup_tables(tdb)
     outcome = run(tdb, customer_entity())
     categories = sorted((f.source_key, f.stage, f.category) for f in outcome.failures)
-    assert (outcome.extracted, outcome.loaded, outcome.failed, outcome.filtered,
-            outcome.duplicates) == (20, 15, 3, 1, 1)
-    assert outcome.extracted == (outcome.loaded + outcome.failed + outcome.filtered
-                                 + outcome.duplicates)
+    assert (
+        outcome.extracted,
+        outcome.loaded,
+        outcome.failed,
+        outcome.filtered,
+        outcome.duplicates,
+    ) == (20, 15, 3, 1, 1)
+    assert outcome.extracted == (
+        outcome.loaded + outcome.failed + outcome.filtered + outcome.duplicates
+    )
     assert (outcome.inserted, outcome.updated, outcome.already_done) == (15, 0, False)
-    assert categories == [("2", "load", "type_cast"), ("5", "transform", "required_missing"),
-                          ("6", "load", "too_long")]
+    assert categories == [
+        ("2", "load", "type_cast"),
+        ("5", "transform", "required_missing"),
+        ("6", "load", "too_long"),
+    ]
     assert tdb.execute("SELECT count(*) FROM customer") == [(15,)]
 
 
 def test_execute_batch_accounting_holds_across_key_ranges(tdb):
     setup_tables(tdb)
     ranges = tdb.connector.key_ranges("legacy", ["id"], 6)
-    outcomes = [run(tdb, customer_entity(), batch=f"b{i}", key_range=r)
-                for i, r in enumerate(ranges)]
+    outcomes = [
+        run(tdb, customer_entity(), batch=f"b{i}", key_range=r) for i, r in enumerate(ranges)
+    ]
     assert sum(o.extracted for o in outcomes) == 20
     assert all(o.extracted == o.loaded + o.failed + o.filtered + o.duplicates for o in outcomes)
 
@@ -111,8 +150,9 @@ def test_execute_batch_reference_lookup_uses_parent_keymap(tdb):
     setup_tables(tdb)
     run(tdb, customer_entity(), batch="c1")
     outcome = run(tdb, orders_entity(), batch="o1")
-    pairs = tdb.execute("SELECT o.ext, c.ext FROM orders o JOIN customer c "
-                        "ON c.id = o.customer_id ORDER BY o.id")
+    pairs = tdb.execute(
+        "SELECT o.ext, c.ext FROM orders o JOIN customer c ON c.id = o.customer_id ORDER BY o.id"
+    )
     assert (outcome.loaded, outcome.failed) == (15, 5)
     assert {f.category for f in outcome.failures} == {"reference_missing"}
     assert all(a == b for a, b in pairs) and len(pairs) == 15
@@ -123,3 +163,72 @@ def test_execute_batch_dry_run_resolves_references_against_source_keys(tdb):
     outcome = run(tdb, orders_entity(), dry_run=True)
     assert (outcome.extracted, outcome.loaded, outcome.failed) == (20, 20, 0)
     assert ledger_tables(tdb) == []
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_load_batch_skip_unchanged_writes_only_changed_rows(kind, pg_params, sqlite_params):
+    from runs.engine.connectors import connect
+    from runs.engine.rollback import rollback_run
+    from runs.engine.snapshot import EntitySpec, FieldSpec
+
+    params = pg_params if kind == "postgresql" else sqlite_params
+    conn = connect(kind, params)
+    ddl = (
+        "CREATE TABLE acct (id {pk}, ext varchar(10) UNIQUE NOT NULL, name varchar(20), "
+        "amount numeric(8,2))"
+    )
+    pk = "bigserial PRIMARY KEY" if kind == "postgresql" else "INTEGER PRIMARY KEY"
+    if kind == "postgresql":
+        import psycopg2
+
+        raw = psycopg2.connect(**params)
+        with raw, raw.cursor() as cur:
+            cur.execute(ddl.format(pk=pk))
+        raw.close()
+    else:
+        with conn._tx(write=True) as raw:
+            raw.execute(ddl.format(pk=pk))
+    entity = EntitySpec(
+        name="acct",
+        source_table="s",
+        target_table="acct",
+        source_key=("k",),
+        target_key="id",
+        external_id="ext",
+        load_mode="upsert",
+        fields=(FieldSpec(target="ext"), FieldSpec(target="name"), FieldSpec(target="amount")),
+    )
+    conn.ensure_ledger()
+
+    def frame(names):
+        return pd.DataFrame(
+            {"ext": ["a", "b", "c"], "name": names, "amount": ["1.50", "2", None]}, dtype=object
+        )
+
+    first = conn.load_batch(
+        entity=entity,
+        rows=frame(["A", "B", "C"]),
+        source_keys=["a", "b", "c"],
+        run_id="r1",
+        batch_id="1",
+        namespace="n",
+        result_meta={},
+    )
+    before = conn.table_checksum("acct", ["id"])
+    second = conn.load_batch(
+        entity=entity,
+        rows=frame(["A", "B2", "C"]),
+        source_keys=["a", "b", "c"],
+        run_id="r2",
+        batch_id="1",
+        namespace="n",
+        result_meta={},
+        skip_unchanged=True,
+    )
+    assert (first.inserted, second.inserted, second.updated, second.unchanged) == (3, 0, 1, 2)
+    assert second.loaded == 3
+    assert conn.keymap_lookup("n", "acct", ["a", "b", "c"]).keys() == {"a", "b", "c"}
+    summary = rollback_run(target=conn, run_id="r2")
+    assert (summary.deleted, summary.restored) == (0, 1)
+    assert conn.table_checksum("acct", ["id"]) == before
+    conn.close()

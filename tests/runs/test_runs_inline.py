@@ -310,3 +310,45 @@ def test_after_run_hook_sees_each_end_state(eager_celery, demo_plan):
     finally:
         hooks.AFTER_RUN.remove(record)
     assert seen == ["succeeded", "rolled_back"]
+
+
+def test_delta_by_comparison_writes_only_changed_rows(
+    eager_celery, demo_plan, demo_source_db, demo_target_db
+):
+    """An entity without a watermark column: a delta run compares and rewrites only changes."""
+    demo_plan.entities.filter(name="accounts").update(watermark_column="")
+    full = _launch(demo_plan, scope_entity="accounts")
+    before = _checksums(demo_plan)
+    ids = [
+        r[0]
+        for r in pg.query(demo_target_db, "SELECT account_number FROM accounts ORDER BY id LIMIT 2")
+    ]
+    old = pg.query(
+        demo_source_db,
+        'SELECT "Customer_ID"::text, "City" FROM customers WHERE "Customer_ID"::text = ANY(%s)',
+        (ids,),
+    )
+    pg.query(
+        demo_source_db,
+        'UPDATE customers SET "City" = \'Springfield\' WHERE "Customer_ID"::text = ANY(%s)',
+        (ids,),
+    )
+    try:
+        delta = _launch(demo_plan, mode="delta", scope_entity="accounts")
+        assert delta.status == RunStatus.SUCCEEDED, delta.error
+        assert (delta.extracted, delta.loaded) == (full.extracted, full.loaded)
+        assert (delta.inserted, delta.updated) == (0, 2)
+        assert pg.query(
+            demo_target_db,
+            "SELECT count(*) FROM mp_ledger.row WHERE run_id = %s",
+            (str(delta.uuid),),
+        ) == [(2,)]
+        run_rollback_request(run=delta, user=None)
+        assert _checksums(demo_plan) == before
+    finally:
+        for key, city in old:
+            pg.query(
+                demo_source_db,
+                'UPDATE customers SET "City" = %s WHERE "Customer_ID"::text = %s',
+                (city, key),
+            )

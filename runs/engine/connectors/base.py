@@ -110,11 +110,12 @@ class LoadResult:
     updated: int = 0
     already_done: bool = False
     result_meta: dict[str, Any] = field(default_factory=dict)
+    unchanged: int = 0  # skip_unchanged: rows already identical in the target, not written
 
     @property
     def loaded(self) -> int:
-        """Rows written (inserted + updated)."""
-        return self.inserted + self.updated
+        """Rows the target now holds as transformed: inserted + updated + unchanged."""
+        return self.inserted + self.updated + self.unchanged
 
 
 @dataclass(frozen=True)

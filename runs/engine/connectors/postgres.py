@@ -355,8 +355,11 @@ class PostgresConnector:
 
     def load_batch(self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
                    run_id: str, batch_id: str, namespace: str,
-                   result_meta: dict[str, Any]) -> LoadResult:
-        """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent."""
+                   result_meta: dict[str, Any], skip_unchanged: bool = False) -> LoadResult:
+        """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent.
+
+        ``skip_unchanged`` (upsert only; delta by comparison): rows whose target row already
+        holds the same values are not written and not in the ledger, only counted."""
         info = self._table(entity.target_table)
         cols = info.require(list(rows.columns))
         tk = info.column(entity.target_key)
@@ -371,27 +374,32 @@ class PostgresConnector:
             stored = _stored_result(cur, run_id, batch_id)
             if stored is not None:
                 return stored
-            written = self._write_rows(cur, info, cols, tk, ext, entity.load_mode, rows)
+            skip = skip_unchanged and entity.load_mode == "upsert"
+            written = self._write_rows(cur, info, cols, tk, ext, entity.load_mode, rows, skip)
             inserted = sum(1 for w in written if w[1])
-            result = LoadResult(inserted=inserted, updated=len(written) - inserted,
-                                result_meta=result_meta)
+            changed = [w for w in written if w[4]]
+            result = LoadResult(inserted=inserted, updated=len(changed) - inserted,
+                                unchanged=len(written) - len(changed), result_meta=result_meta)
             keys = [str(k) for k in source_keys]
-            _write_ledger(cur, entity, run_id, batch_id, written)
+            _write_ledger(cur, entity, run_id, batch_id, changed)
             _write_keymap(cur, namespace, entity.name, run_id, batch_id,
                           keys, [w[0] for w in written])
             cur.execute(
                 "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
                 "target_key_column, result_meta, load_result) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (run_id, batch_id, entity.name, info.name, tk.name, json.dumps(result_meta),
-                 json.dumps({"inserted": result.inserted, "updated": result.updated})))
+                 json.dumps({"inserted": result.inserted, "updated": result.updated,
+                             "unchanged": result.unchanged})))
         return result
 
     def _write_rows(self, cur: Any, info: TableInfo, cols: list[ColumnInfo], tk: ColumnInfo,
-                    ext: ColumnInfo | None, mode: str, rows: pd.DataFrame) -> list[tuple]:
+                    ext: ColumnInfo | None, mode: str, rows: pd.DataFrame,
+                    skip_unchanged: bool = False) -> list[tuple]:
         """COPY rows into a temp table, then INSERT ... SELECT (ON CONFLICT) RETURNING.
 
-        Returns (target key text, inserted?, before-image JSON or None, row hash) per row, in
-        input order (PostgreSQL returns INSERT ... SELECT ... ORDER BY rows in that order).
+        Returns (target key text, inserted?, before-image JSON or None, row hash, written?) per
+        row, in input order (PostgreSQL returns INSERT ... SELECT ... ORDER BY rows in that
+        order; with skip_unchanged rows are matched back through the external id instead).
         """
         temp = [sql.Identifier(f"c{i}") for i in range(len(cols))]
         cur.execute(sql.SQL("CREATE TEMP TABLE mp_load (mp_ord bigserial, {}) ON COMMIT DROP")
@@ -418,12 +426,47 @@ class PostgresConnector:
                  conflict=conflict, tk=sql.Identifier(tk.name),
                  ret=sql.SQL(", ").join(sql.SQL("mp_t.{}::text").format(sql.Identifier(c.name))
                                         for c in cols))
+        if skip_unchanged:
+            return self._write_changed(cur, info, cols, tk, ext, temp, query, before)
         cur.execute(query)
         out = cur.fetchall()
         if len(out) != len(rows):
             raise EngineError(f"target returned {len(out)} rows for {len(rows)} written")
-        return [(r[0], bool(r[1]), None if r[1] else before.get(r[0]), row_hash(r[2:]))
+        return [(r[0], bool(r[1]), None if r[1] else before.get(r[0]), row_hash(r[2:]), True)
                 for r in out]
+
+    def _write_changed(self, cur: Any, info: TableInfo, cols: list[ColumnInfo], tk: ColumnInfo,
+                       ext: ColumnInfo, temp: list[sql.Identifier], query: sql.Composed,
+                       before: dict[str, str]) -> list[tuple]:
+        """Upsert writing only rows whose values differ; unchanged rows keep their target key."""
+        names = [c.name for c in cols]
+        ext_temp = _cast(sql.Composed([sql.SQL("l."), temp[names.index(ext.name)]]), ext)
+        cur.execute(sql.SQL("SELECT l.mp_ord, t.{tk}::text FROM mp_load l JOIN {t} t "
+                            "ON t.{ext} = {ext_temp}").format(
+            tk=sql.Identifier(tk.name), t=self._ident(info), ext=sql.Identifier(ext.name),
+            ext_temp=ext_temp))
+        existing = dict(cur.fetchall())
+        target_row = sql.SQL(", ").join(sql.SQL("mp_t.{}").format(sql.Identifier(n)) for n in names)
+        new_row = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(n))
+                                     for n in names)
+        guarded = sql.Composed([query]).as_string(cur).replace(
+            " RETURNING ", " WHERE ROW(" + target_row.as_string(cur) + ") IS DISTINCT FROM ROW("
+            + new_row.as_string(cur) + ") RETURNING mp_t." + sql.Identifier(ext.name).as_string(cur)
+            + " AS mp_ext, ", 1)
+        cur.execute(sql.SQL("WITH w AS ({}) SELECT l.mp_ord, w.* FROM w JOIN mp_load l "
+                            "ON w.mp_ext = {} ORDER BY l.mp_ord").format(sql.SQL(guarded),
+                                                                          ext_temp))
+        changed = {r[0]: r[2:] for r in cur.fetchall()}
+        cur.execute("SELECT mp_ord FROM mp_load ORDER BY mp_ord")
+        out = []
+        for (ordinal,) in cur.fetchall():
+            r = changed.get(ordinal)
+            if r is None:
+                out.append((existing[ordinal], False, None, None, False))
+            else:
+                out.append((r[0], bool(r[1]), None if r[1] else before.get(r[0]),
+                            row_hash(r[2:]), True))
+        return out
 
     def _before_images(self, cur: Any, info: TableInfo, tk: ColumnInfo, ext: ColumnInfo,
                        temp_col: sql.Identifier) -> dict[str, str]:
@@ -537,7 +580,8 @@ def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:
         return None
     load, meta = rec
     return LoadResult(inserted=int(load.get("inserted", 0)), updated=int(load.get("updated", 0)),
-                      already_done=True, result_meta=meta)
+                      unchanged=int(load.get("unchanged", 0)), already_done=True,
+                      result_meta=meta)
 
 
 def _write_ledger(cur: Any, entity: EntitySpec, run_id: str, batch_id: str,

@@ -274,8 +274,11 @@ class SqliteConnector:
 
     def load_batch(self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
                    run_id: str, batch_id: str, namespace: str,
-                   result_meta: dict[str, Any]) -> LoadResult:
-        """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent."""
+                   result_meta: dict[str, Any], skip_unchanged: bool = False) -> LoadResult:
+        """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent.
+
+        ``skip_unchanged`` (upsert only; delta by comparison): rows whose target row already
+        holds the same values are not written and not in the ledger, only counted."""
         info = self._table(entity.target_table)
         cols = info.require(list(rows.columns))
         tk = info.column(entity.target_key)
@@ -290,18 +293,21 @@ class SqliteConnector:
             if stored is not None:
                 return stored
             upsert_on = ext if entity.load_mode == "upsert" else None
-            written = _write_rows(conn, info, cols, tk, upsert_on, rows)
+            written = _write_rows(conn, info, cols, tk, upsert_on, rows,
+                                  skip_unchanged and upsert_on is not None)
             inserted = sum(1 for w in written if w[1])
-            result = LoadResult(inserted=inserted, updated=len(written) - inserted,
-                                result_meta=result_meta)
-            _write_ledger(conn, entity, run_id, batch_id, written)
+            changed = [w for w in written if w[4]]
+            result = LoadResult(inserted=inserted, updated=len(changed) - inserted,
+                                unchanged=len(written) - len(changed), result_meta=result_meta)
+            _write_ledger(conn, entity, run_id, batch_id, changed)
             _write_keymap(conn, namespace, entity.name, run_id, batch_id,
                           [str(k) for k in source_keys], [w[0] for w in written])
             conn.execute(
                 "INSERT INTO mp_ledger_batch (run_id, batch_id, entity, target_table, "
                 "target_key_column, result_meta, load_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, batch_id, entity.name, info.name, tk.name, json.dumps(result_meta),
-                 json.dumps({"inserted": result.inserted, "updated": result.updated})))
+                 json.dumps({"inserted": result.inserted, "updated": result.updated,
+                             "unchanged": result.unchanged})))
         return result
 
     def _introspect_ledger_tables(self, run_id: str) -> None:
@@ -392,14 +398,18 @@ def _text_rows(rows: pd.DataFrame) -> list[list[str | None]]:
 
 
 def _write_rows(conn: sqlite3.Connection, info: TableInfo, cols: list[ColumnInfo],
-                tk: ColumnInfo, upsert_on: ColumnInfo | None, rows: pd.DataFrame) -> list[tuple]:
+                tk: ColumnInfo, upsert_on: ColumnInfo | None, rows: pd.DataFrame,
+                skip_unchanged: bool = False) -> list[tuple]:
     """Insert/upsert row by row with RETURNING (exact key mapping; SQLite's set RETURNING
-    order is unspecified). Returns (target key, inserted?, before-image JSON, row hash)."""
+    order is unspecified). Returns (target key, inserted?, before-image JSON, row hash,
+    written?); with skip_unchanged an identical existing row is left alone (written False)."""
     names = [c.name for c in cols]
     conflict = ""
     if upsert_on is not None:
         sets = ", ".join(f"{q(n)} = excluded.{q(n)}" for n in names)
         conflict = f" ON CONFLICT ({q(upsert_on.name)}) DO UPDATE SET {sets}"
+        if skip_unchanged:
+            conflict += " WHERE " + " OR ".join(f"{q(n)} IS NOT excluded.{q(n)}" for n in names)
     insert = (f"INSERT INTO {q(info.name)} ({_qcols(names)}) VALUES "
               f"({', '.join('?' for _ in names)}){conflict} RETURNING CAST({q(tk.name)} AS TEXT), "
               + ", ".join(f"CAST({q(n)} AS TEXT)" for n in names))
@@ -415,7 +425,10 @@ def _write_rows(conn: sqlite3.Connection, info: TableInfo, cols: list[ColumnInfo
             if old is not None:
                 before = json.dumps({c: _jsonable(v) for c, v in zip(all_cols, old, strict=True)})
         out = conn.execute(insert, values).fetchone()
-        written.append((out[0], before is None, before, row_hash(out[1:])))
+        if out is None:  # ON CONFLICT ... WHERE was false: the row is already identical
+            written.append((str(old[all_cols.index(tk.name)]), False, None, None, False))
+            continue
+        written.append((out[0], before is None, before, row_hash(out[1:]), True))
     return written
 
 
@@ -447,7 +460,8 @@ def _stored_result(conn: sqlite3.Connection, run_id: str, batch_id: str) -> Load
         return None
     load, meta = json.loads(rec[0]), json.loads(rec[1])
     return LoadResult(inserted=int(load.get("inserted", 0)), updated=int(load.get("updated", 0)),
-                      already_done=True, result_meta=meta)
+                      unchanged=int(load.get("unchanged", 0)), already_done=True,
+                      result_meta=meta)
 
 
 def _undo_rows(conn: sqlite3.Connection, info: TableInfo, tk: ColumnInfo, run_id: str,
