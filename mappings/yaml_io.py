@@ -49,8 +49,13 @@ class _Dumper(yaml.SafeDumper):
     """Safe dumper: multi-line text as literal blocks, short text lists in flow style."""
 
 
+_ODD_BREAKS = ("\x85", "\u2028", "\u2029")  # PyYAML folds these unescaped outside "..."
+
+
 def _repr_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     style = "|" if "\n" in data else None
+    if any(ch in data for ch in _ODD_BREAKS):
+        style = '"'
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
@@ -166,7 +171,7 @@ def plan_export_dict(*, plan: Plan) -> dict:
 def plan_export_yaml(*, plan: Plan) -> str:
     """The plan as v1 YAML text; deterministic (export → import → export is byte-identical)."""
     return yaml.dump(plan_export_dict(plan=plan), Dumper=_Dumper, sort_keys=False,
-                     allow_unicode=True, width=100, indent=2)
+                     allow_unicode=True, width=1_000_000, indent=2)
 
 
 # --------------------------------------------------------------------------- reading nodes
@@ -388,6 +393,14 @@ def _json(r: _Reader, value: Any, path: Path) -> Any:
     return value
 
 
+def _params(r: _Reader, value: Any, path: Path) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        r.fail(path, f"must be a mapping, got {_kind(value)}")
+    return _json(r, value, path)
+
+
 def _date(r: _Reader, d: dict, path: Path, key: str) -> dt.date:
     value = d.get(key)
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
@@ -525,6 +538,7 @@ def _read_step(r: _Reader, d: Any, p: Path, names: dict[str, set[str]]) -> tuple
     for key, value in given.items():  # `value: 0` for a text parameter means the text "0"
         if types.get(key) in _TEXT_PARAMS and isinstance(value, int | float | bool):
             given[key] = r.raw((*p, key))
+        _json(r, given[key], (*p, key))
     try:
         params = validate_params(rule, given)
     except RuleParamError as exc:
@@ -588,7 +602,8 @@ def _read_entity(r: _Reader, d: Any, p: Path, names: dict[str, set[str]]) -> tup
 def _read_entities(r: _Reader, data: dict, lookups: list) -> list:
     items = _list(r, data, (), "entities")
     names = {"lookup": {values["name"] for values, _ in lookups},
-             "entity": {e.get("name") for e in items if isinstance(e, dict)}}
+             "entity": {e["name"] for e in items
+                        if isinstance(e, dict) and isinstance(e.get("name"), str)}}
     out, seen = [], {}
     for i, d in enumerate(items):
         values, fields = _read_entity(r, d, ("entities", i), names)
@@ -608,8 +623,7 @@ def _read_rules(r: _Reader, data: dict) -> list[dict]:
             "kind": _text(r, d, p, "kind", choices=tuple(ValidationKind.values)),
             "entity": _text(r, d, p, "entity", max_len=100, blank=False),
             "column": _text(r, d, p, "column", max_len=128),
-            "params": _json(r, _mapping(r, d.get("params") or {}, (*p, "params"),
-                                        tuple(d.get("params") or {})), (*p, "params")),
+            "params": _params(r, d.get("params"), (*p, "params")),
             "severity": _text(r, d, p, "severity", choices=tuple(Severity.values),
                               default=Severity.BLOCKING),
             "enabled": _bool(r, d, p, "enabled", default=True),
