@@ -122,13 +122,15 @@ ensure_pdf_packages() {
 ensure_run_packages() {
     ensure_python_venv_support
     ensure_redis_packages
+    ensure_pdf_packages  # the plan document and reports export PDF at run time
+    apt_install fonts-dejavu-core
 }
 
 ensure_test_packages() {
     ensure_run_packages
     ensure_postgres_packages
     ensure_browser_packages
-    ensure_pdf_packages
+    apt_install poppler-utils  # pdftoppm: tests render exported PDFs to PNG
 }
 
 # ---------------------------------------------------------------- virtualenv
