@@ -7,3 +7,6 @@ class ValidationConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401  (connects the login audit receivers)
+        from .services import hooks_install
+
+        hooks_install()

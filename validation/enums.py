@@ -62,3 +62,9 @@ class AuditAction(models.TextChoices):
     VERSION = "version", "Version created"
     SIGN_OFF = "sign_off", "Sign-off"
     IMPORT = "import", "Import"
+
+
+class Verdict(models.TextChoices):
+    PASS = "pass", "Pass"
+    WARN = "warn", "Pass with warnings"
+    FAIL = "fail", "Fail"

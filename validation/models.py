@@ -21,6 +21,7 @@ from .enums import (
     UATOutcome,
     ValidationKind,
     ValidationPhase,
+    Verdict,
 )
 
 
@@ -179,3 +180,19 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.object_repr}"
+
+
+class RunReport(models.Model):
+    """The post-migration reconciliation report of one run (accounting, checks, key diffs)."""
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="report")
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    data = models.JSONField(default=dict)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"report of {self.run}: {self.verdict}"

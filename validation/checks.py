@@ -1,0 +1,152 @@
+"""Validation rule kinds: parameter schema and checking, and pre-migration evaluation on the
+source (pandas over extracted columns, so any source connector works)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from migration_planner.lib.errors import ApplicationError
+from runs.engine.connectors import Connector, KeyRange
+from runs.engine.snapshot import EntitySpec
+
+NAMED_PATTERNS = {
+    "email": r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}",
+    "us_phone": r"(\+?1[ .-]?)?\(?[0-9]{3}\)?[ .-]?[0-9]{3}[ .-]?[0-9]{4}",
+    "us_zip": r"[0-9]{5}(-[0-9]{4})?",
+    "iso_date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
+}
+
+# kind -> (needs a column, {param: (type, required, help)})
+KIND_PARAMS: dict[str, tuple[bool, dict[str, tuple[type, bool, str]]]] = {
+    "row_count_range": (False, {"min": (int, False, "fewest rows"),
+                                "max": (int, False, "most rows")}),
+    "unique": (True, {}),
+    "completeness": (True, {"min_pct": (float, True, "% of rows non-empty, 0–100")}),
+    "format": (True, {"pattern": (str, True, "regex or email / us_phone / us_zip / iso_date"),
+                      "min_pct": (float, False, "% of non-empty values matching (default 100)")}),
+    "row_count_match": (False, {"tolerance_pct": (float, False, "allowed difference in %")}),
+    "sum_match": (True, {"tolerance": (float, False, "allowed absolute difference")}),
+    "category_count_match": (True, {}),
+    "sample_compare": (False, {"pct": (float, False, "sample size in % of rows"),
+                               "n": (int, False, "sample size in rows"),
+                               "seed": (int, False, "random seed (repeatable sample)")}),
+    "referential_integrity": (True, {"parent": (str, True, "parent entity name")}),
+    "checksum": (False, {}),
+}
+
+
+def _coerce(name: str, kind: type, value: Any) -> Any:
+    if kind is str:
+        return str(value).strip()
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        label = "a whole number" if kind is int else "a number"
+        raise ApplicationError(f"“{name}” must be {label}, not “{value}”.", field=name) from None
+    if number < 0:
+        raise ApplicationError(f"“{name}” cannot be negative.", field=name)
+    return number
+
+
+def _check_ranges(kind: str, p: dict) -> None:
+    if kind == "row_count_range":
+        if "min" not in p and "max" not in p:
+            raise ApplicationError("Give a minimum, a maximum or both.", field="min")
+        if "min" in p and "max" in p and p["min"] > p["max"]:
+            raise ApplicationError("The minimum is larger than the maximum.", field="max")
+    for pct in ("min_pct", "tolerance_pct", "pct"):
+        if pct in p and p[pct] > 100:
+            raise ApplicationError(f"“{pct}” is a percentage: 0 to 100.", field=pct)
+    if kind == "sample_compare":
+        if ("pct" in p) == ("n" in p):
+            raise ApplicationError("Give either a percentage or a number of rows.", field="pct")
+        if p.get("pct", 1) <= 0 or p.get("n", 1) < 1:
+            raise ApplicationError("The sample must not be empty.", field="pct")
+    if kind == "format":
+        pattern = NAMED_PATTERNS.get(p["pattern"], p["pattern"])
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ApplicationError(f"The pattern is not a valid regex: {exc}.",
+                                   field="pattern") from None
+
+
+def rule_params_clean(*, kind: str, column: str, params: dict) -> dict:
+    """Typed, checked parameters of a rule kind; raises ApplicationError naming the field."""
+    if kind not in KIND_PARAMS:
+        raise ApplicationError(f"Unknown check “{kind}”.", field="kind")
+    needs_column, spec = KIND_PARAMS[kind]
+    if needs_column and not column.strip():
+        raise ApplicationError("This check needs a column.", field="column")
+    unknown = set(params) - set(spec)
+    if unknown:
+        raise ApplicationError(f"Unknown parameter(s): {', '.join(sorted(unknown))}.",
+                               field=sorted(unknown)[0])
+    clean = {}
+    for name, (typ, required, _help) in spec.items():
+        value = params.get(name)
+        if value in (None, ""):
+            if required:
+                raise ApplicationError(f"“{name}” is required ({_help}).", field=name)
+            continue
+        clean[name] = _coerce(name, typ, value)
+    _check_ranges(kind, clean)
+    return clean
+
+
+@dataclass
+class Outcome:
+    """A check's verdict: ok, expected and observed (as text), details for the report."""
+
+    ok: bool
+    expected: str
+    observed: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _column(source: Connector, entity: EntitySpec, column: str) -> pd.Series:
+    frame = source.extract(entity.source_table, [column], entity.source_key, KeyRange())
+    return frame[column]
+
+
+def _filled(series: pd.Series) -> pd.Series:
+    return series.notna() & (series.astype(object).map(lambda v: str(v).strip() != ""))
+
+
+def pre_check(*, kind: str, params: dict, column: str, entity: EntitySpec,
+              source: Connector) -> Outcome:
+    """Evaluate one pre-migration check on the source table. Read-only; engine errors raise."""
+    if kind == "row_count_range":
+        n = source.count(entity.source_table)
+        lo, hi = params.get("min"), params.get("max")
+        ok = (lo is None or n >= lo) and (hi is None or n <= hi)
+        return Outcome(ok, f"{lo if lo is not None else '…'} – {hi if hi is not None else '…'}",
+                       f"{n:,} rows")
+    values = _column(source, entity, column)
+    if kind == "unique":
+        present = values[values.notna()].astype(str)
+        dupes = present[present.duplicated(keep=False)]
+        sample = sorted(set(dupes))[:20]
+        return Outcome(dupes.empty, "0 duplicated values",
+                       f"{dupes.nunique():,} duplicated values", {"examples": sample})
+    if kind == "completeness":
+        pct = 100.0 * _filled(values).sum() / len(values) if len(values) else 100.0
+        return Outcome(pct >= params["min_pct"], f"≥ {params['min_pct']:g}%", f"{pct:.2f}%")
+    if kind == "format":
+        return _format(values, params)
+    raise ApplicationError(f"“{kind}” is not a pre-migration check.", field="kind")
+
+
+def _format(values: pd.Series, params: dict) -> Outcome:
+    pattern = NAMED_PATTERNS.get(params["pattern"], params["pattern"])
+    text = values[_filled(values)].astype(str).str.strip()
+    matches = text.str.fullmatch(pattern).fillna(False).astype(bool)
+    pct = 100.0 * matches.sum() / len(text) if len(text) else 100.0
+    want = params.get("min_pct", 100.0)
+    bad = text[~matches]
+    return Outcome(pct >= want, f"≥ {want:g}% match {params['pattern']}",
+                   f"{pct:.2f}% ({len(bad):,} do not)", {"examples": bad.head(10).tolist()})

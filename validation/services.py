@@ -1,0 +1,213 @@
+"""Writes of the validation app: rules, pre-validation, the post-run report (and its hooks)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.db import transaction
+
+from mappings.models import Plan
+from mappings.services import plan_snapshot_build
+from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from runs.connections import connector_for
+from runs.engine.snapshot import PlanSnapshot
+from runs.enums import RunMode, RunStatus
+from runs.models import Run
+from runs.services.state import run_entities, run_snapshot
+
+from . import reconciliation as rec
+from .audit import audit_record
+from .checks import Outcome, pre_check, rule_params_clean
+from .enums import (
+    PRE_KINDS,
+    AuditAction,
+    ResultStatus,
+    Severity,
+    ValidationKind,
+    ValidationPhase,
+    Verdict,
+)
+from .models import RunReport, ValidationResult, ValidationRule
+
+logger = logging.getLogger(__name__)
+RULE_FIELDS = ("name", "kind", "entity", "column", "params", "severity", "enabled")
+
+
+def _rule_state(rule: ValidationRule) -> dict[str, Any]:
+    return {f: getattr(rule, f) for f in RULE_FIELDS}
+
+
+def validation_rule_save(*, plan: Plan, user, data: dict[str, Any],
+                         rule: ValidationRule | None = None) -> ValidationRule:
+    """Create or update a rule after checking its kind, entity and parameters. Transactional;
+    raises PermissionDeniedError or ApplicationError (with the offending field)."""
+    if not user.has_perm("mp.edit_plan"):
+        raise PermissionDeniedError("Your role does not allow editing validation rules.")
+    kind = data.get("kind", "")
+    if kind not in ValidationKind.values:
+        raise ApplicationError(f"Unknown check “{kind}”.", field="kind")
+    if not plan.entities.filter(name=data.get("entity", "")).exists():
+        raise ApplicationError(f"The plan has no entity “{data.get('entity')}”.", field="entity")
+    name = str(data.get("name", "")).strip()
+    if not name:
+        raise ApplicationError("Give the rule a name.", field="name")
+    clash = plan.validation_rules.filter(name=name).exclude(pk=getattr(rule, "pk", None))
+    if clash.exists():
+        raise ApplicationError(f"A rule called “{name}” already exists.", field="name")
+    column = str(data.get("column", "") or "").strip()
+    params = rule_params_clean(kind=kind, column=column, params=dict(data.get("params") or {}))
+    severity = data.get("severity", Severity.BLOCKING)
+    if severity not in Severity.values:
+        raise ApplicationError(f"Unknown severity “{severity}”.", field="severity")
+    before = _rule_state(rule) if rule else None
+    with transaction.atomic():
+        rule = rule or ValidationRule(plan=plan)
+        rule.name, rule.kind, rule.entity, rule.column = name, kind, data["entity"], column
+        rule.params, rule.severity = params, severity
+        rule.phase = ValidationPhase.PRE if kind in PRE_KINDS else ValidationPhase.POST
+        rule.enabled = bool(data.get("enabled", True))
+        rule.save()
+        audit_record(action=AuditAction.UPDATE if before else AuditAction.CREATE, actor=user,
+                     obj=rule, before=before, after=_rule_state(rule))
+    return rule
+
+
+def validation_rule_delete(*, rule: ValidationRule, user) -> None:
+    """Delete a rule (its results go with it). Raises PermissionDeniedError."""
+    if not user.has_perm("mp.edit_plan"):
+        raise PermissionDeniedError("Your role does not allow editing validation rules.")
+    with transaction.atomic():
+        audit_record(action=AuditAction.DELETE, actor=user, obj=rule, before=_rule_state(rule))
+        rule.delete()
+
+
+def _status(rule: ValidationRule, ok: bool) -> str:
+    if ok:
+        return ResultStatus.PASSED
+    return ResultStatus.FAILED if rule.severity == Severity.BLOCKING else ResultStatus.WARNING
+
+
+def _result(rule: ValidationRule, run: Run | None, outcome: Outcome) -> ValidationResult:
+    return ValidationResult(rule=rule, run=run, status=_status(rule, outcome.ok),
+                            expected=outcome.expected[:255], observed=outcome.observed[:255],
+                            details=outcome.details)
+
+
+def _error(rule: ValidationRule, run: Run | None, exc: Exception) -> ValidationResult:
+    return ValidationResult(rule=rule, run=run, status=ResultStatus.ERROR,
+                            observed=str(exc)[:255], details={"error": str(exc)})
+
+
+def prevalidation_execute(*, plan: Plan, snapshot: PlanSnapshot | None = None,
+                          run: Run | None = None,
+                          entities: list[str] | None = None) -> list[ValidationResult]:
+    """Run the plan's enabled pre-migration rules on the source and store their results.
+    Not idempotent (new results each time); a rule that cannot run is stored as an error."""
+    snapshot = snapshot or plan_snapshot_build(plan=plan)
+    source = connector_for(plan.source)
+    rules = plan.validation_rules.filter(phase=ValidationPhase.PRE, enabled=True)
+    results = []
+    for rule in rules:
+        if entities is not None and rule.entity not in entities:
+            continue
+        try:
+            outcome = pre_check(kind=rule.kind, params=rule.params, column=rule.column,
+                                entity=snapshot.entity(rule.entity), source=source)
+            results.append(_result(rule, run, outcome))
+        except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
+            results.append(_error(rule, run, exc))
+    return ValidationResult.objects.bulk_create(results)
+
+
+def run_prevalidate(run: Run) -> str | None:
+    """before_run hook: pre-validation of the run's entities; a failed or broken blocking rule
+    returns the message that stops the run before anything is written."""
+    names = [e.name for e in run_entities(run)]
+    results = prevalidation_execute(plan=run.plan, snapshot=run_snapshot(run), run=run,
+                                    entities=names)
+    blocking = [r for r in results if r.rule.severity == Severity.BLOCKING
+                and r.status in (ResultStatus.FAILED, ResultStatus.ERROR)]
+    if not blocking:
+        return None
+    return "pre-validation failed: " + "; ".join(
+        f"{r.rule.name} (expected {r.expected or '—'}, observed {r.observed})" for r in blocking)
+
+
+def _post_results(ctx: rec.RunContext, run: Run, diffs: dict[str, dict]) -> list:
+    names = {e.name: e for e in run_entities(run)}
+    rules = run.plan.validation_rules.filter(phase=ValidationPhase.POST, enabled=True)
+    results = []
+    for rule in rules:
+        if rule.entity not in names:
+            continue
+        try:
+            outcome = rec.post_check(ctx, kind=rule.kind, params=rule.params, column=rule.column,
+                                     entity=names[rule.entity], diffs=diffs)
+            results.append(_result(rule, run, outcome))
+        except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
+            logger.exception("post check %s failed", rule)
+            results.append(_error(rule, run, exc))
+    return results
+
+
+def _verdict(accounting: list[dict], diffs: dict[str, dict], results: list) -> str:
+    blocking_bad = any(r.status in (ResultStatus.FAILED, ResultStatus.ERROR)
+                       and r.rule.severity == Severity.BLOCKING for r in results)
+    if blocking_bad or not all(a["balanced"] for a in accounting):
+        return Verdict.FAIL
+    if any(not d.get("clean", True) for d in diffs.values()):
+        return Verdict.FAIL
+    return Verdict.WARN if any(r.status != ResultStatus.PASSED for r in results) else Verdict.PASS
+
+
+def _diffs(ctx: rec.RunContext, run: Run) -> dict[str, dict]:
+    diffs: dict[str, dict] = {}
+    for entity in run_entities(run):
+        if not ctx.sql_target:
+            diffs[entity.name] = {"clean": True, "skipped": "PostgreSQL targets only"}
+            continue
+        started = time.monotonic()
+        diffs[entity.name] = rec.diff_summary(rec.key_diff(ctx, entity),
+                                              time.monotonic() - started)
+    return diffs
+
+
+def run_report_build(*, run: Run) -> RunReport:
+    """Reconcile a finished load/delta run and store its report and post-check results,
+    replacing earlier ones (idempotent). Raises on connection errors."""
+    started = time.monotonic()
+    ctx = rec.RunContext(run=run)
+    accounting = rec.accounting(run)
+    diffs = _diffs(ctx, run)
+    results = _post_results(ctx, run, diffs)
+    verdict = _verdict(accounting, diffs, results)
+    data = {"accounting": accounting, "key_diffs": diffs,
+            "failures_by_category": rec.failures_by(run, "category"),
+            "failures_by_rule": rec.failures_by(run, "rule"),
+            "failures_by_field": rec.failures_by(run, "field")}
+    with transaction.atomic():
+        ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.POST).delete()
+        ValidationResult.objects.bulk_create(results)
+        report, _ = RunReport.objects.update_or_create(run=run, defaults={
+            "verdict": verdict, "data": data,
+            "duration_ms": int((time.monotonic() - started) * 1000)})
+    return report
+
+
+def run_reconcile_after(run: Run) -> None:
+    """after_run hook: reconcile load/delta runs that succeeded or failed."""
+    if run.mode == RunMode.DRY_RUN or run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+        return
+    if not run.batches.exists():
+        return  # stopped before writing anything (e.g. by pre-validation)
+    run_report_build(run=run)
+
+
+def hooks_install() -> None:
+    """Plug pre-validation and reconciliation into every run (idempotent; AppConfig.ready)."""
+    from runs.services.hooks import register_after_run, register_before_run
+
+    register_before_run(run_prevalidate)
+    register_after_run(run_reconcile_after)
