@@ -2,12 +2,31 @@
 
 from rest_framework.routers import DefaultRouter
 
-from mappings.api import PlanViewSet, SystemViewSet
-from runs.api import RunViewSet
+from mappings.api import (
+    EntityViewSet,
+    FieldMappingViewSet,
+    LookupTableViewSet,
+    MilestoneViewSet,
+    PlanViewSet,
+    RuleStepViewSet,
+    RuleTypeViewSet,
+    SystemViewSet,
+)
+from runs.api import FailedRecordViewSet, RunViewSet
+from validation.api import RunReportViewSet, ValidationRuleViewSet
 
 router = DefaultRouter()
 router.register("systems", SystemViewSet, basename="system")
 router.register("plans", PlanViewSet, basename="plan")
+router.register("milestones", MilestoneViewSet, basename="milestone")
+router.register("entities", EntityViewSet, basename="entity")
+router.register("field-mappings", FieldMappingViewSet, basename="field-mapping")
+router.register("rule-steps", RuleStepViewSet, basename="rule-step")
+router.register("rule-types", RuleTypeViewSet, basename="rule-type")
+router.register("lookups", LookupTableViewSet, basename="lookup")
 router.register("runs", RunViewSet, basename="run")
+router.register("validation-rules", ValidationRuleViewSet, basename="validation-rule")
+router.register("run-reports", RunReportViewSet, basename="run-report")
+router.register("failed-records", FailedRecordViewSet, basename="failed-record")
 
 urlpatterns = router.urls

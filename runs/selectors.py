@@ -1,22 +1,399 @@
-"""Reads for runs."""
+"""Reads for runs: lists, live progress, the error queue, comparisons and previews."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
 
-from .models import Run
+from django.db import connection
+from django.db.models import Count, Func, Q, QuerySet, Sum, TextField, Value
+from django.utils import timezone
+
+from .enums import FINISHED_RUN_STATUSES, BatchStatus, FailedRecordStatus, RunMode
+from .models import COUNTERS, Batch, FailedRecord, LedgerEntry, Rollback, Run, RunLog
+
+OPEN_STATUSES = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
+QUEUE_FILTERS = ("run", "entity", "stage", "category", "field", "status", "q")
+_QUOTED = re.compile(r"'[^']*'|“[^”]*”|\"[^\"]*\"")
+_PG_QUOTED = "'[^']*'|“[^”]*”|\"[^\"]*\""
 
 
-def run_list(*, plan_slug: str | None = None, status: str | None = None) -> QuerySet[Run]:
+def run_list(
+    *,
+    plan_slug: str | None = None,
+    status: str | None = None,
+    target: str | None = None,
+    launched_by: str | None = None,
+) -> QuerySet[Run]:
     """Runs newest first with plan, version, target and launcher joined in."""
     qs = Run.objects.select_related("plan", "version", "target", "launched_by")
     if plan_slug:
         qs = qs.filter(plan__slug=plan_slug)
     if status:
         qs = qs.filter(status=status)
+    if target:
+        qs = qs.filter(target__name=target)
+    if launched_by:
+        qs = qs.filter(launched_by__username=launched_by)
     return qs.order_by("-created_at")
 
 
 def run_list_recent(*, limit: int = 10) -> list[Run]:
     """The latest ``limit`` runs."""
     return list(run_list()[:limit])
+
+
+def run_get(*, uuid) -> Run:
+    """One run with what its page shows joined in; raises Run.DoesNotExist."""
+    return Run.objects.select_related("plan__source", "version", "target", "launched_by").get(
+        uuid=uuid
+    )
+
+
+def duration_text(value: timedelta | None) -> str:
+    """A duration as "1h 02m", "3m 07s" or "12s"; "—" when unknown."""
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def run_is_active(run: Run) -> bool:
+    """True while the run (or its rollback) may still change: the page keeps polling."""
+    return run.status not in FINISHED_RUN_STATUSES
+
+
+# --------------------------------------------------------------------------- live progress
+
+
+@dataclass
+class EntityProgress:
+    name: str
+    total: int = 0
+    batches_total: int = 0
+    batches_done: int = 0
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def accounted(self) -> int:
+        c = self.counts
+        return c.get("loaded", 0) + c.get("failed", 0) + c.get("filtered", 0) + c.get(
+            "duplicates", 0
+        )
+
+    @property
+    def pct(self) -> int:
+        if not self.total:
+            return 100 if self.batches_total and self.batches_done == self.batches_total else 0
+        return min(100, int(self.accounted * 100 / self.total))
+
+
+@dataclass
+class RunProgress:
+    entities: list[EntityProgress]
+    pct: int
+    elapsed: timedelta | None
+    rows_per_s: float
+    eta: timedelta | None
+    open_errors: int
+
+    @property
+    def elapsed_text(self) -> str:
+        return duration_text(self.elapsed)
+
+    @property
+    def eta_text(self) -> str:
+        return duration_text(self.eta)
+
+
+def _entity_order(run: Run) -> list[str]:
+    from .services.state import run_entities
+
+    try:
+        return [e.name for e in run_entities(run)]
+    except Exception:  # noqa: BLE001 - an unreadable snapshot must not break the live page
+        return sorted(run.entity_totals)
+
+
+def run_progress(run: Run) -> RunProgress:
+    """Overall and per-entity progress, throughput and ETA of a run (3 queries)."""
+    rows = (
+        Batch.objects.filter(run=run)
+        .values("entity")
+        .annotate(
+            n=Count("id"),
+            done=Count("id", filter=Q(status=BatchStatus.DONE)),
+            **{c: Sum(c) for c in COUNTERS},
+        )
+    )
+    by_entity = {r["entity"]: r for r in rows}
+    entities = []
+    for name in _entity_order(run):
+        r = by_entity.get(name, {})
+        entities.append(
+            EntityProgress(
+                name=name,
+                total=run.entity_totals.get(name, 0),
+                batches_total=r.get("n", 0),
+                batches_done=r.get("done", 0),
+                counts={c: r.get(c) or 0 for c in COUNTERS},
+            )
+        )
+    accounted = sum(e.accounted for e in entities)
+    total = run.source_total
+    pct = min(100, int(accounted * 100 / total)) if total else (100 if run.finished_at else 0)
+    end = run.finished_at or timezone.now()
+    elapsed = end - run.started_at if run.started_at else None
+    seconds = elapsed.total_seconds() if elapsed else 0
+    rate = run.extracted / seconds if seconds > 0 else 0.0
+    eta = None
+    if rate and run_is_active(run) and total > run.extracted:
+        eta = timedelta(seconds=int((total - run.extracted) / rate))
+    open_errors = FailedRecord.objects.filter(run=run, status__in=OPEN_STATUSES).count()
+    return RunProgress(entities, pct, elapsed, rate, eta, open_errors)
+
+
+def run_batches(run: Run, *, limit: int = 200) -> list[Batch]:
+    """The run's batches in order (the first ``limit``)."""
+    return list(Batch.objects.filter(run=run).order_by("seq")[:limit])
+
+
+def run_logs(run: Run, *, limit: int = 15) -> list[RunLog]:
+    """The latest log lines, newest first."""
+    return list(RunLog.objects.filter(run=run).order_by("-at", "-id")[:limit])
+
+
+def run_rollbacks(run: Run) -> list[Rollback]:
+    """The run's rollbacks, newest first."""
+    return list(Rollback.objects.filter(run=run).select_related("requested_by"))
+
+
+# --------------------------------------------------------------------------- error queue
+
+
+def failed_record_filter(
+    *,
+    run: Run | None = None,
+    entity: str = "",
+    stage: str = "",
+    category: str = "",
+    field: str = "",
+    status: str = "",
+    q: str = "",
+) -> QuerySet[FailedRecord]:
+    """Failed records matching every given filter (status "workable" means open or fixed)."""
+    qs = FailedRecord.objects.all()
+    if run is not None:
+        qs = qs.filter(run=run)
+    if entity:
+        qs = qs.filter(entity=entity)
+    if stage:
+        qs = qs.filter(stage=stage)
+    if category:
+        qs = qs.filter(category=category)
+    if field:
+        qs = qs.filter(field=field)
+    if status == "workable":
+        qs = qs.filter(status__in=OPEN_STATUSES)
+    elif status:
+        qs = qs.filter(status=status)
+    if q:
+        qs = qs.filter(Q(message__icontains=q) | Q(source_key=q))
+    return qs
+
+
+def failed_record_page(
+    qs: QuerySet[FailedRecord], *, after: int | None = None, size: int = 50
+) -> tuple[list[FailedRecord], int | None]:
+    """One keyset page (newest first by id, never OFFSET) and the cursor of the next page."""
+    page_qs = qs.select_related("run__plan", "handled_by").order_by("-id")
+    if after:
+        page_qs = page_qs.filter(id__lt=after)
+    records = list(page_qs[: size + 1])
+    more = len(records) > size
+    records = records[:size]
+    return records, (records[-1].id if more and records else None)
+
+
+def message_normalise(message: str) -> str:
+    """The message with quoted values replaced by '…', so that like errors group together."""
+    return _QUOTED.sub("'…'", message)
+
+
+def failed_record_top_errors(qs: QuerySet[FailedRecord], *, limit: int = 10) -> list[dict]:
+    """The most frequent (entity, field, normalised message) groups with their counts."""
+    if connection.vendor == "postgresql":
+        pattern = Func(
+            "message", Value(_PG_QUOTED), Value("'…'"), Value("g"),
+            function="regexp_replace", output_field=TextField(),
+        )
+        rows = (
+            qs.order_by()
+            .annotate(pattern=pattern)
+            .values("entity", "field", "category", "pattern")
+            .annotate(n=Count("id"))
+            .order_by("-n", "entity", "field")[:limit]
+        )
+        return list(rows)
+    groups: dict[tuple, int] = {}
+    for entity, fld, category, message, n in (
+        qs.order_by().values_list("entity", "field", "category", "message").annotate(n=Count("id"))
+    ):
+        key = (entity, fld, category, message_normalise(message))
+        groups[key] = groups.get(key, 0) + n
+    top = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    keys = ("entity", "field", "category", "pattern")
+    return [dict(zip(keys, k, strict=True), n=n) for k, n in top]
+
+
+def failed_record_facets(qs: QuerySet[FailedRecord]) -> dict[str, list[str]]:
+    """Distinct entities, categories and fields of the records, for the filter dropdowns
+    (one grouped query)."""
+    combos = list(qs.order_by().values_list("entity", "category", "field").distinct())
+    return {
+        name: sorted({combo[i] for combo in combos if combo[i]})
+        for i, name in enumerate(("entity", "category", "field"))
+    }
+
+
+def failed_record_get(*, uuid) -> FailedRecord:
+    """One failed record with its run; raises FailedRecord.DoesNotExist."""
+    related = ("run__plan", "run__target", "batch", "handled_by")
+    return FailedRecord.objects.select_related(*related).get(uuid=uuid)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def run_compare(a: Run, b: Run) -> dict:
+    """Counts, durations and failures by category of two runs, side by side."""
+    counters = [
+        (c.replace("_", " "), getattr(a, c), getattr(b, c), getattr(b, c) - getattr(a, c))
+        for c in ("source_total", *COUNTERS)
+    ]
+    cats = {}
+    for run_index, run in enumerate((a, b)):
+        for category, n in (
+            FailedRecord.objects.filter(run=run)
+            .order_by()
+            .values_list("category")
+            .annotate(n=Count("id"))
+        ):
+            cats.setdefault(category, [0, 0])[run_index] = n
+
+    def duration(run: Run) -> timedelta | None:
+        return run.finished_at - run.started_at if run.started_at and run.finished_at else None
+
+    return {
+        "counters": counters,
+        "durations": (duration_text(duration(a)), duration_text(duration(b))),
+        "categories": sorted((c, v[0], v[1]) for c, v in cats.items()),
+    }
+
+
+# --------------------------------------------------------------------------- rollback preview
+
+
+def rollback_preview(run: Run) -> list[dict]:
+    """Per entity: batches, rows inserted and rows updated that a rollback will undo."""
+    rows = (
+        LedgerEntry.objects.filter(batch__run=run, rolled_back_at__isnull=True)
+        .values("entity")
+        .annotate(batches=Count("id"), inserted=Sum("inserted"), updated=Sum("updated"))
+        .order_by("entity")
+    )
+    return [
+        {**r, "inserted": r["inserted"] or 0, "updated": r["updated"] or 0} for r in rows
+    ]
+
+
+# --------------------------------------------------------------------------- launch preview
+
+
+@dataclass
+class LaunchPreview:
+    entities: list[dict]
+    production: bool
+    version_number: int | None
+    signed_off: bool
+    refusal: str = ""
+    total_rows: int = 0
+    total_batches: int = 0
+
+
+def plan_current_version_signed_off(plan) -> tuple[int | None, bool]:
+    """(number of the version that holds the plan's current content or None, signed off?)."""
+    from mappings.services import plan_snapshot_build
+    from validation.models import SignOff
+
+    latest = plan.versions.order_by("-number").first()
+    content = plan_snapshot_build(plan=plan, version=0).content_hash()
+    if latest is None or latest.snapshot.get("_content") != content:
+        return None, False
+    signed = SignOff.objects.filter(
+        version=latest, decision="approved", voided_at__isnull=True
+    ).exists()
+    return latest.number, signed
+
+
+def launch_preview(*, plan, target, mode: str, scope_entity: str = "") -> LaunchPreview:
+    """What a launch will do: entities in load order with source row counts and batches, and
+    whether the production gate is open. Reads the source; raises ApplicationError/EngineError."""
+    from mappings.services import plan_snapshot_build
+
+    from .connections import connector_for
+
+    snapshot = plan_snapshot_build(plan=plan)
+    source = connector_for(plan.source)
+    entities = []
+    for entity in snapshot.entities_in_load_order():
+        if scope_entity and entity.name != scope_entity:
+            continue
+        rows = source.count(entity.source_table)
+        entities.append(
+            {
+                "name": entity.name,
+                "source_table": entity.source_table,
+                "target_table": entity.target_table,
+                "rows": rows,
+                "batches": math.ceil(rows / snapshot.batch_size) if rows else 0,
+            }
+        )
+    production = target.is_production and mode != RunMode.DRY_RUN
+    number, signed = plan_current_version_signed_off(plan)
+    preview = LaunchPreview(entities, production, number, signed)
+    preview.total_rows = sum(e["rows"] for e in entities)
+    preview.total_batches = sum(e["batches"] for e in entities)
+    if production and not signed:
+        which = f"version {number}" if number else "the plan's current (not yet frozen) version"
+        preview.refusal = (
+            f"“{target.name}” is a production target: {which} must be signed off by an "
+            "approver before it can be loaded."
+        )
+    return preview
+
+
+def failed_record_selection(
+    *,
+    ids: list | None = None,
+    run: Run | None = None,
+    filters: dict | None = None,
+    cap: int | None = None,
+) -> tuple[QuerySet[FailedRecord], bool]:
+    """The open/fixed records a bulk action covers — the given uuids, else all matching the
+    filters — at most ``cap`` of them (oldest first); and whether more matched."""
+    if filters is not None:
+        qs = failed_record_filter(run=run, **{k: v for k, v in filters.items() if v})
+    else:
+        qs = FailedRecord.objects.filter(uuid__in=ids or [])
+    qs = qs.filter(status__in=OPEN_STATUSES)
+    if cap is None:
+        return qs, False
+    chosen = list(qs.order_by("id").values_list("id", flat=True)[: cap + 1])
+    return FailedRecord.objects.filter(id__in=chosen[:cap]), len(chosen) > cap

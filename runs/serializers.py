@@ -1,10 +1,37 @@
-"""API serializers for runs."""
+"""API serializers for runs, the error queue and rollbacks."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Run
+from .enums import RunMode, Stage
+from .models import FailedRecord, Rollback, Run
+from .selectors import run_progress
+
+RUN_FIELDS = [
+    "uuid",
+    "plan",
+    "version",
+    "target",
+    "mode",
+    "scope_entity",
+    "status",
+    "source_total",
+    "batches_total",
+    "extracted",
+    "loaded",
+    "inserted",
+    "updated",
+    "failed",
+    "filtered",
+    "duplicates",
+    "error",
+    "launched_by",
+    "created_at",
+    "started_at",
+    "finished_at",
+]
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -15,27 +42,135 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = [
-            "uuid",
-            "plan",
-            "version",
-            "target",
-            "mode",
-            "scope_entity",
-            "status",
-            "source_total",
-            "batches_total",
-            "extracted",
-            "loaded",
-            "inserted",
-            "updated",
-            "failed",
-            "filtered",
-            "duplicates",
-            "error",
-            "launched_by",
-            "created_at",
-            "started_at",
-            "finished_at",
-        ]
+        fields = RUN_FIELDS
         read_only_fields = fields
+
+
+class EntityProgressSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    total = serializers.IntegerField()
+    pct = serializers.IntegerField()
+    batches_total = serializers.IntegerField()
+    batches_done = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+
+
+class ProgressSerializer(serializers.Serializer):
+    pct = serializers.IntegerField()
+    rows_per_s = serializers.FloatField()
+    eta_seconds = serializers.SerializerMethodField()
+    elapsed_seconds = serializers.SerializerMethodField()
+    open_errors = serializers.IntegerField()
+    entities = EntityProgressSerializer(many=True)
+
+    def get_eta_seconds(self, obj) -> int | None:
+        return int(obj.eta.total_seconds()) if obj.eta else None
+
+    def get_elapsed_seconds(self, obj) -> int | None:
+        return int(obj.elapsed.total_seconds()) if obj.elapsed else None
+
+
+class RunStatusSerializer(RunSerializer):
+    """A run with its live progress (per entity, rows/s, ETA, open error count)."""
+
+    progress = serializers.SerializerMethodField()
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RUN_FIELDS, "progress"]
+        read_only_fields = fields
+
+    @extend_schema_field(ProgressSerializer)
+    def get_progress(self, obj: Run) -> dict:
+        return ProgressSerializer(run_progress(obj)).data
+
+
+class RunLaunchSerializer(serializers.Serializer):
+    plan = serializers.SlugField(help_text="The plan's slug.")
+    target = serializers.CharField(required=False, help_text="Target system name (default: "
+                                   "the plan's target).")
+    mode = serializers.ChoiceField(choices=RunMode.choices, default=RunMode.DRY_RUN)
+    entity = serializers.CharField(required=False, allow_blank=True, default="",
+                                   help_text="Only this entity.")
+
+
+class RollbackRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RollbackSerializer(serializers.ModelSerializer):
+    run = serializers.UUIDField(source="run.uuid", read_only=True)
+    requested_by = serializers.StringRelatedField()
+    tables_differing = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Rollback
+        fields = ["run", "status", "requested_by", "batches_undone", "rows_deleted",
+                  "rows_restored", "checksums_before_run", "checksums_after",
+                  "tables_differing", "error", "started_at", "finished_at"]
+        read_only_fields = fields
+
+    def get_tables_differing(self, obj: Rollback) -> list[str]:
+        before, after = obj.checksums_before_run or {}, obj.checksums_after or {}
+        return sorted(t for t in after if before.get(t) != after[t])
+
+
+class FailedRecordSerializer(serializers.ModelSerializer):
+    run = serializers.UUIDField(source="run.uuid", read_only=True)
+    handled_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = FailedRecord
+        fields = ["uuid", "run", "entity", "source_key", "source_row", "transformed_row",
+                  "stage", "category", "field", "rule", "message", "errors", "status",
+                  "corrected_values", "ignore_reason", "handled_by", "handled_at",
+                  "created_at"]
+        read_only_fields = fields
+
+
+class FailedRecordCorrectSerializer(serializers.Serializer):
+    corrected_values = serializers.DictField(
+        child=serializers.CharField(allow_null=True, allow_blank=True),
+        help_text="Source column → corrected value.",
+    )
+
+
+class QueueFilterSerializer(serializers.Serializer):
+    run = serializers.UUIDField(required=False)
+    entity = serializers.CharField(required=False, allow_blank=True)
+    stage = serializers.ChoiceField(choices=Stage.choices, required=False, allow_blank=True)
+    category = serializers.CharField(required=False, allow_blank=True)
+    field = serializers.CharField(required=False, allow_blank=True)
+    status = serializers.CharField(required=False, allow_blank=True)
+    q = serializers.CharField(required=False, allow_blank=True)
+
+
+class SelectionSerializer(serializers.Serializer):
+    """Either explicit record uuids or a filter (as for the list) selecting the records."""
+
+    ids = serializers.ListField(child=serializers.UUIDField(), required=False)
+    filter = QueueFilterSerializer(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("ids") and "filter" not in attrs:
+            raise serializers.ValidationError("Give record ids or a filter.")
+        return attrs
+
+
+class ReprocessRequestSerializer(SelectionSerializer):
+    current_rules = serializers.BooleanField(default=True, help_text="Use the plan's current "
+                                             "rules (else the run's frozen version).")
+
+
+class IgnoreRequestSerializer(SelectionSerializer):
+    reason = serializers.CharField()
+
+
+class ReprocessResultSerializer(serializers.Serializer):
+    attempted = serializers.IntegerField()
+    fixed = serializers.IntegerField()
+    still_failing = serializers.IntegerField()
+    more = serializers.BooleanField(help_text="More records matched than one call handles.")
+
+
+class IgnoreResultSerializer(serializers.Serializer):
+    ignored = serializers.IntegerField()

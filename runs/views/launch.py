@@ -1,0 +1,63 @@
+"""Launching a run from a plan: choose target and mode, confirm what will happen, launch."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from mappings.models import Plan
+from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from runs.engine.errors import EngineError
+from runs.forms import LaunchForm
+from runs.selectors import launch_preview
+from runs.services import run_create
+
+from .common import capability
+
+LAUNCH_DENIED = "Your role does not allow launching runs."
+
+
+def _plan(slug: str) -> Plan:
+    try:
+        return Plan.objects.select_related("source", "target").get(slug=slug)
+    except Plan.DoesNotExist as exc:
+        raise Http404("No such plan.") from exc
+
+
+def _preview(request: HttpRequest, plan: Plan, form: LaunchForm) -> dict:
+    data = form.cleaned_data
+    try:
+        preview = launch_preview(
+            plan=plan, target=data["target"], mode=data["mode"],
+            scope_entity=data.get("scope_entity") or "",
+        )
+    except (ApplicationError, EngineError) as exc:
+        return {"preview_error": str(getattr(exc, "message", exc))}
+    if preview.production and not request.user.has_perm("mp.launch_production_run"):
+        preview.refusal = "Only an operator may launch a run on a production target."
+    return {"preview": preview}
+
+
+@capability("mp.launch_run", LAUNCH_DENIED)
+def run_launch_view(request: HttpRequest, slug: str) -> HttpResponse:
+    plan = _plan(slug)
+    form = LaunchForm(request.POST or None, plan=plan)
+    context = {"plan": plan, "form": form, "signoff_url": f"/plans/{plan.slug}/signoff/"}
+    if request.method != "POST" or not form.is_valid():
+        return render(request, "runs/launch.html", context)
+    if "confirm" not in request.POST:
+        return render(request, "runs/launch.html", context | _preview(request, plan, form))
+    data = form.cleaned_data
+    try:
+        run = run_create(
+            plan=plan, user=request.user, target=data["target"], mode=data["mode"],
+            scope_entity=data.get("scope_entity") or "",
+        )
+    except PermissionDeniedError as exc:
+        raise PermissionDenied(exc.message) from exc
+    except ApplicationError as exc:
+        context |= {"launch_error": exc.message,
+                    "signoff_required": bool(exc.extra.get("signoff_required"))}
+        return render(request, "runs/launch.html", context, status=400)
+    return redirect(run)

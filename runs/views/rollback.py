@@ -1,0 +1,70 @@
+"""One-click rollback: confirm what will be undone, watch it, see the verification."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.views import capability_required
+from runs.forms import RollbackForm
+from runs.models import Rollback, Run
+from runs.selectors import rollback_preview, run_get
+
+from .common import STOP_POLLING, capability, refuse
+
+ROLLBACK_DENIED = "Only an operator may roll a run back."
+
+
+def _run(uuid) -> Run:
+    try:
+        return run_get(uuid=uuid)
+    except Run.DoesNotExist as exc:
+        raise Http404("No such run.") from exc
+
+
+def rollback_tables(rollback: Rollback) -> list[dict]:
+    """Per target table: checksums before the run, after the rollback, and whether they differ."""
+    before, after = rollback.checksums_before_run or {}, rollback.checksums_after or {}
+    return [
+        {"table": t, "before": before.get(t), "after": after.get(t),
+         "differs": t in after and before.get(t) != after.get(t)}
+        for t in sorted(set(before) | set(after))
+    ]
+
+
+@capability("mp.rollback_run", ROLLBACK_DENIED)
+def rollback_confirm_view(request: HttpRequest, uuid) -> HttpResponse:
+    from runs.services import run_rollback_request
+
+    run = _run(uuid)
+    form = RollbackForm(request.POST or None)
+    context = {"run": run, "form": form, "entities": rollback_preview(run)}
+    if request.method == "POST" and form.is_valid():
+        try:
+            run_rollback_request(run=run, user=request.user, reason=form.cleaned_data["reason"])
+        except ApplicationError as exc:
+            refuse(request, exc)
+            return render(request, "runs/rollback_confirm.html", context, status=400)
+        return redirect("runs:rollback_progress", uuid=run.uuid)
+    return render(request, "runs/rollback_confirm.html", context)
+
+
+def _progress_context(run: Run) -> dict:
+    rollback = Rollback.objects.filter(run=run).select_related("requested_by").first()
+    if rollback is None:
+        raise Http404("This run has not been rolled back.")
+    return {"run": run, "rollback": rollback, "tables": rollback_tables(rollback)}
+
+
+@capability_required("mp.view")
+def rollback_progress_view(request: HttpRequest, uuid) -> HttpResponse:
+    return render(request, "runs/rollback_progress.html", _progress_context(_run(uuid)))
+
+
+@capability_required("mp.view")
+def rollback_status_view(request: HttpRequest, uuid) -> HttpResponse:
+    """The polled partial: 286 once the rollback has a verdict."""
+    context = _progress_context(_run(uuid))
+    status = 200 if context["rollback"].status == "running" else STOP_POLLING
+    return render(request, "runs/partials/_rollback_status.html", context, status=status)

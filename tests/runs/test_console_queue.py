@@ -1,0 +1,122 @@
+"""The error queue at scale (100,000 records), N+1 guards on the run list and the queue, and
+message normalisation for the top-errors grouping."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from mappings.models import PlanVersion
+from runs.models import FailedRecord, Run
+from runs.selectors import failed_record_filter, failed_record_top_errors, message_normalise
+from tests.factories import PlanFactory, UserFactory
+
+BIG = 100_000
+
+
+def _run(plan=None, n: int = 0) -> Run:
+    plan = plan or PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=n + 1, snapshot={}, content_hash="h")
+    launcher = UserFactory(username=f"launcher{n}")
+    return Run.objects.create(plan=plan, version=version, target=plan.target, mode="load",
+                              launched_by=launcher, status="failed")
+
+
+def _records(run: Run, count: int, start: int = 0) -> list[FailedRecord]:
+    fields = ("email", "state", "phone", "birth_date")
+    return [
+        FailedRecord(
+            run=run, entity="accounts" if i % 3 else "contacts", source_key=f"K{i:07d}",
+            source_row={"Email_Address": f"user{i}@", "State": f"S{i % 97}"},
+            transformed_row={"email": f"user{i}@"}, stage="transform",
+            category="invalid_format" if i % 4 else "lookup_miss", field=fields[i % 4],
+            rule="email", message=f"'user{i}@' is not a valid e-mail address",
+            errors=[{"field": fields[i % 4], "message": "bad"}],
+        )
+        for i in range(start, start + count)
+    ]
+
+
+def test_message_normalise_masks_quoted_values():
+    assert message_normalise("no mapping for 'XX' in lookup 'us_states'") == (
+        "no mapping for '…' in lookup '…'")
+    assert message_normalise("“Foo” is “bar”") == "'…' is '…'"
+    assert message_normalise("plain message") == "plain message"
+
+
+def _queries_for(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.django_db
+def test_run_list_has_no_n_plus_one(client_for, viewer, django_assert_num_queries):
+    client = client_for(viewer)
+    plan = PlanFactory()
+    _run(plan, 0)
+    one = _queries_for(client, reverse("runs:run_list"))
+    _run(plan, 1)
+    _run(plan, 2)
+    with django_assert_num_queries(one):
+        response = client.get(reverse("runs:run_list"))
+    assert len(response.context["runs"]) == 3
+
+
+@pytest.mark.django_db
+def test_error_queue_has_no_n_plus_one(client_for, viewer, django_assert_num_queries):
+    client = client_for(viewer)
+    runs = [_run(None, n) for n in range(3)]
+    FailedRecord.objects.bulk_create(_records(runs[0], 1))
+    one = _queries_for(client, reverse("runs:queue_all"))
+    FailedRecord.objects.bulk_create(_records(runs[1], 1, start=1) + _records(runs[2], 1, 2))
+    with django_assert_num_queries(one):
+        response = client.get(reverse("runs:queue_all"))
+    assert len(response.context["records"]) == 3
+
+
+def _timed(client, url: str, params: dict | None = None) -> tuple[float, object]:
+    started = time.perf_counter()
+    response = client.get(url, params or {})
+    return time.perf_counter() - started, response
+
+
+@pytest.mark.django_db
+def test_error_queue_page_stays_fast_on_100k_records(client_for, viewer, capsys):
+    run = _run()
+    FailedRecord.objects.bulk_create(_records(run, BIG), batch_size=5_000)
+    with connection.cursor() as cursor:  # what autovacuum does after a bulk load
+        cursor.execute("ANALYZE runs_failedrecord")
+    client = client_for(viewer)
+    url = reverse("runs:queue", args=[run.uuid])
+    client.get(url)  # warm the connection and template caches
+    first, page = _timed(client, url)
+    deep_cursor = FailedRecord.objects.filter(run=run).order_by("id").values_list(
+        "id", flat=True)[100]
+    deep, deep_page = _timed(client, url, {"after": deep_cursor})
+    filtered, _ = _timed(client, url, {"entity": "accounts", "q": "user4242"})
+    api, api_page = _timed(client, "/api/failed-records/", {"run": str(run.uuid)})
+    top, top_panel = _timed(client, reverse("runs:queue_top", args=[run.uuid]))
+    with capsys.disabled():
+        print(f"\n100k failed records: queue page {first * 1000:.0f} ms, deep keyset page "
+              f"{deep * 1000:.0f} ms, text filter {filtered * 1000:.0f} ms, "
+              f"API page {api * 1000:.0f} ms, top-errors panel {top * 1000:.0f} ms")
+    assert page.context["total"] == BIG and len(page.context["records"]) == 50
+    assert sum(t["n"] for t in top_panel.context["top_errors"]) == BIG
+    assert [r.id for r in deep_page.context["records"]][0] == deep_cursor - 1
+    assert len(api_page.json()["results"]) == 50
+    assert max(first, deep, filtered, api) < 0.5 and top < 3.0
+
+
+@pytest.mark.django_db
+def test_top_errors_group_values_out_of_messages():
+    run = _run()
+    FailedRecord.objects.bulk_create(_records(run, 40))
+    top = failed_record_top_errors(failed_record_filter(run=run))
+    assert sum(t["n"] for t in top) == 40
+    assert {t["pattern"] for t in top} == {"'…' is not a valid e-mail address"}
+    assert len(top) == 8  # 4 fields x 2 entities, each field tied to one category
