@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -79,6 +79,7 @@ def execute_batch(
     dry_run: bool = False,
     changed_since: str | None = None,
     skip_unchanged: bool = False,
+    failed_parents: Mapping[str, set[str]] | None = None,
 ) -> BatchOutcome:
     """Run one batch; idempotent per (run_id, batch_id): a committed batch is not redone.
 
@@ -106,6 +107,7 @@ def execute_batch(
         batch_id=batch_id,
         dry_run=dry_run,
         skip_unchanged=skip_unchanged,
+        failed_parents=failed_parents,
     )
 
 
@@ -120,11 +122,12 @@ def process_frame(
     batch_id: str,
     dry_run: bool = False,
     skip_unchanged: bool = False,
+    failed_parents: Mapping[str, set[str]] | None = None,
 ) -> BatchOutcome:
     """Transform → validate → load + ledger for rows already in hand (a batch's extract, or
     failed records being re-processed). Idempotent per (run_id, batch_id); one target
     transaction; a dry run writes nothing. Raises SchemaError, TransientError, EngineError."""
-    keymaps = _keymaps(snapshot, entity, frame, source, target, dry_run)
+    keymaps = _keymaps(snapshot, entity, frame, source, target, dry_run, failed_parents)
     result = transform_frame(
         entity=entity,
         frame=frame,
@@ -178,7 +181,7 @@ def _check_accounting(outcome: BatchOutcome) -> None:
         )
 
 
-def _reference_parents(entity: EntitySpec) -> dict[str, set[str]]:
+def reference_parents(entity: EntitySpec) -> dict[str, set[str]]:
     """Parent entity name -> source columns whose values a reference lookup maps."""
     from runs.engine.rules import REGISTRY
 
@@ -199,13 +202,16 @@ def _keymaps(
     source: Connector,
     target: Connector,
     dry_run: bool,
+    failed_parents: Mapping[str, set[str]] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Key maps for this batch's reference lookups, limited to the values it contains.
 
-    A dry run resolves against the parent's *source* keys (key -> itself), as nothing is loaded.
+    A dry run resolves against the parent's *source* keys (key -> itself), as nothing is
+    loaded, minus the parent keys that failed earlier in the same dry run (``failed_parents``)
+    — so a dry run fails the same children a load would.
     """
     keymaps: dict[str, dict[str, str]] = {}
-    for parent_name, columns in _reference_parents(entity).items():
+    for parent_name, columns in reference_parents(entity).items():
         values = set()
         for col in columns:
             if col in frame.columns:
@@ -215,6 +221,7 @@ def _keymaps(
         if dry_run:
             parent = snapshot.entity(parent_name)
             found = source.fetch_keys(parent.source_table, parent.source_key, wanted)
+            found -= (failed_parents or {}).get(parent_name, set())
             keymaps[parent_name] = {k: k for k in found}
         else:
             keymaps[parent_name] = target.keymap_lookup(snapshot.plan, parent_name, wanted)

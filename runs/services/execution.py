@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from datetime import timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -14,11 +15,11 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from runs.connections import connector_for
-from runs.engine.batch import execute_batch
+from runs.engine.batch import execute_batch, reference_parents
 from runs.engine.connectors import KeyRange
 from runs.engine.errors import EngineError, TransientError
 from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
-from runs.models import COUNTERS, Batch, Run
+from runs.models import COUNTERS, Batch, FailedRecord, Run
 
 from . import hooks
 from .dispatch import enqueue_batches
@@ -269,6 +270,7 @@ def _work(batch: Batch) -> str:
             dry_run=run.mode == RunMode.DRY_RUN,
             changed_since=_watermark_value(run, entity),
             skip_unchanged=run.mode == RunMode.DELTA,
+            failed_parents=_failed_parents(run, entity),
         )
     except TransientError:
         Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.PENDING, lease_until=None)
@@ -292,6 +294,23 @@ def _work(batch: Batch) -> str:
         _check_threshold(run)
         _advance(run)
     return "done" if recorded else "already recorded"
+
+
+@lru_cache(maxsize=64)
+def _failed_parent_keys(run_id: int, parent: str) -> frozenset[str]:
+    # Children start only after every parent batch is done, so the set no longer changes.
+    return frozenset(
+        FailedRecord.objects.filter(run_id=run_id, entity=parent).values_list(
+            "source_key", flat=True
+        )
+    )
+
+
+def _failed_parents(run: Run, entity) -> dict[str, frozenset[str]] | None:
+    """For a dry run: parent keys that failed in this run (a load would not have them)."""
+    if run.mode != RunMode.DRY_RUN:
+        return None
+    return {parent: _failed_parent_keys(run.pk, parent) for parent in reference_parents(entity)}
 
 
 def _check_threshold(run: Run) -> None:

@@ -352,3 +352,13 @@ def test_delta_by_comparison_writes_only_changed_rows(
                 'UPDATE customers SET "City" = %s WHERE "Customer_ID"::text = %s',
                 (city, key),
             )
+
+
+def test_dry_run_predicts_the_load_run_failures(eager_celery, demo_plan):
+    """Children of parents that fail are failed in a dry run too (reference_missing)."""
+    dry = _launch(demo_plan, mode="dry_run")
+    load = _launch(demo_plan)
+    assert (dry.failed, dry.loaded) == (load.failed, load.loaded)
+    assert set(FailedRecord.objects.filter(run=dry).values_list("entity", "source_key")) == set(
+        FailedRecord.objects.filter(run=load).values_list("entity", "source_key")
+    )
