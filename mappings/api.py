@@ -535,7 +535,8 @@ class LookupTableViewSet(viewsets.ModelViewSet):
             return Response(s.LookupEntrySerializer(lookup.entries.order_by("key"),
                                                     many=True).data)
         if request.method == "DELETE":
-            key = request.query_params.get("key", request.data.get("key", ""))
+            body = request.data if isinstance(request.data, dict) else {}
+            key = request.query_params.get("key", body.get("key", ""))
             entry = get_object_or_404(lookup.entries, key=key)
             lookups.lookup_entry_delete(entry=entry, user=request.user)
             return Response(status=status.HTTP_204_NO_CONTENT)

@@ -54,6 +54,7 @@ WRITES = [
     ("delete", "/api/systems/{system}/", None),
     ("post", "/api/plans/", {"name": "x"}),
     ("patch", "/api/plans/{slug}/", {"batch_size": 5}),
+    ("post", "/api/plans/{slug}/status/", {"status": "in_review"}),
     ("post", "/api/plans/{slug}/versions/", {"note": "x"}),
     ("post", "/api/plans/{slug}/versions/1/revert/", None),
     ("post", "/api/plans/import/", {"yaml": "format: x"}),
