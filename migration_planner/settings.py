@@ -160,6 +160,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "runs.enums.RunStatus",
+        "BatchStatusEnum": "runs.enums.BatchStatus",
+        "FailedRecordStatusEnum": "runs.enums.FailedRecordStatus",
+        "PlanStatusEnum": "mappings.enums.PlanStatus",
+    },
 }
 
 LOGGING = {
