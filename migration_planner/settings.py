@@ -75,6 +75,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "migration_planner.lib.context.roles",
+                "runs.notifications.notification_context",
             ],
         },
     },

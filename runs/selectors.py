@@ -28,7 +28,7 @@ def run_list(
     launched_by: str | None = None,
 ) -> QuerySet[Run]:
     """Runs newest first with plan, version, target and launcher joined in."""
-    qs = Run.objects.select_related("plan", "version", "target", "launched_by")
+    qs = Run.objects.select_related("plan", "version", "target", "launched_by", "report")
     if plan_slug:
         qs = qs.filter(plan__slug=plan_slug)
     if status:
@@ -57,6 +57,8 @@ def duration_text(value: timedelta | None) -> str:
     if value is None:
         return "—"
     seconds = int(value.total_seconds())
+    if seconds == 0:
+        return f"{int(value.total_seconds() * 1000)} ms"
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -128,7 +130,7 @@ def run_progress(run: Run) -> RunProgress:
         .values("entity")
         .annotate(
             n=Count("id"),
-            done=Count("id", filter=Q(status=BatchStatus.DONE)),
+            done=Count("id", filter=Q(status__in=[BatchStatus.DONE, BatchStatus.ROLLED_BACK])),
             **{c: Sum(c) for c in COUNTERS},
         )
     )

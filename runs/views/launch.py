@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from mappings.models import Plan
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.engine.errors import EngineError
+from runs.enums import RunMode
 from runs.forms import LaunchForm
 from runs.selectors import launch_preview
 from runs.services import run_create
@@ -34,9 +35,10 @@ def _preview(request: HttpRequest, plan: Plan, form: LaunchForm) -> dict:
         )
     except (ApplicationError, EngineError) as exc:
         return {"preview_error": str(getattr(exc, "message", exc))}
+    mode_label = RunMode(data["mode"]).label
     if preview.production and not request.user.has_perm("mp.launch_production_run"):
         preview.refusal = "Only an operator may launch a run on a production target."
-    return {"preview": preview}
+    return {"preview": preview, "mode_label": mode_label}
 
 
 @capability("mp.launch_run", LAUNCH_DENIED)

@@ -196,8 +196,10 @@ def failed_record_correct_view(request: HttpRequest, uuid) -> HttpResponse:
                 records=FailedRecord.objects.filter(pk=record.pk), user=request.user
             )
             ok = result.fixed == 1
+            done = "Passed and closed (dry run: nothing written)." if (
+                record.run.mode == "dry_run") else "Loaded and closed."
             (messages.success if ok else messages.warning)(
-                request, "Loaded and closed." if ok else "Still failing — see the new message.")
+                request, done if ok else "Still failing — see the new message.")
         elif values:
             messages.success(request, f"Saved {len(values)} corrected value(s).")
     except (ApplicationError, EngineError) as exc:

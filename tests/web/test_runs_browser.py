@@ -93,9 +93,9 @@ def test_runs_console_journey(page, live_server, lead, demo_plan, start_worker):
     page.wait_for_timeout(300)
     _shot(page, "03-dry-run-finished")
     open_before = FailedRecord.objects.filter(run=dry, status="open").count()
-    assert page.inner_text(".kpis .kpi-warn b") == f"{open_before:,}"
+    assert page.inner_text("#open-errors b") == f"{open_before:,}"
 
-    page.click("text=open in error queue")
+    page.click("#open-errors")
     page.wait_for_selector("#top-errors table")
     _shot(page, "04-error-queue")
     page.click("#top-errors a:has-text('Show these') >> nth=0")
@@ -108,7 +108,7 @@ def test_runs_console_journey(page, live_server, lead, demo_plan, start_worker):
     _shot(page, "06-failed-record")
     page.fill('input[name="v:Email_Address"]', "fixed.by.lead@example.com")
     page.click("text=Save and re-process")
-    page.wait_for_selector(".msg-success:has-text('Loaded and closed')")
+    page.wait_for_selector(".msg-success:has-text('Passed and closed')")
     _shot(page, "07-record-reprocessed")
     record.refresh_from_db()
     assert record.status == "reprocessed"
