@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -34,7 +34,26 @@ class BatchOutcome:
     def to_meta(self) -> dict[str, Any]:
         """JSON-able form stored as the ledger batch record's result_meta."""
         meta: dict[str, Any] = {name: getattr(self, name) for name in _COUNTS}
-        meta["failures"] = [asdict(f) for f in self.failures]
+        # Built by hand: dataclasses.asdict deep-copies every value (~15 us per failure).
+        meta["failures"] = [
+            {
+                "source_key": f.source_key,
+                "source_row": dict(f.source_row),
+                "transformed_row": dict(f.transformed_row),
+                "stage": f.stage,
+                "errors": [
+                    {
+                        "field": e.field,
+                        "rule": e.rule,
+                        "value": e.value,
+                        "message": e.message,
+                        "category": e.category,
+                    }
+                    for e in f.errors
+                ],
+            }
+            for f in self.failures
+        ]
         return meta
 
     @classmethod

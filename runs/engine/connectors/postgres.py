@@ -34,13 +34,18 @@ from runs.engine.connectors.base import (
 )
 from runs.engine.errors import EngineError, TransientError
 from runs.engine.hashing import fold_digest, row_hash
+from runs.engine.reconcile import pg_row_hash_sql
 
 if TYPE_CHECKING:
     from runs.engine.snapshot import EntitySpec
     from runs.engine.transform import FieldError
 
-_TRANSIENT = (psycopg2.OperationalError, psycopg2.InterfaceError,
-              psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected)
+_TRANSIENT = (
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    psycopg2.errors.SerializationFailure,
+    psycopg2.errors.DeadlockDetected,
+)
 _SKIP_SCHEMAS = ("pg_catalog", "information_schema", "mp_ledger", "pg_toast")
 
 _COLUMNS_SQL = """
@@ -87,8 +92,10 @@ CREATE TABLE IF NOT EXISTS mp_ledger.keymap (
     PRIMARY KEY (namespace, entity, source_key));
 CREATE INDEX IF NOT EXISTS keymap_batch_idx ON mp_ledger.keymap (run_id, batch_id);
 """
-_LEDGER_ROW_COPY = ("COPY mp_ledger.row (run_id, batch_id, entity, target_table, target_key, "
-                    "action, before_image, row_hash) FROM STDIN WITH (FORMAT csv)")
+_LEDGER_ROW_COPY = (
+    "COPY mp_ledger.row (run_id, batch_id, entity, target_table, target_key, "
+    "action, before_image, row_hash) FROM STDIN WITH (FORMAT csv)"
+)
 
 
 def _cols(names: Sequence[str], prefix: str | None = None) -> sql.Composable:
@@ -117,8 +124,9 @@ def csv_bytes(columns: Sequence[Sequence[Any]] | pd.DataFrame) -> bytes:
         arrays = [pa.array(list(c), type=pa.string()) for c in columns]
     table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
     sink = io.BytesIO()
-    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False,
-                                                    quoting_style="all_valid"))
+    pacsv.write_csv(
+        table, sink, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    )
     return sink.getvalue()
 
 
@@ -132,11 +140,19 @@ def parse_copy_csv(data: bytes, columns: Sequence[str]) -> pd.DataFrame:
         read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()), null_values=[""],
-            strings_can_be_null=True, quoted_strings_can_be_null=False),
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
     )
-    return text_frame(columns, {c: table.column(n).to_numpy(zero_copy_only=False)
-                                for c, n in zip(columns, names, strict=True)})
+    return text_frame(
+        columns,
+        {
+            c: table.column(n).to_numpy(zero_copy_only=False)
+            for c, n in zip(columns, names, strict=True)
+        },
+    )
 
 
 class PostgresConnector:
@@ -225,12 +241,20 @@ class PostgresConnector:
         info = self._table(table)
         col = info.column(column)
         with self._tx() as cur:
-            cur.execute(sql.SQL("SELECT max({})::text FROM {}").format(
-                sql.Identifier(col.name), self._ident(info)))
+            cur.execute(
+                sql.SQL("SELECT max({})::text FROM {}").format(
+                    sql.Identifier(col.name), self._ident(info)
+                )
+            )
             return cur.fetchone()[0]
 
-    def _where(self, info: TableInfo, key_cols: Sequence[str], key_range: KeyRange | None,
-               changed_since: ChangedSince | None) -> sql.Composable:
+    def _where(
+        self,
+        info: TableInfo,
+        key_cols: Sequence[str],
+        key_range: KeyRange | None,
+        changed_since: ChangedSince | None,
+    ) -> sql.Composable:
         """WHERE clause (values bound as literals) for a key range and an optional watermark."""
         keys = info.require(key_cols)
         parts: list[sql.Composable] = []
@@ -241,46 +265,77 @@ class PostgresConnector:
                 continue
             if len(bound) != len(keys):
                 raise EngineError(f"key range {bound!r} does not match key {tuple(key_cols)}")
-            vals = sql.SQL(", ").join(_cast(sql.Literal(None if v is None else str(v)), k)
-                                      for v, k in zip(bound, keys, strict=True))
+            vals = sql.SQL(", ").join(
+                _cast(sql.Literal(None if v is None else str(v)), k)
+                for v, k in zip(bound, keys, strict=True)
+            )
             parts.append(sql.SQL("{} {} ({})").format(row, sql.SQL(op), vals))
         if changed_since is not None:
             wm = info.column(changed_since[0])
-            parts.append(sql.SQL("{} > {}").format(
-                sql.Identifier(wm.name), _cast(sql.Literal(str(changed_since[1])), wm)))
+            parts.append(
+                sql.SQL("{} > {}").format(
+                    sql.Identifier(wm.name), _cast(sql.Literal(str(changed_since[1])), wm)
+                )
+            )
         if not parts:
             return sql.SQL("")
         return sql.SQL("WHERE ") + sql.SQL(" AND ").join(parts)
 
-    def key_ranges(self, table: str, key_cols: Sequence[str], batch_size: int, *,
-                   changed_since: ChangedSince | None = None) -> list[KeyRange]:
+    def key_ranges(
+        self,
+        table: str,
+        key_cols: Sequence[str],
+        batch_size: int,
+        *,
+        changed_since: ChangedSince | None = None,
+    ) -> list[KeyRange]:
         """Keyset batches covering every row once (window query, no OFFSET); last upper open."""
         info = self._table(table)
         where = self._where(info, key_cols, None, changed_since)
-        text_keys = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(k))
-                                       for k in key_cols)
+        text_keys = sql.SQL(", ").join(
+            sql.SQL("{}::text").format(sql.Identifier(k)) for k in key_cols
+        )
         query = sql.SQL(
             "SELECT {tk} FROM (SELECT {k}, row_number() OVER (ORDER BY {k}) AS mp_rn "
             "FROM {t} {w}) s WHERE mp_rn % {n} = 0 ORDER BY mp_rn"
-        ).format(tk=text_keys, k=_cols(key_cols), t=self._ident(info), w=where,
-                 n=sql.Literal(max(1, int(batch_size))))
+        ).format(
+            tk=text_keys,
+            k=_cols(key_cols),
+            t=self._ident(info),
+            w=where,
+            n=sql.Literal(max(1, int(batch_size))),
+        )
         with self._tx() as cur:
             cur.execute(query)
             bounds = [tuple(r) for r in cur.fetchall()]
-            cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} {w})").format(
-                t=self._ident(info), w=where))
+            cur.execute(
+                sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} {w})").format(
+                    t=self._ident(info), w=where
+                )
+            )
             any_rows = cur.fetchone()[0]
         return ranges_from_bounds(bounds, any_rows)
 
-    def extract(self, table: str, columns: Sequence[str], key_cols: Sequence[str],
-                key_range: KeyRange, *, changed_since: ChangedSince | None = None) -> pd.DataFrame:
+    def extract(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key_cols: Sequence[str],
+        key_range: KeyRange,
+        *,
+        changed_since: ChangedSince | None = None,
+    ) -> pd.DataFrame:
         """Rows of one key range, ordered by key, as object columns of str/None (COPY + pyarrow)."""
         info = self._table(table)
         info.require(columns)
         query = sql.SQL(
             "COPY (SELECT {c} FROM {t} {w} ORDER BY {k}) TO STDOUT WITH (FORMAT csv)"
-        ).format(c=_cols(columns), t=self._ident(info), k=_cols(key_cols),
-                 w=self._where(info, key_cols, key_range, changed_since))
+        ).format(
+            c=_cols(columns),
+            t=self._ident(info),
+            k=_cols(key_cols),
+            w=self._where(info, key_cols, key_range, changed_since),
+        )
         buf = io.BytesIO()
         with self._tx() as cur:
             cur.copy_expert(query, buf)
@@ -301,10 +356,12 @@ class PostgresConnector:
             "(SELECT {casts} FROM unnest({arrs}) AS u({names}))"
         ).format(
             tk=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in key_cols),
-            t=self._ident(info), k=_cols(key_cols),
+            t=self._ident(info),
+            k=_cols(key_cols),
             casts=sql.SQL(", ").join(_cast(n, c) for n, c in zip(names, cols, strict=True)),
             arrs=sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in cols),
-            names=sql.SQL(", ").join(names))
+            names=sql.SQL(", ").join(names),
+        )
         with self._tx() as cur:
             cur.execute(query, arrays)
             return {r[0] for r in cur.fetchall()}
@@ -323,18 +380,23 @@ class PostgresConnector:
         """Batch ids recorded for ``run_id``, in commit order."""
         self.ensure_ledger()
         with self._tx() as cur:
-            cur.execute("SELECT batch_id FROM mp_ledger.batch WHERE run_id = %s "
-                        "ORDER BY committed_at, seq", (run_id,))
+            cur.execute(
+                "SELECT batch_id FROM mp_ledger.batch WHERE run_id = %s ORDER BY committed_at, seq",
+                (run_id,),
+            )
             return [r[0] for r in cur.fetchall()]
 
-    def keymap_lookup(self, namespace: str, entity: str,
-                      source_keys: Sequence[str]) -> dict[str, str]:
+    def keymap_lookup(
+        self, namespace: str, entity: str, source_keys: Sequence[str]
+    ) -> dict[str, str]:
         """Target keys recorded for ``source_keys`` of ``entity`` (missing keys are absent)."""
         self.ensure_ledger()
         with self._tx() as cur:
-            cur.execute("SELECT source_key, target_key FROM mp_ledger.keymap WHERE namespace = %s "
-                        "AND entity = %s AND source_key = ANY(%s::text[])",
-                        (namespace, entity, [str(k) for k in source_keys]))
+            cur.execute(
+                "SELECT source_key, target_key FROM mp_ledger.keymap WHERE namespace = %s "
+                "AND entity = %s AND source_key = ANY(%s::text[])",
+                (namespace, entity, [str(k) for k in source_keys]),
+            )
             return dict(cur.fetchall())
 
     def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None:
@@ -345,17 +407,28 @@ class PostgresConnector:
 
     @staticmethod
     def _lock(cur: Any, run_id: str, batch_id: str) -> None:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                    (f"mp_ledger.batch\x1f{run_id}\x1f{batch_id}",))
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"mp_ledger.batch\x1f{run_id}\x1f{batch_id}",),
+        )
 
     # ------------------------------------------------------------------ target side
     def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]:
         """Rows the table would refuse -> load-stage FieldError by index; SchemaError if unknown."""
         return validate_frame(self._table(table), frame)
 
-    def load_batch(self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
-                   run_id: str, batch_id: str, namespace: str,
-                   result_meta: dict[str, Any], skip_unchanged: bool = False) -> LoadResult:
+    def load_batch(
+        self,
+        *,
+        entity: EntitySpec,
+        rows: pd.DataFrame,
+        source_keys: Sequence[str],
+        run_id: str,
+        batch_id: str,
+        namespace: str,
+        result_meta: dict[str, Any],
+        skip_unchanged: bool = False,
+    ) -> LoadResult:
         """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent.
 
         ``skip_unchanged`` (upsert only; delta by comparison): rows whose target row already
@@ -378,23 +451,49 @@ class PostgresConnector:
             written = self._write_rows(cur, info, cols, tk, ext, entity.load_mode, rows, skip)
             inserted = sum(1 for w in written if w[1])
             changed = [w for w in written if w[4]]
-            result = LoadResult(inserted=inserted, updated=len(changed) - inserted,
-                                unchanged=len(written) - len(changed), result_meta=result_meta)
+            result = LoadResult(
+                inserted=inserted,
+                updated=len(changed) - inserted,
+                unchanged=len(written) - len(changed),
+                result_meta=result_meta,
+            )
             keys = [str(k) for k in source_keys]
             _write_ledger(cur, entity, run_id, batch_id, changed)
-            _write_keymap(cur, namespace, entity.name, run_id, batch_id,
-                          keys, [w[0] for w in written])
+            _write_keymap(
+                cur, namespace, entity.name, run_id, batch_id, keys, [w[0] for w in written]
+            )
             cur.execute(
                 "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
                 "target_key_column, result_meta, load_result) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (run_id, batch_id, entity.name, info.name, tk.name, json.dumps(result_meta),
-                 json.dumps({"inserted": result.inserted, "updated": result.updated,
-                             "unchanged": result.unchanged})))
+                (
+                    run_id,
+                    batch_id,
+                    entity.name,
+                    info.name,
+                    tk.name,
+                    json.dumps(result_meta),
+                    json.dumps(
+                        {
+                            "inserted": result.inserted,
+                            "updated": result.updated,
+                            "unchanged": result.unchanged,
+                        }
+                    ),
+                ),
+            )
         return result
 
-    def _write_rows(self, cur: Any, info: TableInfo, cols: list[ColumnInfo], tk: ColumnInfo,
-                    ext: ColumnInfo | None, mode: str, rows: pd.DataFrame,
-                    skip_unchanged: bool = False) -> list[tuple]:
+    def _write_rows(
+        self,
+        cur: Any,
+        info: TableInfo,
+        cols: list[ColumnInfo],
+        tk: ColumnInfo,
+        ext: ColumnInfo | None,
+        mode: str,
+        rows: pd.DataFrame,
+        skip_unchanged: bool = False,
+    ) -> list[tuple]:
         """COPY rows into a temp table, then INSERT ... SELECT (ON CONFLICT) RETURNING.
 
         Returns (target key text, inserted?, before-image JSON or None, row hash, written?) per
@@ -402,12 +501,19 @@ class PostgresConnector:
         order; with skip_unchanged rows are matched back through the external id instead).
         """
         temp = [sql.Identifier(f"c{i}") for i in range(len(cols))]
-        cur.execute(sql.SQL("CREATE TEMP TABLE mp_load (mp_ord bigserial, {}) ON COMMIT DROP")
-                    .format(sql.SQL(", ").join(sql.SQL("{} text").format(t) for t in temp)))
+        cur.execute(
+            sql.SQL("CREATE TEMP TABLE mp_load (mp_ord bigserial, {}) ON COMMIT DROP").format(
+                sql.SQL(", ").join(sql.SQL("{} text").format(t) for t in temp)
+            )
+        )
         if not len(rows):
             return []
-        cur.copy_expert(sql.SQL("COPY mp_load ({}) FROM STDIN WITH (FORMAT csv)")
-                        .format(sql.SQL(", ").join(temp)), io.BytesIO(csv_bytes(rows)))
+        cur.copy_expert(
+            sql.SQL("COPY mp_load ({}) FROM STDIN WITH (FORMAT csv)").format(
+                sql.SQL(", ").join(temp)
+            ),
+            io.BytesIO(csv_bytes(rows)),
+        )
         before: dict[str, str] = {}
         conflict = sql.SQL("")
         if mode == "upsert" and ext is not None:
@@ -416,46 +522,81 @@ class PostgresConnector:
                 raise EngineError(f"upsert rows must include the external id {ext.name!r}")
             before = self._before_images(cur, info, tk, ext, temp[names.index(ext.name)])
             conflict = sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
-                sql.Identifier(ext.name), sql.SQL(", ").join(
-                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in cols))
+                sql.Identifier(ext.name),
+                sql.SQL(", ").join(
+                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in cols
+                ),
+            )
         query = sql.SQL(
             "INSERT INTO {t} AS mp_t ({c}) SELECT {casts} FROM mp_load ORDER BY mp_ord{conflict} "
             "RETURNING mp_t.{tk}::text, (mp_t.xmax = 0), {ret}"
-        ).format(t=self._ident(info), c=_cols([c.name for c in cols]),
-                 casts=sql.SQL(", ").join(_cast(t, c) for t, c in zip(temp, cols, strict=True)),
-                 conflict=conflict, tk=sql.Identifier(tk.name),
-                 ret=sql.SQL(", ").join(sql.SQL("mp_t.{}::text").format(sql.Identifier(c.name))
-                                        for c in cols))
+        ).format(
+            t=self._ident(info),
+            c=_cols([c.name for c in cols]),
+            casts=sql.SQL(", ").join(_cast(t, c) for t, c in zip(temp, cols, strict=True)),
+            conflict=conflict,
+            tk=sql.Identifier(tk.name),
+            ret=pg_row_hash_sql([c.name for c in cols], alias="mp_t"),
+        )
         if skip_unchanged:
             return self._write_changed(cur, info, cols, tk, ext, temp, query, before)
         cur.execute(query)
         out = cur.fetchall()
         if len(out) != len(rows):
             raise EngineError(f"target returned {len(out)} rows for {len(rows)} written")
-        return [(r[0], bool(r[1]), None if r[1] else before.get(r[0]), row_hash(r[2:]), True)
-                for r in out]
+        # The row hash is computed by the server from the stored values (hashing.row_hash in SQL)
+        return [(r[0], bool(r[1]), None if r[1] else before.get(r[0]), r[2], True) for r in out]
 
-    def _write_changed(self, cur: Any, info: TableInfo, cols: list[ColumnInfo], tk: ColumnInfo,
-                       ext: ColumnInfo, temp: list[sql.Identifier], query: sql.Composed,
-                       before: dict[str, str]) -> list[tuple]:
+    def _write_changed(
+        self,
+        cur: Any,
+        info: TableInfo,
+        cols: list[ColumnInfo],
+        tk: ColumnInfo,
+        ext: ColumnInfo,
+        temp: list[sql.Identifier],
+        query: sql.Composed,
+        before: dict[str, str],
+    ) -> list[tuple]:
         """Upsert writing only rows whose values differ; unchanged rows keep their target key."""
         names = [c.name for c in cols]
         ext_temp = _cast(sql.Composed([sql.SQL("l."), temp[names.index(ext.name)]]), ext)
-        cur.execute(sql.SQL("SELECT l.mp_ord, t.{tk}::text FROM mp_load l JOIN {t} t "
-                            "ON t.{ext} = {ext_temp}").format(
-            tk=sql.Identifier(tk.name), t=self._ident(info), ext=sql.Identifier(ext.name),
-            ext_temp=ext_temp))
+        cur.execute(
+            sql.SQL(
+                "SELECT l.mp_ord, t.{tk}::text FROM mp_load l JOIN {t} t ON t.{ext} = {ext_temp}"
+            ).format(
+                tk=sql.Identifier(tk.name),
+                t=self._ident(info),
+                ext=sql.Identifier(ext.name),
+                ext_temp=ext_temp,
+            )
+        )
         existing = dict(cur.fetchall())
         target_row = sql.SQL(", ").join(sql.SQL("mp_t.{}").format(sql.Identifier(n)) for n in names)
-        new_row = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(n))
-                                     for n in names)
-        guarded = sql.Composed([query]).as_string(cur).replace(
-            " RETURNING ", " WHERE ROW(" + target_row.as_string(cur) + ") IS DISTINCT FROM ROW("
-            + new_row.as_string(cur) + ") RETURNING mp_t." + sql.Identifier(ext.name).as_string(cur)
-            + " AS mp_ext, ", 1)
-        cur.execute(sql.SQL("WITH w AS ({}) SELECT l.mp_ord, w.* FROM w JOIN mp_load l "
-                            "ON w.mp_ext = {} ORDER BY l.mp_ord").format(sql.SQL(guarded),
-                                                                          ext_temp))
+        new_row = sql.SQL(", ").join(
+            sql.SQL("EXCLUDED.{}").format(sql.Identifier(n)) for n in names
+        )
+        guarded = (
+            sql.Composed([query])
+            .as_string(cur)
+            .replace(
+                " RETURNING ",
+                " WHERE ROW("
+                + target_row.as_string(cur)
+                + ") IS DISTINCT FROM ROW("
+                + new_row.as_string(cur)
+                + ") RETURNING mp_t."
+                + sql.Identifier(ext.name).as_string(cur)
+                + " AS mp_ext, ",
+                1,
+            )
+        )
+        cur.execute(
+            sql.SQL(
+                "WITH w AS ({}) SELECT l.mp_ord, w.* FROM w JOIN mp_load l "
+                "ON w.mp_ext = {} ORDER BY l.mp_ord"
+            ).format(sql.SQL(guarded), ext_temp)
+        )
         changed = {r[0]: r[2:] for r in cur.fetchall()}
         cur.execute("SELECT mp_ord FROM mp_load ORDER BY mp_ord")
         out = []
@@ -464,24 +605,31 @@ class PostgresConnector:
             if r is None:
                 out.append((existing[ordinal], False, None, None, False))
             else:
-                out.append((r[0], bool(r[1]), None if r[1] else before.get(r[0]),
-                            row_hash(r[2:]), True))
+                out.append((r[0], bool(r[1]), None if r[1] else before.get(r[0]), r[2], True))
         return out
 
-    def _before_images(self, cur: Any, info: TableInfo, tk: ColumnInfo, ext: ColumnInfo,
-                       temp_col: sql.Identifier) -> dict[str, str]:
+    def _before_images(
+        self, cur: Any, info: TableInfo, tk: ColumnInfo, ext: ColumnInfo, temp_col: sql.Identifier
+    ) -> dict[str, str]:
         """JSON of the existing rows an upsert will overwrite, locked FOR UPDATE."""
-        cur.execute(sql.SQL(
-            "SELECT b.{tk}::text, to_jsonb(b)::text FROM {t} AS b WHERE b.{ext} IN "
-            "(SELECT {cast} FROM mp_load) FOR UPDATE OF b"
-        ).format(tk=sql.Identifier(tk.name), t=self._ident(info), ext=sql.Identifier(ext.name),
-                 cast=_cast(temp_col, ext)))
+        cur.execute(
+            sql.SQL(
+                "SELECT b.{tk}::text, to_jsonb(b)::text FROM {t} AS b WHERE b.{ext} IN "
+                "(SELECT {cast} FROM mp_load) FOR UPDATE OF b"
+            ).format(
+                tk=sql.Identifier(tk.name),
+                t=self._ident(info),
+                ext=sql.Identifier(ext.name),
+                cast=_cast(temp_col, ext),
+            )
+        )
         return dict(cur.fetchall())
 
     def _introspect_ledger_tables(self, run_id: str) -> None:
         with self._tx() as cur:
-            cur.execute("SELECT DISTINCT target_table FROM mp_ledger.batch WHERE run_id = %s",
-                        (run_id,))
+            cur.execute(
+                "SELECT DISTINCT target_table FROM mp_ledger.batch WHERE run_id = %s", (run_id,)
+            )
             tables = [r[0] for r in cur.fetchall()]
         for table in tables:
             self._table(table)
@@ -492,8 +640,11 @@ class PostgresConnector:
         self._introspect_ledger_tables(run_id)  # never introspect inside the undo transaction
         with self._tx() as cur:
             self._lock(cur, run_id, batch_id)
-            cur.execute("SELECT target_table, target_key_column FROM mp_ledger.batch "
-                        "WHERE run_id = %s AND batch_id = %s", (run_id, batch_id))
+            cur.execute(
+                "SELECT target_table, target_key_column FROM mp_ledger.batch "
+                "WHERE run_id = %s AND batch_id = %s",
+                (run_id, batch_id),
+            )
             rec = cur.fetchone()
             if rec is None:
                 return RollbackResult(batch_id=batch_id)
@@ -501,34 +652,54 @@ class PostgresConnector:
             deleted, restored = self._undo_rows(cur, info, info.column(rec[1]), run_id, batch_id)
             counts = []
             for table in ("keymap", "row", "batch"):
-                cur.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s AND batch_id = %s").format(
-                    sql.Identifier("mp_ledger", table)), (run_id, batch_id))
+                cur.execute(
+                    sql.SQL("DELETE FROM {} WHERE run_id = %s AND batch_id = %s").format(
+                        sql.Identifier("mp_ledger", table)
+                    ),
+                    (run_id, batch_id),
+                )
                 counts.append(cur.rowcount)
-        return RollbackResult(batch_id=batch_id, deleted=deleted, restored=restored,
-                              keymap_deleted=counts[0], ledger_rows_deleted=counts[1],
-                              found=True)
+        return RollbackResult(
+            batch_id=batch_id,
+            deleted=deleted,
+            restored=restored,
+            keymap_deleted=counts[0],
+            ledger_rows_deleted=counts[1],
+            found=True,
+        )
 
-    def _undo_rows(self, cur: Any, info: TableInfo, tk: ColumnInfo, run_id: str,
-                   batch_id: str) -> tuple[int, int]:
+    def _undo_rows(
+        self, cur: Any, info: TableInfo, tk: ColumnInfo, run_id: str, batch_id: str
+    ) -> tuple[int, int]:
         ledger = sql.SQL("mp_ledger.row r")
         match = sql.SQL("r.run_id = %s AND r.batch_id = %s AND r.action = {} AND t.{} = {}")
         key = _cast(sql.SQL("r.target_key"), tk)
-        cur.execute(sql.SQL("DELETE FROM {t} AS t USING {l} WHERE {m}").format(
-            t=self._ident(info), l=ledger,
-            m=match.format(sql.Literal("insert"), sql.Identifier(tk.name), key)),
-            (run_id, batch_id))
+        cur.execute(
+            sql.SQL("DELETE FROM {t} AS t USING {l} WHERE {m}").format(
+                t=self._ident(info),
+                l=ledger,
+                m=match.format(sql.Literal("insert"), sql.Identifier(tk.name), key),
+            ),
+            (run_id, batch_id),
+        )
         deleted = cur.rowcount
         restore = [c.name for c in info.columns if not c.generated and c.name != tk.name]
         if not restore:
             return deleted, 0
-        cur.execute(sql.SQL(
-            "UPDATE {t} AS t SET {sets} FROM {l} "
-            "CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.before_image) AS p WHERE {m}"
-        ).format(t=self._ident(info), l=ledger,
-                 sets=sql.SQL(", ").join(sql.SQL("{0} = p.{0}").format(sql.Identifier(c))
-                                         for c in restore),
-                 m=match.format(sql.Literal("update"), sql.Identifier(tk.name), key)),
-            (run_id, batch_id))
+        cur.execute(
+            sql.SQL(
+                "UPDATE {t} AS t SET {sets} FROM {l} "
+                "CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.before_image) AS p WHERE {m}"
+            ).format(
+                t=self._ident(info),
+                l=ledger,
+                sets=sql.SQL(", ").join(
+                    sql.SQL("{0} = p.{0}").format(sql.Identifier(c)) for c in restore
+                ),
+                m=match.format(sql.Literal("update"), sql.Identifier(tk.name), key),
+            ),
+            (run_id, batch_id),
+        )
         return deleted, cur.rowcount
 
     # ------------------------------------------------------------------ proof
@@ -537,78 +708,125 @@ class PostgresConnector:
         info = self._table(table)
         info.require(key_cols)
         with self._tx() as cur:
-            cur.execute(sql.SQL(
-                "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))"
-                "::bit(64)::bigint), 0)::text FROM {} AS t").format(self._ident(info)))
+            cur.execute(
+                sql.SQL(
+                    "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))"
+                    "::bit(64)::bigint), 0)::text FROM {} AS t"
+                ).format(self._ident(info))
+            )
             rows, total = cur.fetchone()
         return TableChecksum(rows=int(rows), digest=fold_digest(int(total)))
 
-    def row_hashes(self, table: str, key_col: str, keys: Sequence[str], *,
-                   columns: Sequence[str] | None = None) -> dict[str, str]:
+    def row_hashes(
+        self, table: str, key_col: str, keys: Sequence[str], *, columns: Sequence[str] | None = None
+    ) -> dict[str, str]:
         """Row hash (hashing.row_hash over ``columns``, default all) per key text found."""
         info = self._table(table)
         key = info.column(key_col)
         names = list(columns) if columns is not None else list(info.column_names)
         info.require(names)
-        query = sql.SQL("SELECT t.{k}::text, {c} FROM {t} AS t WHERE t.{k} IN "
-                        "(SELECT {cast} FROM unnest(%s::text[]) AS u(v))").format(
-            k=sql.Identifier(key.name), t=self._ident(info),
+        query = sql.SQL(
+            "SELECT t.{k}::text, {c} FROM {t} AS t WHERE t.{k} IN "
+            "(SELECT {cast} FROM unnest(%s::text[]) AS u(v))"
+        ).format(
+            k=sql.Identifier(key.name),
+            t=self._ident(info),
             c=sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(n)) for n in names),
-            cast=_cast(sql.SQL("u.v"), key))
+            cast=_cast(sql.SQL("u.v"), key),
+        )
         with self._tx() as cur:
             cur.execute(query, ([str(k) for k in keys],))
             return {r[0]: row_hash(r[1:]) for r in cur.fetchall()}
 
 
-def _table_info(nsp: str, rel: str, rows: list[tuple], keys: list[tuple[bool, tuple[str, ...]]],
-                current: str) -> TableInfo:
+def _table_info(
+    nsp: str, rel: str, rows: list[tuple], keys: list[tuple[bool, tuple[str, ...]]], current: str
+) -> TableInfo:
     pk = next((cols for primary, cols in keys if primary), ())
     columns = tuple(
-        ColumnInfo(name=r[3], data_type=r[4], cast_type=r[5], max_length=r[6], nullable=r[7],
-                   has_default=r[8], generated=r[9], primary_key=r[3] in pk)
-        for r in rows)
-    return TableInfo(name=rel if nsp == current else f"{nsp}.{rel}", columns=columns,
-                     row_estimate=int(rows[0][2]), primary_key=pk,
-                     unique=tuple(cols for _, cols in keys), schema=nsp)
+        ColumnInfo(
+            name=r[3],
+            data_type=r[4],
+            cast_type=r[5],
+            max_length=r[6],
+            nullable=r[7],
+            has_default=r[8],
+            generated=r[9],
+            primary_key=r[3] in pk,
+        )
+        for r in rows
+    )
+    return TableInfo(
+        name=rel if nsp == current else f"{nsp}.{rel}",
+        columns=columns,
+        row_estimate=int(rows[0][2]),
+        primary_key=pk,
+        unique=tuple(cols for _, cols in keys),
+        schema=nsp,
+    )
 
 
 def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:
-    cur.execute("SELECT load_result, result_meta FROM mp_ledger.batch "
-                "WHERE run_id = %s AND batch_id = %s", (run_id, batch_id))
+    cur.execute(
+        "SELECT load_result, result_meta FROM mp_ledger.batch WHERE run_id = %s AND batch_id = %s",
+        (run_id, batch_id),
+    )
     rec = cur.fetchone()
     if rec is None:
         return None
     load, meta = rec
-    return LoadResult(inserted=int(load.get("inserted", 0)), updated=int(load.get("updated", 0)),
-                      unchanged=int(load.get("unchanged", 0)), already_done=True,
-                      result_meta=meta)
+    return LoadResult(
+        inserted=int(load.get("inserted", 0)),
+        updated=int(load.get("updated", 0)),
+        unchanged=int(load.get("unchanged", 0)),
+        already_done=True,
+        result_meta=meta,
+    )
 
 
-def _write_ledger(cur: Any, entity: EntitySpec, run_id: str, batch_id: str,
-                  written: list[tuple]) -> None:
+def _write_ledger(
+    cur: Any, entity: EntitySpec, run_id: str, batch_id: str, written: list[tuple]
+) -> None:
     if not written:
         return
     n = len(written)
-    columns = [[run_id] * n, [batch_id] * n, [entity.name] * n, [entity.target_table] * n,
-               [w[0] for w in written], ["insert" if w[1] else "update" for w in written],
-               [w[2] for w in written], [w[3] for w in written]]
+    columns = [
+        [run_id] * n,
+        [batch_id] * n,
+        [entity.name] * n,
+        [entity.target_table] * n,
+        [w[0] for w in written],
+        ["insert" if w[1] else "update" for w in written],
+        [w[2] for w in written],
+        [w[3] for w in written],
+    ]
     cur.copy_expert(_LEDGER_ROW_COPY, io.BytesIO(csv_bytes(columns)))
 
 
-def _write_keymap(cur: Any, namespace: str, entity: str, run_id: str, batch_id: str,
-                  source_keys: list[str], target_keys: list[str]) -> None:
+def _write_keymap(
+    cur: Any,
+    namespace: str,
+    entity: str,
+    run_id: str,
+    batch_id: str,
+    source_keys: list[str],
+    target_keys: list[str],
+) -> None:
     """Key map rows; a mapping that already points at the same target key keeps its creator."""
     if not source_keys:
         return
-    cur.execute("CREATE TEMP TABLE mp_keymap_load (source_key text, target_key text) "
-                "ON COMMIT DROP")
-    cur.copy_expert("COPY mp_keymap_load FROM STDIN WITH (FORMAT csv)",
-                    io.BytesIO(csv_bytes([source_keys, target_keys])))
+    cur.execute(
+        "CREATE TEMP TABLE mp_keymap_load (source_key text, target_key text) ON COMMIT DROP"
+    )
+    cur.copy_expert(
+        "COPY mp_keymap_load FROM STDIN WITH (FORMAT csv)",
+        io.BytesIO(csv_bytes([source_keys, target_keys])),
+    )
     cur.execute(
         "INSERT INTO mp_ledger.keymap AS k (namespace, entity, source_key, target_key, run_id, "
         "batch_id) SELECT %s, %s, source_key, target_key, %s, %s FROM mp_keymap_load "
         "ON CONFLICT (namespace, entity, source_key) DO UPDATE SET target_key = "
         "EXCLUDED.target_key, run_id = EXCLUDED.run_id, batch_id = EXCLUDED.batch_id "
         "WHERE k.target_key IS DISTINCT FROM EXCLUDED.target_key",
-        (namespace, entity, run_id, batch_id))
-
+        (namespace, entity, run_id, batch_id),
+    )
