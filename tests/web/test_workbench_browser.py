@@ -131,3 +131,24 @@ def test_workbench_journey(live_server, page, workbench_env):
         == "upper"
     assert after != before
     assert PlanVersion.objects.filter(plan=plan, number=1).exists()
+    _export_pdf(page, base, plan)
+
+
+def _export_pdf(page, base: str, plan) -> None:
+    """Export the plan document as PDF from the plan page and render its first page."""
+    import subprocess
+
+    page.goto(f"{base}/plans/{plan.slug}/")
+    with page.expect_download() as download:
+        page.click("a.btn:has-text('PDF')")
+    path = SHOTS / "workbench-09-plan-document.pdf"
+    download.value.save_as(path)
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF")
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(path),
+                    str(SHOTS / "workbench-09-plan-document")], check=True)
+    pages = list(SHOTS.glob("workbench-09-plan-document*.png"))
+    assert pages, "pdftoppm rendered no page"
+    text = subprocess.run(["pdftotext", str(path), "-"], check=True, capture_output=True,
+                          text=True).stdout
+    assert "CRM accounts rehearsal" in text and "Field mapping" in text
