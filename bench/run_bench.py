@@ -83,6 +83,17 @@ def build_data(admin: Dsn, rows: int) -> tuple[Dsn, Dsn, dict]:
     return source, target, {"counts": counts, "built": built, "seconds": seconds}
 
 
+def _attempt(key: str, fn):
+    """Run one reference; retry once (pgloader's fixed Lisp heap sometimes runs out), then
+    report the failure and go on, so one broken reference does not lose the whole bench."""
+    for attempt in (1, 2):
+        try:
+            return fn()
+        except RuntimeError as exc:
+            log(f"{key} failed (attempt {attempt}): {str(exc).splitlines()[0][:200]}")
+    return None
+
+
 def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict:
     references.prepare(source, target)
     results: dict[str, list] = {"raw_pipe": [], "sql_pipe": [], "pgloader": []}
@@ -95,9 +106,12 @@ def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict
                 lambda: references.pgloader(source, DBS["pgloader"], workdir / "pgloader"),
             ),
         ):
-            res = fn()
+            res = _attempt(key, fn)
+            if res is None:
+                continue
             log(f"{res.name} #{i + 1}: {res.seconds:.2f} s, {res.rows:,} rows")
             results[key].append(res.__dict__)
+    results = {k: v for k, v in results.items() if v}  # a reference that never ran is absent
     return {
         k: {
             "name": v[0]["name"],
