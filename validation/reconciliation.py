@@ -21,6 +21,7 @@ from runs.engine.reconcile import (
     pg_fetch_rows,
     pg_orphans,
     pg_run_aggregate,
+    reconcile_in_memory,
     reconcile_pg,
 )
 from runs.engine.snapshot import EntitySpec
@@ -64,16 +65,25 @@ def accounting(run: Run) -> list[dict[str, Any]]:
     """Per entity: source rows vs loaded + failed + filtered + duplicate (balanced or not)."""
     sums = {
         row["entity"]: row
-        for row in Batch.objects.filter(run=run).values("entity").annotate(
-            **{c: Sum(c) for c in COUNTERS})
+        for row in Batch.objects.filter(run=run)
+        .values("entity")
+        .annotate(**{c: Sum(c) for c in COUNTERS})
     }
     lines = []
     for entity in run_entities(run):
         s = {c: (sums.get(entity.name, {}).get(c) or 0) for c in COUNTERS}
         accounted = s["loaded"] + s["failed"] + s["filtered"] + s["duplicates"]
         source = run.entity_totals.get(entity.name, 0)
-        lines.append({"entity": entity.name, "source": source, **s, "accounted": accounted,
-                      "balanced": accounted == source, "difference": source - accounted})
+        lines.append(
+            {
+                "entity": entity.name,
+                "source": source,
+                **s,
+                "accounted": accounted,
+                "balanced": accounted == source,
+                "difference": source - accounted,
+            }
+        )
     return lines
 
 
@@ -82,15 +92,24 @@ def expected_rows(ctx: RunContext, entity: EntitySpec) -> pd.DataFrame:
     indexed by source key text. Cached per run context."""
     if entity.name in ctx.expected:
         return ctx.expected[entity.name]
-    frame = ctx.source.extract(entity.source_table, source_columns(entity), entity.source_key,
-                               KeyRange())
+    frame = ctx.source.extract(
+        entity.source_table, source_columns(entity), entity.source_key, KeyRange()
+    )
     keymaps = _keymaps(ctx.snapshot, entity, frame, ctx.source, ctx.target, False)
-    result = transform_frame(entity=entity, frame=frame, lookups=ctx.snapshot.lookups,
-                             keymaps=keymaps, namespace=ctx.snapshot.plan)
+    result = transform_frame(
+        entity=entity,
+        frame=frame,
+        lookups=ctx.snapshot.lookups,
+        keymaps=keymaps,
+        namespace=ctx.snapshot.plan,
+    )
     rows = result.rows.copy()
     rows.index = result.source_keys.astype(str).to_numpy()
-    failed = set(FailedRecord.objects.filter(run=ctx.run, entity=entity.name)
-                 .values_list("source_key", flat=True))
+    failed = set(
+        FailedRecord.objects.filter(run=ctx.run, entity=entity.name).values_list(
+            "source_key", flat=True
+        )
+    )
     rows = rows[~rows.index.isin(failed)]
     if ctx.run.mode == RunMode.DELTA:
         written = ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, list(rows.index))
@@ -101,21 +120,44 @@ def expected_rows(ctx: RunContext, entity: EntitySpec) -> pd.DataFrame:
 
 def key_diff(ctx: RunContext, entity: EntitySpec) -> KeyDiff:
     """Ledger row hashes vs the target's rows now (range checksums, then narrowed)."""
+    if not ctx.sql_target:
+        info = ctx.target.introspect().table(entity.target_table)
+        return reconcile_in_memory(
+            ctx.target,
+            table=entity.target_table,
+            key=info.column(entity.target_key),
+            columns=[f.target for f in entity.fields],
+            run_id=ctx.ledger_id,
+            entity=entity.name,
+        )
     ident, info = ctx.table(entity)
-    return reconcile_pg(ctx.cursor, table=ident, key=info.column(entity.target_key),
-                        columns=[f.target for f in entity.fields], run_id=ctx.ledger_id,
-                        entity=entity.name)
+    return reconcile_pg(
+        ctx.cursor,
+        table=ident,
+        key=info.column(entity.target_key),
+        columns=[f.target for f in entity.fields],
+        run_id=ctx.ledger_id,
+        entity=entity.name,
+    )
 
 
 def diff_summary(diff: KeyDiff, seconds: float) -> dict[str, Any]:
     """JSON form of a key diff for the report (key lists capped)."""
-    return {"clean": diff.clean, "expected_rows": diff.expected_rows,
-            "actual_rows": diff.actual_rows, "missing": len(diff.missing),
-            "extra": len(diff.extra), "changed": len(diff.changed),
-            "missing_keys": diff.missing[:LISTED_KEYS], "extra_keys": diff.extra[:LISTED_KEYS],
-            "changed_keys": diff.changed[:LISTED_KEYS], "levels": diff.levels,
-            "ranges_checked": diff.ranges_checked, "rows_fetched": diff.rows_fetched,
-            "seconds": round(seconds, 3)}
+    return {
+        "clean": diff.clean,
+        "expected_rows": diff.expected_rows,
+        "actual_rows": diff.actual_rows,
+        "missing": len(diff.missing),
+        "extra": len(diff.extra),
+        "changed": len(diff.changed),
+        "missing_keys": diff.missing[:LISTED_KEYS],
+        "extra_keys": diff.extra[:LISTED_KEYS],
+        "changed_keys": diff.changed[:LISTED_KEYS],
+        "levels": diff.levels,
+        "ranges_checked": diff.ranges_checked,
+        "rows_fetched": diff.rows_fetched,
+        "seconds": round(seconds, 3),
+    }
 
 
 def _decimal(values: pd.Series) -> Decimal:
@@ -130,13 +172,26 @@ def _decimal(values: pd.Series) -> Decimal:
     return total
 
 
-def post_check(ctx: RunContext, *, kind: str, params: dict, column: str, entity: EntitySpec,
-               diffs: dict[str, dict]) -> Outcome:
+def post_check(
+    ctx: RunContext,
+    *,
+    kind: str,
+    params: dict,
+    column: str,
+    entity: EntitySpec,
+    diffs: dict[str, dict],
+) -> Outcome:
     """Evaluate one post-migration check for a run. Read-only; raises on engine/SQL errors."""
     if kind == "checksum":
         d = diffs[entity.name]
-        return Outcome(d["clean"], f"{d['expected_rows']:,} rows as written, 0 differences",
-                       f"{d['missing']} missing, {d['extra']} extra, {d['changed']} changed", d)
+        return Outcome(
+            d["clean"],
+            f"{d['expected_rows']:,} rows as written, 0 differences",
+            f"{d['missing']} missing, {d['extra']} extra, {d['changed']} changed",
+            d,
+        )
+    if not ctx.sql_target:
+        return _post_check_in_memory(ctx, kind=kind, params=params, column=column, entity=entity)
     if kind == "referential_integrity":
         return _orphans(ctx, entity, column, params["parent"])
     ident, info = ctx.table(entity)
@@ -147,14 +202,22 @@ def post_check(ctx: RunContext, *, kind: str, params: dict, column: str, entity:
         observed = pg_run_aggregate(ctx.cursor, **common)
         tol = params.get("tolerance_pct", 0.0)
         diff_pct = abs(observed - len(rows)) * 100.0 / max(len(rows), 1)
-        return Outcome(diff_pct <= tol, f"{len(rows):,} (± {tol:g}%)", f"{observed:,}",
-                       {"difference_pct": round(diff_pct, 3)})
+        return Outcome(
+            diff_pct <= tol,
+            f"{len(rows):,} (± {tol:g}%)",
+            f"{observed:,}",
+            {"difference_pct": round(diff_pct, 3)},
+        )
     if kind == "sum_match":
         want = _decimal(rows[column])
         have = Decimal(pg_run_aggregate(ctx.cursor, column=column, **common) or 0)
         tol = Decimal(str(params.get("tolerance", 0)))
-        return Outcome(abs(want - have) <= tol, f"{want} (± {tol})", f"{have}",
-                       {"difference": str(have - want)})
+        return Outcome(
+            abs(want - have) <= tol,
+            f"{want} (± {tol})",
+            f"{have}",
+            {"difference": str(have - want)},
+        )
     if kind == "category_count_match":
         return _categories(ctx, rows, column, common)
     if kind == "sample_compare":
@@ -162,36 +225,128 @@ def post_check(ctx: RunContext, *, kind: str, params: dict, column: str, entity:
     raise ValueError(f"{kind} is not a post-migration check")
 
 
-def _categories(ctx: RunContext, rows: pd.DataFrame, column: str, common: dict) -> Outcome:
-    want = {("" if k is None else str(k)): int(n)
-            for k, n in rows[column].astype(object).where(rows[column].notna(), None)
-            .value_counts(dropna=False).items()}
-    have = pg_run_aggregate(ctx.cursor, column=column, by_category=True, **common)
+def _counts(values: pd.Series) -> dict[str, int]:
+    return {
+        ("" if k is None else str(k)): int(n)
+        for k, n in values.astype(object)
+        .where(values.notna(), None)
+        .value_counts(dropna=False)
+        .items()
+    }
+
+
+def _target_frame(ctx: RunContext, table: str, columns: list[str]) -> pd.DataFrame:
+    """A whole target table as text (targets without SQL aggregation: SQLite, small)."""
+    info = ctx.target.introspect().table(table)
+    key = info.primary_key[0] if info.primary_key else columns[0]
+    return ctx.target.extract(table, list(dict.fromkeys([key, *columns])), [key], KeyRange())
+
+
+def _post_check_in_memory(
+    ctx: RunContext, *, kind: str, params: dict, column: str, entity: EntitySpec
+) -> Outcome:
+    """The post checks computed in pandas over the target's rows (SQLite targets)."""
+    if kind == "referential_integrity":
+        parent = ctx.snapshot.entity(params["parent"])
+        children = _target_frame(ctx, entity.target_table, [column])[column].dropna()
+        parents = set(
+            _target_frame(ctx, parent.target_table, [parent.target_key])[parent.target_key].astype(
+                str
+            )
+        )
+        orphans = sorted({str(v) for v in children if str(v) not in parents})
+        n = int((~children.astype(str).isin(parents)).sum())
+        return Outcome(
+            n == 0,
+            f"every {entity.name}.{column} names a {parent.name} row",
+            f"{n:,} orphans",
+            {"orphans": orphans[:20]},
+        )
+    columns = [f.target for f in entity.fields]
+    frame = _target_frame(ctx, entity.target_table, [entity.target_key, *columns])
+    written = ctx.target.ledger_row_hashes(ctx.ledger_id, entity.name)
+    frame = frame[frame[entity.target_key].astype(str).isin(written)]
+    rows = expected_rows(ctx, entity)
+    if kind == "row_count_match":
+        tol = params.get("tolerance_pct", 0.0)
+        diff_pct = abs(len(frame) - len(rows)) * 100.0 / max(len(rows), 1)
+        return Outcome(
+            diff_pct <= tol,
+            f"{len(rows):,} (± {tol:g}%)",
+            f"{len(frame):,}",
+            {"difference_pct": round(diff_pct, 3)},
+        )
+    if kind == "sum_match":
+        want, have = _decimal(rows[column]), _decimal(frame[column])
+        tol = Decimal(str(params.get("tolerance", 0)))
+        return Outcome(
+            abs(want - have) <= tol,
+            f"{want} (± {tol})",
+            f"{have}",
+            {"difference": str(have - want)},
+        )
+    if kind == "category_count_match":
+        return _category_outcome(_counts(rows[column]), _counts(frame[column]))
+    if kind == "sample_compare":
+        by_key = frame.set_index(frame[entity.target_key].astype(str))
+        actual = {k: {c: _text(v) for c, v in by_key.loc[k, columns].items()} for k in by_key.index}
+        return _sample_outcome(ctx, entity, rows, params, actual)
+    raise ValueError(f"{kind} is not a post-migration check")
+
+
+def _category_outcome(want: dict[str, int], have: dict[str, int]) -> Outcome:
     cats = sorted(set(want) | set(have))
-    table = [{"category": c, "expected": want.get(c, 0), "observed": have.get(c, 0)}
-             for c in cats]
+    table = [{"category": c, "expected": want.get(c, 0), "observed": have.get(c, 0)} for c in cats]
     bad = [t for t in table if t["expected"] != t["observed"]]
     text = ", ".join(f"{t['category'] or '∅'} {t['expected']:,}" for t in table[:6])
     seen = ", ".join(f"{t['category'] or '∅'} {t['observed']:,}" for t in table[:6])
     return Outcome(not bad, text, seen, {"categories": table, "mismatched": len(bad)})
 
 
-def _sample(ctx: RunContext, entity: EntitySpec, rows: pd.DataFrame, params: dict, key: Any,
-            ident: Any) -> Outcome:
+def _categories(ctx: RunContext, rows: pd.DataFrame, column: str, common: dict) -> Outcome:
+    want = _counts(rows[column])
+    have = pg_run_aggregate(ctx.cursor, column=column, by_category=True, **common)
+    return _category_outcome(want, have)
+
+
+def _sample(
+    ctx: RunContext, entity: EntitySpec, rows: pd.DataFrame, params: dict, key: Any, ident: Any
+) -> Outcome:
+    columns = [f.target for f in entity.fields]
+
+    def fetch(keys: list[str]) -> dict[str, dict[str, str | None]]:
+        return pg_fetch_rows(ctx.cursor, table=ident, key=key, keys=keys, columns=columns)
+
+    return _sample_outcome(ctx, entity, rows, params, fetch)
+
+
+def _sample_outcome(
+    ctx: RunContext, entity: EntitySpec, rows: pd.DataFrame, params: dict, actual_rows: Any
+) -> Outcome:
+    """Field-by-field comparison of a seeded random sample; ``actual_rows`` is a dict of
+    target rows by key text, or a function fetching them."""
     keys = sorted(rows.index)
     size = params.get("n") or max(1, round(len(keys) * params.get("pct", 5.0) / 100))
     chosen = random.Random(params.get("seed", 0)).sample(keys, min(size, len(keys)))
     targets = ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, chosen)
     columns = [f.target for f in entity.fields]
-    actual = pg_fetch_rows(ctx.cursor, table=ident, key=key, keys=list(targets.values()),
-                           columns=columns)
-    expected = {targets.get(k, f"source {k}"): {c: _text(rows.at[k, c]) for c in columns}
-                for k in chosen}
+    wanted = list(targets.values())
+    actual = (
+        actual_rows(wanted)
+        if callable(actual_rows)
+        else {k: actual_rows[k] for k in wanted if k in actual_rows}
+    )
+    expected = {
+        targets.get(k, f"source {k}"): {c: _text(rows.at[k, c]) for c in columns} for k in chosen
+    }
     diffs = compare_rows(expected, actual)
     bad_rows = len({d["key"] for d in diffs})
-    return Outcome(not diffs, f"{len(chosen):,} sampled rows identical",
-                   f"{bad_rows:,} rows differ ({len(diffs)} fields)",
-                   {"sampled": len(chosen), "differences": diffs[:LISTED_KEYS]})
+    return Outcome(
+        not diffs,
+        f"{len(chosen):,} sampled rows identical",
+        f"{bad_rows:,} rows differ ({len(diffs)} fields)",
+        {"sampled": len(chosen), "differences": diffs[:LISTED_KEYS]},
+    )
 
 
 def _text(value: Any) -> str | None:
@@ -204,14 +359,27 @@ def _orphans(ctx: RunContext, entity: EntitySpec, column: str, parent_name: str)
     parent_ident, parent_info = ctx.table(parent)
     child_info.column(column)
     parent_info.column(parent.target_key)
-    n, sample = pg_orphans(ctx.cursor, child=child_ident, column=column, parent=parent_ident,
-                           parent_key=parent.target_key)
-    return Outcome(n == 0, f"every {entity.name}.{column} names a {parent_name} row",
-                   f"{n:,} orphans", {"orphans": sample})
+    n, sample = pg_orphans(
+        ctx.cursor,
+        child=child_ident,
+        column=column,
+        parent=parent_ident,
+        parent_key=parent.target_key,
+    )
+    return Outcome(
+        n == 0,
+        f"every {entity.name}.{column} names a {parent_name} row",
+        f"{n:,} orphans",
+        {"orphans": sample},
+    )
 
 
 def failures_by(run: Run, field_name: str) -> list[dict[str, Any]]:
     """Failed-record counts grouped by one field (category, rule...), largest first."""
-    rows = (FailedRecord.objects.filter(run=run).values(field_name).annotate(n=Count("id"))
-            .order_by("-n", field_name))
+    rows = (
+        FailedRecord.objects.filter(run=run)
+        .values(field_name)
+        .annotate(n=Count("id"))
+        .order_by("-n", field_name)
+    )
     return [{"label": r[field_name] or "—", "value": r["n"]} for r in rows]

@@ -165,9 +165,6 @@ def _verdict(accounting: list[dict], diffs: dict[str, dict], results: list) -> s
 def _diffs(ctx: rec.RunContext, run: Run) -> dict[str, dict]:
     diffs: dict[str, dict] = {}
     for entity in run_entities(run):
-        if not ctx.sql_target:
-            diffs[entity.name] = {"clean": True, "skipped": "PostgreSQL targets only"}
-            continue
         started = time.monotonic()
         diffs[entity.name] = rec.diff_summary(rec.key_diff(ctx, entity),
                                               time.monotonic() - started)

@@ -73,8 +73,9 @@ class MemorySide:
 
     def hashes(self, ranges: Ranges) -> dict[str, str]:
         """Key -> hash of the rows inside any of the ranges."""
-        return {k: self.rows[k] for k, p in self._pos.items()
-                if any(lo <= p < hi for lo, hi in ranges)}
+        return {
+            k: self.rows[k] for k, p in self._pos.items() if any(lo <= p < hi for lo, hi in ranges)
+        }
 
 
 @dataclass
@@ -103,8 +104,14 @@ def split(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
     return list(zip(cuts, cuts[1:], strict=False))
 
 
-def diff_sides(expected: RangeSide, actual: RangeSide, *, factor: int = 32,
-               leaf_rows: int = 2_000, max_levels: int = 12) -> KeyDiff:
+def diff_sides(
+    expected: RangeSide,
+    actual: RangeSide,
+    *,
+    factor: int = 32,
+    leaf_rows: int = 2_000,
+    max_levels: int = 12,
+) -> KeyDiff:
     """Compare two sides by range checksums, narrowing only where they differ. Read-only.
 
     Each level asks each side once for the stats of every range still in doubt; ranges with at
@@ -140,8 +147,9 @@ def _settle(want: dict[str, str], have: dict[str, str], diff: KeyDiff) -> None:
     diff.rows_fetched = len(want) + len(have)
     diff.missing = sorted(set(want) - set(have), key=_natural)
     diff.extra = sorted(set(have) - set(want), key=_natural)
-    diff.changed = sorted((k for k in want.keys() & have.keys() if want[k] != have[k]),
-                          key=_natural)
+    diff.changed = sorted(
+        (k for k in want.keys() & have.keys() if want[k] != have[k]), key=_natural
+    )
 
 
 def _natural(key: str) -> tuple[int, Any]:
@@ -155,8 +163,12 @@ CursorFactory = Callable[[], AbstractContextManager[Any]]
 
 def pg_row_hash_sql(columns: Sequence[str], alias: str = "t") -> sql.Composable:
     """SQL computing hashing.row_hash over ``columns`` (text, 0x1F-joined, NULL as 0x00)."""
-    parts = [sql.SQL("coalesce(convert_to({}.{}::text, 'UTF8'), decode('00', 'hex'))").format(
-        sql.Identifier(alias), sql.Identifier(c)) for c in columns]
+    parts = [
+        sql.SQL("coalesce(convert_to({}.{}::text, 'UTF8'), decode('00', 'hex'))").format(
+            sql.Identifier(alias), sql.Identifier(c)
+        )
+        for c in columns
+    ]
     joined = sql.SQL(" || decode('1f', 'hex') || ").join(parts)
     return sql.SQL("substr(encode(sha256({}), 'hex'), 1, 32)").format(joined)
 
@@ -178,11 +190,13 @@ class PgSide:
     params: tuple = ()
     integer: bool = True
 
-    def _query(self, select: sql.Composable, tail: sql.Composable, params: tuple,
-               select_params: tuple = ()) -> list[tuple]:
+    def _query(
+        self, select: sql.Composable, tail: sql.Composable, params: tuple, select_params: tuple = ()
+    ) -> list[tuple]:
         pos = pg_position_sql(sql.SQL("s.k"), self.integer)
-        query = sql.SQL("SELECT {sel} FROM (SELECT {pos} AS p, s.k, s.h FROM {src} AS s) AS q "
-                        "{tail}").format(sel=select, pos=pos, src=self.source, tail=tail)
+        query = sql.SQL(
+            "SELECT {sel} FROM (SELECT {pos} AS p, s.k, s.h FROM {src} AS s) AS q {tail}"
+        ).format(sel=select, pos=pos, src=self.source, tail=tail)
         with self.cursor() as cur:
             cur.execute(query, select_params + self.params + params)
             return cur.fetchall()
@@ -196,9 +210,14 @@ class PgSide:
         """(count, digest sum) per range, one query: width_bucket over the sorted cut points."""
         cuts = sorted({c for r in ranges for c in r})
         rows = self._query(
-            sql.SQL("width_bucket(p, %s::bigint[]) AS b, count(*), "
-                    "sum(('x' || substr(h, 1, 16))::bit(64)::bigint)"),
-            sql.SQL("WHERE p >= %s AND p < %s GROUP BY 1"), (cuts[0], cuts[-1]), (cuts,))
+            sql.SQL(
+                "width_bucket(p, %s::bigint[]) AS b, count(*), "
+                "sum(('x' || substr(h, 1, 16))::bit(64)::bigint)"
+            ),
+            sql.SQL("WHERE p >= %s AND p < %s GROUP BY 1"),
+            (cuts[0], cuts[-1]),
+            (cuts,),
+        )
         found = {int(b): (int(n), int(s) & MASK64) for b, n, s in rows}
         index = {c: i + 1 for i, c in enumerate(cuts)}
         return [found.get(index[lo], (0, 0)) for lo, _hi in ranges]
@@ -208,21 +227,27 @@ class PgSide:
         los, his = [r[0] for r in ranges], [r[1] for r in ranges]
         rows = self._query(
             sql.SQL("q.k, q.h"),
-            sql.SQL("WHERE EXISTS (SELECT 1 FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi) "
-                    "WHERE q.p >= r.lo AND q.p < r.hi)"), (los, his))
+            sql.SQL(
+                "WHERE EXISTS (SELECT 1 FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi) "
+                "WHERE q.p >= r.lo AND q.p < r.hi)"
+            ),
+            (los, his),
+        )
         return {k: h for k, h in rows}
 
 
 def table_source(table: sql.Composable, key: ColumnInfo, columns: Sequence[str]) -> sql.Composable:
     """FROM item (k, h) over a target table: key text and row hash of ``columns``."""
     return sql.SQL("(SELECT t.{k}::text AS k, {h} AS h FROM {t} AS t)").format(
-        k=sql.Identifier(key.name), h=pg_row_hash_sql(columns), t=table)
+        k=sql.Identifier(key.name), h=pg_row_hash_sql(columns), t=table
+    )
 
 
 LEDGER_SOURCE = sql.SQL(
     "(SELECT DISTINCT ON (r.target_key) r.target_key AS k, r.row_hash AS h "
     "FROM mp_ledger.row r JOIN mp_ledger.batch b USING (run_id, batch_id) "
-    "WHERE r.run_id = %s AND r.entity = %s ORDER BY r.target_key, b.seq DESC)")
+    "WHERE r.run_id = %s AND r.entity = %s ORDER BY r.target_key, b.seq DESC)"
+)
 
 
 def integer_key(key: ColumnInfo) -> bool:
@@ -230,8 +255,44 @@ def integer_key(key: ColumnInfo) -> bool:
     return type_family(key.cast_type) == "integer"
 
 
-def reconcile_pg(cursor: CursorFactory, *, table: sql.Composable, key: ColumnInfo,
-                 columns: Sequence[str], run_id: str, entity: str, **kwargs: int) -> KeyDiff:
+def reconcile_in_memory(
+    target: Any,
+    *,
+    table: str,
+    key: ColumnInfo,
+    columns: Sequence[str],
+    run_id: str,
+    entity: str,
+    **kwargs: int,
+) -> KeyDiff:
+    """The same comparison as ``reconcile_pg`` for targets without SQL hashing (SQLite): both
+    sides are read into memory (ledger hashes; every target row hashed in Python). Read-only;
+    meant for targets of up to a few million rows."""
+    from runs.engine.connectors.base import KeyRange
+
+    integer = integer_key(key)
+    ledger = MemorySide(target.ledger_row_hashes(run_id, entity), integer)
+    keys = target.extract(table, [key.name], [key.name], KeyRange())[key.name]
+    actual = MemorySide(
+        target.row_hashes(table, key.name, [str(k) for k in keys], columns=columns), integer
+    )
+    span = ledger.bounds()
+    if span is None or not integer:
+        return diff_sides(ledger, actual, **kwargs)
+    top = max(span[1], (actual.bounds() or span)[1])
+    return diff_sides(ledger, _Clipped(actual, (span[0], top)), **kwargs)
+
+
+def reconcile_pg(
+    cursor: CursorFactory,
+    *,
+    table: sql.Composable,
+    key: ColumnInfo,
+    columns: Sequence[str],
+    run_id: str,
+    entity: str,
+    **kwargs: int,
+) -> KeyDiff:
     """Ledger (rows as the run wrote them) vs the target table now, for one entity. Read-only;
     psycopg2 errors propagate. For integer keys the target side starts at the run's lowest key
     (older rows are not the run's); rows above it that the run did not write count as extra."""
@@ -276,6 +337,7 @@ class _Clipped:
 
 # ---------------------------------------------------------------- values, rows, aggregates
 
+
 def values_equal(expected: str | None, actual: str | None) -> bool:
     """Text values equal, or equal as numbers, or equal as date/times. Pure."""
     if expected is None or actual is None:
@@ -297,8 +359,9 @@ def _as_datetime(text: str) -> datetime:
     return value.replace(tzinfo=None)
 
 
-def compare_rows(expected: Mapping[str, Mapping[str, str | None]],
-                 actual: Mapping[str, Mapping[str, str | None]]) -> list[dict[str, Any]]:
+def compare_rows(
+    expected: Mapping[str, Mapping[str, str | None]], actual: Mapping[str, Mapping[str, str | None]]
+) -> list[dict[str, Any]]:
     """Field-by-field differences (key, field, expected, actual); a missing row is one entry."""
     out: list[dict[str, Any]] = []
     for key, want in expected.items():
@@ -306,42 +369,64 @@ def compare_rows(expected: Mapping[str, Mapping[str, str | None]],
         if have is None:
             out.append({"key": key, "field": "*", "expected": "row", "actual": None})
             continue
-        out += [{"key": key, "field": f, "expected": v, "actual": have.get(f)}
-                for f, v in want.items() if not values_equal(v, have.get(f))]
+        out += [
+            {"key": key, "field": f, "expected": v, "actual": have.get(f)}
+            for f, v in want.items()
+            if not values_equal(v, have.get(f))
+        ]
     return out
 
 
-def pg_fetch_rows(cursor: CursorFactory, *, table: sql.Composable, key: ColumnInfo,
-                  keys: Sequence[str], columns: Sequence[str]) -> dict[str, dict[str, str | None]]:
+def pg_fetch_rows(
+    cursor: CursorFactory,
+    *,
+    table: sql.Composable,
+    key: ColumnInfo,
+    keys: Sequence[str],
+    columns: Sequence[str],
+) -> dict[str, dict[str, str | None]]:
     """Target rows (as text) for the given key texts. Read-only."""
-    query = sql.SQL("SELECT t.{k}::text, {c} FROM {t} AS t WHERE t.{k} = ANY(CAST(%s AS {a}))"
-                    ).format(k=sql.Identifier(key.name), t=table,
-                             c=sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(c))
-                                                  for c in columns),
-                             a=sql.SQL(key.cast_type + "[]"))
+    query = sql.SQL(
+        "SELECT t.{k}::text, {c} FROM {t} AS t WHERE t.{k} = ANY(CAST(%s AS {a}))"
+    ).format(
+        k=sql.Identifier(key.name),
+        t=table,
+        c=sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(c)) for c in columns),
+        a=sql.SQL(key.cast_type + "[]"),
+    )
     with cursor() as cur:
         cur.execute(query, (list(keys),))
         return {r[0]: dict(zip(columns, r[1:], strict=True)) for r in cur.fetchall()}
 
 
 def _run_rows(table: sql.Composable, key: ColumnInfo) -> sql.Composable:
-    return sql.SQL("{t} AS t WHERE EXISTS (SELECT 1 FROM mp_ledger.row l WHERE l.run_id = %s "
-                   "AND l.entity = %s AND CAST(l.target_key AS {ct}) = t.{k})").format(
-        t=table, ct=sql.SQL(key.cast_type), k=sql.Identifier(key.name))
+    return sql.SQL(
+        "{t} AS t WHERE EXISTS (SELECT 1 FROM mp_ledger.row l WHERE l.run_id = %s "
+        "AND l.entity = %s AND CAST(l.target_key AS {ct}) = t.{k})"
+    ).format(t=table, ct=sql.SQL(key.cast_type), k=sql.Identifier(key.name))
 
 
-def pg_run_aggregate(cursor: CursorFactory, *, table: sql.Composable, key: ColumnInfo,
-                     run_id: str, entity: str, column: str | None = None,
-                     by_category: bool = False) -> Any:
+def pg_run_aggregate(
+    cursor: CursorFactory,
+    *,
+    table: sql.Composable,
+    key: ColumnInfo,
+    run_id: str,
+    entity: str,
+    column: str | None = None,
+    by_category: bool = False,
+) -> Any:
     """Over the target rows this run wrote: count (no column), sum(column), or row count per
     column value (by_category). Read-only."""
     rows = _run_rows(table, key)
     if by_category and column:
         query = sql.SQL("SELECT t.{c}::text, count(*) FROM {r} GROUP BY 1").format(
-            c=sql.Identifier(column), r=rows)
+            c=sql.Identifier(column), r=rows
+        )
     elif column:
         query = sql.SQL("SELECT sum(t.{c}::numeric) FROM {r}").format(
-            c=sql.Identifier(column), r=rows)
+            c=sql.Identifier(column), r=rows
+        )
     else:
         query = sql.SQL("SELECT count(*) FROM {r}").format(r=rows)
     with cursor() as cur:
@@ -352,12 +437,20 @@ def pg_run_aggregate(cursor: CursorFactory, *, table: sql.Composable, key: Colum
     return result[0][0]
 
 
-def pg_orphans(cursor: CursorFactory, *, child: sql.Composable, column: str,
-               parent: sql.Composable, parent_key: str, limit: int = 20) -> tuple[int, list[str]]:
+def pg_orphans(
+    cursor: CursorFactory,
+    *,
+    child: sql.Composable,
+    column: str,
+    parent: sql.Composable,
+    parent_key: str,
+    limit: int = 20,
+) -> tuple[int, list[str]]:
     """Children whose ``column`` is set but names no parent row: (count, first values)."""
-    query = sql.SQL("SELECT c.{c}::text FROM {ch} AS c WHERE c.{c} IS NOT NULL AND NOT EXISTS "
-                    "(SELECT 1 FROM {p} AS p WHERE p.{pk} = c.{c})").format(
-        c=sql.Identifier(column), ch=child, p=parent, pk=sql.Identifier(parent_key))
+    query = sql.SQL(
+        "SELECT c.{c}::text FROM {ch} AS c WHERE c.{c} IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM {p} AS p WHERE p.{pk} = c.{c})"
+    ).format(c=sql.Identifier(column), ch=child, p=parent, pk=sql.Identifier(parent_key))
     with cursor() as cur:
         outer = sql.SQL("SELECT count(*), (array_agg(v))[1:%s] FROM ({}) AS o(v)")
         cur.execute(outer.format(query), (limit,))
@@ -368,4 +461,4 @@ def pg_orphans(cursor: CursorFactory, *, child: sql.Composable, column: str,
 def iter_chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     """Consecutive slices of ``items``."""
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]

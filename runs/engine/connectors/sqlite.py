@@ -348,6 +348,14 @@ class SqliteConnector:
                 rows += 1
         return TableChecksum(rows=rows, digest=fold_digest(total))
 
+    def ledger_row_hashes(self, run_id: str, entity: str) -> dict[str, str]:
+        """Target key -> hash of the row as the run last wrote it (its ledger); read-only."""
+        self.ensure_ledger()
+        with self._tx() as conn:
+            rows = conn.execute("SELECT target_key, row_hash FROM mp_ledger_row WHERE run_id = ? "
+                                "AND entity = ? ORDER BY rowid", (run_id, entity)).fetchall()
+        return {str(k): h for k, h in rows}
+
     def row_hashes(self, table: str, key_col: str, keys: Sequence[str], *,
                    columns: Sequence[str] | None = None) -> dict[str, str]:
         """Row hash (hashing.row_hash over ``columns``, default all) per key text found."""
