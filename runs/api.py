@@ -58,15 +58,18 @@ RUN_FILTERS = [
 QUEUE_FILTERS = [
     OpenApiParameter("run", OpenApiTypes.UUID, description="Only this run's records."),
     *(OpenApiParameter(n, str) for n in ("entity", "stage", "category", "field")),
-    OpenApiParameter("status", str, description="open, fixed, reprocessed, ignored, or "
-                     "workable (open or fixed)."),
+    OpenApiParameter(
+        "status", str, description="open, fixed, reprocessed, ignored, or workable (open or fixed)."
+    ),
     OpenApiParameter("q", str, description="Text in the message, or the exact source key."),
 ]
 
 
 @extend_schema_view(list=extend_schema(parameters=RUN_FILTERS))
 class RunViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
     """Runs: launch (POST), list, status with live progress, controls and rollback."""
@@ -79,8 +82,10 @@ class RunViewSet(
 
     def get_queryset(self):
         params = self.request.query_params
-        return run_list(**{k: params.get(k) or None for k in ("status", "target", "launched_by")},
-                        plan_slug=params.get("plan") or None)
+        return run_list(
+            **{k: params.get(k) or None for k in ("status", "target", "launched_by")},
+            plan_slug=params.get("plan") or None,
+        )
 
     def get_serializer_class(self):
         if self.action == "retrieve":
@@ -95,9 +100,13 @@ class RunViewSet(
         target = None
         if data.validated_data.get("target"):
             target = get_object_or_404(System, name=data.validated_data["target"])
-        run = run_create(plan=plan, user=request.user, target=target,
-                         mode=data.validated_data["mode"],
-                         scope_entity=data.validated_data.get("entity") or "")
+        run = run_create(
+            plan=plan,
+            user=request.user,
+            target=target,
+            mode=data.validated_data["mode"],
+            scope_entity=data.validated_data.get("entity") or "",
+        )
         run = self.get_queryset().get(pk=run.pk)
         return Response(RunStatusSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -131,8 +140,9 @@ class RunViewSet(
         run = self.get_object()
         body = RollbackRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        rollback = run_rollback_request(run=run, user=request.user,
-                                        reason=body.validated_data["reason"])
+        rollback = run_rollback_request(
+            run=run, user=request.user, reason=body.validated_data["reason"]
+        )
         rollback = Rollback.objects.select_related("run", "requested_by").get(pk=rollback.pk)
         return Response(RollbackSerializer(rollback).data, status=status.HTTP_202_ACCEPTED)
 
@@ -168,8 +178,9 @@ class FailedRecordViewSet(
 
     def get_queryset(self):
         params = self.request.query_params
-        filters = {k: params.get(k, "") for k in ("entity", "stage", "category", "field",
-                                                  "status", "q")}
+        filters = {
+            k: params.get(k, "") for k in ("entity", "stage", "category", "field", "status", "q")
+        }
         qs = failed_record_filter(run=self._run(params.get("run")), **filters)
         return qs.select_related("run", "handled_by")
 
@@ -179,8 +190,9 @@ class FailedRecordViewSet(
         record = get_object_or_404(FailedRecord, uuid=uuid)
         body = FailedRecordCorrectSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        failed_record_correct(record=record, user=request.user,
-                              values=body.validated_data["corrected_values"])
+        failed_record_correct(
+            record=record, user=request.user, values=body.validated_data["corrected_values"]
+        )
         record = FailedRecord.objects.select_related("run", "handled_by").get(pk=record.pk)
         return Response(FailedRecordSerializer(record).data)
 
@@ -198,10 +210,17 @@ class FailedRecordViewSet(
         body = ReprocessRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         records, more = self._selection(body.validated_data, REPROCESS_CAP)
-        result = failed_record_reprocess(records=records, user=request.user,
-                                         current_rules=body.validated_data["current_rules"])
-        return Response({"attempted": result.attempted, "fixed": result.fixed,
-                         "still_failing": result.still_failing, "more": more})
+        result = failed_record_reprocess(
+            records=records, user=request.user, current_rules=body.validated_data["current_rules"]
+        )
+        return Response(
+            {
+                "attempted": result.attempted,
+                "fixed": result.fixed,
+                "still_failing": result.still_failing,
+                "more": more,
+            }
+        )
 
     @extend_schema(request=IgnoreRequestSerializer, responses=IgnoreResultSerializer)
     @action(detail=False, methods=["post"])
@@ -210,6 +229,7 @@ class FailedRecordViewSet(
         body = IgnoreRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         records, _ = self._selection(body.validated_data, None)
-        count = failed_record_ignore(records=records, user=request.user,
-                                     reason=body.validated_data["reason"])
+        count = failed_record_ignore(
+            records=records, user=request.user, reason=body.validated_data["reason"]
+        )
         return Response({"ignored": count})

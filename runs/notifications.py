@@ -29,8 +29,10 @@ def run_event(run: Run) -> tuple[str, str] | None:
     if run.status == RunStatus.FAILED:
         return LogLevel.ERROR, f"{where} failed: {run.error[:300]}"
     if run.status == RunStatus.SUCCEEDED:
-        return LogLevel.INFO, (f"{where} finished: {run.loaded:,} loaded, {run.failed:,} failed, "
-                               f"{run.filtered:,} filtered.")
+        return LogLevel.INFO, (
+            f"{where} finished: {run.loaded:,} loaded, {run.failed:,} failed, "
+            f"{run.filtered:,} filtered."
+        )
     if run.status == RunStatus.CANCELLED:
         return LogLevel.WARNING, f"{where} was cancelled."
     if run.status == RunStatus.ROLLED_BACK:
@@ -41,8 +43,9 @@ def run_event(run: Run) -> tuple[str, str] | None:
 
 def recipients(run: Run) -> list:
     """The launcher and every operator, active users only, each once."""
-    users = {u.pk: u for u in get_user_model().objects.filter(
-        groups__name=OPERATOR, is_active=True)}
+    users = {
+        u.pk: u for u in get_user_model().objects.filter(groups__name=OPERATOR, is_active=True)
+    }
     if run.launched_by is not None and run.launched_by.is_active:
         users[run.launched_by.pk] = run.launched_by
     return list(users.values())
@@ -64,8 +67,12 @@ def notify_after_run(run: Run) -> int:
     if addresses:
         link = reverse("runs:run_detail", args=[run.uuid])
         try:
-            send_mail(f"[Migration Planner] {text[:120]}", f"{text}\n\nRun page: {link}\n",
-                      settings.DEFAULT_FROM_EMAIL, addresses)
+            send_mail(
+                f"[Migration Planner] {text[:120]}",
+                f"{text}\n\nRun page: {link}\n",
+                settings.DEFAULT_FROM_EMAIL,
+                addresses,
+            )
         except Exception:  # noqa: BLE001 - a mail outage must not disturb the run
             logger.exception("run %s: could not send the alert e-mail", run.pk)
     return len(users)
@@ -83,8 +90,9 @@ def notification_context(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"notifications_unread": 0}
-    return {"notifications_unread": Notification.objects.filter(
-        user=user, read_at__isnull=True).count()}
+    return {
+        "notifications_unread": Notification.objects.filter(user=user, read_at__isnull=True).count()
+    }
 
 
 def notifications_mark_read(*, user, ids: list[int] | None = None) -> int:

@@ -85,8 +85,8 @@ class EntityProgress:
     @property
     def accounted(self) -> int:
         c = self.counts
-        return c.get("loaded", 0) + c.get("failed", 0) + c.get("filtered", 0) + c.get(
-            "duplicates", 0
+        return (
+            c.get("loaded", 0) + c.get("failed", 0) + c.get("filtered", 0) + c.get("duplicates", 0)
         )
 
     @property
@@ -232,8 +232,12 @@ def failed_record_top_errors(qs: QuerySet[FailedRecord], *, limit: int = 10) -> 
     """The most frequent (entity, field, normalised message) groups with their counts."""
     if connection.vendor == "postgresql":
         pattern = Func(
-            "message", Value(_PG_QUOTED), Value("'…'"), Value("g"),
-            function="regexp_replace", output_field=TextField(),
+            "message",
+            Value(_PG_QUOTED),
+            Value("'…'"),
+            Value("g"),
+            function="regexp_replace",
+            output_field=TextField(),
         )
         rows = (
             qs.order_by()
@@ -310,9 +314,7 @@ def rollback_preview(run: Run) -> list[dict]:
         .annotate(batches=Count("id"), inserted=Sum("inserted"), updated=Sum("updated"))
         .order_by("entity")
     )
-    return [
-        {**r, "inserted": r["inserted"] or 0, "updated": r["updated"] or 0} for r in rows
-    ]
+    return [{**r, "inserted": r["inserted"] or 0, "updated": r["updated"] or 0} for r in rows]
 
 
 # --------------------------------------------------------------------------- launch preview

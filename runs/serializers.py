@@ -86,11 +86,13 @@ class RunStatusSerializer(RunSerializer):
 
 class RunLaunchSerializer(serializers.Serializer):
     plan = serializers.SlugField(help_text="The plan's slug.")
-    target = serializers.CharField(required=False, help_text="Target system name (default: "
-                                   "the plan's target).")
+    target = serializers.CharField(
+        required=False, help_text="Target system name (default: the plan's target)."
+    )
     mode = serializers.ChoiceField(choices=RunMode.choices, default=RunMode.DRY_RUN)
-    entity = serializers.CharField(required=False, allow_blank=True, default="",
-                                   help_text="Only this entity.")
+    entity = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Only this entity."
+    )
 
 
 class RollbackRequestSerializer(serializers.Serializer):
@@ -104,9 +106,20 @@ class RollbackSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Rollback
-        fields = ["run", "status", "requested_by", "batches_undone", "rows_deleted",
-                  "rows_restored", "checksums_before_run", "checksums_after",
-                  "tables_differing", "error", "started_at", "finished_at"]
+        fields = [
+            "run",
+            "status",
+            "requested_by",
+            "batches_undone",
+            "rows_deleted",
+            "rows_restored",
+            "checksums_before_run",
+            "checksums_after",
+            "tables_differing",
+            "error",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
     def get_tables_differing(self, obj: Rollback) -> list[str]:
@@ -120,10 +133,26 @@ class FailedRecordSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = FailedRecord
-        fields = ["uuid", "run", "entity", "source_key", "source_row", "transformed_row",
-                  "stage", "category", "field", "rule", "message", "errors", "status",
-                  "corrected_values", "ignore_reason", "handled_by", "handled_at",
-                  "created_at"]
+        fields = [
+            "uuid",
+            "run",
+            "entity",
+            "source_key",
+            "source_row",
+            "transformed_row",
+            "stage",
+            "category",
+            "field",
+            "rule",
+            "message",
+            "errors",
+            "status",
+            "corrected_values",
+            "ignore_reason",
+            "handled_by",
+            "handled_at",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -157,8 +186,9 @@ class SelectionSerializer(serializers.Serializer):
 
 
 class ReprocessRequestSerializer(SelectionSerializer):
-    current_rules = serializers.BooleanField(default=True, help_text="Use the plan's current "
-                                             "rules (else the run's frozen version).")
+    current_rules = serializers.BooleanField(
+        default=True, help_text="Use the plan's current rules (else the run's frozen version)."
+    )
 
 
 class IgnoreRequestSerializer(SelectionSerializer):

@@ -46,3 +46,9 @@ def batch_execute_task(self, batch_id: int) -> str:
 def run_rollback_task(rollback_id: int) -> None:
     """Undo a run from the ledger and verify the checksums."""
     services.run_rollback_execute(rollback_id=rollback_id)
+
+
+@shared_task(name="runs.failed_records_reprocess", acks_late=True, time_limit=3600)
+def failed_records_reprocess_task(record_ids: list[int], user_id: int | None) -> str:
+    """Re-process a large selection of failed records in chunks (each chunk one batch)."""
+    return services.failed_records_reprocess_background(record_ids=record_ids, user_id=user_id)

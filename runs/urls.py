@@ -25,8 +25,11 @@ urlpatterns = [
     path("errors/reprocess/", views.queue_reprocess_view, name="queue_reprocess"),
     path("errors/ignore/", views.queue_ignore_view, name="queue_ignore"),
     path("errors/<uuid:uuid>/", views.failed_record_view, name="failed_record"),
-    path("errors/<uuid:uuid>/correct/", views.failed_record_correct_view,
-         name="failed_record_correct"),
+    path(
+        "errors/<uuid:uuid>/correct/",
+        views.failed_record_correct_view,
+        name="failed_record_correct",
+    ),
     path("notifications/", views.notification_list_view, name="notifications"),
     path("notifications/read/", views.notification_read_view, name="notifications_read"),
 ]

@@ -16,8 +16,14 @@ class TransientError(EngineError):
 class StagingError(EngineError):
     """An uploaded file could not be staged; carries the row/byte position and the reason."""
 
-    def __init__(self, message: str, *, row: int | None = None, column: str | None = None,
-                 byte: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+        byte: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.row = row
         self.column = column

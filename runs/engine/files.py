@@ -36,9 +36,14 @@ from runs.engine.errors import StagingError, TransientError
 
 FORMATS = ("csv", "json", "xlsx", "xml")
 _EXTENSIONS = {
-    ".csv": "csv", ".tsv": "csv", ".txt": "csv",
-    ".json": "json", ".jsonl": "json", ".ndjson": "json",
-    ".xlsx": "xlsx", ".xml": "xml",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".xlsx": "xlsx",
+    ".xml": "xml",
 }
 _DELIMITERS = ",;|\t"
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -86,9 +91,9 @@ class _Parsed:
 @dataclass
 class _Decoded:
     text: str
-    name: str     # the encoding reported to the user
-    codec: str    # the codec used, to turn a character index back into a byte offset
-    skip: int     # bytes dropped before decoding (a UTF-8 byte order mark)
+    name: str  # the encoding reported to the user
+    codec: str  # the codec used, to turn a character index back into a byte offset
+    skip: int  # bytes dropped before decoding (a UTF-8 byte order mark)
 
     def byte_at(self, index: int) -> int:
         return self.skip + len(self.text[:index].encode(self.codec))
@@ -97,49 +102,89 @@ class _Decoded:
 # --------------------------------------------------------------------------- public API
 
 
-def sniff_file(path: str | Path, *, fmt: str | None = None, encoding: str | None = None,
-               delimiter: str | None = None, sheet: str | None = None,
-               preview_rows: int = 20) -> FileProfile:
+def sniff_file(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | None = None,
+    preview_rows: int = 20,
+) -> FileProfile:
     """Read the whole file and describe it (format, encoding, delimiter, columns, first rows,
     row count); read-only; raises StagingError naming where and why a bad file fails."""
     parsed = _parse(path, fmt=fmt, encoding=encoding, delimiter=delimiter, sheet=sheet)
     preview = [dict(zip(parsed.columns, row, strict=True)) for row in parsed.rows[:preview_rows]]
-    return FileProfile(parsed.format, parsed.encoding, parsed.delimiter, list(parsed.columns),
-                       preview, len(parsed.rows))
+    return FileProfile(
+        parsed.format,
+        parsed.encoding,
+        parsed.delimiter,
+        list(parsed.columns),
+        preview,
+        len(parsed.rows),
+    )
 
 
-def read_file(path: str | Path, *, fmt: str | None = None, encoding: str | None = None,
-              delimiter: str | None = None, sheet: str | None = None) -> pd.DataFrame:
+def read_file(
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | None = None,
+) -> pd.DataFrame:
     """Read the whole file into an all-text (object dtype, str/None) DataFrame; read-only;
     raises StagingError naming where and why a bad file fails."""
     parsed = _parse(path, fmt=fmt, encoding=encoding, delimiter=delimiter, sheet=sheet)
     return pd.DataFrame(parsed.rows, columns=parsed.columns, dtype=object)
 
 
-def stage_file(path: str | Path, *, dest: str, table: str, fmt: str | None = None,
-               encoding: str | None = None, delimiter: str | None = None,
-               sheet: str | None = None, replace: bool = False) -> StagingReport:
+def stage_file(
+    path: str | Path,
+    *,
+    dest: str,
+    table: str,
+    fmt: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | None = None,
+    replace: bool = False,
+) -> StagingReport:
     """Parse the whole file, then create ``table`` (``_row`` + one TEXT column per file column)
     in ``dest`` and load it in ONE transaction (all-or-nothing; not idempotent unless
     ``replace``); never modifies the file; raises StagingError (TransientError if the
     destination cannot be reached)."""
     if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
-        raise StagingError(f"invalid table name {table!r}: use letters, digits and _ "
-                           "(not starting with a digit), at most 63 characters")
+        raise StagingError(
+            f"invalid table name {table!r}: use letters, digits and _ "
+            "(not starting with a digit), at most 63 characters"
+        )
     parsed = _parse(path, fmt=fmt, encoding=encoding, delimiter=delimiter, sheet=sheet)
     if dest.startswith(("postgresql://", "postgres://")):
         _stage_postgres(dest, table, parsed, replace=replace)
     else:
         _stage_sqlite(_sqlite_path(dest), table, parsed, replace=replace)
-    return StagingReport(table, len(parsed.rows), list(parsed.columns), parsed.format,
-                         parsed.encoding, parsed.delimiter)
+    return StagingReport(
+        table,
+        len(parsed.rows),
+        list(parsed.columns),
+        parsed.format,
+        parsed.encoding,
+        parsed.delimiter,
+    )
 
 
 # --------------------------------------------------------------------------- shared helpers
 
 
-def _parse(path: str | Path, *, fmt: str | None, encoding: str | None,
-           delimiter: str | None, sheet: str | None) -> _Parsed:
+def _parse(
+    path: str | Path,
+    *,
+    fmt: str | None,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | None,
+) -> _Parsed:
     path = Path(path)
     fmt = _resolve_format(path, fmt)
     if not path.is_file():
@@ -165,8 +210,10 @@ def _resolve_format(path: Path, fmt: str | None) -> str:
         return fmt
     found = _EXTENSIONS.get(path.suffix.lower())
     if found is None:
-        raise StagingError(f"cannot tell the format of {path.name!r} from its extension: "
-                           f"choose one of {', '.join(FORMATS)}")
+        raise StagingError(
+            f"cannot tell the format of {path.name!r} from its extension: "
+            f"choose one of {', '.join(FORMATS)}"
+        )
     return found
 
 
@@ -180,18 +227,24 @@ def _check_columns(names: list[Any], label: str = "header column") -> list[str]:
             raise StagingError(f"{label} {position} has an empty name", column=str(position))
         key = name.casefold()
         if key == _ROW_COLUMN:
-            raise StagingError(f"{label} {position} is named {name!r}, which is reserved "
-                               "for the row number", column=name)
+            raise StagingError(
+                f"{label} {position} is named {name!r}, which is reserved for the row number",
+                column=name,
+            )
         if key in seen:
-            raise StagingError(f"{label} {position} {name!r} duplicates column {seen[key]} "
-                               "(names are compared ignoring case)", column=name)
+            raise StagingError(
+                f"{label} {position} {name!r} duplicates column {seen[key]} "
+                "(names are compared ignoring case)",
+                column=name,
+            )
         seen[key] = position
         columns.append(name)
     return columns
 
 
-def _records_to_table(records: list[dict[str, str | None]], fmt: str,
-                      label: str) -> tuple[list[str], list[Row]]:
+def _records_to_table(
+    records: list[dict[str, str | None]], fmt: str, label: str
+) -> tuple[list[str], list[Row]]:
     """Columns are the union of record keys in order of first appearance; missing is None."""
     index: dict[str, int] = {}
     for record in records:
@@ -233,8 +286,9 @@ def _decode(raw: bytes, encoding: str | None) -> _Decoded:
 
 def _decode_error(raw: bytes, byte: int, name: str) -> StagingError:
     line = raw.count(b"\n", 0, byte) + 1
-    return StagingError(f"byte {byte} (line {line}): cannot decode 0x{raw[byte]:02x} as {name}",
-                        byte=byte)
+    return StagingError(
+        f"byte {byte} (line {line}): cannot decode 0x{raw[byte]:02x} as {name}", byte=byte
+    )
 
 
 def _detect_encoding(raw: bytes) -> str:
@@ -244,20 +298,22 @@ def _detect_encoding(raw: bytes) -> str:
         raw.decode("utf-8")
         return "utf-8"
     except UnicodeDecodeError as exc:
-        if max(raw[:exc.start], default=0) >= 0x80:
+        if max(raw[: exc.start], default=0) >= 0x80:
             # valid multi-byte UTF-8 before the bad byte: a damaged UTF-8 file, not another
             # encoding; guessing would silently garble every other accented character
             raise _decode_error(raw, exc.start, "utf-8") from None
     best = charset_normalizer.from_bytes(raw).best()
     # charset-normalizer alone misjudges small Western files (even as CJK): score its guess
     # against the common Western codecs by mess ratio, preferring the Western ones on a tie
-    candidates = [name for name in (*_WESTERN, best.encoding if best else None)
-                  if name and _decodes(raw, name)]
+    candidates = [
+        name
+        for name in (*_WESTERN, best.encoding if best else None)
+        if name and _decodes(raw, name)
+    ]
     if not candidates:
         raise StagingError("cannot detect the text encoding: choose one")
     sample = raw[:200_000]
-    return min(candidates,
-               key=lambda name: mess_ratio(sample.decode(name, errors="ignore"), 1.0))
+    return min(candidates, key=lambda name: mess_ratio(sample.decode(name, errors="ignore"), 1.0))
 
 
 def _decodes(raw: bytes, codec: str) -> bool:
@@ -324,7 +380,7 @@ def _csv_error(decoded: _Decoded, row: int, start: int, why: str) -> StagingErro
 
 
 def _check_delimiter(delimiter: str) -> str:
-    if len(delimiter) != 1 or delimiter in "\"\r\n":
+    if len(delimiter) != 1 or delimiter in '"\r\n':
         raise StagingError(f"invalid delimiter {delimiter!r}: use one character")
     return delimiter
 
@@ -332,7 +388,7 @@ def _check_delimiter(delimiter: str) -> str:
 def _sniff_delimiter(text: str) -> str:
     sample = text[:65536]
     if len(text) > len(sample) and "\n" in sample:
-        sample = sample[:sample.rindex("\n")]
+        sample = sample[: sample.rindex("\n")]
     first_line = sample.split("\n", 1)[0]
     try:
         found = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
@@ -373,8 +429,9 @@ def _json_load(decoded: _Decoded, text: str, base: int) -> Any:
     except json.JSONDecodeError as exc:
         line = decoded.text.count("\n", 0, base + exc.pos) + 1
         byte = decoded.byte_at(base + exc.pos)
-        raise StagingError(f"line {line} column {exc.colno} (byte {byte}): {exc.msg}",
-                           byte=byte) from None
+        raise StagingError(
+            f"line {line} column {exc.colno} (byte {byte}): {exc.msg}", byte=byte
+        ) from None
 
 
 def _json_single(text: str) -> list[tuple[int, int, Any]]:
@@ -427,8 +484,11 @@ def _parse_xml(raw: bytes, encoding: str | None) -> _Parsed:
     records = []
     for n, element in enumerate(children, start=1):
         if element.tag != first:
-            raise StagingError(f"record {n}: element <{_local(element.tag)}> differs from the "
-                               f"first record's <{_local(first)}>", row=n)
+            raise StagingError(
+                f"record {n}: element <{_local(element.tag)}> differs from the "
+                f"first record's <{_local(first)}>",
+                row=n,
+            )
         records.append(_xml_record(element, n))
     columns, rows = _records_to_table(records, "xml", "field")
     return _Parsed("xml", name, None, columns, rows)
@@ -444,8 +504,10 @@ def _xml_root(raw: bytes, source: str | bytes) -> ET.Element:
         raise StagingError(f"line {line} column {column + 1}: {reason}", row=None) from None
     except DefusedXmlException:
         line = raw.count(b"\n", 0, max(raw.find(b"<!DOCTYPE"), 0)) + 1
-        raise StagingError(f"line {line}: DOCTYPE/ENTITY declarations are not allowed "
-                           "(protection against entity expansion)") from None
+        raise StagingError(
+            f"line {line}: DOCTYPE/ENTITY declarations are not allowed "
+            "(protection against entity expansion)"
+        ) from None
 
 
 def _xml_record(element: ET.Element, n: int) -> dict[str, str | None]:
@@ -453,8 +515,11 @@ def _xml_record(element: ET.Element, n: int) -> dict[str, str | None]:
     for child in element:
         name = _local(child.tag)
         if name in record:
-            raise StagingError(f"record {n}: <{name}> appears more than once (or is also an "
-                               "attribute)", row=n, column=name)
+            raise StagingError(
+                f"record {n}: <{name}> appears more than once (or is also an attribute)",
+                row=n,
+                column=name,
+            )
         if len(child):  # nested elements: keep the inner XML text
             inner = "".join(ET.tostring(c, encoding="unicode") for c in child)
             record[name] = (child.text or "") + inner
@@ -479,8 +544,10 @@ def _parse_xlsx(path: Path, sheet: str | None) -> _Parsed:
         raise StagingError(f"not a readable XLSX workbook: {e}") from None
     try:
         if sheet is not None and sheet not in book.sheetnames:
-            raise StagingError(f"no sheet named {sheet!r}; the workbook has "
-                               f"{', '.join(map(repr, book.sheetnames))}")
+            raise StagingError(
+                f"no sheet named {sheet!r}; the workbook has "
+                f"{', '.join(map(repr, book.sheetnames))}"
+            )
         worksheet = book[sheet] if sheet is not None else book.worksheets[0]
         columns, rows = _xlsx_rows(worksheet.iter_rows(values_only=True), worksheet.title)
     finally:
@@ -504,8 +571,11 @@ def _xlsx_rows(cells: Iterator[tuple[Any, ...]], title: str) -> tuple[list[str],
         extra = [i for i, v in enumerate(row[width:], start=width + 1) if v is not None]
         if extra:
             n = len(rows) + 1
-            raise StagingError(f"row {n} (sheet {title!r} row {sheet_row}): a value in column "
-                               f"{extra[0]}, beyond the {width} header columns", row=n)
+            raise StagingError(
+                f"row {n} (sheet {title!r} row {sheet_row}): a value in column "
+                f"{extra[0]}, beyond the {width} header columns",
+                row=n,
+            )
         rows.append((row + [None] * width)[:width])
     return columns, rows
 
@@ -530,7 +600,7 @@ def _cell_text(value: Any) -> str | None:
 
 
 def _sqlite_path(dest: str) -> str:
-    return dest[len("sqlite://"):] if dest.startswith("sqlite://") else dest
+    return dest[len("sqlite://") :] if dest.startswith("sqlite://") else dest
 
 
 def _sqlite_quote(name: str) -> str:
@@ -552,8 +622,9 @@ def _stage_sqlite(path: str, table: str, parsed: _Parsed, *, replace: bool) -> N
         try:
             if replace:
                 conn.execute(f"DROP TABLE IF EXISTS {target}")
-            elif conn.execute("SELECT 1 FROM sqlite_master WHERE lower(name) = lower(?)",
-                              (table,)).fetchone():
+            elif conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE lower(name) = lower(?)", (table,)
+            ).fetchone():
                 raise StagingError(f"table {table!r} already exists (use replace to overwrite)")
             conn.execute(create)
             conn.executemany(insert, ((n, *row) for n, row in enumerate(parsed.rows, 1)))
@@ -572,8 +643,10 @@ def _stage_postgres(dsn: str, table: str, parsed: _Parsed, *, replace: bool) -> 
     target = sql.Identifier(table)
     columns = sql.SQL(", ").join(map(sql.Identifier, [_ROW_COLUMN, *parsed.columns]))
     create = sql.SQL("CREATE TABLE {} ({} integer PRIMARY KEY, {})").format(
-        target, sql.Identifier(_ROW_COLUMN),
-        sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in parsed.columns))
+        target,
+        sql.Identifier(_ROW_COLUMN),
+        sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in parsed.columns),
+    )
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)
     try:
         conn = psycopg2.connect(dsn)
@@ -597,13 +670,20 @@ def _check_postgres_limits(parsed: _Parsed) -> None:
     """Reject what PostgreSQL would refuse or silently alter: long names, NUL characters."""
     for position, name in enumerate(parsed.columns, start=1):
         if len(name.encode("utf-8")) > 63 or "\x00" in name:
-            raise StagingError(f"header column {position} {name[:30]!r}: PostgreSQL column "
-                               "names must be at most 63 bytes without NUL", column=name)
+            raise StagingError(
+                f"header column {position} {name[:30]!r}: PostgreSQL column "
+                "names must be at most 63 bytes without NUL",
+                column=name,
+            )
     for n, row in enumerate(parsed.rows, start=1):
         for name, value in zip(parsed.columns, row, strict=True):
             if value is not None and "\x00" in value:
-                raise StagingError(f"row {n} column {name!r}: contains a NUL character, "
-                                   "which PostgreSQL text cannot store", row=n, column=name)
+                raise StagingError(
+                    f"row {n} column {name!r}: contains a NUL character, "
+                    "which PostgreSQL text cannot store",
+                    row=n,
+                    column=name,
+                )
 
 
 class _CopyReader:
@@ -616,9 +696,10 @@ class _CopyReader:
     def _generate(rows: list[Row], chunk: int) -> Iterator[str]:
         for first in range(0, len(rows), chunk):
             lines = [
-                "\t".join([str(n), *("\\N" if v is None else v.translate(_COPY_ESCAPE)
-                                     for v in row)])
-                for n, row in enumerate(rows[first:first + chunk], start=first + 1)
+                "\t".join(
+                    [str(n), *("\\N" if v is None else v.translate(_COPY_ESCAPE) for v in row)]
+                )
+                for n, row in enumerate(rows[first : first + chunk], start=first + 1)
             ]
             yield "\n".join(lines) + "\n"
 

@@ -31,8 +31,9 @@ class RollbackSummary:
         self.keymap_deleted += result.keymap_deleted
 
 
-def rollback_run(*, target: Target, run_id: str,
-                 on_progress: ProgressFn | None = None) -> RollbackSummary:
+def rollback_run(
+    *, target: Target, run_id: str, on_progress: ProgressFn | None = None
+) -> RollbackSummary:
     """Undo every committed batch of ``run_id`` in reverse commit order, one transaction each.
 
     Resumable and idempotent: each undone batch leaves the ledger, so a rerun after a crash

@@ -42,8 +42,14 @@ _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 PARAM_TYPES = ("str", "int", "bool", "choice", "list", "regex", "lookup", "entity", "column")
 FAILURE_CATEGORIES = (
-    "invalid_format", "invalid_date", "lookup_miss", "required_missing", "too_long",
-    "type_cast", "reference_missing", "invalid_value",
+    "invalid_format",
+    "invalid_date",
+    "lookup_miss",
+    "required_missing",
+    "too_long",
+    "type_cast",
+    "reference_missing",
+    "invalid_value",
 )
 
 
@@ -454,10 +460,11 @@ def _uuid_bytes_to_text(raw: bytes, count: int) -> pa.Array:
     out = np.full((count, 36), ord("-"), dtype=np.uint8)
     for dst, src in ((0, 0), (9, 8), (14, 12), (19, 16), (24, 20)):
         width = 12 if dst == 24 else (8 if dst == 0 else 4)
-        out[:, dst:dst + width] = hexed[:, src:src + width]
+        out[:, dst : dst + width] = hexed[:, src : src + width]
     offsets = np.arange(0, 36 * (count + 1), 36, dtype=np.int64)
-    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets),
-                                            pa.py_buffer(out.tobytes()))
+    return pa.LargeStringArray.from_buffers(
+        count, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())
+    )
 
 
 def uuid5_texts(namespace_uuid: uuid.UUID, names: list[str | None]) -> pa.Array:
@@ -542,105 +549,246 @@ _P_STRIP = Param("strip", "bool", default=True, help="Trim whitespace around eac
 _P_PATTERN = Param("pattern", "regex", required=True, help="Regular expression (RE2 syntax).")
 
 
-def _rule(name: str, label: str, description: str, fn: RuleFn, *params: Param,
-          accepts_frame: bool = False, category: str = "invalid_value") -> RuleType:
-    return RuleType(name, label, description, tuple(params), fn, accepts_frame, category,
-                    _NULLS[name])
+def _rule(
+    name: str,
+    label: str,
+    description: str,
+    fn: RuleFn,
+    *params: Param,
+    accepts_frame: bool = False,
+    category: str = "invalid_value",
+) -> RuleType:
+    return RuleType(
+        name, label, description, tuple(params), fn, accepts_frame, category, _NULLS[name]
+    )
 
 
 _RULES = (
     _rule("copy", "Copy", "Copies the value unchanged.", _copy),
-    _rule("trim", "Trim / clean whitespace",
-          "Strips leading and trailing whitespace and collapses inner runs of whitespace to one "
-          "space.", _trim,
-          Param("empty_to_null", "bool", default=True, help="Turn values left empty into null.")),
+    _rule(
+        "trim",
+        "Trim / clean whitespace",
+        "Strips leading and trailing whitespace and collapses inner runs of whitespace to one "
+        "space.",
+        _trim,
+        Param("empty_to_null", "bool", default=True, help="Turn values left empty into null."),
+    ),
     _rule("upper", "Upper case", "Converts the value to UPPER CASE.", _upper),
     _rule("lower", "Lower case", "Converts the value to lower case.", _lower),
     _rule("title", "Title case", "Capitalises the first letter of each word (Acme Corp.).", _title),
-    _rule("concat", "Concatenate",
-          "Joins several source columns with a separator, skipping null and empty parts.",
-          _concat, _P_SEPARATOR, _P_STRIP, accepts_frame=True),
-    _rule("coalesce", "Coalesce",
-          "Takes the first non-empty value among several source columns.", _coalesce,
-          accepts_frame=True),
-    _rule("split", "Split", "Splits the value on a separator and keeps the part at a position.",
-          _split,
-          Param("separator", "str", default=",", help="Literal text to split on."),
-          Param("index", "int", default=0,
-                help="Position of the part to keep: 0 = first, -1 = last."),
-          _P_STRIP),
-    _rule("value_map", "Value map",
-          "Translates values through a lookup table, with a default or a failure for unmapped "
-          "values.", _value_map,
-          Param("lookup", "lookup", required=True, help="Name of the lookup table."),
-          Param("on_missing", "choice", default="default", choices=("default", "fail", "keep"),
-                help="Unmapped values: the table's default, fail the row, or keep the value."),
-          Param("ignore_case", "bool", default=False,
-                help="Match keys ignoring case and surrounding whitespace."),
-          category="lookup_miss"),
-    _rule("regex_replace", "Regex replace",
-          "Replaces every match of a regular expression with a replacement text.",
-          _regex_replace, _P_PATTERN,
-          Param("replacement", "str", default="", help=r"Replacement; \1 refers to group 1.")),
-    _rule("regex_validate", "Regex validate",
-          "Fails rows whose value does not match a regular expression.", _regex_validate,
-          _P_PATTERN,
-          Param("full_match", "bool", default=True,
-                help="The whole value must match (otherwise a match anywhere is enough)."),
-          Param("message", "str", default="", help="Error message shown for failing rows."),
-          category="invalid_format"),
-    _rule("phone_format", "Phone format",
-          "Formats phone numbers as (XXX) XXX-XXXX, accepting a leading country code 1.",
-          _phone_format, category="invalid_format"),
-    _rule("email", "E-mail",
-          "Trims and lower-cases e-mail addresses and fails those that are not valid.",
-          _email, category="invalid_format"),
-    _rule("parse_date", "Parse date",
-          "Parses dates with a list of formats into ISO YYYY-MM-DD (or YYYY-MM-DD HH:MM:SS).",
-          _parse_date,
-          Param("formats", "list", default=["%Y-%m-%d"],
-                help="strptime formats tried in order, e.g. %d/%m/%Y."),
-          Param("output", "choice", default="date", choices=("date", "datetime"),
-                help="ISO date or ISO date and time."),
-          category="invalid_date"),
-    _rule("cast", "Cast", "Casts the value to an integer, a decimal, a boolean or text.", _cast,
-          Param("to", "choice", required=True, choices=("int", "decimal", "bool", "text"),
-                help="Target type."),
-          Param("scale", "int", default=2, min_value=0, max_value=10,
-                help="Decimal places kept by decimal casts (rounded half away from zero)."),
-          Param("thousands_separator", "str", default="",
-                help="Character removed before numeric casts, e.g. ','."),
-          category="type_cast"),
-    _rule("truncate", "Truncate", "Cuts values to a maximum number of characters.", _truncate,
-          Param("length", "int", required=True, min_value=1, help="Maximum length."),
-          Param("on_overflow", "choice", default="truncate", choices=("truncate", "fail"),
-                help="Cut longer values, or fail their rows."),
-          category="too_long"),
-    _rule("default_if_null", "Default when null", "Replaces null values with a fixed value.",
-          _default_if_null,
-          Param("value", "str", required=True, help="Value used for null rows."),
-          Param("blank_is_null", "bool", default=True, help="Treat empty strings as null too.")),
-    _rule("constant", "Constant", "Sets every row to the same fixed value.", _constant,
-          Param("value", "str", required=True, help="The value.")),
-    _rule("uuid_from_key", "UUID from key",
-          "Derives a deterministic UUID (version 5) from the row's source key and the plan.",
-          _uuid_from_key,
-          Param("scope", "str", default="",
-                help="Extra namespace text, e.g. the entity name, so equal keys differ."),
-          Param("from", "choice", default="source_key", choices=("source_key", "value"),
-                help="Hash the row's source key, or the incoming value."),
-          accepts_frame=True),
-    _rule("hash", "Hash", "Replaces the value with its SHA-256 hex digest.", _hash,
-          Param("salt", "str", default="", help="Text prepended before hashing.")),
-    _rule("mask", "Mask", "Masks all but the last few characters of the value.", _mask,
-          Param("keep_last", "int", default=4, min_value=0,
-                help="Characters left visible; shorter values are masked completely."),
-          Param("mask_char", "str", default="*", help="Masking character.")),
-    _rule("reference_lookup", "Reference lookup",
-          "Replaces an old parent key with the new key the parent entity was loaded under.",
-          _reference_lookup,
-          Param("entity", "entity", required=True, help="The parent entity (loaded earlier)."),
-          category="reference_missing"),
+    _rule(
+        "concat",
+        "Concatenate",
+        "Joins several source columns with a separator, skipping null and empty parts.",
+        _concat,
+        _P_SEPARATOR,
+        _P_STRIP,
+        accepts_frame=True,
+    ),
+    _rule(
+        "coalesce",
+        "Coalesce",
+        "Takes the first non-empty value among several source columns.",
+        _coalesce,
+        accepts_frame=True,
+    ),
+    _rule(
+        "split",
+        "Split",
+        "Splits the value on a separator and keeps the part at a position.",
+        _split,
+        Param("separator", "str", default=",", help="Literal text to split on."),
+        Param(
+            "index", "int", default=0, help="Position of the part to keep: 0 = first, -1 = last."
+        ),
+        _P_STRIP,
+    ),
+    _rule(
+        "value_map",
+        "Value map",
+        "Translates values through a lookup table, with a default or a failure for unmapped "
+        "values.",
+        _value_map,
+        Param("lookup", "lookup", required=True, help="Name of the lookup table."),
+        Param(
+            "on_missing",
+            "choice",
+            default="default",
+            choices=("default", "fail", "keep"),
+            help="Unmapped values: the table's default, fail the row, or keep the value.",
+        ),
+        Param(
+            "ignore_case",
+            "bool",
+            default=False,
+            help="Match keys ignoring case and surrounding whitespace.",
+        ),
+        category="lookup_miss",
+    ),
+    _rule(
+        "regex_replace",
+        "Regex replace",
+        "Replaces every match of a regular expression with a replacement text.",
+        _regex_replace,
+        _P_PATTERN,
+        Param("replacement", "str", default="", help=r"Replacement; \1 refers to group 1."),
+    ),
+    _rule(
+        "regex_validate",
+        "Regex validate",
+        "Fails rows whose value does not match a regular expression.",
+        _regex_validate,
+        _P_PATTERN,
+        Param(
+            "full_match",
+            "bool",
+            default=True,
+            help="The whole value must match (otherwise a match anywhere is enough).",
+        ),
+        Param("message", "str", default="", help="Error message shown for failing rows."),
+        category="invalid_format",
+    ),
+    _rule(
+        "phone_format",
+        "Phone format",
+        "Formats phone numbers as (XXX) XXX-XXXX, accepting a leading country code 1.",
+        _phone_format,
+        category="invalid_format",
+    ),
+    _rule(
+        "email",
+        "E-mail",
+        "Trims and lower-cases e-mail addresses and fails those that are not valid.",
+        _email,
+        category="invalid_format",
+    ),
+    _rule(
+        "parse_date",
+        "Parse date",
+        "Parses dates with a list of formats into ISO YYYY-MM-DD (or YYYY-MM-DD HH:MM:SS).",
+        _parse_date,
+        Param(
+            "formats",
+            "list",
+            default=["%Y-%m-%d"],
+            help="strptime formats tried in order, e.g. %d/%m/%Y.",
+        ),
+        Param(
+            "output",
+            "choice",
+            default="date",
+            choices=("date", "datetime"),
+            help="ISO date or ISO date and time.",
+        ),
+        category="invalid_date",
+    ),
+    _rule(
+        "cast",
+        "Cast",
+        "Casts the value to an integer, a decimal, a boolean or text.",
+        _cast,
+        Param(
+            "to",
+            "choice",
+            required=True,
+            choices=("int", "decimal", "bool", "text"),
+            help="Target type.",
+        ),
+        Param(
+            "scale",
+            "int",
+            default=2,
+            min_value=0,
+            max_value=10,
+            help="Decimal places kept by decimal casts (rounded half away from zero).",
+        ),
+        Param(
+            "thousands_separator",
+            "str",
+            default="",
+            help="Character removed before numeric casts, e.g. ','.",
+        ),
+        category="type_cast",
+    ),
+    _rule(
+        "truncate",
+        "Truncate",
+        "Cuts values to a maximum number of characters.",
+        _truncate,
+        Param("length", "int", required=True, min_value=1, help="Maximum length."),
+        Param(
+            "on_overflow",
+            "choice",
+            default="truncate",
+            choices=("truncate", "fail"),
+            help="Cut longer values, or fail their rows.",
+        ),
+        category="too_long",
+    ),
+    _rule(
+        "default_if_null",
+        "Default when null",
+        "Replaces null values with a fixed value.",
+        _default_if_null,
+        Param("value", "str", required=True, help="Value used for null rows."),
+        Param("blank_is_null", "bool", default=True, help="Treat empty strings as null too."),
+    ),
+    _rule(
+        "constant",
+        "Constant",
+        "Sets every row to the same fixed value.",
+        _constant,
+        Param("value", "str", required=True, help="The value."),
+    ),
+    _rule(
+        "uuid_from_key",
+        "UUID from key",
+        "Derives a deterministic UUID (version 5) from the row's source key and the plan.",
+        _uuid_from_key,
+        Param(
+            "scope",
+            "str",
+            default="",
+            help="Extra namespace text, e.g. the entity name, so equal keys differ.",
+        ),
+        Param(
+            "from",
+            "choice",
+            default="source_key",
+            choices=("source_key", "value"),
+            help="Hash the row's source key, or the incoming value.",
+        ),
+        accepts_frame=True,
+    ),
+    _rule(
+        "hash",
+        "Hash",
+        "Replaces the value with its SHA-256 hex digest.",
+        _hash,
+        Param("salt", "str", default="", help="Text prepended before hashing."),
+    ),
+    _rule(
+        "mask",
+        "Mask",
+        "Masks all but the last few characters of the value.",
+        _mask,
+        Param(
+            "keep_last",
+            "int",
+            default=4,
+            min_value=0,
+            help="Characters left visible; shorter values are masked completely.",
+        ),
+        Param("mask_char", "str", default="*", help="Masking character."),
+    ),
+    _rule(
+        "reference_lookup",
+        "Reference lookup",
+        "Replaces an old parent key with the new key the parent entity was loaded under.",
+        _reference_lookup,
+        Param("entity", "entity", required=True, help="The parent entity (loaded earlier)."),
+        category="reference_missing",
+    ),
 )
 
 REGISTRY: dict[str, RuleType] = {rule.name: rule for rule in _RULES}
@@ -722,8 +870,12 @@ def validate_params(rule_name: str, params: Mapping[str, Any] | None) -> dict[st
     return out
 
 
-def run_step(rule_name: str, values: pd.Series | pd.DataFrame, params: Mapping[str, Any] | None,
-             ctx: RuleContext) -> StepResult:
+def run_step(
+    rule_name: str,
+    values: pd.Series | pd.DataFrame,
+    params: Mapping[str, Any] | None,
+    ctx: RuleContext,
+) -> StepResult:
     """Validate ``params`` and apply one rule (e.g. a browser preview); pure; RuleParamError."""
     rule = REGISTRY.get(rule_name)
     checked = validate_params(rule_name, params)

@@ -104,8 +104,7 @@ def source_key_text(frame: pd.DataFrame, key_cols: tuple[str, ...] | list[str]) 
         return to_python(as_text(frame[key_cols[0]]).fillna(""))
     parts = [pa.array(as_text(frame[c]).array).cast(pa.large_string()) for c in key_cols]
     sep = pa.scalar(KEY_SEPARATOR, pa.large_string())
-    joined = pc.binary_join_element_wise(*parts, sep, null_handling="replace",
-                                         null_replacement="")
+    joined = pc.binary_join_element_wise(*parts, sep, null_handling="replace", null_replacement="")
     return to_python(pd.Series(TEXT.__from_arrow__(joined), index=frame.index))
 
 
@@ -191,22 +190,28 @@ def _run_chain(frame: pd.DataFrame, spec: FieldSpec, ctx: RuleContext) -> _Field
         rule = REGISTRY.get(step.rule)
         params = validate_params(step.rule, step.params)
         if isinstance(current, pd.DataFrame) and not rule.accepts_frame:
-            raise RuleParamError("rule", f"field {spec.target!r}: {step.rule!r} takes one "
-                                 "column; start the chain with concat or coalesce")
+            raise RuleParamError(
+                "rule",
+                f"field {spec.target!r}: {step.rule!r} takes one "
+                "column; start the chain with concat or coalesce",
+            )
         result = rule.fn(current, params, ctx)
         if result.errors is not None:
             new = result.errors.notna().to_numpy(dtype=bool) & ~failed
             positions = np.flatnonzero(new)
             messages = result.errors.to_numpy(dtype=object)[positions]
-            for pos, value, msg in zip(positions, _describe(current, positions), messages,
-                                       strict=True):
+            for pos, value, msg in zip(
+                positions, _describe(current, positions), messages, strict=True
+            ):
                 errors[pos] = FieldError(spec.target, step.rule, value, msg, rule.category)
                 stuck[pos] = value
             failed |= new
         current = result.values
     if isinstance(current, pd.DataFrame):
-        raise RuleParamError("rule", f"field {spec.target!r} has several sources; "
-                             "start the chain with concat or coalesce")
+        raise RuleParamError(
+            "rule",
+            f"field {spec.target!r} has several sources; start the chain with concat or coalesce",
+        )
     values = as_text(current)
     if stuck:
         positions = np.fromiter(stuck, dtype=np.int64, count=len(stuck))
@@ -231,8 +236,9 @@ def _finish_field(spec: FieldSpec, outcome: _FieldOutcome) -> _FieldOutcome:
         blank = np.zeros(len(values), dtype=bool)
     if spec.required and blank.any():
         for pos in np.flatnonzero(blank):
-            outcome.errors[pos] = FieldError(spec.target, "required", None,
-                                             "a value is required", "required_missing")
+            outcome.errors[pos] = FieldError(
+                spec.target, "required", None, "a value is required", "required_missing"
+            )
         outcome.failed = outcome.failed | blank
     outcome.values = values
     return outcome
@@ -246,8 +252,9 @@ def _records(frame: pd.DataFrame, positions: np.ndarray) -> list[dict[str, str |
     return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
 
 
-def _failures(frame: pd.DataFrame, out: pd.DataFrame, keys: pd.Series,
-              outcomes: list[_FieldOutcome]) -> tuple[list[RowFailure], np.ndarray]:
+def _failures(
+    frame: pd.DataFrame, out: pd.DataFrame, keys: pd.Series, outcomes: list[_FieldOutcome]
+) -> tuple[list[RowFailure], np.ndarray]:
     """One RowFailure per row with any field error (errors in field order)."""
     failed = np.zeros(len(frame), dtype=bool)
     by_row: dict[int, list[FieldError]] = {}
@@ -267,8 +274,9 @@ def _failures(frame: pd.DataFrame, out: pd.DataFrame, keys: pd.Series,
             stage="transform",
             errors=by_row[pos],
         )
-        for pos, key, source_row, transformed_row
-        in zip(positions.tolist(), key_texts, sources, transformed, strict=True)
+        for pos, key, source_row, transformed_row in zip(
+            positions.tolist(), key_texts, sources, transformed, strict=True
+        )
     ]
     return failures, failed
 
@@ -287,21 +295,28 @@ def _duplicates(out: pd.DataFrame, good: np.ndarray, dedupe_on: tuple[str, ...])
     return dup
 
 
-def transform_frame(*, entity: EntitySpec, frame: pd.DataFrame,
-                    lookups: Mapping[str, LookupSpec] | None = None,
-                    keymaps: Mapping[str, Mapping[str, str]] | None = None,
-                    namespace: str = "") -> TransformResult:
+def transform_frame(
+    *,
+    entity: EntitySpec,
+    frame: pd.DataFrame,
+    lookups: Mapping[str, LookupSpec] | None = None,
+    keymaps: Mapping[str, Mapping[str, str]] | None = None,
+    namespace: str = "",
+) -> TransformResult:
     """Filter, transform, fail and dedupe one extracted frame; pure; SchemaError/RuleParamError."""
     keep = _filter_mask(frame, entity.filters)
     kept = frame[keep].reset_index(drop=True)
     kept = pd.DataFrame({c: as_text(kept[c]) for c in kept.columns}, index=kept.index)
     labels = frame.index[keep]
     keys = source_key_text(kept, entity.source_key)
-    ctx = RuleContext(lookups=lookups or {}, keymaps=keymaps or {}, source_keys=keys,
-                      namespace=namespace)
+    ctx = RuleContext(
+        lookups=lookups or {}, keymaps=keymaps or {}, source_keys=keys, namespace=namespace
+    )
     outcomes = [_finish_field(f, _run_chain(kept, f, ctx)) for f in entity.fields]
-    out = pd.DataFrame({f.target: to_python(o.values) for f, o in
-                        zip(entity.fields, outcomes, strict=True)}, index=kept.index)
+    out = pd.DataFrame(
+        {f.target: to_python(o.values) for f, o in zip(entity.fields, outcomes, strict=True)},
+        index=kept.index,
+    )
     failures, failed = _failures(kept, out, keys, outcomes)
     dup = _duplicates(out, ~failed, entity.dedupe_on)
     good = ~failed & ~dup
@@ -309,5 +324,10 @@ def transform_frame(*, entity: EntitySpec, frame: pd.DataFrame,
     rows.index = labels[good]
     good_keys = keys[good].copy()
     good_keys.index = rows.index
-    return TransformResult(rows=rows, source_keys=good_keys, failures=failures,
-                           filtered=int((~keep).sum()), duplicates=int(dup.sum()))
+    return TransformResult(
+        rows=rows,
+        source_keys=good_keys,
+        failures=failures,
+        filtered=int((~keep).sum()),
+        duplicates=int(dup.sum()),
+    )

@@ -7,7 +7,13 @@ enqueueing through ``runs.services.dispatch`` after the transaction commits.
 from .control import run_cancel, run_pause, run_resume
 from .execution import BatchBusy, batch_execute, run_finish, run_prepare
 from .launch import run_create
-from .queue import failed_record_correct, failed_record_ignore, failed_record_reprocess
+from .queue import (
+    failed_record_correct,
+    failed_record_ignore,
+    failed_record_reprocess,
+    failed_records_reprocess_background,
+    failed_records_reprocess_later,
+)
 from .rollback import run_rollback_execute, run_rollback_request
 
 __all__ = [
@@ -16,6 +22,8 @@ __all__ = [
     "failed_record_correct",
     "failed_record_ignore",
     "failed_record_reprocess",
+    "failed_records_reprocess_background",
+    "failed_records_reprocess_later",
     "run_cancel",
     "run_create",
     "run_finish",

@@ -28,3 +28,10 @@ def enqueue_rollback(rollback_id: int) -> None:
     from runs.tasks import run_rollback_task
 
     transaction.on_commit(lambda: run_rollback_task.delay(rollback_id))
+
+
+def enqueue_reprocess(record_ids: list[int], user_id: int | None) -> None:
+    """Queue a background re-process of failed records (after commit)."""
+    from runs.tasks import failed_records_reprocess_task
+
+    transaction.on_commit(lambda: failed_records_reprocess_task.delay(record_ids, user_id))

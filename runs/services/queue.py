@@ -19,6 +19,7 @@ from runs.models import Batch, FailedRecord, LedgerEntry, Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
 
+from .dispatch import enqueue_reprocess
 from .logging import run_log
 from .state import run_ledger_id, run_snapshot
 
@@ -212,3 +213,38 @@ def failed_record_ignore(*, records: QuerySet[FailedRecord], user, reason: str) 
         after={"reason": reason.strip(), "count": count},
     )
     return count
+
+
+BACKGROUND_CHUNK = 5_000
+
+
+def failed_records_reprocess_background(*, record_ids: list[int], user_id: int | None) -> str:
+    """Re-process records chunk by chunk (a Celery task body); records already closed are
+    skipped, so running it twice is harmless. Returns a one-line summary."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    total = ReprocessResult()
+    for start in range(0, len(record_ids), BACKGROUND_CHUNK):
+        chunk = FailedRecord.objects.filter(
+            pk__in=record_ids[start : start + BACKGROUND_CHUNK], status__in=WORKABLE
+        )
+        if not chunk.exists():
+            continue
+        result = failed_record_reprocess(records=chunk, user=user)
+        total.attempted += result.attempted
+        total.fixed += result.fixed
+        total.still_failing += result.still_failing
+    return f"{total.attempted} re-processed: {total.fixed} fixed, {total.still_failing} failing"
+
+
+def failed_records_reprocess_later(*, records: QuerySet[FailedRecord], user) -> int:
+    """Queue a background re-process of the selection; returns how many records. Raises
+    PermissionDeniedError / ApplicationError (nothing open selected)."""
+    if user is not None and not user.has_perm("mp.work_queue"):
+        raise PermissionDeniedError("Your role does not allow working the error queue.")
+    ids = list(records.filter(status__in=WORKABLE).order_by("id").values_list("id", flat=True))
+    if not ids:
+        raise ApplicationError("No open failed records match.")
+    enqueue_reprocess(ids, getattr(user, "pk", None))
+    return len(ids)

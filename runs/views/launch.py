@@ -30,7 +30,9 @@ def _preview(request: HttpRequest, plan: Plan, form: LaunchForm) -> dict:
     data = form.cleaned_data
     try:
         preview = launch_preview(
-            plan=plan, target=data["target"], mode=data["mode"],
+            plan=plan,
+            target=data["target"],
+            mode=data["mode"],
             scope_entity=data.get("scope_entity") or "",
         )
     except (ApplicationError, EngineError) as exc:
@@ -53,13 +55,18 @@ def run_launch_view(request: HttpRequest, slug: str) -> HttpResponse:
     data = form.cleaned_data
     try:
         run = run_create(
-            plan=plan, user=request.user, target=data["target"], mode=data["mode"],
+            plan=plan,
+            user=request.user,
+            target=data["target"],
+            mode=data["mode"],
             scope_entity=data.get("scope_entity") or "",
         )
     except PermissionDeniedError as exc:
         raise PermissionDenied(exc.message) from exc
     except ApplicationError as exc:
-        context |= {"launch_error": exc.message,
-                    "signoff_required": bool(exc.extra.get("signoff_required"))}
+        context |= {
+            "launch_error": exc.message,
+            "signoff_required": bool(exc.extra.get("signoff_required")),
+        }
         return render(request, "runs/launch.html", context, status=400)
     return redirect(run)

@@ -29,14 +29,32 @@ from runs.selectors import (
     failed_record_top_errors,
     run_get,
 )
-from runs.services import failed_record_correct, failed_record_ignore, failed_record_reprocess
+from runs.services import (
+    failed_record_correct,
+    failed_record_ignore,
+    failed_record_reprocess,
+    failed_records_reprocess_later,
+)
 
 from .common import capability, refuse
 
 QUEUE_DENIED = "Your role does not allow working the error queue."
-REPROCESS_CAP = 5_000  # one request re-processes at most this many; press again for the rest
-CSV_COLUMNS = ("run", "entity", "source_key", "stage", "category", "field", "rule", "message",
-               "status", "source_row", "corrected_values", "ignore_reason", "created_at")
+REPROCESS_INLINE = 2_000  # larger selections are re-processed by a Celery task
+CSV_COLUMNS = (
+    "run",
+    "entity",
+    "source_key",
+    "stage",
+    "category",
+    "field",
+    "rule",
+    "message",
+    "status",
+    "source_row",
+    "corrected_values",
+    "ignore_reason",
+    "created_at",
+)
 
 
 def _run_or_none(uuid) -> Run | None:
@@ -69,13 +87,22 @@ def queue_view(request: HttpRequest, uuid=None) -> HttpResponse:
     after = request.GET.get("after", "")
     records, next_cursor = failed_record_page(qs, after=int(after) if after.isdigit() else None)
     query = urlencode({k: v for k, v in filters.items() if v})
-    return render(request, "runs/queue.html", {
-        "run": run, "form": form, "records": records, "next_cursor": next_cursor,
-        "total": qs.count(),
-        "facets": failed_record_facets(_queryset(run, {})), "query": query,
-        "filters": filters, "paged": bool(after),
-        "open_total": _queryset(run, {}).filter(status__in=OPEN_STATUSES).count(),
-    })
+    return render(
+        request,
+        "runs/queue.html",
+        {
+            "run": run,
+            "form": form,
+            "records": records,
+            "next_cursor": next_cursor,
+            "total": qs.count(),
+            "facets": failed_record_facets(_queryset(run, {})),
+            "query": query,
+            "filters": filters,
+            "paged": bool(after),
+            "open_total": _queryset(run, {}).filter(status__in=OPEN_STATUSES).count(),
+        },
+    )
 
 
 @capability_required("mp.view")
@@ -84,8 +111,11 @@ def queue_top_view(request: HttpRequest, uuid=None) -> HttpResponse:
     run = _run_or_none(uuid)
     _, filters = _filters(request.GET)
     top = failed_record_top_errors(_queryset(run, filters))
-    return render(request, "runs/partials/_top_errors.html",
-                  {"top_errors": top, "filters": filters, "run": run})
+    return render(
+        request,
+        "runs/partials/_top_errors.html",
+        {"top_errors": top, "filters": filters, "run": run},
+    )
 
 
 def _back(request: HttpRequest, fallback: str) -> HttpResponse:
@@ -112,8 +142,17 @@ def _selected(request: HttpRequest, cap: int | None = None):
 @require_POST
 @capability("mp.work_queue", QUEUE_DENIED)
 def queue_reprocess_view(request: HttpRequest) -> HttpResponse:
-    records, more = _selected(request, REPROCESS_CAP)
+    records, more = _selected(request, REPROCESS_INLINE)
     try:
+        if more:
+            count = failed_records_reprocess_later(records=_selected(request)[0], user=request.user)
+            messages.info(
+                request,
+                f"Re-processing {count:,} records in the background; the "
+                "queue's counts go down as chunks finish, and the run's log shows "
+                "each chunk.",
+            )
+            return _back(request, "runs:queue_all")
         result = failed_record_reprocess(records=records, user=request.user)
     except (ApplicationError, EngineError) as exc:
         if isinstance(exc, ApplicationError):
@@ -123,11 +162,14 @@ def queue_reprocess_view(request: HttpRequest) -> HttpResponse:
         else:
             messages.error(request, f"Re-processing failed: {exc}")
         return _back(request, "runs:queue_all")
-    note = f" More than {REPROCESS_CAP:,} matched: press again for the rest." if more else ""
     level = messages.SUCCESS if not result.still_failing else messages.WARNING
-    messages.add_message(request, level, f"Re-processed {result.attempted:,} record(s): "
-                         f"{result.fixed:,} loaded and closed, {result.still_failing:,} still "
-                         f"failing.{note}")
+    messages.add_message(
+        request,
+        level,
+        f"Re-processed {result.attempted:,} record(s): "
+        f"{result.fixed:,} loaded and closed, {result.still_failing:,} still "
+        "failing.",
+    )
     return _back(request, "runs:queue_all")
 
 
@@ -155,19 +197,31 @@ def _record(uuid) -> FailedRecord:
 
 def _rows(record: FailedRecord) -> list[tuple]:
     columns = list(record.source_row)
-    return [(c, record.source_row.get(c), record.corrected_values.get(c, record.source_row.get(c)),
-             c in record.corrected_values) for c in columns]
+    return [
+        (
+            c,
+            record.source_row.get(c),
+            record.corrected_values.get(c, record.source_row.get(c)),
+            c in record.corrected_values,
+        )
+        for c in columns
+    ]
 
 
 @capability_required("mp.view")
 def failed_record_view(request: HttpRequest, uuid) -> HttpResponse:
     record = _record(uuid)
-    return render(request, "runs/failed_record.html", {
-        "record": record, "rows": _rows(record),
-        "transformed": sorted(record.transformed_row.items()),
-        "workable": record.status in OPEN_STATUSES,
-        "errors_json": json.dumps(record.errors, indent=1, ensure_ascii=False),
-    })
+    return render(
+        request,
+        "runs/failed_record.html",
+        {
+            "record": record,
+            "rows": _rows(record),
+            "transformed": sorted(record.transformed_row.items()),
+            "workable": record.status in OPEN_STATUSES,
+            "errors_json": json.dumps(record.errors, indent=1, ensure_ascii=False),
+        },
+    )
 
 
 def _changed_values(request: HttpRequest, record: FailedRecord) -> dict:
@@ -196,10 +250,14 @@ def failed_record_correct_view(request: HttpRequest, uuid) -> HttpResponse:
                 records=FailedRecord.objects.filter(pk=record.pk), user=request.user
             )
             ok = result.fixed == 1
-            done = "Passed and closed (dry run: nothing written)." if (
-                record.run.mode == "dry_run") else "Loaded and closed."
+            done = (
+                "Passed and closed (dry run: nothing written)."
+                if (record.run.mode == "dry_run")
+                else "Loaded and closed."
+            )
             (messages.success if ok else messages.warning)(
-                request, done if ok else "Still failing — see the new message.")
+                request, done if ok else "Still failing — see the new message."
+            )
         elif values:
             messages.success(request, f"Saved {len(values)} corrected value(s).")
     except (ApplicationError, EngineError) as exc:
@@ -221,12 +279,23 @@ def _csv_rows(qs):
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for r in qs.select_related("run").order_by("id").iterator(chunk_size=2000):
-        yield writer.writerow([
-            r.run.uuid, r.entity, r.source_key, r.stage, r.category, r.field, r.rule, r.message,
-            r.status, json.dumps(r.source_row, ensure_ascii=False),
-            json.dumps(r.corrected_values, ensure_ascii=False), r.ignore_reason,
-            r.created_at.isoformat(),
-        ])
+        yield writer.writerow(
+            [
+                r.run.uuid,
+                r.entity,
+                r.source_key,
+                r.stage,
+                r.category,
+                r.field,
+                r.rule,
+                r.message,
+                r.status,
+                json.dumps(r.source_row, ensure_ascii=False),
+                json.dumps(r.corrected_values, ensure_ascii=False),
+                r.ignore_reason,
+                r.created_at.isoformat(),
+            ]
+        )
 
 
 @capability_required("mp.view")

@@ -27,8 +27,12 @@ def rollback_tables(rollback: Rollback) -> list[dict]:
     """Per target table: checksums before the run, after the rollback, and whether they differ."""
     before, after = rollback.checksums_before_run or {}, rollback.checksums_after or {}
     return [
-        {"table": t, "before": before.get(t), "after": after.get(t),
-         "differs": t in after and before.get(t) != after.get(t)}
+        {
+            "table": t,
+            "before": before.get(t),
+            "after": after.get(t),
+            "differs": t in after and before.get(t) != after.get(t),
+        }
         for t in sorted(set(before) | set(after))
     ]
 

@@ -20,8 +20,18 @@ from runs.engine.connectors.base import (
 from runs.engine.errors import EngineError
 
 __all__ = [
-    "ChangedSince", "ColumnInfo", "Connector", "KeyRange", "LoadResult", "RollbackResult",
-    "SchemaInfo", "Source", "TableChecksum", "TableInfo", "Target", "connect",
+    "ChangedSince",
+    "ColumnInfo",
+    "Connector",
+    "KeyRange",
+    "LoadResult",
+    "RollbackResult",
+    "SchemaInfo",
+    "Source",
+    "TableChecksum",
+    "TableInfo",
+    "Target",
+    "connect",
 ]
 
 KINDS = ("postgresql", "sqlite")
@@ -41,6 +51,7 @@ def connect(kind: str, params: dict[str, Any]) -> Connector:
     if kind == "sqlite":
         from runs.engine.connectors.sqlite import SqliteConnector
 
-        return SqliteConnector({"path": params["path"],
-                                "busy_timeout_ms": params.get("busy_timeout_ms")})
+        return SqliteConnector(
+            {"path": params["path"], "busy_timeout_ms": params.get("busy_timeout_ms")}
+        )
     raise EngineError(f"unknown connector kind {kind!r}")

@@ -81,7 +81,7 @@ def _from_json(value: Any) -> Any:
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class SqliteConnector:
@@ -98,8 +98,12 @@ class SqliteConnector:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None,
-                                   timeout=self._busy_ms / 1000, check_same_thread=False)
+            conn = sqlite3.connect(
+                self._path,
+                isolation_level=None,
+                timeout=self._busy_ms / 1000,
+                check_same_thread=False,
+            )
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms:d}")
             self._conn = conn
         return self._conn
@@ -132,10 +136,14 @@ class SqliteConnector:
     def introspect(self) -> SchemaInfo:
         """Tables and views (except sqlite_* and mp_ledger_*) with columns, keys, row counts."""
         with self._tx() as conn:
-            names = [r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-                "AND name NOT LIKE 'mp\\_ledger\\_%' ESCAPE '\\' ORDER BY name")]
+            names = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                    "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                    "AND name NOT LIKE 'mp\\_ledger\\_%' ESCAPE '\\' ORDER BY name"
+                )
+            ]
             tables = {name: _table_info(conn, name) for name in names}
         self._schema = SchemaInfo(tables=tables)
         return self._schema
@@ -152,20 +160,27 @@ class SqliteConnector:
         info = self._table(table)
         where, params = self._where(info, (), None, changed_since)
         with self._tx() as conn:
-            return int(conn.execute(f"SELECT count(*) FROM {q(info.name)} {where}",
-                                    params).fetchone()[0])
+            return int(
+                conn.execute(f"SELECT count(*) FROM {q(info.name)} {where}", params).fetchone()[0]
+            )
 
     def max_value(self, table: str, column: str) -> str | None:
         """Highest value of ``column`` as text (a delta run's high-water mark); SchemaError."""
         info = self._table(table)
         col = info.column(column)
         with self._tx() as conn:
-            value = conn.execute(f"SELECT CAST(max({q(col.name)}) AS TEXT) FROM {q(info.name)}"
-                                 ).fetchone()[0]
+            value = conn.execute(
+                f"SELECT CAST(max({q(col.name)}) AS TEXT) FROM {q(info.name)}"
+            ).fetchone()[0]
         return value
 
-    def _where(self, info: TableInfo, key_cols: Sequence[str], key_range: KeyRange | None,
-               changed_since: ChangedSince | None) -> tuple[str, list[Any]]:
+    def _where(
+        self,
+        info: TableInfo,
+        key_cols: Sequence[str],
+        key_range: KeyRange | None,
+        changed_since: ChangedSince | None,
+    ) -> tuple[str, list[Any]]:
         keys = info.require(key_cols)
         parts, params = [], []
         lower, upper = (key_range.lower, key_range.upper) if key_range else (None, None)
@@ -182,31 +197,50 @@ class SqliteConnector:
             params.append(changed_since[1])
         return ("WHERE " + " AND ".join(parts)) if parts else "", params
 
-    def key_ranges(self, table: str, key_cols: Sequence[str], batch_size: int, *,
-                   changed_since: ChangedSince | None = None) -> list[KeyRange]:
+    def key_ranges(
+        self,
+        table: str,
+        key_cols: Sequence[str],
+        batch_size: int,
+        *,
+        changed_since: ChangedSince | None = None,
+    ) -> list[KeyRange]:
         """Keyset batches covering every row once (window query, no OFFSET); last upper open."""
         info = self._table(table)
         where, params = self._where(info, key_cols, None, changed_since)
         keys = _qcols(key_cols)
         with self._tx() as conn:
-            bounds = [tuple(r) for r in conn.execute(
-                f"SELECT {keys} FROM (SELECT {keys}, row_number() OVER (ORDER BY {keys}) AS mp_rn "
-                f"FROM {q(info.name)} {where}) WHERE mp_rn % ? = 0 ORDER BY mp_rn",
-                [*params, max(1, int(batch_size))])]
-            any_rows = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {q(info.name)} {where})",
-                                    params).fetchone()[0]
+            bounds = [
+                tuple(r)
+                for r in conn.execute(
+                    f"SELECT {keys} FROM (SELECT {keys}, row_number() OVER (ORDER BY {keys}) "
+                    f"AS mp_rn FROM {q(info.name)} {where}) WHERE mp_rn % ? = 0 ORDER BY mp_rn",
+                    [*params, max(1, int(batch_size))],
+                )
+            ]
+            any_rows = conn.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {q(info.name)} {where})", params
+            ).fetchone()[0]
         return ranges_from_bounds(bounds, bool(any_rows))
 
-    def extract(self, table: str, columns: Sequence[str], key_cols: Sequence[str],
-                key_range: KeyRange, *, changed_since: ChangedSince | None = None) -> pd.DataFrame:
+    def extract(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key_cols: Sequence[str],
+        key_range: KeyRange,
+        *,
+        changed_since: ChangedSince | None = None,
+    ) -> pd.DataFrame:
         """Rows of one key range, ordered by key, as object columns of str/None."""
         info = self._table(table)
         info.require(columns)
         where, params = self._where(info, key_cols, key_range, changed_since)
         select = ", ".join(f"CAST({q(c)} AS TEXT)" for c in columns)
         with self._tx() as conn:
-            rows = conn.execute(f"SELECT {select} FROM {q(info.name)} {where} "
-                                f"ORDER BY {_qcols(key_cols)}", params).fetchall()
+            rows = conn.execute(
+                f"SELECT {select} FROM {q(info.name)} {where} ORDER BY {_qcols(key_cols)}", params
+            ).fetchall()
         data = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
         return text_frame(columns, data)
 
@@ -223,9 +257,14 @@ class SqliteConnector:
             for chunk in _chunks(parts, _CHUNK // width):
                 values = ", ".join(row for _ in chunk)
                 args = [v for p in chunk for v in p]
-                found.update(r[0] for r in conn.execute(
-                    f"SELECT {text} FROM {q(info.name)} WHERE ({_qcols(key_cols)}) IN "
-                    f"(VALUES {values})", args))
+                found.update(
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT {text} FROM {q(info.name)} WHERE ({_qcols(key_cols)}) IN "
+                        f"(VALUES {values})",
+                        args,
+                    )
+                )
         return found
 
     # ------------------------------------------------------------------ ledger
@@ -243,9 +282,14 @@ class SqliteConnector:
         """Batch ids recorded for ``run_id``, in commit order."""
         self.ensure_ledger()
         with self._tx() as conn:
-            return [r[0] for r in conn.execute(
-                "SELECT batch_id FROM mp_ledger_batch WHERE run_id = ? "
-                "ORDER BY committed_at, rowid", (run_id,))]
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT batch_id FROM mp_ledger_batch WHERE run_id = ? "
+                    "ORDER BY committed_at, rowid",
+                    (run_id,),
+                )
+            ]
 
     def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None:
         """The stored LoadResult (already_done=True) of a committed batch, else None. Read-only."""
@@ -253,8 +297,9 @@ class SqliteConnector:
         with self._tx() as conn:
             return _stored_result(conn, run_id, batch_id)
 
-    def keymap_lookup(self, namespace: str, entity: str,
-                      source_keys: Sequence[str]) -> dict[str, str]:
+    def keymap_lookup(
+        self, namespace: str, entity: str, source_keys: Sequence[str]
+    ) -> dict[str, str]:
         """Target keys recorded for ``source_keys`` of ``entity`` (missing keys are absent)."""
         self.ensure_ledger()
         found: dict[str, str] = {}
@@ -262,9 +307,13 @@ class SqliteConnector:
         with self._tx() as conn:
             for chunk in _chunks(keys):
                 marks = ", ".join("?" for _ in chunk)
-                found.update(conn.execute(
-                    "SELECT source_key, target_key FROM mp_ledger_keymap WHERE namespace = ? "
-                    f"AND entity = ? AND source_key IN ({marks})", [namespace, entity, *chunk]))
+                found.update(
+                    conn.execute(
+                        "SELECT source_key, target_key FROM mp_ledger_keymap WHERE namespace = ? "
+                        f"AND entity = ? AND source_key IN ({marks})",
+                        [namespace, entity, *chunk],
+                    )
+                )
         return found
 
     # ------------------------------------------------------------------ target side
@@ -272,9 +321,18 @@ class SqliteConnector:
         """Rows the table would refuse -> load-stage FieldError by index; SchemaError if unknown."""
         return validate_frame(self._table(table), frame)
 
-    def load_batch(self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
-                   run_id: str, batch_id: str, namespace: str,
-                   result_meta: dict[str, Any], skip_unchanged: bool = False) -> LoadResult:
+    def load_batch(
+        self,
+        *,
+        entity: EntitySpec,
+        rows: pd.DataFrame,
+        source_keys: Sequence[str],
+        run_id: str,
+        batch_id: str,
+        namespace: str,
+        result_meta: dict[str, Any],
+        skip_unchanged: bool = False,
+    ) -> LoadResult:
         """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent.
 
         ``skip_unchanged`` (upsert only; delta by comparison): rows whose target row already
@@ -293,27 +351,56 @@ class SqliteConnector:
             if stored is not None:
                 return stored
             upsert_on = ext if entity.load_mode == "upsert" else None
-            written = _write_rows(conn, info, cols, tk, upsert_on, rows,
-                                  skip_unchanged and upsert_on is not None)
+            written = _write_rows(
+                conn, info, cols, tk, upsert_on, rows, skip_unchanged and upsert_on is not None
+            )
             inserted = sum(1 for w in written if w[1])
             changed = [w for w in written if w[4]]
-            result = LoadResult(inserted=inserted, updated=len(changed) - inserted,
-                                unchanged=len(written) - len(changed), result_meta=result_meta)
+            result = LoadResult(
+                inserted=inserted,
+                updated=len(changed) - inserted,
+                unchanged=len(written) - len(changed),
+                result_meta=result_meta,
+            )
             _write_ledger(conn, entity, run_id, batch_id, changed)
-            _write_keymap(conn, namespace, entity.name, run_id, batch_id,
-                          [str(k) for k in source_keys], [w[0] for w in written])
+            _write_keymap(
+                conn,
+                namespace,
+                entity.name,
+                run_id,
+                batch_id,
+                [str(k) for k in source_keys],
+                [w[0] for w in written],
+            )
             conn.execute(
                 "INSERT INTO mp_ledger_batch (run_id, batch_id, entity, target_table, "
                 "target_key_column, result_meta, load_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, batch_id, entity.name, info.name, tk.name, json.dumps(result_meta),
-                 json.dumps({"inserted": result.inserted, "updated": result.updated,
-                             "unchanged": result.unchanged})))
+                (
+                    run_id,
+                    batch_id,
+                    entity.name,
+                    info.name,
+                    tk.name,
+                    json.dumps(result_meta),
+                    json.dumps(
+                        {
+                            "inserted": result.inserted,
+                            "updated": result.updated,
+                            "unchanged": result.unchanged,
+                        }
+                    ),
+                ),
+            )
         return result
 
     def _introspect_ledger_tables(self, run_id: str) -> None:
         with self._tx() as conn:
-            tables = [r[0] for r in conn.execute(
-                "SELECT DISTINCT target_table FROM mp_ledger_batch WHERE run_id = ?", (run_id,))]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT target_table FROM mp_ledger_batch WHERE run_id = ?", (run_id,)
+                )
+            ]
         for table in tables:
             self._table(table)
 
@@ -322,18 +409,29 @@ class SqliteConnector:
         self.ensure_ledger()
         self._introspect_ledger_tables(run_id)  # never introspect inside the undo transaction
         with self._tx(write=True) as conn:
-            rec = conn.execute("SELECT target_table, target_key_column FROM mp_ledger_batch "
-                               "WHERE run_id = ? AND batch_id = ?", (run_id, batch_id)).fetchone()
+            rec = conn.execute(
+                "SELECT target_table, target_key_column FROM mp_ledger_batch "
+                "WHERE run_id = ? AND batch_id = ?",
+                (run_id, batch_id),
+            ).fetchone()
             if rec is None:
                 return RollbackResult(batch_id=batch_id)
             info = self._table(rec[0])
             deleted, restored = _undo_rows(conn, info, info.column(rec[1]), run_id, batch_id)
-            counts = [conn.execute(f"DELETE FROM {t} WHERE run_id = ? AND batch_id = ?",
-                                   (run_id, batch_id)).rowcount
-                      for t in ("mp_ledger_keymap", "mp_ledger_row", "mp_ledger_batch")]
-        return RollbackResult(batch_id=batch_id, deleted=deleted, restored=restored,
-                              keymap_deleted=counts[0], ledger_rows_deleted=counts[1],
-                              found=True)
+            counts = [
+                conn.execute(
+                    f"DELETE FROM {t} WHERE run_id = ? AND batch_id = ?", (run_id, batch_id)
+                ).rowcount
+                for t in ("mp_ledger_keymap", "mp_ledger_row", "mp_ledger_batch")
+            ]
+        return RollbackResult(
+            batch_id=batch_id,
+            deleted=deleted,
+            restored=restored,
+            keymap_deleted=counts[0],
+            ledger_rows_deleted=counts[1],
+            found=True,
+        )
 
     # ------------------------------------------------------------------ proof
     def table_checksum(self, table: str, key_cols: Sequence[str]) -> TableChecksum:
@@ -352,12 +450,16 @@ class SqliteConnector:
         """Target key -> hash of the row as the run last wrote it (its ledger); read-only."""
         self.ensure_ledger()
         with self._tx() as conn:
-            rows = conn.execute("SELECT target_key, row_hash FROM mp_ledger_row WHERE run_id = ? "
-                                "AND entity = ? ORDER BY rowid", (run_id, entity)).fetchall()
+            rows = conn.execute(
+                "SELECT target_key, row_hash FROM mp_ledger_row WHERE run_id = ? "
+                "AND entity = ? ORDER BY rowid",
+                (run_id, entity),
+            ).fetchall()
         return {str(k): h for k, h in rows}
 
-    def row_hashes(self, table: str, key_col: str, keys: Sequence[str], *,
-                   columns: Sequence[str] | None = None) -> dict[str, str]:
+    def row_hashes(
+        self, table: str, key_col: str, keys: Sequence[str], *, columns: Sequence[str] | None = None
+    ) -> dict[str, str]:
         """Row hash (hashing.row_hash over ``columns``, default all) per key text found."""
         info = self._table(table)
         info.column(key_col)
@@ -368,46 +470,71 @@ class SqliteConnector:
         with self._tx() as conn:
             for chunk in _chunks([str(k) for k in keys]):
                 marks = ", ".join("?" for _ in chunk)
-                for r in conn.execute(f"SELECT {select} FROM {q(info.name)} "
-                                      f"WHERE {q(key_col)} IN ({marks})", list(chunk)):
+                for r in conn.execute(
+                    f"SELECT {select} FROM {q(info.name)} WHERE {q(key_col)} IN ({marks})",
+                    list(chunk),
+                ):
                     out[r[0]] = row_hash(r[1:])
         return out
 
 
 def _table_info(conn: sqlite3.Connection, name: str) -> TableInfo:
-    cols = conn.execute('SELECT name, type, "notnull", dflt_value, pk, hidden '
-                        "FROM pragma_table_xinfo(?) ORDER BY cid", (name,)).fetchall()
+    cols = conn.execute(
+        'SELECT name, type, "notnull", dflt_value, pk, hidden '
+        "FROM pragma_table_xinfo(?) ORDER BY cid",
+        (name,),
+    ).fetchall()
     pk = tuple(c[0] for c in sorted((c for c in cols if c[4]), key=lambda c: c[4]))
     rowid_alias = len(pk) == 1 and any(c[0] == pk[0] and c[1].upper() == "INTEGER" for c in cols)
     columns = tuple(
-        ColumnInfo(name=c[0], data_type=c[1] or "", cast_type=(c[1] or "").split("(")[0].strip(),
-                   max_length=max_length_of(c[1] or ""),
-                   nullable=not c[2] and not (rowid_alias and c[0] == pk[0]),
-                   primary_key=c[0] in pk,
-                   has_default=c[3] is not None or (rowid_alias and c[0] == pk[0]),
-                   generated=c[5] in (2, 3))
-        for c in cols if c[5] != 1)
+        ColumnInfo(
+            name=c[0],
+            data_type=c[1] or "",
+            cast_type=(c[1] or "").split("(")[0].strip(),
+            max_length=max_length_of(c[1] or ""),
+            nullable=not c[2] and not (rowid_alias and c[0] == pk[0]),
+            primary_key=c[0] in pk,
+            has_default=c[3] is not None or (rowid_alias and c[0] == pk[0]),
+            generated=c[5] in (2, 3),
+        )
+        for c in cols
+        if c[5] != 1
+    )
     unique = [pk] if pk else []
     for idx_name, partial in conn.execute(
-            'SELECT name, partial FROM pragma_index_list(?) WHERE "unique"', (name,)).fetchall():
-        idx_cols = tuple(r[0] for r in conn.execute(
-            "SELECT name FROM pragma_index_info(?) ORDER BY seqno", (idx_name,)))
+        'SELECT name, partial FROM pragma_index_list(?) WHERE "unique"', (name,)
+    ).fetchall():
+        idx_cols = tuple(
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM pragma_index_info(?) ORDER BY seqno", (idx_name,)
+            )
+        )
         if not partial and None not in idx_cols and idx_cols not in unique:
             unique.append(idx_cols)
     count = conn.execute(f"SELECT count(*) FROM {q(name)}").fetchone()[0]
-    return TableInfo(name=name, columns=columns, row_estimate=int(count), primary_key=pk,
-                     unique=tuple(unique))
+    return TableInfo(
+        name=name, columns=columns, row_estimate=int(count), primary_key=pk, unique=tuple(unique)
+    )
 
 
 def _text_rows(rows: pd.DataFrame) -> list[list[str | None]]:
     values = rows.to_numpy(dtype=object)
-    return [[None if v is None or (isinstance(v, float) and v != v) else str(v) for v in r]
-            for r in values]
+    return [
+        [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in r]
+        for r in values
+    ]
 
 
-def _write_rows(conn: sqlite3.Connection, info: TableInfo, cols: list[ColumnInfo],
-                tk: ColumnInfo, upsert_on: ColumnInfo | None, rows: pd.DataFrame,
-                skip_unchanged: bool = False) -> list[tuple]:
+def _write_rows(
+    conn: sqlite3.Connection,
+    info: TableInfo,
+    cols: list[ColumnInfo],
+    tk: ColumnInfo,
+    upsert_on: ColumnInfo | None,
+    rows: pd.DataFrame,
+    skip_unchanged: bool = False,
+) -> list[tuple]:
     """Insert/upsert row by row with RETURNING (exact key mapping; SQLite's set RETURNING
     order is unspecified). Returns (target key, inserted?, before-image JSON, row hash,
     written?); with skip_unchanged an identical existing row is left alone (written False)."""
@@ -418,12 +545,17 @@ def _write_rows(conn: sqlite3.Connection, info: TableInfo, cols: list[ColumnInfo
         conflict = f" ON CONFLICT ({q(upsert_on.name)}) DO UPDATE SET {sets}"
         if skip_unchanged:
             conflict += " WHERE " + " OR ".join(f"{q(n)} IS NOT excluded.{q(n)}" for n in names)
-    insert = (f"INSERT INTO {q(info.name)} ({_qcols(names)}) VALUES "
-              f"({', '.join('?' for _ in names)}){conflict} RETURNING CAST({q(tk.name)} AS TEXT), "
-              + ", ".join(f"CAST({q(n)} AS TEXT)" for n in names))
+    insert = (
+        f"INSERT INTO {q(info.name)} ({_qcols(names)}) VALUES "
+        f"({', '.join('?' for _ in names)}){conflict} RETURNING CAST({q(tk.name)} AS TEXT), "
+        + ", ".join(f"CAST({q(n)} AS TEXT)" for n in names)
+    )
     all_cols = [c.name for c in info.columns]
-    before_sql = f"SELECT {_qcols(all_cols)} FROM {q(info.name)} WHERE {q(upsert_on.name)} = ?" \
-        if upsert_on is not None else ""
+    before_sql = (
+        f"SELECT {_qcols(all_cols)} FROM {q(info.name)} WHERE {q(upsert_on.name)} = ?"
+        if upsert_on is not None
+        else ""
+    )
     ext_pos = names.index(upsert_on.name) if upsert_on is not None else -1
     written = []
     for values in _text_rows(rows):
@@ -440,45 +572,80 @@ def _write_rows(conn: sqlite3.Connection, info: TableInfo, cols: list[ColumnInfo
     return written
 
 
-def _write_ledger(conn: sqlite3.Connection, entity: EntitySpec, run_id: str, batch_id: str,
-                  written: list[tuple]) -> None:
+def _write_ledger(
+    conn: sqlite3.Connection, entity: EntitySpec, run_id: str, batch_id: str, written: list[tuple]
+) -> None:
     conn.executemany(
         "INSERT INTO mp_ledger_row (run_id, batch_id, entity, target_table, target_key, action, "
         "before_image, row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(run_id, batch_id, entity.name, entity.target_table, w[0],
-          "insert" if w[1] else "update", w[2], w[3]) for w in written])
+        [
+            (
+                run_id,
+                batch_id,
+                entity.name,
+                entity.target_table,
+                w[0],
+                "insert" if w[1] else "update",
+                w[2],
+                w[3],
+            )
+            for w in written
+        ],
+    )
 
 
-def _write_keymap(conn: sqlite3.Connection, namespace: str, entity: str, run_id: str,
-                  batch_id: str, source_keys: list[str], target_keys: list[str]) -> None:
+def _write_keymap(
+    conn: sqlite3.Connection,
+    namespace: str,
+    entity: str,
+    run_id: str,
+    batch_id: str,
+    source_keys: list[str],
+    target_keys: list[str],
+) -> None:
     """Key map rows; a mapping that already points at the same target key keeps its creator."""
     conn.executemany(
         "INSERT INTO mp_ledger_keymap (namespace, entity, source_key, target_key, run_id, "
         "batch_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, entity, source_key) "
         "DO UPDATE SET target_key = excluded.target_key, run_id = excluded.run_id, "
         "batch_id = excluded.batch_id WHERE target_key IS NOT excluded.target_key",
-        [(namespace, entity, s, t, run_id, batch_id)
-         for s, t in zip(source_keys, target_keys, strict=True)])
+        [
+            (namespace, entity, s, t, run_id, batch_id)
+            for s, t in zip(source_keys, target_keys, strict=True)
+        ],
+    )
 
 
 def _stored_result(conn: sqlite3.Connection, run_id: str, batch_id: str) -> LoadResult | None:
-    rec = conn.execute("SELECT load_result, result_meta FROM mp_ledger_batch "
-                       "WHERE run_id = ? AND batch_id = ?", (run_id, batch_id)).fetchone()
+    rec = conn.execute(
+        "SELECT load_result, result_meta FROM mp_ledger_batch WHERE run_id = ? AND batch_id = ?",
+        (run_id, batch_id),
+    ).fetchone()
     if rec is None:
         return None
     load, meta = json.loads(rec[0]), json.loads(rec[1])
-    return LoadResult(inserted=int(load.get("inserted", 0)), updated=int(load.get("updated", 0)),
-                      unchanged=int(load.get("unchanged", 0)), already_done=True,
-                      result_meta=meta)
+    return LoadResult(
+        inserted=int(load.get("inserted", 0)),
+        updated=int(load.get("updated", 0)),
+        unchanged=int(load.get("unchanged", 0)),
+        already_done=True,
+        result_meta=meta,
+    )
 
 
-def _undo_rows(conn: sqlite3.Connection, info: TableInfo, tk: ColumnInfo, run_id: str,
-               batch_id: str) -> tuple[int, int]:
+def _undo_rows(
+    conn: sqlite3.Connection, info: TableInfo, tk: ColumnInfo, run_id: str, batch_id: str
+) -> tuple[int, int]:
     deleted = conn.execute(
         f"DELETE FROM {q(info.name)} WHERE {q(tk.name)} IN (SELECT target_key FROM mp_ledger_row "
-        "WHERE run_id = ? AND batch_id = ? AND action = 'insert')", (run_id, batch_id)).rowcount
-    images = conn.execute("SELECT target_key, before_image FROM mp_ledger_row WHERE run_id = ? "
-                          "AND batch_id = ? AND action = 'update'", (run_id, batch_id)).fetchall()
+        "WHERE run_id = ? AND batch_id = ? AND action = 'insert')",
+        (run_id, batch_id),
+    ).rowcount
+    images = conn.execute(
+        "SELECT target_key, before_image FROM mp_ledger_row WHERE run_id = ? "
+        "AND batch_id = ? AND action = 'update'",
+        (run_id, batch_id),
+    ).fetchall()
     restore = [c.name for c in info.columns if not c.generated and c.name != tk.name]
     if not images or not restore:
         return deleted, 0
@@ -486,6 +653,8 @@ def _undo_rows(conn: sqlite3.Connection, info: TableInfo, tk: ColumnInfo, run_id
     restored = 0
     for key, image in images:
         before = json.loads(image)
-        restored += conn.execute(f"UPDATE {q(info.name)} SET {sets} WHERE {q(tk.name)} = ?",
-                                 [*(_from_json(before.get(c)) for c in restore), key]).rowcount
+        restored += conn.execute(
+            f"UPDATE {q(info.name)} SET {sets} WHERE {q(tk.name)} = ?",
+            [*(_from_json(before.get(c)) for c in restore), key],
+        ).rowcount
     return deleted, restored
