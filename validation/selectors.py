@@ -39,6 +39,9 @@ def report_context(run: Run) -> dict[str, Any]:
         "chart_rules": charts.bar_chart(data.get("failures_by_rule", []),
                                         title="Failures per rule"),
         "uat": uat_coverage(plan=run.plan, run=run),
+        # A finished load/delta run whose reconciliation the worker is still computing.
+        "pending": report is None and run.mode != RunMode.DRY_RUN
+        and run.status in ("succeeded", "failed") and run.batches.exists(),
     }
 
 

@@ -163,3 +163,17 @@ def test_audit_csv_export_filters_by_text(db, client_for, viewer):
     _events(3)
     text = client_for(viewer).get("/audit/?q=thing 2&format=csv").content.decode()
     assert "thing 2" in text and "thing 1" not in text
+
+
+def test_report_page_says_reconciling_until_the_report_exists(db, client_for, viewer):
+    from mappings.models import PlanVersion
+    from runs.models import Batch, Run
+    from tests.factories import PlanFactory
+
+    plan = PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target, mode="load",
+                             status="succeeded")
+    Batch.objects.create(run=run, entity="accounts", seq=1, status="done")
+    page = client_for(viewer).get(f"/runs/{run.uuid}/report/").content.decode()
+    assert "Reconciling…" in page and 'http-equiv="refresh"' in page
