@@ -191,6 +191,7 @@ class FailedRecord(models.Model):
             models.Index(fields=["run", "status"]),
             models.Index(fields=["run", "category"]),
             models.Index(fields=["status", "entity"]),
+            models.Index(fields=["run", "-id"], name="failed_record_run_page"),
         ]
 
     def __str__(self) -> str:
