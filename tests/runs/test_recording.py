@@ -6,7 +6,7 @@ import pytest
 
 from mappings.models import PlanVersion
 from runs.models import FailedRecord, Run
-from runs.services.recording import failed_records_build, failed_records_insert
+from runs.services.recording import failed_records_insert
 from tests.factories import PlanFactory
 
 pytestmark = pytest.mark.django_db
@@ -37,12 +37,20 @@ def test_failed_records_round_trip_awkward_text():
         {"Customer_ID": "3", "Email_Address": "", "Legacy_Notes": "tab\there \\ back"},
     ]
     failures = [_Failure(r["Customer_ID"], r) for r in rows]
-    failed_records_insert(
-        failed_records_build(run=run, batch=None, entity="accounts", failures=failures)
-    )
+    failed_records_insert(run=run, batch=None, entity="accounts", failures=failures)
     stored = {r.source_key: r for r in FailedRecord.objects.filter(run=run)}
     assert [stored[r["Customer_ID"]].source_row for r in rows] == rows
     assert stored["1"].batch_id is None
     assert stored["2"].message == "invalid e-mail address '\\\\N'"
     assert stored["1"].transformed_row == {"email": None, "name": 'Acme "Quoted", Inc.'}
     assert stored["3"].errors[0]["value"] == ""
+
+
+def test_failed_record_twice_in_one_run_is_kept_once():
+    plan = PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target)
+    failure = _Failure("7", {"Customer_ID": "7", "Email_Address": "x"})
+    failed_records_insert(run=run, batch=None, entity="accounts", failures=[failure])
+    failed_records_insert(run=run, batch=None, entity="accounts", failures=[failure])
+    assert FailedRecord.objects.filter(run=run).count() == 1
