@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from runs.engine.errors import SchemaError
+from runs.engine.errors import EngineError, SchemaError
 
 if TYPE_CHECKING:
     from runs.engine.snapshot import EntitySpec
@@ -316,6 +316,22 @@ def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
     if family == "date":
         bad |= ~s.str.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*").to_numpy(dtype=bool)
     return bad
+
+
+def load_columns(info: TableInfo, entity: EntitySpec, rows: pd.DataFrame,
+                 source_keys: Sequence[str]) -> tuple[list[ColumnInfo], ColumnInfo,
+                                                      ColumnInfo | None]:
+    """Check a batch against its target table: (written columns, target key, external id).
+    Pure; raises SchemaError (unknown column) or EngineError (upsert without its external id
+    among the rows, keys not aligned with rows)."""
+    cols = info.require(list(rows.columns))
+    tk = info.column(entity.target_key)
+    ext = info.column(entity.external_id) if entity.external_id else None
+    if entity.load_mode == "upsert" and (ext is None or ext not in cols):
+        raise EngineError(f"entity {entity.name!r}: upsert needs its external_id column")
+    if len(source_keys) != len(rows):
+        raise EngineError("source_keys must align with rows")
+    return cols, tk, ext
 
 
 def text_frame(columns: Sequence[str], data: Mapping[str, Any]) -> pd.DataFrame:

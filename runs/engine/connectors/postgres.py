@@ -28,6 +28,7 @@ from runs.engine.connectors.base import (
     SchemaInfo,
     TableChecksum,
     TableInfo,
+    load_columns,
     ranges_from_bounds,
     text_frame,
     validate_frame,
@@ -434,13 +435,7 @@ class PostgresConnector:
         ``skip_unchanged`` (upsert only; delta by comparison): rows whose target row already
         holds the same values are not written and not in the ledger, only counted."""
         info = self._table(entity.target_table)
-        cols = info.require(list(rows.columns))
-        tk = info.column(entity.target_key)
-        ext = info.column(entity.external_id) if entity.external_id else None
-        if entity.load_mode == "upsert" and ext is None:
-            raise EngineError(f"entity {entity.name!r}: upsert needs an external_id column")
-        if len(source_keys) != len(rows):
-            raise EngineError("source_keys must align with rows")
+        cols, tk, ext = load_columns(info, entity, rows, source_keys)
         self.ensure_ledger()
         with self._tx() as cur:
             self._lock(cur, run_id, batch_id)
@@ -517,9 +512,7 @@ class PostgresConnector:
         before: dict[str, str] = {}
         conflict = sql.SQL("")
         if mode == "upsert" and ext is not None:
-            names = [c.name for c in cols]
-            if ext.name not in names:
-                raise EngineError(f"upsert rows must include the external id {ext.name!r}")
+            names = [c.name for c in cols]  # load_columns checked the external id is among them
             before = self._before_images(cur, info, tk, ext, temp[names.index(ext.name)])
             conflict = sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
                 sql.Identifier(ext.name),

@@ -23,6 +23,7 @@ from runs.engine.connectors.base import (
     SchemaInfo,
     TableChecksum,
     TableInfo,
+    load_columns,
     max_length_of,
     ranges_from_bounds,
     text_frame,
@@ -338,13 +339,7 @@ class SqliteConnector:
         ``skip_unchanged`` (upsert only; delta by comparison): rows whose target row already
         holds the same values are not written and not in the ledger, only counted."""
         info = self._table(entity.target_table)
-        cols = info.require(list(rows.columns))
-        tk = info.column(entity.target_key)
-        ext = info.column(entity.external_id) if entity.external_id else None
-        if entity.load_mode == "upsert" and (ext is None or ext not in cols):
-            raise EngineError(f"entity {entity.name!r}: upsert needs its external_id column")
-        if len(source_keys) != len(rows):
-            raise EngineError("source_keys must align with rows")
+        cols, tk, ext = load_columns(info, entity, rows, source_keys)
         self.ensure_ledger()
         with self._tx(write=True) as conn:
             stored = _stored_result(conn, run_id, batch_id)
