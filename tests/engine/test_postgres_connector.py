@@ -198,6 +198,45 @@ def test_load_batch_insert_mode_keymap_and_row_hashes(tdb):
     assert stored == [(hashes["E00001"],)]
 
 
+def test_pg_keymap_pairs_wait_in_the_batch_record_until_the_first_lookup(tpg):
+    tpg.script(target_ddl("postgresql"))
+    load(tpg.connector, customer_rows(3), run="r0", batch="b1")
+    load(tpg.connector, customer_rows(2, start=3), run="r0", batch="b2")
+    assert tpg.execute("SELECT count(*) FROM mp_ledger.keymap") == [(0,)]
+    keymap = tpg.connector.keymap_lookup("plan", "customer", ["E00000", "E00004"])
+    assert keymap == {"E00000": "1", "E00004": "5"}
+    assert tpg.execute(
+        "SELECT batch_id, count(*) FROM mp_ledger.keymap GROUP BY 1 ORDER BY 1"
+    ) == [("b1", 3), ("b2", 2)]
+    assert tpg.execute(
+        "SELECT count(*) FROM mp_ledger.batch WHERE keymap_source IS NOT NULL") == [(0,)]
+    # a later run mapping the same keys to the same rows keeps the first creator
+    load(tpg.connector, customer_rows(3, name="m"), run="r1", batch="b1")
+    tpg.connector.keymap_lookup("plan", "customer", ["E00000"])
+    assert tpg.execute("SELECT DISTINCT run_id FROM mp_ledger.keymap") == [("r0",)]
+
+
+def test_pg_rollback_of_a_batch_whose_keymap_was_never_looked_up_leaves_no_pairs(tpg):
+    tpg.script(target_ddl("postgresql"))
+    load(tpg.connector, customer_rows(4), run="r0", batch="b1")
+    result = tpg.connector.rollback_batch("r0", "b1")
+    assert (result.deleted, result.keymap_deleted) == (4, 0)
+    assert tpg.connector.keymap_lookup("plan", "customer", ["E00000"]) == {}
+
+
+def test_pg_failures_are_stored_packed_and_come_back_on_a_retry(tpg):
+    tpg.script(target_ddl("postgresql"))
+    failures = [{"source_key": f"K{i}", "source_row": {"name": "é" * i}} for i in range(300)]
+    meta = {"extracted": 303, "failures": failures}
+    tpg.connector.load_batch(entity=customer_entity(), rows=customer_rows(3),
+                             source_keys=["E00000", "E00001", "E00002"], run_id="r",
+                             batch_id="b", namespace="plan", result_meta=meta)
+    stored = tpg.execute("SELECT result_meta, octet_length(failures) FROM mp_ledger.batch")
+    assert stored[0][0] == {"extracted": 303}
+    assert 0 < stored[0][1] < len(json.dumps(failures))
+    assert tpg.connector.batch_result("r", "b").result_meta == meta
+
+
 def test_validate_rows_flags_too_long_not_null_and_bad_casts(tdb):
     tdb.script(target_ddl(tdb.kind))
     frame = text_frame(["ext", "name", "age", "born"], {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import zlib
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -92,7 +93,19 @@ CREATE TABLE IF NOT EXISTS mp_ledger.keymap (
     target_key text NOT NULL, run_id text NOT NULL, batch_id text NOT NULL,
     PRIMARY KEY (namespace, entity, source_key));
 CREATE INDEX IF NOT EXISTS keymap_batch_idx ON mp_ledger.keymap (run_id, batch_id);
+ALTER TABLE mp_ledger.batch ADD COLUMN IF NOT EXISTS failures bytea,
+    ADD COLUMN IF NOT EXISTS namespace text,
+    ADD COLUMN IF NOT EXISTS keymap_source text[], ADD COLUMN IF NOT EXISTS keymap_target text[];
+CREATE INDEX IF NOT EXISTS batch_keymap_pending_idx ON mp_ledger.batch (namespace, entity)
+    WHERE keymap_source IS NOT NULL;
 """
+_KEYMAP_UPSERT = (
+    "INSERT INTO mp_ledger.keymap AS k (namespace, entity, source_key, target_key, run_id, "
+    "batch_id) SELECT %s, %s, m.s, m.t, %s, %s FROM ({source}) AS m(s, t) "
+    "ON CONFLICT (namespace, entity, source_key) DO UPDATE SET target_key = "
+    "EXCLUDED.target_key, run_id = EXCLUDED.run_id, batch_id = EXCLUDED.batch_id "
+    "WHERE k.target_key IS DISTINCT FROM EXCLUDED.target_key"
+)
 _LEDGER_ROW_COPY = (
     "COPY mp_ledger.row (run_id, batch_id, entity, target_table, target_key, "
     "action, before_image, row_hash) FROM STDIN WITH (FORMAT csv)"
@@ -373,8 +386,15 @@ class PostgresConnector:
         if self._ledger_ready:
             return
         with self._tx() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('mp_ledger.ddl', 0))")
-            cur.execute(_LEDGER_DDL)
+            # The last object the DDL creates: when it exists, no DDL (ALTER TABLE would take
+            # an exclusive lock and deadlock against a concurrent batch's insert).
+            ready = "SELECT to_regclass('mp_ledger.batch_keymap_pending_idx') IS NOT NULL"
+            cur.execute(ready)
+            if not cur.fetchone()[0]:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('mp_ledger.ddl', 0))")
+                cur.execute(ready)  # another process may have finished it while we waited
+                if not cur.fetchone()[0]:
+                    cur.execute(_LEDGER_DDL)
         self._ledger_ready = True
 
     def ledger_batches(self, run_id: str) -> list[str]:
@@ -390,8 +410,11 @@ class PostgresConnector:
     def keymap_lookup(
         self, namespace: str, entity: str, source_keys: Sequence[str]
     ) -> dict[str, str]:
-        """Target keys recorded for ``source_keys`` of ``entity`` (missing keys are absent)."""
+        """Target keys recorded for ``source_keys`` of ``entity`` (missing keys are absent).
+
+        Materializes the entity's pending key-map arrays first (see _materialize_keymap)."""
         self.ensure_ledger()
+        self._materialize_keymap(namespace, entity)
         with self._tx() as cur:
             cur.execute(
                 "SELECT source_key, target_key FROM mp_ledger.keymap WHERE namespace = %s "
@@ -399,6 +422,45 @@ class PostgresConnector:
                 (namespace, entity, [str(k) for k in source_keys]),
             )
             return dict(cur.fetchall())
+
+    def _materialize_keymap(self, namespace: str, entity: str) -> None:
+        """Move the (source key -> target key) arrays batches stored into mp_ledger.keymap.
+
+        A batch keeps its pairs as two arrays in its own ledger record (one row instead of
+        one indexed row per key: ~10 ms instead of ~250 ms per 50,000 rows); the first lookup
+        of the entity's key map applies every pending batch in commit order with the same
+        upsert an eager write would run. Idempotent; one transaction under an advisory lock."""
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM mp_ledger.batch WHERE namespace = %s "
+                "AND entity = %s AND keymap_source IS NOT NULL)",
+                (namespace, entity),
+            )
+            if not cur.fetchone()[0]:
+                return
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"mp_ledger.keymap\x1f{namespace}\x1f{entity}",),
+            )
+            cur.execute(
+                "SELECT run_id, batch_id FROM mp_ledger.batch WHERE namespace = %s "
+                "AND entity = %s AND keymap_source IS NOT NULL ORDER BY committed_at, seq",
+                (namespace, entity),
+            )
+            for run_id, batch_id in cur.fetchall():
+                cur.execute(
+                    _KEYMAP_UPSERT.format(
+                        source="SELECT u.s, u.t FROM mp_ledger.batch b, "
+                        "unnest(b.keymap_source, b.keymap_target) AS u(s, t) "
+                        "WHERE b.run_id = %s AND b.batch_id = %s"
+                    ),
+                    (namespace, entity, run_id, batch_id, run_id, batch_id),
+                )
+                cur.execute(
+                    "UPDATE mp_ledger.batch SET keymap_source = NULL, keymap_target = NULL "
+                    "WHERE run_id = %s AND batch_id = %s",
+                    (run_id, batch_id),
+                )
 
     def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None:
         """The stored LoadResult (already_done=True) of a committed batch, else None. Read-only."""
@@ -452,21 +514,21 @@ class PostgresConnector:
                 unchanged=len(written) - len(changed),
                 result_meta=result_meta,
             )
-            keys = [str(k) for k in source_keys]
             _write_ledger(cur, entity, run_id, batch_id, changed)
-            _write_keymap(
-                cur, namespace, entity.name, run_id, batch_id, keys, [w[0] for w in written]
-            )
+            counts = {k: v for k, v in result_meta.items() if k != "failures"}
+            failures = result_meta.get("failures")
             cur.execute(
                 "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
-                "target_key_column, result_meta, load_result) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "target_key_column, result_meta, load_result, failures, namespace, "
+                "keymap_source, keymap_target) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::text[], %s::text[])",
                 (
                     run_id,
                     batch_id,
                     entity.name,
                     info.name,
                     tk.name,
-                    json.dumps(result_meta),
+                    json.dumps(counts),
                     json.dumps(
                         {
                             "inserted": result.inserted,
@@ -474,6 +536,10 @@ class PostgresConnector:
                             "unchanged": result.unchanged,
                         }
                     ),
+                    psycopg2.Binary(pack_failures(failures)) if failures else None,
+                    namespace,
+                    [str(k) for k in source_keys] if written else None,
+                    [w[0] for w in written] if written else None,
                 ),
             )
         return result
@@ -759,15 +825,23 @@ def _table_info(
     )
 
 
+def pack_failures(failures: list[dict[str, Any]]) -> bytes:
+    """A batch's failures as zlib-compressed JSON (the ledger keeps them for a retry)."""
+    return zlib.compress(json.dumps(failures, separators=(",", ":")).encode(), 1)
+
+
 def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:
     cur.execute(
-        "SELECT load_result, result_meta FROM mp_ledger.batch WHERE run_id = %s AND batch_id = %s",
+        "SELECT load_result, result_meta, failures FROM mp_ledger.batch "
+        "WHERE run_id = %s AND batch_id = %s",
         (run_id, batch_id),
     )
     rec = cur.fetchone()
     if rec is None:
         return None
-    load, meta = rec
+    load, meta, packed = rec
+    if packed is not None:
+        meta = {**meta, "failures": json.loads(zlib.decompress(bytes(packed)))}
     return LoadResult(
         inserted=int(load.get("inserted", 0)),
         updated=int(load.get("updated", 0)),
@@ -794,32 +868,3 @@ def _write_ledger(
         [w[3] for w in written],
     ]
     cur.copy_expert(_LEDGER_ROW_COPY, io.BytesIO(csv_bytes(columns)))
-
-
-def _write_keymap(
-    cur: Any,
-    namespace: str,
-    entity: str,
-    run_id: str,
-    batch_id: str,
-    source_keys: list[str],
-    target_keys: list[str],
-) -> None:
-    """Key map rows; a mapping that already points at the same target key keeps its creator."""
-    if not source_keys:
-        return
-    cur.execute(
-        "CREATE TEMP TABLE mp_keymap_load (source_key text, target_key text) ON COMMIT DROP"
-    )
-    cur.copy_expert(
-        "COPY mp_keymap_load FROM STDIN WITH (FORMAT csv)",
-        io.BytesIO(csv_bytes([source_keys, target_keys])),
-    )
-    cur.execute(
-        "INSERT INTO mp_ledger.keymap AS k (namespace, entity, source_key, target_key, run_id, "
-        "batch_id) SELECT %s, %s, source_key, target_key, %s, %s FROM mp_keymap_load "
-        "ON CONFLICT (namespace, entity, source_key) DO UPDATE SET target_key = "
-        "EXCLUDED.target_key, run_id = EXCLUDED.run_id, batch_id = EXCLUDED.batch_id "
-        "WHERE k.target_key IS DISTINCT FROM EXCLUDED.target_key",
-        (namespace, entity, run_id, batch_id),
-    )
