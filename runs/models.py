@@ -151,7 +151,10 @@ class FailedRecord(models.Model):
     """A source row that could not be migrated: the error queue."""
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="failed_records")
+    # db_index=False: failed_record_unique_per_run (run, entity, source_key) covers run lookups
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="failed_records", db_index=False
+    )
     batch = models.ForeignKey(
         Batch, null=True, blank=True, on_delete=models.SET_NULL, related_name="failed_records"
     )

@@ -13,6 +13,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pandas as pd
 import psycopg2
 import psycopg2.errors
@@ -827,7 +828,7 @@ def _table_info(
 
 def pack_failures(failures: list[dict[str, Any]]) -> bytes:
     """A batch's failures as zlib-compressed JSON (the ledger keeps them for a retry)."""
-    return zlib.compress(json.dumps(failures, separators=(",", ":")).encode(), 1)
+    return zlib.compress(orjson.dumps(failures, default=str), 1)
 
 
 def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:
@@ -841,7 +842,7 @@ def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:
         return None
     load, meta, packed = rec
     if packed is not None:
-        meta = {**meta, "failures": json.loads(zlib.decompress(bytes(packed)))}
+        meta = {**meta, "failures": orjson.loads(zlib.decompress(bytes(packed)))}
     return LoadResult(
         inserted=int(load.get("inserted", 0)),
         updated=int(load.get("updated", 0)),
