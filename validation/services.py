@@ -108,13 +108,14 @@ def prevalidation_execute(*, plan: Plan, snapshot: PlanSnapshot | None = None,
     snapshot = snapshot or plan_snapshot_build(plan=plan)
     source = connector_for(plan.source)
     rules = plan.validation_rules.filter(phase=ValidationPhase.PRE, enabled=True)
-    results = []
+    results, ranges = [], {}
     for rule in rules:
         if entities is not None and rule.entity not in entities:
             continue
         try:
             outcome = pre_check(kind=rule.kind, params=rule.params, column=rule.column,
-                                entity=snapshot.entity(rule.entity), source=source)
+                                entity=snapshot.entity(rule.entity), source=source,
+                                ranges=ranges)
             results.append(_result(rule, run, outcome))
         except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
             results.append(_error(rule, run, exc))

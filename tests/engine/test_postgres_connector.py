@@ -156,6 +156,16 @@ def test_fetch_keys_finds_existing_composite_keys(tdb):
     assert found == {"1|x", "2|y|z"}
 
 
+def test_duplicate_values_counts_repeated_values_in_the_database(tdb):
+    tdb.script("CREATE TABLE src (id integer PRIMARY KEY, city text)")
+    ph = "%s" if tdb.kind == "postgresql" else "?"
+    for i, city in enumerate(["b", "a", "b", None, None, "c", "a", "a"]):
+        tdb.execute(f"INSERT INTO src VALUES ({ph}, {ph})", (i, city))
+    assert tdb.connector.duplicate_values("src", "city") == (2, ["a", "b"])
+    assert tdb.connector.duplicate_values("src", "city", 1) == (2, ["a"])
+    assert tdb.connector.duplicate_values("src", "id") == (0, [])
+
+
 # ------------------------------------------------------------------ load / ledger
 
 def test_load_batch_twice_leaves_target_unchanged_and_reports_already_done(tdb):

@@ -125,3 +125,29 @@ def test_rule_params_clean_names_the_bad_field(kind, column, params, field):
 def test_rule_params_clean_types_values():
     assert rule_params_clean(kind="sample_compare", column="", params={"pct": "5", "seed": "3"}) \
         == {"pct": 5.0, "seed": 3}
+
+
+def test_pre_rules_read_in_small_chunks_observe_the_same_figures(demo_plan, monkeypatch):
+    from validation import checks
+
+    rules = [
+        _rule(demo_plan, "line2", "completeness", "accounts", "Address_Line2", min_pct=100),
+        _rule(demo_plan, "mail", "format", "accounts", "Email_Address", pattern="email"),
+        # a lookahead: RE2 refuses it, Python's re takes over
+        _rule(demo_plan, "not test", "format", "accounts", "Email_Address",
+              pattern=r"(?!test).*@.*"),
+        _rule(demo_plan, "city", "unique", "accounts", "City"),
+    ]
+    _only(demo_plan, *rules)
+
+    def observed():
+        return {r.rule.name: (r.status, r.observed, r.details)
+                for r in prevalidation_execute(plan=demo_plan)}
+
+    whole = observed()
+    monkeypatch.setattr(checks, "CHUNK_ROWS", 7)
+    assert observed() == whole
+    assert whole["mail"][0] == "failed" and "do not" in whole["mail"][1]
+    assert 0 < len(whole["mail"][2]["examples"]) <= 10
+    assert whole["not test"][0] in ("passed", "failed") and "%" in whole["not test"][1]
+    assert whole["city"][0] == "failed" and whole["city"][2]["examples"]

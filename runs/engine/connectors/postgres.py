@@ -381,6 +381,25 @@ class PostgresConnector:
             cur.execute(query, arrays)
             return {r[0] for r in cur.fetchall()}
 
+    def duplicate_values(self, table: str, column: str, limit: int = 20) -> tuple[int, list[str]]:
+        """(how many distinct non-null values of ``column`` repeat, the first ``limit`` of
+        them as text, sorted), counted by the database. Read-only; SchemaError."""
+        info = self._table(table)
+        name = info.column(column).name
+        if (name,) in info.unique:
+            return 0, []  # a unique index already guarantees it
+        col = sql.Identifier(name)
+        with self._tx() as cur:
+            cur.execute(
+                sql.SQL(
+                    "SELECT count(*) OVER (), v::text FROM (SELECT {c} AS v FROM {t} "
+                    "WHERE {c} IS NOT NULL GROUP BY 1 HAVING count(*) > 1) d ORDER BY 2 LIMIT %s"
+                ).format(c=col, t=self._ident(info)),
+                (int(limit),),
+            )
+            rows = cur.fetchall()
+        return (int(rows[0][0]) if rows else 0), [r[1] for r in rows]
+
     # ------------------------------------------------------------------ ledger
     def ensure_ledger(self) -> None:
         """Create schema mp_ledger and its tables if missing. Idempotent, concurrency-safe."""

@@ -268,6 +268,23 @@ class SqliteConnector:
                 )
         return found
 
+    def duplicate_values(self, table: str, column: str, limit: int = 20) -> tuple[int, list[str]]:
+        """(how many distinct non-null values of ``column`` repeat, the first ``limit`` of
+        them as text, sorted), counted by the database. Read-only; SchemaError."""
+        info = self._table(table)
+        name = info.column(column).name
+        if (name,) in info.unique:
+            return 0, []  # a unique index already guarantees it
+        col = q(name)
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"SELECT count(*) OVER (), v FROM (SELECT CAST({col} AS TEXT) AS v "
+                f"FROM {q(info.name)} WHERE {col} IS NOT NULL GROUP BY 1 HAVING count(*) > 1) "
+                "ORDER BY v LIMIT ?",
+                (int(limit),),
+            ).fetchall()
+        return (int(rows[0][0]) if rows else 0), [r[1] for r in rows]
+
     # ------------------------------------------------------------------ ledger
     def ensure_ledger(self) -> None:
         """Create the mp_ledger_* tables if missing. Idempotent."""
