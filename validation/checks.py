@@ -4,14 +4,8 @@ source (pandas over extracted columns, so any source connector works)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.connectors import Connector, KeyRange
@@ -112,50 +106,11 @@ class Outcome:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-CHUNK_ROWS = 100_000  # pre-checks read a column this many rows at a time (bounded memory)
-
-
-def _chunks(source: Connector, entity: EntitySpec, column: str,
-            ranges: dict[str, list[KeyRange]]) -> Iterator[pa.Array]:
-    """The column in key-range chunks of CHUNK_ROWS (never the whole table in memory), as
-    whitespace-trimmed Arrow strings; ``ranges`` caches the key ranges per entity."""
-    if entity.name not in ranges:
-        ranges[entity.name] = source.key_ranges(entity.source_table, entity.source_key,
-                                                CHUNK_ROWS)
-    for key_range in ranges[entity.name]:
-        values = source.extract(entity.source_table, [column], entity.source_key, key_range)
-        yield pc.utf8_trim_whitespace(_arrow_text(values[column]))
-
-
-def _arrow_text(series: pd.Series) -> pa.Array:
-    try:
-        return pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return pa.array([None if pd.isna(v) else str(v) for v in series], type=pa.string())
-
-
-def _filled(text: pa.Array) -> pa.Array:
-    """Non-null and not blank (``text`` already trimmed)."""
-    return pc.fill_null(pc.not_equal(text, ""), False)
-
-
-def _fullmatch(text: pa.Array, pattern: str) -> np.ndarray:
-    """Which values match ``pattern`` entirely: RE2 in Arrow, Python's ``re`` for patterns RE2
-    cannot run (lookarounds, back-references)."""
-    try:
-        matched = pc.match_substring_regex(text, f"^(?:{pattern})$")
-        return pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        compiled = re.compile(pattern)
-        return np.array([v is not None and compiled.fullmatch(v) is not None
-                         for v in text.to_pylist()], dtype=bool)
-
-
 def pre_check(*, kind: str, params: dict, column: str, entity: EntitySpec,
               source: Connector, ranges: dict[str, list[KeyRange]] | None = None) -> Outcome:
     """Evaluate one pre-migration check on the source table. Read-only; reads the column in
-    chunks of CHUNK_ROWS (uniqueness is counted by the database); engine errors raise.
-    Pass one ``ranges`` dict to several calls to plan each entity's chunks once."""
+    chunks (column_scan.CHUNK_ROWS; uniqueness is counted by the database); engine errors
+    raise. Pass one ``ranges`` dict to several calls to plan each entity's chunks once."""
     ranges = {} if ranges is None else ranges
     if kind == "row_count_range":
         n = source.count(entity.source_table)
@@ -167,30 +122,20 @@ def pre_check(*, kind: str, params: dict, column: str, entity: EntitySpec,
         repeated, sample = source.duplicate_values(entity.source_table, column, 20)
         return Outcome(repeated == 0, "0 duplicated values", f"{repeated:,} duplicated values",
                        {"examples": sample})
+    # pyarrow is imported here, not at module level: app start-up (the web processes and
+    # the Celery parent process) stays free of pandas/pyarrow (~100 MB each)
+    from . import column_scan
+
+    chunks = column_scan.chunks(source, entity, column, ranges)
     if kind == "completeness":
-        rows = filled = 0
-        for text in _chunks(source, entity, column, ranges):
-            rows += len(text)
-            filled += pc.sum(_filled(text)).as_py() or 0
+        rows, filled = column_scan.filled_count(chunks)
         pct = 100.0 * filled / rows if rows else 100.0
         return Outcome(pct >= params["min_pct"], f"≥ {params['min_pct']:g}%", f"{pct:.2f}%")
     if kind == "format":
-        return _format(_chunks(source, entity, column, ranges), params)
+        pattern = NAMED_PATTERNS.get(params["pattern"], params["pattern"])
+        total, bad_count, examples = column_scan.format_scan(chunks, pattern)
+        pct = 100.0 * (total - bad_count) / total if total else 100.0
+        want = params.get("min_pct", 100.0)
+        return Outcome(pct >= want, f"≥ {want:g}% match {params['pattern']}",
+                       f"{pct:.2f}% ({bad_count:,} do not)", {"examples": examples})
     raise ApplicationError(f"“{kind}” is not a pre-migration check.", field="kind")
-
-
-def _format(chunks: Iterable[pa.Array], params: dict) -> Outcome:
-    pattern = NAMED_PATTERNS.get(params["pattern"], params["pattern"])
-    total = bad_count = 0
-    examples: list[str] = []
-    for chunk in chunks:
-        text = chunk.filter(_filled(chunk))
-        bad = ~_fullmatch(text, pattern)
-        total += len(text)
-        bad_count += int(bad.sum())
-        if len(examples) < 10:
-            examples += text.filter(pa.array(bad)).slice(0, 10 - len(examples)).to_pylist()
-    pct = 100.0 * (total - bad_count) / total if total else 100.0
-    want = params.get("min_pct", 100.0)
-    return Outcome(pct >= want, f"≥ {want:g}% match {params['pattern']}",
-                   f"{pct:.2f}% ({bad_count:,} do not)", {"examples": examples})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -17,7 +17,6 @@ from runs.enums import RunMode, RunStatus
 from runs.models import Run
 from runs.services.state import run_entities, run_snapshot
 
-from . import reconciliation as rec
 from .audit import audit_record
 from .checks import Outcome, pre_check, rule_params_clean
 from .enums import (
@@ -30,6 +29,9 @@ from .enums import (
     Verdict,
 )
 from .models import RunReport, ValidationResult, ValidationRule
+
+if TYPE_CHECKING:
+    from . import reconciliation as rec
 
 logger = logging.getLogger(__name__)
 RULE_FIELDS = ("name", "kind", "entity", "column", "params", "severity", "enabled")
@@ -137,6 +139,8 @@ def run_prevalidate(run: Run) -> str | None:
 
 
 def _post_results(ctx: rec.RunContext, run: Run, diffs: dict[str, dict]) -> list:
+    from . import reconciliation as rec
+
     names = {e.name: e for e in run_entities(run)}
     rules = run.plan.validation_rules.filter(phase=ValidationPhase.POST, enabled=True)
     results = []
@@ -164,6 +168,8 @@ def _verdict(accounting: list[dict], diffs: dict[str, dict], results: list) -> s
 
 
 def _diffs(ctx: rec.RunContext, run: Run) -> dict[str, dict]:
+    from . import reconciliation as rec
+
     diffs: dict[str, dict] = {}
     for entity in run_entities(run):
         started = time.monotonic()
@@ -176,6 +182,8 @@ def run_report_build(*, run: Run) -> RunReport:
     """Reconcile a finished load/delta run and store its report and post-check results,
     replacing earlier ones (idempotent). Raises on connection errors."""
     started = time.monotonic()
+    from . import reconciliation as rec  # pandas: imported where used, not at app start
+
     ctx = rec.RunContext(run=run)
     accounting = rec.accounting(run)
     diffs = _diffs(ctx, run)

@@ -15,7 +15,6 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from runs.connections import connector_for
-from runs.engine.batch import execute_batch, reference_parents
 from runs.engine.connectors import KeyRange
 from runs.engine.errors import EngineError, TransientError
 from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
@@ -259,6 +258,8 @@ def _work(batch: Batch) -> str:
     heartbeat.start()
     started = time.monotonic()
     try:
+        from runs.engine.batch import execute_batch  # pandas: loaded in the pool child only
+
         outcome = execute_batch(
             snapshot=run_snapshot(run),
             entity=entity,
@@ -310,6 +311,8 @@ def _failed_parents(run: Run, entity) -> dict[str, frozenset[str]] | None:
     """For a dry run: parent keys that failed in this run (a load would not have them)."""
     if run.mode != RunMode.DRY_RUN:
         return None
+    from runs.engine.batch import reference_parents
+
     return {parent: _failed_parent_keys(run.pk, parent) for parent in reference_parents(entity)}
 
 

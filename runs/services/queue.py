@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from django.db import transaction
 from django.db.models import F, Max, QuerySet
 from django.utils import timezone
@@ -13,7 +13,6 @@ from django.utils import timezone
 from mappings.services import plan_snapshot_build
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.connections import connector_for
-from runs.engine.batch import process_frame, source_columns
 from runs.enums import BatchStatus, FailedRecordStatus, RunMode
 from runs.models import Batch, FailedRecord, LedgerEntry, Run
 from validation.audit import audit_record
@@ -22,6 +21,9 @@ from validation.enums import AuditAction
 from .dispatch import enqueue_reprocess
 from .logging import run_log
 from .state import run_ledger_id, run_snapshot
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WORKABLE = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
 
@@ -34,6 +36,8 @@ class ReprocessResult:
 
 
 def _frame(records: list[FailedRecord], columns: list[str]) -> pd.DataFrame:
+    import pandas as pd  # imported where used: the web app and Celery parent stay pandas-free
+
     rows = [{c: {**r.source_row, **r.corrected_values}.get(c) for c in columns} for r in records]
     return pd.DataFrame(rows, columns=columns, dtype=object)
 
@@ -113,6 +117,8 @@ def _apply(run: Run, records: list[FailedRecord], outcome, batch: Batch, user) -
 def _reprocess_group(
     run: Run, entity_name: str, records: list[FailedRecord], user, current_rules: bool
 ) -> ReprocessResult:
+    from runs.engine.batch import process_frame, source_columns
+
     snapshot = plan_snapshot_build(plan=run.plan) if current_rules else run_snapshot(run)
     entity = snapshot.entity(entity_name)
     batch = _new_batch(run, entity_name, len(records))

@@ -11,7 +11,6 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from runs.engine.connectors.postgres import csv_bytes
 from runs.enums import BatchStatus, FailedRecordStatus, LogLevel
 from runs.models import COUNTERS, Batch, FailedRecord, LedgerEntry, Run
 
@@ -120,6 +119,8 @@ def failed_records_insert(*, run: Run, batch: Batch | None, entity: str, failure
         return
     # CSV mode: an unquoted empty field is NULL, a quoted one is text, so no value can
     # ever be mistaken for NULL.
+    from runs.engine.connectors.postgres import csv_bytes  # pyarrow: pool child only
+
     data = csv_bytes(_copy_columns(run=run, batch=batch, entity=entity, failures=failures))
     table, columns = FailedRecord._meta.db_table, ", ".join(_COPY_COLUMNS)
     try:

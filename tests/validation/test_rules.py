@@ -128,7 +128,7 @@ def test_rule_params_clean_types_values():
 
 
 def test_pre_rules_read_in_small_chunks_observe_the_same_figures(demo_plan, monkeypatch):
-    from validation import checks
+    from validation import column_scan
 
     rules = [
         _rule(demo_plan, "line2", "completeness", "accounts", "Address_Line2", min_pct=100),
@@ -145,7 +145,7 @@ def test_pre_rules_read_in_small_chunks_observe_the_same_figures(demo_plan, monk
                 for r in prevalidation_execute(plan=demo_plan)}
 
     whole = observed()
-    monkeypatch.setattr(checks, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(column_scan, "CHUNK_ROWS", 7)
     assert observed() == whole
     assert whole["mail"][0] == "failed" and "do not" in whole["mail"][1]
     assert 0 < len(whole["mail"][2]["examples"]) <= 10

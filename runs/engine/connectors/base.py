@@ -11,12 +11,12 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-import pandas as pd
-
 from runs.engine.errors import EngineError, SchemaError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
     from runs.engine.snapshot import EntitySpec
     from runs.engine.transform import FieldError
 
@@ -249,6 +249,8 @@ def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, Fiel
     Raises SchemaError for a frame column the table does not have. Vectorised per column.
     """
     from runs.engine.transform import FieldError  # transform imports connectors lazily too
+    # pandas/numpy are imported where used, so importing the connector types (as the web app
+    # and the Celery parent process do) does not load them (~100 MB per process).
 
     found: dict[Hashable, FieldError] = {}
     for col in table.require(list(frame.columns)):
@@ -264,6 +266,7 @@ def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, Fiel
 
 
 def _column_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.ndarray, str]]:
+    import numpy as np
     isnull = series.isna().to_numpy()
     problems = []
     if not col.nullable and not col.has_default:
@@ -290,6 +293,8 @@ def bad_message(col: ColumnInfo) -> tuple[str, str]:
 
 
 def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
+    import numpy as np
+    import pandas as pd
     family = type_family(col.cast_type)
     s = text.astype(object)
     if family == "text":
@@ -339,6 +344,9 @@ def load_columns(info: TableInfo, entity: EntitySpec, rows: pd.DataFrame,
 
 def text_frame(columns: Sequence[str], data: Mapping[str, Any]) -> pd.DataFrame:
     """DataFrame of object columns (str/None) in ``columns`` order, however pandas infers."""
+    import numpy as np
+    import pandas as pd
+
     return pd.DataFrame(
         {c: np.asarray(data[c], dtype=object) for c in columns}, columns=list(columns), dtype=object
     )
