@@ -4,11 +4,13 @@ with the run's own frozen rules before they are compared with the target)."""
 
 from __future__ import annotations
 
-import random
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from django.db.models import Count, Sum
 
@@ -31,6 +33,7 @@ from runs.models import COUNTERS, Batch, FailedRecord, Run
 from runs.services.state import run_entities, run_ledger_id, run_snapshot
 
 from .checks import Outcome
+from .enums import ValidationPhase
 
 LISTED_KEYS = 50
 
@@ -40,7 +43,7 @@ class RunContext:
     """What the checks of one run share: connectors, snapshot, cached expected frames."""
 
     run: Run
-    expected: dict[str, pd.DataFrame] = field(default_factory=dict)
+    expected: dict[str, Expected] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.snapshot = run_snapshot(self.run)
@@ -87,35 +90,121 @@ def accounting(run: Run) -> list[dict[str, Any]]:
     return lines
 
 
-def expected_rows(ctx: RunContext, entity: EntitySpec) -> pd.DataFrame:
-    """Source rows of the entity transformed with the run's rules, minus rows this run failed;
-    indexed by source key text. Cached per run context."""
-    if entity.name in ctx.expected:
-        return ctx.expected[entity.name]
-    frame = ctx.source.extract(
-        entity.source_table, source_columns(entity), entity.source_key, KeyRange()
-    )
-    keymaps = _keymaps(ctx.snapshot, entity, frame, ctx.source, ctx.target, False)
-    result = transform_frame(
-        entity=entity,
-        frame=frame,
-        lookups=ctx.snapshot.lookups,
-        keymaps=keymaps,
-        namespace=ctx.snapshot.plan,
-    )
-    rows = result.rows.copy()
-    rows.index = result.source_keys.astype(str).to_numpy()
+@dataclass
+class SampleSpec:
+    """A sample_compare rule's choice of rows: ``pct`` % of them, or the ``n`` first, by a
+    seeded hash of the source key (deterministic, one pass, memory of the sample only)."""
+
+    pct: float | None
+    n: int | None
+    seed: int
+
+    @classmethod
+    def of(cls, params: dict) -> SampleSpec:
+        return cls(pct=params.get("pct", 5.0) if not params.get("n") else None,
+                   n=params.get("n"), seed=int(params.get("seed", 0)))
+
+    def hashes(self, keys: pd.Index) -> np.ndarray:
+        seed = f"{self.seed:016d}"[-16:]
+        return pd.util.hash_pandas_object(pd.Series(keys, dtype=object), index=False,
+                                          hash_key=seed).to_numpy()
+
+
+@dataclass
+class Expected:
+    """What the run should have written for one entity, aggregated chunk by chunk: row count,
+    sums and category counts of the columns rules ask for, and each sample's rows."""
+
+    rows: int = 0
+    sums: dict[str, Decimal] = field(default_factory=dict)
+    counts: dict[str, Counter] = field(default_factory=dict)
+    samples: dict[tuple, pd.DataFrame] = field(default_factory=dict)
+
+
+def _post_needs(run: Run, entity: EntitySpec) -> tuple[set[str], set[str], list[SampleSpec]]:
+    """(sum columns, category columns, sample specs) the entity's post rules need."""
+    sums, cats, samples = set(), set(), []
+    for rule in run.plan.validation_rules.filter(phase=ValidationPhase.POST, enabled=True,
+                                                 entity=entity.name):
+        if rule.kind == "sum_match":
+            sums.add(rule.column)
+        elif rule.kind == "category_count_match":
+            cats.add(rule.column)
+        elif rule.kind == "sample_compare":
+            samples.append(SampleSpec.of(rule.params))
+    return sums, cats, samples
+
+
+def _expected_chunks(ctx: RunContext, entity: EntitySpec) -> Iterator[pd.DataFrame]:
+    """Source rows of the entity transformed with the run's rules, minus rows this run failed,
+    indexed by source key text — one batch-sized key range at a time (bounded memory; the
+    same batching as the run, so a dedupe acts on the same rows)."""
     failed = set(
         FailedRecord.objects.filter(run=ctx.run, entity=entity.name).values_list(
             "source_key", flat=True
         )
     )
-    rows = rows[~rows.index.isin(failed)]
-    if ctx.run.mode == RunMode.DELTA:
-        written = ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, list(rows.index))
-        rows = rows[rows.index.isin(list(written))]
-    ctx.expected[entity.name] = rows
-    return rows
+    ranges = ctx.source.key_ranges(
+        entity.source_table, entity.source_key, ctx.snapshot.batch_size
+    )
+    for key_range in ranges:
+        frame = ctx.source.extract(
+            entity.source_table, source_columns(entity), entity.source_key, key_range
+        )
+        keymaps = _keymaps(ctx.snapshot, entity, frame, ctx.source, ctx.target, False)
+        result = transform_frame(
+            entity=entity,
+            frame=frame,
+            lookups=ctx.snapshot.lookups,
+            keymaps=keymaps,
+            namespace=ctx.snapshot.plan,
+        )
+        rows = result.rows
+        rows.index = result.source_keys.astype(str).to_numpy()
+        rows = rows[~rows.index.isin(failed)]
+        if ctx.run.mode == RunMode.DELTA:
+            written = ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, list(rows.index))
+            rows = rows[rows.index.isin(list(written))]
+        yield rows
+
+
+def expected_aggregate(ctx: RunContext, entity: EntitySpec) -> Expected:
+    """The entity's Expected, computed in one chunked pass for every post rule it has.
+    Read-only; cached per run context; engine errors raise."""
+    if entity.name in ctx.expected:
+        return ctx.expected[entity.name]
+    sum_cols, cat_cols, samples = _post_needs(ctx.run, entity)
+    out = Expected(sums={c: Decimal(0) for c in sum_cols},
+                   counts={c: Counter() for c in cat_cols})
+    limits = {(s.pct, s.n, s.seed): s for s in samples}
+    picked: dict[tuple, list[pd.DataFrame]] = {k: [] for k in limits}
+    smallest: dict[tuple, pd.DataFrame] = {}
+    for rows in _expected_chunks(ctx, entity):
+        out.rows += len(rows)
+        for col in sum_cols:
+            out.sums[col] += _decimal(rows[col])
+        for col in cat_cols:
+            out.counts[col].update(_counts(rows[col]))
+        for key, spec in limits.items():
+            if not len(rows):
+                continue
+            hashed = rows.assign(mp_hash=spec.hashes(rows.index))
+            # the n smallest hashes so far (a pct sample keeps 1 in case it picks none)
+            prior = smallest.get(key)
+            both = hashed if prior is None else pd.concat([prior, hashed])
+            smallest[key] = both.nsmallest(spec.n or 1, "mp_hash")
+            if not spec.n:
+                share = min(max(spec.pct or 0.0, 0.0), 100.0) / 100.0
+                cut = np.uint64(min(int(share * 2**64), 2**64 - 1))
+                picked[key].append(hashed[hashed["mp_hash"].to_numpy() <= cut])
+    for key, spec in limits.items():
+        frames = picked[key] if not spec.n else []
+        if not any(len(f) for f in frames):
+            frames = [smallest[key]] if key in smallest else []
+        chosen = pd.concat(frames) if frames else pd.DataFrame()
+        out.samples[key] = chosen.drop(columns=["mp_hash"], errors="ignore").sort_index()
+    ctx.expected[entity.name] = out
+    return out
 
 
 def key_diff(ctx: RunContext, entity: EntitySpec) -> KeyDiff:
@@ -197,19 +286,19 @@ def post_check(
     ident, info = ctx.table(entity)
     key = info.column(entity.target_key)
     common = {"table": ident, "key": key, "run_id": ctx.ledger_id, "entity": entity.name}
-    rows = expected_rows(ctx, entity)
+    expected = expected_aggregate(ctx, entity)
     if kind == "row_count_match":
         observed = pg_run_aggregate(ctx.cursor, **common)
         tol = params.get("tolerance_pct", 0.0)
-        diff_pct = abs(observed - len(rows)) * 100.0 / max(len(rows), 1)
+        diff_pct = abs(observed - expected.rows) * 100.0 / max(expected.rows, 1)
         return Outcome(
             diff_pct <= tol,
-            f"{len(rows):,} (± {tol:g}%)",
+            f"{expected.rows:,} (± {tol:g}%)",
             f"{observed:,}",
             {"difference_pct": round(diff_pct, 3)},
         )
     if kind == "sum_match":
-        want = _decimal(rows[column])
+        want = expected.sums[column]
         have = Decimal(pg_run_aggregate(ctx.cursor, column=column, **common) or 0)
         tol = Decimal(str(params.get("tolerance", 0)))
         return Outcome(
@@ -219,10 +308,15 @@ def post_check(
             {"difference": str(have - want)},
         )
     if kind == "category_count_match":
-        return _categories(ctx, rows, column, common)
+        return _categories(ctx, dict(expected.counts[column]), column, common)
     if kind == "sample_compare":
-        return _sample(ctx, entity, rows, params, key, ident)
+        return _sample(ctx, entity, _sample_rows(expected, params), key, ident)
     raise ValueError(f"{kind} is not a post-migration check")
+
+
+def _sample_rows(expected: Expected, params: dict) -> pd.DataFrame:
+    spec = SampleSpec.of(params)
+    return expected.samples[(spec.pct, spec.n, spec.seed)]
 
 
 def _counts(values: pd.Series) -> dict[str, int]:
@@ -266,18 +360,18 @@ def _post_check_in_memory(
     frame = _target_frame(ctx, entity.target_table, [entity.target_key, *columns])
     written = ctx.target.ledger_row_hashes(ctx.ledger_id, entity.name)
     frame = frame[frame[entity.target_key].astype(str).isin(written)]
-    rows = expected_rows(ctx, entity)
+    expected = expected_aggregate(ctx, entity)
     if kind == "row_count_match":
         tol = params.get("tolerance_pct", 0.0)
-        diff_pct = abs(len(frame) - len(rows)) * 100.0 / max(len(rows), 1)
+        diff_pct = abs(len(frame) - expected.rows) * 100.0 / max(expected.rows, 1)
         return Outcome(
             diff_pct <= tol,
-            f"{len(rows):,} (± {tol:g}%)",
+            f"{expected.rows:,} (± {tol:g}%)",
             f"{len(frame):,}",
             {"difference_pct": round(diff_pct, 3)},
         )
     if kind == "sum_match":
-        want, have = _decimal(rows[column]), _decimal(frame[column])
+        want, have = expected.sums[column], _decimal(frame[column])
         tol = Decimal(str(params.get("tolerance", 0)))
         return Outcome(
             abs(want - have) <= tol,
@@ -286,11 +380,11 @@ def _post_check_in_memory(
             {"difference": str(have - want)},
         )
     if kind == "category_count_match":
-        return _category_outcome(_counts(rows[column]), _counts(frame[column]))
+        return _category_outcome(dict(expected.counts[column]), _counts(frame[column]))
     if kind == "sample_compare":
         by_key = frame.set_index(frame[entity.target_key].astype(str))
         actual = {k: {c: _text(v) for c, v in by_key.loc[k, columns].items()} for k in by_key.index}
-        return _sample_outcome(ctx, entity, rows, params, actual)
+        return _sample_outcome(ctx, entity, _sample_rows(expected, params), actual)
     raise ValueError(f"{kind} is not a post-migration check")
 
 
@@ -303,31 +397,28 @@ def _category_outcome(want: dict[str, int], have: dict[str, int]) -> Outcome:
     return Outcome(not bad, text, seen, {"categories": table, "mismatched": len(bad)})
 
 
-def _categories(ctx: RunContext, rows: pd.DataFrame, column: str, common: dict) -> Outcome:
-    want = _counts(rows[column])
+def _categories(ctx: RunContext, want: dict[str, int], column: str, common: dict) -> Outcome:
     have = pg_run_aggregate(ctx.cursor, column=column, by_category=True, **common)
     return _category_outcome(want, have)
 
 
 def _sample(
-    ctx: RunContext, entity: EntitySpec, rows: pd.DataFrame, params: dict, key: Any, ident: Any
+    ctx: RunContext, entity: EntitySpec, rows: pd.DataFrame, key: Any, ident: Any
 ) -> Outcome:
     columns = [f.target for f in entity.fields]
 
     def fetch(keys: list[str]) -> dict[str, dict[str, str | None]]:
         return pg_fetch_rows(ctx.cursor, table=ident, key=key, keys=keys, columns=columns)
 
-    return _sample_outcome(ctx, entity, rows, params, fetch)
+    return _sample_outcome(ctx, entity, rows, fetch)
 
 
 def _sample_outcome(
-    ctx: RunContext, entity: EntitySpec, rows: pd.DataFrame, params: dict, actual_rows: Any
+    ctx: RunContext, entity: EntitySpec, rows: pd.DataFrame, actual_rows: Any
 ) -> Outcome:
-    """Field-by-field comparison of a seeded random sample; ``actual_rows`` is a dict of
-    target rows by key text, or a function fetching them."""
-    keys = sorted(rows.index)
-    size = params.get("n") or max(1, round(len(keys) * params.get("pct", 5.0) / 100))
-    chosen = random.Random(params.get("seed", 0)).sample(keys, min(size, len(keys)))
+    """Field-by-field comparison of the sampled expected ``rows`` (SampleSpec) with the
+    target; ``actual_rows`` is a dict of target rows by key text, or a function fetching them."""
+    chosen = list(rows.index)
     targets = ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, chosen)
     columns = [f.target for f in entity.fields]
     wanted = list(targets.values())

@@ -61,3 +61,31 @@ def test_reconciliation_finds_changed_deleted_and_added_rows(eager_celery, demo_
     assert report.verdict == "fail"
     assert _checks(run)["checksum:accounts"].status == "failed"
     assert _checks(run)["row_count_match:accounts"].observed == f"{len(ids) - 1:,}"
+
+
+def test_report_reads_the_source_in_batches_and_samples_deterministically(eager_celery,
+                                                                          demo_plan):
+    from django.db.models import Sum
+
+    from validation.models import ValidationRule
+
+    demo_plan.batch_size = 97  # many chunks: the aggregates must add up across them
+    demo_plan.save()
+    ValidationRule.objects.create(plan=demo_plan, name="seven rows", phase="post",
+                                  kind="sample_compare", entity="accounts",
+                                  params={"n": 7, "seed": 3}, severity="warning")
+    run = _load(demo_plan)
+    loaded = run.batches.filter(entity="accounts").aggregate(n=Sum("loaded"))["n"]
+    assert run.batches.filter(entity="accounts").count() > 3
+    results = {r.rule.name: r for r in ValidationResult.objects.filter(run=run)}
+    count = next(r for r in results.values() if r.rule.kind == "row_count_match")
+    assert count.status == "passed" and count.expected.startswith(f"{loaded:,} ")
+    assert results["seven rows"].status == "passed"
+    assert results["seven rows"].details["sampled"] == 7
+    five_pct = next(r for r in results.values() if r.rule.params == {"pct": 5.0})
+    assert 0 < five_pct.details["sampled"] < loaded * 0.15
+    again = run_report_build(run=run)
+    assert again.verdict == "pass"
+    rebuilt = {r.rule.name: r.details for r in ValidationResult.objects.filter(run=run)
+               .order_by("id") if r.rule.kind == "sample_compare"}
+    assert rebuilt["seven rows"] == results["seven rows"].details
