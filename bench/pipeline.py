@@ -262,6 +262,40 @@ def launch(app: App, plan: str) -> dict:
     }
 
 
+def wait_report(app: App, run_uuid: str, timeout: float = 900) -> dict:
+    """Wait for the application's own post-run report (the after-run hook builds it in a
+    worker: accounting, key-level reconciliation, post checks through the mapping), polling
+    the workers' memory meanwhile: the report must stay inside the memory target too."""
+    roots = {name: proc.pid for name, proc in app.workers.items()}
+    start = time.time()
+    row = None
+    with RssPoller(roots) as poller:
+        while time.time() - start < timeout:
+            row = app.query(
+                "SELECT r.verdict, r.duration_ms FROM validation_runreport r "
+                "JOIN runs_run u ON u.id = r.run_id WHERE u.uuid = %s",
+                (run_uuid,),
+            )
+            if row is not None:
+                break
+            time.sleep(0.25)
+    if row is None:
+        raise RuntimeError(f"no report for run {run_uuid} after {timeout:.0f} s")
+    return {
+        "verdict": row[0],
+        "seconds": row[1] / 1000,
+        "waited_seconds": time.time() - start,
+        "workers": {
+            n: {
+                "peak_tree_rss_mb": p.rss_kb / 1024,
+                "peak_tree_pss_mb": p.pss_kb / 1024,
+                "peak_process_rss_mb": p.max_process_rss_kb / 1024,
+            }
+            for n, p in poller.peaks.items()
+        },
+    }
+
+
 def reconcile(target: Dsn, run_uuid: str) -> dict:
     """Re-hash every row the run wrote (connector.row_hashes over the entity's fields, by
     target key in chunks) and compare with the ledger's row hashes; then table_checksum."""

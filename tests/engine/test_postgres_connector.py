@@ -261,6 +261,17 @@ def test_validate_rows_flags_too_long_not_null_and_bad_casts(tdb):
                    3: ("age", "type_cast"), 4: ("age", "type_cast"), 5: ("born", "type_cast")}
 
 
+def test_validate_rows_counts_characters_not_bytes_and_takes_non_text_values(tdb):
+    tdb.script(target_ddl(tdb.kind))
+    text = text_frame(["ext", "name"], {"ext": ["a", "b", "c"],
+                                        "name": ["é" * 10, "é" * 11, None]})
+    errors = tdb.connector.validate_rows("customer", text)
+    assert {i: e.category for i, e in errors.items()} == {1: "too_long", 2: "required_missing"}
+    mixed = pd.DataFrame({"ext": ["a", "b"], "name": [12345678901, 42]}, dtype=object)
+    errors = tdb.connector.validate_rows("customer", mixed)  # ints: the pandas path
+    assert {i: e.category for i, e in errors.items()} == {0: "too_long"}
+
+
 def test_validate_rows_with_an_unknown_column_raises_schema_error(tdb):
     tdb.script(target_ddl(tdb.kind))
     with pytest.raises(SchemaError, match="shoe_size"):

@@ -265,8 +265,36 @@ def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, Fiel
     return found
 
 
+def _text_length_problems(
+    col: ColumnInfo, series: pd.Series
+) -> list[tuple[str, np.ndarray, str]] | None:
+    """Fast path for a text column of str/None values: NOT NULL and length checks in Arrow
+    (~1 ms instead of ~20 ms per 50,000 values); None when the values are not all text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return None
+    problems = []
+    if not col.nullable and not col.has_default:
+        isnull = arr.is_null().to_numpy(zero_copy_only=False)
+        problems.append(("required_missing", isnull, f"{col.name} is NOT NULL in the target"))
+    if col.max_length is not None and arr.null_count < len(arr):
+        too_long = pc.fill_null(pc.greater(pc.utf8_length(arr), col.max_length), False)
+        kind, message = bad_message(col)
+        problems.append((kind, too_long.to_numpy(zero_copy_only=False), message))
+    return problems
+
+
 def _column_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.ndarray, str]]:
     import numpy as np
+
+    if type_family(col.cast_type) == "text":
+        fast = _text_length_problems(col, series)
+        if fast is not None:
+            return fast
     isnull = series.isna().to_numpy()
     problems = []
     if not col.nullable and not col.has_default:
