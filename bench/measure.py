@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,8 @@ class TreePeak:
     pss_kb: int = 0  # peak of the tree's summed PSS (shared pages divided among sharers)
     max_process_rss_kb: int = 0  # peak VmRSS of any single process of the tree
     samples: int = 0
+    # (seconds since start, tree RSS MB, largest process RSS MB) once a second: where the peak is
+    timeline: list[tuple[float, int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +85,7 @@ class RssPoller:
     peaks: dict[str, TreePeak] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _started: float = field(default_factory=time.monotonic)
 
     def sample(self) -> None:
         for name, root in self.roots.items():
@@ -92,6 +96,9 @@ class RssPoller:
             peak.pss_kb = max(peak.pss_kb, sum(_pss_kb(p) for p in pids))
             peak.max_process_rss_kb = max(peak.max_process_rss_kb, max(rss, default=0))
             peak.samples += 1
+            at = time.monotonic() - self._started
+            if not peak.timeline or at - peak.timeline[-1][0] >= 1.0:
+                peak.timeline.append((round(at, 1), sum(rss) >> 10, max(rss, default=0) >> 10))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -256,6 +256,7 @@ def launch(app: App, plan: str) -> dict:
                 "peak_tree_pss_mb": p.pss_kb / 1024,
                 "peak_process_rss_mb": p.max_process_rss_kb / 1024,
                 "samples": p.samples,
+                "timeline": p.timeline,
             }
             for n, p in poller.peaks.items()
         },

@@ -89,3 +89,24 @@ def test_report_reads_the_source_in_batches_and_samples_deterministically(eager_
     rebuilt = {r.rule.name: r.details for r in ValidationResult.objects.filter(run=run)
                .order_by("id") if r.rule.kind == "sample_compare"}
     assert rebuilt["seven rows"] == results["seven rows"].details
+
+
+def test_sample_compare_in_small_rounds_finds_a_tampered_row(eager_celery, demo_plan,
+                                                             demo_target_db, monkeypatch):
+    from validation import reconciliation
+    from validation.models import ValidationRule
+
+    ValidationRule.objects.create(plan=demo_plan, name="every row", phase="post",
+                                  kind="sample_compare", entity="accounts",
+                                  params={"pct": 100.0, "seed": 1}, severity="warning")
+    run = _load(demo_plan)
+    first = pg.query(demo_target_db, "SELECT min(id) FROM accounts")[0][0]
+    pg.query(demo_target_db, "UPDATE accounts SET name = 'Tampered' WHERE id = %s", (first,))
+    monkeypatch.setattr(reconciliation, "SAMPLE_CHUNK", 3)
+    run_report_build(run=run)
+    result = ValidationResult.objects.filter(run=run, rule__name="every row").latest("id")
+    loaded = pg.query(demo_target_db, "SELECT count(*) FROM accounts")[0][0]
+    assert result.status == "warning"  # a warning rule that does not pass
+    assert result.observed == "1 rows differ (1 fields)"
+    assert result.details["sampled"] == loaded
+    assert result.details["differences"][0]["key"] == str(first)
