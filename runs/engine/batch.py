@@ -109,7 +109,9 @@ def execute_batch(
         stored = target.batch_result(run_id, batch_id)
         if stored is not None:
             return BatchOutcome.from_meta(stored.result_meta, stored)
-    frame = source.extract(
+    # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per value
+    extract = getattr(source, "extract_text", source.extract)
+    frame = extract(
         entity.source_table,
         source_columns(entity),
         entity.source_key,
@@ -234,7 +236,7 @@ def _keymaps(
         values = set()
         for col in columns:
             if col in frame.columns:
-                values.update(str(v).strip() for v in frame[col] if v is not None)
+                values.update(str(v).strip() for v in frame[col] if not _missing(v))
         values.discard("")
         wanted = sorted(values)
         if dry_run:
@@ -271,8 +273,10 @@ def _validate(
     return rows, keys, failures
 
 
+def _missing(value: object) -> bool:
+    """None, NaN or pd.NA (frames may hold any of them for a missing value)."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
 def _record(row: pd.Series) -> dict[str, str | None]:
-    return {
-        str(k): (None if v is None or (isinstance(v, float) and v != v) else str(v))
-        for k, v in row.items()
-    }
+    return {str(k): (None if _missing(v) else str(v)) for k, v in row.items()}

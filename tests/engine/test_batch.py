@@ -113,6 +113,18 @@ def test_execute_batch_accounts_for_every_extracted_row(tdb):
         ("6", "load", "too_long"),
     ]
     assert tdb.execute("SELECT count(*) FROM customer") == [(15,)]
+    # a missing source value reads back as None in the queue, never as "<NA>" or "nan"
+    by_key = {f.source_key: f for f in outcome.failures}
+    assert by_key["5"].source_row["name"] is None
+    assert all(v not in ("<NA>", "nan", "None") for f in outcome.failures
+               for v in f.source_row.values())
+
+
+def test_failure_rows_turn_every_kind_of_missing_value_into_none():
+    from runs.engine.batch import _record
+
+    row = pd.Series({"a": pd.NA, "b": None, "c": float("nan"), "d": "x", "e": ""}, dtype=object)
+    assert _record(row) == {"a": None, "b": None, "c": None, "d": "x", "e": ""}
 
 
 def test_execute_batch_accounting_holds_across_key_ranges(tdb):

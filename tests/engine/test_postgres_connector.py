@@ -123,6 +123,18 @@ def test_extract_preserves_null_empty_string_and_unicode(tdb):
     assert all(dtype is object or dtype == "object" for dtype in frame.dtypes)
 
 
+def test_pg_extract_text_holds_the_same_values_in_arrow_strings(tpg):
+    tpg.script("CREATE TABLE src (id integer PRIMARY KEY, v text)")
+    values = [None, "", "NULL", "a,b", 'quote " inside', "line\nbreak", "Zoë 日本 🚀"]
+    for i, v in enumerate(values):
+        tpg.execute("INSERT INTO src VALUES (%s, %s)", (i, v))
+    frame = tpg.connector.extract_text("src", ["id", "v"], ["id"], KeyRange())
+    assert str(frame["v"].dtype) == "string"
+    assert frame["v"].array.dtype.storage == "pyarrow"
+    got = [None if v is pd.NA else v for v in frame["v"].tolist()]
+    assert got == values
+
+
 def test_extract_of_an_unknown_column_raises_schema_error(tdb):
     tdb.script("CREATE TABLE src (id integer PRIMARY KEY)")
     with pytest.raises(SchemaError, match="nope"):

@@ -145,8 +145,9 @@ def csv_bytes(columns: Sequence[Sequence[Any]] | pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-def parse_copy_csv(data: bytes, columns: Sequence[str]) -> pd.DataFrame:
-    """COPY ... CSV output -> object frame of str/None (unquoted empty = NULL, "" = empty)."""
+def parse_copy_csv(data: bytes, columns: Sequence[str], *, arrow: bool = False) -> pd.DataFrame:
+    """COPY ... CSV output -> object frame of str/None (unquoted empty = NULL, "" = empty);
+    ``arrow``: Arrow-backed string columns instead (no Python str per value: ~5x less memory)."""
     if not data:
         return text_frame(columns, {c: [] for c in columns})
     names = [f"c{i}" for i in range(len(columns))]
@@ -161,6 +162,14 @@ def parse_copy_csv(data: bytes, columns: Sequence[str]) -> pd.DataFrame:
             quoted_strings_can_be_null=False,
         ),
     )
+    if arrow:
+        return pd.DataFrame(
+            {
+                c: pd.Series(pd.arrays.ArrowStringArray(table.column(n)), copy=False)
+                for c, n in zip(columns, names, strict=True)
+            },
+            columns=list(columns),
+        )
     return text_frame(
         columns,
         {
@@ -339,8 +348,10 @@ class PostgresConnector:
         key_range: KeyRange,
         *,
         changed_since: ChangedSince | None = None,
+        arrow: bool = False,
     ) -> pd.DataFrame:
-        """Rows of one key range, ordered by key, as object columns of str/None (COPY + pyarrow)."""
+        """Rows of one key range, ordered by key, as object columns of str/None (COPY + pyarrow;
+        ``arrow``: Arrow-backed string columns, see extract_text)."""
         info = self._table(table)
         info.require(columns)
         query = sql.SQL(
@@ -354,7 +365,22 @@ class PostgresConnector:
         buf = io.BytesIO()
         with self._tx() as cur:
             cur.copy_expert(query, buf)
-        return parse_copy_csv(buf.getvalue(), columns)
+        return parse_copy_csv(buf.getvalue(), columns, arrow=arrow)
+
+    def extract_text(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key_cols: Sequence[str],
+        key_range: KeyRange,
+        *,
+        changed_since: ChangedSince | None = None,
+    ) -> pd.DataFrame:
+        """``extract`` with Arrow-backed string columns (missing values are pd.NA): what a
+        batch feeds the transform, which works on Arrow strings anyway. Read-only."""
+        return self.extract(
+            table, columns, key_cols, key_range, changed_since=changed_since, arrow=True
+        )
 
     def fetch_keys(self, table: str, key_cols: Sequence[str], keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` (source key text, ``|``-joined when composite) exist in ``table``."""
