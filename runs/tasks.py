@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import gc
 import logging
-from functools import lru_cache
 
 from celery import shared_task
 from celery.signals import task_postrun
 
+from migration_planner.lib.memory import release_memory
 from runs.engine.errors import TransientError
 
 from . import services
@@ -18,23 +15,10 @@ from . import services
 logger = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
-def _malloc_trim():  # noqa: ANN202 - a ctypes function or None
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        return None
-
-
 @task_postrun.connect
-def release_memory(**_: object) -> None:
-    """After every task: collect cycles and hand the freed heap back to the OS (glibc keeps
-    it otherwise; a worker child grew ~30 MB per batch until it plateaued)."""
-    gc.collect()
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+def release_after_task(**_: object) -> None:
+    """After every task: give the batch's freed memory back to the OS."""
+    release_memory()
 
 
 @shared_task(name="runs.run_start", acks_late=True, time_limit=3600)

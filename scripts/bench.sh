@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark: private PostgreSQL + Redis on loopback, then bench/run_bench.py.
-# Usage: bash scripts/bench.sh [--rows N] [--repeat N] [--batch-size 50000,10000] ...
+# Usage: bash scripts/bench.sh [--rows N] [--repeat N] [--batch-size 20000,50000] ...
 # Ports: BENCH_PG_PORT (default 55533), BENCH_REDIS_PORT (default 56480); data under the
 # git-ignored .data/bench/. Results: bench/results/bench-<timestamp>.json and latest.json.
 # shellcheck disable=SC2317  # functions invoked from traps look unreachable
