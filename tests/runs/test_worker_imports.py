@@ -40,3 +40,14 @@ def test_worker_parent_start_loads_no_pandas_or_pyarrow():
 def test_the_check_catches_a_heavy_import():
     tasks, heavy = _start("import pandas\n" + WORKER_START)
     assert "pandas" in heavy
+
+
+def test_arrow_uses_the_system_allocator_in_the_app():
+    code = ("import django; django.setup(); import pyarrow as pa; "
+            "print(0, pa.default_memory_pool().backend_name)")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "migration_planner.settings"}
+    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, text=True,
+                            capture_output=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "system"]
