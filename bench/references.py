@@ -282,7 +282,18 @@ def pgloader(source: Dsn, target_db: str, workdir: Path) -> RefResult:
     )
     start = time.perf_counter()
     proc = subprocess.run(  # noqa: S603 - fixed program, our load file
-        ["/usr/bin/time", "-v", "pgloader", "--root-dir", str(workdir / "pgloader"), str(load)],
+        # a 4 GB Lisp heap: at Debian's default the 1M-row copy sometimes died with "Heap
+        # exhausted, game over" (dimitri/pgloader#327, #962); the load itself is unchanged
+        [
+            "/usr/bin/time",
+            "-v",
+            "pgloader",
+            "--dynamic-space-size",
+            "4096",
+            "--root-dir",
+            str(workdir / "pgloader"),
+            str(load),
+        ],
         capture_output=True,
         text=True,
     )
@@ -297,5 +308,6 @@ def pgloader(source: Dsn, target_db: str, workdir: Path) -> RefResult:
         seconds,
         int(rows.group(2)) if rows else -1,
         peak_rss_mb=int(rss.group(1)) / 1024 if rss else None,
-        note="workers/concurrency at pgloader defaults; includes table + index DDL",
+        note="workers/concurrency at pgloader defaults, --dynamic-space-size 4096; "
+        "includes table + index DDL",
     )
