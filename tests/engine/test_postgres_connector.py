@@ -191,6 +191,19 @@ def test_load_batch_twice_leaves_target_unchanged_and_reports_already_done(tdb):
     assert tdb.connector.ledger_batches("run-1") == ["b1"]
 
 
+def test_load_batch_recreates_a_ledger_dropped_since_the_connector_last_used_it(tdb):
+    tdb.script(target_ddl(tdb.kind))
+    load(tdb.connector, customer_rows(2), run="r0")
+    if tdb.kind == "postgresql":
+        tdb.script("DROP SCHEMA mp_ledger CASCADE")
+    else:
+        tdb.script("DROP TABLE mp_ledger_batch; DROP TABLE mp_ledger_row; "
+                   "DROP TABLE mp_ledger_keymap")
+    result = load(tdb.connector, customer_rows(2, start=2), run="r1")
+    assert (result.inserted, result.already_done) == (2, False)
+    assert tdb.connector.ledger_batches("r1") == ["b1"]
+
+
 def test_load_batch_upsert_records_before_images_of_overwritten_rows(tdb):
     tdb.script(target_ddl(tdb.kind))
     load(tdb.connector, customer_rows(4), run="r0")

@@ -188,7 +188,6 @@ class PostgresConnector:
         self._params = {k: v for k, v in params.items() if v not in (None, "")}
         self._conn: Any = None
         self._schema: SchemaInfo | None = None
-        self._ledger_ready = False
 
     # ------------------------------------------------------------------ plumbing
     def _connection(self) -> Any:
@@ -428,9 +427,9 @@ class PostgresConnector:
 
     # ------------------------------------------------------------------ ledger
     def ensure_ledger(self) -> None:
-        """Create schema mp_ledger and its tables if missing. Idempotent, concurrency-safe."""
-        if self._ledger_ready:
-            return
+        """Create schema mp_ledger and its tables if missing. Idempotent, concurrency-safe.
+        Checked every time (one catalog lookup): connectors live as long as the worker, and
+        the ledger may have been dropped in between (a reset target)."""
         with self._tx() as cur:
             # The last object the DDL creates: when it exists, no DDL (ALTER TABLE would take
             # an exclusive lock and deadlock against a concurrent batch's insert).
@@ -441,7 +440,6 @@ class PostgresConnector:
                 cur.execute(ready)  # another process may have finished it while we waited
                 if not cur.fetchone()[0]:
                     cur.execute(_LEDGER_DDL)
-        self._ledger_ready = True
 
     def ledger_batches(self, run_id: str) -> list[str]:
         """Batch ids recorded for ``run_id``, in commit order."""

@@ -95,7 +95,6 @@ class SqliteConnector:
         self._busy_ms = int(params.get("busy_timeout_ms") or BUSY_TIMEOUT_MS)
         self._conn: sqlite3.Connection | None = None
         self._schema: SchemaInfo | None = None
-        self._ledger_ready = False
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -287,14 +286,19 @@ class SqliteConnector:
 
     # ------------------------------------------------------------------ ledger
     def ensure_ledger(self) -> None:
-        """Create the mp_ledger_* tables if missing. Idempotent."""
-        if self._ledger_ready:
+        """Create the mp_ledger_* tables if missing. Idempotent; checked every time (one
+        catalog read): the ledger may have been dropped since the connector opened."""
+        with self._tx() as conn:
+            present = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                "('mp_ledger_batch', 'mp_ledger_row', 'mp_ledger_keymap')"
+            ).fetchone()[0]
+        if present == 3:
             return
         with self._tx(write=True) as conn:
             for stmt in _LEDGER_DDL.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
-        self._ledger_ready = True
 
     def ledger_batches(self, run_id: str) -> list[str]:
         """Batch ids recorded for ``run_id``, in commit order."""
