@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import signal
 import sys
 import time
 import traceback
@@ -161,6 +162,8 @@ def run_config(app: pipeline.App, target: Dsn, plan: str, size: int, repeat: int
                 f"  run {res['run']['status']} in {res['seconds']:.1f} s "
                 f"(loaded {res['run']['loaded']:,}, failed {res['run']['failed']:,})"
             )
+            if res["run"]["status"] != "succeeded":
+                raise RuntimeError(f"run {res['run']['status']}: {res['run']['error']}")
             res["report"] = pipeline.wait_report(app, res["run"]["uuid"])
             log(
                 f"  app report {res['report']['verdict']} in {res['report']['seconds']:.1f} s "
@@ -299,7 +302,12 @@ def write_results(result: dict, folder: Path) -> Path:
     return path
 
 
+def _exit_on_term(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # so `finally` blocks stop the workers this bench started
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_term)
     args = parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     batch_sizes = [int(s) for s in args.batch_size.split(",") if s.strip()]
