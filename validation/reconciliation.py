@@ -105,13 +105,17 @@ class SampleSpec:
 
     @classmethod
     def of(cls, params: dict) -> SampleSpec:
-        return cls(pct=params.get("pct", 5.0) if not params.get("n") else None,
-                   n=params.get("n"), seed=int(params.get("seed", 0)))
+        return cls(
+            pct=params.get("pct", 5.0) if not params.get("n") else None,
+            n=params.get("n"),
+            seed=int(params.get("seed", 0)),
+        )
 
     def hashes(self, keys: pd.Index) -> np.ndarray:
         seed = f"{self.seed:016d}"[-16:]
-        return pd.util.hash_pandas_object(pd.Series(keys, dtype=object), index=False,
-                                          hash_key=seed).to_numpy()
+        return pd.util.hash_pandas_object(
+            pd.Series(keys, dtype=object), index=False, hash_key=seed
+        ).to_numpy()
 
 
 @dataclass
@@ -128,8 +132,9 @@ class Expected:
 def _post_needs(run: Run, entity: EntitySpec) -> tuple[set[str], set[str], list[SampleSpec]]:
     """(sum columns, category columns, sample specs) the entity's post rules need."""
     sums, cats, samples = set(), set(), []
-    for rule in run.plan.validation_rules.filter(phase=ValidationPhase.POST, enabled=True,
-                                                 entity=entity.name):
+    for rule in run.plan.validation_rules.filter(
+        phase=ValidationPhase.POST, enabled=True, entity=entity.name
+    ):
         if rule.kind == "sum_match":
             sums.add(rule.column)
         elif rule.kind == "category_count_match":
@@ -184,8 +189,7 @@ def expected_aggregate(ctx: RunContext, entity: EntitySpec) -> Expected:
     if entity.name in ctx.expected:
         return ctx.expected[entity.name]
     sum_cols, cat_cols, samples = _post_needs(ctx.run, entity)
-    out = Expected(sums={c: Decimal(0) for c in sum_cols},
-                   counts={c: Counter() for c in cat_cols})
+    out = Expected(sums={c: Decimal(0) for c in sum_cols}, counts={c: Counter() for c in cat_cols})
     limits = {(s.pct, s.n, s.seed): s for s in samples}
     picked: dict[tuple, list[pd.DataFrame]] = {k: [] for k in limits}
     smallest: dict[tuple, pd.DataFrame] = {}
@@ -301,25 +305,10 @@ def post_check(
     common = {"table": ident, "key": key, "run_id": ctx.ledger_id, "entity": entity.name}
     expected = expected_aggregate(ctx, entity)
     if kind == "row_count_match":
-        observed = pg_run_aggregate(ctx.cursor, **common)
-        tol = params.get("tolerance_pct", 0.0)
-        diff_pct = abs(observed - expected.rows) * 100.0 / max(expected.rows, 1)
-        return Outcome(
-            diff_pct <= tol,
-            f"{expected.rows:,} (± {tol:g}%)",
-            f"{observed:,}",
-            {"difference_pct": round(diff_pct, 3)},
-        )
+        return _count_outcome(expected.rows, pg_run_aggregate(ctx.cursor, **common), params)
     if kind == "sum_match":
-        want = expected.sums[column]
         have = Decimal(pg_run_aggregate(ctx.cursor, column=column, **common) or 0)
-        tol = Decimal(str(params.get("tolerance", 0)))
-        return Outcome(
-            abs(want - have) <= tol,
-            f"{want} (± {tol})",
-            f"{have}",
-            {"difference": str(have - want)},
-        )
+        return _sum_outcome(expected.sums[column], have, params)
     if kind == "category_count_match":
         return _categories(ctx, dict(expected.counts[column]), column, common)
     if kind == "sample_compare":
@@ -375,23 +364,9 @@ def _post_check_in_memory(
     frame = frame[frame[entity.target_key].astype(str).isin(written)]
     expected = expected_aggregate(ctx, entity)
     if kind == "row_count_match":
-        tol = params.get("tolerance_pct", 0.0)
-        diff_pct = abs(len(frame) - expected.rows) * 100.0 / max(expected.rows, 1)
-        return Outcome(
-            diff_pct <= tol,
-            f"{expected.rows:,} (± {tol:g}%)",
-            f"{len(frame):,}",
-            {"difference_pct": round(diff_pct, 3)},
-        )
+        return _count_outcome(expected.rows, len(frame), params)
     if kind == "sum_match":
-        want, have = expected.sums[column], _decimal(frame[column])
-        tol = Decimal(str(params.get("tolerance", 0)))
-        return Outcome(
-            abs(want - have) <= tol,
-            f"{want} (± {tol})",
-            f"{have}",
-            {"difference": str(have - want)},
-        )
+        return _sum_outcome(expected.sums[column], _decimal(frame[column]), params)
     if kind == "category_count_match":
         return _category_outcome(dict(expected.counts[column]), _counts(frame[column]))
     if kind == "sample_compare":
@@ -399,6 +374,24 @@ def _post_check_in_memory(
         actual = {k: {c: _text(v) for c, v in by_key.loc[k, columns].items()} for k in by_key.index}
         return _sample_outcome(ctx, entity, _sample_rows(expected, params), actual)
     raise ValueError(f"{kind} is not a post-migration check")
+
+
+def _count_outcome(want: int, have: int, params: dict) -> Outcome:
+    tol = params.get("tolerance_pct", 0.0)
+    diff_pct = abs(have - want) * 100.0 / max(want, 1)
+    return Outcome(
+        diff_pct <= tol,
+        f"{want:,} (± {tol:g}%)",
+        f"{have:,}",
+        {"difference_pct": round(diff_pct, 3)},
+    )
+
+
+def _sum_outcome(want: Decimal, have: Decimal, params: dict) -> Outcome:
+    tol = Decimal(str(params.get("tolerance", 0)))
+    return Outcome(
+        abs(want - have) <= tol, f"{want} (± {tol})", f"{have}", {"difference": str(have - want)}
+    )
 
 
 def _category_outcome(want: dict[str, int], have: dict[str, int]) -> Outcome:

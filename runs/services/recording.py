@@ -83,8 +83,10 @@ def _copy_columns(*, run: Run, batch: Batch | None, entity: str, failures) -> li
     """The COPY columns (text or None) of the failed records, one list per column."""
     n = len(failures)
     values = [_failure_values(f) for f in failures]
-    text = {name: [v[name] for v in values] for name in ("source_key", "stage", "category")}
-    text.update({name: [v[name] for v in values] for name in ("field", "rule", "message")})
+    text = {
+        name: [v[name] for v in values]
+        for name in ("source_key", "stage", "category", "field", "rule", "message")
+    }
     return [
         [str(uuid.uuid4()) for _ in range(n)],
         [str(run.pk)] * n,
