@@ -372,3 +372,20 @@ def test_validate_rows_catches_numeric_overflow(pg_params):
     assert sorted(errors) == [1, 2]
     assert errors[1].category == "type_cast" and "numeric(6,2)" in errors[1].message
     conn.close()
+
+
+def test_text_array_literal_round_trips_any_text(pg_params):
+    import psycopg2
+
+    from runs.engine.connectors.postgres import text_array
+
+    values = ["", "NULL", "a,b", '{"x"}', 'say "hi"', "back\\slash\\", " pad ", "ä€😀", "x\ny", 7]
+    raw = psycopg2.connect(**pg_params)
+    try:
+        with raw.cursor() as cur:
+            cur.execute("SELECT %s::text[]", (text_array(values),))
+            assert cur.fetchone()[0] == [str(v) for v in values]
+            cur.execute("SELECT cardinality(%s::text[])", (text_array([]),))
+            assert cur.fetchone()[0] == 0
+    finally:
+        raw.close()

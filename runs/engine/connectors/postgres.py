@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import zlib
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +121,15 @@ def _cols(names: Sequence[str], prefix: str | None = None) -> sql.Composable:
 
 def _cast(expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
     return sql.SQL("CAST({} AS {})").format(expr, sql.SQL(col.cast_type))
+
+
+def text_array(values: Iterable[Any]) -> str:
+    """A PostgreSQL text[] literal of ``values`` (str() of each, every element quoted), to be
+    passed as one parameter with ``%s::text[]``. psycopg2 adapts a list to ARRAY['a', ...],
+    which the server parses as one constant per element: 46 ms against 9 ms for 2 x 16,700
+    keys. Pure."""
+    quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
 
 def _text_array(series: pd.Series) -> pa.Array:
@@ -403,7 +412,7 @@ class PostgresConnector:
             names=sql.SQL(", ").join(names),
         )
         with self._tx() as cur:
-            cur.execute(query, arrays)
+            cur.execute(query, [text_array(a) for a in arrays])
             return {r[0] for r in cur.fetchall()}
 
     def duplicate_values(self, table: str, column: str, limit: int = 20) -> tuple[int, list[str]]:
@@ -463,7 +472,7 @@ class PostgresConnector:
             cur.execute(
                 "SELECT source_key, target_key FROM mp_ledger.keymap WHERE namespace = %s "
                 "AND entity = %s AND source_key = ANY(%s::text[])",
-                (namespace, entity, [str(k) for k in source_keys]),
+                (namespace, entity, text_array(source_keys)),
             )
             return dict(cur.fetchall())
 
@@ -582,8 +591,8 @@ class PostgresConnector:
                     ),
                     psycopg2.Binary(pack_failures(failures)) if failures else None,
                     namespace,
-                    [str(k) for k in source_keys] if written else None,
-                    [w[0] for w in written] if written else None,
+                    text_array(source_keys) if written else None,
+                    text_array(w[0] for w in written) if written else None,
                 ),
             )
         return result
@@ -838,7 +847,7 @@ class PostgresConnector:
             cast=_cast(sql.SQL("u.v"), key),
         )
         with self._tx() as cur:
-            cur.execute(query, ([str(k) for k in keys],))
+            cur.execute(query, (text_array(keys),))
             return {r[0]: row_hash(r[1:]) for r in cur.fetchall()}
 
 
