@@ -67,3 +67,25 @@ def test_counters_cannot_go_negative(run):
     run.failed = -1
     with pytest.raises(IntegrityError), transaction.atomic():
         run.save()
+
+
+def test_failed_records_follow_their_run_and_batch_without_database_constraints(run):
+    """FailedRecord has no database FK constraints (cheaper bulk writes): deletes must still
+    cascade from the run and clear the batch link, through Django."""
+    batch = Batch.objects.create(run=run, entity="accounts", seq=1)
+    other = Run.objects.create(plan=run.plan, version=run.version, target=run.target)
+
+    def record(r, key):
+        return FailedRecord.objects.create(
+            run=r, batch=batch if r == run else None, entity="accounts", source_key=key,
+            stage="transform", category="invalid_format", message="bad",
+        )
+
+    kept_on_batch_delete, gone_with_run = record(run, "1"), record(run, "2")
+    survivor = record(other, "1")
+    batch.delete()
+    kept_on_batch_delete.refresh_from_db()
+    assert kept_on_batch_delete.batch_id is None
+    run.delete()
+    assert not FailedRecord.objects.filter(pk=gone_with_run.pk).exists()
+    assert list(FailedRecord.objects.values_list("pk", flat=True)) == [survivor.pk]
