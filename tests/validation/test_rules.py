@@ -8,7 +8,7 @@ from migration_planner.lib.errors import ApplicationError
 from runs.enums import RunStatus
 from runs.services import run_create
 from tests.support import pg
-from validation.checks import rule_params_clean
+from validation.checks import NAMED_PATTERNS, rule_params_clean
 from validation.models import RunReport, ValidationResult, ValidationRule
 from validation.services import prevalidation_execute, run_report_build
 
@@ -151,3 +151,20 @@ def test_pre_rules_read_in_small_chunks_observe_the_same_figures(demo_plan, monk
     assert 0 < len(whole["mail"][2]["examples"]) <= 10
     assert whole["not test"][0] in ("passed", "failed") and "%" in whole["not test"][1]
     assert whole["city"][0] == "failed" and whole["city"][2]["examples"]
+
+
+def test_column_scan_takes_arrow_backed_columns_as_they_come():
+    """PostgreSQL sources hand the scan Arrow-backed strings (extract_text): the same figures
+    as from a column of Python strings."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from validation import column_scan
+
+    values = ["a@b.io", None, "  ", " x@y.org ", "bad", ""]
+    arrow = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(values)])))
+    plain = pd.Series(values, dtype=object)
+    for series in (arrow, plain):
+        text = column_scan.pc.utf8_trim_whitespace(column_scan._arrow_text(series))
+        assert column_scan.filled_count([text]) == (6, 3)
+        assert column_scan.format_scan([text], NAMED_PATTERNS["email"]) == (3, 1, ["bad"])
