@@ -66,6 +66,37 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
+def _cpu_ticks(pid: int, *, children: bool) -> int:
+    """utime + stime (+ cutime + cstime: reaped children) of one process, in clock ticks."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    return ticks + (int(fields[13]) + int(fields[14]) if children else 0)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by ``pid``'s tree: live processes plus the children they have
+    reaped (a PostgreSQL backend's time lands in the postmaster's when the backend exits)."""
+    ticks = sum(_cpu_ticks(p, children=True) for p in process_tree(pid))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent not idle since boot (/proc/stat: all but idle, iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of ``pid`` (0 when it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 @dataclass
 class TreePeak:
     rss_kb: int = 0  # peak of the tree's summed VmRSS (shared pages counted in each process)

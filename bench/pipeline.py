@@ -22,7 +22,14 @@ from psycopg2 import sql
 from mappings.demo import legacy_crm
 from runs.engine.connectors import connect
 
-from .measure import Dsn, RssPoller, process_tree
+from .measure import (
+    Dsn,
+    RssPoller,
+    machine_busy_seconds,
+    parent_pid,
+    process_tree,
+    tree_cpu_seconds,
+)
 from .references import ACCOUNT_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,10 +239,16 @@ def launch(app: App, plan: str) -> dict:
     """``manage.py run_plan <plan> --wait`` under RSS polling of the workers. Returns the run's
     counters, seconds from launch to finished_at and the workers' memory peaks."""
     roots = {name: proc.pid for name, proc in app.workers.items()}
+    postmaster = parent_pid(int(app.query("SELECT pg_backend_pid()")[0]))
+    cpu_roots = {**roots, "postgresql": postmaster}
+    cpu_before = {n: tree_cpu_seconds(p) for n, p in cpu_roots.items()}
+    busy_before = machine_busy_seconds()
     with RssPoller(roots) as poller:
         launched = time.time()
         proc = app.manage("run_plan", plan, "--wait", log="run_plan", check=False)
         returned = time.time()
+    busy = machine_busy_seconds() - busy_before
+    cpu = {n: round(tree_cpu_seconds(p) - cpu_before[n], 2) for n, p in cpu_roots.items()}
     run = latest_run(app)
     if run["finished_at"] is None:
         raise RuntimeError(f"run {run['uuid']} did not finish: {run['status']} {run['error']}")
@@ -250,6 +263,11 @@ def launch(app: App, plan: str) -> dict:
         "run_seconds": finished - run["created_at"].timestamp(),
         "command_seconds": returned - launched,
         "batch_stats": batch_stats(app, str(run["uuid"])),
+        # CPU seconds spent from launch to the command's return (the run_plan process, the
+        # workers, every PostgreSQL backend: source, target and app database), and the
+        # machine's busy core-seconds in that time: on 2 cores the run is CPU-bound, so this
+        # is steadier than the wall time
+        "cpu_seconds": {**cpu, "machine_busy": round(busy, 2)},
         "workers": {
             n: {
                 "peak_tree_rss_mb": p.rss_kb / 1024,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mappings.demo import legacy_crm
 
-from . import pipeline, references
+from . import measure, pipeline, references
 from .measure import Dsn, machine_facts, median
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,11 +108,16 @@ def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict
                 lambda: references.pgloader(source, DBS["pgloader"], workdir / "pgloader"),
             ),
         ):
+            busy = measure.machine_busy_seconds()
             res = _attempt(key, fn)
             if res is None:
                 continue
-            log(f"{res.name} #{i + 1}: {res.seconds:.2f} s, {res.rows:,} rows")
-            results[key].append(res.__dict__)
+            busy = measure.machine_busy_seconds() - busy
+            log(
+                f"{res.name} #{i + 1}: {res.seconds:.2f} s, {res.rows:,} rows, "
+                f"{busy:.1f} busy core-s"
+            )
+            results[key].append({**res.__dict__, "machine_busy_seconds": round(busy, 2)})
     results = {k: v for k, v in results.items() if v}  # a reference that never ran is absent
     return {
         k: {
@@ -122,6 +127,7 @@ def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict
             "seconds": median([r["seconds"] for r in v]),
             "rows": v[0]["rows"],
             "peak_rss_mb": median([r["peak_rss_mb"] for r in v if r["peak_rss_mb"]]),
+            "machine_busy_seconds": median([r["machine_busy_seconds"] for r in v]),
         }
         for k, v in results.items()
     }
@@ -203,6 +209,13 @@ def summarize_config(size: int, runs: list[dict]) -> dict:
         "run_peak_worker_rss_mb": med(
             lambda r: max(w["peak_tree_rss_mb"] for w in r["workers"].values())
         ),
+        "cpu_seconds": {
+            "workers": med(
+                lambda r: sum(v for k, v in r["cpu_seconds"].items() if k.startswith("w"))
+            ),
+            "postgresql": med(lambda r: r["cpu_seconds"]["postgresql"]),
+            "machine_busy": med(lambda r: r["cpu_seconds"]["machine_busy"]),
+        },
         "report_seconds": med(lambda r: r["report"]["seconds"]),
         "reconcile_seconds": med(lambda r: r["reconcile"]["seconds"]),
         "table_checksum_seconds": med(lambda r: r["reconcile"]["table_checksum_seconds"]),
@@ -262,6 +275,13 @@ def print_table(result: dict) -> None:
             f"{ref['name']:<44} {_fmt(ref['seconds']):>9} {_fmt(rps, ',.0f'):>11} "
             f"{_fmt(ratio):>10} {_fmt(ref['peak_rss_mb'], '.0f'):>12}"
         )
+    busy = [
+        f"{k} {ref['machine_busy_seconds']:.1f}"
+        for k, ref in result["references"].items()
+        if ref.get("machine_busy_seconds") is not None
+    ]
+    if busy:
+        lines.append(f"{'  references, machine busy core-s':<44} {', '.join(busy)}")
     for size, cfg in ours.items():
         rps = rows / cfg["seconds"] if cfg["seconds"] else None
         lines.append(
@@ -274,6 +294,12 @@ def print_table(result: dict) -> None:
             f"{_fmt(cfg['peak_worker_rss_mb'], '.0f')} / "
             f"{_fmt(cfg['peak_worker_pss_mb'], '.0f')} / "
             f"{_fmt(cfg['peak_worker_process_rss_mb'], '.0f')} MB"
+        )
+        cpu = cfg["cpu_seconds"]
+        lines.append(
+            f"{'  CPU s: workers / PostgreSQL / machine busy':<44} "
+            f"{_fmt(cpu['workers'], '.1f')} / {_fmt(cpu['postgresql'], '.1f')} / "
+            f"{_fmt(cpu['machine_busy'], '.1f')}"
         )
         lines.append(
             f"{'  app report (reconciliation + post checks)':<44} "
