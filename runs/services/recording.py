@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import uuid
+import secrets
 
 import orjson
 import psycopg2.errors
@@ -20,7 +20,11 @@ CHUNK = 2_000
 
 
 def _json_safe(row: dict | None) -> dict:
-    return {str(k): (None if v is None else str(v)) for k, v in (row or {}).items()}
+    """The row with str keys and str-or-None values (the row itself when it already is)."""
+    row = row or {}
+    if all(type(k) is str and (v is None or type(v) is str) for k, v in row.items()):
+        return row
+    return {str(k): (None if v is None else str(v)) for k, v in row.items()}
 
 
 def _failure_values(f) -> dict:
@@ -75,32 +79,54 @@ _COPY_COLUMNS = (
 )
 
 
-def _json(value) -> str:
-    return orjson.dumps(value, default=str).decode()
+def _uuid4_hex(n: int) -> list[str]:
+    """``n`` random version-4 UUIDs as 32 hex digits, from one read of the OS's random source
+    (uuid.uuid4() reads it once per UUID: 9 ms against 2 ms for 3,300)."""
+    digits = secrets.token_hex(16 * n)
+    return [
+        f"{h[:12]}4{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}"
+        for h in (digits[i : i + 32] for i in range(0, 32 * n, 32))
+    ]
+
+
+def _json_bytes(value: object) -> bytes:
+    return orjson.dumps(value, default=str)
+
+
+def _errors_json(f) -> bytes:
+    return _json_bytes(
+        [
+            {
+                "field": e.field,
+                "rule": e.rule,
+                "value": None if e.value is None else str(e.value),
+                "message": e.message,
+                "category": e.category,
+            }
+            for e in f.errors
+        ]
+    )
 
 
 def _copy_columns(*, run: Run, batch: Batch | None, entity: str, failures) -> list[list]:
-    """The COPY columns (text or None) of the failed records, one list per column."""
+    """The COPY columns (text, JSON bytes or None) of the failed records, one list per column:
+    the same values as _failure_values, without a dict per record."""
     n = len(failures)
-    values = [_failure_values(f) for f in failures]
-    text = {
-        name: [v[name] for v in values]
-        for name in ("source_key", "stage", "category", "field", "rule", "message")
-    }
+    heads = [f.errors[0] for f in failures]
     return [
-        [str(uuid.uuid4()) for _ in range(n)],
+        _uuid4_hex(n),
         [str(run.pk)] * n,
         [None if batch is None else str(batch.pk)] * n,
         [entity] * n,
-        text["source_key"],
-        [_json(v["source_row"]) for v in values],
-        [_json(v["transformed_row"]) for v in values],
-        text["stage"],
-        text["category"],
-        text["field"],
-        text["rule"],
-        text["message"],
-        [_json(v["errors"]) for v in values],
+        [str(f.source_key)[:255] for f in failures],
+        [_json_bytes(_json_safe(f.source_row)) for f in failures],
+        [_json_bytes(_json_safe(f.transformed_row)) for f in failures],
+        [f.stage for f in failures],
+        [e.category for e in heads],
+        [e.field or "" for e in heads],
+        [e.rule or "" for e in heads],
+        [e.message for e in heads],
+        [_errors_json(f) for f in failures],
         [FailedRecordStatus.OPEN.value] * n,
         ["{}"] * n,
         [""] * n,

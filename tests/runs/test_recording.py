@@ -54,3 +54,36 @@ def test_failed_record_twice_in_one_run_is_kept_once():
     failed_records_insert(run=run, batch=None, entity="accounts", failures=[failure])
     failed_records_insert(run=run, batch=None, entity="accounts", failures=[failure])
     assert FailedRecord.objects.filter(run=run).count() == 1
+
+
+def test_copy_path_stores_what_the_orm_path_would():
+    """The COPY columns are built without a dict per record; they must hold exactly what
+    _failure_values (the bulk_create path) gives, non-text values included."""
+    import uuid
+    from decimal import Decimal
+
+    from runs.engine.transform import FieldError, RowFailure
+    from runs.services.recording import _failure_values
+
+    plan = PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target)
+    odd = RowFailure(
+        source_key="9",
+        source_row={"Customer_ID": 9, "Balance": Decimal("1.50"), "Flag": True},
+        transformed_row={"balance": None},
+        stage="load",
+        errors=[
+            FieldError("balance", "cast", Decimal("1.50"), "not an integer", "type_cast"),
+            FieldError("email", "email", None, "a value is required", "required_missing"),
+        ],
+    )
+    plain = _Failure("10", {"Customer_ID": "10", "Email_Address": "x"})
+    failed_records_insert(run=run, batch=None, entity="accounts", failures=[odd, plain])
+    for failure in (odd, plain):
+        stored = FailedRecord.objects.get(run=run, source_key=failure.source_key)
+        expected = _failure_values(failure)
+        assert {k: getattr(stored, k) for k in expected} == expected
+    uuids = [uuid.UUID(str(u)) for u in FailedRecord.objects.values_list("uuid", flat=True)]
+    assert len(set(uuids)) == 2 and all(u.version == 4 and u.variant == uuid.RFC_4122
+                                        for u in uuids)
