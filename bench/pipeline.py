@@ -326,7 +326,7 @@ def reconcile(target: Dsn, run_uuid: str) -> dict:
         start = time.perf_counter()
         with psycopg2.connect(target.url) as pg, pg.cursor() as cur:
             cur.execute(
-                "SELECT target_key, row_hash FROM mp_ledger.row WHERE run_id = %s", (run_uuid,)
+                "SELECT target_key, row_hash FROM mp_ledger.written WHERE run_id = %s", (run_uuid,)
             )
             ledger = dict(cur.fetchall())
         pg.close()

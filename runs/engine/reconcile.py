@@ -245,7 +245,7 @@ def table_source(table: sql.Composable, key: ColumnInfo, columns: Sequence[str])
 
 LEDGER_SOURCE = sql.SQL(
     "(SELECT DISTINCT ON (r.target_key) r.target_key AS k, r.row_hash AS h "
-    "FROM mp_ledger.row r JOIN mp_ledger.batch b USING (run_id, batch_id) "
+    "FROM mp_ledger.written r JOIN mp_ledger.batch b USING (run_id, batch_id) "
     "WHERE r.run_id = %s AND r.entity = %s ORDER BY r.target_key, b.seq DESC)"
 )
 
@@ -401,7 +401,7 @@ def pg_fetch_rows(
 
 def _run_rows(table: sql.Composable, key: ColumnInfo) -> sql.Composable:
     return sql.SQL(
-        "{t} AS t WHERE EXISTS (SELECT 1 FROM mp_ledger.row l WHERE l.run_id = %s "
+        "{t} AS t WHERE EXISTS (SELECT 1 FROM mp_ledger.written l WHERE l.run_id = %s "
         "AND l.entity = %s AND CAST(l.target_key AS {ct}) = t.{k})"
     ).format(t=table, ct=sql.SQL(key.cast_type), k=sql.Identifier(key.name))
 

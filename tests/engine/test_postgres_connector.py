@@ -210,7 +210,7 @@ def test_load_batch_upsert_records_before_images_of_overwritten_rows(tdb):
     result = load(tdb.connector, customer_rows(6, start=2, name="new"), run="r1")
     ledger = tdb.execute(
         "SELECT target_key, action, before_image FROM "
-        + ("mp_ledger.row" if tdb.kind == "postgresql" else "mp_ledger_row")
+        + ("mp_ledger.written" if tdb.kind == "postgresql" else "mp_ledger_row")
         + " WHERE run_id = 'r1' ORDER BY target_key")
     updates = {r[0]: r[2] for r in ledger if r[1] == "update"}
     assert (result.inserted, result.updated) == (4, 2)
@@ -226,7 +226,7 @@ def test_load_batch_insert_mode_keymap_and_row_hashes(tdb):
     keymap = tdb.connector.keymap_lookup("plan", "customer", ["E00000", "E00004", "nope"])
     hashes = tdb.connector.row_hashes("customer", "ext", ["E00001"],
                                       columns=["ext", "name", "age", WEIRD])
-    ledger_table = "mp_ledger.row" if tdb.kind == "postgresql" else "mp_ledger_row"
+    ledger_table = "mp_ledger.written" if tdb.kind == "postgresql" else "mp_ledger_row"
     stored = tdb.execute(f"SELECT row_hash FROM {ledger_table} WHERE target_key = '2'")
     assert keymap == {"E00000": "1", "E00004": "5"}
     assert hashes == {"E00001": row_hash(["E00001", "n1", "1", "w1"])}
@@ -389,3 +389,41 @@ def test_text_array_literal_round_trips_any_text(pg_params):
             assert cur.fetchone()[0] == 0
     finally:
         raw.close()
+
+
+def test_pg_ledger_keeps_inserts_as_arrays_and_still_reads_ledgers_of_the_row_format(tpg):
+    """Inserted rows live as two arrays in the batch record (no ledger row each); a ledger
+    written by the earlier format (a row per inserted row, no arrays, no view) is upgraded in
+    place, and its batches reconcile and roll back like the new ones."""
+    tpg.script(target_ddl("postgresql"))
+    before = tpg.connector.table_checksum("customer", ["id"])
+    load(tpg.connector, customer_rows(3), run="r0", batch="b1")
+    assert tpg.execute("SELECT count(*) FROM mp_ledger.row") == [(0,)]
+    assert tpg.execute(
+        "SELECT cardinality(inserted_keys), cardinality(inserted_hashes) FROM mp_ledger.batch"
+    ) == [(3, 3)]
+    # turn b1 into the earlier format and take the ledger back to before the arrays
+    tpg.script(
+        "INSERT INTO mp_ledger.row SELECT b.run_id, b.batch_id, b.entity, b.target_table, u.k, "
+        "'insert', NULL, u.h FROM mp_ledger.batch b, unnest(b.inserted_keys, b.inserted_hashes) "
+        "AS u(k, h); DROP VIEW mp_ledger.written; ALTER TABLE mp_ledger.batch "
+        "DROP COLUMN inserted_keys, DROP COLUMN inserted_hashes"
+    )
+    load(tpg.connector, customer_rows(2, start=3), run="r0", batch="b2")  # upgrades the ledger
+    ledger_hashes = tpg.execute("SELECT row_hash FROM mp_ledger.written WHERE run_id = 'r0'")
+    current = tpg.connector.row_hashes("customer", "ext", [f"E{i:05d}" for i in range(5)],
+                                       columns=["ext", "name", "age", WEIRD])
+    assert sorted(h for (h,) in ledger_hashes) == sorted(current.values())
+    load(tpg.connector, customer_rows(5, name="new"), run="r1", batch="b1")  # overwrites all 5
+    written = tpg.execute(
+        "SELECT run_id, batch_id, action, count(*) FROM mp_ledger.written GROUP BY 1, 2, 3 "
+        "ORDER BY 1, 2, 3"
+    )
+    assert written == [("r0", "b1", "insert", 3), ("r0", "b2", "insert", 2),
+                       ("r1", "b1", "update", 5)]
+    undone = [tpg.connector.rollback_batch(r, b) for r, b in (("r1", "b1"), ("r0", "b2"),
+                                                             ("r0", "b1"))]
+    assert [(u.deleted, u.restored, u.ledger_rows_deleted) for u in undone] == [
+        (0, 5, 5), (2, 0, 2), (3, 0, 3)]
+    assert tpg.connector.table_checksum("customer", ["id"]) == before
+    assert tpg.execute("SELECT count(*) FROM mp_ledger.written") == [(0,)]

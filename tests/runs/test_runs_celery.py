@@ -79,6 +79,7 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(
     assert _duplicates(demo_target_db, "accounts", "account_number") == 0
     assert _duplicates(demo_target_db, "contacts", "legacy_contact_id") == 0
     ledger = pg.query(
-        demo_target_db, "SELECT count(*), count(DISTINCT (batch_id, target_key)) FROM mp_ledger.row"
+        demo_target_db,
+        "SELECT count(*), count(DISTINCT (batch_id, target_key)) FROM mp_ledger.written",
     )
     assert ledger == [(total, total)]

@@ -340,7 +340,7 @@ def test_delta_by_comparison_writes_only_changed_rows(
         assert (delta.inserted, delta.updated) == (0, 2)
         assert pg.query(
             demo_target_db,
-            "SELECT count(*) FROM mp_ledger.row WHERE run_id = %s",
+            "SELECT count(*) FROM mp_ledger.written WHERE run_id = %s",
             (str(delta.uuid),),
         ) == [(2,)]
         run_rollback_request(run=delta, user=None)
