@@ -51,3 +51,15 @@ def test_arrow_uses_the_system_allocator_in_the_app():
                             capture_output=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "system"]
+
+
+def test_pool_children_load_the_engine_when_they_start():
+    """The parent stays light; each pool child imports the engine as it starts (Celery's
+    worker_process_init), not in the middle of a run's first batch."""
+    tasks, heavy = _start(WORKER_START.replace(
+        "heavy = ",
+        "from celery.signals import worker_process_init\n"
+        "worker_process_init.send(sender=None)\n"
+        "heavy = ",
+    ))
+    assert heavy == "numpy,pandas,pyarrow"
