@@ -245,8 +245,8 @@ def table_source(table: sql.Composable, key: ColumnInfo, columns: Sequence[str])
 
 LEDGER_SOURCE = sql.SQL(
     "(SELECT DISTINCT ON (r.target_key) r.target_key AS k, r.row_hash AS h "
-    "FROM mp_ledger.written r JOIN mp_ledger.batch b USING (run_id, batch_id) "
-    "WHERE r.run_id = %s AND r.entity = %s ORDER BY r.target_key, b.seq DESC)"
+    "FROM mp_ledger.written r WHERE r.run_id = %s AND r.entity = %s "
+    "ORDER BY r.target_key, r.seq DESC)"
 )
 
 

@@ -102,15 +102,20 @@ CREATE INDEX IF NOT EXISTS batch_keymap_pending_idx ON mp_ledger.batch (namespac
 ALTER TABLE mp_ledger.batch ADD COLUMN IF NOT EXISTS inserted_keys text[],
     ADD COLUMN IF NOT EXISTS inserted_hashes text[];
 CREATE OR REPLACE VIEW mp_ledger.written AS
-    SELECT run_id, batch_id, entity, target_table, target_key, action, before_image, row_hash
-    FROM mp_ledger.row
+    SELECT r.run_id, r.batch_id, r.entity, r.target_table, r.target_key, r.action,
+        r.before_image, r.row_hash, b.seq
+    FROM mp_ledger.row r JOIN mp_ledger.batch b USING (run_id, batch_id)
     UNION ALL
-    SELECT b.run_id, b.batch_id, b.entity, b.target_table, u.k, 'insert', NULL::jsonb, u.h
+    SELECT b.run_id, b.batch_id, b.entity, b.target_table, u.k, 'insert', NULL::jsonb, u.h, b.seq
     FROM mp_ledger.batch b CROSS JOIN LATERAL unnest(b.inserted_keys, b.inserted_hashes) AS u(k, h)
     WHERE b.inserted_keys IS NOT NULL;
 """
-# The last object _LEDGER_DDL creates: when it exists the ledger is complete.
-_LEDGER_READY = "SELECT to_regclass('mp_ledger.written') IS NOT NULL"
+# The last thing _LEDGER_DDL creates (the view's last column): when it exists, the ledger is
+# complete.
+_LEDGER_READY = (
+    "SELECT EXISTS (SELECT 1 FROM pg_attribute "
+    "WHERE attrelid = to_regclass('mp_ledger.written') AND attname = 'seq')"
+)
 _KEYMAP_UPSERT = (
     "INSERT INTO mp_ledger.keymap AS k (namespace, entity, source_key, target_key, run_id, "
     "batch_id) SELECT %s, %s, m.s, m.t, %s, %s FROM ({source}) AS m(s, t) "
