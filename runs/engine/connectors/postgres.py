@@ -179,7 +179,8 @@ def parse_copy_csv(data: bytes, columns: Sequence[str], *, arrow: bool = False) 
     table = pacsv.read_csv(
         io.BytesIO(data),
         read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        # ignore_empty_lines=False: with one column, a NULL is an empty line (else lost)
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
             null_values=[""],
