@@ -122,20 +122,50 @@ def pre_check(*, kind: str, params: dict, column: str, entity: EntitySpec,
         repeated, sample = source.duplicate_values(entity.source_table, column, 20)
         return Outcome(repeated == 0, "0 duplicated values", f"{repeated:,} duplicated values",
                        {"examples": sample})
-    # pyarrow is imported here, not at module level: app start-up (the web processes and
-    # the Celery parent process) stays free of pandas/pyarrow (~100 MB each)
+    if kind in COLUMN_SCAN_KINDS:
+        # pyarrow is imported here, not at module level: app start-up (the web processes and
+        # the Celery parent process) stays free of pandas/pyarrow (~100 MB each)
+        from . import column_scan
+
+        acc = _accumulator(kind, params)
+        for text in column_scan.chunks(source, entity, column, ranges):
+            acc.add(text)
+        return _scan_outcome(kind, params, acc)
+    raise ApplicationError(f"“{kind}” is not a pre-migration check.", field="kind")
+
+
+COLUMN_SCAN_KINDS = ("completeness", "format")
+
+
+def _accumulator(kind: str, params: dict) -> Any:
     from . import column_scan
 
-    chunks = column_scan.chunks(source, entity, column, ranges)
     if kind == "completeness":
-        rows, filled = column_scan.filled_count(chunks)
-        pct = 100.0 * filled / rows if rows else 100.0
+        return column_scan.FilledCount()
+    return column_scan.FormatScan(NAMED_PATTERNS.get(params["pattern"], params["pattern"]))
+
+
+def _scan_outcome(kind: str, params: dict, acc: Any) -> Outcome:
+    if kind == "completeness":
+        pct = 100.0 * acc.filled / acc.rows if acc.rows else 100.0
         return Outcome(pct >= params["min_pct"], f"≥ {params['min_pct']:g}%", f"{pct:.2f}%")
-    if kind == "format":
-        pattern = NAMED_PATTERNS.get(params["pattern"], params["pattern"])
-        total, bad_count, examples = column_scan.format_scan(chunks, pattern)
-        pct = 100.0 * (total - bad_count) / total if total else 100.0
-        want = params.get("min_pct", 100.0)
-        return Outcome(pct >= want, f"≥ {want:g}% match {params['pattern']}",
-                       f"{pct:.2f}% ({bad_count:,} do not)", {"examples": examples})
-    raise ApplicationError(f"“{kind}” is not a pre-migration check.", field="kind")
+    pct = 100.0 * (acc.total - acc.bad) / acc.total if acc.total else 100.0
+    want = params.get("min_pct", 100.0)
+    return Outcome(pct >= want, f"≥ {want:g}% match {params['pattern']}",
+                   f"{pct:.2f}% ({acc.bad:,} do not)", {"examples": acc.examples})
+
+
+def column_checks(checks: list[tuple[str, dict, str]], *, entity: EntitySpec,
+                  source: Connector, ranges: dict[str, list[KeyRange]]) -> list[Outcome]:
+    """Several completeness/format checks ``(kind, params, column)`` of one entity in ONE scan
+    of its table: their columns read together, chunk by chunk (the bench's two column checks
+    took two scans). Read-only; any error raises, for the caller to run them one by one and
+    tell which rule it belongs to."""
+    from . import column_scan
+
+    accs = [_accumulator(kind, params) for kind, params, _ in checks]
+    columns = list(dict.fromkeys(column for _, _, column in checks))
+    for part in column_scan.column_chunks(source, entity, columns, ranges):
+        for acc, (_, _, column) in zip(accs, checks, strict=True):
+            acc.add(part[column])
+    return [_scan_outcome(k, p, a) for (k, p, _), a in zip(checks, accs, strict=True)]

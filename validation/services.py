@@ -18,7 +18,7 @@ from runs.models import Run
 from runs.services.state import run_entities, run_snapshot
 
 from .audit import audit_record
-from .checks import Outcome, pre_check, rule_params_clean
+from .checks import COLUMN_SCAN_KINDS, Outcome, column_checks, pre_check, rule_params_clean
 from .enums import (
     PRE_KINDS,
     AuditAction,
@@ -109,19 +109,41 @@ def prevalidation_execute(*, plan: Plan, snapshot: PlanSnapshot | None = None,
     Not idempotent (new results each time); a rule that cannot run is stored as an error."""
     snapshot = snapshot or plan_snapshot_build(plan=plan)
     source = connector_for(plan.source)
-    rules = plan.validation_rules.filter(phase=ValidationPhase.PRE, enabled=True)
-    results, ranges = [], {}
+    rules = [r for r in plan.validation_rules.filter(phase=ValidationPhase.PRE, enabled=True)
+             if entities is None or r.entity in entities]
+    ranges: dict = {}
+    scanned = _column_checks_together(rules, snapshot, source, ranges)
+    results = []
     for rule in rules:
-        if entities is not None and rule.entity not in entities:
-            continue
         try:
-            outcome = pre_check(kind=rule.kind, params=rule.params, column=rule.column,
-                                entity=snapshot.entity(rule.entity), source=source,
-                                ranges=ranges)
+            outcome = scanned.get(rule.pk) or pre_check(
+                kind=rule.kind, params=rule.params, column=rule.column,
+                entity=snapshot.entity(rule.entity), source=source, ranges=ranges)
             results.append(_result(rule, run, outcome))
         except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
             results.append(_error(rule, run, exc))
     return ValidationResult.objects.bulk_create(results)
+
+
+def _column_checks_together(rules: list[ValidationRule], snapshot: PlanSnapshot, source,
+                            ranges: dict) -> dict[int, Outcome]:
+    """Outcomes of the column-scanning rules, one table scan per entity; an entity whose scan
+    fails is left out (its rules then run one by one, so an error names its own rule)."""
+    groups: dict[str, list[ValidationRule]] = {}
+    for rule in rules:
+        if rule.kind in COLUMN_SCAN_KINDS:
+            groups.setdefault(rule.entity, []).append(rule)
+    out: dict[int, Outcome] = {}
+    for name, group in groups.items():
+        if len(group) < 2:
+            continue
+        try:
+            outcomes = column_checks([(r.kind, r.params, r.column) for r in group],
+                                     entity=snapshot.entity(name), source=source, ranges=ranges)
+        except Exception:  # noqa: BLE001, S112 - each rule runs alone and reports its error
+            continue
+        out.update(zip((r.pk for r in group), outcomes, strict=True))
+    return out
 
 
 def run_prevalidate(run: Run) -> str | None:

@@ -168,3 +168,30 @@ def test_column_scan_takes_arrow_backed_columns_as_they_come():
         text = column_scan.pc.utf8_trim_whitespace(column_scan._arrow_text(series))
         assert column_scan.filled_count([text]) == (6, 3)
         assert column_scan.format_scan([text], NAMED_PATTERNS["email"]) == (3, 1, ["bad"])
+
+
+def test_column_checks_of_an_entity_share_one_scan_and_keep_their_own_errors(demo_plan):
+    """Completeness and format rules of one entity are answered from one scan of the table;
+    the figures are those each rule gets alone, and a rule that cannot run (a column the
+    source lacks) is an error of its own without costing the others their results."""
+    from mappings.services import plan_snapshot_build
+    from runs.connections import connector_for
+    from validation.checks import pre_check
+
+    rules = [
+        _rule(demo_plan, "line2", "completeness", "accounts", "Address_Line2", min_pct=90),
+        _rule(demo_plan, "mail", "format", "accounts", "Email_Address", pattern="email"),
+        _rule(demo_plan, "zip", "format", "accounts", "Zip_Code", pattern=r"[0-9]{5}"),
+    ]
+    _only(demo_plan, *rules)
+    source = connector_for(demo_plan.source)
+    entity = plan_snapshot_build(plan=demo_plan).entity("accounts")
+    alone = {r.name: pre_check(kind=r.kind, params=r.params, column=r.column, entity=entity,
+                               source=source) for r in rules}
+    together = {r.rule.name: r for r in prevalidation_execute(plan=demo_plan)}
+    assert {n: (r.observed, r.details) for n, r in together.items()} == {
+        n: (o.observed, o.details) for n, o in alone.items()}
+    _rule(demo_plan, "nope", "completeness", "accounts", "No_Such_Column", min_pct=1)
+    with_error = {r.rule.name: r for r in prevalidation_execute(plan=demo_plan)}
+    assert with_error["nope"].status == "error"
+    assert {n: with_error[n].observed for n in alone} == {n: o.observed for n, o in alone.items()}
