@@ -247,8 +247,8 @@ def test_load_batch_skip_unchanged_writes_only_changed_rows(kind, pg_params, sql
 
 
 def test_a_batch_leaves_no_cyclic_garbage_holding_its_rows(tdb):
-    """Workers skip the full garbage collection after a batch (it cost ~50 ms a batch): that
-    is only safe while no frame, array or row dict of the batch is kept alive by a cycle."""
+    """A batch's frames, arrays and row dicts are freed by reference counting as soon as it
+    ends, not whenever the garbage collector next runs: none of them may sit in a cycle."""
     import gc
 
     import numpy as np

@@ -60,6 +60,8 @@ def test_pool_children_load_the_engine_when_they_start():
         "heavy = ",
         "from celery.signals import worker_process_init\n"
         "worker_process_init.send(sender=None)\n"
+        "import gc\n"
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
         "heavy = ",
     ))
     assert heavy == "numpy,pandas,pyarrow"
