@@ -38,17 +38,22 @@ def _failure_values(f) -> dict:
         "field": f.field or "",
         "rule": f.rule or "",
         "message": f.message,
-        "errors": [
-            {
-                "field": e.field,
-                "rule": e.rule,
-                "value": None if e.value is None else str(e.value),
-                "message": e.message,
-                "category": e.category,
-            }
-            for e in f.errors
-        ],
+        "errors": _error_values(f),
     }
+
+
+def _error_values(f) -> list[dict]:
+    """Every error of one RowFailure as JSON-able dicts (values as text)."""
+    return [
+        {
+            "field": e.field,
+            "rule": e.rule,
+            "value": None if e.value is None else str(e.value),
+            "message": e.message,
+            "category": e.category,
+        }
+        for e in f.errors
+    ]
 
 
 def failed_records_build(*, run: Run, batch: Batch | None, entity: str, failures) -> list:
@@ -93,21 +98,6 @@ def _json_bytes(value: object) -> bytes:
     return orjson.dumps(value, default=str)
 
 
-def _errors_json(f) -> bytes:
-    return _json_bytes(
-        [
-            {
-                "field": e.field,
-                "rule": e.rule,
-                "value": None if e.value is None else str(e.value),
-                "message": e.message,
-                "category": e.category,
-            }
-            for e in f.errors
-        ]
-    )
-
-
 def _copy_columns(*, run: Run, batch: Batch | None, entity: str, failures) -> list[list]:
     """The COPY columns (text, JSON bytes or None) of the failed records, one list per column:
     the same values as _failure_values, without a dict per record."""
@@ -126,7 +116,7 @@ def _copy_columns(*, run: Run, batch: Batch | None, entity: str, failures) -> li
         [e.field or "" for e in heads],
         [e.rule or "" for e in heads],
         [e.message for e in heads],
-        [_errors_json(f) for f in failures],
+        [_json_bytes(_error_values(f)) for f in failures],
         [FailedRecordStatus.OPEN.value] * n,
         ["{}"] * n,
         [""] * n,

@@ -77,8 +77,13 @@ def test_failed_records_follow_their_run_and_batch_without_database_constraints(
 
     def record(r, key):
         return FailedRecord.objects.create(
-            run=r, batch=batch if r == run else None, entity="accounts", source_key=key,
-            stage="transform", category="invalid_format", message="bad",
+            run=r,
+            batch=batch if r == run else None,
+            entity="accounts",
+            source_key=key,
+            stage="transform",
+            category="invalid_format",
+            message="bad",
         )
 
     kept_on_batch_delete, gone_with_run = record(run, "1"), record(run, "2")

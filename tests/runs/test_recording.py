@@ -85,5 +85,6 @@ def test_copy_path_stores_what_the_orm_path_would():
         expected = _failure_values(failure)
         assert {k: getattr(stored, k) for k in expected} == expected
     uuids = [uuid.UUID(str(u)) for u in FailedRecord.objects.values_list("uuid", flat=True)]
-    assert len(set(uuids)) == 2 and all(u.version == 4 and u.variant == uuid.RFC_4122
-                                        for u in uuids)
+    assert len(set(uuids)) == 2 and all(
+        u.version == 4 and u.variant == uuid.RFC_4122 for u in uuids
+    )
