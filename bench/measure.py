@@ -66,21 +66,24 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def _cpu_ticks(pid: int, *, children: bool) -> int:
-    """utime + stime (+ cutime + cstime: reaped children) of one process, in clock ticks."""
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name (field 3 on), [] when the process is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
-    return ticks + (int(fields[13]) + int(fields[14]) if children else 0)
+        return []
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime + cutime + cstime (reaped children) of one process, in clock ticks."""
+    fields = _stat_fields(pid)
+    return sum(int(v) for v in fields[11:15]) if fields else 0  # stat fields 14-17
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds used so far by ``pid``'s tree: live processes plus the children they have
     reaped (a PostgreSQL backend's time lands in the postmaster's when the backend exits)."""
-    ticks = sum(_cpu_ticks(p, children=True) for p in process_tree(pid))
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(_cpu_ticks(p) for p in process_tree(pid)) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float:
@@ -91,10 +94,8 @@ def machine_busy_seconds() -> float:
 
 def parent_pid(pid: int) -> int:
     """The parent of ``pid`` (0 when it is gone)."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else 0
 
 
 @dataclass

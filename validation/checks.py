@@ -123,14 +123,8 @@ def pre_check(*, kind: str, params: dict, column: str, entity: EntitySpec,
         return Outcome(repeated == 0, "0 duplicated values", f"{repeated:,} duplicated values",
                        {"examples": sample})
     if kind in COLUMN_SCAN_KINDS:
-        # pyarrow is imported here, not at module level: app start-up (the web processes and
-        # the Celery parent process) stays free of pandas/pyarrow (~100 MB each)
-        from . import column_scan
-
-        acc = _accumulator(kind, params)
-        for text in column_scan.chunks(source, entity, column, ranges):
-            acc.add(text)
-        return _scan_outcome(kind, params, acc)
+        return column_checks([(kind, params, column)], entity=entity, source=source,
+                             ranges=ranges)[0]
     raise ApplicationError(f"“{kind}” is not a pre-migration check.", field="kind")
 
 
@@ -138,6 +132,8 @@ COLUMN_SCAN_KINDS = ("completeness", "format")
 
 
 def _accumulator(kind: str, params: dict) -> Any:
+    # pyarrow is imported here, not at module level: app start-up (the web processes and
+    # the Celery parent process) stays free of pandas/pyarrow (~100 MB each)
     from . import column_scan
 
     if kind == "completeness":

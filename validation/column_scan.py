@@ -1,10 +1,10 @@
-"""Pre-check column scans in bounded memory: a source column read in key-range chunks as
+"""Pre-check column scans in bounded memory: source columns read together in key-range chunks as
 whitespace-trimmed Arrow strings, counted with Arrow compute (RE2 regexes)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -15,14 +15,6 @@ from runs.engine.connectors import Connector, KeyRange
 from runs.engine.snapshot import EntitySpec
 
 CHUNK_ROWS = 25_000  # rows per chunk: bounded memory (~27 MB for two columns), no slower than 100k
-
-
-def chunks(source: Connector, entity: EntitySpec, column: str,
-           ranges: dict[str, list[KeyRange]]) -> Iterator[pa.Array]:
-    """The column in key-range chunks of CHUNK_ROWS, trimmed; ``ranges`` caches the key
-    ranges per entity across checks. Read-only; engine errors raise."""
-    for part in column_chunks(source, entity, [column], ranges):
-        yield part[column]
 
 
 def column_chunks(source: Connector, entity: EntitySpec, columns: list[str],
@@ -94,18 +86,3 @@ class FormatScan:
         if room > 0:
             self.examples += text.filter(pa.array(bad)).slice(0, room).to_pylist()
 
-
-def filled_count(parts: Iterable[pa.Array]) -> tuple[int, int]:
-    """(rows, rows neither null nor blank) over every chunk."""
-    acc = FilledCount()
-    for text in parts:
-        acc.add(text)
-    return acc.rows, acc.filled
-
-
-def format_scan(parts: Iterable[pa.Array], pattern: str) -> tuple[int, int, list[str]]:
-    """(non-blank values, values not matching ``pattern`` entirely, first 10 of those)."""
-    acc = FormatScan(pattern)
-    for chunk in parts:
-        acc.add(chunk)
-    return acc.total, acc.bad, acc.examples

@@ -135,8 +135,6 @@ def _column_checks_together(rules: list[ValidationRule], snapshot: PlanSnapshot,
             groups.setdefault(rule.entity, []).append(rule)
     out: dict[int, Outcome] = {}
     for name, group in groups.items():
-        if len(group) < 2:
-            continue
         try:
             outcomes = column_checks([(r.kind, r.params, r.column) for r in group],
                                      entity=snapshot.entity(name), source=source, ranges=ranges)

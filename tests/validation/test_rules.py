@@ -166,8 +166,11 @@ def test_column_scan_takes_arrow_backed_columns_as_they_come():
     plain = pd.Series(values, dtype=object)
     for series in (arrow, plain):
         text = column_scan.pc.utf8_trim_whitespace(column_scan._arrow_text(series))
-        assert column_scan.filled_count([text]) == (6, 3)
-        assert column_scan.format_scan([text], NAMED_PATTERNS["email"]) == (3, 1, ["bad"])
+        filled, fmt = column_scan.FilledCount(), column_scan.FormatScan(NAMED_PATTERNS["email"])
+        filled.add(text)
+        fmt.add(text)
+        assert (filled.rows, filled.filled) == (6, 3)
+        assert (fmt.total, fmt.bad, fmt.examples) == (3, 1, ["bad"])
 
 
 def test_column_checks_of_an_entity_share_one_scan_and_keep_their_own_errors(demo_plan):

@@ -587,9 +587,13 @@ class PostgresConnector:
             # 16,700 rows cost ~40 ms in a COPY); overwritten rows keep a row with their
             # before-image. mp_ledger.written shows both as rows.
             _write_ledger(cur, entity, run_id, batch_id, [w for w in changed if not w[1]])
-            inserted_keys = text_array(w[0] for w in changed if w[1]) if inserted else None
-            inserted_hashes = text_array(w[3] for w in changed if w[1]) if inserted else None
+            inserts = [w for w in changed if w[1]]
             target_keys = text_array(w[0] for w in written) if written else None
+            inserted_keys = inserted_hashes = None
+            if inserts:  # an insert-only batch: the key map's literal serves both
+                same = len(inserts) == len(written)
+                inserted_keys = target_keys if same else text_array(w[0] for w in inserts)
+                inserted_hashes = text_array(w[3] for w in inserts)
             counts = {k: v for k, v in result_meta.items() if k != "failures"}
             failures = result_meta.get("failures")
             cur.execute(
@@ -616,8 +620,7 @@ class PostgresConnector:
                     namespace,
                     text_array(source_keys) if written else None,
                     target_keys,
-                    # an insert-only batch: same keys as the key map's (one literal for both)
-                    target_keys if inserted == len(written) else inserted_keys,
+                    inserted_keys,
                     inserted_hashes,
                 ),
             )
