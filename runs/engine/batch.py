@@ -253,7 +253,7 @@ def _validate(
     target: Connector, entity: EntitySpec, result: TransformResult, frame: pd.DataFrame
 ) -> tuple[pd.DataFrame, list[str], list[RowFailure]]:
     """Split transformed rows into loadable rows and load-stage failures (target types)."""
-    rows = result.rows
+    rows = result.text_rows
     errors: dict[Hashable, FieldError] = (
         target.validate_rows(entity.target_table, rows) if len(rows) else {}
     )

@@ -76,13 +76,29 @@ class RowFailure:
 
 @dataclass
 class TransformResult:
-    """Good rows (target columns, object dtype str/None), their source keys and the rest."""
+    """Good rows (target columns), their source keys and the rest.
 
-    rows: pd.DataFrame
+    ``text_rows`` holds the rows as Arrow-backed ``TEXT`` columns (missing = NA): what the
+    engine validates and loads, with no Python ``str`` per value. ``rows`` is the same frame
+    as ``object`` dtype holding ``str``/``None`` (built on first use, for previews and tests).
+    """
+
+    text_rows: pd.DataFrame
     source_keys: pd.Series
     failures: list[RowFailure]
     filtered: int
     duplicates: int
+    _rows: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """The good rows as ``object`` columns of ``str``/``None`` (converted once)."""
+        if self._rows is None:
+            frame = self.text_rows
+            self._rows = pd.DataFrame(
+                {c: to_python(frame[c]) for c in frame.columns}, index=frame.index
+            )
+        return self._rows
 
 
 @dataclass
@@ -313,8 +329,9 @@ def transform_frame(
         lookups=lookups or {}, keymaps=keymaps or {}, source_keys=keys, namespace=namespace
     )
     outcomes = [_finish_field(f, _run_chain(kept, f, ctx)) for f in entity.fields]
+    # Arrow strings end to end (validate, COPY): no Python str per value on the load path
     out = pd.DataFrame(
-        {f.target: to_python(o.values) for f, o in zip(entity.fields, outcomes, strict=True)},
+        {f.target: as_text(o.values) for f, o in zip(entity.fields, outcomes, strict=True)},
         index=kept.index,
     )
     failures, failed = _failures(kept, out, keys, outcomes)
@@ -325,7 +342,7 @@ def transform_frame(
     good_keys = keys[good].copy()
     good_keys.index = rows.index
     return TransformResult(
-        rows=rows,
+        text_rows=rows,
         source_keys=good_keys,
         failures=failures,
         filtered=int((~keep).sum()),

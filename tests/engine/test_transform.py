@@ -212,11 +212,18 @@ def test_transform_frame_keeps_original_index_labels():
     assert list(result.rows.index) == [100, 101, 102, 103]
 
 
-def test_transform_frame_output_is_object_text():
+def test_transform_frame_output_is_arrow_text_with_an_object_view():
     result = run(customer_entity(), ROWS)
 
+    # what the engine validates and loads: Arrow strings, no Python str per value
+    text = result.text_rows
+    assert all(isinstance(text[c].array, pd.arrays.ArrowStringArray) for c in text.columns)
+    assert pd.isna(text.iloc[1]["email"])
+    # the object view (previews, reports): str / None, same rows and index
     assert {str(dtype) for dtype in result.rows.dtypes} == {"object"}
     assert result.rows.iloc[1]["email"] is None
+    assert list(result.rows.index) == list(text.index)
+    assert result.rows.fillna("").to_numpy().tolist() == text.fillna("").to_numpy().tolist()
 
 
 def test_transform_frame_unknown_source_column_raises_schema_error():

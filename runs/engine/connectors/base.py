@@ -16,6 +16,7 @@ from runs.engine.errors import EngineError, SchemaError
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     from runs.engine.snapshot import EntitySpec
     from runs.engine.transform import FieldError
@@ -273,10 +274,12 @@ def _text_length_problems(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    try:
-        arr = pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return None
+    arr = _arrow_text(series)
+    if arr is None:
+        try:
+            arr = pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            return None
     problems = []
     if not col.nullable and not col.has_default:
         isnull = arr.is_null().to_numpy(zero_copy_only=False)
@@ -288,10 +291,30 @@ def _text_length_problems(
     return problems
 
 
+def _arrow_text(series: pd.Series) -> pa.Array | None:
+    """The column's own Arrow string array when it is the engine's TEXT (no copy), else None."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if not isinstance(series.array, pd.arrays.ArrowStringArray):
+        return None
+    arr = pa.array(series.array)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+# Canonical spellings every target accepts, checked in Arrow (RE2) before the per-value path:
+# a subset of what _bad_values accepts, so a value matching one is good without looking again.
+_CANONICAL = {
+    "uuid": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+}
+
+
 def _column_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.ndarray, str]]:
     import numpy as np
+    import pyarrow.compute as pc
 
-    if type_family(col.cast_type) == "text":
+    family = type_family(col.cast_type)
+    if family == "text":
         fast = _text_length_problems(col, series)
         if fast is not None:
             return fast
@@ -299,13 +322,18 @@ def _column_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.n
     problems = []
     if not col.nullable and not col.has_default:
         problems.append(("required_missing", isnull, f"{col.name} is NOT NULL in the target"))
-    text = series[~isnull].astype(object).map(str)
+    todo = ~isnull
+    arr = _arrow_text(series) if family in _CANONICAL else None
+    if arr is not None:
+        canonical = pc.match_substring_regex(arr, _CANONICAL[family]).fill_null(False)
+        todo &= ~canonical.to_numpy(zero_copy_only=False)
+    text = series[todo].astype(object).map(str)
     if text.empty:
         return problems
     bad = _bad_values(col, text)
     if bad is not None:
         mask = np.zeros(len(series), dtype=bool)
-        mask[np.flatnonzero(~isnull)[bad]] = True
+        mask[np.flatnonzero(todo)[bad]] = True
         kind, message = bad_message(col)
         problems.append((kind, mask, message))
     return problems
@@ -323,6 +351,7 @@ def bad_message(col: ColumnInfo) -> tuple[str, str]:
 def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
     import numpy as np
     import pandas as pd
+
     family = type_family(col.cast_type)
     s = text.astype(object)
     if family == "text":
@@ -354,9 +383,9 @@ def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
     return bad
 
 
-def load_columns(info: TableInfo, entity: EntitySpec, rows: pd.DataFrame,
-                 source_keys: Sequence[str]) -> tuple[list[ColumnInfo], ColumnInfo,
-                                                      ColumnInfo | None]:
+def load_columns(
+    info: TableInfo, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str]
+) -> tuple[list[ColumnInfo], ColumnInfo, ColumnInfo | None]:
     """Check a batch against its target table: (written columns, target key, external id).
     Pure; raises SchemaError (unknown column) or EngineError (upsert without its external id
     among the rows, keys not aligned with rows)."""

@@ -148,7 +148,9 @@ def text_array(values: Iterable[Any]) -> str:
     return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
 
-def _text_array(series: pd.Series) -> pa.Array:
+def _text_array(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    if isinstance(series.array, pd.arrays.ArrowStringArray):  # the engine's TEXT: no copy
+        return pa.array(series.array)  # __arrow_array__: the column's own buffers
     values = series.to_numpy(dtype=object)
     try:
         return pa.array(values, type=pa.string(), from_pandas=True)

@@ -535,7 +535,7 @@ def _table_info(conn: sqlite3.Connection, name: str) -> TableInfo:
 
 
 def _text_rows(rows: pd.DataFrame) -> list[list[str | None]]:
-    values = rows.to_numpy(dtype=object)
+    values = rows.to_numpy(dtype=object, na_value=None)  # TEXT columns hold NA for missing
     return [
         [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in r]
         for r in values
