@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,8 +13,10 @@ from runs.engine.rules import (
     FAILURE_CATEGORIES,
     PARAM_TYPES,
     REGISTRY,
+    TEXT,
     RuleContext,
     RuleParamError,
+    _parse_formats,
     run_step,
     to_python,
     uuid5_texts,
@@ -290,3 +294,82 @@ def test_run_step_refuses_frame_for_single_column_rule():
 
     with pytest.raises(RuleParamError):
         run_step("trim", frame, {}, RuleContext())
+
+
+# ------------------------------------------------------------------ parse_date: Arrow fast path
+
+def _pandas_formats(text: pd.Series, formats: list[str]) -> np.ndarray:
+    """The reference: pandas.to_datetime per format, in order, on the rows still unparsed."""
+    parsed = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[s]")
+    todo = ~(text.fillna("") == "").to_numpy(dtype=bool)
+    for fmt in formats:
+        got = pd.to_datetime(text[todo], format=fmt, errors="coerce", utc="%z" in fmt)
+        if "%z" in fmt:
+            got = got.dt.tz_localize(None)
+        values = got.to_numpy(dtype="datetime64[s]")
+        rows = np.flatnonzero(todo)[~np.isnat(values)]
+        parsed[rows] = values[~np.isnat(values)]
+        todo[rows] = False
+    return parsed
+
+
+_DIGITS = {"arabic": str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"),
+           "fullwidth": str.maketrans("0123456789", "０１２３４５６７８９")}
+
+
+def _spellings(formats: list[str], n: int, rng: random.Random) -> list[str | None]:
+    """Dates in the formats, canonical or bent the ways legacy exports bend them."""
+    bends = [
+        lambda t, ts: t,
+        lambda t, ts: t.replace("0", "", 1),  # not zero-padded
+        lambda t, ts: t.replace(" ", "  "),
+        lambda t, ts: f" {t}",
+        lambda t, ts: f"{t} ",
+        lambda t, ts: t.replace(" ", "T"),
+        lambda t, ts: t.replace("T", " "),
+        lambda t, ts: t.translate(_DIGITS["arabic"]),
+        lambda t, ts: t.translate(_DIGITS["fullwidth"]),
+        lambda t, ts: t.replace(ts.strftime("%d"), rng.choice(["29", "30", "31", "00"]), 1),
+        lambda t, ts: t.replace(ts.strftime("%m"), rng.choice(["02", "04", "13", "00"]), 1),
+        lambda t, ts: t + rng.choice(["Z", ".5", "+01:00", ":00", "x"]),
+        lambda t, ts: t.replace(ts.strftime("%H"), "24", 1),
+        lambda t, ts: t.lower() if rng.random() < 0.5 else t.upper(),
+        lambda t, ts: t.replace(ts.strftime("%Y"), rng.choice(["0000", "0001", "-2018", "218"]), 1),
+        lambda t, ts: t.replace(" ", "\u00a0"),
+        lambda t, ts: t.replace(" ", "\t"),
+        lambda t, ts: rng.choice(["", None, "n/a", "2018", "2018-02-29 10:00", "2000-02-29"]),
+    ]
+    out = []
+    for _ in range(n):
+        fmt = rng.choice(formats)
+        ts = pd.Timestamp(1900, 1, 1) + pd.Timedelta(seconds=rng.randrange(200 * 365 * 86400))
+        bend = bends[0] if rng.random() < 0.4 else rng.choice(bends)
+        out.append(bend(ts.strftime(fmt), ts))
+    return out
+
+
+@pytest.mark.parametrize("formats", [
+    ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%b %d %Y"],
+    ["%d/%m/%y", "%m/%d/%Y", "%Y%m%d"],
+    ["%H:%M %d-%m-%Y", "%Y-%m-%d\t%H", "%y-%m-%d %H:%M:%S", "%d.%m.%y"],
+    ["%Y-%m-%d %I:%M %p", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d"],  # no fast path for %I %p %z
+])
+def test_parse_formats_answers_exactly_what_pandas_answers(formats):
+    """Canonical spellings are parsed in Arrow; 30 Feb, year 0, '-2018', unpadded digits,
+    other digit scripts, odd spaces, case and trailing text must come out as pandas says."""
+    text = pd.Series(_spellings(formats, 6000, random.Random(len(formats))), dtype=TEXT)
+
+    got, want = _parse_formats(text, formats), _pandas_formats(text, formats)
+
+    same = (got == want) | (np.isnat(got) & np.isnat(want))
+    assert same.all(), [(text[i], want[i], got[i]) for i in np.flatnonzero(~same)[:5]]
+    assert 0.3 < (~np.isnat(want)).mean() < 0.95  # the corpus has both outcomes
+
+
+def test_parse_formats_fast_path_rejects_a_day_arrow_would_roll_over():
+    text = pd.Series(["2018-02-29", "2020-02-29", "2018-04-31", "2018-02-28"], dtype=TEXT)
+
+    got = _parse_formats(text, ["%Y-%m-%d"])
+
+    assert [None if np.isnat(v) else str(v)[:10] for v in got] == [
+        None, "2020-02-29", None, "2018-02-28"]
