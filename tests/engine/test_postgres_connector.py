@@ -265,12 +265,13 @@ def test_validate_rows_gives_the_same_answer_for_arrow_text_and_object_columns(t
          "0f8fad5b-d9cb-469f-a165-70867728950", "not a uuid", None, ""]
     v = ["abc", "abcd", None, "é" * 3, "", "ab", "x", "y"]
     obj = text_frame(["u", "v"], {"u": u, "v": v})
-    got = {dtype: {i: (e.field, e.category)
+    got = {dtype: {i: (e.field, e.category, e.value)
                    for i, e in tpg.connector.validate_rows("t", frame).items()}
            for dtype, frame in (("object", obj), ("text", obj.astype(TEXT)))}
     assert got["text"] == got["object"] == {
-        1: ("v", "too_long"), 2: ("v", "required_missing"), 4: ("u", "type_cast"),
-        5: ("u", "type_cast"), 7: ("u", "type_cast")}
+        1: ("v", "too_long", "abcd"), 2: ("v", "required_missing", None),
+        4: ("u", "type_cast", u[4]), 5: ("u", "type_cast", "not a uuid"),
+        7: ("u", "type_cast", "")}
 
 
 def test_pg_keymap_pairs_wait_in_the_batch_record_until_the_first_lookup(tpg):

@@ -249,7 +249,10 @@ def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, Fiel
 
     Raises SchemaError for a frame column the table does not have. Vectorised per column.
     """
+    import pandas as pd
+
     from runs.engine.transform import FieldError  # transform imports connectors lazily too
+
     # pandas/numpy are imported where used, so importing the connector types (as the web app
     # and the Celery parent process do) does not load them (~100 MB per process).
 
@@ -260,6 +263,8 @@ def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, Fiel
             for idx in series.index[mask]:
                 if idx not in found:
                     value = series.at[idx]
+                    if value is pd.NA:  # a missing value in a TEXT column: None, as elsewhere
+                        value = None
                     found[idx] = FieldError(
                         field=col.name, rule="load", value=value, message=message, category=category
                     )
