@@ -90,6 +90,14 @@ def test_runs_console_journey(page, live_server, lead, demo_plan, start_worker):
 
     record = next(r for r in FailedRecord.objects.filter(run=dry, field="email", status="open")
                   if len(r.errors) == 1)
+    long_value = FailedRecord.objects.filter(run=dry, status="open").exclude(pk=record.pk)[0]
+    long_value.source_row = {**long_value.source_row, "Legacy_Notes": "x" * 160}
+    long_value.save(update_fields=["source_row"])
+    page.goto(f"{base}/errors/{long_value.uuid}/")
+    _shot(page, "06a-failed-record-long-value")
+    # a 160-character unbroken value wraps inside its cell: both panels stay on the page
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.locator("text=Transformed row").bounding_box()["x"] < page.viewport_size["width"]
     page.goto(f"{base}/errors/{record.uuid}/")
     _shot(page, "06-failed-record")
     page.fill('input[name="v:Email_Address"]', "fixed.by.lead@example.com")
