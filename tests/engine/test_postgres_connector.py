@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import threading
+import zlib
 
 import pandas as pd
 import pytest
 
 from runs.engine.connectors import KeyRange, connect
 from runs.engine.connectors.base import text_frame
+from runs.engine.connectors.postgres import pack_failures, unpack_failures
 from runs.engine.errors import SchemaError, TransientError
 from runs.engine.hashing import row_hash
 from runs.engine.rules import TEXT
@@ -307,10 +309,23 @@ def test_pg_failures_are_stored_packed_and_come_back_on_a_retry(tpg):
     tpg.connector.load_batch(entity=customer_entity(), rows=customer_rows(3),
                              source_keys=["E00000", "E00001", "E00002"], run_id="r",
                              batch_id="b", namespace="plan", result_meta=meta)
-    stored = tpg.execute("SELECT result_meta, octet_length(failures) FROM mp_ledger.batch")
+    stored = tpg.execute("SELECT result_meta, octet_length(failures), "
+                         "substr(failures, 1, 4) FROM mp_ledger.batch")
     assert stored[0][0] == {"extracted": 303}
-    assert 0 < stored[0][1] < len(json.dumps(failures))
+    assert 0 < stored[0][1] < len(json.dumps(failures)) / 4
+    assert bytes(stored[0][2]) == b"MPz1"  # zstd-packed
     assert tpg.connector.batch_result("r", "b").result_meta == meta
+    # a ledger written before (zlib-packed failures) still gives them back on a retry
+    old = zlib.compress(json.dumps(failures).encode(), 1)
+    tpg.execute("UPDATE mp_ledger.batch SET failures = %s", (old,))
+    assert tpg.connector.batch_result("r", "b").result_meta == meta
+
+
+def test_pack_failures_round_trips_any_json_value():
+    failures = [{"source_key": "k", "source_row": {"a": None, "b": "", "c": "é😀\x00\n"},
+                 "transformed_row": {}, "stage": "load", "errors": [{"value": 1.5}]}] * 50
+    assert unpack_failures(pack_failures(failures)) == failures
+    assert unpack_failures(pack_failures([])) == []
 
 
 def test_validate_rows_flags_too_long_not_null_and_bad_casts(tdb):

@@ -914,9 +914,27 @@ def _table_info(
     )
 
 
+# Packed failures: magic, the JSON's length (8 bytes, big-endian), the JSON zstd-compressed at
+# level 1 by pyarrow's bundled codec. 3,300 failures (3.4 MB of JSON): 5.5 ms and 0.51 MB,
+# where zlib at level 1 took 18 ms for 0.68 MB. Older ledgers hold zlib streams; both read.
+_PACK_MAGIC = b"MPz1"
+
+
 def pack_failures(failures: list[dict[str, Any]]) -> bytes:
-    """A batch's failures as zlib-compressed JSON (the ledger keeps them for a retry)."""
-    return zlib.compress(orjson.dumps(failures, default=str), 1)
+    """A batch's failures as compressed JSON (the ledger keeps them for a retry). Pure."""
+    data = orjson.dumps(failures, default=str)
+    packed = pa.Codec("zstd", compression_level=1).compress(data, asbytes=True)
+    return _PACK_MAGIC + len(data).to_bytes(8, "big") + packed
+
+
+def unpack_failures(packed: bytes) -> list[dict[str, Any]]:
+    """The failures ``pack_failures`` stored (or the zlib form of older ledgers). Pure."""
+    if packed.startswith(_PACK_MAGIC):
+        size = int.from_bytes(packed[4:12], "big")
+        data = pa.Codec("zstd").decompress(packed[12:], decompressed_size=size, asbytes=True)
+    else:
+        data = zlib.decompress(packed)
+    return orjson.loads(data)
 
 
 def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:
@@ -930,7 +948,7 @@ def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:
         return None
     load, meta, packed = rec
     if packed is not None:
-        meta = {**meta, "failures": orjson.loads(zlib.decompress(bytes(packed)))}
+        meta = {**meta, "failures": unpack_failures(bytes(packed))}
     return LoadResult(
         inserted=int(load.get("inserted", 0)),
         updated=int(load.get("updated", 0)),
