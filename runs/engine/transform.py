@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -88,17 +89,12 @@ class TransformResult:
     failures: list[RowFailure]
     filtered: int
     duplicates: int
-    _rows: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
-    @property
+    @cached_property
     def rows(self) -> pd.DataFrame:
         """The good rows as ``object`` columns of ``str``/``None`` (converted once)."""
-        if self._rows is None:
-            frame = self.text_rows
-            self._rows = pd.DataFrame(
-                {c: to_python(frame[c]) for c in frame.columns}, index=frame.index
-            )
-        return self._rows
+        frame = self.text_rows
+        return pd.DataFrame({c: to_python(frame[c]) for c in frame.columns}, index=frame.index)
 
 
 @dataclass

@@ -279,7 +279,7 @@ def _text_length_problems(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = _arrow_text(series)
+    arr = arrow_text(series)
     if arr is None:
         try:
             arr = pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
@@ -296,7 +296,7 @@ def _text_length_problems(
     return problems
 
 
-def _arrow_text(series: pd.Series) -> pa.Array | None:
+def arrow_text(series: pd.Series) -> pa.Array | None:
     """The column's own Arrow string array when it is the engine's TEXT (no copy), else None."""
     import pandas as pd
     import pyarrow as pa
@@ -328,7 +328,7 @@ def _column_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.n
     if not col.nullable and not col.has_default:
         problems.append(("required_missing", isnull, f"{col.name} is NOT NULL in the target"))
     todo = ~isnull
-    arr = _arrow_text(series) if family in _CANONICAL else None
+    arr = arrow_text(series) if family in _CANONICAL else None
     if arr is not None:
         canonical = pc.match_substring_regex(arr, _CANONICAL[family]).fill_null(False)
         todo &= ~canonical.to_numpy(zero_copy_only=False)

@@ -30,6 +30,7 @@ from runs.engine.connectors.base import (
     SchemaInfo,
     TableChecksum,
     TableInfo,
+    arrow_text,
     load_columns,
     ranges_from_bounds,
     text_frame,
@@ -148,9 +149,10 @@ def text_array(values: Iterable[Any]) -> str:
     return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 
 
-def _text_array(series: pd.Series) -> pa.Array | pa.ChunkedArray:
-    if isinstance(series.array, pd.arrays.ArrowStringArray):  # the engine's TEXT: no copy
-        return pa.array(series.array)  # __arrow_array__: the column's own buffers
+def _text_array(series: pd.Series) -> pa.Array:
+    arr = arrow_text(series)  # the engine's TEXT: the column's own buffers
+    if arr is not None:
+        return arr
     values = series.to_numpy(dtype=object)
     try:
         return pa.array(values, type=pa.string(), from_pandas=True)
