@@ -498,3 +498,14 @@ def test_extract_of_one_column_keeps_its_null_rows(tdb):
         frame = extract("src", ["v"], ["id"], KeyRange())
         values = [None if pd.isna(v) else v for v in frame["v"]]
         assert values == ["a", None, "", None, "b", None]
+
+
+def test_pg_ledger_batch_arrays_use_lz4_and_packed_failures_skip_compression(tpg):
+    tpg.connector.ensure_ledger()
+    got = dict(tpg.execute(
+        "SELECT attname, attcompression::text || attstorage::text FROM pg_attribute "
+        "WHERE attrelid = 'mp_ledger.batch'::regclass AND attname IN "
+        "('keymap_source', 'keymap_target', 'inserted_keys', 'inserted_hashes', 'failures')"))
+    # Debian's PostgreSQL is built with lz4 ('l'); storage 'x' = extended, 'e' = external
+    assert got == {"keymap_source": "lx", "keymap_target": "lx", "inserted_keys": "lx",
+                   "inserted_hashes": "lx", "failures": "e"}

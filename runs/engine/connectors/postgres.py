@@ -102,6 +102,17 @@ CREATE INDEX IF NOT EXISTS batch_keymap_pending_idx ON mp_ledger.batch (namespac
     WHERE keymap_source IS NOT NULL;
 ALTER TABLE mp_ledger.batch ADD COLUMN IF NOT EXISTS inserted_keys text[],
     ADD COLUMN IF NOT EXISTS inserted_hashes text[];
+-- A batch record holds four 16,700-element text arrays: lz4 compresses them in ~1/3 of
+-- pglz's time for the same size (53 -> 38 ms per record); failures are zstd-packed already.
+-- Skipped on servers built without lz4 (optional, only speed depends on it).
+DO $mp$ BEGIN
+    EXECUTE 'ALTER TABLE mp_ledger.batch ALTER COLUMN keymap_source SET COMPRESSION lz4, '
+        'ALTER COLUMN keymap_target SET COMPRESSION lz4, '
+        'ALTER COLUMN inserted_keys SET COMPRESSION lz4, '
+        'ALTER COLUMN inserted_hashes SET COMPRESSION lz4';
+EXCEPTION WHEN feature_not_supported OR syntax_error THEN NULL;
+END $mp$;
+ALTER TABLE mp_ledger.batch ALTER COLUMN failures SET STORAGE EXTERNAL;
 CREATE OR REPLACE VIEW mp_ledger.written AS
     SELECT r.run_id, r.batch_id, r.entity, r.target_table, r.target_key, r.action,
         r.before_image, r.row_hash, b.seq
