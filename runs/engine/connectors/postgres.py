@@ -750,6 +750,7 @@ class PostgresConnector:
             before = self._before_images(cur, info, tk, ext, temp[names.index(ext.name)])
         query = self._insert_sql(info, cols, tk, ext if upsert else None, hashes is None)
         if skip_unchanged:
+            self.hashed_by = "server"
             return self._write_changed(cur, info, cols, tk, ext, temp, query, before)
         out = None
         if upsert and not before:  # no external id exists yet: no conflict to check
@@ -838,8 +839,7 @@ class PostgresConnector:
     ) -> list[str]:
         """``hashes`` when the server agrees on an evenly spread sample of 32 rows; else the
         server's hash of every row (and the cause is a ``stored_text`` rule to fix)."""
-        step = max(1, len(keys) // 32)
-        picks = list(range(0, len(keys), step))
+        picks = list(range(0, len(keys), max(1, len(keys) // 32)))[:32]
         server = self._server_hashes(cur, info, tk, cols, [keys[i] for i in picks])
         if all(server.get(keys[i]) == hashes[i] for i in picks):
             self.hashed_by = "loader"
