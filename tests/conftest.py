@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 from hypothesis import Phase, settings
@@ -19,6 +20,31 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 os.environ.setdefault("TEST_PG_URL", "postgresql://postgres@127.0.0.1:54329/postgres")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, plus a report of sessions still on it at the end.
+
+    Dropping the test database fails ("being accessed by other users") while any other session
+    is connected; name them (they are a fixture's leak to fix) and end them so the drop works."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor != "postgresql":
+            return
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT pid, application_name, state, left(query, 120) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            stray = cur.fetchall()
+            for pid, app, state, query in stray:
+                sys.__stderr__.write(
+                    f"\nstray session on the test database: pid {pid} {app!r} {state}: {query}\n"
+                )
+                cur.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 @pytest.fixture
