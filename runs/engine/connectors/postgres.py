@@ -32,6 +32,7 @@ from runs.engine.connectors.base import (
     TableInfo,
     arrow_text,
     load_columns,
+    numeric_limit,
     ranges_from_bounds,
     text_frame,
     validate_frame,
@@ -203,6 +204,7 @@ _READ_BACK: dict[str, tuple[str, ...]] = {  # type -> patterns every non-null va
     "text": (),
     "character varying": (),
     "uuid": ("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",),
+    "character": (),
     "smallint": (_INTEGER,),
     "integer": (_INTEGER,),
     "bigint": (_INTEGER,),
@@ -221,13 +223,17 @@ def stored_text(col: ColumnInfo, arr: pa.Array, iso_dates: bool) -> pa.Array | N
     base = declared.split("(")[0].strip()
     if base == "timestamp" and declared.endswith("without time zone"):
         base = "timestamp without time zone"  # timestamp(p): whole seconds read back alike
+    if base == "numeric":  # the scale is in data_type (format_type with the typmod)
+        return _numeric_text(col.data_type.lower(), arr)
     patterns = _READ_BACK.get(base)
     if patterns is None or (base in ("date", "timestamp without time zone") and not iso_dates):
         return None
-    # varchar(n) silently cuts trailing spaces beyond n: only values that fit read back alike
-    too_long = base == "character varying" and col.max_length is not None
-    if too_long and (pc.max(pc.utf8_length(arr)).as_py() or 0) > col.max_length:
+    # varchar(n)/char(n) silently cut trailing spaces beyond n: only values that fit are certain
+    bounded = base in ("character varying", "character") and col.max_length is not None
+    if bounded and (pc.max(pc.utf8_length(arr)).as_py() or 0) > col.max_length:
         return None
+    if base == "character":  # char(n) pads with spaces; ::text drops trailing spaces again
+        return pc.utf8_rtrim(arr, characters=" ") if bounded else None
     if not patterns:
         return arr
     matched = [pc.match_substring_regex(arr, p) for p in patterns]
@@ -245,6 +251,29 @@ def stored_text(col: ColumnInfo, arr: pa.Array, iso_dates: bool) -> pa.Array | N
             pc.replace_substring(arr, "T", " ", max_replacements=1),
         )
     return arr
+
+
+def _numeric_text(declared: str, arr: pa.Array) -> pa.Array | None:
+    """numeric / numeric(p, s): plain decimals without leading zeros read back as written,
+    padded to s decimals when the scale is declared; more decimals (rounded), exponents,
+    signs other than a leading '-' and negative zero (read back unsigned) are not certain."""
+    import pyarrow.compute as pc
+
+    limit = numeric_limit(declared)
+    decimals = "[0-9]+" if limit is None else f"[0-9]{{0,{limit[1]}}}"
+    shape = f"^-?(0|[1-9][0-9]*)(\\.{decimals})?$"
+    ok = pc.and_(
+        pc.match_substring_regex(arr, shape),
+        pc.invert(pc.match_substring_regex(arr, "^-0*(\\.0*)?$")),
+    )
+    if pc.any(pc.invert(ok)).as_py():
+        return None
+    if limit is None or limit[1] == 0:
+        return arr if limit is None else pc.replace_substring_regex(arr, "\\.$", "")
+    parts = pc.extract_regex(arr, "^(?P<whole>-?[0-9]+)(?:\\.(?P<frac>[0-9]*))?$")
+    whole = pc.struct_field(parts, "whole")
+    frac = pc.utf8_rpad(pc.struct_field(parts, "frac"), limit[1], "0")
+    return pc.binary_join_element_wise(whole, frac, pa.scalar(".", arr.type))
 
 
 def parse_copy_csv(data: bytes, columns: Sequence[str], *, arrow: bool = False) -> pd.DataFrame:
