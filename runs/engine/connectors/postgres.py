@@ -219,10 +219,7 @@ def stored_text(col: ColumnInfo, arr: pa.Array, iso_dates: bool) -> pa.Array | N
     ISO. Pure."""
     import pyarrow.compute as pc
 
-    declared = col.cast_type.lower()
-    base = declared.split("(")[0].strip()
-    if base == "timestamp" and declared.endswith("without time zone"):
-        base = "timestamp without time zone"  # timestamp(p): whole seconds read back alike
+    base = col.cast_type.lower()  # format_type without the typmod: timestamp(3) is timestamp
     if base == "numeric":  # the scale is in data_type (format_type with the typmod)
         return _numeric_text(col.data_type.lower(), arr)
     patterns = _READ_BACK.get(base)
@@ -880,19 +877,24 @@ class PostgresConnector:
     def _server_hashes(
         self, cur: Any, info: TableInfo, tk: ColumnInfo, cols: list[ColumnInfo], keys: list[str]
     ) -> dict[str, str]:
-        cur.execute(
-            sql.SQL(
-                "SELECT t.{k}::text, {h} FROM {t} AS t WHERE t.{k} IN "
-                "(SELECT {cast} FROM unnest(%s::text[]) AS u(v))"
-            ).format(
-                k=sql.Identifier(tk.name),
-                h=pg_row_hash_sql([c.name for c in cols], alias="t"),
-                t=self._ident(info),
-                cast=_cast(sql.SQL("u.v"), tk),
-            ),
-            (text_array(keys),),
-        )
+        hashed = pg_row_hash_sql([c.name for c in cols], alias="t")
+        cur.execute(self._rows_by_key_sql(info, tk, hashed), (text_array(keys),))
         return dict(cur.fetchall())
+
+    def _rows_by_key_sql(
+        self, info: TableInfo, key: ColumnInfo, select: sql.Composable
+    ) -> sql.Composed:
+        """SELECT key text, ``select`` of the rows (alias t) whose key text is in the one
+        ``%s::text[]`` parameter."""
+        return sql.SQL(
+            "SELECT t.{k}::text, {c} FROM {t} AS t WHERE t.{k} IN "
+            "(SELECT {cast} FROM unnest(%s::text[]) AS u(v))"
+        ).format(
+            k=sql.Identifier(key.name),
+            c=select,
+            t=self._ident(info),
+            cast=_cast(sql.SQL("u.v"), key),
+        )
 
     def _write_changed(
         self,
@@ -1077,14 +1079,10 @@ class PostgresConnector:
         key = info.column(key_col)
         names = list(columns) if columns is not None else list(info.column_names)
         info.require(names)
-        query = sql.SQL(
-            "SELECT t.{k}::text, {c} FROM {t} AS t WHERE t.{k} IN "
-            "(SELECT {cast} FROM unnest(%s::text[]) AS u(v))"
-        ).format(
-            k=sql.Identifier(key.name),
-            t=self._ident(info),
-            c=sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(n)) for n in names),
-            cast=_cast(sql.SQL("u.v"), key),
+        query = self._rows_by_key_sql(
+            info,
+            key,
+            sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(n)) for n in names),
         )
         with self._tx() as cur:
             cur.execute(query, (text_array(keys),))
