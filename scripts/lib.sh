@@ -129,6 +129,7 @@ ensure_run_packages() {
 ensure_test_packages() {
     ensure_run_packages
     ensure_postgres_packages
+    ensure_mysql_packages  # MariaDB: the MySQL source connector's tests
     ensure_browser_packages
     apt_install poppler-utils  # pdftoppm: tests render exported PDFs to PNG
 }
@@ -298,4 +299,54 @@ stop_test_pg() {
     [[ "$dir" == /tmp/mp-test-pg.* ]] && rm -rf "$dir"
     MP_TEST_PG_DIR=""
     MP_TEST_PG_PID=""
+}
+
+# ---------------------------------------------------------------- MariaDB (tests: a MySQL source)
+
+MP_TEST_MYSQL_DIR=""
+MP_TEST_MYSQL_PID=""
+
+# The server and client cores only: mariadbd, mariadb-install-db and my_print_defaults, without
+# the mariadb-server package's service (nothing is started by the install).
+ensure_mysql_packages() {
+    [[ -x /usr/sbin/mariadbd ]] && command -v mariadb-install-db >/dev/null 2>&1 \
+        && command -v my_print_defaults >/dev/null 2>&1 && return 0
+    apt_install mariadb-server-core mariadb-client-core
+}
+
+# start_test_mysql: a throwaway MariaDB on 127.0.0.1:$TEST_MYSQL_PORT (default 53306), root
+# without a password, utf8mb4; exports TEST_MYSQL_URL. Data, socket and log in .data/test/mysql
+# (or a private /tmp directory when that path is too long for a Unix socket).
+start_test_mysql() {
+    local port="${TEST_MYSQL_PORT:-53306}" dir="$MP_DATA/test/mysql" user
+    if [[ -f "$dir/mysqld.pid" ]]; then
+        stop_pid "$(cat "$dir/mysqld.pid")" "a test MariaDB left over from an earlier run"
+    fi
+    port_busy "$port" && die "port $port is already in use; set TEST_MYSQL_PORT to a free port"
+    rm -rf "$dir"
+    [[ ${#dir} -gt 80 ]] && dir=$(mktemp -d /tmp/mp-test-mysql.XXXXXX)
+    mkdir -p "$dir"
+    MP_TEST_MYSQL_DIR="$dir"
+    user=$(id -un)
+    mariadb-install-db --no-defaults --datadir="$dir/data" --user="$user" \
+        --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 \
+        || { cat "$dir/install.log" >&2; die "mariadb-install-db failed"; }
+    /usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --user="$user" \
+        --bind-address=127.0.0.1 --port="$port" --socket="$dir/mysqld.sock" \
+        --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --skip-log-bin \
+        --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+        --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 \
+        >"$dir/stdout.log" 2>&1 &
+    MP_TEST_MYSQL_PID=$!
+    wait_for "MariaDB on port $port" 60 port_busy "$port"
+    export TEST_MYSQL_URL="mysql://root@127.0.0.1:$port/"
+    log "MariaDB listening on 127.0.0.1:$port (pid $MP_TEST_MYSQL_PID, data $dir/data)"
+}
+
+stop_test_mysql() {
+    local dir="$MP_TEST_MYSQL_DIR"
+    stop_pid "$MP_TEST_MYSQL_PID" "test MariaDB"
+    [[ -n "$dir" ]] && rm -rf "$dir"
+    MP_TEST_MYSQL_DIR=""
+    MP_TEST_MYSQL_PID=""
 }

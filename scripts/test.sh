@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command: private PostgreSQL and Redis on loopback, ruff, then pytest.
+# The test command: private PostgreSQL, Redis and MariaDB on loopback, ruff, then pytest.
 # Usage: bash scripts/test.sh [pytest args...]   (JUnit XML goes to artifacts/junit.xml)
-# Ports: TEST_PG_PORT (default 55433), TEST_REDIS_PORT (default 56380).
+# Ports: TEST_PG_PORT (default 55433), TEST_REDIS_PORT (default 56380),
+# TEST_MYSQL_PORT (default 53306).
 # shellcheck disable=SC2317  # functions invoked from traps look unreachable
 set -euo pipefail
 
@@ -14,6 +15,7 @@ cleanup() {
     trap '' PIPE  # a closed output pipe must not stop the cleanup halfway
     set +e
     stop_test_redis
+    stop_test_mysql
     stop_test_pg
     log "finished with exit code $rc"
     exit "$rc"
@@ -30,6 +32,7 @@ main() {
     mkdir -p artifacts "$MP_DATA/test"
     step "start PostgreSQL" start_test_pg
     step "start Redis" start_test_redis
+    step "start MariaDB" start_test_mysql
     export PLAYWRIGHT_CHROMIUM=/usr/bin/chromium
     # Tests get their own app data dir (fernet key, media) instead of the development one.
     export MP_DATA_DIR="$MP_DATA/test/app"

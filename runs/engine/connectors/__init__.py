@@ -1,4 +1,4 @@
-"""Database connectors: ``connect(kind, params)`` opens a PostgreSQL or SQLite connector."""
+"""Database connectors: ``connect(kind, params)`` opens a PostgreSQL, SQLite or MySQL one."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ __all__ = [
     "connect",
 ]
 
-KINDS = ("postgresql", "sqlite")
+KINDS = ("postgresql", "sqlite", "mysql")
 
 
 def connect(kind: str, params: dict[str, Any]) -> Connector:
@@ -42,6 +42,8 @@ def connect(kind: str, params: dict[str, Any]) -> Connector:
 
     postgresql params: host, port, dbname, user, password, options.
     sqlite params: path, optional busy_timeout_ms.
+    mysql params (MySQL 8.0+ / MariaDB 10.2+, a source only): host, port, dbname, user,
+    password, connect_timeout.
     """
     if kind == "postgresql":
         from runs.engine.connectors.postgres import PostgresConnector
@@ -54,4 +56,9 @@ def connect(kind: str, params: dict[str, Any]) -> Connector:
         return SqliteConnector(
             {"path": params["path"], "busy_timeout_ms": params.get("busy_timeout_ms")}
         )
+    if kind == "mysql":
+        from runs.engine.connectors.mysql import MysqlConnector
+
+        allowed = ("host", "port", "dbname", "user", "password", "connect_timeout")
+        return MysqlConnector({k: params.get(k) for k in allowed})
     raise EngineError(f"unknown connector kind {kind!r}")

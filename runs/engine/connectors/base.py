@@ -7,7 +7,7 @@ against the introspected schema and ``validate_frame`` (load-stage row validatio
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -412,6 +412,12 @@ def text_frame(columns: Sequence[str], data: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(
         {c: np.asarray(data[c], dtype=object) for c in columns}, columns=list(columns), dtype=object
     )
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of ``items`` of at most ``size`` (bound-parameter limits)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def ranges_from_bounds(bounds: list[tuple], any_rows: bool) -> list[KeyRange]:

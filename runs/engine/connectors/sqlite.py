@@ -23,6 +23,7 @@ from runs.engine.connectors.base import (
     SchemaInfo,
     TableChecksum,
     TableInfo,
+    chunks,
     load_columns,
     max_length_of,
     ranges_from_bounds,
@@ -78,11 +79,6 @@ def _from_json(value: Any) -> Any:
     if isinstance(value, dict) and _BLOB in value:
         return bytes.fromhex(value[_BLOB])
     return value
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class SqliteConnector:
@@ -254,7 +250,7 @@ class SqliteConnector:
         found: set[str] = set()
         row = "(" + ", ".join("?" for _ in key_cols) + ")"
         with self._tx() as conn:
-            for chunk in _chunks(parts, _CHUNK // width):
+            for chunk in chunks(parts, _CHUNK // width):
                 values = ", ".join(row for _ in chunk)
                 args = [v for p in chunk for v in p]
                 found.update(
@@ -327,7 +323,7 @@ class SqliteConnector:
         found: dict[str, str] = {}
         keys = [str(k) for k in source_keys]
         with self._tx() as conn:
-            for chunk in _chunks(keys):
+            for chunk in chunks(keys, _CHUNK):
                 marks = ", ".join("?" for _ in chunk)
                 found.update(
                     conn.execute(
@@ -484,7 +480,7 @@ class SqliteConnector:
         select = ", ".join(f"CAST({q(c)} AS TEXT)" for c in [key_col, *names])
         out: dict[str, str] = {}
         with self._tx() as conn:
-            for chunk in _chunks([str(k) for k in keys]):
+            for chunk in chunks([str(k) for k in keys], _CHUNK):
                 marks = ", ".join("?" for _ in chunk)
                 for r in conn.execute(
                     f"SELECT {select} FROM {q(info.name)} WHERE {q(key_col)} IN ({marks})",
