@@ -6,6 +6,7 @@ from django.db import models
 class SystemKind(models.TextChoices):
     POSTGRESQL = "postgresql", "PostgreSQL"
     SQLITE = "sqlite", "SQLite"
+    MYSQL = "mysql", "MySQL / MariaDB (source only)"
     FILE = "file", "File upload (CSV / JSON / XLSX / XML)"
 
 

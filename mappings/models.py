@@ -28,7 +28,9 @@ class System(models.Model):
     role = models.CharField(max_length=10, choices=SystemRole.choices, default=SystemRole.BOTH)
     host = models.CharField(max_length=255, blank=True)
     port = models.PositiveIntegerField(null=True, blank=True)
-    database = models.CharField(max_length=255, blank=True, help_text="Database name (PostgreSQL).")
+    database = models.CharField(
+        max_length=255, blank=True, help_text="Database name (PostgreSQL, MySQL)."
+    )
     username = models.CharField(max_length=100, blank=True)
     path = models.CharField(
         max_length=500, blank=True, help_text="SQLite file or staging database."
@@ -48,9 +50,23 @@ class System(models.Model):
             models.CheckConstraint(
                 condition=~Q(kind="postgresql") | (~Q(host="") & ~Q(database="")),
                 name="system_postgresql_has_host_and_database",
+                violation_error_message="A PostgreSQL system needs a host and a database name.",
             ),
             models.CheckConstraint(
-                condition=~Q(kind="sqlite") | ~Q(path=""), name="system_sqlite_has_path"
+                condition=~Q(kind="sqlite") | ~Q(path=""),
+                name="system_sqlite_has_path",
+                violation_error_message="An SQLite system needs the path of its database file.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="mysql") | (~Q(host="") & ~Q(database="")),
+                name="system_mysql_has_host_and_database",
+                violation_error_message="A MySQL system needs a host and a database name.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="mysql") | Q(role="source"),
+                name="system_mysql_is_a_source",
+                violation_error_message="A MySQL system can only be a source: set its role to "
+                "“Source” (runs load into PostgreSQL or SQLite).",
             ),
             models.CheckConstraint(
                 condition=Q(port__isnull=True) | Q(port__gte=1, port__lte=65535),
@@ -81,10 +97,10 @@ class System(models.Model):
 
     def connection_params(self) -> dict:
         """Engine connector parameters with the decrypted secret; never log or render this."""
-        if self.kind == SystemKind.POSTGRESQL:
+        if self.kind in (SystemKind.POSTGRESQL, SystemKind.MYSQL):
             params = {
                 "host": self.host,
-                "port": self.port or 5432,
+                "port": self.port or (5432 if self.kind == SystemKind.POSTGRESQL else 3306),
                 "dbname": self.database,
                 "user": self.username,
                 **self.options,

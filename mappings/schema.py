@@ -1,7 +1,8 @@
 """Introspection and small read-only queries on connected systems (short in-process cache).
 
 Table and column names are always checked against the introspected schema and quoted
-(SQLite: double quotes with "" doubling; PostgreSQL: psycopg2.sql.Identifier).
+(SQLite: double quotes with "" doubling; PostgreSQL: psycopg2.sql.Identifier; MySQL:
+backticks with `` doubling).
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from typing import Any
 
 import pandas as pd
 import psycopg2
+import pymysql
 from psycopg2 import sql
 
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.connectors import Connector, SchemaInfo, TableInfo, connect
+from runs.engine.connectors.mysql import MysqlConnector
+from runs.engine.connectors.mysql import q as mysql_quote
+from runs.engine.connectors.mysql import text_expr as mysql_text
 from runs.engine.errors import EngineError
 
 from .enums import SystemKind
@@ -62,7 +67,7 @@ def system_schema(system: System, *, fresh: bool = False) -> SchemaInfo:
     try:
         with system_connector(system) as conn:
             schema = conn.introspect()
-    except (EngineError, sqlite3.Error, psycopg2.Error) as exc:
+    except (EngineError, sqlite3.Error, psycopg2.Error, pymysql.Error) as exc:
         raise ApplicationError(f"Cannot read the schema of “{system.name}”: {exc}",
                                field="connection") from exc
     with _lock:
@@ -98,7 +103,8 @@ def system_test_connection(system: System) -> ConnectionReport:
         with system_connector(system) as conn:
             schema = conn.introspect()
         version = _server_version(system)
-    except (ApplicationError, EngineError, sqlite3.Error, psycopg2.Error, OSError) as exc:
+    except (ApplicationError, EngineError, sqlite3.Error, psycopg2.Error, pymysql.Error,
+            OSError) as exc:
         text = getattr(exc, "message", None) or str(exc).strip() or exc.__class__.__name__
         return ConnectionReport(False, text, [])
     tables = sorted((t.name, t.row_estimate) for t in schema.tables.values())
@@ -109,9 +115,9 @@ def _server_version(system: System) -> str:
     with _raw(system) as (kind, conn):
         if kind == "sqlite":
             return "SQLite " + conn.execute("SELECT sqlite_version()").fetchone()[0]
-        with conn.cursor() as cur:
-            cur.execute("SHOW server_version")
-            return "PostgreSQL " + cur.fetchone()[0]
+        if kind == "mysql":
+            return MysqlConnector.version_text(_fetch(conn, "SELECT VERSION()")[0][0])
+        return "PostgreSQL " + _fetch(conn, "SHOW server_version")[0][0]
 
 
 @contextmanager
@@ -122,6 +128,12 @@ def _raw(system: System) -> Iterator[tuple[str, Any]]:
     if kind == "sqlite":
         conn = sqlite3.connect(f"file:{params['path']}?mode=ro", uri=True,
                                check_same_thread=False)
+    elif kind == "mysql":
+        conn = pymysql.connect(
+            host=params["host"], port=int(params["port"]), user=params.get("user") or None,
+            password=params.get("password", ""), database=params["dbname"], charset="utf8mb4",
+            autocommit=True, connect_timeout=5, init_command="SET SESSION time_zone = '+00:00'")
+        _fetch(conn, "SET SESSION TRANSACTION READ ONLY")
     else:
         allowed = ("host", "port", "dbname", "user", "password")
         conn = psycopg2.connect(connect_timeout=5, **{k: params[k] for k in allowed if k in params})
@@ -132,38 +144,65 @@ def _raw(system: System) -> Iterator[tuple[str, Any]]:
         conn.close()
 
 
-def _sqlite_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _fetch(conn: Any, text: Any, args: Sequence[Any] = ()) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(text, tuple(args))
+        return list(cur.fetchall()) if cur.description else []
 
 
-def _pg_table(info: TableInfo) -> sql.Composable:
-    rel = info.name.split(".", 1)[1] if info.name.startswith(f"{info.schema}.") else info.name
-    return sql.Identifier(info.schema or "public", rel)
+@dataclass(frozen=True)
+class _Dialect:
+    """SQL spelling per kind: identifiers quoted, columns as text; values stay ``%s`` args."""
+
+    kind: str
+    info: TableInfo
+
+    def ident(self, name: str) -> Any:
+        if self.kind == "postgresql":
+            return sql.Identifier(name)
+        return mysql_quote(name) if self.kind == "mysql" else '"' + name.replace('"', '""') + '"'
+
+    def table(self) -> Any:
+        if self.kind == "postgresql":
+            info = self.info
+            rel = info.name.split(".", 1)[1] if info.name.startswith(f"{info.schema}.") \
+                else info.name
+            return sql.Identifier(info.schema or "public", rel)
+        return self.ident(self.info.name)
+
+    def text(self, name: str) -> Any:
+        """The column's value as text, as the engine's extract reads it."""
+        if self.kind == "mysql":
+            return mysql_text(self.info.column(name))
+        return self.fmt("CAST({c} AS TEXT)", c=self.ident(name))
+
+    def length(self, expr: Any) -> Any:
+        return self.fmt("CHAR_LENGTH({e})" if self.kind == "mysql" else "length({e})", e=expr)
+
+    def random(self) -> Any:
+        return self.fmt("RAND()" if self.kind == "mysql" else "random()")
+
+    def join(self, parts: list[Any], sep: str = ", ") -> Any:
+        return sql.SQL(sep).join(parts) if self.kind == "postgresql" else sep.join(parts)
+
+    def fmt(self, template: str, **parts: Any) -> Any:
+        if self.kind == "postgresql":
+            return sql.SQL(template).format(**parts)
+        if self.kind == "sqlite":
+            template = template.replace("%s", "?")
+        return template.format(**parts)
 
 
 def _query(system: System, info: TableInfo, build: Any, args: Sequence[Any] = ()) -> list[tuple]:
-    """Run a SELECT built by ``build(kind, table_sql, ident)``; table/columns already checked."""
+    """Run a SELECT built by ``build(dialect)``; table and columns already checked."""
     try:
         with _raw(system) as (kind, conn):
+            text = build(_Dialect(kind, info))
             if kind == "sqlite":
-                text = build(kind, _sqlite_ident(info.name), _sqlite_ident)
                 return conn.execute(text, list(args)).fetchall()
-            text = build(kind, _pg_table(info), sql.Identifier)
-            with conn.cursor() as cur:
-                cur.execute(text, list(args))
-                return cur.fetchall()
-    except (sqlite3.Error, psycopg2.Error) as exc:
+            return _fetch(conn, text, args)
+    except (sqlite3.Error, psycopg2.Error, pymysql.Error) as exc:
         raise ApplicationError(f"Query on “{system.name}”.“{info.name}” failed: {exc}") from exc
-
-
-def _join(kind: str, parts: list[Any], sep: str = ", ") -> Any:
-    return sql.SQL(sep).join(parts) if kind != "sqlite" else sep.join(parts)
-
-
-def _fmt(kind: str, template: str, **parts: Any) -> Any:
-    if kind == "sqlite":
-        return template.replace("%s", "?").format(**parts)
-    return sql.SQL(template).format(**parts)
 
 
 def sample_frame(system: System, table: str, columns: Sequence[str], *, limit: int,
@@ -173,14 +212,13 @@ def sample_frame(system: System, table: str, columns: Sequence[str], *, limit: i
     names = list(dict.fromkeys(columns))
     _require(system, info, [*names, *key])
 
-    def build(kind: str, tbl: Any, ident: Any) -> Any:
-        cols = _join(kind, [_fmt(kind, "CAST({c} AS TEXT)", c=ident(c)) for c in names])
+    def build(d: _Dialect) -> Any:
         if order == "random":
-            order_by = _fmt(kind, "random()")
+            order_by = d.random()
         else:
-            order_by = _join(kind, [ident(c) for c in key]) if key else _fmt(kind, "1")
-        return _fmt(kind, "SELECT {cols} FROM {tbl} ORDER BY {order} LIMIT %s",
-                    cols=cols, tbl=tbl, order=order_by)
+            order_by = d.join([d.ident(c) for c in key]) if key else d.fmt("1")
+        return d.fmt("SELECT {cols} FROM {tbl} ORDER BY {order} LIMIT %s",
+                     cols=d.join([d.text(c) for c in names]), tbl=d.table(), order=order_by)
 
     rows = _query(system, info, build, [int(limit)])
     return pd.DataFrame([list(r) for r in rows], columns=names, dtype=object)
@@ -191,9 +229,9 @@ def count_longer(system: System, table: str, column: str, length: int) -> int:
     info = system_table(system, table)
     _require(system, info, [column])
 
-    def build(kind: str, tbl: Any, ident: Any) -> Any:
-        return _fmt(kind, "SELECT count(*) FROM {tbl} WHERE length(CAST({c} AS TEXT)) > %s",
-                    tbl=tbl, c=ident(column))
+    def build(d: _Dialect) -> Any:
+        return d.fmt("SELECT count(*) FROM {tbl} WHERE {n} > %s", tbl=d.table(),
+                     n=d.length(d.text(column)))
 
     return int(_query(system, info, build, [int(length)])[0][0])
 
@@ -203,9 +241,9 @@ def value_counts(system: System, table: str, column: str, *, limit: int = 2000) 
     info = system_table(system, table)
     _require(system, info, [column])
 
-    def build(kind: str, tbl: Any, ident: Any) -> Any:
-        return _fmt(kind, "SELECT CAST({c} AS TEXT), count(*) FROM {tbl} GROUP BY 1 "
-                    "ORDER BY 2 DESC LIMIT %s", tbl=tbl, c=ident(column))
+    def build(d: _Dialect) -> Any:
+        return d.fmt("SELECT {v}, count(*) FROM {tbl} GROUP BY 1 ORDER BY 2 DESC LIMIT %s",
+                     v=d.text(column), tbl=d.table())
 
     return _query(system, info, build, [int(limit)])
 
@@ -221,14 +259,14 @@ def _require(system: System, info: TableInfo, names: Sequence[str]) -> None:
 
 def has_keymap(system: System) -> bool:
     """True when the system already holds the engine's key map (a run has loaded into it)."""
+    if connector_kind(system) == "mysql":
+        return False  # a source only: never loaded into
     try:
         with _raw(system) as (kind, conn):
             if kind == "sqlite":
                 return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
                                     "name = 'mp_ledger_keymap'").fetchone() is not None
-            with conn.cursor() as cur:
-                cur.execute("SELECT to_regclass('mp_ledger_keymap') IS NOT NULL")
-                return bool(cur.fetchone()[0])
+            return bool(_fetch(conn, "SELECT to_regclass('mp_ledger_keymap') IS NOT NULL")[0][0])
     except (sqlite3.Error, psycopg2.Error):
         return False
 

@@ -31,6 +31,14 @@ def _check_system(system: System) -> None:
     if system.kind == SystemKind.POSTGRESQL and not (system.host and system.database):
         raise ApplicationError("A PostgreSQL system needs a host and a database name.",
                                field="host" if not system.host else "database")
+    if system.kind == SystemKind.MYSQL:
+        if not (system.host and system.database):
+            raise ApplicationError("A MySQL system needs a host and a database name.",
+                                   field="host" if not system.host else "database")
+        if system.role != "source":
+            raise ApplicationError("A MySQL system can only be a source: set its role to "
+                                   "“Source” (runs load into PostgreSQL or SQLite).",
+                                   field="role")
     if system.kind == SystemKind.SQLITE and not system.path:
         raise ApplicationError("An SQLite system needs the path of its database file.",
                                field="path")

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 import psycopg2
@@ -207,6 +207,7 @@ TARGET_SCHEMA: dict[str, tuple[Col, ...]] = {
         legacy_order_id=_UNN, contact_id={"null": False, "ref": "contacts"}),
 }
 _PG_TYPES = {"ID": "INTEGER PRIMARY KEY", "AUTO_ID": "BIGSERIAL PRIMARY KEY"}
+_MYSQL_TYPES = {"ID": "INT PRIMARY KEY", "TIMESTAMP": "DATETIME"}
 _SQLITE_TYPES = {"ID": "INTEGER PRIMARY KEY", "AUTO_ID": "INTEGER PRIMARY KEY AUTOINCREMENT",
                  "UUID": "TEXT", "BIGINT": "INTEGER"}
 
@@ -214,6 +215,17 @@ _SQLITE_TYPES = {"ID": "INTEGER PRIMARY KEY", "AUTO_ID": "INTEGER PRIMARY KEY AU
 def _q(name: str) -> str:
     """SQLite identifier quoting (double quotes, embedded quotes doubled)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def _bq(name: str) -> str:
+    """MySQL identifier quoting (backticks, embedded backticks doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _mysql_col(col: Col) -> str:
+    # MySQL systems are sources only: the legacy tables have no REFERENCES to spell.
+    parts = [_bq(col.name), _MYSQL_TYPES.get(col.type, col.type)]
+    return " ".join(parts + ["NOT NULL"] * (not col.null) + ["UNIQUE"] * col.unique)
 
 
 def _sqlite_col(col: Col) -> str:
@@ -244,6 +256,11 @@ def _ddl(kind: str, table: str, cols: tuple[Col, ...], *, if_missing: bool = Fal
         stmts = [f"CREATE TABLE {guard}{_q(table)} ({', '.join(map(_sqlite_col, cols))})"]
         return stmts + [f"CREATE INDEX {guard}{_q(f'{table}_{c.lower()}_idx')} ON "
                         f"{_q(table)} ({_q(c)})" for c in indexed]
+    if kind == "mysql":
+        stmts = [f"CREATE TABLE {guard}{_bq(table)} ({', '.join(map(_mysql_col, cols))}) "
+                 "CHARACTER SET utf8mb4"]
+        return stmts + [f"CREATE INDEX {_bq(f'{table}_{c.lower()}_idx')} ON {_bq(table)} "
+                        f"({_bq(c)})" for c in indexed]
     create = sql.SQL("CREATE TABLE " + guard + "{} ({})").format(
         sql.Identifier(table), sql.SQL(", ").join(map(_pg_col, cols)))
     index = sql.SQL("CREATE INDEX " + guard + "{} ON {} ({})")
@@ -256,7 +273,7 @@ def _ddl(kind: str, table: str, cols: tuple[Col, ...], *, if_missing: bool = Fal
 
 @contextmanager
 def _connect(url: str) -> Iterator[tuple[str, Any]]:
-    """Open ``url``; yields ("sqlite" | "postgresql", connection). Raises ValueError."""
+    """Open ``url``; yields ("sqlite" | "postgresql" | "mysql", connection). Raises ValueError."""
     parts = urlsplit(url)
     scheme = parts.scheme.split("+")[0]
     if scheme == "sqlite":
@@ -265,6 +282,14 @@ def _connect(url: str) -> Iterator[tuple[str, Any]]:
     elif scheme in ("postgresql", "postgres"):
         conn = psycopg2.connect(urlunsplit(parts._replace(scheme="postgresql")))
         kind = "postgresql"
+    elif scheme == "mysql":
+        import pymysql
+
+        conn = pymysql.connect(
+            host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
+            user=unquote(parts.username or "root"), password=unquote(parts.password or ""),
+            database=parts.path.lstrip("/"), charset="utf8mb4", autocommit=False)
+        kind = "mysql"
     else:
         raise ValueError(f"unsupported database URL scheme {parts.scheme!r}")
     try:
@@ -282,6 +307,15 @@ def _transaction(kind: str, conn: Any) -> Iterator[None]:
     if kind == "postgresql":
         with conn:  # commits, or rolls back on an exception
             yield
+        return
+    if kind == "mysql":
+        conn.begin()
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
         return
     conn.execute("BEGIN")
     try:
@@ -306,9 +340,10 @@ def _existing(kind: str, conn: Any, tables: tuple[str, ...]) -> set[str]:
     if kind == "sqlite":
         rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     else:
+        schema = "DATABASE()" if kind == "mysql" else "current_schema()"
         with conn.cursor() as cur:
             cur.execute("SELECT table_name FROM information_schema.tables "
-                        "WHERE table_schema = current_schema()")
+                        f"WHERE table_schema = {schema}")
             rows = cur.fetchall()
         conn.rollback()
     return {r[0] for r in rows} & set(tables)
@@ -320,15 +355,17 @@ def _counts(kind: str, conn: Any, tables: tuple[str, ...]) -> dict[str, int]:
     out = {}
     with conn.cursor() as cur:
         for t in tables:
-            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t)))
+            cur.execute(f"SELECT count(*) FROM {_bq(t)}" if kind == "mysql" else
+                        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t)))
             out[t] = cur.fetchone()[0]
     conn.rollback()
     return out
 
 
 def _drop(kind: str, conn: Any, tables: tuple[str, ...]) -> None:
-    if kind == "sqlite":
-        _run(kind, conn, [f"DROP TABLE IF EXISTS {_q(t)}" for t in reversed(tables)])
+    if kind in ("sqlite", "mysql"):
+        quote = _q if kind == "sqlite" else _bq
+        _run(kind, conn, [f"DROP TABLE IF EXISTS {quote(t)}" for t in reversed(tables)])
     else:
         drop = sql.SQL("DROP TABLE IF EXISTS {}")
         _run(kind, conn, [drop.format(sql.Identifier(t)) for t in reversed(tables)])
@@ -336,8 +373,16 @@ def _drop(kind: str, conn: Any, tables: tuple[str, ...]) -> None:
 
 def _load(kind: str, conn: Any, table: str, cols: tuple[Col, ...],
           blocks: Iterator[dict[str, np.ndarray]]) -> None:
-    """Bulk-insert blocks: COPY (CSV, unquoted empty = NULL) or SQLite executemany."""
+    """Bulk-insert blocks: COPY (CSV, unquoted empty = NULL), or executemany (SQLite; MySQL,
+    where PyMySQL folds it into multi-row INSERTs)."""
     names = [c.name for c in cols]
+    if kind == "mysql":
+        stmt = (f"INSERT INTO {_bq(table)} ({', '.join(map(_bq, names))}) "
+                f"VALUES ({', '.join(['%s'] * len(names))})")
+        with conn.cursor() as cur:
+            for block in blocks:
+                cur.executemany(stmt, list(zip(*(block[n].tolist() for n in names), strict=True)))
+        return
     if kind == "sqlite":
         stmt = (f"INSERT INTO {_q(table)} ({', '.join(map(_q, names))}) "
                 f"VALUES ({', '.join('?' * len(names))})")
@@ -382,9 +427,11 @@ def build_source(url: str, *, rows: int = 10_000, seed: int = 2026,
                  replace: bool = True) -> dict[str, int]:
     """Create and fill the dirty legacy tables (rows customers, 2x contacts, 3x orders).
 
-    Transactional (all or nothing) and deterministic per seed. With replace=False an existing
-    complete source is kept and its counts returned. Raises ValueError (rows < MIN_ROWS, bad
-    URL) and RuntimeError (replace=False and only some source tables exist).
+    Transactional (all or nothing; on MySQL, whose DDL commits, each table's rows are) and
+    deterministic per seed; ``url`` is sqlite:///, postgresql:// or mysql:// (a source).
+    With replace=False an existing complete source is kept and its counts returned. Raises
+    ValueError (rows < MIN_ROWS, bad URL) and RuntimeError (replace=False and only some source
+    tables exist).
     """
     if rows < MIN_ROWS:
         raise ValueError(f"rows must be at least {MIN_ROWS}")
@@ -414,6 +461,8 @@ def build_target(url: str, *, replace: bool = True) -> None:
     Declared lengths are enforced in SQLite with CHECK constraints, as PostgreSQL would.
     """
     with _connect(url) as (kind, conn), _transaction(kind, conn):
+        if kind == "mysql":
+            raise ValueError("MySQL systems are sources only: build the target elsewhere")
         if replace:
             _drop(kind, conn, TARGET_TABLES)
         for table in TARGET_TABLES:

@@ -12,6 +12,7 @@ import psycopg2
 import pytest
 
 from mappings.demo import legacy_crm as lc
+from tests.support import mysql
 
 PG_ADMIN = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:54329/postgres")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -177,7 +178,18 @@ def test_build_source_rejects_too_few_rows(url):
 
 def test_build_source_rejects_unknown_url_scheme():
     with pytest.raises(ValueError, match="scheme"):
-        lc.build_source("mysql://root@localhost/crm", rows=100)
+        lc.build_source("oracle://scott@localhost/crm", rows=100)
+
+
+def test_build_source_into_mysql_and_target_refused_there():
+    """MySQL holds a legacy source; it is never a target."""
+    with mysql.throwaway_database("demo_my") as name:
+        url = mysql.url_for(name)
+        assert lc.build_source(url, rows=100, seed=3) == {
+            "customers": 100, "contacts": 200, "orders": 300}
+        assert lc.source_exists(url) == {"customers": 100, "contacts": 200, "orders": 300}
+        with pytest.raises(ValueError, match="sources only"):
+            lc.build_target(url)
 
 
 # ------------------------------------------------------------------ dirt (rows=200)

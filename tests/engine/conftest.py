@@ -14,6 +14,7 @@ import psycopg2.extensions
 import pytest
 
 from runs.engine.connectors import connect
+from tests.support import mysql
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:54329/postgres"
 
@@ -109,39 +110,9 @@ def tpg(pg_params: dict[str, Any]) -> Iterator[Db]:
         handle._raw.close()
 
 
-DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:53306/"
-
-
-def mysql_admin_params() -> dict[str, Any]:
-    """Connection params of TEST_MYSQL_URL (MariaDB/MySQL started by scripts/test.sh)."""
-    from urllib.parse import unquote, urlsplit
-
-    url = urlsplit(os.environ.get("TEST_MYSQL_URL", DEFAULT_MYSQL_URL))
-    return {"host": url.hostname or "127.0.0.1", "port": url.port or 3306,
-            "user": unquote(url.username or "root"), "password": unquote(url.password or "")}
-
-
-def mysql_raw(dbname: str | None = None) -> Any:
-    """A plain autocommit PyMySQL connection (outside the connector under test)."""
-    import pymysql
-
-    p = mysql_admin_params()
-    return pymysql.connect(host=p["host"], port=p["port"], user=p["user"], password=p["password"],
-                           database=dbname, charset="utf8mb4", autocommit=True)
-
-
 @pytest.fixture
 def mysql_params() -> Iterator[dict[str, Any]]:
     """A throwaway MySQL/MariaDB database (utf8mb4, dropped afterwards); yields connect()
     params. An unreachable server fails the test, it is never skipped."""
-    name = f"engine_my_{uuid.uuid4().hex[:12]}"
-    admin = mysql_raw()
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 "
-                        "COLLATE utf8mb4_unicode_ci")
-        yield {**mysql_admin_params(), "dbname": name}
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
+    with mysql.throwaway_database("engine_my") as name:
+        yield {**mysql.admin_params(), "dbname": name}

@@ -11,14 +11,14 @@ from runs.engine.batch import execute_batch
 from runs.engine.connectors import KeyRange, connect
 from runs.engine.errors import EngineError, SchemaError, TransientError
 from runs.engine.snapshot import EntitySpec, FieldSpec, PlanSnapshot, RuleStepSpec
-from tests.engine.conftest import mysql_raw
+from tests.support import mysql
 
 
 class My:
     """Raw SQL on the test database plus the connector under test."""
 
     def __init__(self, params: dict[str, Any]) -> None:
-        self.raw = mysql_raw(params["dbname"])
+        self.raw = mysql.raw(params["dbname"])
         self.connector = connect("mysql", params)
 
     def script(self, statements: str, rows: dict[str, list[tuple]] | None = None) -> None:

@@ -77,7 +77,7 @@ def _qcols(names: Sequence[str]) -> str:
     return ", ".join(q(n) for n in names)
 
 
-def _text_expr(col: ColumnInfo, prefix: str = "") -> str:
+def text_expr(col: ColumnInfo, prefix: str = "") -> str:
     """The column's value as utf8mb4 text, as the server itself writes it."""
     ref = prefix + q(col.name)
     if col.cast_type in _BINARY_TYPES:
@@ -192,7 +192,13 @@ class MysqlConnector:
 
     def server_version(self) -> str:
         """``MySQL 8.0.x`` / ``MariaDB 10.11.x`` as the server reports it. Read-only."""
-        version = str(self._rows("SELECT VERSION()")[0][0])
+        return self.version_text(self._rows("SELECT VERSION()")[0][0])
+
+    @staticmethod
+    def version_text(version: str) -> str:
+        """``VERSION()`` as a product name and number (``10.11.9-MariaDB-0+deb12u1`` ->
+        ``MariaDB 10.11.9``)."""
+        version = str(version)
         if "mariadb" in version.lower():
             return "MariaDB " + version.split("-MariaDB")[0]
         return "MySQL " + version
@@ -265,7 +271,7 @@ class MysqlConnector:
         info = self._table(table)
         col = info.column(column)
         inner = f"SELECT MAX({q(col.name)}) AS {q(col.name)} FROM {q(info.name)}"
-        return self._rows(f"SELECT {_text_expr(col)} FROM ({inner}) m")[0][0]
+        return self._rows(f"SELECT {text_expr(col)} FROM ({inner}) m")[0][0]
 
     def key_ranges(
         self,
@@ -280,7 +286,7 @@ class MysqlConnector:
         info = self._table(table)
         keys = info.require(key_cols)
         where, params = self._where(info, key_cols, None, changed_since)
-        text_keys = ", ".join(_text_expr(k) for k in keys)
+        text_keys = ", ".join(text_expr(k) for k in keys)
         try:
             bounds = [
                 tuple(r)
@@ -314,7 +320,7 @@ class MysqlConnector:
         info = self._table(table)
         cols = info.require(columns)
         where, params = self._where(info, key_cols, key_range, changed_since)
-        select = ", ".join(_text_expr(c) for c in cols) or "1"
+        select = ", ".join(text_expr(c) for c in cols) or "1"
         rows = self._rows(
             f"SELECT {select} FROM {q(info.name)} {where} ORDER BY {_qcols(key_cols)}", params
         )
@@ -335,7 +341,7 @@ class MysqlConnector:
                 probes.append([_bound(c, v) for c, v in zip(cols, parts, strict=True)])
             except ValueError:
                 continue
-        text = "CONCAT_WS('|', " + ", ".join(_text_expr(c) for c in cols) + ")"
+        text = "CONCAT_WS('|', " + ", ".join(text_expr(c) for c in cols) + ")"
         found: set[str] = set()
         for chunk in chunks(probes, _CHUNK):
             tuples = ", ".join("(" + ", ".join(e for e, _ in p) + ")" for p in chunk)
@@ -362,7 +368,7 @@ class MysqlConnector:
             f"GROUP BY {q(col.name)} HAVING COUNT(*) > 1"
         )
         rows = self._rows(
-            f"SELECT COUNT(*) OVER (), {_text_expr(col)} AS v FROM ({inner}) d ORDER BY v LIMIT %s",
+            f"SELECT COUNT(*) OVER (), {text_expr(col)} AS v FROM ({inner}) d ORDER BY v LIMIT %s",
             [int(limit)],
         )
         return (int(rows[0][0]) if rows else 0), [r[1] for r in rows]
