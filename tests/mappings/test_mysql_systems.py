@@ -111,3 +111,22 @@ def test_preview_and_plan_rules_with_a_mysql_source(client_for, analyst, my_syst
     assert plan.target_id == target.pk
     assert response.status_code == 200
     assert "“Legacy MySQL” is registered as a source only." in response.content.decode()
+
+
+def test_api_mysql_system_source_only_and_connection_report(client_for, analyst, viewer,
+                                                            legacy_db, my_system):
+    client = client_for(analyst)
+    base = {"name": "api-my", "kind": "mysql", "host": "127.0.0.1", "database": legacy_db}
+    refused = client.post("/api/systems/", {**base, "role": "target"},
+                          content_type="application/json")
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "role" and "only be a source" in refused.json()["detail"]
+    report = client_for(viewer).post(f"/api/systems/{my_system.uuid}/test-connection/").json()
+    assert report["ok"] is True and report["message"].split()[0] in ("MariaDB", "MySQL")
+    assert "customers" in [t["name"] for t in report["tables"]]
+    my_system.set_secret("wrong-password-123")
+    my_system.username = "nobody"
+    my_system.save()
+    bad = client_for(viewer).post(f"/api/systems/{my_system.uuid}/test-connection/").json()
+    assert bad["ok"] is False and "Access denied" in bad["message"]
+    assert "wrong-password-123" not in str(bad)
