@@ -120,6 +120,12 @@ def test_delta_run_moves_only_changed_rows(eager_celery, demo_plan, demo_source_
         r[0]
         for r in pg.query(demo_target_db, "SELECT account_number FROM accounts ORDER BY id LIMIT 3")
     ]
+    original = pg.query(  # the source is shared by the session: put these rows back exactly
+        demo_source_db,
+        'SELECT "Customer_ID", "Cust_Name", "Last_Modified" FROM customers '
+        'WHERE "Customer_ID"::text = ANY(%s)',
+        (ids,),
+    )
     pg.query(
         demo_source_db,
         "UPDATE customers SET \"Cust_Name\" = 'delta corp', "
@@ -134,12 +140,13 @@ def test_delta_run_moves_only_changed_rows(eager_celery, demo_plan, demo_source_
             demo_target_db, "SELECT count(*) FROM accounts WHERE name = 'Delta Corp'"
         ) == [(3,)]
     finally:
-        pg.query(
-            demo_source_db,
-            'UPDATE customers SET "Last_Modified" = "Last_Modified" - '
-            "interval '1 day' WHERE \"Customer_ID\"::text = ANY(%s)",
-            (ids,),
-        )
+        for key, name, modified in original:
+            pg.query(
+                demo_source_db,
+                'UPDATE customers SET "Cust_Name" = %s, "Last_Modified" = %s '
+                'WHERE "Customer_ID" = %s',
+                (name, modified, key),
+            )
 
 
 def test_failure_threshold_fails_and_rolls_back(eager_celery, demo_plan):

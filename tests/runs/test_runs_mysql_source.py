@@ -12,11 +12,20 @@ from runs.connections import connector_for
 from runs.enums import RunStatus
 from runs.models import FailedRecord
 from runs.services import run_create, run_rollback_request
-from tests.runs.conftest import DEMO_ROWS
+from tests.runs.conftest import DEMO_ROWS, _pg_system
 from tests.support import mysql, pg
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 TABLES = ("accounts", "contacts", "orders")
+
+
+@pytest.fixture
+def pg_source():
+    """A fresh copy of the demo legacy CRM in PostgreSQL (the session's copy is shared and
+    other tests change rows in it)."""
+    with pg.throwaway_database("runs_pg_src") as name:
+        legacy_crm.build_source(pg.url_for(name), rows=DEMO_ROWS, seed=7)
+        yield _pg_system("Legacy CRM (fresh)", name, "dev", "source")
 
 
 @pytest.fixture
@@ -66,10 +75,12 @@ def _checksums(plan):
 
 
 def test_mysql_source_loads_what_the_postgresql_source_loads(
-    eager_celery, demo_plan, demo_target_db, mysql_source
+    eager_celery, demo_plan, demo_target_db, pg_source, mysql_source
 ):
     """Same data in MariaDB and PostgreSQL: same counts, same failed records, same target rows
     (ids aside), and the MySQL run rolls back to the empty target like any other."""
+    demo_plan.source = pg_source
+    demo_plan.save()
     empty = _checksums(demo_plan)
     from_pg = _run(demo_plan)
     pg_outcome, pg_target = _outcome(from_pg), _rows(demo_target_db)
