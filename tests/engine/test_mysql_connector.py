@@ -261,3 +261,33 @@ def test_batch_from_mysql_into_postgresql(my, tpg):
     assert all(o.already_done for o in again)
     assert tpg.execute("SELECT ext, name, born::text FROM person ORDER BY ext::int") == (
         snapshot_rows)
+
+
+def test_zero_dates_and_a_server_sql_mode_with_ansi_quotes_and_no_backslash_escapes(
+        my, mysql_params):
+    """Legacy servers: zero dates in a datetime key, and a global sql_mode that changes how
+    quotes and backslashes parse; every row still arrives exactly once, values intact."""
+    with my.raw.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.sql_mode")
+        saved = cur.fetchone()[0]
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute("CREATE TABLE d (at datetime PRIMARY KEY, v varchar(20))")
+        cur.executemany("INSERT INTO d VALUES (%s, %s)", [
+            ("0000-00-00 00:00:00", 'a\\b "q" \'s\''), ("2024-01-01 00:00:00", "x"),
+            ("2024-01-01 00:00:01", None), ("9999-12-31 23:59:59", "")])
+        cur.execute("SET GLOBAL sql_mode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES'")
+    conn = connect("mysql", mysql_params)  # a new session: takes the global mode
+    try:
+        rows, ranges = covered(conn, "d", ["at", "v"], ["at"], 1)
+        assert rows == [("0000-00-00 00:00:00", 'a\\b "q" \'s\''),
+                        ("2024-01-01 00:00:00", "x"), ("2024-01-01 00:00:01", None),
+                        ("9999-12-31 23:59:59", "")]
+        assert len(ranges) == 5
+        assert conn.fetch_keys("d", ["at"], ["0000-00-00 00:00:00", "2024-01-01 00:00:01",
+                                             "2024-01-01"]) == {
+            "0000-00-00 00:00:00", "2024-01-01 00:00:01", "2024-01-01 00:00:00"}
+        assert conn.count("d", changed_since=("at", "2024-01-01 00:00:00")) == 2
+    finally:
+        conn.close()
+        with my.raw.cursor() as cur:
+            cur.execute("SET GLOBAL sql_mode = %s", (saved,))
