@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pymysql
 
 from runs.engine.connectors.base import (
+    ArrowTextSource,
     ChangedSince,
     ColumnInfo,
     KeyRange,
@@ -136,7 +137,7 @@ def _keyset(cols: Sequence[ColumnInfo], bound: Sequence[Any], op: str) -> tuple[
     return f"({lead} AND ({' OR '.join(terms)}))", [exprs[0][1], *params]
 
 
-class MysqlConnector:
+class MysqlConnector(ArrowTextSource):
     """Source on one MySQL (8.0+) or MariaDB (10.2+) database; one PyMySQL connection."""
 
     kind = "mysql"
@@ -220,12 +221,6 @@ class MysqlConnector:
         }
         self._schema = SchemaInfo(tables=tables)
         return self._schema
-
-    def _table(self, name: str) -> TableInfo:
-        if self._schema is None or name not in self._schema.tables:
-            self.introspect()
-        assert self._schema is not None
-        return self._schema.table(name)
 
     # ------------------------------------------------------------------ source side
     def _where(
@@ -348,21 +343,6 @@ class MysqlConnector:
             ),
         )
         return arrow_frame(parsed.select(names), columns, arrow=arrow)
-
-    def extract_text(
-        self,
-        table: str,
-        columns: Sequence[str],
-        key_cols: Sequence[str],
-        key_range: KeyRange,
-        *,
-        changed_since: ChangedSince | None = None,
-    ) -> pd.DataFrame:
-        """``extract`` with Arrow-backed string columns (missing values are pd.NA): what a
-        batch feeds the transform. Read-only."""
-        return self.extract(
-            table, columns, key_cols, key_range, changed_since=changed_since, arrow=True
-        )
 
     def fetch_keys(self, table: str, key_cols: Sequence[str], keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` (source key text, ``|``-joined when composite) exist in ``table``.

@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 from psycopg2 import sql
 
 from runs.engine.connectors.base import (
+    ArrowTextSource,
     ChangedSince,
     ColumnInfo,
     KeyRange,
@@ -295,7 +296,7 @@ def parse_copy_csv(data: bytes, columns: Sequence[str], *, arrow: bool = False) 
     return arrow_frame(table, columns, arrow=arrow)
 
 
-class PostgresConnector:
+class PostgresConnector(ArrowTextSource):
     """Source and target on one PostgreSQL database; one psycopg2 connection, lazily opened."""
 
     kind = "postgresql"
@@ -357,12 +358,6 @@ class PostgresConnector:
             tables[info.name] = info
         self._schema = SchemaInfo(tables=tables)
         return self._schema
-
-    def _table(self, name: str) -> TableInfo:
-        if self._schema is None or name not in self._schema.tables:
-            self.introspect()
-        assert self._schema is not None
-        return self._schema.table(name)
 
     @staticmethod
     def _ident(info: TableInfo) -> sql.Identifier:
@@ -484,21 +479,6 @@ class PostgresConnector:
         with self._tx() as cur:
             cur.copy_expert(query, buf)
         return parse_copy_csv(buf.getvalue(), columns, arrow=arrow)
-
-    def extract_text(
-        self,
-        table: str,
-        columns: Sequence[str],
-        key_cols: Sequence[str],
-        key_range: KeyRange,
-        *,
-        changed_since: ChangedSince | None = None,
-    ) -> pd.DataFrame:
-        """``extract`` with Arrow-backed string columns (missing values are pd.NA): what a
-        batch feeds the transform, which works on Arrow strings anyway. Read-only."""
-        return self.extract(
-            table, columns, key_cols, key_range, changed_since=changed_since, arrow=True
-        )
 
     def fetch_keys(self, table: str, key_cols: Sequence[str], keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` (source key text, ``|``-joined when composite) exist in ``table``."""

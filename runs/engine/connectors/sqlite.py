@@ -20,6 +20,7 @@ from runs.engine.connectors.base import (
     KeyRange,
     LoadResult,
     RollbackResult,
+    SchemaCache,
     SchemaInfo,
     TableChecksum,
     TableInfo,
@@ -81,7 +82,7 @@ def _from_json(value: Any) -> Any:
     return value
 
 
-class SqliteConnector:
+class SqliteConnector(SchemaCache):
     """Source and target on one SQLite file; autocommit connection, explicit transactions."""
 
     kind = "sqlite"
@@ -143,12 +144,6 @@ class SqliteConnector:
             tables = {name: _table_info(conn, name) for name in names}
         self._schema = SchemaInfo(tables=tables)
         return self._schema
-
-    def _table(self, name: str) -> TableInfo:
-        if self._schema is None or name not in self._schema.tables:
-            self.introspect()
-        assert self._schema is not None
-        return self._schema.table(name)
 
     # ------------------------------------------------------------------ source side
     def count(self, table: str, *, changed_since: ChangedSince | None = None) -> int:
