@@ -14,6 +14,7 @@ from runs.models import FailedRecord
 from runs.services import run_create, run_rollback_request
 from tests.runs.conftest import DEMO_ROWS, _pg_system
 from tests.support import mysql, pg
+from validation.models import RunReport, ValidationResult
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 TABLES = ("accounts", "contacts", "orders")
@@ -55,6 +56,13 @@ def _outcome(run):
              run.entity_totals), failures)
 
 
+def _validation(run):
+    """The run report's verdict and every check's (phase, kind, entity, status)."""
+    results = ValidationResult.objects.filter(run=run).select_related("rule")
+    return RunReport.objects.get(run=run).verdict, sorted(
+        (r.rule.phase, r.rule.kind, r.rule.entity, r.status) for r in results)
+
+
 def _rows(dbname: str) -> list[list[tuple]]:
     """The target's rows with surrogate ids replaced by the parents' external keys (a rolled
     back run leaves the id sequences advanced, so ids differ between two equal runs)."""
@@ -84,6 +92,7 @@ def test_mysql_source_loads_what_the_postgresql_source_loads(
     empty = _checksums(demo_plan)
     from_pg = _run(demo_plan)
     pg_outcome, pg_target = _outcome(from_pg), _rows(demo_target_db)
+    pg_validation = _validation(from_pg)
     run_rollback_request(run=from_pg, user=None)
     assert _checksums(demo_plan) == empty
 
@@ -93,6 +102,10 @@ def test_mysql_source_loads_what_the_postgresql_source_loads(
     assert _outcome(from_my) == pg_outcome
     assert pg_outcome[0][0] == 1800 and pg_outcome[0][2] > 0
     assert _rows(demo_target_db) == pg_target
+    # pre-checks (counts, duplicates on the source) and the reconciliation report (source
+    # re-read in batches, key diff, checksums) come out the same, and pass
+    assert _validation(from_my) == pg_validation
+    assert pg_validation[0] == "pass" and len(pg_validation[1]) == 10
     assert [len(rows) for rows in pg_target] == [255, 470, 707]
     assert sum(pg.query(demo_target_db, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES) == (
         from_my.loaded)
