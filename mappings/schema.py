@@ -25,6 +25,7 @@ from runs.engine.connectors import Connector, SchemaInfo, TableInfo, connect
 from runs.engine.connectors.mysql import MysqlConnector
 from runs.engine.connectors.mysql import q as mysql_quote
 from runs.engine.connectors.mysql import text_expr as mysql_text
+from runs.engine.connectors.postgres import PostgresConnector
 from runs.engine.errors import EngineError
 
 from .enums import SystemKind
@@ -164,10 +165,7 @@ class _Dialect:
 
     def table(self) -> Any:
         if self.kind == "postgresql":
-            info = self.info
-            rel = info.name.split(".", 1)[1] if info.name.startswith(f"{info.schema}.") \
-                else info.name
-            return sql.Identifier(info.schema or "public", rel)
+            return PostgresConnector.table_ident(self.info)
         return self.ident(self.info.name)
 
     def text(self, name: str) -> Any:

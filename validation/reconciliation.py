@@ -62,7 +62,7 @@ class RunContext:
     def table(self, entity: EntitySpec) -> tuple[Any, Any]:
         """(quoted identifier, TableInfo) of the entity's target table, checked by introspection."""
         info = self.target._table(entity.target_table)  # noqa: SLF001 - see report: needs a public API
-        return self.target._ident(info), info  # noqa: SLF001
+        return self.target.table_ident(info), info
 
     def cursor(self):  # noqa: ANN201 - a context manager yielding a psycopg2 cursor
         return self.target._tx()  # noqa: SLF001

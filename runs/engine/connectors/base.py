@@ -92,6 +92,16 @@ class KeyRange:
         """JSON-able form for storage on a Batch row."""
         return {"lower": _listify(self.lower), "upper": _listify(self.upper)}
 
+    def comparisons(self, key_cols: Sequence[str]) -> list[tuple[tuple[Any, ...], str]]:
+        """The range as (bound, operator) pairs for a WHERE clause: ``(lower, ">")`` and
+        ``(upper, "<=")``, open ends left out. Pure; EngineError when a bound's width is not
+        the key's."""
+        pairs = [(b, op) for b, op in ((self.lower, ">"), (self.upper, "<=")) if b is not None]
+        for bound, _ in pairs:
+            if len(bound) != len(key_cols):
+                raise EngineError(f"key range {bound!r} does not match key {tuple(key_cols)}")
+        return pairs
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> KeyRange:
         """Inverse of ``to_dict``."""

@@ -233,12 +233,7 @@ class MysqlConnector(ArrowTextSource):
         keys = info.require(key_cols)
         parts: list[str] = []
         params: list[Any] = []
-        lower, upper = (key_range.lower, key_range.upper) if key_range else (None, None)
-        for bound, op in ((lower, ">"), (upper, "<=")):
-            if bound is None:
-                continue
-            if len(bound) != len(keys):
-                raise EngineError(f"key range {bound!r} does not match key {tuple(key_cols)}")
+        for bound, op in key_range.comparisons(key_cols) if key_range else ():
             try:
                 clause, args = _keyset(keys, bound, op)
             except ValueError as exc:

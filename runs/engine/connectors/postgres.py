@@ -360,7 +360,8 @@ class PostgresConnector(ArrowTextSource):
         return self._schema
 
     @staticmethod
-    def _ident(info: TableInfo) -> sql.Identifier:
+    def table_ident(info: TableInfo) -> sql.Identifier:
+        """The table's schema-qualified identifier (``schema.table``, quoted)."""
         rel = info.name.split(".", 1)[1] if info.name.startswith(f"{info.schema}.") else info.name
         return sql.Identifier(info.schema or "public", rel)
 
@@ -370,7 +371,7 @@ class PostgresConnector(ArrowTextSource):
         info = self._table(table)
         where = self._where(info, (), None, changed_since)
         with self._tx() as cur:
-            cur.execute(sql.SQL("SELECT count(*) FROM {} {}").format(self._ident(info), where))
+            cur.execute(sql.SQL("SELECT count(*) FROM {} {}").format(self.table_ident(info), where))
             return int(cur.fetchone()[0])
 
     def max_value(self, table: str, column: str) -> str | None:
@@ -380,7 +381,7 @@ class PostgresConnector(ArrowTextSource):
         with self._tx() as cur:
             cur.execute(
                 sql.SQL("SELECT max({})::text FROM {}").format(
-                    sql.Identifier(col.name), self._ident(info)
+                    sql.Identifier(col.name), self.table_ident(info)
                 )
             )
             return cur.fetchone()[0]
@@ -396,12 +397,7 @@ class PostgresConnector(ArrowTextSource):
         keys = info.require(key_cols)
         parts: list[sql.Composable] = []
         row = sql.SQL("({})").format(_cols(key_cols))
-        lower, upper = (key_range.lower, key_range.upper) if key_range else (None, None)
-        for bound, op in ((lower, ">"), (upper, "<=")):
-            if bound is None:
-                continue
-            if len(bound) != len(keys):
-                raise EngineError(f"key range {bound!r} does not match key {tuple(key_cols)}")
+        for bound, op in key_range.comparisons(key_cols) if key_range else ():
             vals = sql.SQL(", ").join(
                 _cast(sql.Literal(None if v is None else str(v)), k)
                 for v, k in zip(bound, keys, strict=True)
@@ -438,7 +434,7 @@ class PostgresConnector(ArrowTextSource):
         ).format(
             tk=text_keys,
             k=_cols(key_cols),
-            t=self._ident(info),
+            t=self.table_ident(info),
             w=where,
             n=sql.Literal(max(1, int(batch_size))),
         )
@@ -447,7 +443,7 @@ class PostgresConnector(ArrowTextSource):
             bounds = [tuple(r) for r in cur.fetchall()]
             cur.execute(
                 sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} {w})").format(
-                    t=self._ident(info), w=where
+                    t=self.table_ident(info), w=where
                 )
             )
             any_rows = cur.fetchone()[0]
@@ -471,7 +467,7 @@ class PostgresConnector(ArrowTextSource):
             "COPY (SELECT {c} FROM {t} {w} ORDER BY {k}) TO STDOUT WITH (FORMAT csv)"
         ).format(
             c=_cols(columns),
-            t=self._ident(info),
+            t=self.table_ident(info),
             k=_cols(key_cols),
             w=self._where(info, key_cols, key_range, changed_since),
         )
@@ -495,7 +491,7 @@ class PostgresConnector(ArrowTextSource):
             "(SELECT {casts} FROM unnest({arrs}) AS u({names}))"
         ).format(
             tk=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in key_cols),
-            t=self._ident(info),
+            t=self.table_ident(info),
             k=_cols(key_cols),
             casts=sql.SQL(", ").join(_cast(n, c) for n, c in zip(names, cols, strict=True)),
             arrs=sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in cols),
@@ -518,7 +514,7 @@ class PostgresConnector(ArrowTextSource):
                 sql.SQL(
                     "SELECT count(*) OVER (), v::text FROM (SELECT {c} AS v FROM {t} "
                     "WHERE {c} IS NOT NULL GROUP BY 1 HAVING count(*) > 1) d ORDER BY 2 LIMIT %s"
-                ).format(c=col, t=self._ident(info)),
+                ).format(c=col, t=self.table_ident(info)),
                 (int(limit),),
             )
             rows = cur.fetchall()
@@ -792,7 +788,7 @@ class PostgresConnector(ArrowTextSource):
             "INSERT INTO {t} AS mp_t ({c}) SELECT {casts} FROM mp_load ORDER BY mp_ord{conflict} "
             "RETURNING mp_t.{tk}::text, (mp_t.xmax = 0){ret}"
         ).format(
-            t=self._ident(info),
+            t=self.table_ident(info),
             c=_cols([c.name for c in cols]),
             casts=sql.SQL(", ").join(_cast(t, c) for t, c in zip(temp, cols, strict=True)),
             conflict=conflict,
@@ -811,7 +807,7 @@ class PostgresConnector(ArrowTextSource):
             "EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal) "
             "OR EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class = %s::regclass "
             "AND rulename <> '_RETURN')",
-            (self._ident(info).as_string(cur),) * 2,
+            (self.table_ident(info).as_string(cur),) * 2,
         )
         iso, rewritten = cur.fetchone()
         if rewritten:
@@ -859,7 +855,7 @@ class PostgresConnector(ArrowTextSource):
         ).format(
             k=sql.Identifier(key.name),
             c=select,
-            t=self._ident(info),
+            t=self.table_ident(info),
             cast=_cast(sql.SQL("u.v"), key),
         )
 
@@ -882,7 +878,7 @@ class PostgresConnector(ArrowTextSource):
                 "SELECT l.mp_ord, t.{tk}::text FROM mp_load l JOIN {t} t ON t.{ext} = {ext_temp}"
             ).format(
                 tk=sql.Identifier(tk.name),
-                t=self._ident(info),
+                t=self.table_ident(info),
                 ext=sql.Identifier(ext.name),
                 ext_temp=ext_temp,
             )
@@ -934,7 +930,7 @@ class PostgresConnector(ArrowTextSource):
                 "(SELECT {cast} FROM mp_load) FOR UPDATE OF b"
             ).format(
                 tk=sql.Identifier(tk.name),
-                t=self._ident(info),
+                t=self.table_ident(info),
                 ext=sql.Identifier(ext.name),
                 cast=_cast(temp_col, ext),
             )
@@ -997,7 +993,7 @@ class PostgresConnector(ArrowTextSource):
         key = _cast(sql.SQL("r.target_key"), tk)
         cur.execute(
             sql.SQL("DELETE FROM {t} AS t USING {l} WHERE {m}").format(
-                t=self._ident(info),
+                t=self.table_ident(info),
                 l=ledger,
                 m=match.format(sql.Literal("insert"), sql.Identifier(tk.name), key),
             ),
@@ -1012,7 +1008,7 @@ class PostgresConnector(ArrowTextSource):
                 "UPDATE {t} AS t SET {sets} FROM {l} "
                 "CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, r.before_image) AS p WHERE {m}"
             ).format(
-                t=self._ident(info),
+                t=self.table_ident(info),
                 l=ledger,
                 sets=sql.SQL(", ").join(
                     sql.SQL("{0} = p.{0}").format(sql.Identifier(c)) for c in restore
@@ -1033,7 +1029,7 @@ class PostgresConnector(ArrowTextSource):
                 sql.SQL(
                     "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))"
                     "::bit(64)::bigint), 0)::text FROM {} AS t"
-                ).format(self._ident(info))
+                ).format(self.table_ident(info))
             )
             rows, total = cur.fetchone()
         return TableChecksum(rows=int(rows), digest=fold_digest(int(total)))

@@ -31,7 +31,7 @@ from runs.engine.connectors.base import (
     text_frame,
     validate_frame,
 )
-from runs.engine.errors import EngineError, TransientError
+from runs.engine.errors import TransientError
 from runs.engine.hashing import fold_digest, row_hash, text_digest64
 
 if TYPE_CHECKING:
@@ -174,12 +174,7 @@ class SqliteConnector(SchemaCache):
     ) -> tuple[str, list[Any]]:
         keys = info.require(key_cols)
         parts, params = [], []
-        lower, upper = (key_range.lower, key_range.upper) if key_range else (None, None)
-        for bound, op in ((lower, ">"), (upper, "<=")):
-            if bound is None:
-                continue
-            if len(bound) != len(keys):
-                raise EngineError(f"key range {bound!r} does not match key {tuple(key_cols)}")
+        for bound, op in key_range.comparisons(key_cols) if key_range else ():
             parts.append(f"({_qcols(key_cols)}) {op} ({', '.join('?' for _ in keys)})")
             params.extend(bound)
         if changed_since is not None:
