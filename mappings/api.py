@@ -152,7 +152,7 @@ class SystemViewSet(viewsets.ModelViewSet):
         system_delete(system=instance, user=self.request.user)
 
     @extend_schema(request=None, responses=s.ConnectionReportSerializer)
-    @action(detail=True, methods=["post"], url_path="test-connection", write_capability=VIEW)
+    @action(detail=True, methods=["post"], url_path="test-connection", write_capability=MANAGE)
     def test_connection(self, request: Request, uuid=None) -> Response:
         """Connect, read the server version and the tables' row estimates (never a 500)."""
         report = system_test_connection(self.get_object())

@@ -12,6 +12,7 @@ from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
 from migration_planner.lib import crypto
+from migration_planner.lib.errors import ApplicationError
 
 from .enums import LoadMode, PlanStatus, PlanStrategy, SystemEnvironment, SystemKind, SystemRole
 
@@ -80,6 +81,13 @@ class System(models.Model):
     def __repr__(self) -> str:  # never include connection details or the secret
         return f"<System {self.name} ({self.kind})>"
 
+    def save(self, *args, **kwargs) -> None:
+        if self.destination_changed and not getattr(self, "_secret_set", False):
+            self.secret_ciphertext = ""  # never send the old secret somewhere new
+        super().save(*args, **kwargs)
+        self._loaded_destination = self.destination()
+        self._secret_set = False
+
     def get_absolute_url(self) -> str:
         return reverse("mappings:system_detail", args=[self.uuid])
 
@@ -87,29 +95,61 @@ class System(models.Model):
     def has_secret(self) -> bool:
         return bool(self.secret_ciphertext)
 
+    # Changing where the secret goes (any of these) clears it unless a new one is set with it.
+    DESTINATION_FIELDS = ("kind", "host", "port", "database", "username", "path")
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_destination = instance.destination()
+        return instance
+
+    def destination(self) -> tuple:
+        """Where the secret is sent: kind, host, port, database, user, path."""
+        return tuple(str(getattr(self, f) or "") for f in self.DESTINATION_FIELDS)
+
+    @property
+    def destination_changed(self) -> bool:
+        loaded = getattr(self, "_loaded_destination", None)
+        return loaded is not None and loaded != self.destination()
+
+    def clean(self) -> None:
+        from .destinations import system_destination_check
+
+        try:
+            system_destination_check(self)
+        except ApplicationError as exc:
+            raise ValidationError({exc.field or "path": exc.message}) from exc
+
     @property
     def is_production(self) -> bool:
-        return self.environment == SystemEnvironment.PROD
+        """Tagged prod, or pointing where a production system points (same server/file)."""
+        from .destinations import system_is_production
+
+        return system_is_production(self)
 
     def set_secret(self, plaintext: str | None) -> None:
         """Encrypt and keep the secret; an empty value clears it."""
         self.secret_ciphertext = crypto.encrypt(plaintext) if plaintext else ""
+        self._secret_set = True
 
     def connection_params(self) -> dict:
-        """Engine connector parameters with the decrypted secret; never log or render this."""
+        """Engine connector parameters with the decrypted secret and the destination guard
+        (allowed root, refused files/servers); never log or render this."""
+        from .destinations import guard_params
+
         if self.kind in (SystemKind.POSTGRESQL, SystemKind.MYSQL):
             params = {
+                **self.options,
                 "host": self.host,
                 "port": self.port or (5432 if self.kind == SystemKind.POSTGRESQL else 3306),
                 "dbname": self.database,
                 "user": self.username,
-                **self.options,
             }
             if self.secret_ciphertext:
                 params["password"] = crypto.decrypt(self.secret_ciphertext)
-            return params
-        return {"path": self.path, **self.options}
-
+            return params | guard_params(self.kind)
+        return {**self.options, "path": self.path} | guard_params(self.kind)
 
 
 class Plan(models.Model):

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -27,6 +28,7 @@ from runs.engine.connectors.mysql import q as mysql_quote
 from runs.engine.connectors.mysql import text_expr as mysql_text
 from runs.engine.connectors.postgres import PostgresConnector
 from runs.engine.errors import EngineError
+from runs.engine.guard import file_path_check, server_check
 
 from .enums import SystemKind
 from .models import System
@@ -38,7 +40,7 @@ _lock = threading.Lock()
 
 def connector_kind(system: System) -> str:
     """Engine connector kind: a file system is read from its staging SQLite database."""
-    return "sqlite" if system.kind == SystemKind.FILE else system.kind
+    return "sqlite" if system.kind == SystemKind.FILE else str(system.kind)
 
 
 @contextmanager
@@ -127,16 +129,21 @@ def _raw(system: System) -> Iterator[tuple[str, Any]]:
     kind = connector_kind(system)
     params = system.connection_params()
     if kind == "sqlite":
-        conn = sqlite3.connect(f"file:{params['path']}?mode=ro", uri=True,
+        path = file_path_check(params["path"], allowed_root=params["allowed_root"],
+                               refused=params["refused_paths"])
+        conn = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True,
                                check_same_thread=False)
-    elif kind == "mysql":
+    else:
+        server_check(params["host"], params["port"], params["dbname"],
+                     default_port=params["port"], refused=params["refused_servers"])
+    if kind == "mysql":
         conn = pymysql.connect(
             host=params["host"], port=int(params["port"]), user=params.get("user") or None,
             password=params.get("password", ""), database=params["dbname"], charset="utf8mb4",
             autocommit=True, connect_timeout=5, init_command="SET SESSION time_zone = '+00:00'")
         _fetch(conn, "SET SESSION TRANSACTION READ ONLY")
-    else:
-        allowed = ("host", "port", "dbname", "user", "password")
+    elif kind == "postgresql":
+        allowed = ("host", "port", "dbname", "user", "password", "require_auth", "sslmode")
         conn = psycopg2.connect(connect_timeout=5, **{k: params[k] for k in allowed if k in params})
         conn.set_session(readonly=True, autocommit=True)
     try:

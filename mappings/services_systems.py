@@ -10,13 +10,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from migration_planner.lib.roles import is_admin
 from runs.engine.errors import StagingError
 from runs.engine.files import FORMATS, FileProfile, StagingReport, sniff_file, stage_file
 from validation.audit import audit_record
 from validation.enums import AuditAction
+from validation.signoff import signoffs_void
 
-from .enums import SystemKind
+from .destinations import system_destination_check
+from .enums import SystemEnvironment, SystemKind
 from .models import Plan, System
 from .schema import schema_cache_clear
 from .services_edit import require_capability
@@ -44,17 +47,50 @@ def _check_system(system: System) -> None:
                                field="path")
 
 
+CONNECTION_FIELDS = ("kind", "host", "port", "database", "username", "path", "options")
+
+
+def _changed(before: dict | None, system: System) -> set[str]:
+    if before is None:
+        return set()
+    return {k for k in SYSTEM_FIELDS if before[k] != str(getattr(system, k))}
+
+
+def _production_gate(*, user, system: System, created: bool, changed: set[str],
+                     was_production: bool, secret: str) -> None:
+    """Only an admin sets a system's environment, or edits where a prod system points."""
+    if is_admin(user):
+        return
+    if "environment" in changed or (created and system.environment == SystemEnvironment.PROD):
+        raise PermissionDeniedError("Only an admin may set a system's environment.")
+    if was_production and (changed & set(CONNECTION_FIELDS) or secret):
+        raise PermissionDeniedError(
+            f"“{system.name}” is a production system: only an admin may change its "
+            "connection settings or secret.")
+
+
 @transaction.atomic
 def system_save(*, user, data: dict, system: System | None = None, secret: str = "") -> System:
-    """Create (``system`` None) or update a system; a blank ``secret`` keeps the stored one."""
+    """Create (``system`` None) or update a system; audited; voids the sign-offs of plans using it.
+
+    A blank ``secret`` keeps the stored one only while the destination (kind, host, port,
+    database, user, path) is unchanged; otherwise the stored secret is cleared. Only an admin
+    sets the environment or edits a production system's connection. Transactional; raises
+    PermissionDeniedError or ApplicationError (field named)."""
     require_capability(user, MANAGE)
     created = system is None
     system = system or System(created_by=user)
+    was_production = not created and system.is_production
     before = None if created else {k: str(getattr(system, k)) for k in SYSTEM_FIELDS}
+    had_secret = system.has_secret
     for key, value in data.items():
         if key in SYSTEM_FIELDS:
             setattr(system, key, "" if value is None and key != "port" else value)
+    changed = _changed(before, system)
+    _production_gate(user=user, system=system, created=created, changed=changed,
+                     was_production=was_production, secret=secret)
     _check_system(system)
+    system_destination_check(system)
     if secret:
         system.set_secret(secret)
     try:
@@ -63,10 +99,21 @@ def system_save(*, user, data: dict, system: System | None = None, secret: str =
     except IntegrityError as exc:
         raise ApplicationError(f"A system called “{system.name}” already exists.",
                                field="name") from exc
+    cleared = had_secret and not secret and not system.has_secret
     after = {k: str(getattr(system, k)) for k in SYSTEM_FIELDS} | {"secret": bool(secret)}
+    if cleared:
+        after["secret_cleared"] = True
     audit_record(action=AuditAction.CREATE if created else AuditAction.UPDATE, actor=user,
                  obj=system, before=before, after=after)
+    if not created and (changed or secret):
+        _void_plans_using(system, f"system “{system.name}” edited by {user.username}")
     return system
+
+
+def _void_plans_using(system: System, reason: str) -> None:
+    for plan_id in Plan.objects.filter(Q(source=system) | Q(target=system)).values_list(
+            "pk", flat=True):
+        signoffs_void(plan_id=plan_id, reason=reason)
 
 
 @transaction.atomic

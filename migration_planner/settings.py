@@ -133,6 +133,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE: dict = {}
 
+# SQLite and file systems may only use files inside this directory (resolved, symlinks followed);
+# the application's own database, key file and .env are refused even inside it.
+MP_SYSTEMS_DIR = Path(env.str("MP_SYSTEMS_DIR", default=str(DATA_DIR))).resolve()
+
 FERNET_KEYS = env.list("FERNET_KEYS", default=[])
 FERNET_KEY_FILE = DATA_DIR / "fernet.key"
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo-pass-2026")

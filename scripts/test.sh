@@ -38,6 +38,8 @@ main() {
     export MP_DATA_DIR="$MP_DATA/test/app"
     rm -rf "$MP_DATA_DIR"
     mkdir -p "$MP_DATA_DIR/staticfiles"
+    # SQLite/file systems of the tests live in pytest's temporary folders.
+    export MP_SYSTEMS_DIR="${MP_SYSTEMS_DIR:-${TMPDIR:-/tmp}}"
     log "DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL"
 
     local ruff_rc=0 pytest_rc=0

@@ -64,7 +64,7 @@ def system_delete_view(request: HttpRequest, uuid) -> HttpResponse:
 
 
 @require_POST
-@capability_required("mp.view")
+@capability_required(SYSTEMS)
 def system_test_view(request: HttpRequest, uuid) -> HttpResponse:
     system = get_object_or_404(System, uuid=uuid)
     report = system_test_connection(system)

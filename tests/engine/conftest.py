@@ -49,7 +49,7 @@ def pg_params() -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def sqlite_params(tmp_path: Any) -> dict[str, Any]:
     """A temp SQLite database file path."""
-    return {"path": str(tmp_path / "engine.sqlite3")}
+    return {"path": str(tmp_path / "engine.sqlite3"), "allowed_root": str(tmp_path)}
 
 
 @dataclass

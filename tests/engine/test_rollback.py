@@ -127,7 +127,7 @@ def test_rollback_with_a_fresh_connector_restores_checksum(tmp_path):
     from runs.engine.rollback import rollback_run
 
     path = tmp_path / "fresh.sqlite3"
-    writer = connect("sqlite", {"path": str(path)})
+    writer = connect("sqlite", {"path": str(path), "allowed_root": str(path.parent)})
     with writer._tx(write=True) as conn:
         conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, ext TEXT UNIQUE, v TEXT)")
     before = writer.table_checksum("t", ["id"])
@@ -144,7 +144,7 @@ def test_rollback_with_a_fresh_connector_restores_checksum(tmp_path):
                       source_keys=["a", "b"], run_id="r1", batch_id="b1", namespace="n",
                       result_meta={})
     writer.close()
-    fresh = connect("sqlite", {"path": str(path)})
+    fresh = connect("sqlite", {"path": str(path), "allowed_root": str(path.parent)})
     summary = rollback_run(target=fresh, run_id="r1")
     assert (summary.batches, summary.deleted) == (1, 2)
     assert fresh.table_checksum("t", ["id"]) == before

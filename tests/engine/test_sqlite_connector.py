@@ -83,7 +83,8 @@ def test_sqlite_rollback_restores_blob_and_typed_values_exactly(sqlite_params):
 def test_key_ranges_of_a_table_smaller_than_one_batch_cover_it(tmp_path):
     from runs.engine.connectors import KeyRange, connect
 
-    conn = connect("sqlite", {"path": str(tmp_path / "small.sqlite3")})
+    params = {"path": str(tmp_path / "small.sqlite3"), "allowed_root": str(tmp_path)}
+    conn = connect("sqlite", params)
     with conn._tx(write=True) as raw:
         raw.execute("CREATE TABLE s (k INTEGER PRIMARY KEY, v TEXT)")
         raw.executemany("INSERT INTO s VALUES (?, ?)", [(i, str(i)) for i in range(5)])

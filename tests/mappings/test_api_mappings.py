@@ -179,17 +179,18 @@ def test_api_system_secret_never_in_any_response(client_for, analyst, demo_plan)
     assert bodies[0].json()["has_secret"] is True
 
 
-def test_api_system_test_connection_lists_tables_for_a_viewer(client_for, viewer, demo_plan):
-    response = client_for(viewer).post(f"/api/systems/{demo_plan.source.uuid}/test-connection/")
+def test_api_system_test_connection_lists_tables_for_an_analyst(client_for, analyst,
+                                                                demo_plan):
+    response = client_for(analyst).post(f"/api/systems/{demo_plan.source.uuid}/test-connection/")
     body = response.json()
     assert response.status_code == 200
     assert body["ok"] is True and body["message"].startswith("SQLite")
     assert "customers" in [t["name"] for t in body["tables"]]
 
 
-def test_api_system_test_connection_reports_failure(client_for, viewer):
+def test_api_system_test_connection_reports_failure(client_for, analyst):
     system = SystemFactory(path="/nonexistent/dir/none.sqlite3")
-    body = client_for(viewer).post(f"/api/systems/{system.uuid}/test-connection/").json()
+    body = client_for(analyst).post(f"/api/systems/{system.uuid}/test-connection/").json()
     assert body["ok"] is False and body["tables"] == []
 
 

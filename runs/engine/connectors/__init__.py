@@ -18,6 +18,7 @@ from runs.engine.connectors.base import (
     Target,
 )
 from runs.engine.errors import EngineError
+from runs.engine.guard import DestinationRefused, file_path_check, server_check
 
 __all__ = [
     "ChangedSince",
@@ -34,31 +35,49 @@ __all__ = [
     "connect",
 ]
 
-KINDS = ("postgresql", "sqlite", "mysql")
+KINDS = ("postgresql", "sqlite", "mysql", "file")
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+def _server_check(kind: str, params: dict[str, Any]) -> None:
+    """Refuse a server database that is one of ``params["refused_servers"]`` (our own)."""
+    refused = params.get("refused_servers") or ()
+    if refused:
+        server_check(params.get("host") or "", params.get("port"), params.get("dbname") or "",
+                     default_port=DEFAULT_PORTS[kind], refused=refused)
 
 
 def connect(kind: str, params: dict[str, Any]) -> Connector:
     """Open a connector of ``kind``; connections open lazily; EngineError for an unknown kind.
 
-    postgresql params: host, port, dbname, user, password, options.
-    sqlite params: path, optional busy_timeout_ms.
+    postgresql params: host, port, dbname, user, password, options, require_auth,
+    refused_servers (ServerIdentity list: DestinationRefused when the server is one of them).
+    sqlite / file params (a file system is read from its staging SQLite database): path,
+    allowed_root (required: DestinationRefused when the resolved path lies outside it),
+    refused_paths (files always refused), optional busy_timeout_ms.
     mysql params (MySQL 8.0+ / MariaDB 10.2+, a source only): host, port, dbname, user,
-    password, connect_timeout.
+    password, connect_timeout, refused_servers.
     """
     if kind == "postgresql":
         from runs.engine.connectors.postgres import PostgresConnector
 
-        allowed = ("host", "port", "dbname", "user", "password", "options")
+        _server_check(kind, params)
+        allowed = ("host", "port", "dbname", "user", "password", "options", "require_auth",
+                   "sslmode")
         return PostgresConnector({k: params.get(k) for k in allowed})
-    if kind == "sqlite":
+    if kind in ("sqlite", "file"):
         from runs.engine.connectors.sqlite import SqliteConnector
 
-        return SqliteConnector(
-            {"path": params["path"], "busy_timeout_ms": params.get("busy_timeout_ms")}
-        )
+        if not params.get("allowed_root"):
+            raise DestinationRefused("An SQLite connector needs the allowed data directory.")
+        path = file_path_check(str(params.get("path") or ""),
+                               allowed_root=str(params["allowed_root"]),
+                               refused=params.get("refused_paths") or ())
+        return SqliteConnector({"path": path, "busy_timeout_ms": params.get("busy_timeout_ms")})
     if kind == "mysql":
         from runs.engine.connectors.mysql import MysqlConnector
 
+        _server_check(kind, params)
         allowed = ("host", "port", "dbname", "user", "password", "connect_timeout")
         return MysqlConnector({k: params.get(k) for k in allowed})
     raise EngineError(f"unknown connector kind {kind!r}")
