@@ -27,6 +27,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from migration_planner.lib.api import UUID_PATTERN
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.rules import REGISTRY, RuleType
 
@@ -134,6 +135,7 @@ def _flag(value) -> bool:
 class SystemViewSet(viewsets.ModelViewSet):
     serializer_class = s.SystemSerializer
     lookup_field = "uuid"
+    lookup_value_regex = UUID_PATTERN
     write_capability = MANAGE
     queryset = System.objects.order_by("name")
 
@@ -210,7 +212,7 @@ class PlanViewSet(viewsets.ModelViewSet):
                                                data=dict(serializer.validated_data))
 
     @extend_schema(request=s.PlanStatusSerializer, responses={200: s.PlanSerializer, 400: ERROR})
-    @action(detail=True, methods=["post"], url_path="status", write_capability=VIEW)
+    @action(detail=True, methods=["post"], url_path="status", write_capability=EDIT)
     def set_status(self, request: Request, slug=None) -> Response:
         """Draft → in review → signed off; the service checks edit / sign-off rights."""
         body = s.PlanStatusSerializer(data=request.data)
@@ -370,6 +372,7 @@ def _entity_keys(plan, data: dict) -> dict:
 class EntityViewSet(viewsets.ModelViewSet):
     serializer_class = s.EntitySerializer
     lookup_field = "uuid"
+    lookup_value_regex = UUID_PATTERN
     write_capability = EDIT
 
     def get_queryset(self) -> QuerySet:
@@ -399,6 +402,7 @@ class EntityViewSet(viewsets.ModelViewSet):
 class FieldMappingViewSet(viewsets.ModelViewSet):
     serializer_class = s.FieldMappingSerializer
     lookup_field = "uuid"
+    lookup_value_regex = UUID_PATTERN
     write_capability = EDIT
 
     def get_queryset(self) -> QuerySet:
@@ -430,6 +434,7 @@ class FieldMappingViewSet(viewsets.ModelViewSet):
 class RuleStepViewSet(viewsets.ModelViewSet):
     serializer_class = s.RuleStepSerializer
     lookup_field = "uuid"
+    lookup_value_regex = UUID_PATTERN
     write_capability = EDIT
 
     def get_queryset(self) -> QuerySet:
@@ -494,6 +499,7 @@ class RuleTypeViewSet(viewsets.ViewSet):
 class LookupTableViewSet(viewsets.ModelViewSet):
     serializer_class = s.LookupTableSerializer
     lookup_field = "uuid"
+    lookup_value_regex = UUID_PATTERN
     write_capability = EDIT
 
     def get_queryset(self) -> QuerySet:

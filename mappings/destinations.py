@@ -36,8 +36,9 @@ def allowed_root() -> str:
 
 
 def refused_paths() -> list[str]:
-    """The application's own files: its SQLite database, key file and .env."""
-    paths = [str(settings.FERNET_KEY_FILE), str(Path(settings.BASE_DIR) / ".env")]
+    """The application's own files: its SQLite database, key files and .env."""
+    paths = [str(settings.FERNET_KEY_FILE), str(Path(settings.BASE_DIR) / ".env"),
+             str(Path(settings.DATA_DIR) / "secret.key")]
     for db in settings.DATABASES.values():
         if db["ENGINE"].endswith("sqlite3") and db.get("NAME"):
             paths.append(str(db["NAME"]))

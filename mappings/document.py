@@ -8,6 +8,7 @@ into words from the rule registry, so the document always says what the engine w
 from __future__ import annotations
 
 import datetime as dt
+import html
 from decimal import Decimal
 from typing import Any
 
@@ -376,9 +377,12 @@ def plan_document_pdf(*, plan: Plan) -> bytes:
 # --------------------------------------------------------------------------- Markdown
 
 
+_BR = "\x00br\x00"  # a line break inside a table cell; becomes <br> after HTML escaping
+
+
 def _md(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+    text = "" if value is None else str(value).replace("\x00", "")
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", _BR)
 
 
 def _md_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
@@ -508,4 +512,6 @@ def plan_document_markdown(*, plan: Plan) -> str:
     for entity in c["entities"]:
         lines += _md_entity(entity)
     lines += [*_md_lookups(c), *_md_checks(c), *_md_rollback(c), *_md_uat(c), *_md_timeline(c)]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    # Markdown passes raw HTML through: every <, > and & a user typed is shown, never run.
+    text = html.escape("\n".join(lines), quote=False)
+    return text.replace(_BR, "<br>").rstrip("\n") + "\n"

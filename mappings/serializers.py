@@ -20,6 +20,12 @@ from .models import (
     System,
 )
 
+PLAN_LIMITS = {
+    "batch_size": {"min_value": 1, "max_value": 1_000_000},
+    "parallelism": {"min_value": 1, "max_value": 64},
+    "failure_threshold_pct": {"min_value": 0, "max_value": 100},
+}
+
 
 class SystemSerializer(serializers.ModelSerializer):
     secret = serializers.CharField(
@@ -80,6 +86,7 @@ class PlanSerializer(serializers.ModelSerializer):
                   "batch_size", "parallelism", "failure_threshold_pct", "rollback_on_threshold",
                   "status", "owner", "created_at", "updated_at"]
         read_only_fields = ["uuid", "slug", "status", "owner", "created_at", "updated_at"]
+        extra_kwargs = PLAN_LIMITS  # what the database constraints allow, as a 400
 
 
 class PlanStatusSerializer(serializers.Serializer):

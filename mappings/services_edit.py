@@ -56,14 +56,17 @@ def plan_touch(*, plan: Plan, user) -> Plan:
 
 @transaction.atomic
 def plan_status_set(*, plan: Plan, user, status: str) -> Plan:
-    """Move a plan through draft → in review → signed off. Sign-off needs ``mp.sign_off``
-    (the approver sign-off feature builds on this hook); others need ``mp.edit_plan``."""
+    """Move a plan between draft and in review (``mp.edit_plan``). Signed off is refused here:
+    only ``signoff_decide`` (approver, four eyes, audited SignOff) sets it."""
     if status not in PlanStatus.values:
         raise ApplicationError(f"Unknown status “{status}”.", field="status")
-    require_capability(user, "mp.sign_off" if status == PlanStatus.SIGNED_OFF else EDIT)
+    require_capability(user, EDIT)
+    if status == PlanStatus.SIGNED_OFF:
+        raise ApplicationError(
+            "A plan is signed off only through the sign-off (an approver, four eyes, bound to "
+            "a version and a run) on the plan's Sign-off page.",
+            field="status")
     plan = Plan.objects.select_for_update().get(pk=plan.pk)
-    if status == PlanStatus.SIGNED_OFF and plan.status != PlanStatus.IN_REVIEW:
-        raise ApplicationError("Only a plan in review can be signed off.", field="status")
     plan.status = status
     _save(plan, user)
     return plan

@@ -7,6 +7,7 @@ import io
 
 from django.db import IntegrityError, transaction
 
+from migration_planner.lib.csv_safe import csv_cell_restore, csv_writer
 from migration_planner.lib.errors import ApplicationError
 
 from .models import LookupEntry, LookupTable, Plan
@@ -88,7 +89,7 @@ def _parse_csv(text: str) -> dict[str, str]:
         if len(row) != 2:
             raise ApplicationError(f"Row {number}: expected 2 columns (key,value), got "
                                    f"{len(row)}.", field="file")
-        key, value = row
+        key, value = (csv_cell_restore(c) for c in row)
         if key == "":
             raise ApplicationError(f"Row {number}: the key is empty.", field="file")
         if key in rows:
@@ -117,9 +118,9 @@ def lookup_import_csv(*, lookup: LookupTable, user, text: str) -> int:
 
 
 def lookup_export_csv(*, lookup: LookupTable) -> str:
-    """The table as ``key,value`` CSV text (read-only)."""
+    """The table as ``key,value`` CSV text, formula cells neutralised (read-only)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out, lineterminator="\n")
     writer.writerow(["key", "value"])
     for entry in lookup.entries.order_by("key"):
         writer.writerow([entry.key, entry.value])

@@ -1,10 +1,27 @@
-from django.urls import path
+import re
+
+from django.urls import path, register_converter
 
 from . import views
 
 app_name = "mappings"
 E = "plans/<slug:slug>/entities/<uuid:uuid>/"
-C = E + "columns/<str:column>/"
+
+
+class ColumnConverter:
+    """A target column name in one URL segment: "~" is written "~~" and "/" is "~s"."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> str:
+        return re.sub(r"~([~s])", lambda m: "~" if m.group(1) == "~" else "/", value)
+
+    def to_url(self, value: str) -> str:
+        return str(value).replace("~", "~~").replace("/", "~s")
+
+
+register_converter(ColumnConverter, "column")
+C = E + "columns/<column:column>/"
 L = "plans/<slug:slug>/lookups/<uuid:uuid>/"
 urlpatterns = [
     path("plans/", views.plan_list_view, name="plan_list"),

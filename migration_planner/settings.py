@@ -5,11 +5,16 @@ DEBUG, ALLOWED_HOSTS, FERNET_KEYS (comma-separated; default: a development key g
 .data/fernet.key on first use), EMAIL_URL.
 """
 
+import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Files and folders the app creates (SQLite databases, keys, uploads, staging) are its own:
+# 0600 / 0700. MP_UMASK (octal) overrides.
+os.umask(int(os.environ.get("MP_UMASK", "077"), 8))
 DATA_DIR = Path(environ.Env().str("MP_DATA_DIR", default=str(BASE_DIR / ".data")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -20,8 +25,17 @@ env = environ.Env(
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env("DEBUG")
-# An empty value (a copied .env.example) counts as unset.
-SECRET_KEY = env.str("SECRET_KEY", default="") or "dev-only-insecure-key-change-me-0123456789abc"
+# An empty value (a copied .env.example) counts as unset: only DEBUG may run without a key
+# (scripts/run.sh and scripts/test.sh generate one into .data/secret.key, mode 0600).
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: set it in the environment (or .env) to a long random value, "
+            'e.g. python3 -c "import secrets; print(secrets.token_urlsafe(50))". '
+            "Only DEBUG=true runs without one."
+        )
+    SECRET_KEY = "dev-only-insecure-key-for-debug-" + "x" * 20
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -35,12 +49,15 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "simple_history",
     "rules.apps.AutodiscoverRulesConfig",
+    "csp",
+    "axes",
     "migration_planner.lib",
     "mappings",
     "runs",
@@ -59,6 +76,9 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "migration_planner.lib.middleware.LoginRequiredMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "migration_planner.lib.middleware.SecurityHeadersMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "migration_planner.urls"
@@ -96,11 +116,18 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: counts failures, refuses locked-out logins
     "rules.permissions.ObjectPermissionBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -147,9 +174,11 @@ vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="migration-planner@localhost")
 
 REST_FRAMEWORK = {
+    # Token first: anonymous calls get 401 with a WWW-Authenticate header. No HTTP Basic: it
+    # paid a password hash per request and bypassed the login throttle.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["migration_planner.lib.permissions.RolePermission"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -162,6 +191,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Plan, rehearse, execute and prove data migrations.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -184,3 +214,59 @@ LOGGING = {
 
 # A running batch's claim lasts this long without a heartbeat before another worker may take it.
 MP_BATCH_LEASE_SECONDS = env.float("MP_BATCH_LEASE_SECONDS", default=60.0)
+
+# -------------------------------------------------- deployment (docs/operations.md, Security)
+# MP_HTTPS=true when users reach the app over HTTPS: secure cookies, HTTPS redirect, HSTS.
+# MP_PROXY_SSL_HEADER=true when a TLS-terminating proxy sets X-Forwarded-Proto (and strips it
+# from clients). Each setting can also be given on its own.
+MP_HTTPS = env.bool("MP_HTTPS", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=MP_HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=MP_HTTPS)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=MP_HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if MP_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=MP_HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=MP_HTTPS)
+if env.bool("MP_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp): every asset is local; no inline script anywhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # htmx adds its indicator <style>; the exported documents carry inline CSS.
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=(), interest-cohort=()"
+)
+
+# Login throttling and lockout (django-axes): the login form, the admin login and the API's
+# token endpoint. MP_LOGIN_FAILURE_LIMIT failures for a user name from one address lock that
+# pair out for MP_LOGIN_COOLOFF_MINUTES; every failure is in the audit log.
+AXES_FAILURE_LIMIT = env.int("MP_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("MP_LOGIN_COOLOFF_MINUTES", default=15.0) / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+if env.bool("MP_PROXY_SSL_HEADER", default=False):
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# Files the app writes under .data/ are readable by its own user only.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700

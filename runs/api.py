@@ -6,6 +6,8 @@ and RolePermission checks ``write_capability`` (per action) before they are reac
 
 from __future__ import annotations
 
+import uuid as uuid_lib
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -16,6 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from mappings.models import Plan, System
+from migration_planner.lib.api import UUID_PATTERN
+from migration_planner.lib.errors import ApplicationError
 
 from .models import FailedRecord, Rollback, Run
 from .selectors import failed_record_filter, failed_record_selection, run_list
@@ -75,6 +79,7 @@ class RunViewSet(
     """Runs: launch (POST), list, status with live progress, controls and rollback."""
 
     lookup_field = "uuid"
+    lookup_value_regex = UUID_PATTERN
 
     @property
     def write_capability(self) -> str:
@@ -170,11 +175,18 @@ class FailedRecordViewSet(
 
     serializer_class = FailedRecordSerializer
     lookup_field = "uuid"
+    lookup_value_regex = UUID_PATTERN
     pagination_class = FailedRecordPagination
     write_capability = "mp.work_queue"
 
     def _run(self, uuid) -> Run | None:
-        return get_object_or_404(Run, uuid=uuid) if uuid else None
+        if not uuid:
+            return None
+        try:
+            uuid_lib.UUID(uuid)
+        except ValueError:
+            raise ApplicationError(f"“{uuid}” is not a run UUID.", field="run") from None
+        return get_object_or_404(Run, uuid=uuid)
 
     def get_queryset(self):
         params = self.request.query_params

@@ -187,7 +187,11 @@ class SelectionSerializer(serializers.Serializer):
 
 class ReprocessRequestSerializer(SelectionSerializer):
     current_rules = serializers.BooleanField(
-        default=True, help_text="Use the plan's current rules (else the run's frozen version)."
+        default=None,
+        allow_null=True,
+        help_text="Use the plan's current rules (false: the run's frozen version). Unset: the "
+        "current rules, except into a production target, which takes only the run's "
+        "signed-off version (and re-processing into production needs the operator role).",
     )
 
 

@@ -81,6 +81,7 @@ main() {
     step "PostgreSQL packages" ensure_postgres_packages
     command -v pgloader >/dev/null 2>&1 || step "pgloader" apt_install pgloader
     step "python packages" ensure_venv
+    ensure_secret_key
     cd "$MP_ROOT"
     mkdir -p "$BENCH_DIR" bench/results
     step "start PostgreSQL" start_bench_pg "$pg_port"

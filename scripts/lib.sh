@@ -350,3 +350,19 @@ stop_test_mysql() {
     MP_TEST_MYSQL_DIR=""
     MP_TEST_MYSQL_PID=""
 }
+
+# SECRET_KEY for local runs: the environment's, else .env's, else one generated once into
+# .data/secret.key (mode 0600). The app refuses to start without one unless DEBUG is on.
+ensure_secret_key() {
+    [[ -n "${SECRET_KEY:-}" ]] && return 0
+    if [[ -f "$MP_ROOT/.env" ]] && grep -Eq '^SECRET_KEY=.+' "$MP_ROOT/.env"; then
+        return 0
+    fi
+    local file="$MP_DATA/secret.key"
+    if [[ ! -s "$file" ]]; then
+        mkdir -p "$MP_DATA"
+        (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(50))' >"$file")
+    fi
+    SECRET_KEY="$(<"$file")"
+    export SECRET_KEY
+}

@@ -67,6 +67,7 @@ main() {
     mp_setup run
     cd "$MP_ROOT"
     mkdir -p "$MP_DATA"
+    ensure_secret_key
     port_busy "$PORT" && die "port $PORT is already in use; set PORT to a free port"
     export DATABASE_URL="${DATABASE_URL:-sqlite:///$MP_DATA/app.sqlite3}"
     # The project is not an installed package: gunicorn and celery import it from the checkout.

@@ -30,6 +30,7 @@ main() {
     mp_setup test
     cd "$MP_ROOT"
     mkdir -p artifacts "$MP_DATA/test"
+    ensure_secret_key
     step "start PostgreSQL" start_test_pg
     step "start Redis" start_test_redis
     step "start MariaDB" start_test_mysql

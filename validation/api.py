@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, viewsets
 
 from mappings.models import Plan
+from migration_planner.lib.api import UUID_PATTERN
 
 from .models import RunReport, ValidationRule
 from .services import validation_rule_delete, validation_rule_save
@@ -44,6 +45,7 @@ PLAN_FILTER = extend_schema(parameters=[OpenApiParameter("plan", str,
 class ValidationRuleViewSet(viewsets.ModelViewSet):
     serializer_class = ValidationRuleSerializer
     lookup_field = "uuid"
+    lookup_value_regex = UUID_PATTERN
     write_capability = "mp.edit_plan"
 
     def get_queryset(self) -> QuerySet:
@@ -75,6 +77,7 @@ class RunReportViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = RunReportSerializer
     lookup_field = "run__uuid"
     lookup_url_kwarg = "run"
+    lookup_value_regex = UUID_PATTERN
 
     def get_queryset(self) -> QuerySet:
         return RunReport.objects.select_related("run").order_by("-created_at")

@@ -3,12 +3,12 @@ source (pandas over extracted columns, so any source connector works)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.connectors import Connector, KeyRange
+from runs.engine.safe_regex import RegexRefused, regex_compile
 from runs.engine.snapshot import EntitySpec
 
 NAMED_PATTERNS = {
@@ -67,10 +67,9 @@ def _check_ranges(kind: str, p: dict) -> None:
     if kind == "format":
         pattern = NAMED_PATTERNS.get(p["pattern"], p["pattern"])
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ApplicationError(f"The pattern is not a valid regex: {exc}.",
-                                   field="pattern") from None
+            regex_compile(pattern)
+        except RegexRefused as exc:
+            raise ApplicationError(f"The pattern is refused: {exc}.", field="pattern") from None
 
 
 def rule_params_clean(*, kind: str, column: str, params: dict) -> dict:

@@ -29,6 +29,7 @@ from .enums import (
     Verdict,
 )
 from .models import RunReport, ValidationResult, ValidationRule
+from .signoff import signoffs_void
 
 if TYPE_CHECKING:
     from . import reconciliation as rec
@@ -72,7 +73,9 @@ def validation_rule_save(*, plan: Plan, user, data: dict[str, Any],
         rule.enabled = bool(data.get("enabled", True))
         rule.save()
         audit_record(action=AuditAction.UPDATE if before else AuditAction.CREATE, actor=user,
-                     obj=rule, before=before, after=_rule_state(rule))
+                     obj=rule, before=before, after=_rule_state(rule) | {"plan": plan.pk})
+        signoffs_void(plan_id=plan.pk,
+                      reason=f"validation rule “{rule.name}” edited by {user.username}")
     return rule
 
 
@@ -81,7 +84,10 @@ def validation_rule_delete(*, rule: ValidationRule, user) -> None:
     if not user.has_perm("mp.edit_plan"):
         raise PermissionDeniedError("Your role does not allow editing validation rules.")
     with transaction.atomic():
-        audit_record(action=AuditAction.DELETE, actor=user, obj=rule, before=_rule_state(rule))
+        audit_record(action=AuditAction.DELETE, actor=user, obj=rule,
+                     before=_rule_state(rule) | {"plan": rule.plan_id})
+        signoffs_void(plan_id=rule.plan_id,
+                      reason=f"validation rule “{rule.name}” deleted by {user.username}")
         rule.delete()
 
 

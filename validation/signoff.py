@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from mappings.enums import PlanStatus
@@ -17,14 +18,23 @@ from mappings.models import (
     Plan,
     PlanVersion,
     RuleStep,
+    System,
 )
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from runs.enums import RunMode
+from runs.enums import RunMode, RunStatus
 from runs.models import Run
 
 from .audit import audit_record
 from .enums import AuditAction, SignOffDecision, UATOutcome
-from .models import RunReport, SignOff, UATResult, UATTestCase, ValidationResult
+from .models import (
+    AuditEvent,
+    RunReport,
+    SignOff,
+    UATResult,
+    UATTestCase,
+    ValidationResult,
+    ValidationRule,
+)
 
 
 def _need(user, capability: str, what: str) -> None:
@@ -123,7 +133,22 @@ def version_authors(version: PlanVersion) -> set[int]:
         authors |= set(model.history.filter(history_date__lte=until, **scope)
                        .exclude(history_user__isnull=True)
                        .values_list("history_user_id", flat=True).distinct())
-    return authors
+    return authors | _audited_authors(version)
+
+
+def _audited_authors(version: PlanVersion) -> set[int]:
+    """Who edited what a run of the plan also depends on: its systems and validation rules."""
+    plan = version.plan
+    systems = [str(u) for u in System.objects.filter(
+        pk__in=[plan.source_id, plan.target_id]).values_list("uuid", flat=True)]
+    rules = [str(u) for u in ValidationRule.objects.filter(plan=plan).values_list("uuid",
+                                                                                  flat=True)]
+    scope = (Q(object_type="mappings.System", object_id__in=systems)
+             | Q(object_type="validation.ValidationRule", object_id__in=rules)
+             | Q(object_type="validation.ValidationRule", before__plan=plan.pk))
+    return set(AuditEvent.objects.filter(scope, at__lte=version.created_at,
+                                         actor__isnull=False)
+               .values_list("actor_id", flat=True).distinct())
 
 
 def report_freeze(run: Run) -> dict[str, Any]:
@@ -142,6 +167,20 @@ def report_freeze(run: Run) -> dict[str, Any]:
             "frozen_at": timezone.now().isoformat()}
 
 
+def signoff_concerns(run: Run | None) -> list[str]:
+    """What speaks against approving a run's report: failing/blocked UAT cases, a rollback."""
+    if run is None:
+        return []
+    concerns = []
+    coverage = uat_coverage(plan=run.plan, run=run)
+    if coverage["failing"] or coverage["blocked"]:
+        concerns.append(f"{coverage['failing']} failing and {coverage['blocked']} blocked "
+                        "UAT case(s)")
+    if run.status in (RunStatus.ROLLED_BACK, RunStatus.ROLLING_BACK):
+        concerns.append(f"the run being {run.get_status_display().lower()}")
+    return concerns
+
+
 def _check_signoff(*, plan: Plan, version: PlanVersion, run: Run | None, user, decision: str,
                    reason: str) -> None:
     _need(user, "mp.sign_off", "signing plans off")
@@ -156,6 +195,13 @@ def _check_signoff(*, plan: Plan, version: PlanVersion, run: Run | None, user, d
         raise ApplicationError(
             f"Choose a load run of version {version.number} whose report you approve.",
             field="run")
+    if decision == SignOffDecision.APPROVED:
+        concerns = signoff_concerns(run)
+        if concerns and not reason.strip():
+            raise ApplicationError(
+                f"Signing off despite {' and '.join(concerns)} needs an explicit override "
+                "reason: write it in the reason field (it is recorded with the sign-off).",
+                field="reason", extra={"concerns": concerns})
     if user.pk in version_authors(version):
         raise ApplicationError(
             f"Four eyes: you edited this plan (or froze version {version.number}), so you "
@@ -176,7 +222,8 @@ def signoff_decide(*, plan: Plan, version: PlanVersion, run: Run | None, user, d
         Plan.objects.filter(pk=plan.pk).update(status=status)  # update(): no "edit" signal
         audit_record(action=AuditAction.SIGN_OFF, actor=user, obj=signoff, after={
             "decision": decision, "version": version.number, "reason": reason.strip(),
-            "run": str(run.uuid) if run else None})
+            "run": str(run.uuid) if run else None,
+            "override": signoff_concerns(run) if decision == SignOffDecision.APPROVED else []})
     return signoff
 
 

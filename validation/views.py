@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from mappings.models import Plan
+from migration_planner.lib.csv_safe import csv_writer
 from migration_planner.lib.errors import ApplicationError
 from migration_planner.lib.views import capability_required
 from runs.models import Run
@@ -139,7 +139,7 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
     ctx = selectors.report_context(run)
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-    out = csv.writer(response)
+    out = csv_writer(response)
     out.writerow(["section", "entity", "check", "severity", "status", "expected", "observed"])
     for a in ctx["accounting"]:
         out.writerow(["accounting", a["entity"], "source = loaded+failed+filtered+duplicate", "",
@@ -264,7 +264,7 @@ def audit_page(request: HttpRequest) -> HttpResponse:
 def _audit_csv(events) -> HttpResponse:
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
-    out = csv.writer(response)
+    out = csv_writer(response)
     out.writerow(["at", "actor", "action", "object_type", "object_id", "object", "before",
                   "after", "ip"])
     for e in events.iterator():

@@ -16,3 +16,6 @@ def exception_handler(exc, context):
         body = {"detail": exc.message, "field": exc.field, **exc.extra}
         return Response(body, status=code)
     return drf_exception_handler(exc, context)
+
+# A URL segment that is a UUID: anything else is a 404 from the router, never a 500.
+UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"

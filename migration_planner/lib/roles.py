@@ -49,7 +49,7 @@ CAPABILITIES: dict[str, rules.Predicate] = {
     "mp.control_run": is_analyst | is_operator | is_admin,
     "mp.rollback_run": is_operator | is_admin,
     "mp.work_queue": is_analyst | is_operator | is_admin,
-    "mp.record_uat": is_approver | is_analyst | is_admin,
+    "mp.record_uat": is_approver | is_admin,
     "mp.sign_off": is_approver,
     "mp.view_audit": has_any_role,
 }

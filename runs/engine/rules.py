@@ -23,6 +23,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from runs.engine.safe_regex import (
+    RegexRefused,
+    regex_compile,
+    regex_fullmatch,
+    regex_search,
+    regex_sub,
+)
 from runs.engine.snapshot import LookupSpec
 
 TEXT = pd.StringDtype("pyarrow")
@@ -245,18 +252,21 @@ def _split(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
     return StepResult(_series(_blank_to_null(out), values.index))
 
 
+def _py_text(text: pd.Series) -> list[str | None]:
+    return [None if pd.isna(v) else v for v in text.tolist()]
+
+
 def _regex_replace(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
     text = as_text(values)
-    return StepResult(text.str.replace(params["pattern"], params["replacement"], regex=True))
+    out = regex_sub(_py_text(text), params["pattern"], params["replacement"])  # RE2: linear
+    return StepResult(pd.Series(out, index=text.index, dtype=object).astype(TEXT))
 
 
 def _regex_validate(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
     text = as_text(values)
-    if params["full_match"]:
-        hit = text.str.fullmatch(params["pattern"])
-    else:
-        hit = text.str.contains(params["pattern"], regex=True)
-    bad = ~hit.fillna(True).to_numpy(dtype=bool) & ~_blank(text)
+    match = regex_fullmatch if params["full_match"] else regex_search  # RE2: linear time
+    hit = match(_py_text(text), params["pattern"])
+    bad = ~hit & ~_blank(text)
     message = params["message"] or "does not match the required pattern"
     return StepResult(text, _errors(text, bad, "", f" {message}"))
 
@@ -941,9 +951,9 @@ def _check_value(param: Param, value: Any) -> Any:
         raise RuleParamError(param.name, f"must be one of {', '.join(param.choices)}")
     if param.type == "regex":
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise RuleParamError(param.name, f"invalid regular expression: {exc}") from None
+            regex_compile(value)
+        except RegexRefused as exc:
+            raise RuleParamError(param.name, str(exc)) from None
     if param.type in ("lookup", "entity", "column") and not value:
         raise RuleParamError(param.name, "must not be empty")
     return value

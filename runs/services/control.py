@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from runs.enums import BatchStatus, LogLevel, RunStatus
+from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import Batch, Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
@@ -14,13 +14,20 @@ from .dispatch import enqueue_batches
 from .logging import run_log
 from .state import run_entities
 
+PAST = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
+
 
 def _change(run: Run, user, allowed_from: tuple[str, ...], to: str, verb: str) -> Run:
     if user is not None and not user.has_perm("mp.control_run"):
         raise PermissionDeniedError(f"Your role does not allow you to {verb} runs.")
+    production = run.mode != RunMode.DRY_RUN and run.target.is_production
+    if production and user is not None and not user.has_perm("mp.launch_production_run"):
+        raise PermissionDeniedError(
+            f"Only an operator may {verb} a run on the production target “{run.target.name}”.")
     if not Run.objects.filter(pk=run.pk, status__in=allowed_from).update(status=to):
         run.refresh_from_db(fields=["status"])
-        raise ApplicationError(f"A {run.get_status_display().lower()} run cannot be {verb}d.")
+        raise ApplicationError(
+            f"A {run.get_status_display().lower()} run cannot be {PAST[verb]}.")
     audit_record(
         action=AuditAction.RUN_CONTROL,
         actor=user,
@@ -29,7 +36,8 @@ def _change(run: Run, user, allowed_from: tuple[str, ...], to: str, verb: str) -
         after={"status": to},
     )
     run.status = to
-    run_log(run, f"Run {verb}d by {getattr(user, 'username', 'the system')}.", LogLevel.WARNING)
+    run_log(run, f"Run {PAST[verb]} by {getattr(user, 'username', 'the system')}.",
+            LogLevel.WARNING)
     return run
 
 

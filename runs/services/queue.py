@@ -143,12 +143,51 @@ def _reprocess_group(
     return result
 
 
+def _signed_content(run: Run) -> set[str]:
+    from validation.models import SignOff
+
+    valid = SignOff.objects.filter(plan=run.plan, decision="approved", voided_at__isnull=True)
+    return {s.version.snapshot.get("_content") for s in valid.select_related("version")}
+
+
+def reprocess_rules_choose(*, run: Run, user, current_rules: bool | None) -> bool:
+    """Whether re-processing uses the plan's current rules (True) or the run's version (False).
+
+    Into a production target only an operator may re-process, and only with rules that were
+    signed off: the run's (signed-off) version by default; the current rules only while they
+    are exactly a validly signed-off version. Read-only; raises PermissionDeniedError or
+    ApplicationError."""
+    if run.mode == RunMode.DRY_RUN or not run.target.is_production:
+        return True if current_rules is None else current_rules
+    if user is not None and not user.has_perm("mp.launch_production_run"):
+        raise PermissionDeniedError(
+            f"“{run.target.name}” is a production target: only an operator may re-process "
+            "records into it.")
+    if current_rules:
+        current = plan_snapshot_build(plan=run.plan).content_hash()
+        if current not in _signed_content(run):
+            raise ApplicationError(
+                f"“{run.target.name}” is a production target and the plan's current rules "
+                "are not signed off: re-process with the run's signed-off version, or have "
+                "the current version signed off first.", field="current_rules")
+        return True
+    from validation.models import SignOff
+
+    if not SignOff.objects.filter(version=run.version, decision="approved").exists():
+        raise ApplicationError(
+            f"Version {run.version.number} of this run was never signed off; nothing may be "
+            f"re-processed into the production target “{run.target.name}”.")
+    return False
+
+
 def failed_record_reprocess(
-    *, records: QuerySet[FailedRecord], user, current_rules: bool = True
+    *, records: QuerySet[FailedRecord], user, current_rules: bool | None = None
 ) -> ReprocessResult:
     """Send open/fixed records through transform → load → ledger again (as a new batch of their
     run, so rollback covers it). Records that pass close as re-processed; the rest stay open
-    with the new message. Raises PermissionDeniedError / ApplicationError."""
+    with the new message. ``current_rules`` None: the plan's current rules, but the run's
+    signed-off version into production (see ``reprocess_rules_choose``). Raises
+    PermissionDeniedError / ApplicationError."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError("Your role does not allow working the error queue.")
     groups: dict[tuple[int, str], list[FailedRecord]] = defaultdict(list)
@@ -163,7 +202,8 @@ def failed_record_reprocess(
         run = group[0].run
         if run.status in ("running", "rolling_back", "queued", "rolled_back"):
             raise ApplicationError(f"Run {run.uuid} is {run.status}; re-process after it ends.")
-        result = _reprocess_group(run, entity_name, group, user, current_rules)
+        use_current = reprocess_rules_choose(run=run, user=user, current_rules=current_rules)
+        result = _reprocess_group(run, entity_name, group, user, use_current)
         total.attempted += result.attempted
         total.fixed += result.fixed
         total.still_failing += result.still_failing
@@ -252,5 +292,8 @@ def failed_records_reprocess_later(*, records: QuerySet[FailedRecord], user) -> 
     ids = list(records.filter(status__in=WORKABLE).order_by("id").values_list("id", flat=True))
     if not ids:
         raise ApplicationError("No open failed records match.")
+    run_ids = records.filter(status__in=WORKABLE).values_list("run_id", flat=True).distinct()
+    for run in Run.objects.filter(pk__in=run_ids).select_related("target", "plan", "version"):
+        reprocess_rules_choose(run=run, user=user, current_rules=None)  # refuse now, not later
     enqueue_reprocess(ids, getattr(user, "pk", None))
     return len(ids)

@@ -3,7 +3,6 @@ ignore with a reason, CSV export — per run and across runs."""
 
 from __future__ import annotations
 
-import csv
 import json
 import uuid as uuid_module
 from urllib.parse import urlencode
@@ -14,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from migration_planner.lib.csv_safe import csv_writer
 from migration_planner.lib.errors import ApplicationError
 from migration_planner.lib.views import capability_required
 from runs.engine.errors import EngineError
@@ -276,7 +276,7 @@ class _Echo:
 
 
 def _csv_rows(qs):
-    writer = csv.writer(_Echo())
+    writer = csv_writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for r in qs.select_related("run").order_by("id").iterator(chunk_size=2000):
         yield writer.writerow(

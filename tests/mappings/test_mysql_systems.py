@@ -67,8 +67,8 @@ def test_register_a_mysql_system_as_a_source_only(client_for, analyst, legacy_db
     assert "unused-secret" not in edit and "MySQL / MariaDB (source only)" in edit
 
 
-def test_test_connection_and_schema_page(client_for, viewer, my_system):
-    client = client_for(viewer)
+def test_test_connection_and_schema_page(client_for, analyst, my_system):
+    client = client_for(analyst)  # test connection needs edit rights (issue 17.2)
     ok = client.post(reverse("mappings:system_test", args=[my_system.uuid]), **HTMX)
     body = ok.content.decode()
     assert "Connected: MariaDB 10." in body or "Connected: MySQL 8." in body
@@ -121,12 +121,14 @@ def test_api_mysql_system_source_only_and_connection_report(client_for, analyst,
                           content_type="application/json")
     assert refused.status_code == 400
     assert refused.json()["field"] == "role" and "only be a source" in refused.json()["detail"]
-    report = client_for(viewer).post(f"/api/systems/{my_system.uuid}/test-connection/").json()
+    assert client_for(viewer).post(
+        f"/api/systems/{my_system.uuid}/test-connection/").status_code == 403
+    report = client.post(f"/api/systems/{my_system.uuid}/test-connection/").json()
     assert report["ok"] is True and report["message"].split()[0] in ("MariaDB", "MySQL")
     assert "customers" in [t["name"] for t in report["tables"]]
     my_system.set_secret("wrong-password-123")
     my_system.username = "nobody"
     my_system.save()
-    bad = client_for(viewer).post(f"/api/systems/{my_system.uuid}/test-connection/").json()
+    bad = client_for(analyst).post(f"/api/systems/{my_system.uuid}/test-connection/").json()
     assert bad["ok"] is False and "Access denied" in bad["message"]
     assert "wrong-password-123" not in str(bad)

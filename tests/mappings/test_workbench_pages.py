@@ -65,11 +65,11 @@ def test_system_delete_is_refused_while_plans_use_it(client_for, analyst, demo_p
     assert System.objects.filter(pk=demo_plan.source.pk).exists()
 
 
-def test_test_connection_reports_version_and_tables(client_for, viewer, demo_systems):
-    ok = client_for(viewer).post(reverse("mappings:system_test", args=[demo_systems[0].uuid]),
+def test_test_connection_reports_version_and_tables(client_for, analyst, demo_systems):
+    ok = client_for(analyst).post(reverse("mappings:system_test", args=[demo_systems[0].uuid]),
                                  **HTMX).content.decode()
     broken = SystemFactory(kind="postgresql", host="127.0.0.1", port=1, database="nope")
-    bad = client_for(viewer).post(reverse("mappings:system_test", args=[broken.uuid]),
+    bad = client_for(analyst).post(reverse("mappings:system_test", args=[broken.uuid]),
                                   **HTMX).content.decode()
     assert "Connected: SQLite 3." in ok and "customers (~" in ok
     assert "Connection failed:" in bad

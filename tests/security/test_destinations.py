@@ -125,6 +125,8 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from mappings.models import System
 from django.conf import settings
+from migration_planner.lib import crypto
+crypto.encrypt("x")  # creates the development key file
 user = User.objects.create_user("ana", password="x-Long-pass-2026")
 user.groups.add(Group.objects.get(name="analyst"))
 c = Client()
@@ -156,3 +158,6 @@ def test_analyst_cannot_read_the_apps_own_sqlite_database(tmp_path):
     assert result["create"] == 400 and "application's own" in result["detail"]
     assert result["schema"] == 400
     assert result["leak"] is False
+    # 17.9: what the app creates under its data directory is readable by its user only
+    for name in ("app.sqlite3", "fernet.key"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name

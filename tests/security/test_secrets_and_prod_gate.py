@@ -13,7 +13,12 @@ from django.conf import settings as dj_settings
 from mappings.models import System
 from mappings.schema import system_test_connection
 from runs.services import run_create
-from tests.factories import EntityMappingFactory, PlanFactory, SystemFactory
+from tests.factories import (
+    EntityMappingFactory,
+    FieldMappingFactory,
+    PlanFactory,
+    SystemFactory,
+)
 from validation.models import AuditEvent, SignOff
 
 pytestmark = pytest.mark.django_db
@@ -160,7 +165,7 @@ def test_a_second_registration_of_a_prod_database_is_prod(client_for, analyst, o
     alias = System.objects.get(name="crm-uat-alias")
     assert alias.environment == "uat" and alias.is_production is True
     plan = PlanFactory(target=alias)
-    EntityMappingFactory(plan=plan)
+    FieldMappingFactory(entity=EntityMappingFactory(plan=plan))
     with pytest.raises(Exception, match="Only an operator"):
         run_create(plan=plan, user=analyst, mode="load")
     with pytest.raises(Exception, match="must be signed off"):

@@ -130,3 +130,174 @@ def test_no_url_answers_a_user_without_a_role(client_for, outsider, objects):
                 leaks.append((method.upper(), path, response.status_code))
     assert checked > 100
     assert leaks == []
+
+
+# ------------------------------------------------------------ the roles matrix (issue 17.5)
+# What each role may do, written from README's roles table (not read from roles.py): the code
+# must match this. admin has everything but signing off (an approver's four-eyes act).
+V, E, S, L, C, R, Q, U, SO, AU = ("view", "edit", "systems", "launch", "control", "rollback",
+                                  "queue", "uat", "signoff", "audit")
+ROLE_CAN = {
+    "analyst": {V, E, S, L, C, Q, AU},
+    "approver": {V, U, SO, AU},
+    "operator": {V, L, C, R, Q, AU},
+    "viewer": {V, AU},
+    "admin_user": {V, E, S, L, C, R, Q, U, AU},
+}
+# page name -> (capability for GET, capability for POST)
+PAGES = {
+    "dashboard": (V, V),
+    "mappings:plan_list": (V, V), "mappings:plan_create": (E, E),
+    "mappings:plan_detail": (V, V), "mappings:plan_edit": (E, E), "mappings:plan_status": (E, E),
+    "mappings:milestones": (V, V), "mappings:milestone_add": (E, E),
+    "mappings:milestone_edit": (E, E), "mappings:milestone_delete": (E, E),
+    "mappings:plan_yaml": (V, V), "mappings:plan_document": (V, V),
+    "mappings:plan_history": (V, V), "mappings:version_create": (E, E),
+    "mappings:version_diff": (V, V), "mappings:version_revert": (E, E),
+    "mappings:entity_new": (E, E), "mappings:entity_editor": (V, V),
+    "mappings:entity_settings": (E, E), "mappings:entity_delete": (E, E),
+    "mappings:entity_grid": (V, V), "mappings:entity_preview": (V, V),
+    "mappings:entity_suggest": (V, V), "mappings:entity_suggest_decide": (E, E),
+    "mappings:field_editor": (V, V), "mappings:field_save": (E, E),
+    "mappings:field_delete": (E, E), "mappings:step_add": (E, E), "mappings:step_save": (E, E),
+    "mappings:step_move": (E, E), "mappings:step_delete": (E, E),
+    "mappings:lookup_list": (V, E), "mappings:lookup_detail": (V, V),
+    "mappings:lookup_edit": (E, E), "mappings:lookup_delete": (E, E),
+    "mappings:lookup_entry_add": (E, E), "mappings:lookup_entry_edit": (E, E),
+    "mappings:lookup_entry_delete": (E, E), "mappings:lookup_upload": (E, E),
+    "mappings:lookup_download": (V, V),
+    "mappings:system_list": (V, V), "mappings:system_create": (S, S),
+    "mappings:system_detail": (V, V), "mappings:system_edit": (S, S),
+    "mappings:system_delete": (S, S), "mappings:system_test": (S, S),
+    "mappings:system_schema": (V, V), "mappings:system_upload": (S, S),
+    "mappings:table_profile": (V, V),
+    "runs:run_list": (V, V), "runs:run_compare": (V, V), "runs:run_detail": (V, V),
+    "runs:run_live": (V, V), "runs:run_pause": (C, C), "runs:run_resume": (C, C),
+    "runs:run_cancel": (C, C), "runs:queue": (V, V), "runs:queue_top": (V, V),
+    "runs:queue_export": (V, V), "runs:rollback": (R, R), "runs:rollback_progress": (V, V),
+    "runs:rollback_status": (V, V), "runs:launch": (L, L), "runs:queue_all": (V, V),
+    "runs:queue_top_all": (V, V), "runs:queue_export_all": (V, V),
+    "runs:queue_reprocess": (Q, Q), "runs:queue_ignore": (Q, Q),
+    "runs:failed_record": (V, V), "runs:failed_record_correct": (Q, Q),
+    "runs:notifications": (V, V), "runs:notifications_read": (V, V),
+    "validation:rules": (V, V), "validation:rule_save": (E, E),
+    "validation:rule_delete": (E, E), "validation:prevalidate": (L, L),
+    "validation:report": (V, V), "validation:report_export": (V, V),
+    "validation:uat": (V, V), "validation:uat_case_save": (E, E),
+    "validation:uat_case_delete": (E, E), "validation:uat_result": (U, U),
+    "validation:signoff": (V, V), "validation:signoff_decide": (SO, SO),
+    "validation:audit": (AU, AU),
+}
+_CRUD = {"put": E, "patch": E, "delete": E}
+# API route name -> {method: capability}; every GET is "view".
+API = {
+    "system-list": {"post": S}, "system-detail": {"put": S, "patch": S, "delete": S},
+    "system-table-schema": {}, "system-test-connection": {"post": S},
+    "plan-list": {"post": E}, "plan-import-yaml": {"post": E}, "plan-detail": _CRUD,
+    "plan-preview": {"post": V}, "plan-set-status": {"post": E}, "plan-version-diff": {},
+    "plan-version-revert": {"post": E}, "plan-versions": {"post": E}, "plan-yaml": {},
+    "milestone-list": {"post": E}, "milestone-detail": _CRUD,
+    "entity-list": {"post": E}, "entity-detail": _CRUD,
+    "field-mapping-list": {"post": E}, "field-mapping-detail": _CRUD,
+    "rule-step-list": {"post": E}, "rule-step-detail": _CRUD, "rule-step-move": {"post": E},
+    "rule-type-list": {}, "rule-type-detail": {},
+    "lookup-list": {"post": E}, "lookup-detail": _CRUD, "lookup-csv": {"post": E},
+    "lookup-entries": {"post": E, "delete": E},
+    "run-list": {"post": L}, "run-detail": {}, "run-cancel": {"post": C},
+    "run-pause": {"post": C}, "run-resume": {"post": C}, "run-rollback": {"post": R},
+    "run-rollbacks": {},
+    "validation-rule-list": {"post": E}, "validation-rule-detail": _CRUD,
+    "run-report-list": {}, "run-report-detail": {},
+    "failed-record-list": {}, "failed-record-ignore": {"post": Q},
+    "failed-record-reprocess": {"post": Q}, "failed-record-detail": {"patch": Q},
+}
+API_UUID = {"systems": "system", "entities": "entity", "field-mappings": "field",
+            "rule-steps": "step", "lookups": "lookup", "runs": "run",
+            "failed-records": "record", "validation-rules": "rule"}
+
+
+def _api_routes():
+    """(name, regex route, {method: action}) of every API route (no format suffixes)."""
+    for name, route, entry in _patterns():
+        actions = getattr(entry.callback, "actions", None)
+        if actions and route.startswith("api/") and "(?P<format>" not in route:
+            yield name, route, actions
+
+
+def _api_path(route: str, objects: dict) -> str:
+    import re
+
+    route = route.replace("^", "").replace("$", "")
+    collection = route.split("/")[1]
+
+    def value(match):
+        key = match.group(1)
+        if key == "uuid":
+            return objects["uuid"][API_UUID[collection]]
+        if key == "run":
+            return objects["uuid"]["run"]
+        return str({"slug": objects["slug"], "entity_name": objects["entity"], "number": 1,
+                    "pk": objects["pk"], "name": "trim"}[key])
+
+    return "/" + re.sub(r"\(\?P<(\w+)>[^)]*\)", value, route)
+
+
+def _operations():
+    ops = []
+    for name, (get_cap, post_cap) in PAGES.items():
+        ops += [("page", name, "get", get_cap), ("page", name, "post", post_cap)]
+    for name, methods in API.items():
+        ops.append(("api", name, "get", V))
+        ops += [("api", name, m, cap) for m, cap in methods.items()]
+    return ops
+
+
+def test_the_matrix_names_every_url_and_api_operation():
+    pages = {n for n, r, _ in _patterns() if not n.startswith("admin:") and n.split(":")[-1]
+             not in OPEN and not r.startswith("api/") and "<drf_format_suffix" not in r}
+    api = {}
+    for name, _, actions in _api_routes():
+        api.setdefault(name, set()).update(actions)
+    assert pages == set(PAGES)
+    assert set(api) == set(API)
+    for name, methods in api.items():
+        assert methods - {"get"} == set(API[name]), name
+
+
+@pytest.fixture
+def matrix_objects(objects):
+    from validation.models import ValidationRule
+
+    plan = PlanVersion.objects.get(number=1).plan
+    rule = ValidationRule.objects.create(plan=plan, name="r", kind="row_count_range",
+                                         entity=objects["entity"], params={"min": 1})
+    objects["uuid"]["rule"] = str(rule.uuid)
+    return objects
+
+
+@pytest.mark.parametrize("kind,name,method,capability", _operations(),
+                         ids=[f"{k}:{n}:{m}" for k, n, m, _ in _operations()])
+def test_every_operation_checks_the_role(request, client, matrix_objects, kind, name, method,
+                                         capability):
+    """Each role is refused (403; 405 for a method the URL does not take) exactly where the
+    matrix says it may not, and never refused where it may."""
+    if kind == "page":
+        route = next(r for n, r, _ in _patterns() if n == name)
+        path = _fill(route, matrix_objects, name)
+    else:
+        route = next(r for n, r, _ in _api_routes() if n == name)
+        path = _api_path(route, matrix_objects)
+    assert path is not None, name
+    wrong = []
+    for role, can in ROLE_CAN.items():
+        client.force_login(request.getfixturevalue(role))
+        response = getattr(client, method)(path, content_type="application/json") \
+            if kind == "api" and method != "get" else getattr(client, method)(path)
+        status = response.status_code
+        allowed = capability in can
+        if allowed and (status in (401, 403) or status >= 500):
+            wrong.append((role, "refused" if status < 500 else "crashed", status))
+        if not allowed and status not in (403, 405):
+            wrong.append((role, "let through", status))
+        client.logout()
+    assert wrong == [], f"{method.upper()} {path}"
