@@ -29,6 +29,7 @@ from rest_framework.response import Response
 
 from migration_planner.lib.api import UUID_PATTERN
 from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.uploads import upload_refusal
 from runs.engine.rules import REGISTRY, RuleType
 
 from . import serializers as s
@@ -98,6 +99,12 @@ class AppYAMLParser(_TextParser):
 
 class CSVParser(_TextParser):
     media_type = "text/csv"
+
+
+def _refuse_oversized(request: Request) -> None:
+    refusal = upload_refusal(request)
+    if refusal:
+        raise ApplicationError(refusal, field="file")
 
 
 def _upload_text(upload) -> str:
@@ -303,6 +310,7 @@ class PlanViewSet(viewsets.ModelViewSet):
         if isinstance(request.data, str):
             text, replace = request.data, _flag(request.query_params.get("replace", ""))
         else:
+            _refuse_oversized(request)
             body = s.PlanImportSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             upload = body.validated_data.get("file")
@@ -569,6 +577,7 @@ class LookupTableViewSet(viewsets.ModelViewSet):
         if isinstance(request.data, str):
             text = request.data
         else:
+            _refuse_oversized(request)
             body = s.LookupCsvSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             text = _upload_text(body.validated_data["file"])

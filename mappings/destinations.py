@@ -37,8 +37,11 @@ def allowed_root() -> str:
 
 def refused_paths() -> list[str]:
     """The application's own files: its SQLite database, key files and .env."""
-    paths = [str(settings.FERNET_KEY_FILE), str(Path(settings.BASE_DIR) / ".env"),
-             str(Path(settings.DATA_DIR) / "secret.key")]
+    paths = [
+        str(settings.FERNET_KEY_FILE),
+        str(Path(settings.BASE_DIR) / ".env"),
+        str(Path(settings.DATA_DIR) / "secret.key"),
+    ]
     for db in settings.DATABASES.values():
         if db["ENGINE"].endswith("sqlite3") and db.get("NAME"):
             paths.append(str(db["NAME"]))
@@ -51,13 +54,24 @@ def refused_servers() -> list[ServerIdentity]:
     for db in settings.DATABASES.values():
         for marker, port in (("postgresql", 5432), ("mysql", 3306)):
             if marker in db["ENGINE"]:
-                found.append(server_identity(str(db.get("HOST") or ""), db.get("PORT") or None,
-                                             str(db.get("NAME") or ""), default_port=port))
+                found.append(
+                    server_identity(
+                        str(db.get("HOST") or ""),
+                        db.get("PORT") or None,
+                        str(db.get("NAME") or ""),
+                        default_port=port,
+                    )
+                )
                 test_name = (db.get("TEST") or {}).get("NAME")
                 if test_name:
-                    found.append(server_identity(str(db.get("HOST") or ""),
-                                                 db.get("PORT") or None, test_name,
-                                                 default_port=port))
+                    found.append(
+                        server_identity(
+                            str(db.get("HOST") or ""),
+                            db.get("PORT") or None,
+                            test_name,
+                            default_port=port,
+                        )
+                    )
     return found
 
 
@@ -68,8 +82,7 @@ def guard_params(kind: str) -> dict:
     params: dict = {"refused_servers": refused_servers()}
     if kind == SystemKind.POSTGRESQL:
         # Never answer a server's request for a cleartext password.
-        params |= ({"require_auth": "!password"} if LIBPQ_REQUIRE_AUTH
-                   else {"sslmode": "require"})
+        params |= {"require_auth": "!password"} if LIBPQ_REQUIRE_AUTH else {"sslmode": "require"}
     return params
 
 
@@ -79,8 +92,13 @@ def system_destination_check(system) -> None:
         if system.kind in FILE_KINDS and system.path:
             file_path_check(system.path, allowed_root=allowed_root(), refused=refused_paths())
         elif system.kind in SERVER_KINDS and system.host:
-            server_check(system.host, system.port, system.database,
-                         default_port=SERVER_KINDS[system.kind], refused=refused_servers())
+            server_check(
+                system.host,
+                system.port,
+                system.database,
+                default_port=SERVER_KINDS[system.kind],
+                refused=refused_servers(),
+            )
     except EngineError as exc:
         field = "path" if system.kind in FILE_KINDS else "host"
         raise ApplicationError(str(exc), field=field) from exc
@@ -90,8 +108,9 @@ def system_identity(system) -> tuple:
     """Where the system's data lives: ("file", resolved path) or ("server", kind, identity)."""
     if system.kind in FILE_KINDS:
         return ("file", file_identity(system.path))
-    ident = server_identity(system.host, system.port, system.database,
-                            default_port=SERVER_KINDS.get(system.kind, 0))
+    ident = server_identity(
+        system.host, system.port, system.database, default_port=SERVER_KINDS.get(system.kind, 0)
+    )
     return ("server", ident)
 
 

@@ -27,7 +27,6 @@ from .services_edit import require_capability
 MANAGE = "mp.manage_systems"
 SYSTEM_FIELDS = ("name", "kind", "environment", "role", "host", "port", "database", "username",
                  "path", "description", "options")
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 
 def _check_system(system: System) -> None:
@@ -163,9 +162,10 @@ def system_upload_file(*, system: System, user, upload, table: str | None = None
     require_capability(user, MANAGE)
     if system.kind != SystemKind.FILE:
         raise ApplicationError("Only a system of kind “file” takes uploads.", field="kind")
-    if upload.size > MAX_UPLOAD_BYTES:
-        raise ApplicationError(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MB.",
-                               field="file")
+    limit = settings.MP_UPLOAD_MAX_BYTES
+    if upload.size > limit:
+        raise ApplicationError(f"The file is larger than the upload limit of {limit // 2**20} MB "
+                               "(MP_UPLOAD_MAX_MB).", field="file")
     path = _store(system, upload)
     dest = Path(settings.DATA_DIR) / "staging" / f"{system.uuid}.sqlite3"
     dest.parent.mkdir(parents=True, exist_ok=True)

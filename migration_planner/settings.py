@@ -185,6 +185,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "migration_planner.lib.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "migration_planner.lib.api.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Migration Planner API",
@@ -266,6 +271,13 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 if env.bool("MP_PROXY_SSL_HEADER", default=False):
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# Uploads stream to a temporary file (never held in memory past 2.5 MB) and stop at this size.
+MP_UPLOAD_MAX_BYTES = env.int("MP_UPLOAD_MAX_MB", default=200) * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "migration_planner.lib.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Files the app writes under .data/ are readable by its own user only.
 FILE_UPLOAD_PERMISSIONS = 0o600

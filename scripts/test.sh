@@ -39,15 +39,16 @@ main() {
     export MP_DATA_DIR="$MP_DATA/test/app"
     rm -rf "$MP_DATA_DIR"
     mkdir -p "$MP_DATA_DIR/staticfiles"
-    # SQLite/file systems of the tests live in pytest's temporary folders.
-    export MP_SYSTEMS_DIR="${MP_SYSTEMS_DIR:-${TMPDIR:-/tmp}}"
     log "DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL"
 
     local ruff_rc=0 pytest_rc=0
     log "ruff check ."
     "$MP_VENV/bin/ruff" check . || ruff_rc=$?
     log "pytest $*"
-    "$MP_VENV/bin/pytest" --junitxml=artifacts/junit.xml "$@" || pytest_rc=$?
+    # pytest's temporary folders live inside the app's data directory: SQLite and file systems
+    # may only point there (MP_SYSTEMS_DIR defaults to MP_DATA_DIR).
+    "$MP_VENV/bin/pytest" --junitxml=artifacts/junit.xml --basetemp="$MP_DATA_DIR/pytest" "$@" \
+        || pytest_rc=$?
     if [[ $pytest_rc -eq 5 ]]; then
         log "pytest collected no tests: treating that as a failure"
         pytest_rc=1

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.uploads import upload_refusal
 from migration_planner.lib.views import capability_required
 
 from ..forms import LookupEntryForm, LookupForm, UploadForm
@@ -130,8 +131,8 @@ def lookup_entry_delete_view(request: HttpRequest, slug: str, uuid, pk: int) -> 
 def lookup_upload_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
     lookup = _lookup(plan_or_404(slug), uuid)
     form = UploadForm(request.POST, request.FILES)
-    if not form.is_valid():
-        messages.error(request, "Choose a CSV file to upload.")
+    if upload_refusal(request) or not form.is_valid():
+        messages.error(request, upload_refusal(request) or "Choose a CSV file to upload.")
         return redirect("mappings:lookup_detail", slug=slug, uuid=lookup.uuid)
     try:
         text = form.cleaned_data["file"].read().decode("utf-8-sig")

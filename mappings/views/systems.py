@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.uploads import upload_refusal
 from migration_planner.lib.views import capability_required
 
 from ..enums import SystemKind
@@ -89,8 +90,10 @@ def system_schema_view(request: HttpRequest, uuid) -> HttpResponse:
 def system_upload_view(request: HttpRequest, uuid) -> HttpResponse:
     system = get_object_or_404(System, uuid=uuid)
     form = FileUploadForm(request.POST, request.FILES)
-    result, error = None, None
-    if form.is_valid():
+    result, error = None, upload_refusal(request)
+    if error:
+        pass
+    elif form.is_valid():
         try:
             result = system_upload_file(system=system, user=request.user,
                                         upload=form.cleaned_data["file"],

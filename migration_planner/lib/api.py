@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -19,3 +21,13 @@ def exception_handler(exc, context):
 
 # A URL segment that is a UUID: anything else is a 404 from the router, never a 500.
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+class SafeJSONParser(JSONParser):
+    """JSON bodies; one nested too deeply to parse is a 400, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("The JSON body nests objects or arrays too deeply.") from None

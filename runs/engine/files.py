@@ -33,6 +33,7 @@ from defusedxml import ElementTree as SafeET
 from psycopg2 import sql
 
 from runs.engine.errors import StagingError, TransientError
+from runs.engine.file_guard import xlsx_check
 
 FORMATS = ("csv", "json", "xlsx", "xml")
 _EXTENSIONS = {
@@ -50,6 +51,7 @@ _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _ROW_COLUMN = "_row"
 _WESTERN = ("cp1252", "latin_1")  # preferred among equally plausible single-byte guesses
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+_BINARY_PROBE = 1 << 20  # a NUL byte in the first MB of a text file: it is binary
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 Row = list[str | None]
@@ -272,6 +274,11 @@ def _decode(raw: bytes, encoding: str | None) -> _Decoded:
         codec = codecs.lookup(name).name
     except LookupError:
         raise StagingError(f"unknown encoding {name!r}") from None
+    if not codec.startswith(("utf-16", "utf-32")) and b"\x00" in raw[:_BINARY_PROBE]:
+        byte = raw.index(b"\x00")
+        raise StagingError(
+            f"byte {byte}: a NUL byte; this looks like a binary file, not text "
+            "(CSV, JSON or XML)", byte=byte)
     skip = 0
     if codec in ("utf-8", "utf-8-sig") and raw.startswith(codecs.BOM_UTF8):
         codec, skip, name = "utf-8", len(codecs.BOM_UTF8), encoding or "utf-8-sig"
@@ -405,6 +412,13 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def _parse_json(raw: bytes, encoding: str | None) -> _Parsed:
+    try:
+        return _parse_json_text(raw, encoding)
+    except RecursionError:
+        raise StagingError("the JSON nests objects or arrays too deeply to read") from None
+
+
+def _parse_json_text(raw: bytes, encoding: str | None) -> _Parsed:
     decoded = _decode(raw, encoding)
     text = decoded.text
     if text.lstrip().startswith("["):
@@ -536,6 +550,7 @@ def _local(tag: str) -> str:
 
 
 def _parse_xlsx(path: Path, sheet: str | None) -> _Parsed:
+    xlsx_check(path)
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except zipfile.BadZipFile:

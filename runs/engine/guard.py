@@ -94,8 +94,9 @@ class ServerIdentity:
         )
 
 
-def server_identity(host: str, port: int | str | None, database: str, *,
-                    default_port: int) -> ServerIdentity:
+def server_identity(
+    host: str, port: int | str | None, database: str, *, default_port: int
+) -> ServerIdentity:
     """The identity of a server database (resolves the host name; never raises)."""
     try:
         number = int(port) if port else default_port
@@ -109,12 +110,17 @@ def file_identity(path: str) -> str:
     return os.path.realpath(Path(path).expanduser()) if path else ""
 
 
-def server_check(host: str, port: int | str | None, database: str, *, default_port: int,
-                 refused: Iterable[ServerIdentity]) -> None:
+def server_check(
+    host: str,
+    port: int | str | None,
+    database: str,
+    *,
+    default_port: int,
+    refused: Iterable[ServerIdentity],
+) -> None:
     """Raise DestinationRefused when the server database is one of ``refused`` (our own)."""
     ident = server_identity(host, port, database, default_port=default_port)
     if any(ident.same_as(other) for other in refused):
         raise DestinationRefused(
-            f"The database “{database}” on “{host}” is the application's own; "
-            "no system may use it."
+            f"The database “{database}” on “{host}” is the application's own; no system may use it."
         )

@@ -37,11 +37,15 @@ def _explain(pattern: str, exc: Exception) -> str:
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
     for token, name in _UNSUPPORTED.items():
         if token in pattern:
-            return (f"{name} is not supported: patterns run on RE2, which guarantees linear "
-                    "time and has no lookarounds or back-references")
+            return (
+                f"{name} is not supported: patterns run on RE2, which guarantees linear "
+                "time and has no lookarounds or back-references"
+            )
     if "invalid escape sequence: \\" in text and text[-1:].isdigit():
-        return ("back-references (\\1, \\2, …) are not supported: patterns run on RE2, which "
-                "guarantees linear time")
+        return (
+            "back-references (\\1, \\2, …) are not supported: patterns run on RE2, which "
+            "guarantees linear time"
+        )
     if "pattern too large" in text:
         return "the pattern is too large (its compiled program passes 8 MB)"
     return f"invalid regular expression: {text}"
@@ -61,8 +65,7 @@ def regex_compile(pattern: str) -> re2._Regexp:
 def regex_fullmatch(values: Iterable[str | None], pattern: str) -> np.ndarray:
     """Bool per value: the whole value matches (None -> False). Raises RegexRefused."""
     rx = regex_compile(pattern)
-    return np.fromiter((v is not None and rx.fullmatch(v) is not None for v in values),
-                       dtype=bool)
+    return np.fromiter((v is not None and rx.fullmatch(v) is not None for v in values), dtype=bool)
 
 
 def regex_search(values: Iterable[str | None], pattern: str) -> np.ndarray:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import factory
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
 
 from mappings.models import (
@@ -42,7 +44,9 @@ class SystemFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"system-{n}")
     kind = "sqlite"
-    path = factory.Sequence(lambda n: f"/tmp/mp-test-{n}.sqlite3")
+    path = factory.Sequence(
+        lambda n: str(Path(django_settings.MP_SYSTEMS_DIR) / f"mp-test-{n}.sqlite3")
+    )
 
 
 class PlanFactory(factory.django.DjangoModelFactory):

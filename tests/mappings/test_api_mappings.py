@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -151,7 +152,8 @@ def test_api_system_refuses_incomplete_postgresql(client_for, analyst):
 def test_api_system_duplicate_name_names_the_field(client_for, analyst):
     SystemFactory(name="wh")
     response = _send(client_for(analyst), "post", "/api/systems/",
-                     {"name": "wh", "kind": "sqlite", "path": "/tmp/wh.db"})
+                     {"name": "wh", "kind": "sqlite",
+                      "path": f"{settings.MP_SYSTEMS_DIR}/wh.db"})
     assert response.status_code == 400
     assert response.json()["field"] == "name"
 

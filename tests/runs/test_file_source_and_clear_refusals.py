@@ -29,11 +29,13 @@ def file_plan(tmp_path, settings, analyst):
     target_path = tmp_path / "target.sqlite3"
     with sqlite3.connect(target_path) as conn:
         conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-    target = System.objects.create(name="target", kind="sqlite", path=str(target_path),
-                                   role="target")
+    target = System.objects.create(
+        name="target", kind="sqlite", path=str(target_path), role="target"
+    )
     plan = PlanFactory(source=source, target=target)
-    entity = EntityMappingFactory(plan=plan, name="people", source_table="people",
-                                  target_table="people", source_key=["id"])
+    entity = EntityMappingFactory(
+        plan=plan, name="people", source_table="people", target_table="people", source_key=["id"]
+    )
     FieldMappingFactory(entity=entity, target_column="id", source_columns=["id"])
     FieldMappingFactory(entity=entity, target_column="name", source_columns=["name"])
     return plan
@@ -47,8 +49,13 @@ def test_a_load_run_from_a_file_system_works(eager_celery, file_plan):
 
 
 def test_an_entity_without_fields_is_refused_by_name(eager_celery, file_plan):
-    EntityMappingFactory(plan=file_plan, name="empty-one", source_table="people",
-                         target_table="people", source_key=["id"])
+    EntityMappingFactory(
+        plan=file_plan,
+        name="empty-one",
+        source_table="people",
+        target_table="people",
+        source_key=["id"],
+    )
     with pytest.raises(ApplicationError, match="Entity “empty-one” maps no field yet"):
         run_create(plan=file_plan, user=None, mode="dry_run")
 

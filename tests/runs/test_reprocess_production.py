@@ -17,11 +17,11 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_reprocess_into_prod_uses_the_signed_off_rules_and_needs_an_operator(
-        eager_celery, demo_plan, demo_target_db, analyst, operator, approver):
+    eager_celery, demo_plan, demo_target_db, analyst, operator, approver
+):
     System.objects.filter(pk=demo_plan.target_id).update(environment="prod")
     version = plan_version_create(plan=demo_plan, user=None, note="for sign-off")
-    SignOff.objects.create(plan=demo_plan, version=version, approver=approver,
-                           decision="approved")
+    SignOff.objects.create(plan=demo_plan, version=version, approver=approver, decision="approved")
     run = run_create(plan=demo_plan, user=operator, mode="load")
     run.refresh_from_db()
     assert run.version_id == version.pk and run.status == "succeeded", run.error
@@ -30,8 +30,9 @@ def test_reprocess_into_prod_uses_the_signed_off_rules_and_needs_an_operator(
     failed_record_correct(record=record, user=analyst, values={"Email_Address": "fix@ex.com"})
 
     # After sign-off an analyst adds a rule: the sign-off is void, the rules are unsigned.
-    email = FieldMapping.objects.get(entity__plan=demo_plan, entity__name="accounts",
-                                     target_column="email")
+    email = FieldMapping.objects.get(
+        entity__plan=demo_plan, entity__name="accounts", target_column="email"
+    )
     RuleStep.objects.create(field=email, position=99, rule="upper")
     assert not SignOff.objects.filter(plan=demo_plan, voided_at__isnull=True).exists()
 
@@ -44,21 +45,25 @@ def test_reprocess_into_prod_uses_the_signed_off_rules_and_needs_an_operator(
         failed_record_reprocess(records=one, user=operator, current_rules=True)
     result = failed_record_reprocess(records=one, user=operator)
     assert (result.fixed, result.still_failing) == (1, 0)
-    assert pg.query(demo_target_db, "SELECT email FROM accounts WHERE account_number = %s",
-                    (record.source_key,)) == [("fix@ex.com",)]  # not upper-cased
+    assert pg.query(
+        demo_target_db, "SELECT email FROM accounts WHERE account_number = %s", (record.source_key,)
+    ) == [("fix@ex.com",)]  # not upper-cased
 
 
 def test_the_queue_page_and_api_refuse_an_analyst_on_prod(
-        eager_celery, demo_plan, analyst, operator, approver, client_for):
+    eager_celery, demo_plan, analyst, operator, approver, client_for
+):
     System.objects.filter(pk=demo_plan.target_id).update(environment="prod")
     version = plan_version_create(plan=demo_plan, user=None)
-    SignOff.objects.create(plan=demo_plan, version=version, approver=approver,
-                           decision="approved")
+    SignOff.objects.create(plan=demo_plan, version=version, approver=approver, decision="approved")
     run = run_create(plan=demo_plan, user=operator, mode="load")
     record = FailedRecord.objects.filter(run=run, status="open").first()
     client = client_for(analyst)
-    api = client.post("/api/failed-records/reprocess/", {"ids": [str(record.uuid)]},
-                      content_type="application/json")
+    api = client.post(
+        "/api/failed-records/reprocess/",
+        {"ids": [str(record.uuid)]},
+        content_type="application/json",
+    )
     assert api.status_code == 403 and "only an operator" in api.json()["detail"]
     record.refresh_from_db()
     assert record.status == "open"

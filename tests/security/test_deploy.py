@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _django(args: list[str], **extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "migration_planner.settings", **extra}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_refuses_to_start_without_secret_key_when_debug_is_off():
@@ -34,9 +35,14 @@ def test_refuses_to_start_without_secret_key_when_debug_is_off():
 def test_documented_production_config_passes_check_deploy_without_warnings():
     """The production config of docs/operations.md (Security): DEBUG off, a long SECRET_KEY,
     MP_HTTPS=true, MP_PROXY_SSL_HEADER=true, ALLOWED_HOSTS set."""
-    out = _django(["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                  DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), MP_HTTPS="true",
-                  MP_PROXY_SSL_HEADER="true", ALLOWED_HOSTS="planner.example.com")
+    out = _django(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        MP_HTTPS="true",
+        MP_PROXY_SSL_HEADER="true",
+        ALLOWED_HOSTS="planner.example.com",
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "System check identified no issues" in out.stdout
 
@@ -86,8 +92,7 @@ def test_token_auth_for_the_api(client, viewer):
 def test_login_form_locks_out_after_repeated_failures(client, viewer, settings):
     for _ in range(settings.AXES_FAILURE_LIMIT):
         client.post("/accounts/login/", {"username": viewer.username, "password": "nope"})
-    locked = client.post("/accounts/login/", {"username": viewer.username,
-                                               "password": PASSWORD})
+    locked = client.post("/accounts/login/", {"username": viewer.username, "password": PASSWORD})
     assert locked.status_code == 429
     assert "Too many failed log-ins" in locked.content.decode()
     assert "_auth_user_id" not in client.session

@@ -44,8 +44,12 @@ def test_engine_refuses_paths_outside_the_root_and_through_symlinks(roots):
     secret = _sqlite_with_users(outside / "app.sqlite3")
     (inside / "link.sqlite3").symlink_to(secret)
     (inside / "dir").symlink_to(outside)
-    for path in (str(secret), str(inside / "link.sqlite3"), str(inside / "dir" / "app.sqlite3"),
-                 str(inside / ".." / "elsewhere" / "app.sqlite3")):
+    for path in (
+        str(secret),
+        str(inside / "link.sqlite3"),
+        str(inside / "dir" / "app.sqlite3"),
+        str(inside / ".." / "elsewhere" / "app.sqlite3"),
+    ):
         with pytest.raises(DestinationRefused, match="outside the data directory"):
             connect("sqlite", {"path": path, "allowed_root": str(inside)})
     with pytest.raises(DestinationRefused, match="allowed data directory"):
@@ -65,20 +69,29 @@ def test_engine_refuses_the_apps_own_files_and_their_side_files(roots):
 
 @pytest.mark.django_db
 def test_analyst_api_cannot_register_or_repoint_a_system_outside_the_root(
-        client_for, analyst, roots):
+    client_for, analyst, roots
+):
     inside, outside = roots
     secret = _sqlite_with_users(outside / "app.sqlite3")
     client = client_for(analyst)
-    created = client.post("/api/systems/", {"name": "x", "kind": "sqlite", "path": str(secret)},
-                          content_type="application/json")
+    created = client.post(
+        "/api/systems/",
+        {"name": "x", "kind": "sqlite", "path": str(secret)},
+        content_type="application/json",
+    )
     assert created.status_code == 400, created.content
     assert "outside the data directory" in created.json()["detail"]
-    good = client.post("/api/systems/", {"name": "ok", "kind": "sqlite",
-                                         "path": str(inside / "ok.sqlite3")},
-                       content_type="application/json")
+    good = client.post(
+        "/api/systems/",
+        {"name": "ok", "kind": "sqlite", "path": str(inside / "ok.sqlite3")},
+        content_type="application/json",
+    )
     assert good.status_code == 201, good.content
-    repoint = client.patch(f"/api/systems/{good.json()['uuid']}/", {"path": str(secret)},
-                           content_type="application/json")
+    repoint = client.patch(
+        f"/api/systems/{good.json()['uuid']}/",
+        {"path": str(secret)},
+        content_type="application/json",
+    )
     assert repoint.status_code == 400
     assert System.objects.get(name="ok").path == str(inside / "ok.sqlite3")
 
@@ -107,14 +120,32 @@ def test_no_system_may_target_the_apps_own_postgresql_database(client_for, analy
     db = dj_settings.DATABASES["default"]
     client = client_for(analyst)
     for host in (db["HOST"], "localhost"):
-        response = client.post("/api/systems/", {
-            "name": f"own-{host}", "kind": "postgresql", "host": host, "port": int(db["PORT"]),
-            "database": db["NAME"], "username": db["USER"]}, content_type="application/json")
+        response = client.post(
+            "/api/systems/",
+            {
+                "name": f"own-{host}",
+                "kind": "postgresql",
+                "host": host,
+                "port": int(db["PORT"]),
+                "database": db["NAME"],
+                "username": db["USER"],
+            },
+            content_type="application/json",
+        )
         assert response.status_code == 400, response.content
         assert "application's own" in response.json()["detail"]
-    other = client.post("/api/systems/", {
-        "name": "other", "kind": "postgresql", "host": db["HOST"], "port": int(db["PORT"]),
-        "database": "postgres", "username": db["USER"]}, content_type="application/json")
+    other = client.post(
+        "/api/systems/",
+        {
+            "name": "other",
+            "kind": "postgresql",
+            "host": db["HOST"],
+            "port": int(db["PORT"]),
+            "database": "postgres",
+            "username": db["USER"],
+        },
+        content_type="application/json",
+    )
     assert other.status_code == 201
 
 
@@ -147,13 +178,29 @@ print(json.dumps({"create": made.status_code, "detail": made.json().get("detail"
 def test_analyst_cannot_read_the_apps_own_sqlite_database(tmp_path):
     """The audit's reproduction: a SQLite app database at MP_DATA_DIR/app.sqlite3, inside the
     systems directory (the default), registered as a system by an analyst."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite3'}",
-           "MP_DATA_DIR": str(tmp_path), "MP_SYSTEMS_DIR": str(tmp_path),
-           "DJANGO_SETTINGS_MODULE": "migration_planner.settings"}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
-                   env=env, check=True, timeout=300)
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True, timeout=120).stdout
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite3'}",
+        "MP_DATA_DIR": str(tmp_path),
+        "MP_SYSTEMS_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "migration_planner.settings",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result["create"] == 400 and "application's own" in result["detail"]
     assert result["schema"] == 400

@@ -15,13 +15,18 @@ from runs.models import FailedRecord, Run
 from tests.factories import EntityMappingFactory, LookupEntryFactory, LookupTableFactory
 
 pytestmark = pytest.mark.django_db
-FORMULAS = ["=HYPERLINK(\"http://x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\t=1"]
+FORMULAS = ['=HYPERLINK("http://x")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\t=1"]
 
 
 def test_csv_cell_quotes_formulas_but_not_numbers():
     assert [csv_cell(v) for v in FORMULAS] == ["'" + v for v in FORMULAS]
     assert [csv_cell(v) for v in ("-5", "+1.5", "plain", 7, None)] == [
-        "-5", "+1.5", "plain", 7, None]
+        "-5",
+        "+1.5",
+        "plain",
+        7,
+        None,
+    ]
 
 
 def test_lookup_export_is_neutralised_and_imports_back_unchanged(analyst):
@@ -37,11 +42,17 @@ def test_lookup_export_is_neutralised_and_imports_back_unchanged(analyst):
 
 def test_error_queue_export_is_neutralised(client_for, viewer):
     entity = EntityMappingFactory()
-    version = PlanVersion.objects.create(plan=entity.plan, number=1, snapshot={},
-                                         content_hash="h")
+    version = PlanVersion.objects.create(plan=entity.plan, number=1, snapshot={}, content_hash="h")
     run = Run.objects.create(plan=entity.plan, version=version, target=entity.plan.target)
-    FailedRecord.objects.create(run=run, entity=entity.name, source_key="=1+2", stage="load",
-                                category="c", message="@evil", source_row={"a": "=x"})
+    FailedRecord.objects.create(
+        run=run,
+        entity=entity.name,
+        source_key="=1+2",
+        stage="load",
+        category="c",
+        message="@evil",
+        source_row={"a": "=x"},
+    )
     response = client_for(viewer).get(f"/runs/{run.uuid}/errors/export.csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[1][2] == "'=1+2" and rows[1][7] == "'@evil"

@@ -37,8 +37,15 @@ print(_fullmatch(pa.array(["a" * 64 + "b", "aa"]), "(a|aa)+").tolist())
 """
 
 
-@pytest.mark.parametrize("pattern,word", [(EVIL, "lookahead"), ("(?<!x)y", "lookbehind"),
-                                          (r"(a)\1", "back-references"), ("(", "invalid")])
+@pytest.mark.parametrize(
+    "pattern,word",
+    [
+        (EVIL, "lookahead"),
+        ("(?<!x)y", "lookbehind"),
+        (r"(a)\1", "back-references"),
+        ("(", "invalid"),
+    ],
+)
 def test_unsupported_constructs_are_refused_with_a_clear_message(pattern, word):
     with pytest.raises(RegexRefused, match=word):
         regex_compile(pattern)
@@ -51,8 +58,14 @@ def test_unsupported_constructs_are_refused_with_a_clear_message(pattern, word):
 
 
 def test_catastrophic_patterns_finish_in_linear_time():
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert out.strip().splitlines()[-1] == "[False, True]"
 
 
@@ -61,11 +74,16 @@ def test_rules_give_the_same_answers_on_re2():
 
     values = pd.Series(["joe@ex", "a b", None, ""], dtype=object)
     replace = REGISTRY["regex_replace"]
-    params = validate_params("regex_replace", {"pattern": r"(\w+)@(\w+)",
-                                               "replacement": r"\2 at \1"})
+    params = validate_params(
+        "regex_replace", {"pattern": r"(\w+)@(\w+)", "replacement": r"\2 at \1"}
+    )
     result = replace.fn(values, params, RuleContext())
     assert list(result.values.astype(object).where(result.values.notna(), None)) == [
-        "ex at joe", "a b", None, ""]
+        "ex at joe",
+        "a b",
+        None,
+        "",
+    ]
 
 
 @pytest.mark.django_db

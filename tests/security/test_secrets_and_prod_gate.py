@@ -27,20 +27,34 @@ SECRET = "canary-Pa55-7f3e"
 
 @pytest.fixture
 def pg_system():
-    system = SystemFactory(name="crm-db", kind="postgresql", host="127.0.0.1", port=5999,
-                           database="crm", path="", username="etl")
+    system = SystemFactory(
+        name="crm-db",
+        kind="postgresql",
+        host="127.0.0.1",
+        port=5999,
+        database="crm",
+        path="",
+        username="etl",
+    )
     system.set_secret(SECRET)
     system.save()
     return System.objects.get(pk=system.pk)
 
 
-@pytest.mark.parametrize("change", [{"host": "evil.example"}, {"port": 6000},
-                                    {"database": "other"}, {"username": "root"},
-                                    {"kind": "mysql", "role": "source"}])
-def test_changing_the_destination_clears_the_stored_secret(client_for, analyst, pg_system,
-                                                            change):
-    response = client_for(analyst).patch(f"/api/systems/{pg_system.uuid}/", change,
-                                         content_type="application/json")
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"host": "evil.example"},
+        {"port": 6000},
+        {"database": "other"},
+        {"username": "root"},
+        {"kind": "mysql", "role": "source"},
+    ],
+)
+def test_changing_the_destination_clears_the_stored_secret(client_for, analyst, pg_system, change):
+    response = client_for(analyst).patch(
+        f"/api/systems/{pg_system.uuid}/", change, content_type="application/json"
+    )
     assert response.status_code == 200, response.content
     assert response.json()["has_secret"] is False
     assert System.objects.get(pk=pg_system.pk).secret_ciphertext == ""
@@ -49,13 +63,20 @@ def test_changing_the_destination_clears_the_stored_secret(client_for, analyst, 
 
 
 def test_a_new_secret_in_the_same_request_is_kept_and_a_bare_edit_keeps_it(
-        client_for, analyst, pg_system):
+    client_for, analyst, pg_system
+):
     client = client_for(analyst)
-    client.patch(f"/api/systems/{pg_system.uuid}/", {"description": "just words"},
-                 content_type="application/json")
+    client.patch(
+        f"/api/systems/{pg_system.uuid}/",
+        {"description": "just words"},
+        content_type="application/json",
+    )
     assert System.objects.get(pk=pg_system.pk).connection_params()["password"] == SECRET
-    client.patch(f"/api/systems/{pg_system.uuid}/", {"host": "db2.internal", "secret": "new-1"},
-                 content_type="application/json")
+    client.patch(
+        f"/api/systems/{pg_system.uuid}/",
+        {"host": "db2.internal", "secret": "new-1"},
+        content_type="application/json",
+    )
     assert System.objects.get(pk=pg_system.pk).connection_params()["password"] == "new-1"
 
 
@@ -108,8 +129,15 @@ class _CleartextServer:
 
 def test_postgresql_never_answers_a_cleartext_password_request(admin_user):
     server = _CleartextServer()
-    system = SystemFactory(name="trap", kind="postgresql", host="127.0.0.1", port=server.port,
-                           database="crm", path="", username="etl")
+    system = SystemFactory(
+        name="trap",
+        kind="postgresql",
+        host="127.0.0.1",
+        port=server.port,
+        database="crm",
+        path="",
+        username="etl",
+    )
     system.set_secret(SECRET)
     system.save()
     report = system_test_connection(System.objects.get(pk=system.pk))
@@ -125,42 +153,81 @@ def test_postgresql_never_answers_a_cleartext_password_request(admin_user):
 @pytest.fixture
 def prod_target():
     db = dj_settings.DATABASES["default"]
-    return SystemFactory(name="crm-prod", kind="postgresql", host=db["HOST"],
-                         port=int(db["PORT"]), database="crm_prod", path="",
-                         environment="prod", role="target")
+    return SystemFactory(
+        name="crm-prod",
+        kind="postgresql",
+        host=db["HOST"],
+        port=int(db["PORT"]),
+        database="crm_prod",
+        path="",
+        environment="prod",
+        role="target",
+    )
 
 
 def test_only_an_admin_changes_the_environment(client_for, analyst, admin_user, prod_target):
     url = f"/api/systems/{prod_target.uuid}/"
-    response = client_for(analyst).patch(url, {"environment": "dev"},
-                                         content_type="application/json")
+    response = client_for(analyst).patch(
+        url, {"environment": "dev"}, content_type="application/json"
+    )
     assert response.status_code == 403
     assert System.objects.get(pk=prod_target.pk).environment == "prod"
-    made = client_for(analyst).post("/api/systems/", {
-        "name": "new-prod", "kind": "sqlite", "path": "/tmp/mp-new-prod.sqlite3",
-        "environment": "prod"}, content_type="application/json")
+    made = client_for(analyst).post(
+        "/api/systems/",
+        {
+            "name": "new-prod",
+            "kind": "sqlite",
+            "path": f"{dj_settings.MP_SYSTEMS_DIR}/mp-new-prod.sqlite3",
+            "environment": "prod",
+        },
+        content_type="application/json",
+    )
     assert made.status_code == 403
-    assert client_for(admin_user).patch(url, {"environment": "uat"},
-                                        content_type="application/json").status_code == 200
+    assert (
+        client_for(admin_user)
+        .patch(url, {"environment": "uat"}, content_type="application/json")
+        .status_code
+        == 200
+    )
 
 
 def test_only_an_admin_edits_where_a_prod_system_points(client_for, analyst, prod_target):
-    response = client_for(analyst).patch(f"/api/systems/{prod_target.uuid}/",
-                                         {"database": "crm_dev"}, content_type="application/json")
+    response = client_for(analyst).patch(
+        f"/api/systems/{prod_target.uuid}/",
+        {"database": "crm_dev"},
+        content_type="application/json",
+    )
     assert response.status_code == 403
     assert "production system" in response.json()["detail"]
-    assert client_for(analyst).patch(f"/api/systems/{prod_target.uuid}/",
-                                     {"description": "notes"},
-                                     content_type="application/json").status_code == 200
+    assert (
+        client_for(analyst)
+        .patch(
+            f"/api/systems/{prod_target.uuid}/",
+            {"description": "notes"},
+            content_type="application/json",
+        )
+        .status_code
+        == 200
+    )
 
 
-def test_a_second_registration_of_a_prod_database_is_prod(client_for, analyst, operator,
-                                                          prod_target):
+def test_a_second_registration_of_a_prod_database_is_prod(
+    client_for, analyst, operator, prod_target
+):
     db = dj_settings.DATABASES["default"]
-    made = client_for(analyst).post("/api/systems/", {
-        "name": "crm-uat-alias", "kind": "postgresql", "host": "localhost",
-        "port": int(db["PORT"]), "database": "crm_prod", "environment": "uat",
-        "role": "target"}, content_type="application/json")
+    made = client_for(analyst).post(
+        "/api/systems/",
+        {
+            "name": "crm-uat-alias",
+            "kind": "postgresql",
+            "host": "localhost",
+            "port": int(db["PORT"]),
+            "database": "crm_prod",
+            "environment": "uat",
+            "role": "target",
+        },
+        content_type="application/json",
+    )
     assert made.status_code == 201, made.content
     alias = System.objects.get(name="crm-uat-alias")
     assert alias.environment == "uat" and alias.is_production is True
@@ -188,12 +255,15 @@ def test_every_system_change_is_audited_and_voids_signoffs(client_for, admin_use
     from mappings.models import PlanVersion
 
     version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
-    signoff = SignOff.objects.create(plan=plan, version=version, approver=approver,
-                                     decision="approved")
+    signoff = SignOff.objects.create(
+        plan=plan, version=version, approver=approver, decision="approved"
+    )
     before = AuditEvent.objects.count()
-    response = client_for(admin_user).patch(f"/api/systems/{plan.source.uuid}/",
-                                            {"options": {"busy_timeout_ms": 10}},
-                                            content_type="application/json")
+    response = client_for(admin_user).patch(
+        f"/api/systems/{plan.source.uuid}/",
+        {"options": {"busy_timeout_ms": 10}},
+        content_type="application/json",
+    )
     assert response.status_code == 200
     assert AuditEvent.objects.count() > before
     signoff.refresh_from_db()

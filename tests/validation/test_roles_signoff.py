@@ -39,8 +39,9 @@ def test_status_api_cannot_skip_the_signoff(loaded, approver, analyst, client_fo
     url = f"/api/plans/{loaded.plan.slug}/status/"
     client_for(analyst).post(url, {"status": "in_review"}, content_type="application/json")
     for user in (approver, analyst):
-        response = client_for(user).post(url, {"status": "signed_off"},
-                                         content_type="application/json")
+        response = client_for(user).post(
+            url, {"status": "signed_off"}, content_type="application/json"
+        )
         assert response.status_code in (400, 403), response.content
     assert Plan.objects.get(pk=loaded.plan.pk).status != "signed_off"
     assert not SignOff.objects.exists()
@@ -48,8 +49,9 @@ def test_status_api_cannot_skip_the_signoff(loaded, approver, analyst, client_fo
 
 def test_analyst_cannot_pause_or_cancel_a_production_run(loaded, analyst, operator):
     prod = _pg_system("New CRM (prod)", "mp_other_prod", "prod", "target")
-    run = Run.objects.create(plan=loaded.plan, version=loaded.version, target=prod,
-                             mode="load", status=RunStatus.RUNNING)
+    run = Run.objects.create(
+        plan=loaded.plan, version=loaded.version, target=prod, mode="load", status=RunStatus.RUNNING
+    )
     with pytest.raises(PermissionDeniedError, match="Only an operator"):
         run_pause(run=run, user=analyst)
     with pytest.raises(PermissionDeniedError, match="Only an operator"):
@@ -61,8 +63,13 @@ def test_system_and_validation_rule_edits_count_as_authorship(loaded, approver):
     both = UserFactory(username="two-hats", roles=["analyst", "approver"])
     system_save(user=both, system=loaded.plan.source, data={"description": "tuned"})
     with pytest.raises(ApplicationError, match="Four eyes"):
-        signoff_decide(plan=loaded.plan, version=_new_version(loaded, both), run=loaded,
-                       user=both, decision="approved")
+        signoff_decide(
+            plan=loaded.plan,
+            version=_new_version(loaded, both),
+            run=loaded,
+            user=both,
+            decision="approved",
+        )
 
 
 def _new_version(loaded, user):
@@ -75,17 +82,30 @@ def _new_version(loaded, user):
 
 
 def test_validation_rule_edit_voids_the_signoff_and_is_authorship(loaded, approver):
-    signoff = signoff_decide(plan=loaded.plan, version=loaded.version, run=loaded,
-                             user=approver, decision="approved")
+    signoff = signoff_decide(
+        plan=loaded.plan, version=loaded.version, run=loaded, user=approver, decision="approved"
+    )
     both = UserFactory(username="two-hats", roles=["analyst", "approver"])
-    validation_rule_save(plan=loaded.plan, user=both, data={
-        "name": "accounts present", "kind": "row_count_range", "entity": "accounts",
-        "params": {"min": 1}})
+    validation_rule_save(
+        plan=loaded.plan,
+        user=both,
+        data={
+            "name": "accounts present",
+            "kind": "row_count_range",
+            "entity": "accounts",
+            "params": {"min": 1},
+        },
+    )
     signoff.refresh_from_db()
     assert signoff.voided_at is not None and "validation rule" in signoff.voided_reason
     with pytest.raises(ApplicationError, match="Four eyes"):
-        signoff_decide(plan=loaded.plan, version=_new_version(loaded, both), run=loaded,
-                       user=both, decision="approved")
+        signoff_decide(
+            plan=loaded.plan,
+            version=_new_version(loaded, both),
+            run=loaded,
+            user=both,
+            decision="approved",
+        )
 
 
 def test_failing_uat_needs_an_override_reason(loaded, approver):
@@ -93,11 +113,17 @@ def test_failing_uat_needs_an_override_reason(loaded, approver):
     case = UATTestCase.objects.filter(plan=loaded.plan).first()
     uat_result_record(case=case, run=loaded, user=other, outcome="fail", comment="bad totals")
     with pytest.raises(ApplicationError, match="override reason"):
-        signoff_decide(plan=loaded.plan, version=loaded.version, run=loaded, user=approver,
-                       decision="approved")
-    signoff = signoff_decide(plan=loaded.plan, version=loaded.version, run=loaded,
-                             user=approver, decision="approved",
-                             reason="totals differ by design (ticket 42)")
+        signoff_decide(
+            plan=loaded.plan, version=loaded.version, run=loaded, user=approver, decision="approved"
+        )
+    signoff = signoff_decide(
+        plan=loaded.plan,
+        version=loaded.version,
+        run=loaded,
+        user=approver,
+        decision="approved",
+        reason="totals differ by design (ticket 42)",
+    )
     assert signoff.reason == "totals differ by design (ticket 42)"
     event = AuditEvent.objects.filter(action="sign_off").latest("id")
     assert event.after["override"] == ["1 failing and 0 blocked UAT case(s)"]
@@ -107,5 +133,6 @@ def test_rolled_back_run_needs_an_override_reason(loaded, approver):
     Run.objects.filter(pk=loaded.pk).update(status=RunStatus.ROLLED_BACK)
     loaded.refresh_from_db()
     with pytest.raises(ApplicationError, match="rolled back"):
-        signoff_decide(plan=loaded.plan, version=loaded.version, run=loaded, user=approver,
-                       decision="approved")
+        signoff_decide(
+            plan=loaded.plan, version=loaded.version, run=loaded, user=approver, decision="approved"
+        )

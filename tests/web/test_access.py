@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +68,7 @@ def test_api_system_create_needs_manage_systems(request, client_for, role, statu
     user = request.getfixturevalue(role)
     response = client_for(user).post(
         "/api/systems/",
-        {"name": f"s-{role}", "kind": "sqlite", "path": "/tmp/x.db"},
+        {"name": f"s-{role}", "kind": "sqlite", "path": f"{settings.MP_SYSTEMS_DIR}/x.db"},
         content_type="application/json",
     )
     assert response.status_code == status, response.content
