@@ -105,19 +105,22 @@ def test_error_queue_pages_on_100k_records_read_one_page_by_index(client_for, vi
         "id", flat=True)[100]
     deep_queries, deep_page = _page_queries(client, url, {"after": deep_cursor})
     filtered_queries, filtered = _page_queries(client, url, {"entity": "accounts",
-                                                             "q": "user4242"})
+                                                             "q": "user99998@"})
     _, api_page = _page_queries(client, "/api/failed-records/", {"run": str(run.uuid)})
     _, top_panel = _page_queries(client, reverse("runs:queue_top", args=[run.uuid]))
     assert page.context["total"] == BIG and len(page.context["records"]) == 50
     assert sum(t["n"] for t in top_panel.context["top_errors"]) == BIG
     assert [r.id for r in deep_page.context["records"]][0] == deep_cursor - 1
-    assert [r.source_key for r in filtered.context["records"]] == ["K0004242"]
+    assert [r.source_key for r in filtered.context["records"]] == ["K0099998"]
     assert len(api_page.json()["results"]) == 50
     assert len(deep_queries) == len(queries) == len(filtered_queries)
-    page_sql = [q for q in deep_queries if 'ORDER BY "runs_failedrecord"."id" DESC' in q]
+    page_sql = [q for q in queries if 'ORDER BY "runs_failedrecord"."id" DESC' in q]
     assert len(page_sql) == 1
     plan = _plan_of(page_sql[0])
-    assert "failed_record_run_page" in plan and "Seq Scan on runs_failedrecord" not in plan
+    # an index scan stopped by the LIMIT: the page reads ~51 rows, whatever the queue's size
+    assert plan.startswith("Limit") and "Seq Scan on runs_failedrecord" not in plan
+    assert any("Index Scan" in line and "on runs_failedrecord" in line
+               for line in plan.splitlines())
 
 
 @pytest.mark.django_db
