@@ -119,7 +119,8 @@ def _history_ids(model, **filters) -> list[int]:
 
 
 def version_authors(version: PlanVersion) -> set[int]:
-    """User ids who edited the plan (any mapping model) up to the version, or created it."""
+    """User ids who edited the plan (any mapping model) up to the version, or created it, or
+    ever edited its systems or validation rules."""
     plan_id, until = version.plan_id, version.created_at
     entities = _history_ids(EntityMapping, plan_id=plan_id)
     fields = _history_ids(FieldMapping, entity_id__in=entities)
@@ -137,7 +138,7 @@ def version_authors(version: PlanVersion) -> set[int]:
 
 
 def _audited_authors(version: PlanVersion) -> set[int]:
-    """Who edited what a run of the plan also depends on: its systems and validation rules."""
+    """Who ever edited what the plan's runs also depend on: its systems and validation rules."""
     plan = version.plan
     systems = [str(u) for u in System.objects.filter(
         pk__in=[plan.source_id, plan.target_id]).values_list("uuid", flat=True)]
@@ -146,8 +147,9 @@ def _audited_authors(version: PlanVersion) -> set[int]:
     scope = (Q(object_type="mappings.System", object_id__in=systems)
              | Q(object_type="validation.ValidationRule", object_id__in=rules)
              | Q(object_type="validation.ValidationRule", before__plan=plan.pk))
-    return set(AuditEvent.objects.filter(scope, at__lte=version.created_at,
-                                         actor__isnull=False)
+    # Not bounded by the version's time: a later edit of a system or check changes what the
+    # version's runs do, so its author may not approve them either.
+    return set(AuditEvent.objects.filter(scope, actor__isnull=False)
                .values_list("actor_id", flat=True).distinct())
 
 

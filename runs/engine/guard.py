@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,24 @@ def file_path_check(path: str, *, allowed_root: str, refused: Iterable[str] = ()
     return str(resolved)
 
 
+_RESOLVED: dict[str, tuple[float, frozenset[str]]] = {}
+_RESOLVE_TTL = 60.0
+
+
 def _addresses(host: str) -> frozenset[str]:
+    """The host's addresses (resolved at most once a minute per host name)."""
+    now = time.monotonic()
+    hit = _RESOLVED.get(host)
+    if hit is not None and now - hit[0] < _RESOLVE_TTL:
+        return hit[1]
+    found = _resolve(host)
+    if len(_RESOLVED) > 1000:
+        _RESOLVED.clear()
+    _RESOLVED[host] = (now, found)
+    return found
+
+
+def _resolve(host: str) -> frozenset[str]:
     """The host's addresses, loopback and this machine's own names folded to one token."""
     if not host or host.startswith("/"):
         return frozenset({_LOCAL})  # a Unix socket is this machine

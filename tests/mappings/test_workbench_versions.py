@@ -9,7 +9,7 @@ from django.urls import reverse
 from mappings.services import plan_version_create
 from mappings.services_edit import plan_status_set, step_add
 from mappings.services_versions import plan_version_revert, snapshot_diff
-from migration_planner.lib.errors import PermissionDeniedError
+from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from tests.mappings.workbench_fixtures import demo_files, demo_plan, demo_systems  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -24,12 +24,15 @@ def test_any_edit_after_sign_off_returns_the_plan_to_draft(demo_plan, analyst):
     assert demo_plan.status == "draft"
 
 
-def test_sign_off_needs_the_approver_role(demo_plan, analyst, approver):
+def test_status_changes_never_sign_off(demo_plan, analyst, approver):
+    """Signed off only through the sign-off service (approver, four eyes, a SignOff row)."""
     plan_status_set(plan=demo_plan, user=analyst, status="in_review")
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(ApplicationError, match="only through the sign-off"):
         plan_status_set(plan=demo_plan, user=analyst, status="signed_off")
-    signed = plan_status_set(plan=demo_plan, user=approver, status="signed_off")
-    assert signed.status == "signed_off"
+    with pytest.raises(PermissionDeniedError):
+        plan_status_set(plan=demo_plan, user=approver, status="signed_off")
+    demo_plan.refresh_from_db()
+    assert demo_plan.status == "in_review"
 
 
 def test_viewer_cannot_edit_through_services(demo_plan, viewer):

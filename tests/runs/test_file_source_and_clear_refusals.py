@@ -32,7 +32,7 @@ def file_plan(tmp_path, settings, analyst):
     target = System.objects.create(
         name="target", kind="sqlite", path=str(target_path), role="target"
     )
-    plan = PlanFactory(source=source, target=target)
+    plan = PlanFactory(source=source, target=target, failure_threshold_pct=50)
     entity = EntityMappingFactory(
         plan=plan, name="people", source_table="people", target_table="people", source_key=["id"]
     )
