@@ -47,6 +47,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
                 cur.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """Test users get MD5 hashes: PBKDF2 costs ~0.3 s per user, and the role-matrix test
+    creates five users per operation (production keeps Django's default hashers)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def analyst(db):
     return UserFactory(username="ana", roles=["analyst"])

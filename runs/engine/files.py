@@ -51,7 +51,8 @@ _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _ROW_COLUMN = "_row"
 _WESTERN = ("cp1252", "latin_1")  # preferred among equally plausible single-byte guesses
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
-_BINARY_PROBE = 1 << 20  # a NUL byte in the first MB of a text file: it is binary
+_BINARY_PROBE = 64 * 1024  # over 5% control characters here: a binary file, not text
+_CONTROL = bytes([*range(0, 9), 11, *range(14, 27), *range(28, 32)])
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 Row = list[str | None]
@@ -274,11 +275,11 @@ def _decode(raw: bytes, encoding: str | None) -> _Decoded:
         codec = codecs.lookup(name).name
     except LookupError:
         raise StagingError(f"unknown encoding {name!r}") from None
-    if not codec.startswith(("utf-16", "utf-32")) and b"\x00" in raw[:_BINARY_PROBE]:
-        byte = raw.index(b"\x00")
+    if not codec.startswith(("utf-16", "utf-32")) and _looks_binary(raw[:_BINARY_PROBE]):
         raise StagingError(
-            f"byte {byte}: a NUL byte; this looks like a binary file, not text "
-            "(CSV, JSON or XML)", byte=byte)
+            "this looks like a binary file, not text (CSV, JSON or XML): "
+            f"{_control_share(raw[:_BINARY_PROBE]):.0%} of its first bytes are control "
+            "characters")
     skip = 0
     if codec in ("utf-8", "utf-8-sig") and raw.startswith(codecs.BOM_UTF8):
         codec, skip, name = "utf-8", len(codecs.BOM_UTF8), encoding or "utf-8-sig"
@@ -289,6 +290,15 @@ def _decode(raw: bytes, encoding: str | None) -> _Decoded:
     if text.startswith("\ufeff"):  # a BOM the codec keeps (e.g. utf-16-le chosen explicitly)
         text = text[1:]
     return _Decoded(text, name, codec, skip)
+
+
+def _control_share(sample: bytes) -> float:
+    return (len(sample) - len(sample.translate(None, _CONTROL))) / max(1, len(sample))
+
+
+def _looks_binary(sample: bytes) -> bool:
+    """Random or binary data (an image, an archive) rather than text with a stray byte."""
+    return len(sample) >= 64 and _control_share(sample) > 0.05
 
 
 def _decode_error(raw: bytes, byte: int, name: str) -> StagingError:

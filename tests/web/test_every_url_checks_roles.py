@@ -134,7 +134,7 @@ def test_no_url_answers_a_user_without_a_role(client_for, outsider, objects):
 
 # ------------------------------------------------------------ the roles matrix (issue 17.5)
 # What each role may do, written from README's roles table (not read from roles.py): the code
-# must match this. admin has everything but signing off (an approver's four-eyes act).
+# must match this. admin has everything (a superuser; four eyes still apply to signing off).
 V, E, S, L, C, R, Q, U, SO, AU = ("view", "edit", "systems", "launch", "control", "rollback",
                                   "queue", "uat", "signoff", "audit")
 ROLE_CAN = {
@@ -142,7 +142,7 @@ ROLE_CAN = {
     "approver": {V, U, SO, AU},
     "operator": {V, L, C, R, Q, AU},
     "viewer": {V, AU},
-    "admin_user": {V, E, S, L, C, R, Q, U, AU},
+    "admin_user": {V, E, S, L, C, R, Q, U, SO, AU},
 }
 # page name -> (capability for GET, capability for POST)
 PAGES = {
@@ -261,7 +261,7 @@ def test_the_matrix_names_every_url_and_api_operation():
     assert pages == set(PAGES)
     assert set(api) == set(API)
     for name, methods in api.items():
-        assert methods - {"get"} == set(API[name]), name
+        assert methods - {"get", "head"} == set(API[name]), name
 
 
 @pytest.fixture
@@ -270,8 +270,10 @@ def matrix_objects(objects):
 
     plan = PlanVersion.objects.get(number=1).plan
     rule = ValidationRule.objects.create(plan=plan, name="r", kind="row_count_range",
-                                         entity=objects["entity"], params={"min": 1})
+                                         phase="pre", entity=objects["entity"],
+                                         params={"min": 1})
     objects["uuid"]["rule"] = str(rule.uuid)
+    objects["step"] = objects["uuid"]["step"]
     return objects
 
 
