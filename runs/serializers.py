@@ -129,7 +129,7 @@ class RollbackSerializer(serializers.ModelSerializer):
 
 class FailedRecordSerializer(serializers.ModelSerializer):
     run = serializers.UUIDField(source="run.uuid", read_only=True)
-    handled_by = serializers.StringRelatedField()
+    handled_by = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = FailedRecord
