@@ -306,6 +306,7 @@ class PostgresConnector(ArrowTextSource):
     def __init__(self, params: dict[str, Any]) -> None:
         self._params = {k: v for k, v in params.items() if v not in (None, "")}
         self._conn: Any = None
+        self._held: Any = None  # the cursor of a transaction() in progress
         self._schema: SchemaInfo | None = None
         # Who hashed the rows of the last batch written: "loader", "server" or "server after
         # a failed check" (the loader's hashes disagreed with the server's on the sample).
@@ -322,7 +323,11 @@ class PostgresConnector(ArrowTextSource):
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        """One transaction: commit on success, roll back on error; transient errors re-raised."""
+        """One transaction: commit on success, roll back on error; transient errors re-raised.
+        Inside ``transaction()`` it is that held transaction (committed when it ends)."""
+        if self._held is not None:
+            yield self._held
+            return
         conn = self._connection()
         try:
             with conn, conn.cursor() as cur:
@@ -331,6 +336,17 @@ class PostgresConnector(ArrowTextSource):
             if conn.closed == 0 and conn.get_transaction_status() > 2:
                 conn.close()
             raise TransientError(str(exc).strip()) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Hold ONE transaction across several connector calls (CDC writes a group of changes
+        and its checkpoint together): all of it commits at the end, or none of it."""
+        with self._tx() as cur:
+            self._held = cur
+            try:
+                yield cur
+            finally:
+                self._held = None
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -729,6 +745,8 @@ class PostgresConnector(ArrowTextSource):
         a row committed meanwhile by someone else makes it fall back to ON CONFLICT.
         """
         temp = [sql.Identifier(f"c{i}") for i in range(len(cols))]
+        if self._held is not None:  # an earlier write in the same held transaction made one
+            cur.execute("DROP TABLE IF EXISTS pg_temp.mp_load")
         cur.execute(
             sql.SQL("CREATE TEMP TABLE mp_load (mp_ord bigserial, {}) ON COMMIT DROP").format(
                 sql.SQL(", ").join(sql.SQL("{} text").format(t) for t in temp)
