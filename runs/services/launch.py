@@ -12,7 +12,7 @@ from runs.models import Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
 
-from .dispatch import enqueue_run_start
+from .dispatch import enqueue_run_start, enqueue_sync
 
 
 def _signed_off(version) -> bool:
@@ -78,5 +78,11 @@ def run_create(
             "scope": scope_entity,
         },
     )
-    enqueue_run_start(run.pk)
+    if mode == RunMode.SYNC:
+        from .cdc import sync_check_systems
+
+        sync_check_systems(run=run)
+        enqueue_sync(run.pk)
+    else:
+        enqueue_run_start(run.pk)
     return run

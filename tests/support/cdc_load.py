@@ -1,7 +1,7 @@
 """Processes the CDC tests run beside the test: a source writer (inserts, updates, deletes in
 small transactions, a bounded number of them) and a streaming worker the test may kill -9.
 
-    python -m tests.support.cdc_load write <dsn-json> <ops> <seed> <first-new-id>
+    python -m tests.support.cdc_load write <dsn-json> <ops> <seed> <first-new-id> [<pause-s>]
     python -m tests.support.cdc_load stream <config-json>
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg2
 
 
-def write(params: dict, ops: int, seed: int, next_id: int) -> None:
+def write(params: dict, ops: int, seed: int, next_id: int, pause: float = 0.002) -> None:
     """``ops`` random changes to table src, one or a few per transaction."""
     rnd = random.Random(seed)
     conn = psycopg2.connect(**params)
@@ -46,7 +46,7 @@ def write(params: dict, ops: int, seed: int, next_id: int) -> None:
                     key = ids.pop(rnd.randrange(len(ids)))
                     cur.execute("DELETE FROM src WHERE id = %s", (key,))
                 done += 1
-        time.sleep(0.002)  # spread the load over the full load and the stream (not asserted)
+        time.sleep(pause)  # spread the load over the full load and the stream (not asserted)
     conn.close()
 
 
@@ -86,6 +86,7 @@ def stream(config: dict) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "write":
-        write(json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        pause = float(sys.argv[6]) if len(sys.argv) > 6 else 0.002
+        write(json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), pause)
     else:
         stream(json.loads(sys.argv[2]))
