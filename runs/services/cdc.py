@@ -42,8 +42,12 @@ def slot_name(run: Run) -> str:
     return f"mp_sync_{run.uuid.hex[:20]}"
 
 
+@transaction.atomic
 def _save_cdc(run: Run, **values) -> None:
-    run.cdc = {**run.cdc, **values}
+    """Merge ``values`` into the stored state under a row lock (an operator's stop request
+    written meanwhile is kept, never overwritten by a progress report)."""
+    stored = Run.objects.select_for_update().values_list("cdc", flat=True).get(pk=run.pk)
+    run.cdc = {**stored, **values}
     Run.objects.filter(pk=run.pk).update(cdc=run.cdc)
 
 
@@ -132,14 +136,22 @@ def _full_load(run: Run, params: dict) -> None:
             for key_range in ranges:
                 seq += 1
                 batch = Batch.objects.create(
-                    run=run, entity=entity.name, seq=seq, status=BatchStatus.RUNNING,
-                    key_lower=key_range.to_dict()["lower"], key_upper=key_range.to_dict()["upper"],
-                )  # fmt: skip
+                    run=run,
+                    entity=entity.name,
+                    seq=seq,
+                    status=BatchStatus.RUNNING,
+                    key_lower=key_range.to_dict()["lower"],
+                    key_upper=key_range.to_dict()["upper"],
+                )
                 outcome = execute_batch(
-                    snapshot=snapshot, entity=entity,
-                    key_range=KeyRange.from_dict(key_range.to_dict()), source=source,
-                    target=target, run_id=run_ledger_id(run), batch_id=batch.ledger_id,
-                )  # fmt: skip
+                    snapshot=snapshot,
+                    entity=entity,
+                    key_range=KeyRange.from_dict(key_range.to_dict()),
+                    source=source,
+                    target=target,
+                    run_id=run_ledger_id(run),
+                    batch_id=batch.ledger_id,
+                )
                 outcome_record(batch=batch, outcome=outcome, entity=entity, duration_ms=0)
     finally:
         source.close()
@@ -234,7 +246,15 @@ def _record_progress(run: Run, params: dict, progress, rate: _Rate) -> None:
 
 
 def _finish(run: Run) -> None:
-    _save_cdc(run, phase=PHASE_DONE)
+    _save_cdc(
+        run,
+        phase=PHASE_DONE,
+        retained_bytes=0,
+        wal_warning=False,
+        lag_seconds=0.0,
+        lag_bytes=0,
+        events_per_s=0.0,
+    )
     from runs.engine.cdc.apply import checkpoint_drop
 
     checkpoint_drop(connector_for(run.target), slot_name(run))
@@ -255,16 +275,19 @@ def _finish(run: Run) -> None:
 def sync_stop(*, run: Run, user) -> Run:
     """Ask a streaming sync to drain (apply everything committed so far) and finish.
     Transactional; PermissionDeniedError (not an operator), ApplicationError (not a live sync)."""
-    if user is not None and not user.has_perm("mp.rollback_run"):
-        raise PermissionDeniedError("Only an operator may stop a sync.")
+    if user is not None and not user.has_perm("mp.control_run"):
+        raise PermissionDeniedError("Your role does not allow stopping a sync.")
     run = Run.objects.select_for_update().get(pk=run.pk)
     if run.mode != RunMode.SYNC or run.status != RunStatus.RUNNING:
         raise ApplicationError("Only a running sync can be stopped and drained.")
     run.cdc = {**run.cdc, "stop_requested": True, "stop_requested_at": timezone.now().isoformat()}
     run.save(update_fields=["cdc"])
     audit_record(
-        action=AuditAction.RUN_CONTROL, actor=user, obj=run, before={"sync": "streaming"},
+        action=AuditAction.RUN_CONTROL,
+        actor=user,
+        obj=run,
+        before={"sync": "streaming"},
         after={"sync": "stopping (drain, then finish)"},
-    )  # fmt: skip
+    )
     run_log(run, f"Stop requested by {getattr(user, 'username', 'the system')}: draining.")
     return run

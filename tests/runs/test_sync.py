@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from mappings.models import EntityMapping, FieldMapping, Plan, RuleStep
 from mappings.services import plan_version_create
 from migration_planner.lib.errors import ApplicationError
 from runs.connections import connector_for
@@ -26,54 +25,10 @@ from runs.services import run_create, run_rollback_request, sync_stop
 from runs.services.cdc import slot_name
 from runs.services.state import run_snapshot
 from tests.factories import SystemFactory
-from tests.runs.conftest import ROOT, _pg_system, _worker_env
+from tests.runs.conftest import ROOT, _worker_env
 from tests.support import pg
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-@pytest.fixture
-def sync_plan():
-    with pg.throwaway_database("sync_src") as src, pg.throwaway_database("sync_tgt") as tgt:
-        pg.query(src, "CREATE TABLE src (id integer PRIMARY KEY, name text, amount numeric(10,2))")
-        pg.query(
-            src, "INSERT INTO src SELECT g, 'name ' || g, g * 1.25 FROM generate_series(1, 400) g"
-        )
-        pg.query(
-            tgt,
-            "CREATE TABLE tgt (id serial PRIMARY KEY, ext text NOT NULL UNIQUE, "
-            "name text, amount numeric(10,2))",
-        )
-        source = _pg_system("Sync source", src, "dev", "source")
-        target = _pg_system("Sync target", tgt, "uat", "target")
-        plan = Plan.objects.create(
-            name="Sync", slug="sync", source=source, target=target, batch_size=100
-        )
-        entity = EntityMapping.objects.create(
-            plan=plan,
-            name="src",
-            source_table="src",
-            target_table="tgt",
-            source_key=["id"],
-            target_key="id",
-            external_id="ext",
-            load_mode="upsert",
-            delete_policy="delete",
-        )
-        FieldMapping.objects.create(entity=entity, target_column="ext", source_columns=["id"])
-        name = FieldMapping.objects.create(
-            entity=entity, target_column="name", source_columns=["name"], position=1
-        )
-        RuleStep.objects.create(field=name, rule="upper")
-        FieldMapping.objects.create(
-            entity=entity, target_column="amount", source_columns=["amount"], position=2
-        )
-        yield plan, src, tgt
-        params = source.connection_params()
-        from runs.engine.cdc.slot import slot_drop
-
-        for run in Run.objects.filter(plan=plan):
-            slot_drop(params, slot_name(run))
 
 
 def _spawn(*args):
