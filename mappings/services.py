@@ -77,8 +77,11 @@ def plan_snapshot_build(*, plan: Plan, version: int = 0) -> PlanSnapshot:
 
 @transaction.atomic
 def plan_version_create(*, plan: Plan, user=None, note: str = "") -> PlanVersion:
-    """Freeze the plan as a new immutable, hashed version. Transactional. When the latest
-    version already holds exactly this content it is returned instead (idempotent)."""
+    """Freeze the plan as a new immutable, hashed version, with the live source and target
+    schema of the tables it uses. Transactional. When the latest version already holds
+    exactly this content it is returned instead (idempotent)."""
+    from .services_drift import plan_schemas_capture
+
     Plan.objects.select_for_update().filter(pk=plan.pk).first()
     latest = plan.versions.order_by("-number").first()
     content = plan_snapshot_build(plan=plan, version=0).content_hash()
@@ -92,6 +95,7 @@ def plan_version_create(*, plan: Plan, user=None, note: str = "") -> PlanVersion
         number=number,
         snapshot=data,
         content_hash=snapshot.content_hash(),
+        schemas=plan_schemas_capture(snapshot=snapshot, source=plan.source, target=plan.target),
         note=note,
         created_by=user,
     )
