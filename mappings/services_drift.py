@@ -22,7 +22,11 @@ def plan_schemas_capture(*, snapshot: PlanSnapshot, source: System, target: Syst
     """The stored form of every table the snapshot's entities read and write, as the live
     systems have them now. Read-only; never raises (an unreadable system is recorded as
     ``{"error": ...}`` and its tables are then only checked for existence)."""
-    out: dict[str, Any] = {"source": {}, "target": {}}
+    out: dict[str, Any] = {
+        "source": {},
+        "target": {},
+        "systems": {"source": str(source.uuid), "target": str(target.uuid)},
+    }
     for side, system, attr in (
         ("source", source, "source_table"),
         ("target", target, "target_table"),
@@ -59,7 +63,7 @@ class EntityDrift:
 
 @dataclass
 class DriftReport:
-    version: PlanVersion
+    version: PlanVersion | None
     source: System
     target: System
     entities: list[EntityDrift]
@@ -80,38 +84,37 @@ class DriftReport:
         return drift_message(self.blocking) if self.blocking else ""
 
 
-def version_stored_schemas(version: PlanVersion, target: System) -> dict | None:
-    """The schemas to hold a run of ``version`` on ``target`` to (None: existence only)."""
+def version_stored_schemas(
+    version: PlanVersion, target: System, source: System | None = None
+) -> dict | None:
+    """The schemas to hold a run of ``version`` from ``source`` (default: the plan's) into
+    ``target`` to. A side whose system is not the one the version was built against is
+    checked for existence only; None when the version stored no schema at all."""
     schemas = version.schemas or {}
     if not schemas.get("source") and not schemas.get("target"):
         return None
-    if target.pk != version.plan.target_id:
-        # Built against another target: compare its source side only, the target by existence.
-        return {"source": schemas.get("source", {}), "target": {}}
-    return schemas
+    source = source or version.plan.source
+    systems = schemas.get("systems", {})
+    same = {"source": str(source.uuid), "target": str(target.uuid)}
+    return {
+        side: schemas.get(side, {}) if systems.get(side) == same[side] else {}
+        for side in ("source", "target")
+    }
 
 
 def _live(system: System) -> SchemaInfo:
     return system_schema(system, fresh=True)
 
 
-def plan_version_drift(
+def _report(
     *,
-    version: PlanVersion,
-    target: System | None = None,
-    entities: list[EntitySpec] | None = None,
+    version: PlanVersion | None,
+    plan: Plan,
+    target: System,
+    stored: dict | None,
+    entities: list[EntitySpec],
 ) -> DriftReport:
-    """Compare the version's stored schemas with the live source and ``target`` (default: the
-    plan's) for ``entities`` (default: all). Read-only; ApplicationError when a system cannot
-    be read."""
-    from .services import plan_version_snapshot
-
-    plan = version.plan
-    target = target or plan.target
-    stored = version_stored_schemas(version, target)
     live_src, live_tgt = _live(plan.source), _live(target)
-    if entities is None:
-        entities = plan_version_snapshot(version).entities_in_load_order()
     report = [
         EntityDrift(
             entity=e.name,
@@ -134,6 +137,47 @@ def plan_version_drift(
         checked_at=timezone.now(),
         stored=stored is not None,
     )
+
+
+def plan_version_drift(
+    *,
+    version: PlanVersion,
+    target: System | None = None,
+    entities: list[EntitySpec] | None = None,
+) -> DriftReport:
+    """Compare the version's stored schemas with the live source and ``target`` (default: the
+    plan's) for ``entities`` (default: all). Read-only; ApplicationError when a system cannot
+    be read."""
+    from .services import plan_version_snapshot
+
+    target = target or version.plan.target
+    if entities is None:
+        entities = plan_version_snapshot(version).entities_in_load_order()
+    return _report(
+        version=version,
+        plan=version.plan,
+        target=target,
+        stored=version_stored_schemas(version, target),
+        entities=entities,
+    )
+
+
+def plan_launch_drift(*, plan: Plan, target: System, scope_entity: str = "") -> DriftReport:
+    """The drift a launch would meet now: against the latest version when it holds the plan's
+    current content (that version is what the run would execute), else the live schema alone
+    (a new version is frozen from it). Read-only; ApplicationError when unreadable."""
+    from .services import plan_snapshot_build, plan_version_snapshot
+
+    latest = plan_latest_version(plan)
+    current = plan_snapshot_build(plan=plan, version=0)
+    if latest is not None and latest.snapshot.get("_content") == current.content_hash():
+        snapshot, stored = plan_version_snapshot(latest), version_stored_schemas(latest, target)
+    else:
+        latest, snapshot, stored = None, current, None
+    entities = [
+        e for e in snapshot.entities_in_load_order() if not scope_entity or e.name == scope_entity
+    ]
+    return _report(version=latest, plan=plan, target=target, stored=stored, entities=entities)
 
 
 def plan_drift_refuse(

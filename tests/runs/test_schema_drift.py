@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from mappings.demo import legacy_crm
-from mappings.demo_plan import demo_plan_install
-from mappings.models import PlanVersion, System
+from mappings.models import PlanVersion
 from mappings.services import plan_version_create
 from mappings.services_drift import plan_version_drift
 from migration_planner.lib.errors import ApplicationError
@@ -30,24 +26,8 @@ RENAMED = (
 
 
 @pytest.fixture
-def sqlite_plan(tmp_path):
-    source, target = tmp_path / "legacy.sqlite3", tmp_path / "new.sqlite3"
-    legacy_crm.build_source(f"sqlite:///{source}", rows=200, seed=11)
-    legacy_crm.build_target(f"sqlite:///{target}")
-    src = System.objects.create(
-        name="Legacy (file)", kind="sqlite", path=str(source), role="source"
-    )
-    tgt = System.objects.create(
-        name="New (file)", kind="sqlite", path=str(target), role="target", environment="uat"
-    )
-    plan, _ = demo_plan_install(
-        source=src,
-        target=tgt,
-        owner=User.objects.create(username="o"),
-        us_states=legacy_crm.US_STATES,
-        today=dt.date(2026, 1, 5),
-    )
-    return plan, source, target
+def sqlite_plan(sqlite_demo_plan):
+    return sqlite_demo_plan
 
 
 def _sqlite(path, statement: str) -> None:
@@ -151,3 +131,21 @@ def test_version_without_stored_schema_still_refuses_missing_columns(eager_celer
         "source table “customers”, column “Legacy_Notes”: column missing, was in the plan, "
         "now missing (used by field description)"
     ]
+
+
+def test_drift_page_shows_what_breaks_and_new_columns(client, sqlite_plan, analyst, viewer):
+    plan, source, _ = sqlite_plan
+    plan_version_create(plan=plan, note="built")
+    _rename_notes(source)
+    client.force_login(viewer)
+    page = client.get(f"/plans/{plan.slug}/drift/").content.decode()
+    assert "1 blocking change" in page
+    assert "<code>Legacy_Notes</code>" in page and "field description" in page
+    assert "<code>Notes_Legacy</code>" in page  # the renamed column shows as added, not blocking
+    assert client.post(f"/plans/{plan.slug}/drift/rebaseline/").status_code == 403
+    client.force_login(analyst)
+    response = client.post(f"/plans/{plan.slug}/drift/rebaseline/")
+    assert response.status_code == 302
+    assert plan.versions.count() == 2
+    page = client.get(response.url).content.decode()
+    assert "1 blocking change" in page  # a new baseline cannot hide a column the plan uses
