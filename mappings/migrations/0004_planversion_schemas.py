@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("mappings", "0002_mysql_systems"),
+        ("mappings", "0003_delete_policy"),
     ]
 
     operations = [
