@@ -69,9 +69,7 @@ def canonical_text(col: ColumnInfo, value: str | None) -> str | None:
         if kind == "uuid":
             return str(uuid.UUID(text.strip()))
         if kind == "json":
-            return json.dumps(
-                json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            )
+            return json.dumps(_jsonb_order(json.loads(text)), ensure_ascii=False)
         if kind == "date":
             return date.fromisoformat(text.strip()).isoformat()
         if kind in ("timestamp", "timestamptz"):
@@ -81,6 +79,17 @@ def canonical_text(col: ColumnInfo, value: str | None) -> str | None:
     if kind == "bpchar":
         return text.rstrip(" ")
     return text
+
+
+def _jsonb_order(value: object) -> object:
+    """JSON with object keys in jsonb's order (shorter first, then by bytes), the last of
+    duplicate keys kept — so the text is that of PostgreSQL's ``jsonb::text``. Pure."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        return {k: _jsonb_order(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_jsonb_order(v) for v in value]
+    return value
 
 
 def _plain_decimal(number: Decimal) -> str:
