@@ -22,26 +22,64 @@ from runs.engine.snapshot import EntitySpec, FieldSpec, PlanSnapshot
 #          with its category, or None, E0 as the target reads it back on PostgreSQL)
 CASES = {
     "char3": ("char(3)", "char(3)", "USD", "EUR", "'XYZ'", ("EURO", "too_long"), "USD"),
-    "varchar5": ("varchar(5)", "varchar(5)", "ab c", "abcde", "'abcd'", ("abcdef", "too_long"),
-                 "ab c"),
-    "numeric": ("numeric(8,2)", "numeric(8,2)", "12.5", "-3.25", "3.24", ("1.235", "type_cast"),
-                "12.50"),
-    "timestamptz": ("timestamptz", "timestamptz", "2024-02-29T10:11:12+02:00",
-                    "2024-03-01 00:00:00Z", "'2024-03-01 00:00:01+00'", ("yesterday-ish",
-                                                                          "type_cast"), None),
+    "varchar5": (
+        "varchar(5)",
+        "varchar(5)",
+        "ab c",
+        "abcde",
+        "'abcd'",
+        ("abcdef", "too_long"),
+        "ab c",
+    ),
+    "numeric": (
+        "numeric(8,2)",
+        "numeric(8,2)",
+        "12.5",
+        "-3.25",
+        "3.24",
+        ("1.235", "type_cast"),
+        "12.50",
+    ),
+    "timestamptz": (
+        "timestamptz",
+        "timestamptz",
+        "2024-02-29T10:11:12+02:00",
+        "2024-03-01 00:00:00Z",
+        "'2024-03-01 00:00:01+00'",
+        ("yesterday-ish", "type_cast"),
+        None,
+    ),
     "boolean": ("boolean", "boolean", "no", "FALSE", "true", ("maybe", "type_cast"), "false"),
-    "uuid": ("uuid", "uuid", "6F9619FF-8B86-D011-B42D-00C04FC964FF",
-             "00000000-0000-0000-0000-000000000000", "'00000000-0000-0000-0000-000000000001'",
-             ("not-a-uuid", "type_cast"), "6f9619ff-8b86-d011-b42d-00c04fc964ff"),
-    "json": ("json", "json", '{"b": 1, "a": [1, 2]}', '{"x": null}', "'{\"x\": 0}'", None,
-             '{"b": 1, "a": [1, 2]}'),
+    "uuid": (
+        "uuid",
+        "uuid",
+        "6F9619FF-8B86-D011-B42D-00C04FC964FF",
+        "00000000-0000-0000-0000-000000000000",
+        "'00000000-0000-0000-0000-000000000001'",
+        ("not-a-uuid", "type_cast"),
+        "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+    ),
+    "json": (
+        "json",
+        "json",
+        '{"b": 1, "a": [1, 2]}',
+        '{"x": null}',
+        "'{\"x\": 0}'",
+        None,
+        '{"b": 1, "a": [1, 2]}',
+    ),
 }
 
 
 def _entity() -> EntitySpec:
     return EntitySpec(
-        name="t", source_table="src", target_table="t", source_key=("ext",), target_key="id",
-        external_id="ext", load_mode="upsert",
+        name="t",
+        source_table="src",
+        target_table="t",
+        source_key=("ext",),
+        target_key="id",
+        external_id="ext",
+        load_mode="upsert",
         fields=(FieldSpec("ext", ("ext",)), FieldSpec("v", ("v",))),
     )
 
@@ -63,25 +101,39 @@ def _setup(tdb, case: str) -> list[tuple[str, str]]:
             "CREATE FUNCTION rewrite() RETURNS trigger LANGUAGE plpgsql AS "
             f"$$BEGIN IF NEW.ext = 'E1' THEN NEW.v := {altered}; END IF; RETURN NEW; END$$"
         )
-        tdb.execute("CREATE TRIGGER rewrite BEFORE INSERT ON t FOR EACH ROW "
-                    "EXECUTE FUNCTION rewrite()")
+        tdb.execute(
+            "CREATE TRIGGER rewrite BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION rewrite()"
+        )
     else:
-        tdb.execute("CREATE TRIGGER rewrite AFTER INSERT ON t WHEN NEW.ext = 'E1' BEGIN "
-                    f"UPDATE t SET v = {altered} WHERE id = NEW.id; END")
+        tdb.execute(
+            "CREATE TRIGGER rewrite AFTER INSERT ON t WHEN NEW.ext = 'E1' BEGIN "
+            f"UPDATE t SET v = {altered} WHERE id = NEW.id; END"
+        )
     tdb.connector.introspect()
     return rows
 
 
 def _batch(tdb, run="r1"):
     snapshot = PlanSnapshot(plan="intent", version=1, entities=(_entity(),))
-    return execute_batch(snapshot=snapshot, entity=_entity(), key_range=KeyRange(),
-                         source=tdb.connector, target=tdb.connector, run_id=run, batch_id="b1")
+    return execute_batch(
+        snapshot=snapshot,
+        entity=_entity(),
+        key_range=KeyRange(),
+        source=tdb.connector,
+        target=tdb.connector,
+        run_id=run,
+        batch_id="b1",
+    )
 
 
 def _diff(tdb, run="r1"):
     info = tdb.connector.introspect().table("t")
-    common = {"key": info.column("id"), "columns": [info.column("ext"), info.column("v")],
-              "run_id": run, "entity": "t"}
+    common = {
+        "key": info.column("id"),
+        "columns": [info.column("ext"), info.column("v")],
+        "run_id": run,
+        "entity": "t",
+    }
     if tdb.kind == "postgresql":
         return reconcile_pg(tdb.connector._tx, table=tdb.connector.table_ident(info), **common)
     common["columns"] = ["ext", "v"]
@@ -143,8 +195,10 @@ def test_pg_an_offset_a_timestamp_column_drops_is_a_coercion(tpg):
         "CREATE TABLE src (ext text PRIMARY KEY, v text);"
         "CREATE TABLE t (id serial PRIMARY KEY, ext varchar(20) NOT NULL UNIQUE, v timestamp)"
     )
-    tpg.execute("INSERT INTO src VALUES ('E0', '2024-01-01 10:00:00'), "
-                "('E1', '2024-01-01T10:00:00+05:00'), ('E2', '2024-01-01T10:00:00Z')")
+    tpg.execute(
+        "INSERT INTO src VALUES ('E0', '2024-01-01 10:00:00'), "
+        "('E1', '2024-01-01T10:00:00+05:00'), ('E2', '2024-01-01T10:00:00Z')"
+    )
     tpg.connector.introspect()
     conn = tpg.connector._connection()
     with conn, conn.cursor() as cur:
@@ -161,8 +215,10 @@ def test_pg_a_typmod_that_rounds_is_caught_by_the_read_back(tpg):
         "CREATE TABLE t (id serial PRIMARY KEY, ext varchar(20) NOT NULL UNIQUE, "
         "v timestamptz(0))"
     )
-    tpg.execute("INSERT INTO src VALUES ('E0', '2024-01-01 10:00:00+00'), "
-                "('E1', '2024-01-01 10:00:00.6+00')")
+    tpg.execute(
+        "INSERT INTO src VALUES ('E0', '2024-01-01 10:00:00+00'), "
+        "('E1', '2024-01-01 10:00:00.6+00')"
+    )
     outcome = _batch(tpg)
     assert (outcome.loaded, [f.source_key for f in outcome.failures]) == (1, ["E1"])
     assert outcome.failures[0].category == COERCED
@@ -184,9 +240,11 @@ def tlite(sqlite_params):
 def test_sqlite_a_number_its_affinity_turns_into_a_float_is_a_coercion(tlite):
     """SQLite stores a 20-digit number in a NUMERIC column as a REAL (15 digits kept)."""
     tdb = tlite
-    tdb.script("CREATE TABLE src (ext text PRIMARY KEY, v text);"
-               "CREATE TABLE t (id INTEGER PRIMARY KEY, ext varchar(20) NOT NULL UNIQUE, "
-               "v numeric)")
+    tdb.script(
+        "CREATE TABLE src (ext text PRIMARY KEY, v text);"
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, ext varchar(20) NOT NULL UNIQUE, "
+        "v numeric)"
+    )
     tdb.execute("INSERT INTO src VALUES ('E0', '12.50'), ('E1', '12345678901234567890.5')")
     outcome = _batch(tdb)
     assert (outcome.loaded, [f.source_key for f in outcome.failures]) == (1, ["E1"])
