@@ -90,7 +90,8 @@ def test_pg_row_hash_sql_equals_python_row_hash_of_the_canonical_text(pg_params)
                     "d timestamptz, e boolean, f uuid, g jsonb, h char(4), i date)")
         cur.execute("INSERT INTO t VALUES (1, 'x', 3.5, '2020-01-02 03:04:05', "
                     "'2020-01-02 03:04:05.25+05', 'yes', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', "
-                    "'{\"bb\": 1, \"a\": \"é\", \"c\": [{\"zz\": 2, \"y\": 3}]}', 'ab', '2024-02-29'), "
+                    "'{\"bb\": 1, \"a\": \"é\", \"c\": [{\"zz\": 2, \"y\": 3}]}', "
+                    "'ab', '2024-02-29'), "
                     "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "
                     "(3, '', -0.10, '2020-01-02 03:04:05.5', '2020-07-01 00:00:00Z', 'f', "
                     "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '[1, 2]', '', '0099-01-01')")

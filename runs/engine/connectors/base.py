@@ -528,6 +528,24 @@ def _isna(value: Any) -> bool:
     return value is None or bool(pd.isna(value))
 
 
+def compare_detail(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Differences from rows of (key, row present?, intended 1, stored 1, intended 2, ...)
+    in canonical text: one dict (key, column, intended, stored) per column that differs.
+    Pure."""
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        if not r[1]:
+            out.append({"key": str(r[0]), "column": "*", "intended": "row", "stored": None})
+            continue
+        values = r[2:]
+        out += [
+            {"key": str(r[0]), "column": c, "intended": values[2 * i], "stored": values[2 * i + 1]}
+            for i, c in enumerate(columns)
+            if values[2 * i] != values[2 * i + 1]
+        ]
+    return out
+
+
 def load_columns(
     info: TableInfo, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str]
 ) -> tuple[list[ColumnInfo], ColumnInfo, ColumnInfo | None]:

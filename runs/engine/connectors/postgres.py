@@ -41,6 +41,7 @@ from runs.engine.connectors.base import (
     TableInfo,
     arrow_frame,
     arrow_text,
+    compare_detail,
     load_columns,
     ranges_from_bounds,
     text_frame,
@@ -486,6 +487,58 @@ class PostgresConnector(ArrowTextSource):
                 (namespace, entity, text_array(source_keys)),
             )
             return dict(cur.fetchall())
+
+    def keymap_sources(
+        self, namespace: str, entity: str, target_keys: Sequence[str]
+    ) -> dict[str, str]:
+        """Target key -> the source key (business key) the key map records for it; keys it
+        does not know are absent. Read-only but for materializing pending key-map arrays."""
+        self.ensure_ledger()
+        self._materialize_keymap(namespace, entity)
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT target_key, source_key FROM mp_ledger.keymap WHERE namespace = %s "
+                "AND entity = %s AND target_key = ANY(%s::text[])",
+                (namespace, entity, text_array(target_keys)),
+            )
+            return dict(cur.fetchall())
+
+    def intended_vs_stored(
+        self, table: str, key_col: str, intended: dict[str, list[str | None]], columns: list[str]
+    ) -> list[dict[str, Any]]:
+        """For each target key -> intended values of ``columns``: the columns whose stored
+        value differs, canonically (key, column, intended, stored; a missing row is one entry
+        with column "*"). Read-only."""
+        info = self._table(table)
+        key = info.column(key_col)
+        cols = info.require(columns)
+        if not intended:
+            return []
+        keys = list(intended)
+        names = [sql.Identifier(f"c{i}") for i in range(len(cols))]
+        pairs = [
+            sql.SQL("{}, {}").format(
+                pg_intent_sql(sql.Identifier("u", f"c{i}"), c),
+                pg_canonical_sql(sql.Identifier("t", c.name), c),
+            )
+            for i, c in enumerate(cols)
+        ]
+        query = sql.SQL(
+            "SELECT u.k, t.{k} IS NOT NULL, {pairs} FROM unnest(%s::text[], {arrays}) "
+            "AS u(k, {names}) LEFT JOIN {t} AS t ON t.{k} = {cast}"
+        ).format(
+            k=sql.Identifier(key.name),
+            pairs=sql.SQL(", ").join(pairs),
+            arrays=sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in cols),
+            names=sql.SQL(", ").join(names),
+            t=self.table_ident(info),
+            cast=_cast(sql.SQL("u.k"), key),
+        )
+        arrays = [[intended[k][i] for k in keys] for i in range(len(cols))]
+        with self._tx() as cur:
+            cur.execute(query, [keys, *arrays])
+            rows = cur.fetchall()
+        return compare_detail(rows, columns)
 
     def _materialize_keymap(self, namespace: str, entity: str) -> None:
         """Move the (source key -> target key) arrays batches stored into mp_ledger.keymap.

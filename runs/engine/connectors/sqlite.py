@@ -28,6 +28,7 @@ from runs.engine.connectors.base import (
     TableChecksum,
     TableInfo,
     chunks,
+    compare_detail,
     load_columns,
     max_length_of,
     ranges_from_bounds,
@@ -458,6 +459,45 @@ class SqliteConnector(SchemaCache):
                 total += text_digest64(row_text)
                 rows += 1
         return TableChecksum(rows=rows, digest=fold_digest(total))
+
+    def keymap_sources(
+        self, namespace: str, entity: str, target_keys: Sequence[str]
+    ) -> dict[str, str]:
+        """Target key -> the source key (business key) the key map records for it. Read-only."""
+        self.ensure_ledger()
+        found: dict[str, str] = {}
+        with self._tx() as conn:
+            for chunk in chunks([str(k) for k in target_keys], _CHUNK):
+                marks = ", ".join("?" for _ in chunk)
+                found.update(
+                    conn.execute(
+                        "SELECT target_key, source_key FROM mp_ledger_keymap WHERE namespace = ? "
+                        f"AND entity = ? AND target_key IN ({marks})",
+                        [namespace, entity, *chunk],
+                    )
+                )
+        return found
+
+    def intended_vs_stored(
+        self, table: str, key_col: str, intended: dict[str, list[str | None]], columns: list[str]
+    ) -> list[dict[str, Any]]:
+        """For each target key -> intended values of ``columns``: the columns whose stored
+        value differs, canonically (key, column, intended, stored; a missing row is one entry
+        with column "*"). Read-only."""
+        info = self._table(table)
+        tk = info.column(key_col)
+        cols = info.require(columns)
+        with self._tx() as conn:
+            stored = _read_back(conn, info, cols, tk, list(intended))
+        rows = []
+        for key, values in intended.items():
+            have = stored.get(str(key))
+            want = canonical_row(cols, values)
+            got = canonical_row(cols, have) if have is not None else [None] * len(cols)
+            rows.append(
+                (key, have is not None, *(v for p in zip(want, got, strict=True) for v in p))
+            )
+        return compare_detail(rows, columns)
 
     def ledger_row_hashes(self, run_id: str, entity: str) -> dict[str, str]:
         """Target key -> hash of the row as the run last wrote it (its ledger); read-only."""
