@@ -55,20 +55,24 @@ def test_a_changed_row_is_named_by_business_key_column_intended_and_stored(
     assert diff["changed_named"] == [{"key": source_key, "id": str(row[0])}]
     assert source_key  # the legacy customer id, not the surrogate
     assert diff["changed_fields"] == [
-        {"business_key": source_key, "key": str(row[0]), "column": "name",
-         "intended": row[2], "stored": "Tampered"}
+        {
+            "business_key": source_key,
+            "key": str(row[0]),
+            "column": "name",
+            "intended": row[2],
+            "stored": "Tampered",
+        }
     ]
     assert report.verdict == "fail"
 
 
-def test_reprocessing_failed_records_reconciles_the_run_again(
-    eager_celery, demo_plan, analyst
-):
+def test_reprocessing_failed_records_reconciles_the_run_again(eager_celery, demo_plan, analyst):
     run = _load(demo_plan)
     before = RunReport.objects.get(run=run).data["computed"]
     open_records = FailedRecord.objects.filter(run=run, status=FailedRecordStatus.OPEN)
     assert open_records.exists()
-    failed_record_reprocess(records=open_records[:5], user=analyst)
+    ids = list(open_records.values_list("pk", flat=True)[:5])
+    failed_record_reprocess(records=FailedRecord.objects.filter(pk__in=ids), user=analyst)
     after = RunReport.objects.get(run=run).data["computed"]
     assert after["at"] > before["at"]
     assert after["reason"] == f"after re-processing failed records by {analyst.username}"
@@ -80,12 +84,15 @@ def test_reconcile_again_on_demand_page_and_api_by_role(
     run = _load(demo_plan)
     page = client_for(analyst).get(f"/runs/{run.uuid}/report/").content.decode()
     assert 'id="reconcile-again"' in page and 'id="report-computed"' in page
-    assert 'id="reconcile-again"' not in client_for(viewer).get(
-        f"/runs/{run.uuid}/report/").content.decode()
+    assert (
+        'id="reconcile-again"'
+        not in client_for(viewer).get(f"/runs/{run.uuid}/report/").content.decode()
+    )
     response = client_for(analyst).post(f"/runs/{run.uuid}/report/reconcile/")
     assert response.status_code == 302
     assert RunReport.objects.get(run=run).data["computed"]["reason"] == (
-        f"on demand by {analyst.username}")
+        f"on demand by {analyst.username}"
+    )
     assert client_for(viewer).post(f"/runs/{run.uuid}/report/reconcile/").status_code == 403
     api = client_for(analyst).post(f"/api/run-reports/{run.uuid}/reconcile/")
     assert api.status_code == 202, api.content
