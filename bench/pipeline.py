@@ -129,6 +129,19 @@ class App:
             raise RuntimeError(f"bench.app_setup failed:\n{proc.stderr[-3000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
+    def module(self, name: str, *args: str) -> dict:
+        """Run ``python -m name args`` in the app's environment; returns its last JSON line."""
+        proc = subprocess.run(  # noqa: S603 - our interpreter, our arguments
+            [str(PYTHON), "-m", name, *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode:
+            raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
     def start_workers(self, count: int = 2, timeout: float = 90) -> None:
         """Start ``count`` Celery workers (concurrency 1 each); wait until each is ready."""
         for i in range(1, count + 1):

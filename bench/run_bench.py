@@ -30,6 +30,7 @@ TARGETS = {  # from the issue: our time / reference time, and worker memory
     "pgloader": 0.5,
     "raw_pipe": 3.5,
     "worker_rss_mb": 400.0,
+    "queue_p95_ms": 300.0,
 }
 DBS = {
     "source": "mp_bench_source",
@@ -57,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--skip-references", action="store_true")
     p.add_argument("--skip-pipeline", action="store_true")
+    p.add_argument(
+        "--queue-records",
+        type=int,
+        default=None,
+        help="failed records for the error-queue page timings (default 16%% of --rows; 0 skips)",
+    )
     return p.parse_args(argv)
 
 
@@ -154,7 +161,16 @@ def run_pipeline(
             configs[str(size)] = run_config(app, target, plan["plan"], size, args.repeat)
     finally:
         app.stop_workers()
-    return {"plan": plan, "configs": configs}
+    records = args.queue_records if args.queue_records is not None else args.rows * 16 // 100
+    queue = None
+    if records > 0:
+        log(f"error-queue pages over {records:,} failed records (bench.queue_pages)")
+        queue = app.module("bench.queue_pages", "--records", str(records))
+        log(
+            "  p95 ms: "
+            + ", ".join(f"{k} {v['p95_ms']:.0f}" for k, v in queue.items() if isinstance(v, dict))
+        )
+    return {"plan": plan, "configs": configs, "queue_pages": queue}
 
 
 def run_config(app: pipeline.App, target: Dsn, plan: str, size: int, repeat: int) -> dict:
@@ -231,7 +247,7 @@ def _peak(res: dict, key: str) -> float:
     return max(w[key] for phase in phases for w in phase.values())
 
 
-def judge(rows: int, refs: dict, ours: dict | None) -> dict:
+def judge(rows: int, refs: dict, ours: dict | None, queue: dict | None = None) -> dict:
     """Ratios of our time to each reference and pass/fail against TARGETS."""
     out: dict = {"targets": TARGETS, "checks": {}}
     seconds = ours.get("seconds") if ours else None
@@ -251,6 +267,13 @@ def judge(rows: int, refs: dict, ours: dict | None) -> dict:
         "value": rss,
         "limit": limit,
         "pass": None if rss is None else rss <= limit,
+    }
+    pages = [v["p95_ms"] for v in (queue or {}).values() if isinstance(v, dict)]
+    worst = max(pages) if pages else None
+    out["checks"]["queue_p95_ms"] = {
+        "value": worst,
+        "limit": TARGETS["queue_p95_ms"],
+        "pass": None if worst is None else worst <= TARGETS["queue_p95_ms"],
     }
     return out
 
@@ -358,7 +381,12 @@ def main(argv: list[str] | None = None) -> int:
             log(f"our pipeline could not run: {exc}")
             result["pipeline_error"] = f"{type(exc).__name__}: {exc}"
     configs = (result["pipeline"] or {}).get("configs", {})
-    result["judgement"] = judge(args.rows, result["references"], next(iter(configs.values()), None))
+    result["judgement"] = judge(
+        args.rows,
+        result["references"],
+        next(iter(configs.values()), None),
+        (result["pipeline"] or {}).get("queue_pages"),
+    )
     print_table(result)
     path = write_results(result, args.results)
     log(f"wrote {path} and {args.results / 'latest.json'}")
