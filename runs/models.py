@@ -12,6 +12,7 @@ from django.urls import reverse
 from mappings.models import Plan, PlanVersion, System
 
 from .enums import (
+    BatchKind,
     BatchStatus,
     FailedRecordStatus,
     LogLevel,
@@ -21,7 +22,16 @@ from .enums import (
     Stage,
 )
 
-COUNTERS = ("extracted", "loaded", "inserted", "updated", "failed", "filtered", "duplicates")
+COUNTERS = (
+    "extracted",
+    "loaded",
+    "inserted",
+    "updated",
+    "failed",
+    "filtered",
+    "duplicates",
+    "deleted",
+)
 
 
 class Counters(models.Model):
@@ -34,6 +44,8 @@ class Counters(models.Model):
     failed = models.PositiveBigIntegerField(default=0)
     filtered = models.PositiveBigIntegerField(default=0)
     duplicates = models.PositiveBigIntegerField(default=0)
+    # Target rows a delta run deleted or marked because their source row was deleted.
+    deleted = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         abstract = True
@@ -91,6 +103,7 @@ class Batch(Counters):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="batches")
     entity = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=BatchKind.choices, default=BatchKind.ROWS)
     seq = models.PositiveIntegerField()
     key_lower = models.JSONField(null=True, blank=True)
     key_upper = models.JSONField(null=True, blank=True)
