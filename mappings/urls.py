@@ -51,6 +51,7 @@ urlpatterns = [
     path(C + "save/", views.field_save_view, name="field_save"),
     path(C + "delete/", views.field_delete_view, name="field_delete"),
     path(C + "steps/add/", views.step_add_view, name="step_add"),
+    path(C + "steps/form/", views.step_form_view, name="step_form"),
     path(E + "steps/<uuid:step>/save/", views.step_save_view, name="step_save"),
     path(E + "steps/<uuid:step>/move/", views.step_move_view, name="step_move"),
     path(E + "steps/<uuid:step>/delete/", views.step_delete_view, name="step_delete"),
