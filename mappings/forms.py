@@ -104,6 +104,10 @@ class FieldForm(forms.Form):
         return data
 
 
+_PICK = {"lookup": "— choose a lookup table —", "entity": "— choose an entity —",
+         "column": "— choose a column —"}
+
+
 def _param_field(param: Param, *, lookups: list[str], entities: list[str],
                  columns: list[str]) -> forms.Field:
     common = {"required": param.required and param.type != "bool", "help_text": param.help,
@@ -119,7 +123,9 @@ def _param_field(param: Param, *, lookups: list[str], entities: list[str],
              "column": columns}
     if param.type in named:
         choices = [(c, c) for c in named[param.type]]
-        if not param.required:
+        if param.type in _PICK:  # never pre-select a plan object: the user picks one
+            choices = [("", _PICK[param.type]), *choices]
+        elif not param.required:
             choices = [("", "—"), *choices]
         return forms.ChoiceField(choices=choices, **common)
     return forms.CharField(strip=False, **common)
