@@ -51,9 +51,9 @@ def _save_cdc(run: Run, **values) -> None:
     Run.objects.filter(pk=run.pk).update(cdc=run.cdc)
 
 
-def sync_check_systems(*, run: Run) -> None:
-    """Raise ApplicationError unless both ends are PostgreSQL (what CDC reads and applies to)."""
-    source, target = run.plan.source, run.target
+def sync_check_systems(*, source, target) -> None:
+    """Raise ApplicationError unless both systems are PostgreSQL (what CDC reads and applies
+    to). Read-only."""
     if source.kind != "postgresql":
         raise ApplicationError(
             f"“{source.name}” is a {source.get_kind_display()} source: change data capture "
@@ -82,7 +82,7 @@ def sync_run(*, run_id: int) -> Run:
         return run
     params = run.plan.source.connection_params()
     try:
-        sync_check_systems(run=run)
+        sync_check_systems(source=run.plan.source, target=run.target)
         if not run.cdc.get("slot"):
             cdc_check(params)
             _full_load(run, params)
