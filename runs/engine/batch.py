@@ -15,6 +15,7 @@ from runs.engine.connectors.base import (
     LoadResult,
     coerced_errors,
 )
+from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError
 from runs.engine.snapshot import EntitySpec, PlanSnapshot
 from runs.engine.transform import FieldError, RowFailure, TransformResult, transform_frame
@@ -115,16 +116,25 @@ def execute_batch(
     changed_since: str | None = None,
     skip_unchanged: bool = False,
     failed_parents: Mapping[str, set[str]] | None = None,
+    stored_schema: Mapping[str, Any] | None = None,
 ) -> BatchOutcome:
     """Run one batch; idempotent per (run_id, batch_id): a committed batch is not redone.
 
     Target writes (rows, ledger, key map, batch record) happen in ONE transaction; a dry run
-    writes nothing. Raises SchemaError, TransientError (retry) or EngineError.
+    writes nothing. Before reading, the columns the entity uses are checked against the live
+    source and target tables (and ``stored_schema``, the version's schemas, when given).
+    Raises SchemaError (drift: nothing written), TransientError (retry) or EngineError.
     """
     if not dry_run:
         stored = target.batch_result(run_id, batch_id)
         if stored is not None:
             return BatchOutcome.from_meta(stored.result_meta, stored)
+    entity_check(
+        entity,
+        stored=stored_schema,
+        source=source.live_table(entity.source_table),
+        target=target.live_table(entity.target_table),
+    )
     # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per value
     extract = getattr(source, "extract_text", source.extract)
     frame = extract(

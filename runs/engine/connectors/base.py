@@ -163,6 +163,7 @@ class Source(Protocol):
     """Read side of a connector."""
 
     def introspect(self) -> SchemaInfo: ...
+    def live_table(self, name: str) -> TableInfo | None: ...
     def count(self, table: str, *, changed_since: ChangedSince | None = None) -> int: ...
     def max_value(self, table: str, column: str) -> str | None: ...
     def key_ranges(
@@ -193,6 +194,7 @@ class Target(Protocol):
     """Write side of a connector (ledger, load, rollback, checksums)."""
 
     def introspect(self) -> SchemaInfo: ...
+    def live_table(self, name: str) -> TableInfo | None: ...
     def ensure_ledger(self) -> None: ...
     def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]: ...
     def load_batch(
@@ -232,6 +234,11 @@ class SchemaCache:
 
     def introspect(self) -> SchemaInfo:  # pragma: no cover - every connector defines it
         raise NotImplementedError
+
+    def live_table(self, name: str) -> TableInfo | None:
+        """The table as it is now (the schema re-read and the cache refreshed); None when it
+        does not exist. Read-only."""
+        return self.introspect().tables.get(name)
 
     def _table(self, name: str) -> TableInfo:
         if self._schema is None or name not in self._schema.tables:

@@ -289,6 +289,37 @@ class PostgresConnector(ArrowTextSource):
         self._schema = SchemaInfo(tables=tables)
         return self._schema
 
+    def live_table(self, name: str) -> TableInfo | None:
+        """One table as it is now (two catalog queries for that table alone; the cache is
+        refreshed); None when it does not exist. Read-only."""
+        one = " AND n.nspname = %s AND c.relname = %s "
+        with self._tx() as cur:
+            cur.execute("SELECT current_schema()")
+            current = cur.fetchone()[0]
+            candidates = [(current, name)]
+            if "." in name:
+                candidates.insert(0, tuple(name.split(".", 1)))
+            for nsp, rel in candidates:
+                cur.execute(
+                    _COLUMNS_SQL.replace("ORDER BY", one + "ORDER BY"),
+                    (list(_SKIP_SCHEMAS), nsp, rel),
+                )
+                rows = cur.fetchall()
+                if rows:
+                    break
+            else:
+                info = None
+            if rows:
+                cur.execute(
+                    _KEYS_SQL.replace("GROUP BY", one + "GROUP BY"), (list(_SKIP_SCHEMAS), nsp, rel)
+                )
+                keys = [(primary, tuple(cols)) for _, _, primary, cols in cur.fetchall()]
+                info = _table_info(nsp, rel, rows, keys, current)
+        if self._schema is not None:
+            tables = {k: v for k, v in self._schema.tables.items() if k != name}
+            self._schema = SchemaInfo(tables=tables | ({name: info} if info else {}))
+        return info
+
     @staticmethod
     def table_ident(info: TableInfo) -> sql.Identifier:
         """The table's schema-qualified identifier (``schema.table``, quoted)."""

@@ -38,7 +38,7 @@ from runs.engine.connectors.base import (
     with_coerced,
 )
 from runs.engine.deletes import DeleteResult
-from runs.engine.errors import TransientError
+from runs.engine.errors import SchemaError, TransientError
 from runs.engine.hashing import fold_digest, row_hash, text_digest64
 
 if TYPE_CHECKING:
@@ -71,8 +71,13 @@ CREATE INDEX IF NOT EXISTS mp_ledger_keymap_batch ON mp_ledger_keymap (run_id, b
 
 
 def q(name: str) -> str:
-    """SQLite identifier quoting: wrap in ``"`` and double embedded ``"``."""
-    return '"' + name.replace('"', '""') + '"'
+    """SQLite identifier quoting: wrap in backticks and double embedded ones.
+
+    Not ``"``: SQLite reads a double-quoted name that is no column as a string literal, so a
+    renamed column would load its own name as every value. A backtick-quoted unknown name is
+    an error ("no such column").
+    """
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _qcols(names: Sequence[str]) -> str:
@@ -152,6 +157,19 @@ class SqliteConnector(SchemaCache):
         self._schema = SchemaInfo(tables=tables)
         return self._schema
 
+    def live_table(self, name: str) -> TableInfo | None:
+        """The table as it is now (PRAGMA table_xinfo, no row count; the cache is refreshed);
+        None when it does not exist. Read-only."""
+        with self._tx() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)
+            ).fetchone()
+            info = _table_info(conn, name, count=False) if exists else None
+        if self._schema is not None:
+            tables = {k: v for k, v in self._schema.tables.items() if k != name}
+            self._schema = SchemaInfo(tables=tables | ({name: info} if info else {}))
+        return info
+
     # ------------------------------------------------------------------ source side
     def count(self, table: str, *, changed_since: ChangedSince | None = None) -> int:
         """Exact row count of ``table`` (rows past the watermark when given); SchemaError."""
@@ -225,8 +243,11 @@ class SqliteConnector(SchemaCache):
         *,
         changed_since: ChangedSince | None = None,
     ) -> pd.DataFrame:
-        """Rows of one key range, ordered by key, as object columns of str/None."""
-        info = self._table(table)
+        """Rows of one key range, ordered by key, as object columns of str/None. The columns
+        are checked against the live table (PRAGMA), never the cached schema: SchemaError."""
+        info = self.live_table(table)
+        if info is None:
+            raise SchemaError(f"table {table!r} does not exist")
         info.require(columns)
         where, params = self._where(info, key_cols, key_range, changed_since)
         select = ", ".join(f"CAST({q(c)} AS TEXT)" for c in columns)
@@ -547,7 +568,7 @@ class SqliteConnector(SchemaCache):
         return out
 
 
-def _table_info(conn: sqlite3.Connection, name: str) -> TableInfo:
+def _table_info(conn: sqlite3.Connection, name: str, *, count: bool = True) -> TableInfo:
     cols = conn.execute(
         'SELECT name, type, "notnull", dflt_value, pk, hidden '
         "FROM pragma_table_xinfo(?) ORDER BY cid",
@@ -582,9 +603,9 @@ def _table_info(conn: sqlite3.Connection, name: str) -> TableInfo:
         )
         if not partial and None not in idx_cols and idx_cols not in unique:
             unique.append(idx_cols)
-    count = conn.execute(f"SELECT count(*) FROM {q(name)}").fetchone()[0]
+    rows = conn.execute(f"SELECT count(*) FROM {q(name)}").fetchone()[0] if count else 0
     return TableInfo(
-        name=name, columns=columns, row_estimate=int(count), primary_key=pk, unique=tuple(unique)
+        name=name, columns=columns, row_estimate=int(rows), primary_key=pk, unique=tuple(unique)
     )
 
 
