@@ -369,6 +369,10 @@ class PlanVersion(models.Model):
     number = models.PositiveIntegerField()
     snapshot = models.JSONField()
     content_hash = models.CharField(max_length=64)
+    # The source and target schema the version was built against, for the tables its entities
+    # use: {"source": {table: {...}}, "target": {table: {...}}} (runs.engine.drift.table_schema);
+    # {} for versions frozen before schemas were stored (then only existence is checked).
+    schemas = models.JSONField(default=dict, blank=True)
     note = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -53,7 +53,9 @@ from .systems import (
     system_upload_view,
 )
 from .versions import (
+    plan_drift_view,
     plan_history_view,
+    plan_rebaseline_view,
     version_create_view,
     version_diff_view,
     version_revert_view,

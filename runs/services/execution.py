@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from runs.connections import connector_for
 from runs.engine.connectors import KeyRange
+from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError, TransientError
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import COUNTERS, Batch, FailedRecord, Run
@@ -24,7 +25,14 @@ from . import hooks
 from .dispatch import enqueue_batches
 from .logging import run_log
 from .recording import outcome_record
-from .state import phase_batches, run_entities, run_ledger_id, run_phases, run_snapshot
+from .state import (
+    phase_batches,
+    run_entities,
+    run_ledger_id,
+    run_phases,
+    run_snapshot,
+    run_stored_schemas,
+)
 
 MAX_ATTEMPTS = 3
 ENDED = (
@@ -139,6 +147,13 @@ def run_prepare(*, run_id: int) -> Run:
     run.save(update_fields=["status", "started_at"])
     try:
         source, target = connector_for(run.plan.source), connector_for(run.target)
+        for entity in run_entities(run):  # drift since the launch: refuse before planning
+            entity_check(
+                entity,
+                stored=run_stored_schemas(run),
+                source=source.live_table(entity.source_table),
+                target=target.live_table(entity.target_table),
+            )
         if run.mode != RunMode.DRY_RUN:
             target.ensure_ledger()
         batches: list[Batch] = []
@@ -295,6 +310,7 @@ def _work(batch: Batch) -> str:
                 changed_since=_watermark_value(run, entity),
                 skip_unchanged=run.mode == RunMode.DELTA,
                 failed_parents=_failed_parents(run, entity),
+                stored_schema=run_stored_schemas(run),
             )
     except TransientError:
         Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.PENDING, lease_until=None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.db import transaction
 
 from mappings.models import Plan, System
-from mappings.services import plan_version_create
+from mappings.services import plan_version_create, plan_version_snapshot
+from mappings.services_drift import plan_drift_refuse
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.enums import RunMode, RunStatus
 from runs.models import Run
@@ -47,7 +48,8 @@ def run_create(
     scope_entity: str = "",
 ) -> Run:
     """Freeze the plan's current version and queue a run. Transactional; raises
-    PermissionDeniedError (role) or ApplicationError (bad input, production gate closed)."""
+    PermissionDeniedError (role) or ApplicationError (bad input, production gate closed,
+    schema drift of a column the plan uses: nothing is queued or written)."""
     target = target or plan.target
     _check_launch(user=user, plan=plan, target=target, mode=mode, scope_entity=scope_entity)
     version = plan_version_create(plan=plan, user=user, note="frozen for a run")
@@ -58,6 +60,10 @@ def run_create(
             field="target",
             extra={"signoff_required": True, "version": version.number},
         )
+    entities = plan_version_snapshot(version).entities_in_load_order()
+    if scope_entity:
+        entities = [e for e in entities if e.name == scope_entity]
+    plan_drift_refuse(version=version, target=target, entities=entities)
     run = Run.objects.create(
         plan=plan,
         version=version,

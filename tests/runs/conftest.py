@@ -77,6 +77,29 @@ def demo_plan(demo_source_db, demo_target_db):
 
 
 @pytest.fixture
+def sqlite_demo_plan(tmp_path):
+    """The demo plan from a 200-customer SQLite legacy CRM into an empty SQLite new CRM:
+    (plan, source path, target path)."""
+    source, target = tmp_path / "legacy.sqlite3", tmp_path / "new.sqlite3"
+    legacy_crm.build_source(f"sqlite:///{source}", rows=200, seed=11)
+    legacy_crm.build_target(f"sqlite:///{target}")
+    src = System.objects.create(
+        name="Legacy (file)", kind="sqlite", path=str(source), role="source"
+    )
+    tgt = System.objects.create(
+        name="New (file)", kind="sqlite", path=str(target), role="target", environment="uat"
+    )
+    plan, _ = demo_plan_install(
+        source=src,
+        target=tgt,
+        owner=User.objects.create(username="sqlite-plan-owner"),
+        us_states=legacy_crm.US_STATES,
+        today=dt.date(2026, 1, 5),
+    )
+    return plan, source, target
+
+
+@pytest.fixture
 def eager_celery():
     """Run Celery tasks in-process (on commit), propagating errors."""
     conf = current_app.conf
