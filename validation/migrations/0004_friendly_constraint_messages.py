@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mappings', '0004_friendly_constraint_messages'),
+        ('mappings', '0005_friendly_constraint_messages'),
         ('runs', '0008_friendly_constraint_messages'),
         ('validation', '0003_run_report'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

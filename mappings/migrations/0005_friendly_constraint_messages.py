@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mappings', '0003_delete_policy'),
+        ('mappings', '0004_planversion_schemas'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
