@@ -284,3 +284,8 @@ FILE_UPLOAD_HANDLERS = [
 # Files the app writes under .data/ are readable by its own user only.
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+
+# Change data capture: source transactions applied per target transaction (at most), and the
+# WAL a sync's replication slot may hold back before the run page warns.
+MP_CDC_GROUP_SIZE = env.int("MP_CDC_GROUP_SIZE", default=5_000)
+MP_CDC_WAL_WARN_BYTES = env.int("MP_CDC_WAL_WARN_BYTES", default=256 * 1024 * 1024)

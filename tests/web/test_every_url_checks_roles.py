@@ -137,12 +137,13 @@ def test_no_url_answers_a_user_without_a_role(client_for, outsider, objects):
 # must match this. admin has everything (a superuser; four eyes still apply to signing off).
 V, E, S, L, C, R, Q, U, SO, AU = ("view", "edit", "systems", "launch", "control", "rollback",
                                   "queue", "uat", "signoff", "audit")
+RC = "reconcile"  # ask for a new reconciliation: every role but the read-only viewer
 ROLE_CAN = {
-    "analyst": {V, E, S, L, C, Q, AU},
-    "approver": {V, U, SO, AU},
-    "operator": {V, L, C, R, Q, AU},
+    "analyst": {V, E, S, L, C, Q, AU, RC},
+    "approver": {V, U, SO, AU, RC},
+    "operator": {V, L, C, R, Q, AU, RC},
     "viewer": {V, AU},
-    "admin_user": {V, E, S, L, C, R, Q, U, SO, AU},
+    "admin_user": {V, E, S, L, C, R, Q, U, SO, AU, RC},
 }
 # page name -> (capability for GET, capability for POST)
 PAGES = {
@@ -187,6 +188,8 @@ PAGES = {
     "validation:uat_case_delete": (E, E), "validation:uat_result": (U, U),
     "validation:signoff": (V, V), "validation:signoff_decide": (SO, SO),
     "validation:audit": (AU, AU),
+    "validation:reconcile": (RC, RC),
+    "validation:cutover": (V, V), "validation:cutover_step": (R, R),
 }
 _CRUD = {"put": E, "patch": E, "delete": E}
 # API route name -> {method: capability}; every GET is "view".
@@ -207,7 +210,9 @@ API = {
     "run-pause": {"post": C}, "run-resume": {"post": C}, "run-rollback": {"post": R},
     "run-rollbacks": {},
     "validation-rule-list": {"post": E}, "validation-rule-detail": _CRUD,
-    "run-report-list": {}, "run-report-detail": {},
+    "run-report-list": {}, "run-report-detail": {}, "run-report-reconcile": {"post": RC},
+    "cutover-detail": {}, "cutover-open": {"post": R}, "cutover-freeze": {"post": R},
+    "cutover-decide": {"post": R}, "cutover-rollback": {"post": R},
     "failed-record-list": {}, "failed-record-ignore": {"post": Q},
     "failed-record-reprocess": {"post": Q}, "failed-record-detail": {"patch": Q},
 }
