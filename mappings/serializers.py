@@ -78,7 +78,7 @@ class TableSerializer(serializers.Serializer):
 class PlanSerializer(serializers.ModelSerializer):
     source = serializers.SlugRelatedField(slug_field="name", queryset=System.objects.all())
     target = serializers.SlugRelatedField(slug_field="name", queryset=System.objects.all())
-    owner = serializers.StringRelatedField()
+    owner = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = Plan
