@@ -40,7 +40,7 @@ class RunSerializer(serializers.ModelSerializer):
     plan = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     target = serializers.SlugRelatedField(slug_field="name", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True)
-    launched_by = serializers.StringRelatedField()
+    launched_by = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = Run
