@@ -8,7 +8,6 @@ into words from the rule registry, so the document always says what the engine w
 from __future__ import annotations
 
 import datetime as dt
-import html
 from decimal import Decimal
 from typing import Any
 
@@ -512,6 +511,6 @@ def plan_document_markdown(*, plan: Plan) -> str:
     for entity in c["entities"]:
         lines += _md_entity(entity)
     lines += [*_md_lookups(c), *_md_checks(c), *_md_rollback(c), *_md_uat(c), *_md_timeline(c)]
-    # Markdown passes raw HTML through: every <, > and & a user typed is shown, never run.
-    text = html.escape("\n".join(lines), quote=False)
+    # Markdown passes raw HTML through: every < and > a user typed is shown, never run.
+    text = "\n".join(lines).replace("<", "&lt;").replace(">", "&gt;")
     return text.replace(_BR, "<br>").rstrip("\n") + "\n"

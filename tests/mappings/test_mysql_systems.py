@@ -123,7 +123,7 @@ def test_api_mysql_system_source_only_and_connection_report(client_for, analyst,
     assert refused.json()["field"] == "role" and "only be a source" in refused.json()["detail"]
     assert client_for(viewer).post(
         f"/api/systems/{my_system.uuid}/test-connection/").status_code == 403
-    report = client.post(f"/api/systems/{my_system.uuid}/test-connection/").json()
+    report = client_for(analyst).post(f"/api/systems/{my_system.uuid}/test-connection/").json()
     assert report["ok"] is True and report["message"].split()[0] in ("MariaDB", "MySQL")
     assert "customers" in [t["name"] for t in report["tables"]]
     my_system.set_secret("wrong-password-123")
