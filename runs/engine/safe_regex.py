@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import numpy as np
 import re2
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_PATTERN_CHARS = 2_000
 _OPTIONS = re2.Options()
@@ -64,12 +67,16 @@ def regex_compile(pattern: str) -> re2._Regexp:
 
 def regex_fullmatch(values: Iterable[str | None], pattern: str) -> np.ndarray:
     """Bool per value: the whole value matches (None -> False). Raises RegexRefused."""
+    import numpy as np  # where used: the web app and the Celery parent stay numpy-free
+
     rx = regex_compile(pattern)
     return np.fromiter((v is not None and rx.fullmatch(v) is not None for v in values), dtype=bool)
 
 
 def regex_search(values: Iterable[str | None], pattern: str) -> np.ndarray:
     """Bool per value: the pattern occurs in the value (None -> False). Raises RegexRefused."""
+    import numpy as np
+
     rx = regex_compile(pattern)
     return np.fromiter((v is not None and rx.search(v) is not None for v in values), dtype=bool)
 
