@@ -276,7 +276,12 @@ def test_the_matrix_names_every_url_and_api_operation():
 def matrix_objects(objects):
     from validation.models import ValidationRule
 
-    plan = PlanVersion.objects.get(number=1).plan
+    from mappings.services import plan_snapshot_build
+
+    version = PlanVersion.objects.get(number=1)
+    plan = version.plan
+    version.snapshot = plan_snapshot_build(plan=plan, version=1).to_dict()  # a real snapshot
+    version.save(update_fields=["snapshot"])
     rule = ValidationRule.objects.create(plan=plan, name="r", kind="row_count_range",
                                          phase="pre", entity=objects["entity"],
                                          params={"min": 1})
