@@ -274,9 +274,8 @@ def test_the_matrix_names_every_url_and_api_operation():
 
 @pytest.fixture
 def matrix_objects(objects):
-    from validation.models import ValidationRule
-
     from mappings.services import plan_snapshot_build
+    from validation.models import ValidationRule
 
     version = PlanVersion.objects.get(number=1)
     plan = version.plan
