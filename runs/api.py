@@ -192,7 +192,7 @@ class FailedRecordViewSet(
         if not uuid:
             return None
         try:
-            uuid_lib.UUID(uuid)
+            uuid_lib.UUID(str(uuid))
         except ValueError:
             raise ApplicationError(f"“{uuid}” is not a run UUID.", field="run") from None
         return get_object_or_404(Run, uuid=uuid)
