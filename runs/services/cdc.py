@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.connections import connector_for
-from runs.engine.connectors import KeyRange
+from runs.engine.connectors import KeyRange, postgres_libpq_params
 from runs.engine.errors import EngineError
 from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import COUNTERS, Batch, Run
@@ -80,7 +80,11 @@ def sync_run(*, run_id: int) -> Run:
         run.refresh_from_db()
     if run.status != RunStatus.RUNNING:
         return run
-    params = run.plan.source.connection_params()
+    try:
+        params = postgres_libpq_params(run.plan.source.connection_params())
+    except EngineError as exc:  # the source points at our own database
+        _fail_run(run, f"Sync failed: {exc}")
+        return run
     try:
         sync_check_systems(source=run.plan.source, target=run.target)
         if not run.cdc.get("slot"):

@@ -47,6 +47,17 @@ def _server_check(kind: str, params: dict[str, Any]) -> None:
                      default_port=DEFAULT_PORTS[kind], refused=refused)
 
 
+PG_LIBPQ_KEYS = ("host", "port", "dbname", "user", "password", "options", "require_auth",
+                 "sslmode")
+
+
+def postgres_libpq_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The libpq keyword arguments of PostgreSQL connector params, after the destination guard
+    (DestinationRefused for our own database); for direct psycopg2 connections (CDC)."""
+    _server_check("postgresql", params)
+    return {k: params[k] for k in PG_LIBPQ_KEYS if params.get(k) not in (None, "")}
+
+
 def connect(kind: str, params: dict[str, Any]) -> Connector:
     """Open a connector of ``kind``; connections open lazily; EngineError for an unknown kind.
 
@@ -62,9 +73,7 @@ def connect(kind: str, params: dict[str, Any]) -> Connector:
         from runs.engine.connectors.postgres import PostgresConnector
 
         _server_check(kind, params)
-        allowed = ("host", "port", "dbname", "user", "password", "options", "require_auth",
-                   "sslmode")
-        return PostgresConnector({k: params.get(k) for k in allowed})
+        return PostgresConnector({k: params.get(k) for k in PG_LIBPQ_KEYS})
     if kind in ("sqlite", "file"):
         from runs.engine.connectors.sqlite import SqliteConnector
 
