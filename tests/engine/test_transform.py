@@ -21,7 +21,8 @@ def step(rule, **params):
 
 def customer_entity(**overrides):
     fields = (
-        FieldSpec("name", ("name",), (step("trim"), step("title")), required=True),
+        FieldSpec("name", ("name",), (step("trim", collapse_inner=True), step("title")),
+                  required=True),
         FieldSpec("email", ("email",), (step("email"),)),
         FieldSpec("status", ("status",), (step("value_map", lookup="status", on_missing="fail"),),
                   default="active"),
