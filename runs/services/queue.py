@@ -21,6 +21,7 @@ from validation.enums import AuditAction
 from .dispatch import enqueue_reprocess
 from .hooks import after_queue_work
 from .logging import run_log
+from .recording import error_values
 from .state import run_ledger_id, run_snapshot
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ def _apply(run: Run, records: list[FailedRecord], outcome, batch: Batch, user) -
             record.transformed_row = {
                 k: (None if v is None else str(v)) for k, v in (again.transformed_row or {}).items()
             }
+            record.errors = error_values(again)  # every rule still failing, not the old list
         else:
             record.status = FailedRecordStatus.REPROCESSED
         record.handled_by, record.handled_at = user, now
@@ -86,6 +88,7 @@ def _apply(run: Run, records: list[FailedRecord], outcome, batch: Batch, user) -
             "field",
             "rule",
             "transformed_row",
+            "errors",
             "handled_by",
             "handled_at",
         ],
