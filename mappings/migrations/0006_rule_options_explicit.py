@@ -16,6 +16,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("mappings", "0004_planversion_schemas")]
+    dependencies = [("mappings", "0005_friendly_constraint_messages")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
