@@ -182,3 +182,7 @@ LOGGING = {
 
 # A running batch's claim lasts this long without a heartbeat before another worker may take it.
 MP_BATCH_LEASE_SECONDS = env.float("MP_BATCH_LEASE_SECONDS", default=60.0)
+# Change data capture: source transactions applied per target transaction (at most), and the
+# WAL a sync's replication slot may hold back before the run page warns.
+MP_CDC_GROUP_SIZE = env.int("MP_CDC_GROUP_SIZE", default=5_000)
+MP_CDC_WAL_WARN_BYTES = env.int("MP_CDC_WAL_WARN_BYTES", default=256 * 1024 * 1024)

@@ -7,6 +7,7 @@ class RunMode(models.TextChoices):
     DRY_RUN = "dry_run", "Dry run"
     LOAD = "load", "Load"
     DELTA = "delta", "Delta"
+    SYNC = "sync", "Full load + CDC sync"
 
 
 class RunStatus(models.TextChoices):

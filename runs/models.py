@@ -70,6 +70,9 @@ class Run(Counters):
     watermarks = models.JSONField(
         default=dict, blank=True, help_text="Per entity: high-water mark of the watermark column."
     )
+    cdc = models.JSONField(
+        default=dict, blank=True, help_text="Sync runs: slot, phase, position, lag, counts."
+    )
     phase = models.PositiveSmallIntegerField(
         default=0, help_text="Index (in load order) of the entity whose batches are running."
     )

@@ -147,24 +147,54 @@ def pg_canonical_sql(expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
 
 def pg_intent_type(col: ColumnInfo) -> str:
     """The type the intended text is read as: the column's type without its typmod, with
-    ``character`` (which alone means char(1)) as ``bpchar`` and ``bit`` as ``bit varying``."""
+    ``character`` (which alone means char(1)) as ``bpchar``, ``bit`` as ``bit varying`` and
+    floating point as ``numeric`` (so digits a float cannot hold show)."""
     base = col.family_type
+    if base.lower() in ("real", "double precision", "float4", "float8"):
+        return "numeric"
     base = re.sub(r"^character(?! varying)", "bpchar", base)
     return re.sub(r"^bit(?! varying)", "bit varying", base)
 
 
-def pg_intent_sql(text_expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
-    """SQL for the canonical text of the intended value ``text_expr`` (text) in ``col``: read
-    as the type without typmod; for ``timestamp without time zone`` a text naming an instant
-    (with a zone) is that instant in the session's zone, so a zone the column drops shows."""
+def pg_intent_typed_sql(text_expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
+    """SQL reading the intended text as the column's type without typmod (``pg_intent_type``);
+    for ``timestamp without time zone`` a text naming an instant (with a zone) is that instant
+    in the session's zone, so a zone the column drops shows."""
     if _kind(col) == "timestamp" and "with time zone" not in col.family_type:
-        typed = sql.SQL(
+        return sql.SQL(
             "CASE WHEN {0} ~ {1} THEN CAST({0} AS timestamptz) AT TIME ZONE "
             "current_setting('TimeZone') ELSE CAST({0} AS timestamp) END"
         ).format(text_expr, sql.Literal(_ZONED))
-    else:
-        typed = sql.SQL("CAST({} AS {})").format(text_expr, sql.SQL(pg_intent_type(col)))
-    return pg_canonical_sql(typed, col)
+    return sql.SQL("CAST({} AS {})").format(text_expr, sql.SQL(pg_intent_type(col)))
+
+
+def pg_intent_sql(text_expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
+    """SQL for the canonical text of the intended value ``text_expr`` (text) in ``col``."""
+    return pg_canonical_sql(pg_intent_typed_sql(text_expr, col), col)
+
+
+def pg_same_sql(
+    intended: sql.Composable, stored: sql.Composable, col: ColumnInfo
+) -> sql.Composable:
+    """SQL true when the stored value ``stored`` of ``col`` is the intended value
+    ``intended`` (already read by ``pg_intent_typed_sql``) — the same answer as comparing their
+    canonical texts, by a typed comparison where one gives it (no text formatting: the
+    read-back of a batch compares every row this way)."""
+    kind = _kind(col)
+    if kind == "numeric":
+        stored = sql.SQL("{}::numeric").format(stored)
+    elif kind not in _TYPED_EQUAL:
+        return sql.SQL("({} IS NOT DISTINCT FROM {})").format(
+            pg_canonical_sql(intended, col), pg_canonical_sql(stored, col)
+        )
+    return sql.SQL("({} IS NOT DISTINCT FROM {})").format(intended, stored)
+
+
+# Kinds whose typed equality is exactly equality of canonical text (text compares as text in
+# pg_same_sql: a nondeterministic collation may call different strings equal).
+_TYPED_EQUAL = frozenset(
+    {"integer", "numeric", "boolean", "date", "timestamp", "timestamptz", "uuid", "bpchar"}
+)
 
 
 def pg_hash_sql(exprs: Sequence[sql.Composable]) -> sql.Composable:

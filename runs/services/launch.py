@@ -13,7 +13,7 @@ from runs.models import Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
 
-from .dispatch import enqueue_run_start
+from .dispatch import enqueue_run_start, enqueue_sync
 
 
 def _signed_off(version) -> bool:
@@ -31,6 +31,10 @@ def _check_launch(*, user, plan: Plan, target: System, mode: str, scope_entity: 
         raise ApplicationError(f"Unknown run mode “{mode}”.", field="mode")
     if target.role == "source":
         raise ApplicationError(f"“{target.name}” is registered as a source only.", field="target")
+    if mode == RunMode.SYNC:
+        from .cdc import sync_check_systems
+
+        sync_check_systems(source=plan.source, target=target)
     if scope_entity and not plan.entities.filter(name=scope_entity).exists():
         raise ApplicationError(f"The plan has no entity “{scope_entity}”.", field="scope_entity")
     production = target.is_production and mode != RunMode.DRY_RUN
@@ -86,5 +90,8 @@ def run_create(
             "scope": scope_entity,
         },
     )
-    enqueue_run_start(run.pk)
+    if mode == RunMode.SYNC:
+        enqueue_sync(run.pk)
+    else:
+        enqueue_run_start(run.pk)
     return run
