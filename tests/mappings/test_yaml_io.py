@@ -420,7 +420,8 @@ def test_plan_export_yaml_random_plans_round_trip(spec, systems, analyst):
         plan = _install(spec, systems)
         first = plan_export_yaml(plan=plan)
 
-        replaced = plan_import_yaml(text=first, user=analyst, replace=True, allow_unknown_schema=True)
+        replaced = plan_import_yaml(text=first, user=analyst, replace=True,
+                                    allow_unknown_schema=True)
         second = plan_export_yaml(plan=replaced)
         replaced.delete()
         fresh = plan_import_yaml(text=first, user=analyst, allow_unknown_schema=True)
