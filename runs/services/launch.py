@@ -55,6 +55,8 @@ def run_create(
     schema drift of a column the plan uses: nothing is queued or written)."""
     target = target or plan.target
     _check_launch(user=user, plan=plan, target=target, mode=mode, scope_entity=scope_entity)
+    if plan.archived_at is not None:
+        raise ApplicationError(f"“{plan.name}” is archived: restore it before launching a run.")
     version = plan_version_create(plan=plan, user=user, note="frozen for a run")
     if target.is_production and mode != RunMode.DRY_RUN and not _signed_off(version):
         raise ApplicationError(
