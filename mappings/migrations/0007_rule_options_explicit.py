@@ -16,6 +16,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("mappings", "0005_friendly_constraint_messages")]
+    dependencies = [("mappings", "0006_plan_archive_unique_name")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
