@@ -178,7 +178,7 @@ def process_frame(
     dry_run: bool = False,
     skip_unchanged: bool = False,
     failed_parents: Mapping[str, set[str]] | None = None,
-    full_rows: Callable[[str, dict], dict] | None = None,
+    full_rows: Callable[..., dict] | None = None,
 ) -> BatchOutcome:
     """Transform → validate → load + ledger for rows already in hand (a batch's extract, or
     failed records being re-processed). Idempotent per (run_id, batch_id); one target
@@ -231,10 +231,13 @@ def process_frame(
 
 def _full_rows(
     source: Connector, entity: EntitySpec, key_range: KeyRange, watermark: ChangedSince | None
-) -> Callable[[str, dict], dict]:
+) -> Callable[..., dict]:
     """``full_rows`` for a batch: on the first failed row, the key range is read once more for
     the columns the plan does not extract (only then: a batch without failures pays nothing);
-    each failed row is completed in the table's column order."""
+    each failed row is completed in the table's column order. Rows the target coerced are
+    found inside the load's transaction, where the source is not read again (source and
+    target may share a connection): they are completed only when the batch had other
+    failures (``fetch=False``)."""
     cache: dict[str, Any] = {}
 
     def load() -> None:
@@ -245,14 +248,21 @@ def _full_rows(
         cache["order"], cache["rows"] = order, {}
         if not extra:
             return
-        more = source.extract(entity.source_table, [*entity.source_key, *extra],
-                              entity.source_key, key_range, changed_since=watermark)
+        more = source.extract(
+            entity.source_table,
+            [*entity.source_key, *extra],
+            entity.source_key,
+            key_range,
+            changed_since=watermark,
+        )
         keys = source_key_text(more, entity.source_key).tolist()
         records = more[extra].astype(object).where(more[extra].notna(), None)
         cache["rows"] = dict(zip(keys, records.to_dict("records"), strict=True))
 
-    def complete(key: str, row: dict) -> dict:
+    def complete(key: str, row: dict, *, fetch: bool = True) -> dict:
         if "rows" not in cache:
+            if not fetch:
+                return row
             load()
         merged = {**cache["rows"].get(key, {}), **row}
         order = [c for c in cache["order"] if c in merged]
@@ -265,7 +275,7 @@ def _coerced_describer(
     frame: pd.DataFrame,
     rows: pd.DataFrame,
     keys: list[str],
-    full_rows: Callable[[str, dict], dict] | None = None,
+    full_rows: Callable[..., dict] | None = None,
 ) -> Callable[[int, list[tuple[str, str | None, str | None]]], dict[str, Any]]:
     """The result_meta failure of a loaded row the target changed (``coerced_by_target``):
     its source row, transformed row and one error per changed column."""
@@ -273,8 +283,8 @@ def _coerced_describer(
     def describe(position: int, diffs: list[tuple[str, str | None, str | None]]) -> dict:
         idx = rows.index[position]
         source_row = _record(frame.loc[idx]) if idx in frame.index else {}
-        if full_rows is not None:
-            source_row = full_rows(keys[position], source_row)
+        if full_rows is not None:  # inside the target transaction: no source read here
+            source_row = full_rows(keys[position], source_row, fetch=False)
         return {
             "source_key": keys[position],
             "source_row": source_row,
