@@ -111,7 +111,8 @@ def _lost_messages(now, view: BrokerView | None, skip: set[int], report: Counter
             )
             lost += missing
     enqueue_batches(lost)
-    report["messages_requeued"] += len(lost)
+    if lost:
+        report["messages_requeued"] += len(lost)
 
 
 def _idle_runs(report: Counter) -> None:

@@ -268,6 +268,8 @@ def test_web_killed_while_launching(start_worker, demo_plan, demo_target_db, ref
 def test_cancel_ends_after_the_worker_died_and_the_run_rolls_back(
     start_worker, demo_plan, demo_target_db
 ):
+    demo_plan.batch_size = BATCH
+    demo_plan.save()
     first = start_worker(concurrency=2)
     run = run_create(plan=demo_plan, user=None, mode="load")
     _done(run, 3)
