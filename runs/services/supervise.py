@@ -87,7 +87,7 @@ def _lost_messages(now, view: BrokerView | None, skip: set[int], report: Counter
     (queued more than a supervisor period ago: a fresh message may still be on its way)."""
     if view is None:
         return
-    stale = now - _seconds(max(settings.MP_SUPERVISOR_SECONDS, 2.0))
+    stale = now - _seconds(settings.MP_SUPERVISOR_SECONDS)
     lost: list[int] = []
     for run in Run.objects.filter(status=RunStatus.RUNNING, lease_until__isnull=True):
         entities = run_entities(run)
