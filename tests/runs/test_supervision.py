@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from celery import current_app
 from django.utils import timezone
 
 from runs.engine.batch import BatchOutcome
@@ -25,9 +26,14 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 @pytest.fixture
 def broker():
+    """Messages really go to Redis (never eager, whatever an earlier test left set)."""
+    conf = current_app.conf
+    saved = conf.task_always_eager
+    conf.task_always_eager = False
     broker_clear()
     yield
     broker_clear()
+    conf.task_always_eager = saved
 
 
 @pytest.fixture
