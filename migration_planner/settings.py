@@ -117,7 +117,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(DATA_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "migration_planner.lib.staticfiles.IncrementalCompressedStaticFilesStorage"
+    },
 }
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(DATA_DIR / "media"))
 MEDIA_URL = "media/"
@@ -217,3 +219,7 @@ MP_BASE_URL = env.str("MP_BASE_URL", default="http://127.0.0.1:8000").rstrip("/"
 # /metrics: with a token, a scraper sends "Authorization: Bearer <token>"; without one, only
 # clients on the loopback interface are answered (docs/operations.md).
 MP_METRICS_TOKEN = env.str("MP_METRICS_TOKEN", default="")
+# Change data capture: source transactions applied per target transaction (at most), and the
+# WAL a sync's replication slot may hold back before the run page warns.
+MP_CDC_GROUP_SIZE = env.int("MP_CDC_GROUP_SIZE", default=5_000)
+MP_CDC_WAL_WARN_BYTES = env.int("MP_CDC_WAL_WARN_BYTES", default=256 * 1024 * 1024)

@@ -41,6 +41,7 @@ from .services import (
     run_pause,
     run_resume,
     run_rollback_request,
+    sync_stop,
 )
 
 REPROCESS_CAP = 5_000
@@ -49,6 +50,7 @@ RUN_WRITE = {
     "pause": "mp.control_run",
     "resume": "mp.control_run",
     "cancel": "mp.control_run",
+    "stop": "mp.control_run",
     "rollback": "mp.rollback_run",
 }
 RUN_FILTERS = [
@@ -132,6 +134,13 @@ class RunViewSet(
     def cancel(self, request: Request, uuid=None) -> Response:
         """Cancel pending batches; committed ones stay until rolled back."""
         return self._control(request, run_cancel)
+
+    @extend_schema(request=None, responses=RunStatusSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, uuid=None) -> Response:
+        """Sync runs: apply every change committed so far (drain), then finish and drop the
+        replication slot."""
+        return self._control(request, sync_stop)
 
     @extend_schema(request=RollbackRequestSerializer, responses={202: RollbackSerializer})
     @action(detail=True, methods=["post"])

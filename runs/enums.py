@@ -7,6 +7,7 @@ class RunMode(models.TextChoices):
     DRY_RUN = "dry_run", "Dry run"
     LOAD = "load", "Load"
     DELTA = "delta", "Delta"
+    SYNC = "sync", "Full load + CDC sync"
 
 
 class RunStatus(models.TextChoices):
@@ -37,6 +38,11 @@ class BatchStatus(models.TextChoices):
     PARKED = "parked", "Parked (kept killing workers)"
     CANCELLED = "cancelled", "Cancelled"
     ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+class BatchKind(models.TextChoices):
+    ROWS = "rows", "Rows (extract, transform, load)"
+    DELETES = "deletes", "Source deletes (delete policy)"
 
 
 class Stage(models.TextChoices):

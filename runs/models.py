@@ -12,6 +12,7 @@ from django.urls import reverse
 from mappings.models import Plan, PlanVersion, System
 
 from .enums import (
+    BatchKind,
     BatchStatus,
     FailedRecordStatus,
     LogLevel,
@@ -21,7 +22,16 @@ from .enums import (
     Stage,
 )
 
-COUNTERS = ("extracted", "loaded", "inserted", "updated", "failed", "filtered", "duplicates")
+COUNTERS = (
+    "extracted",
+    "loaded",
+    "inserted",
+    "updated",
+    "failed",
+    "filtered",
+    "duplicates",
+    "deleted",
+)
 
 
 class Counters(models.Model):
@@ -34,6 +44,8 @@ class Counters(models.Model):
     failed = models.PositiveBigIntegerField(default=0)
     filtered = models.PositiveBigIntegerField(default=0)
     duplicates = models.PositiveBigIntegerField(default=0)
+    # Target rows a delta run deleted or marked because their source row was deleted.
+    deleted = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         abstract = True
@@ -57,6 +69,9 @@ class Run(Counters):
     )
     watermarks = models.JSONField(
         default=dict, blank=True, help_text="Per entity: high-water mark of the watermark column."
+    )
+    cdc = models.JSONField(
+        default=dict, blank=True, help_text="Sync runs: slot, phase, position, lag, counts."
     )
     phase = models.PositiveSmallIntegerField(
         default=0, help_text="Index (in load order) of the entity whose batches are running."
@@ -84,6 +99,7 @@ class Run(Counters):
             models.CheckConstraint(
                 condition=Q(finished_at__isnull=True) | Q(started_at__isnull=False),
                 name="run_finished_after_started",
+                violation_error_message="A run cannot have finished without having started.",
             ),
         ]
 
@@ -99,6 +115,7 @@ class Batch(Counters):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="batches")
     entity = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=BatchKind.choices, default=BatchKind.ROWS)
     seq = models.PositiveIntegerField()
     key_lower = models.JSONField(null=True, blank=True)
     key_upper = models.JSONField(null=True, blank=True)
@@ -121,7 +138,11 @@ class Batch(Counters):
     class Meta:
         ordering = ["run", "seq"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "seq"], name="batch_seq_unique_in_run"),
+            models.UniqueConstraint(
+                fields=["run", "seq"],
+                name="batch_seq_unique_in_run",
+                violation_error_message="This run already has a batch with this number.",
+            ),
         ]
         indexes = [models.Index(fields=["run", "status"])]
         verbose_name_plural = "batches"
@@ -213,11 +234,16 @@ class FailedRecord(models.Model):
         ordering = ["run", "entity", "source_key"]
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "entity", "source_key"], name="failed_record_unique_per_run"
+                fields=["run", "entity", "source_key"],
+                name="failed_record_unique_per_run",
+                violation_error_message=(
+                    "This source record already has a failed record in this run."
+                ),
             ),
             models.CheckConstraint(
                 condition=~Q(status="ignored") | ~Q(ignore_reason=""),
                 name="failed_record_ignore_needs_reason",
+                violation_error_message="Ignoring a failed record needs a reason.",
             ),
         ]
         # Pages are keyset scans of (run, -id) filtered on the way; (run, status) counts the

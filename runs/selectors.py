@@ -167,6 +167,8 @@ def run_idle_seconds(run: Run, *, now=None) -> int | None:
     (running, batches pending, none running under a live lease); None otherwise (2 queries)."""
     if run.status != RunStatus.RUNNING or run.lease_until is not None or run.started_at is None:
         return None
+    if run.mode == RunMode.SYNC:
+        return None  # one long task, no batch queue
     now = now or timezone.now()
     stats = Batch.objects.filter(run=run).aggregate(
         last=Max("started_at"),

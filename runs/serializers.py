@@ -26,6 +26,8 @@ RUN_FIELDS = [
     "failed",
     "filtered",
     "duplicates",
+    "deleted",
+    "cdc",
     "error",
     "launched_by",
     "created_at",

@@ -9,12 +9,16 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers, viewsets
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from mappings.models import Plan
+from runs.models import Run
 
 from .models import RunReport, ValidationRule
-from .services import validation_rule_delete, validation_rule_save
+from .services import run_reconcile_request, validation_rule_delete, validation_rule_save
 
 
 class ValidationRuleSerializer(serializers.ModelSerializer):
@@ -81,3 +85,15 @@ class RunReportViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_object(self) -> RunReport:
         return get_object_or_404(self.get_queryset(), run__uuid=self.kwargs["run"])
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=True, methods=["post"])
+    def reconcile(self, request: Request, run: str) -> Response:
+        """Reconcile the run again (on a worker); 202, then the report is replaced. 403 for a
+        role that may not, 400 for a run that cannot be reconciled."""
+        target = get_object_or_404(Run, uuid=run)
+        run_reconcile_request(run=target, user=request.user)
+        return Response(
+            {"detail": f"Reconciliation of run {target.uuid} queued."},
+            status=status.HTTP_202_ACCEPTED,
+        )

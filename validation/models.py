@@ -42,7 +42,11 @@ class ValidationRule(models.Model):
     class Meta:
         ordering = ["plan", "phase", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["plan", "name"], name="validation_rule_name_unique"),
+            models.UniqueConstraint(
+                fields=["plan", "name"],
+                name="validation_rule_name_unique",
+                violation_error_message="This plan already has a validation rule with this name.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -108,11 +112,20 @@ class UATResult(models.Model):
         ordering = ["case", "-recorded_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["case", "run", "tester"], name="uat_result_once_per_tester"
+                fields=["case", "run", "tester"],
+                name="uat_result_once_per_tester",
+                violation_error_message=(
+                    "You have already recorded a result "
+                    "for this test case in this run."
+                ),
             ),
             models.CheckConstraint(
                 condition=~Q(outcome__in=["fail", "blocked"]) | ~Q(comment=""),
                 name="uat_failure_needs_comment",
+                violation_error_message=(
+                    "A failed or blocked UAT result "
+                    "needs a comment saying what went wrong."
+                ),
             ),
         ]
         verbose_name = "UAT result"
@@ -144,6 +157,7 @@ class SignOff(models.Model):
             models.CheckConstraint(
                 condition=~Q(decision="rejected") | ~Q(reason=""),
                 name="signoff_rejection_needs_reason",
+                violation_error_message="Rejecting a plan version needs a reason.",
             ),
         ]
 

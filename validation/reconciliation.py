@@ -241,7 +241,7 @@ def key_diff(ctx: RunContext, entity: EntitySpec) -> KeyDiff:
         ctx.cursor,
         table=ident,
         key=info.column(entity.target_key),
-        columns=[f.target for f in entity.fields],
+        columns=info.require([f.target for f in entity.fields]),
         run_id=ctx.ledger_id,
         entity=entity.name,
     )

@@ -10,6 +10,7 @@ urlpatterns = [
          name="rule_delete"),
     path("plans/<slug:slug>/validation/run/", views.prevalidate_view, name="prevalidate"),
     path("runs/<uuid:uuid>/report/", views.report_view, name="report"),
+    path("runs/<uuid:uuid>/report/reconcile/", views.report_reconcile_view, name="reconcile"),
     path("runs/<uuid:uuid>/report/export/<str:fmt>/", views.report_export_view,
          name="report_export"),
     path("plans/<slug:slug>/uat/", views.uat_page, name="uat"),

@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from mappings.models import Plan
-from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from migration_planner.lib.views import capability_required
 from runs.models import Run
 
@@ -22,7 +22,13 @@ from . import selectors
 from .checks import KIND_PARAMS, NAMED_PATTERNS
 from .enums import AuditAction, Severity, SignOffDecision, UATOutcome, ValidationKind
 from .models import UATResult, UATTestCase, ValidationResult, ValidationRule
-from .services import prevalidation_execute, validation_rule_delete, validation_rule_save
+from .services import (
+    prevalidation_execute,
+    run_reconcile_request,
+    user_may_reconcile,
+    validation_rule_delete,
+    validation_rule_save,
+)
 from .signoff import (
     signoff_decide,
     uat_case_delete,
@@ -106,7 +112,26 @@ def _run(uuid) -> Run:
 
 @capability_required("mp.view")
 def report_view(request: HttpRequest, uuid) -> HttpResponse:
-    return render(request, "validation/report.html", selectors.report_context(_run(uuid)))
+    ctx = selectors.report_context(_run(uuid))
+    ctx["may_reconcile"] = user_may_reconcile(request.user)
+    return render(request, "validation/report.html", ctx)
+
+
+@require_POST
+@capability_required("mp.view")
+def report_reconcile_view(request: HttpRequest, uuid) -> HttpResponse:
+    """Reconcile the run again (roles that may: the service checks); back to the report."""
+    run = _run(uuid)
+    try:
+        run_reconcile_request(run=run, user=request.user)
+    except PermissionDeniedError as exc:
+        messages.error(request, exc.message)
+        return HttpResponse(exc.message, status=403)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("validation:report", uuid=run.uuid)
+    messages.success(request, "Reconciliation queued: the report is replaced when it is done.")
+    return redirect("validation:report", uuid=run.uuid)
 
 
 @capability_required("mp.view")
@@ -147,8 +172,11 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
     for entity, d in ctx["key_diffs"].items():
         out.writerow(["key reconciliation", entity, "ledger vs target", "",
                       "clean" if d.get("clean") else "differs", d.get("expected_rows"),
-                      f"missing {d.get('missing', 0)} extra {d.get('extra', 0)} "
-                      f"changed {d.get('changed', 0)}"])
+                      f"missing {d.get('missing', 0)} changed {d.get('changed', 0)} "
+                      f"present, not written by this run {d.get('extra', 0)}"])
+        for f in d.get("changed_fields", []):
+            out.writerow(["changed value", entity, f"{f.get('business_key')} · id {f['key']}", "",
+                          f"column {f['column']}", f["intended"], f["stored"]])
     for r in ctx["results"]:
         out.writerow([r.rule.phase, r.rule.entity, r.rule.name, r.rule.severity, r.status,
                       r.expected, r.observed])

@@ -11,10 +11,6 @@ from .editor import (
     field_editor_view,
     field_save_view,
     preview_view,
-    step_add_view,
-    step_delete_view,
-    step_move_view,
-    step_save_view,
     suggest_decide_view,
     suggest_view,
 )
@@ -40,6 +36,13 @@ from .plans import (
     plan_status_view,
 )
 from .profiling import table_profile_view
+from .steps import (
+    step_add_view,
+    step_delete_view,
+    step_form_view,
+    step_move_view,
+    step_save_view,
+)
 from .systems import (
     system_delete_view,
     system_detail_view,
@@ -50,7 +53,9 @@ from .systems import (
     system_upload_view,
 )
 from .versions import (
+    plan_drift_view,
     plan_history_view,
+    plan_rebaseline_view,
     version_create_view,
     version_diff_view,
     version_revert_view,

@@ -6,14 +6,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from runs.enums import BatchStatus, LogLevel, RunStatus
+from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import Batch, Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from .dispatch import enqueue_batches
 from .logging import run_log
-from .state import run_entities
+from .state import phase_batches, run_phases
 
 
 def _change(run: Run, user, allowed_from: tuple[str, ...], to: str, verb: str) -> Run:
@@ -36,7 +36,10 @@ def _change(run: Run, user, allowed_from: tuple[str, ...], to: str, verb: str) -
 
 @transaction.atomic
 def run_pause(*, run: Run, user) -> Run:
-    """Stop claiming new batches; running ones finish. Raises ApplicationError unless running."""
+    """Stop claiming new batches; running ones finish. Raises ApplicationError unless running
+    (and for a sync run: it streams in one task, so it is stopped or cancelled instead)."""
+    if run.mode == RunMode.SYNC:
+        raise ApplicationError("A sync cannot be paused: stop it (drain & finish) or cancel it.")
     return _change(run, user, (RunStatus.RUNNING,), RunStatus.PAUSED, "pause")
 
 
@@ -45,12 +48,11 @@ def run_resume(*, run: Run, user) -> Run:
     """Re-queue the current entity's pending batches. Raises ApplicationError unless paused."""
     run = _change(run, user, (RunStatus.PAUSED,), RunStatus.RUNNING, "resume")
     run.refresh_from_db(fields=["phase"])
-    entities = run_entities(run)
-    if run.phase < len(entities):
+    if run.phase < len(run_phases(run)):
         ids = list(
-            Batch.objects.filter(
-                run=run, entity=entities[run.phase].name, status=BatchStatus.PENDING
-            ).values_list("pk", flat=True)
+            phase_batches(run, run.phase)
+            .filter(status=BatchStatus.PENDING)
+            .values_list("pk", flat=True)
         )
         enqueue_batches(ids)
         if not ids:

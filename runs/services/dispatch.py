@@ -37,6 +37,13 @@ def enqueue_run_start(run_id: int) -> None:
     _after_commit(lambda: run_start.delay(run_id), f"start of run {run_id}")
 
 
+def enqueue_sync(run_id: int) -> None:
+    """Queue a sync run's long task (after commit)."""
+    from runs.tasks import cdc_sync_task
+
+    _after_commit(lambda: cdc_sync_task.delay(run_id), f"sync run {run_id}")
+
+
 def enqueue_batches(batch_ids: list[int]) -> None:
     """Queue one task per batch (after commit)."""
     from runs.tasks import batch_execute_task

@@ -5,14 +5,15 @@ from __future__ import annotations
 from django.db import transaction
 
 from mappings.models import Plan, System
-from mappings.services import plan_version_create
+from mappings.services import plan_version_create, plan_version_snapshot
+from mappings.services_drift import plan_drift_refuse
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.enums import RunMode, RunStatus
 from runs.models import Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
 
-from .dispatch import enqueue_run_start
+from .dispatch import enqueue_run_start, enqueue_sync
 
 
 def _signed_off(version) -> bool:
@@ -30,6 +31,10 @@ def _check_launch(*, user, plan: Plan, target: System, mode: str, scope_entity: 
         raise ApplicationError(f"Unknown run mode “{mode}”.", field="mode")
     if target.role == "source":
         raise ApplicationError(f"“{target.name}” is registered as a source only.", field="target")
+    if mode == RunMode.SYNC:
+        from .cdc import sync_check_systems
+
+        sync_check_systems(source=plan.source, target=target)
     if scope_entity and not plan.entities.filter(name=scope_entity).exists():
         raise ApplicationError(f"The plan has no entity “{scope_entity}”.", field="scope_entity")
     production = target.is_production and mode != RunMode.DRY_RUN
@@ -47,7 +52,8 @@ def run_create(
     scope_entity: str = "",
 ) -> Run:
     """Freeze the plan's current version and queue a run. Transactional; raises
-    PermissionDeniedError (role) or ApplicationError (bad input, production gate closed)."""
+    PermissionDeniedError (role) or ApplicationError (bad input, production gate closed,
+    schema drift of a column the plan uses: nothing is queued or written)."""
     target = target or plan.target
     _check_launch(user=user, plan=plan, target=target, mode=mode, scope_entity=scope_entity)
     version = plan_version_create(plan=plan, user=user, note="frozen for a run")
@@ -58,6 +64,10 @@ def run_create(
             field="target",
             extra={"signoff_required": True, "version": version.number},
         )
+    entities = plan_version_snapshot(version).entities_in_load_order()
+    if scope_entity:
+        entities = [e for e in entities if e.name == scope_entity]
+    plan_drift_refuse(version=version, target=target, entities=entities)
     run = Run.objects.create(
         plan=plan,
         version=version,
@@ -78,5 +88,8 @@ def run_create(
             "scope": scope_entity,
         },
     )
-    enqueue_run_start(run.pk)
+    if mode == RunMode.SYNC:
+        enqueue_sync(run.pk)
+    else:
+        enqueue_run_start(run.pk)
     return run

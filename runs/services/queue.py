@@ -19,6 +19,7 @@ from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from .dispatch import enqueue_reprocess
+from .hooks import after_queue_work
 from .logging import run_log
 from .state import run_ledger_id, run_snapshot
 
@@ -144,11 +145,12 @@ def _reprocess_group(
 
 
 def failed_record_reprocess(
-    *, records: QuerySet[FailedRecord], user, current_rules: bool = True
+    *, records: QuerySet[FailedRecord], user, current_rules: bool = True, reconcile: bool = True
 ) -> ReprocessResult:
     """Send open/fixed records through transform → load → ledger again (as a new batch of their
     run, so rollback covers it). Records that pass close as re-processed; the rest stay open
-    with the new message. Raises PermissionDeniedError / ApplicationError."""
+    with the new message; each run touched is reconciled again (``reconcile``, via the
+    after_queue_work hooks). Raises PermissionDeniedError / ApplicationError."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError("Your role does not allow working the error queue.")
     groups: dict[tuple[int, str], list[FailedRecord]] = defaultdict(list)
@@ -159,14 +161,18 @@ def failed_record_reprocess(
     if not groups:
         raise ApplicationError("No open failed records match.")
     total = ReprocessResult()
+    touched: dict[int, Run] = {}
     for (_, entity_name), group in groups.items():
         run = group[0].run
         if run.status in ("running", "rolling_back", "queued", "rolled_back"):
             raise ApplicationError(f"Run {run.uuid} is {run.status}; re-process after it ends.")
         result = _reprocess_group(run, entity_name, group, user, current_rules)
+        touched[run.pk] = run
         total.attempted += result.attempted
         total.fixed += result.fixed
         total.still_failing += result.still_failing
+    for run in touched.values() if reconcile else ():  # no report of the state before this
+        after_queue_work(run, getattr(user, "username", "") or "the system")
     audit_record(
         action=AuditAction.REPROCESS,
         actor=user,
@@ -231,16 +237,20 @@ def failed_records_reprocess_background(*, record_ids: list[int], user_id: int |
 
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
     total = ReprocessResult()
+    touched: set[int] = set()
     for start in range(0, len(record_ids), BACKGROUND_CHUNK):
         chunk = FailedRecord.objects.filter(
             pk__in=record_ids[start : start + BACKGROUND_CHUNK], status__in=WORKABLE
         )
         if not chunk.exists():
             continue
-        result = failed_record_reprocess(records=chunk, user=user)
+        touched.update(chunk.values_list("run_id", flat=True).distinct())
+        result = failed_record_reprocess(records=chunk, user=user, reconcile=False)
         total.attempted += result.attempted
         total.fixed += result.fixed
         total.still_failing += result.still_failing
+    for run in Run.objects.filter(pk__in=touched):  # once per run, after every chunk
+        after_queue_work(run, getattr(user, "username", "") or "the system")
     return f"{total.attempted} re-processed: {total.fixed} fixed, {total.still_failing} failing"
 
 

@@ -17,11 +17,11 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from runs.enums import BatchStatus, LogLevel, RunStatus
+from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import Batch, Run
 
 from .broker import BrokerView, broker_view
-from .dispatch import enqueue_batches, enqueue_run_start
+from .dispatch import enqueue_batches, enqueue_run_start, enqueue_sync
 from .execution import _advance, _finish_if_idle, run_finish
 from .logging import run_log
 from .state import run_entities
@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
+
+
+def _batch_runs():
+    """Runs driven batch by batch (a sync run is one long resumable task of its own: only its
+    lost start message is the supervisor's business)."""
+    return Run.objects.exclude(mode=RunMode.SYNC)
 
 
 def _expired_leases(now, report: Counter) -> set[int]:
@@ -67,13 +73,13 @@ def _queued_runs(now, view: BrokerView | None, report: Counter) -> None:
     and runs whose preparing worker vanished: queue the start again."""
     stale = now - _seconds(settings.MP_SUPERVISOR_SECONDS)
     if view is not None:
-        for run_id in Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=stale).values_list(
-            "pk", flat=True
-        ):
-            if not view.holds("runs.run_start", run_id):
-                enqueue_run_start(run_id)
+        queued = Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=stale)
+        for run_id, mode in queued.values_list("pk", "mode"):
+            task = "runs.cdc_sync" if mode == RunMode.SYNC else "runs.run_start"
+            if not view.holds(task, run_id):
+                (enqueue_sync if mode == RunMode.SYNC else enqueue_run_start)(run_id)
                 report["runs_started"] += 1
-    for run in Run.objects.filter(status=RunStatus.RUNNING, lease_until__lt=now):
+    for run in _batch_runs().filter(status=RunStatus.RUNNING, lease_until__lt=now):
         if Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, lease_until__lt=now).update(
             status=RunStatus.QUEUED, lease_until=None
         ):
@@ -89,7 +95,7 @@ def _lost_messages(now, view: BrokerView | None, skip: set[int], report: Counter
         return
     stale = now - _seconds(settings.MP_SUPERVISOR_SECONDS)
     lost: list[int] = []
-    for run in Run.objects.filter(status=RunStatus.RUNNING, lease_until__isnull=True):
+    for run in _batch_runs().filter(status=RunStatus.RUNNING, lease_until__isnull=True):
         entities = run_entities(run)
         if run.phase >= len(entities):
             continue
@@ -118,7 +124,7 @@ def _lost_messages(now, view: BrokerView | None, skip: set[int], report: Counter
 def _idle_runs(report: Counter) -> None:
     """Runs nobody drives: advance/finish a running run whose current entity has no pending or
     running batch; end a cancelling run with no running batch."""
-    for run in Run.objects.filter(status=RunStatus.RUNNING, lease_until__isnull=True):
+    for run in _batch_runs().filter(status=RunStatus.RUNNING, lease_until__isnull=True):
         if run.started_at is None:
             continue
         entities = run_entities(run)
@@ -134,7 +140,7 @@ def _idle_runs(report: Counter) -> None:
         if not busy:
             _advance(run)
             report["runs_advanced"] += 1
-    for run in Run.objects.filter(status=RunStatus.CANCELLING):
+    for run in _batch_runs().filter(status=RunStatus.CANCELLING):
         _finish_if_idle(None, run=run)
 
 
@@ -143,7 +149,7 @@ def _stalls(now, report: Counter) -> None:
     from runs.notifications import notify_run_stalled
     from runs.selectors import run_idle_seconds
 
-    for run in Run.objects.filter(status=RunStatus.RUNNING, lease_until__isnull=True):
+    for run in _batch_runs().filter(status=RunStatus.RUNNING, lease_until__isnull=True):
         idle = run_idle_seconds(run, now=now)
         if idle is None or idle < settings.MP_STALL_ALERT_SECONDS:
             continue

@@ -26,11 +26,11 @@ from runs.selectors import (
     run_rollbacks,
     worker_list,
 )
-from runs.services import run_cancel, run_pause, run_resume
+from runs.services import run_cancel, run_pause, run_resume, sync_stop
 
 from .common import STOP_POLLING, capability, refuse
 
-CONTROLS = {"pause": run_pause, "resume": run_resume, "cancel": run_cancel}
+CONTROLS = {"pause": run_pause, "resume": run_resume, "cancel": run_cancel, "stop": sync_stop}
 
 
 @capability_required("mp.view")

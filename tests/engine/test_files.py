@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -395,17 +394,13 @@ def test_stage_file_postgres_200k_rows(pg_dest: Dest, tmp_path: Path):
              for i in range(200_000)]
     path.write_text("id,name,email,city,amount,created,note,flag\n" + "".join(lines))
 
-    started = time.perf_counter()
     report = stage_file(path, dest=pg_dest.url, table="big")
-    seconds = time.perf_counter() - started
 
-    print(f"staged 200,000 CSV rows into PostgreSQL in {seconds:.2f} s")
     assert report.rows == 200_000
     assert pg_dest.query("SELECT count(*), max(_row), count(note) FROM big") == [
         (200_000, 200_000, 0)]
     assert pg_dest.query("SELECT id, name FROM big WHERE _row = 200000") == [
         ("199999", "Name 199999 Zoé")]
-    assert seconds < 60
 
 
 # --------------------------------------------------------------------------- options

@@ -144,3 +144,36 @@ def test_suggestions_accept_creates_the_field_and_reject_hides_it(client_for, an
     assert "Cust_Name" in listing and "billing_city" in listing
     assert entity.fields.get(target_column="name").source_columns == ["Cust_Name"]
     assert "billing_city" not in after
+
+
+def _settings_data(entity, **extra):
+    data = {"source_table": entity.source_table, "target_table": entity.target_table,
+            "name": entity.name, "source_key": ", ".join(entity.source_key),
+            "target_key": entity.target_key, "external_id": entity.external_id,
+            "load_mode": entity.load_mode, "load_order": entity.load_order}
+    return {**data, **extra}
+
+
+def test_entity_settings_saves_a_mark_delete_policy(client_for, analyst, demo_plan):
+    entity = _entity(demo_plan)
+    url = _url("entity_settings", demo_plan, entity)
+    form = client_for(analyst).get(url).content.decode()
+    assert 'name="delete_policy"' in form and 'name="delete_mark_column"' in form
+    response = client_for(analyst).post(url, _settings_data(
+        entity, delete_policy="mark", delete_mark_column="account_status",
+        delete_mark_value="Deleted"))
+    assert response.status_code == 302
+    entity.refresh_from_db()
+    assert (entity.delete_policy, entity.delete_mark_column) == ("mark", "account_status")
+    page = client_for(analyst).get(_url("entity_editor", demo_plan, entity)).content.decode()
+    assert "Mark (set a column)" in page and "account_status" in page
+
+
+def test_entity_settings_refuses_a_mark_column_the_target_lacks(client_for, analyst, demo_plan):
+    entity = _entity(demo_plan)
+    response = client_for(analyst).post(_url("entity_settings", demo_plan, entity), _settings_data(
+        entity, delete_policy="mark", delete_mark_column="no_such_col"))
+    assert response.status_code == 200
+    assert "Mark column “no_such_col” is not a column of" in response.content.decode()
+    entity.refresh_from_db()
+    assert entity.delete_policy == "ignore"

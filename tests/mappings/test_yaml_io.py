@@ -443,3 +443,33 @@ def test_plan_import_yaml_documented_example_imports(analyst):
     assert [s.rule for s in street.steps.order_by("position")] == ["concat", "trim"]
     assert plan.lookups.get().entries.count() == 4
     assert plan.validation_rules.get().kind == "unique"
+
+
+# --------------------------------------------------------------------------- delete policy
+
+
+def test_plan_yaml_without_delete_policy_imports_as_ignore(demo_text, analyst):
+    assert "delete_policy" not in demo_text  # files written before the field existed
+    plan = plan_import_yaml(text=demo_text, user=analyst)
+    assert set(plan.entities.values_list("delete_policy", flat=True)) == {"ignore"}
+
+
+def test_plan_yaml_delete_policy_mark_round_trips(demo, analyst):
+    demo.entities.filter(name="accounts").update(
+        delete_policy="mark", delete_mark_column="account_status", delete_mark_value="Deleted")
+    text = plan_export_yaml(plan=demo)
+    assert "delete_policy: mark" in text and "delete_mark_column: account_status" in text
+    plan = plan_import_yaml(text=text, user=analyst, replace=True)
+    accounts = plan.entities.get(name="accounts")
+    assert (accounts.delete_policy, accounts.delete_mark_column, accounts.delete_mark_value) == (
+        "mark", "account_status", "Deleted")
+    assert plan_export_yaml(plan=plan) == text
+
+
+def test_plan_yaml_mark_policy_without_column_is_refused_with_its_place(demo_text, analyst):
+    text = demo_text.replace("  load_mode: upsert\n",
+                             "  load_mode: upsert\n  delete_policy: mark\n", 1)
+    with pytest.raises(ApplicationError) as caught:
+        plan_import_yaml(text=text, user=analyst)
+    assert "delete_policy mark needs a delete_mark_column" in str(caught.value)
+    assert _created_nothing()

@@ -1,0 +1,19 @@
+"""Thin Celery entry points of the validation app: take ids, call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="validation.run_report_build", acks_late=True, time_limit=3600)
+def run_report_task(run_id: int, reason: str) -> str:
+    """Reconcile a run again and store its report (idempotent: replaces the previous one)."""
+    from runs.models import Run
+
+    from .services import run_report_build
+
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return "run gone"
+    report = run_report_build(run=run, reason=reason)
+    return f"verdict {report.verdict}"
