@@ -22,10 +22,10 @@ def connector_for(system: System) -> Connector:
         if conn is None:
             for stale in [k for k in _cache if k[0] == system.pk]:
                 _cache.pop(stale).close()
-            params = system.connection_params()
-            if system.kind == SystemKind.FILE:  # this host's copy: no shared file system
-                params["path"] = staged_file_local(system)
-            conn = _cache[key] = connect(system.kind, params)
+            params, kind = system.connection_params(), system.kind
+            if system.kind == SystemKind.FILE:  # its staging SQLite, this host's copy
+                params["path"], kind = staged_file_local(system), "sqlite"
+            conn = _cache[key] = connect(kind, params)
         return conn
 
 
