@@ -20,7 +20,7 @@ from .metrics import metrics_allowed, metrics_text
 
 @capability_required("mp.view")
 def dashboard(request: HttpRequest) -> HttpResponse:
-    plans = plan_list()
+    plans = plan_list(archived=False)
     return render(
         request,
         "dashboard.html",

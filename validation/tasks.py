@@ -17,3 +17,15 @@ def run_report_task(run_id: int, reason: str) -> str:
         return "run gone"
     report = run_report_build(run=run, reason=reason)
     return f"verdict {report.verdict}"
+
+
+@shared_task(name="validation.cutover_rollback", acks_late=True, time_limit=6 * 3600)
+def cutover_rollback_task(cutover_id: int, user_id: int | None) -> str:
+    """Roll back every run written since the plan's last sign-off, newest first."""
+    from django.contrib.auth import get_user_model
+
+    from .cutover import cutover_rollback_execute
+
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    cutover = cutover_rollback_execute(cutover_id=cutover_id, user=user)
+    return f"{len(cutover.rolled_back_runs)} runs rolled back"

@@ -21,5 +21,7 @@ urlpatterns = [
          name="uat_result"),
     path("plans/<slug:slug>/signoff/", views.signoff_page, name="signoff"),
     path("plans/<slug:slug>/signoff/decide/", views.signoff_decide_view, name="signoff_decide"),
+    path("plans/<slug:slug>/cutover/", views.cutover_page, name="cutover"),
+    path("plans/<slug:slug>/cutover/<str:step>/", views.cutover_step_view, name="cutover_step"),
     path("audit/", views.audit_page, name="audit"),
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.staticfiles import finders
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
@@ -20,6 +20,17 @@ from runs.models import Run
 
 from . import selectors
 from .checks import KIND_PARAMS, NAMED_PATTERNS
+from .cutover import (
+    CheckItem,
+    cutover_checklist,
+    cutover_decide,
+    cutover_freeze_confirm,
+    cutover_open,
+    cutover_rollback_request,
+    final_run,
+    last_signoff,
+    runs_since_signoff,
+)
 from .enums import AuditAction, Severity, SignOffDecision, UATOutcome, ValidationKind
 from .models import UATResult, UATTestCase, ValidationResult, ValidationRule
 from .services import (
@@ -299,3 +310,50 @@ def _audit_csv(events) -> HttpResponse:
         out.writerow([e.at.isoformat(), e.actor_name, e.action, e.object_type, e.object_id,
                       e.object_repr, e.before, e.after, e.ip])
     return response
+
+
+@capability_required("mp.view")
+def cutover_page(request: HttpRequest, slug: str) -> HttpResponse:
+    plan = get_object_or_404(Plan, slug=slug)
+    cutover = plan.cutovers.first()
+    return render(request, "validation/cutover.html", {
+        "plan": plan, "cutover": cutover,
+        "checks": _checks(cutover),
+        "final_run": final_run(cutover) if cutover else None,
+        "since_signoff": runs_since_signoff(plan), "signoff": last_signoff(plan),
+        "history": plan.cutovers.all()[:10]})
+
+
+def _checks(cutover) -> list:
+    """The live checklist of an open cutover; the one recorded at the decision otherwise."""
+    if cutover is None:
+        return []
+    if cutover.status != "open" and cutover.checklist:
+        return [CheckItem(**c) for c in cutover.checklist]
+    return cutover_checklist(cutover)
+
+
+CUTOVER_STEPS = ("open", "freeze", "go", "no_go", "rollback")
+
+
+@require_POST
+@capability_required("mp.rollback_run")
+def cutover_step_view(request: HttpRequest, slug: str, step: str) -> HttpResponse:
+    plan = get_object_or_404(Plan, slug=slug)
+    if step not in CUTOVER_STEPS:
+        raise Http404("No such cutover step.")
+    cutover = plan.cutovers.first()
+    try:
+        if step == "open" or cutover is None:
+            cutover_open(plan=plan, user=request.user)
+        elif step == "freeze":
+            cutover_freeze_confirm(cutover=cutover, user=request.user)
+        elif step == "rollback":
+            runs = cutover_rollback_request(cutover=cutover, user=request.user)
+            messages.success(request, f"Rolling back {len(runs)} run(s), newest first.")
+        else:
+            cutover_decide(cutover=cutover, user=request.user, decision=step,
+                           reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("validation:cutover", slug=slug)

@@ -23,9 +23,10 @@ ROLLBACKABLE = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 @transaction.atomic
-def run_rollback_request(*, run: Run, user, reason: str = "") -> Rollback:
-    """Mark the run rolling back and queue the undo. Transactional; raises
-    PermissionDeniedError (not an operator) or ApplicationError (dry run, still running)."""
+def run_rollback_request(*, run: Run, user, reason: str = "", enqueue: bool = True) -> Rollback:
+    """Mark the run rolling back and queue the undo (``enqueue=False``: the caller executes
+    it). Transactional; raises PermissionDeniedError (not an operator) or ApplicationError
+    (dry run, still running)."""
     if user is not None and not user.has_perm("mp.rollback_run"):
         raise PermissionDeniedError("Only an operator may roll a run back.")
     if run.mode == RunMode.DRY_RUN:
@@ -54,7 +55,8 @@ def run_rollback_request(*, run: Run, user, reason: str = "") -> Rollback:
         f"{': ' + reason if reason else ''}.",
         LogLevel.WARNING,
     )
-    enqueue_rollback(rollback.pk)
+    if enqueue:
+        enqueue_rollback(rollback.pk)
     return rollback
 
 
