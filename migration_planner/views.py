@@ -18,7 +18,7 @@ from .health import broker_status, database_status
 
 @capability_required("mp.view")
 def dashboard(request: HttpRequest) -> HttpResponse:
-    plans = plan_list()
+    plans = plan_list(archived=False)
     return render(
         request,
         "dashboard.html",
