@@ -105,3 +105,27 @@ def test_sync_of_a_plan_with_an_insert_entity_is_refused_naming_it(sync_plan):
     with pytest.raises(ApplicationError, match="these load with insert: src"):
         run_create(plan=plan, user=None, mode="sync")
     assert not Run.objects.exists()
+
+
+def test_sync_from_a_user_without_replication_is_refused_in_the_api_with_what_to_grant(
+    sync_plan, operator, client_for
+):
+    plan, src, _ = sync_plan
+    pg.admin_exec('DROP ROLE IF EXISTS "mp_no_replication"')
+    pg.admin_exec('CREATE ROLE "mp_no_replication" LOGIN')
+    user = plan.source.username
+    try:
+        plan.source.username = "mp_no_replication"
+        plan.source.save()
+        response = client_for(operator).post(
+            "/api/runs/", {"plan": plan.slug, "mode": "sync"}, content_type="application/json"
+        )
+        assert response.status_code == 400
+        detail = response.json()["detail"]
+        assert 'ALTER ROLE "mp_no_replication" REPLICATION' in detail
+        assert "delta runs" in detail
+        assert not Run.objects.exists()
+    finally:
+        plan.source.username = user
+        plan.source.save()
+        pg.admin_exec('DROP ROLE IF EXISTS "mp_no_replication"')
