@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,23 +118,6 @@ def staged_file_store(*, system: System, path: Path) -> StagedFile:
         defaults={"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "content": data},
     )
     return staged
-
-
-def staged_file_local(system: System) -> str:
-    """Path of the system's staging database on this host: a copy of the application
-    database's bytes under DATA_DIR/staging/, made once per version (atomic rename, so
-    concurrent workers never read half a file); the system's own path when nothing is kept."""
-    sha = StagedFile.objects.filter(system=system).values_list("sha256", flat=True).first()
-    if sha is None:
-        return system.path
-    local = Path(settings.DATA_DIR) / "staging" / f"{system.uuid}-{sha[:16]}.sqlite3"
-    if not local.exists():
-        local.parent.mkdir(parents=True, exist_ok=True)
-        data = StagedFile.objects.values_list("content", flat=True).get(system=system)
-        partial = local.with_name(f"{local.name}.{os.getpid()}.part")
-        partial.write_bytes(bytes(data))
-        partial.replace(local)
-    return str(local)
 
 
 def system_upload_file(*, system: System, user, upload, table: str | None = None

@@ -7,7 +7,7 @@ import threading
 
 from mappings.enums import SystemKind
 from mappings.models import System
-from mappings.services_systems import staged_file_local
+from mappings.staging import staged_file_local
 from runs.engine.connectors import Connector, connect
 
 _cache: dict[tuple[int, str], Connector] = {}
