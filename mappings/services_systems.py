@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from .enums import SystemKind
-from .models import Plan, System
+from .models import Plan, StagedFile, System
 from .schema import schema_cache_clear
 from .services_edit import require_capability
 
@@ -108,6 +110,34 @@ def _store(system: System, upload) -> Path:
     return path
 
 
+def staged_file_store(*, system: System, path: Path) -> StagedFile:
+    """Keep the staging database's bytes in the application database (replacing the previous
+    copy), for workers on other hosts. Runs in the caller's transaction."""
+    data = path.read_bytes()
+    staged, _ = StagedFile.objects.update_or_create(
+        system=system,
+        defaults={"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "content": data},
+    )
+    return staged
+
+
+def staged_file_local(system: System) -> str:
+    """Path of the system's staging database on this host: a copy of the application
+    database's bytes under DATA_DIR/staging/, made once per version (atomic rename, so
+    concurrent workers never read half a file); the system's own path when nothing is kept."""
+    sha = StagedFile.objects.filter(system=system).values_list("sha256", flat=True).first()
+    if sha is None:
+        return system.path
+    local = Path(settings.DATA_DIR) / "staging" / f"{system.uuid}-{sha[:16]}.sqlite3"
+    if not local.exists():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        data = StagedFile.objects.values_list("content", flat=True).get(system=system)
+        partial = local.with_name(f"{local.name}.{os.getpid()}.part")
+        partial.write_bytes(bytes(data))
+        partial.replace(local)
+    return str(local)
+
+
 def system_upload_file(*, system: System, user, upload, table: str | None = None
                        ) -> UploadResult:
     """Store an uploaded file under MEDIA_ROOT/uploads/, describe it and stage it (replacing a
@@ -132,6 +162,7 @@ def system_upload_file(*, system: System, user, upload, table: str | None = None
     with transaction.atomic():
         system.path = str(dest)
         system.save(update_fields=["path", "updated_at"])
+        staged_file_store(system=system, path=dest)
         audit_record(action=AuditAction.UPDATE, actor=user, obj=system,
                      after={"staged": name, "rows": report.rows, "file": path.name})
     schema_cache_clear()
