@@ -164,6 +164,17 @@ def _stalls(now, report: Counter) -> None:
             report["stall_alerts"] += 1
 
 
+def _table_leases(now, report: Counter) -> None:
+    """Release the table leases (one writer per table) whose holder stopped renewing them."""
+    try:
+        from .leases import table_lease_release_expired
+    except ImportError:  # table leases (issue 15) are not on this branch yet
+        return
+    released = table_lease_release_expired(now=now)
+    if released:
+        report["table_leases_released"] += released
+
+
 def runs_supervise() -> dict[str, int]:
     """One supervisor pass; returns what it did per kind. Idempotent and safe to run in
     several workers at once (conditional updates; a duplicate message is refused by the
@@ -175,6 +186,7 @@ def runs_supervise() -> dict[str, int]:
     _queued_runs(now, view, report)
     _lost_messages(now, view, queued, report)
     _idle_runs(report)
+    _table_leases(now, report)
     _stalls(now, report)
     if report:
         logger.info("supervisor: %s", dict(report))
