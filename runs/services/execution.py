@@ -486,10 +486,10 @@ def _accounting(run: Run) -> list[str]:
 
 def run_finish(*, run_id: int) -> Run:
     """Close a run whose batches are all worked: accounting per entity decides success.
-    Idempotent: only a running run is finished."""
+    Idempotent: only a running run is finished; a sync run only by its own task."""
     run = Run.objects.select_related("plan").get(pk=run_id)
-    if run.status != RunStatus.RUNNING:
-        return run
+    if run.status != RunStatus.RUNNING or run.mode == RunMode.SYNC:
+        return run  # a sync is finished by its own task once drained (services.cdc)
     problems = _accounting(run)
     unfinished = Batch.objects.filter(run=run).exclude(status=BatchStatus.DONE).count()
     if unfinished:

@@ -129,3 +129,19 @@ def test_sync_from_a_user_without_replication_is_refused_in_the_api_with_what_to
         plan.source.username = user
         plan.source.save()
         pg.admin_exec('DROP ROLE IF EXISTS "mp_no_replication"')
+
+
+def test_run_finish_leaves_a_streaming_sync_to_its_own_task(sync_plan):
+    from runs.services import run_finish
+
+    plan, _, _ = sync_plan
+    version = plan_version_create(plan=plan, user=None, note="sync test")
+    run = Run.objects.create(
+        plan=plan,
+        version=version,
+        target=plan.target,
+        mode=RunMode.SYNC,
+        status=RunStatus.RUNNING,
+        cdc={"phase": "streaming"},
+    )
+    assert run_finish(run_id=run.pk).status == RunStatus.RUNNING
