@@ -13,7 +13,7 @@ from mappings.services import plan_version_create
 from tests.factories import SystemFactory
 
 pytestmark = pytest.mark.django_db
-MIGRATION = importlib.import_module("mappings.migrations.0007_rule_options_explicit")
+MIGRATION = importlib.import_module("mappings.migrations.0008_rule_options_explicit")
 
 
 def test_stored_steps_get_the_options_they_meant_and_versions_still_match(analyst):

@@ -16,6 +16,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("mappings", "0006_plan_archive_unique_name")]
+    dependencies = [("mappings", "0007_staged_file")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
