@@ -21,7 +21,7 @@ from validation.models import SignOff, UATResult
 
 from .models import Plan
 from .selectors import plan_detail
-from .services import plan_snapshot_build
+from .services import plan_content_hash
 
 LOOKUP_ROWS_SHOWN = 20
 TEMPLATE = "mappings/document/plan_document.html"
@@ -182,7 +182,7 @@ def _system(system) -> dict:
 def _version(plan: Plan) -> dict:
     latest = max(plan.versions.all(), key=lambda v: v.number, default=None)
     try:
-        current = plan_snapshot_build(plan=plan, version=0).content_hash()
+        current = plan_content_hash(plan=plan)
     except ApplicationError:
         current = None
     if latest is None:
