@@ -6,7 +6,6 @@ from django.db import transaction
 
 from mappings.models import Plan, System
 from mappings.services import plan_version_create, plan_version_snapshot
-from mappings.services_drift import plan_drift_refuse
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.enums import RunMode, RunStatus
 from runs.models import Run
@@ -69,6 +68,9 @@ def run_create(
     entities = plan_version_snapshot(version).entities_in_load_order()
     if scope_entity:
         entities = [e for e in entities if e.name == scope_entity]
+    # imported here: mappings.schema loads pandas, which the Celery parent must not
+    from mappings.services_drift import plan_drift_refuse
+
     plan_drift_refuse(version=version, target=target, entities=entities)
     run = Run.objects.create(
         plan=plan,
