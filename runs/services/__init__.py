@@ -16,6 +16,7 @@ from .queue import (
     failed_records_reprocess_later,
 )
 from .rollback import run_rollback_execute, run_rollback_request
+from .supervise import runs_supervise
 
 __all__ = [
     "BatchBusy",
@@ -33,6 +34,7 @@ __all__ = [
     "run_resume",
     "run_rollback_execute",
     "run_rollback_request",
+    "runs_supervise",
     "sync_run",
     "sync_stop",
 ]
