@@ -50,6 +50,14 @@ class FailedRecordStatus(models.TextChoices):
     FIXED = "fixed", "Fixed (awaiting re-process)"
     REPROCESSED = "reprocessed", "Re-processed"
     IGNORED = "ignored", "Ignored"
+    SUPERSEDED = "superseded", "Superseded (run rolled back)"
+
+
+class LeasePurpose(models.TextChoices):
+    LOAD = "load", "load"
+    DELTA = "delta", "delta"
+    REPROCESS = "reprocess", "re-process"
+    ROLLBACK = "rollback", "rollback"
 
 
 class RollbackStatus(models.TextChoices):

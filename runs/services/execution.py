@@ -18,10 +18,11 @@ from runs.connections import connector_for
 from runs.engine.connectors import KeyRange
 from runs.engine.errors import EngineError, TransientError
 from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
-from runs.models import COUNTERS, Batch, FailedRecord, Run
+from runs.models import COUNTERS, Batch, FailedRecord, Run, TableLease
 
 from . import hooks
 from .dispatch import enqueue_batches
+from .leases import RUN_PURPOSES
 from .logging import run_log
 from .recording import outcome_record
 from .state import run_entities, run_ledger_id, run_snapshot
@@ -61,7 +62,8 @@ def _fail_run(run: Run, message: str) -> None:
 
 
 def _ended(run_id: int) -> None:
-    """Run the after-run hooks once the state change is committed."""
+    """Free the run's table leases and run the after-run hooks once the change is committed."""
+    TableLease.objects.filter(run_id=run_id, purpose__in=RUN_PURPOSES).delete()
     transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run_id)))
 
 
@@ -270,7 +272,7 @@ def _work(batch: Batch) -> str:
             batch_id=batch.ledger_id,
             dry_run=run.mode == RunMode.DRY_RUN,
             changed_since=_watermark_value(run, entity),
-            skip_unchanged=run.mode == RunMode.DELTA,
+            skip_unchanged=True,  # loads and deltas write only rows that differ
             failed_parents=_failed_parents(run, entity),
         )
     except TransientError:

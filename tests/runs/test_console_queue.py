@@ -22,19 +22,30 @@ def _run(plan=None, n: int = 0) -> Run:
     plan = plan or PlanFactory()
     version = PlanVersion.objects.create(plan=plan, number=n + 1, snapshot={}, content_hash="h")
     launcher = UserFactory(username=f"launcher{n}")
-    return Run.objects.create(plan=plan, version=version, target=plan.target, mode="load",
-                              launched_by=launcher, status="failed")
+    return Run.objects.create(
+        plan=plan,
+        version=version,
+        target=plan.target,
+        mode="load",
+        launched_by=launcher,
+        status="failed",
+    )
 
 
 def _records(run: Run, count: int, start: int = 0) -> list[FailedRecord]:
     fields = ("email", "state", "phone", "birth_date")
     return [
         FailedRecord(
-            run=run, entity="accounts" if i % 3 else "contacts", source_key=f"K{i:07d}",
+            run=run,
+            entity="accounts" if i % 3 else "contacts",
+            source_key=f"K{i:07d}",
             source_row={"Email_Address": f"user{i}@", "State": f"S{i % 97}"},
-            transformed_row={"email": f"user{i}@"}, stage="transform",
-            category="invalid_format" if i % 4 else "lookup_miss", field=fields[i % 4],
-            rule="email", message=f"'user{i}@' is not a valid e-mail address",
+            transformed_row={"email": f"user{i}@"},
+            stage="transform",
+            category="invalid_format" if i % 4 else "lookup_miss",
+            field=fields[i % 4],
+            rule="email",
+            message=f"'user{i}@' is not a valid e-mail address",
             errors=[{"field": fields[i % 4], "message": "bad"}],
         )
         for i in range(start, start + count)
@@ -43,7 +54,8 @@ def _records(run: Run, count: int, start: int = 0) -> list[FailedRecord]:
 
 def test_message_normalise_masks_quoted_values():
     assert message_normalise("no mapping for 'XX' in lookup 'us_states'") == (
-        "no mapping for '…' in lookup '…'")
+        "no mapping for '…' in lookup '…'"
+    )
     assert message_normalise("“Foo” is “bar”") == "'…' is '…'"
     assert message_normalise("plain message") == "plain message"
 
@@ -95,16 +107,19 @@ def test_error_queue_page_stays_fast_on_100k_records(client_for, viewer, capsys)
     url = reverse("runs:queue", args=[run.uuid])
     client.get(url)  # warm the connection and template caches
     first, page = _timed(client, url)
-    deep_cursor = FailedRecord.objects.filter(run=run).order_by("id").values_list(
-        "id", flat=True)[100]
+    deep_cursor = (
+        FailedRecord.objects.filter(run=run).order_by("id").values_list("id", flat=True)[100]
+    )
     deep, deep_page = _timed(client, url, {"after": deep_cursor})
     filtered, _ = _timed(client, url, {"entity": "accounts", "q": "user4242"})
     api, api_page = _timed(client, "/api/failed-records/", {"run": str(run.uuid)})
     top, top_panel = _timed(client, reverse("runs:queue_top", args=[run.uuid]))
     with capsys.disabled():
-        print(f"\n100k failed records: queue page {first * 1000:.0f} ms, deep keyset page "
-              f"{deep * 1000:.0f} ms, text filter {filtered * 1000:.0f} ms, "
-              f"API page {api * 1000:.0f} ms, top-errors panel {top * 1000:.0f} ms")
+        print(
+            f"\n100k failed records: queue page {first * 1000:.0f} ms, deep keyset page "
+            f"{deep * 1000:.0f} ms, text filter {filtered * 1000:.0f} ms, "
+            f"API page {api * 1000:.0f} ms, top-errors panel {top * 1000:.0f} ms"
+        )
     assert page.context["total"] == BIG and len(page.context["records"]) == 50
     assert sum(t["n"] for t in top_panel.context["top_errors"]) == BIG
     assert [r.id for r in deep_page.context["records"]][0] == deep_cursor - 1

@@ -731,16 +731,17 @@ class PostgresConnector(ArrowTextSource):
             ),
             io.BytesIO(csv_bytes(arrays)),
         )
-        hashes = None if skip_unchanged else self._client_hashes(cur, info, cols, arrays)
         before: dict[str, str] = {}
         upsert = mode == "upsert" and ext is not None
         if upsert:
             names = [c.name for c in cols]  # load_columns checked the external id is among them
             before = self._before_images(cur, info, tk, ext, temp[names.index(ext.name)])
-        query = self._insert_sql(info, cols, tk, ext if upsert else None, hashes is None)
-        if skip_unchanged:
+        if skip_unchanged and before:  # only rows that exist already can be unchanged
             self.hashed_by = "server"
+            query = self._insert_sql(info, cols, tk, ext, True)
             return self._write_changed(cur, info, cols, tk, ext, temp, query, before)
+        hashes = self._client_hashes(cur, info, cols, arrays)
+        query = self._insert_sql(info, cols, tk, ext if upsert else None, hashes is None)
         out = None
         if upsert and not before:  # no external id exists yet: no conflict to check
             cur.execute("SAVEPOINT mp_plain")
