@@ -82,8 +82,8 @@ def table_lease_acquire(
     *, run: Run, tables: Iterable[str], purpose: str, user, expires: bool | None = None
 ) -> list[TableLease]:
     """Take the lease on every table for ``run`` (all or none). Transactional; idempotent for
-    the same run and purpose (renews it); a stale lease is taken over. Raises TableBusy
-    naming the holder (run number, purpose, start, user)."""
+    the same run and purpose except re-processing (renews it); a stale lease is taken over.
+    Raises TableBusy naming the holder (run number, purpose, start, user)."""
     now = timezone.now()
     expires = purpose not in RUN_PURPOSES if expires is None else expires
     until = now + timedelta(seconds=lease_seconds()) if expires else None
@@ -104,7 +104,10 @@ def _take(run: Run, table: str, purpose: str, user, until, now) -> TableLease:
             .first()
         )
         if lease is not None:
-            if (lease.run_id, lease.purpose) == (run.pk, purpose):
+            # A run holds one load/delta/rollback at a time (its status guards that), so the
+            # same holder asking again is a retry; two re-process requests are two writers.
+            reentrant = purpose != LeasePurpose.REPROCESS
+            if reentrant and (lease.run_id, lease.purpose) == (run.pk, purpose):
                 TableLease.objects.filter(pk=lease.pk).update(expires_at=until)
                 return lease
             if not _stale(lease, now):
