@@ -180,3 +180,5 @@ LOGGING = {
 
 # A running batch's claim lasts this long without a heartbeat before another worker may take it.
 MP_BATCH_LEASE_SECONDS = env.float("MP_BATCH_LEASE_SECONDS", default=60.0)
+# Re-process and rollback leases on target tables expire this long after their last renewal.
+MP_TABLE_LEASE_SECONDS = env.float("MP_TABLE_LEASE_SECONDS", default=300.0)

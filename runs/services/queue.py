@@ -23,6 +23,7 @@ from .dispatch import enqueue_reprocess
 from .leases import table_lease_acquire, table_lease_release
 from .logging import run_log
 from .recording import _error_values, _json_safe
+from .rollback_order import blocker_extra, run_rollback_blockers, run_summary, run_tables
 from .state import run_ledger_id, run_snapshot
 
 if TYPE_CHECKING:
@@ -69,6 +70,19 @@ def _check_run(run: Run) -> None:
         )
 
 
+def _check_newest(run: Run, table: str) -> None:
+    """Rollbacks form a stack, so re-processing may only add to the newest run that wrote the
+    table (else undoing a later run would restore its before-images over the new rows)."""
+    later = [r for r in run_rollback_blockers(run=run) if table in run_tables(r)]
+    if later:
+        raise ConflictError(
+            f"Run #{run.pk}'s {table} records cannot be re-processed: {run_summary(later[0])} "
+            f"wrote {table} since. Re-process the newest run's records, or roll the later "
+            "run(s) back first.",
+            extra=blocker_extra(later),
+        )
+
+
 @transaction.atomic
 def _start(run: Run, entity, record_ids: list[int], user) -> tuple[Batch, list[FailedRecord]]:
     """Lock the run, check it, lease the entity's table (not for a dry run), claim a batch
@@ -76,6 +90,7 @@ def _start(run: Run, entity, record_ids: list[int], user) -> tuple[Batch, list[F
     locked = Run.objects.select_for_update().get(pk=run.pk)
     _check_run(locked)
     if locked.mode != RunMode.DRY_RUN:
+        _check_newest(locked, entity.target_table)
         table_lease_acquire(
             run=locked, tables=[entity.target_table], purpose=LeasePurpose.REPROCESS, user=user
         )
