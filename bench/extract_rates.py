@@ -26,15 +26,25 @@ KEYS = {"customers": "Customer_ID", "contacts": "Contact_ID", "orders": "Order_I
 
 def _params(url: str) -> dict:
     u = urlsplit(url)
-    return {"host": u.hostname or "127.0.0.1", "port": u.port, "user": u.username,
-            "password": u.password or "", "dbname": DB}
+    return {
+        "host": u.hostname or "127.0.0.1",
+        "port": u.port,
+        "user": u.username,
+        "password": u.password or "",
+        "dbname": DB,
+    }
 
 
 def _admin(kind: str, url: str, statement: str) -> None:
     p = _params(url)
     if kind == "mysql":
-        conn = pymysql.connect(host=p["host"], port=p["port"] or 3306, user=p["user"],
-                               password=p["password"], autocommit=True)
+        conn = pymysql.connect(
+            host=p["host"],
+            port=p["port"] or 3306,
+            user=p["user"],
+            password=p["password"],
+            autocommit=True,
+        )
     else:
         conn = psycopg2.connect(url)
         conn.autocommit = True
@@ -51,8 +61,9 @@ def measure(kind: str, url: str, rows: int, repeat: int) -> tuple[int, float, fl
     _admin(kind, url, f"DROP DATABASE IF EXISTS {quote}{DB}{quote}")
     _admin(kind, url, f"CREATE DATABASE {quote}{DB}{quote}")
     try:
-        legacy_crm.build_source(urlunsplit(urlsplit(url)._replace(path=f"/{DB}")), rows=rows,
-                                seed=7)
+        legacy_crm.build_source(
+            urlunsplit(urlsplit(url)._replace(path=f"/{DB}")), rows=rows, seed=7
+        )
         best = None
         for _ in range(repeat):
             conn = connect(kind, _params(url))
@@ -81,8 +92,10 @@ def main() -> None:
     args = parser.parse_args()
     for kind, url in (("mysql", args.mysql), ("postgresql", args.pg)):
         n, wall, cpu = measure(kind, url, args.rows, args.repeat)
-        print(f"{kind:>10}: {n:,} rows in {wall:.2f} s ({n / wall:,.0f} rows/s), "
-              f"client CPU {cpu:.2f} s (best of {args.repeat})")
+        print(
+            f"{kind:>10}: {n:,} rows in {wall:.2f} s ({n / wall:,.0f} rows/s), "
+            f"client CPU {cpu:.2f} s (best of {args.repeat})"
+        )
 
 
 if __name__ == "__main__":

@@ -102,31 +102,24 @@ class App:
 
     def setup(self, source: Dsn, target: Dsn, batch_size: int) -> dict:
         """Plan with the accounts entity only, at ``batch_size``; returns app_setup's JSON."""
+        return self.module(
+            "bench.app_setup",
+            *("--source-db", source.dbname, "--target-db", target.dbname),
+            *("--host", source.host, "--port", str(source.port), "--user", source.user),
+            *("--batch-size", str(batch_size)),
+        )
+
+    def module(self, name: str, *args: str) -> dict:
+        """Run ``python -m name args`` in the app's environment; returns its last JSON line."""
         proc = subprocess.run(  # noqa: S603 - our interpreter, our arguments
-            [
-                str(PYTHON),
-                "-m",
-                "bench.app_setup",
-                "--source-db",
-                source.dbname,
-                "--target-db",
-                target.dbname,
-                "--host",
-                source.host,
-                "--port",
-                str(source.port),
-                "--user",
-                source.user,
-                "--batch-size",
-                str(batch_size),
-            ],
+            [str(PYTHON), "-m", name, *args],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
             text=True,
         )
         if proc.returncode:
-            raise RuntimeError(f"bench.app_setup failed:\n{proc.stderr[-3000:]}")
+            raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     def start_workers(self, count: int = 2, timeout: float = 90) -> None:

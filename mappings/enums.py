@@ -34,6 +34,12 @@ class PlanStatus(models.TextChoices):
     SIGNED_OFF = "signed_off", "Signed off"
 
 
+class DeletePolicy(models.TextChoices):
+    IGNORE = "ignore", "Ignore (keep target rows)"
+    DELETE = "delete", "Delete in target"
+    MARK = "mark", "Mark (set a column)"
+
+
 class LoadMode(models.TextChoices):
     INSERT = "insert", "Insert"
     UPSERT = "upsert", "Upsert on external id"

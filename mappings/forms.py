@@ -8,7 +8,7 @@ from django import forms
 
 from runs.engine.rules import REGISTRY, Param
 
-from .enums import LoadMode
+from .enums import DeletePolicy, LoadMode
 from .models import Milestone, Plan, System
 
 
@@ -59,6 +59,13 @@ class EntityForm(forms.Form):
     external_id = forms.CharField(required=False, help_text="Target column for upserts.")
     load_mode = forms.ChoiceField(choices=LoadMode.choices)
     load_order = forms.IntegerField(min_value=0, required=False)
+    delete_policy = forms.ChoiceField(
+        choices=DeletePolicy.choices, initial=DeletePolicy.IGNORE, required=False,
+        help_text="What a delta run does with target rows whose source row was deleted.")
+    delete_mark_column = forms.CharField(required=False,
+                                         help_text="Target column the “mark” policy sets.")
+    delete_mark_value = forms.CharField(
+        required=False, help_text="Value it sets, e.g. deleted; “now” = the time of the run.")
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args: Any, source_tables=(), target_tables=(), **kwargs: Any) -> None:
@@ -73,6 +80,7 @@ class EntityForm(forms.Form):
         data["target_key"] = data["target_key"].strip() or (target_pk[0] if target_pk else "id")
         if data.get("load_order") is None:
             data.pop("load_order", None)
+        data["delete_policy"] = data.get("delete_policy") or DeletePolicy.IGNORE
         return data
 
 

@@ -13,7 +13,15 @@ from simple_history.models import HistoricalRecords
 
 from migration_planner.lib import crypto
 
-from .enums import LoadMode, PlanStatus, PlanStrategy, SystemEnvironment, SystemKind, SystemRole
+from .enums import (
+    DeletePolicy,
+    LoadMode,
+    PlanStatus,
+    PlanStrategy,
+    SystemEnvironment,
+    SystemKind,
+    SystemRole,
+)
 
 
 class System(models.Model):
@@ -201,6 +209,18 @@ class EntityMapping(models.Model):
     filters = models.JSONField(default=list, blank=True)
     dedupe_on = models.JSONField(default=list, blank=True)
     watermark_column = models.CharField(max_length=128, blank=True)
+    delete_policy = models.CharField(
+        max_length=10,
+        choices=DeletePolicy.choices,
+        default=DeletePolicy.IGNORE,
+        help_text="What a delta run does with target rows whose source row was deleted.",
+    )
+    delete_mark_column = models.CharField(
+        max_length=128, blank=True, help_text="Target column the 'mark' policy sets."
+    )
+    delete_mark_value = models.CharField(
+        max_length=200, blank=True, help_text="Value it sets ('now' = the time of the delta run)."
+    )
     notes = models.TextField(blank=True)
     history = HistoricalRecords()
 
@@ -211,6 +231,10 @@ class EntityMapping(models.Model):
             models.CheckConstraint(
                 condition=~Q(load_mode="upsert") | ~Q(external_id=""),
                 name="entity_upsert_needs_external_id",
+            ),
+            models.CheckConstraint(
+                condition=~Q(delete_policy="mark") | ~Q(delete_mark_column=""),
+                name="entity_mark_policy_needs_column",
             ),
         ]
 

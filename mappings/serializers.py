@@ -107,6 +107,7 @@ class EntitySerializer(serializers.ModelSerializer):
         model = EntityMapping
         fields = ["uuid", "plan", "name", "source_table", "target_table", "source_key",
                   "target_key", "external_id", "load_mode", "load_order", "watermark_column",
+                  "delete_policy", "delete_mark_column", "delete_mark_value",
                   "notes", "filters", "dedupe_on"]
         read_only_fields = ["uuid", "filters", "dedupe_on"]
         validators: list = []

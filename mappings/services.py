@@ -47,6 +47,9 @@ def _entity_spec(entity) -> EntitySpec:
         filters=tuple(FilterSpec(**flt) for flt in entity.filters or ()),
         dedupe_on=tuple(entity.dedupe_on or ()),
         watermark_column=entity.watermark_column or None,
+        delete_policy=entity.delete_policy,
+        delete_mark_column=entity.delete_mark_column or None,
+        delete_mark_value=entity.delete_mark_value or None,
     )
 
 

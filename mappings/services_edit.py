@@ -15,7 +15,7 @@ from django.utils.text import slugify
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.engine.rules import REGISTRY, RuleParamError, validate_params
 
-from .enums import LoadMode, PlanStatus
+from .enums import DeletePolicy, LoadMode, PlanStatus
 from .models import EntityMapping, FieldMapping, Milestone, Plan, RuleStep, System
 from .schema import system_table
 
@@ -23,7 +23,8 @@ EDIT = "mp.edit_plan"
 PLAN_FIELDS = ("name", "description", "source", "target", "strategy", "batch_size",
                "parallelism", "failure_threshold_pct", "rollback_on_threshold")
 ENTITY_FIELDS = ("name", "source_table", "target_table", "source_key", "target_key",
-                 "external_id", "load_mode", "load_order", "watermark_column", "notes")
+                 "external_id", "load_mode", "load_order", "watermark_column", "delete_policy",
+                 "delete_mark_column", "delete_mark_value", "notes")
 FIELD_FIELDS = ("target_column", "source_columns", "default_value", "required", "notes")
 FRAME_RULES = tuple(name for name, rule in REGISTRY.items() if rule.accepts_frame)
 
@@ -160,6 +161,21 @@ def _check_entity(plan: Plan, entity: EntityMapping) -> None:
     if entity.watermark_column and entity.watermark_column not in source.column_names:
         raise ApplicationError(f"Watermark “{entity.watermark_column}” is not a source column.",
                                field="watermark_column")
+    _check_delete_policy(entity, target)
+
+
+def _check_delete_policy(entity: EntityMapping, target) -> None:
+    if entity.delete_policy not in DeletePolicy.values:
+        raise ApplicationError(f"Unknown delete policy “{entity.delete_policy}”.",
+                               field="delete_policy")
+    if entity.delete_policy != DeletePolicy.MARK:
+        return
+    if not entity.delete_mark_column:
+        raise ApplicationError("The “mark” delete policy needs a target column to set.",
+                               field="delete_mark_column")
+    if entity.delete_mark_column not in target.column_names:
+        raise ApplicationError(f"Mark column “{entity.delete_mark_column}” is not a column of "
+                               f"“{target.name}”.", field="delete_mark_column")
 
 
 def _entity_save(plan: Plan, entity: EntityMapping, user) -> EntityMapping:

@@ -133,7 +133,10 @@ def _restore_entity(plan: Plan, data: dict, user) -> None:
         target_key=data["target_key"], external_id=data.get("external_id") or "",
         load_mode=data.get("load_mode", "insert"), load_order=data.get("load_order", 0),
         filters=list(data.get("filters") or []), dedupe_on=list(data.get("dedupe_on") or []),
-        watermark_column=data.get("watermark_column") or "")
+        watermark_column=data.get("watermark_column") or "",
+        delete_policy=data.get("delete_policy") or "ignore",
+        delete_mark_column=data.get("delete_mark_column") or "",
+        delete_mark_value=data.get("delete_mark_value") or "")
     _save(entity, user)
     for position, f in enumerate(data.get("fields", [])):
         fm = FieldMapping(entity=entity, target_column=f["target"], position=position,

@@ -25,7 +25,7 @@ from validation.audit import audit_record
 from validation.enums import PRE_KINDS, AuditAction, Severity, ValidationKind, ValidationPhase
 from validation.models import UATTestCase, ValidationRule
 
-from .enums import LoadMode, PlanStatus, PlanStrategy
+from .enums import DeletePolicy, LoadMode, PlanStatus, PlanStrategy
 from .models import (
     EntityMapping,
     FieldMapping,
@@ -120,6 +120,10 @@ def _entity_out(entity) -> dict:
         "dedupe_on": list(entity.dedupe_on or []),
         "watermark_column": entity.watermark_column, "notes": entity.notes,
     }
+    if entity.delete_policy != DeletePolicy.IGNORE:  # older files (and readers) stay as they were
+        out.update(delete_policy=entity.delete_policy,
+                   delete_mark_column=entity.delete_mark_column,
+                   delete_mark_value=entity.delete_mark_value)
     fields = sorted(entity.fields.all(), key=lambda f: (f.position, f.id))
     out["fields"] = [_field_out(f) for f in fields]
     return out
@@ -424,8 +428,8 @@ _TOP = ("format", "plan", "systems", "lookups", "entities", "validation_rules", 
 _PLAN = ("name", "slug", "description", "strategy", "batch_size", "parallelism",
          "failure_threshold_pct", "rollback_on_threshold")
 _ENTITY = ("name", "source_table", "target_table", "source_key", "target_key", "external_id",
-           "load_mode", "load_order", "filters", "dedupe_on", "watermark_column", "notes",
-           "fields")
+           "load_mode", "load_order", "filters", "dedupe_on", "watermark_column", "delete_policy",
+           "delete_mark_column", "delete_mark_value", "notes", "fields")
 _FIELD = ("target", "sources", "steps", "default", "required", "notes")
 _RULE = ("name", "phase", "kind", "entity", "column", "params", "severity", "enabled")
 _FRAME_RULES = tuple(name for name, rule in REGISTRY.items() if rule.accepts_frame)
@@ -586,8 +590,14 @@ def _read_entity(r: _Reader, d: Any, p: Path, names: dict[str, set[str]]) -> tup
         "filters": _read_filters(r, d, p),
         "dedupe_on": _texts(r, d, p, "dedupe_on"),
         "watermark_column": _text(r, d, p, "watermark_column", max_len=128) or "",
+        "delete_policy": _text(r, d, p, "delete_policy", choices=tuple(DeletePolicy.values),
+                               default=DeletePolicy.IGNORE),
+        "delete_mark_column": _text(r, d, p, "delete_mark_column", max_len=128) or "",
+        "delete_mark_value": _text(r, d, p, "delete_mark_value", max_len=200) or "",
         "notes": _text(r, d, p, "notes"),
     }
+    if values["delete_policy"] == DeletePolicy.MARK and not values["delete_mark_column"]:
+        r.fail((*p, "delete_mark_column"), "delete_policy mark needs a delete_mark_column")
     if values["load_mode"] == LoadMode.UPSERT and not values["external_id"]:
         r.fail((*p, "load_mode"), "upsert needs an external_id column")
     fields, seen = [], {}

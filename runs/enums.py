@@ -39,6 +39,11 @@ class BatchStatus(models.TextChoices):
     ROLLED_BACK = "rolled_back", "Rolled back"
 
 
+class BatchKind(models.TextChoices):
+    ROWS = "rows", "Rows (extract, transform, load)"
+    DELETES = "deletes", "Source deletes (delete policy)"
+
+
 class Stage(models.TextChoices):
     EXTRACT = "extract", "Extract"
     TRANSFORM = "transform", "Transform"

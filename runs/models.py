@@ -12,6 +12,7 @@ from django.urls import reverse
 from mappings.models import Plan, PlanVersion, System
 
 from .enums import (
+    BatchKind,
     BatchStatus,
     FailedRecordStatus,
     LeasePurpose,
@@ -31,6 +32,7 @@ COUNTERS = (
     "failed",
     "filtered",
     "duplicates",
+    "deleted",
 )
 
 
@@ -47,6 +49,8 @@ class Counters(models.Model):
     failed = models.PositiveBigIntegerField(default=0)
     filtered = models.PositiveBigIntegerField(default=0)
     duplicates = models.PositiveBigIntegerField(default=0)
+    # Target rows a delta run deleted or marked because their source row was deleted.
+    deleted = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         abstract = True
@@ -109,6 +113,7 @@ class Batch(Counters):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="batches")
     entity = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=BatchKind.choices, default=BatchKind.ROWS)
     seq = models.PositiveIntegerField()
     key_lower = models.JSONField(null=True, blank=True)
     key_upper = models.JSONField(null=True, blank=True)

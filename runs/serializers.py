@@ -26,6 +26,7 @@ RUN_FIELDS = [
     "failed",
     "filtered",
     "duplicates",
+    "deleted",
     "error",
     "launched_by",
     "created_at",

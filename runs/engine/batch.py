@@ -13,7 +13,16 @@ from runs.engine.errors import EngineError
 from runs.engine.snapshot import EntitySpec, PlanSnapshot
 from runs.engine.transform import FieldError, RowFailure, TransformResult, transform_frame
 
-_COUNTS = ("extracted", "loaded", "inserted", "updated", "failed", "filtered", "duplicates")
+_COUNTS = (
+    "extracted",
+    "loaded",
+    "inserted",
+    "updated",
+    "failed",
+    "filtered",
+    "duplicates",
+    "deleted",
+)
 
 
 @dataclass
@@ -27,6 +36,7 @@ class BatchOutcome:
     failed: int = 0
     filtered: int = 0
     duplicates: int = 0
+    deleted: int = 0  # target rows deleted or marked because their source row was deleted
     failures: list[RowFailure] = field(default_factory=list)
     already_done: bool = False
     unchanged: int = 0  # loaded rows that were already identical in the target (not written)

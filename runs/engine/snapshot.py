@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 LoadMode = Literal["insert", "upsert"]
+DeletePolicy = Literal["ignore", "delete", "mark"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class EntitySpec:
     filters: tuple[FilterSpec, ...] = ()
     dedupe_on: tuple[str, ...] = ()  # target columns; later duplicates count as "duplicate"
     watermark_column: str | None = None  # source column for delta runs
+    # What a delta run does with target rows whose source key disappeared: nothing, delete the
+    # row, or set ``delete_mark_column`` to ``delete_mark_value`` ("now": the current time).
+    delete_policy: DeletePolicy = "ignore"
+    delete_mark_column: str | None = None
+    delete_mark_value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,9 @@ class PlanSnapshot:
                 filters=tuple(FilterSpec(**x) for x in e.get("filters", ())),
                 dedupe_on=tuple(e.get("dedupe_on", ())),
                 watermark_column=e.get("watermark_column"),
+                delete_policy=e.get("delete_policy", "ignore"),
+                delete_mark_column=e.get("delete_mark_column"),
+                delete_mark_value=e.get("delete_mark_value"),
             )
             for e in data["entities"]
         )

@@ -12,7 +12,7 @@ from validation.enums import AuditAction
 
 from .dispatch import enqueue_batches
 from .logging import run_log
-from .state import run_entities
+from .state import phase_batches, run_phases
 
 
 def _change(run: Run, user, allowed_from: tuple[str, ...], to: str, verb: str) -> Run:
@@ -44,12 +44,11 @@ def run_resume(*, run: Run, user) -> Run:
     """Re-queue the current entity's pending batches. Raises ApplicationError unless paused."""
     run = _change(run, user, (RunStatus.PAUSED,), RunStatus.RUNNING, "resume")
     run.refresh_from_db(fields=["phase"])
-    entities = run_entities(run)
-    if run.phase < len(entities):
+    if run.phase < len(run_phases(run)):
         ids = list(
-            Batch.objects.filter(
-                run=run, entity=entities[run.phase].name, status=BatchStatus.PENDING
-            ).values_list("pk", flat=True)
+            phase_batches(run, run.phase)
+            .filter(status=BatchStatus.PENDING)
+            .values_list("pk", flat=True)
         )
         enqueue_batches(ids)
         if not ids:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from runs.connections import connector_for
 from runs.engine.connectors import KeyRange
 from runs.engine.errors import EngineError, TransientError
-from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
+from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import COUNTERS, Batch, FailedRecord, Run, TableLease
 
 from . import hooks
@@ -25,7 +25,7 @@ from .dispatch import enqueue_batches
 from .leases import RUN_PURPOSES
 from .logging import run_log
 from .recording import outcome_record
-from .state import run_entities, run_ledger_id, run_snapshot
+from .state import phase_batches, run_entities, run_ledger_id, run_phases, run_snapshot
 
 MAX_ATTEMPTS = 3
 ENDED = (
@@ -114,6 +114,23 @@ def _plan_entity(run: Run, entity, source, target, seq: int) -> tuple[list[Batch
     return batches, total
 
 
+def _plan_deletes(run: Run, seq: int) -> list[Batch]:
+    """A delta run's delete batches: one per entity with a delete policy (it pages through the
+    entity's ledgered keys itself)."""
+    if run.mode != RunMode.DELTA:
+        return []
+    from runs.engine.deletes import check_policy
+
+    planned = []
+    for entity in run_entities(run):
+        check_policy(entity)
+        if entity.delete_policy != "ignore":
+            planned.append(
+                Batch(run=run, entity=entity.name, kind=BatchKind.DELETES, seq=seq + len(planned))
+            )
+    return planned
+
+
 def run_prepare(*, run_id: int) -> Run:
     """Plan a queued run's batches and queue the first entity's. Idempotent (a run that is
     not queued is left alone); engine errors fail the run with their message."""
@@ -131,6 +148,7 @@ def run_prepare(*, run_id: int) -> Run:
             planned, total = _plan_entity(run, entity, source, target, len(batches) + 1)
             batches += planned
             run.entity_totals[entity.name] = total
+        batches += _plan_deletes(run, len(batches) + 1)
     except EngineError as exc:
         _fail_run(run, f"Could not start: {exc}")
         return run
@@ -161,17 +179,19 @@ def run_prepare(*, run_id: int) -> Run:
 
 
 def _start_phase(run: Run, phase: int) -> None:
-    """Queue the batches of the first entity at or after ``phase`` that has any; finish if none."""
-    entities = run_entities(run)
-    while phase < len(entities):
+    """Queue the batches of the first phase at or after ``phase`` that has any; finish if none."""
+    phases = run_phases(run)
+    while phase < len(phases):
         ids = list(
-            Batch.objects.filter(
-                run=run, entity=entities[phase].name, status=BatchStatus.PENDING
-            ).values_list("pk", flat=True)
+            phase_batches(run, phase)
+            .filter(status=BatchStatus.PENDING)
+            .values_list("pk", flat=True)
         )
         if ids:
             Run.objects.filter(pk=run.pk).update(phase=phase)
-            run_log(run, f"Entity {entities[phase].name}: {len(ids):,} batches queued.")
+            name, kind = phases[phase]
+            what = "source deletes" if kind == BatchKind.DELETES else f"{len(ids):,} batches"
+            run_log(run, f"Entity {name}: {what} queued.")
             enqueue_batches(ids)
             return
         phase += 1
@@ -262,19 +282,22 @@ def _work(batch: Batch) -> str:
     try:
         from runs.engine.batch import execute_batch  # pandas: loaded in the pool child only
 
-        outcome = execute_batch(
-            snapshot=run_snapshot(run),
-            entity=entity,
-            key_range=KeyRange.from_dict({"lower": batch.key_lower, "upper": batch.key_upper}),
-            source=connector_for(run.plan.source),
-            target=connector_for(run.target),
-            run_id=run_ledger_id(run),
-            batch_id=batch.ledger_id,
-            dry_run=run.mode == RunMode.DRY_RUN,
-            changed_since=_watermark_value(run, entity),
-            skip_unchanged=True,  # loads and deltas write only rows that differ
-            failed_parents=_failed_parents(run, entity),
-        )
+        if batch.kind == BatchKind.DELETES:
+            outcome = _work_deletes(batch, entity)
+        else:
+            outcome = execute_batch(
+                snapshot=run_snapshot(run),
+                entity=entity,
+                key_range=KeyRange.from_dict({"lower": batch.key_lower, "upper": batch.key_upper}),
+                source=connector_for(run.plan.source),
+                target=connector_for(run.target),
+                run_id=run_ledger_id(run),
+                batch_id=batch.ledger_id,
+                dry_run=run.mode == RunMode.DRY_RUN,
+                changed_since=_watermark_value(run, entity),
+                skip_unchanged=True,  # loads and deltas write only rows that differ
+                failed_parents=_failed_parents(run, entity),
+            )
     except TransientError:
         Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.PENDING, lease_until=None)
         raise
@@ -297,6 +320,30 @@ def _work(batch: Batch) -> str:
         _check_threshold(run)
         _advance(run)
     return "done" if recorded else "already recorded"
+
+
+def _work_deletes(batch: Batch, entity):
+    """A delete batch: apply the entity's delete policy to keys gone from the source."""
+    from runs.engine.batch import BatchOutcome
+    from runs.engine.deletes import apply_deletes
+
+    run = batch.run
+    done = apply_deletes(
+        snapshot=run_snapshot(run),
+        entity=entity,
+        source=connector_for(run.plan.source),
+        target=connector_for(run.target),
+        run_id=run_ledger_id(run),
+        batch_prefix=batch.ledger_id,
+        dry_run=run.mode == RunMode.DRY_RUN,
+    )
+    verb = "deleted" if entity.delete_policy == "delete" else "marked"
+    run_log(
+        run,
+        f"Entity {entity.name}: {done.checked:,} ledgered keys checked against the source, "
+        f"{done.missing:,} gone from it, {done.applied:,} target rows {verb}.",
+    )
+    return BatchOutcome(deleted=done.applied)
 
 
 @lru_cache(maxsize=64)
@@ -345,14 +392,13 @@ def _advance(run: Run) -> None:
     if run.status == RunStatus.CANCELLING:
         _finish_if_idle(None, run=run)
         return
-    entities = run_entities(run)
-    if run.phase >= len(entities):
+    if run.phase >= len(run_phases(run)):
         return
-    busy = Batch.objects.filter(
-        run=run,
-        entity=entities[run.phase].name,
-        status__in=[BatchStatus.PENDING, BatchStatus.RUNNING],
-    ).exists()
+    busy = (
+        phase_batches(run, run.phase)
+        .filter(status__in=[BatchStatus.PENDING, BatchStatus.RUNNING])
+        .exists()
+    )
     if busy:
         return
     with transaction.atomic():

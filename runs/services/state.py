@@ -7,7 +7,8 @@ from functools import lru_cache
 from mappings.models import PlanVersion
 from mappings.services import plan_version_snapshot
 from runs.engine.snapshot import EntitySpec, PlanSnapshot
-from runs.models import Run
+from runs.enums import BatchKind, RunMode
+from runs.models import Batch, Run
 
 
 @lru_cache(maxsize=32)
@@ -31,3 +32,27 @@ def run_entities(run: Run) -> list[EntitySpec]:
 def run_ledger_id(run: Run) -> str:
     """The run's identity in the target ledger."""
     return str(run.uuid)
+
+
+def run_phases(run: Run) -> list[tuple[str, str]]:
+    """The run's phases in order as (entity name, batch kind): every entity's rows parents
+    first, then (delta runs) the source deletes of entities with a delete policy, children
+    first so a parent row is never deleted under its children."""
+    entities = run_entities(run)
+    phases = [(e.name, BatchKind.ROWS.value) for e in entities]
+    if run.mode == RunMode.DELTA:
+        phases += [
+            (e.name, BatchKind.DELETES.value)
+            for e in reversed(entities)
+            if e.delete_policy != "ignore"
+        ]
+    return phases
+
+
+def phase_batches(run: Run, phase: int):  # -> QuerySet[Batch]
+    """The run's batches of phase number ``phase`` (see run_phases); none past the last."""
+    phases = run_phases(run)
+    if phase >= len(phases):
+        return Batch.objects.none()
+    entity, kind = phases[phase]
+    return Batch.objects.filter(run=run, entity=entity, kind=kind)

@@ -116,9 +116,8 @@ def test_execute_batch_accounts_for_every_extracted_row(tdb):
     # a missing source value reads back as None in the queue, never as "<NA>" or "nan"
     by_key = {f.source_key: f for f in outcome.failures}
     assert by_key["5"].source_row["name"] is None
-    assert all(
-        v not in ("<NA>", "nan", "None") for f in outcome.failures for v in f.source_row.values()
-    )
+    assert all(v not in ("<NA>", "nan", "None") for f in outcome.failures
+               for v in f.source_row.values())
 
 
 def test_failure_rows_turn_every_kind_of_missing_value_into_none():

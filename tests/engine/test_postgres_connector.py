@@ -28,49 +28,30 @@ WEIRD = 'weird "name"'
 
 def target_ddl(kind: str) -> str:
     key = "id serial PRIMARY KEY" if kind == "postgresql" else "id INTEGER PRIMARY KEY"
-    return (
-        f"CREATE TABLE customer ({key}, ext varchar(20) NOT NULL UNIQUE, "
-        f'name varchar(10) NOT NULL, age integer, born date, "weird ""name""" text)'
-    )
+    return (f'CREATE TABLE customer ({key}, ext varchar(20) NOT NULL UNIQUE, '
+            f'name varchar(10) NOT NULL, age integer, born date, "weird ""name""" text)')
 
 
 def customer_entity(mode: str = "upsert") -> EntitySpec:
     fields = tuple(FieldSpec(target=c, sources=(c,)) for c in ("ext", "name", "age", WEIRD))
-    return EntitySpec(
-        name="customer",
-        source_table="src",
-        target_table="customer",
-        source_key=("ext",),
-        target_key="id",
-        external_id="ext",
-        load_mode=mode,
-        fields=fields,
-    )
+    return EntitySpec(name="customer", source_table="src", target_table="customer",
+                      source_key=("ext",), target_key="id", external_id="ext", load_mode=mode,
+                      fields=fields)
 
 
 def customer_rows(n: int, *, start: int = 0, name: str = "n") -> pd.DataFrame:
     ids = [f"E{i:05d}" for i in range(start, start + n)]
-    return text_frame(
-        ["ext", "name", "age", WEIRD],
-        {
-            "ext": ids,
-            "name": [f"{name}{i}" for i in range(n)],
-            "age": [str(i % 90) if i % 7 else None for i in range(n)],
-            WEIRD: ["" if i % 5 == 0 else f"w{i}" for i in range(n)],
-        },
-    )
+    return text_frame(["ext", "name", "age", WEIRD], {
+        "ext": ids, "name": [f"{name}{i}" for i in range(n)],
+        "age": [str(i % 90) if i % 7 else None for i in range(n)],
+        WEIRD: ["" if i % 5 == 0 else f"w{i}" for i in range(n)],
+    })
 
 
 def load(conn, rows, *, run="run-1", batch="b1", mode="upsert"):
-    return conn.load_batch(
-        entity=customer_entity(mode),
-        rows=rows,
-        source_keys=list(rows["ext"]),
-        run_id=run,
-        batch_id=batch,
-        namespace="plan",
-        result_meta={"note": batch},
-    )
+    return conn.load_batch(entity=customer_entity(mode), rows=rows,
+                           source_keys=list(rows["ext"]), run_id=run, batch_id=batch,
+                           namespace="plan", result_meta={"note": batch})
 
 
 def extract_all(conn, table, columns, key_cols, ranges):
@@ -80,16 +61,11 @@ def extract_all(conn, table, columns, key_cols, ranges):
 
 # ------------------------------------------------------------------ key ranges / extract
 
-
 def test_key_ranges_cover_every_row_once_for_an_integer_key(tdb):
     tdb.script("CREATE TABLE src (id integer PRIMARY KEY, v text)")
     for i in range(1, 1002):
-        tdb.execute(
-            "INSERT INTO src VALUES (%s, 'x')"
-            if tdb.kind == "postgresql"
-            else "INSERT INTO src VALUES (?, 'x')",
-            (i * 3,),
-        )
+        tdb.execute("INSERT INTO src VALUES (%s, 'x')" if tdb.kind == "postgresql"
+                    else "INSERT INTO src VALUES (?, 'x')", (i * 3,))
     ranges = tdb.connector.key_ranges("src", ["id"], 100)
     frame = extract_all(tdb.connector, "src", ["id"], ["id"], ranges)
     assert len(ranges) == 11
@@ -134,28 +110,16 @@ def test_key_ranges_with_changed_since_select_only_newer_rows(tdb):
         tdb.execute(f"INSERT INTO src VALUES ({ph}, {ph})", (i, stamp))
     since = ("updated_at", "2024-01-20 10:00:00")
     ranges = tdb.connector.key_ranges("src", ["id"], 3, changed_since=since)
-    frames = [
-        tdb.connector.extract("src", ["id", "updated_at"], ["id"], r, changed_since=since)
-        for r in ranges
-    ]
+    frames = [tdb.connector.extract("src", ["id", "updated_at"], ["id"], r, changed_since=since)
+              for r in ranges]
     frame = pd.concat(frames, ignore_index=True)
     assert sorted(frame["id"].map(int)) == [i for i in range(50) if 1 + i % 28 > 20]
 
 
 def test_extract_preserves_null_empty_string_and_unicode(tdb):
     tdb.script("CREATE TABLE src (id integer PRIMARY KEY, v text)")
-    values = [
-        None,
-        "",
-        "NULL",
-        "\\N",
-        '""',
-        "a,b",
-        'quote " inside',
-        "line\nbreak\r\nx",
-        "Zoë 日本 🚀",
-        "  padded  ",
-    ]
+    values = [None, "", "NULL", "\\N", '""', "a,b", 'quote " inside', "line\nbreak\r\nx",
+              "Zoë 日本 🚀", "  padded  "]
     ph = "%s" if tdb.kind == "postgresql" else "?"
     for i, v in enumerate(values):
         tdb.execute(f"INSERT INTO src VALUES ({ph}, {ph})", (i, v))
@@ -222,7 +186,6 @@ def test_duplicate_values_counts_repeated_values_in_the_database(tdb):
 
 # ------------------------------------------------------------------ load / ledger
 
-
 def test_load_batch_twice_leaves_target_unchanged_and_reports_already_done(tdb):
     tdb.script(target_ddl(tdb.kind))
     first = load(tdb.connector, customer_rows(50))
@@ -240,9 +203,8 @@ def test_load_batch_recreates_a_ledger_dropped_since_the_connector_last_used_it(
     if tdb.kind == "postgresql":
         tdb.script("DROP SCHEMA mp_ledger CASCADE")
     else:
-        tdb.script(
-            "DROP TABLE mp_ledger_batch; DROP TABLE mp_ledger_row; DROP TABLE mp_ledger_keymap"
-        )
+        tdb.script("DROP TABLE mp_ledger_batch; DROP TABLE mp_ledger_row; "
+                   "DROP TABLE mp_ledger_keymap")
     result = load(tdb.connector, customer_rows(2, start=2), run="r1")
     assert (result.inserted, result.already_done) == (2, False)
     assert tdb.connector.ledger_batches("r1") == ["b1"]
@@ -255,8 +217,7 @@ def test_load_batch_upsert_records_before_images_of_overwritten_rows(tdb):
     ledger = tdb.execute(
         "SELECT target_key, action, before_image FROM "
         + ("mp_ledger.written" if tdb.kind == "postgresql" else "mp_ledger_row")
-        + " WHERE run_id = 'r1' ORDER BY target_key"
-    )
+        + " WHERE run_id = 'r1' ORDER BY target_key")
     updates = {r[0]: r[2] for r in ledger if r[1] == "update"}
     assert (result.inserted, result.updated) == (4, 2)
     assert sorted(updates) == ["3", "4"]
@@ -269,9 +230,8 @@ def test_load_batch_insert_mode_keymap_and_row_hashes(tdb):
     rows = customer_rows(5)
     load(tdb.connector, rows, mode="insert")
     keymap = tdb.connector.keymap_lookup("plan", "customer", ["E00000", "E00004", "nope"])
-    hashes = tdb.connector.row_hashes(
-        "customer", "ext", ["E00001"], columns=["ext", "name", "age", WEIRD]
-    )
+    hashes = tdb.connector.row_hashes("customer", "ext", ["E00001"],
+                                      columns=["ext", "name", "age", WEIRD])
     ledger_table = "mp_ledger.written" if tdb.kind == "postgresql" else "mp_ledger_row"
     stored = tdb.execute(f"SELECT row_hash FROM {ledger_table} WHERE target_key = '2'")
     assert keymap == {"E00000": "1", "E00004": "5"}
@@ -283,7 +243,7 @@ def test_load_batch_writes_arrow_text_rows_as_it_writes_object_rows(tdb):
     """The engine hands load_batch Arrow-backed TEXT columns (NA for missing): NULL stays NULL,
     '' stays '', quotes, commas, newlines and non-ASCII survive, as from str/None columns."""
     tdb.script(target_ddl(tdb.kind))
-    odd = ["", None, 'say "hi", ok', "two\nlines", "é 😀 \\ \t", "x" * 40]
+    odd = ['', None, 'say "hi", ok', "two\nlines", "é 😀 \\ \t", "x" * 40]
     obj = customer_rows(6)
     obj[WEIRD] = pd.Series(odd, dtype=object)
     arrow = customer_rows(6, start=6)
@@ -292,52 +252,31 @@ def test_load_batch_writes_arrow_text_rows_as_it_writes_object_rows(tdb):
     assert all(isinstance(arrow[c].array, pd.arrays.ArrowStringArray) for c in arrow.columns)
     load(tdb.connector, obj, batch="b-object")
     load(tdb.connector, arrow, batch="b-arrow")
-    got = tdb.execute(
-        f'SELECT ext, age, "{WEIRD.replace(chr(34), chr(34) * 2)}" FROM customer ORDER BY ext'
-    )
+    got = tdb.execute(f'SELECT ext, age, "{WEIRD.replace(chr(34), chr(34) * 2)}" FROM customer '
+                      "ORDER BY ext")
     by_source = [(age, weird) for _, age, weird in got]
-    assert by_source[:6] == [
-        (None if a is None else int(a), w) for a, w in zip(obj["age"], odd, strict=True)
-    ]
-    assert by_source[6:] == [
-        (None if pd.isna(a) else int(a), w) for a, w in zip(arrow["age"], odd, strict=True)
-    ]
+    assert by_source[:6] == [(None if a is None else int(a), w)
+                             for a, w in zip(obj["age"], odd, strict=True)]
+    assert by_source[6:] == [(None if pd.isna(a) else int(a), w)
+                             for a, w in zip(arrow["age"], odd, strict=True)]
 
 
 def test_validate_rows_gives_the_same_answer_for_arrow_text_and_object_columns(tpg):
     """Canonical UUIDs are accepted in Arrow; every other spelling still goes through the
     per-value check (braces, no hyphens, spaces: accepted; the rest: type_cast)."""
     tpg.script("CREATE TABLE t (id serial PRIMARY KEY, u uuid, v varchar(3) NOT NULL)")
-    u = [
-        "0f8fad5b-d9cb-469f-a165-70867728950e",
-        "{0F8FAD5B-D9CB-469F-A165-70867728950E}",
-        "0f8fad5bd9cb469fa16570867728950e",
-        " 0f8fad5b-d9cb-469f-a165-70867728950e ",
-        "0f8fad5b-d9cb-469f-a165-70867728950",
-        "not a uuid",
-        None,
-        "",
-    ]
+    u = ["0f8fad5b-d9cb-469f-a165-70867728950e", "{0F8FAD5B-D9CB-469F-A165-70867728950E}",
+         "0f8fad5bd9cb469fa16570867728950e", " 0f8fad5b-d9cb-469f-a165-70867728950e ",
+         "0f8fad5b-d9cb-469f-a165-70867728950", "not a uuid", None, ""]
     v = ["abc", "abcd", None, "é" * 3, "", "ab", "x", "y"]
     obj = text_frame(["u", "v"], {"u": u, "v": v})
-    got = {
-        dtype: {
-            i: (e.field, e.category, e.value)
-            for i, e in tpg.connector.validate_rows("t", frame).items()
-        }
-        for dtype, frame in (("object", obj), ("text", obj.astype(TEXT)))
-    }
-    assert (
-        got["text"]
-        == got["object"]
-        == {
-            1: ("v", "too_long", "abcd"),
-            2: ("v", "required_missing", None),
-            4: ("u", "type_cast", u[4]),
-            5: ("u", "type_cast", "not a uuid"),
-            7: ("u", "type_cast", ""),
-        }
-    )
+    got = {dtype: {i: (e.field, e.category, e.value)
+                   for i, e in tpg.connector.validate_rows("t", frame).items()}
+           for dtype, frame in (("object", obj), ("text", obj.astype(TEXT)))}
+    assert got["text"] == got["object"] == {
+        1: ("v", "too_long", "abcd"), 2: ("v", "required_missing", None),
+        4: ("u", "type_cast", u[4]), 5: ("u", "type_cast", "not a uuid"),
+        7: ("u", "type_cast", "")}
 
 
 def test_pg_keymap_pairs_wait_in_the_batch_record_until_the_first_lookup(tpg):
@@ -347,13 +286,11 @@ def test_pg_keymap_pairs_wait_in_the_batch_record_until_the_first_lookup(tpg):
     assert tpg.execute("SELECT count(*) FROM mp_ledger.keymap") == [(0,)]
     keymap = tpg.connector.keymap_lookup("plan", "customer", ["E00000", "E00004"])
     assert keymap == {"E00000": "1", "E00004": "5"}
-    assert tpg.execute("SELECT batch_id, count(*) FROM mp_ledger.keymap GROUP BY 1 ORDER BY 1") == [
-        ("b1", 3),
-        ("b2", 2),
-    ]
-    assert tpg.execute("SELECT count(*) FROM mp_ledger.batch WHERE keymap_source IS NOT NULL") == [
-        (0,)
-    ]
+    assert tpg.execute(
+        "SELECT batch_id, count(*) FROM mp_ledger.keymap GROUP BY 1 ORDER BY 1"
+    ) == [("b1", 3), ("b2", 2)]
+    assert tpg.execute(
+        "SELECT count(*) FROM mp_ledger.batch WHERE keymap_source IS NOT NULL") == [(0,)]
     # a later run mapping the same keys to the same rows keeps the first creator
     load(tpg.connector, customer_rows(3, name="m"), run="r1", batch="b1")
     tpg.connector.keymap_lookup("plan", "customer", ["E00000"])
@@ -372,18 +309,11 @@ def test_pg_failures_are_stored_packed_and_come_back_on_a_retry(tpg):
     tpg.script(target_ddl("postgresql"))
     failures = [{"source_key": f"K{i}", "source_row": {"name": "é" * i}} for i in range(300)]
     meta = {"extracted": 303, "failures": failures}
-    tpg.connector.load_batch(
-        entity=customer_entity(),
-        rows=customer_rows(3),
-        source_keys=["E00000", "E00001", "E00002"],
-        run_id="r",
-        batch_id="b",
-        namespace="plan",
-        result_meta=meta,
-    )
-    stored = tpg.execute(
-        "SELECT result_meta, octet_length(failures), substr(failures, 1, 4) FROM mp_ledger.batch"
-    )
+    tpg.connector.load_batch(entity=customer_entity(), rows=customer_rows(3),
+                             source_keys=["E00000", "E00001", "E00002"], run_id="r",
+                             batch_id="b", namespace="plan", result_meta=meta)
+    stored = tpg.execute("SELECT result_meta, octet_length(failures), "
+                         "substr(failures, 1, 4) FROM mp_ledger.batch")
     assert stored[0][0] == {"extracted": 303}
     assert 0 < stored[0][1] < len(json.dumps(failures)) / 4
     assert bytes(stored[0][2]) == b"MPz1"  # zstd-packed
@@ -395,44 +325,30 @@ def test_pg_failures_are_stored_packed_and_come_back_on_a_retry(tpg):
 
 
 def test_pack_failures_round_trips_any_json_value():
-    failures = [
-        {
-            "source_key": "k",
-            "source_row": {"a": None, "b": "", "c": "é😀\x00\n"},
-            "transformed_row": {},
-            "stage": "load",
-            "errors": [{"value": 1.5}],
-        }
-    ] * 50
+    failures = [{"source_key": "k", "source_row": {"a": None, "b": "", "c": "é😀\x00\n"},
+                 "transformed_row": {}, "stage": "load", "errors": [{"value": 1.5}]}] * 50
     assert unpack_failures(pack_failures(failures)) == failures
     assert unpack_failures(pack_failures([])) == []
 
 
 def test_validate_rows_flags_too_long_not_null_and_bad_casts(tdb):
     tdb.script(target_ddl(tdb.kind))
-    frame = text_frame(
-        ["ext", "name", "age", "born"],
-        {
-            "ext": ["a", "b", "c", "d", "e", "f"],
-            "name": ["ok", "x" * 11, None, "ok", "ok", "ok"],
-            "age": ["42", "1", "1", "4.5", "99999999999", None],
-            "born": ["2020-02-29", None, None, None, None, "2021-02-30"],
-        },
-    )
+    frame = text_frame(["ext", "name", "age", "born"], {
+        "ext": ["a", "b", "c", "d", "e", "f"],
+        "name": ["ok", "x" * 11, None, "ok", "ok", "ok"],
+        "age": ["42", "1", "1", "4.5", "99999999999", None],
+        "born": ["2020-02-29", None, None, None, None, "2021-02-30"],
+    })
     errors = tdb.connector.validate_rows("customer", frame)
     got = {i: (e.field, e.category) for i, e in errors.items()}
-    assert got == {
-        1: ("name", "too_long"),
-        2: ("name", "required_missing"),
-        3: ("age", "type_cast"),
-        4: ("age", "type_cast"),
-        5: ("born", "type_cast"),
-    }
+    assert got == {1: ("name", "too_long"), 2: ("name", "required_missing"),
+                   3: ("age", "type_cast"), 4: ("age", "type_cast"), 5: ("born", "type_cast")}
 
 
 def test_validate_rows_counts_characters_not_bytes_and_takes_non_text_values(tdb):
     tdb.script(target_ddl(tdb.kind))
-    text = text_frame(["ext", "name"], {"ext": ["a", "b", "c"], "name": ["é" * 10, "é" * 11, None]})
+    text = text_frame(["ext", "name"], {"ext": ["a", "b", "c"],
+                                        "name": ["é" * 10, "é" * 11, None]})
     errors = tdb.connector.validate_rows("customer", text)
     assert {i: e.category for i, e in errors.items()} == {1: "too_long", 2: "required_missing"}
     mixed = pd.DataFrame({"ext": ["a", "b"], "name": [12345678901, 42]}, dtype=object)
@@ -450,19 +366,11 @@ def test_load_batch_with_an_unknown_column_raises_schema_error(tdb):
     tdb.script(target_ddl(tdb.kind))
     rows = text_frame(["ext", "shoe_size"], {"ext": ["a"], "shoe_size": ["1"]})
     with pytest.raises(SchemaError, match="shoe_size"):
-        tdb.connector.load_batch(
-            entity=customer_entity(),
-            rows=rows,
-            source_keys=["a"],
-            run_id="r",
-            batch_id="b",
-            namespace="p",
-            result_meta={},
-        )
+        tdb.connector.load_batch(entity=customer_entity(), rows=rows, source_keys=["a"],
+                                 run_id="r", batch_id="b", namespace="p", result_meta={})
 
 
 # ------------------------------------------------------------------ PostgreSQL specifics
-
 
 def test_pg_concurrent_attempts_of_one_batch_write_it_once(tpg):
     tpg.script(target_ddl("postgresql"))
@@ -488,10 +396,8 @@ def test_pg_concurrent_attempts_of_one_batch_write_it_once(tpg):
 def test_pg_lost_connection_raises_transient_error(tpg):
     tpg.script("CREATE TABLE src (id integer PRIMARY KEY)")
     tpg.connector.count("src")
-    tpg.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    )
+    tpg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     with pytest.raises(TransientError):
         tpg.connector.count("src")
     assert tpg.connector.count("src") == 0  # reconnects on the next call
@@ -519,9 +425,8 @@ def test_validate_rows_catches_numeric_overflow(pg_params):
         cur.execute("CREATE TABLE money (id serial PRIMARY KEY, amount numeric(6,2))")
     raw.close()
     conn = connect("postgresql", pg_params)
-    frame = pd.DataFrame(
-        {"amount": ["9999.99", "10000.00", "-9999.995", "12.5", None]}, dtype=object
-    )
+    frame = pd.DataFrame({"amount": ["9999.99", "10000.00", "-9999.995", "12.5", None]},
+                         dtype=object)
     errors = conn.validate_rows("money", frame)
     assert sorted(errors) == [1, 2]
     assert errors[1].category == "type_cast" and "numeric(6,2)" in errors[1].message
@@ -565,28 +470,20 @@ def test_pg_ledger_keeps_inserts_as_arrays_and_still_reads_ledgers_of_the_row_fo
     )
     load(tpg.connector, customer_rows(2, start=3), run="r0", batch="b2")  # upgrades the ledger
     ledger_hashes = tpg.execute("SELECT row_hash FROM mp_ledger.written WHERE run_id = 'r0'")
-    current = tpg.connector.row_hashes(
-        "customer", "ext", [f"E{i:05d}" for i in range(5)], columns=["ext", "name", "age", WEIRD]
-    )
+    current = tpg.connector.row_hashes("customer", "ext", [f"E{i:05d}" for i in range(5)],
+                                       columns=["ext", "name", "age", WEIRD])
     assert sorted(h for (h,) in ledger_hashes) == sorted(current.values())
     load(tpg.connector, customer_rows(5, name="new"), run="r1", batch="b1")  # overwrites all 5
     written = tpg.execute(
         "SELECT run_id, batch_id, action, count(*) FROM mp_ledger.written GROUP BY 1, 2, 3 "
         "ORDER BY 1, 2, 3"
     )
-    assert written == [
-        ("r0", "b1", "insert", 3),
-        ("r0", "b2", "insert", 2),
-        ("r1", "b1", "update", 5),
-    ]
-    undone = [
-        tpg.connector.rollback_batch(r, b) for r, b in (("r1", "b1"), ("r0", "b2"), ("r0", "b1"))
-    ]
+    assert written == [("r0", "b1", "insert", 3), ("r0", "b2", "insert", 2),
+                       ("r1", "b1", "update", 5)]
+    undone = [tpg.connector.rollback_batch(r, b) for r, b in (("r1", "b1"), ("r0", "b2"),
+                                                             ("r0", "b1"))]
     assert [(u.deleted, u.restored, u.ledger_rows_deleted) for u in undone] == [
-        (0, 5, 5),
-        (2, 0, 2),
-        (3, 0, 3),
-    ]
+        (0, 5, 5), (2, 0, 2), (3, 0, 3)]
     assert tpg.connector.table_checksum("customer", ["id"]) == before
     assert tpg.execute("SELECT count(*) FROM mp_ledger.written") == [(0,)]
 
@@ -608,21 +505,13 @@ def test_extract_of_one_column_keeps_its_null_rows(tdb):
 
 def test_pg_ledger_batch_arrays_use_lz4_and_packed_failures_skip_compression(tpg):
     tpg.connector.ensure_ledger()
-    got = dict(
-        tpg.execute(
-            "SELECT attname, attcompression::text || attstorage::text FROM pg_attribute "
-            "WHERE attrelid = 'mp_ledger.batch'::regclass AND attname IN "
-            "('keymap_source', 'keymap_target', 'inserted_keys', 'inserted_hashes', 'failures')"
-        )
-    )
+    got = dict(tpg.execute(
+        "SELECT attname, attcompression::text || attstorage::text FROM pg_attribute "
+        "WHERE attrelid = 'mp_ledger.batch'::regclass AND attname IN "
+        "('keymap_source', 'keymap_target', 'inserted_keys', 'inserted_hashes', 'failures')"))
     # Debian's PostgreSQL is built with lz4 ('l'); storage 'x' = extended, 'e' = external
-    assert got == {
-        "keymap_source": "lx",
-        "keymap_target": "lx",
-        "inserted_keys": "lx",
-        "inserted_hashes": "lx",
-        "failures": "e",
-    }
+    assert got == {"keymap_source": "lx", "keymap_target": "lx", "inserted_keys": "lx",
+                   "inserted_hashes": "lx", "failures": "e"}
 
 
 # ------------------------------------------------------------------ row hashes by the loader
@@ -659,7 +548,6 @@ NOT_CERTAIN = {  # type -> values whose read-back the loader must leave to the s
 
 def _stored_text_of(tpg, pg_type, values, iso=True):
     from runs.engine.connectors.postgres import stored_text
-
     tpg.script(f"DROP TABLE IF EXISTS rb; CREATE TABLE rb (i serial PRIMARY KEY, v {pg_type})")
     for v in values:
         tpg.execute("INSERT INTO rb (v) VALUES (%s)", (v,))
@@ -690,68 +578,39 @@ def test_pg_stored_text_leaves_dates_to_the_server_unless_datestyle_is_iso(tpg):
 def test_arrow_row_hashes_equal_row_hash_for_string_and_large_string_columns():
     rows = [("a", None, "é"), ("", "x\x1fy", None), (None, None, None)]
     cols = list(zip(*rows, strict=True))
-    arrays = [
-        pa.array(cols[0], pa.string()),
-        pa.array(cols[1], pa.large_string()),
-        pa.array(cols[2], pa.string()),
-    ]
+    arrays = [pa.array(cols[0], pa.string()), pa.array(cols[1], pa.large_string()),
+              pa.array(cols[2], pa.string())]
     assert arrow_row_hashes(arrays) == [row_hash(r) for r in rows]
 
 
 def _typed_target(tpg):
-    tpg.script(
-        "CREATE TABLE typed (id bigserial PRIMARY KEY, ext varchar(20) UNIQUE NOT NULL, "
-        "seen timestamp, tag uuid, n integer)"
-    )
+    tpg.script("CREATE TABLE typed (id bigserial PRIMARY KEY, ext varchar(20) UNIQUE NOT NULL, "
+               "seen timestamp, tag uuid, n integer)")
 
 
 def _typed_load(conn, n=100, *, run="r", start=0):
     ext = [f"T{i:04d}" for i in range(start, start + n)]
-    rows = text_frame(
-        ["ext", "seen", "tag", "n"],
-        {
-            "ext": ext,
-            "seen": [
-                None if i % 9 == 0 else f"2024-01-{1 + i % 28:02d}" + ("T08:30:00" if i % 2 else "")
-                for i in range(n)
-            ],
-            "tag": [f"{i:08X}-AAAA-4BBB-8CCC-{i:012d}" for i in range(n)],
-            "n": [str(i - 50) for i in range(n)],
-        },
-    )
+    rows = text_frame(["ext", "seen", "tag", "n"], {
+        "ext": ext,
+        "seen": [None if i % 9 == 0 else f"2024-01-{1 + i % 28:02d}" + ("T08:30:00" if i % 2
+                                                                      else "") for i in range(n)],
+        "tag": [f"{i:08X}-AAAA-4BBB-8CCC-{i:012d}" for i in range(n)],
+        "n": [str(i - 50) for i in range(n)],
+    })
     fields = tuple(FieldSpec(target=c, sources=(c,)) for c in ("ext", "seen", "tag", "n"))
-    entity = EntitySpec(
-        name="typed",
-        source_table="src",
-        target_table="typed",
-        source_key=("ext",),
-        target_key="id",
-        external_id="ext",
-        load_mode="upsert",
-        fields=fields,
-    )
-    return conn.load_batch(
-        entity=entity,
-        rows=rows,
-        source_keys=ext,
-        run_id=run,
-        batch_id="b1",
-        namespace="plan",
-        result_meta={},
-    )
+    entity = EntitySpec(name="typed", source_table="src", target_table="typed",
+                        source_key=("ext",), target_key="id", external_id="ext",
+                        load_mode="upsert", fields=fields)
+    return conn.load_batch(entity=entity, rows=rows, source_keys=ext, run_id=run,
+                           batch_id="b1", namespace="plan", result_meta={})
 
 
 def _ledger_matches_target(tpg, run="r"):
-    ledger = dict(
-        tpg.execute(
-            "SELECT t.ext, w.row_hash FROM mp_ledger.written w JOIN typed t "
-            "ON t.id = w.target_key::bigint WHERE w.run_id = %s",
-            (run,),
-        )
-    )
-    server = tpg.connector.row_hashes(
-        "typed", "ext", sorted(ledger), columns=["ext", "seen", "tag", "n"]
-    )
+    ledger = dict(tpg.execute(
+        "SELECT t.ext, w.row_hash FROM mp_ledger.written w JOIN typed t "
+        "ON t.id = w.target_key::bigint WHERE w.run_id = %s", (run,)))
+    server = tpg.connector.row_hashes("typed", "ext", sorted(ledger),
+                                      columns=["ext", "seen", "tag", "n"])
     return len(ledger), ledger == server
 
 
@@ -764,10 +623,8 @@ def test_pg_loader_hashes_rows_itself_and_its_hashes_are_the_servers(tpg):
 
 def test_pg_a_trigger_on_the_target_leaves_hashing_to_the_server(tpg):
     _typed_target(tpg)
-    tpg.execute(
-        "CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$BEGIN NEW.n := NEW.n + 1; RETURN NEW; END$$"
-    )
+    tpg.execute("CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN NEW.n := NEW.n + 1; RETURN NEW; END$$")
     tpg.execute("CREATE TRIGGER bump BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION bump()")
     _typed_load(tpg.connector)
     assert tpg.connector.hashed_by == "server"
@@ -788,22 +645,17 @@ def test_pg_a_non_iso_datestyle_leaves_hashing_to_the_server(tpg):
         cur.execute("SELECT seen::text FROM typed WHERE ext = 'T0001'")
         assert cur.fetchone() == ("02/01/2024 08:30:00",)
     ledger = dict(tpg.execute("SELECT target_key, row_hash FROM mp_ledger.written"))
-    assert (
-        tpg.connector.row_hashes("typed", "id", list(ledger), columns=["ext", "seen", "tag", "n"])
-        == ledger
-    )
+    assert tpg.connector.row_hashes("typed", "id", list(ledger),
+                                    columns=["ext", "seen", "tag", "n"]) == ledger
 
 
 def test_pg_loader_hashes_that_disagree_with_the_server_are_replaced(tpg, monkeypatch):
     """A wrong read-back rule (money keeps its spelling: it does not, '-50' reads '-$50.00')
     is caught by the sample check; the ledger still gets the server's hashes."""
     import runs.engine.connectors.postgres as pgmod
-
     monkeypatch.setitem(pgmod._READ_BACK, "money", ())
-    tpg.script(
-        "CREATE TABLE typed (id bigserial PRIMARY KEY, ext varchar(20) UNIQUE NOT NULL, "
-        "seen timestamp, tag uuid, n money)"
-    )
+    tpg.script("CREATE TABLE typed (id bigserial PRIMARY KEY, ext varchar(20) UNIQUE NOT NULL, "
+               "seen timestamp, tag uuid, n money)")
     _typed_load(tpg.connector)
     assert tpg.connector.hashed_by == "server after a failed check"
     assert _ledger_matches_target(tpg) == (100, True)
@@ -820,10 +672,8 @@ def test_pg_upsert_of_new_ids_falls_back_to_on_conflict_when_one_appears_meanwhi
     loader = threading.Thread(target=lambda: result.update(r=_typed_load(tpg.connector)))
     loader.start()
     for _ in range(200):  # until the loader waits on the other session's row
-        waiting = tpg.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-            "'Lock' AND query LIKE 'INSERT INTO%%typed%%'"
-        )
+        waiting = tpg.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                              "'Lock' AND query LIKE 'INSERT INTO%%typed%%'")
         if waiting[0][0]:
             break
         time.sleep(0.05)
@@ -832,8 +682,7 @@ def test_pg_upsert_of_new_ids_falls_back_to_on_conflict_when_one_appears_meanwhi
     loader.join(30)
     assert (result["r"].inserted, result["r"].updated) == (99, 1)
     assert tpg.execute("SELECT n FROM typed WHERE ext = 'T0003'") == [(-47,)]
-    before = tpg.execute(
-        "SELECT before_image->>'n' FROM mp_ledger.written WHERE run_id = 'r' AND action = 'update'"
-    )
+    before = tpg.execute("SELECT before_image->>'n' FROM mp_ledger.written "
+                         "WHERE run_id = 'r' AND action = 'update'")
     assert before == [("999",)]
     assert _ledger_matches_target(tpg) == (100, True)

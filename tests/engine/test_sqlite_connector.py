@@ -19,16 +19,9 @@ def raw(params) -> sqlite3.Connection:
 
 
 def doc_entity() -> EntitySpec:
-    return EntitySpec(
-        name="doc",
-        source_table="src",
-        target_table="doc",
-        source_key=("ext",),
-        target_key="id",
-        external_id="ext",
-        load_mode="upsert",
-        fields=(FieldSpec("ext", ("ext",)), FieldSpec("title", ("title",))),
-    )
+    return EntitySpec(name="doc", source_table="src", target_table="doc", source_key=("ext",),
+                      target_key="id", external_id="ext", load_mode="upsert",
+                      fields=(FieldSpec("ext", ("ext",)), FieldSpec("title", ("title",))))
 
 
 def test_sqlite_quote_doubles_embedded_quotes():
@@ -44,9 +37,8 @@ def test_sqlite_key_ranges_keep_native_key_values(sqlite_params):
 
 
 def test_sqlite_introspect_reports_rowid_alias_and_lengths(sqlite_params):
-    raw(sqlite_params).execute(
-        "CREATE TABLE doc (id INTEGER PRIMARY KEY, ext VARCHAR(12) NOT NULL UNIQUE, title TEXT)"
-    )
+    raw(sqlite_params).execute("CREATE TABLE doc (id INTEGER PRIMARY KEY, "
+                               "ext VARCHAR(12) NOT NULL UNIQUE, title TEXT)")
     info = connect("sqlite", sqlite_params).introspect().table("doc")
     assert info.primary_key == ("id",)
     assert ("ext",) in info.unique
@@ -55,9 +47,8 @@ def test_sqlite_introspect_reports_rowid_alias_and_lengths(sqlite_params):
 
 
 def test_sqlite_write_lock_held_elsewhere_raises_transient_error(sqlite_params):
-    raw(sqlite_params).execute(
-        "CREATE TABLE doc (id INTEGER PRIMARY KEY, ext TEXT UNIQUE, title TEXT)"
-    )
+    raw(sqlite_params).execute("CREATE TABLE doc (id INTEGER PRIMARY KEY, ext TEXT UNIQUE, "
+                               "title TEXT)")
     conn = connect("sqlite", {**sqlite_params, "busy_timeout_ms": 100})
     conn.ensure_ledger()
     blocker = raw(sqlite_params)
@@ -65,15 +56,8 @@ def test_sqlite_write_lock_held_elsewhere_raises_transient_error(sqlite_params):
     frame = text_frame(["ext", "title"], {"ext": ["a"], "title": ["t"]})
     try:
         with pytest.raises(TransientError):
-            conn.load_batch(
-                entity=doc_entity(),
-                rows=frame,
-                source_keys=["a"],
-                run_id="r",
-                batch_id="b",
-                namespace="p",
-                result_meta={},
-            )
+            conn.load_batch(entity=doc_entity(), rows=frame, source_keys=["a"], run_id="r",
+                            batch_id="b", namespace="p", result_meta={})
     finally:
         blocker.execute("ROLLBACK")
     assert conn.ledger_batches("r") == []
@@ -81,29 +65,19 @@ def test_sqlite_write_lock_held_elsewhere_raises_transient_error(sqlite_params):
 
 def test_sqlite_rollback_restores_blob_and_typed_values_exactly(sqlite_params):
     db = raw(sqlite_params)
-    db.execute(
-        "CREATE TABLE doc (id INTEGER PRIMARY KEY, ext TEXT UNIQUE, title TEXT, body BLOB, n)"
-    )
+    db.execute("CREATE TABLE doc (id INTEGER PRIMARY KEY, ext TEXT UNIQUE, title TEXT, "
+               "body BLOB, n)")
     db.execute("INSERT INTO doc (ext, title, body, n) VALUES ('a', 'old', X'00FF10', 7)")
     db.execute("INSERT INTO doc (ext, title, body, n) VALUES ('b', NULL, NULL, '7')")
     conn = connect("sqlite", sqlite_params)
     before = conn.table_checksum("doc", ["id"])
     frame = text_frame(["ext", "title"], {"ext": ["a", "b", "c"], "title": ["x", "y", "z"]})
-    conn.load_batch(
-        entity=doc_entity(),
-        rows=frame,
-        source_keys=["a", "b", "c"],
-        run_id="r",
-        batch_id="b",
-        namespace="p",
-        result_meta={},
-    )
+    conn.load_batch(entity=doc_entity(), rows=frame, source_keys=["a", "b", "c"], run_id="r",
+                    batch_id="b", namespace="p", result_meta={})
     rollback_run(target=conn, run_id="r")
     assert conn.table_checksum("doc", ["id"]) == before
     assert db.execute("SELECT typeof(n), body FROM doc ORDER BY id").fetchall() == [
-        ("integer", b"\x00\xff\x10"),
-        ("text", None),
-    ]
+        ("integer", b"\x00\xff\x10"), ("text", None)]
 
 
 def test_key_ranges_of_a_table_smaller_than_one_batch_cover_it(tmp_path):

@@ -29,44 +29,24 @@ SECRET = "api-Pa55-never-returned"
 def _ids(plan: Plan) -> dict[str, str]:
     entity = plan.entities.get(name="accounts")
     field = entity.fields.get(target_column="name")
-    return {
-        "slug": plan.slug,
-        "system": str(plan.source.uuid),
-        "entity": str(entity.uuid),
-        "field": str(field.uuid),
-        "step": str(field.steps.first().uuid),
-        "lookup": str(plan.lookups.get(name="us-states").uuid),
-        "milestone": str(plan.milestones.first().pk),
-    }
+    return {"slug": plan.slug, "system": str(plan.source.uuid), "entity": str(entity.uuid),
+            "field": str(field.uuid), "step": str(field.steps.first().uuid),
+            "lookup": str(plan.lookups.get(name="us-states").uuid),
+            "milestone": str(plan.milestones.first().pk)}
 
 
 def _send(client, method: str, url: str, body: dict | None = None):
     return getattr(client, method)(url, body or {}, content_type=JSON)
 
 
-READS = [
-    "/api/systems/",
-    "/api/systems/{system}/",
-    "/api/systems/{system}/schema/",
-    "/api/plans/",
-    "/api/plans/{slug}/",
-    "/api/plans/{slug}/versions/",
-    "/api/plans/{slug}/yaml/",
-    "/api/entities/?plan={slug}",
-    "/api/entities/{entity}/",
-    "/api/field-mappings/?entity={entity}",
-    "/api/field-mappings/{field}/",
-    "/api/rule-steps/?field={field}",
-    "/api/rule-steps/{step}/",
-    "/api/rule-types/",
-    "/api/rule-types/value_map/",
-    "/api/lookups/?plan={slug}",
-    "/api/lookups/{lookup}/",
-    "/api/lookups/{lookup}/entries/",
-    "/api/lookups/{lookup}/csv/",
-    "/api/milestones/?plan={slug}",
-    "/api/milestones/{milestone}/",
-]
+READS = ["/api/systems/", "/api/systems/{system}/", "/api/systems/{system}/schema/",
+         "/api/plans/", "/api/plans/{slug}/", "/api/plans/{slug}/versions/",
+         "/api/plans/{slug}/yaml/", "/api/entities/?plan={slug}", "/api/entities/{entity}/",
+         "/api/field-mappings/?entity={entity}", "/api/field-mappings/{field}/",
+         "/api/rule-steps/?field={field}", "/api/rule-steps/{step}/", "/api/rule-types/",
+         "/api/rule-types/value_map/", "/api/lookups/?plan={slug}", "/api/lookups/{lookup}/",
+         "/api/lookups/{lookup}/entries/", "/api/lookups/{lookup}/csv/",
+         "/api/milestones/?plan={slug}", "/api/milestones/{milestone}/"]
 
 WRITES = [
     ("post", "/api/systems/", {"name": "x", "kind": "sqlite", "path": "/tmp/x.db"}),
@@ -78,11 +58,8 @@ WRITES = [
     ("post", "/api/plans/{slug}/versions/", {"note": "x"}),
     ("post", "/api/plans/{slug}/versions/1/revert/", None),
     ("post", "/api/plans/import/", {"yaml": "format: x"}),
-    (
-        "post",
-        "/api/entities/",
-        {"plan": "{slug}", "source_table": "customers", "target_table": "accounts"},
-    ),
+    ("post", "/api/entities/", {"plan": "{slug}", "source_table": "customers",
+                                "target_table": "accounts"}),
     ("patch", "/api/entities/{entity}/", {"notes": "x"}),
     ("delete", "/api/entities/{entity}/", None),
     ("post", "/api/field-mappings/", {"entity": "{entity}", "target_column": "phone"}),
@@ -98,11 +75,8 @@ WRITES = [
     ("post", "/api/lookups/{lookup}/entries/", {"key": "ZZ", "value": "z"}),
     ("delete", "/api/lookups/{lookup}/entries/?key=NY", None),
     ("post", "/api/lookups/{lookup}/csv/", None),
-    (
-        "post",
-        "/api/milestones/",
-        {"plan": "{slug}", "phase": "x", "start": "2026-01-01", "end": "2026-01-02"},
-    ),
+    ("post", "/api/milestones/", {"plan": "{slug}", "phase": "x", "start": "2026-01-01",
+                                  "end": "2026-01-02"}),
     ("patch", "/api/milestones/{milestone}/", {"phase": "x"}),
     ("delete", "/api/milestones/{milestone}/", None),
 ]
@@ -121,10 +95,8 @@ def test_api_viewer_reads_every_endpoint(client_for, viewer, demo_plan):
 
 
 def _counts() -> tuple[int, ...]:
-    return tuple(
-        model.objects.count()
-        for model in (EntityMapping, FieldMapping, RuleStep, LookupTable, System, Plan)
-    )
+    return tuple(model.objects.count() for model in (EntityMapping, FieldMapping, RuleStep,
+                                                     LookupTable, System, Plan))
 
 
 @pytest.mark.parametrize("role", ["viewer", "approver", "operator"])
@@ -132,10 +104,9 @@ def test_api_every_write_refused_without_edit_rights(request, client_for, demo_p
     ids = _ids(demo_plan)
     client = client_for(request.getfixturevalue(role))
     before = _counts()
-    codes = {
-        f"{method} {url}": _send(client, method, url.format(**ids), _fill(body, ids)).status_code
-        for method, url, body in WRITES
-    }
+    codes = {f"{method} {url}": _send(client, method, url.format(**ids),
+                                      _fill(body, ids)).status_code
+             for method, url, body in WRITES}
     assert {call: code for call, code in codes.items() if code != 403} == {}
     assert _counts() == before
 
@@ -143,10 +114,9 @@ def test_api_every_write_refused_without_edit_rights(request, client_for, demo_p
 def test_api_analyst_passes_the_role_check_on_every_write(client_for, analyst, demo_plan):
     ids = _ids(demo_plan)
     client = client_for(analyst)
-    codes = {
-        f"{method} {url}": _send(client, method, url.format(**ids), _fill(body, ids)).status_code
-        for method, url, body in WRITES
-    }
+    codes = {f"{method} {url}": _send(client, method, url.format(**ids),
+                                      _fill(body, ids)).status_code
+             for method, url, body in WRITES}
     assert {call: code for call, code in codes.items() if code == 403} == {}
 
 
@@ -160,41 +130,28 @@ def test_api_anonymous_gets_nothing(client, demo_plan):
 
 def test_api_system_crud_goes_through_the_audited_service(client_for, analyst):
     client = client_for(analyst)
-    created = _send(
-        client,
-        "post",
-        "/api/systems/",
-        {"name": "wh", "kind": "postgresql", "host": "wh", "database": "dw", "secret": SECRET},
-    )
+    created = _send(client, "post", "/api/systems/", {
+        "name": "wh", "kind": "postgresql", "host": "wh", "database": "dw", "secret": SECRET})
     url = f"/api/systems/{created.json()['uuid']}/"
     patched = _send(client, "patch", url, {"description": "warehouse"})
     deleted = client.delete(url)
-    actions = list(
-        AuditEvent.objects.filter(object_repr="wh").order_by("id").values_list("action", flat=True)
-    )
+    actions = list(AuditEvent.objects.filter(object_repr="wh").order_by("id")
+                   .values_list("action", flat=True))
     assert (created.status_code, patched.status_code, deleted.status_code) == (201, 200, 204)
     assert actions == ["create", "update", "delete"]
 
 
 def test_api_system_refuses_incomplete_postgresql(client_for, analyst):
-    response = _send(
-        client_for(analyst),
-        "post",
-        "/api/systems/",
-        {"name": "wh", "kind": "postgresql", "database": "dw"},
-    )
+    response = _send(client_for(analyst), "post", "/api/systems/",
+                     {"name": "wh", "kind": "postgresql", "database": "dw"})
     assert response.status_code == 400
     assert response.json()["field"] == "host"
 
 
 def test_api_system_duplicate_name_names_the_field(client_for, analyst):
     SystemFactory(name="wh")
-    response = _send(
-        client_for(analyst),
-        "post",
-        "/api/systems/",
-        {"name": "wh", "kind": "sqlite", "path": "/tmp/wh.db"},
-    )
+    response = _send(client_for(analyst), "post", "/api/systems/",
+                     {"name": "wh", "kind": "sqlite", "path": "/tmp/wh.db"})
     assert response.status_code == 400
     assert response.json()["field"] == "name"
 
@@ -211,16 +168,9 @@ def test_api_system_secret_never_in_any_response(client_for, analyst, demo_plan)
     client = client_for(analyst)
     system = demo_plan.source
     bodies = [_send(client, "patch", f"/api/systems/{system.uuid}/", {"secret": SECRET})]
-    bodies += [
-        client.get(url)
-        for url in (
-            "/api/systems/",
-            f"/api/systems/{system.uuid}/",
-            f"/api/systems/{system.uuid}/schema/",
-            f"/api/plans/{demo_plan.slug}/",
-            f"/api/plans/{demo_plan.slug}/yaml/",
-        )
-    ]
+    bodies += [client.get(url) for url in (
+        "/api/systems/", f"/api/systems/{system.uuid}/", f"/api/systems/{system.uuid}/schema/",
+        f"/api/plans/{demo_plan.slug}/", f"/api/plans/{demo_plan.slug}/yaml/")]
     bodies.append(client.post(f"/api/systems/{system.uuid}/test-connection/"))
     system.refresh_from_db()
     text = "".join(r.content.decode() for r in bodies)
@@ -256,19 +206,15 @@ def test_api_system_schema_describes_columns(client_for, viewer, demo_plan):
 # --------------------------------------------------------------------------- plans
 
 
-def test_api_plan_create_status_and_edit_back_to_draft(client_for, analyst, approver, demo_systems):
+def test_api_plan_create_status_and_edit_back_to_draft(client_for, analyst, approver,
+                                                       demo_systems):
     client = client_for(analyst)
-    created = _send(
-        client,
-        "post",
-        "/api/plans/",
-        {"name": "Wave 2", "source": demo_systems[0].name, "target": demo_systems[1].name},
-    )
+    created = _send(client, "post", "/api/plans/", {
+        "name": "Wave 2", "source": demo_systems[0].name, "target": demo_systems[1].name})
     slug = created.json()["slug"]
     review = _send(client, "post", f"/api/plans/{slug}/status/", {"status": "in_review"})
-    signed = _send(
-        client_for(approver), "post", f"/api/plans/{slug}/status/", {"status": "signed_off"}
-    )
+    signed = _send(client_for(approver), "post", f"/api/plans/{slug}/status/",
+                   {"status": "signed_off"})
     edited = _send(client_for(analyst), "patch", f"/api/plans/{slug}/", {"batch_size": 500})
     assert created.status_code == 201 and slug == "wave-2"
     assert created.json()["owner"] == analyst.username
@@ -277,12 +223,8 @@ def test_api_plan_create_status_and_edit_back_to_draft(client_for, analyst, appr
 
 
 def test_api_plan_refuses_a_target_only_system_as_source(client_for, analyst, demo_systems):
-    response = _send(
-        client_for(analyst),
-        "post",
-        "/api/plans/",
-        {"name": "Wrong way", "source": demo_systems[1].name, "target": demo_systems[0].name},
-    )
+    response = _send(client_for(analyst), "post", "/api/plans/", {
+        "name": "Wrong way", "source": demo_systems[1].name, "target": demo_systems[0].name})
     assert response.status_code == 400
     assert response.json()["field"] == "source"
 
@@ -290,9 +232,8 @@ def test_api_plan_refuses_a_target_only_system_as_source(client_for, analyst, de
 def test_api_plan_sign_off_refused_for_an_analyst(client_for, analyst, demo_plan):
     client = client_for(analyst)
     _send(client, "post", f"/api/plans/{demo_plan.slug}/status/", {"status": "in_review"})
-    response = _send(
-        client, "post", f"/api/plans/{demo_plan.slug}/status/", {"status": "signed_off"}
-    )
+    response = _send(client, "post", f"/api/plans/{demo_plan.slug}/status/",
+                     {"status": "signed_off"})
     assert response.status_code == 403
 
 
@@ -307,55 +248,33 @@ def test_api_plan_cannot_be_deleted(client_for, analyst, demo_plan):
 
 def test_api_entity_crud_defaults_keys_and_records_history(client_for, analyst, demo_plan):
     client = client_for(analyst)
-    created = _send(
-        client,
-        "post",
-        "/api/entities/",
-        {
-            "plan": demo_plan.slug,
-            "name": "accounts-2",
-            "source_table": "customers",
-            "target_table": "accounts",
-        },
-    )
+    created = _send(client, "post", "/api/entities/", {
+        "plan": demo_plan.slug, "name": "accounts-2", "source_table": "customers",
+        "target_table": "accounts"})
     url = f"/api/entities/{created.json()['uuid']}/"
     patched = _send(client, "patch", url, {"notes": "second wave"})
     entity = EntityMapping.objects.get(name="accounts-2")
     deleted = client.delete(url)
-    history = list(
-        EntityMapping.history.filter(id=entity.pk)
-        .order_by("history_id")
-        .values_list("history_type", "history_user__username")
-    )
+    history = list(EntityMapping.history.filter(id=entity.pk).order_by("history_id")
+                   .values_list("history_type", "history_user__username"))
     assert (created.status_code, patched.status_code, deleted.status_code) == (201, 200, 204)
-    assert (created.json()["source_key"], created.json()["target_key"]) == (["Customer_ID"], "id")
+    assert (created.json()["source_key"], created.json()["target_key"]) == (["Customer_ID"],
+                                                                            "id")
     assert patched.json()["notes"] == "second wave"
     assert history == [("+", "ana"), ("~", "ana"), ("-", "ana")]
 
 
 def test_api_entity_unknown_table_names_the_field(client_for, analyst, demo_plan):
-    response = _send(
-        client_for(analyst),
-        "post",
-        "/api/entities/",
-        {"plan": demo_plan.slug, "source_table": "customers", "target_table": "nope"},
-    )
+    response = _send(client_for(analyst), "post", "/api/entities/", {
+        "plan": demo_plan.slug, "source_table": "customers", "target_table": "nope"})
     assert response.status_code == 400
     assert response.json()["field"] == "target_table"
 
 
 def test_api_entity_duplicate_name_names_the_field(client_for, analyst, demo_plan):
-    response = _send(
-        client_for(analyst),
-        "post",
-        "/api/entities/",
-        {
-            "plan": demo_plan.slug,
-            "name": "accounts",
-            "source_table": "customers",
-            "target_table": "accounts",
-        },
-    )
+    response = _send(client_for(analyst), "post", "/api/entities/", {
+        "plan": demo_plan.slug, "name": "accounts", "source_table": "customers",
+        "target_table": "accounts"})
     assert response.status_code == 400
     assert response.json()["field"] == "name"
 
@@ -368,12 +287,8 @@ def test_api_entity_list_filters_by_plan(client_for, viewer, demo_plan):
 
 def test_api_field_duplicate_target_column_names_the_field(client_for, analyst, demo_plan):
     entity = demo_plan.entities.get(name="accounts")
-    response = _send(
-        client_for(analyst),
-        "post",
-        "/api/field-mappings/",
-        {"entity": str(entity.uuid), "target_column": "name", "source_columns": ["Cust_Name"]},
-    )
+    response = _send(client_for(analyst), "post", "/api/field-mappings/", {
+        "entity": str(entity.uuid), "target_column": "name", "source_columns": ["Cust_Name"]})
     assert response.status_code == 400
     assert response.json()["field"] == "target_column"
 
@@ -383,19 +298,11 @@ def test_api_field_unmap_and_remap_with_concat(client_for, analyst, demo_plan):
     entity = demo_plan.entities.get(name="accounts")
     phone = entity.fields.get(target_column="phone")
     deleted = client.delete(f"/api/field-mappings/{phone.uuid}/")
-    created = _send(
-        client,
-        "post",
-        "/api/field-mappings/",
-        {
-            "entity": str(entity.uuid),
-            "target_column": "phone",
-            "source_columns": ["Phone_Number", "Email_Address"],
-        },
-    )
-    patched = _send(
-        client, "patch", f"/api/field-mappings/{created.json()['uuid']}/", {"required": True}
-    )
+    created = _send(client, "post", "/api/field-mappings/", {
+        "entity": str(entity.uuid), "target_column": "phone",
+        "source_columns": ["Phone_Number", "Email_Address"]})
+    patched = _send(client, "patch", f"/api/field-mappings/{created.json()['uuid']}/",
+                    {"required": True})
     assert (deleted.status_code, created.status_code, patched.status_code) == (204, 201, 200)
     assert [s["rule"] for s in created.json()["steps"]] == ["concat"]
     assert patched.json()["required"] is True
@@ -403,24 +310,16 @@ def test_api_field_unmap_and_remap_with_concat(client_for, analyst, demo_plan):
 
 def test_api_field_unknown_source_column_names_the_field(client_for, analyst, demo_plan):
     field = demo_plan.entities.get(name="accounts").fields.get(target_column="phone")
-    response = _send(
-        client_for(analyst),
-        "patch",
-        f"/api/field-mappings/{field.uuid}/",
-        {"source_columns": ["Nope"]},
-    )
+    response = _send(client_for(analyst), "patch", f"/api/field-mappings/{field.uuid}/",
+                     {"source_columns": ["Nope"]})
     assert response.status_code == 400
     assert response.json()["field"] == "source_columns"
 
 
 def test_api_field_target_column_cannot_change(client_for, analyst, demo_plan):
     field = demo_plan.entities.get(name="accounts").fields.get(target_column="phone")
-    response = _send(
-        client_for(analyst),
-        "patch",
-        f"/api/field-mappings/{field.uuid}/",
-        {"target_column": "email"},
-    )
+    response = _send(client_for(analyst), "patch", f"/api/field-mappings/{field.uuid}/",
+                     {"target_column": "email"})
     assert response.status_code == 400
     assert response.json()["field"] == "target_column"
 
@@ -439,43 +338,25 @@ def _name_field(plan: Plan) -> FieldMapping:
 
 
 def test_api_step_unknown_rule_type_names_the_field(client_for, analyst, demo_plan):
-    response = _send(
-        client_for(analyst),
-        "post",
-        "/api/rule-steps/",
-        {"field": str(_name_field(demo_plan).uuid), "rule": "shout"},
-    )
+    response = _send(client_for(analyst), "post", "/api/rule-steps/",
+                     {"field": str(_name_field(demo_plan).uuid), "rule": "shout"})
     assert response.status_code == 400
     assert response.json()["field"] == "rule"
 
 
 def test_api_step_bad_regex_names_the_parameter(client_for, analyst, demo_plan):
-    response = _send(
-        client_for(analyst),
-        "post",
-        "/api/rule-steps/",
-        {
-            "field": str(_name_field(demo_plan).uuid),
-            "rule": "regex_validate",
-            "params": {"pattern": "([a-z"},
-        },
-    )
+    response = _send(client_for(analyst), "post", "/api/rule-steps/", {
+        "field": str(_name_field(demo_plan).uuid), "rule": "regex_validate",
+        "params": {"pattern": "([a-z"}})
     assert response.status_code == 400
     assert response.json()["field"] == "pattern"
     assert "regular expression" in response.json()["detail"]
 
 
 def test_api_step_unknown_lookup_names_the_parameter(client_for, analyst, demo_plan):
-    response = _send(
-        client_for(analyst),
-        "post",
-        "/api/rule-steps/",
-        {
-            "field": str(_name_field(demo_plan).uuid),
-            "rule": "value_map",
-            "params": {"lookup": "no-such-table"},
-        },
-    )
+    response = _send(client_for(analyst), "post", "/api/rule-steps/", {
+        "field": str(_name_field(demo_plan).uuid), "rule": "value_map",
+        "params": {"lookup": "no-such-table"}})
     assert response.status_code == 400
     assert response.json()["field"] == "lookup"
 
@@ -483,23 +364,16 @@ def test_api_step_unknown_lookup_names_the_parameter(client_for, analyst, demo_p
 def test_api_step_add_update_move_delete(client_for, analyst, demo_plan):
     client = client_for(analyst)
     field = _name_field(demo_plan)
-    added = _send(
-        client,
-        "post",
-        "/api/rule-steps/",
-        {"field": str(field.uuid), "rule": "truncate", "params": {"length": 60}},
-    )
+    added = _send(client, "post", "/api/rule-steps/", {"field": str(field.uuid),
+                                                        "rule": "truncate",
+                                                        "params": {"length": 60}})
     url = f"/api/rule-steps/{added.json()['uuid']}/"
     updated = _send(client, "patch", url, {"params": {"length": "50"}})
     moved = _send(client, "post", f"{url}move/", {"direction": "up"})
     order = list(field.steps.values_list("rule", flat=True))
     deleted = client.delete(url)
-    assert (added.status_code, updated.status_code, moved.status_code, deleted.status_code) == (
-        201,
-        200,
-        200,
-        204,
-    )
+    assert (added.status_code, updated.status_code, moved.status_code,
+            deleted.status_code) == (201, 200, 200, 204)
     assert updated.json()["params"] == {"length": 50, "on_overflow": "truncate"}
     assert moved.json()["position"] == 2
     assert order == ["trim", "title", "truncate", "truncate"]
@@ -508,30 +382,24 @@ def test_api_step_add_update_move_delete(client_for, analyst, demo_plan):
 
 def test_api_step_bad_int_param_on_update_names_it(client_for, analyst, demo_plan):
     step = _name_field(demo_plan).steps.get(rule="truncate")
-    response = _send(
-        client_for(analyst), "patch", f"/api/rule-steps/{step.uuid}/", {"params": {"length": 0}}
-    )
+    response = _send(client_for(analyst), "patch", f"/api/rule-steps/{step.uuid}/",
+                     {"params": {"length": 0}})
     assert response.status_code == 400
     assert response.json()["field"] == "length"
 
 
 def test_api_step_move_needs_a_direction(client_for, analyst, demo_plan):
     step = _name_field(demo_plan).steps.first()
-    response = _send(
-        client_for(analyst), "post", f"/api/rule-steps/{step.uuid}/move/", {"direction": "sideways"}
-    )
+    response = _send(client_for(analyst), "post", f"/api/rule-steps/{step.uuid}/move/",
+                     {"direction": "sideways"})
     assert response.status_code == 400
     assert "direction" in response.json()
 
 
 def test_api_step_edit_returns_a_signed_off_plan_to_draft(client_for, analyst, demo_plan):
     Plan.objects.filter(pk=demo_plan.pk).update(status="signed_off")
-    _send(
-        client_for(analyst),
-        "post",
-        "/api/rule-steps/",
-        {"field": str(_name_field(demo_plan).uuid), "rule": "upper"},
-    )
+    _send(client_for(analyst), "post", "/api/rule-steps/",
+          {"field": str(_name_field(demo_plan).uuid), "rule": "upper"})
     demo_plan.refresh_from_db()
     assert demo_plan.status == "draft"
 
@@ -542,16 +410,10 @@ def test_api_rule_types_list_every_registry_rule(client_for, viewer):
     on_missing = next(p for p in value_map["params"] if p["name"] == "on_missing")
     assert [r["name"] for r in body] == list(REGISTRY)
     assert value_map["null_handling"] == REGISTRY["value_map"].null_handling
-    assert on_missing == {
-        "name": "on_missing",
-        "type": "choice",
-        "required": False,
-        "default": "default",
-        "choices": ["default", "fail", "keep"],
-        "help": REGISTRY["value_map"].params[1].help,
-        "min_value": None,
-        "max_value": None,
-    }
+    assert on_missing == {"name": "on_missing", "type": "choice", "required": False,
+                          "default": "default", "choices": ["default", "fail", "keep"],
+                          "help": REGISTRY["value_map"].params[1].help, "min_value": None,
+                          "max_value": None}
 
 
 def test_api_rule_type_unknown_is_404(client_for, viewer):
@@ -563,17 +425,11 @@ def test_api_rule_type_unknown_is_404(client_for, viewer):
 
 def test_api_lookup_crud_and_entries(client_for, analyst, demo_plan):
     client = client_for(analyst)
-    created = _send(
-        client,
-        "post",
-        "/api/lookups/",
-        {"plan": demo_plan.slug, "name": "tiers", "default_value": "bronze"},
-    )
+    created = _send(client, "post", "/api/lookups/", {"plan": demo_plan.slug, "name": "tiers",
+                                                       "default_value": "bronze"})
     url = f"/api/lookups/{created.json()['uuid']}/"
-    added = [
-        _send(client, "post", f"{url}entries/", {"key": k, "value": v})
-        for k, v in (("G", "gold"), ("S", "silver"), ("G", "GOLD"))
-    ]
+    added = [_send(client, "post", f"{url}entries/", {"key": k, "value": v})
+             for k, v in (("G", "gold"), ("S", "silver"), ("G", "GOLD"))]
     removed = client.delete(f"{url}entries/?key=S")
     entries = client.get(f"{url}entries/").json()
     renamed = _send(client, "patch", url, {"description": "Customer tiers"})
@@ -594,9 +450,8 @@ def test_api_lookup_delete_in_use_names_the_field(client_for, analyst, demo_plan
 
 
 def test_api_lookup_duplicate_name_names_the_field(client_for, analyst, demo_plan):
-    response = _send(
-        client_for(analyst), "post", "/api/lookups/", {"plan": demo_plan.slug, "name": "us-states"}
-    )
+    response = _send(client_for(analyst), "post", "/api/lookups/",
+                     {"plan": demo_plan.slug, "name": "us-states"})
     assert response.status_code == 400
     assert response.json()["field"] == "name"
 
@@ -627,12 +482,9 @@ def test_api_lookup_csv_upload_as_file(client_for, analyst, demo_plan):
 
 def test_api_milestone_crud_and_date_order(client_for, analyst, demo_plan):
     client = client_for(analyst)
-    created = _send(
-        client,
-        "post",
-        "/api/milestones/",
-        {"plan": demo_plan.slug, "phase": "Hypercare", "start": "2026-05-01", "end": "2026-05-15"},
-    )
+    created = _send(client, "post", "/api/milestones/", {
+        "plan": demo_plan.slug, "phase": "Hypercare", "start": "2026-05-01",
+        "end": "2026-05-15"})
     url = f"/api/milestones/{created.json()['id']}/"
     backwards = _send(client, "patch", url, {"end": "2026-04-01"})
     deleted = client.delete(url)
@@ -645,12 +497,9 @@ def test_api_milestone_crud_and_date_order(client_for, analyst, demo_plan):
 
 
 def test_api_preview_marks_a_failing_cell(client_for, viewer, demo_plan):
-    response = _send(
-        client_for(viewer),
-        "post",
-        f"/api/plans/{demo_plan.slug}/entities/accounts/preview/",
-        {"rows": 100, "sample": "first"},
-    )
+    response = _send(client_for(viewer), "post",
+                     f"/api/plans/{demo_plan.slug}/entities/accounts/preview/",
+                     {"rows": 100, "sample": "first"})
     body = response.json()
     failed = [r for r in body["rows"] if r["status"] == "failed"]
     assert response.status_code == 200 and body["error"] is None
@@ -673,12 +522,8 @@ def test_api_version_create_diff_revert_round_trip(client_for, analyst, demo_pla
     base = f"/api/plans/{demo_plan.slug}/versions/"
     first = _send(client, "post", base, {"note": "baseline"})
     again = _send(client, "post", base, {"note": "unchanged"})
-    _send(
-        client,
-        "post",
-        "/api/rule-steps/",
-        {"field": str(_name_field(demo_plan).uuid), "rule": "upper"},
-    )
+    _send(client, "post", "/api/rule-steps/", {"field": str(_name_field(demo_plan).uuid),
+                                                "rule": "upper"})
     second = _send(client, "post", base, {"note": "upper"})
     diff = client.get(f"{base}diff/?a=1&b=2").json()
     reverted = client.post(f"{base}1/revert/")
@@ -688,10 +533,7 @@ def test_api_version_create_diff_revert_round_trip(client_for, analyst, demo_pla
     assert "upper" in diff["changes"][0]["details"][0]
     assert reverted.status_code == 200
     assert list(_name_field(demo_plan).steps.values_list("rule", flat=True)) == [
-        "trim",
-        "title",
-        "truncate",
-    ]
+        "trim", "title", "truncate"]
     assert [v["number"] for v in listing] == [2, 1]
 
 
@@ -735,9 +577,8 @@ def test_api_yaml_import_as_file(client_for, analyst, demo_plan):
 
     client = client_for(analyst)
     text = client.get(f"/api/plans/{demo_plan.slug}/yaml/").content.decode()
-    upload = SimpleUploadedFile(
-        "plan.yaml", text.replace(f"slug: {demo_plan.slug}", "slug: from-file", 1).encode()
-    )
+    upload = SimpleUploadedFile("plan.yaml", text.replace(
+        f"slug: {demo_plan.slug}", "slug: from-file", 1).encode())
     response = client.post("/api/plans/import/", {"file": upload})
     assert response.status_code == 201 and response.json()["slug"] == "from-file"
 
@@ -756,15 +597,8 @@ def _plans(n: int) -> None:
         RuleStepFactory(field=field, rule="upper")
 
 
-LISTS = [
-    "/api/systems/",
-    "/api/plans/",
-    "/api/entities/",
-    "/api/field-mappings/",
-    "/api/rule-steps/",
-    "/api/lookups/",
-    "/api/milestones/",
-]
+LISTS = ["/api/systems/", "/api/plans/", "/api/entities/", "/api/field-mappings/",
+         "/api/rule-steps/", "/api/lookups/", "/api/milestones/"]
 
 
 @pytest.mark.parametrize("url", LISTS)
@@ -783,13 +617,8 @@ def test_api_schema_documents_the_workbench(client_for, viewer):
     client = client_for(viewer)
     schema = client.get("/api/schema/").content.decode()
     docs = client.get("/api/docs/")
-    for path in (
-        "/api/rule-types/",
-        "/api/plans/{slug}/versions/diff/",
-        "/api/plans/{slug}/entities/{entity_name}/preview/",
-        "/api/lookups/{uuid}/csv/",
-        "/api/systems/{uuid}/test-connection/",
-        "/api/plans/import/",
-    ):
+    for path in ("/api/rule-types/", "/api/plans/{slug}/versions/diff/",
+                 "/api/plans/{slug}/entities/{entity_name}/preview/", "/api/lookups/{uuid}/csv/",
+                 "/api/systems/{uuid}/test-connection/", "/api/plans/import/"):
         assert f"{path}:" in schema, path
     assert docs.status_code == 200

@@ -18,11 +18,8 @@ pytestmark = pytest.mark.django_db
 def test_any_edit_after_sign_off_returns_the_plan_to_draft(demo_plan, analyst):
     demo_plan.status = "signed_off"
     demo_plan.save()
-    step_add(
-        field=demo_plan.entities.get(name="accounts").fields.get(target_column="name"),
-        user=analyst,
-        rule="upper",
-    )
+    step_add(field=demo_plan.entities.get(name="accounts").fields.get(target_column="name"),
+             user=analyst, rule="upper")
     demo_plan.refresh_from_db()
     assert demo_plan.status == "draft"
 
@@ -56,15 +53,11 @@ def test_diff_and_revert_between_versions(demo_plan, analyst):
 
 def test_history_page_shows_field_level_changes(client_for, analyst, demo_plan):
     client = client_for(analyst)
-    step = (
-        demo_plan.entities.get(name="accounts")
-        .fields.get(target_column="name")
+    step = demo_plan.entities.get(name="accounts").fields.get(target_column="name") \
         .steps.get(rule="truncate")
-    )
-    url = reverse(
-        "mappings:step_save",
-        kwargs={"slug": demo_plan.slug, "uuid": step.field.entity.uuid, "step": step.uuid},
-    )
+    url = reverse("mappings:step_save", kwargs={"slug": demo_plan.slug,
+                                                "uuid": step.field.entity.uuid,
+                                                "step": step.uuid})
     client.post(url, {f"s{step.pk}-length": "70", f"s{step.pk}-on_overflow": "fail"})
     client.post(url, {f"s{step.pk}-length": "65", f"s{step.pk}-on_overflow": "fail"})
     body = client.get(reverse("mappings:plan_history", args=[demo_plan.slug])).content.decode()
@@ -83,7 +76,7 @@ def test_version_pages_create_and_diff(client_for, analyst, demo_plan):
 
 def test_viewer_cannot_create_or_revert_versions(client_for, viewer, demo_plan):
     client = client_for(viewer)
-    assert client.post(reverse("mappings:version_create", args=[demo_plan.slug])).status_code == 403
-    assert (
-        client.post(reverse("mappings:version_revert", args=[demo_plan.slug, 1])).status_code == 403
-    )
+    assert client.post(reverse("mappings:version_create", args=[demo_plan.slug])) \
+        .status_code == 403
+    assert client.post(reverse("mappings:version_revert", args=[demo_plan.slug, 1])) \
+        .status_code == 403

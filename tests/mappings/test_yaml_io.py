@@ -43,13 +43,8 @@ def systems(db):
 
 @pytest.fixture
 def demo(systems, analyst):
-    plan, _ = demo_plan_install(
-        source=systems[0],
-        target=systems[1],
-        owner=analyst,
-        us_states=US_STATES,
-        today=dt.date(2026, 3, 2),
-    )
+    plan, _ = demo_plan_install(source=systems[0], target=systems[1], owner=analyst,
+                                us_states=US_STATES, today=dt.date(2026, 3, 2))
     return plan
 
 
@@ -62,21 +57,10 @@ def demo_text(demo):
 
 
 def _created_nothing() -> bool:
-    models = (
-        Plan,
-        EntityMapping,
-        FieldMapping,
-        RuleStep,
-        LookupTable,
-        LookupEntry,
-        Milestone,
-        ValidationRule,
-        UATTestCase,
-    )
-    return (
-        all(m.objects.count() == 0 for m in models)
-        and not AuditEvent.objects.filter(action="import").exists()
-    )
+    models = (Plan, EntityMapping, FieldMapping, RuleStep, LookupTable, LookupEntry, Milestone,
+              ValidationRule, UATTestCase)
+    return all(m.objects.count() == 0 for m in models) and not AuditEvent.objects.filter(
+        action="import").exists()
 
 
 def _position(text: str, needle: str, occurrence: int = 0) -> tuple[int, int]:
@@ -110,29 +94,15 @@ def test_plan_export_yaml_layout_follows_the_documented_format(demo):
     data = yaml.safe_load(plan_export_yaml(plan=demo))
 
     name = data["entities"][0]["fields"][1]
-    assert list(data) == [
-        "format",
-        "plan",
-        "systems",
-        "lookups",
-        "entities",
-        "validation_rules",
-        "uat_cases",
-        "milestones",
-    ]
+    assert list(data) == ["format", "plan", "systems", "lookups", "entities",
+                          "validation_rules", "uat_cases", "milestones"]
     assert data["format"] == "migration-planner/v1"
     assert data["systems"] == {"source": "Legacy CRM", "target": "New CRM"}
-    assert name == {
-        "target": "name",
-        "sources": ["Cust_Name"],
-        "steps": [
-            {"rule": "trim"},
-            {"rule": "title"},
-            {"rule": "truncate", "length": 80, "on_overflow": "fail"},
-        ],
-        "required": True,
-        "notes": "Target allows 80 characters; longer names go to the error queue.",
-    }
+    assert name == {"target": "name", "sources": ["Cust_Name"],
+                    "steps": [{"rule": "trim"}, {"rule": "title"},
+                              {"rule": "truncate", "length": 80, "on_overflow": "fail"}],
+                    "required": True,
+                    "notes": "Target allows 80 characters; longer names go to the error queue."}
     assert data["lookups"][1]["entries"]["CA"] == "California"
     assert data["milestones"][0]["start"] == dt.date(2026, 3, 2)
 
@@ -159,9 +129,8 @@ def test_plan_export_yaml_never_contains_secrets_or_connection_details(demo):
 def test_plan_import_yaml_normalises_rule_params_like_the_workbench(demo_text, analyst):
     plan = plan_import_yaml(text=demo_text, user=analyst)
 
-    step = RuleStep.objects.get(
-        field__entity__plan=plan, field__target_column="name", rule="truncate"
-    )
+    step = RuleStep.objects.get(field__entity__plan=plan, field__target_column="name",
+                                rule="truncate")
     assert step.params == {"length": 80, "on_overflow": "fail"}
     trim = RuleStep.objects.filter(field__entity__plan=plan, rule="trim").first()
     assert trim.params == {"empty_to_null": True}
@@ -181,9 +150,8 @@ def test_plan_import_yaml_replace_keeps_versions_and_resets_status(demo, analyst
     version = plan_version_create(plan=demo, user=analyst)
     Plan.objects.filter(pk=demo.pk).update(status="signed_off")
     rule_pk = ValidationRule.objects.get(plan=demo, name="Customer_ID unique").pk
-    text = plan_export_yaml(plan=demo).replace(
-        "title: Search for a customer", "title: Find a customer"
-    )
+    text = plan_export_yaml(plan=demo).replace("title: Search for a customer",
+                                                "title: Find a customer")
 
     plan = plan_import_yaml(text=text, user=analyst, replace=True)
 
@@ -200,9 +168,8 @@ def test_plan_import_yaml_existing_slug_without_replace_is_refused(demo, analyst
     with pytest.raises(ApplicationError) as err:
         plan_import_yaml(text=text, user=analyst)
 
-    assert err.value.message.startswith(
-        f"line {line}, column {column}: plan.slug: a plan with slug '{PLAN_SLUG}' already exists"
-    )
+    assert err.value.message.startswith(f"line {line}, column {column}: plan.slug: a plan with "
+                                        f"slug '{PLAN_SLUG}' already exists")
     assert demo.entities.count() == 3
 
 
@@ -319,17 +286,15 @@ def test_plan_import_yaml_bad_document_names_line_column_and_reason(case, demo_t
     where = f"line {line}, column {column + shift}: "
     message = err.value.message
     assert message.startswith(where), message
-    assert path is None or f"{where}{path}: " in message, message
+    assert (path is None or f"{where}{path}: " in message), message
     assert reason in message
     assert _created_nothing()
 
 
 def test_plan_import_yaml_wrong_format_and_empty_document_are_refused(demo_text, analyst):
     for text, expected in (
-        (
-            demo_text.replace("format: migration-planner/v1", "format: other/v9"),
-            "line 1, column 9: format: unsupported format 'other/v9'",
-        ),
+        (demo_text.replace("format: migration-planner/v1", "format: other/v9"),
+         "line 1, column 9: format: unsupported format 'other/v9'"),
         ("", "line 1, column 1: the document is empty"),
         ("- just\n- a list\n", "line 1, column 1: (document): must be a mapping, got a list"),
     ):
@@ -341,8 +306,7 @@ def test_plan_import_yaml_wrong_format_and_empty_document_are_refused(demo_text,
 
 def test_plan_import_yaml_refuses_aliases(demo_text, analyst):
     text = demo_text.replace("lookups:\n", "lookups: &x\n", 1).replace(
-        "uat_cases:\n", "uat_cases_ref: *x\nuat_cases:\n", 1
-    )
+        "uat_cases:\n", "uat_cases_ref: *x\nuat_cases:\n", 1)
 
     with pytest.raises(ApplicationError) as err:
         plan_import_yaml(text=text, user=analyst)
@@ -354,15 +318,11 @@ def test_plan_import_yaml_refuses_aliases(demo_text, analyst):
 # --------------------------------------------------------------------------- property
 
 
-_TEXT = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"), max_size=20
-)
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",),
+                              exclude_characters="\x00"), max_size=20)
 _NAME = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=12)
-_COLUMN = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")),
-    min_size=1,
-    max_size=16,
-).filter(str.strip)
+_COLUMN = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")),
+                  min_size=1, max_size=16).filter(str.strip)
 _REGEXES = st.sampled_from(["[0-9]+", "^a.*z$", "(x|y){2,3}", "[$ ]", "é+"])
 _SEQ = itertools.count()
 
@@ -387,21 +347,15 @@ def _param_value(draw, param, names):
 
 @st.composite
 def _steps(draw, names, sources):
-    usable = [
-        r
-        for r in REGISTRY.values()
-        if all(p.type not in ("lookup", "entity") or names[p.type] for p in r.params)
-    ]
+    usable = [r for r in REGISTRY.values()
+              if all(p.type not in ("lookup", "entity") or names[p.type] for p in r.params)]
     chain = draw(st.lists(st.sampled_from(usable), max_size=4))
     if len(sources) > 1:
         chain = [draw(st.sampled_from([REGISTRY["concat"], REGISTRY["coalesce"]])), *chain]
     steps = []
     for rule in chain:
-        params = {
-            p.name: _param_value(draw, p, names)
-            for p in rule.params
-            if p.required or draw(st.booleans())
-        }
+        params = {p.name: _param_value(draw, p, names) for p in rule.params
+                  if p.required or draw(st.booleans())}
         steps.append((rule.name, params))
     return steps
 
@@ -417,91 +371,49 @@ def _plans(draw):
         fields = []
         for target in targets:
             sources = draw(st.lists(_COLUMN, max_size=3))
-            fields.append(
-                {
-                    "target": target,
-                    "sources": sources,
-                    "steps": draw(_steps(names, sources)),
-                    "default": draw(st.none() | _TEXT),
-                    "required": draw(st.booleans()),
-                    "notes": draw(_TEXT),
-                }
-            )
-        entities.append(
-            {
-                "name": name,
-                "load_order": draw(st.integers(0, 5)),
-                "notes": draw(_TEXT),
-                "fields": fields,
-                "source_key": draw(st.lists(_COLUMN, min_size=1, max_size=2)),
-            }
-        )
-    return {
-        "name": draw(_TEXT.filter(str.strip)),
-        "description": draw(_TEXT),
-        "lookups": lookups,
-        "entities": entities,
-        "threshold": draw(st.decimals(0, 100, places=2)),
-        "milestones": draw(
-            st.lists(
-                st.tuples(
-                    _TEXT.filter(str.strip),
-                    st.dates(dt.date(2020, 1, 1), dt.date(2030, 1, 1)),
-                    st.integers(0, 60),
-                ),
-                max_size=3,
-            )
-        ),
-    }
+            fields.append({"target": target, "sources": sources,
+                           "steps": draw(_steps(names, sources)),
+                           "default": draw(st.none() | _TEXT), "required": draw(st.booleans()),
+                           "notes": draw(_TEXT)})
+        entities.append({"name": name, "load_order": draw(st.integers(0, 5)),
+                         "notes": draw(_TEXT), "fields": fields,
+                         "source_key": draw(st.lists(_COLUMN, min_size=1, max_size=2))})
+    return {"name": draw(_TEXT.filter(str.strip)), "description": draw(_TEXT),
+            "lookups": lookups, "entities": entities,
+            "threshold": draw(st.decimals(0, 100, places=2)),
+            "milestones": draw(st.lists(st.tuples(_TEXT.filter(str.strip),
+                                                  st.dates(dt.date(2020, 1, 1),
+                                                           dt.date(2030, 1, 1)),
+                                                  st.integers(0, 60)), max_size=3))}
 
 
 def _install(spec: dict, systems) -> Plan:
-    plan = Plan.objects.create(
-        name=spec["name"],
-        slug=f"prop-{next(_SEQ)}",
-        source=systems[0],
-        target=systems[1],
-        description=spec["description"],
-        failure_threshold_pct=spec["threshold"],
-    )
+    plan = Plan.objects.create(name=spec["name"], slug=f"prop-{next(_SEQ)}", source=systems[0],
+                               target=systems[1], description=spec["description"],
+                               failure_threshold_pct=spec["threshold"])
     for name, entries in spec["lookups"].items():
         table = LookupTable.objects.create(plan=plan, name=name, description=name * 2)
         for key, value in entries.items():
             LookupEntry.objects.create(table=table, key=key, value=value)
     for e in spec["entities"]:
         entity = EntityMapping.objects.create(
-            plan=plan,
-            name=e["name"],
-            source_table="src",
-            target_table="tgt",
-            source_key=e["source_key"],
-            load_order=e["load_order"],
-            notes=e["notes"],
-        )
+            plan=plan, name=e["name"], source_table="src", target_table="tgt",
+            source_key=e["source_key"], load_order=e["load_order"], notes=e["notes"])
         for position, f in enumerate(e["fields"]):
             field = FieldMapping.objects.create(
-                entity=entity,
-                target_column=f["target"],
-                source_columns=f["sources"],
-                default_value=f["default"],
-                required=f["required"],
-                notes=f["notes"],
-                position=position,
-            )
+                entity=entity, target_column=f["target"], source_columns=f["sources"],
+                default_value=f["default"], required=f["required"], notes=f["notes"],
+                position=position)
             for i, (rule, params) in enumerate(f["steps"]):
                 RuleStep.objects.create(field=field, position=i, rule=rule, params=params)
     for i, (phase, start, days) in enumerate(spec["milestones"]):
-        Milestone.objects.create(
-            plan=plan, phase=phase, start=start, end=start + dt.timedelta(days=days), position=i
-        )
+        Milestone.objects.create(plan=plan, phase=phase, start=start,
+                                 end=start + dt.timedelta(days=days), position=i)
     return plan
 
 
-@settings(
-    max_examples=int(os.environ.get("YAML_ROUND_TRIP_EXAMPLES", "40")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(max_examples=int(os.environ.get("YAML_ROUND_TRIP_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(spec=_plans())
 def test_plan_export_yaml_random_plans_round_trip(spec, systems, analyst):
     with transaction.atomic():
@@ -531,3 +443,33 @@ def test_plan_import_yaml_documented_example_imports(analyst):
     assert [s.rule for s in street.steps.order_by("position")] == ["concat", "trim"]
     assert plan.lookups.get().entries.count() == 4
     assert plan.validation_rules.get().kind == "unique"
+
+
+# --------------------------------------------------------------------------- delete policy
+
+
+def test_plan_yaml_without_delete_policy_imports_as_ignore(demo_text, analyst):
+    assert "delete_policy" not in demo_text  # files written before the field existed
+    plan = plan_import_yaml(text=demo_text, user=analyst)
+    assert set(plan.entities.values_list("delete_policy", flat=True)) == {"ignore"}
+
+
+def test_plan_yaml_delete_policy_mark_round_trips(demo, analyst):
+    demo.entities.filter(name="accounts").update(
+        delete_policy="mark", delete_mark_column="account_status", delete_mark_value="Deleted")
+    text = plan_export_yaml(plan=demo)
+    assert "delete_policy: mark" in text and "delete_mark_column: account_status" in text
+    plan = plan_import_yaml(text=text, user=analyst, replace=True)
+    accounts = plan.entities.get(name="accounts")
+    assert (accounts.delete_policy, accounts.delete_mark_column, accounts.delete_mark_value) == (
+        "mark", "account_status", "Deleted")
+    assert plan_export_yaml(plan=plan) == text
+
+
+def test_plan_yaml_mark_policy_without_column_is_refused_with_its_place(demo_text, analyst):
+    text = demo_text.replace("  load_mode: upsert\n",
+                             "  load_mode: upsert\n  delete_policy: mark\n", 1)
+    with pytest.raises(ApplicationError) as caught:
+        plan_import_yaml(text=text, user=analyst)
+    assert "delete_policy mark needs a delete_mark_column" in str(caught.value)
+    assert _created_nothing()

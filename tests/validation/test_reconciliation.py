@@ -22,10 +22,8 @@ def _load(plan) -> Run:
 
 
 def _checks(run) -> dict[str, ValidationResult]:
-    return {
-        r.rule.kind + ":" + r.rule.entity: r
-        for r in ValidationResult.objects.filter(run=run).select_related("rule")
-    }
+    return {r.rule.kind + ":" + r.rule.entity: r
+            for r in ValidationResult.objects.filter(run=run).select_related("rule")}
 
 
 def test_load_run_report_passes_through_the_mapping(eager_celery, demo_plan):
@@ -47,48 +45,35 @@ def test_load_run_report_passes_through_the_mapping(eager_celery, demo_plan):
     assert all(d["clean"] for d in report.data["key_diffs"].values())
 
 
-def test_reconciliation_finds_changed_deleted_and_added_rows(
-    eager_celery, demo_plan, demo_target_db
-):
+def test_reconciliation_finds_changed_deleted_and_added_rows(eager_celery, demo_plan,
+                                                             demo_target_db):
     run = _load(demo_plan)
     ids = [r[0] for r in pg.query(demo_target_db, "SELECT id FROM accounts ORDER BY id")]
     pg.query(demo_target_db, "UPDATE accounts SET name = 'Tampered' WHERE id = %s", (ids[3],))
     pg.query(demo_target_db, "DELETE FROM contacts WHERE account_id = %s", (ids[10],))
     pg.query(demo_target_db, "DELETE FROM accounts WHERE id = %s", (ids[10],))
-    pg.query(
-        demo_target_db,
-        "INSERT INTO accounts (id, account_number, name, account_status) "
-        "VALUES (%s, 'X-1', 'Intruder', 'Active')",
-        (ids[-1] + 5,),
-    )
+    pg.query(demo_target_db, "INSERT INTO accounts (id, account_number, name, account_status) "
+             "VALUES (%s, 'X-1', 'Intruder', 'Active')", (ids[-1] + 5,))
     report = run_report_build(run=run)
     diff = report.data["key_diffs"]["accounts"]
     assert (diff["changed_keys"], diff["missing_keys"], diff["extra_keys"]) == (
-        [str(ids[3])],
-        [str(ids[10])],
-        [str(ids[-1] + 5)],
-    )
+        [str(ids[3])], [str(ids[10])], [str(ids[-1] + 5)])
     assert report.verdict == "fail"
     assert _checks(run)["checksum:accounts"].status == "failed"
     assert _checks(run)["row_count_match:accounts"].observed == f"{len(ids) - 1:,}"
 
 
-def test_report_reads_the_source_in_batches_and_samples_deterministically(eager_celery, demo_plan):
+def test_report_reads_the_source_in_batches_and_samples_deterministically(eager_celery,
+                                                                          demo_plan):
     from django.db.models import Sum
 
     from validation.models import ValidationRule
 
     demo_plan.batch_size = 97  # many chunks: the aggregates must add up across them
     demo_plan.save()
-    ValidationRule.objects.create(
-        plan=demo_plan,
-        name="seven rows",
-        phase="post",
-        kind="sample_compare",
-        entity="accounts",
-        params={"n": 7, "seed": 3},
-        severity="warning",
-    )
+    ValidationRule.objects.create(plan=demo_plan, name="seven rows", phase="post",
+                                  kind="sample_compare", entity="accounts",
+                                  params={"n": 7, "seed": 3}, severity="warning")
     run = _load(demo_plan)
     loaded = run.batches.filter(entity="accounts").aggregate(n=Sum("loaded"))["n"]
     assert run.batches.filter(entity="accounts").count() > 3
@@ -101,29 +86,19 @@ def test_report_reads_the_source_in_batches_and_samples_deterministically(eager_
     assert 0 < five_pct.details["sampled"] < loaded * 0.15
     again = run_report_build(run=run)
     assert again.verdict == "pass"
-    rebuilt = {
-        r.rule.name: r.details
-        for r in ValidationResult.objects.filter(run=run).order_by("id")
-        if r.rule.kind == "sample_compare"
-    }
+    rebuilt = {r.rule.name: r.details for r in ValidationResult.objects.filter(run=run)
+               .order_by("id") if r.rule.kind == "sample_compare"}
     assert rebuilt["seven rows"] == results["seven rows"].details
 
 
-def test_sample_compare_in_small_rounds_finds_a_tampered_row(
-    eager_celery, demo_plan, demo_target_db, monkeypatch
-):
+def test_sample_compare_in_small_rounds_finds_a_tampered_row(eager_celery, demo_plan,
+                                                             demo_target_db, monkeypatch):
     from validation import reconciliation
     from validation.models import ValidationRule
 
-    ValidationRule.objects.create(
-        plan=demo_plan,
-        name="every row",
-        phase="post",
-        kind="sample_compare",
-        entity="accounts",
-        params={"pct": 100.0, "seed": 1},
-        severity="warning",
-    )
+    ValidationRule.objects.create(plan=demo_plan, name="every row", phase="post",
+                                  kind="sample_compare", entity="accounts",
+                                  params={"pct": 100.0, "seed": 1}, severity="warning")
     run = _load(demo_plan)
     first = pg.query(demo_target_db, "SELECT min(id) FROM accounts")[0][0]
     pg.query(demo_target_db, "UPDATE accounts SET name = 'Tampered' WHERE id = %s", (first,))

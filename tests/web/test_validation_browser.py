@@ -23,19 +23,11 @@ from tests.runs.conftest import (  # noqa: F401
 from validation.models import SignOff
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True,
+                                                         serialized_rollback=True)]
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -43,7 +35,8 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                      args=ARGS)
         yield chromium
         chromium.close()
 
@@ -64,8 +57,7 @@ def _login(browser, base: str, user):
 
 
 def test_validation_journey_to_an_open_production_gate(
-    live_server, browser, eager_celery, demo_plan, analyst, approver, operator
-):
+        live_server, browser, eager_celery, demo_plan, analyst, approver, operator):
     base, slug = live_server.url, demo_plan.slug
     page = _login(browser, base, analyst)
     page.goto(f"{base}/plans/{slug}/validation/")

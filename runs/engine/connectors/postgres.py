@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg2 import sql
 
+from runs.engine.connectors import pg_deletes
 from runs.engine.connectors.base import (
     ArrowTextSource,
     ChangedSince,
@@ -39,6 +40,7 @@ from runs.engine.connectors.base import (
     text_frame,
     validate_frame,
 )
+from runs.engine.deletes import DeleteResult
 from runs.engine.errors import EngineError, TransientError
 from runs.engine.hashing import arrow_row_hashes, fold_digest, row_hash
 from runs.engine.reconcile import pg_row_hash_sql
@@ -606,6 +608,16 @@ class PostgresConnector(ArrowTextSource):
         with self._tx() as cur:
             return _stored_result(cur, run_id, batch_id)
 
+    def keymap_page(
+        self, namespace: str, entity: str, *, after: str | None, limit: int
+    ) -> list[str]:
+        """Up to ``limit`` ledgered source keys of ``entity`` after ``after``, in key order."""
+        return pg_deletes.keymap_page(self, namespace, entity, after=after, limit=limit)
+
+    def delete_batch(self, **kwargs: Any) -> DeleteResult:
+        """Apply the entity's delete policy to some source keys, ledgered (pg_deletes)."""
+        return pg_deletes.delete_batch(self, **kwargs)
+
     @staticmethod
     def _lock(cur: Any, run_id: str, batch_id: str) -> None:
         cur.execute(
@@ -968,6 +980,9 @@ class PostgresConnector(ArrowTextSource):
             )
             ledger_rows = cur.fetchone()[0]
             deleted, restored = self._undo_rows(cur, info, info.column(rec[1]), run_id, batch_id)
+            restored += pg_deletes.undo_deletes(
+                self, cur, info, info.column(rec[1]), run_id, batch_id
+            )
             counts = []
             for table in ("keymap", "row", "batch"):
                 cur.execute(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from runs.engine.connectors import sqlite_deletes
 from runs.engine.connectors.base import (
     ChangedSince,
     ColumnInfo,
@@ -31,6 +32,7 @@ from runs.engine.connectors.base import (
     text_frame,
     validate_frame,
 )
+from runs.engine.deletes import DeleteResult
 from runs.engine.errors import TransientError
 from runs.engine.hashing import fold_digest, row_hash, text_digest64
 
@@ -305,6 +307,16 @@ class SqliteConnector(SchemaCache):
         with self._tx() as conn:
             return _stored_result(conn, run_id, batch_id)
 
+    def keymap_page(
+        self, namespace: str, entity: str, *, after: str | None, limit: int
+    ) -> list[str]:
+        """Up to ``limit`` ledgered source keys of ``entity`` after ``after``, in key order."""
+        return sqlite_deletes.keymap_page(self, namespace, entity, after=after, limit=limit)
+
+    def delete_batch(self, **kwargs: Any) -> DeleteResult:
+        """Apply the entity's delete policy to some source keys, ledgered (sqlite_deletes)."""
+        return sqlite_deletes.delete_batch(self, **kwargs)
+
     def keymap_lookup(
         self, namespace: str, entity: str, source_keys: Sequence[str]
     ) -> dict[str, str]:
@@ -420,6 +432,9 @@ class SqliteConnector(SchemaCache):
                 return RollbackResult(batch_id=batch_id)
             info = self._table(rec[0])
             deleted, restored = _undo_rows(conn, info, info.column(rec[1]), run_id, batch_id)
+            restored += sqlite_deletes.undo_deletes(
+                conn, info, info.column(rec[1]), run_id, batch_id
+            )
             counts = [
                 conn.execute(
                     f"DELETE FROM {t} WHERE run_id = ? AND batch_id = ?", (run_id, batch_id)

@@ -69,7 +69,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"\n{run.get_status_display()}: extracted {run.extracted:,}, loaded {run.loaded:,}"
                 f" (inserted {run.inserted:,}, updated {run.updated:,}), failed {run.failed:,}, "
-                f"filtered {run.filtered:,}, duplicate {run.duplicates:,}."
+                f"filtered {run.filtered:,}, duplicate {run.duplicates:,}, deleted {run.deleted:,}."
             )
             if run.error:
                 self.stdout.write(run.error)

@@ -1,0 +1,133 @@
+"""Error-queue page timings: the queue page, its text filter and the API page over N failed records.
+
+Run as ``python -m bench.queue_pages --records N [--requests 20]`` with DATABASE_URL pointing at a
+migrated app database on PostgreSQL (scripts/bench.sh's run_bench calls it after the pipeline).
+It adds one failed run holding N synthetic failed records (COPY, not the ORM), times each page
+``--requests`` times through Django's test client as a viewer, prints one JSON line with the
+p50/p95 of each in milliseconds, and removes what it added. Not a test: it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+import uuid
+
+
+def _p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+def _fill(run, count: int) -> None:
+    """One ORM record of ``run`` as a template, then ``count - 1`` copies made by the server."""
+    from django.db import connection
+
+    from runs.models import FailedRecord
+
+    template = FailedRecord.objects.create(
+        run=run,
+        entity="accounts",
+        source_key="K00000000",
+        stage="transform",
+        source_row={"Email_Address": "user0@", "State": "S0"},
+        transformed_row={"email": "user0@"},
+        category="invalid_format",
+        field="email",
+        rule="email",
+        message="'user0@' is not a valid e-mail address",
+        errors=[{"field": "email", "message": "bad"}],
+    )
+    overrides = {
+        "uuid": "gen_random_uuid()",
+        "source_key": "'K' || lpad(g::text, 8, '0')",
+        "entity": "CASE WHEN g %% 3 = 0 THEN 'contacts' ELSE 'accounts' END",
+        "category": "CASE WHEN g %% 4 = 0 THEN 'lookup_miss' ELSE 'invalid_format' END",
+        "message": "'''user' || g || '@'' is not a valid e-mail address'",
+    }
+    columns = [f.column for f in FailedRecord._meta.concrete_fields if f.column != "id"]
+    select = ", ".join(overrides.get(c, f't."{c}"') for c in columns)
+    names = ", ".join(f'"{c}"' for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO runs_failedrecord ({names}) SELECT {select} "  # noqa: S608 - model columns
+            "FROM runs_failedrecord t, generate_series(1, %s) g WHERE t.id = %s",
+            [count - 1, template.id],
+        )
+        cursor.execute("ANALYZE runs_failedrecord")
+
+
+def _time(client, url: str, params: dict, requests: int) -> dict:
+    samples = []
+    client.get(url, params)  # warm caches
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(url, params)
+        samples.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url} answered {response.status_code}")
+    return {"p50_ms": statistics.median(samples), "p95_ms": _p95(samples), "n": requests}
+
+
+def measure(records: int, requests: int) -> dict:
+    """Create the records, time the three pages, clean up; returns the figures."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.test import Client
+    from django.urls import reverse
+
+    from mappings.models import Plan, PlanVersion, System
+    from runs.models import Run
+
+    user_model = get_user_model()
+    viewer, _ = user_model.objects.get_or_create(username="bench-viewer")
+    group, _ = Group.objects.get_or_create(name="viewer")
+    viewer.groups.add(group)
+    system = System.objects.create(
+        name=f"bench-queue-{uuid.uuid4().hex[:8]}",
+        kind="postgresql",
+        host="127.0.0.1",
+        database="bench_queue_none",
+    )
+    plan = Plan.objects.create(name=system.name, source=system, target=system, owner=viewer)
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    run = Run.objects.create(
+        plan=plan, version=version, target=system, mode="load", launched_by=viewer, status="failed"
+    )
+    try:
+        started = time.perf_counter()
+        _fill(run, records)
+        created = time.perf_counter() - started
+        client = Client()
+        client.force_login(viewer)
+        url = reverse("runs:queue", args=[run.uuid])
+        return {
+            "records": records,
+            "insert_seconds": created,
+            "queue_page": _time(client, url, {}, requests),
+            "text_filter": _time(client, url, {"entity": "accounts", "q": "user4242"}, requests),
+            "api_page": _time(client, "/api/failed-records/", {"run": str(run.uuid)}, requests),
+        }
+    finally:
+        run.delete()
+        plan.delete()
+        system.delete()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=20)
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "migration_planner.settings")
+    import django
+
+    django.setup()
+    print(json.dumps(measure(args.records, args.requests)))
+
+
+if __name__ == "__main__":
+    main()

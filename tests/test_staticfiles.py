@@ -1,0 +1,27 @@
+"""collectstatic compresses a file once: unchanged files keep their compressed copies."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+from migration_planner.lib.staticfiles import IncrementalCompressor
+
+
+def test_compressor_reuses_current_copies_and_redoes_stale_ones(tmp_path):
+    source = tmp_path / "app.js"
+    source.write_text("function f() { return 1; }\n" * 2_000)
+    compressor = IncrementalCompressor(quiet=True)
+    first = sorted(compressor.compress(str(source)))
+    assert first and all(p.startswith(str(source) + ".") for p in first)
+    stamps = {p: os.stat(p).st_mtime_ns for p in first}
+    os.utime(source, ns=(min(stamps.values()) - 10**9,) * 2)  # source older than its copies
+
+    assert sorted(compressor.compress(str(source))) == first
+    assert {p: os.stat(p).st_mtime_ns for p in first} == stamps
+
+    source.write_text("function g() { return 2; }\n" * 2_000)
+    os.utime(source, ns=(max(stamps.values()) + 10**9,) * 2)  # edited after compression
+    assert sorted(compressor.compress(str(source))) == first
+    assert all(os.stat(p).st_mtime_ns > stamps[p] for p in first)
+    assert gzip.decompress((tmp_path / "app.js.gz").read_bytes()).startswith(b"function g()")
