@@ -11,7 +11,8 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from runs.connections import connector_for
@@ -412,7 +413,10 @@ def _finish_if_idle(batch_id: int | None, run: Run | None = None) -> None:
         return
     if not Batch.objects.filter(run=run, status=BatchStatus.RUNNING).exists():
         cancelled = Run.objects.filter(pk=run.pk, status=RunStatus.CANCELLING).update(
-            status=RunStatus.CANCELLED, finished_at=timezone.now()
+            status=RunStatus.CANCELLED,
+            finished_at=timezone.now(),
+            # a run cancelled while still queued never started: it ends where it was
+            started_at=Coalesce("started_at", Value(timezone.now())),
         )
         if cancelled:
             run_log(run, "Run cancelled.", LogLevel.WARNING)

@@ -30,9 +30,10 @@ def run_tables(run: Run) -> set[str]:
 
 def run_rollback_blockers(*, run: Run) -> list[Run]:
     """Later runs on the same target, not rolled back, that wrote (or may still write) one of
-    ``run``'s tables — newest first. A later run whose batches found every row unchanged
-    counts too: its pre-run checksum is what its own rollback proves, so it goes first.
-    Read-only."""
+    ``run``'s tables — newest first. A later run that succeeded without writing (every row
+    unchanged, or a delta with nothing new) counts too: its own rollback proves its pre-run
+    checksum, so it goes first. Failed or cancelled runs without a batch never wrote: they
+    do not count. Read-only."""
     tables = run_tables(run)
     worked = Batch.objects.filter(run=OuterRef("pk"))
     later = (
@@ -40,7 +41,7 @@ def run_rollback_blockers(*, run: Run) -> list[Run]:
         .filter(Q(created_at__gt=run.created_at) | Q(created_at=run.created_at, pk__gt=run.pk))
         .exclude(mode=RunMode.DRY_RUN)
         .exclude(status=RunStatus.ROLLED_BACK)
-        .filter(Q(Exists(worked)) | Q(status__in=WRITING))
+        .filter(Q(Exists(worked)) | Q(status__in=(*WRITING, RunStatus.SUCCEEDED)))
         .select_related("launched_by", "version")
         .order_by("-created_at", "-pk")
     )

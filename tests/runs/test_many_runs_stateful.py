@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 from celery import current_app
 from django.contrib.auth.models import User
@@ -47,7 +48,7 @@ from tests.support import pg
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 COLUMNS = ("account_number", "name", "email", "account_status")
-SOURCE_ROWS = 50
+SOURCE_ROWS = 100
 
 
 def _target_rows(dbname: str) -> dict[str, tuple]:
@@ -75,7 +76,7 @@ def _intended(plan: Plan, source_db: str, where: str = "", params: tuple = ()) -
     good = result.rows
     invalid = set(target_validation_failures(plan, good))
     return {
-        row["account_number"]: tuple(row[c] for c in COLUMNS[1:])
+        row["account_number"]: tuple(None if pd.isna(row[c]) else str(row[c]) for c in COLUMNS[1:])
         for idx, row in good.iterrows()
         if idx not in invalid
     }
@@ -233,7 +234,13 @@ class ManyRuns(RuleBasedStateMachine):
     # ------------------------------------------------------------------ invariants
     @invariant()
     def target_equals_oracle(self) -> None:
-        assert _target_rows(self.target_db) == self.expected
+        actual = _target_rows(self.target_db)
+        differ = {
+            k: (actual.get(k), self.expected.get(k))
+            for k in set(actual) | set(self.expected)
+            if actual.get(k) != self.expected.get(k)
+        }
+        assert not differ, sorted(differ.items())[:5]
 
     @invariant()
     def accounting_balances_and_no_lease_is_left(self) -> None:
@@ -254,7 +261,7 @@ class ManyRuns(RuleBasedStateMachine):
 def _reset(plan: Plan, source_db: str, target_db: str) -> None:
     """A fresh source, an empty target without a ledger, no runs (each example starts over)."""
     Run.objects.all().delete()
-    legacy_crm.build_source(pg.url_for(source_db), rows=SOURCE_ROWS, seed=11)
+    legacy_crm.build_source(pg.url_for(source_db), rows=SOURCE_ROWS, seed=7)
     pg.query(target_db, "DROP SCHEMA IF EXISTS mp_ledger CASCADE")
     pg.query(target_db, "TRUNCATE accounts, contacts, orders RESTART IDENTITY CASCADE")
     connectors_close()
@@ -263,7 +270,7 @@ def _reset(plan: Plan, source_db: str, target_db: str) -> None:
 @pytest.fixture
 def many_runs_world(eager_celery, operator):
     with pg.throwaway_database("many_src") as src, pg.throwaway_database("many_tgt") as tgt:
-        legacy_crm.build_source(pg.url_for(src), rows=SOURCE_ROWS, seed=11)
+        legacy_crm.build_source(pg.url_for(src), rows=SOURCE_ROWS, seed=7)
         legacy_crm.build_target(pg.url_for(tgt))
         plan, _ = demo_plan_install(
             source=_pg_system("Many source", src, "dev", "source"),
@@ -285,8 +292,8 @@ def test_random_sequences_of_runs_keep_the_target_equal_to_the_oracle(many_runs_
     ManyRuns.plan, ManyRuns.source_db, ManyRuns.target_db = plan, src, tgt
     ManyRuns.operator = operator
     bounded = settings(
-        max_examples=6,  # ~1-2 min on the 2-core CI machine
-        stateful_step_count=7,
+        max_examples=8,  # ~1 min on the 2-core CI machine
+        stateful_step_count=8,
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
