@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
@@ -79,6 +80,7 @@ class System(models.Model):
             models.CheckConstraint(
                 condition=Q(port__isnull=True) | Q(port__gte=1, port__lte=65535),
                 name="system_port_in_range",
+                violation_error_message="The port must be between 1 and 65535.",
             ),
         ]
 
@@ -119,7 +121,6 @@ class System(models.Model):
         return {"path": self.path, **self.options}
 
 
-
 class Plan(models.Model):
     """A migration plan: source, target, strategy and the entity mappings beneath it."""
 
@@ -148,18 +149,33 @@ class Plan(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="Archived plans leave the lists; runs stay readable."
+    )
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=Q(batch_size__gte=1), name="plan_batch_size_positive"),
+            models.UniqueConstraint(
+                Lower("name"),
+                name="plan_name_unique",
+                violation_error_message="A plan with this name already exists: names are unique.",
+            ),
             models.CheckConstraint(
-                condition=Q(parallelism__gte=1, parallelism__lte=64), name="plan_parallelism_range"
+                condition=Q(batch_size__gte=1),
+                name="plan_batch_size_positive",
+                violation_error_message="The batch size must be at least 1 row.",
+            ),
+            models.CheckConstraint(
+                condition=Q(parallelism__gte=1, parallelism__lte=64),
+                name="plan_parallelism_range",
+                violation_error_message="Parallelism must be between 1 and 64 batches at a time.",
             ),
             models.CheckConstraint(
                 condition=Q(failure_threshold_pct__gte=0, failure_threshold_pct__lte=100),
                 name="plan_failure_threshold_pct_range",
+                violation_error_message="The failure threshold is a percentage between 0 and 100.",
             ),
         ]
 
@@ -185,7 +201,12 @@ class Milestone(models.Model):
         ordering = ["plan", "position", "start"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(end__gte=models.F("start")), name="milestone_end_after_start"
+                condition=Q(end__gte=models.F("start")),
+                name="milestone_end_after_start",
+                violation_error_message=(
+                    "A milestone cannot end before it starts: pick "
+                    "an end date on or after the start date."
+                ),
             ),
         ]
 
@@ -227,14 +248,26 @@ class EntityMapping(models.Model):
     class Meta:
         ordering = ["plan", "load_order", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["plan", "name"], name="entity_name_unique_in_plan"),
+            models.UniqueConstraint(
+                fields=["plan", "name"],
+                name="entity_name_unique_in_plan",
+                violation_error_message="This plan already has an entity with this name.",
+            ),
             models.CheckConstraint(
                 condition=~Q(load_mode="upsert") | ~Q(external_id=""),
                 name="entity_upsert_needs_external_id",
+                violation_error_message=(
+                    "Upsert needs an external id "
+                    "column to match existing target rows."
+                ),
             ),
             models.CheckConstraint(
                 condition=~Q(delete_policy="mark") | ~Q(delete_mark_column=""),
                 name="entity_mark_policy_needs_column",
+                violation_error_message=(
+                    "The “mark” delete policy needs the "
+                    "target column to mark deleted rows in."
+                ),
             ),
         ]
 
@@ -263,7 +296,9 @@ class FieldMapping(models.Model):
         ordering = ["entity", "position", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["entity", "target_column"], name="field_target_unique_in_entity"
+                fields=["entity", "target_column"],
+                name="field_target_unique_in_entity",
+                violation_error_message="This target column is already mapped in this entity.",
             ),
         ]
 
@@ -301,7 +336,11 @@ class LookupTable(models.Model):
     class Meta:
         ordering = ["plan", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["plan", "name"], name="lookup_name_unique_in_plan"),
+            models.UniqueConstraint(
+                fields=["plan", "name"],
+                name="lookup_name_unique_in_plan",
+                violation_error_message="This plan already has a lookup table with this name.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -319,7 +358,11 @@ class LookupEntry(models.Model):
     class Meta:
         ordering = ["table", "key"]
         constraints = [
-            models.UniqueConstraint(fields=["table", "key"], name="lookup_key_unique_in_table"),
+            models.UniqueConstraint(
+                fields=["table", "key"],
+                name="lookup_key_unique_in_table",
+                violation_error_message="This lookup table already has an entry with this key.",
+            ),
         ]
         verbose_name_plural = "lookup entries"
 
@@ -335,6 +378,10 @@ class PlanVersion(models.Model):
     number = models.PositiveIntegerField()
     snapshot = models.JSONField()
     content_hash = models.CharField(max_length=64)
+    # The source and target schema the version was built against, for the tables its entities
+    # use: {"source": {table: {...}}, "target": {table: {...}}} (runs.engine.drift.table_schema);
+    # {} for versions frozen before schemas were stored (then only existence is checked).
+    schemas = models.JSONField(default=dict, blank=True)
     note = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -345,9 +392,15 @@ class PlanVersion(models.Model):
         ordering = ["plan", "-number"]
         constraints = [
             models.UniqueConstraint(
-                fields=["plan", "number"], name="version_number_unique_in_plan"
+                fields=["plan", "number"],
+                name="version_number_unique_in_plan",
+                violation_error_message="This plan already has a version with this number.",
             ),
-            models.CheckConstraint(condition=Q(number__gte=1), name="version_number_positive"),
+            models.CheckConstraint(
+                condition=Q(number__gte=1),
+                name="version_number_positive",
+                violation_error_message="Version numbers start at 1.",
+            ),
         ]
 
     def __str__(self) -> str:

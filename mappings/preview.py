@@ -25,6 +25,7 @@ MAX_ROWS = 500
 class PreviewCell:
     value: str | None
     error: str | None = None
+    column: str = ""
 
 
 @dataclass
@@ -92,12 +93,14 @@ def _row(frame: pd.DataFrame, pos: int, key: str, result, failures: dict,
     label = frame.index[pos]
     if label in result.rows.index:
         good = result.rows.loc[label]
-        return PreviewRow(key, source, [PreviewCell(_text(good[t])) for t in targets], "ok")
+        cells = [PreviewCell(_text(good[t]), column=t) for t in targets]
+        return PreviewRow(key, source, cells, "ok")
     failure = failures.get(key)
     if failure is None:
-        return PreviewRow(key, source, [PreviewCell(None) for _ in targets], "skipped")
+        return PreviewRow(key, source, [PreviewCell(None, column=t) for t in targets], "skipped")
     errors = {e.field: e.message for e in failure.errors}
-    cells = [PreviewCell(_text(failure.transformed_row.get(t)), errors.get(t)) for t in targets]
+    cells = [PreviewCell(_text(failure.transformed_row.get(t)), errors.get(t), t)
+             for t in targets]
     return PreviewRow(key, source, cells, "failed")
 
 

@@ -45,8 +45,9 @@ def connector_kind(system: System) -> str:
 def system_connector(system: System) -> Iterator[Connector]:
     """An engine connector for ``system``, closed afterwards; ApplicationError when unusable."""
     if system.kind == SystemKind.FILE and not system.path:
-        raise ApplicationError(f"System “{system.name}” has no staged file yet; upload one.",
-                               field="path")
+        raise ApplicationError(
+            f"System “{system.name}” has no staged file yet; upload one.", field="path"
+        )
     conn = connect(connector_kind(system), system.connection_params())
     try:
         yield conn
@@ -69,8 +70,9 @@ def system_schema(system: System, *, fresh: bool = False) -> SchemaInfo:
         with system_connector(system) as conn:
             schema = conn.introspect()
     except (EngineError, sqlite3.Error, psycopg2.Error, pymysql.Error) as exc:
-        raise ApplicationError(f"Cannot read the schema of “{system.name}”: {exc}",
-                               field="connection") from exc
+        raise ApplicationError(
+            f"Cannot read the schema of “{system.name}”: {exc}", field="connection"
+        ) from exc
     with _lock:
         _cache[key] = (time.monotonic(), schema)
     return schema
@@ -86,8 +88,7 @@ def system_table(system: System, table: str) -> TableInfo:
     """One introspected table; ApplicationError naming the system when it does not exist."""
     schema = system_schema(system)
     if table not in schema.tables:
-        raise ApplicationError(f"Table “{table}” does not exist in “{system.name}”.",
-                               field="table")
+        raise ApplicationError(f"Table “{table}” does not exist in “{system.name}”.", field="table")
     return schema.tables[table]
 
 
@@ -104,8 +105,14 @@ def system_test_connection(system: System) -> ConnectionReport:
         with system_connector(system) as conn:
             schema = conn.introspect()
         version = _server_version(system)
-    except (ApplicationError, EngineError, sqlite3.Error, psycopg2.Error, pymysql.Error,
-            OSError) as exc:
+    except (
+        ApplicationError,
+        EngineError,
+        sqlite3.Error,
+        psycopg2.Error,
+        pymysql.Error,
+        OSError,
+    ) as exc:
         text = getattr(exc, "message", None) or str(exc).strip() or exc.__class__.__name__
         return ConnectionReport(False, text, [])
     tables = sorted((t.name, t.row_estimate) for t in schema.tables.values())
@@ -127,13 +134,19 @@ def _raw(system: System) -> Iterator[tuple[str, Any]]:
     kind = connector_kind(system)
     params = system.connection_params()
     if kind == "sqlite":
-        conn = sqlite3.connect(f"file:{params['path']}?mode=ro", uri=True,
-                               check_same_thread=False)
+        conn = sqlite3.connect(f"file:{params['path']}?mode=ro", uri=True, check_same_thread=False)
     elif kind == "mysql":
         conn = pymysql.connect(
-            host=params["host"], port=int(params["port"]), user=params.get("user") or None,
-            password=params.get("password", ""), database=params["dbname"], charset="utf8mb4",
-            autocommit=True, connect_timeout=5, init_command="SET SESSION time_zone = '+00:00'")
+            host=params["host"],
+            port=int(params["port"]),
+            user=params.get("user") or None,
+            password=params.get("password", ""),
+            database=params["dbname"],
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=5,
+            init_command="SET SESSION time_zone = '+00:00'",
+        )
         _fetch(conn, "SET SESSION TRANSACTION READ ONLY")
     else:
         allowed = ("host", "port", "dbname", "user", "password")
@@ -161,7 +174,8 @@ class _Dialect:
     def ident(self, name: str) -> Any:
         if self.kind == "postgresql":
             return sql.Identifier(name)
-        return mysql_quote(name) if self.kind == "mysql" else '"' + name.replace('"', '""') + '"'
+        # SQLite: backticks, never "…" (an unknown double-quoted name reads as a string literal)
+        return mysql_quote(name) if self.kind == "mysql" else "`" + name.replace("`", "``") + "`"
 
     def table(self) -> Any:
         if self.kind == "postgresql":
@@ -203,8 +217,15 @@ def _query(system: System, info: TableInfo, build: Any, args: Sequence[Any] = ()
         raise ApplicationError(f"Query on “{system.name}”.“{info.name}” failed: {exc}") from exc
 
 
-def sample_frame(system: System, table: str, columns: Sequence[str], *, limit: int,
-                 order: str = "first", key: Sequence[str] = ()) -> pd.DataFrame:
+def sample_frame(
+    system: System,
+    table: str,
+    columns: Sequence[str],
+    *,
+    limit: int,
+    order: str = "first",
+    key: Sequence[str] = (),
+) -> pd.DataFrame:
     """Up to ``limit`` rows as text (str/None), first by key or random; read-only."""
     info = system_table(system, table)
     names = list(dict.fromkeys(columns))
@@ -215,8 +236,12 @@ def sample_frame(system: System, table: str, columns: Sequence[str], *, limit: i
             order_by = d.random()
         else:
             order_by = d.join([d.ident(c) for c in key]) if key else d.fmt("1")
-        return d.fmt("SELECT {cols} FROM {tbl} ORDER BY {order} LIMIT %s",
-                     cols=d.join([d.text(c) for c in names]), tbl=d.table(), order=order_by)
+        return d.fmt(
+            "SELECT {cols} FROM {tbl} ORDER BY {order} LIMIT %s",
+            cols=d.join([d.text(c) for c in names]),
+            tbl=d.table(),
+            order=order_by,
+        )
 
     rows = _query(system, info, build, [int(limit)])
     return pd.DataFrame([list(r) for r in rows], columns=names, dtype=object)
@@ -228,8 +253,9 @@ def count_longer(system: System, table: str, column: str, length: int) -> int:
     _require(system, info, [column])
 
     def build(d: _Dialect) -> Any:
-        return d.fmt("SELECT count(*) FROM {tbl} WHERE {n} > %s", tbl=d.table(),
-                     n=d.length(d.text(column)))
+        return d.fmt(
+            "SELECT count(*) FROM {tbl} WHERE {n} > %s", tbl=d.table(), n=d.length(d.text(column))
+        )
 
     return int(_query(system, info, build, [int(length)])[0][0])
 
@@ -240,8 +266,11 @@ def value_counts(system: System, table: str, column: str, *, limit: int = 2000) 
     _require(system, info, [column])
 
     def build(d: _Dialect) -> Any:
-        return d.fmt("SELECT {v}, count(*) FROM {tbl} GROUP BY 1 ORDER BY 2 DESC LIMIT %s",
-                     v=d.text(column), tbl=d.table())
+        return d.fmt(
+            "SELECT {v}, count(*) FROM {tbl} GROUP BY 1 ORDER BY 2 DESC LIMIT %s",
+            v=d.text(column),
+            tbl=d.table(),
+        )
 
     return _query(system, info, build, [int(limit)])
 
@@ -251,8 +280,8 @@ def _require(system: System, info: TableInfo, names: Sequence[str]) -> None:
     for name in names:
         if name not in known:
             raise ApplicationError(
-                f"Column “{name}” does not exist in “{system.name}”.“{info.name}”.",
-                field="column")
+                f"Column “{name}” does not exist in “{system.name}”.“{info.name}”.", field="column"
+            )
 
 
 def has_keymap(system: System) -> bool:
@@ -262,8 +291,13 @@ def has_keymap(system: System) -> bool:
     try:
         with _raw(system) as (kind, conn):
             if kind == "sqlite":
-                return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                    "name = 'mp_ledger_keymap'").fetchone() is not None
+                return (
+                    conn.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                        "name = 'mp_ledger_keymap'"
+                    ).fetchone()
+                    is not None
+                )
             return bool(_fetch(conn, "SELECT to_regclass('mp_ledger_keymap') IS NOT NULL")[0][0])
     except (sqlite3.Error, psycopg2.Error):
         return False

@@ -21,13 +21,17 @@ from .models import (
 )
 
 
-def plan_list() -> QuerySet[Plan]:
-    """Plans with source/target and entity counts: a constant number of queries."""
-    return (
+def plan_list(*, archived: bool | None = None) -> QuerySet[Plan]:
+    """Plans with source/target and entity counts: a constant number of queries. ``archived``
+    False / True keeps only active / archived plans; None keeps all."""
+    rows = (
         Plan.objects.select_related("source", "target", "owner")
         .annotate(entity_count=Count("entities", distinct=True))
         .order_by("name")
     )
+    if archived is not None:
+        rows = rows.filter(archived_at__isnull=not archived)
+    return rows
 
 
 def plan_detail(*, slug: str) -> Plan:

@@ -79,13 +79,19 @@ def plan_snapshot_build(*, plan: Plan, version: int = 0) -> PlanSnapshot:
 
 
 @transaction.atomic
-def plan_version_create(*, plan: Plan, user=None, note: str = "") -> PlanVersion:
-    """Freeze the plan as a new immutable, hashed version. Transactional. When the latest
-    version already holds exactly this content it is returned instead (idempotent)."""
+def plan_version_create(
+    *, plan: Plan, user=None, note: str = "", rebaseline: bool = False
+) -> PlanVersion:
+    """Freeze the plan as a new immutable, hashed version, with the live source and target
+    schema of the tables it uses. Transactional. When the latest version already holds
+    exactly this content it is returned instead (idempotent), unless ``rebaseline`` asks for
+    a new version built against the schema as it is now (after a reviewed schema change)."""
+    from .services_drift import plan_schemas_capture
+
     Plan.objects.select_for_update().filter(pk=plan.pk).first()
     latest = plan.versions.order_by("-number").first()
     content = plan_snapshot_build(plan=plan, version=0).content_hash()
-    if latest is not None and latest.snapshot.get("_content") == content:
+    if latest is not None and latest.snapshot.get("_content") == content and not rebaseline:
         return latest
     number = (plan.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     snapshot = plan_snapshot_build(plan=plan, version=number)
@@ -95,6 +101,7 @@ def plan_version_create(*, plan: Plan, user=None, note: str = "") -> PlanVersion
         number=number,
         snapshot=data,
         content_hash=snapshot.content_hash(),
+        schemas=plan_schemas_capture(snapshot=snapshot, source=plan.source, target=plan.target),
         note=note,
         created_by=user,
     )

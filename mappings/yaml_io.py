@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NoReturn
@@ -37,6 +38,7 @@ from .models import (
     System,
 )
 from .selectors import plan_detail
+from .yaml_check import SchemaProblem, schema_problems, schema_refusal
 
 FORMAT = "migration-planner/v1"
 MAX_BYTES = 5 * 1024 * 1024
@@ -742,6 +744,11 @@ def _target_plan(doc: _Doc, user, replace: bool, r: _Reader) -> Plan:
     if plan is not None and not replace:
         r.fail(("plan", "slug"), f"a plan with slug '{plan.slug}' already exists (import "
                "with replace to overwrite its contents)")
+    clash = Plan.objects.filter(name__iexact=doc.plan["name"]).exclude(
+        slug=doc.plan["slug"]).first()
+    if clash is not None:
+        r.fail(("plan", "name"), f"a plan called '{clash.name}' already exists (slug "
+               f"'{clash.slug}'); plan names are unique")
     if plan is None:
         plan = Plan(owner=user if getattr(user, "is_authenticated", False) else None)
     else:
@@ -756,17 +763,58 @@ def _target_plan(doc: _Doc, user, replace: bool, r: _Reader) -> Plan:
     return plan
 
 
+def _locate(r: _Reader) -> Callable[[Path], tuple[int, int, str]]:
+    def locate(path: Path) -> tuple[int, int, str]:
+        mark = r.node(path).start_mark
+        return mark.line + 1, mark.column + 1, _path_text(path)
+
+    return locate
+
+
+@dataclass(frozen=True)
+class ImportCheck:
+    """What an import would create, and the names the live schemas do not have."""
+
+    name: str
+    slug: str
+    exists: bool
+    counts: dict[str, int]
+    problems: list[SchemaProblem]
+
+
+def plan_import_check(*, text: str) -> ImportCheck:
+    """Read and check a v1 document without writing (the import page's validate step).
+    Read-only; raises ApplicationError with line and column for a document that cannot be
+    imported at all; unknown tables / columns come back in ``problems``."""
+    data, root = _parse(text)
+    r = _Reader(root)
+    doc = _read_document(data, r)
+    counts = {"entities": len(doc.entities), "fields": sum(len(f) for _, f in doc.entities),
+              "lookups": len(doc.lookups), "validation rules": len(doc.validation_rules),
+              "UAT cases": len(doc.uat_cases), "milestones": len(doc.milestones)}
+    return ImportCheck(doc.plan["name"], doc.plan["slug"],
+                       Plan.objects.filter(slug=doc.plan["slug"]).exists(), counts,
+                       schema_problems(doc, _locate(r)))
+
+
 @transaction.atomic
-def plan_import_yaml(*, text: str, user, replace: bool = False) -> Plan:
+def plan_import_yaml(*, text: str, user, replace: bool = False,
+                     allow_unknown_schema: bool = False) -> Plan:
     """Create a plan from v1 YAML or, with ``replace``, overwrite an existing plan's contents in
-    place (keeping its versions and runs). Transactional, all or nothing; raises
-    PermissionDeniedError, or ApplicationError giving line, column, path and reason."""
+    place (keeping its versions and runs). Tables and columns are checked against the systems'
+    live schemas unless ``allow_unknown_schema`` (a plan for a schema not yet created).
+    Transactional, all or nothing; raises PermissionDeniedError, or ApplicationError giving
+    line, column, path and reason."""
     from .services_edit import EDIT, require_capability
 
     require_capability(user, EDIT)
     data, root = _parse(text)
     r = _Reader(root)
     doc = _read_document(data, r)
+    if not allow_unknown_schema:
+        problems = schema_problems(doc, _locate(r))
+        if problems:
+            raise schema_refusal(problems)
     existed = Plan.objects.filter(slug=doc.plan["slug"]).exists()
     plan = _target_plan(doc, user, replace, r)
     actor = user if getattr(user, "is_authenticated", False) else None

@@ -13,7 +13,7 @@ from mappings.api import (
     SystemViewSet,
 )
 from runs.api import FailedRecordViewSet, RunViewSet
-from validation.api import RunReportViewSet, ValidationRuleViewSet
+from validation.api import CutoverViewSet, RunReportViewSet, ValidationRuleViewSet
 
 router = DefaultRouter()
 router.register("systems", SystemViewSet, basename="system")
@@ -27,6 +27,7 @@ router.register("lookups", LookupTableViewSet, basename="lookup")
 router.register("runs", RunViewSet, basename="run")
 router.register("validation-rules", ValidationRuleViewSet, basename="validation-rule")
 router.register("run-reports", RunReportViewSet, basename="run-report")
+router.register("cutovers", CutoverViewSet, basename="cutover")
 router.register("failed-records", FailedRecordViewSet, basename="failed-record")
 
 urlpatterns = router.urls

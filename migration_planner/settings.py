@@ -184,3 +184,7 @@ LOGGING = {
 MP_BATCH_LEASE_SECONDS = env.float("MP_BATCH_LEASE_SECONDS", default=60.0)
 # Re-process and rollback leases on target tables expire this long after their last renewal.
 MP_TABLE_LEASE_SECONDS = env.float("MP_TABLE_LEASE_SECONDS", default=300.0)
+# Change data capture: source transactions applied per target transaction (at most), and the
+# WAL a sync's replication slot may hold back before the run page warns.
+MP_CDC_GROUP_SIZE = env.int("MP_CDC_GROUP_SIZE", default=5_000)
+MP_CDC_WAL_WARN_BYTES = env.int("MP_CDC_WAL_WARN_BYTES", default=256 * 1024 * 1024)

@@ -12,15 +12,21 @@ from mappings.selectors import plan_list
 from migration_planner.lib.views import capability_required
 from runs.selectors import run_list_recent
 
+from .dashboard import first_run_steps
 from .health import broker_status, database_status
 
 
 @capability_required("mp.view")
 def dashboard(request: HttpRequest) -> HttpResponse:
+    plans = plan_list(archived=False)
     return render(
         request,
         "dashboard.html",
-        {"plans": plan_list(), "runs": run_list_recent(limit=10)},
+        {
+            "plans": plans,
+            "runs": run_list_recent(limit=10),
+            "start_here": first_run_steps(plans=plans, user=request.user),
+        },
     )
 
 

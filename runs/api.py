@@ -42,6 +42,7 @@ from .services import (
     run_resume,
     run_rollback_request,
     run_rollback_stack_request,
+    sync_stop,
 )
 
 REPROCESS_CAP = 5_000
@@ -50,6 +51,7 @@ RUN_WRITE = {
     "pause": "mp.control_run",
     "resume": "mp.control_run",
     "cancel": "mp.control_run",
+    "stop": "mp.control_run",
     "rollback": "mp.rollback_run",
 }
 RUN_FILTERS = [
@@ -133,6 +135,13 @@ class RunViewSet(
     def cancel(self, request: Request, uuid=None) -> Response:
         """Cancel pending batches; committed ones stay until rolled back."""
         return self._control(request, run_cancel)
+
+    @extend_schema(request=None, responses=RunStatusSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, uuid=None) -> Response:
+        """Sync runs: apply every change committed so far (drain), then finish and drop the
+        replication slot."""
+        return self._control(request, sync_stop)
 
     @extend_schema(request=RollbackRequestSerializer, responses={202: RollbackSerializer})
     @action(detail=True, methods=["post"])

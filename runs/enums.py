@@ -7,6 +7,7 @@ class RunMode(models.TextChoices):
     DRY_RUN = "dry_run", "Dry run"
     LOAD = "load", "Load"
     DELTA = "delta", "Delta"
+    SYNC = "sync", "Full load + CDC sync"
 
 
 class RunStatus(models.TextChoices):
@@ -61,6 +62,7 @@ class FailedRecordStatus(models.TextChoices):
 class LeasePurpose(models.TextChoices):
     LOAD = "load", "load"
     DELTA = "delta", "delta"
+    SYNC = "sync", "sync"
     REPROCESS = "reprocess", "re-process"
     ROLLBACK = "rollback", "rollback"
 

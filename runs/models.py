@@ -75,6 +75,9 @@ class Run(Counters):
     watermarks = models.JSONField(
         default=dict, blank=True, help_text="Per entity: high-water mark of the watermark column."
     )
+    cdc = models.JSONField(
+        default=dict, blank=True, help_text="Sync runs: slot, phase, position, lag, counts."
+    )
     phase = models.PositiveSmallIntegerField(
         default=0, help_text="Index (in load order) of the entity whose batches are running."
     )
@@ -93,6 +96,7 @@ class Run(Counters):
             models.CheckConstraint(
                 condition=Q(finished_at__isnull=True) | Q(started_at__isnull=False),
                 name="run_finished_after_started",
+                violation_error_message="A run cannot have finished without having started.",
             ),
         ]
 
@@ -133,7 +137,11 @@ class Batch(Counters):
     class Meta:
         ordering = ["run", "seq"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "seq"], name="batch_seq_unique_in_run"),
+            models.UniqueConstraint(
+                fields=["run", "seq"],
+                name="batch_seq_unique_in_run",
+                violation_error_message="This run already has a batch with this number.",
+            ),
         ]
         indexes = [models.Index(fields=["run", "status"])]
         verbose_name_plural = "batches"
@@ -225,11 +233,17 @@ class FailedRecord(models.Model):
         ordering = ["run", "entity", "source_key"]
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "entity", "source_key"], name="failed_record_unique_per_run"
+                fields=["run", "entity", "source_key"],
+                name="failed_record_unique_per_run",
+                violation_error_message=(
+                    "This source record already has "
+                    "a failed record in this run."
+                ),
             ),
             models.CheckConstraint(
                 condition=~Q(status="ignored") | ~Q(ignore_reason=""),
                 name="failed_record_ignore_needs_reason",
+                violation_error_message="Ignoring a failed record needs a reason.",
             ),
         ]
         # Pages are keyset scans of (run, -id) filtered on the way; (run, status) counts the

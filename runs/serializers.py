@@ -27,6 +27,7 @@ RUN_FIELDS = [
     "filtered",
     "duplicates",
     "deleted",
+    "cdc",
     "error",
     "launched_by",
     "created_at",

@@ -64,6 +64,22 @@ def batch_execute_task(self, batch_id: int) -> str:
     return result
 
 
+@shared_task(
+    name="runs.cdc_sync",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+)
+def cdc_sync_task(self, run_id: int) -> None:
+    """Drive a sync run (full load + CDC) until it drains; transient errors retry, resuming
+    from the target's checkpoint."""
+    try:
+        services.sync_run(run_id=run_id)
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from None
+
+
 @shared_task(name="runs.run_rollback", acks_late=True, reject_on_worker_lost=True, time_limit=3600)
 def run_rollback_task(rollback_id: int) -> None:
     """Undo a run from the ledger and verify the checksums."""

@@ -12,6 +12,7 @@ urlpatterns = [
     path(R + "pause/", views.run_control_view, {"action": "pause"}, name="run_pause"),
     path(R + "resume/", views.run_control_view, {"action": "resume"}, name="run_resume"),
     path(R + "cancel/", views.run_control_view, {"action": "cancel"}, name="run_cancel"),
+    path(R + "stop/", views.run_control_view, {"action": "stop"}, name="run_stop"),
     path(R + "errors/", views.queue_view, name="queue"),
     path(R + "errors/top/", views.queue_top_view, name="queue_top"),
     path(R + "errors/export.csv", views.queue_export_view, name="queue_export"),

@@ -276,6 +276,8 @@ start_test_pg() {
         || { cat "$work/pgrun/initdb.log" >&2; die "initdb failed"; }
     opts="-h 127.0.0.1 -p $port -k $work/pgrun -c fsync=off -c synchronous_commit=off"
     opts+=" -c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB"
+    # logical decoding for the CDC tests (runs/engine/cdc): slots and a walsender per sync
+    opts+=" -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20"
     as_postgres "$bindir/pg_ctl" -D "$work/pg" -l "$work/pgrun/postgres.log" -o "$opts" \
         -w -t 30 start >/dev/null \
         || { cat "$work/pgrun/postgres.log" >&2; die "PostgreSQL did not start"; }

@@ -9,12 +9,16 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers, viewsets
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from mappings.models import Plan
+from runs.models import Run
 
 from .models import RunReport, ValidationRule
-from .services import validation_rule_delete, validation_rule_save
+from .services import run_reconcile_request, validation_rule_delete, validation_rule_save
 
 
 class ValidationRuleSerializer(serializers.ModelSerializer):
@@ -81,3 +85,123 @@ class RunReportViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_object(self) -> RunReport:
         return get_object_or_404(self.get_queryset(), run__uuid=self.kwargs["run"])
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=True, methods=["post"])
+    def reconcile(self, request: Request, run: str) -> Response:
+        """Reconcile the run again (on a worker); 202, then the report is replaced. 403 for a
+        role that may not, 400 for a run that cannot be reconciled."""
+        target = get_object_or_404(Run, uuid=run)
+        run_reconcile_request(run=target, user=request.user)
+        return Response(
+            {"detail": f"Reconciliation of run {target.uuid} queued."},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class CutoverSerializer(serializers.Serializer):
+    """A plan's current cutover with its live checklist."""
+
+    uuid = serializers.UUIDField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
+    frozen_at = serializers.DateTimeField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    downtime_seconds = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+    checklist = serializers.ListField(child=serializers.DictField())
+    runs_since_signoff = serializers.ListField(child=serializers.CharField())
+    rolled_back_runs = serializers.ListField(child=serializers.DictField())
+
+
+class CutoverDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["go", "no_go"])
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+def _cutover_data(plan: Plan) -> dict:
+    from dataclasses import asdict
+
+    from .cutover import cutover_checklist, runs_since_signoff
+
+    cutover = plan.cutovers.first()
+    return {
+        "uuid": cutover.uuid if cutover else None,
+        "status": cutover.status if cutover else None,
+        "frozen_at": cutover.frozen_at if cutover else None,
+        "decided_at": cutover.decided_at if cutover else None,
+        "downtime_seconds": cutover.downtime_seconds if cutover else None,
+        "reason": cutover.reason if cutover else "",
+        "checklist": [asdict(c) for c in cutover_checklist(cutover)] if cutover else [],
+        "runs_since_signoff": [str(r.uuid) for r in runs_since_signoff(plan)],
+        "rolled_back_runs": cutover.rolled_back_runs if cutover else [],
+    }
+
+
+SLUG = [OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The plan's slug.")]
+
+
+class CutoverViewSet(viewsets.ViewSet):
+    """The cutover of a plan (by plan slug): checklist, freeze, go / no-go, rollback of
+    everything written since the last sign-off. Writes: operators; 400 with the reason."""
+
+    lookup_field = "slug"
+    write_capability = "mp.rollback_run"
+
+    def _plan(self, slug: str) -> Plan:
+        return get_object_or_404(Plan, slug=slug)
+
+    @extend_schema(parameters=SLUG, responses=CutoverSerializer)
+    def retrieve(self, request: Request, slug: str) -> Response:
+        return Response(CutoverSerializer(_cutover_data(self._plan(slug))).data)
+
+    @extend_schema(parameters=SLUG, request=None, responses=CutoverSerializer)
+    @action(detail=True, methods=["post"])
+    def open(self, request: Request, slug: str) -> Response:
+        """Start a cutover (one open at a time)."""
+        from .cutover import cutover_open
+
+        plan = self._plan(slug)
+        cutover_open(plan=plan, user=request.user)
+        return Response(CutoverSerializer(_cutover_data(plan)).data, status=201)
+
+    @extend_schema(parameters=SLUG, request=None, responses=CutoverSerializer)
+    @action(detail=True, methods=["post"])
+    def freeze(self, request: Request, slug: str) -> Response:
+        """Confirm that source writes are frozen (downtime starts)."""
+        from .cutover import cutover_freeze_confirm
+
+        plan = self._plan(slug)
+        cutover_freeze_confirm(cutover=self._current(plan), user=request.user)
+        return Response(CutoverSerializer(_cutover_data(plan)).data)
+
+    @extend_schema(parameters=SLUG, request=CutoverDecisionSerializer, responses=CutoverSerializer)
+    @action(detail=True, methods=["post"])
+    def decide(self, request: Request, slug: str) -> Response:
+        """Go (every check passes) or no-go (with a reason); recorded in the audit log."""
+        from .cutover import cutover_decide
+
+        plan = self._plan(slug)
+        data = CutoverDecisionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        cutover_decide(cutover=self._current(plan), user=request.user, **data.validated_data)
+        return Response(CutoverSerializer(_cutover_data(plan)).data)
+
+    @extend_schema(parameters=SLUG, request=None, responses={202: None})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, slug: str) -> Response:
+        """Roll back every run written since the last sign-off, newest first (on a worker)."""
+        from .cutover import cutover_rollback_request
+
+        plan = self._plan(slug)
+        runs = cutover_rollback_request(cutover=self._current(plan), user=request.user)
+        return Response({"detail": f"Rolling back {len(runs)} run(s), newest first.",
+                         "runs": [str(r.uuid) for r in runs]}, status=status.HTTP_202_ACCEPTED)
+
+    @staticmethod
+    def _current(plan: Plan):
+        from migration_planner.lib.errors import ApplicationError
+
+        cutover = plan.cutovers.first()
+        if cutover is None:
+            raise ApplicationError("Start a cutover first.")
+        return cutover

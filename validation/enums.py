@@ -62,6 +62,14 @@ class AuditAction(models.TextChoices):
     VERSION = "version", "Version created"
     SIGN_OFF = "sign_off", "Sign-off"
     IMPORT = "import", "Import"
+    CUTOVER = "cutover", "Cutover (freeze, go / no-go, rollback)"
+
+
+class CutoverStatus(models.TextChoices):
+    OPEN = "open", "Open (checklist in progress)"
+    GO = "go", "Go: live on the target"
+    NO_GO = "no_go", "No-go"
+    ROLLED_BACK = "rolled_back", "Rolled back"
 
 
 class Verdict(models.TextChoices):

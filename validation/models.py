@@ -15,6 +15,7 @@ from runs.models import Run
 from .enums import (
     PRE_KINDS,
     AuditAction,
+    CutoverStatus,
     ResultStatus,
     Severity,
     SignOffDecision,
@@ -42,7 +43,11 @@ class ValidationRule(models.Model):
     class Meta:
         ordering = ["plan", "phase", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["plan", "name"], name="validation_rule_name_unique"),
+            models.UniqueConstraint(
+                fields=["plan", "name"],
+                name="validation_rule_name_unique",
+                violation_error_message="This plan already has a validation rule with this name.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -108,11 +113,18 @@ class UATResult(models.Model):
         ordering = ["case", "-recorded_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["case", "run", "tester"], name="uat_result_once_per_tester"
+                fields=["case", "run", "tester"],
+                name="uat_result_once_per_tester",
+                violation_error_message=(
+                    "You have already recorded a result for this test case in this run."
+                ),
             ),
             models.CheckConstraint(
                 condition=~Q(outcome__in=["fail", "blocked"]) | ~Q(comment=""),
                 name="uat_failure_needs_comment",
+                violation_error_message=(
+                    "A failed or blocked UAT result needs a comment saying what went wrong."
+                ),
             ),
         ]
         verbose_name = "UAT result"
@@ -144,6 +156,7 @@ class SignOff(models.Model):
             models.CheckConstraint(
                 condition=~Q(decision="rejected") | ~Q(reason=""),
                 name="signoff_rejection_needs_reason",
+                violation_error_message="Rejecting a plan version needs a reason.",
             ),
         ]
 
@@ -196,3 +209,42 @@ class RunReport(models.Model):
 
     def __str__(self) -> str:
         return f"report of {self.run}: {self.verdict}"
+
+
+class Cutover(models.Model):
+    """One cutover of a plan: freeze of source writes, the checklist, the go / no-go decision,
+    the measured downtime, and the rollback of everything written since the last sign-off."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="cutovers")
+    status = models.CharField(
+        max_length=12, choices=CutoverStatus.choices, default=CutoverStatus.OPEN
+    )
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    opened_at = models.DateTimeField(auto_now_add=True)
+    frozen_at = models.DateTimeField(null=True, blank=True, help_text="Source writes frozen.")
+    frozen_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    checklist = models.JSONField(default=list, blank=True, help_text="As it was at the decision.")
+    downtime_seconds = models.PositiveIntegerField(null=True, blank=True)
+    rolled_back_runs = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="go") | Q(frozen_at__isnull=False),
+                name="cutover_go_needs_freeze",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cutover of {self.plan} ({self.get_status_display()})"

@@ -29,7 +29,13 @@ def report_context(run: Run) -> dict[str, Any]:
     results = list(ValidationResult.objects.filter(run=run).select_related("rule")
                    .order_by("rule__phase", "rule__entity", "rule__name"))
     accounting = data.get("accounting", [])
+    computed = data.get("computed")
+    state = (computed or {}).get("state", {})
     return {
+        "computed": computed,
+        # the run's counters moved since the report was computed (queue work, a late batch)
+        "stale": bool(state) and (state.get("loaded"), state.get("failed"))
+        != (run.loaded, run.failed),
         "run": run, "report": report, "data": data, "results": results,
         "accounting": accounting,
         "key_diffs": data.get("key_diffs", {}),

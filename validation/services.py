@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from mappings.models import Plan
 from mappings.services import plan_snapshot_build
@@ -189,21 +190,26 @@ def _verdict(accounting: list[dict], diffs: dict[str, dict], results: list) -> s
 
 def _diffs(ctx: rec.RunContext, run: Run) -> dict[str, dict]:
     from . import reconciliation as rec
+    from .keydiff import key_diff_report
 
     diffs: dict[str, dict] = {}
     for entity in run_entities(run):
         started = time.monotonic()
-        diffs[entity.name] = rec.diff_summary(rec.key_diff(ctx, entity),
-                                              time.monotonic() - started)
+        diff = rec.key_diff(ctx, entity)
+        diffs[entity.name] = key_diff_report(ctx, entity, diff, time.monotonic() - started)
     return diffs
 
 
-def run_report_build(*, run: Run) -> RunReport:
+def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
     """Reconcile a finished load/delta run and store its report and post-check results,
-    replacing earlier ones (idempotent). Raises on connection errors."""
+    replacing earlier ones (idempotent); the report records when, why (``reason``) and from
+    which state of the run it was computed. Raises on connection errors."""
     started = time.monotonic()
     from . import reconciliation as rec  # pandas: imported where used, not at app start
+    from .keydiff import state_of
 
+    run.refresh_from_db()
+    state = state_of(run)
     ctx = rec.RunContext(run=run)
     accounting = rec.accounting(run)
     diffs = _diffs(ctx, run)
@@ -212,7 +218,8 @@ def run_report_build(*, run: Run) -> RunReport:
     data = {"accounting": accounting, "key_diffs": diffs,
             "failures_by_category": rec.failures_by(run, "category"),
             "failures_by_rule": rec.failures_by(run, "rule"),
-            "failures_by_field": rec.failures_by(run, "field")}
+            "failures_by_field": rec.failures_by(run, "field"),
+            "computed": {"at": timezone.now().isoformat(), "reason": reason, "state": state}}
     with transaction.atomic():
         ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.POST).delete()
         ValidationResult.objects.bulk_create(results)
@@ -231,9 +238,55 @@ def run_reconcile_after(run: Run) -> None:
     run_report_build(run=run)
 
 
+def _reconcilable(run: Run) -> bool:
+    return run.mode != RunMode.DRY_RUN and run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED) \
+        and run.batches.exists()
+
+
+def run_reconcile_request(*, run: Run, user, reason: str = "") -> None:
+    """Reconcile a run again on demand (on a worker, after the caller's transaction commits).
+    Raises PermissionDeniedError (role) or ApplicationError (a run that cannot be)."""
+    if user is not None and not user_may_reconcile(user):
+        raise PermissionDeniedError("Your role does not allow reconciling a run.")
+    if not _reconcilable(run):
+        raise ApplicationError(
+            f"Run {run.uuid} is a {run.get_mode_display().lower()} run with status "
+            f"{run.status}: only a finished load or delta run that wrote batches is reconciled.")
+    who = getattr(user, "username", "") or "the system"
+    _reconcile_later(run, reason or f"on demand by {who}")
+    audit_record(action=AuditAction.UPDATE, actor=user, obj=run,
+                 after={"reconcile": reason or "on demand"})
+
+
+def user_may_reconcile(user) -> bool:
+    """Roles that may ask for a new reconciliation: those who work the queue, control runs
+    or sign off (not read-only viewers)."""
+    return any(user.has_perm(p) for p in ("mp.work_queue", "mp.control_run", "mp.sign_off"))
+
+
+def _reconcile_later(run: Run, reason: str) -> None:
+    from .tasks import run_report_task
+
+    pk = run.pk
+    transaction.on_commit(lambda: run_report_task.delay(pk, reason))
+
+
+def run_reconcile_after_queue(run: Run, who: str) -> None:
+    """after_queue_work hook: queue work (re-process) wrote to a run's target: reconcile it
+    again so the report never describes an older state."""
+    run.refresh_from_db()
+    if _reconcilable(run):
+        _reconcile_later(run, f"after re-processing failed records by {who}")
+
+
 def hooks_install() -> None:
     """Plug pre-validation and reconciliation into every run (idempotent; AppConfig.ready)."""
-    from runs.services.hooks import register_after_run, register_before_run
+    from runs.services.hooks import (
+        register_after_queue_work,
+        register_after_run,
+        register_before_run,
+    )
 
     register_before_run(run_prevalidate)
     register_after_run(run_reconcile_after)
+    register_after_queue_work(run_reconcile_after_queue)

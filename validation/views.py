@@ -8,21 +8,38 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.staticfiles import finders
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from mappings.models import Plan
-from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from migration_planner.lib.views import capability_required
 from runs.models import Run
 
 from . import selectors
 from .checks import KIND_PARAMS, NAMED_PATTERNS
+from .cutover import (
+    CheckItem,
+    cutover_checklist,
+    cutover_decide,
+    cutover_freeze_confirm,
+    cutover_open,
+    cutover_rollback_request,
+    final_run,
+    last_signoff,
+    runs_since_signoff,
+)
 from .enums import AuditAction, Severity, SignOffDecision, UATOutcome, ValidationKind
 from .models import UATResult, UATTestCase, ValidationResult, ValidationRule
-from .services import prevalidation_execute, validation_rule_delete, validation_rule_save
+from .services import (
+    prevalidation_execute,
+    run_reconcile_request,
+    user_may_reconcile,
+    validation_rule_delete,
+    validation_rule_save,
+)
 from .signoff import (
     signoff_decide,
     uat_case_delete,
@@ -106,7 +123,26 @@ def _run(uuid) -> Run:
 
 @capability_required("mp.view")
 def report_view(request: HttpRequest, uuid) -> HttpResponse:
-    return render(request, "validation/report.html", selectors.report_context(_run(uuid)))
+    ctx = selectors.report_context(_run(uuid))
+    ctx["may_reconcile"] = user_may_reconcile(request.user)
+    return render(request, "validation/report.html", ctx)
+
+
+@require_POST
+@capability_required("mp.view")
+def report_reconcile_view(request: HttpRequest, uuid) -> HttpResponse:
+    """Reconcile the run again (roles that may: the service checks); back to the report."""
+    run = _run(uuid)
+    try:
+        run_reconcile_request(run=run, user=request.user)
+    except PermissionDeniedError as exc:
+        messages.error(request, exc.message)
+        return HttpResponse(exc.message, status=403)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("validation:report", uuid=run.uuid)
+    messages.success(request, "Reconciliation queued: the report is replaced when it is done.")
+    return redirect("validation:report", uuid=run.uuid)
 
 
 @capability_required("mp.view")
@@ -147,8 +183,11 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
     for entity, d in ctx["key_diffs"].items():
         out.writerow(["key reconciliation", entity, "ledger vs target", "",
                       "clean" if d.get("clean") else "differs", d.get("expected_rows"),
-                      f"missing {d.get('missing', 0)} extra {d.get('extra', 0)} "
-                      f"changed {d.get('changed', 0)}"])
+                      f"missing {d.get('missing', 0)} changed {d.get('changed', 0)} "
+                      f"present, not written by this run {d.get('extra', 0)}"])
+        for f in d.get("changed_fields", []):
+            out.writerow(["changed value", entity, f"{f.get('business_key')} · id {f['key']}", "",
+                          f"column {f['column']}", f["intended"], f["stored"]])
     for r in ctx["results"]:
         out.writerow([r.rule.phase, r.rule.entity, r.rule.name, r.rule.severity, r.status,
                       r.expected, r.observed])
@@ -271,3 +310,50 @@ def _audit_csv(events) -> HttpResponse:
         out.writerow([e.at.isoformat(), e.actor_name, e.action, e.object_type, e.object_id,
                       e.object_repr, e.before, e.after, e.ip])
     return response
+
+
+@capability_required("mp.view")
+def cutover_page(request: HttpRequest, slug: str) -> HttpResponse:
+    plan = get_object_or_404(Plan, slug=slug)
+    cutover = plan.cutovers.first()
+    return render(request, "validation/cutover.html", {
+        "plan": plan, "cutover": cutover,
+        "checks": _checks(cutover),
+        "final_run": final_run(cutover) if cutover else None,
+        "since_signoff": runs_since_signoff(plan), "signoff": last_signoff(plan),
+        "history": plan.cutovers.all()[:10]})
+
+
+def _checks(cutover) -> list:
+    """The live checklist of an open cutover; the one recorded at the decision otherwise."""
+    if cutover is None:
+        return []
+    if cutover.status != "open" and cutover.checklist:
+        return [CheckItem(**c) for c in cutover.checklist]
+    return cutover_checklist(cutover)
+
+
+CUTOVER_STEPS = ("open", "freeze", "go", "no_go", "rollback")
+
+
+@require_POST
+@capability_required("mp.rollback_run")
+def cutover_step_view(request: HttpRequest, slug: str, step: str) -> HttpResponse:
+    plan = get_object_or_404(Plan, slug=slug)
+    if step not in CUTOVER_STEPS:
+        raise Http404("No such cutover step.")
+    cutover = plan.cutovers.first()
+    try:
+        if step == "open" or cutover is None:
+            cutover_open(plan=plan, user=request.user)
+        elif step == "freeze":
+            cutover_freeze_confirm(cutover=cutover, user=request.user)
+        elif step == "rollback":
+            runs = cutover_rollback_request(cutover=cutover, user=request.user)
+            messages.success(request, f"Rolling back {len(runs)} run(s), newest first.")
+        else:
+            cutover_decide(cutover=cutover, user=request.user, decision=step,
+                           reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("validation:cutover", slug=slug)

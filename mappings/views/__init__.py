@@ -11,10 +11,6 @@ from .editor import (
     field_editor_view,
     field_save_view,
     preview_view,
-    step_add_view,
-    step_delete_view,
-    step_move_view,
-    step_save_view,
     suggest_decide_view,
     suggest_view,
 )
@@ -29,6 +25,12 @@ from .lookups import (
     lookup_list_view,
     lookup_upload_view,
 )
+from .plan_lifecycle import (
+    plan_archive_view,
+    plan_clone_view,
+    plan_delete_view,
+    plan_import_view,
+)
 from .plans import (
     milestone_delete_view,
     milestone_save_view,
@@ -40,6 +42,13 @@ from .plans import (
     plan_status_view,
 )
 from .profiling import table_profile_view
+from .steps import (
+    step_add_view,
+    step_delete_view,
+    step_form_view,
+    step_move_view,
+    step_save_view,
+)
 from .systems import (
     system_delete_view,
     system_detail_view,
@@ -50,7 +59,9 @@ from .systems import (
     system_upload_view,
 )
 from .versions import (
+    plan_drift_view,
     plan_history_view,
+    plan_rebaseline_view,
     version_create_view,
     version_diff_view,
     version_revert_view,

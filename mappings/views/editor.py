@@ -12,13 +12,14 @@ from migration_planner.lib.views import capability_required
 from runs.engine.rules import REGISTRY
 
 from .. import services_edit as edit
-from ..forms import EntityForm, FieldForm, step_form, step_params
-from ..models import FieldMapping, RuleStep
+from ..forms import EntityForm, FieldForm, step_form
+from ..models import FieldMapping
 from ..preview import entity_preview
 from ..schema import system_schema, system_table
 from ..selectors import entity_grid
 from ..suggest import entity_suggestions
 from ._common import EDIT, can_edit, entity_or_404, plan_or_404, triggered
+from ._steps_common import new_step_context, step_choices
 
 PAGE = "mappings/entity_editor.html"
 
@@ -110,7 +111,8 @@ def entity_grid_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
 
 
 def _editor(request: HttpRequest, entity, column: str, *, error: str | None = None,
-            field_form: FieldForm | None = None, bad_step=None) -> HttpResponse:
+            field_form: FieldForm | None = None, bad_step=None,
+            new_step: tuple[str, object] | None = None) -> HttpResponse:
     """Render the field editor partial for one target column of ``entity``."""
     plan = entity.plan
     field = (FieldMapping.objects.prefetch_related("steps")
@@ -123,19 +125,20 @@ def _editor(request: HttpRequest, entity, column: str, *, error: str | None = No
         initial = ({"source_columns": field.source_columns, "default_value": field.default_value,
                     "required": field.required, "notes": field.notes} if field else {})
         field_form = FieldForm(initial=initial, columns=source_cols)
-    lookups = list(plan.lookups.values_list("name", flat=True))
-    entities = list(plan.entities.values_list("name", flat=True))
+    choices = step_choices(entity, source_cols)
     steps = []
     for step in field.steps.all() if field else ():
         form = bad_step[1] if bad_step and bad_step[0] == step.pk else step_form(
-            step.rule, prefix=f"s{step.pk}", params=step.params, lookups=lookups,
-            entities=entities, columns=source_cols)
+            step.rule, prefix=f"s{step.pk}", params=step.params, **choices)
         steps.append((step, form, REGISTRY.get(step.rule)))
     col = target.column(column) if column in target.column_names else None
-    return render(request, f"{PAGE}#field_editor", {
+    context = {
         "plan": plan, "entity": entity, "column": column, "col": col, "field": field,
         "field_form": field_form, "steps": steps, "rules": REGISTRY.values(), "error": error,
-        "can_edit": can_edit(request)})
+        "can_edit": can_edit(request)}
+    if new_step is not None:
+        context.update(new_step_context(entity, new_step[0], form=new_step[1]))
+    return render(request, f"{PAGE}#field_editor", context)
 
 
 @capability_required("mp.view")
@@ -170,85 +173,6 @@ def field_delete_view(request: HttpRequest, slug: str, uuid, column: str) -> Htt
     entity = entity_or_404(plan_or_404(slug), uuid)
     field = get_object_or_404(FieldMapping, entity=entity, target_column=column)
     edit.field_delete(field=field, user=request.user)
-    return triggered(_editor(request, entity, column))
-
-
-def _step(entity, step_uuid) -> RuleStep:
-    return get_object_or_404(RuleStep.objects.select_related("field__entity__plan"),
-                             uuid=step_uuid, field__entity=entity)
-
-
-@require_POST
-@capability_required(EDIT)
-def step_add_view(request: HttpRequest, slug: str, uuid, column: str) -> HttpResponse:
-    entity = entity_or_404(plan_or_404(slug), uuid)
-    field = get_object_or_404(FieldMapping, entity=entity, target_column=column)
-    try:
-        edit.step_add(field=field, user=request.user, rule=request.POST.get("rule", ""),
-                      params=_first_choices(entity, request.POST.get("rule", "")))
-    except ApplicationError as exc:
-        return _editor(request, entity, column, error=exc.message)
-    return triggered(_editor(request, entity, column))
-
-
-def _first_choices(entity, rule: str) -> dict:
-    """Pre-fill a new step's lookup/entity parameter with the plan's first candidate."""
-    params = {}
-    for param in REGISTRY[rule].params if rule in REGISTRY else ():
-        if param.type == "lookup":
-            first = entity.plan.lookups.order_by("name").first()
-            if first:
-                params[param.name] = first.name
-        if param.type == "entity":
-            first = entity.plan.entities.exclude(pk=entity.pk).order_by("load_order").first()
-            if first:
-                params[param.name] = first.name
-    return params
-
-
-@require_POST
-@capability_required(EDIT)
-def step_save_view(request: HttpRequest, slug: str, uuid, step: str) -> HttpResponse:
-    entity = entity_or_404(plan_or_404(slug), uuid)
-    obj = _step(entity, step)
-    plan = entity.plan
-    form = step_form(obj.rule, prefix=f"s{obj.pk}", data=request.POST,
-                     lookups=plan.lookups.values_list("name", flat=True),
-                     entities=plan.entities.values_list("name", flat=True),
-                     columns=system_table(plan.source, entity.source_table).column_names)
-    column = obj.field.target_column
-    if not form.is_valid():
-        return _editor(request, entity, column, error=f"Step {obj.position + 1} ({obj.rule}): "
-                       "check its parameters.", bad_step=(obj.pk, form))
-    try:
-        edit.step_update(step=obj, user=request.user, params=step_params(obj.rule, form))
-    except ApplicationError as exc:
-        return _editor(request, entity, column, error=exc.message, bad_step=(obj.pk, form))
-    return triggered(_editor(request, entity, column))
-
-
-@require_POST
-@capability_required(EDIT)
-def step_move_view(request: HttpRequest, slug: str, uuid, step: str) -> HttpResponse:
-    entity = entity_or_404(plan_or_404(slug), uuid)
-    obj = _step(entity, step)
-    try:
-        edit.step_move(step=obj, user=request.user, direction=request.POST.get("direction"))
-    except ApplicationError as exc:
-        return _editor(request, entity, obj.field.target_column, error=exc.message)
-    return triggered(_editor(request, entity, obj.field.target_column))
-
-
-@require_POST
-@capability_required(EDIT)
-def step_delete_view(request: HttpRequest, slug: str, uuid, step: str) -> HttpResponse:
-    entity = entity_or_404(plan_or_404(slug), uuid)
-    obj = _step(entity, step)
-    column = obj.field.target_column
-    try:
-        edit.step_delete(step=obj, user=request.user)
-    except ApplicationError as exc:
-        return _editor(request, entity, column, error=exc.message)
     return triggered(_editor(request, entity, column))
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
-from runs.engine.connectors.base import ChangedSince, Connector, KeyRange, LoadResult
+from runs.engine.connectors.base import (
+    ChangedSince,
+    Connector,
+    KeyRange,
+    LoadResult,
+    coerced_errors,
+)
+from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError
 from runs.engine.snapshot import EntitySpec, PlanSnapshot
 from runs.engine.transform import FieldError, RowFailure, TransformResult, transform_frame
@@ -109,16 +116,25 @@ def execute_batch(
     changed_since: str | None = None,
     skip_unchanged: bool = False,
     failed_parents: Mapping[str, set[str]] | None = None,
+    stored_schema: Mapping[str, Any] | None = None,
 ) -> BatchOutcome:
     """Run one batch; idempotent per (run_id, batch_id): a committed batch is not redone.
 
     Target writes (rows, ledger, key map, batch record) happen in ONE transaction; a dry run
-    writes nothing. Raises SchemaError, TransientError (retry) or EngineError.
+    writes nothing. Before reading, the columns the entity uses are checked against the live
+    source and target tables (and ``stored_schema``, the version's schemas, when given).
+    Raises SchemaError (drift: nothing written), TransientError (retry) or EngineError.
     """
     if not dry_run:
         stored = target.batch_result(run_id, batch_id)
         if stored is not None:
             return BatchOutcome.from_meta(stored.result_meta, stored)
+    entity_check(
+        entity,
+        stored=stored_schema,
+        source=source.live_table(entity.source_table),
+        target=target.live_table(entity.target_table),
+    )
     # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per value
     extract = getattr(source, "extract_text", source.extract)
     frame = extract(
@@ -188,12 +204,34 @@ def process_frame(
         namespace=snapshot.plan,
         result_meta=outcome.to_meta(),
         skip_unchanged=skip_unchanged,
+        describe_coerced=_coerced_describer(frame, rows, keys),
     )
     if loaded.already_done:  # a concurrent attempt committed first: report what it stored
         return BatchOutcome.from_meta(loaded.result_meta, loaded)
+    if loaded.coerced:  # rows the target changed: failures now, in the stored result too
+        return replace(BatchOutcome.from_meta(loaded.result_meta, loaded), already_done=False)
     return replace(
         outcome, inserted=loaded.inserted, updated=loaded.updated, unchanged=loaded.unchanged
     )
+
+
+def _coerced_describer(
+    frame: pd.DataFrame, rows: pd.DataFrame, keys: list[str]
+) -> Callable[[int, list[tuple[str, str | None, str | None]]], dict[str, Any]]:
+    """The result_meta failure of a loaded row the target changed (``coerced_by_target``):
+    its source row, transformed row and one error per changed column."""
+
+    def describe(position: int, diffs: list[tuple[str, str | None, str | None]]) -> dict:
+        idx = rows.index[position]
+        return {
+            "source_key": keys[position],
+            "source_row": _record(frame.loc[idx]) if idx in frame.index else {},
+            "transformed_row": _record(rows.loc[idx]),
+            "stage": "load",
+            "errors": coerced_errors(diffs),
+        }
+
+    return describe
 
 
 def _watermark(entity: EntitySpec, changed_since: str | None) -> ChangedSince | None:

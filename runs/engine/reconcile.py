@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from psycopg2 import sql
 
+from runs.engine.canonical import pg_stored_hash_sql
 from runs.engine.connectors.base import ColumnInfo, type_family
 
 MASK64 = (1 << 64) - 1
@@ -161,16 +162,10 @@ def _natural(key: str) -> tuple[int, Any]:
 CursorFactory = Callable[[], AbstractContextManager[Any]]
 
 
-def pg_row_hash_sql(columns: Sequence[str], alias: str = "t") -> sql.Composable:
-    """SQL computing hashing.row_hash over ``columns`` (text, 0x1F-joined, NULL as 0x00)."""
-    parts = [
-        sql.SQL("coalesce(convert_to({}.{}::text, 'UTF8'), decode('00', 'hex'))").format(
-            sql.Identifier(alias), sql.Identifier(c)
-        )
-        for c in columns
-    ]
-    joined = sql.SQL(" || decode('1f', 'hex') || ").join(parts)
-    return sql.SQL("substr(encode(sha256({}), 'hex'), 1, 32)").format(joined)
+def pg_row_hash_sql(columns: Sequence[ColumnInfo], alias: str = "t") -> sql.Composable:
+    """SQL computing the row hash of the canonical stored values of ``columns`` (table
+    ``alias``): hashing.row_hash over runs.engine.canonical.pg_canonical_sql of each."""
+    return pg_stored_hash_sql(alias, columns)
 
 
 def pg_position_sql(key_text: sql.Composable, integer: bool) -> sql.Composable:
@@ -236,8 +231,11 @@ class PgSide:
         return {k: h for k, h in rows}
 
 
-def table_source(table: sql.Composable, key: ColumnInfo, columns: Sequence[str]) -> sql.Composable:
-    """FROM item (k, h) over a target table: key text and row hash of ``columns``."""
+def table_source(
+    table: sql.Composable, key: ColumnInfo, columns: Sequence[ColumnInfo]
+) -> sql.Composable:
+    """FROM item (k, h) over a target table: key text and row hash of ``columns`` (canonical
+    stored values, comparable with the ledger's hash of the intended values)."""
     return sql.SQL("(SELECT t.{k}::text AS k, {h} AS h FROM {t} AS t)").format(
         k=sql.Identifier(key.name), h=pg_row_hash_sql(columns), t=table
     )
@@ -288,14 +286,15 @@ def reconcile_pg(
     *,
     table: sql.Composable,
     key: ColumnInfo,
-    columns: Sequence[str],
+    columns: Sequence[ColumnInfo],
     run_id: str,
     entity: str,
     **kwargs: int,
 ) -> KeyDiff:
-    """Ledger (rows as the run wrote them) vs the target table now, for one entity. Read-only;
-    psycopg2 errors propagate. For integer keys the target side starts at the run's lowest key
-    (older rows are not the run's); rows above it that the run did not write count as extra."""
+    """Ledger (rows as the run meant to write them) vs the target table now, for one entity.
+    Read-only; psycopg2 errors propagate. For integer keys the target side starts at the run's
+    lowest key (older rows are not the run's); rows above it that the run did not write are
+    listed as extra (present in the target, not written by the run)."""
     integer = integer_key(key)
     ledger = PgSide(cursor, LEDGER_SOURCE, (run_id, entity), integer)
     target = PgSide(cursor, table_source(table, key, columns), (), integer)

@@ -4,6 +4,7 @@ Tasks (runs/tasks.py) and views call these; nothing here is Celery-specific apar
 enqueueing through ``runs.services.dispatch`` after the transaction commits.
 """
 
+from .cdc import sync_run, sync_stop
 from .control import run_cancel, run_pause, run_resume
 from .execution import BatchBusy, batch_execute, run_finish, run_prepare
 from .launch import run_create
@@ -48,4 +49,6 @@ __all__ = [
     "table_lease_release",
     "table_lease_release_expired",
     "table_leases_for",
+    "sync_run",
+    "sync_stop",
 ]

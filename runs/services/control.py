@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from runs.enums import BatchStatus, LogLevel, RunStatus
+from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import Batch, Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
@@ -35,7 +35,10 @@ def _change(run: Run, user, allowed_from: tuple[str, ...], to: str, verb: str) -
 
 @transaction.atomic
 def run_pause(*, run: Run, user) -> Run:
-    """Stop claiming new batches; running ones finish. Raises ApplicationError unless running."""
+    """Stop claiming new batches; running ones finish. Raises ApplicationError unless running
+    (and for a sync run: it streams in one task, so it is stopped or cancelled instead)."""
+    if run.mode == RunMode.SYNC:
+        raise ApplicationError("A sync cannot be paused: stop it (drain & finish) or cancel it.")
     return _change(run, user, (RunStatus.RUNNING,), RunStatus.PAUSED, "pause")
 
 

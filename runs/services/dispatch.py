@@ -12,6 +12,13 @@ def enqueue_run_start(run_id: int) -> None:
     transaction.on_commit(lambda: run_start.delay(run_id))
 
 
+def enqueue_sync(run_id: int) -> None:
+    """Queue a sync run's long task (after commit)."""
+    from runs.tasks import cdc_sync_task
+
+    transaction.on_commit(lambda: cdc_sync_task.delay(run_id))
+
+
 def enqueue_batches(batch_ids: list[int]) -> None:
     """Queue one task per batch (after commit)."""
     from runs.tasks import batch_execute_task

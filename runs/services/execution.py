@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from runs.connections import connector_for
 from runs.engine.connectors import KeyRange
+from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError, TransientError
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import COUNTERS, Batch, FailedRecord, Run, TableLease
@@ -26,7 +27,14 @@ from .dispatch import enqueue_batches
 from .leases import RUN_PURPOSES
 from .logging import run_log
 from .recording import outcome_record
-from .state import phase_batches, run_entities, run_ledger_id, run_phases, run_snapshot
+from .state import (
+    phase_batches,
+    run_entities,
+    run_ledger_id,
+    run_phases,
+    run_snapshot,
+    run_stored_schemas,
+)
 
 MAX_ATTEMPTS = 3
 ENDED = (
@@ -142,6 +150,13 @@ def run_prepare(*, run_id: int) -> Run:
     run.save(update_fields=["status", "started_at"])
     try:
         source, target = connector_for(run.plan.source), connector_for(run.target)
+        for entity in run_entities(run):  # drift since the launch: refuse before planning
+            entity_check(
+                entity,
+                stored=run_stored_schemas(run),
+                source=source.live_table(entity.source_table),
+                target=target.live_table(entity.target_table),
+            )
         if run.mode != RunMode.DRY_RUN:
             target.ensure_ledger()
         batches: list[Batch] = []
@@ -298,6 +313,7 @@ def _work(batch: Batch) -> str:
                 changed_since=_watermark_value(run, entity),
                 skip_unchanged=True,  # loads and deltas write only rows that differ
                 failed_parents=_failed_parents(run, entity),
+                stored_schema=run_stored_schemas(run),
             )
     except TransientError:
         Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.PENDING, lease_until=None)

@@ -5,6 +5,8 @@ A hook is a plain function registered at app start (``AppConfig.ready``):
   queued; returning a message stops the run (status failed) before anything is written.
 - ``after_run(run) -> None``: called once a run has ended (succeeded, failed, cancelled or
   rolled back); errors are logged on the run, never raised.
+- ``after_queue_work(run, who) -> None``: called after queue work (re-processing failed
+  records) wrote to a finished run's target; errors are logged on the run, never raised.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .logging import run_log
 logger = logging.getLogger(__name__)
 BEFORE_RUN: list[Callable[[Run], str | None]] = []
 AFTER_RUN: list[Callable[[Run], None]] = []
+AFTER_QUEUE_WORK: list[Callable[[Run, str], None]] = []
 
 
 def register_before_run(fn: Callable[[Run], str | None]) -> None:
@@ -51,3 +54,19 @@ def after_run(run: Run) -> None:
         except Exception as exc:  # noqa: BLE001 - a follow-up step must not undo the run's result
             logger.exception("after-run hook %s failed", fn)
             run_log(run, f"After-run step {fn.__name__} failed: {exc}", LogLevel.ERROR)
+
+
+def register_after_queue_work(fn: Callable[[Run, str], None]) -> None:
+    """Add a step that runs after queue work touched a run (idempotent)."""
+    if fn not in AFTER_QUEUE_WORK:
+        AFTER_QUEUE_WORK.append(fn)
+
+
+def after_queue_work(run: Run, who: str) -> None:
+    """Call every after-queue-work step; failures are logged on the run and swallowed."""
+    for fn in AFTER_QUEUE_WORK:
+        try:
+            fn(run, who)
+        except Exception as exc:  # noqa: BLE001 - the queue work itself stands
+            logger.exception("after-queue-work hook %s failed", fn)
+            run_log(run, f"After-queue-work step {fn.__name__} failed: {exc}", LogLevel.ERROR)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from django.db import transaction
 
 from mappings.models import Plan, System
-from mappings.services import plan_version_create
+from mappings.services import plan_version_create, plan_version_snapshot
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.enums import RunMode, RunStatus
 from runs.models import Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
 
-from .dispatch import enqueue_run_start
+from .dispatch import enqueue_run_start, enqueue_sync
 from .leases import table_lease_acquire
 from .state import run_entities
 
@@ -32,6 +32,10 @@ def _check_launch(*, user, plan: Plan, target: System, mode: str, scope_entity: 
         raise ApplicationError(f"Unknown run mode “{mode}”.", field="mode")
     if target.role == "source":
         raise ApplicationError(f"“{target.name}” is registered as a source only.", field="target")
+    if mode == RunMode.SYNC:
+        from .cdc import sync_check_systems
+
+        sync_check_systems(source=plan.source, target=target)
     if scope_entity and not plan.entities.filter(name=scope_entity).exists():
         raise ApplicationError(f"The plan has no entity “{scope_entity}”.", field="scope_entity")
     production = target.is_production and mode != RunMode.DRY_RUN
@@ -50,9 +54,12 @@ def run_create(
 ) -> Run:
     """Freeze the plan's current version, lease the target tables (not for a dry run) and
     queue a run. Transactional; raises PermissionDeniedError (role), TableBusy (another run
-    writes one of the tables: 409) or ApplicationError (bad input, production gate closed)."""
+    writes one of the tables: 409) or ApplicationError (bad input, production gate closed,
+    schema drift of a column the plan uses: nothing is queued or written)."""
     target = target or plan.target
     _check_launch(user=user, plan=plan, target=target, mode=mode, scope_entity=scope_entity)
+    if plan.archived_at is not None:
+        raise ApplicationError(f"“{plan.name}” is archived: restore it before launching a run.")
     version = plan_version_create(plan=plan, user=user, note="frozen for a run")
     if target.is_production and mode != RunMode.DRY_RUN and not _signed_off(version):
         raise ApplicationError(
@@ -61,6 +68,13 @@ def run_create(
             field="target",
             extra={"signoff_required": True, "version": version.number},
         )
+    entities = plan_version_snapshot(version).entities_in_load_order()
+    if scope_entity:
+        entities = [e for e in entities if e.name == scope_entity]
+    # imported here: mappings.schema loads pandas, which the Celery parent must not
+    from mappings.services_drift import plan_drift_refuse
+
+    plan_drift_refuse(version=version, target=target, entities=entities)
     run = Run.objects.create(
         plan=plan,
         version=version,
@@ -84,5 +98,8 @@ def run_create(
             "scope": scope_entity,
         },
     )
-    enqueue_run_start(run.pk)
+    if mode == RunMode.SYNC:
+        enqueue_sync(run.pk)
+    else:
+        enqueue_run_start(run.pk)
     return run

@@ -25,7 +25,7 @@ from runs.models import Run, TableLease
 
 from .logging import run_log
 
-RUN_PURPOSES = (LeasePurpose.LOAD, LeasePurpose.DELTA)
+RUN_PURPOSES = (LeasePurpose.LOAD, LeasePurpose.DELTA, LeasePurpose.SYNC)
 # A load/delta lease is live while its run is in one of these statuses.
 RUN_ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.CANCELLING)
 

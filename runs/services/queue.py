@@ -20,6 +20,7 @@ from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from .dispatch import enqueue_reprocess
+from .hooks import after_queue_work
 from .leases import table_lease_acquire, table_lease_release
 from .logging import run_log
 from .recording import _error_values, _json_safe
@@ -261,13 +262,14 @@ def _reprocess_group(
 
 
 def failed_record_reprocess(
-    *, records: QuerySet[FailedRecord], user, current_rules: bool = True
+    *, records: QuerySet[FailedRecord], user, current_rules: bool = True, reconcile: bool = True
 ) -> ReprocessResult:
     """Send open/fixed records through transform → load → ledger again, as a new batch of
     their run under a lease on the entity's table (so a later rollback undoes it exactly).
-    Records that pass close as re-processed; the rest stay open with the new message.
-    Raises PermissionDeniedError, ConflictError (run running / rolling back / rolled back,
-    table written by someone else: 409) or ApplicationError."""
+    Records that pass close as re-processed; the rest stay open with the new message; each
+    run touched is reconciled again (``reconcile``, via the after_queue_work hooks). Raises
+    PermissionDeniedError, ConflictError (run running / rolling back / rolled back, table
+    written by someone else, a later run wrote the table: 409) or ApplicationError."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError("Your role does not allow working the error queue.")
     groups: dict[tuple[int, str], list[int]] = defaultdict(list)
@@ -285,6 +287,8 @@ def failed_record_reprocess(
     total = ReprocessResult()
     for (run_id, entity_name), ids in groups.items():
         total.add(_reprocess_group(runs[run_id], entity_name, ids, user, current_rules))
+    for run in runs.values() if reconcile else ():  # no report of the state before this
+        after_queue_work(run, getattr(user, "username", "") or "the system")
     audit_record(
         action=AuditAction.REPROCESS,
         actor=user,
@@ -349,21 +353,26 @@ def failed_records_reprocess_background(*, record_ids: list[int], user_id: int |
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    total = ReprocessResult()
+    total, stopped = ReprocessResult(), ""
+    touched: set[int] = set()
     for start in range(0, len(record_ids), BACKGROUND_CHUNK):
         chunk = FailedRecord.objects.filter(
             pk__in=record_ids[start : start + BACKGROUND_CHUNK], status__in=WORKABLE
         )
         if not chunk.exists():
             continue
+        touched.update(chunk.values_list("run_id", flat=True).distinct())
         try:
-            total.add(failed_record_reprocess(records=chunk, user=user))
+            total.add(failed_record_reprocess(records=chunk, user=user, reconcile=False))
         except ConflictError as exc:
-            return (
-                f"{total.attempted} re-processed: {total.fixed} fixed, {total.still_failing} "
-                f"failing; stopped: {exc.message}"
-            )
-    return f"{total.attempted} re-processed: {total.fixed} fixed, {total.still_failing} failing"
+            stopped = f"; stopped: {exc.message}"
+            break
+    for run in Run.objects.filter(pk__in=touched):  # once per run, after every chunk
+        after_queue_work(run, getattr(user, "username", "") or "the system")
+    return (
+        f"{total.attempted} re-processed: {total.fixed} fixed, {total.still_failing} failing"
+        f"{stopped}"
+    )
 
 
 def failed_records_reprocess_later(*, records: QuerySet[FailedRecord], user) -> int:

@@ -59,9 +59,12 @@ def _lease_for_rollback(run: Run, user) -> None:
 
 
 @transaction.atomic
-def run_rollback_request(*, run: Run, user, reason: str = "", chain: list[int] = ()) -> Rollback:
-    """Mark the run rolling back, lease its tables and queue the undo; ``chain`` (run ids) is
-    rolled back next, in order, each only after this one verified. Transactional; raises
+def run_rollback_request(
+    *, run: Run, user, reason: str = "", chain: list[int] = (), enqueue: bool = True
+) -> Rollback:
+    """Mark the run rolling back, lease its tables and queue the undo (``enqueue=False``: the
+    caller executes it); ``chain`` (run ids) is rolled back next, in order, each only after
+    this one verified. Transactional; raises
     PermissionDeniedError (not an operator), RollbackOrderError (later runs wrote the same
     tables: 409), TableBusy (another run writes a table: 409) or ApplicationError (dry run,
     still running)."""
@@ -93,7 +96,8 @@ def run_rollback_request(*, run: Run, user, reason: str = "", chain: list[int] =
         f"{': ' + reason if reason else ''}.",
         LogLevel.WARNING,
     )
-    enqueue_rollback(rollback.pk)
+    if enqueue:
+        enqueue_rollback(rollback.pk)
     return rollback
 
 

@@ -16,6 +16,22 @@ def _snapshot(version_id: int) -> PlanSnapshot:
     return plan_version_snapshot(PlanVersion.objects.get(pk=version_id))
 
 
+@lru_cache(maxsize=32)
+def _stored_schemas(version_id: int, source_id: int, target_id: int) -> dict | None:
+    from mappings.models import System
+    from mappings.services_drift import version_stored_schemas
+
+    version = PlanVersion.objects.select_related("plan").get(pk=version_id)
+    return version_stored_schemas(
+        version, System.objects.get(pk=target_id), System.objects.get(pk=source_id)
+    )
+
+
+def run_stored_schemas(run: Run) -> dict | None:
+    """The schemas the run's batches are held to (the version's; cached per process)."""
+    return _stored_schemas(run.version_id, run.plan.source_id, run.target_id)
+
+
 def run_snapshot(run: Run) -> PlanSnapshot:
     """The run's frozen plan snapshot (cached per process: versions are immutable)."""
     return _snapshot(run.version_id)

@@ -7,6 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from mappings.models import Plan
+from mappings.services_drift import plan_launch_drift
 from migration_planner.lib.errors import ApplicationError, ConflictError, PermissionDeniedError
 from runs.engine.errors import EngineError
 from runs.enums import RunMode
@@ -40,7 +41,13 @@ def _preview(request: HttpRequest, plan: Plan, form: LaunchForm) -> dict:
     mode_label = RunMode(data["mode"]).label
     if preview.production and not request.user.has_perm("mp.launch_production_run"):
         preview.refusal = "Only an operator may launch a run on a production target."
-    return {"preview": preview, "mode_label": mode_label}
+    try:
+        drift = plan_launch_drift(
+            plan=plan, target=data["target"], scope_entity=data.get("scope_entity") or ""
+        )
+    except ApplicationError as exc:
+        return {"preview_error": exc.message}
+    return {"preview": preview, "mode_label": mode_label, "drift": drift}
 
 
 @capability("mp.launch_run", LAUNCH_DENIED)
@@ -71,6 +78,7 @@ def run_launch_view(request: HttpRequest, slug: str) -> HttpResponse:
     except ApplicationError as exc:
         context |= {
             "launch_error": exc.message,
+            "drift_refused": bool(exc.extra.get("drift")),
             "signoff_required": bool(exc.extra.get("signoff_required")),
         }
         code = 409 if isinstance(exc, ConflictError) else 400

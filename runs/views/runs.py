@@ -23,12 +23,12 @@ from runs.selectors import (
     run_progress,
     run_rollbacks,
 )
-from runs.services import run_cancel, run_pause, run_resume, table_leases_for
+from runs.services import run_cancel, run_pause, run_resume, sync_stop, table_leases_for
 from runs.services.rollback_order import run_tables
 
 from .common import STOP_POLLING, capability, refuse
 
-CONTROLS = {"pause": run_pause, "resume": run_resume, "cancel": run_cancel}
+CONTROLS = {"pause": run_pause, "resume": run_resume, "cancel": run_cancel, "stop": sync_stop}
 
 
 @capability_required("mp.view")

@@ -7,6 +7,8 @@ import pytest
 
 from runs.engine.batch import BatchOutcome, execute_batch
 from runs.engine.connectors import KeyRange
+from runs.engine.drift import table_schema
+from runs.engine.errors import SchemaError
 from runs.engine.snapshot import EntitySpec, FieldSpec, FilterSpec, PlanSnapshot, RuleStepSpec
 
 LEGACY = [  # id, name, age, status
@@ -71,8 +73,9 @@ def snapshot() -> PlanSnapshot:
     return PlanSnapshot(plan="crm", version=1, entities=(customer_entity(), orders_entity()))
 
 
-def run(tdb, entity, *, batch="b1", dry_run=False, key_range=None) -> BatchOutcome:
+def run(tdb, entity, *, batch="b1", dry_run=False, key_range=None, **extra) -> BatchOutcome:
     return execute_batch(
+        **extra,
         snapshot=snapshot(),
         entity=entity,
         key_range=key_range or KeyRange(),
@@ -116,8 +119,9 @@ def test_execute_batch_accounts_for_every_extracted_row(tdb):
     # a missing source value reads back as None in the queue, never as "<NA>" or "nan"
     by_key = {f.source_key: f for f in outcome.failures}
     assert by_key["5"].source_row["name"] is None
-    assert all(v not in ("<NA>", "nan", "None") for f in outcome.failures
-               for v in f.source_row.values())
+    assert all(
+        v not in ("<NA>", "nan", "None") for f in outcome.failures for v in f.source_row.values()
+    )
 
 
 def test_failure_rows_turn_every_kind_of_missing_value_into_none():
@@ -267,3 +271,35 @@ def test_a_batch_leaves_no_cyclic_garbage_holding_its_rows(tdb):
         gc.garbage.clear()
         gc.enable()
     assert kept == [] and row_dicts == []
+
+
+def test_batch_refuses_a_retyped_or_missing_column_before_writing(tdb):
+    setup_tables(tdb)
+    entity = customer_entity()
+    schema = tdb.connector.introspect()
+    stored = {
+        "source": {"legacy": table_schema(schema.table("legacy"))},
+        "target": {"customer": table_schema(schema.table("customer"))},
+    }
+    retype = "ALTER TABLE customer ALTER COLUMN age TYPE bigint"
+    if tdb.kind == "sqlite":  # SQLite cannot retype: rebuild the table with the new type
+        retype = (
+            "DROP TABLE customer; CREATE TABLE customer (id INTEGER PRIMARY KEY, "
+            "ext varchar(20) NOT NULL UNIQUE, name varchar(10) NOT NULL, age BIGINT)"
+        )
+    tdb.script(retype)
+    with pytest.raises(SchemaError) as refused:
+        run(tdb, entity, stored_schema=stored)
+    was, now = ("integer", "bigint") if tdb.kind == "postgresql" else ("INTEGER", "BIGINT")
+    assert (
+        f"target table “customer”, column “age”: retyped, was {was}, now {now} (used by field age)"
+    ) in str(refused.value)
+    tdb.script("ALTER TABLE legacy RENAME COLUMN name TO full_name")
+    with pytest.raises(
+        SchemaError, match="(?i)column “name”: column missing, was text, now missing"
+    ):
+        run(tdb, entity, stored_schema=stored)
+    with pytest.raises(SchemaError, match="column “name”: column missing, was in the plan"):
+        run(tdb, entity)  # no stored schema: the live table is still checked
+    assert tdb.execute("SELECT count(*) FROM customer") == [(0,)]
+    assert tdb.connector.batch_result("run-1", "b1") is None

@@ -410,7 +410,9 @@ def test_pg_introspect_reports_types_lengths_and_keys(tpg):
     assert info.primary_key == ("id",)
     assert ("ext",) in info.unique
     assert (ext.data_type, ext.max_length, ext.nullable) == ("character varying(20)", 20, False)
-    assert (name.cast_type, born.cast_type) == ("character varying", "date")
+    # casts use the full declared type (a bare ``character`` would be char(1))
+    assert (name.cast_type, born.cast_type) == ("character varying(10)", "date")
+    assert (name.base_type, name.family_type) == ("character varying", "character varying")
     assert info.column("id").has_default is True
 
 
@@ -514,65 +516,52 @@ def test_pg_ledger_batch_arrays_use_lz4_and_packed_failures_skip_compression(tpg
                    "inserted_hashes": "lx", "failures": "e"}
 
 
-# ------------------------------------------------------------------ row hashes by the loader
+# ------------------------------------------------------------------ intended row hashes
 
-READ_BACK_CASES = {  # type -> values; stored_text must equal col::text whenever it answers
+FAITHFUL = {  # type -> values the column holds as meant: no coercion, ledger == target
     "text": ["", " a ", "é 😀", "x\ny", None],
     "varchar(5)": ["abc", "abc  ", "", None],
     "uuid": ["6F9619FF-8B86-D011-B42D-00C04FC964FF", "00000000-0000-0000-0000-000000000000"],
-    "integer": ["0", "-12", "2147483647", None],
+    "integer": ["0", "-12", "2147483647", None, "007", "+5"],
     "bigint": ["-9223372036854775808", "42"],
     "date": ["2024-02-29", "0099-01-01", None],
-    "timestamp": ["2024-02-29", "2024-02-29T23:59:59", "1999-12-31 00:00:00", None],
-    "timestamp(3)": ["2024-02-29T01:02:03"],
-    "numeric(6,2)": ["1.5", "12", "-3.25", "0.10", "0", "12.", None],
+    "timestamp": ["2024-02-29", "2024-02-29T23:59:59", "1999-12-31 00:00:00", "2024-02-29 10:11"],
+    "timestamp(3)": ["2024-02-29T01:02:03", "2024-02-29T01:02:03.123"],
+    "timestamptz": ["2024-02-29 10:11:12", "2024-02-29T10:11:12+02:00", "2024-02-29T08:00Z"],
+    "numeric(6,2)": ["1.5", "12", "-3.25", "0.10", "0", "12.", "-0.00", "007.5", "1.550", None],
     "numeric(5)": ["12", "12.", "-4", "0"],
-    "numeric": ["1.50", "-7", "0.000", "123456789.123456789"],
+    "numeric": ["1.50", "-7", "0.000", "123456789.123456789", "1e3"],
     "char(3)": ["a", "ab ", "", " x", "abc", None],
-}
-NOT_CERTAIN = {  # type -> values whose read-back the loader must leave to the server
-    "integer": ["007"],
-    "bigint": ["+5"],
-    "date": ["20240229"],
-    "timestamp": ["2024-02-29 10:11"],
-    "numeric(5,2)": ["1.555"],  # rounded
-    "numeric(7,2)": ["-0.00"],  # reads back unsigned
-    "numeric(8,2)": ["007.5"],
-    "numeric": ["1e3"],
-    "char(2)": ["ab  "],  # PostgreSQL cuts the spaces beyond 2
-    "timestamptz": ["2024-02-29 10:11:12"],
-    "boolean": ["t"],
-    "varchar(3)": ["abc   "],  # PostgreSQL cuts the spaces beyond 3
+    "boolean": ["t", "TRUE", "no", "1", None],
+    "json": ['{"b": 1, "a": [1, 2]}', "[]", "null", None],
+    "jsonb": ['{"b": 1,  "a": "x"}'],
+    "double precision": ["0.1", "19.99", "1e20", "-0"],
 }
 
 
-def _stored_text_of(tpg, pg_type, values, iso=True):
-    from runs.engine.connectors.postgres import stored_text
-    tpg.script(f"DROP TABLE IF EXISTS rb; CREATE TABLE rb (i serial PRIMARY KEY, v {pg_type})")
-    for v in values:
-        tpg.execute("INSERT INTO rb (v) VALUES (%s)", (v,))
-    col = tpg.connector.introspect().table("rb").column("v")
-    read_back = [r[0] for r in tpg.execute("SELECT v::text FROM rb ORDER BY i")]
-    got = stored_text(col, pa.array(values, type=pa.string()), iso)
-    return (None if got is None else got.to_pylist()), read_back
+def _one_column_load(tpg, pg_type, values, run="r"):
+    tpg.script(f"DROP TABLE IF EXISTS rb; CREATE TABLE rb (i serial PRIMARY KEY, "
+               f"ext text UNIQUE NOT NULL, v {pg_type})")
+    ext = [f"E{i}" for i in range(len(values))]
+    rows = text_frame(["ext", "v"], {"ext": ext, "v": values})
+    entity = EntitySpec(name="rb", source_table="src", target_table="rb", source_key=("ext",),
+                        target_key="i", external_id="ext", load_mode="upsert",
+                        fields=(FieldSpec(target="ext", sources=("ext",)),
+                                FieldSpec(target="v", sources=("v",))))
+    tpg.connector.introspect()
+    return tpg.connector.load_batch(entity=entity, rows=rows, source_keys=ext, run_id=run,
+                                    batch_id="b1", namespace="plan", result_meta={})
 
 
-@pytest.mark.parametrize("pg_type", sorted(READ_BACK_CASES))
-def test_pg_stored_text_is_what_the_column_reads_back(tpg, pg_type):
-    got, read_back = _stored_text_of(tpg, pg_type, READ_BACK_CASES[pg_type])
-    assert got == read_back
-
-
-@pytest.mark.parametrize("pg_type", sorted(NOT_CERTAIN))
-def test_pg_stored_text_declines_values_that_read_back_otherwise(tpg, pg_type):
-    got, read_back = _stored_text_of(tpg, pg_type, NOT_CERTAIN[pg_type])
-    assert got is None
-    assert read_back != NOT_CERTAIN[pg_type] or pg_type in ("timestamptz", "boolean")
-
-
-def test_pg_stored_text_leaves_dates_to_the_server_unless_datestyle_is_iso(tpg):
-    got, _ = _stored_text_of(tpg, "date", ["2024-02-29"], iso=False)
-    assert got is None
+@pytest.mark.parametrize("pg_type", sorted(FAITHFUL))
+def test_pg_ledger_hashes_the_intended_values_and_a_faithful_load_matches_them(tpg, pg_type):
+    """The ledger's hash is that of the values as meant (canonical text per type); a value
+    the column holds faithfully (other spelling, same meaning) reads back to the same hash."""
+    result = _one_column_load(tpg, pg_type, FAITHFUL[pg_type])
+    assert (result.inserted, result.coerced) == (len(FAITHFUL[pg_type]), 0)
+    ledger = dict(tpg.execute("SELECT target_key, row_hash FROM mp_ledger.written"))
+    assert tpg.connector.row_hashes("rb", "i", list(ledger), columns=["ext", "v"]) == ledger
+    assert tpg.connector.read_back_rows == len(FAITHFUL[pg_type])
 
 
 def test_arrow_row_hashes_equal_row_hash_for_string_and_large_string_columns():
@@ -614,51 +603,45 @@ def _ledger_matches_target(tpg, run="r"):
     return len(ledger), ledger == server
 
 
-def test_pg_loader_hashes_rows_itself_and_its_hashes_are_the_servers(tpg):
+def test_pg_ledger_of_a_faithful_load_matches_the_target(tpg):
     _typed_target(tpg)
     _typed_load(tpg.connector)
-    assert tpg.connector.hashed_by == "loader"
     assert _ledger_matches_target(tpg) == (100, True)
 
 
-def test_pg_a_trigger_on_the_target_leaves_hashing_to_the_server(tpg):
+def test_pg_a_trigger_that_rewrites_rows_makes_them_coerced_and_undone(tpg):
+    """A BEFORE trigger adds 1 to n: every row the target changed is taken out again and
+    reported (key, column, intended, stored); none stays loaded, none is in the ledger."""
     _typed_target(tpg)
     tpg.execute("CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$BEGIN NEW.n := NEW.n + 1; RETURN NEW; END$$")
+                "$$BEGIN IF NEW.n >= 0 THEN NEW.n := NEW.n + 1; END IF; RETURN NEW; END$$")
     tpg.execute("CREATE TRIGGER bump BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION bump()")
-    _typed_load(tpg.connector)
-    assert tpg.connector.hashed_by == "server"
-    assert _ledger_matches_target(tpg) == (100, True)
-    assert tpg.execute("SELECT n FROM typed WHERE ext = 'T0000'") == [(-49,)]
+    result = _typed_load(tpg.connector)
+    assert (result.inserted, result.coerced) == (50, 50)
+    assert tpg.execute("SELECT count(*), min(n) FROM typed") == [(50, -50)]
+    failures = result.result_meta["failures"]
+    assert len(failures) == 50 and failures[0]["source_key"] == "T0050"
+    assert failures[0]["errors"] == [{
+        "field": "n", "rule": "read_back", "value": "0", "category": "coerced_by_target",
+        "message": "the target stored '1' in n, not the intended '0'"}]
+    assert _ledger_matches_target(tpg) == (50, True)
 
 
-def test_pg_a_non_iso_datestyle_leaves_hashing_to_the_server(tpg):
-    """psycopg2 sets ISO at connect; a session changed later must not get the loader's hashes
-    ('2024-01-02 08:30:00' reads back '02/01/2024 08:30:00' then)."""
+def test_pg_a_non_iso_datestyle_changes_nothing_in_the_proof(tpg):
+    """psycopg2 sets ISO at connect; a session changed later ('2024-01-02 08:30:00' reads back
+    '02/01/2024 08:30:00') still compares equal: canonical text does not use DateStyle."""
     _typed_target(tpg)
     conn = tpg.connector._connection()
     with conn, conn.cursor() as cur:
         cur.execute("SET DateStyle = 'SQL, DMY'")
-    _typed_load(tpg.connector)
-    assert tpg.connector.hashed_by == "server"
+    result = _typed_load(tpg.connector)
+    assert result.coerced == 0
     with conn, conn.cursor() as cur:
         cur.execute("SELECT seen::text FROM typed WHERE ext = 'T0001'")
         assert cur.fetchone() == ("02/01/2024 08:30:00",)
     ledger = dict(tpg.execute("SELECT target_key, row_hash FROM mp_ledger.written"))
     assert tpg.connector.row_hashes("typed", "id", list(ledger),
                                     columns=["ext", "seen", "tag", "n"]) == ledger
-
-
-def test_pg_loader_hashes_that_disagree_with_the_server_are_replaced(tpg, monkeypatch):
-    """A wrong read-back rule (money keeps its spelling: it does not, '-50' reads '-$50.00')
-    is caught by the sample check; the ledger still gets the server's hashes."""
-    import runs.engine.connectors.postgres as pgmod
-    monkeypatch.setitem(pgmod._READ_BACK, "money", ())
-    tpg.script("CREATE TABLE typed (id bigserial PRIMARY KEY, ext varchar(20) UNIQUE NOT NULL, "
-               "seen timestamp, tag uuid, n money)")
-    _typed_load(tpg.connector)
-    assert tpg.connector.hashed_by == "server after a failed check"
-    assert _ledger_matches_target(tpg) == (100, True)
 
 
 def test_pg_upsert_of_new_ids_falls_back_to_on_conflict_when_one_appears_meanwhile(tpg):

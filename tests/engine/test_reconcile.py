@@ -5,6 +5,8 @@ from __future__ import annotations
 import psycopg2
 from psycopg2 import sql
 
+from runs.engine.canonical import canonical_row, pg_canonical_sql
+from runs.engine.connectors import connect
 from runs.engine.connectors.base import ColumnInfo
 from runs.engine.hashing import row_hash
 from runs.engine.reconcile import (
@@ -77,17 +79,36 @@ def _cursor_factory(params):
     return conn, _Ctx
 
 
-def test_pg_row_hash_sql_equals_python_row_hash(pg_params):
+def test_pg_row_hash_sql_equals_python_row_hash_of_the_canonical_text(pg_params):
+    """The SQL canonical text (PostgreSQL targets) and the Python one (SQLite targets) agree."""
     conn, ctx = _cursor_factory(pg_params)
     with ctx() as cur:
-        cur.execute("CREATE TABLE t (id int PRIMARY KEY, a text, b numeric(8,2), c timestamp)")
-        cur.execute("INSERT INTO t VALUES (1, 'x', 3.5, '2020-01-02 03:04:05'), "
-                    "(2, NULL, NULL, NULL)")
-        cur.execute(sql.SQL("SELECT id, a::text, b::text, c::text, {} FROM t AS t ORDER BY id")
-                    .format(pg_row_hash_sql(["id", "a", "b", "c"])))
+        cur.execute("SET TimeZone = 'Europe/Berlin'; SET DateStyle = 'SQL, DMY'")
+        cur.execute("CREATE TABLE t (id int PRIMARY KEY, a text, b numeric(8,2), c timestamp, "
+                    "d timestamptz, e boolean, f uuid, g jsonb, h char(4), i date)")
+        cur.execute("INSERT INTO t VALUES (1, 'x', 3.5, '2020-01-02 03:04:05', "
+                    "'2020-01-02 03:04:05.25+05', 'yes', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', "
+                    "'{\"bb\": 1, \"a\": \"é\", \"c\": [{\"zz\": 2, \"y\": 3}]}', "
+                    "'ab', '2024-02-29'), "
+                    "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "
+                    "(3, '', -0.10, '2020-01-02 03:04:05.5', '2020-07-01 00:00:00Z', 'f', "
+                    "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '[1, 2]', '', '0099-01-01')")
+    info = connect("postgresql", pg_params).introspect().table("t")
+    cols = list(info.columns)
+    with ctx() as cur:
+        cur.execute("SET TimeZone = 'Europe/Berlin'")
+        # the Python side reads ISO text (as SQLite would hold it)
+        cur.execute("SET DateStyle = 'ISO'")
+        cur.execute(sql.SQL("SELECT {}, {}, {} FROM t AS t ORDER BY id").format(
+            sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(c.name))
+                               for c in cols),
+            sql.SQL(", ").join(pg_canonical_sql(sql.Identifier("t", c.name), c) for c in cols),
+            pg_row_hash_sql(cols)))
         rows = cur.fetchall()
     conn.close()
-    assert [r[4] for r in rows] == [row_hash([str(r[0]), *r[1:4]]) for r in rows]
+    n = len(cols)
+    assert [list(r[n:-1]) for r in rows] == [canonical_row(cols, r[:n]) for r in rows]
+    assert [r[-1] for r in rows] == [row_hash(canonical_row(cols, r[:n])) for r in rows]
 
 
 def test_pg_sides_find_changes_in_100k_rows(pg_params):
@@ -99,13 +120,16 @@ def test_pg_sides_find_changes_in_100k_rows(pg_params):
         cur.execute("CREATE TABLE ledger AS SELECT id::text AS k, "
                     "substr(encode(sha256(convert_to(id::text, 'UTF8') || decode('1f', 'hex') || "
                     "convert_to(name, 'UTF8') || decode('1f', 'hex') || "
-                    "convert_to(amount::text, 'UTF8')), 'hex'), 1, 32) AS h FROM t")
+                    "convert_to(trim_scale(amount)::text, 'UTF8')), 'hex'), 1, 32) AS h FROM t")
         cur.execute("UPDATE t SET name = 'changed' WHERE id = 4242")
         cur.execute("DELETE FROM t WHERE id = 77777")
         cur.execute("INSERT INTO t VALUES (100001, 'extra', 1)")
     key = ColumnInfo(name="id", data_type="bigint", cast_type="bigint")
+    cols = [key, ColumnInfo(name="name", data_type="text"),
+            ColumnInfo(name="amount", data_type="numeric(12,2)", cast_type="numeric(12,2)",
+                       base_type="numeric")]
     ledger = PgSide(ctx, sql.SQL("ledger"))
-    target = PgSide(ctx, table_source(sql.Identifier("t"), key, ["id", "name", "amount"]))
+    target = PgSide(ctx, table_source(sql.Identifier("t"), key, cols))
     diff = diff_sides(ledger, target)
     conn.close()
     assert (diff.missing, diff.extra, diff.changed) == (["77777"], ["100001"], ["4242"])

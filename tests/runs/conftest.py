@@ -18,8 +18,9 @@ from django.contrib.auth.models import User
 
 from mappings.demo import legacy_crm
 from mappings.demo_plan import demo_plan_install
-from mappings.models import System
+from mappings.models import EntityMapping, FieldMapping, Plan, RuleStep, System
 from runs.connections import connectors_close
+from runs.engine.cdc.slot import slot_drop
 from tests.support import pg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +75,29 @@ def demo_plan(demo_source_db, demo_target_db):
         today=dt.date(2026, 1, 5),
     )
     return plan
+
+
+@pytest.fixture
+def sqlite_demo_plan(tmp_path):
+    """The demo plan from a 200-customer SQLite legacy CRM into an empty SQLite new CRM:
+    (plan, source path, target path)."""
+    source, target = tmp_path / "legacy.sqlite3", tmp_path / "new.sqlite3"
+    legacy_crm.build_source(f"sqlite:///{source}", rows=200, seed=11)
+    legacy_crm.build_target(f"sqlite:///{target}")
+    src = System.objects.create(
+        name="Legacy (file)", kind="sqlite", path=str(source), role="source"
+    )
+    tgt = System.objects.create(
+        name="New (file)", kind="sqlite", path=str(target), role="target", environment="uat"
+    )
+    plan, _ = demo_plan_install(
+        source=src,
+        target=tgt,
+        owner=User.objects.create(username="sqlite-plan-owner"),
+        us_states=legacy_crm.US_STATES,
+        today=dt.date(2026, 1, 5),
+    )
+    return plan, source, target
 
 
 @pytest.fixture
@@ -163,3 +187,47 @@ def start_worker(tmp_path):
     for worker in workers:
         worker.stop()
     current_app.control.purge()
+
+
+@pytest.fixture
+def sync_plan():
+    """A source table src (400 rows) and an empty target tgt in throwaway databases, and a
+    one-entity upsert plan (delete policy: delete) between them; slots dropped after."""
+    with pg.throwaway_database("sync_src") as src, pg.throwaway_database("sync_tgt") as tgt:
+        pg.query(src, "CREATE TABLE src (id integer PRIMARY KEY, name text, amount numeric(10,2))")
+        pg.query(
+            src, "INSERT INTO src SELECT g, 'name ' || g, g * 1.25 FROM generate_series(1, 400) g"
+        )
+        pg.query(
+            tgt,
+            "CREATE TABLE tgt (id serial PRIMARY KEY, ext text NOT NULL UNIQUE, "
+            "name text, amount numeric(10,2))",
+        )
+        source = _pg_system("Sync source", src, "dev", "source")
+        target = _pg_system("Sync target", tgt, "uat", "target")
+        plan = Plan.objects.create(
+            name="Sync", slug="sync", source=source, target=target, batch_size=100
+        )
+        entity = EntityMapping.objects.create(
+            plan=plan,
+            name="src",
+            source_table="src",
+            target_table="tgt",
+            source_key=["id"],
+            target_key="id",
+            external_id="ext",
+            load_mode="upsert",
+            delete_policy="delete",
+        )
+        FieldMapping.objects.create(entity=entity, target_column="ext", source_columns=["id"])
+        name = FieldMapping.objects.create(
+            entity=entity, target_column="name", source_columns=["name"], position=1
+        )
+        RuleStep.objects.create(field=name, rule="upper")
+        FieldMapping.objects.create(
+            entity=entity, target_column="amount", source_columns=["amount"], position=2
+        )
+        yield plan, src, tgt
+        params = source.connection_params()
+        for run in plan.runs.all():
+            slot_drop(params, f"mp_sync_{run.uuid.hex[:20]}")

@@ -7,8 +7,9 @@ against the introspected schema and ``validate_frame`` (load-stage row validatio
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runs.engine.errors import EngineError, SchemaError
@@ -27,7 +28,9 @@ ChangedSince = tuple[str, str]
 
 @dataclass(frozen=True)
 class ColumnInfo:
-    """One column as introspected; ``cast_type`` is the type name used for ``::type`` casts."""
+    """One column as introspected; ``cast_type`` is the column's full declared type (with its
+    typmod: ``character(3)``, ``numeric(10,2)``), used for every cast of a value to it;
+    ``base_type`` the same type without the typmod (type family, canonical text)."""
 
     name: str
     data_type: str
@@ -37,6 +40,12 @@ class ColumnInfo:
     has_default: bool = False
     generated: bool = False  # GENERATED ALWAYS / identity ALWAYS: never written or restored
     cast_type: str = "text"
+    base_type: str = ""
+
+    @property
+    def family_type(self) -> str:
+        """The type name without typmod (``base_type``, else ``cast_type``)."""
+        return self.base_type or self.cast_type
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,7 @@ class LoadResult:
     already_done: bool = False
     result_meta: dict[str, Any] = field(default_factory=dict)
     unchanged: int = 0  # skip_unchanged: rows already identical in the target, not written
+    coerced: int = 0  # rows the target stored otherwise than meant: undone, now failures
 
     @property
     def loaded(self) -> int:
@@ -153,6 +163,7 @@ class Source(Protocol):
     """Read side of a connector."""
 
     def introspect(self) -> SchemaInfo: ...
+    def live_table(self, name: str) -> TableInfo | None: ...
     def count(self, table: str, *, changed_since: ChangedSince | None = None) -> int: ...
     def max_value(self, table: str, column: str) -> str | None: ...
     def key_ranges(
@@ -183,6 +194,7 @@ class Target(Protocol):
     """Write side of a connector (ledger, load, rollback, checksums)."""
 
     def introspect(self) -> SchemaInfo: ...
+    def live_table(self, name: str) -> TableInfo | None: ...
     def ensure_ledger(self) -> None: ...
     def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]: ...
     def load_batch(
@@ -195,6 +207,8 @@ class Target(Protocol):
         batch_id: str,
         namespace: str,
         result_meta: dict[str, Any],
+        skip_unchanged: bool = False,
+        describe_coerced: CoercedFailure | None = None,
     ) -> LoadResult: ...
     def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None: ...
     def keymap_lookup(
@@ -220,6 +234,11 @@ class SchemaCache:
 
     def introspect(self) -> SchemaInfo:  # pragma: no cover - every connector defines it
         raise NotImplementedError
+
+    def live_table(self, name: str) -> TableInfo | None:
+        """The table as it is now (the schema re-read and the cache refreshed); None when it
+        does not exist. Read-only."""
+        return self.introspect().tables.get(name)
 
     def _table(self, name: str) -> TableInfo:
         if self._schema is None or name not in self._schema.tables:
@@ -365,7 +384,7 @@ def _column_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.n
     import numpy as np
     import pyarrow.compute as pc
 
-    family = type_family(col.cast_type)
+    family = type_family(col.family_type)
     if family == "text":
         fast = _text_length_problems(col, series)
         if fast is not None:
@@ -391,12 +410,25 @@ def _column_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.n
     return problems
 
 
+def _decimals(text: str) -> int:
+    """Significant decimals of a number's text (trailing zeros do not count); 0 if not one."""
+    try:
+        exponent = Decimal(text.strip()).normalize().as_tuple().exponent
+    except (InvalidOperation, ValueError):
+        return 0
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
 def bad_message(col: ColumnInfo) -> tuple[str, str]:
     """Failure category and message for a value that does not fit ``col``."""
-    if type_family(col.cast_type) == "text":
+    if type_family(col.family_type) == "text":
         return "too_long", f"longer than {col.max_length} characters ({col.name} {col.data_type})"
-    if numeric_limit(col.data_type) is not None:
-        return "type_cast", f"not a number that fits {col.data_type} ({col.name})"
+    limit = numeric_limit(col.data_type)
+    if limit is not None:
+        return "type_cast", (
+            f"not a number that fits {col.data_type} ({col.name}): at most "
+            f"{limit[0] - limit[1]} digits before the point and {limit[1]} after it"
+        )
     return "type_cast", f"does not cast to {col.data_type} ({col.name})"
 
 
@@ -404,7 +436,7 @@ def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
     import numpy as np
     import pandas as pd
 
-    family = type_family(col.cast_type)
+    family = type_family(col.family_type)
     s = text.astype(object)
     if family == "text":
         if col.max_length is None:
@@ -412,7 +444,7 @@ def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
         return (s.str.len() > col.max_length).to_numpy(dtype=bool)
     if family == "integer":
         ok = s.str.fullmatch(_INT_RE).to_numpy(dtype=bool)
-        bound = _INT_BOUNDS.get(col.cast_type.lower(), 2**63)
+        bound = _INT_BOUNDS.get(col.family_type.lower(), 2**63)
         nums = [int(v) if good else 0 for v, good in zip(s, ok, strict=True)]
         in_range = np.array([-bound <= n < bound for n in nums], dtype=bool)
         return ~(ok & in_range)
@@ -423,6 +455,8 @@ def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
             scale = limit[1]
             values = pd.to_numeric(s.where(~bad, None), errors="coerce").round(scale)
             bad |= (values.abs() >= 10.0 ** (limit[0] - scale)).to_numpy(dtype=bool)
+            # more significant decimals than the scale: the target would round them away
+            bad |= np.array([not b and _decimals(v) > scale for v, b in zip(s, bad, strict=True)])
         return bad
     if family == "boolean":
         return ~s.str.strip().str.lower().isin(_BOOL_WORDS).to_numpy(dtype=bool)
@@ -433,6 +467,90 @@ def _bad_values(col: ColumnInfo, text: pd.Series) -> np.ndarray | None:
     if family == "date":
         bad |= ~s.str.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*").to_numpy(dtype=bool)
     return bad
+
+
+COERCED = "coerced_by_target"
+# (row position in the batch, [(column, intended canonical text, stored canonical text)])
+Coercion = tuple[int, list[tuple[str, "str | None", "str | None"]]]
+CoercedFailure = Callable[[int, list[tuple[str, "str | None", "str | None"]]], dict[str, Any]]
+
+
+def coerced_errors(diffs: Sequence[tuple[str, str | None, str | None]]) -> list[dict[str, Any]]:
+    """The failure errors (result_meta form) of one row the target changed: one per column,
+    category ``coerced_by_target``, the intended value as the value. Pure."""
+    return [
+        {
+            "field": column,
+            "rule": "read_back",
+            "value": intended,
+            "message": (
+                "the target no longer holds the row it was sent"
+                if column == "*"
+                else f"the target stored {stored!r} in {column}, not the intended {intended!r}"
+            ),
+            "category": COERCED,
+        }
+        for column, intended, stored in diffs
+    ]
+
+
+def with_coerced(
+    result_meta: dict[str, Any],
+    coerced: Sequence[Coercion],
+    rows: pd.DataFrame,
+    source_keys: Sequence[str],
+    describe: CoercedFailure | None = None,
+) -> dict[str, Any]:
+    """``result_meta`` with the coerced rows moved from loaded to failed and recorded as
+    failures (``describe`` builds each one; by default from the transformed row). Pure."""
+    if not coerced:
+        return result_meta
+    failures = []
+    for position, diffs in coerced:
+        if describe is not None:
+            failures.append(describe(position, diffs))
+            continue
+        values = rows.iloc[position].astype(object)
+        failures.append(
+            {
+                "source_key": str(source_keys[position]),
+                "source_row": {},
+                "transformed_row": {
+                    str(k): None if _isna(v) else str(v) for k, v in values.items()
+                },
+                "stage": "load",
+                "errors": coerced_errors(diffs),
+            }
+        )
+    meta = dict(result_meta)
+    meta["loaded"] = int(meta.get("loaded", 0)) - len(coerced)
+    meta["failed"] = int(meta.get("failed", 0)) + len(coerced)
+    meta["failures"] = [*meta.get("failures", []), *failures]
+    return meta
+
+
+def _isna(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value))
+
+
+def compare_detail(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Differences from rows of (key, row present?, intended 1, stored 1, intended 2, ...)
+    in canonical text: one dict (key, column, intended, stored) per column that differs.
+    Pure."""
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        if not r[1]:
+            out.append({"key": str(r[0]), "column": "*", "intended": "row", "stored": None})
+            continue
+        values = r[2:]
+        out += [
+            {"key": str(r[0]), "column": c, "intended": values[2 * i], "stored": values[2 * i + 1]}
+            for i, c in enumerate(columns)
+            if values[2 * i] != values[2 * i + 1]
+        ]
+    return out
 
 
 def load_columns(

@@ -1,7 +1,8 @@
 """PostgreSQL connector (source and target) on psycopg2: COPY in and out, ledger in ``mp_ledger``.
 
-Type names used in casts (``CAST(x AS type)``) come from ``format_type()`` in the catalog, never
-from plan text; table and column names are checked against ``introspect()`` and quoted.
+Type names used in casts (``CAST(x AS type)``) come from ``format_type(atttypid, atttypmod)`` in
+the catalog — the full declared type with its typmod (``character(3)``, ``numeric(10,2)``) —
+never from plan text; table and column names are checked against ``introspect()`` and quoted.
 """
 
 from __future__ import annotations
@@ -21,10 +22,18 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg2 import sql
 
+from runs.engine.canonical import (
+    pg_canonical_sql,
+    pg_hash_sql,
+    pg_intent_sql,
+    pg_intent_typed_sql,
+    pg_same_sql,
+)
 from runs.engine.connectors import pg_deletes
 from runs.engine.connectors.base import (
     ArrowTextSource,
     ChangedSince,
+    CoercedFailure,
     ColumnInfo,
     KeyRange,
     LoadResult,
@@ -34,16 +43,16 @@ from runs.engine.connectors.base import (
     TableInfo,
     arrow_frame,
     arrow_text,
+    compare_detail,
     load_columns,
-    numeric_limit,
     ranges_from_bounds,
     text_frame,
     validate_frame,
+    with_coerced,
 )
 from runs.engine.deletes import DeleteResult
 from runs.engine.errors import EngineError, TransientError
-from runs.engine.hashing import arrow_row_hashes, fold_digest, row_hash
-from runs.engine.reconcile import pg_row_hash_sql
+from runs.engine.hashing import fold_digest, row_hash
 
 if TYPE_CHECKING:
     from runs.engine.snapshot import EntitySpec
@@ -197,86 +206,6 @@ def csv_bytes(columns: Sequence[Sequence[Any]] | pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
-# What ``column::text`` reads back for a value we send, when that is provably the value itself
-# (or a fixed rewrite of it): then the loader hashes rows itself instead of asking PostgreSQL
-# to (~50 ms of server CPU per 16,700 rows). Keyed by format_type() names; a column of any
-# other type, or a value outside the pattern, leaves the hashing to the server.
-_DATE = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_CLOCK = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-_INTEGER = "^(0|-?[1-9][0-9]{0,18})$"
-_READ_BACK: dict[str, tuple[str, ...]] = {  # type -> patterns every non-null value must match
-    "text": (),
-    "character varying": (),
-    "uuid": ("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",),
-    "character": (),
-    "smallint": (_INTEGER,),
-    "integer": (_INTEGER,),
-    "bigint": (_INTEGER,),
-    "date": (f"^{_DATE}$",),
-    "timestamp without time zone": (f"^{_DATE}$", f"^{_DATE}[T ]{_CLOCK}$"),
-}
-
-
-def stored_text(col: ColumnInfo, arr: pa.Array, iso_dates: bool) -> pa.Array | None:
-    """What PostgreSQL's ``col::text`` returns for each value of ``arr`` once stored, or None
-    when that is not certain from the text alone. ``iso_dates``: the session's DateStyle is
-    ISO. Pure."""
-    import pyarrow.compute as pc
-
-    base = col.cast_type.lower()  # format_type without the typmod: timestamp(3) is timestamp
-    if base == "numeric":  # the scale is in data_type (format_type with the typmod)
-        return _numeric_text(col.data_type.lower(), arr)
-    patterns = _READ_BACK.get(base)
-    if patterns is None or (base in ("date", "timestamp without time zone") and not iso_dates):
-        return None
-    # varchar(n)/char(n) silently cut trailing spaces beyond n: only values that fit are certain
-    bounded = base in ("character varying", "character") and col.max_length is not None
-    if bounded and (pc.max(pc.utf8_length(arr)).as_py() or 0) > col.max_length:
-        return None
-    if base == "character":  # char(n) pads with spaces; ::text drops trailing spaces again
-        return pc.utf8_rtrim(arr, characters=" ") if bounded else None
-    if not patterns:
-        return arr
-    matched = [pc.match_substring_regex(arr, p) for p in patterns]
-    ok = matched[0] if len(matched) == 1 else pc.or_(matched[0], matched[1])
-    if pc.any(pc.invert(ok)).as_py():  # a non-null value outside the pattern(s)
-        return None
-    if base == "uuid":
-        return pc.utf8_lower(arr)
-    if base == "timestamp without time zone":  # 'YYYY-MM-DD' -> midnight, 'T' -> ' '
-        return pc.if_else(
-            matched[0],
-            pc.binary_join_element_wise(
-                arr, pa.scalar("00:00:00", arr.type), pa.scalar(" ", arr.type)
-            ),
-            pc.replace_substring(arr, "T", " ", max_replacements=1),
-        )
-    return arr
-
-
-def _numeric_text(declared: str, arr: pa.Array) -> pa.Array | None:
-    """numeric / numeric(p, s): plain decimals without leading zeros read back as written,
-    padded to s decimals when the scale is declared; more decimals (rounded), exponents,
-    signs other than a leading '-' and negative zero (read back unsigned) are not certain."""
-    import pyarrow.compute as pc
-
-    limit = numeric_limit(declared)
-    decimals = "[0-9]+" if limit is None else f"[0-9]{{0,{limit[1]}}}"
-    shape = f"^-?(0|[1-9][0-9]*)(\\.{decimals})?$"
-    ok = pc.and_(
-        pc.match_substring_regex(arr, shape),
-        pc.invert(pc.match_substring_regex(arr, "^-0*(\\.0*)?$")),
-    )
-    if pc.any(pc.invert(ok)).as_py():
-        return None
-    if limit is None or limit[1] == 0:
-        return arr if limit is None else pc.replace_substring_regex(arr, "\\.$", "")
-    parts = pc.extract_regex(arr, "^(?P<whole>-?[0-9]+)(?:\\.(?P<frac>[0-9]*))?$")
-    whole = pc.struct_field(parts, "whole")
-    frac = pc.utf8_rpad(pc.struct_field(parts, "frac"), limit[1], "0")
-    return pc.binary_join_element_wise(whole, frac, pa.scalar(".", arr.type))
-
-
 def parse_copy_csv(data: bytes, columns: Sequence[str], *, arrow: bool = False) -> pd.DataFrame:
     """COPY ... CSV output -> object frame of str/None (unquoted empty = NULL, "" = empty);
     ``arrow``: Arrow-backed string columns instead (no Python str per value: ~5x less memory)."""
@@ -306,10 +235,10 @@ class PostgresConnector(ArrowTextSource):
     def __init__(self, params: dict[str, Any]) -> None:
         self._params = {k: v for k, v in params.items() if v not in (None, "")}
         self._conn: Any = None
+        self._held: Any = None  # the cursor of a transaction() in progress
         self._schema: SchemaInfo | None = None
-        # Who hashed the rows of the last batch written: "loader", "server" or "server after
-        # a failed check" (the loader's hashes disagreed with the server's on the sample).
-        self.hashed_by = ""
+        # Rows the last batch's read-back compared (every row it wrote or left unchanged).
+        self.read_back_rows = 0
 
     # ------------------------------------------------------------------ plumbing
     def _connection(self) -> Any:
@@ -322,7 +251,11 @@ class PostgresConnector(ArrowTextSource):
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        """One transaction: commit on success, roll back on error; transient errors re-raised."""
+        """One transaction: commit on success, roll back on error; transient errors re-raised.
+        Inside ``transaction()`` it is that held transaction (committed when it ends)."""
+        if self._held is not None:
+            yield self._held
+            return
         conn = self._connection()
         try:
             with conn, conn.cursor() as cur:
@@ -331,6 +264,17 @@ class PostgresConnector(ArrowTextSource):
             if conn.closed == 0 and conn.get_transaction_status() > 2:
                 conn.close()
             raise TransientError(str(exc).strip()) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Hold ONE transaction across several connector calls (CDC writes a group of changes
+        and its checkpoint together): all of it commits at the end, or none of it."""
+        with self._tx() as cur:
+            self._held = cur
+            try:
+                yield cur
+            finally:
+                self._held = None
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -360,6 +304,37 @@ class PostgresConnector(ArrowTextSource):
             tables[info.name] = info
         self._schema = SchemaInfo(tables=tables)
         return self._schema
+
+    def live_table(self, name: str) -> TableInfo | None:
+        """One table as it is now (two catalog queries for that table alone; the cache is
+        refreshed); None when it does not exist. Read-only."""
+        one = " AND n.nspname = %s AND c.relname = %s "
+        with self._tx() as cur:
+            cur.execute("SELECT current_schema()")
+            current = cur.fetchone()[0]
+            candidates = [(current, name)]
+            if "." in name:
+                candidates.insert(0, tuple(name.split(".", 1)))
+            for nsp, rel in candidates:
+                cur.execute(
+                    _COLUMNS_SQL.replace("ORDER BY", one + "ORDER BY"),
+                    (list(_SKIP_SCHEMAS), nsp, rel),
+                )
+                rows = cur.fetchall()
+                if rows:
+                    break
+            else:
+                info = None
+            if rows:
+                cur.execute(
+                    _KEYS_SQL.replace("GROUP BY", one + "GROUP BY"), (list(_SKIP_SCHEMAS), nsp, rel)
+                )
+                keys = [(primary, tuple(cols)) for _, _, primary, cols in cur.fetchall()]
+                info = _table_info(nsp, rel, rows, keys, current)
+        if self._schema is not None:
+            tables = {k: v for k, v in self._schema.tables.items() if k != name}
+            self._schema = SchemaInfo(tables=tables | ({name: info} if info else {}))
+        return info
 
     @staticmethod
     def table_ident(info: TableInfo) -> sql.Identifier:
@@ -563,6 +538,58 @@ class PostgresConnector(ArrowTextSource):
             )
             return dict(cur.fetchall())
 
+    def keymap_sources(
+        self, namespace: str, entity: str, target_keys: Sequence[str]
+    ) -> dict[str, str]:
+        """Target key -> the source key (business key) the key map records for it; keys it
+        does not know are absent. Read-only but for materializing pending key-map arrays."""
+        self.ensure_ledger()
+        self._materialize_keymap(namespace, entity)
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT target_key, source_key FROM mp_ledger.keymap WHERE namespace = %s "
+                "AND entity = %s AND target_key = ANY(%s::text[])",
+                (namespace, entity, text_array(target_keys)),
+            )
+            return dict(cur.fetchall())
+
+    def intended_vs_stored(
+        self, table: str, key_col: str, intended: dict[str, list[str | None]], columns: list[str]
+    ) -> list[dict[str, Any]]:
+        """For each target key -> intended values of ``columns``: the columns whose stored
+        value differs, canonically (key, column, intended, stored; a missing row is one entry
+        with column "*"). Read-only."""
+        info = self._table(table)
+        key = info.column(key_col)
+        cols = info.require(columns)
+        if not intended:
+            return []
+        keys = list(intended)
+        names = [sql.Identifier(f"c{i}") for i in range(len(cols))]
+        pairs = [
+            sql.SQL("{}, {}").format(
+                pg_intent_sql(sql.Identifier("u", f"c{i}"), c),
+                pg_canonical_sql(sql.Identifier("t", c.name), c),
+            )
+            for i, c in enumerate(cols)
+        ]
+        query = sql.SQL(
+            "SELECT u.k, t.{k} IS NOT NULL, {pairs} FROM unnest(%s::text[], {arrays}) "
+            "AS u(k, {names}) LEFT JOIN {t} AS t ON t.{k} = {cast}"
+        ).format(
+            k=sql.Identifier(key.name),
+            pairs=sql.SQL(", ").join(pairs),
+            arrays=sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in cols),
+            names=sql.SQL(", ").join(names),
+            t=self.table_ident(info),
+            cast=_cast(sql.SQL("u.k"), key),
+        )
+        arrays = [[intended[k][i] for k in keys] for i in range(len(cols))]
+        with self._tx() as cur:
+            cur.execute(query, [keys, *arrays])
+            rows = cur.fetchall()
+        return compare_detail(rows, columns)
+
     def _materialize_keymap(self, namespace: str, entity: str) -> None:
         """Move the (source key -> target key) arrays batches stored into mp_ledger.keymap.
 
@@ -641,9 +668,14 @@ class PostgresConnector(ArrowTextSource):
         namespace: str,
         result_meta: dict[str, Any],
         skip_unchanged: bool = False,
+        describe_coerced: CoercedFailure | None = None,
     ) -> LoadResult:
         """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent.
 
+        Every row is read back before the commit: a row the target stored otherwise than
+        meant (a typmod, a trigger, a rule) is undone and becomes a ``coerced_by_target``
+        failure in the stored result (``describe_coerced`` builds it), never a loaded row.
+        The ledger's row hash is that of the intended values (runs.engine.canonical).
         ``skip_unchanged`` (upsert only; delta by comparison): rows whose target row already
         holds the same values are not written and not in the ledger, only counted."""
         info = self._table(entity.target_table)
@@ -655,7 +687,11 @@ class PostgresConnector(ArrowTextSource):
             if stored is not None:
                 return stored
             skip = skip_unchanged and entity.load_mode == "upsert"
-            written = self._write_rows(cur, info, cols, tk, ext, entity.load_mode, rows, skip)
+            written, coerced = self._write_rows(
+                cur, info, cols, tk, ext, entity.load_mode, rows, skip
+            )
+            result_meta = with_coerced(result_meta, coerced, rows, source_keys, describe_coerced)
+            source_keys = [source_keys[w[5]] for w in written]
             inserted = sum(1 for w in written if w[1])
             changed = [w for w in written if w[4]]
             result = LoadResult(
@@ -663,6 +699,7 @@ class PostgresConnector(ArrowTextSource):
                 updated=len(changed) - inserted,
                 unchanged=len(written) - len(changed),
                 result_meta=result_meta,
+                coerced=len(coerced),
             )
             # Inserted rows are kept as two arrays in the batch record (no ledger row each:
             # 16,700 rows cost ~40 ms in a COPY); overwritten rows keep a row with their
@@ -717,67 +754,96 @@ class PostgresConnector(ArrowTextSource):
         mode: str,
         rows: pd.DataFrame,
         skip_unchanged: bool = False,
-    ) -> list[tuple]:
-        """COPY rows into a temp table, then INSERT ... SELECT (ON CONFLICT) RETURNING.
+    ) -> tuple[list[tuple], list[tuple[int, list[tuple[str, str | None, str | None]]]]]:
+        """COPY rows into a temp table, then INSERT ... SELECT (ON CONFLICT) RETURNING, then
+        read every row back and compare it with what was meant (``_read_back``).
 
-        Returns (target key text, inserted?, before-image JSON or None, row hash, written?) per
-        row, in input order (PostgreSQL returns INSERT ... SELECT ... ORDER BY rows in that
-        order; with skip_unchanged rows are matched back through the external id instead).
-        The row hash is of the stored values: computed here when ``stored_text`` knows what
-        each column reads back (checked on a sample against the server), else by the server.
+        Returns (written, coerced). ``written``: (target key text, inserted?, before-image JSON
+        or None, row hash of the INTENDED values, written?, row position) per row kept, in
+        input order. ``coerced``: (row position, [(column, intended, stored)]) of rows the
+        target stored otherwise than meant; those rows are undone (the write is rolled back to
+        a savepoint and redone without them) and are not in ``written``.
         An upsert whose external ids are all new runs as a plain INSERT (no conflict check);
         a row committed meanwhile by someone else makes it fall back to ON CONFLICT.
         """
         temp = [sql.Identifier(f"c{i}") for i in range(len(cols))]
+        if self._held is not None:  # an earlier write in the same held transaction made one
+            cur.execute("DROP TABLE IF EXISTS pg_temp.mp_load")
         cur.execute(
             sql.SQL("CREATE TEMP TABLE mp_load (mp_ord bigserial, {}) ON COMMIT DROP").format(
                 sql.SQL(", ").join(sql.SQL("{} text").format(t) for t in temp)
             )
         )
+        self.read_back_rows = 0
         if not len(rows):
-            return []
-        arrays = frame_arrays(rows)
+            return [], []
+        # The read-back's row estimates (arrays, an unanalysed temp table) are far off and
+        # make PostgreSQL JIT-compile its expressions: ~80 ms per batch for nothing.
+        cur.execute("SET LOCAL jit = off")
         cur.copy_expert(
             sql.SQL("COPY mp_load ({}) FROM STDIN WITH (FORMAT csv)").format(
                 sql.SQL(", ").join(temp)
             ),
-            io.BytesIO(csv_bytes(arrays)),
+            io.BytesIO(csv_bytes(frame_arrays(rows))),
         )
         before: dict[str, str] = {}
         upsert = mode == "upsert" and ext is not None
-        if upsert:
-            names = [c.name for c in cols]  # load_columns checked the external id is among them
-            before = self._before_images(cur, info, tk, ext, temp[names.index(ext.name)])
-        if skip_unchanged and before:  # only rows that exist already can be unchanged
-            self.hashed_by = "server"
-            query = self._insert_sql(info, cols, tk, ext, True)
-            return self._write_changed(cur, info, cols, tk, ext, temp, query, before)
-        hashes = self._client_hashes(cur, info, cols, arrays)
-        query = self._insert_sql(info, cols, tk, ext if upsert else None, hashes is None)
+        if upsert:  # load_columns checked the external id is among the columns
+            before = self._before_images(cur, info, tk, ext, temp[cols.index(ext)])
+        coerced: list[tuple[int, list[tuple[str, str | None, str | None]]]] = []
+        while True:
+            cur.execute("SAVEPOINT mp_rows")
+            if skip_unchanged and before:  # only rows that exist already can be unchanged
+                out = self._write_changed(cur, info, cols, tk, ext, temp)
+            else:
+                out, before = self._insert_rows(
+                    cur, info, cols, tk, ext if upsert else None, temp, before
+                )
+            hashes, bad = self._read_back(cur, info, cols, tk, out)
+            if not bad:
+                cur.execute("RELEASE SAVEPOINT mp_rows")
+                break
+            coerced += self._coerced_detail(cur, info, cols, tk, out, bad)
+            cur.execute("ROLLBACK TO SAVEPOINT mp_rows")
+            cur.execute("DELETE FROM mp_load WHERE mp_ord = ANY(%s::bigint[])", (text_array(bad),))
+        return [
+            (key, ins, None if ins else before.get(key), hashes[o], wrote, o - 1)
+            for o, key, ins, wrote in out
+        ], sorted(coerced)
+
+    def _insert_rows(
+        self,
+        cur: Any,
+        info: TableInfo,
+        cols: list[ColumnInfo],
+        tk: ColumnInfo,
+        conflict_on: ColumnInfo | None,
+        temp: list[sql.Identifier],
+        before: dict[str, str],
+    ) -> tuple[list[tuple[int, str, bool, bool]], dict[str, str]]:
+        """INSERT (ON CONFLICT) the rows of mp_load: ((ordinal, target key, inserted?, True) in
+        ordinal order, before-images). PostgreSQL returns INSERT ... SELECT ... ORDER BY rows
+        in that order."""
+        cur.execute("SELECT mp_ord FROM mp_load ORDER BY mp_ord")
+        ords = [r[0] for r in cur.fetchall()]
         out = None
-        if upsert and not before:  # no external id exists yet: no conflict to check
+        if conflict_on is not None and not before:  # no external id exists yet: plain INSERT
             cur.execute("SAVEPOINT mp_plain")
             try:
-                cur.execute(self._insert_sql(info, cols, tk, None, hashes is None))
+                cur.execute(self._insert_sql(info, cols, tk, None))
                 out = cur.fetchall()
                 cur.execute("RELEASE SAVEPOINT mp_plain")
             except psycopg2.errors.UniqueViolation:
                 cur.execute("ROLLBACK TO SAVEPOINT mp_plain")
-                before = self._before_images(cur, info, tk, ext, temp[names.index(ext.name)])
+                before = self._before_images(
+                    cur, info, tk, conflict_on, temp[cols.index(conflict_on)]
+                )
         if out is None:
-            cur.execute(query)
+            cur.execute(self._insert_sql(info, cols, tk, conflict_on))
             out = cur.fetchall()
-        if len(out) != len(rows):
-            raise EngineError(f"target returned {len(out)} rows for {len(rows)} written")
-        if hashes is not None:
-            hashes = self._checked_hashes(cur, info, tk, cols, [r[0] for r in out], hashes)
-        else:  # computed by the server from the stored values (hashing.row_hash in SQL)
-            hashes = [r[2] for r in out]
-            self.hashed_by = "server"
-        return [
-            (r[0], bool(r[1]), None if r[1] else before.get(r[0]), h, True)
-            for r, h in zip(out, hashes, strict=True)
-        ]
+        if len(out) != len(ords):
+            raise EngineError(f"target returned {len(out)} rows for {len(ords)} written")
+        return [(o, r[0], bool(r[1]), True) for o, r in zip(ords, out, strict=True)], before
 
     def _insert_sql(
         self,
@@ -785,7 +851,6 @@ class PostgresConnector(ArrowTextSource):
         cols: list[ColumnInfo],
         tk: ColumnInfo,
         conflict_on: ColumnInfo | None,
-        server_hash: bool,
     ) -> sql.Composed:
         temp = [sql.Identifier(f"c{i}") for i in range(len(cols))]
         conflict = sql.SQL("")
@@ -796,66 +861,111 @@ class PostgresConnector(ArrowTextSource):
                     sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in cols
                 ),
             )
-        ret = pg_row_hash_sql([c.name for c in cols], alias="mp_t") if server_hash else None
         return sql.SQL(
             "INSERT INTO {t} AS mp_t ({c}) SELECT {casts} FROM mp_load ORDER BY mp_ord{conflict} "
-            "RETURNING mp_t.{tk}::text, (mp_t.xmax = 0){ret}"
+            "RETURNING mp_t.{tk}::text, (mp_t.xmax = 0)"
         ).format(
             t=self.table_ident(info),
             c=_cols([c.name for c in cols]),
             casts=sql.SQL(", ").join(_cast(t, c) for t, c in zip(temp, cols, strict=True)),
             conflict=conflict,
             tk=sql.Identifier(tk.name),
-            ret=sql.SQL(", {}").format(ret) if ret is not None else sql.SQL(""),
         )
 
-    def _client_hashes(
-        self, cur: Any, info: TableInfo, cols: list[ColumnInfo], arrays: list[pa.Array]
-    ) -> list[str] | None:
-        """Row hashes of the values as they will read back, or None (the server hashes then):
-        a column type ``stored_text`` cannot vouch for, a trigger or rule that may change rows,
-        a DateStyle other than ISO for dates."""
-        cur.execute(
-            "SELECT current_setting('DateStyle') LIKE 'ISO%%', "
-            "EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal) "
-            "OR EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class = %s::regclass "
-            "AND rulename <> '_RETURN')",
-            (self.table_ident(info).as_string(cur),) * 2,
-        )
-        iso, rewritten = cur.fetchone()
-        if rewritten:
-            return None
-        stored = [stored_text(c, a, iso) for c, a in zip(cols, arrays, strict=True)]
-        if any(s is None for s in stored):
-            return None
-        return arrow_row_hashes(stored)
+    def _read_back_from(self, info: TableInfo, tk: ColumnInfo) -> sql.Composed:
+        """FROM clause pairing each loaded row (mp_load l) with its target row (t, NULL when
+        gone) through two array parameters: ordinals and target key texts."""
+        return sql.SQL(
+            "unnest(%s::bigint[], %s::text[]) AS u(o, k) JOIN mp_load l ON l.mp_ord = u.o "
+            "LEFT JOIN {t} AS t ON t.{k} = {key}"
+        ).format(t=self.table_ident(info), k=sql.Identifier(tk.name), key=_cast(sql.SQL("u.k"), tk))
 
-    def _checked_hashes(
+    def _read_back(
         self,
         cur: Any,
         info: TableInfo,
-        tk: ColumnInfo,
         cols: list[ColumnInfo],
-        keys: list[str],
-        hashes: list[str],
-    ) -> list[str]:
-        """``hashes`` when the server agrees on an evenly spread sample of 32 rows; else the
-        server's hash of every row (and the cause is a ``stored_text`` rule to fix)."""
-        picks = list(range(0, len(keys), max(1, len(keys) // 32)))[:32]
-        server = self._server_hashes(cur, info, tk, cols, [keys[i] for i in picks])
-        if all(server.get(keys[i]) == hashes[i] for i in picks):
-            self.hashed_by = "loader"
-            return hashes
-        self.hashed_by = "server after a failed check"
-        server = self._server_hashes(cur, info, tk, cols, keys)
-        return [server[k] for k in keys]
+        tk: ColumnInfo,
+        out: list[tuple[int, str, bool, bool]],
+    ) -> tuple[dict[int, str], list[int]]:
+        """Read every written (or left unchanged) row back in the same transaction: (ordinal ->
+        hash of the intended values, ordinals whose stored values differ from them). Intended
+        and stored values are compared in their canonical text (runs.engine.canonical)."""
+        # the intended values are read as their types once (OFFSET 0 keeps the subquery from
+        # being flattened, which would cast every value twice: for the hash and the compare)
+        typed = sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(
+                pg_intent_typed_sql(sql.Identifier("l", f"c{i}"), c), sql.Identifier(f"i{i}")
+            )
+            for i, c in enumerate(cols)
+        )
+        x = [sql.Identifier("x", f"i{i}") for i in range(len(cols))]
+        intended = pg_hash_sql([pg_canonical_sql(v, c) for v, c in zip(x, cols, strict=True)])
+        same = sql.SQL(" AND ").join(
+            pg_same_sql(v, sql.Identifier("t", c.name), c) for v, c in zip(x, cols, strict=True)
+        )
+        cur.execute(
+            sql.SQL(
+                "SELECT x.o, {ih}, t.{k} IS NOT NULL AND {same} FROM (SELECT u.o, u.k, {typed} "
+                "FROM unnest(%s::bigint[], %s::text[]) AS u(o, k) JOIN mp_load l "
+                "ON l.mp_ord = u.o OFFSET 0) AS x LEFT JOIN {t} AS t ON t.{k} = {key}"
+            ).format(
+                ih=intended,
+                same=same,
+                typed=typed,
+                k=sql.Identifier(tk.name),
+                t=self.table_ident(info),
+                key=_cast(sql.SQL("x.k"), tk),
+            ),
+            (text_array(o[0] for o in out), text_array(o[1] for o in out)),
+        )
+        got = cur.fetchall()
+        self.read_back_rows += len(got)
+        if len(got) != len(out):
+            raise EngineError(f"read back {len(got)} rows of {len(out)} written")
+        return {o: ih for o, ih, _ in got}, sorted(o for o, _, ok in got if not ok)
 
-    def _server_hashes(
-        self, cur: Any, info: TableInfo, tk: ColumnInfo, cols: list[ColumnInfo], keys: list[str]
-    ) -> dict[str, str]:
-        hashed = pg_row_hash_sql([c.name for c in cols], alias="t")
-        cur.execute(self._rows_by_key_sql(info, tk, hashed), (text_array(keys),))
-        return dict(cur.fetchall())
+    def _coerced_detail(
+        self,
+        cur: Any,
+        info: TableInfo,
+        cols: list[ColumnInfo],
+        tk: ColumnInfo,
+        out: list[tuple[int, str, bool, bool]],
+        bad: list[int],
+    ) -> list[tuple[int, list[tuple[str, str | None, str | None]]]]:
+        """(row position, [(column, intended, stored)]) of the rows the target changed; a row
+        the target no longer holds is one entry ("*", "row", None)."""
+        wanted = set(bad)
+        rows = [o for o in out if o[0] in wanted]
+        pairs = [
+            sql.SQL("{}, {}").format(
+                pg_intent_sql(sql.Identifier("l", f"c{i}"), c),
+                pg_canonical_sql(sql.Identifier("t", c.name), c),
+            )
+            for i, c in enumerate(cols)
+        ]
+        cur.execute(
+            sql.SQL("SELECT u.o, t.{k} IS NOT NULL, {pairs} FROM {src}").format(
+                k=sql.Identifier(tk.name),
+                pairs=sql.SQL(", ").join(pairs),
+                src=self._read_back_from(info, tk),
+            ),
+            (text_array(o[0] for o in rows), text_array(o[1] for o in rows)),
+        )
+        detail = []
+        for r in cur.fetchall():
+            if not r[1]:
+                detail.append((r[0] - 1, [("*", "row", None)]))
+                continue
+            values = r[2:]
+            diffs = [
+                (c.name, values[2 * i], values[2 * i + 1])
+                for i, c in enumerate(cols)
+                if values[2 * i] != values[2 * i + 1]
+            ]
+            detail.append((r[0] - 1, diffs))
+        return detail
 
     def _rows_by_key_sql(
         self, info: TableInfo, key: ColumnInfo, select: sql.Composable
@@ -880,11 +990,11 @@ class PostgresConnector(ArrowTextSource):
         tk: ColumnInfo,
         ext: ColumnInfo,
         temp: list[sql.Identifier],
-        query: sql.Composed,
-        before: dict[str, str],
-    ) -> list[tuple]:
-        """Upsert writing only rows whose values differ; unchanged rows keep their target key."""
+    ) -> list[tuple[int, str, bool, bool]]:
+        """Upsert writing only rows whose values differ: (ordinal, target key, inserted?,
+        written?) per row of mp_load in ordinal order; unchanged rows keep their target key."""
         names = [c.name for c in cols]
+        query = self._insert_sql(info, cols, tk, ext)
         ext_temp = _cast(sql.Composed([sql.SQL("l."), temp[names.index(ext.name)]]), ext)
         cur.execute(
             sql.SQL(
@@ -928,9 +1038,9 @@ class PostgresConnector(ArrowTextSource):
         for (ordinal,) in cur.fetchall():
             r = changed.get(ordinal)
             if r is None:
-                out.append((existing[ordinal], False, None, None, False))
+                out.append((ordinal, existing[ordinal], False, False))
             else:
-                out.append((r[0], bool(r[1]), None if r[1] else before.get(r[0]), r[2], True))
+                out.append((ordinal, r[0], bool(r[1]), True))
         return out
 
     def _before_images(
@@ -1053,15 +1163,16 @@ class PostgresConnector(ArrowTextSource):
     def row_hashes(
         self, table: str, key_col: str, keys: Sequence[str], *, columns: Sequence[str] | None = None
     ) -> dict[str, str]:
-        """Row hash (hashing.row_hash over ``columns``, default all) per key text found."""
+        """Row hash (hashing.row_hash over the canonical text of ``columns``, default all: what
+        the ledger holds for a row written as meant) per key text found. Read-only."""
         info = self._table(table)
         key = info.column(key_col)
         names = list(columns) if columns is not None else list(info.column_names)
-        info.require(names)
+        cols = info.require(names)
         query = self._rows_by_key_sql(
             info,
             key,
-            sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(n)) for n in names),
+            sql.SQL(", ").join(pg_canonical_sql(sql.Identifier("t", c.name), c) for c in cols),
         )
         with self._tx() as cur:
             cur.execute(query, (text_array(keys),))
@@ -1076,7 +1187,8 @@ def _table_info(
         ColumnInfo(
             name=r[3],
             data_type=r[4],
-            cast_type=r[5],
+            cast_type=r[4],
+            base_type=r[5],
             max_length=r[6],
             nullable=r[7],
             has_default=r[8],

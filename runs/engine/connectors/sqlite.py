@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from runs.engine.canonical import canonical_row
 from runs.engine.connectors import sqlite_deletes
 from runs.engine.connectors.base import (
     ChangedSince,
+    CoercedFailure,
+    Coercion,
     ColumnInfo,
     KeyRange,
     LoadResult,
@@ -26,14 +29,16 @@ from runs.engine.connectors.base import (
     TableChecksum,
     TableInfo,
     chunks,
+    compare_detail,
     load_columns,
     max_length_of,
     ranges_from_bounds,
     text_frame,
     validate_frame,
+    with_coerced,
 )
 from runs.engine.deletes import DeleteResult
-from runs.engine.errors import TransientError
+from runs.engine.errors import SchemaError, TransientError
 from runs.engine.hashing import fold_digest, row_hash, text_digest64
 
 if TYPE_CHECKING:
@@ -66,8 +71,13 @@ CREATE INDEX IF NOT EXISTS mp_ledger_keymap_batch ON mp_ledger_keymap (run_id, b
 
 
 def q(name: str) -> str:
-    """SQLite identifier quoting: wrap in ``"`` and double embedded ``"``."""
-    return '"' + name.replace('"', '""') + '"'
+    """SQLite identifier quoting: wrap in backticks and double embedded ones.
+
+    Not ``"``: SQLite reads a double-quoted name that is no column as a string literal, so a
+    renamed column would load its own name as every value. A backtick-quoted unknown name is
+    an error ("no such column").
+    """
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _qcols(names: Sequence[str]) -> str:
@@ -147,6 +157,19 @@ class SqliteConnector(SchemaCache):
         self._schema = SchemaInfo(tables=tables)
         return self._schema
 
+    def live_table(self, name: str) -> TableInfo | None:
+        """The table as it is now (PRAGMA table_xinfo, no row count; the cache is refreshed);
+        None when it does not exist. Read-only."""
+        with self._tx() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)
+            ).fetchone()
+            info = _table_info(conn, name, count=False) if exists else None
+        if self._schema is not None:
+            tables = {k: v for k, v in self._schema.tables.items() if k != name}
+            self._schema = SchemaInfo(tables=tables | ({name: info} if info else {}))
+        return info
+
     # ------------------------------------------------------------------ source side
     def count(self, table: str, *, changed_since: ChangedSince | None = None) -> int:
         """Exact row count of ``table`` (rows past the watermark when given); SchemaError."""
@@ -220,8 +243,11 @@ class SqliteConnector(SchemaCache):
         *,
         changed_since: ChangedSince | None = None,
     ) -> pd.DataFrame:
-        """Rows of one key range, ordered by key, as object columns of str/None."""
-        info = self._table(table)
+        """Rows of one key range, ordered by key, as object columns of str/None. The columns
+        are checked against the live table (PRAGMA), never the cached schema: SchemaError."""
+        info = self.live_table(table)
+        if info is None:
+            raise SchemaError(f"table {table!r} does not exist")
         info.require(columns)
         where, params = self._where(info, key_cols, key_range, changed_since)
         select = ", ".join(f"CAST({q(c)} AS TEXT)" for c in columns)
@@ -352,8 +378,13 @@ class SqliteConnector(SchemaCache):
         namespace: str,
         result_meta: dict[str, Any],
         skip_unchanged: bool = False,
+        describe_coerced: CoercedFailure | None = None,
     ) -> LoadResult:
         """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent.
+
+        Every row is read back before the commit (see ``_write_rows``): a row the target
+        stored otherwise than meant becomes a ``coerced_by_target`` failure, never a loaded
+        row; the ledger's row hash is that of the intended values.
 
         ``skip_unchanged`` (upsert only; delta by comparison): rows whose target row already
         holds the same values are not written and not in the ledger, only counted."""
@@ -365,9 +396,10 @@ class SqliteConnector(SchemaCache):
             if stored is not None:
                 return stored
             upsert_on = ext if entity.load_mode == "upsert" else None
-            written = _write_rows(
+            written, coerced = _write_rows(
                 conn, info, cols, tk, upsert_on, rows, skip_unchanged and upsert_on is not None
             )
+            result_meta = with_coerced(result_meta, coerced, rows, source_keys, describe_coerced)
             inserted = sum(1 for w in written if w[1])
             changed = [w for w in written if w[4]]
             result = LoadResult(
@@ -375,6 +407,7 @@ class SqliteConnector(SchemaCache):
                 updated=len(changed) - inserted,
                 unchanged=len(written) - len(changed),
                 result_meta=result_meta,
+                coerced=len(coerced),
             )
             _write_ledger(conn, entity, run_id, batch_id, changed)
             _write_keymap(
@@ -383,7 +416,7 @@ class SqliteConnector(SchemaCache):
                 entity.name,
                 run_id,
                 batch_id,
-                [str(k) for k in source_keys],
+                [str(source_keys[w[5]]) for w in written],
                 [w[0] for w in written],
             )
             conn.execute(
@@ -463,6 +496,45 @@ class SqliteConnector(SchemaCache):
                 rows += 1
         return TableChecksum(rows=rows, digest=fold_digest(total))
 
+    def keymap_sources(
+        self, namespace: str, entity: str, target_keys: Sequence[str]
+    ) -> dict[str, str]:
+        """Target key -> the source key (business key) the key map records for it. Read-only."""
+        self.ensure_ledger()
+        found: dict[str, str] = {}
+        with self._tx() as conn:
+            for chunk in chunks([str(k) for k in target_keys], _CHUNK):
+                marks = ", ".join("?" for _ in chunk)
+                found.update(
+                    conn.execute(
+                        "SELECT target_key, source_key FROM mp_ledger_keymap WHERE namespace = ? "
+                        f"AND entity = ? AND target_key IN ({marks})",
+                        [namespace, entity, *chunk],
+                    )
+                )
+        return found
+
+    def intended_vs_stored(
+        self, table: str, key_col: str, intended: dict[str, list[str | None]], columns: list[str]
+    ) -> list[dict[str, Any]]:
+        """For each target key -> intended values of ``columns``: the columns whose stored
+        value differs, canonically (key, column, intended, stored; a missing row is one entry
+        with column "*"). Read-only."""
+        info = self._table(table)
+        tk = info.column(key_col)
+        cols = info.require(columns)
+        with self._tx() as conn:
+            stored = _read_back(conn, info, cols, tk, list(intended))
+        rows = []
+        for key, values in intended.items():
+            have = stored.get(str(key))
+            want = canonical_row(cols, values)
+            got = canonical_row(cols, have) if have is not None else [None] * len(cols)
+            rows.append(
+                (key, have is not None, *(v for p in zip(want, got, strict=True) for v in p))
+            )
+        return compare_detail(rows, columns)
+
     def ledger_row_hashes(self, run_id: str, entity: str) -> dict[str, str]:
         """Target key -> hash of the row as the run last wrote it (its ledger); read-only."""
         self.ensure_ledger()
@@ -477,11 +549,12 @@ class SqliteConnector(SchemaCache):
     def row_hashes(
         self, table: str, key_col: str, keys: Sequence[str], *, columns: Sequence[str] | None = None
     ) -> dict[str, str]:
-        """Row hash (hashing.row_hash over ``columns``, default all) per key text found."""
+        """Row hash (hashing.row_hash over the canonical text of ``columns``, default all:
+        what the ledger holds for a row written as meant) per key text found. Read-only."""
         info = self._table(table)
         info.column(key_col)
         names = list(columns) if columns is not None else list(info.column_names)
-        info.require(names)
+        cols = info.require(names)
         select = ", ".join(f"CAST({q(c)} AS TEXT)" for c in [key_col, *names])
         out: dict[str, str] = {}
         with self._tx() as conn:
@@ -491,11 +564,11 @@ class SqliteConnector(SchemaCache):
                     f"SELECT {select} FROM {q(info.name)} WHERE {q(key_col)} IN ({marks})",
                     list(chunk),
                 ):
-                    out[r[0]] = row_hash(r[1:])
+                    out[r[0]] = row_hash(canonical_row(cols, r[1:]))
         return out
 
 
-def _table_info(conn: sqlite3.Connection, name: str) -> TableInfo:
+def _table_info(conn: sqlite3.Connection, name: str, *, count: bool = True) -> TableInfo:
     cols = conn.execute(
         'SELECT name, type, "notnull", dflt_value, pk, hidden '
         "FROM pragma_table_xinfo(?) ORDER BY cid",
@@ -507,7 +580,8 @@ def _table_info(conn: sqlite3.Connection, name: str) -> TableInfo:
         ColumnInfo(
             name=c[0],
             data_type=c[1] or "",
-            cast_type=(c[1] or "").split("(")[0].strip(),
+            cast_type=c[1] or "",
+            base_type=(c[1] or "").split("(")[0].strip(),
             max_length=max_length_of(c[1] or ""),
             nullable=not c[2] and not (rowid_alias and c[0] == pk[0]),
             primary_key=c[0] in pk,
@@ -529,9 +603,9 @@ def _table_info(conn: sqlite3.Connection, name: str) -> TableInfo:
         )
         if not partial and None not in idx_cols and idx_cols not in unique:
             unique.append(idx_cols)
-    count = conn.execute(f"SELECT count(*) FROM {q(name)}").fetchone()[0]
+    rows = conn.execute(f"SELECT count(*) FROM {q(name)}").fetchone()[0] if count else 0
     return TableInfo(
-        name=name, columns=columns, row_estimate=int(count), primary_key=pk, unique=tuple(unique)
+        name=name, columns=columns, row_estimate=int(rows), primary_key=pk, unique=tuple(unique)
     )
 
 
@@ -551,10 +625,83 @@ def _write_rows(
     upsert_on: ColumnInfo | None,
     rows: pd.DataFrame,
     skip_unchanged: bool = False,
+) -> tuple[list[tuple], list[Coercion]]:
+    """Write the rows, then read every one back and compare it with what was meant.
+
+    Returns (written, coerced). ``written``: (target key, inserted?, before-image JSON, row
+    hash of the INTENDED values, written?, row position) per row kept; with skip_unchanged
+    an identical existing row is left alone (written False). ``coerced``: (row position,
+    [(column, intended, stored)]) of rows the target stored otherwise (an affinity turning
+    text into a REAL, a trigger); they are undone (rolled back to a savepoint, the others
+    written again) and are not in ``written``. Values compare by runs.engine.canonical."""
+    values = _text_rows(rows)
+    intended = [canonical_row(cols, v) for v in values]
+    alive = list(range(len(values)))
+    coerced: list[Coercion] = []
+    while True:
+        conn.execute("SAVEPOINT mp_rows")
+        written = _insert_rows(
+            conn, info, cols, tk, upsert_on, [values[i] for i in alive], skip_unchanged
+        )
+        stored = _read_back(conn, info, cols, tk, [w[0] for w in written])
+        bad: list[Coercion] = []
+        for pos, w in zip(alive, written, strict=True):
+            have = stored.get(w[0])
+            if have is None:
+                bad.append((pos, [("*", "row", None)]))
+                continue
+            have = canonical_row(cols, have)
+            if have != intended[pos]:
+                diffs = [
+                    (c.name, a, b)
+                    for c, a, b in zip(cols, intended[pos], have, strict=True)
+                    if a != b
+                ]
+                bad.append((pos, diffs))
+        if not bad:
+            conn.execute("RELEASE mp_rows")
+            break
+        coerced += bad
+        conn.execute("ROLLBACK TO mp_rows")
+        conn.execute("RELEASE mp_rows")
+        gone = {b[0] for b in bad}
+        alive = [p for p in alive if p not in gone]
+    return [
+        (w[0], w[1], w[2], row_hash(intended[pos]), w[4], pos)
+        for pos, w in zip(alive, written, strict=True)
+    ], sorted(coerced)
+
+
+def _read_back(
+    conn: sqlite3.Connection,
+    info: TableInfo,
+    cols: list[ColumnInfo],
+    tk: ColumnInfo,
+    keys: list[str],
+) -> dict[str, list[str | None]]:
+    """Target key -> the row's values as text, for the keys given (rows now in the table)."""
+    select = ", ".join(f"CAST({q(c)} AS TEXT)" for c in [tk.name, *(c.name for c in cols)])
+    out: dict[str, list[str | None]] = {}
+    for chunk in chunks(keys, _CHUNK):
+        marks = ", ".join("?" for _ in chunk)
+        for r in conn.execute(
+            f"SELECT {select} FROM {q(info.name)} WHERE {q(tk.name)} IN ({marks})", list(chunk)
+        ):
+            out[str(r[0])] = list(r[1:])
+    return out
+
+
+def _insert_rows(
+    conn: sqlite3.Connection,
+    info: TableInfo,
+    cols: list[ColumnInfo],
+    tk: ColumnInfo,
+    upsert_on: ColumnInfo | None,
+    rows: list[list[str | None]],
+    skip_unchanged: bool,
 ) -> list[tuple]:
     """Insert/upsert row by row with RETURNING (exact key mapping; SQLite's set RETURNING
-    order is unspecified). Returns (target key, inserted?, before-image JSON, row hash,
-    written?); with skip_unchanged an identical existing row is left alone (written False)."""
+    order is unspecified). (target key, inserted?, before-image JSON, None, written?) each."""
     names = [c.name for c in cols]
     conflict = ""
     if upsert_on is not None:
@@ -564,8 +711,7 @@ def _write_rows(
             conflict += " WHERE " + " OR ".join(f"{q(n)} IS NOT excluded.{q(n)}" for n in names)
     insert = (
         f"INSERT INTO {q(info.name)} ({_qcols(names)}) VALUES "
-        f"({', '.join('?' for _ in names)}){conflict} RETURNING CAST({q(tk.name)} AS TEXT), "
-        + ", ".join(f"CAST({q(n)} AS TEXT)" for n in names)
+        f"({', '.join('?' for _ in names)}){conflict} RETURNING CAST({q(tk.name)} AS TEXT)"
     )
     all_cols = [c.name for c in info.columns]
     before_sql = (
@@ -575,7 +721,7 @@ def _write_rows(
     )
     ext_pos = names.index(upsert_on.name) if upsert_on is not None else -1
     written = []
-    for values in _text_rows(rows):
+    for values in rows:
         before = None
         if upsert_on is not None:
             old = conn.execute(before_sql, (values[ext_pos],)).fetchone()
@@ -585,7 +731,7 @@ def _write_rows(
         if out is None:  # ON CONFLICT ... WHERE was false: the row is already identical
             written.append((str(old[all_cols.index(tk.name)]), False, None, None, False))
             continue
-        written.append((out[0], before is None, before, row_hash(out[1:]), True))
+        written.append((out[0], before is None, before, None, True))
     return written
 
 

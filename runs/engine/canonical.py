@@ -1,0 +1,211 @@
+"""Canonical text of a value per target column type: what the ledger hashes and what
+reconciliation compares, on the intended side (the transformed text the engine means to write)
+and on the stored side (what the target holds) alike.
+
+Two values are the same when their canonical texts are equal. The canonical form forgets only
+spelling, never meaning: ``1.50`` and ``1.5`` (numeric), ``TRUE`` and ``t`` (boolean), upper-
+and lower-case uuids, ``{"a": 1}`` and ``{"a":1}`` (json), trailing blanks of ``char(n)``, and
+the time zone a ``timestamptz`` is spelled in (the instant counts). A truncated string, a
+rounded number, a shifted instant or a trigger's rewrite all change it.
+
+PostgreSQL computes it in SQL (``pg_canonical_sql``), for the intended side from the text cast
+to the column's type WITHOUT its typmod (``pg_intent_sql``: ``bpchar`` instead of ``char(3)``,
+``numeric`` instead of ``numeric(10,2)``), so whatever the typmod, a trigger or a default does
+to the value shows. SQLite (no casts, no typmods) uses ``canonical_text`` in Python on both
+sides. Pure; no Django import.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+
+from psycopg2 import sql
+
+from runs.engine.connectors.base import ColumnInfo, type_family
+
+_TRUE = frozenset({"t", "true", "y", "yes", "on", "1"})
+_FALSE = frozenset({"f", "false", "n", "no", "off", "0"})
+# A time of day followed by a zone (Z or an offset): the text names an instant.
+_ZONED = r"[0-9]:[0-9]{2}(:[0-9]{2}(\.[0-9]*)?)?\s*([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)\s*$"
+_ZONED_RE = re.compile(_ZONED)
+
+
+def _kind(col: ColumnInfo) -> str:
+    """Canonical kind of a column: integer numeric boolean date timestamp timestamptz uuid json
+    bpchar text."""
+    t = col.family_type.lower().strip()
+    if t in ("json", "jsonb"):
+        return "json"
+    if t in ("timestamp with time zone", "timestamptz"):
+        return "timestamptz"
+    if t in ("character", "bpchar", "char", "nchar"):
+        return "bpchar"
+    return type_family(t)
+
+
+# ---------------------------------------------------------------- Python (SQLite)
+
+
+def canonical_text(col: ColumnInfo, value: str | None) -> str | None:
+    """The canonical text of ``value`` (text as written or read back) in column ``col``; a value
+    that does not parse as the column's type stays as it is. Pure."""
+    if value is None:
+        return None
+    text = str(value)
+    kind = _kind(col)
+    try:
+        if kind == "integer":
+            return str(int(text.strip()))
+        if kind == "numeric":
+            return _plain_decimal(Decimal(text.strip()))
+        if kind == "boolean":
+            word = text.strip().lower()
+            return "true" if word in _TRUE else "false" if word in _FALSE else text
+        if kind == "uuid":
+            return str(uuid.UUID(text.strip()))
+        if kind == "json":
+            return json.dumps(_jsonb_order(json.loads(text)), ensure_ascii=False)
+        if kind == "date":
+            return date.fromisoformat(text.strip()).isoformat()
+        if kind in ("timestamp", "timestamptz"):
+            return _timestamp(text.strip())
+    except (ValueError, InvalidOperation, ArithmeticError):
+        return text
+    if kind == "bpchar":
+        return text.rstrip(" ")
+    return text
+
+
+def _jsonb_order(value: object) -> object:
+    """JSON with object keys in jsonb's order (shorter first, then by bytes), the last of
+    duplicate keys kept — so the text is that of PostgreSQL's ``jsonb::text``. Pure."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        return {k: _jsonb_order(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_jsonb_order(v) for v in value]
+    return value
+
+
+def _plain_decimal(number: Decimal) -> str:
+    if not number.is_finite():
+        return str(number)
+    if number.is_zero():
+        return "0"
+    return format(number.normalize(), "f")
+
+
+def _timestamp(text: str) -> str:
+    """ISO timestamp canonically: naive as ``YYYY-MM-DDTHH:MM:SS.ffffff``, an instant with a
+    zone converted to UTC with a ``Z``."""
+    parsed = datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
+    if parsed.tzinfo is not None:
+        return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def canonical_row(cols: Sequence[ColumnInfo], values: Sequence[str | None]) -> list[str | None]:
+    """``canonical_text`` of each value of a row. Pure."""
+    return [canonical_text(c, v) for c, v in zip(cols, values, strict=True)]
+
+
+# ---------------------------------------------------------------- PostgreSQL (SQL)
+
+
+def pg_canonical_sql(expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
+    """SQL for the canonical text of ``expr``, a value of ``col``'s type (or its base type).
+    Independent of the session's DateStyle and TimeZone."""
+    kind = _kind(col)
+    if kind == "timestamptz":
+        return sql.SQL(
+            "CASE WHEN isfinite({0}) THEN to_char({0} AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') ELSE {0}::text END'
+        ).format(expr)
+    if kind == "timestamp":
+        return sql.SQL(
+            "CASE WHEN isfinite({0}) THEN to_char({0}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') "
+            "ELSE {0}::text END"
+        ).format(expr)
+    if kind == "date":
+        return sql.SQL(
+            "CASE WHEN isfinite({0}) THEN to_char({0}, 'YYYY-MM-DD') ELSE {0}::text END"
+        ).format(expr)
+    if kind == "numeric":
+        return sql.SQL(
+            "CASE WHEN {0}::text IN ('Infinity', '-Infinity', 'NaN') THEN {0}::text "
+            "ELSE trim_scale({0}::numeric)::text END"
+        ).format(expr)
+    if kind == "json":
+        return sql.SQL("({})::jsonb::text").format(expr)
+    return sql.SQL("({})::text").format(expr)
+
+
+def pg_intent_type(col: ColumnInfo) -> str:
+    """The type the intended text is read as: the column's type without its typmod, with
+    ``character`` (which alone means char(1)) as ``bpchar``, ``bit`` as ``bit varying`` and
+    floating point as ``numeric`` (so digits a float cannot hold show)."""
+    base = col.family_type
+    if base.lower() in ("real", "double precision", "float4", "float8"):
+        return "numeric"
+    base = re.sub(r"^character(?! varying)", "bpchar", base)
+    return re.sub(r"^bit(?! varying)", "bit varying", base)
+
+
+def pg_intent_typed_sql(text_expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
+    """SQL reading the intended text as the column's type without typmod (``pg_intent_type``);
+    for ``timestamp without time zone`` a text naming an instant (with a zone) is that instant
+    in the session's zone, so a zone the column drops shows."""
+    if _kind(col) == "timestamp" and "with time zone" not in col.family_type:
+        return sql.SQL(
+            "CASE WHEN {0} ~ {1} THEN CAST({0} AS timestamptz) AT TIME ZONE "
+            "current_setting('TimeZone') ELSE CAST({0} AS timestamp) END"
+        ).format(text_expr, sql.Literal(_ZONED))
+    return sql.SQL("CAST({} AS {})").format(text_expr, sql.SQL(pg_intent_type(col)))
+
+
+def pg_intent_sql(text_expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
+    """SQL for the canonical text of the intended value ``text_expr`` (text) in ``col``."""
+    return pg_canonical_sql(pg_intent_typed_sql(text_expr, col), col)
+
+
+def pg_same_sql(
+    intended: sql.Composable, stored: sql.Composable, col: ColumnInfo
+) -> sql.Composable:
+    """SQL true when the stored value ``stored`` of ``col`` is the intended value
+    ``intended`` (already read by ``pg_intent_typed_sql``) — the same answer as comparing their
+    canonical texts, by a typed comparison where one gives it (no text formatting: the
+    read-back of a batch compares every row this way)."""
+    kind = _kind(col)
+    if kind == "numeric":
+        stored = sql.SQL("{}::numeric").format(stored)
+    elif kind not in _TYPED_EQUAL:
+        return sql.SQL("({} IS NOT DISTINCT FROM {})").format(
+            pg_canonical_sql(intended, col), pg_canonical_sql(stored, col)
+        )
+    return sql.SQL("({} IS NOT DISTINCT FROM {})").format(intended, stored)
+
+
+# Kinds whose typed equality is exactly equality of canonical text (text compares as text in
+# pg_same_sql: a nondeterministic collation may call different strings equal).
+_TYPED_EQUAL = frozenset(
+    {"integer", "numeric", "boolean", "date", "timestamp", "timestamptz", "uuid", "bpchar"}
+)
+
+
+def pg_hash_sql(exprs: Sequence[sql.Composable]) -> sql.Composable:
+    """SQL computing hashing.row_hash over text expressions (0x1F-joined, NULL as 0x00)."""
+    parts = [
+        sql.SQL("coalesce(convert_to({}, 'UTF8'), decode('00', 'hex'))").format(e) for e in exprs
+    ]
+    joined = sql.SQL(" || decode('1f', 'hex') || ").join(parts)
+    return sql.SQL("substr(encode(sha256({}), 'hex'), 1, 32)").format(joined)
+
+
+def pg_stored_hash_sql(alias: str, cols: Sequence[ColumnInfo]) -> sql.Composable:
+    """SQL for the row hash of the canonical stored values of ``cols`` of table ``alias``."""
+    return pg_hash_sql([pg_canonical_sql(sql.Identifier(alias, c.name), c) for c in cols])
