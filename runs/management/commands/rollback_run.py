@@ -35,9 +35,10 @@ class Command(BaseCommand):
         run = Run.objects.filter(uuid=opts["run"]).first()
         if run is None:
             raise CommandError(f"No run {opts['run']}.")
-        if opts["inline"]:
-            current_app.conf.task_always_eager = True
-            current_app.conf.task_eager_propagates = True
+        conf = current_app.conf
+        saved = conf.task_always_eager, conf.task_eager_propagates
+        if opts["inline"]:  # for this command only (it used to stay on in the process)
+            conf.task_always_eager = conf.task_eager_propagates = True
         try:
             service = (
                 run_rollback_stack_request if opts["with_later_runs"] else run_rollback_request
@@ -45,6 +46,8 @@ class Command(BaseCommand):
             rollback = service(run=run, user=None, reason="manage.py rollback_run")
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        finally:
+            conf.task_always_eager, conf.task_eager_propagates = saved
         self.stdout.write(f"Rollback of run {run.uuid} requested.")
         if not (opts["wait"] or opts["inline"]):
             return
