@@ -121,6 +121,20 @@ class System(models.Model):
         return {"path": self.path, **self.options}
 
 
+class StagedFile(models.Model):
+    """A file system's staging database (SQLite), kept in the application database so that a
+    worker on another host reads the same data: it copies it to its own disk on first use."""
+
+    system = models.OneToOneField(System, on_delete=models.CASCADE, related_name="staged_file")
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    content = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"staged data of {self.system_id} ({self.size:,} bytes)"
+
+
 class Plan(models.Model):
     """A migration plan: source, target, strategy and the entity mappings beneath it."""
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import atexit
 import threading
 
+from mappings.enums import SystemKind
 from mappings.models import System
+from mappings.staging import staged_file_local
 from runs.engine.connectors import Connector, connect
 
 # (thread ident, system pk, system version) -> connector
@@ -36,7 +38,10 @@ def connector_for(system: System) -> Connector:
             _close_dead_threads()
             for stale in [k for k in _cache if k[:2] == (me, system.pk)]:
                 _cache.pop(stale).close()
-            conn = _cache[key] = connect(system.kind, system.connection_params())
+            params, kind = system.connection_params(), system.kind
+            if system.kind == SystemKind.FILE:  # its staging SQLite, this host's copy
+                params["path"], kind = staged_file_local(system), "sqlite"
+            conn = _cache[key] = connect(kind, params)
         return conn
 
 

@@ -82,6 +82,14 @@ class Run(Counters):
         default=0, help_text="Index (in load order) of the entity whose batches are running."
     )
     error = models.TextField(blank=True)
+    lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While a worker prepares the run: past this, the supervisor prepares it again.",
+    )
+    stall_alerted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the supervisor last alerted that the run stalled."
+    )
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -130,6 +138,9 @@ class Batch(Counters):
         null=True, blank=True, help_text="A running batch whose lease expired may be re-claimed."
     )
     error = models.TextField(blank=True)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a message for this batch was last sent."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -236,8 +247,7 @@ class FailedRecord(models.Model):
                 fields=["run", "entity", "source_key"],
                 name="failed_record_unique_per_run",
                 violation_error_message=(
-                    "This source record already has "
-                    "a failed record in this run."
+                    "This source record already has a failed record in this run."
                 ),
             ),
             models.CheckConstraint(
@@ -323,6 +333,24 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.message[:60]}"
+
+
+class Worker(models.Model):
+    """A Celery worker as its parent process last reported itself (heartbeat)."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="Celery node name.")
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    concurrency = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField()
+    last_heartbeat = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_heartbeat"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class TableLease(models.Model):

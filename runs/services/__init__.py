@@ -24,6 +24,7 @@ from .queue import (
 )
 from .rollback import run_rollback_execute, run_rollback_request, run_rollback_stack_request
 from .rollback_order import RollbackOrderError, run_rollback_blockers
+from .supervise import runs_supervise
 
 __all__ = [
     "BatchBusy",
@@ -49,6 +50,7 @@ __all__ = [
     "table_lease_release",
     "table_lease_release_expired",
     "table_leases_for",
+    "runs_supervise",
     "sync_run",
     "sync_stop",
 ]

@@ -33,9 +33,17 @@ def _check_launch(*, user, plan: Plan, target: System, mode: str, scope_entity: 
     if target.role == "source":
         raise ApplicationError(f"“{target.name}” is registered as a source only.", field="target")
     if mode == RunMode.SYNC:
-        from .cdc import sync_check_systems
+        from .cdc import sync_check_source, sync_check_systems
 
         sync_check_systems(source=plan.source, target=target)
+        sync_check_source(source=plan.source)
+        inserting = sorted(plan.entities.exclude(load_mode="upsert").values_list("name", flat=True))
+        if inserting:
+            raise ApplicationError(
+                "A sync replays updates, so every entity must load with upsert on an external "
+                f"id; these load with insert: {', '.join(inserting)}.",
+                field="mode",
+            )
     if scope_entity and not plan.entities.filter(name=scope_entity).exists():
         raise ApplicationError(f"The plan has no entity “{scope_entity}”.", field="scope_entity")
     production = target.is_production and mode != RunMode.DRY_RUN

@@ -227,6 +227,15 @@ def test_a_lease_left_by_a_dead_run_is_recovered(demo_plan, analyst):
     assert table_lease_release_expired() == 3
 
 
+def test_the_supervisor_pass_recovers_leases_of_dead_runs(demo_plan, analyst):
+    from runs.services import runs_supervise
+
+    first = run_create(plan=demo_plan, user=analyst, mode="load")
+    Run.objects.filter(pk=first.pk).update(status=RunStatus.CANCELLED)  # ended, never released
+    assert runs_supervise()["table_leases_released"] == 3
+    assert not TableLease.objects.exists()
+
+
 # --------------------------------------------------------------------------- 3 the queue
 
 
