@@ -18,6 +18,7 @@ from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from .models import Plan, PlanVersion
+from .plan_content import content_hash, plan_document_data
 from .selectors import plan_detail
 
 
@@ -90,17 +91,18 @@ def plan_version_create(
 
     Plan.objects.select_for_update().filter(pk=plan.pk).first()
     latest = plan.versions.order_by("-number").first()
-    content = plan_snapshot_build(plan=plan, version=0).content_hash()
+    document = plan_document_data(plan=plan)
+    content = content_hash(plan_snapshot_build(plan=plan, version=0), document)
     if latest is not None and latest.snapshot.get("_content") == content and not rebaseline:
         return latest
     number = (plan.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     snapshot = plan_snapshot_build(plan=plan, version=number)
-    data = snapshot.to_dict() | {"_content": content}
+    data = snapshot.to_dict() | {"_content": content, "_document": document}
     version = PlanVersion.objects.create(
         plan=plan,
         number=number,
         snapshot=data,
-        content_hash=snapshot.content_hash(),
+        content_hash=content_hash(snapshot, document),
         schemas=plan_schemas_capture(snapshot=snapshot, source=plan.source, target=plan.target),
         note=note,
         created_by=user,
@@ -112,6 +114,20 @@ def plan_version_create(
         after={"number": number, "hash": version.content_hash, "note": note},
     )
     return version
+
+
+def plan_content_hash(*, plan: Plan) -> str:
+    """The hash of everything the plan says now (engine snapshot, notes, descriptions,
+    validation rules, UAT cases), as stored in a version's ``_content``. Read-only."""
+    return content_hash(plan_snapshot_build(plan=plan, version=0),
+                        plan_document_data(plan=plan))
+
+
+def plan_current_dict(*, plan: Plan) -> dict:
+    """The plan's current content in a version's snapshot layout (for diffs). Read-only;
+    ApplicationError when the plan has no entity."""
+    document = plan_document_data(plan=plan)
+    return plan_snapshot_build(plan=plan, version=0).to_dict() | {"_document": document}
 
 
 def plan_version_snapshot(version: PlanVersion) -> PlanSnapshot:

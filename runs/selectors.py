@@ -387,11 +387,11 @@ class LaunchPreview:
 
 def plan_current_version_signed_off(plan) -> tuple[int | None, bool]:
     """(number of the version that holds the plan's current content or None, signed off?)."""
-    from mappings.services import plan_snapshot_build
+    from mappings.services import plan_content_hash
     from validation.models import SignOff
 
     latest = plan.versions.order_by("-number").first()
-    content = plan_snapshot_build(plan=plan, version=0).content_hash()
+    content = plan_content_hash(plan=plan)
     if latest is None or latest.snapshot.get("_content") != content:
         return None, False
     signed = SignOff.objects.filter(
