@@ -599,6 +599,6 @@ class LookupTableViewSet(viewsets.ModelViewSet):
         else:
             body = s.LookupCsvSerializer(data=request.data)
             body.is_valid(raise_exception=True)
-            text = _upload_text(body.validated_data["file"])
+            text = lookups.lookup_csv_decode(raw=body.validated_data["file"].read())
         count = lookups.lookup_import_csv(lookup=lookup, user=request.user, text=text)
         return Response({"rows": count})

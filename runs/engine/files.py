@@ -284,6 +284,14 @@ def _decode(raw: bytes, encoding: str | None) -> _Decoded:
     return _Decoded(text, name, codec, skip)
 
 
+def decode_text(raw: bytes, encoding: str | None = None) -> tuple[str, str]:
+    """(text, encoding used) as file staging decodes: a chosen encoding, else a UTF-8 BOM,
+    UTF-8, or the detected Western / charset-normalizer encoding. Pure; raises StagingError
+    naming the byte and line that cannot be decoded."""
+    decoded = _decode(raw, encoding)
+    return decoded.text, decoded.name
+
+
 def _decode_error(raw: bytes, byte: int, name: str) -> StagingError:
     line = raw.count(b"\n", 0, byte) + 1
     return StagingError(

@@ -470,7 +470,7 @@ def test_api_lookup_csv_download_and_upload(client_for, analyst, demo_plan):
     assert download.content.decode().startswith("key,value\n")
     assert as_text.json() == {"rows": 2}
     assert dict(lookup.entries.values_list("key", "value")) == {"A": "Active", "X": "Gone"}
-    assert bad.status_code == 400 and "Row 2" in bad.json()["detail"]
+    assert bad.status_code == 400 and "Line 2" in bad.json()["detail"]
 
 
 def test_api_lookup_csv_upload_as_file(client_for, analyst, demo_plan):

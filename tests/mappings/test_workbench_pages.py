@@ -172,7 +172,7 @@ def test_lookup_csv_upload_errors_name_the_row(client_for, analyst, demo_plan):
     bad = io.BytesIO(b"key,value\n1,Active\n2,Inactive,extra\n")
     bad.name = "status.csv"
     response = client_for(analyst).post(url, {"file": bad}, follow=True)
-    assert "status.csv: Row 3: expected 2 columns" in response.content.decode()
+    assert "status.csv: Line 3: expected 2 columns" in response.content.decode()
     assert lookup.entries.count() == 4
 
 
