@@ -186,6 +186,8 @@ LOGGING = {
 # A running batch's claim lasts this long without a heartbeat (renewed every third of it);
 # past it the supervisor puts the batch back to pending and queues it again.
 MP_BATCH_LEASE_SECONDS = env.float("MP_BATCH_LEASE_SECONDS", default=60.0)
+# Re-process and rollback leases on target tables expire this long after their last renewal.
+MP_TABLE_LEASE_SECONDS = env.float("MP_TABLE_LEASE_SECONDS", default=300.0)
 # The supervisor (Celery beat -> runs.supervise) runs this often: expired leases, lost
 # messages, runs nobody finishes, stalls. Recovery takes at most lease + period (90 s default).
 MP_SUPERVISOR_SECONDS = env.float("MP_SUPERVISOR_SECONDS", default=30.0)

@@ -11,7 +11,8 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from runs.connections import connector_for
@@ -19,10 +20,11 @@ from runs.engine.connectors import KeyRange
 from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError, TransientError
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
-from runs.models import COUNTERS, Batch, FailedRecord, Run
+from runs.models import COUNTERS, Batch, FailedRecord, Run, TableLease
 
 from . import hooks
 from .dispatch import enqueue_batches
+from .leases import RUN_PURPOSES
 from .logging import run_log
 from .recording import outcome_record
 from .state import (
@@ -69,7 +71,8 @@ def _fail_run(run: Run, message: str) -> None:
 
 
 def _ended(run_id: int) -> None:
-    """Run the after-run hooks once the state change is committed."""
+    """Free the run's table leases and run the after-run hooks once the change is committed."""
+    TableLease.objects.filter(run_id=run_id, purpose__in=RUN_PURPOSES).delete()
     transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run_id)))
 
 
@@ -339,7 +342,7 @@ def _work(batch: Batch) -> str:
                 batch_id=batch.ledger_id,
                 dry_run=run.mode == RunMode.DRY_RUN,
                 changed_since=_watermark_value(run, entity),
-                skip_unchanged=run.mode == RunMode.DELTA,
+                skip_unchanged=True,  # loads and deltas write only rows that differ
                 failed_parents=_failed_parents(run, entity),
                 stored_schema=run_stored_schemas(run),
             )
@@ -458,7 +461,10 @@ def _finish_if_idle(batch_id: int | None, run: Run | None = None) -> None:
         return
     if not Batch.objects.filter(run=run, status=BatchStatus.RUNNING).exists():
         cancelled = Run.objects.filter(pk=run.pk, status=RunStatus.CANCELLING).update(
-            status=RunStatus.CANCELLED, finished_at=timezone.now()
+            status=RunStatus.CANCELLED,
+            finished_at=timezone.now(),
+            # a run cancelled while still queued never started: it ends where it was
+            started_at=Coalesce("started_at", Value(timezone.now())),
         )
         if cancelled:
             run_log(run, "Run cancelled.", LogLevel.WARNING)

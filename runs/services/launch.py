@@ -13,6 +13,8 @@ from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from .dispatch import enqueue_run_start, enqueue_sync
+from .leases import table_lease_acquire
+from .state import run_entities
 
 
 def _signed_off(version) -> bool:
@@ -58,8 +60,9 @@ def run_create(
     mode: str = RunMode.DRY_RUN,
     scope_entity: str = "",
 ) -> Run:
-    """Freeze the plan's current version and queue a run. Transactional; raises
-    PermissionDeniedError (role) or ApplicationError (bad input, production gate closed,
+    """Freeze the plan's current version, lease the target tables (not for a dry run) and
+    queue a run. Transactional; raises PermissionDeniedError (role), TableBusy (another run
+    writes one of the tables: 409) or ApplicationError (bad input, production gate closed,
     schema drift of a column the plan uses: nothing is queued or written)."""
     target = target or plan.target
     _check_launch(user=user, plan=plan, target=target, mode=mode, scope_entity=scope_entity)
@@ -89,6 +92,9 @@ def run_create(
         launched_by=user,
         status=RunStatus.QUEUED,
     )
+    if mode != RunMode.DRY_RUN:  # one writer per target table; a dry run writes nothing
+        tables = [e.target_table for e in run_entities(run)]
+        table_lease_acquire(run=run, tables=tables, purpose=mode, user=user)
     audit_record(
         action=AuditAction.RUN_START,
         actor=user,

@@ -38,11 +38,11 @@ def _failure_values(f) -> dict:
         "field": f.field or "",
         "rule": f.rule or "",
         "message": f.message,
-        "errors": error_values(f),
+        "errors": _error_values(f),
     }
 
 
-def error_values(f) -> list[dict]:
+def _error_values(f) -> list[dict]:
     """Every error of one RowFailure as JSON-able dicts (values as text)."""
     return [
         {
@@ -116,7 +116,7 @@ def _copy_columns(*, run: Run, batch: Batch | None, entity: str, failures) -> li
         [e.field or "" for e in heads],
         [e.rule or "" for e in heads],
         [e.message for e in heads],
-        [_json_bytes(error_values(f)) for f in failures],
+        [_json_bytes(_error_values(f)) for f in failures],
         [FailedRecordStatus.OPEN.value] * n,
         ["{}"] * n,
         [""] * n,

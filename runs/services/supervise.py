@@ -2,8 +2,9 @@
 
 Celery beat queues ``runs.supervise`` every ``MP_SUPERVISOR_SECONDS``; one pass puts back to
 work whatever nobody drives any more: batches whose worker vanished (lease expired), runs and
-batches whose message the broker lost, runs whose last batch ended while nobody listened, and
-cancelling runs whose running batches will never report. Every change is a conditional update,
+batches whose message the broker lost, runs whose last batch ended while nobody listened,
+cancelling runs whose running batches will never report, and target-table leases whose holder
+is gone (``table_lease_release_expired``). Every change is a conditional update,
 so passes may overlap and a late original worker can never record a batch twice.
 """
 
@@ -23,6 +24,7 @@ from runs.models import Batch, Run
 from .broker import BrokerView, broker_view
 from .dispatch import enqueue_batches, enqueue_run_start, enqueue_sync
 from .execution import _advance, _finish_if_idle, run_finish
+from .leases import table_lease_release_expired
 from .logging import run_log
 from .state import run_entities
 
@@ -188,6 +190,9 @@ def runs_supervise() -> dict[str, int]:
     _idle_runs(report)
     _table_leases(now, report)
     _stalls(now, report)
+    released = table_lease_release_expired(now=now)  # leases on target tables of dead runs
+    if released:
+        report["table_leases_released"] = released
     if report:
         logger.info("supervisor: %s", dict(report))
     return dict(report)

@@ -26,7 +26,8 @@ from runs.selectors import (
     run_rollbacks,
     worker_list,
 )
-from runs.services import run_cancel, run_pause, run_resume, sync_stop
+from runs.services import run_cancel, run_pause, run_resume, sync_stop, table_leases_for
+from runs.services.rollback_order import run_tables
 
 from .common import STOP_POLLING, capability, refuse
 
@@ -73,7 +74,10 @@ def _live_context(run: Run, error: str = "") -> dict:
 @capability_required("mp.view")
 def run_detail_view(request: HttpRequest, uuid) -> HttpResponse:
     run = _get_run(uuid)
-    context = _live_context(run) | {"rollbacks": run_rollbacks(run)}
+    context = _live_context(run) | {
+        "rollbacks": run_rollbacks(run),
+        "leases": table_leases_for(target=run.target, tables=run_tables(run)),
+    }
     return render(request, "runs/run_detail.html", context)
 
 
