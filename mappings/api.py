@@ -35,11 +35,13 @@ from runs.engine.rules import REGISTRY, RuleType
 from . import serializers as s
 from . import services_edit as edit
 from . import services_lookups as lookups
+from . import services_plans as plans
 from .models import (
     EntityMapping,
     FieldMapping,
     LookupTable,
     Milestone,
+    Plan,
     PlanVersion,
     RuleStep,
     System,
@@ -199,16 +201,42 @@ ENTITY_NAME = OpenApiParameter("entity_name", str, OpenApiParameter.PATH,
                                description="The entity's name within the plan.")
 
 
+@extend_schema_view(list=extend_schema(parameters=[OpenApiParameter(
+    "archived", bool, description="true: archived plans only; false: active plans only.")]))
 class PlanViewSet(viewsets.ModelViewSet):
-    """Plans; deleting a plan is not offered (no service, as in the workbench)."""
+    """Plans; DELETE is refused (400) while runs exist: archive instead."""
 
     serializer_class = s.PlanSerializer
     lookup_field = "slug"
     write_capability = EDIT
-    http_method_names = ["get", "post", "put", "patch", "head", "options"]
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet:
-        return plan_list()
+        archived = self.request.query_params.get("archived") if self.action == "list" else None
+        return plan_list(archived=None if archived is None else _flag(archived))
+
+    def perform_destroy(self, instance: Plan) -> None:
+        plans.plan_delete(plan=instance, user=self.request.user)
+
+    @extend_schema(request=s.PlanCloneSerializer, responses={201: s.PlanSerializer, 400: ERROR})
+    @action(detail=True, methods=["post"])
+    def clone(self, request: Request, slug=None) -> Response:
+        """A new draft plan with everything this plan says, under a new (unique) name."""
+        body = s.PlanCloneSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        copy = plans.plan_clone(plan=self.get_object(), user=request.user,
+                                name=body.validated_data["name"])
+        return Response(s.PlanSerializer(copy).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.PlanArchiveSerializer, responses={200: s.PlanSerializer})
+    @action(detail=True, methods=["post"])
+    def archive(self, request: Request, slug=None) -> Response:
+        """Archive (or with archived=false restore) the plan: no new runs, all stays readable."""
+        body = s.PlanArchiveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        plan = plans.plan_archive(plan=self.get_object(), user=request.user,
+                                  archived=body.validated_data["archived"])
+        return Response(s.PlanSerializer(plan).data)
 
     def perform_create(self, serializer) -> None:
         serializer.instance = edit.plan_create(user=self.request.user,
@@ -300,7 +328,10 @@ class PlanViewSet(viewsets.ModelViewSet):
                  "multipart/form-data": s.PlanImportSerializer,
                  "text/yaml": OpenApiTypes.STR},
         parameters=[OpenApiParameter("replace", bool, description="With a text/yaml body: "
-                                     "overwrite the plan with the same slug.")],
+                                     "overwrite the plan with the same slug."),
+                    OpenApiParameter("allow_unknown_schema", bool, description="With a "
+                                     "text/yaml body: import although tables / columns are "
+                                     "missing from the schemas.")],
         responses={201: s.PlanSerializer, 400: ERROR})
     @action(detail=False, methods=["post"], url_path="import",
             parser_classes=[parsers.JSONParser, parsers.MultiPartParser, YAMLParser,
@@ -309,6 +340,7 @@ class PlanViewSet(viewsets.ModelViewSet):
         """Create (or with ``replace`` overwrite) a plan from v1 YAML; errors give line/column."""
         if isinstance(request.data, str):
             text, replace = request.data, _flag(request.query_params.get("replace", ""))
+            allow = _flag(request.query_params.get("allow_unknown_schema", ""))
         else:
             _refuse_oversized(request)
             body = s.PlanImportSerializer(data=request.data)
@@ -316,9 +348,11 @@ class PlanViewSet(viewsets.ModelViewSet):
             upload = body.validated_data.get("file")
             text = _upload_text(upload) if upload else body.validated_data.get("yaml")
             replace = body.validated_data["replace"]
+            allow = body.validated_data["allow_unknown_schema"]
             if not text:
                 raise ApplicationError("Send the YAML as “yaml” text or a “file”.", field="yaml")
-        plan = plan_import_yaml(text=text, user=request.user, replace=replace)
+        plan = plan_import_yaml(text=text, user=request.user, replace=replace,
+                                allow_unknown_schema=allow)
         return Response(s.PlanSerializer(plan).data, status=status.HTTP_201_CREATED)
 
 
@@ -580,6 +614,6 @@ class LookupTableViewSet(viewsets.ModelViewSet):
             _refuse_oversized(request)
             body = s.LookupCsvSerializer(data=request.data)
             body.is_valid(raise_exception=True)
-            text = _upload_text(body.validated_data["file"])
+            text = lookups.lookup_csv_decode(raw=body.validated_data["file"].read())
         count = lookups.lookup_import_csv(lookup=lookup, user=request.user, text=text)
         return Response({"rows": count})

@@ -21,9 +21,9 @@ from validation.models import SignOff, UATResult
 
 from .models import Plan
 from .selectors import plan_detail
-from .services import plan_snapshot_build
+from .services import plan_content_hash, snapshot_content
 
-LOOKUP_ROWS_SHOWN = 20
+LOOKUP_ROWS_SHOWN = None  # every entry is printed: a signer approves the whole table
 TEMPLATE = "mappings/document/plan_document.html"
 
 # --------------------------------------------------------------------------- rules in words
@@ -168,8 +168,7 @@ def _lookup_section(lookup, number: str) -> dict:
     entries = sorted(lookup.entries.all(), key=lambda e: e.key)
     return {"number": number, "name": lookup.name, "description": lookup.description,
             "default": lookup.default_value, "count": len(entries),
-            "entries": [(e.key, e.value) for e in entries[:LOOKUP_ROWS_SHOWN]],
-            "truncated": len(entries) > LOOKUP_ROWS_SHOWN}
+            "entries": [(e.key, e.value) for e in entries], "truncated": False}
 
 
 def _system(system) -> dict:
@@ -182,13 +181,13 @@ def _system(system) -> dict:
 def _version(plan: Plan) -> dict:
     latest = max(plan.versions.all(), key=lambda v: v.number, default=None)
     try:
-        current = plan_snapshot_build(plan=plan, version=0).content_hash()
+        current = plan_content_hash(plan=plan)
     except ApplicationError:
         current = None
     if latest is None:
         return {"label": "unversioned draft", "number": None, "hash": "", "current": False,
                 "note": "The plan has no frozen version yet."}
-    matches = latest.snapshot.get("_content") == current
+    matches = snapshot_content(latest.snapshot) == current
     label = f"version {latest.number}" if matches else "unversioned draft"
     note = ("" if matches else f"The plan was edited after version {latest.number}; "
             "freeze a new version before sign-off.")
@@ -270,14 +269,14 @@ def timeline_svg(milestones: list) -> str:
         x = _SVG_LABEL + (m.start - first).days * scale
         width = max(((m.end - m.start).days + 1) * scale, 2)
         label = m.phase if len(m.phase) <= 30 else m.phase[:29] + "…"
-        weeks = ((m.end - m.start).days + 1) / 7
+        weeks = duration_text((m.end - m.start).days + 1, short=True)
         parts.append(
             f'<text x="4" y="{y + 13}" fill="#222">{escape(label)}</text>'
             f'<rect x="{x:.1f}" y="{y + 2}" width="{width:.1f}" height="16" rx="3" '
             f'fill="{_BAR_COLOURS[i % len(_BAR_COLOURS)]}"><title>{escape(m.phase)}: '
             f'{m.start:%Y-%m-%d} – {m.end:%Y-%m-%d}</title></rect>')
         if width > 46:
-            parts.append(f'<text x="{x + 4:.1f}" y="{y + 14}" fill="#fff">{weeks:g} wk</text>')
+            parts.append(f'<text x="{x + 4:.1f}" y="{y + 14}" fill="#fff">{weeks}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -318,13 +317,33 @@ def _rollback(plan: Plan, entities: list[dict], validation: dict) -> dict:
     return {"triggers": triggers, "steps": steps}
 
 
+def plural(n: int, singular: str, many: str | None = None) -> str:
+    """``1 entity`` / ``3 entities`` (pure)."""
+    return f"{n:,} {singular if n == 1 else (many or singular + 's')}"
+
+
+def duration_text(days: int, *, short: bool = False) -> str:
+    """A duration in whole weeks and days: ``2 weeks``, ``1 week 5 days`` (``1 wk 5 d``)."""
+    weeks, rest = divmod(days, 7)
+    if short:
+        parts = [f"{weeks} wk"] * bool(weeks) + [f"{rest} d"] * bool(rest)
+    else:
+        parts = [plural(weeks, "week")] * bool(weeks) + [plural(rest, "day")] * bool(rest)
+    return " ".join(parts) or ("0 d" if short else "0 days")
+
+
+def _sentence(text: str) -> str:
+    """First letter up, the rest as written (names keep their case), full stop (pure)."""
+    return (text[:1].upper() + text[1:] + ".") if text else ""
+
+
 def _pct(value: Decimal | float) -> str:
     return f"{Decimal(value).normalize():f}"
 
 
 def _milestone_rows(milestones: list) -> list[dict]:
     return [{"phase": m.phase, "start": m.start, "end": m.end, "deliverable": m.deliverable,
-             "weeks": f"{((m.end - m.start).days + 1) / 7:g}"} for m in milestones]
+             "weeks": duration_text((m.end - m.start).days + 1)} for m in milestones]
 
 
 def plan_document_context(*, plan: Plan) -> dict:
@@ -404,9 +423,10 @@ def _md_scope(c: dict) -> list[str]:
         f"{c['target']['environment']})",
         f"- **Strategy:** {plan.get_strategy_display()}; batches of {plan.batch_size:,} rows, "
         f"{plan.parallelism} in parallel; failure threshold {c['threshold']}%",
-        f"- **Scope:** {n['entities']} entities, {n['fields']} mapped fields, {n['lookups']} "
-        f"lookup tables, {n['pre']} pre- and {n['post']} post-migration checks, {n['uat']} UAT "
-        "cases",
+        f"- **Scope:** {plural(n['entities'], 'entity', 'entities')}, "
+        f"{plural(n['fields'], 'mapped field')}, {plural(n['lookups'], 'lookup table')}, "
+        f"{n['pre']} pre- and {plural(n['post'], 'post-migration check')}, "
+        f"{plural(n['uat'], 'UAT case')}",
         "- **Entities included:** " + (", ".join(
             f"{e['name']} ({e['source_table']} → {e['target_table']})" for e in c["entities"])
             or "none yet"), "",
@@ -431,7 +451,7 @@ def _md_entity(e: dict) -> list[str]:
     facts += [f"delta on {e['watermark_column']}"] if e["watermark_column"] else []
     rows = [[r["source_text"], r["target"], r["transformation"], r["notes"]] for r in e["rows"]]
     return [f"### {e['number']} {e['name']}: {e['source_table']} → {e['target_table']}", "",
-            "; ".join(facts).capitalize() + ".", "", *([e["notes"], ""] if e["notes"] else []),
+            _sentence("; ".join(facts)), "", *([e["notes"], ""] if e["notes"] else []),
             *_md_table(["Source field(s)", "Target field", "Transformation", "Notes"], rows)]
 
 
@@ -439,8 +459,7 @@ def _md_lookups(c: dict) -> list[str]:
     out = [f"### {c['lookup_number']} Lookup tables", ""]
     for lk in c["lookups"]:
         default = f" Unmapped values default to “{lk['default']}”." if lk["default"] else ""
-        shown = (f" The first {len(lk['entries'])} of {lk['count']} entries are shown."
-                 if lk["truncated"] else f" {lk['count']} entries.")
+        shown = f" {plural(lk['count'], 'entry', 'entries')}, all listed."
         out += [f"#### {lk['number']} {lk['name']}", "", f"{lk['description']}{default}{shown}",
                 "", *_md_table(["Source value", "Target value"], lk["entries"])]
     return out if c["lookups"] else []
@@ -496,7 +515,7 @@ def _md_timeline(c: dict) -> list[str]:
              m["deliverable"]] for m in c["milestones"]]
     version = c["version"]
     return ["## 7. Timeline and key milestones", "",
-            *(_md_table(["Phase", "Weeks", "Start", "End", "Key milestones"], rows)
+            *(_md_table(["Phase", "Duration", "Start", "End", "Key milestones"], rows)
               if rows else ["No milestones yet.", ""]),
             *_md_gantt(c["milestones"]),
             f"Generated from {version['label']}"

@@ -182,3 +182,22 @@ class FileUploadForm(forms.Form):
     file = forms.FileField(help_text="CSV, JSON, XLSX or XML.")
     table = forms.RegexField(regex=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", required=False,
                              help_text="Staged table name; defaults to the file name.")
+
+
+class PlanImportForm(forms.Form):
+    """A v1 plan document, pasted or uploaded, and the importer's two explicit choices."""
+
+    yaml = forms.CharField(required=False, label="Paste the YAML", strip=False,
+                           widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}))
+    file = forms.FileField(required=False, label="or upload a .yaml file")
+    replace = forms.BooleanField(required=False, label="Replace the plan with the same slug",
+                                 help_text="Its mappings are overwritten; versions and runs "
+                                           "stay.")
+    allow_unknown_schema = forms.BooleanField(
+        required=False, label="The schema is not created yet",
+        help_text="Import even though tables or columns are missing from the systems' "
+                  "schemas (they are listed after Validate).")
+
+
+class PlanCloneForm(forms.Form):
+    name = forms.CharField(max_length=150, label="Name of the copy")

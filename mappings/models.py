@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
@@ -160,6 +161,20 @@ class System(models.Model):
             return params | guard_params(self.kind)
         return {**self.options, "path": self.path} | guard_params(self.kind)
 
+class StagedFile(models.Model):
+    """A file system's staging database (SQLite), kept in the application database so that a
+    worker on another host reads the same data: it copies it to its own disk on first use."""
+
+    system = models.OneToOneField(System, on_delete=models.CASCADE, related_name="staged_file")
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    content = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"staged data of {self.system_id} ({self.size:,} bytes)"
+
+
 class Plan(models.Model):
     """A migration plan: source, target, strategy and the entity mappings beneath it."""
 
@@ -188,11 +203,19 @@ class Plan(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="Archived plans leave the lists; runs stay readable."
+    )
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["name"]
         constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="plan_name_unique",
+                violation_error_message="A plan with this name already exists: names are unique.",
+            ),
             models.CheckConstraint(
                 condition=Q(batch_size__gte=1),
                 name="plan_batch_size_positive",

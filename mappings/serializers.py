@@ -84,9 +84,18 @@ class PlanSerializer(serializers.ModelSerializer):
         model = Plan
         fields = ["uuid", "name", "slug", "description", "source", "target", "strategy",
                   "batch_size", "parallelism", "failure_threshold_pct", "rollback_on_threshold",
-                  "status", "owner", "created_at", "updated_at"]
-        read_only_fields = ["uuid", "slug", "status", "owner", "created_at", "updated_at"]
+                  "status", "owner", "created_at", "updated_at", "archived_at"]
+        read_only_fields = ["uuid", "slug", "status", "owner", "created_at", "updated_at",
+                            "archived_at"]
         extra_kwargs = PLAN_LIMITS  # what the database constraints allow, as a 400
+
+
+class PlanCloneSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=150, help_text="The copy's name (unique).")
+
+
+class PlanArchiveSerializer(serializers.Serializer):
+    archived = serializers.BooleanField(default=True, help_text="False restores the plan.")
 
 
 class PlanStatusSerializer(serializers.Serializer):
@@ -266,3 +275,7 @@ class PlanImportSerializer(serializers.Serializer):
     replace = serializers.BooleanField(
         required=False, default=False,
         help_text="Overwrite the contents of an existing plan with the same slug.")
+    allow_unknown_schema = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Import although tables / columns are missing from the systems' schemas "
+                  "(a plan for a schema not yet created); otherwise they are refused (400).")

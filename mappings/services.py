@@ -18,6 +18,7 @@ from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from .models import Plan, PlanVersion
+from .plan_content import content_hash, plan_document_data
 from .selectors import plan_detail
 
 
@@ -90,17 +91,18 @@ def plan_version_create(
 
     Plan.objects.select_for_update().filter(pk=plan.pk).first()
     latest = plan.versions.order_by("-number").first()
-    content = plan_snapshot_build(plan=plan, version=0).content_hash()
-    if latest is not None and latest.snapshot.get("_content") == content and not rebaseline:
+    document = plan_document_data(plan=plan)
+    content = content_hash(plan_snapshot_build(plan=plan, version=0), document)
+    if latest is not None and snapshot_content(latest.snapshot) == content and not rebaseline:
         return latest
     number = (plan.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     snapshot = plan_snapshot_build(plan=plan, version=number)
-    data = snapshot.to_dict() | {"_content": content}
+    data = snapshot.to_dict() | {"_content": content, "_document": document}
     version = PlanVersion.objects.create(
         plan=plan,
         number=number,
         snapshot=data,
-        content_hash=snapshot.content_hash(),
+        content_hash=content_hash(snapshot, document),
         schemas=plan_schemas_capture(snapshot=snapshot, source=plan.source, target=plan.target),
         note=note,
         created_by=user,
@@ -112,6 +114,30 @@ def plan_version_create(
         after={"number": number, "hash": version.content_hash, "note": note},
     )
     return version
+
+
+def snapshot_content(data: dict) -> str:
+    """The content hash (as of version 0) a stored version stands for in the current rules
+    format: an older-format snapshot is hashed as it is read (``PlanSnapshot.from_dict``), so
+    a plan whose steps were migrated to explicit options still matches its version. Pure."""
+    if "rules_format" in data or "entities" not in data:
+        return data.get("_content", "")
+    clean = {k: v for k, v in data.items() if not k.startswith("_")} | {"version": 0}
+    return content_hash(PlanSnapshot.from_dict(clean), data.get("_document") or {})
+
+
+def plan_content_hash(*, plan: Plan) -> str:
+    """The hash of everything the plan says now (engine snapshot, notes, descriptions,
+    validation rules, UAT cases), as stored in a version's ``_content``. Read-only."""
+    return content_hash(plan_snapshot_build(plan=plan, version=0),
+                        plan_document_data(plan=plan))
+
+
+def plan_current_dict(*, plan: Plan) -> dict:
+    """The plan's current content in a version's snapshot layout (for diffs). Read-only;
+    ApplicationError when the plan has no entity."""
+    document = plan_document_data(plan=plan)
+    return plan_snapshot_build(plan=plan, version=0).to_dict() | {"_document": document}
 
 
 def plan_version_snapshot(version: PlanVersion) -> PlanSnapshot:

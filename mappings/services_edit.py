@@ -73,7 +73,8 @@ def plan_status_set(*, plan: Plan, user, status: str) -> Plan:
     return plan
 
 
-def _unique_slug(name: str) -> str:
+def unique_slug(name: str) -> str:
+    """A slug for ``name`` no plan uses yet (``-2``, ``-3``... appended)."""
     base = slugify(name)[:140] or "plan"
     slug, n = base, 2
     while Plan.objects.filter(slug=slug).exists():
@@ -93,12 +94,23 @@ def _check_plan(data: dict) -> None:
         raise ApplicationError(f"“{target}” is registered as a source only.", field="target")
 
 
+def plan_name_check(*, name: str, exclude: Plan | None = None) -> None:
+    """Raise ApplicationError (field ``name``) when another plan has this name (any case)."""
+    clash = Plan.objects.filter(name__iexact=(name or "").strip())
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude.pk)
+    if clash.exists():
+        raise ApplicationError(f"A plan called “{name.strip()}” already exists: plan names "
+                               "are unique.", field="name")
+
+
 @transaction.atomic
 def plan_create(*, user, data: dict) -> Plan:
     """Create a draft plan owned by ``user``; ApplicationError on bad systems."""
     require_capability(user, EDIT)
     _check_plan(data)
-    plan = Plan(owner=user, slug=_unique_slug(data["name"]),
+    plan_name_check(name=data.get("name", ""))
+    plan = Plan(owner=user, slug=unique_slug(data["name"]),
                 **{k: v for k, v in data.items() if k in PLAN_FIELDS})
     _save(plan, user)
     return plan
@@ -109,6 +121,8 @@ def plan_update(*, plan: Plan, user, data: dict) -> Plan:
     """Change a plan's settings (name, systems, strategy, batch size...)."""
     require_capability(user, EDIT)
     _check_plan(data)
+    if "name" in data:
+        plan_name_check(name=data["name"], exclude=plan)
     plan = plan_touch(plan=plan, user=user)
     for key, value in data.items():
         if key in PLAN_FIELDS:

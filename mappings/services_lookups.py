@@ -10,6 +10,8 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 
 from migration_planner.lib.csv_safe import csv_cell_restore, csv_writer
 from migration_planner.lib.errors import ApplicationError
+from runs.engine.errors import StagingError
+from runs.engine.files import decode_text
 from validation.audit import audit_record
 from validation.enums import AuditAction
 from validation.signoff import signoffs_void
@@ -81,29 +83,65 @@ def lookup_entry_delete(*, entry: LookupEntry, user) -> None:
     _delete(entry, user)
 
 
+KEY_NAMES = ("key", "code", "source", "source value", "from", "old", "legacy")
+VALUE_NAMES = ("value", "target", "target value", "to", "new", "label", "name")
+
+
+def lookup_csv_decode(*, raw: bytes) -> str:
+    """CSV bytes as text, decoded as file staging does (UTF-8, BOM, cp1252/Latin-1...).
+    Pure; raises ApplicationError naming the byte and line that cannot be decoded."""
+    try:
+        return decode_text(raw)[0]
+    except StagingError as exc:
+        raise ApplicationError(f"The file cannot be read as text: {exc}.", field="file") from exc
+
+
+def _columns(header: list[str]) -> tuple[int, int]:
+    names = [h.strip().lower() for h in header]
+    key = next((names.index(n) for n in KEY_NAMES if n in names), None)
+    value = next((names.index(n) for n in VALUE_NAMES if n in names), None)
+    if key is None and value is None and len(names) == 2:
+        raise ApplicationError(
+            f"Line 1: the header “{','.join(header)}” names no key and value column: call them "
+            f"key,value (or one of {', '.join(KEY_NAMES)} / {', '.join(VALUE_NAMES)}).",
+            field="file")
+    if key is None or value is None or key == value:
+        raise ApplicationError(
+            f"Line 1: the header “{','.join(header)}” needs a key column (one of "
+            f"{', '.join(KEY_NAMES)}) and a value column (one of {', '.join(VALUE_NAMES)}).",
+            field="file")
+    return key, value
+
+
 def _parse_csv(text: str) -> dict[str, str]:
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = next(reader, None)
-    if header is None or [h.strip().lower() for h in header[:2]] != ["key", "value"]:
-        raise ApplicationError("Row 1: the header must be “key,value”.", field="file")
+    if header is None:
+        raise ApplicationError("Line 1: the file is empty; expected a key,value header.",
+                               field="file")
+    key_at, value_at = _columns(header)
+    width = len(header)
     rows: dict[str, str] = {}
-    for number, row in enumerate(reader, start=2):
+    line = reader.line_num
+    for row in reader:
+        number, line = line + 1, reader.line_num
         if not row or all(not cell.strip() for cell in row):
             continue
-        if len(row) != 2:
-            raise ApplicationError(f"Row {number}: expected 2 columns (key,value), got "
-                                   f"{len(row)}.", field="file")
-        key, value = (csv_cell_restore(c) for c in row)
+        if len(row) != width:
+            raise ApplicationError(f"Line {number}: expected {width} columns "
+                                   f"({','.join(header)}), got {len(row)}.", field="file")
+        key, value = csv_cell_restore(row[key_at]), csv_cell_restore(row[value_at])
         if key == "":
-            raise ApplicationError(f"Row {number}: the key is empty.", field="file")
+            raise ApplicationError(f"Line {number}: the key is empty.", field="file")
         if key in rows:
-            raise ApplicationError(f"Row {number}: key “{key}” appears twice.", field="file")
+            raise ApplicationError(f"Line {number}: key “{key}” appears twice.", field="file")
         rows[key] = value
     return rows
 
 
 def lookup_import_csv(*, lookup: LookupTable, user, text: str) -> int:
-    """Replace the table's rows with a ``key,value`` CSV; all-or-nothing; errors name the row.
+    """Replace the table's rows with a CSV (header ``key,value`` or common names such as
+    ``code,label``); all-or-nothing; errors name the line.
 
     Parsed before the transaction; new and changed rows are written in bulk (with their
     history), so the write transaction stays short however long the file. One audit event

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from validation.signoff import signoffs_void
 
 from .destinations import system_destination_check
 from .enums import SystemEnvironment, SystemKind
-from .models import Plan, System
+from .models import Plan, StagedFile, System
 from .schema import schema_cache_clear
 from .services_edit import require_capability
 
@@ -154,6 +155,17 @@ def _store(system: System, upload) -> Path:
     return path
 
 
+def staged_file_store(*, system: System, path: Path) -> StagedFile:
+    """Keep the staging database's bytes in the application database (replacing the previous
+    copy), for workers on other hosts. Runs in the caller's transaction."""
+    data = path.read_bytes()
+    staged, _ = StagedFile.objects.update_or_create(
+        system=system,
+        defaults={"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "content": data},
+    )
+    return staged
+
+
 def system_upload_file(*, system: System, user, upload, table: str | None = None
                        ) -> UploadResult:
     """Store an uploaded file under MEDIA_ROOT/uploads/, describe it and stage it (replacing a
@@ -179,6 +191,7 @@ def system_upload_file(*, system: System, user, upload, table: str | None = None
     with transaction.atomic():
         system.path = str(dest)
         system.save(update_fields=["path", "updated_at"])
+        staged_file_store(system=system, path=dest)
         audit_record(action=AuditAction.UPDATE, actor=user, obj=system,
                      after={"staged": name, "rows": report.rows, "file": path.name})
     schema_cache_clear()

@@ -22,6 +22,7 @@ from .models import (
     RuleStep,
 )
 from .services_edit import EDIT, _delete, _save, plan_touch, require_capability
+from .yaml_io import _replace_checks
 
 
 @dataclass
@@ -64,9 +65,11 @@ def snapshot_diff(old: dict, new: dict) -> list[Change]:
     """What changed from snapshot ``old`` to ``new``: entities, fields (with their steps),
     lookups and plan settings added/removed/changed (pure)."""
     changes: list[Change] = []
-    settings = _dict_changes(old, new, ("entities", "lookups", "version", "plan", "_content"))
+    settings = _dict_changes(old, new, ("entities", "lookups", "version", "plan", "_content",
+                                        "_document"))
     if settings:
         changes.append(Change("changed", "plan settings", settings))
+    changes.extend(_document_changes(old.get("_document") or {}, new.get("_document") or {}))
     old_e, new_e = _keyed(old.get("entities", []), "name"), _keyed(new.get("entities", []), "name")
     for name in sorted(set(old_e) | set(new_e)):
         a, b = old_e.get(name), new_e.get(name)
@@ -85,6 +88,24 @@ def snapshot_diff(old: dict, new: dict) -> list[Change]:
         elif a != b:
             changes.append(Change("changed", f"lookup {name}", _lookup_changes(a, b)))
     return changes
+
+
+def _document_changes(old: dict, new: dict) -> list[Change]:
+    """Notes, descriptions, validation rules and UAT cases that differ (pure)."""
+    labels = {"description": "plan description", "entity_notes": "entity notes",
+              "field_notes": "field notes", "lookup_descriptions": "lookup descriptions"}
+    out = [Change("changed", label, [f"{_show(old.get(key))} ⇒ {_show(new.get(key))}"])
+           for key, label in labels.items() if old.get(key) != new.get(key)]
+    for key, ident, label in (("validation_rules", "name", "validation rule"),
+                              ("uat_cases", "title", "UAT case")):
+        a, b = _keyed(old.get(key, []), ident), _keyed(new.get(key, []), ident)
+        for name in sorted(set(a) | set(b)):
+            if name not in a or name not in b:
+                out.append(Change("added" if name not in a else "removed", f"{label} {name}"))
+            elif a[name] != b[name]:
+                out.append(Change("changed", f"{label} {name}", _dict_changes(a[name], b[name],
+                                                                              ())))
+    return out
 
 
 def _field_changes(entity: str, old: list[dict], new: list[dict]) -> list[Change]:
@@ -126,7 +147,7 @@ def _clear(plan: Plan, user) -> None:
         _delete(lookup, user)
 
 
-def _restore_entity(plan: Plan, data: dict, user) -> None:
+def _restore_entity(plan: Plan, data: dict, user, doc: dict) -> None:
     entity = EntityMapping(
         plan=plan, name=data["name"], source_table=data["source_table"],
         target_table=data["target_table"], source_key=list(data["source_key"]),
@@ -136,12 +157,15 @@ def _restore_entity(plan: Plan, data: dict, user) -> None:
         watermark_column=data.get("watermark_column") or "",
         delete_policy=data.get("delete_policy") or "ignore",
         delete_mark_column=data.get("delete_mark_column") or "",
-        delete_mark_value=data.get("delete_mark_value") or "")
+        delete_mark_value=data.get("delete_mark_value") or "",
+        notes=doc.get("entity_notes", {}).get(data["name"], ""))
     _save(entity, user)
+    field_notes = doc.get("field_notes", {}).get(data["name"], {})
     for position, f in enumerate(data.get("fields", [])):
         fm = FieldMapping(entity=entity, target_column=f["target"], position=position,
                           source_columns=list(f.get("sources") or []),
-                          default_value=f.get("default"), required=f.get("required", False))
+                          default_value=f.get("default"), required=f.get("required", False),
+                          notes=field_notes.get(f["target"], ""))
         _save(fm, user)
         for index, s in enumerate(f.get("steps", [])):
             _save(RuleStep(field=fm, position=index, rule=s["rule"],
@@ -150,22 +174,29 @@ def _restore_entity(plan: Plan, data: dict, user) -> None:
 
 @transaction.atomic
 def plan_version_revert(*, plan: Plan, version: PlanVersion, user) -> Plan:
-    """Rewrite the plan's entities, fields, steps and lookups from ``version``'s snapshot.
-    Transactional; every row change is recorded in history; the plan returns to draft.
-    (Entity notes and field notes are not part of a snapshot and are not restored.)"""
+    """Rewrite the plan from ``version``: entities, fields, steps, lookups and settings, and
+    (for versions that hold them) notes, lookup descriptions, the description, validation
+    rules and UAT cases. Transactional; every row change is recorded in history; the plan
+    returns to draft."""
     require_capability(user, EDIT)
     if version.plan_id != plan.pk:
         raise ApplicationError("That version belongs to another plan.", field="version")
     plan = plan_touch(plan=plan, user=user)
     _clear(plan, user)
     snap = version.snapshot
+    doc = snap.get("_document") or {}
+    descriptions = doc.get("lookup_descriptions", {})
     for name, lk in sorted(snap.get("lookups", {}).items()):
-        table = LookupTable(plan=plan, name=name, default_value=lk.get("default"))
+        table = LookupTable(plan=plan, name=name, default_value=lk.get("default"),
+                            description=descriptions.get(name, ""))
         _save(table, user)
         for key, value in sorted(lk.get("entries", {}).items()):
             _save(LookupEntry(table=table, key=key, value=value), user)
     for entity in snap.get("entities", []):
-        _restore_entity(plan, entity, user)
+        _restore_entity(plan, entity, user, doc)
+    if "_document" in snap:
+        _replace_checks(plan, doc.get("validation_rules", []), doc.get("uat_cases", []))
+        plan.description = doc.get("description", plan.description)
     plan.batch_size = snap.get("batch_size", plan.batch_size)
     plan.failure_threshold_pct = snap.get("failure_threshold_pct", plan.failure_threshold_pct)
     plan._change_reason = f"Reverted to version {version.number}"

@@ -26,9 +26,13 @@ L = "plans/<slug:slug>/lookups/<uuid:uuid>/"
 urlpatterns = [
     path("plans/", views.plan_list_view, name="plan_list"),
     path("plans/new/", views.plan_create_view, name="plan_create"),
+    path("plans/import/", views.plan_import_view, name="plan_import"),
     path("plans/<slug:slug>/", views.plan_detail_view, name="plan_detail"),
     path("plans/<slug:slug>/edit/", views.plan_edit_view, name="plan_edit"),
     path("plans/<slug:slug>/status/", views.plan_status_view, name="plan_status"),
+    path("plans/<slug:slug>/clone/", views.plan_clone_view, name="plan_clone"),
+    path("plans/<slug:slug>/archive/", views.plan_archive_view, name="plan_archive"),
+    path("plans/<slug:slug>/delete/", views.plan_delete_view, name="plan_delete"),
     path("plans/<slug:slug>/milestones/", views.milestones_view, name="milestones"),
     path("plans/<slug:slug>/milestones/new/", views.milestone_save_view, name="milestone_add"),
     path(

@@ -1,4 +1,5 @@
-"""Plan YAML export and import (format ``migration-planner/v1``, documented in docs/plan-yaml.md).
+"""Plan YAML export and import (format ``migration-planner/v2``, documented in docs/plan-yaml.md;
+``v1`` files still import, their steps read with the rule options they meant).
 
 Export is deterministic (stable key and list order), so export → import → export is
 byte-identical. Import reads with ``yaml.safe_load`` only, checks the whole document before it
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NoReturn
@@ -21,6 +23,7 @@ from simple_history.utils import bulk_create_with_history
 
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.rules import REGISTRY, RuleParamError, validate_params
+from runs.engine.snapshot import RULES_FORMAT, upgrade_params
 from validation.audit import audit_record
 from validation.enums import PRE_KINDS, AuditAction, Severity, ValidationKind, ValidationPhase
 from validation.models import UATTestCase, ValidationRule
@@ -37,8 +40,11 @@ from .models import (
     System,
 )
 from .selectors import plan_detail
+from .yaml_check import SchemaProblem, schema_problems, schema_refusal
 
-FORMAT = "migration-planner/v1"
+FORMAT = "migration-planner/v2"
+# v1 files predate explicit `trim.collapse_inner` / `value_map.on_null`: read as they meant.
+FORMATS = {"migration-planner/v1": 1, FORMAT: RULES_FORMAT}
 MAX_BYTES = 5 * 1024 * 1024
 
 
@@ -216,6 +222,7 @@ class _Reader:
 
     def __init__(self, root: yaml.Node) -> None:
         self.root = root
+        self.rules_format = RULES_FORMAT
 
     def node(self, path: Path, *, at_key: bool = False) -> yaml.Node:
         node = self.root
@@ -537,7 +544,7 @@ def _read_step(r: _Reader, d: Any, p: Path, names: dict[str, set[str]]) -> tuple
     rule = d["rule"]
     if not isinstance(rule, str) or rule not in REGISTRY:
         r.fail(p, f"unknown rule type '{rule}' (known: {', '.join(REGISTRY)})")
-    given = {k: v for k, v in d.items() if k != "rule"}
+    given = upgrade_params(rule, {k: v for k, v in d.items() if k != "rule"}, r.rules_format)
     types = {param.name: param.type for param in REGISTRY[rule].params}
     for key, value in given.items():  # `value: 0` for a text parameter means the text "0"
         if types.get(key) in _TEXT_PARAMS and isinstance(value, int | float | bool):
@@ -672,8 +679,9 @@ def _read_milestones(r: _Reader, data: dict) -> list[dict]:
 
 def _read_document(data: Any, r: _Reader) -> _Doc:
     _mapping(r, data, (), _TOP, ("format", "plan", "systems", "entities"))
-    if data["format"] != FORMAT:
+    if data["format"] not in FORMATS:
         r.fail(("format",), f"unsupported format '{data['format']}' (expected '{FORMAT}')")
+    r.rules_format = FORMATS[data["format"]]
     source, target = _read_systems(r, data["systems"])
     doc = _Doc(plan=_read_plan(r, data["plan"]), source=source, target=target,
                lookups=_read_lookups(r, data))
@@ -742,6 +750,11 @@ def _target_plan(doc: _Doc, user, replace: bool, r: _Reader) -> Plan:
     if plan is not None and not replace:
         r.fail(("plan", "slug"), f"a plan with slug '{plan.slug}' already exists (import "
                "with replace to overwrite its contents)")
+    clash = Plan.objects.filter(name__iexact=doc.plan["name"]).exclude(
+        slug=doc.plan["slug"]).first()
+    if clash is not None:
+        r.fail(("plan", "name"), f"a plan called '{clash.name}' already exists (slug "
+               f"'{clash.slug}'); plan names are unique")
     if plan is None:
         plan = Plan(owner=user if getattr(user, "is_authenticated", False) else None)
     else:
@@ -756,17 +769,58 @@ def _target_plan(doc: _Doc, user, replace: bool, r: _Reader) -> Plan:
     return plan
 
 
+def _locate(r: _Reader) -> Callable[[Path], tuple[int, int, str]]:
+    def locate(path: Path) -> tuple[int, int, str]:
+        mark = r.node(path).start_mark
+        return mark.line + 1, mark.column + 1, _path_text(path)
+
+    return locate
+
+
+@dataclass(frozen=True)
+class ImportCheck:
+    """What an import would create, and the names the live schemas do not have."""
+
+    name: str
+    slug: str
+    exists: bool
+    counts: dict[str, int]
+    problems: list[SchemaProblem]
+
+
+def plan_import_check(*, text: str) -> ImportCheck:
+    """Read and check a v1 document without writing (the import page's validate step).
+    Read-only; raises ApplicationError with line and column for a document that cannot be
+    imported at all; unknown tables / columns come back in ``problems``."""
+    data, root = _parse(text)
+    r = _Reader(root)
+    doc = _read_document(data, r)
+    counts = {"entities": len(doc.entities), "fields": sum(len(f) for _, f in doc.entities),
+              "lookups": len(doc.lookups), "validation rules": len(doc.validation_rules),
+              "UAT cases": len(doc.uat_cases), "milestones": len(doc.milestones)}
+    return ImportCheck(doc.plan["name"], doc.plan["slug"],
+                       Plan.objects.filter(slug=doc.plan["slug"]).exists(), counts,
+                       schema_problems(doc, _locate(r)))
+
+
 @transaction.atomic
-def plan_import_yaml(*, text: str, user, replace: bool = False) -> Plan:
+def plan_import_yaml(*, text: str, user, replace: bool = False,
+                     allow_unknown_schema: bool = False) -> Plan:
     """Create a plan from v1 YAML or, with ``replace``, overwrite an existing plan's contents in
-    place (keeping its versions and runs). Transactional, all or nothing; raises
-    PermissionDeniedError, or ApplicationError giving line, column, path and reason."""
+    place (keeping its versions and runs). Tables and columns are checked against the systems'
+    live schemas unless ``allow_unknown_schema`` (a plan for a schema not yet created).
+    Transactional, all or nothing; raises PermissionDeniedError, or ApplicationError giving
+    line, column, path and reason."""
     from .services_edit import EDIT, require_capability
 
     require_capability(user, EDIT)
     data, root = _parse(text)
     r = _Reader(root)
     doc = _read_document(data, r)
+    if not allow_unknown_schema:
+        problems = schema_problems(doc, _locate(r))
+        if problems:
+            raise schema_refusal(problems)
     existed = Plan.objects.filter(slug=doc.plan["slug"]).exists()
     plan = _target_plan(doc, user, replace, r)
     actor = user if getattr(user, "is_authenticated", False) else None

@@ -1,4 +1,4 @@
-"""Health probes for the database and the Celery broker (Redis)."""
+"""Health probes for the database, the Celery broker (Redis) and the workers."""
 
 from __future__ import annotations
 
@@ -35,3 +35,18 @@ def broker_status() -> dict:
     except Exception as exc:  # noqa: BLE001 - a probe reports every failure as "down"
         return {"ok": False, "error": exc.__class__.__name__}
     return {"ok": True, "ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+def workers_status() -> dict:
+    """How many workers sent a heartbeat lately (3 intervals); ok when at least one. Counts
+    only: worker names and hosts are left to the authenticated pages and /metrics."""
+    from runs.models import Worker
+    from runs.services.workers import worker_live_after
+
+    try:
+        live = Worker.objects.filter(
+            stopped_at__isnull=True, last_heartbeat__gte=worker_live_after()
+        ).count()
+    except Exception as exc:  # noqa: BLE001 - a probe reports every failure as "down"
+        return {"ok": False, "live": 0, "error": exc.__class__.__name__}
+    return {"ok": live > 0, "live": live}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Files and folders the app creates (SQLite databases, keys, uploads, staging) are its own:
@@ -152,15 +153,16 @@ MEDIA_URL = "media/"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
+# kombu's Redis transport, minus the restore-on-close that crashes a worker after a broker
+# restart (migration_planner/lib/broker.py); the supervisor re-queues instead.
+CELERY_BROKER_TRANSPORT = "migration_planner.lib.broker:Transport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULE: dict = {}
 
 # SQLite and file systems may only use files inside this directory (resolved, symlinks followed);
 # the application's own database, key file and .env are refused even inside it.
@@ -219,7 +221,9 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# A running batch's claim lasts this long without a heartbeat before another worker may take it.
+# Our database owns progress; the broker only carries messages (docs/operations.md).
+# A running batch's claim lasts this long without a heartbeat (renewed every third of it);
+# past it the supervisor puts the batch back to pending and queues it again.
 MP_BATCH_LEASE_SECONDS = env.float("MP_BATCH_LEASE_SECONDS", default=60.0)
 
 # -------------------------------------------------- deployment (docs/operations.md, Security)
@@ -285,6 +289,41 @@ FILE_UPLOAD_HANDLERS = [
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
+# Re-process and rollback leases on target tables expire this long after their last renewal.
+MP_TABLE_LEASE_SECONDS = env.float("MP_TABLE_LEASE_SECONDS", default=300.0)
+# The supervisor (Celery beat -> runs.supervise) runs this often: expired leases, lost
+# messages, runs nobody finishes, stalls. Recovery takes at most lease + period (90 s default).
+MP_SUPERVISOR_SECONDS = env.float("MP_SUPERVISOR_SECONDS", default=30.0)
+# Each worker's parent process reports itself this often; a worker is live while its last
+# heartbeat is younger than three intervals.
+MP_WORKER_HEARTBEAT_SECONDS = env.float("MP_WORKER_HEARTBEAT_SECONDS", default=10.0)
+# A running run with pending batches that no worker has claimed for this long raises an alert.
+MP_STALL_ALERT_SECONDS = env.float("MP_STALL_ALERT_SECONDS", default=300.0)
+# The broker's visibility timeout is only a backstop: it must outlast the longest task
+# (CELERY_TASK_TIME_LIMIT), or Redis hands a message still being worked to a second worker.
+# Recovery from a lost worker does not wait for it: the batch lease above does that.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int(
+        "MP_BROKER_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 5 * 60
+    )
+}
+# Supervisor messages get their own queue so a long batch queue never delays them; workers
+# consume every queue listed here.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("mp_control"))
+CELERY_TASK_ROUTES = {"runs.supervise": {"queue": "mp_control"}}
+CELERY_BEAT_SCHEDULE = {
+    "runs-supervise": {
+        "task": "runs.supervise",
+        "schedule": MP_SUPERVISOR_SECONDS,
+        "options": {"expires": MP_SUPERVISOR_SECONDS},
+    },
+}
+# Absolute links in e-mails (alerts) start with this URL.
+MP_BASE_URL = env.str("MP_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# /metrics: with a token, a scraper sends "Authorization: Bearer <token>"; without one, only
+# clients on the loopback interface are answered (docs/operations.md).
+MP_METRICS_TOKEN = env.str("MP_METRICS_TOKEN", default="")
 # Change data capture: source transactions applied per target transaction (at most), and the
 # WAL a sync's replication slot may hold back before the run page warns.
 MP_CDC_GROUP_SIZE = env.int("MP_CDC_GROUP_SIZE", default=5_000)

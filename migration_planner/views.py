@@ -7,18 +7,20 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from mappings.selectors import plan_list
 from migration_planner.lib.views import capability_required
 from runs.selectors import run_list_recent
 
 from .dashboard import first_run_steps
-from .health import broker_status, database_status
+from .health import broker_status, database_status, workers_status
+from .metrics import metrics_allowed, metrics_text
 
 
 @capability_required("mp.view")
 def dashboard(request: HttpRequest) -> HttpResponse:
-    plans = plan_list()
+    plans = plan_list(archived=False)
     return render(
         request,
         "dashboard.html",
@@ -33,9 +35,21 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when the database and the broker answer, else 503; ``?require=workers`` also
+    answers 503 while no worker has a recent heartbeat (for a probe of the worker tier)."""
     db, broker = database_status(connection), broker_status()
+    workers = workers_status() if db["ok"] else {"ok": False, "live": 0}
     ok = db["ok"] and broker["ok"]
-    return JsonResponse(
-        {"status": "ok" if ok else "degraded", "database": db, "broker": broker},
-        status=200 if ok else 503,
-    )
+    if request.GET.get("require") == "workers":
+        ok = ok and workers["ok"]
+    body = {"status": "ok" if ok else "degraded", "database": db, "broker": broker}
+    return JsonResponse(body | {"workers": workers}, status=200 if ok else 503)
+
+
+@login_not_required
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text metrics for a scraper allowed by ``metrics_allowed`` (403 otherwise)."""
+    if not metrics_allowed(request):
+        return HttpResponse("Forbidden: see MP_METRICS_TOKEN.\n", status=403)
+    return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)

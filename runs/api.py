@@ -45,6 +45,7 @@ from .services import (
     run_pause,
     run_resume,
     run_rollback_request,
+    run_rollback_stack_request,
     sync_stop,
 )
 
@@ -150,13 +151,18 @@ class RunViewSet(
     @extend_schema(request=RollbackRequestSerializer, responses={202: RollbackSerializer})
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, uuid=None) -> Response:
-        """Undo the run from the ledger and verify the target's checksums (asynchronous)."""
+        """Undo the run from the ledger and verify the target's checksums (asynchronous).
+        409 (listing them, newest first) while later runs wrote the same tables, unless
+        ``with_later_runs`` asks to roll those back first."""
         run = self.get_object()
         body = RollbackRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        rollback = run_rollback_request(
-            run=run, user=request.user, reason=body.validated_data["reason"]
+        service = (
+            run_rollback_stack_request
+            if body.validated_data["with_later_runs"]
+            else run_rollback_request
         )
+        rollback = service(run=run, user=request.user, reason=body.validated_data["reason"])
         rollback = Rollback.objects.select_related("run", "requested_by").get(pk=rollback.pk)
         return Response(RollbackSerializer(rollback).data, status=status.HTTP_202_ACCEPTED)
 

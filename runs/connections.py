@@ -1,31 +1,52 @@
-"""Engine connectors opened from System rows, cached per worker process."""
+"""Engine connectors opened from System rows, cached per thread.
+
+A connector holds one database connection, which must never be used by two threads at once
+(psycopg2: "connection cannot be re-entered recursively" under gunicorn threads). So each
+thread gets its own connector per system; connectors of threads that have ended are closed
+the next time any thread asks for one.
+"""
 
 from __future__ import annotations
 
 import atexit
 import threading
 
+from mappings.enums import SystemKind
 from mappings.models import System
+from mappings.staging import staged_file_local
 from runs.engine.connectors import Connector, connect
 
-_cache: dict[tuple[int, str], Connector] = {}
+# (thread ident, system pk, system version) -> connector
+_cache: dict[tuple[int, int, str], Connector] = {}
 _lock = threading.Lock()
 
 
+def _close_dead_threads() -> None:
+    alive = {t.ident for t in threading.enumerate()}
+    for key in [k for k in _cache if k[0] not in alive]:
+        _cache.pop(key).close()
+
+
 def connector_for(system: System) -> Connector:
-    """A connector for ``system`` (decrypting its secret); reused until the system changes."""
-    key = (system.pk, system.updated_at.isoformat() if system.updated_at else "")
+    """This thread's connector for ``system`` (decrypting its secret); reused by the thread
+    until the system changes. Never shared between threads."""
+    me = threading.get_ident()
+    key = (me, system.pk, system.updated_at.isoformat() if system.updated_at else "")
     with _lock:
         conn = _cache.get(key)
         if conn is None:
-            for stale in [k for k in _cache if k[0] == system.pk]:
+            _close_dead_threads()
+            for stale in [k for k in _cache if k[:2] == (me, system.pk)]:
                 _cache.pop(stale).close()
-            conn = _cache[key] = connect(system.kind, system.connection_params())
+            params, kind = system.connection_params(), system.kind
+            if system.kind == SystemKind.FILE:  # its staging SQLite, this host's copy
+                params["path"], kind = staged_file_local(system), "sqlite"
+            conn = _cache[key] = connect(kind, params)
         return conn
 
 
 def connectors_close() -> None:
-    """Close every cached connector (process exit, tests)."""
+    """Close every cached connector of every thread (process exit, tests)."""
     with _lock:
         while _cache:
             _cache.popitem()[1].close()

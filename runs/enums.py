@@ -56,6 +56,15 @@ class FailedRecordStatus(models.TextChoices):
     FIXED = "fixed", "Fixed (awaiting re-process)"
     REPROCESSED = "reprocessed", "Re-processed"
     IGNORED = "ignored", "Ignored"
+    SUPERSEDED = "superseded", "Superseded (run rolled back)"
+
+
+class LeasePurpose(models.TextChoices):
+    LOAD = "load", "load"
+    DELTA = "delta", "delta"
+    SYNC = "sync", "sync"
+    REPROCESS = "reprocess", "re-process"
+    ROLLBACK = "rollback", "rollback"
 
 
 class RollbackStatus(models.TextChoices):

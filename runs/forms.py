@@ -55,3 +55,4 @@ class IgnoreForm(forms.Form):
 class RollbackForm(forms.Form):
     reason = forms.CharField(max_length=500, required=False)
     confirm = forms.BooleanField(label="I understand the target rows above will be undone")
+    with_later_runs = forms.BooleanField(required=False)

@@ -15,6 +15,7 @@ from .enums import (
     BatchKind,
     BatchStatus,
     FailedRecordStatus,
+    LeasePurpose,
     LogLevel,
     RollbackStatus,
     RunMode,
@@ -27,6 +28,7 @@ COUNTERS = (
     "loaded",
     "inserted",
     "updated",
+    "unchanged",
     "failed",
     "filtered",
     "duplicates",
@@ -41,6 +43,9 @@ class Counters(models.Model):
     loaded = models.PositiveBigIntegerField(default=0)
     inserted = models.PositiveBigIntegerField(default=0)
     updated = models.PositiveBigIntegerField(default=0)
+    unchanged = models.PositiveBigIntegerField(
+        default=0, help_text="Loaded rows the target already held as-is (not rewritten)."
+    )
     failed = models.PositiveBigIntegerField(default=0)
     filtered = models.PositiveBigIntegerField(default=0)
     duplicates = models.PositiveBigIntegerField(default=0)
@@ -77,6 +82,14 @@ class Run(Counters):
         default=0, help_text="Index (in load order) of the entity whose batches are running."
     )
     error = models.TextField(blank=True)
+    lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While a worker prepares the run: past this, the supervisor prepares it again.",
+    )
+    stall_alerted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the supervisor last alerted that the run stalled."
+    )
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -101,6 +114,11 @@ class Run(Counters):
     def get_absolute_url(self) -> str:
         return reverse("runs:run_detail", args=[self.uuid])
 
+    @property
+    def number(self) -> int:
+        """The run's number as people say it ("run #41")."""
+        return self.pk
+
 
 class Batch(Counters):
     """One keyset range of one entity: the unit of work a Celery task claims."""
@@ -120,6 +138,9 @@ class Batch(Counters):
         null=True, blank=True, help_text="A running batch whose lease expired may be re-claimed."
     )
     error = models.TextField(blank=True)
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a message for this batch was last sent."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -226,8 +247,7 @@ class FailedRecord(models.Model):
                 fields=["run", "entity", "source_key"],
                 name="failed_record_unique_per_run",
                 violation_error_message=(
-                    "This source record already has "
-                    "a failed record in this run."
+                    "This source record already has a failed record in this run."
                 ),
             ),
             models.CheckConstraint(
@@ -278,6 +298,11 @@ class Rollback(models.Model):
     checksums_before_run = models.JSONField(default=dict, blank=True)
     checksums_after = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    chain = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Runs (ids) to roll back after this one, in order, each only if this verified.",
+    )
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -308,3 +333,61 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.message[:60]}"
+
+
+class Worker(models.Model):
+    """A Celery worker as its parent process last reported itself (heartbeat)."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="Celery node name.")
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    concurrency = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField()
+    last_heartbeat = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_heartbeat"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TableLease(models.Model):
+    """One writer per target table: the run (load, delta, re-process, rollback) writing it now.
+
+    A load/delta lease lasts until its run ends; re-process and rollback leases carry an
+    ``expires_at`` they keep pushing forward while they work. ``table_lease_release_expired``
+    (runs.services.leases) frees what a dead run left behind.
+    """
+
+    target = models.ForeignKey(System, on_delete=models.CASCADE, related_name="+")
+    table = models.CharField(max_length=128)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="table_leases")
+    purpose = models.CharField(max_length=10, choices=LeasePurpose.choices)
+    holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acquired_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["target", "table"]
+        constraints = [
+            models.UniqueConstraint(fields=["target", "table"], name="table_lease_one_writer"),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+    @property
+    def description(self) -> str:
+        """ "accounts is being written by run #41 (load), started 12:03 by operator"."""
+        from django.utils import timezone
+
+        who = self.holder.get_username() if self.holder else "the system"
+        started = timezone.localtime(self.acquired_at)
+        return (
+            f"{self.table} is being written by run #{self.run_id} "
+            f"({self.get_purpose_display()}), started {started:%H:%M} by {who}"
+        )

@@ -1,6 +1,8 @@
 """Run alerts: in-app notifications and e-mail when a run fails, passes its failure threshold,
-finishes or is rolled back. ``install()`` registers the after-run hook (call it from
-``RunsConfig.ready``); ``notification_context`` feeds the bell in the top bar."""
+finishes (saying when its reconciliation failed), is rolled back or stalls. ``install()``
+registers the after-run hook (call it from ``RunsConfig.ready``); ``notification_context``
+feeds the bell in the top bar. E-mail subjects are one line; links are absolute
+(``MP_BASE_URL``)."""
 
 from __future__ import annotations
 
@@ -15,19 +17,46 @@ from django.utils import timezone
 
 from migration_planner.lib.roles import OPERATOR
 
-from .enums import LogLevel, RunStatus
+from .enums import LogLevel, RunMode, RunStatus
 from .models import Notification, Run
 
 logger = logging.getLogger(__name__)
 
 
+def _where(run: Run) -> str:
+    return f"{run.plan.name} · {run.get_mode_display()} on {run.target.name}"
+
+
+def _reconciliation(run: Run) -> str | None:
+    """ "fail" / "pass" / "warn" for a reconciled run, "missing" when a load/delta run that
+    wrote batches has no report (reconciliation crashed), None when none is expected."""
+    if run.mode == RunMode.DRY_RUN or run.status != RunStatus.SUCCEEDED:
+        return None
+    from validation.selectors import run_verdict
+
+    verdict = run_verdict(run)
+    if verdict is None and run.batches.exists():
+        return "missing"
+    return verdict
+
+
 def run_event(run: Run) -> tuple[str, str] | None:
     """(level, sentence) describing how the run ended, or None when nothing is worth saying."""
-    where = f"{run.plan.name} · {run.get_mode_display()} on {run.target.name}"
+    where = _where(run)
     if run.status == RunStatus.FAILED and run.error.startswith("Failure threshold passed"):
         return LogLevel.ERROR, f"{where} passed its failure threshold and stopped. {run.error}"
     if run.status == RunStatus.FAILED:
         return LogLevel.ERROR, f"{where} failed: {run.error[:300]}"
+    verdict = _reconciliation(run)
+    if verdict == "fail":
+        return LogLevel.ERROR, (
+            f"{where} loaded {run.loaded:,} rows but its reconciliation FAILED: see the report."
+        )
+    if verdict == "missing":
+        return LogLevel.ERROR, (
+            f"{where} loaded {run.loaded:,} rows but its reconciliation could not be completed "
+            "(see the run log)."
+        )
     if run.status == RunStatus.SUCCEEDED:
         return LogLevel.INFO, (
             f"{where} finished: {run.loaded:,} loaded, {run.failed:,} failed, "
@@ -51,25 +80,29 @@ def recipients(run: Run) -> list:
     return list(users.values())
 
 
-def notify_after_run(run: Run) -> int:
-    """After-run hook: one notification per recipient, plus an e-mail to those with an address.
-    Returns how many users were notified; mail errors are logged, never raised."""
-    run = Run.objects.select_related("plan", "target", "launched_by").get(pk=run.pk)
-    event = run_event(run)
-    if event is None:
-        return 0
-    level, text = event
+def run_link(run: Run) -> str:
+    """Absolute URL of the run page (``MP_BASE_URL`` + path)."""
+    return settings.MP_BASE_URL + reverse("runs:run_detail", args=[run.uuid])
+
+
+def mail_subject(text: str) -> str:
+    """A one-line e-mail subject (newlines would make Django refuse the whole mail)."""
+    line = " ".join(text.split())
+    return f"[Migration Planner] {line[:120]}"
+
+
+def _alert(run: Run, level: str, text: str) -> int:
+    """Notify the launcher and operators in-app and by e-mail; mail errors are logged."""
     users = recipients(run)
     Notification.objects.bulk_create(
         [Notification(user=u, run=run, level=level, message=text[:500]) for u in users]
     )
     addresses = sorted({u.email for u in users if u.email})
     if addresses:
-        link = reverse("runs:run_detail", args=[run.uuid])
         try:
             send_mail(
-                f"[Migration Planner] {text[:120]}",
-                f"{text}\n\nRun page: {link}\n",
+                mail_subject(text),
+                f"{text}\n\nRun page: {run_link(run)}\n",
                 settings.DEFAULT_FROM_EMAIL,
                 addresses,
             )
@@ -78,11 +111,31 @@ def notify_after_run(run: Run) -> int:
     return len(users)
 
 
+def notify_after_run(run: Run) -> int:
+    """After-run hook: one notification per recipient, plus an e-mail to those with an address.
+    Returns how many users were notified; mail errors are logged, never raised."""
+    run = Run.objects.select_related("plan", "target", "launched_by").get(pk=run.pk)
+    event = run_event(run)
+    if event is None:
+        return 0
+    return _alert(run, *event)
+
+
+def notify_run_stalled(run: Run, *, idle_seconds: int) -> int:
+    """Alert that no worker has taken one of the run's batches for ``idle_seconds``."""
+    run = Run.objects.select_related("plan", "target", "launched_by").get(pk=run.pk)
+    text = (
+        f"{_where(run)} is stalled: no worker has taken a batch for {idle_seconds} s. "
+        "Check that a Celery worker is running (see /healthz)."
+    )
+    return _alert(run, LogLevel.ERROR, text)
+
+
 def install() -> None:
     """Register the alerts as an after-run hook (idempotent)."""
     from .services.hooks import register_after_run
 
-    register_after_run(notify_after_run)
+    register_after_run(notify_after_run, late=True)
 
 
 def notification_context(request: HttpRequest) -> dict:

@@ -7,12 +7,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Func, Q, QuerySet, Sum, TextField, Value
+from django.db.models import Count, Func, Max, Q, QuerySet, Sum, TextField, Value
 from django.utils import timezone
 
-from .enums import FINISHED_RUN_STATUSES, BatchStatus, FailedRecordStatus, RunMode
-from .models import COUNTERS, Batch, FailedRecord, LedgerEntry, Rollback, Run, RunLog
+from .enums import FINISHED_RUN_STATUSES, BatchStatus, FailedRecordStatus, RunMode, RunStatus
+from .models import COUNTERS, Batch, FailedRecord, LedgerEntry, Rollback, Run, RunLog, Worker
 
 OPEN_STATUSES = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
 QUEUE_FILTERS = ("run", "entity", "stage", "category", "field", "status", "q")
@@ -159,6 +160,59 @@ def run_progress(run: Run) -> RunProgress:
         eta = timedelta(seconds=int((total - run.extracted) / rate))
     open_errors = FailedRecord.objects.filter(run=run, status__in=OPEN_STATUSES).count()
     return RunProgress(entities, pct, elapsed, rate, eta, open_errors)
+
+
+def run_idle_seconds(run: Run, *, now=None) -> int | None:
+    """Seconds since a worker last took one of the run's batches, while the run waits for one
+    (running, batches pending, none running under a live lease); None otherwise (2 queries)."""
+    if run.status != RunStatus.RUNNING or run.lease_until is not None or run.started_at is None:
+        return None
+    if run.mode == RunMode.SYNC:
+        return None  # one long task, no batch queue
+    now = now or timezone.now()
+    stats = Batch.objects.filter(run=run).aggregate(
+        last=Max("started_at"),
+        pending=Count("id", filter=Q(status=BatchStatus.PENDING)),
+        live=Count("id", filter=Q(status=BatchStatus.RUNNING, lease_until__gte=now)),
+    )
+    if not stats["pending"] or stats["live"]:
+        return None
+    last = max(filter(None, [stats["last"], run.started_at]))
+    return max(0, int((now - last).total_seconds()))
+
+
+@dataclass
+class WorkerState:
+    name: str
+    hostname: str
+    pid: int
+    concurrency: int
+    last_heartbeat: object
+    age_s: int
+    live: bool
+    stopped: bool
+
+
+def worker_list(*, limit: int = 20) -> list[WorkerState]:
+    """Workers by last heartbeat, newest first, each with its age and whether it is live."""
+    now = timezone.now()
+    live_s = 3 * settings.MP_WORKER_HEARTBEAT_SECONDS
+    states = []
+    for w in Worker.objects.all()[:limit]:
+        age = max(0, int((now - w.last_heartbeat).total_seconds()))
+        states.append(
+            WorkerState(
+                name=w.name,
+                hostname=w.hostname,
+                pid=w.pid,
+                concurrency=w.concurrency,
+                last_heartbeat=w.last_heartbeat,
+                age_s=age,
+                live=w.stopped_at is None and age <= live_s,
+                stopped=w.stopped_at is not None,
+            )
+        )
+    return states
 
 
 def run_batches(run: Run, *, limit: int = 200) -> list[Batch]:
@@ -333,12 +387,12 @@ class LaunchPreview:
 
 def plan_current_version_signed_off(plan) -> tuple[int | None, bool]:
     """(number of the version that holds the plan's current content or None, signed off?)."""
-    from mappings.services import plan_snapshot_build
+    from mappings.services import plan_content_hash, snapshot_content
     from validation.models import SignOff
 
     latest = plan.versions.order_by("-number").first()
-    content = plan_snapshot_build(plan=plan, version=0).content_hash()
-    if latest is None or latest.snapshot.get("_content") != content:
+    content = plan_content_hash(plan=plan)
+    if latest is None or snapshot_content(latest.snapshot) != content:
         return None, False
     signed = SignOff.objects.filter(
         version=latest, decision="approved", voided_at__isnull=True

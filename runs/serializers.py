@@ -99,6 +99,12 @@ class RunLaunchSerializer(serializers.Serializer):
 
 class RollbackRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+    with_later_runs = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also roll back the later runs that wrote the same tables (newest first, "
+        "each verified; stops at the first mismatch).",
+    )
 
 
 class RollbackSerializer(serializers.ModelSerializer):

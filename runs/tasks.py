@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import socket
 
 from celery import shared_task
-from celery.signals import task_postrun, worker_process_init
+from celery.signals import task_postrun, worker_process_init, worker_ready, worker_shutdown
 
 from migration_planner.lib.memory import release_memory
 from runs.engine.errors import TransientError
@@ -26,6 +28,35 @@ def load_engine(**_: object) -> None:
 
     gc.collect()
     gc.freeze()
+
+
+_beat: list = []
+
+
+@worker_ready.connect
+def start_heartbeat(sender=None, **_: object) -> None:
+    """In the worker's parent process, once it consumes: report it alive every few seconds."""
+    from .services.workers import WorkerBeat
+
+    pool = getattr(sender.controller, "concurrency", 0) if sender is not None else 0
+    beat = WorkerBeat(
+        name=getattr(sender, "hostname", None) or f"celery@{socket.gethostname()}",
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        concurrency=int(pool or 0),
+    )
+    beat.start()
+    _beat.append(beat)
+
+
+@worker_shutdown.connect
+def stop_heartbeat(**_: object) -> None:
+    """A clean shutdown says so (a killed worker just stops beating)."""
+    from .services.workers import worker_stopped
+
+    for beat in _beat:
+        beat.stop.set()
+        worker_stopped(name=beat.identity["name"])
 
 
 @task_postrun.connect
@@ -90,3 +121,11 @@ def run_rollback_task(rollback_id: int) -> None:
 def failed_records_reprocess_task(record_ids: list[int], user_id: int | None) -> str:
     """Re-process a large selection of failed records in chunks (each chunk one batch)."""
     return services.failed_records_reprocess_background(record_ids=record_ids, user_id=user_id)
+
+
+@shared_task(
+    name="runs.supervise", acks_late=False, ignore_result=True, time_limit=300, soft_time_limit=240
+)
+def supervise_task() -> dict:
+    """One supervisor pass (queued by Celery beat every MP_SUPERVISOR_SECONDS)."""
+    return services.runs_supervise()

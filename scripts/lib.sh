@@ -231,7 +231,16 @@ start_test_redis() {
     export REDIS_URL="redis://127.0.0.1:$port/0"
 }
 
-stop_test_redis() { stop_redis; }
+# A fault test may have restarted the test Redis (SHUTDOWN NOSAVE, then a new server on the
+# same port): when something still answers there after our PID is gone, shut it down too.
+stop_test_redis() {
+    local port="${TEST_REDIS_PORT:-56380}"
+    stop_redis
+    if redis_ping "$port"; then
+        (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'SHUTDOWN NOSAVE\r\n' >&3) 2>/dev/null || true
+        log "stopped the restarted test Redis on port $port"
+    fi
+}
 
 # ---------------------------------------------------------------- PostgreSQL (tests)
 
@@ -291,8 +300,9 @@ start_test_pg() {
 stop_test_pg() {
     local dir="$MP_TEST_PG_DIR" pid="$MP_TEST_PG_PID"
     [[ -n "$dir" ]] || return 0
-    # The PID file also covers a stop requested while pg_ctl start was still running.
-    [[ -z "$pid" && -f "$dir/pg/postmaster.pid" ]] && pid=$(head -1 "$dir/pg/postmaster.pid")
+    # The PID file also covers a stop requested while pg_ctl start was still running, and a
+    # server a fault test restarted (new PID).
+    [[ -f "$dir/pg/postmaster.pid" ]] && pid=$(head -1 "$dir/pg/postmaster.pid")
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
         as_postgres "$(pg_bindir)/pg_ctl" -D "$dir/pg" -m fast -w -t 30 stop >/dev/null 2>&1 \
             || stop_pid "$pid" "test PostgreSQL"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the app locally: web server (gunicorn + whitenoise) and a Celery worker, with a local Redis
+# Run the app locally: web server (gunicorn + whitenoise), a Celery worker and Celery beat (the
+# run supervisor), with a local Redis
 # when REDIS_URL is unset and SQLite at .data/app.sqlite3 when DATABASE_URL is unset.
 # Usage: bash scripts/run.sh        (PORT=8000 by default; Ctrl-C stops everything it started)
 # shellcheck disable=SC2317  # functions invoked from traps look unreachable
@@ -81,6 +82,11 @@ main() {
     step "load demo data" "$py" manage.py load_demo
     "$MP_VENV/bin/celery" -A migration_planner worker --loglevel=INFO --concurrency=2 &
     STARTED_PIDS+=("$!:celery worker")
+    # Beat queues the supervisor (runs.supervise) every MP_SUPERVISOR_SECONDS: it re-queues
+    # work a killed worker or a restarted broker lost (docs/operations.md).
+    "$MP_VENV/bin/celery" -A migration_planner beat --loglevel=INFO \
+        --schedule "$MP_DATA/celerybeat-schedule" &
+    STARTED_PIDS+=("$!:celery beat")
     "$MP_VENV/bin/gunicorn" migration_planner.wsgi --bind "127.0.0.1:$PORT" --workers 2 \
         --threads 4 --access-logfile - &
     STARTED_PIDS+=("$!:gunicorn")

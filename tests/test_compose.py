@@ -131,3 +131,15 @@ def test_script_is_strict_and_parses(name: str) -> None:
     assert "set -euo pipefail" in path.read_text()
     result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_recovery_clocks_agree_across_app_services(compose: dict) -> None:
+    """Web, worker and beat read the same lease and supervisor period (docs/operations.md)."""
+    envs = [compose["services"][name]["environment"] for name in ("web", "worker", "beat")]
+    for key in ("MP_BATCH_LEASE_SECONDS", "MP_SUPERVISOR_SECONDS", "MP_BASE_URL"):
+        assert len({str(env[key]) for env in envs}) == 1, key
+
+
+def test_run_script_starts_beat_for_the_supervisor() -> None:
+    script = (ROOT / "scripts" / "run.sh").read_text()
+    assert "celery\" -A migration_planner beat" in script.replace("$MP_VENV/bin/", "")

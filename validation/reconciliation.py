@@ -443,6 +443,9 @@ def _sample_outcome(
             for k, values in zip(part.index, zip(*texts, strict=True), strict=True)
         }
         found = compare_rows(expected, actual)
+        business = {t: s for s, t in targets.items()}  # shown beside the surrogate id
+        for d in found:
+            d["business_key"] = business.get(d["key"], d["key"].removeprefix("source "))
         bad_keys.update(d["key"] for d in found)
         diffs += found[: max(0, LISTED_KEYS - len(diffs))]
         fields += len(found)

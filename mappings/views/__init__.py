@@ -25,6 +25,12 @@ from .lookups import (
     lookup_list_view,
     lookup_upload_view,
 )
+from .plan_lifecycle import (
+    plan_archive_view,
+    plan_clone_view,
+    plan_delete_view,
+    plan_import_view,
+)
 from .plans import (
     milestone_delete_view,
     milestone_save_view,

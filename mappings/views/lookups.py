@@ -14,6 +14,7 @@ from migration_planner.lib.views import capability_required
 from ..forms import LookupEntryForm, LookupForm, UploadForm
 from ..models import LookupEntry, LookupTable
 from ..services_lookups import (
+    lookup_csv_decode,
     lookup_delete,
     lookup_entry_delete,
     lookup_entry_save,
@@ -135,10 +136,8 @@ def lookup_upload_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
         messages.error(request, upload_refusal(request) or "Choose a CSV file to upload.")
         return redirect("mappings:lookup_detail", slug=slug, uuid=lookup.uuid)
     try:
-        text = form.cleaned_data["file"].read().decode("utf-8-sig")
+        text = lookup_csv_decode(raw=form.cleaned_data["file"].read())
         count = lookup_import_csv(lookup=lookup, user=request.user, text=text)
-    except UnicodeDecodeError as exc:
-        messages.error(request, f"The file is not UTF-8 text (byte {exc.start}).")
     except ApplicationError as exc:
         messages.error(request, f"{form.cleaned_data['file'].name}: {exc.message}")
     else:

@@ -20,8 +20,11 @@ from ._common import EDIT, can_edit, plan_or_404
 
 @capability_required("mp.view")
 def plan_list_view(request: HttpRequest) -> HttpResponse:
-    return render(request, "mappings/plan_list.html",
-                  {"plans": plan_list(), "can_edit": can_edit(request)})
+    archived = request.GET.get("archived") == "1"
+    return render(request, "mappings/plan_list.html", {
+        "plans": plan_list(archived=archived), "can_edit": can_edit(request),
+        "archived": archived,
+        "archived_count": 0 if archived else plan_list(archived=True).count()})
 
 
 @capability_required("mp.view")

@@ -12,7 +12,7 @@ from migration_planner.lib.views import capability_required
 
 from ..models import PlanVersion, System
 from ..selectors import plan_history
-from ..services import plan_version_create
+from ..services import plan_current_dict, plan_version_create
 from ..services_drift import plan_version_drift
 from ..services_versions import plan_version_revert, snapshot_diff
 from ._common import EDIT, can_edit, plan_or_404
@@ -63,11 +63,20 @@ def version_diff_view(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_POST
 @capability_required(EDIT)
 def version_revert_view(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    """GET: what reverting would change (a confirmation page); POST: revert."""
     plan = plan_or_404(slug)
     version = get_object_or_404(PlanVersion, plan=plan, number=number)
+    if request.method != "POST":
+        try:
+            current, error = plan_current_dict(plan=plan), ""
+        except ApplicationError as exc:
+            current, error = {}, exc.message
+        return render(request, "mappings/version_revert.html", {
+            "plan": plan, "version": version, "error": error,
+            "changes": snapshot_diff(current, version.snapshot),
+            "complete": "_document" in version.snapshot})
     try:
         plan_version_revert(plan=plan, version=version, user=request.user)
     except ApplicationError as exc:

@@ -8,13 +8,18 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .errors import ApplicationError, PermissionDeniedError
+from .errors import ApplicationError, ConflictError, PermissionDeniedError
 
 
 def exception_handler(exc, context):
-    """ApplicationError -> 400 (403 for permission) with {"detail", "field"}; else DRF default."""
+    """ApplicationError -> 400 (403 permission, 409 conflict) with {"detail", "field"}; else
+    DRF default."""
     if isinstance(exc, ApplicationError):
-        code = status.HTTP_403_FORBIDDEN if isinstance(exc, PermissionDeniedError) else 400
+        code = status.HTTP_400_BAD_REQUEST
+        if isinstance(exc, PermissionDeniedError):
+            code = status.HTTP_403_FORBIDDEN
+        elif isinstance(exc, ConflictError):
+            code = status.HTTP_409_CONFLICT
         body = {"detail": exc.message, "field": exc.field, **exc.extra}
         return Response(body, status=code)
     return drf_exception_handler(exc, context)

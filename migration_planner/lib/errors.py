@@ -1,4 +1,5 @@
-"""Domain errors raised by services; views show them as messages, the API as a 400 body."""
+"""Domain errors raised by services; views show them as messages, the API as a 400 body
+(403 for a permission refusal, 409 for a conflict with another run's work)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,8 @@ class ApplicationError(Exception):
 
 class PermissionDeniedError(ApplicationError):
     """The user's role does not allow the action."""
+
+
+class ConflictError(ApplicationError):
+    """The action collides with another run's work (a table being written, a later run in
+    the way, records being re-processed): the API answers 409 with the same text."""

@@ -301,6 +301,14 @@ def _looks_binary(sample: bytes) -> bool:
     return len(sample) >= 64 and _control_share(sample) > 0.05
 
 
+def decode_text(raw: bytes, encoding: str | None = None) -> tuple[str, str]:
+    """(text, encoding used) as file staging decodes: a chosen encoding, else a UTF-8 BOM,
+    UTF-8, or the detected Western / charset-normalizer encoding. Pure; raises StagingError
+    naming the byte and line that cannot be decoded."""
+    decoded = _decode(raw, encoding)
+    return decoded.text, decoded.name
+
+
 def _decode_error(raw: bytes, byte: int, name: str) -> StagingError:
     line = raw.count(b"\n", 0, byte) + 1
     return StagingError(

@@ -248,6 +248,35 @@ LEDGER_SOURCE = sql.SQL(
 )
 
 
+# The same, without the keys the run itself deleted after its last write of them (source
+# deletes applied by a delta or sync run, mp_ledger.deleted): they are meant to be gone.
+LEDGER_SOURCE_AFTER_DELETES = sql.SQL(
+    "(SELECT w.k, w.h FROM (SELECT DISTINCT ON (r.target_key) r.target_key AS k, "
+    "r.row_hash AS h, r.seq AS s FROM mp_ledger.written r WHERE r.run_id = %s "
+    "AND r.entity = %s ORDER BY r.target_key, r.seq DESC) AS w WHERE NOT EXISTS ("
+    "SELECT 1 FROM mp_ledger.deleted d JOIN mp_ledger.batch b ON b.run_id = d.run_id "
+    "AND b.batch_id = d.batch_id WHERE d.run_id = %s AND d.entity = %s "
+    "AND d.action = 'delete' AND d.target_key = w.k AND b.seq > w.s))"
+)
+
+
+def _ledger_source(cursor: CursorFactory, run_id: str, entity: str) -> tuple[sql.Composable, tuple]:
+    """The ledger side's FROM item and parameters (deletes counted when the run has any)."""
+    with cursor() as cur:
+        cur.execute("SELECT to_regclass('mp_ledger.deleted') IS NOT NULL")
+        present = cur.fetchone()[0]
+        if present:
+            cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM mp_ledger.deleted WHERE run_id = %s "
+                "AND entity = %s AND action = 'delete')",
+                (run_id, entity),
+            )
+            present = cur.fetchone()[0]
+    if present:
+        return LEDGER_SOURCE_AFTER_DELETES, (run_id, entity, run_id, entity)
+    return LEDGER_SOURCE, (run_id, entity)
+
+
 def integer_key(key: ColumnInfo) -> bool:
     """True when positions can be the key values themselves."""
     return type_family(key.cast_type) == "integer"
@@ -296,7 +325,8 @@ def reconcile_pg(
     lowest key (older rows are not the run's); rows above it that the run did not write are
     listed as extra (present in the target, not written by the run)."""
     integer = integer_key(key)
-    ledger = PgSide(cursor, LEDGER_SOURCE, (run_id, entity), integer)
+    source, params = _ledger_source(cursor, run_id, entity)
+    ledger = PgSide(cursor, source, params, integer)
     target = PgSide(cursor, table_source(table, key, columns), (), integer)
     span = ledger.bounds()
     if span is None:

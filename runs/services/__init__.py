@@ -8,6 +8,13 @@ from .cdc import sync_run, sync_stop
 from .control import run_cancel, run_pause, run_resume
 from .execution import BatchBusy, batch_execute, run_finish, run_prepare
 from .launch import run_create
+from .leases import (
+    TableBusy,
+    table_lease_acquire,
+    table_lease_release,
+    table_lease_release_expired,
+    table_leases_for,
+)
 from .queue import (
     failed_record_correct,
     failed_record_ignore,
@@ -15,10 +22,14 @@ from .queue import (
     failed_records_reprocess_background,
     failed_records_reprocess_later,
 )
-from .rollback import run_rollback_execute, run_rollback_request
+from .rollback import run_rollback_execute, run_rollback_request, run_rollback_stack_request
+from .rollback_order import RollbackOrderError, run_rollback_blockers
+from .supervise import runs_supervise
 
 __all__ = [
     "BatchBusy",
+    "RollbackOrderError",
+    "TableBusy",
     "batch_execute",
     "failed_record_correct",
     "failed_record_ignore",
@@ -32,7 +43,14 @@ __all__ = [
     "run_prepare",
     "run_resume",
     "run_rollback_execute",
+    "run_rollback_blockers",
     "run_rollback_request",
+    "run_rollback_stack_request",
+    "table_lease_acquire",
+    "table_lease_release",
+    "table_lease_release_expired",
+    "table_leases_for",
+    "runs_supervise",
     "sync_run",
     "sync_stop",
 ]

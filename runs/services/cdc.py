@@ -51,6 +51,18 @@ def _save_cdc(run: Run, **values) -> None:
     Run.objects.filter(pk=run.pk).update(cdc=run.cdc)
 
 
+def sync_check_source(*, source) -> None:
+    """Raise ApplicationError saying what to change when the source cannot stream changes
+    (wal_level, REPLICATION, slots) or cannot be reached. Read-only."""
+    from runs.engine.cdc.slot import cdc_check
+    from runs.engine.errors import TransientError
+
+    try:
+        cdc_check(source.connection_params())
+    except (EngineError, TransientError) as exc:
+        raise ApplicationError(f"“{source.name}” cannot feed a sync: {exc}", field="mode") from exc
+
+
 def sync_check_systems(*, source, target) -> None:
     """Raise ApplicationError unless both systems are PostgreSQL (what CDC reads and applies
     to). Read-only."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
@@ -71,8 +72,9 @@ def run_resume(*, run: Run, user) -> Run:
 
 @transaction.atomic
 def run_cancel(*, run: Run, user) -> Run:
-    """Cancel pending batches; the run ends once running batches finish. Committed batches stay
-    in the target (roll back to undo them). Raises ApplicationError for a finished run."""
+    """Cancel pending batches (and running ones whose lease expired); the run ends once the
+    running batches finish or their leases expire (the supervisor). Committed batches stay in
+    the target (roll back to undo them). Raises ApplicationError for a finished run."""
     run = _change(
         run,
         user,
@@ -81,6 +83,11 @@ def run_cancel(*, run: Run, user) -> Run:
         "cancel",
     )
     Batch.objects.filter(run=run, status=BatchStatus.PENDING).update(status=BatchStatus.CANCELLED)
+    # A running batch whose lease already expired has no worker left to report: cancel it now
+    # (the supervisor does the same for leases that expire later).
+    Batch.objects.filter(
+        run=run, status=BatchStatus.RUNNING, lease_until__lt=timezone.now()
+    ).update(status=BatchStatus.CANCELLED, lease_until=None, error="cancelled: worker lost")
     from .execution import _finish_if_idle
 
     transaction.on_commit(lambda: _finish_if_idle(None, run=Run.objects.get(pk=run.pk)))

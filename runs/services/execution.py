@@ -10,8 +10,9 @@ from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F, Q, Sum
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from runs.connections import connector_for
@@ -19,10 +20,11 @@ from runs.engine.connectors import KeyRange
 from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError, TransientError
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
-from runs.models import COUNTERS, Batch, FailedRecord, Run
+from runs.models import COUNTERS, Batch, FailedRecord, Run, TableLease
 
 from . import hooks
 from .dispatch import enqueue_batches
+from .leases import RUN_PURPOSES
 from .logging import run_log
 from .recording import outcome_record
 from .state import (
@@ -69,7 +71,8 @@ def _fail_run(run: Run, message: str) -> None:
 
 
 def _ended(run_id: int) -> None:
-    """Run the after-run hooks once the state change is committed."""
+    """Free the run's table leases and run the after-run hooks once the change is committed."""
+    TableLease.objects.filter(run_id=run_id, purpose__in=RUN_PURPOSES).delete()
     transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run_id)))
 
 
@@ -140,11 +143,30 @@ def _plan_deletes(run: Run, seq: int) -> list[Batch]:
 def run_prepare(*, run_id: int) -> Run:
     """Plan a queued run's batches and queue the first entity's. Idempotent (a run that is
     not queued is left alone); engine errors fail the run with their message."""
+    now = timezone.now()
+    # The claim: only one worker moves the run from queued to preparing (a lease kept alive
+    # while it works; the supervisor starts it again if the lease expires).
+    if not Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=now, lease_until=now + _lease()
+    ):
+        return Run.objects.get(pk=run_id)
     run = Run.objects.select_related("plan__source", "target", "version").get(pk=run_id)
-    if run.status != RunStatus.QUEUED:
-        return run
-    run.status, run.started_at = RunStatus.RUNNING, timezone.now()
-    run.save(update_fields=["status", "started_at"])
+    keeper = _Heartbeat(_preparing(run))
+    keeper.start()
+    try:
+        return _prepare(run)
+    finally:
+        keeper.stop.set()
+
+
+def _preparing(run: Run):
+    """The run row as long as this preparation still holds it (its claim's start time)."""
+    return Run.objects.filter(
+        pk=run.pk, status=RunStatus.RUNNING, started_at=run.started_at, lease_until__isnull=False
+    )
+
+
+def _prepare(run: Run) -> Run:
     try:
         source, target = connector_for(run.plan.source), connector_for(run.target)
         for entity in run_entities(run):  # drift since the launch: refuse before planning
@@ -170,9 +192,12 @@ def run_prepare(*, run_id: int) -> Run:
         _fail_run(run, f"Stopped before writing anything: {blocked}")
         return run
     with transaction.atomic():
+        if not _preparing(run).update(lease_until=None):
+            return run  # the supervisor gave the preparation to another worker
         Batch.objects.bulk_create(batches)
         run.source_total = sum(run.entity_totals.values())
         run.batches_total = len(batches)
+        run.lease_until = None
         run.save(
             update_fields=[
                 "pre_checksums",
@@ -180,6 +205,7 @@ def run_prepare(*, run_id: int) -> Run:
                 "watermarks",
                 "source_total",
                 "batches_total",
+                "lease_until",
             ]
         )
         run_log(
@@ -225,20 +251,28 @@ def _claim(batch_id: int) -> Batch | None:
     return Batch.objects.select_related("run").get(pk=batch_id) if claimed else None
 
 
-class _Heartbeat(threading.Thread):
-    """Keeps a claimed batch's lease alive while the engine works."""
+def _claimed(batch: Batch):
+    """The batch row as long as this claim still holds it (status running, same attempt)."""
+    return Batch.objects.filter(pk=batch.pk, status=BatchStatus.RUNNING, attempts=batch.attempts)
 
-    def __init__(self, batch_id: int) -> None:
+
+class _Heartbeat(threading.Thread):
+    """Keeps a claim's lease (a batch's or a preparing run's) alive while the work goes on;
+    a claim the supervisor took back is not renewed. Database errors (an outage) are
+    survived: the lease then simply runs out."""
+
+    def __init__(self, claim) -> None:
         super().__init__(daemon=True)
-        self.batch_id, self.stop = batch_id, threading.Event()
+        self.claim, self.stop = claim, threading.Event()
 
     def run(self) -> None:
         interval = max(settings.MP_BATCH_LEASE_SECONDS / 3, 0.5)
         try:
             while not self.stop.wait(interval):
-                Batch.objects.filter(pk=self.batch_id, status=BatchStatus.RUNNING).update(
-                    lease_until=timezone.now() + _lease()
-                )
+                try:
+                    self.claim.update(lease_until=timezone.now() + _lease())
+                except DatabaseError:
+                    connection.close()
         finally:
             connection.close()
 
@@ -273,7 +307,7 @@ def batch_execute(*, batch_id: int) -> str:
 
 
 def _park(batch: Batch) -> str:
-    Batch.objects.filter(pk=batch.pk).update(
+    _claimed(batch).update(
         status=BatchStatus.PARKED, lease_until=None, error=f"parked after {MAX_ATTEMPTS} attempts"
     )
     run_log(
@@ -289,7 +323,7 @@ def _park(batch: Batch) -> str:
 def _work(batch: Batch) -> str:
     run = batch.run
     entity = run_snapshot(run).entity(batch.entity)
-    heartbeat = _Heartbeat(batch.pk)
+    heartbeat = _Heartbeat(_claimed(batch))
     heartbeat.start()
     started = time.monotonic()
     try:
@@ -308,17 +342,18 @@ def _work(batch: Batch) -> str:
                 batch_id=batch.ledger_id,
                 dry_run=run.mode == RunMode.DRY_RUN,
                 changed_since=_watermark_value(run, entity),
-                skip_unchanged=run.mode == RunMode.DELTA,
+                skip_unchanged=True,  # loads and deltas write only rows that differ
                 failed_parents=_failed_parents(run, entity),
                 stored_schema=run_stored_schemas(run),
             )
     except TransientError:
-        Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.PENDING, lease_until=None)
+        _claimed(batch).update(status=BatchStatus.PENDING, lease_until=None)
         raise
     except Exception as exc:  # noqa: BLE001 - any other error fails the batch and run visibly
-        Batch.objects.filter(pk=batch.pk).update(
+        if not _claimed(batch).update(
             status=BatchStatus.FAILED, error=str(exc)[:4000], lease_until=None
-        )
+        ):
+            return "claim lost"  # the supervisor gave the batch to another attempt
         kind = "" if isinstance(exc, EngineError) else f"{exc.__class__.__name__}: "
         _fail_run(run, f"Batch {batch.seq} ({batch.entity}) failed: {kind}{exc}")
         return "failed"
@@ -426,7 +461,10 @@ def _finish_if_idle(batch_id: int | None, run: Run | None = None) -> None:
         return
     if not Batch.objects.filter(run=run, status=BatchStatus.RUNNING).exists():
         cancelled = Run.objects.filter(pk=run.pk, status=RunStatus.CANCELLING).update(
-            status=RunStatus.CANCELLED, finished_at=timezone.now()
+            status=RunStatus.CANCELLED,
+            finished_at=timezone.now(),
+            # a run cancelled while still queued never started: it ends where it was
+            started_at=Coalesce("started_at", Value(timezone.now())),
         )
         if cancelled:
             run_log(run, "Run cancelled.", LogLevel.WARNING)
@@ -454,20 +492,19 @@ def _accounting(run: Run) -> list[str]:
 
 def run_finish(*, run_id: int) -> Run:
     """Close a run whose batches are all worked: accounting per entity decides success.
-    Idempotent: only a running run is finished."""
+    Idempotent: only a running run is finished; a sync run only by its own task."""
     run = Run.objects.select_related("plan").get(pk=run_id)
-    if run.status != RunStatus.RUNNING:
-        return run
+    if run.status != RunStatus.RUNNING or run.mode == RunMode.SYNC:
+        return run  # a sync is finished by its own task once drained (services.cdc)
     problems = _accounting(run)
     unfinished = Batch.objects.filter(run=run).exclude(status=BatchStatus.DONE).count()
     if unfinished:
         problems.append(f"{unfinished} batch(es) did not finish (parked or failed)")
     if problems:
         _fail_run(run, "Accounting does not balance: " + "; ".join(problems))
-    else:
-        Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-            status=RunStatus.SUCCEEDED, finished_at=timezone.now()
-        )
+    elif Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=RunStatus.SUCCEEDED, finished_at=timezone.now()
+    ):
         run.refresh_from_db()
         run_log(
             run,

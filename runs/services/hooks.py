@@ -4,7 +4,8 @@ A hook is a plain function registered at app start (``AppConfig.ready``):
 - ``before_run(run) -> str | None``: called after the run is planned and before any batch is
   queued; returning a message stops the run (status failed) before anything is written.
 - ``after_run(run) -> None``: called once a run has ended (succeeded, failed, cancelled or
-  rolled back); errors are logged on the run, never raised.
+  rolled back); errors are logged on the run, never raised. Steps registered with
+  ``late=True`` (alerts) run after the others (reconciliation), so they can report its verdict.
 - ``after_queue_work(run, who) -> None``: called after queue work (re-processing failed
   records) wrote to a finished run's target; errors are logged on the run, never raised.
 """
@@ -22,6 +23,7 @@ from .logging import run_log
 logger = logging.getLogger(__name__)
 BEFORE_RUN: list[Callable[[Run], str | None]] = []
 AFTER_RUN: list[Callable[[Run], None]] = []
+AFTER_RUN_LATE: list[Callable[[Run], None]] = []
 AFTER_QUEUE_WORK: list[Callable[[Run, str], None]] = []
 
 
@@ -31,10 +33,11 @@ def register_before_run(fn: Callable[[Run], str | None]) -> None:
         BEFORE_RUN.append(fn)
 
 
-def register_after_run(fn: Callable[[Run], None]) -> None:
-    """Add a step that runs when a run has ended (idempotent)."""
-    if fn not in AFTER_RUN:
-        AFTER_RUN.append(fn)
+def register_after_run(fn: Callable[[Run], None], *, late: bool = False) -> None:
+    """Add a step that runs when a run has ended (idempotent); ``late`` steps run last."""
+    steps = AFTER_RUN_LATE if late else AFTER_RUN
+    if fn not in steps:
+        steps.append(fn)
 
 
 def before_run(run: Run) -> str | None:
@@ -48,7 +51,7 @@ def before_run(run: Run) -> str | None:
 
 def after_run(run: Run) -> None:
     """Call every after-run step; failures are logged on the run and swallowed."""
-    for fn in AFTER_RUN:
+    for fn in [*AFTER_RUN, *AFTER_RUN_LATE]:
         try:
             fn(run)
         except Exception as exc:  # noqa: BLE001 - a follow-up step must not undo the run's result

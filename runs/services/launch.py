@@ -7,7 +7,6 @@ from django.db.models import Count
 
 from mappings.models import Plan, System
 from mappings.services import plan_version_create, plan_version_snapshot
-from mappings.services_drift import plan_drift_refuse
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.enums import RunMode, RunStatus
 from runs.models import Run
@@ -15,6 +14,8 @@ from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from .dispatch import enqueue_run_start, enqueue_sync
+from .leases import table_lease_acquire
+from .state import run_entities
 
 
 def _signed_off(version) -> bool:
@@ -33,9 +34,17 @@ def _check_launch(*, user, plan: Plan, target: System, mode: str, scope_entity: 
     if target.role == "source":
         raise ApplicationError(f"“{target.name}” is registered as a source only.", field="target")
     if mode == RunMode.SYNC:
-        from .cdc import sync_check_systems
+        from .cdc import sync_check_source, sync_check_systems
 
         sync_check_systems(source=plan.source, target=target)
+        sync_check_source(source=plan.source)
+        inserting = sorted(plan.entities.exclude(load_mode="upsert").values_list("name", flat=True))
+        if inserting:
+            raise ApplicationError(
+                "A sync replays updates, so every entity must load with upsert on an external "
+                f"id; these load with insert: {', '.join(inserting)}.",
+                field="mode",
+            )
     if scope_entity and not plan.entities.filter(name=scope_entity).exists():
         raise ApplicationError(f"The plan has no entity “{scope_entity}”.", field="scope_entity")
     empty = [e.name for e in plan.entities.annotate(n=Count("fields")).filter(n=0)
@@ -58,11 +67,14 @@ def run_create(
     mode: str = RunMode.DRY_RUN,
     scope_entity: str = "",
 ) -> Run:
-    """Freeze the plan's current version and queue a run. Transactional; raises
-    PermissionDeniedError (role) or ApplicationError (bad input, production gate closed,
+    """Freeze the plan's current version, lease the target tables (not for a dry run) and
+    queue a run. Transactional; raises PermissionDeniedError (role), TableBusy (another run
+    writes one of the tables: 409) or ApplicationError (bad input, production gate closed,
     schema drift of a column the plan uses: nothing is queued or written)."""
     target = target or plan.target
     _check_launch(user=user, plan=plan, target=target, mode=mode, scope_entity=scope_entity)
+    if plan.archived_at is not None:
+        raise ApplicationError(f"“{plan.name}” is archived: restore it before launching a run.")
     version = plan_version_create(plan=plan, user=user, note="frozen for a run")
     if target.is_production and mode != RunMode.DRY_RUN and not _signed_off(version):
         raise ApplicationError(
@@ -74,6 +86,9 @@ def run_create(
     entities = plan_version_snapshot(version).entities_in_load_order()
     if scope_entity:
         entities = [e for e in entities if e.name == scope_entity]
+    # imported here: mappings.schema loads pandas, which the Celery parent must not
+    from mappings.services_drift import plan_drift_refuse
+
     plan_drift_refuse(version=version, target=target, entities=entities)
     run = Run.objects.create(
         plan=plan,
@@ -84,6 +99,9 @@ def run_create(
         launched_by=user,
         status=RunStatus.QUEUED,
     )
+    if mode != RunMode.DRY_RUN:  # one writer per target table; a dry run writes nothing
+        tables = [e.target_table for e in run_entities(run)]
+        table_lease_acquire(run=run, tables=tables, purpose=mode, user=user)
     audit_record(
         action=AuditAction.RUN_START,
         actor=user,

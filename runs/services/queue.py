@@ -6,27 +6,33 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db import transaction
+import orjson
+from django.db import connection, transaction
 from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
 from mappings.services import plan_snapshot_build
-from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from migration_planner.lib.errors import ApplicationError, ConflictError, PermissionDeniedError
 from runs.connections import connector_for
-from runs.enums import BatchStatus, FailedRecordStatus, RunMode
+from runs.enums import BatchStatus, FailedRecordStatus, LeasePurpose, LogLevel, RunMode, RunStatus
 from runs.models import Batch, FailedRecord, LedgerEntry, Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from .dispatch import enqueue_reprocess
 from .hooks import after_queue_work
+from .leases import table_lease_acquire, table_lease_release
 from .logging import run_log
+from .recording import _error_values, _json_safe
+from .rollback_order import blocker_extra, run_rollback_blockers, run_summary, run_tables
 from .state import run_ledger_id, run_snapshot
 
 if TYPE_CHECKING:
     import pandas as pd
 
 WORKABLE = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
+STILL_RUNNING = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.CANCELLING)
+_FAILING_FIELDS = ("stage", "message", "category", "field", "rule", "transformed_row", "errors")
 
 
 @dataclass
@@ -34,6 +40,12 @@ class ReprocessResult:
     attempted: int = 0
     fixed: int = 0
     still_failing: int = 0
+
+    def add(self, other: ReprocessResult) -> None:
+        """Fold another result into this one."""
+        self.attempted += other.attempted
+        self.fixed += other.fixed
+        self.still_failing += other.still_failing
 
 
 def _frame(records: list[FailedRecord], columns: list[str]) -> pd.DataFrame:
@@ -43,53 +55,122 @@ def _frame(records: list[FailedRecord], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns, dtype=object)
 
 
-def _new_batch(run: Run, entity: str, count: int) -> Batch:
-    seq = (Batch.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0) + 1
-    return Batch.objects.create(
-        run=run,
-        entity=entity,
+def _check_run(run: Run) -> None:
+    """Refuse re-processing while the run may still write or is being (or was) undone."""
+    if run.status == RunStatus.ROLLING_BACK:
+        raise ConflictError(
+            f"Run #{run.pk} is rolling back; its failed records cannot be re-processed."
+        )
+    if run.status == RunStatus.ROLLED_BACK:
+        raise ConflictError(
+            f"Run #{run.pk} was rolled back; its failed records are superseded (kept, read-only)."
+        )
+    if run.status in STILL_RUNNING:
+        raise ConflictError(
+            f"Run #{run.pk} is {run.get_status_display().lower()}; re-process after it ends."
+        )
+
+
+def _check_newest(run: Run, table: str) -> None:
+    """Rollbacks form a stack, so re-processing may only add to the newest run that wrote the
+    table (else undoing a later run would restore its before-images over the new rows)."""
+    later = [r for r in run_rollback_blockers(run=run) if table in run_tables(r)]
+    if later:
+        raise ConflictError(
+            f"Run #{run.pk}'s {table} records cannot be re-processed: {run_summary(later[0])} "
+            f"wrote {table} since. Re-process the newest run's records, or roll the later "
+            "run(s) back first.",
+            extra=blocker_extra(later),
+        )
+
+
+@transaction.atomic
+def _start(run: Run, entity, record_ids: list[int], user) -> tuple[Batch, list[FailedRecord]]:
+    """Lock the run, check it, lease the entity's table (not for a dry run), claim a batch
+    number and re-read the records still workable. Transactional; raises ConflictError."""
+    locked = Run.objects.select_for_update().get(pk=run.pk)
+    _check_run(locked)
+    if locked.mode != RunMode.DRY_RUN:
+        _check_newest(locked, entity.target_table)
+        table_lease_acquire(
+            run=locked, tables=[entity.target_table], purpose=LeasePurpose.REPROCESS, user=user
+        )
+    records = list(
+        FailedRecord.objects.filter(pk__in=record_ids, status__in=WORKABLE).order_by("pk")
+    )
+    seq = (Batch.objects.filter(run=locked).aggregate(m=Max("seq"))["m"] or 0) + 1
+    batch = Batch.objects.create(
+        run=locked,
+        entity=entity.name,
         seq=seq,
         status=BatchStatus.RUNNING,
         attempts=1,
         started_at=timezone.now(),
         worker="reprocess",
-        error=f"re-process of {count} failed record(s)",
+        error=f"re-process of {len(records)} failed record(s)",
     )
+    return batch, records
 
 
-def _apply(run: Run, records: list[FailedRecord], outcome, batch: Batch, user) -> ReprocessResult:
+def _failing_update(failing: list[tuple[FailedRecord, object]], user, now) -> None:
+    """Store the new failure of records still failing: one set-based UPDATE (PostgreSQL)."""
+    values = {
+        "stage": [f.stage for _, f in failing],
+        "message": [f.message for _, f in failing],
+        "category": [f.category for _, f in failing],
+        "field": [f.field or "" for _, f in failing],
+        "rule": [f.rule or "" for _, f in failing],
+        "transformed_row": [_json_text(_json_safe(f.transformed_row)) for _, f in failing],
+        "errors": [_json_text(_error_values(f)) for _, f in failing],
+    }
+    if connection.vendor != "postgresql":
+        records = [r for r, _ in failing]
+        for record, (_, f) in zip(records, failing, strict=True):
+            for name in _FAILING_FIELDS:
+                setattr(record, name, getattr(f, name) or "")
+            record.transformed_row = _json_safe(f.transformed_row)
+            record.errors = _error_values(f)
+            record.handled_by, record.handled_at = user, now
+        fields = [*_FAILING_FIELDS, "handled_by", "handled_at"]
+        FailedRecord.objects.bulk_update(records, fields, batch_size=500)
+        return
+    table = FailedRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS f SET stage = v.stage, message = v.message, "  # noqa: S608 - our table
+            "category = v.category, field = v.field, rule = v.rule, "
+            "transformed_row = v.transformed_row::jsonb, errors = v.errors::jsonb, "
+            "handled_by_id = %s, handled_at = %s FROM unnest(%s::bigint[], %s::text[], "
+            "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+            "AS v(id, stage, message, category, field, rule, transformed_row, errors) "
+            "WHERE f.id = v.id",
+            [
+                getattr(user, "pk", None),
+                now,
+                [r.pk for r, _ in failing],
+                *(values[name] for name in _FAILING_FIELDS),
+            ],
+        )
+
+
+def _json_text(value: object) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _apply(
+    run: Run, records: list[FailedRecord], outcome, batch: Batch, entity, user
+) -> ReprocessResult:
+    """Close fixed records, store new failures, move counts failed → loaded and index the
+    batch's ledger: set-based statements, one transaction (the caller's)."""
     failing = {str(f.source_key): f for f in outcome.failures}
     fixed = [r for r in records if r.source_key not in failing]
     now = timezone.now()
-    for record in records:
-        again = failing.get(record.source_key)
-        if again is not None:
-            record.stage, record.message = again.stage, again.message
-            record.category, record.field, record.rule = (
-                again.category,
-                again.field or "",
-                again.rule or "",
-            )
-            record.transformed_row = {
-                k: (None if v is None else str(v)) for k, v in (again.transformed_row or {}).items()
-            }
-        else:
-            record.status = FailedRecordStatus.REPROCESSED
-        record.handled_by, record.handled_at = user, now
-    FailedRecord.objects.bulk_update(
-        records,
-        [
-            "status",
-            "stage",
-            "message",
-            "category",
-            "field",
-            "rule",
-            "transformed_row",
-            "handled_by",
-            "handled_at",
-        ],
+    FailedRecord.objects.filter(pk__in=[r.pk for r in fixed]).update(
+        status=FailedRecordStatus.REPROCESSED, handled_by=user, handled_at=now
     )
+    again = [(r, failing[r.source_key]) for r in records if r.source_key in failing]
+    if again:
+        _failing_update(again, user, now)
     per_batch: dict[int, int] = defaultdict(int)
     for record in fixed:
         if record.batch_id:
@@ -102,12 +183,18 @@ def _apply(run: Run, records: list[FailedRecord], outcome, batch: Batch, user) -
         inserted=F("inserted") + outcome.inserted,
         updated=F("updated") + outcome.updated,
     )
-    Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.DONE, finished_at=now)
+    Batch.objects.filter(pk=batch.pk).update(
+        status=BatchStatus.DONE,
+        finished_at=now,
+        inserted=outcome.inserted,
+        updated=outcome.updated,
+        unchanged=outcome.unchanged,
+    )
     if outcome.inserted or outcome.updated:
         LedgerEntry.objects.create(
             batch=batch,
             entity=batch.entity,
-            target_table="",
+            target_table=entity.target_table,
             inserted=outcome.inserted,
             updated=outcome.updated,
             committed_at=now,
@@ -115,26 +202,56 @@ def _apply(run: Run, records: list[FailedRecord], outcome, batch: Batch, user) -
     return ReprocessResult(len(records), len(fixed), len(records) - len(fixed))
 
 
+def _abandon(run: Run, batch: Batch, exc: Exception) -> None:
+    """A re-process that raised: keep the batch only if the target committed it (its ledger
+    says so; the records stay open and a rollback still undoes it), else drop it."""
+    try:
+        committed = (
+            run.mode != RunMode.DRY_RUN
+            and connector_for(run.target).batch_result(run_ledger_id(run), batch.ledger_id)
+            is not None
+        )
+    except Exception:  # noqa: BLE001 - cannot tell: keep the batch, visibly failed
+        committed = True
+    if committed:
+        Batch.objects.filter(pk=batch.pk).update(
+            status=BatchStatus.FAILED, error=f"re-process failed: {exc}"[:4000]
+        )
+    else:
+        Batch.objects.filter(pk=batch.pk).delete()
+    run_log(run, f"Re-process of {batch.entity} records failed: {exc}", LogLevel.ERROR)
+
+
 def _reprocess_group(
-    run: Run, entity_name: str, records: list[FailedRecord], user, current_rules: bool
+    run: Run, entity_name: str, record_ids: list[int], user, current_rules: bool
 ) -> ReprocessResult:
     from runs.engine.batch import process_frame, source_columns
 
     snapshot = plan_snapshot_build(plan=run.plan) if current_rules else run_snapshot(run)
     entity = snapshot.entity(entity_name)
-    batch = _new_batch(run, entity_name, len(records))
-    outcome = process_frame(
-        snapshot=snapshot,
-        entity=entity,
-        frame=_frame(records, source_columns(entity)),
-        source=connector_for(run.plan.source),
-        target=connector_for(run.target),
-        run_id=run_ledger_id(run),
-        batch_id=batch.ledger_id,
-        dry_run=run.mode == RunMode.DRY_RUN,
-    )
-    with transaction.atomic():
-        result = _apply(run, records, outcome, batch, user)
+    batch, records = _start(run, entity, record_ids, user)
+    try:
+        if not records:
+            Batch.objects.filter(pk=batch.pk).delete()
+            return ReprocessResult()
+        try:
+            outcome = process_frame(
+                snapshot=snapshot,
+                entity=entity,
+                frame=_frame(records, source_columns(entity)),
+                source=connector_for(run.plan.source),
+                target=connector_for(run.target),
+                run_id=run_ledger_id(run),
+                batch_id=batch.ledger_id,
+                dry_run=run.mode == RunMode.DRY_RUN,
+            )
+        except Exception as exc:
+            _abandon(run, batch, exc)
+            raise ApplicationError(f"Re-process of {entity_name} records failed: {exc}") from exc
+        with transaction.atomic():
+            result = _apply(run, records, outcome, batch, entity, user)
+    finally:
+        table_lease_release(run=run, purpose=LeasePurpose.REPROCESS)
     run_log(
         run,
         f"Re-processed {result.attempted} {entity_name} record(s) by "
@@ -188,34 +305,35 @@ def failed_record_reprocess(
     current_rules: bool | None = None,
     reconcile: bool = True,
 ) -> ReprocessResult:
-    """Send open/fixed records through transform → load → ledger again (as a new batch of their
-    run, so rollback covers it). Records that pass close as re-processed; the rest stay open
-    with the new message; each run touched is reconciled again (``reconcile``, via the
-    after_queue_work hooks). ``current_rules`` None: the plan's current rules, but the run's
-    signed-off version into production (see ``reprocess_rules_choose``). Raises
-    PermissionDeniedError / ApplicationError."""
+    """Send open/fixed records through transform → load → ledger again, as a new batch of
+    their run under a lease on the entity's table (so a later rollback undoes it exactly).
+    Records that pass close as re-processed; the rest stay open with the new message; each
+    run touched is reconciled again (``reconcile``, via the after_queue_work hooks). Raises
+    PermissionDeniedError, ConflictError (run running / rolling back / rolled back, table
+    written by someone else, a later run wrote the table: 409) or ApplicationError.
+    ``current_rules`` None: the plan's current rules, but the run's signed-off version into
+    production, which only an operator may re-process into (``reprocess_rules_choose``)."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError("Your role does not allow working the error queue.")
-    groups: dict[tuple[int, str], list[FailedRecord]] = defaultdict(list)
-    for record in records.filter(status__in=WORKABLE).select_related(
-        "run__plan__source", "run__target"
-    ):
-        groups[(record.run_id, record.entity)].append(record)
+    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+    runs: dict[int, Run] = {}
+    rows = records.filter(status__in=WORKABLE).values_list("run_id", "entity", "pk")
+    for run_id, entity, pk in rows:
+        groups[(run_id, entity)].append(pk)
     if not groups:
         raise ApplicationError("No open failed records match.")
+    for run in Run.objects.filter(pk__in={k[0] for k in groups}).select_related(
+        "plan__source", "target", "version"
+    ):
+        _check_run(run)
+        runs[run.pk] = run
     total = ReprocessResult()
-    touched: dict[int, Run] = {}
-    for (_, entity_name), group in groups.items():
-        run = group[0].run
-        if run.status in ("running", "rolling_back", "queued", "rolled_back"):
-            raise ApplicationError(f"Run {run.uuid} is {run.status}; re-process after it ends.")
-        use_current = reprocess_rules_choose(run=run, user=user, current_rules=current_rules)
-        result = _reprocess_group(run, entity_name, group, user, use_current)
-        touched[run.pk] = run
-        total.attempted += result.attempted
-        total.fixed += result.fixed
-        total.still_failing += result.still_failing
-    for run in touched.values() if reconcile else ():  # no report of the state before this
+    for (run_id, entity_name), ids in groups.items():
+        use_current = reprocess_rules_choose(
+            run=runs[run_id], user=user, current_rules=current_rules
+        )
+        total.add(_reprocess_group(runs[run_id], entity_name, ids, user, use_current))
+    for run in runs.values() if reconcile else ():  # no report of the state before this
         after_queue_work(run, getattr(user, "username", "") or "the system")
     audit_record(
         action=AuditAction.REPROCESS,
@@ -276,11 +394,12 @@ BACKGROUND_CHUNK = 5_000
 
 def failed_records_reprocess_background(*, record_ids: list[int], user_id: int | None) -> str:
     """Re-process records chunk by chunk (a Celery task body); records already closed are
-    skipped, so running it twice is harmless. Returns a one-line summary."""
+    skipped, so running it twice is harmless. Stops (between chunks) once a run is rolling
+    back or the table is written by someone else. Returns a one-line summary."""
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    total = ReprocessResult()
+    total, stopped = ReprocessResult(), ""
     touched: set[int] = set()
     for start in range(0, len(record_ids), BACKGROUND_CHUNK):
         chunk = FailedRecord.objects.filter(
@@ -289,13 +408,17 @@ def failed_records_reprocess_background(*, record_ids: list[int], user_id: int |
         if not chunk.exists():
             continue
         touched.update(chunk.values_list("run_id", flat=True).distinct())
-        result = failed_record_reprocess(records=chunk, user=user, reconcile=False)
-        total.attempted += result.attempted
-        total.fixed += result.fixed
-        total.still_failing += result.still_failing
+        try:
+            total.add(failed_record_reprocess(records=chunk, user=user, reconcile=False))
+        except ConflictError as exc:
+            stopped = f"; stopped: {exc.message}"
+            break
     for run in Run.objects.filter(pk__in=touched):  # once per run, after every chunk
         after_queue_work(run, getattr(user, "username", "") or "the system")
-    return f"{total.attempted} re-processed: {total.fixed} fixed, {total.still_failing} failing"
+    return (
+        f"{total.attempted} re-processed: {total.fixed} fixed, {total.still_failing} failing"
+        f"{stopped}"
+    )
 
 
 def failed_records_reprocess_later(*, records: QuerySet[FailedRecord], user) -> int:

@@ -169,7 +169,11 @@ def outcome_record(*, batch: Batch, outcome, entity, duration_ms: int) -> bool:
     """Store counts, failed records, ledger index and run counters for a worked batch, once:
     returns False (writing nothing) when the batch was already recorded. Transactional."""
     counts = {c: getattr(outcome, c) for c in COUNTERS}
-    done = Batch.objects.filter(pk=batch.pk, status=BatchStatus.RUNNING).update(
+    # Only the current claim records (a late original whose batch the supervisor handed to
+    # another attempt finds a different attempt number and writes nothing).
+    done = Batch.objects.filter(
+        pk=batch.pk, status=BatchStatus.RUNNING, attempts=batch.attempts
+    ).update(
         status=BatchStatus.DONE,
         finished_at=timezone.now(),
         duration_ms=duration_ms,

@@ -9,45 +9,86 @@ from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.connections import connector_for
 from runs.engine.errors import EngineError
 from runs.engine.rollback import rollback_run
-from runs.enums import BatchStatus, LogLevel, RollbackStatus, RunMode, RunStatus
-from runs.models import Batch, LedgerEntry, Rollback, Run
+from runs.enums import (
+    BatchStatus,
+    FailedRecordStatus,
+    LeasePurpose,
+    LogLevel,
+    RollbackStatus,
+    RunMode,
+    RunStatus,
+)
+from runs.models import Batch, FailedRecord, LedgerEntry, Rollback, Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from . import hooks
 from .dispatch import enqueue_rollback
+from .leases import (
+    TableBusy,
+    lease_seconds,
+    table_lease_acquire,
+    table_lease_release,
+    table_lease_renew,
+    table_lease_wait,
+)
 from .logging import run_log
+from .rollback_order import RollbackOrderError, run_rollback_blockers, run_tables
 from .state import run_entities, run_ledger_id
 
 ROLLBACKABLE = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-@transaction.atomic
-def run_rollback_request(*, run: Run, user, reason: str = "", enqueue: bool = True) -> Rollback:
-    """Mark the run rolling back and queue the undo (``enqueue=False``: the caller executes
-    it). Transactional; raises PermissionDeniedError (not an operator) or ApplicationError
-    (dry run, still running)."""
+def _check_request(run: Run, user) -> None:
     if user is not None and not user.has_perm("mp.rollback_run"):
         raise PermissionDeniedError("Only an operator may roll a run back.")
     if run.mode == RunMode.DRY_RUN:
         raise ApplicationError("A dry run wrote nothing to the target; there is nothing to undo.")
-    if not Run.objects.filter(pk=run.pk, status__in=ROLLBACKABLE).update(
-        status=RunStatus.ROLLING_BACK
-    ):
-        run.refresh_from_db(fields=["status"])
-        raise ApplicationError(
-            f"A {run.get_status_display().lower()} run cannot be rolled back; wait until it ends "
-            "(cancel it first if needed)."
+
+
+def _lease_for_rollback(run: Run, user) -> None:
+    """Take the rollback lease now, unless the run's own re-processing holds a table: the
+    rollback task then waits for it (re-processing stops once it sees the run rolling back)."""
+    try:
+        table_lease_acquire(
+            run=run, tables=run_tables(run), purpose=LeasePurpose.ROLLBACK, user=user
         )
+    except TableBusy as busy:
+        if busy.lease.run_id != run.pk:
+            raise
+
+
+@transaction.atomic
+def run_rollback_request(
+    *, run: Run, user, reason: str = "", chain: list[int] = (), enqueue: bool = True
+) -> Rollback:
+    """Mark the run rolling back, lease its tables and queue the undo (``enqueue=False``: the
+    caller executes it); ``chain`` (run ids) is rolled back next, in order, each only after
+    this one verified. Transactional; raises
+    PermissionDeniedError (not an operator), RollbackOrderError (later runs wrote the same
+    tables: 409), TableBusy (another run writes a table: 409) or ApplicationError (dry run,
+    still running)."""
+    _check_request(run, user)
+    locked = Run.objects.select_for_update().get(pk=run.pk)
+    if locked.status not in ROLLBACKABLE:
+        raise ApplicationError(
+            f"A {locked.get_status_display().lower()} run cannot be rolled back; wait until it "
+            "ends (cancel it first if needed)."
+        )
+    blockers = run_rollback_blockers(run=locked)
+    if blockers:
+        raise RollbackOrderError(locked, blockers)
+    _lease_for_rollback(locked, user)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.ROLLING_BACK)
     rollback = Rollback.objects.create(
-        run=run, requested_by=user, checksums_before_run=run.pre_checksums
+        run=run, requested_by=user, checksums_before_run=run.pre_checksums, chain=list(chain)
     )
     audit_record(
         action=AuditAction.ROLLBACK,
         actor=user,
         obj=run,
-        before={"status": run.status},
-        after={"status": "rolling_back", "reason": reason},
+        before={"status": locked.status},
+        after={"status": "rolling_back", "reason": reason, "then": list(chain)},
     )
     run_log(
         run,
@@ -58,6 +99,23 @@ def run_rollback_request(*, run: Run, user, reason: str = "", enqueue: bool = Tr
     if enqueue:
         enqueue_rollback(rollback.pk)
     return rollback
+
+
+def run_rollback_stack_request(*, run: Run, user, reason: str = "") -> Rollback:
+    """Roll back every later run that blocks ``run`` (newest first), then ``run``: each one
+    verified before the next starts; the chain stops at the first mismatch or failure.
+    Returns the first rollback. Raises as run_rollback_request."""
+    _check_request(run, user)
+    order = [*run_rollback_blockers(run=run), run]
+    for later in order[:-1]:
+        if later.status not in ROLLBACKABLE:
+            raise ApplicationError(
+                f"Run #{later.pk} is {later.get_status_display().lower()}; it must end (cancel "
+                "it if needed) before the runs can be rolled back."
+            )
+    return run_rollback_request(
+        run=order[0], user=user, reason=reason, chain=[r.pk for r in order[1:]]
+    )
 
 
 def _verify(run: Run, target) -> tuple[dict, dict]:
@@ -73,24 +131,66 @@ def _verify(run: Run, target) -> tuple[dict, dict]:
     return after, differences
 
 
+def _wait_for_tables(rollback: Rollback, run: Run) -> bool:
+    """Hold the rollback lease before undoing: waits while the run's own re-processing
+    finishes. False (rollback failed, with the holder named) when another run holds a table."""
+    try:
+        table_lease_wait(
+            run=run,
+            tables=run_tables(run),
+            purpose=LeasePurpose.ROLLBACK,
+            user=rollback.requested_by,
+            timeout=lease_seconds(),
+        )
+    except TableBusy as busy:
+        _fail(rollback, run, f"Rollback cannot start: {busy.message}.")
+        return False
+    return True
+
+
+def _fail(rollback: Rollback, run: Run, message: str) -> None:
+    Rollback.objects.filter(pk=rollback.pk).update(
+        status=RollbackStatus.FAILED, error=message, finished_at=timezone.now()
+    )
+    run_log(run, message, LogLevel.ERROR)
+    table_lease_release(run=run, purpose=LeasePurpose.ROLLBACK)
+    if rollback.chain:
+        run_log(run, f"Chained rollback of runs {rollback.chain} not started.", LogLevel.ERROR)
+
+
 def run_rollback_execute(*, rollback_id: int) -> Rollback:
-    """Undo the run's batches in reverse order, then verify checksums. Idempotent and
-    resumable: a crashed rollback runs again from the batches still in the ledger."""
-    rollback = Rollback.objects.select_related("run__target", "run__version").get(pk=rollback_id)
+    """Undo the run's batches in reverse order, then verify checksums; then start the next
+    rollback of the chain if this one verified. Idempotent and resumable: a crashed rollback
+    runs again from the batches still in the ledger."""
+    rollback = Rollback.objects.select_related("run__target", "run__version", "requested_by").get(
+        pk=rollback_id
+    )
     run = rollback.run
     if rollback.status != RollbackStatus.RUNNING:
         return rollback
-    target = connector_for(run.target)
-    try:
-        summary = rollback_run(target=target, run_id=run_ledger_id(run))
-        after, differences = _verify(run, target)
-    except EngineError as exc:
-        Rollback.objects.filter(pk=rollback.pk).update(
-            status=RollbackStatus.FAILED, error=str(exc), finished_at=timezone.now()
-        )
-        run_log(run, f"Rollback failed: {exc}", LogLevel.ERROR)
+    if not _wait_for_tables(rollback, run):
         rollback.refresh_from_db()
         return rollback
+    target = connector_for(run.target)
+    try:
+        summary = rollback_run(
+            target=target,
+            run_id=run_ledger_id(run),
+            on_progress=lambda *_: table_lease_renew(run=run, purpose=LeasePurpose.ROLLBACK),
+        )
+        after, differences = _verify(run, target)
+    except EngineError as exc:
+        _fail(rollback, run, f"Rollback failed: {exc}")
+        rollback.refresh_from_db()
+        return rollback
+    _record(rollback, run, summary, after, differences)
+    rollback.refresh_from_db()
+    if rollback.chain:
+        _next_in_chain(rollback)
+    return rollback
+
+
+def _record(rollback: Rollback, run: Run, summary, after: dict, differences: dict) -> None:
     status = RollbackStatus.MISMATCH if differences else RollbackStatus.VERIFIED
     with transaction.atomic():
         Rollback.objects.filter(pk=rollback.pk).update(
@@ -107,6 +207,12 @@ def run_rollback_execute(*, rollback_id: int) -> Rollback:
             status=BatchStatus.ROLLED_BACK
         )
         LedgerEntry.objects.filter(batch__run=run).update(rolled_back_at=timezone.now())
+        superseded = (
+            FailedRecord.objects.filter(run=run)
+            .exclude(status__in=[FailedRecordStatus.IGNORED, FailedRecordStatus.SUPERSEDED])
+            .update(status=FailedRecordStatus.SUPERSEDED)
+        )
+        table_lease_release(run=run, purpose=LeasePurpose.ROLLBACK)
         verdict = (
             "target checksums equal the pre-run values"
             if not differences
@@ -115,9 +221,31 @@ def run_rollback_execute(*, rollback_id: int) -> Rollback:
         run_log(
             run,
             f"Rolled back {summary.batches} batches: {summary.deleted:,} rows deleted, "
-            f"{summary.restored:,} restored; {verdict}.",
+            f"{summary.restored:,} restored; {verdict}. {superseded:,} failed record(s) "
+            "superseded.",
             LogLevel.INFO if not differences else LogLevel.ERROR,
         )
         transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run.pk)))
-    rollback.refresh_from_db()
-    return rollback
+
+
+def _next_in_chain(rollback: Rollback) -> None:
+    """Start the next rollback of the chain, only after a verified one."""
+    run = rollback.run
+    if rollback.status != RollbackStatus.VERIFIED:
+        run_log(
+            run,
+            f"Chained rollback stopped at run #{run.pk} ({rollback.get_status_display()}); "
+            f"runs {', '.join(f'#{pk}' for pk in rollback.chain)} were not rolled back.",
+            LogLevel.ERROR,
+        )
+        return
+    following = Run.objects.select_related("version", "target").get(pk=rollback.chain[0])
+    try:
+        run_rollback_request(
+            run=following,
+            user=rollback.requested_by,
+            reason=f"after run #{run.pk} (rolled back first, newest first)",
+            chain=rollback.chain[1:],
+        )
+    except (ApplicationError, RollbackOrderError) as exc:
+        run_log(following, f"Chained rollback not started: {exc.message}", LogLevel.ERROR)

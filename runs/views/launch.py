@@ -8,12 +8,12 @@ from django.shortcuts import redirect, render
 
 from mappings.models import Plan
 from mappings.services_drift import plan_launch_drift
-from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from migration_planner.lib.errors import ApplicationError, ConflictError, PermissionDeniedError
 from runs.engine.errors import EngineError
 from runs.enums import RunMode
 from runs.forms import LaunchForm
 from runs.selectors import launch_preview
-from runs.services import run_create
+from runs.services import run_create, table_leases_for
 
 from .common import capability
 
@@ -54,7 +54,12 @@ def _preview(request: HttpRequest, plan: Plan, form: LaunchForm) -> dict:
 def run_launch_view(request: HttpRequest, slug: str) -> HttpResponse:
     plan = _plan(slug)
     form = LaunchForm(request.POST or None, plan=plan)
-    context = {"plan": plan, "form": form, "signoff_url": f"/plans/{plan.slug}/signoff/"}
+    context = {
+        "plan": plan,
+        "form": form,
+        "signoff_url": f"/plans/{plan.slug}/signoff/",
+        "leases": table_leases_for(target=plan.target),
+    }
     if request.method != "POST" or not form.is_valid():
         return render(request, "runs/launch.html", context)
     if "confirm" not in request.POST:
@@ -76,5 +81,6 @@ def run_launch_view(request: HttpRequest, slug: str) -> HttpResponse:
             "drift_refused": bool(exc.extra.get("drift")),
             "signoff_required": bool(exc.extra.get("signoff_required")),
         }
-        return render(request, "runs/launch.html", context, status=400)
+        code = 409 if isinstance(exc, ConflictError) else 400
+        return render(request, "runs/launch.html", context, status=code)
     return redirect(run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.errors import ApplicationError, ConflictError
 from migration_planner.lib.views import capability_required
 from runs.forms import RollbackForm
 from runs.models import Rollback, Run
@@ -39,17 +39,32 @@ def rollback_tables(rollback: Rollback) -> list[dict]:
 
 @capability("mp.rollback_run", ROLLBACK_DENIED)
 def rollback_confirm_view(request: HttpRequest, uuid) -> HttpResponse:
-    from runs.services import run_rollback_request
+    from runs.services import (
+        run_rollback_blockers,
+        run_rollback_request,
+        run_rollback_stack_request,
+        table_leases_for,
+    )
+    from runs.services.rollback_order import run_tables
 
     run = _run(uuid)
     form = RollbackForm(request.POST or None)
-    context = {"run": run, "form": form, "entities": rollback_preview(run)}
+    context = {
+        "run": run,
+        "form": form,
+        "entities": rollback_preview(run),
+        "later_runs": run_rollback_blockers(run=run),
+        "leases": table_leases_for(target=run.target, tables=run_tables(run)),
+    }
     if request.method == "POST" and form.is_valid():
+        stack = form.cleaned_data["with_later_runs"]
+        service = run_rollback_stack_request if stack else run_rollback_request
         try:
-            run_rollback_request(run=run, user=request.user, reason=form.cleaned_data["reason"])
+            service(run=run, user=request.user, reason=form.cleaned_data["reason"])
         except ApplicationError as exc:
             refuse(request, exc)
-            return render(request, "runs/rollback_confirm.html", context, status=400)
+            code = 409 if isinstance(exc, ConflictError) else 400
+            return render(request, "runs/rollback_confirm.html", context, status=code)
         return redirect("runs:rollback_progress", uuid=run.uuid)
     return render(request, "runs/rollback_confirm.html", context)
 

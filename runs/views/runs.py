@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid as uuid_module
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -17,13 +18,16 @@ from runs.selectors import (
     run_batches,
     run_compare,
     run_get,
+    run_idle_seconds,
     run_is_active,
     run_list,
     run_logs,
     run_progress,
     run_rollbacks,
+    worker_list,
 )
-from runs.services import run_cancel, run_pause, run_resume, sync_stop
+from runs.services import run_cancel, run_pause, run_resume, sync_stop, table_leases_for
+from runs.services.rollback_order import run_tables
 
 from .common import STOP_POLLING, capability, refuse
 
@@ -51,6 +55,7 @@ def _get_run(uuid) -> Run:
 
 
 def _live_context(run: Run, error: str = "") -> dict:
+    workers = worker_list() if run_is_active(run) else []
     return {
         "run": run,
         "progress": run_progress(run),
@@ -58,13 +63,21 @@ def _live_context(run: Run, error: str = "") -> dict:
         "logs": run_logs(run),
         "active": run_is_active(run),
         "error": error,
+        "idle_s": run_idle_seconds(run),
+        "workers": workers,
+        "live_workers": any(w.live for w in workers),
+        # A wait shorter than one batch lease is normal between batches and phases.
+        "stall_notice_s": int(settings.MP_BATCH_LEASE_SECONDS),
     }
 
 
 @capability_required("mp.view")
 def run_detail_view(request: HttpRequest, uuid) -> HttpResponse:
     run = _get_run(uuid)
-    context = _live_context(run) | {"rollbacks": run_rollbacks(run)}
+    context = _live_context(run) | {
+        "rollbacks": run_rollbacks(run),
+        "leases": table_leases_for(target=run.target, tables=run_tables(run)),
+    }
     return render(request, "runs/run_detail.html", context)
 
 

@@ -250,3 +250,45 @@ def test_sqlite_a_number_its_affinity_turns_into_a_float_is_a_coercion(tlite):
     assert (outcome.loaded, [f.source_key for f in outcome.failures]) == (1, ["E1"])
     assert outcome.failures[0].category == COERCED
     assert _diff(tdb).clean
+
+
+def test_an_update_the_target_changes_is_undone_also_when_skipping_unchanged_rows(tdb):
+    """A delta batch (skip_unchanged) updates two rows; a trigger rewrites one of them: that
+    update is undone (the row keeps its earlier value) and reported; the other stands."""
+    pg = tdb.kind == "postgresql"
+    key = "id serial PRIMARY KEY" if pg else "id INTEGER PRIMARY KEY"
+    tdb.script(
+        "CREATE TABLE src (ext text PRIMARY KEY, v text);"
+        f"CREATE TABLE t ({key}, ext varchar(20) NOT NULL UNIQUE, v varchar(10))"
+    )
+    tdb.execute("INSERT INTO src VALUES ('E0', 'a'), ('E1', 'b'), ('E2', 'c')")
+    assert _batch(tdb, "r1").loaded == 3
+    tdb.execute("UPDATE src SET v = v || '2' WHERE ext IN ('E0', 'E1')")
+    if pg:
+        tdb.execute(
+            "CREATE FUNCTION rewrite() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN IF NEW.ext = 'E1' THEN NEW.v := 'zz'; END IF; RETURN NEW; END$$"
+        )
+        tdb.execute(
+            "CREATE TRIGGER rewrite BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION rewrite()"
+        )
+    else:
+        tdb.execute(
+            "CREATE TRIGGER rewrite AFTER UPDATE OF v ON t WHEN NEW.ext = 'E1' AND NEW.v <> 'zz' "
+            "BEGIN UPDATE t SET v = 'zz' WHERE id = NEW.id; END"
+        )
+    snapshot = PlanSnapshot(plan="intent", version=1, entities=(_entity(),))
+    outcome = execute_batch(
+        snapshot=snapshot,
+        entity=_entity(),
+        key_range=KeyRange(),
+        source=tdb.connector,
+        target=tdb.connector,
+        run_id="r2",
+        batch_id="b1",
+        skip_unchanged=True,
+    )
+    assert (outcome.loaded, outcome.updated, outcome.unchanged) == (2, 1, 1)
+    assert [(f.source_key, f.category) for f in outcome.failures] == [("E1", COERCED)]
+    rows = dict(tdb.execute("SELECT ext, v FROM t"))
+    assert rows == {"E0": "a2", "E1": "b", "E2": "c"}

@@ -59,6 +59,8 @@ WRITES = [
     ("post", "/api/plans/{slug}/versions/", {"note": "x"}),
     ("post", "/api/plans/{slug}/versions/1/revert/", None),
     ("post", "/api/plans/import/", {"yaml": "format: x"}),
+    ("post", "/api/plans/{slug}/clone/", {"name": "x"}),
+    ("post", "/api/plans/{slug}/archive/", {"archived": True}),
     ("post", "/api/entities/", {"plan": "{slug}", "source_table": "customers",
                                 "target_table": "accounts"}),
     ("patch", "/api/entities/{entity}/", {"notes": "x"}),
@@ -80,6 +82,7 @@ WRITES = [
                                   "end": "2026-01-02"}),
     ("patch", "/api/milestones/{milestone}/", {"phase": "x"}),
     ("delete", "/api/milestones/{milestone}/", None),
+    ("delete", "/api/plans/{slug}/", None),  # last: the analyst's call deletes the plan
 ]
 
 
@@ -242,10 +245,10 @@ def test_api_plan_sign_off_refused_for_an_analyst(client_for, analyst, demo_plan
     assert "only through the sign-off" in response.json()["detail"]
 
 
-def test_api_plan_cannot_be_deleted(client_for, analyst, demo_plan):
+def test_api_plan_that_never_ran_can_be_deleted(client_for, analyst, demo_plan):
     response = client_for(analyst).delete(f"/api/plans/{demo_plan.slug}/")
-    assert response.status_code == 405
-    assert Plan.objects.filter(pk=demo_plan.pk).exists()
+    assert response.status_code == 204
+    assert not Plan.objects.filter(pk=demo_plan.pk).exists()
 
 
 # --------------------------------------------------------------------------- entities, fields
@@ -472,7 +475,7 @@ def test_api_lookup_csv_download_and_upload(client_for, analyst, demo_plan):
     assert download.content.decode().startswith("key,value\n")
     assert as_text.json() == {"rows": 2}
     assert dict(lookup.entries.values_list("key", "value")) == {"A": "Active", "X": "Gone"}
-    assert bad.status_code == 400 and "Row 2" in bad.json()["detail"]
+    assert bad.status_code == 400 and "Line 2" in bad.json()["detail"]
 
 
 def test_api_lookup_csv_upload_as_file(client_for, analyst, demo_plan):
@@ -555,7 +558,8 @@ def test_api_yaml_export_import_round_trip(client_for, analyst, demo_plan):
     client = client_for(analyst)
     exported = client.get(f"/api/plans/{demo_plan.slug}/yaml/")
     text = exported.content.decode()
-    copy = text.replace(f"slug: {demo_plan.slug}", "slug: crm-copy", 1)
+    copy = text.replace(f"slug: {demo_plan.slug}", "slug: crm-copy", 1).replace(
+        f"name: {demo_plan.name}", "name: CRM copy", 1)
     created = client.post("/api/plans/import/", copy, content_type="text/yaml")
     again = client.get("/api/plans/crm-copy/yaml/").content.decode()
     replaced = _send(client, "post", "/api/plans/import/", {"yaml": text, "replace": True})
@@ -583,7 +587,8 @@ def test_api_yaml_import_as_file(client_for, analyst, demo_plan):
     client = client_for(analyst)
     text = client.get(f"/api/plans/{demo_plan.slug}/yaml/").content.decode()
     upload = SimpleUploadedFile("plan.yaml", text.replace(
-        f"slug: {demo_plan.slug}", "slug: from-file", 1).encode())
+        f"slug: {demo_plan.slug}", "slug: from-file", 1).replace(
+        f"name: {demo_plan.name}", "name: From file", 1).encode())
     response = client.post("/api/plans/import/", {"file": upload})
     assert response.status_code == 201 and response.json()["slug"] == "from-file"
 

@@ -150,7 +150,7 @@ def test_plan_document_after_an_edit_says_unversioned_draft(demo, analyst):
     assert context["version"]["note"].startswith("The plan was edited after version 1")
 
 
-def test_plan_document_long_lookup_tables_are_summarised(demo):
+def test_plan_document_lists_every_lookup_entry(demo):
     table = LookupTable.objects.create(plan=demo, name="zip-regions")
     LookupEntry.objects.bulk_create(LookupEntry(table=table, key=f"{n:05d}", value=f"R{n}")
                                     for n in range(25))
@@ -159,9 +159,8 @@ def test_plan_document_long_lookup_tables_are_summarised(demo):
     markdown = plan_document_markdown(plan=demo)
 
     for text in (html, markdown):
-        assert "The first 20 of 25 entries are shown." in text
-        assert "00019" in text
-        assert "00020" not in text
+        assert "25 entries, all listed." in text
+        assert all(f"{n:05d}" in text for n in range(25))
 
 
 def test_plan_document_rollback_describes_the_ledger_mechanism(demo):
@@ -189,7 +188,7 @@ def test_plan_document_markdown_has_every_section_and_the_real_mapping(demo):
             "to the error queue. |") in markdown
     assert "| Customer_ID unique | accounts.Customer_ID | no duplicate values | Blocking |" \
         in markdown
-    assert "| Planning & Analysis | 2 | 2026-03-02 | 2026-03-15 |" in markdown
+    assert "| Planning & Analysis | 2 weeks | 2026-03-02 | 2026-03-15 |" in markdown
 
 
 def test_plan_document_markdown_escapes_table_cells(demo):
@@ -238,3 +237,27 @@ def test_plan_document_pdf_renders_and_converts_to_png(demo):
     pages = subprocess.run(["pdfinfo", str(ARTIFACTS / "plan-document.pdf")], check=True,
                            capture_output=True, text=True, timeout=60).stdout
     assert int(re.search(r"Pages:\s+(\d+)", pages).group(1)) >= 4
+
+
+def test_plan_document_reads_right_durations_plurals_and_names_as_written(demo):
+    from mappings.document import duration_text, plural
+    from mappings.models import EntityMapping, Milestone
+
+    Milestone.objects.filter(plan=demo).delete()
+    Milestone.objects.create(plan=demo, phase="Build", start=dt.date(2026, 3, 2),
+                             end=dt.date(2026, 3, 13), deliverable="ETL")
+    EntityMapping.objects.filter(plan=demo).exclude(name="accounts").delete()
+    markdown = plan_document_markdown(plan=demo)
+    assert "| Build | 1 week 5 days | 2026-03-02 | 2026-03-13 | ETL |" in markdown
+    assert "1.71429" not in markdown and " wk" not in markdown
+    assert "- **Scope:** 1 entity, " in markdown and "1 entities" not in markdown
+    assert "Key Customer_ID; load mode" in markdown
+    assert (duration_text(14), duration_text(1), plural(2, "entity", "entities")) == (
+        "2 weeks", "1 day", "2 entities")
+    if shutil.which("pdftotext"):
+        pdf = subprocess.run(["pdftotext", "-", "-"], input=plan_document_pdf(plan=demo),
+                             capture_output=True, check=True).stdout.decode()
+        pdf = " ".join(pdf.split())  # table cells wrap
+        assert "1 week 5 days" in pdf and "1.71429" not in pdf
+        assert "1 entities" not in pdf and "entities" not in pdf.split("mapped field")[0]
+    assert "<b>1</b>entity</div>" in plan_document_html(plan=demo)

@@ -172,7 +172,7 @@ def test_lookup_csv_upload_errors_name_the_row(client_for, analyst, demo_plan):
     bad = io.BytesIO(b"key,value\n1,Active\n2,Inactive,extra\n")
     bad.name = "status.csv"
     response = client_for(analyst).post(url, {"file": bad}, follow=True)
-    assert "status.csv: Row 3: expected 2 columns" in response.content.decode()
+    assert "status.csv: Line 3: expected 2 columns" in response.content.decode()
     assert lookup.entries.count() == 4
 
 
@@ -199,3 +199,26 @@ def test_plan_yaml_export_and_document_are_wired(client_for, viewer, demo_plan):
     doc = client.get(reverse("mappings:plan_document", args=[demo_plan.slug]))
     assert yaml_response.status_code == 200 and b"accounts" in yaml_response.content
     assert doc.status_code == 200 and b"accounts" in doc.content
+
+
+def test_staged_file_reaches_a_worker_on_another_host(client_for, analyst, settings, tmp_path):
+    """The staging database lives in the application database too: a worker whose disk does
+    not have the web host's file (another DATA_DIR, the file deleted) reads the same rows."""
+    from runs.connections import connector_for, connectors_close
+
+    settings.MEDIA_ROOT, settings.DATA_DIR = str(tmp_path / "media"), tmp_path / "web"
+    client = client_for(analyst)
+    system = _file_system(analyst, client)
+    upload = SimpleUploadedFile("people.csv", b"id;name\n1;Ann\n2;Bob\n3;Cy\n")
+    client.post(reverse("mappings:system_upload", args=[system.uuid]), {"file": upload})
+    system.refresh_from_db()
+    web_file = tmp_path / "web" / "staging" / f"{system.uuid}.sqlite3"
+    assert system.path == str(web_file)
+    web_file.unlink()  # the worker host never sees the web host's disk
+    settings.DATA_DIR = tmp_path / "worker"
+    try:
+        assert connector_for(system).count("people") == 3
+    finally:
+        connectors_close()
+    copies = list((tmp_path / "worker" / "staging").glob(f"{system.uuid}-*.sqlite3"))
+    assert len(copies) == 1

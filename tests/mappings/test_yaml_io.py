@@ -76,14 +76,14 @@ def _position(text: str, needle: str, occurrence: int = 0) -> tuple[int, int]:
 def test_plan_export_yaml_demo_plan_round_trips_byte_identical(demo, analyst):
     first = plan_export_yaml(plan=demo)
 
-    plan = plan_import_yaml(text=first, user=analyst, replace=True)
+    plan = plan_import_yaml(text=first, user=analyst, replace=True, allow_unknown_schema=True)
 
     assert plan.pk == demo.pk
     assert plan_export_yaml(plan=plan) == first
 
 
 def test_plan_export_yaml_demo_plan_reimports_after_delete(demo_text, analyst):
-    plan = plan_import_yaml(text=demo_text, user=analyst)
+    plan = plan_import_yaml(text=demo_text, user=analyst, allow_unknown_schema=True)
 
     assert plan_export_yaml(plan=plan) == demo_text
     assert plan.owner == analyst
@@ -96,10 +96,10 @@ def test_plan_export_yaml_layout_follows_the_documented_format(demo):
     name = data["entities"][0]["fields"][1]
     assert list(data) == ["format", "plan", "systems", "lookups", "entities",
                           "validation_rules", "uat_cases", "milestones"]
-    assert data["format"] == "migration-planner/v1"
+    assert data["format"] == "migration-planner/v2"
     assert data["systems"] == {"source": "Legacy CRM", "target": "New CRM"}
     assert name == {"target": "name", "sources": ["Cust_Name"],
-                    "steps": [{"rule": "trim"}, {"rule": "title"},
+                    "steps": [{"rule": "trim", "collapse_inner": True}, {"rule": "title"},
                               {"rule": "truncate", "length": 80, "on_overflow": "fail"}],
                     "required": True,
                     "notes": "Target allows 80 characters; longer names go to the error queue."}
@@ -127,17 +127,17 @@ def test_plan_export_yaml_never_contains_secrets_or_connection_details(demo):
 
 
 def test_plan_import_yaml_normalises_rule_params_like_the_workbench(demo_text, analyst):
-    plan = plan_import_yaml(text=demo_text, user=analyst)
+    plan = plan_import_yaml(text=demo_text, user=analyst, allow_unknown_schema=True)
 
     step = RuleStep.objects.get(field__entity__plan=plan, field__target_column="name",
                                 rule="truncate")
     assert step.params == {"length": 80, "on_overflow": "fail"}
     trim = RuleStep.objects.filter(field__entity__plan=plan, rule="trim").first()
-    assert trim.params == {"empty_to_null": True}
+    assert trim.params == {"empty_to_null": True, "collapse_inner": True}
 
 
 def test_plan_import_yaml_records_an_audit_event(demo_text, analyst):
-    plan = plan_import_yaml(text=demo_text, user=analyst)
+    plan = plan_import_yaml(text=demo_text, user=analyst, allow_unknown_schema=True)
 
     event = AuditEvent.objects.get(action="import")
     assert event.actor == analyst
@@ -153,7 +153,7 @@ def test_plan_import_yaml_replace_keeps_versions_and_resets_status(demo, analyst
     text = plan_export_yaml(plan=demo).replace("title: Search for a customer",
                                                 "title: Find a customer")
 
-    plan = plan_import_yaml(text=text, user=analyst, replace=True)
+    plan = plan_import_yaml(text=text, user=analyst, replace=True, allow_unknown_schema=True)
 
     assert list(plan.versions.all()) == [version]
     assert plan.status == "draft"
@@ -166,7 +166,7 @@ def test_plan_import_yaml_existing_slug_without_replace_is_refused(demo, analyst
     line, column = _position(text, PLAN_SLUG)
 
     with pytest.raises(ApplicationError) as err:
-        plan_import_yaml(text=text, user=analyst)
+        plan_import_yaml(text=text, user=analyst, allow_unknown_schema=True)
 
     assert err.value.message.startswith(f"line {line}, column {column}: plan.slug: a plan with "
                                         f"slug '{PLAN_SLUG}' already exists")
@@ -175,7 +175,7 @@ def test_plan_import_yaml_existing_slug_without_replace_is_refused(demo, analyst
 
 def test_plan_import_yaml_refuses_a_user_without_edit_rights(demo_text, viewer):
     with pytest.raises(PermissionDeniedError):
-        plan_import_yaml(text=demo_text, user=viewer)
+        plan_import_yaml(text=demo_text, user=viewer, allow_unknown_schema=True)
 
     assert _created_nothing()
 
@@ -281,7 +281,7 @@ def test_plan_import_yaml_bad_document_names_line_column_and_reason(case, demo_t
     line, column = _position(text, needle, occurrence)
 
     with pytest.raises(ApplicationError) as err:
-        plan_import_yaml(text=text, user=analyst)
+        plan_import_yaml(text=text, user=analyst, allow_unknown_schema=True)
 
     where = f"line {line}, column {column + shift}: "
     message = err.value.message
@@ -293,13 +293,13 @@ def test_plan_import_yaml_bad_document_names_line_column_and_reason(case, demo_t
 
 def test_plan_import_yaml_wrong_format_and_empty_document_are_refused(demo_text, analyst):
     for text, expected in (
-        (demo_text.replace("format: migration-planner/v1", "format: other/v9"),
+        (demo_text.replace("format: migration-planner/v2", "format: other/v9"),
          "line 1, column 9: format: unsupported format 'other/v9'"),
         ("", "line 1, column 1: the document is empty"),
         ("- just\n- a list\n", "line 1, column 1: (document): must be a mapping, got a list"),
     ):
         with pytest.raises(ApplicationError) as err:
-            plan_import_yaml(text=text, user=analyst)
+            plan_import_yaml(text=text, user=analyst, allow_unknown_schema=True)
         assert err.value.message.startswith(expected), err.value.message
     assert _created_nothing()
 
@@ -309,7 +309,7 @@ def test_plan_import_yaml_refuses_aliases(demo_text, analyst):
         "uat_cases:\n", "uat_cases_ref: *x\nuat_cases:\n", 1)
 
     with pytest.raises(ApplicationError) as err:
-        plan_import_yaml(text=text, user=analyst)
+        plan_import_yaml(text=text, user=analyst, allow_unknown_schema=True)
 
     assert "aliases (*name) are not supported" in err.value.message
     assert _created_nothing()
@@ -420,10 +420,11 @@ def test_plan_export_yaml_random_plans_round_trip(spec, systems, analyst):
         plan = _install(spec, systems)
         first = plan_export_yaml(plan=plan)
 
-        replaced = plan_import_yaml(text=first, user=analyst, replace=True)
+        replaced = plan_import_yaml(text=first, user=analyst, replace=True,
+                                    allow_unknown_schema=True)
         second = plan_export_yaml(plan=replaced)
         replaced.delete()
-        fresh = plan_import_yaml(text=first, user=analyst)
+        fresh = plan_import_yaml(text=first, user=analyst, allow_unknown_schema=True)
         third = plan_export_yaml(plan=fresh)
         transaction.set_rollback(True)
 
@@ -437,7 +438,7 @@ def test_plan_import_yaml_documented_example_imports(analyst):
     doc = (Path(__file__).resolve().parents[2] / "docs" / "plan-yaml.md").read_text()
     example = re.search(r"```yaml\n(format: .*?)```", doc, re.S).group(1)
 
-    plan = plan_import_yaml(text=example, user=analyst)
+    plan = plan_import_yaml(text=example, user=analyst, allow_unknown_schema=True)
 
     street = FieldMapping.objects.get(entity__plan=plan, target_column="billing_street")
     assert [s.rule for s in street.steps.order_by("position")] == ["concat", "trim"]
@@ -450,7 +451,7 @@ def test_plan_import_yaml_documented_example_imports(analyst):
 
 def test_plan_yaml_without_delete_policy_imports_as_ignore(demo_text, analyst):
     assert "delete_policy" not in demo_text  # files written before the field existed
-    plan = plan_import_yaml(text=demo_text, user=analyst)
+    plan = plan_import_yaml(text=demo_text, user=analyst, allow_unknown_schema=True)
     assert set(plan.entities.values_list("delete_policy", flat=True)) == {"ignore"}
 
 
@@ -459,7 +460,7 @@ def test_plan_yaml_delete_policy_mark_round_trips(demo, analyst):
         delete_policy="mark", delete_mark_column="account_status", delete_mark_value="Deleted")
     text = plan_export_yaml(plan=demo)
     assert "delete_policy: mark" in text and "delete_mark_column: account_status" in text
-    plan = plan_import_yaml(text=text, user=analyst, replace=True)
+    plan = plan_import_yaml(text=text, user=analyst, replace=True, allow_unknown_schema=True)
     accounts = plan.entities.get(name="accounts")
     assert (accounts.delete_policy, accounts.delete_mark_column, accounts.delete_mark_value) == (
         "mark", "account_status", "Deleted")
@@ -470,6 +471,20 @@ def test_plan_yaml_mark_policy_without_column_is_refused_with_its_place(demo_tex
     text = demo_text.replace("  load_mode: upsert\n",
                              "  load_mode: upsert\n  delete_policy: mark\n", 1)
     with pytest.raises(ApplicationError) as caught:
-        plan_import_yaml(text=text, user=analyst)
+        plan_import_yaml(text=text, user=analyst, allow_unknown_schema=True)
     assert "delete_policy mark needs a delete_mark_column" in str(caught.value)
     assert _created_nothing()
+
+
+def test_plan_import_yaml_v1_file_keeps_the_rule_behaviour_it_was_written_for(demo_text, analyst):
+    """A v1 file's `trim` collapsed inner whitespace and its `value_map` kept null/blank null:
+    imported today it gets those options explicitly, so its output does not change."""
+    old = demo_text.replace("format: migration-planner/v2", "format: migration-planner/v1")
+    old = re.sub(r"\n *collapse_inner: true", "", old)
+    assert "collapse_inner" not in old and "on_null" not in old
+    plan = plan_import_yaml(text=old, user=analyst, allow_unknown_schema=True)
+    trims = RuleStep.objects.filter(field__entity__plan=plan, rule="trim")
+    maps = RuleStep.objects.filter(field__entity__plan=plan, rule="value_map")
+    assert trims.count() == 11 and maps.count() == 2
+    assert {s.params["collapse_inner"] for s in trims} == {True}
+    assert {s.params["on_null"] for s in maps} == {"null"}

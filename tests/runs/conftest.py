@@ -117,6 +117,8 @@ def _worker_env() -> dict[str, str]:
     env.update(
         DATABASE_URL=f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         MP_BATCH_LEASE_SECONDS="3",
+        MP_SUPERVISOR_SECONDS="1",
+        MP_WORKER_HEARTBEAT_SECONDS="1",
         PYTHONPATH=str(ROOT),
         MP_DATA_DIR=str(settings.DATA_DIR),
     )
@@ -149,6 +151,7 @@ class Worker:
             env=_worker_env(),
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill_all() takes parent + pool
         )
         self._wait_ready()
 
@@ -162,6 +165,11 @@ class Worker:
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready: {self.log.read_text()[-3000:]}")
 
+    def kill_all(self) -> None:
+        """kill -9 of the whole worker: the parent and every pool child at once."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -172,21 +180,70 @@ class Worker:
                 self.proc.wait()
 
 
-@pytest.fixture
-def start_worker(tmp_path):
-    """Start real worker processes (purging stale messages first); stopped by PID after."""
+class Beat:
+    """A real `celery beat` process: queues the supervisor every MP_SUPERVISOR_SECONDS (1 s)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.log = folder / "beat.log"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "migration_planner",
+                "beat",
+                "--loglevel=INFO",
+                "--schedule",
+                str(folder / "beat-schedule"),
+            ],
+            cwd=ROOT,
+            env=_worker_env(),
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def broker_clear() -> None:
+    """Drop every queued and unacknowledged message (a killed worker's leftovers)."""
     current_app.control.purge()
+    with current_app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        client.delete("unacked", "unacked_index", "unacked_mutex")
+
+
+@pytest.fixture
+def start_worker(request):
+    """Start real worker processes and one beat (the supervisor), with no message left from
+    earlier tests; all stopped by PID after. Logs: artifacts/celery/<test>/ (kept: a shared
+    /tmp/pytest-of-* keeps only the last few sessions of every user)."""
+    tmp_path = ROOT / "artifacts" / "celery" / request.node.name[:100]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    broker_clear()
     workers: list[Worker] = []
+    beats: list[Beat] = []
 
     def start(concurrency: int = 2) -> Worker:
+        if not beats:
+            beats.append(Beat(tmp_path))
         worker = Worker(concurrency, tmp_path / f"worker{len(workers)}.log")
         workers.append(worker)
         return worker
 
     yield start
-    for worker in workers:
-        worker.stop()
-    current_app.control.purge()
+    for process in [*workers, *beats]:
+        process.stop()
+    broker_clear()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.test import RequestFactory
 from runs.models import Notification
 from runs.notifications import install, notification_context
 from runs.services import run_create, run_rollback_request
-from runs.services.hooks import AFTER_RUN
+from runs.services.hooks import AFTER_RUN_LATE
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -20,7 +20,7 @@ def alerts():
     yield
     from runs.notifications import notify_after_run
 
-    AFTER_RUN.remove(notify_after_run)
+    AFTER_RUN_LATE.remove(notify_after_run)
 
 
 def test_finished_and_rolled_back_runs_notify_launcher_and_operators(

@@ -27,6 +27,7 @@ from runs.services.state import run_snapshot
 from tests.factories import SystemFactory
 from tests.runs.conftest import ROOT, _worker_env
 from tests.support import pg
+from validation.services import run_report_build
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -82,6 +83,9 @@ def test_sync_under_writes_survives_kill_drains_and_rolls_back(sync_plan, eager_
     assert run.cdc["drained"] and run.cdc["events"]["public.src"]["update"] > 0
     assert {"lag_seconds", "lag_bytes", "events_per_s", "retained_bytes"} <= set(run.cdc)
     assert slot_info(plan.source.connection_params(), slot_name(run)) is None  # dropped
+    report = run_report_build(run=run, reason="test")  # what the after-run hook queues
+    assert report.verdict != "fail", report.data
+    assert all(d.get("clean", True) for d in report.data["key_diffs"].values())
     run_rollback_request(run=run, user=operator)
     assert Rollback.objects.get(run=run).status == "verified"
     assert pg.query(tgt, "SELECT count(*) FROM tgt") == [(0,)]
@@ -93,3 +97,51 @@ def test_sync_to_a_sqlite_target_is_refused_with_the_reason(sync_plan):
     with pytest.raises(ApplicationError, match="applies changes to PostgreSQL targets only"):
         run_create(plan=plan, user=None, target=sqlite, mode="sync")
     assert not Run.objects.exists()
+
+
+def test_sync_of_a_plan_with_an_insert_entity_is_refused_naming_it(sync_plan):
+    plan, _, _ = sync_plan
+    plan.entities.update(load_mode="insert")
+    with pytest.raises(ApplicationError, match="these load with insert: src"):
+        run_create(plan=plan, user=None, mode="sync")
+    assert not Run.objects.exists()
+
+
+def test_sync_from_a_user_without_replication_is_refused_in_the_api_with_what_to_grant(
+    sync_plan, operator, client_for
+):
+    plan, src, _ = sync_plan
+    pg.admin_exec('DROP ROLE IF EXISTS "mp_no_replication"')
+    pg.admin_exec('CREATE ROLE "mp_no_replication" LOGIN')
+    user = plan.source.username
+    try:
+        plan.source.username = "mp_no_replication"
+        plan.source.save()
+        response = client_for(operator).post(
+            "/api/runs/", {"plan": plan.slug, "mode": "sync"}, content_type="application/json"
+        )
+        assert response.status_code == 400
+        detail = response.json()["detail"]
+        assert 'ALTER ROLE "mp_no_replication" REPLICATION' in detail
+        assert "delta runs" in detail
+        assert not Run.objects.exists()
+    finally:
+        plan.source.username = user
+        plan.source.save()
+        pg.admin_exec('DROP ROLE IF EXISTS "mp_no_replication"')
+
+
+def test_run_finish_leaves_a_streaming_sync_to_its_own_task(sync_plan):
+    from runs.services import run_finish
+
+    plan, _, _ = sync_plan
+    version = plan_version_create(plan=plan, user=None, note="sync test")
+    run = Run.objects.create(
+        plan=plan,
+        version=version,
+        target=plan.target,
+        mode=RunMode.SYNC,
+        status=RunStatus.RUNNING,
+        cdc={"phase": "streaming"},
+    )
+    assert run_finish(run_id=run.pk).status == RunStatus.RUNNING

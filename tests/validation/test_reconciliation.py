@@ -110,3 +110,7 @@ def test_sample_compare_in_small_rounds_finds_a_tampered_row(eager_celery, demo_
     assert result.observed == "1 rows differ (1 fields)"
     assert result.details["sampled"] == loaded
     assert result.details["differences"][0]["key"] == str(first)
+    number = pg.query(demo_target_db, "SELECT account_number FROM accounts WHERE id = %s",
+                      (first,))[0][0]
+    # the business key (the legacy customer id the account number carries) beside the id
+    assert result.details["differences"][0]["business_key"] == number

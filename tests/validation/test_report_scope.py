@@ -107,3 +107,16 @@ def test_the_report_says_when_the_run_changed_since_it_was_computed(
     Run.objects.filter(pk=run.pk).update(loaded=run.loaded + 7)
     page = client_for(viewer).get(f"/runs/{run.uuid}/report/").content.decode()
     assert 'id="report-stale"' in page
+
+
+def test_the_demo_orders_keep_their_three_letter_currency(eager_celery, demo_plan, demo_target_db):
+    """Issue 14's first finding: orders.currency is char(3); 'USD' was stored as 'U' and the
+    report still said Pass. Every stored currency now has its three letters and no order was
+    coerced by the target."""
+    run = _load(demo_plan)
+    values = {r[0] for r in pg.query(demo_target_db, "SELECT DISTINCT currency FROM orders")}
+    assert {"USD", "EUR", "GBP", "CAD"} <= values  # (the source's invalid '$' loads as '$  ')
+    assert not values & {"U", "E", "G", "C"}
+    coerced = FailedRecord.objects.filter(run=run, category="coerced_by_target").count()
+    assert coerced == 0
+    assert RunReport.objects.get(run=run).data["key_diffs"]["orders"]["clean"]

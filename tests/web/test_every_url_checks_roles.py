@@ -27,6 +27,7 @@ OPEN = {
     "password_reset_confirm",
     "password_reset_complete",
     "healthz",
+    "metrics",  # not role-based: bearer token or loopback (tests/web/test_health_metrics.py)
     "api-schema",
     "api-docs",
     "api-root",

@@ -793,7 +793,7 @@ class PostgresConnector(ArrowTextSource):
         coerced: list[tuple[int, list[tuple[str, str | None, str | None]]]] = []
         while True:
             cur.execute("SAVEPOINT mp_rows")
-            if skip_unchanged:
+            if skip_unchanged and before:  # only rows that exist already can be unchanged
                 out = self._write_changed(cur, info, cols, tk, ext, temp)
             else:
                 out, before = self._insert_rows(

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from migration_planner.lib.errors import ApplicationError
 from runs.enums import RollbackStatus
 from runs.models import Run
-from runs.services import run_rollback_request
+from runs.services import run_rollback_request, run_rollback_stack_request
 
 
 class Command(BaseCommand):
@@ -19,6 +19,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("run", help="Run UUID.")
         parser.add_argument("--wait", action="store_true")
+        parser.add_argument(
+            "--with-later-runs",
+            action="store_true",
+            help="Also roll back the later runs that wrote the same tables, newest first "
+            "(each verified; stops at the first mismatch).",
+        )
         parser.add_argument(
             "--inline",
             action="store_true",
@@ -29,13 +35,19 @@ class Command(BaseCommand):
         run = Run.objects.filter(uuid=opts["run"]).first()
         if run is None:
             raise CommandError(f"No run {opts['run']}.")
-        if opts["inline"]:
-            current_app.conf.task_always_eager = True
-            current_app.conf.task_eager_propagates = True
+        conf = current_app.conf
+        saved = conf.task_always_eager, conf.task_eager_propagates
+        if opts["inline"]:  # for this command only (it used to stay on in the process)
+            conf.task_always_eager = conf.task_eager_propagates = True
         try:
-            rollback = run_rollback_request(run=run, user=None, reason="manage.py rollback_run")
+            service = (
+                run_rollback_stack_request if opts["with_later_runs"] else run_rollback_request
+            )
+            rollback = service(run=run, user=None, reason="manage.py rollback_run")
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        finally:
+            conf.task_always_eager, conf.task_eager_propagates = saved
         self.stdout.write(f"Rollback of run {run.uuid} requested.")
         if not (opts["wait"] or opts["inline"]):
             return
