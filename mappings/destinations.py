@@ -75,8 +75,16 @@ def refused_servers() -> list[ServerIdentity]:
     return found
 
 
+def staging_root() -> str:
+    """Where file systems' staging databases live (only the app writes there)."""
+    return str((Path(settings.DATA_DIR) / "staging").resolve())
+
+
 def guard_params(kind: str) -> dict:
-    """The guard parameters the engine's ``connect`` takes for a system of ``kind``."""
+    """The guard parameters the engine's ``connect`` takes for a system of ``kind``: a file
+    system may only use the app's staging folder, a SQLite one MP_SYSTEMS_DIR."""
+    if kind == SystemKind.FILE:
+        return {"allowed_root": staging_root(), "refused_paths": refused_paths()}
     if kind in FILE_KINDS:
         return {"allowed_root": allowed_root(), "refused_paths": refused_paths()}
     params: dict = {"refused_servers": refused_servers()}
@@ -90,7 +98,8 @@ def system_destination_check(system) -> None:
     """Raise ApplicationError (field path/host) when the system points where it may not."""
     try:
         if system.kind in FILE_KINDS and system.path:
-            file_path_check(system.path, allowed_root=allowed_root(), refused=refused_paths())
+            root = staging_root() if system.kind == SystemKind.FILE else allowed_root()
+            file_path_check(system.path, allowed_root=root, refused=refused_paths())
         elif system.kind in SERVER_KINDS and system.host:
             server_check(
                 system.host,
