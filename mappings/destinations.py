@@ -89,9 +89,13 @@ def guard_params(kind: str) -> dict:
         return {"allowed_root": allowed_root(), "refused_paths": refused_paths()}
     params: dict = {"refused_servers": refused_servers()}
     if kind == SystemKind.POSTGRESQL:
-        # Never answer a server's request for a cleartext password.
-        params |= {"require_auth": "!password"} if LIBPQ_REQUIRE_AUTH else {"sslmode": "require"}
+        params |= pg_auth_params()
     return params
+
+
+def pg_auth_params() -> dict:
+    """libpq options that never answer a server's request for a cleartext password."""
+    return {"require_auth": "!password"} if LIBPQ_REQUIRE_AUTH else {"sslmode": "require"}
 
 
 def system_destination_check(system) -> None:

@@ -144,10 +144,12 @@ class System(models.Model):
         self._secret_set = True
 
     def connection_params(self) -> dict:
-        """Engine connector parameters with the decrypted secret and the destination guard
-        (allowed root, refused files/servers); never log or render this."""
-        from .destinations import guard_params
+        """Connector parameters with the decrypted secret (PostgreSQL: never answering a
+        cleartext password request); ApplicationError when the system points where it may
+        not (our own database or files, outside MP_SYSTEMS_DIR). Never log or render this."""
+        from .destinations import pg_auth_params, system_destination_check
 
+        system_destination_check(self)
         if self.kind in (SystemKind.POSTGRESQL, SystemKind.MYSQL):
             params = {
                 **self.options,
@@ -158,8 +160,16 @@ class System(models.Model):
             }
             if self.secret_ciphertext:
                 params["password"] = crypto.decrypt(self.secret_ciphertext)
-            return params | guard_params(self.kind)
-        return {**self.options, "path": self.path} | guard_params(self.kind)
+            return params | (pg_auth_params() if self.kind == SystemKind.POSTGRESQL else {})
+        return {**self.options, "path": self.path}
+
+    def guarded_connection_params(self) -> dict:
+        """``connection_params`` plus the guard the engine's ``connect`` checks again
+        (allowed root, refused files and servers)."""
+        from .destinations import guard_params
+
+        return self.connection_params() | guard_params(self.kind)
+
 
 class StagedFile(models.Model):
     """A file system's staging database (SQLite), kept in the application database so that a

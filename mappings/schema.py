@@ -50,7 +50,7 @@ def system_connector(system: System) -> Iterator[Connector]:
         raise ApplicationError(
             f"System “{system.name}” has no staged file yet; upload one.", field="path"
         )
-    conn = connect(connector_kind(system), system.connection_params())
+    conn = connect(connector_kind(system), system.guarded_connection_params())
     try:
         yield conn
     finally:
@@ -134,7 +134,7 @@ def _server_version(system: System) -> str:
 def _raw(system: System) -> Iterator[tuple[str, Any]]:
     """A plain read-only DB-API connection to the system."""
     kind = connector_kind(system)
-    params = system.connection_params()
+    params = system.guarded_connection_params()
     if kind == "sqlite":
         path = file_path_check(params["path"], allowed_root=params["allowed_root"],
                                refused=params["refused_paths"])

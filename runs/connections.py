@@ -38,7 +38,7 @@ def connector_for(system: System) -> Connector:
             _close_dead_threads()
             for stale in [k for k in _cache if k[:2] == (me, system.pk)]:
                 _cache.pop(stale).close()
-            params, kind = system.connection_params(), system.kind
+            params, kind = system.guarded_connection_params(), system.kind
             if system.kind == SystemKind.FILE:  # its staging SQLite, this host's copy
                 params["path"], kind = staged_file_local(system), "sqlite"
             conn = _cache[key] = connect(kind, params)

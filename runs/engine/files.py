@@ -270,16 +270,18 @@ def _records_to_table(
 
 def _decode(raw: bytes, encoding: str | None) -> _Decoded:
     """Decode with the chosen encoding, else a UTF-8 BOM, UTF-8, or charset-normalizer's guess."""
+    wide = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (encoding or "").lower(
+    ).replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))
+    if not wide and _looks_binary(raw[:_BINARY_PROBE]):
+        raise StagingError(
+            "this looks like a binary file, not text (CSV, JSON or XML): "
+            f"{_control_share(raw[:_BINARY_PROBE]):.0%} of its first bytes are control "
+            "characters")
     name = encoding or _detect_encoding(raw)
     try:
         codec = codecs.lookup(name).name
     except LookupError:
         raise StagingError(f"unknown encoding {name!r}") from None
-    if not codec.startswith(("utf-16", "utf-32")) and _looks_binary(raw[:_BINARY_PROBE]):
-        raise StagingError(
-            "this looks like a binary file, not text (CSV, JSON or XML): "
-            f"{_control_share(raw[:_BINARY_PROBE]):.0%} of its first bytes are control "
-            "characters")
     skip = 0
     if codec in ("utf-8", "utf-8-sig") and raw.startswith(codecs.BOM_UTF8):
         codec, skip, name = "utf-8", len(codecs.BOM_UTF8), encoding or "utf-8-sig"

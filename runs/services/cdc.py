@@ -94,7 +94,7 @@ def sync_run(*, run_id: int) -> Run:
         return run
     try:
         params = postgres_libpq_params(run.plan.source.connection_params())
-    except EngineError as exc:  # the source points at our own database
+    except (EngineError, ApplicationError) as exc:  # it points at our own database
         _fail_run(run, f"Sync failed: {exc}")
         return run
     try:
