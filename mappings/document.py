@@ -21,7 +21,7 @@ from validation.models import SignOff, UATResult
 
 from .models import Plan
 from .selectors import plan_detail
-from .services import plan_content_hash
+from .services import plan_content_hash, snapshot_content
 
 LOOKUP_ROWS_SHOWN = None  # every entry is printed: a signer approves the whole table
 TEMPLATE = "mappings/document/plan_document.html"
@@ -187,7 +187,7 @@ def _version(plan: Plan) -> dict:
     if latest is None:
         return {"label": "unversioned draft", "number": None, "hash": "", "current": False,
                 "note": "The plan has no frozen version yet."}
-    matches = latest.snapshot.get("_content") == current
+    matches = snapshot_content(latest.snapshot) == current
     label = f"version {latest.number}" if matches else "unversioned draft"
     note = ("" if matches else f"The plan was edited after version {latest.number}; "
             "freeze a new version before sign-off.")

@@ -303,29 +303,33 @@ def has_keymap(system: System) -> bool:
         return False
 
 
-def lookup_misses(*, entity, field, steps, step) -> list[tuple[str, int]]:
+def lookup_misses(*, entity, field, steps, step) -> tuple[list[tuple[str, int]], int, str | None]:
     """Source values (after the steps before ``step``) a value_map's lookup table does not map,
-    with their row counts, most frequent first. Read-only; one GROUP BY on the source."""
+    with their row counts, most frequent first; the number of rows whose value is NULL or
+    blank and not mapped by the table (they follow ``on_null``); the table's default.
+    Read-only; one GROUP BY on the source."""
     from runs.engine.rules import RuleContext, RuleParamError, run_step
 
     lookup = entity.plan.lookups.filter(name=step.params.get("lookup")).first()
     if lookup is None:
-        return []
+        return [], 0, None
     counts = value_counts(entity.plan.source, entity.source_table, field.source_columns[0])
     values = pd.Series([v for v, _ in counts], dtype=object)
     try:
         for earlier in steps:
             values = run_step(earlier.rule, values, earlier.params, RuleContext()).values
     except (RuleParamError, EngineError):
-        return []
+        return [], 0, lookup.default_value
     keys = set(lookup.entries.values_list("key", flat=True))
     if step.params.get("ignore_case"):
         keys = {k.strip().lower() for k in keys}
     misses: dict[str, int] = {}
+    nulls = 0
     for value, (_, n) in zip(values.tolist(), counts, strict=True):
-        if value is None or value is pd.NA or value == "":
+        if value is None or value is pd.NA or (value == "" and "" not in keys):
+            nulls += int(n)
             continue
         probe = str(value).strip().lower() if step.params.get("ignore_case") else str(value)
         if probe not in keys:
             misses[str(value)] = misses.get(str(value), 0) + int(n)
-    return sorted(misses.items(), key=lambda kv: (-kv[1], kv[0]))
+    return sorted(misses.items(), key=lambda kv: (-kv[1], kv[0])), nulls, lookup.default_value

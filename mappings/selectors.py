@@ -159,7 +159,11 @@ def _lookup_warnings(entity: EntityMapping, field: FieldMapping,
     for index, step in enumerate(steps):
         if step.rule != "value_map" or len(field.source_columns) != 1:
             continue
-        misses = lookup_misses(entity=entity, field=field, steps=steps[:index], step=step)
+        misses, nulls, default = lookup_misses(
+            entity=entity, field=field, steps=steps[:index], step=step
+        )
+        if nulls:
+            out.append(_null_warning(step, field.source_columns[0], nulls, default))
         if misses:
             shown = ", ".join(f"“{v}” ×{n}" for v, n in misses[:8])
             more = f" and {len(misses) - 8} more" if len(misses) > 8 else ""
@@ -167,6 +171,19 @@ def _lookup_warnings(entity: EntityMapping, field: FieldMapping,
             out.append(f"Lookup “{step.params.get('lookup')}” has no entry for {total:,} "
                        f"source value(s): {shown}{more}.")
     return out
+
+
+def _null_warning(step: RuleStep, column: str, nulls: int, default: str | None) -> str:
+    name = step.params.get("lookup")
+    on_null = step.params.get("on_null", "default")
+    if on_null == "fail":
+        what = "those rows fail"
+    elif on_null == "default" and default is not None:
+        what = f"they get the table's default “{default}”"
+    else:
+        what = "they stay NULL" + (" (the table has no default)" if on_null == "default" else "")
+    return (f"Lookup “{name}”: {nulls:,} source value(s) of {column} are NULL or blank; "
+            f"with on_null “{on_null}” {what}.")
 
 
 @dataclass

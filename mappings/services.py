@@ -93,7 +93,7 @@ def plan_version_create(
     latest = plan.versions.order_by("-number").first()
     document = plan_document_data(plan=plan)
     content = content_hash(plan_snapshot_build(plan=plan, version=0), document)
-    if latest is not None and latest.snapshot.get("_content") == content and not rebaseline:
+    if latest is not None and snapshot_content(latest.snapshot) == content and not rebaseline:
         return latest
     number = (plan.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     snapshot = plan_snapshot_build(plan=plan, version=number)
@@ -114,6 +114,16 @@ def plan_version_create(
         after={"number": number, "hash": version.content_hash, "note": note},
     )
     return version
+
+
+def snapshot_content(data: dict) -> str:
+    """The content hash (as of version 0) a stored version stands for in the current rules
+    format: an older-format snapshot is hashed as it is read (``PlanSnapshot.from_dict``), so
+    a plan whose steps were migrated to explicit options still matches its version. Pure."""
+    if "rules_format" in data or "entities" not in data:
+        return data.get("_content", "")
+    clean = {k: v for k, v in data.items() if not k.startswith("_")} | {"version": 0}
+    return content_hash(PlanSnapshot.from_dict(clean), data.get("_document") or {})
 
 
 def plan_content_hash(*, plan: Plan) -> str:

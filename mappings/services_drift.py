@@ -166,11 +166,16 @@ def plan_launch_drift(*, plan: Plan, target: System, scope_entity: str = "") -> 
     """The drift a launch would meet now: against the latest version when it holds the plan's
     current content (that version is what the run would execute), else the live schema alone
     (a new version is frozen from it). Read-only; ApplicationError when unreadable."""
-    from .services import plan_content_hash, plan_snapshot_build, plan_version_snapshot
+    from .services import (
+        plan_content_hash,
+        plan_snapshot_build,
+        plan_version_snapshot,
+        snapshot_content,
+    )
 
     latest = plan_latest_version(plan)
     current = plan_snapshot_build(plan=plan, version=0)
-    if latest is not None and latest.snapshot.get("_content") == plan_content_hash(plan=plan):
+    if latest is not None and snapshot_content(latest.snapshot) == plan_content_hash(plan=plan):
         snapshot, stored = plan_version_snapshot(latest), version_stored_schemas(latest, target)
     else:
         latest, snapshot, stored = None, current, None

@@ -1,4 +1,5 @@
-"""Plan YAML export and import (format ``migration-planner/v1``, documented in docs/plan-yaml.md).
+"""Plan YAML export and import (format ``migration-planner/v2``, documented in docs/plan-yaml.md;
+``v1`` files still import, their steps read with the rule options they meant).
 
 Export is deterministic (stable key and list order), so export → import → export is
 byte-identical. Import reads with ``yaml.safe_load`` only, checks the whole document before it
@@ -22,6 +23,7 @@ from simple_history.utils import bulk_create_with_history
 
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.rules import REGISTRY, RuleParamError, validate_params
+from runs.engine.snapshot import RULES_FORMAT, upgrade_params
 from validation.audit import audit_record
 from validation.enums import PRE_KINDS, AuditAction, Severity, ValidationKind, ValidationPhase
 from validation.models import UATTestCase, ValidationRule
@@ -40,7 +42,9 @@ from .models import (
 from .selectors import plan_detail
 from .yaml_check import SchemaProblem, schema_problems, schema_refusal
 
-FORMAT = "migration-planner/v1"
+FORMAT = "migration-planner/v2"
+# v1 files predate explicit `trim.collapse_inner` / `value_map.on_null`: read as they meant.
+FORMATS = {"migration-planner/v1": 1, FORMAT: RULES_FORMAT}
 MAX_BYTES = 5 * 1024 * 1024
 
 
@@ -218,6 +222,7 @@ class _Reader:
 
     def __init__(self, root: yaml.Node) -> None:
         self.root = root
+        self.rules_format = RULES_FORMAT
 
     def node(self, path: Path, *, at_key: bool = False) -> yaml.Node:
         node = self.root
@@ -539,7 +544,7 @@ def _read_step(r: _Reader, d: Any, p: Path, names: dict[str, set[str]]) -> tuple
     rule = d["rule"]
     if not isinstance(rule, str) or rule not in REGISTRY:
         r.fail(p, f"unknown rule type '{rule}' (known: {', '.join(REGISTRY)})")
-    given = {k: v for k, v in d.items() if k != "rule"}
+    given = upgrade_params(rule, {k: v for k, v in d.items() if k != "rule"}, r.rules_format)
     types = {param.name: param.type for param in REGISTRY[rule].params}
     for key, value in given.items():  # `value: 0` for a text parameter means the text "0"
         if types.get(key) in _TEXT_PARAMS and isinstance(value, int | float | bool):
@@ -674,8 +679,9 @@ def _read_milestones(r: _Reader, data: dict) -> list[dict]:
 
 def _read_document(data: Any, r: _Reader) -> _Doc:
     _mapping(r, data, (), _TOP, ("format", "plan", "systems", "entities"))
-    if data["format"] != FORMAT:
+    if data["format"] not in FORMATS:
         r.fail(("format",), f"unsupported format '{data['format']}' (expected '{FORMAT}')")
+    r.rules_format = FORMATS[data["format"]]
     source, target = _read_systems(r, data["systems"])
     doc = _Doc(plan=_read_plan(r, data["plan"]), source=source, target=target,
                lookups=_read_lookups(r, data))

@@ -387,12 +387,12 @@ class LaunchPreview:
 
 def plan_current_version_signed_off(plan) -> tuple[int | None, bool]:
     """(number of the version that holds the plan's current content or None, signed off?)."""
-    from mappings.services import plan_content_hash
+    from mappings.services import plan_content_hash, snapshot_content
     from validation.models import SignOff
 
     latest = plan.versions.order_by("-number").first()
     content = plan_content_hash(plan=plan)
-    if latest is None or latest.snapshot.get("_content") != content:
+    if latest is None or snapshot_content(latest.snapshot) != content:
         return None, False
     signed = SignOff.objects.filter(
         version=latest, decision="approved", voided_at__isnull=True

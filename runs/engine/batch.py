@@ -18,7 +18,13 @@ from runs.engine.connectors.base import (
 from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError
 from runs.engine.snapshot import EntitySpec, PlanSnapshot
-from runs.engine.transform import FieldError, RowFailure, TransformResult, transform_frame
+from runs.engine.transform import (
+    FieldError,
+    RowFailure,
+    TransformResult,
+    source_key_text,
+    transform_frame,
+)
 
 _COUNTS = (
     "extracted",
@@ -137,14 +143,16 @@ def execute_batch(
     )
     # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per value
     extract = getattr(source, "extract_text", source.extract)
+    watermark = _watermark(entity, changed_since)
     frame = extract(
         entity.source_table,
         source_columns(entity),
         entity.source_key,
         key_range,
-        changed_since=_watermark(entity, changed_since),
+        changed_since=watermark,
     )
     return process_frame(
+        full_rows=_full_rows(source, entity, key_range, watermark),
         snapshot=snapshot,
         entity=entity,
         frame=frame,
@@ -170,10 +178,13 @@ def process_frame(
     dry_run: bool = False,
     skip_unchanged: bool = False,
     failed_parents: Mapping[str, set[str]] | None = None,
+    full_rows: Callable[..., dict] | None = None,
 ) -> BatchOutcome:
     """Transform → validate → load + ledger for rows already in hand (a batch's extract, or
     failed records being re-processed). Idempotent per (run_id, batch_id); one target
-    transaction; a dry run writes nothing. Raises SchemaError, TransientError, EngineError."""
+    transaction; a dry run writes nothing. ``full_rows(key, row)`` completes a failed row
+    with the source columns the plan does not read. Raises SchemaError, TransientError,
+    EngineError."""
     keymaps = _keymaps(snapshot, entity, frame, source, target, dry_run, failed_parents)
     result = transform_frame(
         entity=entity,
@@ -184,6 +195,9 @@ def process_frame(
     )
     rows, keys, load_failures = _validate(target, entity, result, frame)
     failures = [*result.failures, *load_failures]
+    if full_rows is not None:
+        for failure in failures:
+            failure.source_row = full_rows(failure.source_key, failure.source_row)
     outcome = BatchOutcome(
         extracted=len(frame),
         loaded=len(rows),
@@ -204,7 +218,7 @@ def process_frame(
         namespace=snapshot.plan,
         result_meta=outcome.to_meta(),
         skip_unchanged=skip_unchanged,
-        describe_coerced=_coerced_describer(frame, rows, keys),
+        describe_coerced=_coerced_describer(frame, rows, keys, full_rows),
     )
     if loaded.already_done:  # a concurrent attempt committed first: report what it stored
         return BatchOutcome.from_meta(loaded.result_meta, loaded)
@@ -215,17 +229,65 @@ def process_frame(
     )
 
 
+def _full_rows(
+    source: Connector, entity: EntitySpec, key_range: KeyRange, watermark: ChangedSince | None
+) -> Callable[..., dict]:
+    """``full_rows`` for a batch: on the first failed row, the key range is read once more for
+    the columns the plan does not extract (only then: a batch without failures pays nothing);
+    each failed row is completed in the table's column order. Rows the target coerced are
+    found inside the load's transaction, where the source is not read again (source and
+    target may share a connection): they are completed only when the batch had other
+    failures (``fetch=False``)."""
+    cache: dict[str, Any] = {}
+
+    def load() -> None:
+        info = source.live_table(entity.source_table)
+        order = list(info.column_names) if info is not None else []
+        extracted = set(source_columns(entity))
+        extra = [c for c in order if c not in extracted]
+        cache["order"], cache["rows"] = order, {}
+        if not extra:
+            return
+        more = source.extract(
+            entity.source_table,
+            [*entity.source_key, *extra],
+            entity.source_key,
+            key_range,
+            changed_since=watermark,
+        )
+        keys = source_key_text(more, entity.source_key).tolist()
+        records = more[extra].astype(object).where(more[extra].notna(), None)
+        cache["rows"] = dict(zip(keys, records.to_dict("records"), strict=True))
+
+    def complete(key: str, row: dict, *, fetch: bool = True) -> dict:
+        if "rows" not in cache:
+            if not fetch:
+                return row
+            load()
+        merged = {**cache["rows"].get(key, {}), **row}
+        order = [c for c in cache["order"] if c in merged]
+        return {c: merged[c] for c in [*order, *(c for c in merged if c not in order)]}
+
+    return complete
+
+
 def _coerced_describer(
-    frame: pd.DataFrame, rows: pd.DataFrame, keys: list[str]
+    frame: pd.DataFrame,
+    rows: pd.DataFrame,
+    keys: list[str],
+    full_rows: Callable[..., dict] | None = None,
 ) -> Callable[[int, list[tuple[str, str | None, str | None]]], dict[str, Any]]:
     """The result_meta failure of a loaded row the target changed (``coerced_by_target``):
     its source row, transformed row and one error per changed column."""
 
     def describe(position: int, diffs: list[tuple[str, str | None, str | None]]) -> dict:
         idx = rows.index[position]
+        source_row = _record(frame.loc[idx]) if idx in frame.index else {}
+        if full_rows is not None:  # inside the target transaction: no source read here
+            source_row = full_rows(keys[position], source_row, fetch=False)
         return {
             "source_key": keys[position],
-            "source_row": _record(frame.loc[idx]) if idx in frame.index else {},
+            "source_row": source_row,
             "transformed_row": _record(rows.loc[idx]),
             "stage": "load",
             "errors": coerced_errors(diffs),

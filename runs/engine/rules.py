@@ -179,7 +179,10 @@ def _copy(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
 
 
 def _trim(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
-    out = as_text(values).str.replace(_WS_RUN, " ", regex=True).str.strip()
+    out = as_text(values)
+    if params["collapse_inner"]:  # runs of whitespace (tabs, newlines...) inside -> one space
+        out = out.str.replace(_WS_RUN, " ", regex=True)
+    out = out.str.strip()
     if params["empty_to_null"]:
         out = _null_where(out, _blank(out))
     return StepResult(out)
@@ -308,14 +311,24 @@ def _value_map(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
         entries.setdefault(key.strip().lower() if params["ignore_case"] else key, val)
     mapped, found = _map_through(probe, list(entries), list(entries.values()))
     out = _series(mapped, text.index)
-    missing = ~found & ~_blank(text)
+    blank = _blank(text)
+    missing, nullish = ~found & ~blank, ~found & blank
     if params["on_missing"] == "keep":
         out = out.mask(missing, text)
     elif params["on_missing"] == "default" and lookup.default is not None:
         out = out.mask(missing, lookup.default)
+    if params["on_null"] == "default" and lookup.default is not None:
+        out = out.mask(nullish, lookup.default)
     errors = None
     if params["on_missing"] == "fail":
         errors = _errors(text, missing, "no mapping for ", f" in lookup {name!r}")
+    if params["on_null"] == "fail" and nullish.any():
+        empty = np.where(_nulls(text), "null", "an empty value")
+        texts = np.full(len(text), None, dtype=object)
+        texts[nullish] = [f"{e} for lookup {name!r} (on_null: fail)" for e in empty[nullish]]
+        if errors is not None:
+            texts = np.where(nullish, texts, errors.to_numpy(dtype=object))
+        errors = pd.Series(texts, index=text.index, dtype=object)
     return StepResult(out, errors)
 
 
@@ -630,7 +643,8 @@ _NULLS = {
     "concat": "Null and empty parts are skipped; null when every part is empty.",
     "coalesce": "Null and empty values are skipped; null when every column is empty.",
     "split": "Null and empty values become null, as do parts missing at that position.",
-    "value_map": "Null stays null; an empty string is null unless the table maps it.",
+    "value_map": "Null, empty and unmapped-blank values follow 'on_null': stay null, get the "
+    "table's default, or fail the row (a table entry for '' maps empty strings).",
     "regex_replace": "Null stays null; empty strings are matched like any other value.",
     "regex_validate": "Null and empty values pass (use 'required' to demand a value).",
     "phone_format": "Null, empty and whitespace-only values become null and pass.",
@@ -669,10 +683,17 @@ _RULES = (
     _rule(
         "trim",
         "Trim / clean whitespace",
-        "Strips leading and trailing whitespace and collapses inner runs of whitespace to one "
-        "space.",
+        "Strips leading and trailing whitespace; inner whitespace is kept unless "
+        "'collapse_inner' turns each inner run of whitespace (tabs, newlines too) into one space.",
         _trim,
         Param("empty_to_null", "bool", default=True, help="Turn values left empty into null."),
+        Param(
+            "collapse_inner",
+            "bool",
+            default=False,
+            help="Also turn each run of whitespace inside the value (tabs, newlines) into one "
+            "space.",
+        ),
     ),
     _rule("upper", "Upper case", "Converts the value to UPPER CASE.", _upper),
     _rule("lower", "Lower case", "Converts the value to lower case.", _lower),
@@ -717,6 +738,14 @@ _RULES = (
             default="default",
             choices=("default", "fail", "keep"),
             help="Unmapped values: the table's default, fail the row, or keep the value.",
+        ),
+        Param(
+            "on_null",
+            "choice",
+            default="default",
+            choices=("default", "null", "fail"),
+            help="Null or empty values the table does not map: the table's default, stay "
+            "null, or fail the row.",
         ),
         Param(
             "ignore_case",

@@ -12,6 +12,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 LoadMode = Literal["insert", "upsert"]
+
+# Rule semantics version of a snapshot. Format 1 (snapshots without "rules_format"): `trim`
+# also collapsed inner whitespace and `value_map` left null/blank values null. Format 2 made
+# both explicit options with new defaults; a format-1 snapshot is read with the options it
+# meant, so a stored version never changes output.
+RULES_FORMAT = 2
+FORMAT_1_PARAMS: dict[str, dict[str, Any]] = {
+    "trim": {"collapse_inner": True},
+    "value_map": {"on_null": "null"},
+}
+
+
+def upgrade_params(rule: str, params: dict[str, Any], rules_format: int) -> dict[str, Any]:
+    """A step's parameters as a format-``rules_format`` snapshot meant them (pure)."""
+    if rules_format >= 2:
+        return params
+    return FORMAT_1_PARAMS.get(rule, {}) | params
 DeletePolicy = Literal["ignore", "delete", "mark"]
 
 
@@ -93,6 +110,7 @@ class PlanSnapshot:
     lookups: dict[str, LookupSpec] = field(default_factory=dict)
     batch_size: int = 10_000
     failure_threshold_pct: float = 100.0
+    rules_format: int = RULES_FORMAT
 
     def entities_in_load_order(self) -> list[EntitySpec]:
         """Entities sorted parents-first (load_order, then name)."""
@@ -116,7 +134,9 @@ class PlanSnapshot:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlanSnapshot:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict``; a snapshot of an older rules format is read with the rule
+        options it meant (``upgrade_params``)."""
+        fmt = int(data.get("rules_format", 1))
         entities = tuple(
             EntitySpec(
                 name=e["name"],
@@ -132,7 +152,10 @@ class PlanSnapshot:
                         target=f["target"],
                         sources=tuple(f.get("sources", ())),
                         steps=tuple(
-                            RuleStepSpec(rule=s["rule"], params=dict(s.get("params") or {}))
+                            RuleStepSpec(
+                                rule=s["rule"],
+                                params=upgrade_params(s["rule"], dict(s.get("params") or {}), fmt),
+                            )
                             for s in f.get("steps", ())
                         ),
                         default=f.get("default"),

@@ -101,7 +101,7 @@ class TransformResult:
 class _FieldOutcome:
     values: pd.Series  # TEXT; a failed row holds the value its failing step received
     failed: np.ndarray
-    errors: dict[int, FieldError]  # row position -> the field's error
+    errors: dict[int, list[FieldError]]  # row position -> the field's errors, chain order
 
 
 # --------------------------------------------------------------------------- source keys
@@ -192,11 +192,27 @@ def _describe(values: pd.Series | pd.DataFrame, positions: np.ndarray) -> list[s
     return [KEY_SEPARATOR.join(v or "" for v in row) for row in zip(*cols, strict=True)]
 
 
+def _passed_through(
+    before: pd.Series | pd.DataFrame, after: pd.Series, positions: np.ndarray
+) -> np.ndarray:
+    """Which failing rows a step left unchanged (a validating step: later steps still see the
+    real value, so their verdicts on it mean something)."""
+    if isinstance(before, pd.DataFrame) or not len(positions):
+        return np.zeros(len(positions), dtype=bool)
+    a = to_python(as_text(before).iloc[positions]).to_numpy(dtype=object)
+    b = to_python(as_text(after).iloc[positions]).to_numpy(dtype=object)
+    return np.fromiter((x == y for x, y in zip(a, b, strict=True)), dtype=bool, count=len(a))
+
+
 def _run_chain(frame: pd.DataFrame, spec: FieldSpec, ctx: RuleContext) -> _FieldOutcome:
-    """Apply one field's steps; the first error per row is kept, later steps ignore it."""
+    """Apply one field's steps and record every failing step of a row: after a step fails a
+    row, later steps' errors still count while every failing step so far left the value
+    unchanged (validators); once a failing step changed it (e.g. to null), later steps only
+    see an artefact and their verdicts on that row are not recorded."""
     current = _chain_input(frame, spec)
     failed = np.zeros(len(frame), dtype=bool)
-    errors: dict[int, FieldError] = {}
+    blocked = np.zeros(len(frame), dtype=bool)  # rows whose failing step changed the value
+    errors: dict[int, list[FieldError]] = {}
     stuck: dict[int, str | None] = {}
     for step in spec.steps:
         rule = REGISTRY.get(step.rule)
@@ -209,14 +225,18 @@ def _run_chain(frame: pd.DataFrame, spec: FieldSpec, ctx: RuleContext) -> _Field
             )
         result = rule.fn(current, params, ctx)
         if result.errors is not None:
-            new = result.errors.notna().to_numpy(dtype=bool) & ~failed
+            new = result.errors.notna().to_numpy(dtype=bool) & ~blocked
             positions = np.flatnonzero(new)
             messages = result.errors.to_numpy(dtype=object)[positions]
             for pos, value, msg in zip(
                 positions, _describe(current, positions), messages, strict=True
             ):
-                errors[pos] = FieldError(spec.target, step.rule, value, msg, rule.category)
-                stuck[pos] = value
+                errors.setdefault(pos, []).append(
+                    FieldError(spec.target, step.rule, value, msg, rule.category)
+                )
+                stuck.setdefault(pos, value)
+            kept = _passed_through(current, result.values, positions)
+            blocked[positions[~kept]] = True
             failed |= new
         current = result.values
     if isinstance(current, pd.DataFrame):
@@ -248,9 +268,11 @@ def _finish_field(spec: FieldSpec, outcome: _FieldOutcome) -> _FieldOutcome:
         blank = np.zeros(len(values), dtype=bool)
     if spec.required and blank.any():
         for pos in np.flatnonzero(blank):
-            outcome.errors[pos] = FieldError(
-                spec.target, "required", None, "a value is required", "required_missing"
-            )
+            outcome.errors[pos] = [
+                FieldError(
+                    spec.target, "required", None, "a value is required", "required_missing"
+                )
+            ]
         outcome.failed = outcome.failed | blank
     outcome.values = values
     return outcome
@@ -272,8 +294,8 @@ def _failures(
     by_row: dict[int, list[FieldError]] = {}
     for outcome in outcomes:  # field order, so each row's errors come out in field order
         failed |= outcome.failed
-        for pos, error in outcome.errors.items():
-            by_row.setdefault(int(pos), []).append(error)
+        for pos, errors in outcome.errors.items():
+            by_row.setdefault(int(pos), []).extend(errors)
     positions = np.flatnonzero(failed)
     sources = _records(frame, positions)
     transformed = _records(out, positions)

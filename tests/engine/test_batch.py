@@ -303,3 +303,42 @@ def test_batch_refuses_a_retyped_or_missing_column_before_writing(tdb):
         run(tdb, entity)  # no stored schema: the live table is still checked
     assert tdb.execute("SELECT count(*) FROM customer") == [(0,)]
     assert tdb.connector.batch_result("run-1", "b1") is None
+
+
+class _CountingSource:
+    """The real connector, counting the extracts a batch makes (a spy, not a mock)."""
+
+    def __init__(self, connector):
+        self._c, self.extracts = connector, []
+
+    def __getattr__(self, name):
+        real = getattr(self._c, name)
+        if name not in ("extract", "extract_text"):
+            return real
+
+        def counted(table, columns, *args, **kwargs):
+            self.extracts.append(list(columns))
+            return real(table, columns, *args, **kwargs)
+
+        return counted
+
+
+def test_failed_row_keeps_every_source_column_and_clean_batches_read_once(tdb):
+    setup_tables(tdb)
+    tdb.script("ALTER TABLE legacy ADD COLUMN notes text; ALTER TABLE legacy ADD COLUMN zz text")
+    tdb.script("UPDATE legacy SET notes = 'n' || id, zz = NULL")
+    source = _CountingSource(tdb.connector)
+    outcome = execute_batch(snapshot=snapshot(), entity=customer_entity(), key_range=KeyRange(),
+                            source=source, target=tdb.connector, run_id="run-1", batch_id="b1")
+    bob = next(f for f in outcome.failures if f.source_key == "2")
+    assert bob.source_row == {"id": "2", "name": "Bob", "age": "abc", "status": "active",
+                              "notes": "n2", "zz": None}
+    assert list(bob.source_row) == ["id", "name", "age", "status", "notes", "zz"]
+    assert all(set(f.source_row) >= {"notes", "zz"} for f in outcome.failures)
+    assert source.extracts == [["id", "name", "age", "status"], ["id", "notes", "zz"]]
+    clean = _CountingSource(tdb.connector)
+    outcome = execute_batch(snapshot=snapshot(), entity=customer_entity(), dry_run=True,
+                            key_range=KeyRange((6,), (20,)), source=clean,
+                            target=tdb.connector, run_id="run-2", batch_id="b1")
+    assert (outcome.failed, outcome.loaded) == (0, 14)
+    assert clean.extracts == [["id", "name", "age", "status"]]

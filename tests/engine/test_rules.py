@@ -48,8 +48,11 @@ def apply(rule, values, params=None, *, keys=None, namespace="plan"):
 # (rule, params, input, expected output, expected error flags: True = the row fails)
 CASES = [
     ("copy", {}, ["a", None, "", "José"], ["a", None, "", "José"], None),
-    ("trim", {}, ["  a  b ", None, "", "   ", "  josé   ÅNGSTRÖM ", "a\u00a0\tb"],
-     ["a b", None, None, None, "josé ÅNGSTRÖM", "a b"], None),
+    ("trim", {}, ["  a  b ", None, "", "   ", "  josé   ÅNGSTRÖM ", "a\u00a0\tb", "tab\there\n"],
+     ["a  b", None, None, None, "josé   ÅNGSTRÖM", "a\u00a0\tb", "tab\there"], None),
+    ("trim", {"collapse_inner": True},
+     ["  a  b ", None, "", "   ", "  josé   ÅNGSTRÖM ", "a\u00a0\tb", "tab\there"],
+     ["a b", None, None, None, "josé ÅNGSTRÖM", "a b", "tab here"], None),
     ("trim", {"empty_to_null": False}, ["  ", None, " x "], ["", None, "x"], None),
     ("upper", {}, ["abc", None, "", "josé straße"], ["ABC", None, "", "JOSÉ STRAẞE"], None),
     ("lower", {}, ["ABC", None, "", "ÅNGSTRÖM"], ["abc", None, "", "ångström"], None),
@@ -60,13 +63,19 @@ CASES = [
     ("split", {"separator": " ", "index": -1}, ["John Q Public", "Cher", None],
      ["Public", "Cher", None], None),
     ("value_map", {"lookup": "state"}, ["NY", "ca", "TX", None, ""],
+     ["New York", "California", "Unknown", "Unknown", "Blank"], None),
+    ("value_map", {"lookup": "state", "on_null": "null"}, ["NY", "ca", "TX", None, ""],
      ["New York", "California", "Unknown", None, "Blank"], None),
+    ("value_map", {"lookup": "nodefault", "on_null": "fail"}, ["A", None, "", " "],
+     ["active", None, None, None], [False, True, True, False]),
+    ("value_map", {"lookup": "state", "on_null": "fail", "on_missing": "fail"},
+     ["NY", None, "", "TX"], ["New York", None, "Blank", None], [False, True, False, True]),
     ("value_map", {"lookup": "nodefault"}, ["A", "B", None, ""], ["active", None, None, None],
      None),
     ("value_map", {"lookup": "state", "on_missing": "fail"}, ["NY", "TX", None],
-     ["New York", None, None], [False, True, False]),
+     ["New York", None, "Unknown"], [False, True, False]),
     ("value_map", {"lookup": "state", "on_missing": "keep"}, ["NY", "Tëxas", None],
-     ["New York", "Tëxas", None], None),
+     ["New York", "Tëxas", "Unknown"], None),
     ("value_map", {"lookup": "state", "ignore_case": True}, [" ny ", "CA", "Ca"],
      ["New York", "California", "California"], None),
     ("regex_replace", {"pattern": "[^0-9]", "replacement": ""}, ["a1b2", None, "", "é3"],
@@ -373,3 +382,29 @@ def test_parse_formats_fast_path_rejects_a_day_arrow_would_roll_over():
 
     assert [None if np.isnat(v) else str(v)[:10] for v in got] == [
         None, "2020-02-29", None, "2018-02-28"]
+
+
+def test_format_1_snapshot_keeps_the_behaviour_it_was_frozen_with():
+    """A version frozen before `collapse_inner` / `on_null` existed runs as it always did."""
+    from runs.engine.snapshot import PlanSnapshot
+    from runs.engine.transform import transform_frame
+
+    fields = [
+        {"target": "t", "sources": ["a"], "steps": [{"rule": "trim", "params": {}}]},
+        {"target": "m", "sources": ["b"],
+         "steps": [{"rule": "value_map", "params": {"lookup": "st"}}]},
+    ]
+    old = {"plan": "p", "version": 3, "lookups": {"st": {"entries": {"X": "x"}, "default": "d"}},
+           "entities": [{"name": "e", "source_table": "s", "target_table": "t",
+                         "source_key": ["k"], "target_key": "id", "fields": fields}]}
+    frame = pd.DataFrame({"k": ["1", "2"], "a": [" tab\there  x ", None], "b": [None, "Q"]},
+                         dtype=object)
+    for data, expected in (
+        (old, [["tab here x", None], [None, "d"]]),
+        (old | {"rules_format": 2}, [["tab\there  x", None], ["d", "d"]]),
+    ):
+        snapshot = PlanSnapshot.from_dict(data)
+        result = transform_frame(entity=snapshot.entities[0], frame=frame,
+                                 lookups=snapshot.lookups, keymaps={}, namespace="p")
+        assert [result.rows["t"].tolist(), result.rows["m"].tolist()] == expected
+    assert PlanSnapshot.from_dict(old).rules_format == 2

@@ -21,7 +21,8 @@ def step(rule, **params):
 
 def customer_entity(**overrides):
     fields = (
-        FieldSpec("name", ("name",), (step("trim"), step("title")), required=True),
+        FieldSpec("name", ("name",), (step("trim", collapse_inner=True), step("title")),
+                  required=True),
         FieldSpec("email", ("email",), (step("email"),)),
         FieldSpec("status", ("status",), (step("value_map", lookup="status", on_missing="fail"),),
                   default="active"),
@@ -299,3 +300,30 @@ def test_transform_frame_accounting_always_balances(frame, filters, required, de
     assert balanced(result, len(frame))
     assert set(result.source_keys) | {f.source_key for f in result.failures} <= set(frame["id"])
     assert all(f.errors for f in result.failures)
+
+
+def test_every_failing_rule_of_a_row_is_recorded_across_fields_and_chain():
+    """Fixing one rule must not just reveal the next: all of a row's failures are recorded —
+    every field, and later rules of a chain while the failing rules left the value as it was."""
+    code = FieldSpec("code", ("code",), (
+        step("regex_validate", pattern="[0-9]+", full_match=True),  # fails, value unchanged
+        step("truncate", length=3, on_overflow="fail"),  # still sees the real value: fails too
+    ))
+    when = FieldSpec("when", ("when",), (
+        step("parse_date", formats=["%Y-%m-%d"]),  # fails and yields null ...
+        step("default_if_null", value="n/a"),
+        step("regex_validate", pattern="[0-9-]+"),  # ... so a verdict on "n/a" is an artefact
+    ))
+    phone = FieldSpec("phone", ("phone",), (step("phone_format"),))
+    entity = customer_entity(fields=(code, when, phone))
+    rows = [{"id": "1", "code": "abcdef", "when": "2021-02-30", "phone": "12"},
+            {"id": "2", "code": "12", "when": "2021-02-03", "phone": "(212) 555-0100"}]
+    result = run(entity, rows)
+    assert len(result.rows) == 1
+    [failure] = result.failures
+    assert [(e.field, e.rule) for e in failure.errors] == [
+        ("code", "regex_validate"), ("code", "truncate"), ("when", "parse_date"),
+        ("phone", "phone_format"),
+    ]
+    assert failure.errors[1].value == "abcdef"
+    assert (failure.field, failure.rule) == ("code", "regex_validate")  # the headline

@@ -177,3 +177,33 @@ def test_entity_settings_refuses_a_mark_column_the_target_lacks(client_for, anal
     assert "Mark column “no_such_col” is not a column of" in response.content.decode()
     entity.refresh_from_db()
     assert entity.delete_policy == "ignore"
+
+
+def test_lookup_coverage_warning_counts_null_and_blank_values(client_for, analyst, demo_plan):
+    entity = _entity(demo_plan)
+    states = demo_plan.lookups.get(name="us-states")
+    states.default_value = "Unknown"
+    states.save()
+    step = RuleStep.objects.get(
+        field__entity=entity, field__target_column="billing_state", rule="value_map"
+    )
+    body = client_for(analyst).get(_url("entity_grid", demo_plan, entity), **HTMX).content
+    warning = next(line for line in body.decode().splitlines() if "State_Code are NULL" in line)
+    assert "with on_null “default” they get the table’s default “Unknown”" in warning.replace(
+        "&#x27;", "’"
+    ).replace("'", "’")
+    step.params = {**step.params, "on_null": "fail"}
+    step.save()
+    body = client_for(analyst).get(_url("entity_grid", demo_plan, entity), **HTMX).content
+    assert "with on_null “fail” those rows fail" in body.decode()
+
+
+def test_field_editor_shows_each_steps_null_handling(client_for, analyst, demo_plan):
+    from runs.engine.rules import REGISTRY
+
+    entity = _entity(demo_plan)
+    url = _url("field_editor", demo_plan, entity, column="billing_state")
+    body = client_for(analyst).get(url, **HTMX).content.decode()
+    for rule in ("trim", "upper", "value_map"):
+        shown = REGISTRY[rule].null_handling.replace("'", "&#x27;")
+        assert f'<p class="rule-nulls muted">Null handling: {shown}</p>' in body

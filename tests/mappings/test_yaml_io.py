@@ -96,10 +96,10 @@ def test_plan_export_yaml_layout_follows_the_documented_format(demo):
     name = data["entities"][0]["fields"][1]
     assert list(data) == ["format", "plan", "systems", "lookups", "entities",
                           "validation_rules", "uat_cases", "milestones"]
-    assert data["format"] == "migration-planner/v1"
+    assert data["format"] == "migration-planner/v2"
     assert data["systems"] == {"source": "Legacy CRM", "target": "New CRM"}
     assert name == {"target": "name", "sources": ["Cust_Name"],
-                    "steps": [{"rule": "trim"}, {"rule": "title"},
+                    "steps": [{"rule": "trim", "collapse_inner": True}, {"rule": "title"},
                               {"rule": "truncate", "length": 80, "on_overflow": "fail"}],
                     "required": True,
                     "notes": "Target allows 80 characters; longer names go to the error queue."}
@@ -133,7 +133,7 @@ def test_plan_import_yaml_normalises_rule_params_like_the_workbench(demo_text, a
                                 rule="truncate")
     assert step.params == {"length": 80, "on_overflow": "fail"}
     trim = RuleStep.objects.filter(field__entity__plan=plan, rule="trim").first()
-    assert trim.params == {"empty_to_null": True}
+    assert trim.params == {"empty_to_null": True, "collapse_inner": True}
 
 
 def test_plan_import_yaml_records_an_audit_event(demo_text, analyst):
@@ -293,7 +293,7 @@ def test_plan_import_yaml_bad_document_names_line_column_and_reason(case, demo_t
 
 def test_plan_import_yaml_wrong_format_and_empty_document_are_refused(demo_text, analyst):
     for text, expected in (
-        (demo_text.replace("format: migration-planner/v1", "format: other/v9"),
+        (demo_text.replace("format: migration-planner/v2", "format: other/v9"),
          "line 1, column 9: format: unsupported format 'other/v9'"),
         ("", "line 1, column 1: the document is empty"),
         ("- just\n- a list\n", "line 1, column 1: (document): must be a mapping, got a list"),
@@ -474,3 +474,17 @@ def test_plan_yaml_mark_policy_without_column_is_refused_with_its_place(demo_tex
         plan_import_yaml(text=text, user=analyst, allow_unknown_schema=True)
     assert "delete_policy mark needs a delete_mark_column" in str(caught.value)
     assert _created_nothing()
+
+
+def test_plan_import_yaml_v1_file_keeps_the_rule_behaviour_it_was_written_for(demo_text, analyst):
+    """A v1 file's `trim` collapsed inner whitespace and its `value_map` kept null/blank null:
+    imported today it gets those options explicitly, so its output does not change."""
+    old = demo_text.replace("format: migration-planner/v2", "format: migration-planner/v1")
+    old = re.sub(r"\n *collapse_inner: true", "", old)
+    assert "collapse_inner" not in old and "on_null" not in old
+    plan = plan_import_yaml(text=old, user=analyst, allow_unknown_schema=True)
+    trims = RuleStep.objects.filter(field__entity__plan=plan, rule="trim")
+    maps = RuleStep.objects.filter(field__entity__plan=plan, rule="value_map")
+    assert trims.count() == 11 and maps.count() == 2
+    assert {s.params["collapse_inner"] for s in trims} == {True}
+    assert {s.params["on_null"] for s in maps} == {"null"}
