@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 import pandas as pd
 
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.batch import source_columns
+from runs.engine.connectors.base import type_family
 from runs.engine.errors import EngineError
 from runs.engine.rules import REGISTRY, RuleParamError
 from runs.engine.snapshot import EntitySpec, PlanSnapshot
 from runs.engine.transform import source_key_text, transform_frame
 
 from .models import EntityMapping, Plan
-from .schema import has_keymap, sample_frame, system_connector
+from .schema import has_keymap, sample_frame, system_connector, system_table
+from .selectors import column_required
 from .services import plan_snapshot_build
 
 MAX_ROWS = 500
+_BOOL_WORDS = ("true", "t", "yes", "y", "1", "false", "f", "no", "n", "0")
 
 
 @dataclass
@@ -46,6 +52,7 @@ class Preview:
     rows: list[PreviewRow] = field(default_factory=list)
     error: str | None = None
     elapsed_ms: float = 0.0
+    problems: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -85,6 +92,55 @@ def _fill(preview: Preview, entity: EntityMapping, limit: int, order: str) -> No
     for pos in range(len(frame)):
         preview.rows.append(_row(frame, pos, str(keys.iloc[pos]), result, failures,
                                  preview.target_columns))
+    preview.problems = _problems(preview, system_table(plan.target, spec.target_table))
+
+
+def _fits(family: str, text: str) -> bool:
+    """Whether ``text`` parses as a value of the target type family (what the load casts)."""
+    value = text.strip()
+    try:
+        if family == "integer":
+            int(value)
+        elif family == "numeric":
+            return Decimal(value).is_finite()
+        elif family == "boolean":
+            return value.lower() in _BOOL_WORDS
+        elif family == "uuid":
+            uuid.UUID(value)
+        elif family == "date":
+            dt.date.fromisoformat(value)
+        elif family == "timestamp":
+            dt.datetime.fromisoformat(value.replace(" ", "T", 1) if len(value) > 10 else value)
+    except (ValueError, InvalidOperation):
+        return False
+    return True
+
+
+def _problems(preview: Preview, target) -> list[str]:
+    """Unmapped required target columns, and result values the target type would refuse
+    (those cells are marked); pure over the filled preview."""
+    mapped = set(preview.target_columns)
+    out = [f"Required target column “{col.name}” is not mapped: every row would fail to load."
+           for col in target.columns if column_required(col) and col.name not in mapped]
+    columns = {col.name: col for col in target.columns}
+    for name in preview.target_columns:
+        col = columns.get(name)
+        family = type_family(col.cast_type or col.data_type) if col else "text"
+        if family == "text":
+            continue
+        bad = 0
+        for row in preview.rows:
+            for cell in row.result:
+                if cell.column == name and cell.value is not None and not cell.error \
+                        and not _fits(family, cell.value):
+                    cell.error = f"not a valid {family} for “{name}”"
+                    bad += 1
+        if bad:
+            what = "1 value" if bad == 1 else f"{bad} values"
+            verb, them = ("is", "it") if bad == 1 else ("are", "them")
+            out.append(f"{what} of “{name}” {verb} not a valid {family}: the load would reject "
+                       f"{them}.")
+    return out
 
 
 def _row(frame: pd.DataFrame, pos: int, key: str, result, failures: dict,

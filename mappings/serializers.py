@@ -258,6 +258,9 @@ class PreviewSerializer(serializers.Serializer):
     target_columns = serializers.ListField(child=serializers.CharField())
     rows = PreviewRowSerializer(many=True)
     failed = serializers.IntegerField()
+    problems = serializers.ListField(
+        child=serializers.CharField(), help_text="Unmapped required target columns and "
+        "result values the target column's type would refuse (those cells carry the error).")
     error = serializers.CharField(allow_null=True)
     elapsed_ms = serializers.FloatField()
 

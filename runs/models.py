@@ -374,7 +374,12 @@ class TableLease(models.Model):
     class Meta:
         ordering = ["target", "table"]
         constraints = [
-            models.UniqueConstraint(fields=["target", "table"], name="table_lease_one_writer"),
+            models.UniqueConstraint(
+                fields=["target", "table"],
+                name="table_lease_one_writer",
+                violation_error_message="Another run is writing this target table: one "
+                "writer per table.",
+            ),
         ]
 
     def __str__(self) -> str:

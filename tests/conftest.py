@@ -22,6 +22,29 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 os.environ.setdefault("TEST_PG_URL", "postgresql://postgres@127.0.0.1:54329/postgres")
 
 
+def _transactional(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction"):
+        return True
+    names = getattr(item, "fixturenames", ())
+    return "transactional_db" in names or "live_server" in names
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every transactional test restores the migrated rows (roles, content types) it flushed.
+
+    A transactional test empties the database when it ends; without serialized rollback Django
+    then re-creates content types through post_migrate, and the next test that restores the
+    serialized state collides with them ("duplicate key ... django_content_type"). So each
+    transactional test asks for serialized rollback, whatever order the tests run in."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is not None and _transactional(item) and (
+            "django_db_serialized_rollback" not in names
+        ):
+            names.append("django_db_serialized_rollback")
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """pytest-django's test database, plus a report of sessions still on it at the end.

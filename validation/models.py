@@ -243,6 +243,7 @@ class Cutover(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="go") | Q(frozen_at__isnull=False),
                 name="cutover_go_needs_freeze",
+                violation_error_message="A cutover can only be a go once the source is frozen.",
             ),
         ]
 

@@ -60,6 +60,8 @@ def validation_rule_save(*, plan: Plan, user, data: dict[str, Any],
     if clash.exists():
         raise ApplicationError(f"A rule called “{name}” already exists.", field="name")
     column = str(data.get("column", "") or "").strip()
+    if column:
+        _check_column(plan, data["entity"], kind, column)
     params = rule_params_clean(kind=kind, column=column, params=dict(data.get("params") or {}))
     severity = data.get("severity", Severity.BLOCKING)
     if severity not in Severity.values:
@@ -75,6 +77,27 @@ def validation_rule_save(*, plan: Plan, user, data: dict[str, Any],
         audit_record(action=AuditAction.UPDATE if before else AuditAction.CREATE, actor=user,
                      obj=rule, before=before, after=_rule_state(rule))
     return rule
+
+
+def _check_column(plan: Plan, entity_name: str, kind: str, column: str) -> None:
+    """Refuse a column the entity's tables do not have (a pre-check reads the source table,
+    a post-check the source or target table); skipped when a schema cannot be read."""
+    from mappings.schema import system_table
+
+    entity = plan.entities.get(name=entity_name)
+    sides = [(plan.source, entity.source_table)]
+    if kind not in PRE_KINDS:
+        sides.append((plan.target, entity.target_table))
+    names: set[str] = set()
+    for system, table in sides:
+        try:
+            names |= set(system_table(system, table).column_names)
+        except ApplicationError:
+            return
+    if column not in names:
+        tables = " or ".join(f"“{t}”" for _, t in sides)
+        raise ApplicationError(f"Column “{column}” does not exist in {tables}: a check on it "
+                               "would block every run.", field="column")
 
 
 def validation_rule_delete(*, rule: ValidationRule, user) -> None:

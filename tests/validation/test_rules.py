@@ -198,3 +198,17 @@ def test_column_checks_of_an_entity_share_one_scan_and_keep_their_own_errors(dem
     with_error = {r.rule.name: r for r in prevalidation_execute(plan=demo_plan)}
     assert with_error["nope"].status == "error"
     assert {n: with_error[n].observed for n in alone} == {n: o.observed for n, o in alone.items()}
+
+
+def test_validation_rule_on_a_missing_column_is_refused(demo_plan, analyst):
+    from validation.services import validation_rule_save
+
+    plan = demo_plan
+    with pytest.raises(ApplicationError, match="Column “Emial” does not exist in “customers”"):
+        validation_rule_save(plan=plan, user=analyst, data={
+            "name": "emails unique", "kind": "unique", "entity": "accounts",
+            "column": "Emial"})
+    rule = validation_rule_save(plan=plan, user=analyst, data={
+        "name": "emails unique", "kind": "unique", "entity": "accounts",
+        "column": "Email_Address"})
+    assert rule.column == "Email_Address"

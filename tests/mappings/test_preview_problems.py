@@ -1,0 +1,43 @@
+"""The preview summary counts unmapped required columns and type mismatches as problems."""
+# ruff: noqa: F811 -- pytest fixtures imported from workbench_fixtures are used as arguments
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from mappings.preview import entity_preview
+from tests.mappings.workbench_fixtures import demo_files, demo_plan, demo_systems  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_mapping_has_no_problem(demo_plan):
+    preview = entity_preview(entity=demo_plan.entities.get(name="accounts"), limit=20)
+    assert preview.error is None and preview.problems == []
+
+
+def test_unmapped_required_column_is_a_problem(demo_plan):
+    entity = demo_plan.entities.get(name="accounts")
+    entity.fields.get(target_column="name").delete()
+    preview = entity_preview(entity=entity, limit=20)
+    assert preview.problems == ["Required target column “name” is not mapped: every row would "
+                                "fail to load."]
+
+
+def test_text_into_a_timestamp_column_is_a_problem_and_marks_the_cells(client_for, analyst,
+                                                                        demo_plan):
+    entity = demo_plan.entities.get(name="accounts")
+    field = entity.fields.get(target_column="legacy_created_date")
+    field.steps.all().delete()
+    field.source_columns = ["Cust_Name"]
+    field.save()
+    preview = entity_preview(entity=entity, limit=20)
+    cells = [c for r in preview.rows for c in r.result if c.column == "legacy_created_date"
+             and c.value is not None]
+    body = client_for(analyst).get(reverse("mappings:entity_preview", kwargs={
+        "slug": demo_plan.slug, "uuid": entity.uuid})).content.decode()
+    assert preview.problems == [f"{len(cells)} values of “legacy_created_date” are not a valid "
+                                "timestamp: the load would reject them."]
+    assert all(c.error == "not a valid timestamp for “legacy_created_date”" for c in cells)
+    assert "1 problem<" in body and "are not a valid timestamp" in body
