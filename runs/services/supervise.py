@@ -168,10 +168,6 @@ def _stalls(now, report: Counter) -> None:
 
 def _table_leases(now, report: Counter) -> None:
     """Release the table leases (one writer per table) whose holder stopped renewing them."""
-    try:
-        from .leases import table_lease_release_expired
-    except ImportError:  # table leases (issue 15) are not on this branch yet
-        return
     released = table_lease_release_expired(now=now)
     if released:
         report["table_leases_released"] += released
@@ -190,9 +186,6 @@ def runs_supervise() -> dict[str, int]:
     _idle_runs(report)
     _table_leases(now, report)
     _stalls(now, report)
-    released = table_lease_release_expired(now=now)  # leases on target tables of dead runs
-    if released:
-        report["table_leases_released"] = released
     if report:
         logger.info("supervisor: %s", dict(report))
     return dict(report)
