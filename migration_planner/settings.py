@@ -26,9 +26,13 @@ env = environ.Env(
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env("DEBUG")
-# An empty value (a copied .env.example) counts as unset: only DEBUG may run without a key
-# (scripts/run.sh and scripts/test.sh generate one into .data/secret.key, mode 0600).
+# An empty value (a copied .env.example) counts as unset; then the key scripts/run.sh and
+# scripts/test.sh generate into .data/secret.key (mode 0600) is used; only DEBUG may run
+# without any key.
 SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY and (DATA_DIR / "secret.key").is_file():
+    # the key the scripts generated for this install, so manage.py works outside them too
+    SECRET_KEY = (DATA_DIR / "secret.key").read_text().strip()
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(

@@ -32,6 +32,18 @@ def test_refuses_to_start_without_secret_key_when_debug_is_off():
     assert ok.returncode == 0, ok.stderr
 
 
+def test_the_generated_key_file_of_the_data_dir_is_used_when_the_environment_has_none(tmp_path):
+    """manage.py outside the scripts (README's command-line section) finds the install's key."""
+    (tmp_path / "secret.key").write_text("generated-" + secrets.token_urlsafe(40) + "\n")
+    code = (
+        "import django; django.setup(); "
+        "from django.conf import settings; print(settings.SECRET_KEY)"
+    )
+    out = _django(["-c", code], SECRET_KEY="", DEBUG="false", MP_DATA_DIR=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == (tmp_path / "secret.key").read_text().strip()
+
+
 def test_documented_production_config_passes_check_deploy_without_warnings():
     """The production config of docs/operations.md (Security): DEBUG off, a long SECRET_KEY,
     MP_HTTPS=true, MP_PROXY_SSL_HEADER=true, ALLOWED_HOSTS set."""
