@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import threading
 
+from mappings.destinations import guard_params
 from mappings.enums import SystemKind
 from mappings.models import System
 from mappings.staging import staged_file_local
@@ -38,9 +39,13 @@ def connector_for(system: System) -> Connector:
             _close_dead_threads()
             for stale in [k for k in _cache if k[:2] == (me, system.pk)]:
                 _cache.pop(stale).close()
-            params, kind = system.guarded_connection_params(), system.kind
-            if system.kind == SystemKind.FILE:  # its staging SQLite, this host's copy
-                params["path"], kind = staged_file_local(system), "sqlite"
+            if system.kind == SystemKind.FILE:
+                # its staging SQLite, this host's copy: the web host's path (system.path) may
+                # lie outside this host's data directory; connect checks the copy against it
+                params = {"path": staged_file_local(system)} | guard_params(system.kind)
+                kind = "sqlite"
+            else:
+                params, kind = system.guarded_connection_params(), system.kind
             conn = _cache[key] = connect(kind, params)
         return conn
 
