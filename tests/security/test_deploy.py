@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _django(args: list[str], **extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "migration_planner.settings", **extra}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests, refused by --deploy
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

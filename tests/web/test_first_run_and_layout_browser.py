@@ -16,7 +16,10 @@ from tests.factories import PASSWORD, UserFactory
 from tests.mappings.workbench_fixtures import demo_files  # noqa: F401
 from tests.web.browser import chromium, shot
 
-pytestmark = pytest.mark.browser
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def _analyst(username: str):

@@ -19,7 +19,10 @@ from tests.factories import PASSWORD, UserFactory
 from tests.mappings.workbench_fixtures import demo_files  # noqa: F401
 from tests.web.browser import chromium, shot
 
-pytestmark = pytest.mark.browser
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def test_plan_lifecycle_in_the_browser(live_server, transactional_db, demo_files):
