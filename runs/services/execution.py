@@ -20,11 +20,11 @@ from runs.engine.connectors import KeyRange
 from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError, TransientError
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
-from runs.models import COUNTERS, Batch, FailedRecord, Run, TableLease
+from runs.models import COUNTERS, Batch, FailedRecord, Run
 
 from . import hooks
 from .dispatch import enqueue_batches
-from .leases import RUN_PURPOSES
+from .leases import table_lease_release_ended
 from .logging import run_log
 from .recording import outcome_record
 from .state import (
@@ -71,8 +71,9 @@ def _fail_run(run: Run, message: str) -> None:
 
 
 def _ended(run_id: int) -> None:
-    """Free the run's table leases and run the after-run hooks once the change is committed."""
-    TableLease.objects.filter(run_id=run_id, purpose__in=RUN_PURPOSES).delete()
+    """Free the run's table leases (unless a batch is still in flight: the last one to end
+    frees them) and run the after-run hooks once the change is committed."""
+    table_lease_release_ended(run_id=run_id)
     transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run_id)))
 
 
@@ -303,7 +304,17 @@ def batch_execute(*, batch_id: int) -> str:
         return "already handled"
     if batch.attempts > MAX_ATTEMPTS:
         return _park(batch)
-    return _work(batch)
+    return batch_work_claimed(batch=batch)
+
+
+def batch_work_claimed(*, batch: Batch) -> str:
+    """Work a batch this worker has claimed (see batch_execute); when its run has ended
+    meanwhile (a threshold or another batch failed it), drop the run's table leases once no
+    other batch of it is in flight. Raises TransientError for the task to retry."""
+    try:
+        return _work(batch)
+    finally:
+        table_lease_release_ended(run_id=batch.run_id)
 
 
 def _park(batch: Batch) -> str:

@@ -2,8 +2,10 @@
 and rollbacks (dry runs need none).
 
 A lease is *live* while its holder can still write: a load/delta lease while its run has not
-ended; a re-process or rollback lease until ``expires_at``, which the holder pushes forward
-while it works. Anything else is stale: ``table_lease_acquire`` takes a stale lease over, and
+ended or one of its batches is still being worked (a run failed by its threshold while other
+batches were in flight keeps it until the last of them ends or its claim expires); a
+re-process or rollback lease until ``expires_at``, which the holder pushes forward while it
+works. Anything else is stale: ``table_lease_acquire`` takes a stale lease over, and
 ``table_lease_release_expired`` (called by the periodic supervisor) deletes them.
 """
 
@@ -15,13 +17,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from mappings.models import System
 from migration_planner.lib.errors import ConflictError
-from runs.enums import LeasePurpose, LogLevel, RunStatus
-from runs.models import Run, TableLease
+from runs.enums import BatchStatus, LeasePurpose, LogLevel, RunStatus
+from runs.models import Batch, Run, TableLease
 
 from .logging import run_log
 
@@ -60,17 +62,26 @@ def lease_extra(lease: TableLease) -> dict:
     }
 
 
+def _batches_in_flight(now) -> Q:
+    """Batches a worker still works under a live claim (it may still write the target)."""
+    return Q(status=BatchStatus.RUNNING, lease_until__gte=now)
+
+
 def _stale(lease: TableLease, now) -> bool:
     if lease.expires_at is not None:
         return lease.expires_at < now
     if lease.purpose in RUN_PURPOSES:
-        return lease.run.status not in RUN_ACTIVE
+        if lease.run.status in RUN_ACTIVE:
+            return False
+        return not Batch.objects.filter(_batches_in_flight(now), run_id=lease.run_id).exists()
     return False
 
 
 def _stale_q(now) -> Q:
-    return Q(expires_at__lt=now) | Q(
-        expires_at__isnull=True, purpose__in=RUN_PURPOSES, run__status__in=_ended_statuses()
+    in_flight = Batch.objects.filter(_batches_in_flight(now), run_id=OuterRef("run_id"))
+    return Q(expires_at__lt=now) | (
+        Q(expires_at__isnull=True, purpose__in=RUN_PURPOSES, run__status__in=_ended_statuses())
+        & ~Q(Exists(in_flight))
     )
 
 
@@ -160,6 +171,18 @@ def table_lease_release(*, run: Run, purpose: str | None = None) -> int:
     if purpose is not None:
         leases = leases.filter(purpose=purpose)
     return leases.delete()[0]
+
+
+def table_lease_release_ended(*, run_id: int) -> int:
+    """Drop a load/delta run's leases once it has ended and none of its batches is still
+    worked under a live claim (else the last batch to end drops them). Idempotent."""
+    now = timezone.now()
+    run = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    if run is None or run in RUN_ACTIVE:
+        return 0
+    if Batch.objects.filter(_batches_in_flight(now), run_id=run_id).exists():
+        return 0
+    return TableLease.objects.filter(run_id=run_id, purpose__in=RUN_PURPOSES).delete()[0]
 
 
 def table_lease_release_expired(*, now=None) -> int:

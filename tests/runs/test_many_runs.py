@@ -287,3 +287,46 @@ def test_an_identical_reload_writes_nothing_and_counts_unchanged(
         (str(second.uuid),),
     ) == [(0,)]
     assert _checksums(demo_plan) == after_first
+
+
+def test_a_run_failing_its_threshold_keeps_its_lease_until_its_last_running_batch_ends(
+    demo_plan, analyst
+):
+    from runs.models import Batch
+    from runs.services.execution import _claim, batch_execute, batch_work_claimed, run_prepare
+
+    demo_plan.failure_threshold_pct, demo_plan.batch_size = 0, 100  # any failure fails the run
+    demo_plan.save()
+    run = run_create(plan=demo_plan, user=analyst, mode="load", scope_entity="accounts")
+    run_prepare(run_id=run.pk)  # batches planned and queued; no worker consumes them
+    first, second, *rest = Batch.objects.filter(run=run).order_by("seq")
+    in_flight = _claim(first.pk)  # a worker is still writing batch 1
+    assert batch_execute(batch_id=second.pk) == "done"  # batch 2 passes the threshold
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "Failure threshold passed" in run.error
+    assert {b.status for b in Batch.objects.filter(pk__in=[b.pk for b in rest])} == {"cancelled"}
+    # batch 1 may still write accounts: the lease stays, nobody else may write the table
+    assert list(TableLease.objects.filter(run=run).values_list("table", flat=True)) == ["accounts"]
+    assert table_lease_release_expired() == 0
+    with pytest.raises(TableBusy, match=f"accounts is being written by run #{run.pk}"):
+        run_create(plan=demo_plan, user=analyst, mode="load", scope_entity="accounts")
+    assert batch_work_claimed(batch=in_flight) == "done"  # batch 1 ends: the lease goes with it
+    assert not TableLease.objects.filter(run=run).exists()
+    assert run_create(plan=demo_plan, user=analyst, mode="load", scope_entity="accounts")
+
+
+def test_a_failed_runs_lease_is_recovered_when_its_running_batchs_worker_died(demo_plan, analyst):
+    from runs.models import Batch
+    from runs.services.execution import _claim, batch_execute, run_prepare
+
+    demo_plan.failure_threshold_pct, demo_plan.batch_size = 0, 100
+    demo_plan.save()
+    run = run_create(plan=demo_plan, user=analyst, mode="load", scope_entity="accounts")
+    run_prepare(run_id=run.pk)
+    first, second, *_ = Batch.objects.filter(run=run).order_by("seq")
+    _claim(first.pk)
+    batch_execute(batch_id=second.pk)
+    assert TableLease.objects.filter(run=run).count() == 1
+    Batch.objects.filter(pk=first.pk).update(lease_until=timezone.now())  # its worker died
+    assert table_lease_release_expired() == 1
