@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from runs.engine import unchanged
 from runs.engine.connectors.base import (
     ChangedSince,
     Connector,
@@ -53,10 +54,12 @@ class BatchOutcome:
     failures: list[RowFailure] = field(default_factory=list)
     already_done: bool = False
     unchanged: int = 0  # loaded rows that were already identical in the target (not written)
+    skipped: int = 0  # of those, rows skipped before the transform (runs.engine.unchanged)
 
     def to_meta(self) -> dict[str, Any]:
         """JSON-able form stored as the ledger batch record's result_meta."""
         meta: dict[str, Any] = {name: getattr(self, name) for name in _COUNTS}
+        meta["skipped"] = self.skipped
         # Built by hand: dataclasses.asdict deep-copies every value (~15 us per failure).
         meta["failures"] = [
             {
@@ -92,7 +95,7 @@ class BatchOutcome:
             )
             for f in meta.get("failures", [])
         ]
-        counts = {name: int(meta.get(name, 0)) for name in _COUNTS}
+        counts = {name: int(meta.get(name, 0)) for name in (*_COUNTS, "skipped")}
         if load is not None:
             counts.update(inserted=load.inserted, updated=load.updated)
             return cls(**counts, failures=failures, already_done=True, unchanged=load.unchanged)
@@ -144,14 +147,27 @@ def execute_batch(
     # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per value
     extract = getattr(source, "extract_text", source.extract)
     watermark = _watermark(entity, changed_since)
-    frame = extract(
-        entity.source_table,
-        source_columns(entity),
-        entity.source_key,
-        key_range,
-        changed_since=watermark,
-    )
+    state = None
+    if skip_unchanged and not dry_run and unchanged.eligible(entity, target):
+        frame, state = unchanged.extract_changed(
+            snapshot=snapshot,
+            entity=entity,
+            key_range=key_range,
+            source=source,
+            target=target,
+            changed_since=watermark,
+            run_id=run_id,
+        )
+    else:
+        frame = extract(
+            entity.source_table,
+            source_columns(entity),
+            entity.source_key,
+            key_range,
+            changed_since=watermark,
+        )
     return process_frame(
+        row_state=state,
         full_rows=_full_rows(source, entity, key_range, watermark),
         snapshot=snapshot,
         entity=entity,
@@ -179,12 +195,14 @@ def process_frame(
     skip_unchanged: bool = False,
     failed_parents: Mapping[str, set[str]] | None = None,
     full_rows: Callable[..., dict] | None = None,
+    row_state: unchanged.RowState | None = None,
 ) -> BatchOutcome:
     """Transform → validate → load + ledger for rows already in hand (a batch's extract, or
     failed records being re-processed). Idempotent per (run_id, batch_id); one target
     transaction; a dry run writes nothing. ``full_rows(key, row)`` completes a failed row
-    with the source columns the plan does not read. Raises SchemaError, TransientError,
-    EngineError."""
+    with the source columns the plan does not read; ``row_state`` (runs.engine.unchanged):
+    keys skipped unread, counted loaded and unchanged, and the state stored with the batch.
+    Raises SchemaError, TransientError, EngineError."""
     keymaps = _keymaps(snapshot, entity, frame, source, target, dry_run, failed_parents)
     result = transform_frame(
         entity=entity,
@@ -198,17 +216,23 @@ def process_frame(
     if full_rows is not None:
         for failure in failures:
             failure.source_row = full_rows(failure.source_key, failure.source_row)
+    skipped = len(row_state.carried) if row_state is not None else 0
     outcome = BatchOutcome(
-        extracted=len(frame),
-        loaded=len(rows),
+        extracted=len(frame) + skipped,
+        loaded=len(rows) + skipped,
         failed=len(failures),
         filtered=result.filtered,
         duplicates=result.duplicates,
         failures=failures,
+        skipped=skipped,
     )
     _check_accounting(outcome)
     if dry_run:
         return outcome
+    state = {}
+    if row_state is not None:
+        hashes = unchanged.frame_source_hashes(frame.loc[rows.index], source_columns(entity))
+        state["row_state"] = replace(row_state, source_hashes=hashes)
     loaded = target.load_batch(
         entity=entity,
         rows=rows,
@@ -219,6 +243,7 @@ def process_frame(
         result_meta=outcome.to_meta(),
         skip_unchanged=skip_unchanged,
         describe_coerced=_coerced_describer(frame, rows, keys, full_rows),
+        **state,
     )
     if loaded.already_done:  # a concurrent attempt committed first: report what it stored
         return BatchOutcome.from_meta(loaded.result_meta, loaded)

@@ -519,7 +519,8 @@ def run_finish(*, run_id: int) -> Run:
         run.refresh_from_db()
         run_log(
             run,
-            f"Run succeeded: {run.loaded:,} loaded, {run.failed:,} failed, "
+            f"Run succeeded: {run.loaded:,} loaded ({run.unchanged:,} of them unchanged, not "
+            f"rewritten), {run.failed:,} failed, "
             f"{run.filtered:,} filtered, {run.duplicates:,} duplicate.",
         )
         _ended(run.pk)

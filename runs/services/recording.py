@@ -197,10 +197,18 @@ def outcome_record(*, batch: Batch, outcome, entity, duration_ms: int) -> bool:
             },
         )
     Run.objects.filter(pk=run.pk).update(**{c: F(c) + counts[c] for c in COUNTERS})
-    if getattr(outcome, "unchanged", 0):
+    skipped = getattr(outcome, "skipped", 0)
+    if skipped:
         run_log(
             run,
-            f"Batch {batch.seq} ({batch.entity}): {outcome.unchanged:,} rows already "
+            f"Batch {batch.seq} ({batch.entity}): {skipped:,} rows unchanged since an earlier "
+            "run (same source row and rules, target row as written): not transformed, not "
+            "rewritten.",
+        )
+    if getattr(outcome, "unchanged", 0) > skipped:
+        run_log(
+            run,
+            f"Batch {batch.seq} ({batch.entity}): {outcome.unchanged - skipped:,} rows already "
             "identical in the target (not rewritten).",
         )
     if outcome.failed:

@@ -29,7 +29,7 @@ from runs.engine.canonical import (
     pg_intent_typed_sql,
     pg_same_sql,
 )
-from runs.engine.connectors import pg_deletes
+from runs.engine.connectors import pg_deletes, pg_unchanged
 from runs.engine.connectors.base import (
     ArrowTextSource,
     ChangedSince,
@@ -53,6 +53,7 @@ from runs.engine.connectors.base import (
 from runs.engine.deletes import DeleteResult
 from runs.engine.errors import EngineError, TransientError
 from runs.engine.hashing import fold_digest, row_hash
+from runs.engine.unchanged import Carried, RowState
 
 if TYPE_CHECKING:
     from runs.engine.snapshot import EntitySpec
@@ -90,7 +91,8 @@ WHERE i.indisunique AND i.indpred IS NULL AND NOT (0 = ANY(i.indkey::int2[]))
   AND n.nspname <> ALL(%s)
 GROUP BY n.nspname, c.relname, i.indexrelid, i.indisprimary
 """
-_LEDGER_DDL = """
+_LEDGER_DDL = (
+    """
 CREATE SCHEMA IF NOT EXISTS mp_ledger;
 CREATE TABLE IF NOT EXISTS mp_ledger.batch (
     run_id text NOT NULL, batch_id text NOT NULL, entity text NOT NULL,
@@ -136,12 +138,11 @@ CREATE OR REPLACE VIEW mp_ledger.written AS
     FROM mp_ledger.batch b CROSS JOIN LATERAL unnest(b.inserted_keys, b.inserted_hashes) AS u(k, h)
     WHERE b.inserted_keys IS NOT NULL;
 """
-# The last thing _LEDGER_DDL creates (the view's last column): when it exists, the ledger is
-# complete.
-_LEDGER_READY = (
-    "SELECT EXISTS (SELECT 1 FROM pg_attribute "
-    "WHERE attrelid = to_regclass('mp_ledger.written') AND attname = 'seq')"
+    + pg_unchanged.LEDGER_DDL
 )
+# The last thing _LEDGER_DDL creates (the re-run row state's columns): when it exists, the
+# ledger is complete.
+_LEDGER_READY = pg_unchanged.LEDGER_READY
 _KEYMAP_UPSERT = (
     "INSERT INTO mp_ledger.keymap AS k (namespace, entity, source_key, target_key, run_id, "
     "batch_id) SELECT %s, %s, m.s, m.t, %s, %s FROM ({source}) AS m(s, t) "
@@ -239,6 +240,7 @@ class PostgresConnector(ArrowTextSource):
         self._schema: SchemaInfo | None = None
         # Rows the last batch's read-back compared (every row it wrote or left unchanged).
         self.read_back_rows = 0
+        self.read_back_versions: dict[int, str] = {}
 
     # ------------------------------------------------------------------ plumbing
     def _connection(self) -> Any:
@@ -512,6 +514,18 @@ class PostgresConnector(ArrowTextSource):
                 if not cur.fetchone()[0]:
                     cur.execute(_LEDGER_DDL)
 
+    def source_row_hashes(self, *args: Any, **kwargs: Any) -> tuple[list[str], list[str]]:
+        """Source key texts and source hashes of one key range, by the server (pg_unchanged)."""
+        return pg_unchanged.source_row_hashes(self, *args, **kwargs)
+
+    def row_state_exists(self, namespace: str, entity: str, rules_hash: str, run_id: str) -> bool:
+        """Whether another run's ledger holds re-run row state for ``entity`` (these rules)."""
+        return pg_unchanged.row_state_exists(self, namespace, entity, rules_hash, run_id)
+
+    def unchanged_rows(self, **kwargs: Any) -> Carried:
+        """Keys a batch may skip, as they were recorded (pg_unchanged.unchanged_rows)."""
+        return pg_unchanged.unchanged_rows(self, **kwargs)
+
     def ledger_batches(self, run_id: str) -> list[str]:
         """Batch ids recorded for ``run_id``, in commit order."""
         self.ensure_ledger()
@@ -669,6 +683,7 @@ class PostgresConnector(ArrowTextSource):
         result_meta: dict[str, Any],
         skip_unchanged: bool = False,
         describe_coerced: CoercedFailure | None = None,
+        row_state: RowState | None = None,
     ) -> LoadResult:
         """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent.
 
@@ -677,7 +692,10 @@ class PostgresConnector(ArrowTextSource):
         failure in the stored result (``describe_coerced`` builds it), never a loaded row.
         The ledger's row hash is that of the intended values (runs.engine.canonical).
         ``skip_unchanged`` (upsert only; delta by comparison): rows whose target row already
-        holds the same values are not written and not in the ledger, only counted."""
+        holds the same values are not written and not in the ledger, only counted.
+        ``row_state`` (runs.engine.unchanged): the rows' source hashes and the rules hash are
+        stored with the batch record, and its carried keys (skipped unread) are recorded and
+        counted unchanged."""
         info = self._table(entity.target_table)
         cols, tk, ext = load_columns(info, entity, rows, source_keys)
         self.ensure_ledger()
@@ -691,13 +709,15 @@ class PostgresConnector(ArrowTextSource):
                 cur, info, cols, tk, ext, entity.load_mode, rows, skip
             )
             result_meta = with_coerced(result_meta, coerced, rows, source_keys, describe_coerced)
+            state = _state_arrays(written, source_keys, row_state)
             source_keys = [source_keys[w[5]] for w in written]
             inserted = sum(1 for w in written if w[1])
             changed = [w for w in written if w[4]]
+            carried = row_state.carried if row_state is not None else None
             result = LoadResult(
                 inserted=inserted,
                 updated=len(changed) - inserted,
-                unchanged=len(written) - len(changed),
+                unchanged=len(written) - len(changed) + (len(carried) if carried else 0),
                 result_meta=result_meta,
                 coerced=len(coerced),
             )
@@ -706,10 +726,17 @@ class PostgresConnector(ArrowTextSource):
             # before-image. mp_ledger.written shows both as rows.
             _write_ledger(cur, entity, run_id, batch_id, [w for w in changed if not w[1]])
             inserts = [w for w in changed if w[1]]
-            target_keys = text_array(w[0] for w in written) if written else None
+            kept_target = [w[0] for w in written]
+            if carried:
+                source_keys, kept_target = (
+                    [*source_keys, *carried.source_keys],
+                    [*kept_target, *carried.target_keys],
+                )
+            target_keys = text_array(kept_target) if kept_target else None
+            keymap_source = text_array(source_keys) if kept_target else None
             inserted_keys = inserted_hashes = None
             if inserts:  # an insert-only batch: the key map's literal serves both
-                same = len(inserts) == len(written)
+                same = len(inserts) == len(kept_target)
                 inserted_keys = target_keys if same else text_array(w[0] for w in inserts)
                 inserted_hashes = text_array(w[3] for w in inserts)
             counts = {k: v for k, v in result_meta.items() if k != "failures"}
@@ -717,9 +744,11 @@ class PostgresConnector(ArrowTextSource):
             cur.execute(
                 "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
                 "target_key_column, result_meta, load_result, failures, namespace, "
-                "keymap_source, keymap_target, inserted_keys, inserted_hashes) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::text[], %s::text[], "
-                "%s::text[], %s::text[])",
+                "keymap_source, keymap_target, inserted_keys, inserted_hashes, state_keys, "
+                "state_targets, source_hashes, row_hashes, target_xmins, first_key, last_key, "
+                "rules_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::text[], %s::text[], "
+                "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+                "%s::text[], %s, %s, %s)",
                 (
                     run_id,
                     batch_id,
@@ -736,10 +765,12 @@ class PostgresConnector(ArrowTextSource):
                     ),
                     psycopg2.Binary(pack_failures(failures)) if failures else None,
                     namespace,
-                    text_array(source_keys) if written else None,
+                    keymap_source,
                     target_keys,
                     inserted_keys,
                     inserted_hashes,
+                    *((keymap_source, target_keys) if row_state is not None else (None, None)),
+                    *state,
                 ),
             )
         return result
@@ -774,7 +805,7 @@ class PostgresConnector(ArrowTextSource):
                 sql.SQL(", ").join(sql.SQL("{} text").format(t) for t in temp)
             )
         )
-        self.read_back_rows = 0
+        self.read_back_rows, self.read_back_versions = 0, {}
         if not len(rows):
             return [], []
         # The read-back's row estimates (arrays, an unanalysed temp table) are far off and
@@ -806,8 +837,9 @@ class PostgresConnector(ArrowTextSource):
             coerced += self._coerced_detail(cur, info, cols, tk, out, bad)
             cur.execute("ROLLBACK TO SAVEPOINT mp_rows")
             cur.execute("DELETE FROM mp_load WHERE mp_ord = ANY(%s::bigint[])", (text_array(bad),))
+        versions = self.read_back_versions
         return [
-            (key, ins, None if ins else before.get(key), hashes[o], wrote, o - 1)
+            (key, ins, None if ins else before.get(key), hashes[o], wrote, o - 1, versions[o])
             for o, key, ins, wrote in out
         ], sorted(coerced)
 
@@ -890,7 +922,8 @@ class PostgresConnector(ArrowTextSource):
     ) -> tuple[dict[int, str], list[int]]:
         """Read every written (or left unchanged) row back in the same transaction: (ordinal ->
         hash of the intended values, ordinals whose stored values differ from them). Intended
-        and stored values are compared in their canonical text (runs.engine.canonical)."""
+        and stored values are compared in their canonical text (runs.engine.canonical); each
+        row's version (xmin) is kept in ``read_back_versions`` (ordinal -> xmin text)."""
         # the intended values are read as their types once (OFFSET 0 keeps the subquery from
         # being flattened, which would cast every value twice: for the hash and the compare)
         typed = sql.SQL(", ").join(
@@ -906,7 +939,8 @@ class PostgresConnector(ArrowTextSource):
         )
         cur.execute(
             sql.SQL(
-                "SELECT x.o, {ih}, t.{k} IS NOT NULL AND {same} FROM (SELECT u.o, u.k, {typed} "
+                "SELECT x.o, {ih}, t.{k} IS NOT NULL AND {same}, t.xmin::text "
+                "FROM (SELECT u.o, u.k, {typed} "
                 "FROM unnest(%s::bigint[], %s::text[]) AS u(o, k) JOIN mp_load l "
                 "ON l.mp_ord = u.o OFFSET 0) AS x LEFT JOIN {t} AS t ON t.{k} = {key}"
             ).format(
@@ -923,7 +957,8 @@ class PostgresConnector(ArrowTextSource):
         self.read_back_rows += len(got)
         if len(got) != len(out):
             raise EngineError(f"read back {len(got)} rows of {len(out)} written")
-        return {o: ih for o, ih, _ in got}, sorted(o for o, _, ok in got if not ok)
+        self.read_back_versions = {o: x for o, _, _, x in got}
+        return {o: ih for o, ih, _, _ in got}, sorted(o for o, _, ok, _ in got if not ok)
 
     def _coerced_detail(
         self,
@@ -1228,6 +1263,28 @@ def unpack_failures(packed: bytes) -> list[dict[str, Any]]:
     else:
         data = zlib.decompress(packed)
     return orjson.loads(data)
+
+
+def _state_arrays(
+    written: list[tuple], source_keys: Sequence[str], state: RowState | None
+) -> tuple[str | None, ...]:
+    """The batch record's row state (runs.engine.unchanged), aligned with its key-map arrays
+    (the kept rows, then the carried keys): source hashes, intended row hashes, row versions
+    (xmin), first and last source key, rules hash. All None without a state."""
+    if state is None:
+        return (None,) * 6
+    carried = state.carried
+    hashes = [state.source_hashes[w[5]] for w in written] + carried.source_hashes
+    row_hashes = [w[3] for w in written] + carried.row_hashes
+    versions = [w[6] for w in written] + carried.versions
+    return (
+        text_array(hashes),
+        text_array(row_hashes),
+        text_array(versions),
+        state.first_key,
+        state.last_key,
+        state.rules_hash,
+    )
 
 
 def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:

@@ -1,0 +1,178 @@
+"""Re-runs that skip unchanged rows before transforming them.
+
+The target's ledger keeps, per source key a batch loaded (or found unchanged), the hash of the
+SOURCE row (``source_hash``: hashing.row_hash of the extracted text of the columns the plan
+reads, in ``batch.source_columns`` order) and of the rules that made it (``rules_hash``: the
+entity's frozen spec, its lookups, the plan namespace and rules format), beside the hash of
+the row meant to be written and the written row's version. A re-run computes the source
+hashes (in SQL on PostgreSQL sources, ``source_row_hashes``; in Python from the extract
+elsewhere), asks the target which keys still have the same source hash and rules and a target
+row that still holds what was written (``Target.unchanged_rows``: one query per batch), and
+transforms and loads only the others. Skipped keys are carried into the new batch record,
+counted as loaded and unchanged.
+
+Only upsert entities without dedupe and without reference lookups take this path: a row's
+output then depends on its own source row and the rules alone (dedupe compares rows of one
+batch; a reference lookup reads the parent's key map, which the source hash does not cover).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from runs.engine.hashing import arrow_row_hashes
+from runs.engine.snapshot import EntitySpec, PlanSnapshot
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from runs.engine.connectors.base import ChangedSince, Connector, KeyRange
+
+
+@dataclass(frozen=True)
+class Carried:
+    """Keys a batch skips because nothing changed: aligned lists (source key, target key,
+    source hash, row hash of the intended values, written row version), carried into the
+    batch record as they were."""
+
+    source_keys: list[str] = field(default_factory=list)
+    target_keys: list[str] = field(default_factory=list)
+    source_hashes: list[str] = field(default_factory=list)
+    row_hashes: list[str] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.source_keys)
+
+
+@dataclass(frozen=True)
+class RowState:
+    """What a batch record stores to let later runs skip its rows: the rules hash, the
+    source hash of each loaded row (aligned with the rows), the batch's first and last source
+    key (in source order: how later batches find this record) and the carried keys."""
+
+    rules_hash: str
+    source_hashes: list[str]
+    first_key: str | None
+    last_key: str | None
+    carried: Carried = field(default_factory=Carried)
+
+
+def eligible(entity: EntitySpec, target: Connector) -> bool:
+    """Whether a row's output depends only on its source row and the rules (see module), and
+    the target keeps row state (PostgreSQL)."""
+    from runs.engine.batch import reference_parents
+
+    return (
+        hasattr(target, "unchanged_rows")
+        and entity.load_mode == "upsert"
+        and bool(entity.external_id)
+        and not entity.dedupe_on
+        and not reference_parents(entity)
+    )
+
+
+def rules_hash(snapshot: PlanSnapshot, entity: EntitySpec) -> str:
+    """sha256 of everything besides the source row that decides an entity's rows. Pure."""
+    used = sorted(
+        {
+            str(value)
+            for spec in entity.fields
+            for step in spec.steps
+            for name, value in step.params.items()
+            if name == "lookup"
+        }
+    )
+    lookups = {name: asdict(snapshot.lookups[name]) for name in used if name in snapshot.lookups}
+    content = {
+        "entity": asdict(entity),
+        "lookups": lookups,
+        "namespace": snapshot.plan,
+        "rules_format": snapshot.rules_format,
+    }
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def frame_source_hashes(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Source hash of each row of an extracted frame (its text values of ``columns``). Pure."""
+    import pyarrow as pa
+
+    if not len(frame):
+        return []
+    arrays = [pa.array(frame[c].astype("string[pyarrow]").array) for c in columns]
+    return arrow_row_hashes(arrays)
+
+
+def extract_changed(
+    *,
+    snapshot: PlanSnapshot,
+    entity: EntitySpec,
+    key_range: KeyRange,
+    source: Connector,
+    target: Connector,
+    changed_since: ChangedSince | None,
+    run_id: str,
+) -> tuple[pd.DataFrame, RowState]:
+    """A batch's rows that must go through the rules, and the RowState to store with it.
+
+    When the ledger holds row state under these rules, the source hashes of the key range
+    (by the source server where it can) are compared with it and the keys the target may skip
+    are carried; only the other rows are extracted (or kept from the extract). Without any
+    other run's state (a first run) the range is extracted whole. Read-only; raises SchemaError,
+    TransientError, EngineError."""
+    from runs.engine.batch import source_columns
+    from runs.engine.transform import source_key_text
+
+    columns = source_columns(entity)
+    rules = rules_hash(snapshot, entity)
+    extract = getattr(source, "extract_text", source.extract)
+
+    def read() -> pd.DataFrame:
+        return extract(
+            entity.source_table, columns, entity.source_key, key_range, changed_since=changed_since
+        )
+
+    frame: pd.DataFrame | None = None
+    if not target.row_state_exists(snapshot.plan, entity.name, rules, run_id):
+        frame = read()
+        keys = source_key_text(frame, entity.source_key).tolist()
+        return frame, RowState(rules, [], *_ends(keys))
+    hashed = getattr(source, "source_row_hashes", None)
+    if hashed is not None:
+        keys, hashes = hashed(
+            entity.source_table, columns, entity.source_key, key_range, changed_since=changed_since
+        )
+    else:
+        frame = read()
+        keys = source_key_text(frame, entity.source_key).tolist()
+        hashes = frame_source_hashes(frame, columns)
+    carried = target.unchanged_rows(
+        entity=entity,
+        namespace=snapshot.plan,
+        rules_hash=rules,
+        source_keys=keys,
+        source_hashes=hashes,
+    )
+    state = RowState(rules, [], *_ends(keys), carried=carried)
+    if frame is None and len(carried) == len(keys):
+        return _empty(columns), state
+    if frame is None:
+        frame = read()
+    if len(carried):  # a row new since the hashes were read is kept: it is not carried
+        skip = source_key_text(frame, entity.source_key).isin(set(carried.source_keys))
+        frame = frame[~skip.to_numpy()]
+    return frame, state
+
+
+def _ends(keys: list[str]) -> tuple[str | None, str | None]:
+    return (keys[0], keys[-1]) if keys else (None, None)
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series([], dtype="string[pyarrow]") for c in columns})
