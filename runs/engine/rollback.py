@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from runs.engine.connectors.base import RollbackResult, Target
@@ -21,6 +21,9 @@ class RollbackSummary:
     restored: int = 0
     keymap_deleted: int = 0
     results: list[RollbackResult] = field(default_factory=list)
+    # batches of later-rolled-back runs undone first because they committed after this run's
+    # first batch: (run id, batch id)
+    others: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, result: RollbackResult) -> None:
         """Fold one batch's result into the totals."""
@@ -32,18 +35,35 @@ class RollbackSummary:
 
 
 def rollback_run(
-    *, target: Target, run_id: str, on_progress: ProgressFn | None = None
+    *,
+    target: Target,
+    run_id: str,
+    on_progress: ProgressFn | None = None,
+    interleaved: Sequence[str] = (),
 ) -> RollbackSummary:
     """Undo every committed batch of ``run_id`` in reverse commit order, one transaction each.
 
+    ``interleaved``: runs rolled back after this one (a rollback stack) whose batches may have
+    committed after this run's first batch; those batches are undone too, in the one reverse
+    commit order of the target's ledger, so the target goes back to this run's start.
     Resumable and idempotent: each undone batch leaves the ledger, so a rerun after a crash
     continues with what is left and a finished run rolls back to a no-op. Raises TransientError.
     """
     summary = RollbackSummary(run_id=run_id)
-    batch_ids = list(reversed(target.ledger_batches(run_id)))
-    for done, batch_id in enumerate(batch_ids, start=1):
-        result = target.rollback_batch(run_id, batch_id)
-        summary.add(result)
+    if interleaved:
+        order = target.ledger_order([run_id, *interleaved])
+        first = next((i for i, (run, _) in enumerate(order) if run == run_id), len(order))
+        pairs = list(reversed(order[first:]))
+    else:
+        pairs = [(run_id, b) for b in reversed(target.ledger_batches(run_id))]
+    for done, (run, batch_id) in enumerate(pairs, start=1):
+        result = target.rollback_batch(run, batch_id)
+        if run == run_id:
+            summary.add(result)
+        else:
+            summary.others.append((run, batch_id))
+            summary.deleted += result.deleted
+            summary.restored += result.restored
         if on_progress is not None:
-            on_progress(done, len(batch_ids), result)
+            on_progress(done, len(pairs), result)
     return summary

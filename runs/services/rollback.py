@@ -33,7 +33,12 @@ from .leases import (
     table_lease_wait,
 )
 from .logging import run_log
-from .rollback_order import RollbackOrderError, run_rollback_blockers, run_tables
+from .rollback_order import (
+    RollbackOrderError,
+    run_rollback_blockers,
+    run_rollback_stack,
+    run_tables,
+)
 from .state import run_entities, run_ledger_id
 
 ROLLBACKABLE = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
@@ -75,7 +80,8 @@ def run_rollback_request(
             f"A {locked.get_status_display().lower()} run cannot be rolled back; wait until it "
             "ends (cancel it first if needed)."
         )
-    blockers = run_rollback_blockers(run=locked)
+    # runs of the chain interleaved with this one: their later batches are undone with it
+    blockers = [b for b in run_rollback_blockers(run=locked) if b.pk not in set(chain)]
     if blockers:
         raise RollbackOrderError(locked, blockers)
     _lease_for_rollback(locked, user)
@@ -102,12 +108,16 @@ def run_rollback_request(
 
 
 def run_rollback_stack_request(*, run: Run, user, reason: str = "") -> Rollback:
-    """Roll back every later run that blocks ``run`` (newest first), then ``run``: each one
-    verified before the next starts; the chain stops at the first mismatch or failure.
-    Returns the first rollback. Raises as run_rollback_request."""
+    """Roll back every run that must go first (``run_rollback_stack``: by the ledger's commit
+    order, transitively) newest first, and ``run``: each one verified before the next starts
+    (a run's rollback also undoes chained runs' batches that committed after its first one);
+    the chain stops at the first mismatch or failure. Returns the first rollback. Raises as
+    run_rollback_request."""
     _check_request(run, user)
-    order = [*run_rollback_blockers(run=run), run]
-    for later in order[:-1]:
+    order = run_rollback_stack(run=run)
+    for later in order:
+        if later.pk == run.pk:
+            continue
         if later.status not in ROLLBACKABLE:
             raise ApplicationError(
                 f"Run #{later.pk} is {later.get_status_display().lower()}; it must end (cancel "
@@ -173,11 +183,14 @@ def run_rollback_execute(*, rollback_id: int) -> Rollback:
         return rollback
     target = connector_for(run.target)
     try:
+        chained = list(Run.objects.filter(pk__in=rollback.chain))
         summary = rollback_run(
             target=target,
             run_id=run_ledger_id(run),
             on_progress=lambda *_: table_lease_renew(run=run, purpose=LeasePurpose.ROLLBACK),
+            interleaved=[run_ledger_id(r) for r in chained],
         )
+        _log_interleaved(run, chained, summary)
         after, differences = _verify(run, target)
     except EngineError as exc:
         _fail(rollback, run, f"Rollback failed: {exc}")
@@ -188,6 +201,21 @@ def run_rollback_execute(*, rollback_id: int) -> Rollback:
     if rollback.chain:
         _next_in_chain(rollback)
     return rollback
+
+
+def _log_interleaved(run: Run, chained: list[Run], summary) -> None:
+    """Say on each chained run which of its batches this rollback undid (they committed after
+    this run's first batch; the chained run's own rollback undoes the rest)."""
+    for other in chained:
+        undone = [b for r, b in summary.others if r == run_ledger_id(other)]
+        if undone:
+            run_log(
+                other,
+                f"{len(undone)} batch(es) of this run committed after run #{run.pk} started "
+                f"writing: undone by the rollback of run #{run.pk} (reverse commit order); "
+                "this run's own rollback follows.",
+                LogLevel.WARNING,
+            )
 
 
 def _record(rollback: Rollback, run: Run, summary, after: dict, differences: dict) -> None:

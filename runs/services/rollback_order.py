@@ -1,15 +1,16 @@
-"""Rollbacks form a stack: a run is undone only when no later run that is not rolled back
-wrote to any of the same target tables (its before-images would be restored over the later
-run's rows, and the later run's own before-images would then put the older values back)."""
+"""Rollbacks form a stack: a run is undone only when no run that is not rolled back wrote to
+any of the same target tables after it started writing, by the commit order of the ledger
+entries (its before-images would be restored over the later rows, and the later run's own
+before-images would then put the older values back)."""
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Min, OuterRef, Q
 from django.utils import timezone
 
 from migration_planner.lib.errors import ConflictError
 from runs.enums import RunMode, RunStatus
-from runs.models import Batch, Run
+from runs.models import Batch, LedgerEntry, Run
 
 from .state import run_entities
 
@@ -28,24 +29,65 @@ def run_tables(run: Run) -> set[str]:
     return {e.target_table for e in run_entities(run)}
 
 
+def _live_entries():
+    return LedgerEntry.objects.filter(batch__run=OuterRef("pk"), rolled_back_at__isnull=True)
+
+
+def run_first_commit(run: Run):
+    """When the run's first batch still in the target committed (None: none is)."""
+    return LedgerEntry.objects.filter(batch__run=run, rolled_back_at__isnull=True).aggregate(
+        first=Min("committed_at")
+    )["first"]
+
+
+def run_stack_position(run: Run) -> tuple:
+    """Sort key of a rollback stack, newest last: the run's first live ledger commit, or its
+    creation for a run that wrote nothing."""
+    return (run_first_commit(run) or run.created_at, run.pk)
+
+
 def run_rollback_blockers(*, run: Run) -> list[Run]:
-    """Later runs on the same target, not rolled back, that wrote (or may still write) one of
-    ``run``'s tables — newest first. A later run that succeeded without writing (every row
-    unchanged, or a delta with nothing new) counts too: its own rollback proves its pre-run
-    checksum, so it goes first. Failed or cancelled runs without a batch never wrote: they
-    do not count. Read-only."""
+    """Runs on the same target, not rolled back, that must be undone before ``run`` because
+    they wrote one of its tables after it started writing — by the commit order of the
+    ledger entries, not by when the runs were created (two runs whose batches interleave
+    block each other) — newest first. A run without ledger entries (it wrote nothing: every
+    row unchanged, a delta with nothing new, or still queued/running) blocks when it was
+    created later and worked or may still write: its own rollback proves its pre-run
+    checksum, so it goes first. Read-only."""
     tables = run_tables(run)
+    since = run_first_commit(run) or run.created_at
     worked = Batch.objects.filter(run=OuterRef("pk"))
-    later = (
+    created_later = Q(created_at__gt=run.created_at) | Q(created_at=run.created_at, pk__gt=run.pk)
+    candidates = (
         Run.objects.filter(target_id=run.target_id)
-        .filter(Q(created_at__gt=run.created_at) | Q(created_at=run.created_at, pk__gt=run.pk))
+        .exclude(pk=run.pk)
         .exclude(mode=RunMode.DRY_RUN)
         .exclude(status=RunStatus.ROLLED_BACK)
-        .filter(Q(Exists(worked)) | Q(status__in=(*WRITING, RunStatus.SUCCEEDED)))
+        .filter(
+            Q(Exists(_live_entries().filter(committed_at__gt=since)))
+            | (
+                ~Q(Exists(_live_entries()))
+                & created_later
+                & (Q(Exists(worked)) | Q(status__in=(*WRITING, RunStatus.SUCCEEDED)))
+            )
+        )
         .select_related("launched_by", "version")
-        .order_by("-created_at", "-pk")
     )
-    return [r for r in later if run_tables(r) & tables]
+    later = [r for r in candidates if run_tables(r) & tables]
+    return sorted(later, key=run_stack_position, reverse=True)
+
+
+def run_rollback_stack(*, run: Run) -> list[Run]:
+    """``run`` and every run that must be undone before it, transitively (a blocker's own
+    blockers too), newest first by the ledger's commit order. Read-only."""
+    members = {run.pk: run}
+    frontier = [run]
+    while frontier:
+        for blocker in run_rollback_blockers(run=frontier.pop()):
+            if blocker.pk not in members:
+                members[blocker.pk] = blocker
+                frontier.append(blocker)
+    return sorted(members.values(), key=run_stack_position, reverse=True)
 
 
 def run_summary(run: Run) -> str:

@@ -330,3 +330,52 @@ def test_a_failed_runs_lease_is_recovered_when_its_running_batchs_worker_died(de
     assert TableLease.objects.filter(run=run).count() == 1
     Batch.objects.filter(pk=first.pk).update(lease_until=timezone.now())  # its worker died
     assert table_lease_release_expired() == 1
+
+
+def test_runs_whose_batches_interleave_roll_back_in_commit_order(
+    demo_plan, demo_target_db, analyst, operator, monkeypatch
+):
+    from celery import current_app
+
+    from runs.models import Batch
+    from runs.services.execution import batch_execute, run_prepare
+
+    demo_plan.batch_size = 100
+    demo_plan.save()
+    pristine = _checksums(demo_plan)
+
+    def start(run):
+        run_prepare(run_id=run.pk)  # batches planned and queued; no worker consumes them
+        return list(Batch.objects.filter(run=run).order_by("seq"))
+
+    older = run_create(plan=demo_plan, user=analyst, mode="load", scope_entity="accounts")
+    older_batches = start(older)
+    assert batch_execute(batch_id=older_batches[0].pk) == "done"  # A1
+    TableLease.objects.filter(run=older).delete()  # its lease was lost (taken over as stale)
+    pg.query(demo_target_db, "UPDATE accounts SET name = 'Changed by hand'")
+    newer = run_create(plan=demo_plan, user=analyst, mode="load", scope_entity="accounts")
+    newer_batches = start(newer)
+    assert batch_execute(batch_id=newer_batches[0].pk) == "done"  # B1 rewrites A1's rows
+    for batch in older_batches[1:]:  # A2, A3, ... commit after B1
+        assert batch_execute(batch_id=batch.pk) == "done"
+    for batch in newer_batches[1:]:
+        assert batch_execute(batch_id=batch.pk) == "done"
+    older.refresh_from_db()
+    newer.refresh_from_db()
+    assert (older.status, newer.status) == (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED)
+    assert newer.updated > 0 and older.inserted > 0
+    # created first is not undone last: each run wrote after the other started writing
+    with pytest.raises(RollbackOrderError) as refused:
+        run_rollback_request(run=newer, user=operator)
+    assert [r["run"] for r in refused.value.extra["later_runs"]] == [older.pk]
+    with pytest.raises(RollbackOrderError) as refused:
+        run_rollback_request(run=older, user=operator)
+    assert [r["run"] for r in refused.value.extra["later_runs"]] == [newer.pk]
+    # the stack undoes every batch in reverse commit order: A3, A2, B1 (B verified), then A1
+    monkeypatch.setattr(current_app.conf, "task_always_eager", True)
+    monkeypatch.setattr(current_app.conf, "task_eager_propagates", True)
+    run_rollback_stack_request(run=older, user=operator)
+    order = list(Rollback.objects.order_by("started_at", "pk").values_list("run_id", "status"))
+    assert order == [(newer.pk, "verified"), (older.pk, "verified")]
+    assert _checksums(demo_plan) == pristine
+    assert older.logs.filter(message__contains=f"undone by the rollback of run #{newer.pk}")

@@ -392,6 +392,7 @@ class MysqlConnector(ArrowTextSource):
 
     ensure_ledger = validate_rows = load_batch = batch_result = _source_only
     keymap_lookup = rollback_batch = ledger_batches = table_checksum = row_hashes = _source_only
+    ledger_order = _source_only
 
 
 def _is_transient(exc: BaseException) -> bool:

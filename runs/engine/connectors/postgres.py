@@ -140,9 +140,13 @@ CREATE OR REPLACE VIEW mp_ledger.written AS
 """
     + pg_unchanged.LEDGER_DDL
 )
-# The last thing _LEDGER_DDL creates (the re-run row state's columns): when it exists, the
-# ledger is complete.
-_LEDGER_READY = pg_unchanged.LEDGER_READY
+# The view (its last column) and the re-run row state's columns: when both exist, the ledger
+# is complete.
+_LEDGER_READY = (
+    "SELECT EXISTS (SELECT 1 FROM pg_attribute "
+    "WHERE attrelid = to_regclass('mp_ledger.written') AND attname = 'seq') AND "
+    + pg_unchanged.LEDGER_READY.removeprefix("SELECT ")
+)
 _KEYMAP_UPSERT = (
     "INSERT INTO mp_ledger.keymap AS k (namespace, entity, source_key, target_key, run_id, "
     "batch_id) SELECT %s, %s, m.s, m.t, %s, %s FROM ({source}) AS m(s, t) "
@@ -525,6 +529,17 @@ class PostgresConnector(ArrowTextSource):
     def unchanged_rows(self, **kwargs: Any) -> Carried:
         """Keys a batch may skip, as they were recorded (pg_unchanged.unchanged_rows)."""
         return pg_unchanged.unchanged_rows(self, **kwargs)
+
+    def ledger_order(self, run_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(run id, batch id) of every batch recorded for ``run_ids``, in commit order."""
+        self.ensure_ledger()
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT run_id, batch_id FROM mp_ledger.batch WHERE run_id = ANY(%s::text[]) "
+                "ORDER BY seq",
+                (text_array(run_ids),),
+            )
+            return [(r[0], r[1]) for r in cur.fetchall()]
 
     def ledger_batches(self, run_id: str) -> list[str]:
         """Batch ids recorded for ``run_id``, in commit order."""

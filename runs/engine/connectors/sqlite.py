@@ -314,6 +314,20 @@ class SqliteConnector(SchemaCache):
                 if stmt.strip():
                     conn.execute(stmt)
 
+    def ledger_order(self, run_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """(run id, batch id) of every batch recorded for ``run_ids``, in commit order."""
+        self.ensure_ledger()
+        marks = ", ".join("?" for _ in run_ids)
+        with self._tx() as conn:
+            return [
+                (r[0], r[1])
+                for r in conn.execute(
+                    f"SELECT run_id, batch_id FROM mp_ledger_batch WHERE run_id IN ({marks}) "  # noqa: S608 - placeholders only
+                    "ORDER BY rowid",
+                    tuple(run_ids),
+                )
+            ]
+
     def ledger_batches(self, run_id: str) -> list[str]:
         """Batch ids recorded for ``run_id``, in commit order."""
         self.ensure_ledger()
