@@ -333,7 +333,7 @@ def test_a_failed_runs_lease_is_recovered_when_its_running_batchs_worker_died(de
 
 
 def test_runs_whose_batches_interleave_roll_back_in_commit_order(
-    demo_plan, demo_target_db, analyst, operator, monkeypatch
+    demo_plan, demo_target_db, analyst, operator
 ):
     from celery import current_app
 
@@ -372,9 +372,13 @@ def test_runs_whose_batches_interleave_roll_back_in_commit_order(
         run_rollback_request(run=older, user=operator)
     assert [r["run"] for r in refused.value.extra["later_runs"]] == [newer.pk]
     # the stack undoes every batch in reverse commit order: A3, A2, B1 (B verified), then A1
-    monkeypatch.setattr(current_app.conf, "task_always_eager", True)
-    monkeypatch.setattr(current_app.conf, "task_eager_propagates", True)
-    run_rollback_stack_request(run=older, user=operator)
+    conf = current_app.conf
+    saved = conf.task_always_eager, conf.task_eager_propagates
+    conf.task_always_eager = conf.task_eager_propagates = True  # the rollbacks run in-process
+    try:
+        run_rollback_stack_request(run=older, user=operator)
+    finally:
+        conf.task_always_eager, conf.task_eager_propagates = saved
     order = list(Rollback.objects.order_by("started_at", "pk").values_list("run_id", "status"))
     assert order == [(newer.pk, "verified"), (older.pk, "verified")]
     assert _checksums(demo_plan) == pristine
