@@ -43,6 +43,9 @@ class Carried:
     source_hashes: list[str] = field(default_factory=list)
     row_hashes: list[str] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
+    # the five lists as PostgreSQL array literals, when the target handed them over so (no
+    # Python value per element: the lists other than source_keys are then left empty)
+    literals: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.source_keys)

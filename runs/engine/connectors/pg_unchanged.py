@@ -116,8 +116,8 @@ def unchanged_rows(
             return Carried()
         cur.execute("SET LOCAL jit = off")
         cur.execute(_rows_sql(conn, info, tk, cols), _rows_params(seqs, source_keys, source_hashes))
-        rows = cur.fetchall()
-    return Carried(*(list(c) for c in zip(*rows, strict=True))) if rows else Carried()
+        keys, *literals = cur.fetchone()
+    return Carried(source_keys=keys, literals=tuple(literals)) if keys else Carried()
 
 
 def _rows_sql(conn: PostgresConnector, info: Any, tk: Any, cols: list) -> sql.Composed:
@@ -128,13 +128,17 @@ def _rows_sql(conn: PostgresConnector, info: Any, tk: Any, cols: list) -> sql.Co
         "FROM mp_ledger.batch b CROSS JOIN LATERAL unnest(b.state_keys, b.state_targets, "
         "b.source_hashes, b.row_hashes, b.target_xmins) AS u(s, t, h, r, x) "
         "WHERE b.seq = ANY(%s::bigint[]) ORDER BY u.s, b.seq DESC) "
-        "SELECT st.s, st.t, st.h, st.r, t.xmin::text "
+        ", hit AS (SELECT c.n, st.s, st.t, st.h, st.r, t.xmin::text AS x "
         "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS c(s, h, n) "
         "JOIN st ON st.s = c.s AND st.h = c.h "
         "JOIN {t} AS t ON t.{k} = {key} "
         "WHERE CASE WHEN t.xmin::text = st.x AND age(t.xmin) < {fresh} THEN true "
-        "ELSE {stored} = st.r END "
-        "ORDER BY c.n"
+        "ELSE {stored} = st.r END) "
+        # the keys as a list (to drop them from the extract), every column as an array
+        # literal the batch record takes back as it is
+        "SELECT array_agg(s ORDER BY n), array_agg(s ORDER BY n)::text, "
+        "array_agg(t ORDER BY n)::text, array_agg(h ORDER BY n)::text, "
+        "array_agg(r ORDER BY n)::text, array_agg(x ORDER BY n)::text FROM hit"
     ).format(
         t=conn.table_ident(info),
         k=sql.Identifier(tk.name),

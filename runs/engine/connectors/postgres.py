@@ -741,17 +741,14 @@ class PostgresConnector(ArrowTextSource):
             # before-image. mp_ledger.written shows both as rows.
             _write_ledger(cur, entity, run_id, batch_id, [w for w in changed if not w[1]])
             inserts = [w for w in changed if w[1]]
-            kept_target = [w[0] for w in written]
-            if carried:
-                source_keys, kept_target = (
-                    [*source_keys, *carried.source_keys],
-                    [*kept_target, *carried.target_keys],
-                )
-            target_keys = text_array(kept_target) if kept_target else None
-            keymap_source = text_array(source_keys) if kept_target else None
+            kept = _carried_literals(carried)
+            target_keys = _join_arrays(
+                text_array(w[0] for w in written) if written else None, kept[1]
+            )
+            keymap_source = _join_arrays(text_array(source_keys) if written else None, kept[0])
             inserted_keys = inserted_hashes = None
             if inserts:  # an insert-only batch: the key map's literal serves both
-                same = len(inserts) == len(kept_target)
+                same = len(inserts) == len(written) and not carried
                 inserted_keys = target_keys if same else text_array(w[0] for w in inserts)
                 inserted_hashes = text_array(w[3] for w in inserts)
             counts = {k: v for k, v in result_meta.items() if k != "failures"}
@@ -1280,6 +1277,30 @@ def unpack_failures(packed: bytes) -> list[dict[str, Any]]:
     return orjson.loads(data)
 
 
+def _join_arrays(first: str | None, second: str | None) -> str | None:
+    """Two PostgreSQL array literals as one (either may be None or empty). Pure."""
+    parts = [a[1:-1] for a in (first, second) if a is not None and a != "{}"]
+    return "{" + ",".join(parts) + "}" if parts else None
+
+
+def _carried_literals(carried: Carried | None) -> tuple[str | None, ...]:
+    """A Carried's five arrays as PostgreSQL array literals (None when nothing is carried)."""
+    if not carried:
+        return (None,) * 5
+    if carried.literals:
+        return carried.literals
+    return tuple(
+        text_array(values)
+        for values in (
+            carried.source_keys,
+            carried.target_keys,
+            carried.source_hashes,
+            carried.row_hashes,
+            carried.versions,
+        )
+    )
+
+
 def _state_arrays(
     written: list[tuple], source_keys: Sequence[str], state: RowState | None
 ) -> tuple[str | None, ...]:
@@ -1288,14 +1309,11 @@ def _state_arrays(
     (xmin), first and last source key, rules hash. All None without a state."""
     if state is None:
         return (None,) * 6
-    carried = state.carried
-    hashes = [state.source_hashes[w[5]] for w in written] + carried.source_hashes
-    row_hashes = [w[3] for w in written] + carried.row_hashes
-    versions = [w[6] for w in written] + carried.versions
+    kept = _carried_literals(state.carried)
     return (
-        text_array(hashes),
-        text_array(row_hashes),
-        text_array(versions),
+        _join_arrays(text_array(state.source_hashes[w[5]] for w in written), kept[2]),
+        _join_arrays(text_array(w[3] for w in written), kept[3]),
+        _join_arrays(text_array(w[6] for w in written), kept[4]),
         state.first_key,
         state.last_key,
         state.rules_hash,
