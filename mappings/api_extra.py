@@ -68,8 +68,9 @@ class DriftItemSerializer(serializers.Serializer):
     change = serializers.CharField()
     was = serializers.CharField()
     now = serializers.CharField()
-    breaks = serializers.ListField(child=serializers.CharField(),
-                                   help_text="What in the plan uses it.")
+    breaks = serializers.ListField(
+        child=serializers.CharField(), help_text="What in the plan uses it."
+    )
     severity = serializers.CharField(help_text="blocking, warning or info")
     text = serializers.CharField()
 
@@ -86,11 +87,13 @@ class DriftReportSerializer(serializers.Serializer):
     source = serializers.CharField()
     target = serializers.CharField()
     checked_at = serializers.DateTimeField()
-    stored = serializers.BooleanField(help_text="False: the version stored no schema "
-                                      "(existence check only).")
+    stored = serializers.BooleanField(
+        help_text="False: the version stored no schema (existence check only)."
+    )
     blocking = serializers.IntegerField(help_text="Changes that refuse a run.")
-    message = serializers.CharField(allow_blank=True, help_text="The refusal text ('' when "
-                                    "nothing blocks).")
+    message = serializers.CharField(
+        allow_blank=True, help_text="The refusal text ('' when nothing blocks)."
+    )
     entities = EntityDriftSerializer(many=True)
 
 
@@ -104,8 +107,9 @@ class ProblemSerializer(serializers.Serializer):
 class ImportCheckSerializer(serializers.Serializer):
     name = serializers.CharField()
     slug = serializers.CharField()
-    exists = serializers.BooleanField(help_text="A plan with this slug exists (import needs "
-                                      "replace).")
+    exists = serializers.BooleanField(
+        help_text="A plan with this slug exists (import needs replace)."
+    )
     counts = serializers.DictField(child=serializers.IntegerField())
     problems = ProblemSerializer(many=True, help_text="Tables / columns the live schemas lack.")
 
@@ -155,8 +159,11 @@ class TableProfileSerializer(serializers.Serializer):
 
 class UploadRequestSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="CSV, JSON, XLSX or XML.")
-    table = serializers.RegexField(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", required=False,
-                                   help_text="Staged table name; defaults to the file name.")
+    table = serializers.RegexField(
+        r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        required=False,
+        help_text="Staged table name; defaults to the file name.",
+    )
 
 
 class UploadResultSerializer(serializers.Serializer):
@@ -176,13 +183,23 @@ def drift_data(report) -> dict:
     """A DriftReport as plain data for DriftReportSerializer."""
     return {
         "version": report.version.number if report.version else None,
-        "source": report.source.name, "target": report.target.name,
-        "checked_at": report.checked_at, "stored": report.stored,
-        "blocking": len(report.blocking), "message": report.message,
-        "entities": [{"entity": e.entity, "source_table": e.source_table,
-                      "target_table": e.target_table,
-                      "items": [{**asdict(d), "breaks": list(d.breaks), "text": d.text()}
-                                for d in e.shown]} for e in report.entities],
+        "source": report.source.name,
+        "target": report.target.name,
+        "checked_at": report.checked_at,
+        "stored": report.stored,
+        "blocking": len(report.blocking),
+        "message": report.message,
+        "entities": [
+            {
+                "entity": e.entity,
+                "source_table": e.source_table,
+                "target_table": e.target_table,
+                "items": [
+                    {**asdict(d), "breaks": list(d.breaks), "text": d.text()} for d in e.shown
+                ],
+            }
+            for e in report.entities
+        ],
     }
 
 
@@ -192,14 +209,38 @@ def _counted(pairs) -> list[dict]:
 
 def profile_data(profile) -> dict:
     """A TableProfile as plain data for TableProfileSerializer."""
-    columns = [{**{k: getattr(c, k) for k in (
-        "name", "rows", "nulls", "null_pct", "distinct", "minimum", "maximum", "max_length",
-        "shape_count", "padded", "mixed_case")},
-        "top_values": _counted(c.top_values), "shapes": _counted(c.shapes),
-        "suggestions": [str(x) for x in c.suggestions]} for c in profile.columns]
-    return {"table": profile.table, "rows": profile.rows, "sampled": profile.sampled,
-            "key": list(profile.key), "duplicate_keys": _counted(profile.duplicate_keys),
-            "columns": columns}
+    columns = [
+        {
+            **{
+                k: getattr(c, k)
+                for k in (
+                    "name",
+                    "rows",
+                    "nulls",
+                    "null_pct",
+                    "distinct",
+                    "minimum",
+                    "maximum",
+                    "max_length",
+                    "shape_count",
+                    "padded",
+                    "mixed_case",
+                )
+            },
+            "top_values": _counted(c.top_values),
+            "shapes": _counted(c.shapes),
+            "suggestions": [str(x) for x in c.suggestions],
+        }
+        for c in profile.columns
+    ]
+    return {
+        "table": profile.table,
+        "rows": profile.rows,
+        "sampled": profile.sampled,
+        "key": list(profile.key),
+        "duplicate_keys": _counted(profile.duplicate_keys),
+        "columns": columns,
+    }
 
 
 def _flag(value) -> bool:
@@ -207,12 +248,15 @@ def _flag(value) -> bool:
 
 
 NUMBER = OpenApiParameter("number", int, OpenApiParameter.PATH, description="Version number.")
-ENTITY_NAME = OpenApiParameter("entity_name", str, OpenApiParameter.PATH,
-                               description="The entity's name within the plan.")
-TARGET = OpenApiParameter("target", str, description="Check against this target system "
-                          "(name) instead of the plan's.")
-DOC_FORMAT = OpenApiParameter("format", str, enum=["html", "md", "pdf"],
-                              description="html (default), md (Markdown) or pdf.")
+ENTITY_NAME = OpenApiParameter(
+    "entity_name", str, OpenApiParameter.PATH, description="The entity's name within the plan."
+)
+TARGET = OpenApiParameter(
+    "target", str, description="Check against this target system (name) instead of the plan's."
+)
+DOC_FORMAT = OpenApiParameter(
+    "format", str, enum=["html", "md", "pdf"], description="html (default), md (Markdown) or pdf."
+)
 
 
 # --------------------------------------------------------------------------- plan actions
@@ -221,11 +265,19 @@ DOC_FORMAT = OpenApiParameter("format", str, enum=["html", "md", "pdf"],
 class PlanExtraActions:
     """Plan document, drift, re-baseline, import validation and mapping suggestions."""
 
-    @extend_schema(parameters=[DOC_FORMAT], responses={
-        (200, "text/html"): OpenApiTypes.STR, (200, "text/markdown"): OpenApiTypes.STR,
-        (200, "application/pdf"): OpenApiTypes.BINARY})
-    @action(detail=True, methods=["get"], renderer_classes=[
-        DocumentHTMLRenderer, MarkdownRenderer, PDFRenderer])
+    @extend_schema(
+        parameters=[DOC_FORMAT],
+        responses={
+            (200, "text/html"): OpenApiTypes.STR,
+            (200, "text/markdown"): OpenApiTypes.STR,
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        renderer_classes=[DocumentHTMLRenderer, MarkdownRenderer, PDFRenderer],
+    )
     def document(self, request: Request, slug=None) -> HttpResponse:
         """The plan document a signer signs, as HTML, Markdown or PDF (same as the page)."""
         from . import document
@@ -236,11 +288,13 @@ class PlanExtraActions:
             body = document.plan_document_markdown(plan=plan)
             response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
         elif fmt == "pdf":
-            response = HttpResponse(document.plan_document_pdf(plan=plan),
-                                    content_type="application/pdf")
+            response = HttpResponse(
+                document.plan_document_pdf(plan=plan), content_type="application/pdf"
+            )
         else:
-            return HttpResponse(document.plan_document_html(plan=plan),
-                                content_type="text/html; charset=utf-8")
+            return HttpResponse(
+                document.plan_document_html(plan=plan), content_type="text/html; charset=utf-8"
+            )
         response["Content-Disposition"] = f'attachment; filename="{plan.slug}.{fmt}"'
         return response
 
@@ -249,8 +303,9 @@ class PlanExtraActions:
 
         plan = self.get_object()
         if version is None:
-            raise ApplicationError("The plan has no version yet: freeze one first.",
-                                   field="version")
+            raise ApplicationError(
+                "The plan has no version yet: freeze one first.", field="version"
+            )
         target = plan.target
         if request.query_params.get("target"):
             target = get_object_or_404(System, name=request.query_params["target"])
@@ -264,14 +319,12 @@ class PlanExtraActions:
         plan = self.get_object()
         return self._drift(request, plan.versions.order_by("-number").first())
 
-    @extend_schema(parameters=[NUMBER, TARGET],
-                   responses={200: DriftReportSerializer, 400: ERROR})
+    @extend_schema(parameters=[NUMBER, TARGET], responses={200: DriftReportSerializer, 400: ERROR})
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)/drift")
     def version_drift(self, request: Request, slug=None, number=None) -> Response:
         """One version's stored schemas against the live source and target."""
         plan = self.get_object()
-        return self._drift(request, get_object_or_404(PlanVersion, plan=plan,
-                                                      number=int(number)))
+        return self._drift(request, get_object_or_404(PlanVersion, plan=plan, number=int(number)))
 
     @extend_schema(request=None, responses={201: s.VersionSerializer, 400: ERROR})
     @action(detail=True, methods=["post"], url_path="drift/rebaseline", write_capability=EDIT)
@@ -279,16 +332,28 @@ class PlanExtraActions:
         """Freeze a new version built against the live schemas (after reviewing the drift)."""
         from .services import plan_version_create
 
-        version = plan_version_create(plan=self.get_object(), user=request.user,
-                                      rebaseline=True,
-                                      note="built against the live schema after drift review")
+        version = plan_version_create(
+            plan=self.get_object(),
+            user=request.user,
+            rebaseline=True,
+            note="built against the live schema after drift review",
+        )
         return Response(s.VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request={"application/json": s.PlanImportSerializer,
-                            "multipart/form-data": s.PlanImportSerializer},
-                   responses={200: ImportCheckSerializer, 400: ERROR})
-    @action(detail=False, methods=["post"], url_path="import/check", write_capability=EDIT,
-            parser_classes=[parsers.JSONParser, parsers.MultiPartParser])
+    @extend_schema(
+        request={
+            "application/json": s.PlanImportSerializer,
+            "multipart/form-data": s.PlanImportSerializer,
+        },
+        responses={200: ImportCheckSerializer, 400: ERROR},
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import/check",
+        write_capability=EDIT,
+        parser_classes=[parsers.JSONParser, parsers.MultiPartParser],
+    )
     def import_check(self, request: Request) -> Response:
         """The import page's validate step: what would be created, and every table / column
         the live schemas lack (with line and column); writes nothing."""
@@ -305,36 +370,64 @@ class PlanExtraActions:
             try:
                 text = upload.read().decode("utf-8-sig")
             except UnicodeDecodeError as exc:
-                raise ApplicationError(f"{upload.name}: not UTF-8 text (byte {exc.start}).",
-                                       field="file") from exc
+                raise ApplicationError(
+                    f"{upload.name}: not UTF-8 text (byte {exc.start}).", field="file"
+                ) from exc
         if not text.strip():
             raise ApplicationError("Send the YAML as “yaml” text or a “file”.", field="yaml")
         check = plan_import_check(text=text)
-        return Response(ImportCheckSerializer({
-            "name": check.name, "slug": check.slug, "exists": check.exists,
-            "counts": check.counts, "problems": [asdict(p) for p in check.problems]}).data)
+        return Response(
+            ImportCheckSerializer(
+                {
+                    "name": check.name,
+                    "slug": check.slug,
+                    "exists": check.exists,
+                    "counts": check.counts,
+                    "problems": [asdict(p) for p in check.problems],
+                }
+            ).data
+        )
 
-    @extend_schema(methods=["GET"], parameters=[ENTITY_NAME],
-                   responses={200: SuggestionSerializer(many=True), 400: ERROR})
-    @extend_schema(methods=["POST"], parameters=[ENTITY_NAME], request=SuggestionAcceptSerializer,
-                   responses={201: s.FieldMappingSerializer, 400: ERROR})
-    @action(detail=True, methods=["get", "post"], write_capability=EDIT,
-            url_path=r"entities/(?P<entity_name>[-a-zA-Z0-9_]+)/suggestions")
+    @extend_schema(
+        methods=["GET"],
+        parameters=[ENTITY_NAME],
+        responses={200: SuggestionSerializer(many=True), 400: ERROR},
+    )
+    @extend_schema(
+        methods=["POST"],
+        parameters=[ENTITY_NAME],
+        request=SuggestionAcceptSerializer,
+        responses={201: s.FieldMappingSerializer, 400: ERROR},
+    )
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        write_capability=EDIT,
+        url_path=r"entities/(?P<entity_name>[-a-zA-Z0-9_]+)/suggestions",
+    )
     def suggestions(self, request: Request, slug=None, entity_name=None) -> Response:
         """GET: source → target column pairs for the entity's unmapped target columns, best
         first; POST ``{source, target}`` accepts one (maps the target column from the source)."""
         from .suggest import entity_suggestions
 
-        entity = get_object_or_404(EntityMapping.objects.select_related(
-            "plan__source", "plan__target"), plan=self.get_object(), name=entity_name)
+        entity = get_object_or_404(
+            EntityMapping.objects.select_related("plan__source", "plan__target"),
+            plan=self.get_object(),
+            name=entity_name,
+        )
         if request.method == "GET":
             items = [asdict(x) for x in entity_suggestions(entity=entity)]
             return Response(SuggestionSerializer(items, many=True).data)
         body = SuggestionAcceptSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        field = edit.field_create(entity=entity, user=request.user, data={
-            "target_column": body.validated_data["target"],
-            "source_columns": [body.validated_data["source"]]})
+        field = edit.field_create(
+            entity=entity,
+            user=request.user,
+            data={
+                "target_column": body.validated_data["target"],
+                "source_columns": [body.validated_data["source"]],
+            },
+        )
         return Response(s.FieldMappingSerializer(field).data, status=status.HTTP_201_CREATED)
 
 
@@ -344,8 +437,10 @@ class PlanExtraActions:
 class SystemExtraActions:
     """Profiling a table and uploading a file to stage."""
 
-    @extend_schema(parameters=[OpenApiParameter("table", str, OpenApiParameter.PATH)],
-                   responses={200: TableProfileSerializer, 400: ERROR})
+    @extend_schema(
+        parameters=[OpenApiParameter("table", str, OpenApiParameter.PATH)],
+        responses={200: TableProfileSerializer, 400: ERROR},
+    )
     @action(detail=True, methods=["get"], url_path=r"tables/(?P<table>[^/]+)/profile")
     def profile(self, request: Request, uuid=None, table=None) -> Response:
         """Nulls, distinct values, min / max, top values, value shapes, duplicate keys and
@@ -356,16 +451,24 @@ class SystemExtraActions:
 
         system = self.get_object()
         info = system_table(system, table)
-        frame = sample_frame(system, table, info.column_names, limit=SAMPLE_ROWS + 1,
-                             key=info.primary_key)
-        profile = profile_frame(table, frame.head(SAMPLE_ROWS), key=info.primary_key,
-                                sampled=len(frame) > SAMPLE_ROWS)
+        frame = sample_frame(
+            system, table, info.column_names, limit=SAMPLE_ROWS + 1, key=info.primary_key
+        )
+        profile = profile_frame(
+            table, frame.head(SAMPLE_ROWS), key=info.primary_key, sampled=len(frame) > SAMPLE_ROWS
+        )
         return Response(TableProfileSerializer(profile_data(profile)).data)
 
-    @extend_schema(request={"multipart/form-data": UploadRequestSerializer},
-                   responses={201: UploadResultSerializer, 400: ERROR})
-    @action(detail=True, methods=["post"], parser_classes=[parsers.MultiPartParser],
-            write_capability=MANAGE)
+    @extend_schema(
+        request={"multipart/form-data": UploadRequestSerializer},
+        responses={201: UploadResultSerializer, 400: ERROR},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        parser_classes=[parsers.MultiPartParser],
+        write_capability=MANAGE,
+    )
     def upload(self, request: Request, uuid=None) -> Response:
         """Upload a file to a file system and stage it as a table (replacing one of the same
         name); a bad file is a 400 naming its row and column."""
@@ -377,13 +480,24 @@ class SystemExtraActions:
         system = self.get_object()
         body = UploadRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = system_upload_file(system=system, user=request.user,
-                                    upload=body.validated_data["file"],
-                                    table=body.validated_data.get("table") or None)
+        result = system_upload_file(
+            system=system,
+            user=request.user,
+            upload=body.validated_data["file"],
+            table=body.validated_data.get("table") or None,
+        )
         report = result.report
-        return Response(UploadResultSerializer({
-            "stored_as": result.stored_as, "table": report.table, "rows": report.rows,
-            "columns": list(report.columns), "format": report.format,
-            "encoding": report.encoding, "delimiter": report.delimiter}).data,
-            status=status.HTTP_201_CREATED)
-
+        return Response(
+            UploadResultSerializer(
+                {
+                    "stored_as": result.stored_as,
+                    "table": report.table,
+                    "rows": report.rows,
+                    "columns": list(report.columns),
+                    "format": report.format,
+                    "encoding": report.encoding,
+                    "delimiter": report.delimiter,
+                }
+            ).data,
+            status=status.HTTP_201_CREATED,
+        )

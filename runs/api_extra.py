@@ -39,8 +39,10 @@ class RunCompareSerializer(serializers.Serializer):
     a = serializers.UUIDField()
     b = serializers.UUIDField()
     counters = CounterRowSerializer(many=True)
-    durations = serializers.DictField(child=serializers.CharField(allow_blank=True),
-                                      help_text="{a, b}: wall time of each run, as text.")
+    durations = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        help_text="{a, b}: wall time of each run, as text.",
+    )
     categories = CategoryRowSerializer(many=True, help_text="Failed records per category.")
 
 
@@ -56,21 +58,33 @@ def _run_param(request: Request, name: str) -> Run:
 class RunCompareAction:
     """Mixed into RunViewSet: two runs side by side, as the comparison page."""
 
-    @extend_schema(parameters=[OpenApiParameter("a", OpenApiTypes.UUID, required=True),
-                               OpenApiParameter("b", OpenApiTypes.UUID, required=True)],
-                   responses={200: RunCompareSerializer, 400: ERROR})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("a", OpenApiTypes.UUID, required=True),
+            OpenApiParameter("b", OpenApiTypes.UUID, required=True),
+        ],
+        responses={200: RunCompareSerializer, 400: ERROR},
+    )
     @action(detail=False, methods=["get"])
     def compare(self, request: Request) -> Response:
         """Counters, durations and failures by category of runs ``a`` and ``b``."""
         a, b = _run_param(request, "a"), _run_param(request, "b")
         data = run_compare(a, b)
-        return Response(RunCompareSerializer({
-            "a": a.uuid, "b": b.uuid,
-            "counters": [{"name": n, "a": x, "b": y, "delta": d}
-                         for n, x, y, d in data["counters"]],
-            "durations": {"a": data["durations"][0], "b": data["durations"][1]},
-            "categories": [{"category": c, "a": x, "b": y} for c, x, y in data["categories"]],
-        }).data)
+        return Response(
+            RunCompareSerializer(
+                {
+                    "a": a.uuid,
+                    "b": b.uuid,
+                    "counters": [
+                        {"name": n, "a": x, "b": y, "delta": d} for n, x, y, d in data["counters"]
+                    ],
+                    "durations": {"a": data["durations"][0], "b": data["durations"][1]},
+                    "categories": [
+                        {"category": c, "a": x, "b": y} for c, x, y in data["categories"]
+                    ],
+                }
+            ).data
+        )
 
 
 class TopErrorSerializer(serializers.Serializer):
@@ -102,8 +116,11 @@ class NotificationSerializer(serializers.ModelSerializer):
 
 
 class NotificationReadSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(), required=False,
-                                help_text="Only these notifications; default: all unread.")
+    ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        help_text="Only these notifications; default: all unread.",
+    )
 
 
 class MarkedSerializer(serializers.Serializer):

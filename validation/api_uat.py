@@ -73,8 +73,9 @@ class UATResultSerializer(serializers.ModelSerializer):
 class UATResultRequestSerializer(serializers.Serializer):
     run = serializers.UUIDField(help_text="The (load) run the case was tested on.")
     outcome = serializers.CharField(help_text="pass, fail or blocked.")
-    comment = serializers.CharField(required=False, allow_blank=True, default="",
-                                    help_text="Required for fail and blocked.")
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Required for fail and blocked."
+    )
 
 
 class UATCoverageSerializer(serializers.Serializer):
@@ -99,34 +100,42 @@ class UATCaseViewSet(viewsets.ModelViewSet):
         return "mp.record_uat" if self.action == "results" else "mp.edit_plan"
 
     def get_queryset(self) -> QuerySet:
-        rows = UATTestCase.objects.select_related("plan").order_by("plan__name", "position",
-                                                                   "id")
+        rows = UATTestCase.objects.select_related("plan").order_by("plan__name", "position", "id")
         slug = self.request.query_params.get("plan")
         return rows.filter(plan__slug=slug) if slug else rows
 
     def perform_create(self, serializer) -> None:
         data = dict(serializer.validated_data)
-        serializer.instance = uat_case_save(plan=data.pop("plan"), user=self.request.user,
-                                            data=data)
+        serializer.instance = uat_case_save(
+            plan=data.pop("plan"), user=self.request.user, data=data
+        )
 
     def perform_update(self, serializer) -> None:
         case = serializer.instance
         plan = serializer.validated_data.get("plan", case.plan)
         if plan.pk != case.plan_id:
-            raise ApplicationError("The plan of an existing test case cannot be changed.",
-                                   field="plan")
-        data = {k: serializer.validated_data.get(k, getattr(case, k))
-                for k in ("title", "steps", "expected_result")}
-        serializer.instance = uat_case_save(plan=case.plan, user=self.request.user, data=data,
-                                            case=case)
+            raise ApplicationError(
+                "The plan of an existing test case cannot be changed.", field="plan"
+            )
+        data = {
+            k: serializer.validated_data.get(k, getattr(case, k))
+            for k in ("title", "steps", "expected_result")
+        }
+        serializer.instance = uat_case_save(
+            plan=case.plan, user=self.request.user, data=data, case=case
+        )
 
     def perform_destroy(self, instance) -> None:
         uat_case_delete(case=instance, user=self.request.user)
 
-    @extend_schema(methods=["GET"], parameters=[RUN_FILTER],
-                   responses=UATResultSerializer(many=True))
-    @extend_schema(methods=["POST"], request=UATResultRequestSerializer,
-                   responses={200: UATResultSerializer, 400: ERROR})
+    @extend_schema(
+        methods=["GET"], parameters=[RUN_FILTER], responses=UATResultSerializer(many=True)
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=UATResultRequestSerializer,
+        responses={200: UATResultSerializer, 400: ERROR},
+    )
     @action(detail=True, methods=["get", "post"])
     def results(self, request: Request, uuid=None) -> Response:
         """GET the case's results (optionally on one run); POST records (or replaces) the
@@ -139,14 +148,22 @@ class UATCaseViewSet(viewsets.ModelViewSet):
             return Response(UATResultSerializer(rows, many=True).data)
         body = UATResultRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = uat_result_record(case=case, run=_run(body.validated_data["run"]),
-                                   user=request.user, outcome=body.validated_data["outcome"],
-                                   comment=body.validated_data["comment"])
+        result = uat_result_record(
+            case=case,
+            run=_run(body.validated_data["run"]),
+            user=request.user,
+            outcome=body.validated_data["outcome"],
+            comment=body.validated_data["comment"],
+        )
         return Response(UATResultSerializer(result).data)
 
-    @extend_schema(parameters=[OpenApiParameter("plan", str, required=True,
-                                                description="A plan's slug."), RUN_FILTER],
-                   responses={200: UATCoverageSerializer, 400: ERROR})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("plan", str, required=True, description="A plan's slug."),
+            RUN_FILTER,
+        ],
+        responses={200: UATCoverageSerializer, 400: ERROR},
+    )
     @action(detail=False, methods=["get"])
     def coverage(self, request: Request) -> Response:
         """How many of the plan's cases have a result on the run, and how many pass."""
@@ -166,23 +183,38 @@ class SignOffSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SignOff
-        fields = ["uuid", "plan", "version", "run", "approver", "decision", "reason",
-                  "created_at", "voided_at", "voided_reason"]
+        fields = [
+            "uuid",
+            "plan",
+            "version",
+            "run",
+            "approver",
+            "decision",
+            "reason",
+            "created_at",
+            "voided_at",
+            "voided_reason",
+        ]
 
 
 class SignOffRequestSerializer(serializers.Serializer):
     plan = serializers.CharField(help_text="The plan's slug.")
-    run = serializers.UUIDField(help_text="The load run whose report is approved or rejected; "
-                                "its plan version is what is signed.")
+    run = serializers.UUIDField(
+        help_text="The load run whose report is approved or rejected; "
+        "its plan version is what is signed."
+    )
     decision = serializers.ChoiceField(choices=["approved", "rejected"])
-    reason = serializers.CharField(required=False, allow_blank=True, default="",
-                                   help_text="Required to reject, and to approve despite "
-                                   "failing UAT cases or a rolled-back run.")
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required to reject, and to approve despite "
+        "failing UAT cases or a rolled-back run.",
+    )
 
 
 @extend_schema_view(list=extend_schema(parameters=[PLAN_FILTER]))
-class SignOffViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                     viewsets.GenericViewSet):
+class SignOffViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Sign-offs of plan versions (newest first); POST approves or rejects (approvers only,
     never their own edits). Ask for one by moving the plan to in_review
     (``POST /api/plans/{slug}/status/``)."""
@@ -194,21 +226,27 @@ class SignOffViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
     def get_queryset(self) -> QuerySet:
         rows = SignOff.objects.select_related("plan", "version", "run", "approver").order_by(
-            "-created_at", "-id")
+            "-created_at", "-id"
+        )
         slug = self.request.query_params.get("plan")
         return rows.filter(plan__slug=slug) if slug else rows
 
-    @extend_schema(request=SignOffRequestSerializer,
-                   responses={201: SignOffSerializer, 400: ERROR})
+    @extend_schema(request=SignOffRequestSerializer, responses={201: SignOffSerializer, 400: ERROR})
     def create(self, request: Request) -> Response:
         body = SignOffRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         plan = get_object_or_404(Plan, slug=body.validated_data["plan"])
-        run = get_object_or_404(Run.objects.select_related("version"),
-                                uuid=body.validated_data["run"], plan=plan)
-        signoff = signoff_decide(plan=plan, version=run.version, run=run, user=request.user,
-                                 decision=body.validated_data["decision"],
-                                 reason=body.validated_data["reason"])
+        run = get_object_or_404(
+            Run.objects.select_related("version"), uuid=body.validated_data["run"], plan=plan
+        )
+        signoff = signoff_decide(
+            plan=plan,
+            version=run.version,
+            run=run,
+            user=request.user,
+            decision=body.validated_data["decision"],
+            reason=body.validated_data["reason"],
+        )
         signoff = self.get_queryset().get(pk=signoff.pk)
         return Response(SignOffSerializer(signoff).data, status=status.HTTP_201_CREATED)
 
@@ -223,8 +261,18 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = ["id", "at", "actor", "action", "object_type", "object_id", "object_repr",
-                  "before", "after", "ip"]
+        fields = [
+            "id",
+            "at",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "before",
+            "after",
+            "ip",
+        ]
 
 
 def _date(request: Request, name: str) -> dt.date | None:
@@ -248,8 +296,7 @@ AUDIT_FILTERS = [
 
 
 @extend_schema_view(list=extend_schema(parameters=AUDIT_FILTERS))
-class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                        viewsets.GenericViewSet):
+class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The audit log, newest first (who did what, when, before / after; secrets masked)."""
 
     serializer_class = AuditEventSerializer
@@ -258,14 +305,19 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def check_permissions(self, request: Request) -> None:
         super().check_permissions(request)
         if not request.user.has_perm("mp.view_audit"):
-            self.permission_denied(request, message="Your role does not allow reading the "
-                                   "audit log.")
+            self.permission_denied(
+                request, message="Your role does not allow reading the audit log."
+            )
 
     def get_queryset(self) -> QuerySet:
         if self.action != "list":
             return AuditEvent.objects.order_by("-at", "-id")
         g = self.request.query_params
         return selectors.audit_events(
-            actor=g.get("actor", ""), action=g.get("action", ""), object_type=g.get("type", ""),
-            text=g.get("q", "").strip(), date_from=_date(self.request, "from"),
-            date_to=_date(self.request, "to"))
+            actor=g.get("actor", ""),
+            action=g.get("action", ""),
+            object_type=g.get("type", ""),
+            text=g.get("q", "").strip(),
+            date_from=_date(self.request, "from"),
+            date_to=_date(self.request, "to"),
+        )

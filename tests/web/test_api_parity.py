@@ -35,7 +35,8 @@ ACTIONS: dict[str, list[str]] = {
     "mappings:entity_settings": ["PATCH /api/entities/{uuid}/"],
     "mappings:entity_delete": ["DELETE /api/entities/{uuid}/"],
     "mappings:entity_suggest_decide": [
-        "POST /api/plans/{slug}/entities/{entity_name}/suggestions/"],
+        "POST /api/plans/{slug}/entities/{entity_name}/suggestions/"
+    ],
     "mappings:field_save": ["POST /api/field-mappings/", "PATCH /api/field-mappings/{uuid}/"],
     "mappings:field_delete": ["DELETE /api/field-mappings/{uuid}/"],
     "mappings:step_add": ["POST /api/rule-steps/"],
@@ -62,11 +63,12 @@ ACTIONS: dict[str, list[str]] = {
     "runs:launch": ["POST /api/runs/"],
     "runs:queue_reprocess": ["POST /api/failed-records/reprocess/"],
     "runs:queue_ignore": ["POST /api/failed-records/ignore/"],
-    "runs:failed_record_correct": ["PATCH /api/failed-records/{uuid}/",
-                                   "POST /api/failed-records/reprocess/"],
+    "runs:failed_record_correct": [
+        "PATCH /api/failed-records/{uuid}/",
+        "POST /api/failed-records/reprocess/",
+    ],
     "runs:notifications_read": ["POST /api/notifications/read/"],
-    "validation:rule_save": ["POST /api/validation-rules/",
-                             "PATCH /api/validation-rules/{uuid}/"],
+    "validation:rule_save": ["POST /api/validation-rules/", "PATCH /api/validation-rules/{uuid}/"],
     "validation:rule_delete": ["DELETE /api/validation-rules/{uuid}/"],
     "validation:prevalidate": ["POST /api/validation-rules/prevalidate/"],
     "validation:reconcile": ["POST /api/run-reports/{run}/reconcile/"],
@@ -74,10 +76,12 @@ ACTIONS: dict[str, list[str]] = {
     "validation:uat_case_delete": ["DELETE /api/uat-cases/{uuid}/"],
     "validation:uat_result": ["POST /api/uat-cases/{uuid}/results/"],
     "validation:signoff_decide": ["POST /api/signoffs/"],
-    "validation:cutover_step": ["POST /api/cutovers/{slug}/open/",
-                                "POST /api/cutovers/{slug}/freeze/",
-                                "POST /api/cutovers/{slug}/decide/",
-                                "POST /api/cutovers/{slug}/rollback/"],
+    "validation:cutover_step": [
+        "POST /api/cutovers/{slug}/open/",
+        "POST /api/cutovers/{slug}/freeze/",
+        "POST /api/cutovers/{slug}/decide/",
+        "POST /api/cutovers/{slug}/rollback/",
+    ],
 }
 
 # Pages that only read -> the API operations that return the same information.
@@ -120,8 +124,11 @@ READS: dict[str, list[str]] = {
     "runs:notifications": ["GET /api/notifications/"],
     "validation:report": ["GET /api/run-reports/{run}/"],
     "validation:report_export": ["GET /api/run-reports/{run}/"],
-    "validation:uat": ["GET /api/uat-cases/", "GET /api/uat-cases/{uuid}/results/",
-                       "GET /api/uat-cases/coverage/"],
+    "validation:uat": [
+        "GET /api/uat-cases/",
+        "GET /api/uat-cases/{uuid}/results/",
+        "GET /api/uat-cases/coverage/",
+    ],
     "validation:signoff": ["GET /api/signoffs/", "GET /api/plans/{slug}/versions/"],
     "validation:cutover": ["GET /api/cutovers/{slug}/"],
     "validation:audit": ["GET /api/audit-events/"],
@@ -163,14 +170,19 @@ def handles_post(callback) -> bool:
     if view_class is not None:
         return hasattr(view_class, "post")
     source = inspect.getsource(inspect.unwrap(callback))
-    return any(mark in source for mark in ("require_POST", "request.POST", "request.method",
-                                           "request.FILES"))
+    return any(
+        mark in source
+        for mark in ("require_POST", "request.POST", "request.method", "request.FILES")
+    )
 
 
 def html_views() -> dict[str, bool]:
     """Every page's URL name -> whether it handles POST (admin and API excluded)."""
-    return {name: handles_post(entry.callback) for name, route, entry in _patterns()
-            if not name.startswith("admin:") and not route.startswith("api/")}
+    return {
+        name: handles_post(entry.callback)
+        for name, route, entry in _patterns()
+        if not name.startswith("admin:") and not route.startswith("api/")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -179,8 +191,12 @@ def operations(django_db_blocker, tmp_path_factory) -> set[str]:
     with django_db_blocker.unblock():
         call_command("spectacular", "--file", str(out))
     paths = yaml.safe_load(out.read_text())["paths"]
-    return {f"{method.upper()} {path}" for path, ops in paths.items() for method in ops
-            if method in ("get", "post", "put", "patch", "delete")}
+    return {
+        f"{method.upper()} {path}"
+        for path, ops in paths.items()
+        for method in ops
+        if method in ("get", "post", "put", "patch", "delete")
+    }
 
 
 def test_handles_post_tells_actions_from_pages():
