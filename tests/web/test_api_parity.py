@@ -76,6 +76,8 @@ ACTIONS: dict[str, list[str]] = {
     "validation:uat_case_delete": ["DELETE /api/uat-cases/{uuid}/"],
     "validation:uat_result": ["POST /api/uat-cases/{uuid}/results/"],
     "validation:signoff_decide": ["POST /api/signoffs/"],
+    "accounts:tokens": ["POST /api/tokens/"],
+    "accounts:token_revoke": ["DELETE /api/tokens/{uuid}/"],
     "validation:cutover_step": [
         "POST /api/cutovers/{slug}/open/",
         "POST /api/cutovers/{slug}/freeze/",

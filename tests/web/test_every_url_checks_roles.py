@@ -196,6 +196,7 @@ PAGES = {
     "validation:audit": (AU, AU),
     "validation:reconcile": (RC, RC),
     "validation:cutover": (V, V), "validation:cutover_step": (R, R),
+    "accounts:tokens": (V, V), "accounts:token_revoke": (V, V),
 }
 _CRUD = {"put": E, "patch": E, "delete": E}
 # API route name -> {method: capability}; every GET is "view".
@@ -233,11 +234,12 @@ API = {
     "uat-case-coverage": {},
     "signoff-list": {"post": SO}, "signoff-detail": {},
     "audit-event-list": {}, "audit-event-detail": {},
+    "access-token-list": {"post": V}, "access-token-detail": {"delete": V},
 }
 API_UUID = {"systems": "system", "entities": "entity", "field-mappings": "field",
             "rule-steps": "step", "lookups": "lookup", "runs": "run",
             "failed-records": "record", "validation-rules": "rule", "uat-cases": "uat",
-            "signoffs": "signoff"}
+            "signoffs": "signoff", "tokens": "token"}
 
 
 def _api_routes():
@@ -318,6 +320,7 @@ def matrix_objects(objects):
                                      decision="rejected", reason="r")
     objects["uuid"]["signoff"] = str(signoff.uuid)
     objects["audit"] = audit_record(action="create", obj=plan).pk
+    objects["uuid"]["token"] = "0b7f7d3e-5f7a-4c57-9d43-6f1de0c0a001"  # nobody's: 404
     objects["step"] = objects["uuid"]["step"]
     return objects
 
