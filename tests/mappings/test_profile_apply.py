@@ -108,3 +108,27 @@ def test_duplicate_candidates_on_a_column_the_user_picks(client_for, viewer, dem
     assert "Duplicate candidates on Email_Address" in body
     assert f"<li><code>{html.escape(dup)}</code> × {n}</li>" in body
     assert "Apply to" not in body  # a viewer sees the suggestions, not the buttons
+
+
+def test_the_api_lists_previews_and_applies_a_suggestion(client_for, analyst, demo_plan):
+    entity, field = _state_field(demo_plan)
+    client = client_for(analyst)
+    url = f"/api/plans/{demo_plan.slug}/entities/accounts/profile-suggestions/"
+    items = client.get(url, {"column": "State_Code"}).json()
+    upper = next(x for x in items if x["steps"] == [{"rule": "upper", "params": {}}])
+    assert upper["targets"] == ["billing_state"] and not upper["needs_lookup"]
+    body = {
+        "column": "State_Code",
+        "target": "billing_state",
+        "index": upper["index"],
+        "label": upper["label"],
+    }
+    seen = client.post(url, body | {"preview": True}, content_type="application/json").json()
+    assert seen["added"] == [{"rule": "upper", "params": {}}]
+    assert all(r["after"] == r["value"].upper() for r in seen["rows"]), seen["rows"]
+    assert field.steps.count() == 0
+    made = client.post(url, body, content_type="application/json")
+    assert made.status_code == 201 and [s["rule"] for s in made.json()] == ["upper"]
+    assert list(field.steps.values_list("rule", flat=True)) == ["upper"]
+    stale = client.post(url, body | {"label": "title"}, content_type="application/json")
+    assert stale.status_code == 400 and "changed since" in stale.json()["detail"]
