@@ -10,26 +10,24 @@ from django.utils import timezone
 from runs.enums import RunStatus
 from runs.models import Run
 from runs.services.state import run_snapshot
+from runs.threshold import run_threshold_breach
 
 from .enums import ResultStatus, Verdict
 from .models import RunReport, ValidationResult
 
 
 def dry_run_verdict(*, run: Run, accounting: list[dict]) -> tuple[str, list[str]]:
-    """fail / warn / pass of a finished dry run and the reasons for a fail (pure given the
-    run's counters): fail when the run failed, when its failed rows pass the plan's failure
-    threshold (a load would abort), when a blocking pre-check did not pass or when the source
-    rows do not add up; warn when some rows failed or a warning check did not pass."""
+    """fail / warn / pass of a finished dry run and the reasons for a fail (read-only): fail
+    when the run failed, when its failure rate passed the plan's failure threshold after some
+    batch (a load would have aborted there: runs.threshold), when a blocking pre-check did
+    not pass or when the source rows do not add up; warn when some rows failed or a warning
+    check did not pass."""
     reasons = []
     if run.status == RunStatus.FAILED:
         reasons.append(f"the dry run failed: {run.error or 'see the run page'}")
-    limit = float(run_snapshot(run).failure_threshold_pct)
-    pct = run.failed * 100 / run.extracted if run.extracted else 0.0
-    if pct > limit:
-        reasons.append(
-            f"{pct:.1f}% of {run.extracted:,} rows failed, above the plan's failure "
-            f"threshold of {limit:g}%: a load would abort"
-        )
+    breach = run_threshold_breach(run)  # checked after each batch, as a load does
+    if breach is not None:
+        reasons.append(breach.message)
     checks = list(ValidationResult.objects.filter(run=run).select_related("rule"))
     blocking = [
         r
@@ -58,6 +56,7 @@ def dry_run_report_build(*, run: Run) -> RunReport:
     run.refresh_from_db()
     accounting = rec.accounting(run)
     verdict, reasons = dry_run_verdict(run=run, accounting=accounting)
+    breach = run_threshold_breach(run)
     data = {
         "accounting": accounting,
         "dry_run": {
@@ -65,6 +64,7 @@ def dry_run_report_build(*, run: Run) -> RunReport:
             "failed": run.failed,
             "extracted": run.extracted,
             "threshold_pct": float(run_snapshot(run).failure_threshold_pct),
+            "threshold_breach": breach.as_dict() if breach else None,
         },
         "failures_by_category": rec.failures_by(run, "category"),
         "failures_by_rule": rec.failures_by(run, "rule"),

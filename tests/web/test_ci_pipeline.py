@@ -90,7 +90,8 @@ def test_ci_pipeline_passes_a_clean_plan_and_fails_one_that_would_abort(
     failed = _pipeline(live_server.url, key, dirty)
     print(failed.stderr)  # what a CI log shows (pytest -rP)
     assert failed.returncode == 1, failed.stderr
-    assert "above the plan's failure threshold of 5%: a load would abort" in failed.stderr
+    assert "A load would have aborted at batch" in failed.stderr
+    assert "> threshold 5%" in failed.stderr
     assert "verdict: fail" in failed.stderr and "FAIL: a load of this plan" in failed.stderr
     runs = Run.objects.filter(plan__slug__in=["ci-clean", "ci-dirty"])
     assert sorted(runs.values_list("mode", "status")) == [("dry_run", "succeeded")] * 2
