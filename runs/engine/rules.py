@@ -208,7 +208,15 @@ def _lower(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
 
 
 def _title(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
-    return StepResult(as_text(values).str.title())
+    text = as_text(values)
+    out = text.str.title()  # Arrow: the same as str.title on ASCII text
+    # Arrow upper-cases a word's first letter where Unicode has a distinct title-case form
+    # (ǆ -> Ǆ, not ǅ): non-ASCII values get Python's title case (found by the oracle test).
+    wide = ~pc.string_is_ascii(_arrow(text)).fill_null(True).to_numpy(zero_copy_only=False)
+    if wide.any():
+        out = out.copy()
+        out[wide] = [v.title() for v in text[wide].tolist()]
+    return StepResult(out)
 
 
 def _concat(values: pd.Series | pd.DataFrame, params: dict, ctx: RuleContext) -> StepResult:

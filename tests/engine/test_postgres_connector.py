@@ -357,6 +357,19 @@ def test_validate_rows_names_every_refused_column_of_a_row(tdb):
         0: [("name", "too_long"), ("age", "type_cast"), ("born", "type_cast")]}
 
 
+def test_validate_rows_refuses_what_a_json_column_cannot_hold(tdb):
+    """Found by the oracle test: a json column took any text (PostgreSQL then failed the whole
+    batch on '{a:1}'); invalid JSON is now a type_cast failure of its row, on both targets."""
+    tdb.script("CREATE TABLE j (id integer PRIMARY KEY, doc json, docb jsonb)")
+    good = ['{"a": 1}', "[1, 2]", '"s"', "1", "null", " true ", None, '{"a":1,"a":2}']
+    bad = ["{a:1}", "", "[1,", "nul", "NaN", "Infinity", "{'a': 1}", "1 2"]
+    frame = text_frame(["doc", "docb"], {"doc": good + bad, "docb": good + bad})
+    errors = tdb.connector.validate_rows("j", frame)
+    assert sorted(errors) == list(range(len(good), len(good) + len(bad)))
+    assert {(e.field, e.category) for row in errors.values() for e in row} == {
+        ("doc", "type_cast"), ("docb", "type_cast")}
+
+
 def test_validate_rows_counts_characters_not_bytes_and_takes_non_text_values(tdb):
     tdb.script(target_ddl(tdb.kind))
     text = text_frame(["ext", "name"], {"ext": ["a", "b", "c"],

@@ -408,3 +408,11 @@ def test_format_1_snapshot_keeps_the_behaviour_it_was_frozen_with():
                                  lookups=snapshot.lookups, keymaps={}, namespace="p")
         assert [result.rows["t"].tolist(), result.rows["m"].tolist()] == expected
     assert PlanSnapshot.from_dict(old).rules_format == 2
+
+
+def test_title_gives_a_digraph_its_title_case_form():
+    """Found by the oracle test: Arrow's title case upper-cased the first letter (ǆ -> Ǆ);
+    the title-case form of the digraphs is ǅ, ǈ, ǋ, ǲ (what str.title gives)."""
+    values = ["ǆungla ǉubljana", "ǄEMAL ǋ", "dzoa ǳ", "josé ÅNGSTRÖM", None, ""]
+    out, _ = apply("title", values)
+    assert out == ["ǅungla ǈubljana", "ǅemal ǋ", "Dzoa ǲ", "José Ångström", None, ""]
