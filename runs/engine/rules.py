@@ -34,7 +34,9 @@ from runs.engine.snapshot import LookupSpec
 
 TEXT = pd.StringDtype("pyarrow")
 # Explicit whitespace class: RE2's \s misses some characters and pandas falls back to `re` for it.
-_WS = "[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# The same characters strip (Arrow's utf8_trim_whitespace, Python's str.strip) removes: NEL
+# and the separators U+001C-U+001F too (the oracle test found them left inside).
+_WS = "[ \t\n\r\f\v\x1c-\x1f\x85\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 # Runs of 2+ whitespace, or one non-space whitespace: leaves single spaces alone (2x faster).
 _WS_RUN = _WS + "{2,}|" + _WS.replace(" ", "", 1)
 _EMAIL = (
