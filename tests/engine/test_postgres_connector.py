@@ -370,6 +370,18 @@ def test_validate_rows_refuses_what_a_json_column_cannot_hold(tdb):
         ("doc", "type_cast"), ("docb", "type_cast")}
 
 
+def test_validate_rows_refuses_unicode_digits_in_number_columns(tdb):
+    """Found with the oracle test's values: '١٢' (Arabic-Indic digits) passed the integer and
+    numeric checks (Python's \\d), and PostgreSQL then failed the whole batch; SQLite stored
+    the text in a number column. Number columns take ASCII digits only."""
+    tdb.script("CREATE TABLE n (id integer PRIMARY KEY, i integer, d numeric(8,2))")
+    frame = text_frame(["i", "d"], {"i": ["12", "١٢", "٣", " 7 ", "\u00a07"],
+                                    "d": ["1.5", "١.٥", "12", "٣", "\t2.5\n"]})
+    errors = tdb.connector.validate_rows("n", frame)
+    assert {k: [e.field for e in v] for k, v in errors.items()} == {
+        1: ["i", "d"], 2: ["i"], 3: ["d"], 4: ["i"]}
+
+
 def test_validate_rows_counts_characters_not_bytes_and_takes_non_text_values(tdb):
     tdb.script(target_ddl(tdb.kind))
     text = text_frame(["ext", "name"], {"ext": ["a", "b", "c"],

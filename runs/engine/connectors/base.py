@@ -274,8 +274,20 @@ class ArrowTextSource(SchemaCache):
 
 # ---------------------------------------------------------------- load-stage validation
 
-_INT_RE = r"\s*[+-]?\d+\s*"
-_NUM_RE = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*|\s*(?i:[+-]?(?:nan|infinity|inf))\s*"
+# ASCII digits and blanks only: Python's \d and \s also match other scripts' digits ('١٢') and
+# NBSP, which PostgreSQL refuses (the whole batch failed) and SQLite stores as text (found by
+# the oracle test).
+_SP = r"[ \t\n\r\f\v]*"  # the blanks PostgreSQL skips around a number (not NBSP & co.)
+_INT_RE = _SP + r"[+-]?[0-9]+" + _SP
+_NUM_RE = (
+    _SP
+    + r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    + _SP
+    + "|"
+    + _SP
+    + r"(?i:[+-]?(?:nan|infinity|inf))"
+    + _SP
+)
 _UUID_RE = r"\s*\{?[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?\s*"
 _BOOL_WORDS = frozenset({"t", "true", "y", "yes", "on", "1", "f", "false", "n", "no", "off", "0"})
 _INT_BOUNDS = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
