@@ -49,6 +49,9 @@ from .queue import (
     failed_record_total as failed_record_total,
 )
 from .queue import (
+    failure_category_check as failure_category_check,
+)
+from .queue import (
     message_normalise as message_normalise,
 )
 

@@ -15,6 +15,9 @@ from django.db import connection
 from django.db.models import Count, F, Func, QuerySet, Sum, TextField, Value
 from django.db.models.expressions import RawSQL
 
+from migration_planner.lib.errors import ApplicationError
+
+from ..engine.rules import FAILURE_CATEGORIES
 from ..enums import FailedRecordStatus
 from ..models import FailedRecord, FailedRecordTally, Run
 
@@ -41,7 +44,9 @@ def failed_record_filter(
     status: str = "",
     q: str = "",
 ) -> QuerySet[FailedRecord]:
-    """Failed records matching every given filter (status "workable" means open or fixed)."""
+    """Failed records matching every given filter (status "workable" means open or fixed).
+    Read-only; raises ApplicationError for a category that is not a failure category."""
+    failure_category_check(category)
     qs = FailedRecord.objects.all()
     if run is not None:
         qs = qs.filter(run=run)
@@ -249,17 +254,33 @@ def failed_record_open_count(*, run: Run | None = None) -> int:
 
 def failed_record_facets(*, run: Run | None = None) -> dict[str, list[str]]:
     """Distinct entities, categories and fields of the run's records (or every run's), for
-    the filter dropdowns (one grouped query)."""
+    the filter dropdowns (one grouped query); categories in ``FAILURE_CATEGORIES`` order,
+    unknown ones last."""
     if _tallied():
         groups = _tally(run, {}).values_list("entity", "category", "field")
         combos = list(groups.annotate(total=Sum("n")).filter(total__gt=0).order_by())
     else:
         qs = failed_record_filter(run=run).order_by()
         combos = list(qs.values_list("entity", "category", "field").distinct())
-    return {
+    facets = {
         name: sorted({combo[i] for combo in combos if combo[i]})
         for i, name in enumerate(("entity", "category", "field"))
     }
+    order = {c: i for i, c in enumerate(FAILURE_CATEGORIES)}
+    facets["category"].sort(key=lambda c: (order.get(c, len(order)), c))
+    return facets
+
+
+def failure_category_check(category: str) -> str:
+    """The category when it is a known failure category (or empty); raises ApplicationError
+    naming the known ones. Pure."""
+    if category and category not in FAILURE_CATEGORIES:
+        raise ApplicationError(
+            f"“{category}” is not a failure category; the categories are "
+            f"{', '.join(FAILURE_CATEGORIES)}.",
+            field="category",
+        )
+    return category
 
 
 def failed_record_get(*, uuid) -> FailedRecord:
