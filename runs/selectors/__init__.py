@@ -151,7 +151,7 @@ class RunProgress:
 
 
 def _entity_order(run: Run) -> list[str]:
-    from .services.state import run_entities
+    from ..services.state import run_entities
 
     try:
         return [e.name for e in run_entities(run)]
@@ -342,7 +342,7 @@ def launch_preview(*, plan, target, mode: str, scope_entity: str = "") -> Launch
     whether the production gate is open. Reads the source; raises ApplicationError/EngineError."""
     from mappings.services import plan_snapshot_build
 
-    from .connections import connector_for
+    from ..connections import connector_for
 
     snapshot = plan_snapshot_build(plan=plan)
     source = connector_for(plan.source)
