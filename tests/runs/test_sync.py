@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import psycopg2
 import pytest
 
 from mappings.services import plan_version_create
@@ -139,6 +140,24 @@ def test_sync_to_a_sqlite_target_is_refused_with_the_reason(sync_plan):
     assert not Run.objects.exists()
 
 
+def test_sync_from_a_mysql_source_is_refused_pointing_to_delta_runs(sync_plan):
+    plan, _, _ = sync_plan
+    plan.source = SystemFactory(
+        name="Legacy MariaDB",
+        kind="mysql",
+        path="",
+        host="127.0.0.1",
+        database="crm",
+        role="source",
+    )
+    plan.save()
+    with pytest.raises(ApplicationError) as caught:
+        run_create(plan=plan, user=None, mode="sync")
+    assert "“Legacy MariaDB” is a MySQL / MariaDB source" in caught.value.message
+    assert "PostgreSQL logical decoding only (use delta runs" in caught.value.message
+    assert not Run.objects.exists()
+
+
 def test_sync_of_a_plan_with_an_insert_entity_is_refused_naming_it(sync_plan):
     plan, _, _ = sync_plan
     plan.entities.update(load_mode="insert")
@@ -185,3 +204,30 @@ def test_run_finish_leaves_a_streaming_sync_to_its_own_task(sync_plan):
         cdc={"phase": "streaming"},
     )
     assert run_finish(run_id=run.pk).status == RunStatus.RUNNING
+
+
+def test_sync_whose_slot_waits_past_the_timeout_fails_naming_the_open_transaction(
+    sync_plan, eager_celery, settings
+):
+    from runs.services import sync_run
+
+    plan, src, _ = sync_plan
+    settings.MP_CDC_SLOT_TIMEOUT_SECONDS = 1
+    version = plan_version_create(plan=plan, user=None, note="sync test")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target, mode=RunMode.SYNC)
+    blocker = psycopg2.connect(**{**pg.admin_params(), "dbname": src})
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("UPDATE src SET name = name WHERE id = 1 RETURNING pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        sync_run(run_id=run.pk)
+    finally:
+        blocker.close()
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "creating replication slot" in run.error and "timed out after 1 s" in run.error
+    assert f"pid {pid} (database {src}, user " in run.error, run.error
+    assert "idle in transaction since" in run.error and "pg_terminate_backend" in run.error
+    assert [b["pid"] for b in run.cdc["slot_wait"]["blockers"]] == [pid]  # shown while waiting
+    assert slot_info(plan.source.connection_params(), slot_name(run)) is None  # none left
+    assert not run.batches.exists()
