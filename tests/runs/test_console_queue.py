@@ -127,7 +127,8 @@ def test_error_queue_pages_on_100k_records_read_one_page_by_index(client_for, vi
     assert [r.id for r in deep_page.context["records"]][0] == deep_cursor - 1
     assert [r.source_key for r in filtered.context["records"]] == ["K0099998"]
     assert len(api_page.json()["results"]) == 50
-    assert len(deep_queries) == len(queries) == len(filtered_queries)
+    assert len(deep_queries) == len(queries)
+    assert not any("COUNT(" in q and 'FROM "runs_failedrecord"' in q for q in queries)
     page_sql = [q for q in queries if 'ORDER BY "runs_failedrecord"."id" DESC' in q]
     assert len(page_sql) == 1
     plan = _plan_of(page_sql[0])
