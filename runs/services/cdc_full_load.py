@@ -40,10 +40,10 @@ def _slot_create(run: Run, params: dict):
     seen: dict = {}
 
     def waiting(seconds: float, blockers: list[dict]) -> None:
+        _stop_requested(run)  # cancelled meanwhile: SyncAbandoned (the creation is cancelled)
         pids = [b["pid"] for b in blockers]
         if pids != seen.get("pids") or seconds - seen.get("at", 0) >= 5:
             seen.update(pids=pids, at=seconds)
-            _stop_requested(run)  # cancelled meanwhile: SyncAbandoned
             wait = {"seconds": int(seconds), "timeout": timeout, "blockers": blockers[:20]}
             _save_cdc(run, slot_wait=wait)
 

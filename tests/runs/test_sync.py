@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import psycopg2
@@ -234,4 +235,39 @@ def test_sync_whose_slot_waits_past_the_timeout_fails_naming_the_open_transactio
     assert "idle in transaction since" in run.error and "pg_terminate_backend" in run.error
     assert [b["pid"] for b in run.cdc["slot_wait"]["blockers"]] == [pid]  # shown while waiting
     assert slot_info(plan.source.connection_params(), slot_name(run)) is None  # none left
+    assert not run.batches.exists()
+
+
+def test_sync_cancelled_while_its_slot_waits_ends_at_once_leaving_no_slot(
+    sync_plan, eager_celery, operator
+):
+    from django.db import connection
+
+    from runs.services import run_cancel, sync_run
+
+    plan, src, _ = sync_plan
+    version = plan_version_create(plan=plan, user=None, note="sync test")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target, mode=RunMode.SYNC)
+    blocker = psycopg2.connect(**{**pg.admin_params(), "dbname": src})
+
+    def cancel_once_waiting() -> None:
+        try:
+            _wait_for(lambda: _cdc(run).get("slot_wait", {}).get("blockers"), "the slot wait")
+            run_cancel(run=Run.objects.get(pk=run.pk), user=operator)
+        finally:
+            connection.close()
+
+    canceller = threading.Thread(target=cancel_once_waiting)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("UPDATE src SET name = name WHERE id = 1")
+        canceller.start()
+        sync_run(run_id=run.pk)  # returns on the cancel, not at the 300 s timeout
+    finally:
+        canceller.join()
+        blocker.close()
+    run.refresh_from_db()
+    assert run.status in (RunStatus.CANCELLING, RunStatus.CANCELLED)
+    assert run.logs.filter(message__startswith="Sync abandoned").count() == 1
+    assert slot_info(plan.source.connection_params(), slot_name(run)) is None
     assert not run.batches.exists()
