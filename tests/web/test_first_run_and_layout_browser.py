@@ -195,6 +195,11 @@ def test_profile_suggestion_applies_with_one_click(live_server, transactional_db
         _login(page, live_server.url, user)
         page.goto(f"{live_server.url}/plans/{plan.slug}/entities/{entity.uuid}/")
         page.click("text=profile & suggestions")
+        page.select_option("#dupes", ["Email_Address"])
+        page.click("text=Find duplicates")
+        page.wait_for_selector("h2:has-text('Duplicate candidates on Email_Address')")
+        shot(page, "profile-entity")
+        dupes = page.locator("#duplicates ul.dupes li").count()
         state = page.locator(".profile-col", has=page.locator("h3 code", has_text="State_Code"))
         suggestions = state.locator(".suggest-list li").all_inner_texts()
         state.locator("a.apply:has-text('Apply to billing_state')").first.click()
@@ -208,7 +213,7 @@ def test_profile_suggestion_applies_with_one_click(live_server, transactional_db
         rules = page.inner_text("#col-billing_state")
     assert any(s.startswith("suggest: upper (short codes") for s in suggestions), suggestions
     assert not any("title" in s for s in suggestions), suggestions
-    assert rows > 0
+    assert rows > 0 and dupes > 0
     assert "Added to “billing_state”: upper." in message
     assert "upper" in rules
     assert list(field.steps.values_list("rule", flat=True)) == ["upper"]
