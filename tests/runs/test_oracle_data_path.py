@@ -60,7 +60,7 @@ settings.register_profile(
     max_examples=int(os.environ.get("ORACLE_EXAMPLES", "3")),
     stateful_step_count=3,
     deadline=None,
-    derandomize=True,
+    derandomize=not os.environ.get("ORACLE_RANDOM"),  # ORACLE_RANDOM=1: new examples each time
     # no shrinking: each step is a real run; the failing example is printed as found
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=list(HealthCheck),
