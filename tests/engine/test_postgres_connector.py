@@ -270,7 +270,7 @@ def test_validate_rows_gives_the_same_answer_for_arrow_text_and_object_columns(t
          "0f8fad5b-d9cb-469f-a165-70867728950", "not a uuid", None, ""]
     v = ["abc", "abcd", None, "é" * 3, "", "ab", "x", "y"]
     obj = text_frame(["u", "v"], {"u": u, "v": v})
-    got = {dtype: {i: (e.field, e.category, e.value)
+    got = {dtype: {i: (e[0].field, e[0].category, e[0].value)
                    for i, e in tpg.connector.validate_rows("t", frame).items()}
            for dtype, frame in (("object", obj), ("text", obj.astype(TEXT)))}
     assert got["text"] == got["object"] == {
@@ -340,9 +340,46 @@ def test_validate_rows_flags_too_long_not_null_and_bad_casts(tdb):
         "born": ["2020-02-29", None, None, None, None, "2021-02-30"],
     })
     errors = tdb.connector.validate_rows("customer", frame)
-    got = {i: (e.field, e.category) for i, e in errors.items()}
-    assert got == {1: ("name", "too_long"), 2: ("name", "required_missing"),
-                   3: ("age", "type_cast"), 4: ("age", "type_cast"), 5: ("born", "type_cast")}
+    got = {i: [(e.field, e.category) for e in row] for i, row in errors.items()}
+    assert got == {1: [("name", "too_long")], 2: [("name", "required_missing")],
+                   3: [("age", "type_cast")], 4: [("age", "type_cast")],
+                   5: [("born", "type_cast")]}
+
+
+def test_validate_rows_names_every_refused_column_of_a_row(tdb):
+    """A row refused by two columns carries both errors (the queue shows every failing rule)."""
+    tdb.script(target_ddl(tdb.kind))
+    frame = text_frame(["ext", "name", "age", "born"], {
+        "ext": ["a", "b"], "name": ["x" * 11, "ok"], "age": ["4.5", "1"],
+        "born": ["2021-02-30", None]})
+    errors = tdb.connector.validate_rows("customer", frame)
+    assert {i: [(e.field, e.category) for e in row] for i, row in errors.items()} == {
+        0: [("name", "too_long"), ("age", "type_cast"), ("born", "type_cast")]}
+
+
+def test_validate_rows_refuses_what_a_json_column_cannot_hold(tdb):
+    """Found by the oracle test: a json column took any text (PostgreSQL then failed the whole
+    batch on '{a:1}'); invalid JSON is now a type_cast failure of its row, on both targets."""
+    tdb.script("CREATE TABLE j (id integer PRIMARY KEY, doc json, docb jsonb)")
+    good = ['{"a": 1}', "[1, 2]", '"s"', "1", "null", " true ", None, '{"a":1,"a":2}']
+    bad = ["{a:1}", "", "[1,", "nul", "NaN", "Infinity", "{'a': 1}", "1 2"]
+    frame = text_frame(["doc", "docb"], {"doc": good + bad, "docb": good + bad})
+    errors = tdb.connector.validate_rows("j", frame)
+    assert sorted(errors) == list(range(len(good), len(good) + len(bad)))
+    assert {(e.field, e.category) for row in errors.values() for e in row} == {
+        ("doc", "type_cast"), ("docb", "type_cast")}
+
+
+def test_validate_rows_refuses_unicode_digits_in_number_columns(tdb):
+    """Found with the oracle test's values: '١٢' (Arabic-Indic digits) passed the integer and
+    numeric checks (Python's \\d), and PostgreSQL then failed the whole batch; SQLite stored
+    the text in a number column. Number columns take ASCII digits only."""
+    tdb.script("CREATE TABLE n (id integer PRIMARY KEY, i integer, d numeric(8,2))")
+    frame = text_frame(["i", "d"], {"i": ["12", "١٢", "٣", " 7 ", "\u00a07"],
+                                    "d": ["1.5", "١.٥", "12", "٣", "\t2.5\n"]})
+    errors = tdb.connector.validate_rows("n", frame)
+    assert {k: [e.field for e in v] for k, v in errors.items()} == {
+        1: ["i", "d"], 2: ["i"], 3: ["d"], 4: ["i"]}
 
 
 def test_validate_rows_counts_characters_not_bytes_and_takes_non_text_values(tdb):
@@ -350,10 +387,10 @@ def test_validate_rows_counts_characters_not_bytes_and_takes_non_text_values(tdb
     text = text_frame(["ext", "name"], {"ext": ["a", "b", "c"],
                                         "name": ["é" * 10, "é" * 11, None]})
     errors = tdb.connector.validate_rows("customer", text)
-    assert {i: e.category for i, e in errors.items()} == {1: "too_long", 2: "required_missing"}
+    assert {i: e[0].category for i, e in errors.items()} == {1: "too_long", 2: "required_missing"}
     mixed = pd.DataFrame({"ext": ["a", "b"], "name": [12345678901, 42]}, dtype=object)
     errors = tdb.connector.validate_rows("customer", mixed)  # ints: the pandas path
-    assert {i: e.category for i, e in errors.items()} == {0: "too_long"}
+    assert {i: e[0].category for i, e in errors.items()} == {0: "too_long"}
 
 
 def test_validate_rows_with_an_unknown_column_raises_schema_error(tdb):
@@ -431,7 +468,7 @@ def test_validate_rows_catches_numeric_overflow(pg_params):
                          dtype=object)
     errors = conn.validate_rows("money", frame)
     assert sorted(errors) == [1, 2]
-    assert errors[1].category == "type_cast" and "numeric(6,2)" in errors[1].message
+    assert errors[1][0].category == "type_cast" and "numeric(6,2)" in errors[1][0].message
     conn.close()
 
 
