@@ -171,6 +171,17 @@ class SystemViewSet(viewsets.ModelViewSet):
         return Response(s.ConnectionReportSerializer(
             {"ok": report.ok, "message": report.message, "tables": tables}).data)
 
+    @extend_schema(request={"multipart/form-data": s.FileUploadRequestSerializer},
+                   responses={202: s.FileUploadSerializer, 400: ERROR, 413: ERROR})
+    @action(detail=True, methods=["post"], url_path="upload", write_capability=MANAGE,
+            parser_classes=[parsers.MultiPartParser])
+    def upload(self, request: Request, uuid=None) -> Response:
+        """Keep the file (streamed, at most MP_UPLOAD_MAX_MB: else 413) and queue its staging
+        on a worker: 202 with the upload, whose progress GET /api/file-uploads/{uuid}/ shows."""
+        from .api_uploads import upload_accept
+
+        return upload_accept(request, self.get_object())
+
     @extend_schema(parameters=[OpenApiParameter("refresh", bool, description="Bypass the "
                                                 "30 s schema cache.")],
                    responses={200: s.TableSerializer(many=True), 400: ERROR})

@@ -50,7 +50,16 @@ def system_connector(system: System) -> Iterator[Connector]:
         raise ApplicationError(
             f"System “{system.name}” has no staged file yet; upload one.", field="path"
         )
-    conn = connect(connector_kind(system), system.guarded_connection_params())
+    if system.kind == SystemKind.FILE:
+        from .destinations import guard_params
+        from .staging import staged_file_local
+
+        # this host's copy of the staging database (a worker on another host staged it);
+        # connect checks the copy against this host's MP_SYSTEMS_DIR
+        params = {"path": staged_file_local(system)} | guard_params(system.kind)
+    else:
+        params = system.guarded_connection_params()
+    conn = connect(connector_kind(system), params)
     try:
         yield conn
     finally:

@@ -291,6 +291,9 @@ FILE_UPLOAD_HANDLERS = [
 
 # Files the app writes under .data/ are readable by its own user only.
 FILE_UPLOAD_PERMISSIONS = 0o600
+# Uploads stream into the data directory (not /tmp): keeping one is then a rename.
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "uploads-tmp")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(mode=0o700, exist_ok=True)
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # Re-process and rollback leases on target tables expire this long after their last renewal.

@@ -10,10 +10,9 @@ import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from mappings.models import System
+from mappings.models import FileUpload, System
 from mappings.services_lookups import lookup_import_csv
-from mappings.services_systems import system_upload_file
-from migration_planner.lib.errors import ApplicationError
+from mappings.services_uploads import file_upload_receive, file_upload_stage
 from runs.engine.errors import StagingError
 from runs.engine.files.guard import xlsx_check
 from tests.factories import LookupTableFactory
@@ -29,19 +28,26 @@ def file_system(tmp_path, settings):
     return System.objects.create(name="uploads", kind="file", role="source")
 
 
+def _stage(system, user, upload) -> FileUpload:
+    """What the request and then the worker do, inline."""
+    record = file_upload_receive(system=system, user=user, upload=upload)
+    return file_upload_stage(upload_id=record.pk)
+
+
 def test_random_binary_is_refused_not_staged_as_zero_rows(file_system, analyst):
     upload = SimpleUploadedFile("data.csv", os.urandom(4096) + b"\x00" + os.urandom(100))
-    with pytest.raises(ApplicationError, match="binary file"):
-        system_upload_file(system=file_system, user=analyst, upload=upload)
+    staged = _stage(file_system, analyst, upload)
+    assert staged.status == "failed"
+    assert "binary file" in staged.error
     file_system.refresh_from_db()
     assert file_system.path == ""
 
 
 def test_deeply_nested_json_file_is_refused(file_system, analyst):
     body = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    upload = SimpleUploadedFile("deep.json", body)
-    with pytest.raises(ApplicationError, match="too deeply"):
-        system_upload_file(system=file_system, user=analyst, upload=upload)
+    staged = _stage(file_system, analyst, SimpleUploadedFile("deep.json", body))
+    assert (staged.status, staged.rows) == ("failed", None)
+    assert "too deeply" in staged.error
 
 
 def test_deeply_nested_json_body_is_a_400(client_for, analyst):
@@ -83,13 +89,18 @@ def test_upload_over_the_limit_is_refused_while_streaming(
     settings.MP_UPLOAD_MAX_BYTES = 64 * 1024
     big = SimpleUploadedFile("big.csv", b"id,name\n" + b"1,abcdefgh\n" * 20_000)
     response = client_for(analyst).post(f"/systems/{file_system.uuid}/upload/", {"file": big})
-    assert response.status_code == 400
-    assert "larger than the upload limit" in response.content.decode()
-    file_system.refresh_from_db()
-    assert file_system.path == ""
+    assert response.status_code == 413
+    assert "“big.csv” is larger than the upload limit of 0.0625 MB" in response.content.decode()
+    assert FileUpload.objects.count() == 0
+    big.seek(0)
+    api = client_for(analyst).post(f"/api/systems/{file_system.uuid}/upload/", {"file": big})
+    assert api.status_code == 413
+    assert "is larger than the upload limit" in api.json()["detail"]
+    assert FileUpload.objects.count() == 0
     small = SimpleUploadedFile("small.csv", b"id,name\n1,a\n")
     ok = client_for(analyst).post(f"/systems/{file_system.uuid}/upload/", {"file": small})
-    assert ok.status_code == 200
+    assert ok.status_code == 303
+    assert FileUpload.objects.get().status == "queued"
 
 
 def test_lookup_csv_is_written_in_bulk(analyst, django_assert_max_num_queries):
