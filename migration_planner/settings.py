@@ -208,6 +208,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "migration_planner.lib.openapi.error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "runs.enums.RunStatus",
         "BatchStatusEnum": "runs.enums.BatchStatus",
