@@ -185,7 +185,7 @@ class SystemViewSet(viewsets.ModelViewSet):
     @extend_schema(parameters=[OpenApiParameter("refresh", bool, description="Bypass the "
                                                 "30 s schema cache.")],
                    responses={200: s.TableSerializer(many=True), 400: ERROR})
-    @action(detail=True, methods=["get"], url_path="schema")
+    @action(detail=True, methods=["get"], url_path="schema", pagination_class=None)
     def table_schema(self, request: Request, uuid=None) -> Response:
         """Tables with columns, types, lengths, nullability, keys and row estimates."""
         schema = system_schema(self.get_object(), fresh=_flag(request.query_params.get(
@@ -270,7 +270,7 @@ class PlanViewSet(viewsets.ModelViewSet):
     @extend_schema(methods=["GET"], responses=s.VersionSerializer(many=True))
     @extend_schema(methods=["POST"], request=s.VersionCreateSerializer,
                    responses={201: s.VersionSerializer, 200: s.VersionSerializer, 400: ERROR})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def versions(self, request: Request, slug=None) -> Response:
         """Versions newest first; POST freezes a new one (200 when nothing changed since)."""
         plan = self.get_object()
@@ -326,7 +326,7 @@ class PlanViewSet(viewsets.ModelViewSet):
                                 order=body.validated_data["sample"])
         return Response(s.PreviewSerializer(result).data)
 
-    @extend_schema(responses={(200, "text/yaml"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "text/yaml"): OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer,
                                                             YAMLRenderer])
     def yaml(self, request: Request, slug=None) -> Response:
@@ -337,7 +337,7 @@ class PlanViewSet(viewsets.ModelViewSet):
     @extend_schema(
         request={"application/json": s.PlanImportSerializer,
                  "multipart/form-data": s.PlanImportSerializer,
-                 "text/yaml": OpenApiTypes.STR},
+                 "text/yaml": OpenApiTypes.OBJECT},
         parameters=[OpenApiParameter("replace", bool, description="With a text/yaml body: "
                                      "overwrite the plan with the same slug."),
                     OpenApiParameter("allow_unknown_schema", bool, description="With a "
@@ -586,7 +586,7 @@ class LookupTableViewSet(viewsets.ModelViewSet):
                    responses={200: s.LookupEntrySerializer, 400: ERROR})
     @extend_schema(methods=["DELETE"], parameters=[OpenApiParameter("key", str, required=True)],
                    responses={204: None, 404: ERROR})
-    @action(detail=True, methods=["get", "post", "delete"])
+    @action(detail=True, methods=["get", "post", "delete"], pagination_class=None)
     def entries(self, request: Request, uuid=None) -> Response:
         """GET the rows; POST ``{key, value}`` adds or changes one; DELETE ``?key=`` removes it."""
         lookup = self.get_object()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -23,8 +24,18 @@ def exception_handler(exc, context):
         elif isinstance(exc, TooLargeError):
             code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
         body = {"detail": exc.message, "field": exc.field, **exc.extra}
-        return Response(body, status=code)
-    return drf_exception_handler(exc, context)
+        return _as_json(Response(body, status=code), context)
+    return _as_json(drf_exception_handler(exc, context), context)
+
+
+def _as_json(response: Response | None, context) -> Response | None:
+    """Refusals are JSON even from an endpoint that answers CSV or YAML (as the schema says)."""
+    request = context.get("request")
+    renderer = getattr(request, "accepted_renderer", None)
+    if response is not None and getattr(renderer, "format", None) in ("csv", "yaml"):
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
+    return response
 
 
 # A URL segment that is a UUID: anything else is a 404 from the router, never a 500.

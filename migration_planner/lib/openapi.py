@@ -10,7 +10,8 @@ _ERROR = {
     "field (or non_field_errors) to its messages.",
     "properties": {
         "detail": {"type": "string"},
-        "field": {"type": "string", "nullable": True},
+        "field": {"description": "The field at fault (a string), or a form field's messages",
+                  "nullable": True},
     },
     "additionalProperties": True,
 }
@@ -31,8 +32,8 @@ def _codes(method: str, operation: dict) -> list[str]:
     codes = ["401", "403"]
     if "requestBody" in operation or queried or method in _WRITES:
         codes.append("400")
-    if pathed or queried:
-        codes.append("404")
+    if pathed or queried or "requestBody" in operation:
+        codes.append("404")  # a page, the object in the path, or one named in the body
     if method in _WRITES:
         codes.append("409")
     return codes

