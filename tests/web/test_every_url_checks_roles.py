@@ -182,7 +182,8 @@ PAGES = {
     "mappings:system_delete": (S, S), "mappings:system_test": (S, S),
     "mappings:system_schema": (V, V), "mappings:system_upload": (S, S),
     "mappings:upload_status": (V, V),
-    "mappings:table_profile": (V, V),
+    "mappings:table_profile": (V, V), "mappings:entity_profile": (V, V),
+    "mappings:suggestion_apply": (E, E),
     "runs:run_list": (V, V), "runs:run_compare": (V, V), "runs:run_detail": (V, V),
     "runs:run_live": (V, V), "runs:run_pause": (C, C), "runs:run_resume": (C, C),
     "runs:run_cancel": (C, C), "runs:run_stop": (C, C),
@@ -202,15 +203,17 @@ PAGES = {
     "validation:audit": (AU, AU),
     "validation:reconcile": (RC, RC),
     "validation:cutover": (V, V), "validation:cutover_step": (R, R),
+    "accounts:tokens": (V, V), "accounts:token_revoke": (V, V),
 }
 _CRUD = {"put": E, "patch": E, "delete": E}
 # API route name -> {method: capability}; every GET is "view".
 API = {
     "system-list": {"post": S}, "system-detail": {"put": S, "patch": S, "delete": S},
     "system-table-schema": {}, "system-test-connection": {"post": S},
-    "system-upload": {"post": S}, "file-upload-list": {}, "file-upload-detail": {},
+    "file-upload-list": {}, "file-upload-detail": {},
     "plan-list": {"post": E}, "plan-import-yaml": {"post": E}, "plan-detail": _CRUD,
-    "plan-preview": {"post": V}, "plan-set-status": {"post": E}, "plan-version-diff": {},
+    "plan-preview": {"post": V}, "plan-profile-suggestions": {"post": E},
+    "plan-set-status": {"post": E}, "plan-version-diff": {},
     "plan-version-revert": {"post": E}, "plan-versions": {"post": E}, "plan-yaml": {},
     "milestone-list": {"post": E}, "milestone-detail": _CRUD,
     "entity-list": {"post": E}, "entity-detail": _CRUD,
@@ -229,10 +232,23 @@ API = {
     "cutover-decide": {"post": R}, "cutover-rollback": {"post": R},
     "failed-record-list": {}, "failed-record-ignore": {"post": Q},
     "failed-record-reprocess": {"post": Q}, "failed-record-detail": {"patch": Q},
+    # issue 18: what the pages offered and the API lacked
+    "plan-document": {}, "plan-drift": {}, "plan-version-drift": {},
+    "plan-rebaseline": {"post": E}, "plan-import-check": {"post": E},
+    "plan-suggestions": {"post": E}, "system-profile": {}, "system-upload": {"post": S},
+    "run-compare": {}, "failed-record-top": {},
+    "notification-list": {}, "notification-read": {"post": V},
+    "validation-rule-prevalidate": {"post": L},
+    "uat-case-list": {"post": E}, "uat-case-detail": _CRUD, "uat-case-results": {"post": U},
+    "uat-case-coverage": {},
+    "signoff-list": {"post": SO}, "signoff-detail": {},
+    "audit-event-list": {}, "audit-event-detail": {},
+    "access-token-list": {"post": V}, "access-token-detail": {"delete": V},
 }
 API_UUID = {"systems": "system", "entities": "entity", "field-mappings": "field",
             "rule-steps": "step", "lookups": "lookup", "runs": "run",
-            "failed-records": "record", "validation-rules": "rule", "file-uploads": "upload"}
+            "failed-records": "record", "validation-rules": "rule", "uat-cases": "uat",
+            "signoffs": "signoff", "tokens": "token", "file-uploads": "upload"}
 
 
 def _api_routes():
@@ -255,8 +271,11 @@ def _api_path(route: str, objects: dict) -> str:
             return objects["uuid"][API_UUID[collection]]
         if key == "run":
             return objects["uuid"]["run"]
+        if key == "pk" and collection == "audit-events":
+            return str(objects["audit"])
         return str({"slug": objects["slug"], "entity_name": objects["entity"], "number": 1,
-                    "pk": objects["pk"], "name": "trim"}[key])
+                    "pk": objects["pk"], "name": "trim",
+                    "table": objects["table"]}[key])
 
     return "/" + re.sub(r"\(\?P<(\w+)>[^)]*\)", value, route)
 
@@ -297,6 +316,20 @@ def matrix_objects(objects):
                                          phase="pre", entity=objects["entity"],
                                          params={"min": 1})
     objects["uuid"]["rule"] = str(rule.uuid)
+    from django.contrib.auth import get_user_model
+
+    from validation.audit import audit_record
+    from validation.models import SignOff, UATTestCase
+
+    case = UATTestCase.objects.create(plan=plan, title="t", steps="s", expected_result="e")
+    objects["uuid"]["uat"] = str(case.uuid)
+    signer = get_user_model().objects.create_user("signer")
+    run = Run.objects.get(uuid=objects["uuid"]["run"])
+    signoff = SignOff.objects.create(plan=plan, version=version, run=run, approver=signer,
+                                     decision="rejected", reason="r")
+    objects["uuid"]["signoff"] = str(signoff.uuid)
+    objects["audit"] = audit_record(action="create", obj=plan).pk
+    objects["uuid"]["token"] = "0b7f7d3e-5f7a-4c57-9d43-6f1de0c0a001"  # nobody's: 404
     objects["step"] = objects["uuid"]["step"]
     return objects
 
