@@ -29,10 +29,11 @@ def exception_handler(exc, context):
 
 
 def _as_json(response: Response | None, context) -> Response | None:
-    """Refusals are JSON even from an endpoint that answers CSV or YAML (as the schema says)."""
+    """Refusals are JSON even from an endpoint that answers CSV, YAML, HTML or PDF (as the
+    schema says)."""
     request = context.get("request")
     renderer = getattr(request, "accepted_renderer", None)
-    if response is not None and getattr(renderer, "format", None) in ("csv", "yaml"):
+    if response is not None and renderer is not None and not isinstance(renderer, JSONRenderer):
         request.accepted_renderer = JSONRenderer()
         request.accepted_media_type = JSONRenderer.media_type
     return response
