@@ -19,6 +19,8 @@ from .models import (
     Plan,
     RuleStep,
     System,
+    UATTestCase,
+    ValidationRule,
 )
 
 PLAN_SLUG = "legacy-crm-to-new-crm"
@@ -353,8 +355,6 @@ def _install_milestones(plan: Plan, start: dt.date) -> None:
 
 
 def _install_checks(plan: Plan) -> None:
-    from validation.models import UATTestCase, ValidationRule
-
     for name, phase, kind, entity, column, params, severity in VALIDATION_RULES:
         ValidationRule.objects.create(
             plan=plan,

@@ -24,6 +24,7 @@ from .enums import (
     SystemKind,
     SystemRole,
 )
+from .models_checks import UATTestCase, ValidationRule  # noqa: F401  (the plan's checks)
 
 
 class System(models.Model):

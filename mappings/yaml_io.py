@@ -21,14 +21,22 @@ import yaml
 from django.db import transaction
 from simple_history.utils import bulk_create_with_history
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.rules import REGISTRY, RuleParamError, validate_params
 from runs.engine.snapshot import RULES_FORMAT, upgrade_params
-from validation.audit import audit_record
-from validation.enums import PRE_KINDS, AuditAction, Severity, ValidationKind, ValidationPhase
-from validation.models import UATTestCase, ValidationRule
 
-from .enums import DeletePolicy, LoadMode, PlanStatus, PlanStrategy
+from .enums import (
+    PRE_KINDS,
+    DeletePolicy,
+    LoadMode,
+    PlanStatus,
+    PlanStrategy,
+    Severity,
+    ValidationKind,
+    ValidationPhase,
+)
 from .models import (
     EntityMapping,
     FieldMapping,
@@ -38,6 +46,8 @@ from .models import (
     Plan,
     RuleStep,
     System,
+    UATTestCase,
+    ValidationRule,
 )
 from .selectors import plan_detail
 from .yaml_check import SchemaProblem, schema_problems, schema_refusal

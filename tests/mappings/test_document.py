@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mappings.demo_plan import demo_plan_install
-from mappings.document import (
+from migration_planner.plan_document import (
     plan_document_context,
     plan_document_html,
     plan_document_markdown,
@@ -240,7 +240,7 @@ def test_plan_document_pdf_renders_and_converts_to_png(demo):
 
 
 def test_plan_document_reads_right_durations_plurals_and_names_as_written(demo):
-    from mappings.document import duration_text, plural
+    from migration_planner.plan_document import duration_text, plural
     from mappings.models import EntityMapping, Milestone
 
     Milestone.objects.filter(plan=demo).delete()

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from mappings.document import plan_document_markdown
+from migration_planner.plan_document import plan_document_markdown
 from mappings.models import PlanVersion
 from mappings.services_lookups import lookup_export_csv, lookup_import_csv
 from migration_planner.lib.csv_safe import csv_cell
