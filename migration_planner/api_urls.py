@@ -2,6 +2,7 @@
 
 from rest_framework.routers import DefaultRouter
 
+from accounts.api import AccessTokenViewSet
 from mappings.api import (
     EntityViewSet,
     FieldMappingViewSet,
@@ -13,7 +14,9 @@ from mappings.api import (
     SystemViewSet,
 )
 from runs.api import FailedRecordViewSet, RunViewSet
+from runs.api_extra import NotificationViewSet
 from validation.api import CutoverViewSet, RunReportViewSet, ValidationRuleViewSet
+from validation.api_uat import AuditEventViewSet, SignOffViewSet, UATCaseViewSet
 
 router = DefaultRouter()
 router.register("systems", SystemViewSet, basename="system")
@@ -29,5 +32,10 @@ router.register("validation-rules", ValidationRuleViewSet, basename="validation-
 router.register("run-reports", RunReportViewSet, basename="run-report")
 router.register("cutovers", CutoverViewSet, basename="cutover")
 router.register("failed-records", FailedRecordViewSet, basename="failed-record")
+router.register("uat-cases", UATCaseViewSet, basename="uat-case")
+router.register("signoffs", SignOffViewSet, basename="signoff")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("notifications", NotificationViewSet, basename="notification")
+router.register("tokens", AccessTokenViewSet, basename="access-token")
 
 urlpatterns = router.urls

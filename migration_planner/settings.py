@@ -54,7 +54,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -68,6 +67,7 @@ INSTALLED_APPS = [
     "mappings",
     "runs",
     "validation",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -184,9 +184,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="migration-planner@lo
 
 REST_FRAMEWORK = {
     # Token first: anonymous calls get 401 with a WWW-Authenticate header. No HTTP Basic: it
-    # paid a password hash per request and bypassed the login throttle.
+    # paid a password hash per request and bypassed the login throttle. Personal access
+    # tokens (accounts app) are stored hashed; "Token" and "Bearer" are both accepted.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.AccessTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["migration_planner.lib.permissions.RolePermission"],

@@ -196,6 +196,7 @@ PAGES = {
     "validation:audit": (AU, AU),
     "validation:reconcile": (RC, RC),
     "validation:cutover": (V, V), "validation:cutover_step": (R, R),
+    "accounts:tokens": (V, V), "accounts:token_revoke": (V, V),
 }
 _CRUD = {"put": E, "patch": E, "delete": E}
 # API route name -> {method: capability}; every GET is "view".
@@ -222,10 +223,23 @@ API = {
     "cutover-decide": {"post": R}, "cutover-rollback": {"post": R},
     "failed-record-list": {}, "failed-record-ignore": {"post": Q},
     "failed-record-reprocess": {"post": Q}, "failed-record-detail": {"patch": Q},
+    # issue 18: what the pages offered and the API lacked
+    "plan-document": {}, "plan-drift": {}, "plan-version-drift": {},
+    "plan-rebaseline": {"post": E}, "plan-import-check": {"post": E},
+    "plan-suggestions": {"post": E}, "system-profile": {}, "system-upload": {"post": S},
+    "run-compare": {}, "failed-record-top": {},
+    "notification-list": {}, "notification-read": {"post": V},
+    "validation-rule-prevalidate": {"post": L},
+    "uat-case-list": {"post": E}, "uat-case-detail": _CRUD, "uat-case-results": {"post": U},
+    "uat-case-coverage": {},
+    "signoff-list": {"post": SO}, "signoff-detail": {},
+    "audit-event-list": {}, "audit-event-detail": {},
+    "access-token-list": {"post": V}, "access-token-detail": {"delete": V},
 }
 API_UUID = {"systems": "system", "entities": "entity", "field-mappings": "field",
             "rule-steps": "step", "lookups": "lookup", "runs": "run",
-            "failed-records": "record", "validation-rules": "rule"}
+            "failed-records": "record", "validation-rules": "rule", "uat-cases": "uat",
+            "signoffs": "signoff", "tokens": "token"}
 
 
 def _api_routes():
@@ -248,8 +262,11 @@ def _api_path(route: str, objects: dict) -> str:
             return objects["uuid"][API_UUID[collection]]
         if key == "run":
             return objects["uuid"]["run"]
+        if key == "pk" and collection == "audit-events":
+            return str(objects["audit"])
         return str({"slug": objects["slug"], "entity_name": objects["entity"], "number": 1,
-                    "pk": objects["pk"], "name": "trim"}[key])
+                    "pk": objects["pk"], "name": "trim",
+                    "table": objects["table"]}[key])
 
     return "/" + re.sub(r"\(\?P<(\w+)>[^)]*\)", value, route)
 
@@ -290,6 +307,20 @@ def matrix_objects(objects):
                                          phase="pre", entity=objects["entity"],
                                          params={"min": 1})
     objects["uuid"]["rule"] = str(rule.uuid)
+    from django.contrib.auth import get_user_model
+
+    from validation.audit import audit_record
+    from validation.models import SignOff, UATTestCase
+
+    case = UATTestCase.objects.create(plan=plan, title="t", steps="s", expected_result="e")
+    objects["uuid"]["uat"] = str(case.uuid)
+    signer = get_user_model().objects.create_user("signer")
+    run = Run.objects.get(uuid=objects["uuid"]["run"])
+    signoff = SignOff.objects.create(plan=plan, version=version, run=run, approver=signer,
+                                     decision="rejected", reason="r")
+    objects["uuid"]["signoff"] = str(signoff.uuid)
+    objects["audit"] = audit_record(action="create", obj=plan).pk
+    objects["uuid"]["token"] = "0b7f7d3e-5f7a-4c57-9d43-6f1de0c0a001"  # nobody's: 404
     objects["step"] = objects["uuid"]["step"]
     return objects
 
