@@ -1,5 +1,9 @@
 """The plan's checks: validation rules and UAT test cases (plan content, versioned and signed
-off with the plan; the validation app runs them and records their results)."""
+off with the plan; the validation app runs them and records their results).
+
+Their code lives here, below the apps that use them; their Django app label stays
+``validation`` (``Meta.app_label``), so their tables, migrations, content types, permissions and
+the labels the audit log records are those they always had."""
 
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ class ValidationRule(models.Model):
     enabled = models.BooleanField(default=True)
 
     class Meta:
-        db_table = "validation_validationrule"  # moved from validation: same table
+        # Stored under the validation app as before (tables, migrations, permissions and the
+        # audit log's "validation.ValidationRule" stay); the code is plan content, so it is here.
+        app_label = "validation"
         ordering = ["plan", "phase", "name"]
         constraints = [
             models.UniqueConstraint(
@@ -59,7 +65,7 @@ class UATTestCase(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
-        db_table = "validation_uattestcase"  # moved from validation: same table
+        app_label = "validation"  # as ValidationRule: stored under the validation app
         ordering = ["plan", "position", "id"]
         verbose_name = "UAT test case"
 
