@@ -334,3 +334,6 @@ MP_METRICS_TOKEN = env.str("MP_METRICS_TOKEN", default="")
 # WAL a sync's replication slot may hold back before the run page warns.
 MP_CDC_GROUP_SIZE = env.int("MP_CDC_GROUP_SIZE", default=5_000)
 MP_CDC_WAL_WARN_BYTES = env.int("MP_CDC_WAL_WARN_BYTES", default=256 * 1024 * 1024)
+# Creating a logical slot waits for every transaction open on the source server; past this the
+# sync fails naming the blocking backends.
+MP_CDC_SLOT_TIMEOUT_SECONDS = env.int("MP_CDC_SLOT_TIMEOUT_SECONDS", default=300)

@@ -34,6 +34,7 @@ def key_diff_report(
         "missing": len(diff.missing),
         "extra": len(diff.extra),
         "changed": len(diff.changed),
+        "marked": diff.marked,  # delete policy "mark": rows marked as meant (they match)
         "missing_keys": diff.missing[:LISTED_KEYS],
         "extra_keys": diff.extra[:LISTED_KEYS],
         "changed_keys": diff.changed[:LISTED_KEYS],

@@ -1,9 +1,11 @@
 """Sync runs (full load + CDC) on real PostgreSQL: the service driven by `manage.py cdc_sync`
-processes, one killed with SIGKILL mid-stream and restarted, under a concurrent source writer;
-drained on stop, the target equals the transformed final source; rollback verifies."""
+processes, one killed with SIGKILL in the full load, one mid-stream, each restarted, under a
+concurrent source writer; drained on stop, the target equals the transformed final source;
+rollback verifies."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -57,28 +59,66 @@ def _oracle(run) -> set[tuple]:
     return {(r.ext, r.name, r.amount) for r in rows.itertuples()}
 
 
-def test_sync_under_writes_survives_kill_drains_and_rolls_back(sync_plan, eager_celery, operator):
+def _md5(rows) -> tuple[int, str]:
+    text = "\n".join("|".join("" if v is None else str(v) for v in r) for r in sorted(rows))
+    return len(rows), hashlib.md5(text.encode()).hexdigest()
+
+
+HOLD = """CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF NEW.ext = '150' THEN PERFORM pg_sleep(600); END IF; RETURN NEW; END $$"""
+
+
+def _held_backends(tgt) -> list[int]:
+    return [
+        r[0]
+        for r in pg.query(
+            "postgres",
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND wait_event = 'PgSleep'",
+            (tgt,),
+        )
+    ]
+
+
+def test_sync_under_writes_survives_kills_in_full_load_and_stream_drains_and_rolls_back(
+    sync_plan, eager_celery, operator
+):
     plan, src, tgt = sync_plan
     version = plan_version_create(plan=plan, user=None, note="sync test")
     run = Run.objects.create(plan=plan, version=version, target=plan.target, mode=RunMode.SYNC)
     params = json.dumps(plan.source.connection_params())
+    # The full load's 2nd batch (ids 101-200) sleeps inside its target transaction on id 150.
+    pg.query(tgt, HOLD)
+    pg.query(tgt, "CREATE TRIGGER hold BEFORE INSERT ON tgt FOR EACH ROW EXECUTE FUNCTION hold()")
     writer = _spawn("-m", "tests.support.cdc_load", "write", params, "800", "11", "5000", "0.025")
     first = _spawn("manage.py", "cdc_sync", str(run.uuid))
+    _wait_for(lambda: _held_backends(tgt), "the full load to reach its 2nd batch")
+    assert _cdc(run)["phase"] == "full_load"
+    assert run.batches.filter(status="done").count() == 1
+    os.kill(first.pid, signal.SIGKILL)  # the worker dies in the full load; its snapshot too
+    first.wait()
+    for pid in _held_backends(tgt):  # its target transaction is aborted, as the server would
+        pg.query("postgres", "SELECT pg_terminate_backend(%s)", (pid,))
+    pg.query(tgt, "DROP TRIGGER hold ON tgt")
+    second = _spawn("manage.py", "cdc_sync", str(run.uuid))
     _wait_for(
         lambda: _cdc(run).get("phase") == "streaming" and _cdc(run).get("events_total", 0) > 30,
         "the sync to stream some changes",
     )
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait()
-    second = _spawn("manage.py", "cdc_sync", str(run.uuid))
+    os.kill(second.pid, signal.SIGKILL)
+    second.wait()
+    third = _spawn("manage.py", "cdc_sync", str(run.uuid))
     assert writer.wait(timeout=180) == 0
     sync_stop(run=run, user=operator)
-    assert second.wait(timeout=180) == 0
+    assert third.wait(timeout=180) == 0
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.logs.filter(message__startswith="Resuming the full load").count() == 1
+    done = [(i, "done") for i in range(1, run.batches_total + 1)]
+    assert run.batches_total >= 4 and list(run.batches.values_list("seq", "status")) == done
     rows = pg.query(tgt, "SELECT ext, name, amount::text FROM tgt")
     assert len(rows) == len({r[0] for r in rows})  # 0 duplicates
     assert set(rows) == _oracle(run)  # 0 missed: the transformed final source
+    assert _md5(rows) == _md5(_oracle(run))  # same keys, same content (count, md5)
     assert run.deleted > 0 and run.failed == 0
     assert run.cdc["drained"] and run.cdc["events"]["public.src"]["update"] > 0
     assert {"lag_seconds", "lag_bytes", "events_per_s", "retained_bytes"} <= set(run.cdc)

@@ -343,10 +343,18 @@ class PostgresConnector(ArrowTextSource):
         return sql.Identifier(info.schema or "public", rel)
 
     # ------------------------------------------------------------------ source side
-    def count(self, table: str, *, changed_since: ChangedSince | None = None) -> int:
-        """Exact row count of ``table`` (rows past the watermark when given); SchemaError."""
+    def count(
+        self,
+        table: str,
+        *,
+        changed_since: ChangedSince | None = None,
+        key_cols: Sequence[str] = (),
+        key_range: KeyRange | None = None,
+    ) -> int:
+        """Exact row count of ``table`` (rows past the watermark, in the key range, when
+        given); SchemaError."""
         info = self._table(table)
-        where = self._where(info, (), None, changed_since)
+        where = self._where(info, key_cols, key_range, changed_since)
         with self._tx() as cur:
             cur.execute(sql.SQL("SELECT count(*) FROM {} {}").format(self.table_ident(info), where))
             return int(cur.fetchone()[0])
