@@ -53,6 +53,7 @@ class ColumnProfile:
     spaced_share: float = 0.0  # values with a space inside (after trimming)
     median_length: float = 0.0
     suggestions: list[RuleSuggestion] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)  # distinct values, filled by callers
 
     @property
     def null_pct(self) -> float:

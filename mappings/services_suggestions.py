@@ -22,7 +22,8 @@ from .schema import sample_frame, system_table
 from .services import plan_snapshot_build
 from .services_edit import step_add
 
-PREVIEW_VALUES = 8
+PREVIEW_VALUES = 8  # rows shown: values the steps change first
+EXAMPLES = 500  # distinct values run through the chain
 
 
 @dataclass
@@ -32,11 +33,14 @@ class SuggestionPreview:
     current: list[tuple[str, dict]]
     added: list[tuple[str, dict]]
     rows: list[tuple[str | None, str | None, str | None, str | None]]  # in, before, after, error
+    changed: int = 0  # distinct values the steps change (or fail)
+    tried: int = 0  # distinct values run through the chain
 
 
 def column_profile(*, entity: EntityMapping, column: str) -> ColumnProfile:
-    """Profile one source column of the entity's table (bounded sample); read-only; raises
-    ApplicationError for a column the table lacks."""
+    """Profile one source column of the entity's table (bounded sample), its distinct values
+    kept in ``examples`` for previews; read-only; raises ApplicationError for a column the
+    table lacks."""
     plan = entity.plan
     info = system_table(plan.source, entity.source_table)
     if column not in info.column_names:
@@ -46,7 +50,9 @@ def column_profile(*, entity: EntityMapping, column: str) -> ColumnProfile:
     frame = sample_frame(
         plan.source, entity.source_table, [column], limit=SAMPLE_ROWS, key=info.primary_key
     )
-    return profile_column(column, frame[column])
+    profile = profile_column(column, frame[column])
+    profile.examples = frame[column].dropna().drop_duplicates().head(EXAMPLES).tolist()
+    return profile
 
 
 def column_suggestion(*, profile: ColumnProfile, index: int, label: str) -> RuleSuggestion:
@@ -88,11 +94,13 @@ def _run(values: pd.Series, steps: list[tuple[str, dict]], ctx: RuleContext):
 def suggestion_preview(
     *, field: FieldMapping, profile: ColumnProfile, suggestion: RuleSuggestion, lookup: str = ""
 ) -> SuggestionPreview:
-    """The field's chain before and after appending the suggestion, run on the column's most
-    frequent values; read-only; ApplicationError for a missing lookup or bad parameters."""
+    """The field's chain before and after appending the suggestion, run on the column's
+    distinct values (``profile.examples``, else its most frequent ones); shows the values it
+    changes first; read-only; ApplicationError for a missing lookup or bad parameters."""
     current = [(s.rule, dict(s.params)) for s in field.steps.order_by("position", "id")]
     added = _steps(suggestion, lookup)
-    values = pd.Series([v for v, _ in profile.top_values[:PREVIEW_VALUES]], dtype=object)
+    examples = profile.examples or [v for v, _ in profile.top_values]
+    values = pd.Series(list(examples), dtype=object)
     ctx = RuleContext(lookups=plan_snapshot_build(plan=field.entity.plan).lookups)
     try:
         before, _ = _run(values, current, ctx)
@@ -100,7 +108,9 @@ def suggestion_preview(
     except RuleParamError as exc:
         raise ApplicationError(f"{exc.param}: {exc.message}", field=exc.param) from exc
     rows = list(zip(values.tolist(), before, after, errors, strict=True))
-    return SuggestionPreview(field, suggestion, current, added, rows)
+    changed = [r for r in rows if r[1] != r[2] or r[3]]
+    shown = (changed + [r for r in rows if not (r[1] != r[2] or r[3])])[:PREVIEW_VALUES]
+    return SuggestionPreview(field, suggestion, current, added, shown, len(changed), len(rows))
 
 
 @transaction.atomic

@@ -67,6 +67,14 @@ def sync_check_source(*, source) -> None:
 def sync_check_systems(*, source, target) -> None:
     """Raise ApplicationError unless both systems are PostgreSQL (what CDC reads and applies
     to). Read-only."""
+    if source.kind == "mysql":
+        raise ApplicationError(
+            f"“{source.name}” is a MySQL / MariaDB source: change data capture reads PostgreSQL "
+            "logical decoding only (use delta runs: a watermark column for changed rows, the "
+            "entity's delete policy for deleted ones). Reading the binlog is not built (see "
+            "docs/operations.md, Change data capture).",
+            field="mode",
+        )
     if source.kind != "postgresql":
         raise ApplicationError(
             f"“{source.name}” is a {source.get_kind_display()} source: change data capture "

@@ -40,10 +40,10 @@ def _slot_create(run: Run, params: dict):
     seen: dict = {}
 
     def waiting(seconds: float, blockers: list[dict]) -> None:
+        _stop_requested(run)  # cancelled meanwhile: SyncAbandoned (the creation is cancelled)
         pids = [b["pid"] for b in blockers]
         if pids != seen.get("pids") or seconds - seen.get("at", 0) >= 5:
             seen.update(pids=pids, at=seconds)
-            _stop_requested(run)  # cancelled meanwhile: SyncAbandoned
             wait = {"seconds": int(seconds), "timeout": timeout, "blockers": blockers[:20]}
             _save_cdc(run, slot_wait=wait)
 
@@ -96,6 +96,7 @@ def full_load_resume(run: Run, params: dict) -> None:
     source = SnapshotSource(params, exported.snapshot)
     try:
         if run.cdc.get("planned"):
+            _record_committed(run)
             _recount_remaining(run, source)
         else:
             _plan_full_load(run, source)
@@ -141,6 +142,24 @@ def _plan_full_load(run: Run, source) -> None:
         )
         _save_cdc(run, planned=True)
     run.pre_checksums, run.entity_totals = pre, totals
+
+
+def _record_committed(run: Run) -> None:
+    """Record the batches whose target transaction committed before the worker died but that
+    were not recorded here: they count as read from the first snapshot, not the new one."""
+    from runs.engine.batch import BatchOutcome
+
+    target, snapshot = connector_for(run.target), run_snapshot(run)
+    for batch in Batch.objects.filter(run=run).exclude(status=BatchStatus.DONE).order_by("seq"):
+        stored = target.batch_result(run_ledger_id(run), batch.ledger_id)
+        if stored is None:
+            continue
+        Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.RUNNING)
+        batch.status = BatchStatus.RUNNING
+        outcome = BatchOutcome.from_meta(stored.result_meta, stored)
+        outcome_record(
+            batch=batch, outcome=outcome, entity=snapshot.entity(batch.entity), duration_ms=0
+        )
 
 
 def _recount_remaining(run: Run, source) -> None:

@@ -50,6 +50,8 @@ def test_suggestion_is_previewed_then_applied(client_for, analyst, demo_plan):
     assert rows and all(
         after == given.upper() and before == given for given, before, after in rows
     ), rows
+    assert rows[0][1] != rows[0][2]  # the values the step changes come first
+    assert re.search(r"[1-9]\d* of \d+ distinct values of <code>State_Code</code> change", preview)
     assert field.steps.count() == 0  # previewing adds nothing
     audits = AuditEvent.objects.count()
     query = dict(p.split("=", 1) for p in link.split("?", 1)[1].split("&"))

@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import psycopg2
 import pytest
 
 from mappings.services import plan_version_create
@@ -99,6 +101,10 @@ def test_sync_under_writes_survives_kills_in_full_load_and_stream_drains_and_rol
     for pid in _held_backends(tgt):  # its target transaction is aborted, as the server would
         pg.query("postgres", "SELECT pg_terminate_backend(%s)", (pid,))
     pg.query(tgt, "DROP TRIGGER hold ON tgt")
+    # as if it had died after batch 1's target commit, before recording it here; and batch 1's
+    # range changes meanwhile: batch 1 still counts as read in the first snapshot
+    run.batches.filter(seq=1).update(status="running")
+    pg.query(src, "DELETE FROM src WHERE id = (SELECT min(id) FROM src WHERE id <= 100)")
     second = _spawn("manage.py", "cdc_sync", str(run.uuid))
     _wait_for(
         lambda: _cdc(run).get("phase") == "streaming" and _cdc(run).get("events_total", 0) > 30,
@@ -136,6 +142,24 @@ def test_sync_to_a_sqlite_target_is_refused_with_the_reason(sync_plan):
     sqlite = SystemFactory(name="Lite", role="target")
     with pytest.raises(ApplicationError, match="applies changes to PostgreSQL targets only"):
         run_create(plan=plan, user=None, target=sqlite, mode="sync")
+    assert not Run.objects.exists()
+
+
+def test_sync_from_a_mysql_source_is_refused_pointing_to_delta_runs(sync_plan):
+    plan, _, _ = sync_plan
+    plan.source = SystemFactory(
+        name="Legacy MariaDB",
+        kind="mysql",
+        path="",
+        host="127.0.0.1",
+        database="crm",
+        role="source",
+    )
+    plan.save()
+    with pytest.raises(ApplicationError) as caught:
+        run_create(plan=plan, user=None, mode="sync")
+    assert "“Legacy MariaDB” is a MySQL / MariaDB source" in caught.value.message
+    assert "PostgreSQL logical decoding only (use delta runs" in caught.value.message
     assert not Run.objects.exists()
 
 
@@ -185,3 +209,65 @@ def test_run_finish_leaves_a_streaming_sync_to_its_own_task(sync_plan):
         cdc={"phase": "streaming"},
     )
     assert run_finish(run_id=run.pk).status == RunStatus.RUNNING
+
+
+def test_sync_whose_slot_waits_past_the_timeout_fails_naming_the_open_transaction(
+    sync_plan, eager_celery, settings
+):
+    from runs.services import sync_run
+
+    plan, src, _ = sync_plan
+    settings.MP_CDC_SLOT_TIMEOUT_SECONDS = 1
+    version = plan_version_create(plan=plan, user=None, note="sync test")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target, mode=RunMode.SYNC)
+    blocker = psycopg2.connect(**{**pg.admin_params(), "dbname": src})
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("UPDATE src SET name = name WHERE id = 1 RETURNING pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        sync_run(run_id=run.pk)
+    finally:
+        blocker.close()
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "creating replication slot" in run.error and "timed out after 1 s" in run.error
+    assert f"pid {pid} (database {src}, user " in run.error, run.error
+    assert "idle in transaction since" in run.error and "pg_terminate_backend" in run.error
+    assert [b["pid"] for b in run.cdc["slot_wait"]["blockers"]] == [pid]  # shown while waiting
+    assert slot_info(plan.source.connection_params(), slot_name(run)) is None  # none left
+    assert not run.batches.exists()
+
+
+def test_sync_cancelled_while_its_slot_waits_ends_at_once_leaving_no_slot(
+    sync_plan, eager_celery, operator
+):
+    from django.db import connection
+
+    from runs.services import run_cancel, sync_run
+
+    plan, src, _ = sync_plan
+    version = plan_version_create(plan=plan, user=None, note="sync test")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target, mode=RunMode.SYNC)
+    blocker = psycopg2.connect(**{**pg.admin_params(), "dbname": src})
+
+    def cancel_once_waiting() -> None:
+        try:
+            _wait_for(lambda: _cdc(run).get("slot_wait", {}).get("blockers"), "the slot wait")
+            run_cancel(run=Run.objects.get(pk=run.pk), user=operator)
+        finally:
+            connection.close()
+
+    canceller = threading.Thread(target=cancel_once_waiting)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("UPDATE src SET name = name WHERE id = 1")
+        canceller.start()
+        sync_run(run_id=run.pk)  # returns on the cancel, not at the 300 s timeout
+    finally:
+        canceller.join()
+        blocker.close()
+    run.refresh_from_db()
+    assert run.status in (RunStatus.CANCELLING, RunStatus.CANCELLED)
+    assert run.logs.filter(message__startswith="Sync abandoned").count() == 1
+    assert slot_info(plan.source.connection_params(), slot_name(run)) is None
+    assert not run.batches.exists()

@@ -169,3 +169,46 @@ def _preview_layout(page, width: int) -> dict:
     shot(page, f"preview-{width}-scrolled")
     page.evaluate("() => { document.querySelector('#preview .preview-scroll').scrollLeft = 0; }")
     return seen
+
+
+def test_profile_suggestion_applies_with_one_click(live_server, transactional_db, demo_files):
+    schema_cache_clear()
+    user = _analyst("profiler")
+    source = System.objects.create(
+        name="Legacy CRM", kind="sqlite", path=str(demo_files[0]), role="source"
+    )
+    target = System.objects.create(
+        name="New CRM", kind="sqlite", path=str(demo_files[1]), role="target"
+    )
+    plan, _ = demo_plan_install(
+        source=source,
+        target=target,
+        owner=user,
+        us_states=legacy_crm.US_STATES,
+        today=dt.date(2026, 1, 5),
+    )
+    entity = plan.entities.get(name="accounts")
+    field = entity.fields.get(target_column="billing_state")
+    field.steps.all().delete()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        _login(page, live_server.url, user)
+        page.goto(f"{live_server.url}/plans/{plan.slug}/entities/{entity.uuid}/")
+        page.click("text=profile & suggestions")
+        state = page.locator(".profile-col", has=page.locator("h3 code", has_text="State_Code"))
+        suggestions = state.locator(".suggest-list li").all_inner_texts()
+        state.locator("a.apply:has-text('Apply to billing_state')").first.click()
+        page.wait_for_selector("#apply-values")
+        shot(page, "profile-apply-preview")
+        rows = page.locator("#apply-values tbody tr").count()
+        page.click("#apply-confirm")
+        page.wait_for_selector("#grid")
+        shot(page, "profile-apply-done")
+        message = page.inner_text("ul.messages")
+        rules = page.inner_text("#col-billing_state")
+    assert any(s.startswith("suggest: upper (short codes") for s in suggestions), suggestions
+    assert not any("title" in s for s in suggestions), suggestions
+    assert rows > 0
+    assert "Added to “billing_state”: upper." in message
+    assert "upper" in rules
+    assert list(field.steps.values_list("rule", flat=True)) == ["upper"]

@@ -251,6 +251,8 @@ def slot_create(
             while not _poll(conn, report_every):
                 waited = time.monotonic() - begun
                 blockers = slot_blockers(wcur, walsender, started)
+                if on_wait is not None:
+                    on_wait(waited, blockers)
                 if waited >= timeout:
                     _cancel(conn)
                     raise SlotWaitTimeout(
@@ -261,8 +263,6 @@ def slot_create(
                         " or ROLLBACK in that session, or SELECT pg_terminate_backend(<pid>)), "
                         "then start a new sync"
                     )
-                if on_wait is not None:
-                    on_wait(waited, blockers)
         _, lsn, snapshot, _ = cur.fetchone()
     except BaseException:
         _cancel(conn)  # a slot still being created is ephemeral: cancelled, none is left
