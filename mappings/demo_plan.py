@@ -1,7 +1,7 @@
 """The demo plan: legacy CRM → new CRM, following the customer plan's field-mapping table.
 
 Data only (plus one installer service); the source/target data builders live in
-``mappings/demo/legacy_crm.py`` and know nothing of Django.
+``mappings/demo/legacy_crm/`` and know nothing of Django.
 """
 
 from __future__ import annotations
