@@ -34,9 +34,10 @@ def test_import_graph_sees_the_known_downward_imports():
 
 
 def _own_imports() -> list[tuple[str, int, str, str | None]]:
-    """(file, line, module, name or None) of every import of our own packages, lazy ones too."""
+    """(file, line, module, name or None) of every import of our own packages, lazy ones too,
+    in the packages themselves and in the tests, benchmarks and scripts."""
     found = []
-    for package in PACKAGES:
+    for package in (*PACKAGES, "tests", "bench", "scripts"):
         for path in sorted((ROOT / package).rglob("*.py")):
             if "migrations" in path.parts:
                 continue
