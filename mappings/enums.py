@@ -45,6 +45,13 @@ class LoadMode(models.TextChoices):
     UPSERT = "upsert", "Upsert on external id"
 
 
+class UploadStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PARSING = "parsing", "Parsing"
+    STAGED = "staged", "Staged"
+    FAILED = "failed", "Failed"
+
+
 # The plan's checks (validation rules) are part of the plan's content; validation runs them.
 class ValidationPhase(models.TextChoices):
     PRE = "pre", "Pre-migration"
