@@ -64,8 +64,10 @@ def test_report_profile(eager_celery, sized_source, demo_target_db, monkeypatch)
     started = time.monotonic()
     run = run_create(plan=plan, user=None, mode="load")
     run.refresh_from_db()
-    print(f"run {run.status}: {run.loaded:,} loaded, {run.failed:,} failed, "
-          f"{time.monotonic() - started:.1f} s (inline, one process)")
+    print(
+        f"run {run.status}: {run.loaded:,} loaded, {run.failed:,} failed, "
+        f"{time.monotonic() - started:.1f} s (inline, one process)"
+    )
     with open("/proc/loadavg") as f:
         print("load average", f.read().split()[:3])
     for i in range(REPEAT):
@@ -75,8 +77,10 @@ def test_report_profile(eager_celery, sized_source, demo_target_db, monkeypatch)
         report = services.run_report_build(run=run)
         profile.disable()
         diff = report.data["key_diffs"]["accounts"]["seconds"]
-        print(f"report {i + 1}: {time.monotonic() - started:.2f} s, verdict {report.verdict}, "
-              f"key diff {diff} s")
+        print(
+            f"report {i + 1}: {time.monotonic() - started:.2f} s, verdict {report.verdict}, "
+            f"key diff {diff} s"
+        )
     stats = pstats.Stats(profile)
     stats.sort_stats("cumulative").print_stats(30)
     stats.sort_stats("tottime").print_stats(15)

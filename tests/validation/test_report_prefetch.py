@@ -20,9 +20,16 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def _rule(plan, name, kind, entity, column="", **params):
-    return ValidationRule.objects.create(plan=plan, name=name, phase="post", kind=kind,
-                                         entity=entity, column=column, params=params,
-                                         severity="blocking")
+    return ValidationRule.objects.create(
+        plan=plan,
+        name=name,
+        phase="post",
+        kind=kind,
+        entity=entity,
+        column=column,
+        params=params,
+        severity="blocking",
+    )
 
 
 def _load(plan):
@@ -33,17 +40,19 @@ def _load(plan):
 
 
 def _statuses(run) -> dict[str, str]:
-    return {r.rule.name: r.status for r in ValidationResult.objects.filter(
-        run=run, rule__phase="post").select_related("rule")}
+    return {
+        r.rule.name: r.status
+        for r in ValidationResult.objects.filter(run=run, rule__phase="post").select_related("rule")
+    }
 
 
 def _connections(dbname: str) -> int:
-    return pg.query("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
-                    (dbname,))[0][0]
+    return pg.query(
+        "postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (dbname,)
+    )[0][0]
 
 
-def test_prefetched_expected_side_equals_the_inline_pass(eager_celery, demo_plan,
-                                                         demo_source_db):
+def test_prefetched_expected_side_equals_the_inline_pass(eager_celery, demo_plan, demo_source_db):
     _rule(demo_plan, "orders sum", "sum_match", "orders", "total_amount")
     _rule(demo_plan, "seven", "sample_compare", "accounts", n=7, seed=3)
     run = _load(demo_plan)
@@ -67,13 +76,20 @@ def test_prefetched_expected_side_equals_the_inline_pass(eager_celery, demo_plan
     assert threaded.expected["accounts"].rows > 0
 
 
-def test_report_reads_no_source_when_no_post_rule_needs_it(eager_celery, demo_plan,
-                                                           demo_target_db):
+def test_report_reads_no_source_when_no_post_rule_needs_it(eager_celery, demo_plan, demo_target_db):
     run = _load(demo_plan)
     demo_plan.validation_rules.filter(phase="post").update(enabled=False)
-    keep = [_rule(demo_plan, "hashes", "checksum", "accounts"),
-            _rule(demo_plan, "parents", "referential_integrity", "contacts", "account_id",
-                  parent="accounts")]
+    keep = [
+        _rule(demo_plan, "hashes", "checksum", "accounts"),
+        _rule(
+            demo_plan,
+            "parents",
+            "referential_integrity",
+            "contacts",
+            "account_id",
+            parent="accounts",
+        ),
+    ]
     source = demo_plan.source
     source.database = "mp_no_such_database"  # any read of the source would fail now
     source.save()
@@ -93,14 +109,18 @@ def test_report_reads_no_source_when_no_post_rule_needs_it(eager_celery, demo_pl
     assert "mp_no_such_database" in error
 
 
-def test_prefetched_sum_still_fails_on_a_wrong_target_value(eager_celery, demo_plan,
-                                                             demo_target_db):
+def test_prefetched_sum_still_fails_on_a_wrong_target_value(
+    eager_celery, demo_plan, demo_target_db
+):
     run = _load(demo_plan)
     demo_plan.validation_rules.filter(phase="post").update(enabled=False)
     _rule(demo_plan, "orders sum", "sum_match", "orders", "total_amount")
     assert run_report_build(run=run).verdict == "pass"
-    pg.query(demo_target_db, "UPDATE orders SET total_amount = total_amount + 0.01 "
-             "WHERE id = (SELECT max(id) FROM orders)")
+    pg.query(
+        demo_target_db,
+        "UPDATE orders SET total_amount = total_amount + 0.01 "
+        "WHERE id = (SELECT max(id) FROM orders)",
+    )
     report = run_report_build(run=run)
     result = ValidationResult.objects.get(run=run, rule__name="orders sum")
     assert (result.status, result.details["difference"]) == ("failed", "0.01")
