@@ -153,6 +153,11 @@ def file_upload_stage(*, upload_id: int) -> FileUpload | None:
     except TransientError:
         work.unlink(missing_ok=True)
         raise
+    except Exception as exc:  # a time limit, a full disk: never left "parsing" for ever
+        work.unlink(missing_ok=True)
+        logger.exception("upload %s: staging failed", upload.pk)
+        _finish_failed(upload, StagingError(f"staging stopped: {type(exc).__name__}: {exc}"))
+        raise
     dest = work.with_name(f"{system.uuid}.sqlite3")
     work.replace(dest)
     with transaction.atomic():

@@ -39,7 +39,8 @@ def _detail_context(system: System, *, can_manage: bool, form, error: str | None
                     ) -> dict:
     return {"system": system, "can_manage": can_manage, "upload_form": form,
             "accepted": ACCEPTED, "upload_error": error,
-            "uploads": list(system.uploads.all()[:5]) if form is not None else []}
+            "uploads": list(system.uploads.all()[:5])
+            if system.kind == SystemKind.FILE else []}
 
 
 @capability_required(SYSTEMS)

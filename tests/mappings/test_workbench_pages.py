@@ -116,7 +116,7 @@ def test_file_upload_stages_into_the_systems_sqlite(client_for, analyst, setting
     assert (record.columns, record.preview) == (["id", "name"], [["1", "Ann"], ["2", "Bob"]])
 
 
-def test_bad_upload_names_the_row(client_for, analyst, settings, tmp_path):
+def test_bad_upload_names_the_row(client_for, analyst, viewer, settings, tmp_path):
     settings.MEDIA_ROOT, settings.DATA_DIR = str(tmp_path / "media"), tmp_path
     client = client_for(analyst)
     system = _file_system(analyst, client)
@@ -130,6 +130,9 @@ def test_bad_upload_names_the_row(client_for, analyst, settings, tmp_path):
     assert status.status_code == 286  # htmx stops polling
     assert "bad.json: record 2: expected an object, got int (row 2)" in status.content.decode()
     assert (record.status, record.error_row) == ("failed", 2)
+    page = client_for(viewer).get(reverse("mappings:system_detail", args=[system.uuid]))
+    assert "bad.json: record 2: expected an object" in page.content.decode()  # viewers see it
+    assert "Upload and stage" not in page.content.decode()  # but cannot upload
 
 
 def test_plan_create_and_edit(client_for, analyst, demo_systems):
