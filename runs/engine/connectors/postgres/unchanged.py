@@ -11,9 +11,11 @@ from psycopg2 import sql
 from runs.engine.canonical import pg_hash_sql, pg_stored_hash_sql
 from runs.engine.unchanged import Carried
 
+from .operations import _cast, text_array
+
 if TYPE_CHECKING:
     from runs.engine.connectors.base import ChangedSince, KeyRange
-    from runs.engine.connectors.postgres import PostgresConnector
+    from runs.engine.connectors.postgres.base import PostgresConnector
     from runs.engine.snapshot import EntitySpec
 
 # A written row's version (xmin) proves it untouched only while its transaction id cannot
@@ -121,8 +123,6 @@ def unchanged_rows(
 
 
 def _rows_sql(conn: PostgresConnector, info: Any, tk: Any, cols: list) -> sql.Composed:
-    from runs.engine.connectors.postgres import _cast
-
     return sql.SQL(
         "WITH st AS (SELECT DISTINCT ON (u.s) u.s, u.t, u.h, u.r, u.x "
         "FROM mp_ledger.batch b CROSS JOIN LATERAL unnest(b.state_keys, b.state_targets, "
@@ -151,6 +151,4 @@ def _rows_sql(conn: PostgresConnector, info: Any, tk: Any, cols: list) -> sql.Co
 def _rows_params(
     seqs: list[int], keys: Sequence[str], hashes: Sequence[str]
 ) -> tuple[str, str, str]:
-    from runs.engine.connectors.postgres import text_array
-
     return text_array(seqs), text_array(keys), text_array(hashes)
