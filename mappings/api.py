@@ -36,6 +36,7 @@ from . import serializers as s
 from . import services_edit as edit
 from . import services_lookups as lookups
 from . import services_plans as plans
+from .api_extra import PlanExtraActions, SystemExtraActions
 from .models import (
     EntityMapping,
     FieldMapping,
@@ -141,7 +142,7 @@ def _flag(value) -> bool:
 # --------------------------------------------------------------------------- systems
 
 
-class SystemViewSet(viewsets.ModelViewSet):
+class SystemViewSet(SystemExtraActions, viewsets.ModelViewSet):
     serializer_class = s.SystemSerializer
     lookup_field = "uuid"
     lookup_value_regex = UUID_PATTERN
@@ -203,7 +204,7 @@ ENTITY_NAME = OpenApiParameter("entity_name", str, OpenApiParameter.PATH,
 
 @extend_schema_view(list=extend_schema(parameters=[OpenApiParameter(
     "archived", bool, description="true: archived plans only; false: active plans only.")]))
-class PlanViewSet(viewsets.ModelViewSet):
+class PlanViewSet(PlanExtraActions, viewsets.ModelViewSet):
     """Plans; DELETE is refused (400) while runs exist: archive instead."""
 
     serializer_class = s.PlanSerializer

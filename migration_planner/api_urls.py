@@ -13,7 +13,9 @@ from mappings.api import (
     SystemViewSet,
 )
 from runs.api import FailedRecordViewSet, RunViewSet
+from runs.api_extra import NotificationViewSet
 from validation.api import CutoverViewSet, RunReportViewSet, ValidationRuleViewSet
+from validation.api_uat import AuditEventViewSet, SignOffViewSet, UATCaseViewSet
 
 router = DefaultRouter()
 router.register("systems", SystemViewSet, basename="system")
@@ -29,5 +31,9 @@ router.register("validation-rules", ValidationRuleViewSet, basename="validation-
 router.register("run-reports", RunReportViewSet, basename="run-report")
 router.register("cutovers", CutoverViewSet, basename="cutover")
 router.register("failed-records", FailedRecordViewSet, basename="failed-record")
+router.register("uat-cases", UATCaseViewSet, basename="uat-case")
+router.register("signoffs", SignOffViewSet, basename="signoff")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = router.urls

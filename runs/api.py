@@ -21,6 +21,7 @@ from mappings.models import Plan, System
 from migration_planner.lib.api import UUID_PATTERN
 from migration_planner.lib.errors import ApplicationError
 
+from .api_extra import RunCompareAction, TopErrorsAction
 from .models import FailedRecord, Rollback, Run
 from .selectors import failed_record_filter, failed_record_selection, run_list
 from .serializers import (
@@ -74,6 +75,7 @@ QUEUE_FILTERS = [
 
 @extend_schema_view(list=extend_schema(parameters=RUN_FILTERS))
 class RunViewSet(
+    RunCompareAction,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -182,8 +184,10 @@ class FailedRecordPagination(CursorPagination):
     page_size = 50
 
 
-@extend_schema_view(list=extend_schema(parameters=QUEUE_FILTERS))
+@extend_schema_view(list=extend_schema(parameters=QUEUE_FILTERS),
+                    top=extend_schema(parameters=QUEUE_FILTERS))
 class FailedRecordViewSet(
+    TopErrorsAction,
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     """The error queue: filter, correct (PATCH), re-process and ignore."""

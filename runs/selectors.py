@@ -12,6 +12,8 @@ from django.db import connection
 from django.db.models import Count, Func, Max, Q, QuerySet, Sum, TextField, Value
 from django.utils import timezone
 
+from migration_planner.lib.errors import ApplicationError
+
 from .enums import FINISHED_RUN_STATUSES, BatchStatus, FailedRecordStatus, RunMode, RunStatus
 from .models import COUNTERS, Batch, FailedRecord, LedgerEntry, Rollback, Run, RunLog, Worker
 
@@ -269,7 +271,9 @@ def failed_record_filter(
     status: str = "",
     q: str = "",
 ) -> QuerySet[FailedRecord]:
-    """Failed records matching every given filter (status "workable" means open or fixed)."""
+    """Failed records matching every given filter (status "workable" means open or fixed).
+    Read-only; raises ApplicationError for a category that is not a failure category."""
+    failure_category_check(category)
     qs = FailedRecord.objects.all()
     if run is not None:
         qs = qs.filter(run=run)
@@ -340,12 +344,31 @@ def failed_record_top_errors(qs: QuerySet[FailedRecord], *, limit: int = 10) -> 
 
 def failed_record_facets(qs: QuerySet[FailedRecord]) -> dict[str, list[str]]:
     """Distinct entities, categories and fields of the records, for the filter dropdowns
-    (one grouped query)."""
+    (one grouped query); categories in ``FAILURE_CATEGORIES`` order, unknown ones last."""
+    from runs.engine.rules import FAILURE_CATEGORIES
+
     combos = list(qs.order_by().values_list("entity", "category", "field").distinct())
-    return {
+    facets = {
         name: sorted({combo[i] for combo in combos if combo[i]})
         for i, name in enumerate(("entity", "category", "field"))
     }
+    order = {c: i for i, c in enumerate(FAILURE_CATEGORIES)}
+    facets["category"].sort(key=lambda c: (order.get(c, len(order)), c))
+    return facets
+
+
+def failure_category_check(category: str) -> str:
+    """The category when it is a known failure category (or empty); raises ApplicationError
+    naming the known ones. Pure."""
+    from runs.engine.rules import FAILURE_CATEGORIES
+
+    if category and category not in FAILURE_CATEGORIES:
+        raise ApplicationError(
+            f"“{category}” is not a failure category; the categories are "
+            f"{', '.join(FAILURE_CATEGORIES)}.",
+            field="category",
+        )
+    return category
 
 
 def failed_record_get(*, uuid) -> FailedRecord:

@@ -18,8 +18,13 @@ from mappings.models import Plan
 from migration_planner.lib.api import UUID_PATTERN
 from runs.models import Run
 
-from .models import RunReport, ValidationRule
-from .services import run_reconcile_request, validation_rule_delete, validation_rule_save
+from .models import RunReport, ValidationResult, ValidationRule
+from .services import (
+    prevalidation_execute,
+    run_reconcile_request,
+    validation_rule_delete,
+    validation_rule_save,
+)
 
 
 class ValidationRuleSerializer(serializers.ModelSerializer):
@@ -31,6 +36,23 @@ class ValidationRuleSerializer(serializers.ModelSerializer):
                   "severity", "enabled"]
         read_only_fields = ["uuid", "phase"]
         validators: list = []
+
+
+class ValidationResultSerializer(serializers.ModelSerializer):
+    rule = serializers.UUIDField(source="rule.uuid", read_only=True)
+    name = serializers.CharField(source="rule.name", read_only=True)
+    entity = serializers.CharField(source="rule.entity", read_only=True)
+    kind = serializers.CharField(source="rule.kind", read_only=True)
+    severity = serializers.CharField(source="rule.severity", read_only=True)
+
+    class Meta:
+        model = ValidationResult
+        fields = ["rule", "name", "entity", "kind", "severity", "status", "expected",
+                  "observed", "details", "created_at"]
+
+
+class PrevalidateRequestSerializer(serializers.Serializer):
+    plan = serializers.CharField(help_text="The plan's slug.")
 
 
 class RunReportSerializer(serializers.ModelSerializer):
@@ -50,7 +72,10 @@ class ValidationRuleViewSet(viewsets.ModelViewSet):
     serializer_class = ValidationRuleSerializer
     lookup_field = "uuid"
     lookup_value_regex = UUID_PATTERN
-    write_capability = "mp.edit_plan"
+
+    @property
+    def write_capability(self) -> str:
+        return "mp.launch_run" if self.action == "prevalidate" else "mp.edit_plan"
 
     def get_queryset(self) -> QuerySet:
         rows = ValidationRule.objects.select_related("plan").order_by("plan__name", "phase",
@@ -73,6 +98,21 @@ class ValidationRuleViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance) -> None:
         validation_rule_delete(rule=instance, user=self.request.user)
+
+    @extend_schema(request=PrevalidateRequestSerializer,
+                   responses=ValidationResultSerializer(many=True))
+    @action(detail=False, methods=["post"])
+    def prevalidate(self, request: Request) -> Response:
+        """Run the plan's enabled pre-migration rules on the source now and return their
+        results (as the rules page's "Run pre-validation"); a rule that cannot run is an
+        ``error`` result, not a failure of the call."""
+        body = PrevalidateRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        plan = get_object_or_404(Plan, slug=body.validated_data["plan"])
+        results = prevalidation_execute(plan=plan)
+        rows = ValidationResult.objects.filter(pk__in=[r.pk for r in results]).select_related(
+            "rule").order_by("rule__name", "id")
+        return Response(ValidationResultSerializer(rows, many=True).data)
 
 
 class RunReportViewSet(viewsets.ReadOnlyModelViewSet):

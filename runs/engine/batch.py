@@ -131,10 +131,13 @@ def execute_batch(
     source and target tables (and ``stored_schema``, the version's schemas, when given).
     Raises SchemaError (drift: nothing written), TransientError (retry) or EngineError.
     """
+    watermark = _watermark(entity, changed_since)
     if not dry_run:
         stored = target.batch_result(run_id, batch_id)
-        if stored is not None:
-            return BatchOutcome.from_meta(stored.result_meta, stored)
+        if stored is not None:  # committed before: its failures with their whole source rows
+            done = BatchOutcome.from_meta(stored.result_meta, stored)
+            _complete(done.failures, _full_rows(source, entity, key_range, watermark))
+            return done
     entity_check(
         entity,
         stored=stored_schema,
@@ -143,7 +146,6 @@ def execute_batch(
     )
     # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per value
     extract = getattr(source, "extract_text", source.extract)
-    watermark = _watermark(entity, changed_since)
     frame = extract(
         entity.source_table,
         source_columns(entity),
@@ -195,9 +197,7 @@ def process_frame(
     )
     rows, keys, load_failures = _validate(target, entity, result, frame)
     failures = [*result.failures, *load_failures]
-    if full_rows is not None:
-        for failure in failures:
-            failure.source_row = full_rows(failure.source_key, failure.source_row)
+    _complete(failures, full_rows)
     outcome = BatchOutcome(
         extracted=len(frame),
         loaded=len(rows),
@@ -221,12 +221,26 @@ def process_frame(
         describe_coerced=_coerced_describer(frame, rows, keys, full_rows),
     )
     if loaded.already_done:  # a concurrent attempt committed first: report what it stored
-        return BatchOutcome.from_meta(loaded.result_meta, loaded)
+        done = BatchOutcome.from_meta(loaded.result_meta, loaded)
+        _complete(done.failures, full_rows)
+        return done
     if loaded.coerced:  # rows the target changed: failures now, in the stored result too
-        return replace(BatchOutcome.from_meta(loaded.result_meta, loaded), already_done=False)
+        done = replace(BatchOutcome.from_meta(loaded.result_meta, loaded), already_done=False)
+        # after the commit: the coerced rows' source rows are completed from the source now
+        _complete(done.failures, full_rows)
+        return done
     return replace(
         outcome, inserted=loaded.inserted, updated=loaded.updated, unchanged=loaded.unchanged
     )
+
+
+def _complete(failures: list[RowFailure], full_rows: Callable[..., dict] | None) -> None:
+    """Give every failure its whole source row (all the source's columns, mapped or not);
+    reads the source once for the batch's key range when a failure lacks columns."""
+    if full_rows is None:
+        return
+    for failure in failures:
+        failure.source_row = full_rows(failure.source_key, failure.source_row)
 
 
 def _full_rows(
@@ -235,9 +249,8 @@ def _full_rows(
     """``full_rows`` for a batch: on the first failed row, the key range is read once more for
     the columns the plan does not extract (only then: a batch without failures pays nothing);
     each failed row is completed in the table's column order. Rows the target coerced are
-    found inside the load's transaction, where the source is not read again (source and
-    target may share a connection): they are completed only when the batch had other
-    failures (``fetch=False``)."""
+    found inside the load's transaction, where the source is not read (source and target may
+    share a connection: ``fetch=False``); ``process_frame`` completes them after the commit."""
     cache: dict[str, Any] = {}
 
     def load() -> None:
@@ -364,7 +377,7 @@ def _validate(
 ) -> tuple[pd.DataFrame, list[str], list[RowFailure]]:
     """Split transformed rows into loadable rows and load-stage failures (target types)."""
     rows = result.text_rows
-    errors: dict[Hashable, FieldError] = (
+    errors: dict[Hashable, list[FieldError]] = (
         target.validate_rows(entity.target_table, rows) if len(rows) else {}
     )
     failures = [
@@ -373,9 +386,9 @@ def _validate(
             source_row=_record(frame.loc[idx]),
             transformed_row=_record(rows.loc[idx]),
             stage="load",
-            errors=[error],
+            errors=list(row_errors),
         )
-        for idx, error in errors.items()
+        for idx, row_errors in errors.items()
     ]
     if errors:
         rows = rows.drop(index=list(errors))

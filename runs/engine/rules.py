@@ -48,6 +48,9 @@ _EMPTY = pa.scalar("", pa.large_string())
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 PARAM_TYPES = ("str", "int", "bool", "choice", "list", "regex", "lookup", "entity", "column")
+# Every category a failed record can have: the rules' own, the target-type checks before the
+# INSERT (required_missing, too_long, type_cast) and the batch's read-back (coerced_by_target:
+# a row the target stored otherwise than meant, connectors.base.COERCED).
 FAILURE_CATEGORIES = (
     "invalid_format",
     "invalid_date",
@@ -57,6 +60,7 @@ FAILURE_CATEGORIES = (
     "type_cast",
     "reference_missing",
     "invalid_value",
+    "coerced_by_target",
 )
 
 

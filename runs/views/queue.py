@@ -27,6 +27,7 @@ from runs.selectors import (
     failed_record_page,
     failed_record_selection,
     failed_record_top_errors,
+    failure_category_check,
     run_get,
 )
 from runs.services import (
@@ -83,6 +84,12 @@ def _queryset(run: Run | None, filters: dict):
 def queue_view(request: HttpRequest, uuid=None) -> HttpResponse:
     run = _run_or_none(uuid)
     form, filters = _filters(request.GET)
+    status = 200
+    try:
+        failure_category_check(filters["category"])
+    except ApplicationError as exc:  # named on the page; the list is not narrowed by it
+        refuse(request, exc)
+        filters, status = {**filters, "category": ""}, 400
     qs = _queryset(run, filters)
     after = request.GET.get("after", "")
     records, next_cursor = failed_record_page(qs, after=int(after) if after.isdigit() else None)
@@ -102,6 +109,7 @@ def queue_view(request: HttpRequest, uuid=None) -> HttpResponse:
             "paged": bool(after),
             "open_total": _queryset(run, {}).filter(status__in=OPEN_STATUSES).count(),
         },
+        status=status,
     )
 
 
@@ -110,7 +118,10 @@ def queue_top_view(request: HttpRequest, uuid=None) -> HttpResponse:
     """The top-errors panel, loaded after the page (grouping scans every matching record)."""
     run = _run_or_none(uuid)
     _, filters = _filters(request.GET)
-    top = failed_record_top_errors(_queryset(run, filters))
+    try:
+        top = failed_record_top_errors(_queryset(run, filters))
+    except ApplicationError as exc:
+        return HttpResponse(exc.message, status=400)
     return render(
         request,
         "runs/partials/_top_errors.html",
@@ -142,8 +153,8 @@ def _selected(request: HttpRequest, cap: int | None = None):
 @require_POST
 @capability("mp.work_queue", QUEUE_DENIED)
 def queue_reprocess_view(request: HttpRequest) -> HttpResponse:
-    records, more = _selected(request, REPROCESS_INLINE)
     try:
+        records, more = _selected(request, REPROCESS_INLINE)
         if more:
             count = failed_records_reprocess_later(records=_selected(request)[0], user=request.user)
             messages.info(
@@ -177,8 +188,8 @@ def queue_reprocess_view(request: HttpRequest) -> HttpResponse:
 @capability("mp.work_queue", QUEUE_DENIED)
 def queue_ignore_view(request: HttpRequest) -> HttpResponse:
     form = IgnoreForm(request.POST)
-    records, _ = _selected(request)
     try:
+        records, _ = _selected(request)
         reason = form.data.get("reason", "")
         count = failed_record_ignore(records=records, user=request.user, reason=reason)
     except ApplicationError as exc:
@@ -299,9 +310,13 @@ def _csv_rows(qs):
 
 
 @capability_required("mp.view")
-def queue_export_view(request: HttpRequest, uuid=None) -> StreamingHttpResponse:
+def queue_export_view(request: HttpRequest, uuid=None) -> HttpResponse | StreamingHttpResponse:
     run = _run_or_none(uuid)
     _, filters = _filters(request.GET)
+    try:
+        failure_category_check(filters["category"])
+    except ApplicationError as exc:
+        return HttpResponse(exc.message, status=400, content_type="text/plain")
     name = f"failed-records-{run.uuid if run else 'all'}.csv"
     response = StreamingHttpResponse(_csv_rows(_queryset(run, filters)), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{name}"'

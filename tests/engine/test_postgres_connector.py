@@ -270,7 +270,7 @@ def test_validate_rows_gives_the_same_answer_for_arrow_text_and_object_columns(t
          "0f8fad5b-d9cb-469f-a165-70867728950", "not a uuid", None, ""]
     v = ["abc", "abcd", None, "é" * 3, "", "ab", "x", "y"]
     obj = text_frame(["u", "v"], {"u": u, "v": v})
-    got = {dtype: {i: (e.field, e.category, e.value)
+    got = {dtype: {i: (e[0].field, e[0].category, e[0].value)
                    for i, e in tpg.connector.validate_rows("t", frame).items()}
            for dtype, frame in (("object", obj), ("text", obj.astype(TEXT)))}
     assert got["text"] == got["object"] == {
@@ -340,9 +340,21 @@ def test_validate_rows_flags_too_long_not_null_and_bad_casts(tdb):
         "born": ["2020-02-29", None, None, None, None, "2021-02-30"],
     })
     errors = tdb.connector.validate_rows("customer", frame)
-    got = {i: (e.field, e.category) for i, e in errors.items()}
-    assert got == {1: ("name", "too_long"), 2: ("name", "required_missing"),
-                   3: ("age", "type_cast"), 4: ("age", "type_cast"), 5: ("born", "type_cast")}
+    got = {i: [(e.field, e.category) for e in row] for i, row in errors.items()}
+    assert got == {1: [("name", "too_long")], 2: [("name", "required_missing")],
+                   3: [("age", "type_cast")], 4: [("age", "type_cast")],
+                   5: [("born", "type_cast")]}
+
+
+def test_validate_rows_names_every_refused_column_of_a_row(tdb):
+    """A row refused by two columns carries both errors (the queue shows every failing rule)."""
+    tdb.script(target_ddl(tdb.kind))
+    frame = text_frame(["ext", "name", "age", "born"], {
+        "ext": ["a", "b"], "name": ["x" * 11, "ok"], "age": ["4.5", "1"],
+        "born": ["2021-02-30", None]})
+    errors = tdb.connector.validate_rows("customer", frame)
+    assert {i: [(e.field, e.category) for e in row] for i, row in errors.items()} == {
+        0: [("name", "too_long"), ("age", "type_cast"), ("born", "type_cast")]}
 
 
 def test_validate_rows_counts_characters_not_bytes_and_takes_non_text_values(tdb):
@@ -350,10 +362,10 @@ def test_validate_rows_counts_characters_not_bytes_and_takes_non_text_values(tdb
     text = text_frame(["ext", "name"], {"ext": ["a", "b", "c"],
                                         "name": ["é" * 10, "é" * 11, None]})
     errors = tdb.connector.validate_rows("customer", text)
-    assert {i: e.category for i, e in errors.items()} == {1: "too_long", 2: "required_missing"}
+    assert {i: e[0].category for i, e in errors.items()} == {1: "too_long", 2: "required_missing"}
     mixed = pd.DataFrame({"ext": ["a", "b"], "name": [12345678901, 42]}, dtype=object)
     errors = tdb.connector.validate_rows("customer", mixed)  # ints: the pandas path
-    assert {i: e.category for i, e in errors.items()} == {0: "too_long"}
+    assert {i: e[0].category for i, e in errors.items()} == {0: "too_long"}
 
 
 def test_validate_rows_with_an_unknown_column_raises_schema_error(tdb):
@@ -431,7 +443,7 @@ def test_validate_rows_catches_numeric_overflow(pg_params):
                          dtype=object)
     errors = conn.validate_rows("money", frame)
     assert sorted(errors) == [1, 2]
-    assert errors[1].category == "type_cast" and "numeric(6,2)" in errors[1].message
+    assert errors[1][0].category == "type_cast" and "numeric(6,2)" in errors[1][0].message
     conn.close()
 
 

@@ -222,10 +222,22 @@ API = {
     "cutover-decide": {"post": R}, "cutover-rollback": {"post": R},
     "failed-record-list": {}, "failed-record-ignore": {"post": Q},
     "failed-record-reprocess": {"post": Q}, "failed-record-detail": {"patch": Q},
+    # issue 18: what the pages offered and the API lacked
+    "plan-document": {}, "plan-drift": {}, "plan-version-drift": {},
+    "plan-rebaseline": {"post": E}, "plan-import-check": {"post": E},
+    "plan-suggestions": {"post": E}, "system-profile": {}, "system-upload": {"post": S},
+    "run-compare": {}, "failed-record-top": {},
+    "notification-list": {}, "notification-read": {"post": V},
+    "validation-rule-prevalidate": {"post": L},
+    "uat-case-list": {"post": E}, "uat-case-detail": _CRUD, "uat-case-results": {"post": U},
+    "uat-case-coverage": {},
+    "signoff-list": {"post": SO}, "signoff-detail": {},
+    "audit-event-list": {}, "audit-event-detail": {},
 }
 API_UUID = {"systems": "system", "entities": "entity", "field-mappings": "field",
             "rule-steps": "step", "lookups": "lookup", "runs": "run",
-            "failed-records": "record", "validation-rules": "rule"}
+            "failed-records": "record", "validation-rules": "rule", "uat-cases": "uat",
+            "signoffs": "signoff"}
 
 
 def _api_routes():
@@ -248,8 +260,11 @@ def _api_path(route: str, objects: dict) -> str:
             return objects["uuid"][API_UUID[collection]]
         if key == "run":
             return objects["uuid"]["run"]
+        if key == "pk" and collection == "audit-events":
+            return str(objects["audit"])
         return str({"slug": objects["slug"], "entity_name": objects["entity"], "number": 1,
-                    "pk": objects["pk"], "name": "trim"}[key])
+                    "pk": objects["pk"], "name": "trim",
+                    "table": objects["table"]}[key])
 
     return "/" + re.sub(r"\(\?P<(\w+)>[^)]*\)", value, route)
 
@@ -290,6 +305,19 @@ def matrix_objects(objects):
                                          phase="pre", entity=objects["entity"],
                                          params={"min": 1})
     objects["uuid"]["rule"] = str(rule.uuid)
+    from django.contrib.auth import get_user_model
+
+    from validation.audit import audit_record
+    from validation.models import SignOff, UATTestCase
+
+    case = UATTestCase.objects.create(plan=plan, title="t", steps="s", expected_result="e")
+    objects["uuid"]["uat"] = str(case.uuid)
+    signer = get_user_model().objects.create_user("signer")
+    run = Run.objects.get(uuid=objects["uuid"]["run"])
+    signoff = SignOff.objects.create(plan=plan, version=version, run=run, approver=signer,
+                                     decision="rejected", reason="r")
+    objects["uuid"]["signoff"] = str(signoff.uuid)
+    objects["audit"] = audit_record(action="create", obj=plan).pk
     objects["step"] = objects["uuid"]["step"]
     return objects
 

@@ -196,7 +196,9 @@ class Target(Protocol):
     def introspect(self) -> SchemaInfo: ...
     def live_table(self, name: str) -> TableInfo | None: ...
     def ensure_ledger(self) -> None: ...
-    def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]: ...
+    def validate_rows(
+        self, table: str, frame: pd.DataFrame
+    ) -> dict[Hashable, list[FieldError]]: ...
     def load_batch(
         self,
         *,
@@ -310,8 +312,9 @@ def max_length_of(declared: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, FieldError]:
-    """Rows the target would refuse (too long, NOT NULL, bad cast) -> first FieldError per row.
+def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, list[FieldError]]:
+    """Rows the target would refuse (too long, NOT NULL, bad cast) -> every FieldError of the
+    row (one per refused column, in column order). Pure.
 
     Raises SchemaError for a frame column the table does not have. Vectorised per column.
     """
@@ -322,18 +325,23 @@ def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, Fiel
     # pandas/numpy are imported where used, so importing the connector types (as the web app
     # and the Celery parent process do) does not load them (~100 MB per process).
 
-    found: dict[Hashable, FieldError] = {}
+    found: dict[Hashable, list[FieldError]] = {}
     for col in table.require(list(frame.columns)):
         series = frame[col.name]
+        seen: set[Hashable] = set()  # one error per column of a row (the first problem)
         for category, mask, message in _column_problems(col, series):
             for idx in series.index[mask]:
-                if idx not in found:
-                    value = series.at[idx]
-                    if value is pd.NA:  # a missing value in a TEXT column: None, as elsewhere
-                        value = None
-                    found[idx] = FieldError(
+                if idx in seen:
+                    continue
+                seen.add(idx)
+                value = series.at[idx]
+                if value is pd.NA:  # a missing value in a TEXT column: None, as elsewhere
+                    value = None
+                found.setdefault(idx, []).append(
+                    FieldError(
                         field=col.name, rule="load", value=value, message=message, category=category
                     )
+                )
     return found
 
 

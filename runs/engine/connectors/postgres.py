@@ -653,8 +653,9 @@ class PostgresConnector(ArrowTextSource):
         )
 
     # ------------------------------------------------------------------ target side
-    def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]:
-        """Rows the table would refuse -> load-stage FieldError by index; SchemaError if unknown."""
+    def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, list[FieldError]]:
+        """Rows the table would refuse -> their load-stage FieldErrors (one per refused column)
+        by index; read-only; SchemaError if the table or a column is unknown."""
         return validate_frame(self._table(table), frame)
 
     def load_batch(
