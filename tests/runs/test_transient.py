@@ -9,6 +9,7 @@ import socket
 
 import psycopg2
 import pytest
+from celery import current_app
 from django.db import IntegrityError, ProgrammingError, connection
 
 from runs.engine.connectors.postgres import PostgresConnector
@@ -17,9 +18,22 @@ from runs.enums import BatchStatus, RunStatus
 from runs.models import Batch, Run
 from runs.services import batch_execute, run_create, run_prepare
 from runs.services.claims import db_retrying
+from tests.runs.conftest import broker_clear
 from tests.support import pg
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@pytest.fixture
+def queued():
+    """Launches only queue their messages (never eager, whatever an earlier test left set):
+    the test drives the services itself."""
+    conf = current_app.conf
+    saved = conf.task_always_eager
+    conf.task_always_eager = False
+    yield
+    broker_clear()
+    conf.task_always_eager = saved
 
 
 def _free_port() -> int:
@@ -87,7 +101,7 @@ def test_db_retrying_waits_out_an_outage_and_gives_up_after_its_limit():
         db_retrying(lambda: {}["x"], what="test", within=5)
 
 
-def test_a_batch_whose_target_is_down_goes_back_to_pending_and_is_never_parked(demo_plan):
+def test_a_batch_whose_target_is_down_goes_back_to_pending_and_is_never_parked(demo_plan, queued):
     run = run_create(plan=demo_plan, user=None, mode="load", scope_entity="accounts")
     run_prepare(run_id=run.pk)
     first = Batch.objects.filter(run=run).order_by("seq").first()
@@ -110,7 +124,7 @@ def test_a_batch_whose_target_is_down_goes_back_to_pending_and_is_never_parked(d
     assert first.loaded > 0 and first.error == ""
 
 
-def test_a_run_whose_target_is_down_while_planning_is_queued_again_not_failed(demo_plan):
+def test_a_run_whose_target_is_down_while_planning_is_queued_again_not_failed(demo_plan, queued):
     run = run_create(plan=demo_plan, user=None, mode="load")
     target = demo_plan.target
     port = target.port
