@@ -37,6 +37,7 @@ from . import services_edit as edit
 from . import services_lookups as lookups
 from . import services_plans as plans
 from .api_extra import PlanExtraActions, SystemExtraActions
+from .api_suggestions import SuggestionApplyActions
 from .models import (
     EntityMapping,
     FieldMapping,
@@ -204,7 +205,7 @@ ENTITY_NAME = OpenApiParameter("entity_name", str, OpenApiParameter.PATH,
 
 @extend_schema_view(list=extend_schema(parameters=[OpenApiParameter(
     "archived", bool, description="true: archived plans only; false: active plans only.")]))
-class PlanViewSet(PlanExtraActions, viewsets.ModelViewSet):
+class PlanViewSet(PlanExtraActions, SuggestionApplyActions, viewsets.ModelViewSet):
     """Plans; DELETE is refused (400) while runs exist: archive instead."""
 
     serializer_class = s.PlanSerializer

@@ -438,7 +438,16 @@ class SystemExtraActions:
     """Profiling a table and uploading a file to stage."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("table", str, OpenApiParameter.PATH)],
+        parameters=[
+            OpenApiParameter("table", str, OpenApiParameter.PATH),
+            OpenApiParameter(
+                "dupes",
+                str,
+                many=True,
+                description="Duplicate candidates on these columns (repeat for several "
+                "together); the primary key by default.",
+            ),
+        ],
         responses={200: TableProfileSerializer, 400: ERROR},
     )
     @action(detail=True, methods=["get"], url_path=r"tables/(?P<table>[^/]+)/profile")
@@ -454,8 +463,12 @@ class SystemExtraActions:
         frame = sample_frame(
             system, table, info.column_names, limit=SAMPLE_ROWS + 1, key=info.primary_key
         )
+        picked = [c for c in request.query_params.getlist("dupes") if c in info.column_names]
         profile = profile_frame(
-            table, frame.head(SAMPLE_ROWS), key=info.primary_key, sampled=len(frame) > SAMPLE_ROWS
+            table,
+            frame.head(SAMPLE_ROWS),
+            key=tuple(picked) or info.primary_key,
+            sampled=len(frame) > SAMPLE_ROWS,
         )
         return Response(TableProfileSerializer(profile_data(profile)).data)
 

@@ -32,14 +32,33 @@ class PreviewCell:
     value: str | None
     error: str | None = None
     column: str = ""
+    rule: str = ""  # the rule step that failed (or "type" when the target type refuses)
+    source: str | None = None  # the field's source value(s), "a + b" for several
+    mapped: bool = True
+
+
+@dataclass
+class PreviewColumn:
+    """One target column, in the target table's order, with what feeds it."""
+
+    name: str
+    data_type: str
+    required: bool
+    sources: list[str] = field(default_factory=list)
+    mapped: bool = True
 
 
 @dataclass
 class PreviewRow:
     key: str
     source: list[str | None]
-    result: list[PreviewCell]
+    cells: list[PreviewCell]  # one per target column, in target order (unmapped too)
     status: str  # ok | failed | skipped (filtered or duplicate)
+
+    @property
+    def result(self) -> list[PreviewCell]:
+        """Cells of the mapped target columns only, in target order."""
+        return [c for c in self.cells if c.mapped]
 
 
 @dataclass
@@ -48,7 +67,8 @@ class Preview:
     limit: int
     order: str
     source_columns: list[str] = field(default_factory=list)
-    target_columns: list[str] = field(default_factory=list)
+    target_columns: list[str] = field(default_factory=list)  # mapped, in target order
+    columns: list[PreviewColumn] = field(default_factory=list)  # every target column
     rows: list[PreviewRow] = field(default_factory=list)
     error: str | None = None
     elapsed_ms: float = 0.0
@@ -80,19 +100,77 @@ def _fill(preview: Preview, entity: EntityMapping, limit: int, order: str) -> No
     snapshot = plan_snapshot_build(plan=plan)
     spec = snapshot.entity(entity.name)
     columns = source_columns(spec)
-    frame = sample_frame(plan.source, spec.source_table, columns, limit=limit, order=order,
-                         key=spec.source_key)
+    frame = sample_frame(
+        plan.source, spec.source_table, columns, limit=limit, order=order, key=spec.source_key
+    )
     keymaps = _keymaps(plan, snapshot, spec, frame)
-    result = transform_frame(entity=spec, frame=frame, lookups=snapshot.lookups,
-                             keymaps=keymaps, namespace=snapshot.plan)
+    result = transform_frame(
+        entity=spec, frame=frame, lookups=snapshot.lookups, keymaps=keymaps, namespace=snapshot.plan
+    )
+    target = system_table(plan.target, spec.target_table)
     preview.source_columns = columns
-    preview.target_columns = [f.target for f in spec.fields]
+    preview.columns = _columns(spec, target)
+    preview.target_columns = [c.name for c in preview.columns if c.mapped]
     failures = {f.source_key: f for f in result.failures}
     keys = source_key_text(frame, spec.source_key)
     for pos in range(len(frame)):
-        preview.rows.append(_row(frame, pos, str(keys.iloc[pos]), result, failures,
-                                 preview.target_columns))
-    preview.problems = _problems(preview, system_table(plan.target, spec.target_table))
+        preview.rows.append(
+            _row(frame, pos, str(keys.iloc[pos]), result, failures, preview.columns)
+        )
+    preview.problems = _problems(preview, target) + _unparsed_dates(
+        spec, target, system_table(plan.source, spec.source_table)
+    )
+
+
+def _columns(spec: EntitySpec, target) -> list[PreviewColumn]:
+    """Every target column in table order, then mapped names the table lacks (drift)."""
+    fields = {f.target: f for f in spec.fields}
+    out = [
+        PreviewColumn(
+            c.name,
+            c.data_type.lower(),
+            column_required(c),
+            list(fields[c.name].sources) if c.name in fields else [],
+            c.name in fields,
+        )
+        for c in target.columns
+    ]
+    known = {c.name for c in target.columns}
+    out += [
+        PreviewColumn(f.target, "?", False, list(f.sources))
+        for f in spec.fields
+        if f.target not in known
+    ]
+    return out
+
+
+_PARSE_RULES = {"parse_date", "constant", "default_if_null"}
+
+
+def _unparsed_dates(spec: EntitySpec, target, source) -> list[str]:
+    """Date/timestamp target columns fed text source columns by a chain with no parse rule:
+    a type mismatch even when the sampled values happen to look like ISO dates (pure)."""
+    types = {c.name: c for c in target.columns}
+    source_types = {c.name: c for c in source.columns}
+    out = []
+    for fspec in spec.fields:
+        col = types.get(fspec.target)
+        family = type_family(col.cast_type or col.data_type) if col else "text"
+        if family not in ("date", "timestamp") or any(s.rule in _PARSE_RULES for s in fspec.steps):
+            continue
+        texts = [
+            n
+            for n in fspec.sources
+            if n in source_types
+            and type_family(source_types[n].cast_type or source_types[n].data_type) == "text"
+        ]
+        if texts:
+            out.append(
+                f"“{fspec.target}” is a {family} column fed text from "
+                f"{', '.join(f'“{n}”' for n in texts)} with no parse_date step: add one "
+                "with the source's date formats."
+            )
+    return out
 
 
 def _fits(family: str, text: str) -> bool:
@@ -120,8 +198,11 @@ def _problems(preview: Preview, target) -> list[str]:
     """Unmapped required target columns, and result values the target type would refuse
     (those cells are marked); pure over the filled preview."""
     mapped = set(preview.target_columns)
-    out = [f"Required target column “{col.name}” is not mapped: every row would fail to load."
-           for col in target.columns if column_required(col) and col.name not in mapped]
+    out = [
+        f"Required target column “{col.name}” is not mapped: every row would fail to load."
+        for col in target.columns
+        if column_required(col) and col.name not in mapped
+    ]
     columns = {col.name: col for col in target.columns}
     for name in preview.target_columns:
         col = columns.get(name)
@@ -131,33 +212,62 @@ def _problems(preview: Preview, target) -> list[str]:
         bad = 0
         for row in preview.rows:
             for cell in row.result:
-                if cell.column == name and cell.value is not None and not cell.error \
-                        and not _fits(family, cell.value):
+                if (
+                    cell.column == name
+                    and cell.value is not None
+                    and not cell.error
+                    and not _fits(family, cell.value)
+                ):
                     cell.error = f"not a valid {family} for “{name}”"
+                    cell.rule = "type"
                     bad += 1
         if bad:
             what = "1 value" if bad == 1 else f"{bad} values"
             verb, them = ("is", "it") if bad == 1 else ("are", "them")
-            out.append(f"{what} of “{name}” {verb} not a valid {family}: the load would reject "
-                       f"{them}.")
+            out.append(
+                f"{what} of “{name}” {verb} not a valid {family}: the load would reject {them}."
+            )
     return out
 
 
-def _row(frame: pd.DataFrame, pos: int, key: str, result, failures: dict,
-         targets: list[str]) -> PreviewRow:
-    source = [_text(v) for v in frame.iloc[pos].tolist()]
+def _row(
+    frame: pd.DataFrame, pos: int, key: str, result, failures: dict, columns: list[PreviewColumn]
+) -> PreviewRow:
+    values = frame.iloc[pos]
+    source = [_text(v) for v in values.tolist()]
     label = frame.index[pos]
     if label in result.rows.index:
         good = result.rows.loc[label]
-        cells = [PreviewCell(_text(good[t]), column=t) for t in targets]
-        return PreviewRow(key, source, cells, "ok")
-    failure = failures.get(key)
-    if failure is None:
-        return PreviewRow(key, source, [PreviewCell(None, column=t) for t in targets], "skipped")
-    errors = {e.field: e.message for e in failure.errors}
-    cells = [PreviewCell(_text(failure.transformed_row.get(t)), errors.get(t), t)
-             for t in targets]
-    return PreviewRow(key, source, cells, "failed")
+        status, produced, errors = "ok", {t: _text(good[t]) for t in good.index}, {}
+    elif (failure := failures.get(key)) is not None:
+        status, produced = "failed", {t: _text(v) for t, v in failure.transformed_row.items()}
+        errors = {e.field: e for e in failure.errors}
+    else:
+        status, produced, errors = "skipped", {}, {}
+    cells = []
+    for col in columns:
+        cells.append(_cell(col, values, produced, errors.get(col.name)))
+    return PreviewRow(key, source, cells, status)
+
+
+def _cell(col: PreviewColumn, values: pd.Series, produced: dict, err) -> PreviewCell:
+    """One target column's cell: its source value(s) ("" when it has none), the result, and
+    the failing rule's message."""
+    given = [_text(values[n]) for n in col.sources if n in values.index]
+    if not given:
+        source = ""
+    elif all(v is None for v in given):
+        source = None
+    else:
+        source = " + ".join("∅" if v is None else v for v in given)
+    return PreviewCell(
+        produced.get(col.name),
+        err.message if err else None,
+        col.name,
+        err.rule if err else "",
+        source,
+        col.mapped,
+    )
 
 
 def _text(value) -> str | None:
@@ -166,8 +276,9 @@ def _text(value) -> str | None:
     return str(value)
 
 
-def _keymaps(plan: Plan, snapshot: PlanSnapshot, spec: EntitySpec,
-             frame: pd.DataFrame) -> dict[str, dict[str, str]]:
+def _keymaps(
+    plan: Plan, snapshot: PlanSnapshot, spec: EntitySpec, frame: pd.DataFrame
+) -> dict[str, dict[str, str]]:
     """The target's key map when a run has loaded one, else parent keys that exist in the
     parent's source table map to themselves (as the engine's dry run does)."""
     parents = _reference_parents(spec)
@@ -177,8 +288,16 @@ def _keymaps(plan: Plan, snapshot: PlanSnapshot, spec: EntitySpec,
     keymaps: dict[str, dict[str, str]] = {}
     with system_connector(plan.source) as source:
         for parent_name, cols in parents.items():
-            wanted = sorted({str(v).strip() for c in cols if c in frame.columns
-                             for v in frame[c] if v is not None} - {""})
+            wanted = sorted(
+                {
+                    str(v).strip()
+                    for c in cols
+                    if c in frame.columns
+                    for v in frame[c]
+                    if v is not None
+                }
+                - {""}
+            )
             parent = snapshot.entity(parent_name)
             found = source.fetch_keys(parent.source_table, parent.source_key, wanted)
             keymaps[parent_name] = {k: k for k in found}

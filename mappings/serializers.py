@@ -246,8 +246,21 @@ class PreviewRequestSerializer(serializers.Serializer):
 
 
 class PreviewCellSerializer(serializers.Serializer):
+    column = serializers.CharField(help_text="The target column.")
+    source = serializers.CharField(allow_null=True,
+                                   help_text="The field's source value(s), 'a + b' for several.")
     value = serializers.CharField(allow_null=True)
     error = serializers.CharField(allow_null=True)
+    rule = serializers.CharField(help_text="The failing rule step ('type': the target column's "
+                                 "type refuses the value); empty when the cell is good.")
+
+
+class PreviewColumnSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    data_type = serializers.CharField()
+    required = serializers.BooleanField(help_text="NOT NULL without default.")
+    sources = serializers.ListField(child=serializers.CharField())
+    mapped = serializers.BooleanField()
 
 
 class PreviewRowSerializer(serializers.Serializer):
@@ -262,12 +275,17 @@ class PreviewSerializer(serializers.Serializer):
     limit = serializers.IntegerField()
     order = serializers.CharField()
     source_columns = serializers.ListField(child=serializers.CharField())
-    target_columns = serializers.ListField(child=serializers.CharField())
+    target_columns = serializers.ListField(
+        child=serializers.CharField(), help_text="Mapped target columns, in table order (the "
+        "order of each row's result).")
+    columns = PreviewColumnSerializer(many=True, help_text="Every target column in table "
+                                      "order, mapped or not.")
     rows = PreviewRowSerializer(many=True)
     failed = serializers.IntegerField()
     problems = serializers.ListField(
-        child=serializers.CharField(), help_text="Unmapped required target columns and "
-        "result values the target column's type would refuse (those cells carry the error).")
+        child=serializers.CharField(), help_text="Unmapped required target columns, result "
+        "values the target column's type would refuse (those cells carry the error) and "
+        "date/timestamp columns fed text with no parse_date step.")
     error = serializers.CharField(allow_null=True)
     elapsed_ms = serializers.FloatField()
 

@@ -2,6 +2,7 @@
 
 from rest_framework.routers import DefaultRouter
 
+from accounts.api import AccessTokenViewSet
 from mappings.api import (
     EntityViewSet,
     FieldMappingViewSet,
@@ -35,5 +36,6 @@ router.register("uat-cases", UATCaseViewSet, basename="uat-case")
 router.register("signoffs", SignOffViewSet, basename="signoff")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("tokens", AccessTokenViewSet, basename="access-token")
 
 urlpatterns = router.urls

@@ -54,7 +54,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -67,6 +66,7 @@ INSTALLED_APPS = [
     "mappings",
     "runs",
     "validation",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -183,9 +183,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="migration-planner@lo
 
 REST_FRAMEWORK = {
     # Token first: anonymous calls get 401 with a WWW-Authenticate header. No HTTP Basic: it
-    # paid a password hash per request and bypassed the login throttle.
+    # paid a password hash per request and bypassed the login throttle. Personal access
+    # tokens (accounts app) are stored hashed; "Token" and "Bearer" are both accepted.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.AccessTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["migration_planner.lib.permissions.RolePermission"],
@@ -332,3 +333,6 @@ MP_METRICS_TOKEN = env.str("MP_METRICS_TOKEN", default="")
 # WAL a sync's replication slot may hold back before the run page warns.
 MP_CDC_GROUP_SIZE = env.int("MP_CDC_GROUP_SIZE", default=5_000)
 MP_CDC_WAL_WARN_BYTES = env.int("MP_CDC_WAL_WARN_BYTES", default=256 * 1024 * 1024)
+# Creating a logical slot waits for every transaction open on the source server; past this the
+# sync fails naming the blocking backends.
+MP_CDC_SLOT_TIMEOUT_SECONDS = env.int("MP_CDC_SLOT_TIMEOUT_SECONDS", default=300)

@@ -3,7 +3,8 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.authtoken.views import obtain_auth_token
+
+from accounts.api import ObtainTokenView
 
 from . import views
 
@@ -16,9 +17,10 @@ urlpatterns = [
     path("", include("mappings.urls")),
     path("", include("runs.urls")),
     path("", include("validation.urls")),
+    path("", include("accounts.urls")),
     path("api/", include("migration_planner.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script (CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", ObtainTokenView.as_view(), name="api-token"),
 ]

@@ -23,7 +23,7 @@ from migration_planner.lib.errors import ApplicationError
 
 from .api_extra import RunCompareAction, TopErrorsAction
 from .models import FailedRecord, Rollback, Run
-from .selectors import failed_record_filter, failed_record_selection, run_list
+from .selectors import failed_record_filter_planned, failed_record_selection, run_list
 from .serializers import (
     FailedRecordCorrectSerializer,
     FailedRecordSerializer,
@@ -212,7 +212,7 @@ class FailedRecordViewSet(
         filters = {
             k: params.get(k, "") for k in ("entity", "stage", "category", "field", "status", "q")
         }
-        qs = failed_record_filter(run=self._run(params.get("run")), **filters)
+        qs = failed_record_filter_planned(run=self._run(params.get("run")), filters=filters)
         return qs.select_related("run", "handled_by")
 
     @extend_schema(request=FailedRecordCorrectSerializer, responses=FailedRecordSerializer)

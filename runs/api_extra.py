@@ -99,7 +99,7 @@ class TopErrorsAction:
     """Mixed into FailedRecordViewSet: the queue page's top-errors panel."""
 
     @extend_schema(responses=TopErrorSerializer(many=True))
-    @action(detail=False, methods=["get"])
+    @action(detail=False, methods=["get"], pagination_class=None)
     def top(self, request: Request) -> Response:
         """The most frequent (entity, field, message pattern) groups of the matching records
         (same filters as the list), largest first."""

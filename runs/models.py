@@ -276,6 +276,31 @@ class FailedRecord(models.Model):
         return f"{self.entity}#{self.source_key}: {self.message[:60]}"
 
 
+class FailedRecordTally(models.Model):
+    """A signed count of failed records per (run, entity, stage, category, field, status).
+
+    Written only by the PostgreSQL triggers of migration 0013 (one grouped row per statement
+    that inserts, updates or deletes failed records); the sum of ``n`` over a group is the number
+    of records in it. Read by runs.selectors.queue for counts and facets; unused on SQLite.
+    """
+
+    run = models.ForeignKey(
+        Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    entity = models.CharField(max_length=100)
+    stage = models.CharField(max_length=10)
+    category = models.CharField(max_length=50)
+    field = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=20)
+    n = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "status"], name="failed_record_tally_run")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.entity}/{self.category}/{self.status}: {self.n:+}"
+
+
 class RunLog(models.Model):
     """A line of the run's log, shown live on the run page."""
 

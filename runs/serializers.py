@@ -8,6 +8,7 @@ from rest_framework import serializers
 from .enums import RunMode, Stage
 from .models import FailedRecord, Rollback, Run
 from .selectors import run_progress
+from .threshold import run_threshold_breach
 
 RUN_FIELDS = [
     "uuid",
@@ -72,18 +73,37 @@ class ProgressSerializer(serializers.Serializer):
         return int(obj.elapsed.total_seconds()) if obj.elapsed else None
 
 
+class ThresholdBreachSerializer(serializers.Serializer):
+    batch = serializers.IntegerField()
+    entity = serializers.CharField()
+    failed = serializers.IntegerField()
+    extracted = serializers.IntegerField()
+    failure_pct = serializers.FloatField()
+    threshold_pct = serializers.FloatField()
+    message = serializers.CharField()
+
+
 class RunStatusSerializer(RunSerializer):
     """A run with its live progress (per entity, rows/s, ETA, open error count)."""
 
     progress = serializers.SerializerMethodField()
+    would_abort = serializers.SerializerMethodField(
+        help_text="Dry runs: where a load would have aborted on the plan's failure threshold "
+        "(batch, failure_pct, threshold_pct, message); null when it would not have."
+    )
 
     class Meta(RunSerializer.Meta):
-        fields = [*RUN_FIELDS, "progress"]
+        fields = [*RUN_FIELDS, "progress", "would_abort"]
         read_only_fields = fields
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, obj: Run) -> dict:
         return ProgressSerializer(run_progress(obj)).data
+
+    @extend_schema_field(ThresholdBreachSerializer(allow_null=True))
+    def get_would_abort(self, obj: Run) -> dict | None:
+        breach = run_threshold_breach(obj)
+        return breach.as_dict() if breach else None
 
 
 class RunLaunchSerializer(serializers.Serializer):

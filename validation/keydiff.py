@@ -34,6 +34,7 @@ def key_diff_report(
         "missing": len(diff.missing),
         "extra": len(diff.extra),
         "changed": len(diff.changed),
+        "marked": diff.marked,  # delete policy "mark": rows marked as meant (they match)
         "missing_keys": diff.missing[:LISTED_KEYS],
         "extra_keys": diff.extra[:LISTED_KEYS],
         "changed_keys": diff.changed[:LISTED_KEYS],
@@ -112,12 +113,13 @@ def _changed_fields(
 def state_of(run: Any) -> dict[str, Any]:
     """What a report is computed from: the run's status and counters, its batches and how
     many failed records are still open. Read-only."""
-    from runs.enums import FailedRecordStatus
+    from runs.selectors import failed_record_total
 
+    open_failures, _ = failed_record_total(run=run, filters={"status": "open"})
     return {
         "status": run.status,
         "loaded": run.loaded,
         "failed": run.failed,
         "batches": run.batches.count(),
-        "open_failures": run.failed_records.filter(status=FailedRecordStatus.OPEN).count(),
+        "open_failures": open_failures,
     }

@@ -19,6 +19,22 @@ _LOWER = re.compile(r"[a-z]+")
 _SPACES = re.compile(r" +")
 
 
+@dataclass(frozen=True)
+class RuleSuggestion:
+    """A rule chain to append to a field fed by the column, read off its profile.
+
+    ``steps`` are (rule, params) pairs; ``needs_lookup`` marks a value map whose lookup table
+    the user picks when applying it.
+    """
+
+    label: str
+    steps: tuple[tuple[str, dict], ...]
+    needs_lookup: bool = False
+
+    def __str__(self) -> str:
+        return self.label
+
+
 @dataclass
 class ColumnProfile:
     name: str
@@ -33,7 +49,11 @@ class ColumnProfile:
     shape_count: int
     padded: int  # values with leading/trailing or doubled spaces
     mixed_case: bool
-    suggestions: list[str] = field(default_factory=list)
+    digit_share: float = 0.0  # digits among the values' non-space characters
+    spaced_share: float = 0.0  # values with a space inside (after trimming)
+    median_length: float = 0.0
+    suggestions: list[RuleSuggestion] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)  # distinct values, filled by callers
 
     @property
     def null_pct(self) -> float:
@@ -85,13 +105,19 @@ def profile_column(name: str, series: pd.Series) -> ColumnProfile:
     padded = int((present.str.strip() != present).sum() + present.str.contains("  ").sum())
     letters = present[present.str.contains("[A-Za-z]", regex=True)]
     mixed = bool(len(letters)) and letters.str.isupper().any() and letters.str.islower().any()
+    stripped = present.str.strip()
+    chars = int(stripped.str.replace(" ", "", regex=False).str.len().sum())
+    digits = int(stripped.str.count(r"[0-9]").sum())
     profile = ColumnProfile(
         name=name, rows=len(series), nulls=int(series.isna().sum()), distinct=len(counts),
         minimum=minimum, maximum=maximum,
         max_length=int(present.str.len().max()) if len(present) else 0,
         top_values=[(str(v), int(n)) for v, n in counts.head(TOP).items()],
         shapes=shapes.most_common(TOP), shape_count=len(shapes), padded=padded,
-        mixed_case=mixed)
+        mixed_case=mixed, digit_share=digits / chars if chars else 0.0,
+        spaced_share=float(stripped.str.contains(" ", regex=False).mean()) if len(present)
+        else 0.0,
+        median_length=float(stripped.str.len().median()) if len(present) else 0.0)
     profile.suggestions = suggest_rules(profile)
     return profile
 
@@ -103,41 +129,81 @@ _DATE_SHAPES = {
 }
 
 
-def suggest_rules(profile: ColumnProfile) -> list[str]:
-    """Rule suggestions read off a column's shapes and case (pure)."""
-    out = []
+def code_like(profile: ColumnProfile) -> str | None:
+    """Why the column holds codes rather than words (no title case for it), else None:
+    digit-heavy (phones, ids, zips), e-mail addresses, or short tokens without spaces (state,
+    currency and country codes). Pure, decided by the profile alone."""
+    if profile.digit_share >= 0.4:
+        return "digit-heavy"
+    if any("@" in s for s, _ in profile.shapes):
+        return "e-mail addresses"
+    if profile.median_length and profile.median_length <= 3 and profile.spaced_share < 0.05:
+        return "short codes"
+    return None
+
+
+def _date_formats(profile: ColumnProfile, shapes: list[str]) -> list[str]:
+    lowered = profile.name.lower()
+    if "phone" in lowered or "tel" in lowered:
+        return []
+    return [_DATE_SHAPES[s] for s in shapes if s in _DATE_SHAPES]
+
+
+def suggest_rules(profile: ColumnProfile) -> list[RuleSuggestion]:
+    """Rule chains read off a column's shapes, case and character mix (pure)."""
+    out: list[RuleSuggestion] = []
     shapes = [s for s, _ in profile.shapes]
     lowered = profile.name.lower()
     named_phone = "phone" in lowered or "tel" in lowered
-    date_formats = [] if named_phone else [_DATE_SHAPES[s] for s in shapes if s in _DATE_SHAPES]
+    date_formats = _date_formats(profile, shapes)
     if len(date_formats) >= 2 or (date_formats and "date" in lowered):
-        out.append("parse_date with formats: " + ", ".join(date_formats))
+        output = "datetime" if any("%H" in f for f in date_formats) else "date"
+        out.append(RuleSuggestion("parse_date with formats: " + ", ".join(date_formats),
+                                  (("parse_date", {"formats": date_formats, "output": output}),)))
     digit_shapes = [s for s in shapes if s.count("9") >= 2 and not re.search(r"[Aa@]", s)]
     if profile.shape_count >= 2 and not date_formats and (
             named_phone or len(digit_shapes) >= 3):
-        out.append(f"phone_format ({profile.shape_count} phone shapes)")
-    if "@" in "".join(shapes) or "email" in lowered:
-        out.append("email (trim, lower-case, validate)")
-    if profile.padded:
-        out.append(f"trim ({profile.padded} values with extra spaces)")
-    if profile.mixed_case and not date_formats and "@" not in "".join(shapes):
-        out.append("title (mixed upper/lower case)")
+        out.append(RuleSuggestion(f"phone_format ({profile.shape_count} phone shapes)",
+                                  (("phone_format", {}),)))
+    emails = "@" in "".join(shapes) or "email" in lowered
+    if emails:
+        out.append(RuleSuggestion("email (trim, lower-case, validate)", (("email", {}),)))
+    if profile.padded and not emails:
+        out.append(RuleSuggestion(f"trim ({profile.padded} values with extra spaces)",
+                                  (("trim", {"collapse_inner": True}),)))
+    code = code_like(profile)
+    if profile.mixed_case and not date_formats and code == "short codes":
+        out.append(RuleSuggestion("upper (short codes in mixed case)", (("upper", {}),)))
+    elif profile.mixed_case and not date_formats and code is None:
+        out.append(RuleSuggestion("title (mixed upper/lower case)", (("title", {}),)))
     if profile.distinct and profile.distinct <= 12 and profile.rows > 50 and not date_formats:
-        out.append(f"value_map through a lookup table ({profile.distinct} distinct values)")
+        out.append(RuleSuggestion(
+            f"value_map through a lookup table ({profile.distinct} distinct values)",
+            (("value_map", {"on_missing": "fail"}),), needs_lookup=True))
     return out
+
+
+def duplicate_candidates(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *,
+                         limit: int = 20) -> list[tuple[str, int]]:
+    """Values of ``columns`` (joined with " | ") held by more than one row, most first; rows
+    with every chosen column null are left out. Pure; unknown columns are ignored."""
+    usable = [c for c in columns if c in frame.columns]
+    if not usable or frame.empty:
+        return []
+    part = frame[usable]
+    part = part[part.notna().any(axis=1)]
+    joined = part.astype(object).where(part.notna(), "∅").astype(str).agg(" | ".join, axis=1)
+    counts = joined.value_counts()
+    return [(str(k), int(n)) for k, n in counts[counts > 1].head(limit).items()]
 
 
 def profile_frame(table: str, frame: pd.DataFrame, *, key: tuple[str, ...] = (),
                   sampled: bool = False) -> TableProfile:
     """Profile every column of a text frame; duplicate candidates on ``key`` (pure)."""
     columns = [profile_column(str(c), frame[c]) for c in frame.columns]
-    duplicates: list[tuple[str, int]] = []
-    usable = [k for k in key if k in frame.columns]
-    if usable:
-        joined = frame[usable].astype(str).agg("|".join, axis=1)
-        counts = joined.value_counts()
-        duplicates = [(str(k), int(n)) for k, n in counts[counts > 1].head(20).items()]
-    return TableProfile(table, len(frame), sampled, columns, duplicates, tuple(usable))
+    usable = tuple(k for k in key if k in frame.columns)
+    return TableProfile(table, len(frame), sampled, columns,
+                        duplicate_candidates(frame, usable), usable)
 
 
 def bar_chart_svg(items: list[tuple[str, int]], *, width: int = 320, bar: int = 14) -> str:

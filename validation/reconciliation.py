@@ -27,6 +27,7 @@ from runs.engine.reconcile import (
     reconcile_in_memory,
     reconcile_pg,
 )
+from runs.engine.reconcile_marks import MarkSpec
 from runs.engine.rules import TEXT
 from runs.engine.snapshot import EntitySpec
 from runs.engine.transform import transform_frame
@@ -237,6 +238,9 @@ def key_diff(ctx: RunContext, entity: EntitySpec) -> KeyDiff:
             entity=entity.name,
         )
     ident, info = ctx.table(entity)
+    mark = None
+    if entity.delete_policy == "mark" and entity.delete_mark_column:
+        mark = MarkSpec(info.column(entity.delete_mark_column), entity.delete_mark_value)
     return reconcile_pg(
         ctx.cursor,
         table=ident,
@@ -244,6 +248,7 @@ def key_diff(ctx: RunContext, entity: EntitySpec) -> KeyDiff:
         columns=info.require([f.target for f in entity.fields]),
         run_id=ctx.ledger_id,
         entity=entity.name,
+        mark=mark,
     )
 
 
@@ -256,6 +261,7 @@ def diff_summary(diff: KeyDiff, seconds: float) -> dict[str, Any]:
         "missing": len(diff.missing),
         "extra": len(diff.extra),
         "changed": len(diff.changed),
+        "marked": diff.marked,
         "missing_keys": diff.missing[:LISTED_KEYS],
         "extra_keys": diff.extra[:LISTED_KEYS],
         "changed_keys": diff.changed[:LISTED_KEYS],

@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from mappings.models import Plan
 from runs.enums import RunMode
 from runs.models import Run
+from runs.threshold import run_threshold_breach
 
 from . import charts
 from .models import AuditEvent, RunReport, SignOff, ValidationResult
@@ -45,6 +46,7 @@ def report_context(run: Run) -> dict[str, Any]:
         "chart_rules": charts.bar_chart(data.get("failures_by_rule", []),
                                         title="Failures per rule"),
         "uat": uat_coverage(plan=run.plan, run=run),
+        "would_abort": run_threshold_breach(run),
         # A finished load/delta run whose reconciliation the worker is still computing.
         "pending": report is None and run.mode != RunMode.DRY_RUN
         and run.status in ("succeeded", "failed") and run.batches.exists(),

@@ -259,8 +259,14 @@ def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
 
 
 def run_reconcile_after(run: Run) -> None:
-    """after_run hook: reconcile load/delta runs that succeeded or failed."""
-    if run.mode == RunMode.DRY_RUN or run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+    """after_run hook: reconcile load/delta runs that succeeded or failed; a finished dry run
+    gets its verdict (would a load go through?) without reconciliation."""
+    if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+        return
+    if run.mode == RunMode.DRY_RUN:
+        from .dry_report import dry_run_report_build
+
+        dry_run_report_build(run=run)
         return
     if not run.batches.exists():
         return  # stopped before writing anything (e.g. by pre-validation)

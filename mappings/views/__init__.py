@@ -41,7 +41,7 @@ from .plans import (
     plan_list_view,
     plan_status_view,
 )
-from .profiling import table_profile_view
+from .profiling import entity_profile_view, suggestion_apply_view, table_profile_view
 from .steps import (
     step_add_view,
     step_delete_view,

@@ -21,8 +21,10 @@ from typing import Any, Protocol
 
 from psycopg2 import sql
 
+from runs.engine import reconcile_marks as marks
 from runs.engine.canonical import pg_stored_hash_sql
 from runs.engine.connectors.base import ColumnInfo, type_family
+from runs.engine.reconcile_marks import MarkSpec
 
 MASK64 = (1 << 64) - 1
 Ranges = Sequence[tuple[int, int]]
@@ -91,6 +93,7 @@ class KeyDiff:
     levels: int = 0
     ranges_checked: int = 0
     rows_fetched: int = 0
+    marked: int = 0  # rows the run marked (delete policy "mark"), expected marked and matching
 
     @property
     def clean(self) -> bool:
@@ -318,23 +321,38 @@ def reconcile_pg(
     columns: Sequence[ColumnInfo],
     run_id: str,
     entity: str,
+    mark: MarkSpec | None = None,
     **kwargs: int,
 ) -> KeyDiff:
     """Ledger (rows as the run meant to write them) vs the target table now, for one entity.
     Read-only; psycopg2 errors propagate. For integer keys the target side starts at the run's
     lowest key (older rows are not the run's); rows above it that the run did not write are
-    listed as extra (present in the target, not written by the run)."""
+    listed as extra (present in the target, not written by the run). With ``mark`` (delete
+    policy "mark") each row's mark state is compared too (see reconcile_marks)."""
     integer = integer_key(key)
-    source, params = _ledger_source(cursor, run_id, entity)
+    marked = 0
+    if mark is None:
+        source, params = _ledger_source(cursor, run_id, entity)
+        target = PgSide(cursor, table_source(table, key, columns), (), integer)
+    else:
+        with cursor() as cur:
+            present = marks.marks_present(cur, run_id, entity)
+            marked = marks.marked_count(cur, run_id, entity) if present else 0
+        source, params = marks.ledger_source(
+            table, key, columns, mark, run_id, entity, with_marks=present
+        )
+        target = PgSide(cursor, marks.target_source(table, key, columns, mark), (), integer)
     ledger = PgSide(cursor, source, params, integer)
-    target = PgSide(cursor, table_source(table, key, columns), (), integer)
     span = ledger.bounds()
     if span is None:
-        return diff_sides(ledger, MemorySide({}, integer), **kwargs)
-    if not integer:
-        return diff_sides(ledger, target, **kwargs)
-    top = max(span[1], (target.bounds() or span)[1])
-    return diff_sides(ledger, _Clipped(target, (span[0], top)), **kwargs)
+        diff = diff_sides(ledger, MemorySide({}, integer), **kwargs)
+    elif not integer:
+        diff = diff_sides(ledger, target, **kwargs)
+    else:
+        top = max(span[1], (target.bounds() or span)[1])
+        diff = diff_sides(ledger, _Clipped(target, (span[0], top)), **kwargs)
+    diff.marked = marked
+    return diff
 
 
 @dataclass

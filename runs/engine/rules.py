@@ -34,7 +34,9 @@ from runs.engine.snapshot import LookupSpec
 
 TEXT = pd.StringDtype("pyarrow")
 # Explicit whitespace class: RE2's \s misses some characters and pandas falls back to `re` for it.
-_WS = "[ \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# The same characters strip (Arrow's utf8_trim_whitespace, Python's str.strip) removes: NEL
+# and the separators U+001C-U+001F too (the oracle test found them left inside).
+_WS = "[ \t\n\r\f\v\x1c-\x1f\x85\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 # Runs of 2+ whitespace, or one non-space whitespace: leaves single spaces alone (2x faster).
 _WS_RUN = _WS + "{2,}|" + _WS.replace(" ", "", 1)
 _EMAIL = (
@@ -208,7 +210,15 @@ def _lower(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
 
 
 def _title(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
-    return StepResult(as_text(values).str.title())
+    text = as_text(values)
+    out = text.str.title()  # Arrow: the same as str.title on ASCII text
+    # Arrow upper-cases a word's first letter where Unicode has a distinct title-case form
+    # (ǆ -> Ǆ, not ǅ): non-ASCII values get Python's title case (found by the oracle test).
+    wide = ~pc.string_is_ascii(_arrow(text)).fill_null(True).to_numpy(zero_copy_only=False)
+    if wide.any():
+        out = out.copy()
+        out[wide] = [v.title() for v in text[wide].tolist()]
+    return StepResult(out)
 
 
 def _concat(values: pd.Series | pd.DataFrame, params: dict, ctx: RuleContext) -> StepResult:

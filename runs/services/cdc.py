@@ -18,19 +18,20 @@ from django.utils import timezone
 
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.connections import connector_for
-from runs.engine.connectors import KeyRange, postgres_libpq_params
+from runs.engine.connectors import postgres_libpq_params
 from runs.engine.errors import EngineError, TransientError
-from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
+from runs.enums import LogLevel, RunMode, RunStatus
 from runs.models import COUNTERS, Batch, Run
 from validation.audit import audit_record
 from validation.enums import AuditAction
 
 from .execution import _ended, _fail_run
 from .logging import run_log
-from .recording import failed_records_insert, outcome_record
-from .state import run_entities, run_ledger_id, run_snapshot
+from .recording import failed_records_insert
+from .state import run_ledger_id, run_snapshot
 
-PHASE_FULL_LOAD, PHASE_STREAMING, PHASE_DONE = "full_load", "streaming", "done"
+PHASE_SLOT, PHASE_FULL_LOAD = "creating_slot", "full_load"
+PHASE_STREAMING, PHASE_DONE = "streaming", "done"
 
 
 class SyncAbandoned(Exception):
@@ -65,6 +66,14 @@ def sync_check_source(*, source) -> None:
 def sync_check_systems(*, source, target) -> None:
     """Raise ApplicationError unless both systems are PostgreSQL (what CDC reads and applies
     to). Read-only."""
+    if source.kind == "mysql":
+        raise ApplicationError(
+            f"“{source.name}” is a MySQL / MariaDB source: change data capture reads PostgreSQL "
+            "logical decoding only (use delta runs: a watermark column for changed rows, the "
+            "entity's delete policy for deleted ones). Reading the binlog is not built (see "
+            "docs/operations.md, Change data capture).",
+            field="mode",
+        )
     if source.kind != "postgresql":
         raise ApplicationError(
             f"“{source.name}” is a {source.get_kind_display()} source: change data capture "
@@ -80,10 +89,12 @@ def sync_check_systems(*, source, target) -> None:
 
 
 def sync_run(*, run_id: int) -> Run:
-    """Drive a sync run to its end: full load, stream, drain, drop the slot. Resumable after a
-    crash while streaming (a crash during the full load fails the run: its snapshot is gone).
-    Raises TransientError for the task to retry; other errors fail the run visibly."""
+    """Drive a sync run to its end: slot, full load, stream, drain, drop the slot. Resumable at
+    every step (a crash during the full load resumes it: see cdc_full_load). Raises
+    TransientError for the task to retry; other errors fail the run visibly."""
     from runs.engine.cdc.slot import CdcSetupError, cdc_check, slot_drop
+
+    from .cdc_full_load import full_load, full_load_resume
 
     run = Run.objects.select_related("plan__source", "target", "version").get(pk=run_id)
     if run.status == RunStatus.QUEUED:
@@ -100,12 +111,9 @@ def sync_run(*, run_id: int) -> Run:
         sync_check_systems(source=run.plan.source, target=run.target)
         if not run.cdc.get("slot"):
             cdc_check(params)
-            _full_load(run, params)
+            full_load(run, params)
         elif run.cdc.get("phase") == PHASE_FULL_LOAD:
-            raise EngineError(
-                "the sync stopped during its full load and the snapshot it read is gone: roll "
-                "this run back and start a new sync"
-            )
+            full_load_resume(run, params)
         _stream(run, params)
     except SyncAbandoned:
         slot_drop(params, slot_name(run))
@@ -114,68 +122,13 @@ def sync_run(*, run_id: int) -> Run:
     except TransientError:
         raise  # a database is unavailable: retried, resuming from the checkpoint
     except (CdcSetupError, ApplicationError, EngineError) as exc:
-        if run.cdc.get("slot"):
+        if run.cdc.get("slot"):  # never a slot this run did not create
             slot_drop(params, slot_name(run))
         _fail_run(run, f"Sync failed: {exc}")
         return run
     slot_drop(params, slot_name(run))
     _finish(run)
     return run
-
-
-def _full_load(run: Run, params: dict) -> None:
-    """Create the slot, load every entity from its exported snapshot (one batch per key range,
-    recorded like any run's), then close the snapshot."""
-    from runs.engine.batch import execute_batch
-    from runs.engine.cdc.slot import SnapshotSource, slot_create
-
-    slot = slot_create(params, slot_name(run))
-    _save_cdc(run, slot=slot.name, start_lsn=slot.lsn, phase=PHASE_FULL_LOAD)
-    run_log(run, f"Replication slot {slot.name} created; full load from its snapshot.")
-    source, target = SnapshotSource(params, slot.snapshot), connector_for(run.target)
-    snapshot = run_snapshot(run)
-    try:
-        target.ensure_ledger()
-        seq = 0
-        for entity in run_entities(run):
-            checksum = target.table_checksum(entity.target_table, [entity.target_key])
-            run.pre_checksums[entity.target_table] = {
-                "rows": checksum.rows,
-                "digest": checksum.digest,
-            }
-            run.entity_totals[entity.name] = source.count(entity.source_table)
-            Run.objects.filter(pk=run.pk).update(
-                pre_checksums=run.pre_checksums,
-                entity_totals=run.entity_totals,
-                source_total=sum(run.entity_totals.values()),
-            )
-            ranges = source.key_ranges(entity.source_table, entity.source_key, snapshot.batch_size)
-            for key_range in ranges:
-                seq += 1
-                batch = Batch.objects.create(
-                    run=run,
-                    entity=entity.name,
-                    seq=seq,
-                    status=BatchStatus.RUNNING,
-                    key_lower=key_range.to_dict()["lower"],
-                    key_upper=key_range.to_dict()["upper"],
-                )
-                outcome = execute_batch(
-                    snapshot=snapshot,
-                    entity=entity,
-                    key_range=KeyRange.from_dict(key_range.to_dict()),
-                    source=source,
-                    target=target,
-                    run_id=run_ledger_id(run),
-                    batch_id=batch.ledger_id,
-                )
-                outcome_record(batch=batch, outcome=outcome, entity=entity, duration_ms=0)
-    finally:
-        source.close()
-        slot.close()
-    Run.objects.filter(pk=run.pk).update(batches_total=seq)
-    _save_cdc(run, phase=PHASE_STREAMING)
-    run_log(run, "Full load done; streaming changes from the slot.")
 
 
 def _stream(run: Run, params: dict) -> None:

@@ -207,8 +207,7 @@ def _rollbacks(now, view: BrokerView | None, report: Counter) -> None:
 def _syncs(now, view: BrokerView | None, report: Counter) -> None:
     """Sync runs nobody drives (the driver's lease ran out, or none ever claimed it) and with
     no message in the broker: queue the sync task again. It resumes streaming from the target's
-    checkpoint; a sync that stopped during its full load fails there, saying why, and drops its
-    slot (its snapshot is gone)."""
+    checkpoint (during its full load: with the batches not done yet)."""
     from runs.selectors import run_idle_seconds
 
     if view is None:
@@ -222,7 +221,7 @@ def _syncs(now, view: BrokerView | None, report: Counter) -> None:
         resume = (
             "it resumes from the checkpoint"
             if run.cdc.get("phase") != "full_load"
-            else "its full load cannot resume: the run will fail and drop its slot"
+            else "its full load resumes with the batches not done yet"
         )
         run_log(
             run,

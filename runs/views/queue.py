@@ -24,7 +24,8 @@ from runs.selectors import (
     failed_record_facets,
     failed_record_filter,
     failed_record_get,
-    failed_record_page,
+    failed_record_open_count,
+    failed_record_search,
     failed_record_selection,
     failed_record_top_errors,
     failure_category_check,
@@ -90,9 +91,9 @@ def queue_view(request: HttpRequest, uuid=None) -> HttpResponse:
     except ApplicationError as exc:  # named on the page; the list is not narrowed by it
         refuse(request, exc)
         filters, status = {**filters, "category": ""}, 400
-    qs = _queryset(run, filters)
     after = request.GET.get("after", "")
-    records, next_cursor = failed_record_page(qs, after=int(after) if after.isdigit() else None)
+    after_id = int(after) if after.isdigit() else None
+    page = failed_record_search(run=run, filters=filters, after=after_id)
     query = urlencode({k: v for k, v in filters.items() if v})
     return render(
         request,
@@ -100,14 +101,15 @@ def queue_view(request: HttpRequest, uuid=None) -> HttpResponse:
         {
             "run": run,
             "form": form,
-            "records": records,
-            "next_cursor": next_cursor,
-            "total": qs.count(),
-            "facets": failed_record_facets(_queryset(run, {})),
+            "records": page.records,
+            "next_cursor": page.next_cursor,
+            "total": page.total,
+            "total_capped": page.capped,
+            "facets": failed_record_facets(run=run),
             "query": query,
             "filters": filters,
             "paged": bool(after),
-            "open_total": _queryset(run, {}).filter(status__in=OPEN_STATUSES).count(),
+            "open_total": failed_record_open_count(run=run),
         },
         status=status,
     )

@@ -28,6 +28,7 @@ from runs.selectors import (
 )
 from runs.services import run_cancel, run_pause, run_resume, sync_stop, table_leases_for
 from runs.services.rollback_order import run_tables
+from runs.threshold import run_threshold_breach
 
 from .common import STOP_POLLING, capability, refuse
 
@@ -63,6 +64,7 @@ def _live_context(run: Run, error: str = "") -> dict:
         "logs": run_logs(run),
         "active": run_is_active(run),
         "error": error,
+        "would_abort": run_threshold_breach(run),
         "idle_s": run_idle_seconds(run),
         "workers": workers,
         "live_workers": any(w.live for w in workers),

@@ -8,3 +8,11 @@ document.addEventListener("htmx:responseError", (event) => {
   box.appendChild(item);
   document.querySelector("main.page").prepend(box);
 });
+
+// A plain form with data-confirm asks before it is submitted (e.g. revoking an API token).
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+  }
+});

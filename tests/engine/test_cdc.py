@@ -21,6 +21,7 @@ from runs.engine.cdc.apply import checkpoint_read
 from runs.engine.cdc.decoding import Change, Commit, parse_message
 from runs.engine.cdc.slot import (
     CdcSetupError,
+    SlotWaitTimeout,
     SnapshotSource,
     cdc_check,
     slot_create,
@@ -233,3 +234,40 @@ def test_a_source_without_logical_wal_level_is_told_what_to_change(tmp_path):
         cdc_check(params)
     assert "wal_level = replica" in str(caught.value)
     assert "ALTER SYSTEM SET wal_level = logical" in str(caught.value)
+
+
+def test_slot_creation_names_the_open_transaction_it_waits_for_and_times_out_leaving_no_slot(
+    cdc_dbs,
+):
+    """PostgreSQL creates a logical slot once every transaction holding an xid when it started
+    has ended, on ANY database of the server: one left open elsewhere holds it up."""
+    src, tgt = cdc_dbs
+    blocker = psycopg2.connect(**tgt)  # another database of the same server
+    with blocker.cursor() as cur:
+        cur.execute("SELECT txid_current(), pg_backend_pid()")
+        pid = cur.fetchone()[1]
+    seen: list[list[int]] = []
+    try:
+        with pytest.raises(SlotWaitTimeout) as caught:
+            slot_create(
+                src,
+                "mp_test_wait",
+                on_wait=lambda s, blockers: seen.append([b["pid"] for b in blockers]),
+                timeout=1.5,
+                report_every=0.3,
+            )
+        message = str(caught.value)
+        assert f"pid {pid} (database {tgt['dbname']}" in message
+        assert "idle in transaction since" in message and "pg_terminate_backend" in message
+        assert seen and all(pids == [pid] for pids in seen)
+        assert slot_info(src, "mp_test_wait") is None  # cancelled: no slot left behind
+
+        def release(seconds, blockers):
+            if blocker.status != psycopg2.extensions.STATUS_READY:
+                blocker.rollback()  # the operator ends the transaction: creation goes on
+
+        slot = slot_create(src, "mp_test_wait", on_wait=release, timeout=60, report_every=0.3)
+        slot.close()
+        assert slot_info(src, "mp_test_wait") is not None
+    finally:
+        blocker.close()

@@ -357,6 +357,31 @@ def test_validate_rows_names_every_refused_column_of_a_row(tdb):
         0: [("name", "too_long"), ("age", "type_cast"), ("born", "type_cast")]}
 
 
+def test_validate_rows_refuses_what_a_json_column_cannot_hold(tdb):
+    """Found by the oracle test: a json column took any text (PostgreSQL then failed the whole
+    batch on '{a:1}'); invalid JSON is now a type_cast failure of its row, on both targets."""
+    tdb.script("CREATE TABLE j (id integer PRIMARY KEY, doc json, docb jsonb)")
+    good = ['{"a": 1}', "[1, 2]", '"s"', "1", "null", " true ", None, '{"a":1,"a":2}']
+    bad = ["{a:1}", "", "[1,", "nul", "NaN", "Infinity", "{'a': 1}", "1 2"]
+    frame = text_frame(["doc", "docb"], {"doc": good + bad, "docb": good + bad})
+    errors = tdb.connector.validate_rows("j", frame)
+    assert sorted(errors) == list(range(len(good), len(good) + len(bad)))
+    assert {(e.field, e.category) for row in errors.values() for e in row} == {
+        ("doc", "type_cast"), ("docb", "type_cast")}
+
+
+def test_validate_rows_refuses_unicode_digits_in_number_columns(tdb):
+    """Found with the oracle test's values: '١٢' (Arabic-Indic digits) passed the integer and
+    numeric checks (Python's \\d), and PostgreSQL then failed the whole batch; SQLite stored
+    the text in a number column. Number columns take ASCII digits only."""
+    tdb.script("CREATE TABLE n (id integer PRIMARY KEY, i integer, d numeric(8,2))")
+    frame = text_frame(["i", "d"], {"i": ["12", "١٢", "٣", " 7 ", "\u00a07"],
+                                    "d": ["1.5", "١.٥", "12", "٣", "\t2.5\n"]})
+    errors = tdb.connector.validate_rows("n", frame)
+    assert {k: [e.field for e in v] for k, v in errors.items()} == {
+        1: ["i", "d"], 2: ["i"], 3: ["d"], 4: ["i"]}
+
+
 def test_validate_rows_counts_characters_not_bytes_and_takes_non_text_values(tdb):
     tdb.script(target_ddl(tdb.kind))
     text = text_frame(["ext", "name"], {"ext": ["a", "b", "c"],

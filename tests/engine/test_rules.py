@@ -408,3 +408,19 @@ def test_format_1_snapshot_keeps_the_behaviour_it_was_frozen_with():
                                  lookups=snapshot.lookups, keymaps={}, namespace="p")
         assert [result.rows["t"].tolist(), result.rows["m"].tolist()] == expected
     assert PlanSnapshot.from_dict(old).rules_format == 2
+
+
+def test_title_gives_a_digraph_its_title_case_form():
+    """Found by the oracle test: Arrow's title case upper-cased the first letter (ǆ -> Ǆ);
+    the title-case form of the digraphs is ǅ, ǈ, ǋ, ǲ (what str.title gives)."""
+    values = ["ǆungla ǉubljana", "ǄEMAL ǋ", "dzoa ǳ", "josé ÅNGSTRÖM", None, ""]
+    out, _ = apply("title", values)
+    assert out == ["ǅungla ǈubljana", "ǅemal ǋ", "Dzoa ǲ", "José Ångström", None, ""]
+
+
+def test_trim_collapses_every_whitespace_it_strips():
+    """Found by the oracle test: collapse_inner left NEL (U+0085) and the separators
+    U+001C-U+001F inside a value although strip removes them at its ends."""
+    values = ["nel\x85next\x85", "a\x1c\x1db", " a \x1f\x85 b "]
+    out, _ = apply("trim", values, {"collapse_inner": True})
+    assert out == ["nel next", "a b", "a b"]

@@ -21,23 +21,53 @@ def test_unmapped_required_column_is_a_problem(demo_plan):
     entity = demo_plan.entities.get(name="accounts")
     entity.fields.get(target_column="name").delete()
     preview = entity_preview(entity=entity, limit=20)
-    assert preview.problems == ["Required target column “name” is not mapped: every row would "
-                                "fail to load."]
+    assert preview.problems == [
+        "Required target column “name” is not mapped: every row would fail to load."
+    ]
 
 
-def test_text_into_a_timestamp_column_is_a_problem_and_marks_the_cells(client_for, analyst,
-                                                                        demo_plan):
+def test_text_into_a_timestamp_column_is_a_problem_and_marks_the_cells(
+    client_for, analyst, demo_plan
+):
     entity = demo_plan.entities.get(name="accounts")
     field = entity.fields.get(target_column="legacy_created_date")
     field.steps.all().delete()
     field.source_columns = ["Cust_Name"]
     field.save()
     preview = entity_preview(entity=entity, limit=20)
-    cells = [c for r in preview.rows for c in r.result if c.column == "legacy_created_date"
-             and c.value is not None]
-    body = client_for(analyst).get(reverse("mappings:entity_preview", kwargs={
-        "slug": demo_plan.slug, "uuid": entity.uuid})).content.decode()
-    assert preview.problems == [f"{len(cells)} values of “legacy_created_date” are not a valid "
-                                "timestamp: the load would reject them."]
-    assert all(c.error == "not a valid timestamp for “legacy_created_date”" for c in cells)
-    assert "1 problem<" in body and "are not a valid timestamp" in body
+    cells = [
+        c
+        for r in preview.rows
+        for c in r.result
+        if c.column == "legacy_created_date" and c.value is not None
+    ]
+    body = (
+        client_for(analyst)
+        .get(
+            reverse("mappings:entity_preview", kwargs={"slug": demo_plan.slug, "uuid": entity.uuid})
+        )
+        .content.decode()
+    )
+    assert preview.problems == [
+        f"{len(cells)} values of “legacy_created_date” are not a valid timestamp: the load would "
+        "reject them.",
+        "“legacy_created_date” is a timestamp column fed text from “Cust_Name” with no "
+        "parse_date step: add one with the source's date formats.",
+    ]
+    assert all(
+        c.error == "not a valid timestamp for “legacy_created_date”" and c.rule == "type"
+        for c in cells
+    )
+    assert "2 problems<" in body and "are not a valid timestamp" in body
+    assert "<b>type</b>: not a valid timestamp for “legacy_created_date”" in body
+
+
+def test_text_dates_without_a_parse_rule_are_a_problem_even_when_they_parse(demo_plan):
+    entity = demo_plan.entities.get(name="accounts")
+    field = entity.fields.get(target_column="legacy_created_date")
+    field.steps.all().delete()
+    preview = entity_preview(entity=entity, limit=20)
+    assert (
+        "“legacy_created_date” is a timestamp column fed text from “Creation_Date” with no "
+        "parse_date step: add one with the source's date formats." in preview.problems
+    )

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from tests.mappings.workbench_fixtures import demo_files, demo_systems  # noqa: F401
-from validation.profiling import profile_frame, value_shape
+from validation.profiling import duplicate_candidates, profile_column, profile_frame, value_shape
 
 
 def test_value_shape_maps_digits_letters_and_keeps_punctuation():
@@ -33,3 +33,61 @@ def test_profiling_finds_the_demo_phone_shapes(client_for, viewer, demo_systems)
     assert "suggest: phone_format" in body
     assert "suggest: parse_date with formats:" in body
     assert "Computed on all 300 rows" in body
+
+
+def _labels(name: str, values: list[str | None]) -> list[str]:
+    column = profile_column(name, pd.Series(values, dtype=object))
+    return [s.label.split(" ")[0] for s in column.suggestions]
+
+
+@pytest.mark.parametrize(
+    "name,values",
+    [
+        ("State_Code", ["CA", "ny", "TX", "Wa", "or", "NV"] * 20),
+        (
+            "Phone_Number",
+            [
+                "555-123-4567",
+                "(555) 123-4567",
+                "555.123.4567",
+                "+1 555 123 4567",
+                "5551234567 ext",
+                "555 123 4567 Home",
+            ]
+            * 20,
+        ),
+        ("Contact", ["ab12-XY34", "cd56-zw78", "EF90-gh12"] * 30),  # id-like: digit-heavy
+        ("Email_Address", ["Ann@Example.com", "bob@example.COM", " cy@ex.org "] * 30),
+    ],
+)
+def test_no_title_case_for_code_like_columns(name, values):
+    assert "title" not in _labels(name, values)
+
+
+def test_short_codes_in_mixed_case_get_upper_and_words_get_title():
+    assert "upper" in _labels("State_Code", ["CA", "ny", "TX", "Wa"] * 20)
+    assert "title" in _labels("Cust_Name", ["ACME CORP", "acme ltd", "Big River Inc"] * 20)
+
+
+def test_suggestions_carry_the_steps_they_would_add():
+    dates = profile_column("Order_Date", pd.Series(["2024-01-02", "01/02/2024"] * 40))
+    parse = dates.suggestions[0]
+    assert parse.steps == (("parse_date", {"formats": ["%Y-%m-%d", "%m/%d/%Y"], "output": "date"}),)
+    status = profile_column("Status", pd.Series(["open", "OPEN", "closed"] * 30))
+    assert [s.steps[0][0] for s in status.suggestions] == ["title", "value_map"]
+    assert status.suggestions[-1].needs_lookup
+
+
+def test_duplicate_candidates_on_any_columns():
+    frame = pd.DataFrame(
+        {
+            "id": ["1", "2", "3", "4"],
+            "email": ["a@x", "b@x", "a@x", None],
+            "name": ["Ann", "Bob", "Ann", None],
+        },
+        dtype=object,
+    )
+    assert duplicate_candidates(frame, ["email"]) == [("a@x", 2)]
+    assert duplicate_candidates(frame, ["email", "name"]) == [("a@x | Ann", 2)]
+    assert duplicate_candidates(frame, ["id"]) == []
+    assert duplicate_candidates(frame, ["nope"]) == []

@@ -114,7 +114,7 @@ def test_preview_partial_marks_failing_cells(client_for, viewer, demo_plan):
     entity = _entity(demo_plan)
     url = _url("entity_preview", demo_plan, entity) + "?n=50"
     body = client_for(viewer).get(url, **HTMX).content.decode()
-    assert 'class="bad" title="' in body
+    assert 'class="res bad" data-col="' in body and '<span class="cell-error"><b>' in body
     assert 'class="row-failed"' in body
 
 

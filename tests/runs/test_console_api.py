@@ -38,7 +38,10 @@ def test_api_launch_one_entity_dry_run_and_read_status(analyst, demo_plan, eager
     assert created.status_code == 201, created.content
     status = client.get(f"/api/runs/{created.data['uuid']}/").json()
     assert (status["status"], status["scope_entity"], status["extracted"]) == (
-        "succeeded", "accounts", 300)
+        "succeeded",
+        "accounts",
+        300,
+    )
     assert status["progress"]["pct"] == 100
     assert status["progress"]["open_errors"] == status["failed"]
     assert [e["name"] for e in status["progress"]["entities"]] == ["accounts"]
@@ -53,8 +56,7 @@ def test_api_production_gate(analyst, operator, approver, demo_plan, eager_celer
     assert refused.json()["signoff_required"] is True
     assert "must be signed off" in refused.json()["detail"]
     version = plan_version_create(plan=demo_plan, user=None)
-    SignOff.objects.create(plan=demo_plan, version=version, approver=approver,
-                           decision="approved")
+    SignOff.objects.create(plan=demo_plan, version=version, approver=approver, decision="approved")
     launched = _launch(_api(operator), demo_plan, mode="load")
     assert launched.status_code == 201 and launched.data["status"] == "succeeded"
 
@@ -76,23 +78,27 @@ def test_api_queue_filters_correct_and_reprocess_once(
 ):
     run = run_create(plan=demo_plan, user=None, mode="load")
     client = _api(analyst)
-    listed = client.get("/api/failed-records/", {"run": str(run.uuid), "entity": "accounts",
-                                                 "field": "email", "status": "open"}).json()
+    listed = client.get(
+        "/api/failed-records/",
+        {"run": str(run.uuid), "entity": "accounts", "field": "email", "status": "open"},
+    ).json()
     assert listed["results"] and {r["field"] for r in listed["results"]} == {"email"}
     record = next(r for r in listed["results"] if len(r["errors"]) == 1)
     url = f"/api/failed-records/{record['uuid']}/"
     assert _api(viewer).patch(url, {"corrected_values": {}}, format="json").status_code == 403
-    patched = client.patch(url, {"corrected_values": {"Email_Address": "api@example.com"}},
-                           format="json")
+    patched = client.patch(
+        url, {"corrected_values": {"Email_Address": "api@example.com"}}, format="json"
+    )
     assert patched.json()["status"] == "fixed"
-    result = client.post("/api/failed-records/reprocess/", {"ids": [record["uuid"]]},
-                         format="json").json()
+    result = client.post(
+        "/api/failed-records/reprocess/", {"ids": [record["uuid"]]}, format="json"
+    ).json()
     assert (result["fixed"], result["still_failing"]) == (1, 0)
-    again = client.post("/api/failed-records/reprocess/", {"ids": [record["uuid"]]},
-                        format="json")
+    again = client.post("/api/failed-records/reprocess/", {"ids": [record["uuid"]]}, format="json")
     assert again.status_code == 400
-    assert pg.query(demo_target_db, "SELECT count(*) FROM accounts WHERE email = %s",
-                    ("api@example.com",)) == [(1,)]
+    assert pg.query(
+        demo_target_db, "SELECT count(*) FROM accounts WHERE email = %s", ("api@example.com",)
+    ) == [(1,)]
     assert client.get(url).json()["status"] == "reprocessed"
 
 
@@ -101,8 +107,9 @@ def test_api_ignore_by_filter_with_reason(analyst, demo_plan, eager_celery):
     client = _api(analyst)
     body = {"filter": {"run": str(run.uuid), "entity": "orders"}}
     assert client.post("/api/failed-records/ignore/", body, format="json").status_code == 400
-    done = client.post("/api/failed-records/ignore/", body | {"reason": "test orders"},
-                       format="json").json()
+    done = client.post(
+        "/api/failed-records/ignore/", body | {"reason": "test orders"}, format="json"
+    ).json()
     assert done["ignored"] == FailedRecord.objects.filter(run=run, entity="orders").count() > 0
 
 
@@ -120,9 +127,15 @@ def test_api_rollback_operator_only_and_listed(analyst, operator, demo_plan, eag
 def test_api_schema_documents_console_endpoints(viewer):
     schema = _api(viewer).get("/api/schema/", {"format": "json"}).json()
     paths = schema["paths"]
-    for path in ("/api/runs/", "/api/runs/{uuid}/pause/", "/api/runs/{uuid}/rollback/",
-                 "/api/runs/{uuid}/rollbacks/", "/api/failed-records/",
-                 "/api/failed-records/reprocess/", "/api/failed-records/ignore/"):
+    for path in (
+        "/api/runs/",
+        "/api/runs/{uuid}/pause/",
+        "/api/runs/{uuid}/rollback/",
+        "/api/runs/{uuid}/rollbacks/",
+        "/api/failed-records/",
+        "/api/failed-records/reprocess/",
+        "/api/failed-records/ignore/",
+    ):
         assert path in paths, path
     assert "patch" in paths["/api/failed-records/{uuid}/"]
     params = {p["name"] for p in paths["/api/failed-records/"]["get"]["parameters"]}

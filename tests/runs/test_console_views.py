@@ -161,12 +161,14 @@ def test_reprocess_fixed_record_through_the_view_loads_once_and_closes(
     assert record.status == FailedRecordStatus.REPROCESSED
     assert FailedRecord.objects.filter(run=run, status="open").count() == open_before - 1
     assert pg.query(
-        demo_target_db, "SELECT count(*) FROM accounts WHERE account_number = %s",
+        demo_target_db,
+        "SELECT count(*) FROM accounts WHERE account_number = %s",
         (record.source_key,),
     ) == [(1,)]
     client.post(reverse("runs:queue_reprocess"), {"ids": [str(record.uuid)], "scope": "selected"})
     assert pg.query(
-        demo_target_db, "SELECT count(*) FROM accounts WHERE account_number = %s",
+        demo_target_db,
+        "SELECT count(*) FROM accounts WHERE account_number = %s",
         (record.source_key,),
     ) == [(1,)]
 
@@ -175,10 +177,13 @@ def test_viewer_cannot_work_the_queue(client_for, viewer, demo_plan, eager_celer
     run = run_create(plan=demo_plan, user=None, mode="dry_run")
     record = FailedRecord.objects.filter(run=run).first()
     client = client_for(viewer)
-    ignore = client.post(reverse("runs:queue_ignore"),
-                         {"ids": [str(record.uuid)], "scope": "selected", "reason": "x"})
-    reprocess = client.post(reverse("runs:queue_reprocess"),
-                            {"ids": [str(record.uuid)], "scope": "selected"})
+    ignore = client.post(
+        reverse("runs:queue_ignore"),
+        {"ids": [str(record.uuid)], "scope": "selected", "reason": "x"},
+    )
+    reprocess = client.post(
+        reverse("runs:queue_reprocess"), {"ids": [str(record.uuid)], "scope": "selected"}
+    )
     assert (ignore.status_code, reprocess.status_code) == (403, 403)
     record.refresh_from_db()
     assert record.status == "open"
@@ -207,7 +212,8 @@ def test_queue_page_filters_groups_top_errors_and_exports_csv(
     page = client.get(reverse("runs:queue", args=[run.uuid]), {"entity": "accounts"})
     assert {r.entity for r in page.context["records"]} == {"accounts"}
     top = client.get(reverse("runs:queue_top", args=[run.uuid]), {"entity": "accounts"}).context[
-        "top_errors"]
+        "top_errors"
+    ]
     assert top[0]["n"] >= top[-1]["n"] and "'…'" in top[0]["pattern"]
     export = client.get(reverse("runs:queue_export", args=[run.uuid]), {"entity": "accounts"})
     lines = b"".join(export.streaming_content).decode().strip().splitlines()

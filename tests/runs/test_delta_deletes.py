@@ -9,7 +9,9 @@ from runs.connections import connector_for
 from runs.enums import BatchKind, RunStatus
 from runs.models import Batch, Rollback
 from runs.services import run_create, run_rollback_request
+from tests.runs.conftest import sync_plan  # noqa: F401 - a fixture used as an argument
 from tests.support import pg
+from validation.services import run_report_build
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -68,3 +70,37 @@ def test_load_run_never_deletes(eager_celery, demo_plan, demo_target_db):
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert not Batch.objects.filter(run=run, kind=BatchKind.DELETES).exists()
     assert run.deleted == 0
+
+
+def _diff(run) -> dict:
+    report = run_report_build(run=run, reason="test")
+    return report.verdict, report.data["key_diffs"]["src"]
+
+
+def test_reconciliation_after_a_mark_delta_counts_marked_rows_and_flags_wrong_marks(
+    eager_celery,
+    sync_plan,  # noqa: F811 - the fixture imported above
+):
+    plan, src, tgt = sync_plan
+    pg.query(tgt, "ALTER TABLE tgt ADD COLUMN deleted_at timestamptz")
+    plan.entities.update(
+        delete_policy="mark", delete_mark_column="deleted_at", delete_mark_value="now"
+    )
+    full = _launch(plan)
+    assert full.status == RunStatus.SUCCEEDED, full.error
+    pg.query(src, "DELETE FROM src WHERE id IN (3, 7, 11)")
+    pg.query(src, "UPDATE src SET name = 'renamed' WHERE id = 20")  # the delta writes it
+    delta = _launch(plan, mode="delta")
+    assert (delta.status, delta.deleted) == (RunStatus.SUCCEEDED, 3), delta.error
+    marked = pg.query(tgt, "SELECT ext FROM tgt WHERE deleted_at IS NOT NULL ORDER BY ext")
+    assert marked == [("11",), ("3",), ("7",)]
+    verdict, diff = _diff(delta)
+    assert diff["clean"] and diff["marked"] == 3, diff  # marked as meant: neither extra nor changed
+    assert verdict != "fail"
+    # the target changed silently: a row the delta wrote got marked, one it marked lost it
+    pg.query(tgt, "UPDATE tgt SET deleted_at = now() WHERE ext = '20'")
+    pg.query(tgt, "UPDATE tgt SET deleted_at = NULL WHERE ext = '7'")
+    verdict, diff = _diff(delta)
+    assert (diff["clean"], verdict, diff["missing"], diff["marked"]) == (False, "fail", 0, 3)
+    wrong = pg.query(tgt, "SELECT id FROM tgt WHERE ext IN ('7', '20') ORDER BY id")
+    assert diff["changed_keys"] == [str(r[0]) for r in wrong]

@@ -46,10 +46,15 @@ def _launch(plan, mode="load", **kwargs) -> Run:
     return run
 
 
-def test_dry_run_writes_nothing_and_fills_the_queue(eager_celery, demo_plan, demo_target_db):
+def test_dry_run_writes_nothing_and_fills_the_queue(
+    eager_celery, demo_plan, demo_target_db, client_for, viewer
+):
+    demo_plan.failure_threshold_pct = 1  # a load would abort; the dry run goes on and says so
+    demo_plan.save()
     before = _checksums(demo_plan)
     run = _launch(demo_plan, mode="dry_run")
     assert run.status == RunStatus.SUCCEEDED, run.error
+    _assert_would_abort(run, client_for(viewer))
     assert _checksums(demo_plan) == before
     assert pg.query(
         demo_target_db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'mp_ledger'"
@@ -147,6 +152,35 @@ def test_delta_run_moves_only_changed_rows(eager_celery, demo_plan, demo_source_
                 'WHERE "Customer_ID" = %s',
                 (name, modified, key),
             )
+
+
+def _assert_would_abort(run, client) -> None:
+    """The run page, the report page and the API name the batch where a load would abort."""
+    done = list(
+        run.batches.filter(status=BatchStatus.DONE)
+        .order_by("finished_at", "seq")
+        .values_list("seq", "extracted", "failed")
+    )
+    totals = [
+        (sum(d[1] for d in done[: i + 1]), sum(d[2] for d in done[: i + 1]))
+        for i in range(len(done))
+    ]
+    first = next(i for i, (ext, bad) in enumerate(totals) if ext and bad * 100 / ext > 1)
+    extracted, failed = totals[first]
+    text = (
+        f"A load would have aborted at batch {done[first][0]}: failure rate "
+        f"{failed * 100 / extracted:.1f}% &gt; threshold 1%"
+    )
+    api = client.get(f"/api/runs/{run.uuid}/").json()["would_abort"]
+    assert (api["batch"], api["failed"], api["extracted"], api["threshold_pct"]) == (
+        done[first][0],
+        failed,
+        extracted,
+        1.0,
+    )
+    assert api["message"].startswith(text.replace("&gt;", ">"))
+    assert text in client.get(f"/runs/{run.uuid}/").content.decode()
+    assert text in client.get(f"/runs/{run.uuid}/report/").content.decode()
 
 
 def test_failure_threshold_fails_and_rolls_back(eager_celery, demo_plan):

@@ -35,8 +35,15 @@ def mysql_source():
     with mysql.throwaway_database("runs_my_src") as name:
         legacy_crm.build_source(mysql.url_for(name), rows=DEMO_ROWS, seed=7)
         p = mysql.admin_params()
-        system = System(name="Legacy CRM (MySQL)", kind="mysql", host=p["host"], port=p["port"],
-                        database=name, username=p["user"], role="source")
+        system = System(
+            name="Legacy CRM (MySQL)",
+            kind="mysql",
+            host=p["host"],
+            port=p["port"],
+            database=name,
+            username=p["user"],
+            role="source",
+        )
         system.set_secret(p["password"])
         system.save()
         yield name, system
@@ -50,31 +57,41 @@ def _run(plan):
 
 
 def _outcome(run):
-    failures = Counter(FailedRecord.objects.filter(run=run)
-                       .values_list("entity", "field", "category", "source_key"))
-    return ((run.extracted, run.loaded, run.failed, run.filtered, run.duplicates,
-             run.entity_totals), failures)
+    failures = Counter(
+        FailedRecord.objects.filter(run=run).values_list(
+            "entity", "field", "category", "source_key"
+        )
+    )
+    return (
+        (run.extracted, run.loaded, run.failed, run.filtered, run.duplicates, run.entity_totals),
+        failures,
+    )
 
 
 def _validation(run):
     """The run report's verdict and every check's (phase, kind, entity, status)."""
     results = ValidationResult.objects.filter(run=run).select_related("rule")
     return RunReport.objects.get(run=run).verdict, sorted(
-        (r.rule.phase, r.rule.kind, r.rule.entity, r.status) for r in results)
+        (r.rule.phase, r.rule.kind, r.rule.entity, r.status) for r in results
+    )
 
 
 def _rows(dbname: str) -> list[list[tuple]]:
     """The target's rows with surrogate ids replaced by the parents' external keys (a rolled
     back run leaves the id sequences advanced, so ids differ between two equal runs)."""
-    return [pg.query(dbname, q) for q in (
-        "SELECT account_number, name, billing_street, billing_city, billing_state, "
-        "billing_postal_code, phone, email, legacy_created_date::text, account_status, "
-        "description, legacy_uuid::text FROM accounts ORDER BY 1",
-        "SELECT c.legacy_contact_id, a.account_number, c.first_name, c.last_name, c.email, "
-        "c.phone, c.title FROM contacts c JOIN accounts a ON a.id = c.account_id ORDER BY 1",
-        "SELECT o.legacy_order_id, c.legacy_contact_id, o.order_date::text, "
-        "o.total_amount::text, o.currency, o.status FROM orders o "
-        "JOIN contacts c ON c.id = o.contact_id ORDER BY 1")]
+    return [
+        pg.query(dbname, q)
+        for q in (
+            "SELECT account_number, name, billing_street, billing_city, billing_state, "
+            "billing_postal_code, phone, email, legacy_created_date::text, account_status, "
+            "description, legacy_uuid::text FROM accounts ORDER BY 1",
+            "SELECT c.legacy_contact_id, a.account_number, c.first_name, c.last_name, c.email, "
+            "c.phone, c.title FROM contacts c JOIN accounts a ON a.id = c.account_id ORDER BY 1",
+            "SELECT o.legacy_order_id, c.legacy_contact_id, o.order_date::text, "
+            "o.total_amount::text, o.currency, o.status FROM orders o "
+            "JOIN contacts c ON c.id = o.contact_id ORDER BY 1",
+        )
+    ]
 
 
 def _checksums(plan):
@@ -108,7 +125,8 @@ def test_mysql_source_loads_what_the_postgresql_source_loads(
     assert pg_validation[0] == "pass" and len(pg_validation[1]) == 10
     assert [len(rows) for rows in pg_target] == [255, 470, 707]
     assert sum(pg.query(demo_target_db, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES) == (
-        from_my.loaded)
+        from_my.loaded
+    )
     rollback = run_rollback_request(run=from_my, user=None)
     rollback.refresh_from_db()
     assert rollback.status == "verified"

@@ -23,11 +23,21 @@ print(len(app.tasks), ",".join(heavy))
 def _start(code: str) -> tuple[int, str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "migration_planner.settings"}
     env.pop("CELERY_SKIP_CHECKS", None)
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, text=True,
-                            capture_output=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
-    tasks, heavy = result.stdout.strip().split(" ", 1) if " " in result.stdout.strip() else (
-        result.stdout.strip(), "")
+    tasks, heavy = (
+        result.stdout.strip().split(" ", 1)
+        if " " in result.stdout.strip()
+        else (result.stdout.strip(), "")
+    )
     return int(tasks), heavy
 
 
@@ -43,12 +53,21 @@ def test_the_check_catches_a_heavy_import():
 
 
 def test_arrow_uses_the_system_allocator_in_the_app():
-    code = ("import django; django.setup(); import pyarrow as pa; "
-            "print(0, pa.default_memory_pool().backend_name)")
+    code = (
+        "import django; django.setup(); import pyarrow as pa; "
+        "print(0, pa.default_memory_pool().backend_name)"
+    )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "migration_planner.settings"}
     env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, text=True,
-                            capture_output=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "system"]
 
@@ -56,12 +75,14 @@ def test_arrow_uses_the_system_allocator_in_the_app():
 def test_pool_children_load_the_engine_when_they_start():
     """The parent stays light; each pool child imports the engine as it starts (Celery's
     worker_process_init), not in the middle of a run's first batch."""
-    tasks, heavy = _start(WORKER_START.replace(
-        "heavy = ",
-        "from celery.signals import worker_process_init\n"
-        "worker_process_init.send(sender=None)\n"
-        "import gc\n"
-        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
-        "heavy = ",
-    ))
+    tasks, heavy = _start(
+        WORKER_START.replace(
+            "heavy = ",
+            "from celery.signals import worker_process_init\n"
+            "worker_process_init.send(sender=None)\n"
+            "import gc\n"
+            "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
+            "heavy = ",
+        )
+    )
     assert heavy == "numpy,pandas,pyarrow"

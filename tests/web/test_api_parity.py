@@ -40,6 +40,9 @@ ACTIONS: dict[str, list[str]] = {
     "mappings:field_save": ["POST /api/field-mappings/", "PATCH /api/field-mappings/{uuid}/"],
     "mappings:field_delete": ["DELETE /api/field-mappings/{uuid}/"],
     "mappings:step_add": ["POST /api/rule-steps/"],
+    "mappings:suggestion_apply": [
+        "POST /api/plans/{slug}/entities/{entity_name}/profile-suggestions/"
+    ],
     "mappings:step_save": ["PATCH /api/rule-steps/{uuid}/"],
     "mappings:step_move": ["POST /api/rule-steps/{uuid}/move/"],
     "mappings:step_delete": ["DELETE /api/rule-steps/{uuid}/"],
@@ -76,6 +79,8 @@ ACTIONS: dict[str, list[str]] = {
     "validation:uat_case_delete": ["DELETE /api/uat-cases/{uuid}/"],
     "validation:uat_result": ["POST /api/uat-cases/{uuid}/results/"],
     "validation:signoff_decide": ["POST /api/signoffs/"],
+    "accounts:tokens": ["POST /api/tokens/"],
+    "accounts:token_revoke": ["DELETE /api/tokens/{uuid}/"],
     "validation:cutover_step": [
         "POST /api/cutovers/{slug}/open/",
         "POST /api/cutovers/{slug}/freeze/",
@@ -108,6 +113,10 @@ READS: dict[str, list[str]] = {
     "mappings:system_detail": ["GET /api/systems/{uuid}/"],
     "mappings:system_schema": ["GET /api/systems/{uuid}/schema/"],
     "mappings:table_profile": ["GET /api/systems/{uuid}/tables/{table}/profile/"],
+    "mappings:entity_profile": [
+        "GET /api/systems/{uuid}/tables/{table}/profile/",
+        "GET /api/plans/{slug}/entities/{entity_name}/profile-suggestions/",
+    ],
     "runs:run_list": ["GET /api/runs/"],
     "runs:run_compare": ["GET /api/runs/compare/"],
     "runs:run_detail": ["GET /api/runs/{uuid}/"],

@@ -176,7 +176,8 @@ PAGES = {
     "mappings:system_detail": (V, V), "mappings:system_edit": (S, S),
     "mappings:system_delete": (S, S), "mappings:system_test": (S, S),
     "mappings:system_schema": (V, V), "mappings:system_upload": (S, S),
-    "mappings:table_profile": (V, V),
+    "mappings:table_profile": (V, V), "mappings:entity_profile": (V, V),
+    "mappings:suggestion_apply": (E, E),
     "runs:run_list": (V, V), "runs:run_compare": (V, V), "runs:run_detail": (V, V),
     "runs:run_live": (V, V), "runs:run_pause": (C, C), "runs:run_resume": (C, C),
     "runs:run_cancel": (C, C), "runs:run_stop": (C, C),
@@ -196,6 +197,7 @@ PAGES = {
     "validation:audit": (AU, AU),
     "validation:reconcile": (RC, RC),
     "validation:cutover": (V, V), "validation:cutover_step": (R, R),
+    "accounts:tokens": (V, V), "accounts:token_revoke": (V, V),
 }
 _CRUD = {"put": E, "patch": E, "delete": E}
 # API route name -> {method: capability}; every GET is "view".
@@ -203,7 +205,8 @@ API = {
     "system-list": {"post": S}, "system-detail": {"put": S, "patch": S, "delete": S},
     "system-table-schema": {}, "system-test-connection": {"post": S},
     "plan-list": {"post": E}, "plan-import-yaml": {"post": E}, "plan-detail": _CRUD,
-    "plan-preview": {"post": V}, "plan-set-status": {"post": E}, "plan-version-diff": {},
+    "plan-preview": {"post": V}, "plan-profile-suggestions": {"post": E},
+    "plan-set-status": {"post": E}, "plan-version-diff": {},
     "plan-version-revert": {"post": E}, "plan-versions": {"post": E}, "plan-yaml": {},
     "milestone-list": {"post": E}, "milestone-detail": _CRUD,
     "entity-list": {"post": E}, "entity-detail": _CRUD,
@@ -233,11 +236,12 @@ API = {
     "uat-case-coverage": {},
     "signoff-list": {"post": SO}, "signoff-detail": {},
     "audit-event-list": {}, "audit-event-detail": {},
+    "access-token-list": {"post": V}, "access-token-detail": {"delete": V},
 }
 API_UUID = {"systems": "system", "entities": "entity", "field-mappings": "field",
             "rule-steps": "step", "lookups": "lookup", "runs": "run",
             "failed-records": "record", "validation-rules": "rule", "uat-cases": "uat",
-            "signoffs": "signoff"}
+            "signoffs": "signoff", "tokens": "token"}
 
 
 def _api_routes():
@@ -318,6 +322,7 @@ def matrix_objects(objects):
                                      decision="rejected", reason="r")
     objects["uuid"]["signoff"] = str(signoff.uuid)
     objects["audit"] = audit_record(action="create", obj=plan).pk
+    objects["uuid"]["token"] = "0b7f7d3e-5f7a-4c57-9d43-6f1de0c0a001"  # nobody's: 404
     objects["step"] = objects["uuid"]["step"]
     return objects
 

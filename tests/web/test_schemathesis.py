@@ -12,10 +12,10 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from accounts.services import token_create
 from tests.web.test_every_url_checks_roles import objects  # noqa: F401 -- a fixture
 
 pytestmark = [
@@ -61,7 +61,7 @@ def _exercise(operation, headers: dict, failures: list[str]) -> None:
 
 
 def _failures(user) -> tuple[int, list[str]]:
-    token = Token.objects.get_or_create(user=user)[0].key
+    token = token_create(user=user, name="schemathesis")[1]
     headers = {"Authorization": f"Token {token}"}
     schema = schemathesis.openapi.from_wsgi(
         "/api/schema/?format=json", get_wsgi_application(), headers=headers

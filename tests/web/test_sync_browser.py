@@ -1,7 +1,8 @@
 """Browser journey of a sync run (Chromium via Playwright, real Celery worker): an operator
 launches "Full load + CDC sync", watches lag, events/s and per-table counts while a separate
 process writes to the source, stops it (drain & finish) and sees it finished with the slot
-dropped. Screenshots: artifacts/screenshots/sync-*.png."""
+dropped; first, a transaction left open on the source holds up creating the slot and the page
+names its pid. Screenshots: artifacts/screenshots/sync-*.png."""
 # ruff: noqa: F811 -- pytest fixtures imported from tests.runs.conftest are used as arguments
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg2
 import pytest
 from django.contrib.auth.models import Group
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from runs.engine.cdc.slot import slot_info
 from runs.models import Run
@@ -41,12 +44,6 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"sync-{name}.png"), full_page=True)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent in the full suite (issue 19 stays open): the launch POST of a sync run "
-    "took over 30 s once, likely creating the replication slot waiting on another session's "
-    "open transaction on the shared test cluster",
-)
 def test_sync_journey_streams_then_drains_on_stop(page, live_server, sync_plan, start_worker):
     plan, _, tgt = sync_plan
     for name in ("analyst", "operator"):
@@ -60,6 +57,12 @@ def test_sync_journey_streams_then_drains_on_stop(page, live_server, sync_plan, 
     page.click("button[type=submit], input[type=submit]")
     page.wait_for_url(f"{base}/")
 
+    # A transaction left open on the source (it holds an xid) holds up creating the slot: the
+    # launch itself returns at once, the page names the session the slot waits for.
+    blocker = psycopg2.connect(**{**pg.admin_params(), "dbname": plan.source.database})
+    with blocker.cursor() as cur:
+        cur.execute("UPDATE src SET name = name WHERE id = 1 RETURNING pg_backend_pid()")
+        pid = cur.fetchone()[0]
     page.goto(f"{base}/plans/{plan.slug}/launch/")
     page.select_option("#id_mode", "sync")
     page.click("text=Show what will happen")
@@ -67,7 +70,16 @@ def test_sync_journey_streams_then_drains_on_stop(page, live_server, sync_plan, 
     page.click("#launch-confirm button[name=confirm]")
     page.wait_for_selector("#sync-panel")
     run = Run.objects.get(plan=plan)
+    shown = f"for 1 open transaction on the source server (pid {pid})"
+    try:  # a session of another test left open on this server would be listed too: named here
+        page.wait_for_selector(f"#cdc-slot-wait:has-text('{shown}')", timeout=SLOW)
+    except PlaywrightTimeout:
+        raise AssertionError(page.inner_text("#sync-panel")) from None
+    _shot(page, "00-slot-waits")
+    blocker.rollback()
+    blocker.close()
     page.wait_for_selector("#sync-panel:has-text('streaming')", timeout=SLOW)
+    assert page.locator("#cdc-slot-wait").count() == 0
     writer = subprocess.Popen(
         [
             sys.executable,

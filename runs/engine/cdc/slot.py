@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 import psycopg2.extras
 
 from runs.engine.connectors.postgres import PostgresConnector
@@ -158,9 +159,74 @@ class ExportedSlot:
             self.conn.close()
 
 
-def slot_create(params: dict[str, Any], name: str) -> ExportedSlot:
-    """Create logical slot ``name`` exporting its snapshot. Refuses (EngineError) a slot that
-    already exists: an existing slot is never reused silently."""
+class SlotWaitTimeout(EngineError):
+    """Creating the slot waited too long for transactions open on the source server."""
+
+
+# Who a slot being created waits for: PostgreSQL makes a logical slot consistent only once every
+# transaction holding a transaction id when it started (on ANY database of the server) has
+# ended, and any that started meanwhile but was running at its next check; the one it waits on
+# now is in pg_blocking_pids. Other users' sessions show NULL xids without pg_read_all_stats, so
+# pg_blocking_pids also names those (one at a time).
+_BLOCKERS = """
+SELECT pid, datname, usename, state, to_char(xact_start, 'YYYY-MM-DD HH24:MI:SS TZ'),
+       left(regexp_replace(query, '\\s+', ' ', 'g'), 120)
+FROM pg_stat_activity
+WHERE pid NOT IN (%(walsender)s, pg_backend_pid())
+  AND (pid = ANY(pg_blocking_pids(%(walsender)s))
+       OR (backend_xid IS NOT NULL AND xact_start <= %(started)s))
+ORDER BY xact_start NULLS LAST, pid
+"""
+
+
+def slot_blockers(cur: Any, walsender: int, started: Any) -> list[dict[str, Any]]:
+    """The sessions a slot being created (by backend ``walsender`` since ``started``, server
+    time) still waits for: pid, database, user, state, transaction start, query. Read-only."""
+    cur.execute(_BLOCKERS, {"walsender": walsender, "started": started})
+    keys = ("pid", "database", "user", "state", "since", "query")
+    return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
+
+
+def blockers_text(blockers: list[dict[str, Any]]) -> str:
+    """'pid 123 (database d, user u, idle in transaction since …: query)' joined. Pure."""
+    parts = []
+    for b in blockers:
+        facts = [
+            f"database {b['database']}" if b.get("database") else "",
+            f"user {b['user']}" if b.get("user") else "",
+            f"{b['state']} since {b['since']}" if b.get("since") else (b.get("state") or ""),
+        ]
+        detail = ", ".join(f for f in facts if f)
+        query = f": {b['query']}" if b.get("query") else ""
+        parts.append(f"pid {b['pid']}" + (f" ({detail}{query})" if detail or query else ""))
+    return "; ".join(parts) or "none visible to this user"
+
+
+def _poll(conn: Any, seconds: float) -> bool:
+    """One step of an async connection; True once its command completed."""
+    state = conn.poll()
+    if state == psycopg2.extensions.POLL_OK:
+        return True
+    if state == psycopg2.extensions.POLL_READ:
+        select.select([conn], [], [], seconds)
+    else:
+        select.select([], [conn], [], seconds)
+    return False
+
+
+def slot_create(
+    params: dict[str, Any],
+    name: str,
+    *,
+    on_wait: Callable[[float, list[dict[str, Any]]], None] | None = None,
+    timeout: float = 300.0,
+    report_every: float = 1.0,
+) -> ExportedSlot:
+    """Create logical slot ``name`` exporting its snapshot. While PostgreSQL waits for open
+    transactions on the source server, ``on_wait(seconds, blockers)`` is called about every
+    ``report_every`` s; past ``timeout`` s the creation is cancelled (no slot is left) and
+    SlotWaitTimeout names the blocking pids. Refuses (EngineError) a slot that already exists:
+    an existing slot is never reused silently."""
     check_slot_name(name)
     if slot_info(params, name) is not None:
         raise EngineError(
@@ -168,12 +234,72 @@ def slot_create(params: dict[str, Any], name: str) -> ExportedSlot:
             f"(SELECT pg_drop_replication_slot('{name}')) if nothing uses it"
         )
     conn = psycopg2.connect(
-        **params, connection_factory=psycopg2.extras.LogicalReplicationConnection
+        **params, connection_factory=psycopg2.extras.LogicalReplicationConnection, async_=True
     )
-    cur = conn.cursor()
-    cur.execute(f"CREATE_REPLICATION_SLOT {name} LOGICAL {PLUGIN} EXPORT_SNAPSHOT")
-    _, lsn, snapshot, _ = cur.fetchone()
+    watch = psycopg2.connect(**params)
+    watch.autocommit = True
+    try:
+        while not _poll(conn, report_every):
+            pass
+        walsender = conn.get_backend_pid()
+        with watch.cursor() as wcur:
+            wcur.execute("SELECT clock_timestamp()")
+            started = wcur.fetchone()[0]
+            cur = conn.cursor()
+            cur.execute(f"CREATE_REPLICATION_SLOT {name} LOGICAL {PLUGIN} EXPORT_SNAPSHOT")
+            begun = time.monotonic()
+            while not _poll(conn, report_every):
+                waited = time.monotonic() - begun
+                blockers = slot_blockers(wcur, walsender, started)
+                if on_wait is not None:
+                    on_wait(waited, blockers)
+                if waited >= timeout:
+                    _cancel(conn)
+                    raise SlotWaitTimeout(
+                        f"creating replication slot {name!r} timed out after {int(timeout)} s: "
+                        "PostgreSQL creates a logical slot only once every transaction open on "
+                        "the source server when it started has ended (on any of its databases),"
+                        f" and these are still open: {blockers_text(blockers)}. End them (COMMIT"
+                        " or ROLLBACK in that session, or SELECT pg_terminate_backend(<pid>)), "
+                        "then start a new sync"
+                    )
+        _, lsn, snapshot, _ = cur.fetchone()
+    except BaseException:
+        _cancel(conn)  # a slot still being created is ephemeral: cancelled, none is left
+        raise
+    finally:
+        watch.close()
     return ExportedSlot(name=name, lsn=lsn_int(lsn), snapshot=snapshot, conn=conn)
+
+
+def _cancel(conn: Any) -> None:
+    """Cancel the command running on an async connection and close it (a slot still being
+    created is ephemeral: cancelled, it is gone). Idempotent."""
+    if conn.closed:
+        return
+    conn.cancel()
+    try:
+        while not _poll(conn, 1.0):
+            pass
+    except psycopg2.Error:
+        pass
+    conn.close()
+
+
+def snapshot_export(params: dict[str, Any]) -> ExportedSlot:
+    """A read-only REPEATABLE READ transaction on the source, its snapshot exported (for a full
+    load resumed after its slot's snapshot died): valid while ``conn`` stays open and idle;
+    ``lsn`` is the WAL position it was taken at (the slot's start or later)."""
+    conn = psycopg2.connect(**params)
+    conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_export_snapshot(), pg_current_wal_lsn()::text")
+            snapshot, lsn = cur.fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return ExportedSlot(name="", lsn=lsn_int(lsn), snapshot=snapshot, conn=conn)
 
 
 class SnapshotSource(PostgresConnector):

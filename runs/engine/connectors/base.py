@@ -6,6 +6,7 @@ against the introspected schema and ``validate_frame`` (load-stage row validatio
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -273,8 +274,20 @@ class ArrowTextSource(SchemaCache):
 
 # ---------------------------------------------------------------- load-stage validation
 
-_INT_RE = r"\s*[+-]?\d+\s*"
-_NUM_RE = r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*|\s*(?i:[+-]?(?:nan|infinity|inf))\s*"
+# ASCII digits and blanks only: Python's \d and \s also match other scripts' digits ('١٢') and
+# NBSP, which PostgreSQL refuses (the whole batch failed) and SQLite stores as text (found by
+# the oracle test).
+_SP = r"[ \t\n\r\f\v]*"  # the blanks PostgreSQL skips around a number (not NBSP & co.)
+_INT_RE = _SP + r"[+-]?[0-9]+" + _SP
+_NUM_RE = (
+    _SP
+    + r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    + _SP
+    + "|"
+    + _SP
+    + r"(?i:[+-]?(?:nan|infinity|inf))"
+    + _SP
+)
 _UUID_RE = r"\s*\{?[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?\s*"
 _BOOL_WORDS = frozenset({"t", "true", "y", "yes", "on", "1", "f", "false", "n", "no", "off", "0"})
 _INT_BOUNDS = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
@@ -393,6 +406,8 @@ def _column_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.n
     import pyarrow.compute as pc
 
     family = type_family(col.family_type)
+    if col.family_type.lower() in ("json", "jsonb"):
+        return _json_problems(col, series)
     if family == "text":
         fast = _text_length_problems(col, series)
         if fast is not None:
@@ -415,6 +430,39 @@ def _column_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.n
         mask[np.flatnonzero(todo)[bad]] = True
         kind, message = bad_message(col)
         problems.append((kind, mask, message))
+    return problems
+
+
+def _json_refused(text: str) -> bool:
+    """Whether a json/jsonb column refuses the text: strict JSON only (no NaN/Infinity, which
+    Python's json reads and PostgreSQL does not). Pure."""
+
+    def constant(name: str) -> None:
+        raise ValueError(name)
+
+    try:
+        json.loads(text, parse_constant=constant)
+    except ValueError:
+        return True
+    return False
+
+
+def _json_problems(col: ColumnInfo, series: pd.Series) -> list[tuple[str, np.ndarray, str]]:
+    """NOT NULL and JSON syntax of a json/jsonb column (found by the oracle test: invalid JSON
+    failed the whole batch on PostgreSQL and was stored as text on SQLite)."""
+    import numpy as np
+
+    isnull = series.isna().to_numpy()
+    problems = []
+    if not col.nullable and not col.has_default:
+        problems.append(("required_missing", isnull, f"{col.name} is NOT NULL in the target"))
+    values = series.astype(object).to_numpy()
+    bad = np.fromiter(
+        (not null and _json_refused(str(v)) for v, null in zip(values, isnull, strict=True)),
+        dtype=bool,
+        count=len(values),
+    )
+    problems.append(("type_cast", bad, f"not valid JSON ({col.name} {col.data_type})"))
     return problems
 
 

@@ -3,24 +3,57 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Count, Func, Max, Q, QuerySet, Sum, TextField, Value
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from migration_planner.lib.errors import ApplicationError
-
-from .enums import FINISHED_RUN_STATUSES, BatchStatus, FailedRecordStatus, RunMode, RunStatus
-from .models import COUNTERS, Batch, FailedRecord, LedgerEntry, Rollback, Run, RunLog, Worker
-
-OPEN_STATUSES = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
-QUEUE_FILTERS = ("run", "entity", "stage", "category", "field", "status", "q")
-_QUOTED = re.compile(r"'[^']*'|“[^”]*”|\"[^\"]*\"")
-_PG_QUOTED = "'[^']*'|“[^”]*”|\"[^\"]*\""
+from ..enums import FINISHED_RUN_STATUSES, BatchStatus, RunMode, RunStatus
+from ..models import COUNTERS, Batch, FailedRecord, LedgerEntry, Rollback, Run, RunLog, Worker
+from .queue import (  # the error queue's reads, re-exported
+    OPEN_STATUSES as OPEN_STATUSES,
+)
+from .queue import (
+    QUEUE_FILTERS as QUEUE_FILTERS,
+)
+from .queue import (
+    failed_record_facets as failed_record_facets,
+)
+from .queue import (
+    failed_record_filter as failed_record_filter,
+)
+from .queue import (
+    failed_record_filter_planned as failed_record_filter_planned,
+)
+from .queue import (
+    failed_record_get as failed_record_get,
+)
+from .queue import (
+    failed_record_open_count as failed_record_open_count,
+)
+from .queue import (
+    failed_record_page as failed_record_page,
+)
+from .queue import (
+    failed_record_search as failed_record_search,
+)
+from .queue import (
+    failed_record_selection as failed_record_selection,
+)
+from .queue import (
+    failed_record_top_errors as failed_record_top_errors,
+)
+from .queue import (
+    failed_record_total as failed_record_total,
+)
+from .queue import (
+    failure_category_check as failure_category_check,
+)
+from .queue import (
+    message_normalise as message_normalise,
+)
 
 
 def run_list(
@@ -118,7 +151,7 @@ class RunProgress:
 
 
 def _entity_order(run: Run) -> list[str]:
-    from .services.state import run_entities
+    from ..services.state import run_entities
 
     try:
         return [e.name for e in run_entities(run)]
@@ -160,7 +193,7 @@ def run_progress(run: Run) -> RunProgress:
     eta = None
     if rate and run_is_active(run) and total > run.extracted:
         eta = timedelta(seconds=int((total - run.extracted) / rate))
-    open_errors = FailedRecord.objects.filter(run=run, status__in=OPEN_STATUSES).count()
+    open_errors = failed_record_open_count(run=run)
     return RunProgress(entities, pct, elapsed, rate, eta, open_errors)
 
 
@@ -258,125 +291,6 @@ def run_rollbacks(run: Run) -> list[Rollback]:
     return list(Rollback.objects.filter(run=run).select_related("requested_by"))
 
 
-# --------------------------------------------------------------------------- error queue
-
-
-def failed_record_filter(
-    *,
-    run: Run | None = None,
-    entity: str = "",
-    stage: str = "",
-    category: str = "",
-    field: str = "",
-    status: str = "",
-    q: str = "",
-) -> QuerySet[FailedRecord]:
-    """Failed records matching every given filter (status "workable" means open or fixed).
-    Read-only; raises ApplicationError for a category that is not a failure category."""
-    failure_category_check(category)
-    qs = FailedRecord.objects.all()
-    if run is not None:
-        qs = qs.filter(run=run)
-    if entity:
-        qs = qs.filter(entity=entity)
-    if stage:
-        qs = qs.filter(stage=stage)
-    if category:
-        qs = qs.filter(category=category)
-    if field:
-        qs = qs.filter(field=field)
-    if status == "workable":
-        qs = qs.filter(status__in=OPEN_STATUSES)
-    elif status:
-        qs = qs.filter(status=status)
-    if q:
-        qs = qs.filter(Q(message__icontains=q) | Q(source_key=q))
-    return qs
-
-
-def failed_record_page(
-    qs: QuerySet[FailedRecord], *, after: int | None = None, size: int = 50
-) -> tuple[list[FailedRecord], int | None]:
-    """One keyset page (newest first by id, never OFFSET) and the cursor of the next page."""
-    page_qs = qs.select_related("run__plan", "handled_by").order_by("-id")
-    if after:
-        page_qs = page_qs.filter(id__lt=after)
-    records = list(page_qs[: size + 1])
-    more = len(records) > size
-    records = records[:size]
-    return records, (records[-1].id if more and records else None)
-
-
-def message_normalise(message: str) -> str:
-    """The message with quoted values replaced by '…', so that like errors group together."""
-    return _QUOTED.sub("'…'", message)
-
-
-def failed_record_top_errors(qs: QuerySet[FailedRecord], *, limit: int = 10) -> list[dict]:
-    """The most frequent (entity, field, normalised message) groups with their counts."""
-    if connection.vendor == "postgresql":
-        pattern = Func(
-            "message",
-            Value(_PG_QUOTED),
-            Value("'…'"),
-            Value("g"),
-            function="regexp_replace",
-            output_field=TextField(),
-        )
-        rows = (
-            qs.order_by()
-            .annotate(pattern=pattern)
-            .values("entity", "field", "category", "pattern")
-            .annotate(n=Count("id"))
-            .order_by("-n", "entity", "field")[:limit]
-        )
-        return list(rows)
-    groups: dict[tuple, int] = {}
-    for entity, fld, category, message, n in (
-        qs.order_by().values_list("entity", "field", "category", "message").annotate(n=Count("id"))
-    ):
-        key = (entity, fld, category, message_normalise(message))
-        groups[key] = groups.get(key, 0) + n
-    top = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    keys = ("entity", "field", "category", "pattern")
-    return [dict(zip(keys, k, strict=True), n=n) for k, n in top]
-
-
-def failed_record_facets(qs: QuerySet[FailedRecord]) -> dict[str, list[str]]:
-    """Distinct entities, categories and fields of the records, for the filter dropdowns
-    (one grouped query); categories in ``FAILURE_CATEGORIES`` order, unknown ones last."""
-    from runs.engine.rules import FAILURE_CATEGORIES
-
-    combos = list(qs.order_by().values_list("entity", "category", "field").distinct())
-    facets = {
-        name: sorted({combo[i] for combo in combos if combo[i]})
-        for i, name in enumerate(("entity", "category", "field"))
-    }
-    order = {c: i for i, c in enumerate(FAILURE_CATEGORIES)}
-    facets["category"].sort(key=lambda c: (order.get(c, len(order)), c))
-    return facets
-
-
-def failure_category_check(category: str) -> str:
-    """The category when it is a known failure category (or empty); raises ApplicationError
-    naming the known ones. Pure."""
-    from runs.engine.rules import FAILURE_CATEGORIES
-
-    if category and category not in FAILURE_CATEGORIES:
-        raise ApplicationError(
-            f"“{category}” is not a failure category; the categories are "
-            f"{', '.join(FAILURE_CATEGORIES)}.",
-            field="category",
-        )
-    return category
-
-
-def failed_record_get(*, uuid) -> FailedRecord:
-    """One failed record with its run; raises FailedRecord.DoesNotExist."""
-    related = ("run__plan", "run__target", "batch", "handled_by")
-    return FailedRecord.objects.select_related(*related).get(uuid=uuid)
-
-
 # --------------------------------------------------------------------------- comparison
 
 
@@ -454,7 +368,7 @@ def launch_preview(*, plan, target, mode: str, scope_entity: str = "") -> Launch
     whether the production gate is open. Reads the source; raises ApplicationError/EngineError."""
     from mappings.services import plan_snapshot_build
 
-    from .connections import connector_for
+    from ..connections import connector_for
 
     snapshot = plan_snapshot_build(plan=plan)
     source = connector_for(plan.source)
@@ -484,23 +398,3 @@ def launch_preview(*, plan, target, mode: str, scope_entity: str = "") -> Launch
             "approver before it can be loaded."
         )
     return preview
-
-
-def failed_record_selection(
-    *,
-    ids: list | None = None,
-    run: Run | None = None,
-    filters: dict | None = None,
-    cap: int | None = None,
-) -> tuple[QuerySet[FailedRecord], bool]:
-    """The open/fixed records a bulk action covers — the given uuids, else all matching the
-    filters — at most ``cap`` of them (oldest first); and whether more matched."""
-    if filters is not None:
-        qs = failed_record_filter(run=run, **{k: v for k, v in filters.items() if v})
-    else:
-        qs = FailedRecord.objects.filter(uuid__in=ids or [])
-    qs = qs.filter(status__in=OPEN_STATUSES)
-    if cap is None:
-        return qs, False
-    chosen = list(qs.order_by("id").values_list("id", flat=True)[: cap + 1])
-    return FailedRecord.objects.filter(id__in=chosen[:cap]), len(chosen) > cap

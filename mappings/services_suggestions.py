@@ -1,0 +1,125 @@
+"""Profiling suggestions applied to a field: what the chain would become, then the steps added.
+
+``column_suggestions`` recomputes a source column's suggestions from a fresh sample (the page
+never sends rule parameters back, only which suggestion); ``suggestion_preview`` runs the
+current and the resulting chain on the column's most frequent values (read-only);
+``field_suggestion_apply`` appends the steps through ``step_add`` (audited, in the history).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from django.db import transaction
+
+from migration_planner.lib.errors import ApplicationError
+from runs.engine.rules import RuleContext, RuleParamError, run_step, to_python
+from validation.profiling import SAMPLE_ROWS, ColumnProfile, RuleSuggestion, profile_column
+
+from .models import EntityMapping, FieldMapping, RuleStep
+from .schema import sample_frame, system_table
+from .services import plan_snapshot_build
+from .services_edit import step_add
+
+PREVIEW_VALUES = 8  # rows shown: values the steps change first
+EXAMPLES = 500  # distinct values run through the chain
+
+
+@dataclass
+class SuggestionPreview:
+    field: FieldMapping
+    suggestion: RuleSuggestion
+    current: list[tuple[str, dict]]
+    added: list[tuple[str, dict]]
+    rows: list[tuple[str | None, str | None, str | None, str | None]]  # in, before, after, error
+    changed: int = 0  # distinct values the steps change (or fail)
+    tried: int = 0  # distinct values run through the chain
+
+
+def column_profile(*, entity: EntityMapping, column: str) -> ColumnProfile:
+    """Profile one source column of the entity's table (bounded sample), its distinct values
+    kept in ``examples`` for previews; read-only; raises ApplicationError for a column the
+    table lacks."""
+    plan = entity.plan
+    info = system_table(plan.source, entity.source_table)
+    if column not in info.column_names:
+        raise ApplicationError(
+            f"The source table “{entity.source_table}” has no column “{column}”.", field="column"
+        )
+    frame = sample_frame(
+        plan.source, entity.source_table, [column], limit=SAMPLE_ROWS, key=info.primary_key
+    )
+    profile = profile_column(column, frame[column])
+    profile.examples = frame[column].dropna().drop_duplicates().head(EXAMPLES).tolist()
+    return profile
+
+
+def column_suggestion(*, profile: ColumnProfile, index: int, label: str) -> RuleSuggestion:
+    """The ``index``-th suggestion, checked against the label the user saw; ApplicationError
+    when the profile changed since (the data moved under the page)."""
+    items = profile.suggestions
+    if not 0 <= index < len(items) or items[index].label != label:
+        raise ApplicationError(
+            f"The suggestions for “{profile.name}” changed since the page was shown: look at "
+            "the profile again.",
+            field="suggestion",
+        )
+    return items[index]
+
+
+def _steps(suggestion: RuleSuggestion, lookup: str) -> list[tuple[str, dict]]:
+    if suggestion.needs_lookup and not lookup:
+        raise ApplicationError(
+            "Pick the lookup table the value map translates through.", field="lookup"
+        )
+    return [
+        (rule, {**params, "lookup": lookup} if suggestion.needs_lookup else dict(params))
+        for rule, params in suggestion.steps
+    ]
+
+
+def _run(values: pd.Series, steps: list[tuple[str, dict]], ctx: RuleContext):
+    current, errors = values, [None] * len(values)
+    for rule, params in steps:
+        result = run_step(rule, current, params, ctx)
+        if result.errors is not None:
+            for i, message in enumerate(result.errors.tolist()):
+                if message and not errors[i]:
+                    errors[i] = f"{rule}: {message}"
+        current = result.values
+    return to_python(current).tolist(), errors
+
+
+def suggestion_preview(
+    *, field: FieldMapping, profile: ColumnProfile, suggestion: RuleSuggestion, lookup: str = ""
+) -> SuggestionPreview:
+    """The field's chain before and after appending the suggestion, run on the column's
+    distinct values (``profile.examples``, else its most frequent ones); shows the values it
+    changes first; read-only; ApplicationError for a missing lookup or bad parameters."""
+    current = [(s.rule, dict(s.params)) for s in field.steps.order_by("position", "id")]
+    added = _steps(suggestion, lookup)
+    examples = profile.examples or [v for v, _ in profile.top_values]
+    values = pd.Series(list(examples), dtype=object)
+    ctx = RuleContext(lookups=plan_snapshot_build(plan=field.entity.plan).lookups)
+    try:
+        before, _ = _run(values, current, ctx)
+        after, errors = _run(values, current + added, ctx)
+    except RuleParamError as exc:
+        raise ApplicationError(f"{exc.param}: {exc.message}", field=exc.param) from exc
+    rows = list(zip(values.tolist(), before, after, errors, strict=True))
+    changed = [r for r in rows if r[1] != r[2] or r[3]]
+    shown = (changed + [r for r in rows if not (r[1] != r[2] or r[3])])[:PREVIEW_VALUES]
+    return SuggestionPreview(field, suggestion, current, added, shown, len(changed), len(rows))
+
+
+@transaction.atomic
+def field_suggestion_apply(
+    *, field: FieldMapping, user, suggestion: RuleSuggestion, lookup: str = ""
+) -> list[RuleStep]:
+    """Append the suggestion's steps to the field's chain, all or none (each through
+    ``step_add``: capability checked, parameters validated, audited, in the history)."""
+    return [
+        step_add(field=field, user=user, rule=rule, params=params)
+        for rule, params in _steps(suggestion, lookup)
+    ]

@@ -1,0 +1,309 @@
+"""Reads for the error queue: filters, keyset pages, counts and facets, top errors, selections.
+
+Counts and facets on PostgreSQL come from ``runs_failedrecordtally``, a ledger of signed deltas
+that statement-level triggers on ``runs_failedrecord`` append to (migration 0013): one grouped
+sum over a few thousand rows instead of a count over millions of records. A text filter is
+counted up to ``COUNT_CAP`` through the trigram index on the message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Count, F, Func, QuerySet, Sum, TextField, Value
+from django.db.models.expressions import RawSQL
+
+from migration_planner.lib.errors import ApplicationError
+
+from ..engine.rules import FAILURE_CATEGORIES
+from ..enums import FailedRecordStatus
+from ..models import FailedRecord, FailedRecordTally, Run
+
+OPEN_STATUSES = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
+QUEUE_FILTERS = ("run", "entity", "stage", "category", "field", "status", "q")
+COUNT_CAP = 10_000
+PAGE_SIZE = 50
+TEXT_WINDOW = 20_000
+DENSE_AT = PAGE_SIZE  # matches among the TEXT_WINDOW newest records that make a text frequent
+# What the text filter searches: the message and the source key, as one text (the trigram
+# index of migration 0013 is on upper() of exactly this expression).
+_SEARCH = RawSQL('"runs_failedrecord"."message" || \' \' || "runs_failedrecord"."source_key"', [])
+_QUOTED = re.compile(r"'[^']*'|“[^”]*”|\"[^\"]*\"")
+_PG_QUOTED = "'[^']*'|“[^”]*”|\"[^\"]*\""
+
+
+def failed_record_filter(
+    *,
+    run: Run | None = None,
+    entity: str = "",
+    stage: str = "",
+    category: str = "",
+    field: str = "",
+    status: str = "",
+    q: str = "",
+) -> QuerySet[FailedRecord]:
+    """Failed records matching every given filter (status "workable" means open or fixed).
+    Read-only; raises ApplicationError for a category that is not a failure category."""
+    failure_category_check(category)
+    qs = FailedRecord.objects.all()
+    if run is not None:
+        qs = qs.filter(run=run)
+    if entity:
+        qs = qs.filter(entity=entity)
+    if stage:
+        qs = qs.filter(stage=stage)
+    if category:
+        qs = qs.filter(category=category)
+    if field:
+        qs = qs.filter(field=field)
+    if status == "workable":
+        qs = qs.filter(status__in=OPEN_STATUSES)
+    elif status:
+        qs = qs.filter(status=status)
+    if q:
+        qs = qs.alias(search=_SEARCH).filter(search__icontains=q)
+    return qs
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the error queue, the next page's cursor and the filter's total (a floor
+    when ``capped``)."""
+
+    records: list[FailedRecord]
+    next_cursor: int | None
+    total: int
+    capped: bool
+
+
+def failed_record_search(
+    *, run: Run | None = None, filters: dict, after: int | None = None, size: int = PAGE_SIZE
+) -> QueuePage:
+    """A keyset page (newest first, never OFFSET) of the records matching the filters, with
+    their total. Read-only.
+
+    The text filter (``q``, in the message or the source key) has two plans on PostgreSQL,
+    chosen by how many of the TEXT_WINDOW newest otherwise-matching records it matches, not by
+    the planner's guess of the pattern's frequency: a frequent text walks the records newest
+    first (a page is found at once); a rare one is looked up in the trigram index and sorted.
+    """
+    q = filters.get("q") or ""
+    others = failed_record_filter(run=run, **{**filters, "q": ""})
+    if q and _tallied():
+        if _frequent(others, q):
+            ids = _walk_matches(others, q, after=after, limit=size + 1)
+            matched = len(_walk_matches(others, q, after=None, limit=COUNT_CAP + 1))
+            total, capped = min(matched, COUNT_CAP), matched > COUNT_CAP
+        else:
+            hits = failed_record_filter(run=run, **filters)
+            ids_qs = hits.filter(id__lt=after) if after else hits
+            ordered = ids_qs.order_by((F("id") + 0).desc()).values_list("id", flat=True)
+            ids = list(ordered[: size + 1])
+            total, capped = hits.count(), False
+        chosen = FailedRecord.objects.filter(id__in=ids[:size])
+        records = list(chosen.select_related("run__plan", "handled_by").order_by("-id"))
+        return QueuePage(records, records[-1].id if len(ids) > size else None, total, capped)
+    records, cursor = failed_record_page(
+        failed_record_filter(run=run, **filters), after=after, size=size
+    )
+    total, capped = failed_record_total(run=run, filters=filters)
+    return QueuePage(records, cursor, total, capped)
+
+
+def failed_record_filter_planned(
+    *, run: Run | None = None, filters: dict
+) -> QuerySet[FailedRecord]:
+    """failed_record_filter for callers that page it themselves (the API's cursor pages): a
+    rare text (see failed_record_search) is resolved through the trigram index first, and the
+    queryset names the ids it matched (at most COUNT_CAP, newest first)."""
+    qs = failed_record_filter(run=run, **filters)
+    q = filters.get("q") or ""
+    if not (q and _tallied()):
+        return qs
+    others = failed_record_filter(run=run, **{**filters, "q": ""})
+    if _frequent(others, q):
+        return qs
+    ordered = qs.order_by((F("id") + 0).desc()).values_list("id", flat=True)
+    return FailedRecord.objects.filter(id__in=list(ordered[:COUNT_CAP]))
+
+
+def _frequent(others: QuerySet[FailedRecord], q: str) -> bool:
+    """Whether ``q`` matches at least DENSE_AT of the TEXT_WINDOW newest of ``others``."""
+    found = _walk_matches(others, q, after=None, limit=DENSE_AT, window=TEXT_WINDOW)
+    return len(found) >= DENSE_AT
+
+
+def _walk_matches(
+    qs: QuerySet[FailedRecord], q: str, *, after: int | None, limit: int, window: int = 0
+) -> list[int]:
+    """Ids of the records of ``qs`` (newest first; only the ``window`` newest if given) whose
+    message or key contains ``q``, at most ``limit``. The records are read through a
+    materialised CTE, which PostgreSQL reads only as far as the LIMIT needs, so the pattern's
+    guessed frequency cannot steer the plan."""
+    if after:
+        qs = qs.filter(id__lt=after)
+    inner = qs.order_by("-id").values_list("id", "message", "source_key")
+    if window:
+        inner = inner[:window]
+    sql, params = inner.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH w AS MATERIALIZED ({sql}) SELECT w.id FROM w "  # noqa: S608 - ORM-built SQL
+            "WHERE upper(w.message || ' ' || w.source_key) LIKE upper(%s) LIMIT %s",
+            [*params, _like(q), limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, its wildcards escaped."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def failed_record_page(
+    qs: QuerySet[FailedRecord], *, after: int | None = None, size: int = PAGE_SIZE
+) -> tuple[list[FailedRecord], int | None]:
+    """One keyset page (newest first by id, never OFFSET) and the cursor of the next page."""
+    page_qs = qs.select_related("run__plan", "handled_by").order_by("-id")
+    if after:
+        page_qs = page_qs.filter(id__lt=after)
+    records = list(page_qs[: size + 1])
+    more = len(records) > size
+    records = records[:size]
+    return records, (records[-1].id if more and records else None)
+
+
+def message_normalise(message: str) -> str:
+    """The message with quoted values replaced by '…', so that like errors group together."""
+    return _QUOTED.sub("'…'", message)
+
+
+def failed_record_top_errors(qs: QuerySet[FailedRecord], *, limit: int = 10) -> list[dict]:
+    """The most frequent (entity, field, normalised message) groups with their counts."""
+    if connection.vendor == "postgresql":
+        pattern = Func(
+            "message",
+            Value(_PG_QUOTED),
+            Value("'…'"),
+            Value("g"),
+            function="regexp_replace",
+            output_field=TextField(),
+        )
+        rows = (
+            qs.order_by()
+            .annotate(pattern=pattern)
+            .values("entity", "field", "category", "pattern")
+            .annotate(n=Count("id"))
+            .order_by("-n", "entity", "field")[:limit]
+        )
+        return list(rows)
+    groups: dict[tuple, int] = {}
+    for entity, fld, category, message, n in (
+        qs.order_by().values_list("entity", "field", "category", "message").annotate(n=Count("id"))
+    ):
+        key = (entity, fld, category, message_normalise(message))
+        groups[key] = groups.get(key, 0) + n
+    top = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    keys = ("entity", "field", "category", "pattern")
+    return [dict(zip(keys, k, strict=True), n=n) for k, n in top]
+
+
+def _tallied() -> bool:
+    """Whether counts come from the tally (PostgreSQL, where the triggers keep it)."""
+    return connection.vendor == "postgresql"
+
+
+def _tally(run: Run | None, filters: dict) -> QuerySet[FailedRecordTally]:
+    """The tally rows matching the filters that the tally has dimensions for."""
+    qs = FailedRecordTally.objects.all()
+    if run is not None:
+        qs = qs.filter(run=run)
+    for name in ("entity", "stage", "category", "field"):
+        if filters.get(name):
+            qs = qs.filter(**{name: filters[name]})
+    status = filters.get("status") or ""
+    if status == "workable":
+        qs = qs.filter(status__in=OPEN_STATUSES)
+    elif status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def failed_record_total(*, run: Run | None = None, filters: dict) -> tuple[int, bool]:
+    """How many records match the filters, and whether that number is a floor: a text filter
+    (``q``) is counted up to COUNT_CAP + 1 records only."""
+    if filters.get("q"):
+        if _tallied():
+            page = failed_record_search(run=run, filters=filters, size=0)
+            return page.total, page.capped
+        qs = failed_record_filter(run=run, **filters).order_by()
+        matched = qs.values("id")[: COUNT_CAP + 1].count()
+        return min(matched, COUNT_CAP), matched > COUNT_CAP
+    if not _tallied():
+        return failed_record_filter(run=run, **filters).count(), False
+    return int(_tally(run, filters).aggregate(n=Sum("n"))["n"] or 0), False
+
+
+def failed_record_open_count(*, run: Run | None = None) -> int:
+    """The records of the run (or of every run) that are open or fixed."""
+    return failed_record_total(run=run, filters={"status": "workable"})[0]
+
+
+def failed_record_facets(*, run: Run | None = None) -> dict[str, list[str]]:
+    """Distinct entities, categories and fields of the run's records (or every run's), for
+    the filter dropdowns (one grouped query); categories in ``FAILURE_CATEGORIES`` order,
+    unknown ones last."""
+    if _tallied():
+        groups = _tally(run, {}).values_list("entity", "category", "field")
+        combos = list(groups.annotate(total=Sum("n")).filter(total__gt=0).order_by())
+    else:
+        qs = failed_record_filter(run=run).order_by()
+        combos = list(qs.values_list("entity", "category", "field").distinct())
+    facets = {
+        name: sorted({combo[i] for combo in combos if combo[i]})
+        for i, name in enumerate(("entity", "category", "field"))
+    }
+    order = {c: i for i, c in enumerate(FAILURE_CATEGORIES)}
+    facets["category"].sort(key=lambda c: (order.get(c, len(order)), c))
+    return facets
+
+
+def failure_category_check(category: str) -> str:
+    """The category when it is a known failure category (or empty); raises ApplicationError
+    naming the known ones. Pure."""
+    if category and category not in FAILURE_CATEGORIES:
+        raise ApplicationError(
+            f"“{category}” is not a failure category; the categories are "
+            f"{', '.join(FAILURE_CATEGORIES)}.",
+            field="category",
+        )
+    return category
+
+
+def failed_record_get(*, uuid) -> FailedRecord:
+    """One failed record with its run; raises FailedRecord.DoesNotExist."""
+    related = ("run__plan", "run__target", "batch", "handled_by")
+    return FailedRecord.objects.select_related(*related).get(uuid=uuid)
+
+
+def failed_record_selection(
+    *,
+    ids: list | None = None,
+    run: Run | None = None,
+    filters: dict | None = None,
+    cap: int | None = None,
+) -> tuple[QuerySet[FailedRecord], bool]:
+    """The open/fixed records a bulk action covers — the given uuids, else all matching the
+    filters — at most ``cap`` of them (oldest first); and whether more matched."""
+    if filters is not None:
+        qs = failed_record_filter(run=run, **{k: v for k, v in filters.items() if v})
+    else:
+        qs = FailedRecord.objects.filter(uuid__in=ids or [])
+    qs = qs.filter(status__in=OPEN_STATUSES)
+    if cap is None:
+        return qs, False
+    chosen = list(qs.order_by("id").values_list("id", flat=True)[: cap + 1])
+    return FailedRecord.objects.filter(id__in=chosen[:cap]), len(chosen) > cap

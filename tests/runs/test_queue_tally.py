@@ -1,0 +1,191 @@
+"""The error queue's counts, facets and text search at scale, on PostgreSQL (issue 20).
+
+The tally that the triggers of migration 0013 keep is checked against an independent oracle:
+a GROUP BY over the records themselves, after every step of random sequences of the writes the
+product does (batch inserts, re-process and ignore updates, corrections, deletes of records and
+of whole runs). The text filter is checked for its results, its pages and its plans.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runs.models import FailedRecord, FailedRecordTally, Run
+from runs.selectors import (
+    failed_record_facets,
+    failed_record_filter,
+    failed_record_filter_planned,
+    failed_record_search,
+    failed_record_total,
+)
+from runs.selectors import queue as queue_selectors
+from tests.runs.test_console_queue import _records, _run
+
+DIMS = ("run_id", "entity", "stage", "category", "field", "status")
+ENTITIES = ("accounts", "contacts", "orders")
+CATEGORIES = ("invalid_format", "lookup_miss", "coerced_by_target")
+STATUSES = ("open", "fixed", "ignored", "resolved")
+
+
+def _oracle() -> dict[tuple, int]:
+    """Counts per group, straight from the records."""
+    rows = FailedRecord.objects.order_by().values(*DIMS).annotate(n=Count("id"))
+    return {tuple(r[d] for d in DIMS): r["n"] for r in rows}
+
+
+def _tally() -> dict[tuple, int]:
+    totals: dict[tuple, int] = {}
+    for row in FailedRecordTally.objects.values(*DIMS, "n"):
+        key = tuple(row[d] for d in DIMS)
+        totals[key] = totals.get(key, 0) + row["n"]
+    return {k: n for k, n in totals.items() if n}
+
+
+step = st.one_of(
+    st.tuples(st.just("insert"), st.integers(1, 40), st.integers(0, 3)),
+    st.tuples(st.just("status"), st.sampled_from(STATUSES), st.integers(0, 3)),
+    st.tuples(st.just("category"), st.sampled_from(CATEGORIES), st.integers(0, 3)),
+    st.tuples(st.just("correct"), st.just(""), st.integers(0, 3)),
+    st.tuples(st.just("delete"), st.just(""), st.integers(0, 3)),
+    st.tuples(st.just("drop_run"), st.just(""), st.integers(0, 1)),
+)
+
+
+@pytest.mark.django_db(transaction=True)
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(step, min_size=1, max_size=10))
+def test_tally_equals_the_records_after_any_sequence_of_writes(steps):
+    FailedRecord.objects.all().delete()
+    Run.objects.all().delete()
+    runs = [_run(None, n) for n in range(2)]
+    serial = 0
+    for kind, value, pick in steps:
+        live = [r for r in runs if Run.objects.filter(pk=r.pk).exists()]
+        if not live:
+            live = runs = [_run(None, 9)]
+        run = live[pick % len(live)]
+        records = FailedRecord.objects.filter(run=run)
+        some = records.filter(id__in=list(records.values_list("id", flat=True)[pick::2]))
+        with transaction.atomic():
+            if kind == "insert":
+                batch = _records(run, pick + value, start=serial)
+                for record in batch:
+                    record.entity = ENTITIES[(serial + pick) % 3]
+                serial += len(batch)
+                FailedRecord.objects.bulk_create(batch)
+            elif kind == "status":
+                reason = "checked by hand" if value == "ignored" else ""
+                some.update(status=value, ignore_reason=reason)
+            elif kind == "category":
+                some.update(category=value)
+            elif kind == "correct":  # a save() of one record, as the inline correction does
+                record = records.first()
+                if record is not None:
+                    record.corrected_values = {"email": "fixed@example.com"}
+                    record.status = "fixed"
+                    record.save()
+            elif kind == "delete":
+                some.delete()
+            else:
+                run.delete()
+        assert _tally() == _oracle()
+
+
+@pytest.mark.django_db
+def test_queue_counts_and_facets_come_from_the_tally_not_from_the_records(client_for, viewer):
+    run = _run()
+    FailedRecord.objects.bulk_create(_records(run, 300))
+    FailedRecord.objects.filter(run=run, source_key__endswith="7").update(
+        status="ignored", ignore_reason="duplicate of K1"
+    )
+    client = client_for(viewer)
+    url = reverse("runs:queue", args=[run.uuid])
+    client.get(url)
+    with CaptureQueriesContext(connection) as ctx:
+        page = client.get(url, {"category": "lookup_miss"})
+    on_records = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if 'FROM "runs_failedrecord"' in q["sql"]
+        and ("COUNT(" in q["sql"] or "DISTINCT" in q["sql"])
+    ]
+    assert on_records == []  # neither the totals nor the dropdowns scan the records
+    workable = failed_record_filter(run=run, status="workable")
+    assert page.context["open_total"] == workable.count() == 270
+    assert page.context["total"] == workable.filter(category="lookup_miss").count() == 75
+    assert page.context["facets"] == {
+        "entity": ["accounts", "contacts"],
+        "category": ["invalid_format", "lookup_miss"],
+        "field": ["birth_date", "email", "phone", "state"],
+    }
+    assert failed_record_facets(run=run) == page.context["facets"]
+    assert failed_record_total(run=run, filters={"status": "ignored"}) == (30, False)
+
+
+def _keys(page) -> list[str]:
+    return [r.source_key for r in page.records]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("dense_at", [10**9, 0], ids=["trigram-plan", "walk-plan"])
+def test_text_search_pages_and_totals_agree_with_a_python_oracle(dense_at, monkeypatch):
+    """Both plans (trigram lookup and newest-first walk) give the oracle's records, in order,
+    page after page; the message and the source key are searched, case-insensitively."""
+    monkeypatch.setattr(queue_selectors, "DENSE_AT", dense_at)
+    run = _run()
+    FailedRecord.objects.bulk_create(_records(run, 400))
+    everything = list(FailedRecord.objects.filter(run=run).order_by("-id"))
+    for q in ("USER1", "k000012", "e-mail", "50_%", "nothing like it"):
+        wanted = [
+            r.source_key
+            for r in everything
+            if q.upper() in f"{r.message} {r.source_key}".upper() and r.status == "open"
+        ]
+        got, after = [], None
+        while True:
+            page = failed_record_search(
+                run=run, filters={"q": q, "status": "workable"}, after=after, size=7
+            )
+            assert page.total == len(wanted) and not page.capped
+            got += _keys(page)
+            if page.next_cursor is None:
+                break
+            after = page.next_cursor
+        assert got == wanted, q
+        api = failed_record_filter_planned(run=run, filters={"q": q, "status": "workable"})
+        assert list(api.order_by("-id").values_list("source_key", flat=True)) == wanted
+
+
+@pytest.mark.django_db
+def test_a_frequent_text_is_counted_up_to_the_cap(monkeypatch):
+    monkeypatch.setattr(queue_selectors, "DENSE_AT", 0)  # the newest-first walk
+    monkeypatch.setattr(queue_selectors, "COUNT_CAP", 100)
+    run = _run()
+    FailedRecord.objects.bulk_create(_records(run, 250))
+    page = failed_record_search(run=run, filters={"q": "e-mail"})
+    assert (page.total, page.capped, len(page.records)) == (100, True, 50)
+
+
+@pytest.mark.django_db
+def test_the_text_filter_can_use_the_trigram_index():
+    """The index of migration 0013 is on exactly the expression the filter compares."""
+    run = _run()
+    FailedRecord.objects.bulk_create(_records(run, 50))
+    hits = failed_record_filter(q="user42@").order_by().values("id")
+    sql, params = hits.query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # 50 rows: else a scan is cheaper
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "failed_record_search_trgm" in plan, plan
