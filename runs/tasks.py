@@ -86,9 +86,7 @@ def _backoff(task) -> int:
     return min(2**task.request.retries, 30)
 
 
-@shared_task(
-    name="runs.run_start", bind=True, acks_late=True, time_limit=3600, max_retries=None
-)
+@shared_task(name="runs.run_start", bind=True, acks_late=True, time_limit=3600, max_retries=None)
 def run_start(self, run_id: int) -> None:
     """Plan the run's batches and queue the first entity's; retries an unavailable database."""
     try:

@@ -249,5 +249,3 @@ def _check_threshold(run: Run) -> None:
         from .rollback import run_rollback_request
 
         run_rollback_request(run=run, user=None, reason="automatic: failure threshold passed")
-
-

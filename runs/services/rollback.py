@@ -173,9 +173,9 @@ def _rollback_claim(rollback: Rollback):
     queryset that matches only while this claim holds, or None (a live claim holds it)."""
     now = timezone.now()
     claimable = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    if not Rollback.objects.filter(
-        claimable, pk=rollback.pk, status=RollbackStatus.RUNNING
-    ).update(lease_until=now + lease_delta(), attempts=F("attempts") + 1, worker=worker_id()):
+    if not Rollback.objects.filter(claimable, pk=rollback.pk, status=RollbackStatus.RUNNING).update(
+        lease_until=now + lease_delta(), attempts=F("attempts") + 1, worker=worker_id()
+    ):
         return None
     rollback.refresh_from_db(fields=["lease_until", "attempts", "worker"])
     if rollback.attempts > 1:
