@@ -173,10 +173,21 @@ class SystemViewSet(SystemExtraActions, viewsets.ModelViewSet):
         return Response(s.ConnectionReportSerializer(
             {"ok": report.ok, "message": report.message, "tables": tables}).data)
 
+    @extend_schema(request={"multipart/form-data": s.FileUploadRequestSerializer},
+                   responses={202: s.FileUploadSerializer, 400: ERROR, 413: ERROR})
+    @action(detail=True, methods=["post"], url_path="upload", write_capability=MANAGE,
+            parser_classes=[parsers.MultiPartParser])
+    def upload(self, request: Request, uuid=None) -> Response:
+        """Keep the file (streamed, at most MP_UPLOAD_MAX_MB: else 413) and queue its staging
+        on a worker: 202 with the upload, whose progress GET /api/file-uploads/{uuid}/ shows."""
+        from .api_uploads import upload_accept
+
+        return upload_accept(request, self.get_object())
+
     @extend_schema(parameters=[OpenApiParameter("refresh", bool, description="Bypass the "
                                                 "30 s schema cache.")],
                    responses={200: s.TableSerializer(many=True), 400: ERROR})
-    @action(detail=True, methods=["get"], url_path="schema")
+    @action(detail=True, methods=["get"], url_path="schema", pagination_class=None)
     def table_schema(self, request: Request, uuid=None) -> Response:
         """Tables with columns, types, lengths, nullability, keys and row estimates."""
         schema = system_schema(self.get_object(), fresh=_flag(request.query_params.get(
@@ -261,7 +272,7 @@ class PlanViewSet(PlanExtraActions, SuggestionApplyActions, viewsets.ModelViewSe
     @extend_schema(methods=["GET"], responses=s.VersionSerializer(many=True))
     @extend_schema(methods=["POST"], request=s.VersionCreateSerializer,
                    responses={201: s.VersionSerializer, 200: s.VersionSerializer, 400: ERROR})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def versions(self, request: Request, slug=None) -> Response:
         """Versions newest first; POST freezes a new one (200 when nothing changed since)."""
         plan = self.get_object()
@@ -317,7 +328,7 @@ class PlanViewSet(PlanExtraActions, SuggestionApplyActions, viewsets.ModelViewSe
                                 order=body.validated_data["sample"])
         return Response(s.PreviewSerializer(result).data)
 
-    @extend_schema(responses={(200, "text/yaml"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "text/yaml"): OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer,
                                                             YAMLRenderer])
     def yaml(self, request: Request, slug=None) -> Response:
@@ -328,7 +339,7 @@ class PlanViewSet(PlanExtraActions, SuggestionApplyActions, viewsets.ModelViewSe
     @extend_schema(
         request={"application/json": s.PlanImportSerializer,
                  "multipart/form-data": s.PlanImportSerializer,
-                 "text/yaml": OpenApiTypes.STR},
+                 "text/yaml": OpenApiTypes.OBJECT},
         parameters=[OpenApiParameter("replace", bool, description="With a text/yaml body: "
                                      "overwrite the plan with the same slug."),
                     OpenApiParameter("allow_unknown_schema", bool, description="With a "
@@ -577,7 +588,7 @@ class LookupTableViewSet(viewsets.ModelViewSet):
                    responses={200: s.LookupEntrySerializer, 400: ERROR})
     @extend_schema(methods=["DELETE"], parameters=[OpenApiParameter("key", str, required=True)],
                    responses={204: None, 404: ERROR})
-    @action(detail=True, methods=["get", "post", "delete"])
+    @action(detail=True, methods=["get", "post", "delete"], pagination_class=None)
     def entries(self, request: Request, uuid=None) -> Response:
         """GET the rows; POST ``{key, value}`` adds or changes one; DELETE ``?key=`` removes it."""
         lookup = self.get_object()

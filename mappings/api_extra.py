@@ -157,25 +157,6 @@ class TableProfileSerializer(serializers.Serializer):
     columns = ColumnProfileSerializer(many=True)
 
 
-class UploadRequestSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="CSV, JSON, XLSX or XML.")
-    table = serializers.RegexField(
-        r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
-        required=False,
-        help_text="Staged table name; defaults to the file name.",
-    )
-
-
-class UploadResultSerializer(serializers.Serializer):
-    stored_as = serializers.CharField()
-    table = serializers.CharField()
-    rows = serializers.IntegerField()
-    columns = serializers.ListField(child=serializers.CharField())
-    format = serializers.CharField()
-    encoding = serializers.CharField(allow_null=True)
-    delimiter = serializers.CharField(allow_null=True)
-
-
 # --------------------------------------------------------------------------- data helpers
 
 
@@ -435,7 +416,7 @@ class PlanExtraActions:
 
 
 class SystemExtraActions:
-    """Profiling a table and uploading a file to stage."""
+    """Profiling a table (uploads: ``SystemViewSet.upload``, staged by a worker)."""
 
     @extend_schema(
         parameters=[
@@ -472,45 +453,3 @@ class SystemExtraActions:
         )
         return Response(TableProfileSerializer(profile_data(profile)).data)
 
-    @extend_schema(
-        request={"multipart/form-data": UploadRequestSerializer},
-        responses={201: UploadResultSerializer, 400: ERROR},
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        parser_classes=[parsers.MultiPartParser],
-        write_capability=MANAGE,
-    )
-    def upload(self, request: Request, uuid=None) -> Response:
-        """Upload a file to a file system and stage it as a table (replacing one of the same
-        name); a bad file is a 400 naming its row and column."""
-        from .services_systems import system_upload_file
-
-        refusal = upload_refusal(request)
-        if refusal:
-            raise ApplicationError(refusal, field="file")
-        system = self.get_object()
-        body = UploadRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        result = system_upload_file(
-            system=system,
-            user=request.user,
-            upload=body.validated_data["file"],
-            table=body.validated_data.get("table") or None,
-        )
-        report = result.report
-        return Response(
-            UploadResultSerializer(
-                {
-                    "stored_as": result.stored_as,
-                    "table": report.table,
-                    "rows": report.rows,
-                    "columns": list(report.columns),
-                    "format": report.format,
-                    "encoding": report.encoding,
-                    "delimiter": report.delimiter,
-                }
-            ).data,
-            status=status.HTTP_201_CREATED,
-        )

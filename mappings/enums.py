@@ -43,3 +43,10 @@ class DeletePolicy(models.TextChoices):
 class LoadMode(models.TextChoices):
     INSERT = "insert", "Insert"
     UPSERT = "upsert", "Upsert on external id"
+
+
+class UploadStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PARSING = "parsing", "Parsing"
+    STAGED = "staged", "Staged"
+    FAILED = "failed", "Failed"

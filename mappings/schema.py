@@ -23,12 +23,12 @@ from psycopg2 import sql
 
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.connectors import Connector, SchemaInfo, TableInfo, connect
-from runs.engine.connectors.mysql import MysqlConnector
+from runs.engine.connectors.mysql import NO_CLEARTEXT_AUTH, MysqlConnector
 from runs.engine.connectors.mysql import q as mysql_quote
 from runs.engine.connectors.mysql import text_expr as mysql_text
 from runs.engine.connectors.postgres import PostgresConnector
 from runs.engine.errors import EngineError
-from runs.engine.guard import file_path_check, server_check
+from runs.engine.guard import file_path_check, server_pin
 
 from .enums import SystemKind
 from .models import System
@@ -50,7 +50,16 @@ def system_connector(system: System) -> Iterator[Connector]:
         raise ApplicationError(
             f"System “{system.name}” has no staged file yet; upload one.", field="path"
         )
-    conn = connect(connector_kind(system), system.guarded_connection_params())
+    if system.kind == SystemKind.FILE:
+        from .destinations import guard_params
+        from .staging import staged_file_local
+
+        # this host's copy of the staging database (a worker on another host staged it);
+        # connect checks the copy against this host's MP_SYSTEMS_DIR
+        params = {"path": staged_file_local(system)} | guard_params(system.kind)
+    else:
+        params = system.guarded_connection_params()
+    conn = connect(connector_kind(system), params)
     try:
         yield conn
     finally:
@@ -140,12 +149,13 @@ def _raw(system: System) -> Iterator[tuple[str, Any]]:
                                refused=params["refused_paths"])
         conn = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True,
                                check_same_thread=False)
-    else:
-        server_check(params["host"], params["port"], params["dbname"],
-                     default_port=params["port"], refused=params["refused_servers"])
+    else:  # the host resolved once, checked, and the connection pinned to that address
+        pinned = server_pin(params["host"], params["port"], params["dbname"],
+                            default_port=params["port"], refused=params["refused_servers"])
     if kind == "mysql":
         conn = pymysql.connect(
-            host=params["host"],
+            host=pinned or params["host"],
+            auth_plugin_map=NO_CLEARTEXT_AUTH,
             port=int(params["port"]),
             user=params.get("user") or None,
             password=params.get("password", ""),
@@ -158,7 +168,9 @@ def _raw(system: System) -> Iterator[tuple[str, Any]]:
         _fetch(conn, "SET SESSION TRANSACTION READ ONLY")
     elif kind == "postgresql":
         allowed = ("host", "port", "dbname", "user", "password", "require_auth", "sslmode")
-        conn = psycopg2.connect(connect_timeout=5, **{k: params[k] for k in allowed if k in params})
+        pin = {"hostaddr": pinned} if pinned else {}
+        conn = psycopg2.connect(connect_timeout=5, **pin,
+                                **{k: params[k] for k in allowed if k in params})
         conn.set_session(readonly=True, autocommit=True)
     try:
         yield kind, conn

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from .models import (
     EntityMapping,
     FieldMapping,
+    FileUpload,
     LookupEntry,
     LookupTable,
     Milestone,
@@ -215,7 +216,7 @@ class RuleTypeSerializer(serializers.Serializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
-    created_by = serializers.StringRelatedField()
+    created_by = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = PlanVersion
@@ -300,3 +301,31 @@ class PlanImportSerializer(serializers.Serializer):
         required=False, default=False,
         help_text="Import although tables / columns are missing from the systems' schemas "
                   "(a plan for a schema not yet created); otherwise they are refused (400).")
+
+
+class FileUploadSerializer(serializers.ModelSerializer):
+    system = serializers.SlugRelatedField(slug_field="uuid", read_only=True)
+    percent = serializers.IntegerField(read_only=True, help_text="Share of the bytes read.")
+    columns = serializers.ListField(child=serializers.CharField(), read_only=True)
+    preview = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(allow_null=True)),
+        read_only=True,
+        help_text="The first rows, values in the order of ``columns``.",
+    )
+
+    class Meta:
+        model = FileUpload
+        fields = ["uuid", "system", "filename", "table", "size", "status", "rows_parsed",
+                  "bytes_read", "percent", "rows", "columns", "preview", "format", "encoding",
+                  "delimiter", "error", "error_row", "error_column", "created_at",
+                  "finished_at"]
+        read_only_fields = fields
+
+
+class FileUploadRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV, JSON, XLSX or XML, at most MP_UPLOAD_MAX_MB.")
+    table = serializers.RegexField(
+        r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        required=False,
+        help_text="Staged table name; defaults to the file name.",
+    )

@@ -1,28 +1,19 @@
-"""Writes for connected systems: create/edit/delete, and staging an uploaded file."""
+"""Writes for connected systems: create/edit/delete (uploads: services_uploads)."""
 
 from __future__ import annotations
 
-import hashlib
-import re
-from dataclasses import dataclass
-from pathlib import Path
-
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from migration_planner.lib.roles import is_admin
-from runs.engine.errors import StagingError
-from runs.engine.files import FORMATS, FileProfile, StagingReport, sniff_file, stage_file
 from validation.audit import audit_record
 from validation.enums import AuditAction
 from validation.signoff import signoffs_void
 
 from .destinations import system_destination_check
 from .enums import SystemEnvironment, SystemKind
-from .models import Plan, StagedFile, System
-from .schema import schema_cache_clear
+from .models import Plan, System
 from .services_edit import require_capability
 
 MANAGE = "mp.manage_systems"
@@ -128,74 +119,3 @@ def system_delete(*, system: System, user) -> None:
     audit_record(action=AuditAction.DELETE, actor=user, obj=system,
                  before={"name": system.name, "kind": system.kind})
     system.delete()
-
-
-@dataclass
-class UploadResult:
-    profile: FileProfile
-    report: StagingReport
-    stored_as: str
-
-
-def _table_name(filename: str, table: str | None) -> str:
-    if table:
-        return table
-    stem = re.sub(r"[^A-Za-z0-9_]+", "_", Path(filename).stem).strip("_") or "upload"
-    return ("t_" + stem if stem[0].isdigit() else stem)[:63]
-
-
-def _store(system: System, upload) -> Path:
-    folder = Path(settings.MEDIA_ROOT) / "uploads" / str(system.uuid)
-    folder.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(upload.name).name) or "upload"
-    path = folder / name
-    with path.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
-    return path
-
-
-def staged_file_store(*, system: System, path: Path) -> StagedFile:
-    """Keep the staging database's bytes in the application database (replacing the previous
-    copy), for workers on other hosts. Runs in the caller's transaction."""
-    data = path.read_bytes()
-    staged, _ = StagedFile.objects.update_or_create(
-        system=system,
-        defaults={"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "content": data},
-    )
-    return staged
-
-
-def system_upload_file(*, system: System, user, upload, table: str | None = None
-                       ) -> UploadResult:
-    """Store an uploaded file under MEDIA_ROOT/uploads/, describe it and stage it (replacing a
-    table of the same name) into the system's staging SQLite database, whose path becomes the
-    system's path. ApplicationError names the row/column of a bad file."""
-    require_capability(user, MANAGE)
-    if system.kind != SystemKind.FILE:
-        raise ApplicationError("Only a system of kind “file” takes uploads.", field="kind")
-    limit = settings.MP_UPLOAD_MAX_BYTES
-    if upload.size > limit:
-        raise ApplicationError(f"The file is larger than the upload limit of {limit // 2**20} MB "
-                               "(MP_UPLOAD_MAX_MB).", field="file")
-    path = _store(system, upload)
-    dest = Path(settings.DATA_DIR) / "staging" / f"{system.uuid}.sqlite3"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    name = _table_name(upload.name, table)
-    try:
-        profile = sniff_file(path, preview_rows=10)
-        report = stage_file(path, dest=str(dest), table=name, replace=True)
-    except StagingError as exc:
-        raise ApplicationError(f"{upload.name}: {exc}", field="file",
-                               extra={"row": exc.row, "column": exc.column}) from exc
-    with transaction.atomic():
-        system.path = str(dest)
-        system.save(update_fields=["path", "updated_at"])
-        staged_file_store(system=system, path=dest)
-        audit_record(action=AuditAction.UPDATE, actor=user, obj=system,
-                     after={"staged": name, "rows": report.rows, "file": path.name})
-    schema_cache_clear()
-    return UploadResult(profile, report, str(path))
-
-
-ACCEPTED = ", ".join(f".{f}" for f in FORMATS)

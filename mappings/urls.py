@@ -96,6 +96,9 @@ urlpatterns = [
     path("systems/<uuid:uuid>/schema/", views.system_schema_view, name="system_schema"),
     path("systems/<uuid:uuid>/upload/", views.system_upload_view, name="system_upload"),
     path(
+        "systems/<uuid:uuid>/uploads/<uuid:upload>/", views.upload_status_view, name="upload_status"
+    ),
+    path(
         "systems/<uuid:uuid>/tables/<str:table>/profile/",
         views.table_profile_view,
         name="table_profile",

@@ -13,6 +13,7 @@ from mappings.api import (
     RuleTypeViewSet,
     SystemViewSet,
 )
+from mappings.api_uploads import FileUploadViewSet
 from runs.api import FailedRecordViewSet, RunViewSet
 from runs.api_extra import NotificationViewSet
 from validation.api import CutoverViewSet, RunReportViewSet, ValidationRuleViewSet
@@ -32,6 +33,7 @@ router.register("validation-rules", ValidationRuleViewSet, basename="validation-
 router.register("run-reports", RunReportViewSet, basename="run-report")
 router.register("cutovers", CutoverViewSet, basename="cutover")
 router.register("failed-records", FailedRecordViewSet, basename="failed-record")
+router.register("file-uploads", FileUploadViewSet, basename="file-upload")
 router.register("uat-cases", UATCaseViewSet, basename="uat-case")
 router.register("signoffs", SignOffViewSet, basename="signoff")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")

@@ -209,6 +209,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "migration_planner.lib.openapi.error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "runs.enums.RunStatus",
         "BatchStatusEnum": "runs.enums.BatchStatus",
@@ -292,6 +296,9 @@ FILE_UPLOAD_HANDLERS = [
 
 # Files the app writes under .data/ are readable by its own user only.
 FILE_UPLOAD_PERMISSIONS = 0o600
+# Uploads stream into the data directory (not /tmp): keeping one is then a rename.
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "uploads-tmp")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(mode=0o700, exist_ok=True)
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # Re-process and rollback leases on target tables expire this long after their last renewal.

@@ -169,7 +169,7 @@ class RunViewSet(
         return Response(RollbackSerializer(rollback).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=RollbackSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def rollbacks(self, request: Request, uuid=None) -> Response:
         """The run's rollbacks, newest first, with their verification."""
         run = self.get_object()

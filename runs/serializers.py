@@ -129,7 +129,7 @@ class RollbackRequestSerializer(serializers.Serializer):
 
 class RollbackSerializer(serializers.ModelSerializer):
     run = serializers.UUIDField(source="run.uuid", read_only=True)
-    requested_by = serializers.StringRelatedField()
+    requested_by = serializers.StringRelatedField(allow_null=True)
     tables_differing = serializers.SerializerMethodField()
 
     class Meta:

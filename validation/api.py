@@ -198,7 +198,7 @@ class CutoverViewSet(viewsets.ViewSet):
     def retrieve(self, request: Request, slug: str) -> Response:
         return Response(CutoverSerializer(_cutover_data(self._plan(slug))).data)
 
-    @extend_schema(parameters=SLUG, request=None, responses=CutoverSerializer)
+    @extend_schema(parameters=SLUG, request=None, responses={201: CutoverSerializer})
     @action(detail=True, methods=["post"])
     def open(self, request: Request, slug: str) -> Response:
         """Start a cutover (one open at a time)."""

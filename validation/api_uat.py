@@ -136,7 +136,7 @@ class UATCaseViewSet(viewsets.ModelViewSet):
         request=UATResultRequestSerializer,
         responses={200: UATResultSerializer, 400: ERROR},
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def results(self, request: Request, uuid=None) -> Response:
         """GET the case's results (optionally on one run); POST records (or replaces) the
         caller's outcome on a run — fail / blocked need a comment."""

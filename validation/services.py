@@ -236,12 +236,16 @@ def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
     started = time.monotonic()
     from . import reconciliation as rec  # pandas: imported where used, not at app start
     from .keydiff import state_of
+    from .prefetch import expected_collect, expected_start
 
     run.refresh_from_db()
     state = state_of(run)
     ctx = rec.RunContext(run=run)
     accounting = rec.accounting(run)
+    # the expected side (source re-read through the run's rules) in a thread meanwhile
+    pending = expected_start(ctx, run_entities(run))
     diffs = _diffs(ctx, run)
+    expected_collect(ctx, pending)
     results = _post_results(ctx, run, diffs)
     verdict = _verdict(accounting, diffs, results)
     data = {"accounting": accounting, "key_diffs": diffs,

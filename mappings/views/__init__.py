@@ -57,6 +57,7 @@ from .systems import (
     system_schema_view,
     system_test_view,
     system_upload_view,
+    upload_status_view,
 )
 from .versions import (
     plan_drift_view,

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.errors import ApplicationError, TooLargeError
 from migration_planner.lib.uploads import upload_refusal
 from migration_planner.lib.views import capability_required
 
 from ..enums import SystemKind
 from ..forms import FileUploadForm, SystemForm
-from ..models import System
+from ..models import FileUpload, System
 from ..schema import system_schema, system_test_connection
 from ..selectors import system_list
-from ..services_systems import ACCEPTED, system_delete, system_save, system_upload_file
+from ..services_systems import system_delete, system_save
+from ..services_uploads import ACCEPTED, file_upload_receive
 from ._common import SYSTEMS
 
 
@@ -29,10 +30,17 @@ def system_list_view(request: HttpRequest) -> HttpResponse:
 @capability_required("mp.view")
 def system_detail_view(request: HttpRequest, uuid) -> HttpResponse:
     system = get_object_or_404(System, uuid=uuid)
-    return render(request, "mappings/system_detail.html", {
-        "system": system, "can_manage": request.user.has_perm(SYSTEMS),
-        "upload_form": FileUploadForm() if system.kind == SystemKind.FILE else None,
-        "accepted": ACCEPTED})
+    return render(request, "mappings/system_detail.html", _detail_context(
+        system, can_manage=request.user.has_perm(SYSTEMS),
+        form=FileUploadForm() if system.kind == SystemKind.FILE else None))
+
+
+def _detail_context(system: System, *, can_manage: bool, form, error: str | None = None
+                    ) -> dict:
+    return {"system": system, "can_manage": can_manage, "upload_form": form,
+            "accepted": ACCEPTED, "upload_error": error,
+            "uploads": list(system.uploads.all()[:5])
+            if system.kind == SystemKind.FILE else []}
 
 
 @capability_required(SYSTEMS)
@@ -88,20 +96,33 @@ def system_schema_view(request: HttpRequest, uuid) -> HttpResponse:
 @require_POST
 @capability_required(SYSTEMS)
 def system_upload_view(request: HttpRequest, uuid) -> HttpResponse:
+    """Keep the uploaded file and queue its staging (303 to the page, which shows progress);
+    413 over the size limit, 400 for anything else wrong, with the reason on the page."""
     system = get_object_or_404(System, uuid=uuid)
     form = FileUploadForm(request.POST, request.FILES)
-    result, error = None, upload_refusal(request)
-    if error:
-        pass
-    elif form.is_valid():
-        try:
-            result = system_upload_file(system=system, user=request.user,
-                                        upload=form.cleaned_data["file"],
-                                        table=form.cleaned_data.get("table") or None)
-        except ApplicationError as exc:
-            error = exc.message
-    else:
-        error = "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items())
-    return render(request, "mappings/system_detail.html", {
-        "system": system, "can_manage": True, "upload_form": form, "accepted": ACCEPTED,
-        "upload": result, "upload_error": error}, status=200 if result else 400)
+    error, status = upload_refusal(request), 413
+    if not error:
+        status = 400
+        if form.is_valid():
+            try:
+                file_upload_receive(system=system, user=request.user,
+                                    upload=form.cleaned_data["file"],
+                                    table=form.cleaned_data.get("table") or None)
+                return HttpResponseRedirect(system.get_absolute_url(), status=303)
+            except TooLargeError as exc:
+                error, status = exc.message, 413
+            except ApplicationError as exc:
+                error = exc.message
+        else:
+            error = "; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items())
+    return render(request, "mappings/system_detail.html",
+                  _detail_context(system, can_manage=True, form=form, error=error),
+                  status=status)
+
+
+@capability_required("mp.view")
+def upload_status_view(request: HttpRequest, uuid, upload) -> HttpResponse:
+    """The polled progress of one upload: 286 (stop polling) once it is staged or failed."""
+    record = get_object_or_404(FileUpload, uuid=upload, system__uuid=uuid)
+    return render(request, "mappings/partials/_upload_status.html", {"upload": record},
+                  status=286 if record.finished else 200)

@@ -5,24 +5,39 @@ from __future__ import annotations
 from rest_framework import status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .errors import ApplicationError, ConflictError, PermissionDeniedError
+from .errors import ApplicationError, ConflictError, PermissionDeniedError, TooLargeError
 
 
 def exception_handler(exc, context):
-    """ApplicationError -> 400 (403 permission, 409 conflict) with {"detail", "field"}; else
-    DRF default."""
+    """ApplicationError -> 400 (403 permission, 409 conflict, 413 too large) with {"detail",
+    "field"}; else DRF default."""
     if isinstance(exc, ApplicationError):
         code = status.HTTP_400_BAD_REQUEST
         if isinstance(exc, PermissionDeniedError):
             code = status.HTTP_403_FORBIDDEN
         elif isinstance(exc, ConflictError):
             code = status.HTTP_409_CONFLICT
+        elif isinstance(exc, TooLargeError):
+            code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
         body = {"detail": exc.message, "field": exc.field, **exc.extra}
-        return Response(body, status=code)
-    return drf_exception_handler(exc, context)
+        return _as_json(Response(body, status=code), context)
+    return _as_json(drf_exception_handler(exc, context), context)
+
+
+def _as_json(response: Response | None, context) -> Response | None:
+    """Refusals are JSON even from an endpoint that answers CSV, YAML, HTML or PDF (as the
+    schema says)."""
+    request = context.get("request")
+    renderer = getattr(request, "accepted_renderer", None)
+    if response is not None and renderer is not None and not isinstance(renderer, JSONRenderer):
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
+    return response
+
 
 # A URL segment that is a UUID: anything else is a 404 from the router, never a 500.
 UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"

@@ -13,15 +13,20 @@ class SizeLimitUploadHandler(FileUploadHandler):
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         limit = settings.MP_UPLOAD_MAX_BYTES
         if start + len(raw_data) > limit:
-            self.request.upload_refused = (
-                f"“{self.file_name}” is larger than the upload limit of "
-                f"{limit // (1024 * 1024)} MB (MP_UPLOAD_MAX_MB)."
-            )
+            self.request.upload_refused = too_large_message(self.file_name, limit)
             raise StopUpload(connection_reset=False)
         return raw_data
 
     def file_complete(self, file_size: int) -> None:
         return None
+
+
+def too_large_message(name: str, limit: int) -> str:
+    """The refusal of a file over the limit, as the page, the API (413) and the log say it."""
+    return (
+        f"“{name}” is larger than the upload limit of {limit / 2**20:g} MB "
+        "(MP_UPLOAD_MAX_MB): nothing was kept."
+    )
 
 
 def upload_refusal(request) -> str | None:

@@ -1,5 +1,7 @@
 """Where a connector may point: file paths inside an allowed root, servers by identity (no Django).
 
+A server host name is resolved once per connection and the connection goes to that address
+(``server_pin``), so what was checked is what is reached.
 A SQLite (or staged file) system's path is resolved (symlinks followed) and must lie inside the
 allowed root the caller passes; some files inside it (the application's own database and key
 files) are always refused. A server is identified by its resolved addresses, port and database
@@ -78,14 +80,14 @@ def _resolve(host: str) -> frozenset[str]:
     except (OSError, UnicodeError):
         return frozenset({host.lower()})
     own = _own_addresses()
-    found = set()
-    for info in infos:
-        addr = str(info[4][0]).split("%")[0]
-        ip = ipaddress.ip_address(addr)
-        mapped = getattr(ip, "ipv4_mapped", None)
-        ip = mapped or ip
-        found.add(_LOCAL if ip.is_loopback or ip.is_unspecified or str(ip) in own else str(ip))
-    return frozenset(found)
+    return frozenset(_token(str(info[4][0]), own) for info in infos)
+
+
+def _token(address: str, own: frozenset[str]) -> str:
+    """An address as identity: loopback, unspecified and this machine's own are one token."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return _LOCAL if ip.is_loopback or ip.is_unspecified or str(ip) in own else str(ip)
 
 
 def _own_addresses() -> frozenset[str]:
@@ -142,3 +144,37 @@ def server_check(
         raise DestinationRefused(
             f"The database “{database}” on “{host}” is the application's own; no system may use it."
         )
+
+
+def server_pin(
+    host: str,
+    port: int | str | None,
+    database: str,
+    *,
+    default_port: int,
+    refused: Iterable[ServerIdentity],
+) -> str | None:
+    """Resolve ``host`` once (no cache), refuse the answer when it is one of ``refused``, and
+    return that address: the connection must go there, so a DNS answer that changes between
+    the check and the connect (rebinding) cannot swap in our own database. None for a local
+    socket (checked as this machine). Raises DestinationRefused."""
+    if not host or host.startswith("/"):
+        server_check(host, port, database, default_port=default_port, refused=refused)
+        return None
+    try:
+        number = int(port) if port else default_port
+    except ValueError:
+        number = default_port
+    try:
+        infos = socket.getaddrinfo(host, number, type=socket.SOCK_STREAM)
+        address = str(infos[0][4][0]).split("%")[0]
+    except (OSError, UnicodeError, IndexError) as exc:
+        raise DestinationRefused(f"The host “{host}” does not resolve: {exc}") from None
+    ident = ServerIdentity(
+        frozenset({_token(address, _own_addresses())}), number, (database or "").strip()
+    )
+    if any(ident.same_as(other) for other in refused):
+        raise DestinationRefused(
+            f"The database “{database}” on “{host}” is the application's own; no system may use it."
+        )
+    return address

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from mappings.models import FieldMapping, System
+from mappings.models import FieldMapping, FileUpload, System
 from mappings.services import plan_version_create
 from tests.mappings.workbench_fixtures import demo_files, demo_plan, demo_systems  # noqa: F401
 from validation.models import AuditEvent
@@ -94,15 +94,24 @@ def test_table_profile(client_for, viewer, demo_plan):
 
 
 def test_file_upload_stages_a_table(client_for, analyst, viewer):
+    """The request keeps the file and queues it (202); the worker's staging (run inline
+    here; tests/security/test_upload_worker.py has a real worker) ends in the upload's row."""
+    from mappings.services_uploads import file_upload_stage
+
     system = System.objects.create(name="drops", kind="file", role="source")
     url = f"/api/systems/{system.uuid}/upload/"
     upload = SimpleUploadedFile("people.csv", b"id,name\n1,Ann\n2,Bob\n", "text/csv")
     assert client_for(viewer).post(url, {"file": upload}).status_code == 403
     upload.seek(0)
-    staged = client_for(analyst).post(url, {"file": upload, "table": "people"})
-    assert staged.status_code == 201, staged.content
-    assert staged.json()["rows"] == 2 and staged.json()["columns"] == ["id", "name"]
+    queued = client_for(analyst).post(url, {"file": upload, "table": "people"})
+    assert queued.status_code == 202, queued.content
     bad = SimpleUploadedFile("bad.json", b'{"a": [1, 2', "application/json")
     refused = client_for(analyst).post(url, {"file": bad})
-    assert refused.status_code == 400 and "bad.json" in refused.json()["detail"]
+    assert refused.status_code == 202
+    for answer in (queued, refused):
+        file_upload_stage(upload_id=FileUpload.objects.get(uuid=answer.json()["uuid"]).pk)
+    staged = client_for(viewer).get(queued["Location"]).json()
+    assert (staged["status"], staged["rows"], staged["columns"]) == ("staged", 2, ["id", "name"])
+    failed = client_for(viewer).get(refused["Location"]).json()
+    assert failed["status"] == "failed" and failed["error"].startswith("bad.json: line 1")
     assert AuditEvent.objects.filter(object_id=str(system.uuid)).exists()

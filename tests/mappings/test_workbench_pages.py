@@ -11,7 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from mappings.models import LookupEntry, Milestone, Plan, System
+from mappings.models import FileUpload, LookupEntry, Milestone, Plan, System
+from mappings.services_uploads import file_upload_stage
 from tests.factories import LookupTableFactory, PlanFactory, SystemFactory
 from tests.mappings.workbench_fixtures import demo_files, demo_plan, demo_systems  # noqa: F401
 
@@ -87,6 +88,12 @@ def _file_system(analyst, client):
     return System.objects.get(name="Exports")
 
 
+def _stage_queued() -> None:
+    """What the Celery worker does with each queued upload (tests/security has the real one)."""
+    for pk in FileUpload.objects.filter(status="queued").values_list("pk", flat=True):
+        file_upload_stage(upload_id=pk)
+
+
 def test_file_upload_stages_into_the_systems_sqlite(client_for, analyst, settings, tmp_path):
     settings.MEDIA_ROOT, settings.DATA_DIR = str(tmp_path / "media"), tmp_path
     client = client_for(analyst)
@@ -94,25 +101,38 @@ def test_file_upload_stages_into_the_systems_sqlite(client_for, analyst, setting
     upload = SimpleUploadedFile("people.csv", b"id;name\n1;Ann\n2;Bob\n")
     response = client.post(reverse("mappings:system_upload", args=[system.uuid]),
                            {"file": upload})
+    queued = client.get(response["Location"]).content.decode()
+    _stage_queued()
     system.refresh_from_db()
-    body = response.content.decode()
-    assert response.status_code == 200
+    body = client.get(response["Location"]).content.decode()
+    assert response.status_code == 303
+    assert "Waiting for a worker to parse it" in queued
     assert "Staged <strong>2</strong> rows into table <code>people</code>" in body
     assert "delimiter <code>;</code>" in body
     assert system.path == str(tmp_path / "staging" / f"{system.uuid}.sqlite3")
-    assert (tmp_path / "media" / "uploads" / str(system.uuid) / "people.csv").exists()
+    record = FileUpload.objects.get()
+    assert (tmp_path / "media" / "uploads" / str(system.uuid) / str(record.uuid)
+            / "people.csv").exists()
+    assert (record.columns, record.preview) == (["id", "name"], [["1", "Ann"], ["2", "Bob"]])
 
 
-def test_bad_upload_names_the_row(client_for, analyst, settings, tmp_path):
+def test_bad_upload_names_the_row(client_for, analyst, viewer, settings, tmp_path):
     settings.MEDIA_ROOT, settings.DATA_DIR = str(tmp_path / "media"), tmp_path
     client = client_for(analyst)
     system = _file_system(analyst, client)
     upload = SimpleUploadedFile("bad.json", b'[{"a": 1},\n 5]')
     response = client.post(reverse("mappings:system_upload", args=[system.uuid]),
                            {"file": upload})
-    assert response.status_code == 400
-    assert "bad.json: record 2" in response.content.decode() or "row 2" in \
-        response.content.decode().lower()
+    _stage_queued()
+    record = FileUpload.objects.get()
+    status = client.get(reverse("mappings:upload_status", args=[system.uuid, record.uuid]))
+    assert response.status_code == 303
+    assert status.status_code == 286  # htmx stops polling
+    assert "bad.json: record 2: expected an object, got int (row 2)" in status.content.decode()
+    assert (record.status, record.error_row) == ("failed", 2)
+    page = client_for(viewer).get(reverse("mappings:system_detail", args=[system.uuid]))
+    assert "bad.json: record 2: expected an object" in page.content.decode()  # viewers see it
+    assert "Upload and stage" not in page.content.decode()  # but cannot upload
 
 
 def test_plan_create_and_edit(client_for, analyst, demo_systems):
@@ -211,6 +231,7 @@ def test_staged_file_reaches_a_worker_on_another_host(client_for, analyst, setti
     system = _file_system(analyst, client)
     upload = SimpleUploadedFile("people.csv", b"id;name\n1;Ann\n2;Bob\n3;Cy\n")
     client.post(reverse("mappings:system_upload", args=[system.uuid]), {"file": upload})
+    _stage_queued()
     system.refresh_from_db()
     web_file = tmp_path / "web" / "staging" / f"{system.uuid}.sqlite3"
     assert system.path == str(web_file)

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from mappings.models import System
-from mappings.services_systems import system_upload_file
+from mappings.services_uploads import file_upload_receive, file_upload_stage
 from migration_planner.lib.errors import ApplicationError
 from runs.enums import RunStatus
 from runs.services import run_cancel, run_create
@@ -25,7 +25,11 @@ def file_plan(tmp_path, settings, analyst):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     source = System.objects.create(name="csv export", kind="file", role="source")
     upload = SimpleUploadedFile("people.csv", b"id,name\n1,Ada\n2,Grace\n3,\n")
-    system_upload_file(system=source, user=analyst, upload=upload, table="people")
+    record = file_upload_receive(system=source, user=analyst, upload=upload, table="people")
+    file_upload_stage(upload_id=record.pk)  # a no-op when the (eager) task already staged it
+    record.refresh_from_db()
+    assert record.status == "staged", record.error
+    source.refresh_from_db()
     target_path = tmp_path / "target.sqlite3"
     with sqlite3.connect(target_path) as conn:
         conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")

@@ -310,7 +310,12 @@ def test_viewer_cannot_launch_or_roll_back(demo_plan, viewer):
 
 
 def test_cli_run_plan_and_rollback_run(demo_plan, demo_target_db, capsys):
+    from celery import current_app
+
+    before = current_app.conf.task_always_eager, current_app.conf.task_eager_propagates
     call_command("run_plan", demo_plan.slug, "--inline")
+    # --inline runs eagerly for its own run only: later tests in this process use the workers
+    assert (current_app.conf.task_always_eager, current_app.conf.task_eager_propagates) == before
     run = Run.objects.get()
     assert run.status == RunStatus.SUCCEEDED
     assert "Succeeded: extracted 1,800" in capsys.readouterr().out

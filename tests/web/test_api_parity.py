@@ -113,6 +113,7 @@ READS: dict[str, list[str]] = {
     "mappings:system_detail": ["GET /api/systems/{uuid}/"],
     "mappings:system_schema": ["GET /api/systems/{uuid}/schema/"],
     "mappings:table_profile": ["GET /api/systems/{uuid}/tables/{table}/profile/"],
+    "mappings:upload_status": ["GET /api/file-uploads/{uuid}/"],
     "mappings:entity_profile": [
         "GET /api/systems/{uuid}/tables/{table}/profile/",
         "GET /api/plans/{slug}/entities/{entity_name}/profile-suggestions/",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from mappings.models import PlanVersion
+from mappings.models import FileUpload, PlanVersion
 from runs.models import Batch, FailedRecord, Run
 from tests.factories import (
     EntityMappingFactory,
@@ -58,6 +58,9 @@ def objects(db):
     record = FailedRecord.objects.create(
         run=run, entity=entity.name, source_key="1", stage="transform", category="c", message="m"
     )
+    upload = FileUpload.objects.create(
+        system=plan.source, filename="people.csv", table="people", size=20
+    )
     return {
         "slug": plan.slug,
         "plan": plan.slug,
@@ -76,7 +79,9 @@ def objects(db):
             "lookup": str(lookup.uuid),
             "run": str(run.uuid),
             "record": str(record.uuid),
+            "upload": str(upload.uuid),
         },
+        "upload": str(upload.uuid),
         "fmt": "csv",
         "format": "json",
         "table": "customers",
@@ -176,6 +181,7 @@ PAGES = {
     "mappings:system_detail": (V, V), "mappings:system_edit": (S, S),
     "mappings:system_delete": (S, S), "mappings:system_test": (S, S),
     "mappings:system_schema": (V, V), "mappings:system_upload": (S, S),
+    "mappings:upload_status": (V, V),
     "mappings:table_profile": (V, V), "mappings:entity_profile": (V, V),
     "mappings:suggestion_apply": (E, E),
     "runs:run_list": (V, V), "runs:run_compare": (V, V), "runs:run_detail": (V, V),
@@ -204,6 +210,7 @@ _CRUD = {"put": E, "patch": E, "delete": E}
 API = {
     "system-list": {"post": S}, "system-detail": {"put": S, "patch": S, "delete": S},
     "system-table-schema": {}, "system-test-connection": {"post": S},
+    "file-upload-list": {}, "file-upload-detail": {},
     "plan-list": {"post": E}, "plan-import-yaml": {"post": E}, "plan-detail": _CRUD,
     "plan-preview": {"post": V}, "plan-profile-suggestions": {"post": E},
     "plan-set-status": {"post": E}, "plan-version-diff": {},
@@ -241,7 +248,7 @@ API = {
 API_UUID = {"systems": "system", "entities": "entity", "field-mappings": "field",
             "rule-steps": "step", "lookups": "lookup", "runs": "run",
             "failed-records": "record", "validation-rules": "rule", "uat-cases": "uat",
-            "signoffs": "signoff", "tokens": "token"}
+            "signoffs": "signoff", "tokens": "token", "file-uploads": "upload"}
 
 
 def _api_routes():

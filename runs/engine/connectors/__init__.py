@@ -18,7 +18,7 @@ from runs.engine.connectors.base import (
     Target,
 )
 from runs.engine.errors import EngineError
-from runs.engine.guard import DestinationRefused, file_path_check, server_check
+from runs.engine.guard import DestinationRefused, file_path_check, server_pin
 
 __all__ = [
     "ChangedSince",
@@ -39,30 +39,36 @@ KINDS = ("postgresql", "sqlite", "mysql", "file")
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 
 
-def _server_check(kind: str, params: dict[str, Any]) -> None:
-    """Refuse a server database that is one of ``params["refused_servers"]`` (our own)."""
-    refused = params.get("refused_servers") or ()
-    if refused:
-        server_check(params.get("host") or "", params.get("port"), params.get("dbname") or "",
-                     default_port=DEFAULT_PORTS[kind], refused=refused)
+def _pinned(kind: str, params: dict[str, Any]) -> str | None:
+    """A guarded connection (``refused_servers`` given, even empty): resolve the host once,
+    refuse our own database (DestinationRefused), and return the address to connect to."""
+    if "refused_servers" not in params:
+        return None
+    return server_pin(params.get("host") or "", params.get("port"), params.get("dbname") or "",
+                      default_port=DEFAULT_PORTS[kind],
+                      refused=params.get("refused_servers") or ())
 
 
 PG_LIBPQ_KEYS = ("host", "port", "dbname", "user", "password", "options", "require_auth",
-                 "sslmode")
+                 "sslmode", "connect_timeout")
 
 
 def postgres_libpq_params(params: dict[str, Any]) -> dict[str, Any]:
     """The libpq keyword arguments of PostgreSQL connector params, after the destination guard
-    (DestinationRefused for our own database); for direct psycopg2 connections (CDC)."""
-    _server_check("postgresql", params)
-    return {k: params[k] for k in PG_LIBPQ_KEYS if params.get(k) not in (None, "")}
+    (DestinationRefused for our own database; the host pinned to the address checked, as
+    ``hostaddr``); for direct psycopg2 connections (CDC)."""
+    pinned = _pinned("postgresql", params)
+    libpq = {k: params[k] for k in PG_LIBPQ_KEYS if params.get(k) not in (None, "")}
+    return libpq | ({"hostaddr": pinned} if pinned else {})
 
 
 def connect(kind: str, params: dict[str, Any]) -> Connector:
     """Open a connector of ``kind``; connections open lazily; EngineError for an unknown kind.
 
     postgresql params: host, port, dbname, user, password, options, require_auth,
-    refused_servers (ServerIdentity list: DestinationRefused when the server is one of them).
+    refused_servers (ServerIdentity list: DestinationRefused when the server is one of them;
+    given, even empty, the host is resolved once and the connection pinned to that address),
+    connect_timeout.
     sqlite / file params (a file system is read from its staging SQLite database): path,
     allowed_root (required: DestinationRefused when the resolved path lies outside it),
     refused_paths (files always refused), optional busy_timeout_ms.
@@ -72,8 +78,9 @@ def connect(kind: str, params: dict[str, Any]) -> Connector:
     if kind == "postgresql":
         from runs.engine.connectors.postgres import PostgresConnector
 
-        _server_check(kind, params)
-        return PostgresConnector({k: params.get(k) for k in PG_LIBPQ_KEYS})
+        pinned = _pinned(kind, params)
+        libpq = {k: params.get(k) for k in PG_LIBPQ_KEYS}
+        return PostgresConnector(libpq | ({"hostaddr": pinned} if pinned else {}))
     if kind in ("sqlite", "file"):
         from runs.engine.connectors.sqlite import SqliteConnector
 
@@ -86,7 +93,8 @@ def connect(kind: str, params: dict[str, Any]) -> Connector:
     if kind == "mysql":
         from runs.engine.connectors.mysql import MysqlConnector
 
-        _server_check(kind, params)
+        pinned = _pinned(kind, params)
         allowed = ("host", "port", "dbname", "user", "password", "connect_timeout")
-        return MysqlConnector({k: params.get(k) for k in allowed})
+        return MysqlConnector({k: params.get(k) for k in allowed} | (
+            {"host": pinned} if pinned else {}))
     raise EngineError(f"unknown connector kind {kind!r}")

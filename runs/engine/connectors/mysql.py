@@ -137,6 +137,22 @@ def _keyset(cols: Sequence[ColumnInfo], bound: Sequence[Any], op: str) -> tuple[
     return f"({lead} AND ({' OR '.join(terms)}))", [exprs[0][1], *params]
 
 
+class _NoClearText:
+    """PyMySQL auth-plugin handler for the plugins that send the password in the clear
+    (mysql_clear_password, PAM's dialog): refuses, as PostgreSQL's require_auth=!password."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def authenticate(self, packet: Any) -> Any:
+        raise pymysql.err.OperationalError(
+            2059, "the server asked for the password in cleartext (mysql_clear_password or "
+            "dialog): refused, the password was not sent")
+
+
+NO_CLEARTEXT_AUTH = {"mysql_clear_password": _NoClearText, "dialog": _NoClearText}
+
+
 class MysqlConnector(ArrowTextSource):
     """Source on one MySQL (8.0+) or MariaDB (10.2+) database; one PyMySQL connection."""
 
@@ -161,6 +177,7 @@ class MysqlConnector(ArrowTextSource):
                     charset="utf8mb4",
                     autocommit=True,
                     connect_timeout=int(p.get("connect_timeout") or 10),
+                    auth_plugin_map=NO_CLEARTEXT_AUTH,
                 )
             except pymysql.err.OperationalError as exc:
                 raise _error(exc, "cannot connect to MySQL") from exc

@@ -51,9 +51,16 @@ class Command(BaseCommand):
         mode = (
             RunMode.DRY_RUN if opts["dry_run"] else RunMode.DELTA if opts["delta"] else RunMode.LOAD
         )
+        conf = current_app.conf
+        saved = conf.task_always_eager, conf.task_eager_propagates
         if opts["inline"]:
-            current_app.conf.task_always_eager = True
-            current_app.conf.task_eager_propagates = True
+            conf.task_always_eager = conf.task_eager_propagates = True
+        try:
+            self._launch(plan, user, target, mode, opts)
+        finally:  # the command may run inside a longer-lived process (tests, call_command)
+            conf.task_always_eager, conf.task_eager_propagates = saved
+
+    def _launch(self, plan: Plan, user, target: System | None, mode: str, opts: dict) -> None:
         try:
             run = run_create(
                 plan=plan, user=user, target=target, mode=mode, scope_entity=opts["entity"]

@@ -13,11 +13,14 @@ from runs.engine.errors import StagingError
 XLSX_MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
 XLSX_MAX_RATIO = 200
 XLSX_MAX_CELLS = 20_000_000
+# openpyxl holds every shared string in memory (read-only mode too): cap the part's size.
+XLSX_MAX_SHARED_STRINGS_BYTES = 64 * 1024 * 1024
 
 
 def xlsx_check(path: Path) -> None:
     """Raise StagingError for a workbook that inflates too far (zip bomb) or declares too
-    many cells; reads only the zip directory and the sheets' first 4 KB."""
+    many cells, or whose shared-strings part (held whole in memory by openpyxl) is over
+    XLSX_MAX_SHARED_STRINGS_BYTES; reads only the zip directory and the sheets' first 4 KB."""
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
@@ -30,6 +33,13 @@ def xlsx_check(path: Path) -> None:
                     "as a zip bomb; save it again or export CSV"
                 )
             for info in infos:
+                if info.filename.lower().endswith("sharedstrings.xml") and (
+                    info.file_size > XLSX_MAX_SHARED_STRINGS_BYTES
+                ):
+                    raise StagingError(
+                        f"the workbook's shared strings unpack to {info.file_size:,} bytes "
+                        f"(limit {XLSX_MAX_SHARED_STRINGS_BYTES:,}): export the sheet as CSV"
+                    )
                 if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
                     with archive.open(info) as part:
                         head = part.read(4096).decode("utf-8", "replace")
