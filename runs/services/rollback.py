@@ -8,6 +8,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.connections import connector_for
 from runs.engine.errors import EngineError, TransientError, is_unavailable
@@ -22,8 +24,6 @@ from runs.enums import (
     RunStatus,
 )
 from runs.models import Batch, FailedRecord, LedgerEntry, Rollback, Run
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from . import hooks
 from .claims import ClaimHeartbeat, db_retrying, lease_delta, worker_id
