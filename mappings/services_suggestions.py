@@ -15,9 +15,9 @@ from django.db import transaction
 
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.rules import RuleContext, RuleParamError, run_step, to_python
-from validation.profiling import SAMPLE_ROWS, ColumnProfile, RuleSuggestion, profile_column
 
 from .models import EntityMapping, FieldMapping, RuleStep
+from .profiling import SAMPLE_ROWS, ColumnProfile, RuleSuggestion, profile_column
 from .schema import sample_frame, system_table
 from .services import plan_snapshot_build
 from .services_edit import step_add

@@ -39,15 +39,18 @@ def connector_for(system: System) -> Connector:
             _close_dead_threads()
             for stale in [k for k in _cache if k[:2] == (me, system.pk)]:
                 _cache.pop(stale).close()
-            if system.kind == SystemKind.FILE:
-                # its staging SQLite, this host's copy: the web host's path (system.path) may
-                # lie outside this host's data directory; connect checks the copy against it
-                params = {"path": staged_file_local(system)} | guard_params(system.kind)
-                kind = "sqlite"
-            else:
-                params, kind = system.guarded_connection_params(), system.kind
-            conn = _cache[key] = connect(kind, params)
+            conn = _cache[key] = connect(*connection_spec(system))
         return conn
+
+
+def connection_spec(system: System) -> tuple[str, dict]:
+    """(engine kind, guarded parameters) to ``connect`` to ``system`` — for a helper thread
+    that opens (and closes) its own connector; may read the database (a file's staged copy)."""
+    if system.kind == SystemKind.FILE:
+        # its staging SQLite, this host's copy: the web host's path (system.path) may
+        # lie outside this host's data directory; connect checks the copy against it
+        return "sqlite", {"path": staged_file_local(system)} | guard_params(system.kind)
+    return system.kind, system.guarded_connection_params()
 
 
 def connectors_close() -> None:

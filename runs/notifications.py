@@ -32,7 +32,7 @@ def _reconciliation(run: Run) -> str | None:
     wrote batches has no report (reconciliation crashed), None when none is expected."""
     if run.mode == RunMode.DRY_RUN or run.status != RunStatus.SUCCEEDED:
         return None
-    from validation.selectors import run_verdict
+    from .services.hooks import run_verdict
 
     verdict = run_verdict(run)
     if verdict is None and run.batches.exists():

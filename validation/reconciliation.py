@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,9 @@ from runs.services.state import run_entities, run_ledger_id, run_snapshot
 from .checks import Outcome
 from .enums import ValidationPhase
 
+if TYPE_CHECKING:
+    from .prefetch import Reader
+
 LISTED_KEYS = 50
 SAMPLE_CHUNK = 5_000  # sampled rows compared per round trip
 REPORT_CHUNK = 10_000  # source rows transformed at a time for the expected side
@@ -48,7 +51,7 @@ class RunContext:
     """What the checks of one run share: connectors, snapshot, cached expected frames."""
 
     run: Run
-    expected: dict[str, Expected] = field(default_factory=dict)
+    expected: dict[str, Expected | Exception] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.snapshot = run_snapshot(self.run)
@@ -145,17 +148,26 @@ def _post_needs(run: Run, entity: EntitySpec) -> tuple[set[str], set[str], list[
     return sums, cats, samples
 
 
-def _expected_chunks(ctx: RunContext, entity: EntitySpec) -> Iterator[pd.DataFrame]:
-    """Source rows of the entity transformed with the run's rules, minus rows this run failed,
-    indexed by source key text — one key range at a time (bounded memory)."""
+def _failed_keys(run: Run, entity: EntitySpec) -> pd.Index:
+    """Source keys of the entity's rows this run failed, as one hashed Index (built once)."""
     # one Index whose hash table is built once (Index.isin hashed all failed keys per chunk;
     # with a set on Arrow strings it even rebuilt a Python list each time)
-    failed = pd.Index(
-        FailedRecord.objects.filter(run=ctx.run, entity=entity.name).values_list(
+    return pd.Index(
+        FailedRecord.objects.filter(run=run, entity=entity.name).values_list(
             "source_key", flat=True
         ),
         dtype=object,
     )
+
+
+def _expected_chunks(
+    ctx: RunContext | Reader, entity: EntitySpec, failed: pd.Index | None = None
+) -> Iterator[pd.DataFrame]:
+    """Source rows of the entity transformed with the run's rules, minus rows this run failed,
+    indexed by source key text — one key range at a time (bounded memory). Touches no Django
+    model when ``failed`` is given (so it may run in a thread of its own)."""
+    if failed is None:
+        failed = _failed_keys(ctx.run, entity)
     # Rows transform independently except for a dedupe, which acts within a batch: such an
     # entity is read in the run's own batch ranges, any other in smaller chunks (less memory).
     size = ctx.snapshot.batch_size
@@ -185,16 +197,32 @@ def _expected_chunks(ctx: RunContext, entity: EntitySpec) -> Iterator[pd.DataFra
 
 
 def expected_aggregate(ctx: RunContext, entity: EntitySpec) -> Expected:
-    """The entity's Expected, computed in one chunked pass for every post rule it has.
-    Read-only; cached per run context; engine errors raise."""
+    """The entity's Expected, computed in one chunked pass for every post rule it has (or
+    taken from ``expected_prefetch``). Read-only; cached per run context; engine errors raise
+    (an error of the prefetch is raised here, for the rule that needs it)."""
     if entity.name in ctx.expected:
-        return ctx.expected[entity.name]
-    sum_cols, cat_cols, samples = _post_needs(ctx.run, entity)
+        found = ctx.expected[entity.name]
+        if isinstance(found, Exception):
+            raise found
+        return found
+    needs = _post_needs(ctx.run, entity)
+    out = _aggregate(ctx, entity, needs, _failed_keys(ctx.run, entity))
+    ctx.expected[entity.name] = out
+    return out
+
+
+def _aggregate(
+    ctx: RunContext | Reader,
+    entity: EntitySpec,
+    needs: tuple[set[str], set[str], list[SampleSpec]],
+    failed: pd.Index,
+) -> Expected:
+    sum_cols, cat_cols, samples = needs
     out = Expected(sums={c: Decimal(0) for c in sum_cols}, counts={c: Counter() for c in cat_cols})
     limits = {(s.pct, s.n, s.seed): s for s in samples}
     picked: dict[tuple, list[pd.DataFrame]] = {k: [] for k in limits}
     smallest: dict[tuple, pd.DataFrame] = {}
-    for rows in _expected_chunks(ctx, entity):
+    for rows in _expected_chunks(ctx, entity, failed):
         out.rows += len(rows)
         for col in sum_cols:
             out.sums[col] += _decimal(rows[col])
@@ -221,7 +249,6 @@ def expected_aggregate(ctx: RunContext, entity: EntitySpec) -> Expected:
             frames = [smallest[key]] if key in smallest else []
         chosen = pd.concat(frames) if frames else pd.DataFrame()
         out.samples[key] = chosen.drop(columns=["mp_hash"], errors="ignore").sort_index()
-    ctx.expected[entity.name] = out
     return out
 
 
@@ -309,16 +336,19 @@ def post_check(
     ident, info = ctx.table(entity)
     key = info.column(entity.target_key)
     common = {"table": ident, "key": key, "run_id": ctx.ledger_id, "entity": entity.name}
-    expected = expected_aggregate(ctx, entity)
+    # the target side is queried first: it overlaps the expected side's thread (prefetch)
     if kind == "row_count_match":
-        return _count_outcome(expected.rows, pg_run_aggregate(ctx.cursor, **common), params)
+        have = pg_run_aggregate(ctx.cursor, **common)
+        return _count_outcome(expected_aggregate(ctx, entity).rows, have, params)
     if kind == "sum_match":
         have = Decimal(pg_run_aggregate(ctx.cursor, column=column, **common) or 0)
-        return _sum_outcome(expected.sums[column], have, params)
+        return _sum_outcome(expected_aggregate(ctx, entity).sums[column], have, params)
     if kind == "category_count_match":
-        return _categories(ctx, dict(expected.counts[column]), column, common)
+        have = pg_run_aggregate(ctx.cursor, column=column, by_category=True, **common)
+        return _category_outcome(dict(expected_aggregate(ctx, entity).counts[column]), have)
     if kind == "sample_compare":
-        return _sample(ctx, entity, _sample_rows(expected, params), key, ident)
+        rows = _sample_rows(expected_aggregate(ctx, entity), params)
+        return _sample(ctx, entity, rows, key, ident)
     raise ValueError(f"{kind} is not a post-migration check")
 
 
@@ -407,11 +437,6 @@ def _category_outcome(want: dict[str, int], have: dict[str, int]) -> Outcome:
     text = ", ".join(f"{t['category'] or '∅'} {t['expected']:,}" for t in table[:6])
     seen = ", ".join(f"{t['category'] or '∅'} {t['observed']:,}" for t in table[:6])
     return Outcome(not bad, text, seen, {"categories": table, "mismatched": len(bad)})
-
-
-def _categories(ctx: RunContext, want: dict[str, int], column: str, common: dict) -> Outcome:
-    have = pg_run_aggregate(ctx.cursor, column=column, by_category=True, **common)
-    return _category_outcome(want, have)
 
 
 def _sample(

@@ -236,12 +236,16 @@ def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
     started = time.monotonic()
     from . import reconciliation as rec  # pandas: imported where used, not at app start
     from .keydiff import state_of
+    from .prefetch import expected_collect, expected_start
 
     run.refresh_from_db()
     state = state_of(run)
     ctx = rec.RunContext(run=run)
     accounting = rec.accounting(run)
+    # the expected side (source re-read through the run's rules) in a thread meanwhile
+    pending = expected_start(ctx, run_entities(run))
     diffs = _diffs(ctx, run)
+    expected_collect(ctx, pending)
     results = _post_results(ctx, run, diffs)
     verdict = _verdict(accounting, diffs, results)
     data = {"accounting": accounting, "key_diffs": diffs,
@@ -319,9 +323,16 @@ def hooks_install() -> None:
     from runs.services.hooks import (
         register_after_queue_work,
         register_after_run,
+        register_approvals,
         register_before_run,
+        register_run_verdict,
     )
+
+    from .selectors import run_verdict
+    from .signoff import signed_off_versions
 
     register_before_run(run_prevalidate)
     register_after_run(run_reconcile_after)
     register_after_queue_work(run_reconcile_after_queue)
+    register_approvals(signed_off_versions)
+    register_run_verdict(run_verdict)

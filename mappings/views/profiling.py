@@ -11,9 +11,9 @@ from django.utils.safestring import mark_safe
 
 from migration_planner.lib.errors import ApplicationError
 from migration_planner.lib.views import capability_required
-from validation.profiling import SAMPLE_ROWS, bar_chart_svg, profile_frame
 
 from ..models import EntityMapping, FieldMapping, System
+from ..profiling import SAMPLE_ROWS, bar_chart_svg, profile_frame
 from ..schema import sample_frame, system_table
 from ..services_suggestions import (
     column_profile,

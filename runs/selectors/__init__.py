@@ -325,16 +325,13 @@ class LaunchPreview:
 def plan_current_version_signed_off(plan) -> tuple[int | None, bool]:
     """(number of the version that holds the plan's current content or None, signed off?)."""
     from mappings.services import plan_content_hash, snapshot_content
-    from validation.models import SignOff
+    from runs.services.hooks import approved_versions
 
     latest = plan.versions.order_by("-number").first()
     content = plan_content_hash(plan=plan)
     if latest is None or snapshot_content(latest.snapshot) != content:
         return None, False
-    signed = SignOff.objects.filter(
-        version=latest, decision="approved", voided_at__isnull=True
-    ).exists()
-    return latest.number, signed
+    return latest.number, approved_versions(plan=plan).filter(pk=latest.pk).exists()
 
 
 def launch_preview(*, plan, target, mode: str, scope_entity: str = "") -> LaunchPreview:

@@ -16,14 +16,14 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.connections import connector_for
 from runs.engine.connectors import postgres_libpq_params
 from runs.engine.errors import EngineError
 from runs.enums import LogLevel, RunMode, RunStatus
 from runs.models import COUNTERS, Batch, Run
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from .execution import _ended, _fail_run
 from .logging import run_log

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.connections import connector_for
 from runs.engine.errors import EngineError
@@ -19,8 +21,6 @@ from runs.enums import (
     RunStatus,
 )
 from runs.models import Batch, FailedRecord, LedgerEntry, Rollback, Run
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from . import hooks
 from .dispatch import enqueue_rollback
