@@ -305,10 +305,15 @@ def test_batch_that_keeps_killing_workers_is_parked(demo_plan):
     run = run_create(plan=demo_plan, user=None, mode="dry_run", scope_entity="accounts")
     run_prepare(run_id=run.pk)
     batches = list(Batch.objects.filter(run=run).order_by("seq"))
+    # two attempts lost their worker before; the third (running, lease expired) is taken over
     Batch.objects.filter(pk=batches[0].pk).update(
-        status="running", attempts=3, lease_until=timezone.now() - timezone.timedelta(seconds=1)
+        status="running",
+        attempts=3,
+        lost_attempts=2,
+        lease_until=timezone.now() - timezone.timedelta(seconds=1),
     )
     assert batch_execute(batch_id=batches[0].pk) == "parked"
+    assert Batch.objects.get(pk=batches[0].pk).lost_attempts == 3
     for batch in batches[1:]:
         batch_execute(batch_id=batch.pk)
     run.refresh_from_db()
