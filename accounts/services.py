@@ -9,9 +9,9 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from .models import PersonalAccessToken
 

@@ -1,4 +1,4 @@
-"""API actions the pages offer beyond CRUD: the plan document, schema drift and re-baseline,
+"""API actions the pages offer beyond CRUD: schema drift and re-baseline,
 the YAML import's validate step, mapping suggestions, table profiling and file uploads.
 
 Mixed into ``PlanViewSet`` / ``SystemViewSet`` (``mappings.api``); each action calls the same
@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import parsers, renderers, serializers, status
 from rest_framework.decorators import action
@@ -244,40 +242,8 @@ DOC_FORMAT = OpenApiParameter(
 
 
 class PlanExtraActions:
-    """Plan document, drift, re-baseline, import validation and mapping suggestions."""
-
-    @extend_schema(
-        parameters=[DOC_FORMAT],
-        responses={
-            (200, "text/html"): OpenApiTypes.STR,
-            (200, "text/markdown"): OpenApiTypes.STR,
-            (200, "application/pdf"): OpenApiTypes.BINARY,
-        },
-    )
-    @action(
-        detail=True,
-        methods=["get"],
-        renderer_classes=[DocumentHTMLRenderer, MarkdownRenderer, PDFRenderer],
-    )
-    def document(self, request: Request, slug=None) -> HttpResponse:
-        """The plan document a signer signs, as HTML, Markdown or PDF (same as the page)."""
-        from . import document
-
-        plan = self.get_object()
-        fmt = request.accepted_renderer.format
-        if fmt == "md":
-            body = document.plan_document_markdown(plan=plan)
-            response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
-        elif fmt == "pdf":
-            response = HttpResponse(
-                document.plan_document_pdf(plan=plan), content_type="application/pdf"
-            )
-        else:
-            return HttpResponse(
-                document.plan_document_html(plan=plan), content_type="text/html; charset=utf-8"
-            )
-        response["Content-Disposition"] = f'attachment; filename="{plan.slug}.{fmt}"'
-        return response
+    """Drift, re-baseline, import validation and mapping suggestions (the plan document, which
+    shows sign-offs too, is composed above the apps: ``migration_planner.plan_api``)."""
 
     def _drift(self, request: Request, version: PlanVersion | None) -> Response:
         from .services_drift import plan_version_drift
@@ -435,8 +401,7 @@ class SystemExtraActions:
     def profile(self, request: Request, uuid=None, table=None) -> Response:
         """Nulls, distinct values, min / max, top values, value shapes, duplicate keys and
         rule suggestions per column, on a bounded sample (as the profiling page)."""
-        from validation.profiling import SAMPLE_ROWS, profile_frame
-
+        from .profiling import SAMPLE_ROWS, profile_frame
         from .schema import sample_frame, system_table
 
         system = self.get_object()

@@ -1,7 +1,7 @@
 """The demo plan: legacy CRM → new CRM, following the customer plan's field-mapping table.
 
 Data only (plus one installer service); the source/target data builders live in
-``mappings/demo/legacy_crm.py`` and know nothing of Django.
+``mappings/demo/legacy_crm/`` and know nothing of Django.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from .models import (
     Plan,
     RuleStep,
     System,
+    UATTestCase,
+    ValidationRule,
 )
 
 PLAN_SLUG = "legacy-crm-to-new-crm"
@@ -353,8 +355,6 @@ def _install_milestones(plan: Plan, start: dt.date) -> None:
 
 
 def _install_checks(plan: Plan) -> None:
-    from validation.models import UATTestCase, ValidationRule
-
     for name, phase, kind, entity, column, params, severity in VALIDATION_RULES:
         ValidationRule.objects.create(
             plan=plan,

@@ -50,3 +50,30 @@ class UploadStatus(models.TextChoices):
     PARSING = "parsing", "Parsing"
     STAGED = "staged", "Staged"
     FAILED = "failed", "Failed"
+
+
+# The plan's checks (validation rules) are part of the plan's content; validation runs them.
+class ValidationPhase(models.TextChoices):
+    PRE = "pre", "Pre-migration"
+    POST = "post", "Post-migration"
+
+
+class ValidationKind(models.TextChoices):
+    ROW_COUNT_RANGE = "row_count_range", "Row count in range"
+    UNIQUE = "unique", "Unique"
+    COMPLETENESS = "completeness", "Completeness %"
+    FORMAT = "format", "Format (regex / named pattern)"
+    ROW_COUNT_MATCH = "row_count_match", "Row count match"
+    SUM_MATCH = "sum_match", "Sum / aggregate match"
+    CATEGORY_COUNT_MATCH = "category_count_match", "Counts per category match"
+    SAMPLE_COMPARE = "sample_compare", "Random sample field-by-field"
+    REFERENTIAL_INTEGRITY = "referential_integrity", "Referential integrity"
+    CHECKSUM = "checksum", "Checksum reconciliation"
+
+
+PRE_KINDS = {"row_count_range", "unique", "completeness", "format"}
+
+
+class Severity(models.TextChoices):
+    BLOCKING = "blocking", "Blocking"
+    WARNING = "warning", "Warning"

@@ -25,6 +25,7 @@ from .enums import (
     SystemRole,
     UploadStatus,
 )
+from .models_checks import UATTestCase, ValidationRule  # noqa: F401  (the plan's checks)
 
 
 class System(models.Model):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Max
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.snapshot import (
     EntitySpec,
@@ -14,8 +16,6 @@ from runs.engine.snapshot import (
     PlanSnapshot,
     RuleStepSpec,
 )
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from .models import Plan, PlanVersion
 from .plan_content import content_hash, plan_document_data

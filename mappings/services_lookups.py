@@ -8,16 +8,16 @@ import io
 from django.db import IntegrityError, transaction
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.csv_safe import csv_cell_restore, csv_writer
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.errors import StagingError
 from runs.engine.files import decode_text
-from validation.audit import audit_record
-from validation.enums import AuditAction
-from validation.signoff import signoffs_void
 
 from .models import LookupEntry, LookupTable, Plan
 from .services_edit import EDIT, _delete, _save, plan_touch, require_capability
+from .signals import plan_content_changed
 
 
 @transaction.atomic
@@ -168,8 +168,9 @@ def lookup_import_csv(*, lookup: LookupTable, user, text: str) -> int:
         audit_record(action=AuditAction.UPDATE, actor=user, obj=lookup, after={
             "csv_rows": len(rows), "created": len(created), "changed": len(changed),
             "deleted": len(existing) - (len(rows) - len(created))})
-        signoffs_void(plan_id=lookup.plan_id,
-                      reason=f"lookup “{lookup.name}” uploaded by {getattr(user, 'username', '')}")
+        plan_content_changed.send(
+            sender=LookupTable, plan_id=lookup.plan_id,
+            reason=f"lookup “{lookup.name}” uploaded by {getattr(user, 'username', '')}")
     return len(rows)
 
 

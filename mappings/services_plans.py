@@ -8,9 +8,9 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from .models import Plan
 from .services_edit import EDIT, plan_name_check, require_capability, unique_slug

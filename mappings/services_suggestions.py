@@ -15,15 +15,16 @@ from django.db import transaction
 
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.rules import RuleContext, RuleParamError, run_step, to_python
-from validation.profiling import SAMPLE_ROWS, ColumnProfile, RuleSuggestion, profile_column
 
 from .models import EntityMapping, FieldMapping, RuleStep
+from .profiling import SAMPLE_ROWS, ColumnProfile, RuleSuggestion, profile_column
 from .schema import sample_frame, system_table
 from .services import plan_snapshot_build
 from .services_edit import step_add
 
 PREVIEW_VALUES = 8  # rows shown: values the steps change first
 EXAMPLES = 500  # distinct values run through the chain
+MAPPING_RULES = frozenset({"value_map", "reference_lookup"})  # translate values: end a chain
 
 
 @dataclass
@@ -68,6 +69,53 @@ def column_suggestion(*, profile: ColumnProfile, index: int, label: str) -> Rule
     return items[index]
 
 
+def suggestion_refusal(*, rules: list[str], suggestion: RuleSuggestion) -> str | None:
+    """Why the suggestion does not fit a chain running ``rules`` (pure), else None: a step
+    type the chain already runs, or a chain holding a mapping step (appended steps would run
+    after the translated values)."""
+    again = [rule for rule, _ in suggestion.steps if rule in rules]
+    if again:
+        return f"the rule chain already runs {', '.join(again)}"
+    mapping = [rule for rule in rules if rule in MAPPING_RULES]
+    if mapping:
+        return f"the rule chain ends in {mapping[0]}: edit it in the mapping editor"
+    return None
+
+
+def field_rules(field: FieldMapping) -> list[str]:
+    """The rule types of the field's chain, in order (read-only)."""
+    return list(field.steps.order_by("position", "id").values_list("rule", flat=True))
+
+
+def suggestion_targets(
+    *, entity: EntityMapping, column: str, suggestions: list[RuleSuggestion]
+) -> list[list[tuple[str, str | None]]]:
+    """Per suggestion: (target column, why it does not fit or None) for each field of the
+    entity the source column feeds (read-only, one query)."""
+    chains: dict[str, list[str]] = {}
+    for field in entity.fields.filter(source_columns__contains=[column]).order_by("id"):
+        chains[field.target_column] = []
+    for target, rule in (
+        RuleStep.objects.filter(field__entity=entity, field__target_column__in=list(chains))
+        .order_by("position", "id")
+        .values_list("field__target_column", "rule")
+    ):
+        chains[target].append(rule)
+    return [
+        [(t, suggestion_refusal(rules=rules, suggestion=x)) for t, rules in chains.items()]
+        for x in suggestions
+    ]
+
+
+def _refuse_misfit(field: FieldMapping, suggestion: RuleSuggestion) -> None:
+    reason = suggestion_refusal(rules=field_rules(field), suggestion=suggestion)
+    if reason:
+        raise ApplicationError(
+            f"“{suggestion.label}” does not fit “{field.target_column}”: {reason}.",
+            field="suggestion",
+        )
+
+
 def _steps(suggestion: RuleSuggestion, lookup: str) -> list[tuple[str, dict]]:
     if suggestion.needs_lookup and not lookup:
         raise ApplicationError(
@@ -96,7 +144,9 @@ def suggestion_preview(
 ) -> SuggestionPreview:
     """The field's chain before and after appending the suggestion, run on the column's
     distinct values (``profile.examples``, else its most frequent ones); shows the values it
-    changes first; read-only; ApplicationError for a missing lookup or bad parameters."""
+    changes first; read-only; ApplicationError for a missing lookup, bad parameters or a
+    suggestion that does not fit the chain (``suggestion_refusal``)."""
+    _refuse_misfit(field, suggestion)
     current = [(s.rule, dict(s.params)) for s in field.steps.order_by("position", "id")]
     added = _steps(suggestion, lookup)
     examples = profile.examples or [v for v, _ in profile.top_values]
@@ -118,7 +168,9 @@ def field_suggestion_apply(
     *, field: FieldMapping, user, suggestion: RuleSuggestion, lookup: str = ""
 ) -> list[RuleStep]:
     """Append the suggestion's steps to the field's chain, all or none (each through
-    ``step_add``: capability checked, parameters validated, audited, in the history)."""
+    ``step_add``: capability checked, parameters validated, audited, in the history);
+    ApplicationError for a suggestion that does not fit the chain (``suggestion_refusal``)."""
+    _refuse_misfit(field, suggestion)
     return [
         step_add(field=field, user=user, rule=rule, params=params)
         for rule, params in _steps(suggestion, lookup)

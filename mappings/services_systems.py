@@ -5,16 +5,16 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from migration_planner.lib.roles import is_admin
-from validation.audit import audit_record
-from validation.enums import AuditAction
-from validation.signoff import signoffs_void
 
 from .destinations import system_destination_check
 from .enums import SystemEnvironment, SystemKind
 from .models import Plan, System
 from .services_edit import require_capability
+from .signals import plan_content_changed
 
 MANAGE = "mp.manage_systems"
 SYSTEM_FIELDS = ("name", "kind", "environment", "role", "host", "port", "database", "username",
@@ -104,7 +104,7 @@ def system_save(*, user, data: dict, system: System | None = None, secret: str =
 def _void_plans_using(system: System, reason: str) -> None:
     for plan_id in Plan.objects.filter(Q(source=system) | Q(target=system)).values_list(
             "pk", flat=True):
-        signoffs_void(plan_id=plan_id, reason=reason)
+        plan_content_changed.send(sender=System, plan_id=plan_id, reason=reason)
 
 
 @transaction.atomic

@@ -12,12 +12,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, TooLargeError
 from migration_planner.lib.uploads import too_large_message
 from runs.engine.errors import StagingError, TransientError
 from runs.engine.files import FORMATS, stage_file
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from .blobs import blob_store, blob_write_to
 from .enums import SystemKind, UploadStatus

@@ -8,9 +8,9 @@ from typing import Any
 
 from django.db import transaction
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from .models import (
     EntityMapping,

@@ -8,7 +8,6 @@ from mappings.api import (
     FieldMappingViewSet,
     LookupTableViewSet,
     MilestoneViewSet,
-    PlanViewSet,
     RuleStepViewSet,
     RuleTypeViewSet,
     SystemViewSet,
@@ -18,6 +17,8 @@ from runs.api import FailedRecordViewSet, RunViewSet
 from runs.api_extra import NotificationViewSet
 from validation.api import CutoverViewSet, RunReportViewSet, ValidationRuleViewSet
 from validation.api_uat import AuditEventViewSet, SignOffViewSet, UATCaseViewSet
+
+from .plan_api import PlanViewSet
 
 router = DefaultRouter()
 router.register("systems", SystemViewSet, basename="system")

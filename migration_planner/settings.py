@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "migration_planner.lib",
+    "migration_planner.audit",
     "mappings",
     "runs",
     "validation",

@@ -5,8 +5,17 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.api import ObtainTokenView
+from mappings import urls as mappings_urls
 
-from . import views
+from . import plan_pages, views
+
+# The ``mappings:`` namespace: the app's own pages plus the plan pages composed above the apps
+# (they show runs and sign-offs too, which mappings may not import).
+mappings_patterns = [
+    *mappings_urls.urlpatterns,  # first: "plans/new/" must not be taken for a plan's slug
+    path("plans/<slug:slug>/", plan_pages.plan_detail_view, name="plan_detail"),
+    path("plans/<slug:slug>/document/", plan_pages.plan_document_view, name="plan_document"),
+]
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -14,7 +23,7 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    path("", include("mappings.urls")),
+    path("", include((mappings_patterns, mappings_urls.app_name))),
     path("", include("runs.urls")),
     path("", include("validation.urls")),
     path("", include("accounts.urls")),

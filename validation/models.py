@@ -1,63 +1,27 @@
-"""Validation rules and results, UAT, sign-off and the audit log."""
+"""Validation results, UAT results, sign-off, run reports and cutovers.
+
+The checks themselves (``ValidationRule``, ``UATTestCase``) are plan content and live in
+``mappings``; they are re-exported here for the old import path."""
 
 from __future__ import annotations
 
 import uuid
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from mappings.models import Plan, PlanVersion
+from mappings.models import Plan, PlanVersion, UATTestCase, ValidationRule
+from migration_planner.audit.models import AuditEvent  # noqa: F401  (moved; old import path)
 from runs.models import Run
 
 from .enums import (
-    PRE_KINDS,
-    AuditAction,
     CutoverStatus,
     ResultStatus,
-    Severity,
     SignOffDecision,
     UATOutcome,
-    ValidationKind,
-    ValidationPhase,
     Verdict,
 )
-
-
-class ValidationRule(models.Model):
-    """A pre- or post-migration check of a plan; blocking or warning."""
-
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="validation_rules")
-    name = models.CharField(max_length=150)
-    phase = models.CharField(max_length=5, choices=ValidationPhase.choices)
-    kind = models.CharField(max_length=30, choices=ValidationKind.choices)
-    entity = models.CharField(max_length=100, help_text="Entity mapping name the rule checks.")
-    column = models.CharField(max_length=128, blank=True)
-    params = models.JSONField(default=dict, blank=True)
-    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.BLOCKING)
-    enabled = models.BooleanField(default=True)
-
-    class Meta:
-        ordering = ["plan", "phase", "name"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["plan", "name"],
-                name="validation_rule_name_unique",
-                violation_error_message="This plan already has a validation rule with this name.",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def clean(self) -> None:
-        if (self.phase == ValidationPhase.PRE) != (self.kind in PRE_KINDS):
-            raise ValidationError(
-                {"kind": f"{self.get_kind_display()} is not a {self.phase} check."}
-            )
 
 
 class ValidationResult(models.Model):
@@ -79,24 +43,6 @@ class ValidationResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.status}"
-
-
-class UATTestCase(models.Model):
-    """A business test case testers run against a migrated target."""
-
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="uat_cases")
-    title = models.CharField(max_length=200)
-    steps = models.TextField()
-    expected_result = models.TextField()
-    position = models.PositiveSmallIntegerField(default=0)
-
-    class Meta:
-        ordering = ["plan", "position", "id"]
-        verbose_name = "UAT test case"
-
-    def __str__(self) -> str:
-        return self.title
 
 
 class UATResult(models.Model):
@@ -166,33 +112,6 @@ class SignOff(models.Model):
     @property
     def is_valid(self) -> bool:
         return self.decision == SignOffDecision.APPROVED and self.voided_at is None
-
-
-class AuditEvent(models.Model):
-    """Who did what to which object, when, with before/after (never secrets)."""
-
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_name = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=20, choices=AuditAction.choices)
-    object_type = models.CharField(max_length=100, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    object_repr = models.CharField(max_length=255, blank=True)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        indexes = [
-            models.Index(fields=["object_type", "object_id"]),
-            models.Index(fields=["action"]),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.object_repr}"
 
 
 class RunReport(models.Model):

@@ -324,9 +324,16 @@ def hooks_install() -> None:
     from runs.services.hooks import (
         register_after_queue_work,
         register_after_run,
+        register_approvals,
         register_before_run,
+        register_run_verdict,
     )
+
+    from .selectors import run_verdict
+    from .signoff import signed_off_versions
 
     register_before_run(run_prevalidate)
     register_after_run(run_reconcile_after)
     register_after_queue_work(run_reconcile_after_queue)
+    register_approvals(signed_off_versions)
+    register_run_verdict(run_verdict)

@@ -5,6 +5,8 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from mappings.signals import plan_content_changed
+
 from .audit import audit_record
 from .enums import AuditAction
 
@@ -122,3 +124,10 @@ def mapping_receivers_connect() -> None:
 
 
 mapping_receivers_connect()
+
+
+@receiver(plan_content_changed, dispatch_uid="mp-plan-content-changed")
+def _plan_content_changed(sender, plan_id: int, reason: str, **kwargs) -> None:
+    from .signoff import signoffs_void
+
+    signoffs_void(plan_id=plan_id, reason=reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from mappings.enums import PlanStatus
@@ -227,6 +227,15 @@ def signoff_decide(*, plan: Plan, version: PlanVersion, run: Run | None, user, d
             "run": str(run.uuid) if run else None,
             "override": signoff_concerns(run) if decision == SignOffDecision.APPROVED else []})
     return signoff
+
+
+def signed_off_versions(*, plan: Plan, valid: bool = True) -> QuerySet[PlanVersion]:
+    """The plan's versions with an approved sign-off (``valid``: one not voided since): what
+    the production gate in ``runs`` asks through its hook. Read-only."""
+    signoffs = SignOff.objects.filter(plan=plan, decision=SignOffDecision.APPROVED)
+    if valid:
+        signoffs = signoffs.filter(voided_at__isnull=True)
+    return PlanVersion.objects.filter(pk__in=signoffs.values("version_id"))
 
 
 def signoffs_void(*, plan_id: int, reason: str) -> int:

@@ -14,7 +14,7 @@ from .editor import (
     suggest_decide_view,
     suggest_view,
 )
-from .exports import plan_document_view, plan_yaml_view
+from .exports import plan_yaml_view
 from .lookups import (
     lookup_delete_view,
     lookup_detail_view,
@@ -36,7 +36,6 @@ from .plans import (
     milestone_save_view,
     milestones_view,
     plan_create_view,
-    plan_detail_view,
     plan_edit_view,
     plan_list_view,
     plan_status_view,

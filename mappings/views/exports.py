@@ -1,4 +1,5 @@
-"""Plan YAML export and the plan document (modules owned by the YAML/document feature)."""
+"""Plan YAML export (the plan document, which shows sign-offs too, is composed above the apps:
+``migration_planner.plan_pages``)."""
 
 from __future__ import annotations
 
@@ -17,22 +18,3 @@ def plan_yaml_view(request: HttpRequest, slug: str) -> HttpResponse:
     response = HttpResponse(plan_export_yaml(plan=plan), content_type="application/yaml")
     response["Content-Disposition"] = f'attachment; filename="{plan.slug}.yaml"'
     return response
-
-
-@capability_required("mp.view")
-def plan_document_view(request: HttpRequest, slug: str) -> HttpResponse:
-    from .. import document
-
-    plan = plan_or_404(slug)
-    fmt = request.GET.get("format", "html")
-    if fmt == "md":
-        response = HttpResponse(document.plan_document_markdown(plan=plan),
-                                content_type="text/markdown; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{plan.slug}.md"'
-        return response
-    if fmt == "pdf":
-        response = HttpResponse(document.plan_document_pdf(plan=plan),
-                                content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="{plan.slug}.pdf"'
-        return response
-    return HttpResponse(document.plan_document_html(plan=plan))

@@ -1,20 +1,20 @@
-"""Plan pages: list, detail, create/edit, milestones, status."""
+"""Plan pages: list, create/edit, milestones, status (the plan page itself, which shows the
+plan's runs too, is composed above the apps: ``migration_planner.plan_pages``)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from migration_planner.lib.errors import ApplicationError
 from migration_planner.lib.views import capability_required
-from runs.selectors import run_list
 
 from .. import services_edit as edit
 from ..forms import MilestoneForm, PlanForm
 from ..models import Milestone, Plan
-from ..selectors import plan_detail, plan_list
+from ..selectors import plan_list
 from ._common import EDIT, can_edit, plan_or_404
 
 
@@ -25,18 +25,6 @@ def plan_list_view(request: HttpRequest) -> HttpResponse:
         "plans": plan_list(archived=archived), "can_edit": can_edit(request),
         "archived": archived,
         "archived_count": 0 if archived else plan_list(archived=True).count()})
-
-
-@capability_required("mp.view")
-def plan_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        plan = plan_detail(slug=slug)
-    except Plan.DoesNotExist as exc:
-        raise Http404("No such plan.") from exc
-    runs = run_list(plan_slug=slug)[:10]
-    return render(request, "mappings/plan_detail.html", {
-        "plan": plan, "runs": runs, "can_edit": can_edit(request),
-        "milestone_form": MilestoneForm()})
 
 
 def _form_error(form, exc: ApplicationError) -> None:

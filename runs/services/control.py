@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import Batch, Run
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from .dispatch import enqueue_batches
 from .logging import run_log

@@ -8,6 +8,10 @@ A hook is a plain function registered at app start (``AppConfig.ready``):
   ``late=True`` (alerts) run after the others (reconciliation), so they can report its verdict.
 - ``after_queue_work(run, who) -> None``: called after queue work (re-processing failed
   records) wrote to a finished run's target; errors are logged on the run, never raised.
+- ``approved_versions(plan, valid) -> QuerySet[PlanVersion]``: the production gate's one way
+  in: the plan's versions signed off (``valid``: and not voided since). With no provider
+  registered nothing is signed off, so the gate stays shut.
+- ``run_verdict(run) -> str | None``: pass / warn / fail of the run's reconciliation report.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.db.models import QuerySet
+
+from mappings.models import Plan, PlanVersion
 from runs.enums import LogLevel
 from runs.models import Run
 
@@ -25,6 +32,8 @@ BEFORE_RUN: list[Callable[[Run], str | None]] = []
 AFTER_RUN: list[Callable[[Run], None]] = []
 AFTER_RUN_LATE: list[Callable[[Run], None]] = []
 AFTER_QUEUE_WORK: list[Callable[[Run, str], None]] = []
+APPROVALS: list[Callable[..., QuerySet[PlanVersion]]] = []
+VERDICTS: list[Callable[[Run], str | None]] = []
 
 
 def register_before_run(fn: Callable[[Run], str | None]) -> None:
@@ -73,3 +82,26 @@ def after_queue_work(run: Run, who: str) -> None:
         except Exception as exc:  # noqa: BLE001 - the queue work itself stands
             logger.exception("after-queue-work hook %s failed", fn)
             run_log(run, f"After-queue-work step {fn.__name__} failed: {exc}", LogLevel.ERROR)
+
+
+def register_approvals(fn: Callable[..., QuerySet[PlanVersion]]) -> None:
+    """Set the provider of signed-off versions (``fn(*, plan, valid)``); the last one counts."""
+    APPROVALS[:] = [fn]
+
+
+def approved_versions(*, plan: Plan, valid: bool = True) -> QuerySet[PlanVersion]:
+    """The plan's signed-off versions (``valid``: not voided since); none without a provider.
+    Read-only."""
+    if not APPROVALS:
+        return PlanVersion.objects.none()
+    return APPROVALS[0](plan=plan, valid=valid)
+
+
+def register_run_verdict(fn: Callable[[Run], str | None]) -> None:
+    """Set the provider of a run's reconciliation verdict; the last one counts."""
+    VERDICTS[:] = [fn]
+
+
+def run_verdict(run: Run) -> str | None:
+    """pass / warn / fail of the run's reconciliation report; None without one. Read-only."""
+    return VERDICTS[0](run) if VERDICTS else None

@@ -7,23 +7,20 @@ from django.db.models import Count
 
 from mappings.models import Plan, System
 from mappings.services import plan_version_create, plan_version_snapshot
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.enums import RunMode, RunStatus
 from runs.models import Run
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from .dispatch import enqueue_run_start, enqueue_sync
+from .hooks import approved_versions
 from .leases import table_lease_acquire
 from .state import run_entities
 
 
 def _signed_off(version) -> bool:
-    from validation.models import SignOff
-
-    return SignOff.objects.filter(
-        version=version, decision="approved", voided_at__isnull=True
-    ).exists()
+    return approved_versions(plan=version.plan).filter(pk=version.pk).exists()
 
 
 def _check_launch(*, user, plan: Plan, target: System, mode: str, scope_entity: str) -> None:

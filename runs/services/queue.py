@@ -12,15 +12,15 @@ from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
 from mappings.services import plan_snapshot_build
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, ConflictError, PermissionDeniedError
 from runs.connections import connector_for
 from runs.enums import BatchStatus, FailedRecordStatus, LeasePurpose, LogLevel, RunMode, RunStatus
 from runs.models import Batch, FailedRecord, LedgerEntry, Run
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 from .dispatch import enqueue_reprocess
-from .hooks import after_queue_work
+from .hooks import after_queue_work, approved_versions
 from .leases import table_lease_acquire, table_lease_release
 from .logging import run_log
 from .recording import _error_values, _json_safe
@@ -262,10 +262,7 @@ def _reprocess_group(
 
 
 def _signed_content(run: Run) -> set[str]:
-    from validation.models import SignOff
-
-    valid = SignOff.objects.filter(plan=run.plan, decision="approved", voided_at__isnull=True)
-    return {s.version.snapshot.get("_content") for s in valid.select_related("version")}
+    return {v.snapshot.get("_content") for v in approved_versions(plan=run.plan)}
 
 
 def reprocess_rules_choose(*, run: Run, user, current_rules: bool | None) -> bool:
@@ -289,9 +286,7 @@ def reprocess_rules_choose(*, run: Run, user, current_rules: bool | None) -> boo
                 "are not signed off: re-process with the run's signed-off version, or have "
                 "the current version signed off first.", field="current_rules")
         return True
-    from validation.models import SignOff
-
-    if not SignOff.objects.filter(version=run.version, decision="approved").exists():
+    if not approved_versions(plan=run.plan, valid=False).filter(pk=run.version_id).exists():
         raise ApplicationError(
             f"Version {run.version.number} of this run was never signed off; nothing may be "
             f"re-processed into the production target “{run.target.name}”.")

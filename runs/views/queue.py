@@ -91,6 +91,10 @@ def queue_view(request: HttpRequest, uuid=None) -> HttpResponse:
     except ApplicationError as exc:  # named on the page; the list is not narrowed by it
         refuse(request, exc)
         filters, status = {**filters, "category": ""}, 400
+    for name, errors in form.errors.items():  # a stage or status that does not exist
+        value = request.GET.get(name, "")
+        messages.error(request, f"Filter {name} “{value}”: {' '.join(errors)}")
+        status = 400
     after = request.GET.get("after", "")
     after_id = int(after) if after.isdigit() else None
     page = failed_record_search(run=run, filters=filters, after=after_id)
@@ -110,6 +114,8 @@ def queue_view(request: HttpRequest, uuid=None) -> HttpResponse:
             "filters": filters,
             "paged": bool(after),
             "open_total": failed_record_open_count(run=run),
+            # a refused filter lists what it can, but offers no action on "all matching"
+            "filter_refused": status == 400,
         },
         status=status,
     )

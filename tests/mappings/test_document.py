@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from mappings.demo_plan import demo_plan_install
-from mappings.document import (
+from mappings.models import FieldMapping, LookupEntry, LookupTable, Milestone
+from mappings.services import plan_version_create
+from migration_planner.plan_document import (
     plan_document_context,
     plan_document_html,
     plan_document_markdown,
@@ -21,8 +23,6 @@ from mappings.document import (
     rule_step_words,
     timeline_svg,
 )
-from mappings.models import FieldMapping, LookupEntry, LookupTable, Milestone
-from mappings.services import plan_version_create
 from runs.engine.rules import REGISTRY
 from tests.factories import PlanFactory, SystemFactory
 from validation.models import SignOff
@@ -240,8 +240,8 @@ def test_plan_document_pdf_renders_and_converts_to_png(demo):
 
 
 def test_plan_document_reads_right_durations_plurals_and_names_as_written(demo):
-    from mappings.document import duration_text, plural
     from mappings.models import EntityMapping, Milestone
+    from migration_planner.plan_document import duration_text, plural
 
     Milestone.objects.filter(plan=demo).delete()
     Milestone.objects.create(plan=demo, phase="Build", start=dt.date(2026, 3, 2),

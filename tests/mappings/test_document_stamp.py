@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-from mappings.document import plan_document_pdf
 from mappings.models import FieldMapping
 from mappings.services import plan_version_create
+from migration_planner.plan_document import plan_document_pdf
 from tests.mappings.test_document import demo  # noqa: F401 -- a fixture
 
 pytestmark = [

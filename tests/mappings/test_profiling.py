@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from django.urls import reverse
 
+from mappings.profiling import duplicate_candidates, profile_column, profile_frame, value_shape
 from tests.mappings.workbench_fixtures import demo_files, demo_systems  # noqa: F401
-from validation.profiling import duplicate_candidates, profile_column, profile_frame, value_shape
 
 
 def test_value_shape_maps_digits_letters_and_keeps_punctuation():

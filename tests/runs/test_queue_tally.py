@@ -189,3 +189,26 @@ def test_the_text_filter_can_use_the_trigram_index():
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "failed_record_search_trgm" in plan, plan
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"category": "bogus"}, "“bogus” is not a failure category"),
+        ({"status": "bogus"}, "Filter status “bogus”"),
+        ({"stage": "nowhere"}, "Filter stage “nowhere”"),
+    ],
+)
+def test_a_refused_filter_is_named_and_offers_no_action_on_all_matching(
+    client_for, analyst, params, named
+):
+    run = _run()
+    FailedRecord.objects.bulk_create(_records(run, 5))
+    client = client_for(analyst)
+    ok = client.get(reverse("runs:queue", args=[run.uuid]))
+    assert "Ignore all matching" in ok.content.decode()  # an analyst works the queue
+    page = client.get(reverse("runs:queue", args=[run.uuid]), params)
+    text = page.content.decode().replace("&quot;", '"')
+    assert page.status_code == 400 and named in text
+    assert "Re-process all" not in text and "Ignore all matching" not in text

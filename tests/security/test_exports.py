@@ -7,10 +7,10 @@ import io
 
 import pytest
 
-from mappings.document import plan_document_markdown
 from mappings.models import PlanVersion
 from mappings.services_lookups import lookup_export_csv, lookup_import_csv
 from migration_planner.lib.csv_safe import csv_cell
+from migration_planner.plan_document import plan_document_markdown
 from runs.models import FailedRecord, Run
 from tests.factories import EntityMappingFactory, LookupEntryFactory, LookupTableFactory
 

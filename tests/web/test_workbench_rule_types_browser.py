@@ -1,7 +1,7 @@
 """Every registered rule type can be added, edited and previewed through the field editor.
 
 One Chromium page is shared by the whole module (one test per rule type, parametrised over the
-registry): a rule type added to ``runs/engine/rules.py`` without a worked example or without a
+registry): a rule type added to ``runs/engine/rules/`` without a worked example or without a
 form that works in the browser fails here. Named to run last of the transactional tests: after
 it the database holds content types that a later serialized-rollback test collides with (not
 yet understood; every other browser module restores cleanly). The form is filled from the

@@ -14,9 +14,9 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from migration_planner.audit.enums import AuditAction
+from migration_planner.audit.services import audit_record
 from migration_planner.lib.roles import ADMIN, ROLES
-from validation.audit import audit_record
-from validation.enums import AuditAction
 
 
 class Command(BaseCommand):

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 from psycopg2 import sql
 
 from runs.engine.connectors.base import ColumnInfo, TableInfo
+from runs.engine.connectors.base.deletes import delete_counts, deleted_rows, stored_delete
 from runs.engine.deletes import NOW, DeleteResult, check_policy
 
 if TYPE_CHECKING:
-    from runs.engine.connectors.postgres import PostgresConnector
     from runs.engine.snapshot import EntitySpec
+
+    from .base import PostgresConnector
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS mp_ledger.deleted (
@@ -66,7 +68,8 @@ def delete_batch(
     """Apply the entity's delete policy to the target rows of ``source_keys`` + ledger them, in
     ONE transaction. Idempotent per (run_id, batch_id); a batch that changed nothing records
     nothing. Raises EngineError (policy), SchemaError, TransientError."""
-    from runs.engine.connectors.postgres import _stored_result, text_array
+    from .ledger import _stored_result
+    from .operations import text_array
 
     check_policy(entity)
     info = conn._table(entity.target_table)
@@ -79,12 +82,7 @@ def delete_batch(
         conn._lock(cur, run_id, batch_id)
         stored = _stored_result(cur, run_id, batch_id)
         if stored is not None:
-            meta = stored.result_meta
-            return DeleteResult(
-                deleted=int(meta.get("deleted", 0)),
-                marked=int(meta.get("marked", 0)),
-                already_done=True,
-            )
+            return stored_delete(stored)
         cur.execute(
             "SELECT source_key, target_key, run_id, batch_id FROM mp_ledger.keymap "
             "WHERE namespace = %s AND entity = %s AND source_key = ANY(%s::text[]) FOR UPDATE",
@@ -103,41 +101,17 @@ def delete_batch(
             )
         else:
             done = _mark_rows(conn, cur, info, tk, mark, entity.delete_mark_value, list(images))
-        action = "delete" if mark is None else "mark"
-        rows = [
-            (
-                run_id,
-                batch_id,
-                entity.name,
-                info.name,
-                k,
-                action,
-                images[k],
-                namespace,
-                pairs[k][0],
-                pairs[k][2],
-                pairs[k][3],
-            )
-            for k in done
-        ]
-        if mark is None:  # key-map entries whose target row is already gone: restore them too
-            rows += [
-                (
-                    run_id,
-                    batch_id,
-                    entity.name,
-                    info.name,
-                    k,
-                    action,
-                    "{}",
-                    namespace,
-                    p[0],
-                    p[2],
-                    p[3],
-                )
-                for k, p in pairs.items()
-                if k not in images
-            ]
+        rows = deleted_rows(
+            run_id=run_id,
+            batch_id=batch_id,
+            entity=entity.name,
+            table=info.name,
+            namespace=namespace,
+            marked=mark is not None,
+            done=done,
+            images=images,
+            pairs=pairs,
+        )
         if not rows:
             return DeleteResult()
         cur.executemany(
@@ -146,11 +120,7 @@ def delete_batch(
             "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)",
             rows,
         )
-        counts = (
-            {"deleted": len(done), "marked": 0}
-            if mark is None
-            else {"deleted": 0, "marked": len(done)}
-        )
+        counts = delete_counts(done, marked=mark is not None)
         cur.execute(
             "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
             "target_key_column, result_meta, load_result, namespace) "
@@ -178,7 +148,7 @@ def _before_images(
     keys: list[str],
 ) -> dict[str, str]:
     """JSON of the target rows with those key texts, locked FOR UPDATE."""
-    from runs.engine.connectors.postgres import text_array
+    from .operations import text_array
 
     query = conn._rows_by_key_sql(info, tk, sql.SQL("to_jsonb(t)::text"))
     cur.execute(sql.Composed([query, sql.SQL(" FOR UPDATE OF t")]), (text_array(keys),))
@@ -188,7 +158,7 @@ def _before_images(
 def _delete_rows(
     conn: PostgresConnector, cur: Any, info: TableInfo, tk: ColumnInfo, keys: list[str]
 ) -> list[str]:
-    from runs.engine.connectors.postgres import _cast, text_array
+    from .operations import _cast, text_array
 
     if not keys:
         return []
@@ -214,7 +184,7 @@ def _mark_rows(
     keys: list[str],
 ) -> list[str]:
     """Set the mark column on rows not marked yet ("now": where it is still NULL)."""
-    from runs.engine.connectors.postgres import _cast, text_array
+    from .operations import _cast, text_array
 
     if not keys:
         return []

@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from runs.engine.connectors.base import ColumnInfo, TableInfo, chunks
+from runs.engine.connectors.base.deletes import delete_counts, deleted_rows, stored_delete
 from runs.engine.deletes import NOW, DeleteResult, check_policy
 
 if TYPE_CHECKING:
-    from runs.engine.connectors.sqlite import SqliteConnector
     from runs.engine.snapshot import EntitySpec
+
+    from .base import SqliteConnector
 
 _CHUNK = 400
 _DDL = (
@@ -54,7 +56,8 @@ def delete_batch(
     """Apply the entity's delete policy to the target rows of ``source_keys`` + ledger them, in
     ONE transaction. Idempotent per (run_id, batch_id); a batch that changed nothing records
     nothing. Raises EngineError (policy), SchemaError, TransientError."""
-    from runs.engine.connectors.sqlite import _jsonable, _stored_result, q
+    from .ledger import _stored_result
+    from .operations import _jsonable, q
 
     check_policy(entity)
     info = conn._table(entity.target_table)
@@ -65,12 +68,7 @@ def delete_batch(
         db.execute(_DDL)
         stored = _stored_result(db, run_id, batch_id)
         if stored is not None:
-            meta = stored.result_meta
-            return DeleteResult(
-                deleted=int(meta.get("deleted", 0)),
-                marked=int(meta.get("marked", 0)),
-                already_done=True,
-            )
+            return stored_delete(stored)
         pairs: dict[str, tuple] = {}
         for chunk in chunks([str(k) for k in source_keys], _CHUNK):
             marks = ", ".join("?" for _ in chunk)
@@ -109,50 +107,23 @@ def delete_batch(
                 )
         else:
             done = _mark_rows(db, info, tk, mark, entity.delete_mark_value, list(images))
-        action = "delete" if mark is None else "mark"
-        rows = [
-            (
-                run_id,
-                batch_id,
-                entity.name,
-                info.name,
-                k,
-                action,
-                images[k],
-                namespace,
-                pairs[k][0],
-                pairs[k][2],
-                pairs[k][3],
-            )
-            for k in done
-        ]
-        if mark is None:
-            rows += [
-                (
-                    run_id,
-                    batch_id,
-                    entity.name,
-                    info.name,
-                    k,
-                    action,
-                    "{}",
-                    namespace,
-                    p[0],
-                    p[2],
-                    p[3],
-                )
-                for k, p in pairs.items()
-                if k not in images
-            ]
+        rows = deleted_rows(
+            run_id=run_id,
+            batch_id=batch_id,
+            entity=entity.name,
+            table=info.name,
+            namespace=namespace,
+            marked=mark is not None,
+            done=done,
+            images=images,
+            pairs=pairs,
+        )
         if not rows:
             return DeleteResult()
         db.executemany(
             "INSERT INTO mp_ledger_deleted VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
-        counts = {
-            "deleted": len(done) if mark is None else 0,
-            "marked": 0 if mark is None else len(done),
-        }
+        counts = delete_counts(done, marked=mark is not None)
         db.execute(
             "INSERT INTO mp_ledger_batch (run_id, batch_id, entity, target_table, "
             "target_key_column, result_meta, load_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -177,7 +148,7 @@ def _mark_rows(
     value: str | None,
     keys: list[str],
 ) -> list[str]:
-    from runs.engine.connectors.sqlite import q
+    from .operations import q
 
     if value == NOW:
         new = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -199,7 +170,7 @@ def undo_deletes(
 ) -> int:
     """Inside rollback_batch's transaction: re-insert deleted rows (and key-map entries),
     restore marked rows from their before-images. Returns rows restored."""
-    from runs.engine.connectors.sqlite import _from_json, q
+    from .operations import _from_json, q
 
     exists = db.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mp_ledger_deleted'"

@@ -1,0 +1,106 @@
+"""PostgreSQL dialect helpers: quoted column lists, casts, text arrays, COPY CSV in and out."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg2 import sql
+
+from runs.engine.connectors.base import (
+    ColumnInfo,
+    arrow_frame,
+    arrow_text,
+    text_frame,
+)
+
+
+def _cols(names: Sequence[str], prefix: str | None = None) -> sql.Composable:
+    if prefix:
+        return sql.SQL(", ").join(sql.Identifier(prefix, n) for n in names)
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+# Types without an equality operator (ROW(...) IS DISTINCT FROM ROW(...) fails on them).
+_NO_EQUALITY = frozenset(
+    {"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"}
+)
+
+
+def _comparable(alias: sql.Composable, col: ColumnInfo) -> sql.Composable:
+    """``alias.col`` as a value a row comparison can use: its text where the type has no
+    equality (found by the oracle test: a second upsert into a json column failed)."""
+    expr = sql.SQL("{}.{}").format(alias, sql.Identifier(col.name))
+    if col.family_type.lower() in _NO_EQUALITY:
+        return sql.SQL("{}::text").format(expr)
+    return expr
+
+
+def _cast(expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
+    return sql.SQL("CAST({} AS {})").format(expr, sql.SQL(col.cast_type))
+
+
+def text_array(values: Iterable[Any]) -> str:
+    """A PostgreSQL text[] literal of ``values`` (str() of each, every element quoted), to be
+    passed as one parameter with ``%s::text[]``. psycopg2 adapts a list to ARRAY['a', ...],
+    which the server parses as one constant per element: 46 ms against 9 ms for 2 x 16,700
+    keys. Pure."""
+    quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
+def _text_array(series: pd.Series) -> pa.Array:
+    arr = arrow_text(series)  # the engine's TEXT: the column's own buffers
+    if arr is not None:
+        return arr
+    values = series.to_numpy(dtype=object)
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([None if pd.isna(v) else str(v) for v in values], type=pa.string())
+
+
+def frame_arrays(frame: pd.DataFrame) -> list[pa.Array]:
+    """Each column of ``frame`` as an Arrow string array (the values COPY sends). Pure."""
+    return [_text_array(frame.iloc[:, i]) for i in range(frame.shape[1])]
+
+
+def csv_bytes(columns: Sequence[Sequence[Any]] | pd.DataFrame) -> bytes:
+    """CSV for COPY FROM: NULL as an unquoted empty field, every other value quoted."""
+    if isinstance(columns, pd.DataFrame):
+        arrays = frame_arrays(columns)
+    elif all(isinstance(c, pa.Array) for c in columns):
+        arrays = list(columns)
+    else:
+        arrays = [pa.array(list(c), type=pa.string()) for c in columns]
+    table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+    sink = io.BytesIO()
+    pacsv.write_csv(
+        table, sink, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    )
+    return sink.getvalue()
+
+
+def parse_copy_csv(data: bytes, columns: Sequence[str], *, arrow: bool = False) -> pd.DataFrame:
+    """COPY ... CSV output -> object frame of str/None (unquoted empty = NULL, "" = empty);
+    ``arrow``: Arrow-backed string columns instead (no Python str per value: ~5x less memory)."""
+    if not data:
+        return text_frame(columns, {c: [] for c in columns})
+    names = [f"c{i}" for i in range(len(columns))]
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+        # ignore_empty_lines=False: with one column, a NULL is an empty line (else lost)
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return arrow_frame(table, columns, arrow=arrow)

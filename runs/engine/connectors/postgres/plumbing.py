@@ -1,0 +1,79 @@
+"""Connection and transactions: one psycopg2 connection, lazily opened; transient errors
+re-raised as ``TransientError``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+
+from runs.engine.connectors.base import (
+    ArrowTextSource,
+    SchemaInfo,
+)
+from runs.engine.errors import TransientError
+
+_TRANSIENT = (
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    psycopg2.errors.SerializationFailure,
+    psycopg2.errors.DeadlockDetected,
+)
+
+
+class PostgresPlumbing(ArrowTextSource):
+    """The connection every role uses; one psycopg2 connection, lazily opened."""
+
+    kind = "postgresql"
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self._params = {k: v for k, v in params.items() if v not in (None, "")}
+        self._conn: Any = None
+        self._held: Any = None  # the cursor of a transaction() in progress
+        self._schema: SchemaInfo | None = None
+        # Rows the last batch's read-back compared (every row it wrote or left unchanged).
+        self.read_back_rows = 0
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg2.connect(**self._params)
+            except psycopg2.OperationalError as exc:
+                raise TransientError(f"cannot connect to PostgreSQL: {exc}") from exc
+        return self._conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """One transaction: commit on success, roll back on error; transient errors re-raised.
+        Inside ``transaction()`` it is that held transaction (committed when it ends)."""
+        if self._held is not None:
+            yield self._held
+            return
+        conn = self._connection()
+        try:
+            with conn, conn.cursor() as cur:
+                yield cur
+        except _TRANSIENT as exc:
+            if conn.closed == 0 and conn.get_transaction_status() > 2:
+                conn.close()
+            raise TransientError(str(exc).strip()) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Hold ONE transaction across several connector calls (CDC writes a group of changes
+        and its checkpoint together): all of it commits at the end, or none of it."""
+        with self._tx() as cur:
+            self._held = cur
+            try:
+                yield cur
+            finally:
+                self._held = None
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None

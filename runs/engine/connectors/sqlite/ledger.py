@@ -1,0 +1,271 @@
+"""The ledger in ``mp_ledger_*`` tables: batch records, key map, deletes, rollback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from runs.engine.connectors.base import (
+    ColumnInfo,
+    LoadResult,
+    RollbackResult,
+    TableInfo,
+    chunks,
+)
+from runs.engine.deletes import DeleteResult
+
+from . import deletes as sqlite_deletes
+
+if TYPE_CHECKING:
+    from runs.engine.snapshot import EntitySpec
+from .operations import _CHUNK, _from_json, q
+from .plumbing import SqlitePlumbing
+
+_LEDGER_DDL = """
+CREATE TABLE IF NOT EXISTS mp_ledger_batch (
+    run_id TEXT NOT NULL, batch_id TEXT NOT NULL, entity TEXT NOT NULL,
+    target_table TEXT NOT NULL, target_key_column TEXT NOT NULL,
+    committed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f', 'now')),
+    result_meta TEXT NOT NULL DEFAULT '{}', load_result TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (run_id, batch_id));
+CREATE TABLE IF NOT EXISTS mp_ledger_row (
+    run_id TEXT NOT NULL, batch_id TEXT NOT NULL, entity TEXT NOT NULL,
+    target_table TEXT NOT NULL, target_key TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('insert', 'update')),
+    before_image TEXT, row_hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS mp_ledger_row_batch ON mp_ledger_row (run_id, batch_id);
+CREATE TABLE IF NOT EXISTS mp_ledger_keymap (
+    namespace TEXT NOT NULL, entity TEXT NOT NULL, source_key TEXT NOT NULL,
+    target_key TEXT NOT NULL, run_id TEXT NOT NULL, batch_id TEXT NOT NULL,
+    PRIMARY KEY (namespace, entity, source_key));
+CREATE INDEX IF NOT EXISTS mp_ledger_keymap_batch ON mp_ledger_keymap (run_id, batch_id);
+"""
+
+
+def _write_ledger(
+    conn: sqlite3.Connection, entity: EntitySpec, run_id: str, batch_id: str, written: list[tuple]
+) -> None:
+    conn.executemany(
+        "INSERT INTO mp_ledger_row (run_id, batch_id, entity, target_table, target_key, action, "
+        "before_image, row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                run_id,
+                batch_id,
+                entity.name,
+                entity.target_table,
+                w[0],
+                "insert" if w[1] else "update",
+                w[2],
+                w[3],
+            )
+            for w in written
+        ],
+    )
+
+
+def _write_keymap(
+    conn: sqlite3.Connection,
+    namespace: str,
+    entity: str,
+    run_id: str,
+    batch_id: str,
+    source_keys: list[str],
+    target_keys: list[str],
+) -> None:
+    """Key map rows; a mapping that already points at the same target key keeps its creator."""
+    conn.executemany(
+        "INSERT INTO mp_ledger_keymap (namespace, entity, source_key, target_key, run_id, "
+        "batch_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, entity, source_key) "
+        "DO UPDATE SET target_key = excluded.target_key, run_id = excluded.run_id, "
+        "batch_id = excluded.batch_id WHERE target_key IS NOT excluded.target_key",
+        [
+            (namespace, entity, s, t, run_id, batch_id)
+            for s, t in zip(source_keys, target_keys, strict=True)
+        ],
+    )
+
+
+def _stored_result(conn: sqlite3.Connection, run_id: str, batch_id: str) -> LoadResult | None:
+    rec = conn.execute(
+        "SELECT load_result, result_meta FROM mp_ledger_batch WHERE run_id = ? AND batch_id = ?",
+        (run_id, batch_id),
+    ).fetchone()
+    if rec is None:
+        return None
+    load, meta = json.loads(rec[0]), json.loads(rec[1])
+    return LoadResult(
+        inserted=int(load.get("inserted", 0)),
+        updated=int(load.get("updated", 0)),
+        unchanged=int(load.get("unchanged", 0)),
+        already_done=True,
+        result_meta=meta,
+    )
+
+
+def _undo_rows(
+    conn: sqlite3.Connection, info: TableInfo, tk: ColumnInfo, run_id: str, batch_id: str
+) -> tuple[int, int]:
+    deleted = conn.execute(
+        f"DELETE FROM {q(info.name)} WHERE {q(tk.name)} IN (SELECT target_key FROM mp_ledger_row "
+        "WHERE run_id = ? AND batch_id = ? AND action = 'insert')",
+        (run_id, batch_id),
+    ).rowcount
+    images = conn.execute(
+        "SELECT target_key, before_image FROM mp_ledger_row WHERE run_id = ? "
+        "AND batch_id = ? AND action = 'update'",
+        (run_id, batch_id),
+    ).fetchall()
+    restore = [c.name for c in info.columns if not c.generated and c.name != tk.name]
+    if not images or not restore:
+        return deleted, 0
+    sets = ", ".join(f"{q(c)} = ?" for c in restore)
+    restored = 0
+    for key, image in images:
+        before = json.loads(image)
+        restored += conn.execute(
+            f"UPDATE {q(info.name)} SET {sets} WHERE {q(tk.name)} = ?",
+            [*(_from_json(before.get(c)) for c in restore), key],
+        ).rowcount
+    return deleted, restored
+
+
+class SqliteLedger(SqlitePlumbing):
+    """The ledger in ``mp_ledger_*`` tables: batch records, key map, deletes, rollback."""
+
+    def ensure_ledger(self) -> None:
+        """Create the mp_ledger_* tables if missing. Idempotent; checked every time (one
+        catalog read): the ledger may have been dropped since the connector opened."""
+        with self._tx() as conn:
+            present = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                "('mp_ledger_batch', 'mp_ledger_row', 'mp_ledger_keymap')"
+            ).fetchone()[0]
+        if present == 3:
+            return
+        with self._tx(write=True) as conn:
+            for stmt in _LEDGER_DDL.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+
+    def ledger_batches(self, run_id: str) -> list[str]:
+        """Batch ids recorded for ``run_id``, in commit order."""
+        self.ensure_ledger()
+        with self._tx() as conn:
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT batch_id FROM mp_ledger_batch WHERE run_id = ? "
+                    "ORDER BY committed_at, rowid",
+                    (run_id,),
+                )
+            ]
+
+    def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None:
+        """The stored LoadResult (already_done=True) of a committed batch, else None. Read-only."""
+        self.ensure_ledger()
+        with self._tx() as conn:
+            return _stored_result(conn, run_id, batch_id)
+
+    def keymap_page(
+        self, namespace: str, entity: str, *, after: str | None, limit: int
+    ) -> list[str]:
+        """Up to ``limit`` ledgered source keys of ``entity`` after ``after``, in key order."""
+        return sqlite_deletes.keymap_page(self, namespace, entity, after=after, limit=limit)
+
+    def delete_batch(self, **kwargs: Any) -> DeleteResult:
+        """Apply the entity's delete policy to some source keys, ledgered (sqlite_deletes)."""
+        return sqlite_deletes.delete_batch(self, **kwargs)
+
+    def keymap_lookup(
+        self, namespace: str, entity: str, source_keys: Sequence[str]
+    ) -> dict[str, str]:
+        """Target keys recorded for ``source_keys`` of ``entity`` (missing keys are absent)."""
+        self.ensure_ledger()
+        found: dict[str, str] = {}
+        keys = [str(k) for k in source_keys]
+        with self._tx() as conn:
+            for chunk in chunks(keys, _CHUNK):
+                marks = ", ".join("?" for _ in chunk)
+                found.update(
+                    conn.execute(
+                        "SELECT source_key, target_key FROM mp_ledger_keymap WHERE namespace = ? "
+                        f"AND entity = ? AND source_key IN ({marks})",
+                        [namespace, entity, *chunk],
+                    )
+                )
+        return found
+
+    def _introspect_ledger_tables(self, run_id: str) -> None:
+        with self._tx() as conn:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT target_table FROM mp_ledger_batch WHERE run_id = ?", (run_id,)
+                )
+            ]
+        for table in tables:
+            self._table(table)
+
+    def rollback_batch(self, run_id: str, batch_id: str) -> RollbackResult:
+        """Undo one batch in ONE transaction from its ledger. Idempotent (then all zeros)."""
+        self.ensure_ledger()
+        self._introspect_ledger_tables(run_id)  # never introspect inside the undo transaction
+        with self._tx(write=True) as conn:
+            rec = conn.execute(
+                "SELECT target_table, target_key_column FROM mp_ledger_batch "
+                "WHERE run_id = ? AND batch_id = ?",
+                (run_id, batch_id),
+            ).fetchone()
+            if rec is None:
+                return RollbackResult(batch_id=batch_id)
+            info = self._table(rec[0])
+            deleted, restored = _undo_rows(conn, info, info.column(rec[1]), run_id, batch_id)
+            restored += sqlite_deletes.undo_deletes(
+                conn, info, info.column(rec[1]), run_id, batch_id
+            )
+            counts = [
+                conn.execute(
+                    f"DELETE FROM {t} WHERE run_id = ? AND batch_id = ?", (run_id, batch_id)
+                ).rowcount
+                for t in ("mp_ledger_keymap", "mp_ledger_row", "mp_ledger_batch")
+            ]
+        return RollbackResult(
+            batch_id=batch_id,
+            deleted=deleted,
+            restored=restored,
+            keymap_deleted=counts[0],
+            ledger_rows_deleted=counts[1],
+            found=True,
+        )
+
+    def keymap_sources(
+        self, namespace: str, entity: str, target_keys: Sequence[str]
+    ) -> dict[str, str]:
+        """Target key -> the source key (business key) the key map records for it. Read-only."""
+        self.ensure_ledger()
+        found: dict[str, str] = {}
+        with self._tx() as conn:
+            for chunk in chunks([str(k) for k in target_keys], _CHUNK):
+                marks = ", ".join("?" for _ in chunk)
+                found.update(
+                    conn.execute(
+                        "SELECT target_key, source_key FROM mp_ledger_keymap WHERE namespace = ? "
+                        f"AND entity = ? AND target_key IN ({marks})",
+                        [namespace, entity, *chunk],
+                    )
+                )
+        return found
+
+    def ledger_row_hashes(self, run_id: str, entity: str) -> dict[str, str]:
+        """Target key -> hash of the row as the run last wrote it (its ledger); read-only."""
+        self.ensure_ledger()
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT target_key, row_hash FROM mp_ledger_row WHERE run_id = ? "
+                "AND entity = ? ORDER BY rowid",
+                (run_id, entity),
+            ).fetchall()
+        return {str(k): h for k, h in rows}
