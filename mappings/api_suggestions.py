@@ -64,7 +64,9 @@ class SuggestionPreviewSerializer(serializers.Serializer):
     current = StepSpecSerializer(many=True)
     added = StepSpecSerializer(many=True)
     rows = serializers.ListField(
-        child=serializers.DictField(), help_text="{value, before, after, error} per frequent value."
+        child=serializers.DictField(),
+        help_text="{value, before, before_error, after, error} per distinct value: the "
+        "outcome now and after (a failure as 'rule: message'), changed outcomes first.",
     )
 
 
@@ -130,7 +132,10 @@ class SuggestionApplyActions:
             seen = suggestion_preview(
                 field=field, profile=profile, suggestion=suggestion, lookup=data["lookup"]
             )
-            rows = [{"value": v, "before": b, "after": a, "error": e} for v, b, a, e in seen.rows]
+            rows = [
+                {"value": v, "before": b, "before_error": be, "after": a, "error": e}
+                for v, b, be, a, e in seen.rows
+            ]
             out = {"current": _specs(seen.current), "added": _specs(seen.added), "rows": rows}
             return Response(SuggestionPreviewSerializer(out).data)
         steps = field_suggestion_apply(

@@ -33,8 +33,9 @@ class SuggestionPreview:
     suggestion: RuleSuggestion
     current: list[tuple[str, dict]]
     added: list[tuple[str, dict]]
-    rows: list[tuple[str | None, str | None, str | None, str | None]]  # in, before, after, error
-    changed: int = 0  # distinct values the steps change (or fail)
+    # in, result now, its failure ("rule: message"), result after, its failure
+    rows: list[tuple[str | None, str | None, str | None, str | None, str | None]]
+    changed: int = 0  # distinct values whose outcome (value or failure) the steps change
     tried: int = 0  # distinct values run through the chain
 
 
@@ -143,9 +144,10 @@ def suggestion_preview(
     *, field: FieldMapping, profile: ColumnProfile, suggestion: RuleSuggestion, lookup: str = ""
 ) -> SuggestionPreview:
     """The field's chain before and after appending the suggestion, run on the column's
-    distinct values (``profile.examples``, else its most frequent ones); shows the values it
-    changes first; read-only; ApplicationError for a missing lookup, bad parameters or a
-    suggestion that does not fit the chain (``suggestion_refusal``)."""
+    distinct values (``profile.examples``, else its most frequent ones), each outcome a value
+    or the failure the chain reports; shows changed outcomes first, then failing values;
+    read-only; ApplicationError for a missing lookup, bad parameters or a suggestion that does
+    not fit the chain (``suggestion_refusal``)."""
     _refuse_misfit(field, suggestion)
     current = [(s.rule, dict(s.params)) for s in field.steps.order_by("position", "id")]
     added = _steps(suggestion, lookup)
@@ -153,13 +155,20 @@ def suggestion_preview(
     values = pd.Series(list(examples), dtype=object)
     ctx = RuleContext(lookups=plan_snapshot_build(plan=field.entity.plan).lookups)
     try:
-        before, _ = _run(values, current, ctx)
+        before, failed = _run(values, current, ctx)
         after, errors = _run(values, current + added, ctx)
     except RuleParamError as exc:
         raise ApplicationError(f"{exc.param}: {exc.message}", field=exc.param) from exc
-    rows = list(zip(values.tolist(), before, after, errors, strict=True))
-    changed = [r for r in rows if r[1] != r[2] or r[3]]
-    shown = (changed + [r for r in rows if not (r[1] != r[2] or r[3])])[:PREVIEW_VALUES]
+    rows = list(zip(values.tolist(), before, failed, after, errors, strict=True))
+
+    def differs(row: tuple) -> bool:
+        now = ("failed", row[2]) if row[2] else ("value", row[1])
+        then = ("failed", row[4]) if row[4] else ("value", row[3])
+        return now != then
+
+    changed = [r for r in rows if differs(r)]
+    same = [r for r in rows if not differs(r)]
+    shown = (changed + [r for r in same if r[2]] + [r for r in same if not r[2]])[:PREVIEW_VALUES]
     return SuggestionPreview(field, suggestion, current, added, shown, len(changed), len(rows))
 
 
