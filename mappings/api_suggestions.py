@@ -23,6 +23,7 @@ from .services_suggestions import (
     column_suggestion,
     field_suggestion_apply,
     suggestion_preview,
+    suggestion_targets,
 )
 
 ENTITY = OpenApiParameter(
@@ -42,7 +43,9 @@ class ProfileSuggestionSerializer(serializers.Serializer):
     steps = StepSpecSerializer(many=True)
     needs_lookup = serializers.BooleanField(help_text="A value map: name its lookup table.")
     targets = serializers.ListField(
-        child=serializers.CharField(), help_text="Target columns of the entity fed by the column."
+        child=serializers.CharField(),
+        help_text="Target columns of the entity fed by the column whose rule chain the "
+        "suggestion fits (none already running its step type, no value_map/reference_lookup).",
     )
 
 
@@ -61,7 +64,9 @@ class SuggestionPreviewSerializer(serializers.Serializer):
     current = StepSpecSerializer(many=True)
     added = StepSpecSerializer(many=True)
     rows = serializers.ListField(
-        child=serializers.DictField(), help_text="{value, before, after, error} per frequent value."
+        child=serializers.DictField(),
+        help_text="{value, before, before_error, after, error} per distinct value: the "
+        "outcome now and after (a failure as 'rule: message'), changed outcomes first.",
     )
 
 
@@ -100,18 +105,14 @@ class SuggestionApplyActions:
         if request.method == "GET":
             column = request.query_params.get("column", "")
             profile = column_profile(entity=entity, column=column)
-            targets = [
-                target
-                for target, sources in entity.fields.values_list("target_column", "source_columns")
-                if column in sources
-            ]
+            fits = suggestion_targets(entity=entity, column=column, suggestions=profile.suggestions)
             items = [
                 {
                     "index": i,
                     "label": x.label,
                     "steps": _specs(x.steps),
                     "needs_lookup": x.needs_lookup,
-                    "targets": targets,
+                    "targets": [t for t, refused in fits[i] if not refused],
                 }
                 for i, x in enumerate(profile.suggestions)
             ]
@@ -131,7 +132,10 @@ class SuggestionApplyActions:
             seen = suggestion_preview(
                 field=field, profile=profile, suggestion=suggestion, lookup=data["lookup"]
             )
-            rows = [{"value": v, "before": b, "after": a, "error": e} for v, b, a, e in seen.rows]
+            rows = [
+                {"value": v, "before": b, "before_error": be, "after": a, "error": e}
+                for v, b, be, a, e in seen.rows
+            ]
             out = {"current": _specs(seen.current), "added": _specs(seen.added), "rows": rows}
             return Response(SuggestionPreviewSerializer(out).data)
         steps = field_suggestion_apply(

@@ -24,6 +24,7 @@ from .services_edit import step_add
 
 PREVIEW_VALUES = 8  # rows shown: values the steps change first
 EXAMPLES = 500  # distinct values run through the chain
+MAPPING_RULES = frozenset({"value_map", "reference_lookup"})  # translate values: end a chain
 
 
 @dataclass
@@ -32,8 +33,9 @@ class SuggestionPreview:
     suggestion: RuleSuggestion
     current: list[tuple[str, dict]]
     added: list[tuple[str, dict]]
-    rows: list[tuple[str | None, str | None, str | None, str | None]]  # in, before, after, error
-    changed: int = 0  # distinct values the steps change (or fail)
+    # in, result now, its failure ("rule: message"), result after, its failure
+    rows: list[tuple[str | None, str | None, str | None, str | None, str | None]]
+    changed: int = 0  # distinct values whose outcome (value or failure) the steps change
     tried: int = 0  # distinct values run through the chain
 
 
@@ -68,6 +70,53 @@ def column_suggestion(*, profile: ColumnProfile, index: int, label: str) -> Rule
     return items[index]
 
 
+def suggestion_refusal(*, rules: list[str], suggestion: RuleSuggestion) -> str | None:
+    """Why the suggestion does not fit a chain running ``rules`` (pure), else None: a step
+    type the chain already runs, or a chain holding a mapping step (appended steps would run
+    after the translated values)."""
+    again = [rule for rule, _ in suggestion.steps if rule in rules]
+    if again:
+        return f"the rule chain already runs {', '.join(again)}"
+    mapping = [rule for rule in rules if rule in MAPPING_RULES]
+    if mapping:
+        return f"the rule chain ends in {mapping[0]}: edit it in the mapping editor"
+    return None
+
+
+def field_rules(field: FieldMapping) -> list[str]:
+    """The rule types of the field's chain, in order (read-only)."""
+    return list(field.steps.order_by("position", "id").values_list("rule", flat=True))
+
+
+def suggestion_targets(
+    *, entity: EntityMapping, column: str, suggestions: list[RuleSuggestion]
+) -> list[list[tuple[str, str | None]]]:
+    """Per suggestion: (target column, why it does not fit or None) for each field of the
+    entity the source column feeds (read-only, one query)."""
+    chains: dict[str, list[str]] = {}
+    for field in entity.fields.filter(source_columns__contains=[column]).order_by("id"):
+        chains[field.target_column] = []
+    for target, rule in (
+        RuleStep.objects.filter(field__entity=entity, field__target_column__in=list(chains))
+        .order_by("position", "id")
+        .values_list("field__target_column", "rule")
+    ):
+        chains[target].append(rule)
+    return [
+        [(t, suggestion_refusal(rules=rules, suggestion=x)) for t, rules in chains.items()]
+        for x in suggestions
+    ]
+
+
+def _refuse_misfit(field: FieldMapping, suggestion: RuleSuggestion) -> None:
+    reason = suggestion_refusal(rules=field_rules(field), suggestion=suggestion)
+    if reason:
+        raise ApplicationError(
+            f"“{suggestion.label}” does not fit “{field.target_column}”: {reason}.",
+            field="suggestion",
+        )
+
+
 def _steps(suggestion: RuleSuggestion, lookup: str) -> list[tuple[str, dict]]:
     if suggestion.needs_lookup and not lookup:
         raise ApplicationError(
@@ -95,21 +144,31 @@ def suggestion_preview(
     *, field: FieldMapping, profile: ColumnProfile, suggestion: RuleSuggestion, lookup: str = ""
 ) -> SuggestionPreview:
     """The field's chain before and after appending the suggestion, run on the column's
-    distinct values (``profile.examples``, else its most frequent ones); shows the values it
-    changes first; read-only; ApplicationError for a missing lookup or bad parameters."""
+    distinct values (``profile.examples``, else its most frequent ones), each outcome a value
+    or the failure the chain reports; shows changed outcomes first, then failing values;
+    read-only; ApplicationError for a missing lookup, bad parameters or a suggestion that does
+    not fit the chain (``suggestion_refusal``)."""
+    _refuse_misfit(field, suggestion)
     current = [(s.rule, dict(s.params)) for s in field.steps.order_by("position", "id")]
     added = _steps(suggestion, lookup)
     examples = profile.examples or [v for v, _ in profile.top_values]
     values = pd.Series(list(examples), dtype=object)
     ctx = RuleContext(lookups=plan_snapshot_build(plan=field.entity.plan).lookups)
     try:
-        before, _ = _run(values, current, ctx)
+        before, failed = _run(values, current, ctx)
         after, errors = _run(values, current + added, ctx)
     except RuleParamError as exc:
         raise ApplicationError(f"{exc.param}: {exc.message}", field=exc.param) from exc
-    rows = list(zip(values.tolist(), before, after, errors, strict=True))
-    changed = [r for r in rows if r[1] != r[2] or r[3]]
-    shown = (changed + [r for r in rows if not (r[1] != r[2] or r[3])])[:PREVIEW_VALUES]
+    rows = list(zip(values.tolist(), before, failed, after, errors, strict=True))
+
+    def differs(row: tuple) -> bool:
+        now = ("failed", row[2]) if row[2] else ("value", row[1])
+        then = ("failed", row[4]) if row[4] else ("value", row[3])
+        return now != then
+
+    changed = [r for r in rows if differs(r)]
+    same = [r for r in rows if not differs(r)]
+    shown = (changed + [r for r in same if r[2]] + [r for r in same if not r[2]])[:PREVIEW_VALUES]
     return SuggestionPreview(field, suggestion, current, added, shown, len(changed), len(rows))
 
 
@@ -118,7 +177,9 @@ def field_suggestion_apply(
     *, field: FieldMapping, user, suggestion: RuleSuggestion, lookup: str = ""
 ) -> list[RuleStep]:
     """Append the suggestion's steps to the field's chain, all or none (each through
-    ``step_add``: capability checked, parameters validated, audited, in the history)."""
+    ``step_add``: capability checked, parameters validated, audited, in the history);
+    ApplicationError for a suggestion that does not fit the chain (``suggestion_refusal``)."""
+    _refuse_misfit(field, suggestion)
     return [
         step_add(field=field, user=user, rule=rule, params=params)
         for rule, params in _steps(suggestion, lookup)

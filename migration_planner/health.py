@@ -50,3 +50,20 @@ def workers_status() -> dict:
     except Exception as exc:  # noqa: BLE001 - a probe reports every failure as "down"
         return {"ok": False, "live": 0, "error": exc.__class__.__name__}
     return {"ok": live > 0, "live": live}
+
+
+def runs_status() -> dict:
+    """How many running runs are stalled (what their run page shows: no batch taken for a
+    lease, or a sync nobody drives); ok when none. Counts only, like ``workers_status``."""
+    from runs.selectors import run_list_stalled
+
+    try:
+        stalled = run_list_stalled()
+    except Exception as exc:  # noqa: BLE001 - a probe reports every failure as "down"
+        return {"ok": False, "stalled": 0, "error": exc.__class__.__name__}
+    return {
+        "ok": not stalled,
+        "stalled": len(stalled),
+        "stalled_syncs": sum(1 for run, _ in stalled if run.mode == "sync"),
+        "longest_s": stalled[0][1] if stalled else 0,
+    }

@@ -98,6 +98,26 @@ def _runs() -> Iterator[Metric]:
         extracted.add_metric([str(uuid)], rows)
     yield rate
     yield extracted
+    yield from _stalled(now)
+
+
+def _stalled(now) -> Iterator[Metric]:
+    from runs.selectors import run_list_stalled
+
+    stalled = run_list_stalled(now=now)
+    yield GaugeMetricFamily(
+        "mp_runs_stalled",
+        "Running runs that are stalled (no batch taken for a lease, or a sync nobody drives).",
+        len(stalled),
+    )
+    idle = GaugeMetricFamily(
+        "mp_run_stalled_seconds",
+        "Seconds a stalled run has waited for a worker.",
+        labels=["run", "mode"],
+    )
+    for run, seconds in stalled:
+        idle.add_metric([str(run.uuid), run.mode], seconds)
+    yield idle
 
 
 def _workers() -> Iterator[Metric]:

@@ -15,7 +15,7 @@ from migration_planner.lib.views import capability_required
 from runs.selectors import run_list_recent
 
 from .dashboard import first_run_steps
-from .health import broker_status, database_status, workers_status
+from .health import broker_status, database_status, runs_status, workers_status
 from .metrics import metrics_allowed, metrics_text
 
 
@@ -37,14 +37,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when the database and the broker answer, else 503; ``?require=workers`` also
-    answers 503 while no worker has a recent heartbeat (for a probe of the worker tier)."""
+    answers 503 while no worker has a recent heartbeat (for a probe of the worker tier),
+    ``?require=runs`` while a run is stalled. The body always reports both."""
     db, broker = database_status(connection), broker_status()
     workers = workers_status() if db["ok"] else {"ok": False, "live": 0}
+    runs = runs_status() if db["ok"] else {"ok": False, "stalled": 0}
     ok = db["ok"] and broker["ok"]
-    if request.GET.get("require") == "workers":
+    required = request.GET.getlist("require")
+    if "workers" in required:
         ok = ok and workers["ok"]
+    if "runs" in required:
+        ok = ok and runs["ok"]
     body = {"status": "ok" if ok else "degraded", "database": db, "broker": broker}
-    return JsonResponse(body | {"workers": workers}, status=200 if ok else 503)
+    return JsonResponse(body | {"workers": workers, "runs": runs}, status=200 if ok else 503)
 
 
 @login_not_required

@@ -85,7 +85,11 @@ class Run(Counters):
     lease_until = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="While a worker prepares the run: past this, the supervisor prepares it again.",
+        help_text="While a worker prepares the run (or drives a sync run): past this, the "
+        "supervisor prepares it (queues the sync) again.",
+    )
+    lease_holder = models.CharField(
+        max_length=200, blank=True, help_text="Sync runs: the process driving it (host:pid:token)."
     )
     stall_alerted_at = models.DateTimeField(
         null=True, blank=True, help_text="When the supervisor last alerted that the run stalled."
@@ -133,6 +137,11 @@ class Batch(Counters):
         max_length=20, choices=BatchStatus.choices, default=BatchStatus.PENDING
     )
     attempts = models.PositiveSmallIntegerField(default=0)
+    lost_attempts = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Attempts whose worker was lost mid-batch (lease expired); 3 park the batch. "
+        "Transient database errors do not count.",
+    )
     worker = models.CharField(max_length=200, blank=True)
     lease_until = models.DateTimeField(
         null=True, blank=True, help_text="A running batch whose lease expired may be re-claimed."
@@ -328,6 +337,13 @@ class Rollback(models.Model):
         blank=True,
         help_text="Runs (ids) to roll back after this one, in order, each only if this verified.",
     )
+    lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While a worker undoes the run: past this, the supervisor queues it again.",
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

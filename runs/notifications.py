@@ -122,10 +122,12 @@ def notify_after_run(run: Run) -> int:
 
 
 def notify_run_stalled(run: Run, *, idle_seconds: int) -> int:
-    """Alert that no worker has taken one of the run's batches for ``idle_seconds``."""
+    """Alert that no worker has taken one of the run's batches (a sync run: driven the sync)
+    for ``idle_seconds``."""
     run = Run.objects.select_related("plan", "target", "launched_by").get(pk=run.pk)
+    what = "driven the sync" if run.mode == "sync" else "taken a batch"
     text = (
-        f"{_where(run)} is stalled: no worker has taken a batch for {idle_seconds} s. "
+        f"{_where(run)} is stalled: no worker has {what} for {idle_seconds} s. "
         "Check that a Celery worker is running (see /healthz)."
     )
     return _alert(run, LogLevel.ERROR, text)

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from .enums import RunMode, Stage
 from .models import FailedRecord, Rollback, Run
 from .selectors import run_progress
-from .threshold import run_threshold_breach
+from .threshold import run_threshold_breach, run_threshold_clear
 
 RUN_FIELDS = [
     "uuid",
@@ -83,6 +83,14 @@ class ThresholdBreachSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class ThresholdClearSerializer(serializers.Serializer):
+    failed = serializers.IntegerField()
+    extracted = serializers.IntegerField()
+    failure_pct = serializers.FloatField()
+    threshold_pct = serializers.FloatField()
+    message = serializers.CharField()
+
+
 class RunStatusSerializer(RunSerializer):
     """A run with its live progress (per entity, rows/s, ETA, open error count)."""
 
@@ -91,9 +99,13 @@ class RunStatusSerializer(RunSerializer):
         help_text="Dry runs: where a load would have aborted on the plan's failure threshold "
         "(batch, failure_pct, threshold_pct, message); null when it would not have."
     )
+    would_go_through = serializers.SerializerMethodField(
+        help_text="Succeeded dry runs that stayed under the plan's failure threshold: the final "
+        "failure rate (failure_pct, threshold_pct, message); null otherwise."
+    )
 
     class Meta(RunSerializer.Meta):
-        fields = [*RUN_FIELDS, "progress", "would_abort"]
+        fields = [*RUN_FIELDS, "progress", "would_abort", "would_go_through"]
         read_only_fields = fields
 
     @extend_schema_field(ProgressSerializer)
@@ -104,6 +116,11 @@ class RunStatusSerializer(RunSerializer):
     def get_would_abort(self, obj: Run) -> dict | None:
         breach = run_threshold_breach(obj)
         return breach.as_dict() if breach else None
+
+    @extend_schema_field(ThresholdClearSerializer(allow_null=True))
+    def get_would_go_through(self, obj: Run) -> dict | None:
+        clear = run_threshold_clear(obj)
+        return clear.as_dict() if clear else None
 
 
 class RunLaunchSerializer(serializers.Serializer):

@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.signals import task_postrun, worker_process_init, worker_ready, worker_shutdown
 
 from migration_planner.lib.memory import release_memory
-from runs.engine.errors import TransientError
+from runs.engine.errors import is_unavailable
 
 from . import services
 
@@ -66,10 +66,35 @@ def release_after_task(**_: object) -> None:
     release_memory()
 
 
-@shared_task(name="runs.run_start", acks_late=True, time_limit=3600)
-def run_start(run_id: int) -> None:
-    """Plan the run's batches and queue the first entity's."""
-    services.run_prepare(run_id=run_id)
+# Retries of a task that met an unavailable database (ours, a source, a target): back-off
+# 1, 2, 4, 8, 16, 30, 30, 30 s; after that the supervisor's lease and lost-message rules take
+# over (the work is pending, queued or its lease runs out: it is queued again).
+RETRIES = 8
+
+
+def _unavailable(task, exc: BaseException) -> bool:
+    """True (and our connection closed) when ``exc`` is a database outage worth a retry."""
+    if not is_unavailable(exc) or task.request.retries >= RETRIES:
+        return False
+    from django.db import connection
+
+    connection.close()
+    return True
+
+
+def _backoff(task) -> int:
+    return min(2**task.request.retries, 30)
+
+
+@shared_task(name="runs.run_start", bind=True, acks_late=True, time_limit=3600, max_retries=None)
+def run_start(self, run_id: int) -> None:
+    """Plan the run's batches and queue the first entity's; retries an unavailable database."""
+    try:
+        services.run_prepare(run_id=run_id)
+    except Exception as exc:
+        if not _unavailable(self, exc):
+            raise
+        raise self.retry(exc=exc, countdown=_backoff(self)) from None
 
 
 @shared_task(
@@ -82,15 +107,15 @@ def run_start(run_id: int) -> None:
     max_retries=None,
 )
 def batch_execute_task(self, batch_id: int) -> str:
-    """Execute one batch; retries only transient errors and live-claim waits."""
+    """Execute one batch; retries only an unavailable database and live-claim waits."""
     try:
         result = services.batch_execute(batch_id=batch_id)
     except services.BatchBusy as busy:
         raise self.retry(countdown=busy.seconds) from None
-    except TransientError as exc:
-        if self.request.retries >= 5:
+    except Exception as exc:
+        if not _unavailable(self, exc):
             raise
-        raise self.retry(exc=exc, countdown=2**self.request.retries) from None
+        raise self.retry(exc=exc, countdown=_backoff(self)) from None
     logger.info("batch %s: %s", batch_id, result)
     return result
 
@@ -103,18 +128,36 @@ def batch_execute_task(self, batch_id: int) -> str:
     max_retries=None,
 )
 def cdc_sync_task(self, run_id: int) -> None:
-    """Drive a sync run (full load + CDC) until it drains; transient errors retry, resuming
-    from the target's checkpoint."""
+    """Drive a sync run (full load + CDC) under its lease until it drains; an unavailable
+    database retries, resuming from the target's checkpoint; a duplicate message while
+    another worker drives it does nothing."""
     try:
-        services.sync_run(run_id=run_id)
-    except TransientError as exc:
-        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from None
+        services.sync_drive(run_id=run_id)
+    except services.SyncBusy as busy:
+        logger.info("sync run %s: %s; message dropped", run_id, busy)
+    except Exception as exc:
+        if not _unavailable(self, exc):
+            raise
+        raise self.retry(exc=exc, countdown=_backoff(self)) from None
 
 
-@shared_task(name="runs.run_rollback", acks_late=True, reject_on_worker_lost=True, time_limit=3600)
-def run_rollback_task(rollback_id: int) -> None:
-    """Undo a run from the ledger and verify the checksums."""
-    services.run_rollback_execute(rollback_id=rollback_id)
+@shared_task(
+    name="runs.run_rollback",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=3600,
+    max_retries=None,
+)
+def run_rollback_task(self, rollback_id: int) -> None:
+    """Undo a run from the ledger and verify the checksums (under the rollback's lease);
+    retries an unavailable database."""
+    try:
+        services.run_rollback_execute(rollback_id=rollback_id)
+    except Exception as exc:
+        if not _unavailable(self, exc):
+            raise
+        raise self.retry(exc=exc, countdown=_backoff(self)) from None
 
 
 @shared_task(name="runs.failed_records_reprocess", acks_late=True, time_limit=3600)

@@ -337,7 +337,7 @@ start_test_mysql() {
     port_busy "$port" && die "port $port is already in use; set TEST_MYSQL_PORT to a free port"
     rm -rf "$dir"
     [[ ${#dir} -gt 80 ]] && dir=$(mktemp -d /tmp/mp-test-mysql.XXXXXX)
-    mkdir -p "$dir"
+    mkdir -p "$dir/tmp"  # its own temporary tables: not /tmp, which other servers share
     MP_TEST_MYSQL_DIR="$dir"
     user=$(id -un)
     mariadb-install-db --no-defaults --datadir="$dir/data" --user="$user" \
@@ -345,7 +345,7 @@ start_test_mysql() {
         || { cat "$dir/install.log" >&2; die "mariadb-install-db failed"; }
     /usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --user="$user" \
         --bind-address=127.0.0.1 --port="$port" --socket="$dir/mysqld.sock" \
-        --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --skip-log-bin \
+        --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --skip-log-bin --tmpdir="$dir/tmp" \
         --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
         --innodb-buffer-pool-size=64M --innodb-flush-log-at-trx-commit=0 \
         >"$dir/stdout.log" 2>&1 &

@@ -10,7 +10,7 @@ from django.utils import timezone
 from runs.enums import RunStatus
 from runs.models import Run
 from runs.services.state import run_snapshot
-from runs.threshold import run_threshold_breach
+from runs.threshold import run_threshold_breach, run_threshold_clear
 
 from .enums import ResultStatus, Verdict
 from .models import RunReport, ValidationResult
@@ -52,11 +52,13 @@ def dry_run_report_build(*, run: Run) -> RunReport:
     """Store the report of a finished dry run (accounting, failures by category / rule /
     field, verdict with its reasons), replacing an earlier one. Idempotent, transactional."""
     from . import reconciliation as rec  # pandas: imported where used, not at app start
+    from .keydiff import state_of
 
     run.refresh_from_db()
     accounting = rec.accounting(run)
     verdict, reasons = dry_run_verdict(run=run, accounting=accounting)
     breach = run_threshold_breach(run)
+    clear = run_threshold_clear(run)
     data = {
         "accounting": accounting,
         "dry_run": {
@@ -65,6 +67,7 @@ def dry_run_report_build(*, run: Run) -> RunReport:
             "extracted": run.extracted,
             "threshold_pct": float(run_snapshot(run).failure_threshold_pct),
             "threshold_breach": breach.as_dict() if breach else None,
+            "threshold_clear": clear.as_dict() if clear else None,
         },
         "failures_by_category": rec.failures_by(run, "category"),
         "failures_by_rule": rec.failures_by(run, "rule"),
@@ -72,7 +75,7 @@ def dry_run_report_build(*, run: Run) -> RunReport:
         "computed": {
             "at": timezone.now().isoformat(),
             "reason": "after the dry run",
-            "state": {"loaded": run.loaded, "failed": run.failed},
+            "state": state_of(run),  # as a reconciled report: status, batches, open failures
         },
     }
     with transaction.atomic():

@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 from mappings.models import Plan
 from runs.enums import RunMode
 from runs.models import Run
-from runs.threshold import run_threshold_breach
+from runs.threshold import run_threshold_breach, run_threshold_clear
 
 from . import charts
 from .models import AuditEvent, RunReport, SignOff, ValidationResult
@@ -27,36 +27,51 @@ def report_context(run: Run) -> dict[str, Any]:
     """Everything the report page and its exports show for a run."""
     report = RunReport.objects.filter(run=run).first()
     data = report.data if report else {}
-    results = list(ValidationResult.objects.filter(run=run).select_related("rule")
-                   .order_by("rule__phase", "rule__entity", "rule__name"))
+    results = list(
+        ValidationResult.objects.filter(run=run)
+        .select_related("rule")
+        .order_by("rule__phase", "rule__entity", "rule__name")
+    )
     accounting = data.get("accounting", [])
     computed = data.get("computed")
     state = (computed or {}).get("state", {})
     return {
         "computed": computed,
         # the run's counters moved since the report was computed (queue work, a late batch)
-        "stale": bool(state) and (state.get("loaded"), state.get("failed"))
-        != (run.loaded, run.failed),
-        "run": run, "report": report, "data": data, "results": results,
+        "stale": bool(state)
+        and (state.get("loaded"), state.get("failed")) != (run.loaded, run.failed),
+        "run": run,
+        "report": report,
+        "data": data,
+        "results": results,
         "accounting": accounting,
         "key_diffs": data.get("key_diffs", {}),
         "chart_accounting": charts.accounting_chart(accounting),
-        "chart_categories": charts.bar_chart(data.get("failures_by_category", []),
-                                             title="Failures by category"),
-        "chart_rules": charts.bar_chart(data.get("failures_by_rule", []),
-                                        title="Failures per rule"),
+        "chart_categories": charts.bar_chart(
+            data.get("failures_by_category", []), title="Failures by category"
+        ),
+        "chart_rules": charts.bar_chart(
+            data.get("failures_by_rule", []), title="Failures per rule"
+        ),
         "uat": uat_coverage(plan=run.plan, run=run),
         "would_abort": run_threshold_breach(run),
+        "would_go_through": run_threshold_clear(run),
         # A finished load/delta run whose reconciliation the worker is still computing.
-        "pending": report is None and run.mode != RunMode.DRY_RUN
-        and run.status in ("succeeded", "failed") and run.batches.exists(),
+        "pending": report is None
+        and run.mode != RunMode.DRY_RUN
+        and run.status in ("succeeded", "failed")
+        and run.batches.exists(),
     }
 
 
 def plan_load_runs(plan: Plan) -> QuerySet[Run]:
     """The plan's load/delta runs, newest first, with version and report."""
-    return (Run.objects.filter(plan=plan).exclude(mode=RunMode.DRY_RUN)
-            .select_related("version", "target", "report").order_by("-created_at"))
+    return (
+        Run.objects.filter(plan=plan)
+        .exclude(mode=RunMode.DRY_RUN)
+        .select_related("version", "target", "report")
+        .order_by("-created_at")
+    )
 
 
 def signoff_history(plan: Plan) -> QuerySet[SignOff]:
@@ -64,9 +79,15 @@ def signoff_history(plan: Plan) -> QuerySet[SignOff]:
     return plan.signoffs.select_related("version", "approver", "run").order_by("-created_at")
 
 
-def audit_events(*, actor: str = "", action: str = "", object_type: str = "", text: str = "",
-                 date_from: dt.date | None = None,
-                 date_to: dt.date | None = None) -> QuerySet[AuditEvent]:
+def audit_events(
+    *,
+    actor: str = "",
+    action: str = "",
+    object_type: str = "",
+    text: str = "",
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> QuerySet[AuditEvent]:
     """Audit events filtered (all filters optional), newest first. One query."""
     qs = AuditEvent.objects.all()
     if actor:
@@ -76,8 +97,11 @@ def audit_events(*, actor: str = "", action: str = "", object_type: str = "", te
     if object_type:
         qs = qs.filter(object_type=object_type)
     if text:
-        qs = qs.filter(Q(object_repr__icontains=text) | Q(object_id__icontains=text)
-                       | Q(actor_name__icontains=text))
+        qs = qs.filter(
+            Q(object_repr__icontains=text)
+            | Q(object_id__icontains=text)
+            | Q(actor_name__icontains=text)
+        )
     if date_from:
         qs = qs.filter(at__date__gte=date_from)
     if date_to:
@@ -88,8 +112,18 @@ def audit_events(*, actor: str = "", action: str = "", object_type: str = "", te
 def audit_filter_choices() -> dict[str, list[str]]:
     """Distinct actors and object types for the filter form."""
     return {
-        "actors": sorted(set(AuditEvent.objects.exclude(actor_name="")
-                             .values_list("actor_name", flat=True).distinct())),
-        "types": sorted(set(AuditEvent.objects.exclude(object_type="")
-                            .values_list("object_type", flat=True).distinct())),
+        "actors": sorted(
+            set(
+                AuditEvent.objects.exclude(actor_name="")
+                .values_list("actor_name", flat=True)
+                .distinct()
+            )
+        ),
+        "types": sorted(
+            set(
+                AuditEvent.objects.exclude(object_type="")
+                .values_list("object_type", flat=True)
+                .distinct()
+            )
+        ),
     }

@@ -20,6 +20,7 @@ from ..services_suggestions import (
     column_suggestion,
     field_suggestion_apply,
     suggestion_preview,
+    suggestion_targets,
 )
 from ._common import EDIT, can_edit, entity_or_404, plan_or_404
 
@@ -51,7 +52,7 @@ def _profile_context(
         "table": table,
         "info": info,
         "profile": profile,
-        "rows": [(c, charts[c.name], (feeds or {}).get(c.name, [])) for c in profile.columns],
+        "rows": [(c, charts[c.name], (feeds or {}).get(c.name, []), []) for c in profile.columns],
         "limit": SAMPLE_ROWS,
         "dupes": dupes,
     }
@@ -78,6 +79,14 @@ def _feeds(entity: EntityMapping) -> dict[str, list[str]]:
     return out
 
 
+def _fits(entity: EntityMapping, column: str, suggestions: list) -> list:
+    """Per suggestion: the targets it may be applied to and those refused, with the reason."""
+    return [
+        ([t for t, why in targets if not why], [(t, why) for t, why in targets if why])
+        for targets in suggestion_targets(entity=entity, column=column, suggestions=suggestions)
+    ]
+
+
 @capability_required("mp.view")
 def entity_profile_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
     plan = plan_or_404(slug)
@@ -91,6 +100,10 @@ def entity_profile_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
     }
     try:
         context = _profile_context(request, plan.source, entity.source_table, _feeds(entity))
+        context["rows"] = [
+            (c, charts, targets, _fits(entity, c.name, c.suggestions) if targets else [])
+            for c, charts, targets, _ in context["rows"]
+        ]
     except ApplicationError as exc:
         return render(request, PAGE, base | {"error": exc.message}, status=400)
     return render(request, PAGE, context | base)

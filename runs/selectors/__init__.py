@@ -199,12 +199,14 @@ def run_progress(run: Run) -> RunProgress:
 
 def run_idle_seconds(run: Run, *, now=None) -> int | None:
     """Seconds since a worker last took one of the run's batches, while the run waits for one
-    (running, batches pending, none running under a live lease); None otherwise (2 queries)."""
+    (running, batches pending, none running under a live lease); for a sync run, seconds since
+    its driver last renewed its lease (or since it started, when none holds it). None
+    otherwise (at most 2 queries)."""
+    now = now or timezone.now()
+    if run.mode == RunMode.SYNC:
+        return _sync_idle_seconds(run, now)
     if run.status != RunStatus.RUNNING or run.lease_until is not None or run.started_at is None:
         return None
-    if run.mode == RunMode.SYNC:
-        return None  # one long task, no batch queue
-    now = now or timezone.now()
     stats = Batch.objects.filter(run=run).aggregate(
         last=Max("started_at"),
         pending=Count("id", filter=Q(status=BatchStatus.PENDING)),
@@ -214,6 +216,30 @@ def run_idle_seconds(run: Run, *, now=None) -> int | None:
         return None
     last = max(filter(None, [stats["last"], run.started_at]))
     return max(0, int((now - last).total_seconds()))
+
+
+def _sync_idle_seconds(run: Run, now) -> int | None:
+    """A live driver renews every third of a lease, so this stays below one lease while the
+    sync is driven; past a lease, its driver is gone."""
+    if run.status != RunStatus.RUNNING or run.started_at is None:
+        return None
+    if run.lease_until is not None:
+        last = run.lease_until - timedelta(seconds=settings.MP_BATCH_LEASE_SECONDS)
+    else:
+        last = run.started_at
+    return max(0, int((now - last).total_seconds()))
+
+
+def run_list_stalled(*, now=None) -> list[tuple[Run, int]]:
+    """Running runs the run page shows as stalled (idle for at least a lease: no batch taken,
+    or a sync nobody drives), with their idle seconds, longest first."""
+    now = now or timezone.now()
+    stalled = []
+    for run in Run.objects.filter(status=RunStatus.RUNNING).select_related("plan"):
+        idle = run_idle_seconds(run, now=now)
+        if idle is not None and idle >= settings.MP_BATCH_LEASE_SECONDS:
+            stalled.append((run, idle))
+    return sorted(stalled, key=lambda pair: -pair[1])
 
 
 @dataclass

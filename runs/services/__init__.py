@@ -4,9 +4,10 @@ Tasks (runs/tasks.py) and views call these; nothing here is Celery-specific apar
 enqueueing through ``runs.services.dispatch`` after the transaction commits.
 """
 
+from .batches import BatchBusy, batch_execute
 from .cdc import sync_run, sync_stop
 from .control import run_cancel, run_pause, run_resume
-from .execution import BatchBusy, batch_execute, run_finish, run_prepare
+from .execution import run_finish, run_prepare
 from .launch import run_create
 from .leases import (
     TableBusy,
@@ -25,10 +26,12 @@ from .queue import (
 from .rollback import run_rollback_execute, run_rollback_request, run_rollback_stack_request
 from .rollback_order import RollbackOrderError, run_rollback_blockers
 from .supervise import runs_supervise
+from .sync_lease import SyncBusy, sync_drive
 
 __all__ = [
     "BatchBusy",
     "RollbackOrderError",
+    "SyncBusy",
     "TableBusy",
     "batch_execute",
     "failed_record_correct",
@@ -51,6 +54,7 @@ __all__ = [
     "table_lease_release_expired",
     "table_leases_for",
     "runs_supervise",
+    "sync_drive",
     "sync_run",
     "sync_stop",
 ]

@@ -21,7 +21,7 @@ from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.connections import connector_for
 from runs.engine.connectors import postgres_libpq_params
-from runs.engine.errors import EngineError
+from runs.engine.errors import EngineError, TransientError
 from runs.enums import LogLevel, RunMode, RunStatus
 from runs.models import COUNTERS, Batch, Run
 
@@ -56,7 +56,6 @@ def sync_check_source(*, source) -> None:
     """Raise ApplicationError saying what to change when the source cannot stream changes
     (wal_level, REPLICATION, slots) or cannot be reached. Read-only."""
     from runs.engine.cdc.slot import cdc_check
-    from runs.engine.errors import TransientError
 
     try:
         cdc_check(source.connection_params())
@@ -120,6 +119,8 @@ def sync_run(*, run_id: int) -> Run:
         slot_drop(params, slot_name(run))
         run_log(run, "Sync abandoned: replication slot dropped.", LogLevel.WARNING)
         return run
+    except TransientError:
+        raise  # a database is unavailable: retried, resuming from the checkpoint
     except (CdcSetupError, ApplicationError, EngineError) as exc:
         if run.cdc.get("slot"):  # never a slot this run did not create
             slot_drop(params, slot_name(run))

@@ -1,42 +1,31 @@
-"""Run execution: plan the batches, execute one batch, advance phases, finish with accounting."""
+"""Run execution: plan the batches, advance phases, finish with accounting (see batches.py)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
-from datetime import timedelta
-from functools import lru_cache
-
-from django.conf import settings
-from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q, Sum, Value
+from django.db import transaction
+from django.db.models import Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from runs.connections import connector_for
-from runs.engine.connectors import KeyRange
 from runs.engine.drift import entity_check
-from runs.engine.errors import EngineError, TransientError
+from runs.engine.errors import EngineError, TransientError, is_unavailable
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
-from runs.models import COUNTERS, Batch, FailedRecord, Run
+from runs.models import COUNTERS, Batch, Run
 
 from . import hooks
+from .claims import ClaimHeartbeat, db_retrying, lease_delta
 from .dispatch import enqueue_batches
 from .leases import table_lease_release_ended
 from .logging import run_log
-from .recording import outcome_record
 from .state import (
     phase_batches,
     run_entities,
-    run_ledger_id,
     run_phases,
     run_snapshot,
     run_stored_schemas,
 )
 
-MAX_ATTEMPTS = 3
 ENDED = (
     RunStatus.SUCCEEDED,
     RunStatus.FAILED,
@@ -44,18 +33,6 @@ ENDED = (
     RunStatus.ROLLING_BACK,
     RunStatus.ROLLED_BACK,
 )
-
-
-class BatchBusy(Exception):
-    """The batch is being worked by a live claim; try again after ``seconds``."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"batch busy, retry in {seconds:.0f}s")
-        self.seconds = seconds
-
-
-def _lease() -> timedelta:
-    return timedelta(seconds=settings.MP_BATCH_LEASE_SECONDS)
 
 
 def _fail_run(run: Run, message: str) -> None:
@@ -148,11 +125,11 @@ def run_prepare(*, run_id: int) -> Run:
     # The claim: only one worker moves the run from queued to preparing (a lease kept alive
     # while it works; the supervisor starts it again if the lease expires).
     if not Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=now, lease_until=now + _lease()
+        status=RunStatus.RUNNING, started_at=now, lease_until=now + lease_delta()
     ):
         return Run.objects.get(pk=run_id)
     run = Run.objects.select_related("plan__source", "target", "version").get(pk=run_id)
-    keeper = _Heartbeat(_preparing(run))
+    keeper = ClaimHeartbeat(_preparing(run))
     keeper.start()
     try:
         return _prepare(run)
@@ -165,6 +142,22 @@ def _preparing(run: Run):
     return Run.objects.filter(
         pk=run.pk, status=RunStatus.RUNNING, started_at=run.started_at, lease_until__isnull=False
     )
+
+
+def _unprepare(run: Run, exc: BaseException) -> None:
+    """A database is unavailable while planning: the run goes back to queued for the task's
+    retry (or, if our database stays down, its preparation lease runs out: the supervisor)."""
+    text = " ".join(str(exc).split())[:500]
+    try:
+        db_retrying(
+            lambda: _preparing(run).update(status=RunStatus.QUEUED, lease_until=None),
+            what=f"queueing run {run.pk} again",
+        )
+        run_log(
+            run, f"A database is unavailable while planning ({text}); retried.", LogLevel.WARNING
+        )
+    except TransientError:
+        pass
 
 
 def _prepare(run: Run) -> Run:
@@ -185,7 +178,12 @@ def _prepare(run: Run) -> Run:
             batches += planned
             run.entity_totals[entity.name] = total
         batches += _plan_deletes(run, len(batches) + 1)
-    except EngineError as exc:
+    except Exception as exc:  # noqa: BLE001 - transient: prepared again; engine: fails the run
+        if is_unavailable(exc):
+            _unprepare(run, exc)
+            raise TransientError(f"preparing run {run.pk}: {exc}") from exc
+        if not isinstance(exc, EngineError):
+            raise
         _fail_run(run, f"Could not start: {exc}")
         return run
     blocked = hooks.before_run(run)
@@ -237,211 +235,6 @@ def _start_phase(run: Run, phase: int) -> None:
         phase += 1
     Run.objects.filter(pk=run.pk).update(phase=phase)
     transaction.on_commit(lambda: run_finish(run_id=run.pk))
-
-
-def _claim(batch_id: int) -> Batch | None:
-    now = timezone.now()
-    claimable = Q(status=BatchStatus.PENDING) | Q(status=BatchStatus.RUNNING, lease_until__lt=now)
-    claimed = Batch.objects.filter(claimable, pk=batch_id).update(
-        status=BatchStatus.RUNNING,
-        attempts=F("attempts") + 1,
-        lease_until=now + _lease(),
-        worker=f"{socket.gethostname()}:{os.getpid()}",
-        started_at=now,
-    )
-    return Batch.objects.select_related("run").get(pk=batch_id) if claimed else None
-
-
-def _claimed(batch: Batch):
-    """The batch row as long as this claim still holds it (status running, same attempt)."""
-    return Batch.objects.filter(pk=batch.pk, status=BatchStatus.RUNNING, attempts=batch.attempts)
-
-
-class _Heartbeat(threading.Thread):
-    """Keeps a claim's lease (a batch's or a preparing run's) alive while the work goes on;
-    a claim the supervisor took back is not renewed. Database errors (an outage) are
-    survived: the lease then simply runs out."""
-
-    def __init__(self, claim) -> None:
-        super().__init__(daemon=True)
-        self.claim, self.stop = claim, threading.Event()
-
-    def run(self) -> None:
-        interval = max(settings.MP_BATCH_LEASE_SECONDS / 3, 0.5)
-        try:
-            while not self.stop.wait(interval):
-                try:
-                    self.claim.update(lease_until=timezone.now() + _lease())
-                except DatabaseError:
-                    connection.close()
-        finally:
-            connection.close()
-
-
-def _busy_or_gone(batch_id: int) -> None:
-    batch = Batch.objects.get(pk=batch_id)
-    if batch.status == BatchStatus.RUNNING and batch.lease_until:
-        wait = (batch.lease_until - timezone.now()).total_seconds()
-        raise BatchBusy(max(wait, 0.5) + 0.5)
-
-
-def batch_execute(*, batch_id: int) -> str:
-    """Claim and execute one batch, record its outcome, advance the run. Safe to call twice
-    (the claim and the target ledger make it idempotent). Raises BatchBusy while another live
-    claim holds it and TransientError for the task to retry."""
-    run_status = Batch.objects.filter(pk=batch_id).values_list("run__status", flat=True).get()
-    if run_status == RunStatus.PAUSED:
-        return "paused"
-    if run_status != RunStatus.RUNNING:
-        Batch.objects.filter(pk=batch_id, status=BatchStatus.PENDING).update(
-            status=BatchStatus.CANCELLED
-        )
-        _finish_if_idle(batch_id)
-        return "not running"
-    batch = _claim(batch_id)
-    if batch is None:
-        _busy_or_gone(batch_id)
-        return "already handled"
-    if batch.attempts > MAX_ATTEMPTS:
-        return _park(batch)
-    return batch_work_claimed(batch=batch)
-
-
-def batch_work_claimed(*, batch: Batch) -> str:
-    """Work a batch this worker has claimed (see batch_execute); when its run has ended
-    meanwhile (a threshold or another batch failed it), drop the run's table leases once no
-    other batch of it is in flight. Raises TransientError for the task to retry."""
-    try:
-        return _work(batch)
-    finally:
-        table_lease_release_ended(run_id=batch.run_id)
-
-
-def _park(batch: Batch) -> str:
-    _claimed(batch).update(
-        status=BatchStatus.PARKED, lease_until=None, error=f"parked after {MAX_ATTEMPTS} attempts"
-    )
-    run_log(
-        batch.run,
-        f"Batch {batch.seq} ({batch.entity}) parked after {MAX_ATTEMPTS} attempts "
-        "that did not finish (worker lost?).",
-        LogLevel.ERROR,
-    )
-    _advance(batch.run)
-    return "parked"
-
-
-def _work(batch: Batch) -> str:
-    run = batch.run
-    entity = run_snapshot(run).entity(batch.entity)
-    heartbeat = _Heartbeat(_claimed(batch))
-    heartbeat.start()
-    started = time.monotonic()
-    try:
-        from runs.engine.batch import execute_batch  # pandas: loaded in the pool child only
-
-        if batch.kind == BatchKind.DELETES:
-            outcome = _work_deletes(batch, entity)
-        else:
-            outcome = execute_batch(
-                snapshot=run_snapshot(run),
-                entity=entity,
-                key_range=KeyRange.from_dict({"lower": batch.key_lower, "upper": batch.key_upper}),
-                source=connector_for(run.plan.source),
-                target=connector_for(run.target),
-                run_id=run_ledger_id(run),
-                batch_id=batch.ledger_id,
-                dry_run=run.mode == RunMode.DRY_RUN,
-                changed_since=_watermark_value(run, entity),
-                skip_unchanged=True,  # loads and deltas write only rows that differ
-                failed_parents=_failed_parents(run, entity),
-                stored_schema=run_stored_schemas(run),
-            )
-    except TransientError:
-        _claimed(batch).update(status=BatchStatus.PENDING, lease_until=None)
-        raise
-    except Exception as exc:  # noqa: BLE001 - any other error fails the batch and run visibly
-        if not _claimed(batch).update(
-            status=BatchStatus.FAILED, error=str(exc)[:4000], lease_until=None
-        ):
-            return "claim lost"  # the supervisor gave the batch to another attempt
-        kind = "" if isinstance(exc, EngineError) else f"{exc.__class__.__name__}: "
-        _fail_run(run, f"Batch {batch.seq} ({batch.entity}) failed: {kind}{exc}")
-        return "failed"
-    finally:
-        heartbeat.stop.set()
-    recorded = outcome_record(
-        batch=batch,
-        outcome=outcome,
-        entity=entity,
-        duration_ms=int((time.monotonic() - started) * 1000),
-    )
-    if recorded:
-        _check_threshold(run)
-        _advance(run)
-    return "done" if recorded else "already recorded"
-
-
-def _work_deletes(batch: Batch, entity):
-    """A delete batch: apply the entity's delete policy to keys gone from the source."""
-    from runs.engine.batch import BatchOutcome
-    from runs.engine.deletes import apply_deletes
-
-    run = batch.run
-    done = apply_deletes(
-        snapshot=run_snapshot(run),
-        entity=entity,
-        source=connector_for(run.plan.source),
-        target=connector_for(run.target),
-        run_id=run_ledger_id(run),
-        batch_prefix=batch.ledger_id,
-        dry_run=run.mode == RunMode.DRY_RUN,
-    )
-    verb = "deleted" if entity.delete_policy == "delete" else "marked"
-    run_log(
-        run,
-        f"Entity {entity.name}: {done.checked:,} ledgered keys checked against the source, "
-        f"{done.missing:,} gone from it, {done.applied:,} target rows {verb}.",
-    )
-    return BatchOutcome(deleted=done.applied)
-
-
-@lru_cache(maxsize=64)
-def _failed_parent_keys(run_id: int, parent: str) -> frozenset[str]:
-    # Children start only after every parent batch is done, so the set no longer changes.
-    return frozenset(
-        FailedRecord.objects.filter(run_id=run_id, entity=parent).values_list(
-            "source_key", flat=True
-        )
-    )
-
-
-def _failed_parents(run: Run, entity) -> dict[str, frozenset[str]] | None:
-    """For a dry run: parent keys that failed in this run (a load would not have them)."""
-    if run.mode != RunMode.DRY_RUN:
-        return None
-    from runs.engine.batch import reference_parents
-
-    return {parent: _failed_parent_keys(run.pk, parent) for parent in reference_parents(entity)}
-
-
-def _check_threshold(run: Run) -> None:
-    run.refresh_from_db(fields=["extracted", "failed", "status", "mode"])
-    limit = float(run_snapshot(run).failure_threshold_pct)
-    if run.mode == RunMode.DRY_RUN or run.status != RunStatus.RUNNING or not run.extracted:
-        return
-    pct = run.failed * 100 / run.extracted
-    if pct <= limit:
-        return
-    _fail_run(
-        run,
-        f"Failure threshold passed: {pct:.1f}% of {run.extracted:,} rows failed "
-        f"(threshold {limit:g}%). Remaining batches cancelled.",
-    )
-    if run.plan.rollback_on_threshold:
-        from .rollback import run_rollback_request
-
-        run_rollback_request(run=run, user=None, reason="automatic: failure threshold passed")
 
 
 def _advance(run: Run) -> None:

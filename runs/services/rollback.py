@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from migration_planner.audit.enums import AuditAction
 from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from runs.connections import connector_for
-from runs.engine.errors import EngineError
+from runs.engine.errors import EngineError, TransientError, is_unavailable
 from runs.engine.rollback import rollback_run
 from runs.enums import (
     BatchStatus,
@@ -23,6 +26,7 @@ from runs.enums import (
 from runs.models import Batch, FailedRecord, LedgerEntry, Rollback, Run
 
 from . import hooks
+from .claims import ClaimHeartbeat, db_retrying, lease_delta, worker_id
 from .dispatch import enqueue_rollback
 from .leases import (
     TableBusy,
@@ -141,7 +145,7 @@ def _verify(run: Run, target) -> tuple[dict, dict]:
     return after, differences
 
 
-def _wait_for_tables(rollback: Rollback, run: Run) -> bool:
+def _wait_for_tables(rollback: Rollback, run: Run, mine) -> bool:
     """Hold the rollback lease before undoing: waits while the run's own re-processing
     finishes. False (rollback failed, with the holder named) when another run holds a table."""
     try:
@@ -153,52 +157,74 @@ def _wait_for_tables(rollback: Rollback, run: Run) -> bool:
             timeout=lease_seconds(),
         )
     except TableBusy as busy:
-        _fail(rollback, run, f"Rollback cannot start: {busy.message}.")
+        _fail(rollback, run, f"Rollback cannot start: {busy.message}.", mine)
         return False
     return True
 
 
-def _fail(rollback: Rollback, run: Run, message: str) -> None:
-    Rollback.objects.filter(pk=rollback.pk).update(
-        status=RollbackStatus.FAILED, error=message, finished_at=timezone.now()
-    )
+def _fail(rollback: Rollback, run: Run, message: str, mine) -> None:
+    """The rollback failed (as long as this claim holds it): say why, free the tables."""
+    if not mine.update(
+        status=RollbackStatus.FAILED, error=message, finished_at=timezone.now(), lease_until=None
+    ):
+        return  # another attempt holds the rollback now
     run_log(run, message, LogLevel.ERROR)
     table_lease_release(run=run, purpose=LeasePurpose.ROLLBACK)
     if rollback.chain:
         run_log(run, f"Chained rollback of runs {rollback.chain} not started.", LogLevel.ERROR)
 
 
+class _ClaimLost(Exception):
+    """The supervisor handed this rollback to another attempt (our lease ran out)."""
+
+
+def _rollback_claim(rollback: Rollback):
+    """Claim the rollback for this process (unclaimed, or its lease expired); returns the
+    queryset that matches only while this claim holds, or None (a live claim holds it)."""
+    now = timezone.now()
+    claimable = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    if not Rollback.objects.filter(claimable, pk=rollback.pk, status=RollbackStatus.RUNNING).update(
+        lease_until=now + lease_delta(), attempts=F("attempts") + 1, worker=worker_id()
+    ):
+        return None
+    rollback.refresh_from_db(fields=["lease_until", "attempts", "worker"])
+    if rollback.attempts > 1:
+        run_log(
+            rollback.run,
+            f"Rollback resumed (attempt {rollback.attempts}) where it stopped: batches already "
+            "undone have left the ledger.",
+            LogLevel.WARNING,
+        )
+    return Rollback.objects.filter(
+        pk=rollback.pk, status=RollbackStatus.RUNNING, attempts=rollback.attempts
+    )
+
+
 def run_rollback_execute(*, rollback_id: int) -> Rollback:
     """Undo the run's batches in reverse order, then verify checksums; then start the next
-    rollback of the chain if this one verified. Idempotent and resumable: a crashed rollback
-    runs again from the batches still in the ledger."""
+    rollback of the chain if this one verified. Claims the rollback under a lease renewed
+    while it works (the supervisor re-queues it when the lease expires); a second call while
+    a live claim holds it does nothing. Idempotent and resumable: a crashed rollback runs again
+    from the batches still in the ledger, each batch undone once. Raises TransientError (a
+    database is unavailable) for the task to retry."""
     rollback = Rollback.objects.select_related("run__target", "run__version", "requested_by").get(
         pk=rollback_id
     )
-    run = rollback.run
     if rollback.status != RollbackStatus.RUNNING:
         return rollback
-    if not _wait_for_tables(rollback, run):
-        rollback.refresh_from_db()
+    mine = _rollback_claim(rollback)
+    if mine is None:
         return rollback
-    target = connector_for(run.target)
+    keeper = ClaimHeartbeat(mine)
+    keeper.start()
     try:
-        chained = list(Run.objects.filter(pk__in=rollback.chain))
-        summary = rollback_run(
-            target=target,
-            run_id=run_ledger_id(run),
-            on_progress=lambda *_: table_lease_renew(run=run, purpose=LeasePurpose.ROLLBACK),
-            interleaved=[run_ledger_id(r) for r in chained],
-        )
-        _log_interleaved(run, chained, summary)
-        after, differences = _verify(run, target)
-    except EngineError as exc:
-        _fail(rollback, run, f"Rollback failed: {exc}")
-        rollback.refresh_from_db()
-        return rollback
-    _record(rollback, run, summary, after, differences)
+        decided = _execute(rollback, mine)
+    except _ClaimLost:
+        decided = False
+    finally:
+        keeper.stop.set()
     rollback.refresh_from_db()
-    if rollback.chain:
+    if decided and rollback.chain:
         _next_in_chain(rollback)
     return rollback
 
@@ -218,18 +244,76 @@ def _log_interleaved(run: Run, chained: list[Run], summary) -> None:
             )
 
 
-def _record(rollback: Rollback, run: Run, summary, after: dict, differences: dict) -> None:
+def _execute(rollback: Rollback, mine) -> bool:
+    """Undo, verify, record; True when this claim recorded the verdict."""
+    run = rollback.run
+    if not _wait_for_tables(rollback, run, mine):
+        return False
+    target = connector_for(run.target)
+    try:
+        chained = list(Run.objects.filter(pk__in=rollback.chain))
+        summary = rollback_run(
+            target=target,
+            run_id=run_ledger_id(run),
+            on_progress=lambda _done, _total, result: _progress(rollback, run, mine, result),
+            interleaved=[run_ledger_id(r) for r in chained],
+        )
+        _log_interleaved(run, chained, summary)
+        after, differences = _verify(run, target)
+    except _ClaimLost:
+        raise
+    except Exception as exc:  # noqa: BLE001 - transient: retried; engine: the rollback fails
+        if is_unavailable(exc):
+            _unclaim(mine)
+            raise TransientError(f"rollback {rollback.pk}: {exc}") from exc
+        if not isinstance(exc, EngineError):
+            raise
+        _fail(rollback, run, f"Rollback failed: {exc}", mine)
+        return False  # a failed rollback starts no chained one (_fail says so)
+    return db_retrying(
+        lambda: _record(rollback, run, mine, after, differences),
+        what=f"recording rollback {rollback.pk}",
+    )
+
+
+def _progress(rollback: Rollback, run: Run, mine, result) -> None:
+    """After each batch undone (its target transaction committed): add its counts (each batch
+    is undone once over all attempts: it leaves the ledger with its undo), renew the table
+    lease, and stop a late original whose claim was handed on."""
+
+    def count() -> None:
+        Rollback.objects.filter(pk=rollback.pk).update(
+            batches_undone=F("batches_undone") + int(result.found),
+            rows_deleted=F("rows_deleted") + result.deleted,
+            rows_restored=F("rows_restored") + result.restored,
+        )
+
+    db_retrying(count, what=f"counting rollback {rollback.pk}")
+    db_retrying(
+        lambda: table_lease_renew(run=run, purpose=LeasePurpose.ROLLBACK), what="table lease"
+    )
+    if not mine.exists():
+        raise _ClaimLost
+
+
+def _unclaim(mine) -> None:
+    """Give the claim back at once (the task's retry, or the supervisor, takes it again)."""
+    # if our database stays down, the lease runs out by itself
+    with contextlib.suppress(TransientError):
+        db_retrying(lambda: mine.update(lease_until=None), what="rollback unclaim")
+
+
+def _record(rollback: Rollback, run: Run, mine, after: dict, differences: dict) -> bool:
     status = RollbackStatus.MISMATCH if differences else RollbackStatus.VERIFIED
     with transaction.atomic():
-        Rollback.objects.filter(pk=rollback.pk).update(
+        if not mine.update(
             status=status,
             finished_at=timezone.now(),
-            batches_undone=summary.batches,
-            rows_deleted=summary.deleted,
-            rows_restored=summary.restored,
+            lease_until=None,
             checksums_after=after,
             error="" if not differences else f"Checksums differ from before the run: {differences}",
-        )
+        ):
+            return False  # another attempt holds the rollback now: it records the verdict
         Run.objects.filter(pk=run.pk).update(status=RunStatus.ROLLED_BACK)
         Batch.objects.filter(run=run, status=BatchStatus.DONE).update(
             status=BatchStatus.ROLLED_BACK
@@ -246,14 +330,16 @@ def _record(rollback: Rollback, run: Run, summary, after: dict, differences: dic
             if not differences
             else f"checksums differ on {', '.join(differences)}"
         )
+        done = Rollback.objects.get(pk=rollback.pk)
         run_log(
             run,
-            f"Rolled back {summary.batches} batches: {summary.deleted:,} rows deleted, "
-            f"{summary.restored:,} restored; {verdict}. {superseded:,} failed record(s) "
+            f"Rolled back {done.batches_undone} batches: {done.rows_deleted:,} rows deleted, "
+            f"{done.rows_restored:,} restored; {verdict}. {superseded:,} failed record(s) "
             "superseded.",
             LogLevel.INFO if not differences else LogLevel.ERROR,
         )
         transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run.pk)))
+    return True
 
 
 def _next_in_chain(rollback: Rollback) -> None:

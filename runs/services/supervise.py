@@ -3,9 +3,11 @@
 Celery beat queues ``runs.supervise`` every ``MP_SUPERVISOR_SECONDS``; one pass puts back to
 work whatever nobody drives any more: batches whose worker vanished (lease expired), runs and
 batches whose message the broker lost, runs whose last batch ended while nobody listened,
-cancelling runs whose running batches will never report, and target-table leases whose holder
-is gone (``table_lease_release_expired``). Every change is a conditional update,
-so passes may overlap and a late original worker can never record a batch twice.
+cancelling runs whose running batches will never report, rollbacks and sync runs whose worker
+vanished (lease expired) or whose message was lost, and target-table leases whose holder is
+gone (``table_lease_release_expired``). Every change is a conditional update or a message a
+claim makes harmless, so passes may overlap and a late original worker can never record a
+batch twice.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
-from runs.models import Batch, Run
+from runs.enums import BatchStatus, LogLevel, RollbackStatus, RunMode, RunStatus
+from runs.models import Batch, Rollback, Run
 
 from .broker import BrokerView, broker_view
-from .dispatch import enqueue_batches, enqueue_run_start, enqueue_sync
+from .dispatch import enqueue_batches, enqueue_rollback, enqueue_run_start, enqueue_sync
 from .execution import _advance, _finish_if_idle, run_finish
 from .leases import table_lease_release_expired
 from .logging import run_log
@@ -60,7 +62,9 @@ def _expired_leases(now, report: Counter) -> set[int]:
             to, what, kind = BatchStatus.PENDING, "queued again", "leases_expired"
         else:
             continue
-        if not mine.update(status=to, lease_until=None, error=lost):
+        if not mine.update(
+            status=to, lease_until=None, error=lost, lost_attempts=F("lost_attempts") + 1
+        ):
             continue  # claimed again meanwhile
         report[kind] += 1
         run_log(batch.run, f"Batch {batch.seq} ({batch.entity}): {lost}; {what}.", LogLevel.WARNING)
@@ -147,11 +151,12 @@ def _idle_runs(report: Counter) -> None:
 
 
 def _stalls(now, report: Counter) -> None:
-    """Alert once per stall: a running run with pending batches that nobody claimed lately."""
+    """Alert once per stall: a running run with pending batches that nobody claimed lately,
+    or a sync run that nobody has driven lately (its driver's lease ran out)."""
     from runs.notifications import notify_run_stalled
     from runs.selectors import run_idle_seconds
 
-    for run in _batch_runs().filter(status=RunStatus.RUNNING, lease_until__isnull=True):
+    for run in Run.objects.filter(status=RunStatus.RUNNING):
         idle = run_idle_seconds(run, now=now)
         if idle is None or idle < settings.MP_STALL_ALERT_SECONDS:
             continue
@@ -161,9 +166,71 @@ def _stalls(now, report: Counter) -> None:
         if Run.objects.filter(pk=run.pk, stall_alerted_at=run.stall_alerted_at).update(
             stall_alerted_at=now
         ):
-            run_log(run, f"Stalled: no worker has taken a batch for {idle} s.", LogLevel.ERROR)
+            what = "driven the sync" if run.mode == RunMode.SYNC else "taken a batch"
+            run_log(run, f"Stalled: no worker has {what} for {idle} s.", LogLevel.ERROR)
             notify_run_stalled(run, idle_seconds=idle)
             report["stall_alerts"] += 1
+
+
+def _rollbacks(now, view: BrokerView | None, report: Counter) -> None:
+    """Rollbacks nobody works: a claim whose lease expired (its worker died) is given up and
+    the rollback queued again; an unclaimed one whose message the broker lost (older than a
+    period) is queued again. The next attempt resumes from the target's ledger."""
+    stale = now - _seconds(settings.MP_SUPERVISOR_SECONDS)
+    running = Rollback.objects.filter(status=RollbackStatus.RUNNING)
+    queued: set[int] = set()
+    for rollback in running.filter(lease_until__lt=now):
+        if Rollback.objects.filter(
+            pk=rollback.pk, attempts=rollback.attempts, lease_until__lt=now
+        ).update(lease_until=None):
+            run_log(
+                rollback.run_id,
+                f"Rollback: worker {rollback.worker or '?'} stopped renewing its lease; "
+                "queued again (it resumes where it stopped).",
+                LogLevel.WARNING,
+            )
+            queued.add(rollback.pk)
+    if view is not None:
+        unclaimed = running.filter(lease_until__isnull=True, started_at__lt=stale)
+        for pk, run_id in unclaimed.exclude(pk__in=queued).values_list("pk", "run_id"):
+            if not view.holds("runs.run_rollback", pk):
+                run_log(
+                    run_id, "Rollback had no message in the broker; queued again.", LogLevel.WARNING
+                )
+                queued.add(pk)
+    for pk in sorted(queued):
+        enqueue_rollback(pk)
+    if queued:
+        report["rollbacks_requeued"] += len(queued)
+
+
+def _syncs(now, view: BrokerView | None, report: Counter) -> None:
+    """Sync runs nobody drives (the driver's lease ran out, or none ever claimed it) and with
+    no message in the broker: queue the sync task again. It resumes streaming from the target's
+    checkpoint (during its full load: with the batches not done yet)."""
+    from runs.selectors import run_idle_seconds
+
+    if view is None:
+        return
+    for run in Run.objects.filter(mode=RunMode.SYNC, status=RunStatus.RUNNING):
+        idle = run_idle_seconds(run, now=now)
+        if idle is None or idle < settings.MP_BATCH_LEASE_SECONDS:
+            continue
+        if view.holds("runs.cdc_sync", run.pk):
+            continue
+        resume = (
+            "it resumes from the checkpoint"
+            if run.cdc.get("phase") != "full_load"
+            else "its full load resumes with the batches not done yet"
+        )
+        run_log(
+            run,
+            f"No worker has driven the sync for {idle} s (last: {run.lease_holder or '?'}); "
+            f"queued again: {resume}.",
+            LogLevel.WARNING,
+        )
+        enqueue_sync(run.pk)
+        report["syncs_requeued"] += 1
 
 
 def _table_leases(now, report: Counter) -> None:
@@ -184,6 +251,8 @@ def runs_supervise() -> dict[str, int]:
     _queued_runs(now, view, report)
     _lost_messages(now, view, queued, report)
     _idle_runs(report)
+    _rollbacks(now, view, report)
+    _syncs(now, view, report)
     _table_leases(now, report)
     _stalls(now, report)
     if report:

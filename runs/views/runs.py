@@ -28,7 +28,7 @@ from runs.selectors import (
 )
 from runs.services import run_cancel, run_pause, run_resume, sync_stop, table_leases_for
 from runs.services.rollback_order import run_tables
-from runs.threshold import run_threshold_breach
+from runs.threshold import run_threshold_breach, run_threshold_clear
 
 from .common import STOP_POLLING, capability, refuse
 
@@ -65,6 +65,7 @@ def _live_context(run: Run, error: str = "") -> dict:
         "active": run_is_active(run),
         "error": error,
         "would_abort": run_threshold_breach(run),
+        "would_go_through": run_threshold_clear(run),
         "idle_s": run_idle_seconds(run),
         "workers": workers,
         "live_workers": any(w.live for w in workers),

@@ -134,3 +134,92 @@ def test_the_api_lists_previews_and_applies_a_suggestion(client_for, analyst, de
     assert list(field.steps.values_list("rule", flat=True)) == ["upper"]
     stale = client.post(url, body | {"label": "title"}, content_type="application/json")
     assert stale.status_code == 400 and "changed since" in stale.json()["detail"]
+
+
+def _column_block(body: str, column: str) -> str:
+    block = body[body.index(f"<code>{column}</code>") :]
+    return block[: block.index('class="profile-col"')]
+
+
+def test_no_suggestion_repeats_a_step_or_lands_after_a_mapping_step(client_for, analyst, demo_plan):
+    """The demo chains already trim/upper/value_map billing_state, phone_format the phone,
+    email the e-mail and parse_date the order date: none of those is offered again, and nothing
+    is offered for a chain holding a value_map (it would run after the map)."""
+    client = client_for(analyst)
+    accounts = demo_plan.entities.get(name="accounts")
+    body = client.get(
+        reverse("mappings:entity_profile", args=[demo_plan.slug, accounts.uuid])
+    ).content.decode()
+    assert "suggest: upper" in _column_block(body, "State_Code")
+    assert "Apply to billing_state" not in _column_block(body, "State_Code")
+    assert "suggest: phone_format" in _column_block(body, "Phone_Number")
+    assert "Apply to phone" not in _column_block(body, "Phone_Number")
+    assert "Apply to email" not in _column_block(body, "Email_Address")
+    orders = demo_plan.entities.get(name="orders")
+    body = client.get(
+        reverse("mappings:entity_profile", args=[demo_plan.slug, orders.uuid])
+    ).content.decode()
+    assert "suggest: parse_date" in _column_block(body, "Order_Date")
+    assert "Apply to order_date" not in _column_block(body, "Order_Date")
+    # the API lists no such target, and a hand-made POST is refused, the chain unchanged
+    url = f"/api/plans/{demo_plan.slug}/entities/accounts/profile-suggestions/"
+    items = client.get(url, {"column": "State_Code"}).json()
+    upper = next(x for x in items if x["steps"] == [{"rule": "upper", "params": {}}])
+    assert upper["targets"] == []
+    field = accounts.fields.get(target_column="billing_state")
+    body = {"column": "State_Code", "target": "billing_state", "index": upper["index"]}
+    made = client.post(url, body | {"label": upper["label"]}, content_type="application/json")
+    assert made.status_code == 400 and "already" in made.json()["detail"], made.json()
+    page = client.post(
+        reverse("mappings:suggestion_apply", args=[demo_plan.slug, accounts.uuid]),
+        {
+            "target": "billing_state",
+            "column": "State_Code",
+            "s": upper["index"],
+            "label": upper["label"],
+        },
+    )
+    assert page.status_code == 400
+    assert list(field.steps.values_list("rule", flat=True)) == ["trim", "upper", "value_map"]
+
+
+def test_the_preview_shows_what_the_chain_fails_now_and_counts_real_changes(
+    client_for, analyst, demo_plan
+):
+    """'Result now' is the current chain's real outcome, failures included; a value failing
+    the same way before and after is not a change."""
+    entity, field = _state_field(demo_plan)
+    RuleStep.objects.create(
+        field=field,
+        position=0,
+        rule="regex_validate",
+        params={"pattern": "[A-Z]{2}", "message": "two capitals", "full_match": True},
+    )
+    client = client_for(analyst)
+    url = f"/api/plans/{demo_plan.slug}/entities/accounts/profile-suggestions/"
+    items = client.get(url, {"column": "State_Code"}).json()
+    upper = next(x for x in items if x["steps"] == [{"rule": "upper", "params": {}}])
+    assert upper["targets"] == ["billing_state"]
+    body = {"column": "State_Code", "target": "billing_state", "index": upper["index"]}
+    seen = client.post(
+        url, body | {"label": upper["label"], "preview": True}, content_type="application/json"
+    ).json()
+    lower = [r for r in seen["rows"] if r["value"] != r["value"].upper()]
+    assert lower and all(
+        r["before_error"] == r["error"] == f"regex_validate: '{r['value']}' two capitals"
+        for r in lower
+    ), seen["rows"]
+    link = reverse("mappings:suggestion_apply", args=[demo_plan.slug, entity.uuid])
+    page = client.get(
+        link,
+        {
+            "target": "billing_state",
+            "column": "State_Code",
+            "s": upper["index"],
+            "label": upper["label"],
+        },
+    ).content.decode()
+    # upper runs after the validation: no value's outcome changes
+    assert re.search(r"\b0 of \d+ distinct values of <code>State_Code</code> change", page), page
+    now = re.findall(r"<tr><td><code>[^<]*</code></td><td class=\"bad\">(.*?)</td>", page)
+    assert now and all("two capitals" in cell for cell in now), page

@@ -64,6 +64,45 @@ def test_dry_run_writes_nothing_and_fills_the_queue(
     assert run.loaded + run.failed + run.filtered + run.duplicates == run.extracted
 
 
+def test_dry_run_under_the_threshold_says_a_load_would_go_through(
+    eager_celery, demo_plan, client_for, viewer
+):
+    demo_plan.failure_threshold_pct = 99
+    demo_plan.save()
+    run = _launch(demo_plan, mode="dry_run")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert 0 < run.failed < run.extracted
+    text = (
+        f"A load would have gone through: failure rate {run.failed * 100 / run.extracted:.1f}% "
+        f"≤ threshold 99%"
+    )
+    client = client_for(viewer)
+    api = client.get(f"/api/runs/{run.uuid}/").json()
+    assert api["would_abort"] is None
+    assert api["would_go_through"]["message"].startswith(text)
+    report = client.get(f"/api/run-reports/{run.uuid}/").json()["data"]
+    assert report["dry_run"]["threshold_breach"] is None
+    assert report["dry_run"]["threshold_clear"]["message"].startswith(text)
+    state = report["computed"]["state"]
+    open_failures = FailedRecord.objects.filter(run=run, status="open").count()
+    assert state == {
+        "status": "succeeded",
+        "loaded": run.loaded,
+        "failed": run.failed,
+        "batches": run.batches.count(),
+        "open_failures": open_failures,
+    }
+    assert text in client.get(f"/runs/{run.uuid}/").content.decode()
+    page = client.get(f"/runs/{run.uuid}/report/").content.decode()
+    assert text in page
+    assert (
+        f"from: run succeeded, {state['batches']} batches, {run.loaded} loaded, "
+        f"{run.failed} failed, {open_failures} failed records open"
+    ) in page
+    computed = page.split('id="report-computed"')[1].split("</small>")[0]
+    assert " ms" not in computed and "not reconciled" in computed
+
+
 def test_load_run_balances_and_target_holds_loaded_rows(eager_celery, demo_plan, demo_target_db):
     run = _launch(demo_plan)
     assert run.status == RunStatus.SUCCEEDED, run.error
@@ -266,10 +305,15 @@ def test_batch_that_keeps_killing_workers_is_parked(demo_plan):
     run = run_create(plan=demo_plan, user=None, mode="dry_run", scope_entity="accounts")
     run_prepare(run_id=run.pk)
     batches = list(Batch.objects.filter(run=run).order_by("seq"))
+    # two attempts lost their worker before; the third (running, lease expired) is taken over
     Batch.objects.filter(pk=batches[0].pk).update(
-        status="running", attempts=3, lease_until=timezone.now() - timezone.timedelta(seconds=1)
+        status="running",
+        attempts=3,
+        lost_attempts=2,
+        lease_until=timezone.now() - timezone.timedelta(seconds=1),
     )
     assert batch_execute(batch_id=batches[0].pk) == "parked"
+    assert Batch.objects.get(pk=batches[0].pk).lost_attempts == 3
     for batch in batches[1:]:
         batch_execute(batch_id=batch.pk)
     run.refresh_from_db()

@@ -8,17 +8,27 @@ from datetime import timedelta
 
 import pytest
 from celery import current_app
+from django.conf import settings
 from django.utils import timezone
 
 from runs.engine.batch import BatchOutcome
-from runs.enums import BatchStatus, RunStatus
-from runs.models import Batch, Notification, Run
+from runs.enums import BatchStatus, RunMode, RunStatus
+from runs.models import Batch, Notification, Rollback, Run
 from runs.notifications import notify_after_run
-from runs.services import run_cancel, run_create, run_prepare, run_rollback_request
+from runs.services import (
+    SyncBusy,
+    run_cancel,
+    run_create,
+    run_prepare,
+    run_rollback_execute,
+    run_rollback_request,
+)
+from runs.services.batches import _claim
 from runs.services.broker import broker_view
-from runs.services.execution import _claim
 from runs.services.recording import outcome_record
+from runs.services.rollback import _rollback_claim
 from runs.services.supervise import runs_supervise
+from runs.services.sync_lease import sync_claim
 from tests.runs.conftest import broker_clear
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -158,3 +168,87 @@ def test_failed_reconciliation_is_not_announced_as_finished(prepared, analyst, m
     assert note.level == "error"
     assert "reconciliation FAILED" in note.message and "finished" not in note.message
     assert "reconciliation FAILED" in mailoutbox[0].subject
+
+
+def test_rollback_whose_worker_died_is_queued_again_and_resumes_once(prepared, settings):
+    settings.MP_SUPERVISOR_SECONDS = 0
+    Run.objects.filter(pk=prepared.pk).update(status=RunStatus.FAILED, finished_at=timezone.now())
+    rollback = run_rollback_request(run=prepared, user=None)
+    assert broker_view().holds("runs.run_rollback", rollback.pk)
+    original = _rollback_claim(rollback)  # a worker takes it ...
+    assert original is not None and rollback.attempts == 1
+    assert _rollback_claim(Rollback.objects.get(pk=rollback.pk)) is None  # a live claim
+    assert run_rollback_execute(rollback_id=rollback.pk).status == "running"  # duplicate: no-op
+    assert "rollbacks_requeued" not in runs_supervise()  # ... and renews its lease
+    broker_clear()
+    Rollback.objects.filter(pk=rollback.pk).update(lease_until=timezone.now() - timedelta(1))
+    assert runs_supervise()["rollbacks_requeued"] == 1  # ... and dies: lease expired
+    assert Rollback.objects.get(pk=rollback.pk).lease_until is None
+    assert broker_view().holds("runs.run_rollback", rollback.pk)
+    assert "rollbacks_requeued" not in runs_supervise()  # its message waits in the broker
+    broker_clear()  # the broker lost it too
+    assert runs_supervise()["rollbacks_requeued"] == 1
+    done = run_rollback_execute(rollback_id=rollback.pk)
+    assert (done.status, done.attempts) == ("verified", 2)
+    assert Run.objects.get(pk=prepared.pk).status == RunStatus.ROLLED_BACK
+    assert not original.exists()  # the first attempt can no longer record anything
+
+
+def _dead_sync(plan, user, idle_s: int) -> Run:
+    """A streaming sync run whose driver stopped renewing its lease ``idle_s`` seconds ago."""
+    from mappings.services import plan_version_create
+
+    last = timezone.now() - timedelta(seconds=idle_s)
+    return Run.objects.create(
+        plan=plan,
+        version=plan_version_create(plan=plan, user=None),
+        target=plan.target,
+        mode=RunMode.SYNC,
+        status=RunStatus.RUNNING,
+        started_at=last - timedelta(minutes=10),
+        launched_by=user,
+        lease_until=last + timedelta(seconds=settings.MP_BATCH_LEASE_SECONDS),
+        lease_holder="gone-host:4242:beef",
+        cdc={"slot": "mp_sync_gone", "phase": "streaming", "start_lsn": 1},
+    )
+
+
+def test_sync_whose_worker_died_is_stalled_on_page_health_metrics_alerted_and_queued_again(
+    demo_plan, broker, analyst, operator, settings, client_for, mailoutbox
+):
+    settings.MP_STALL_ALERT_SECONDS = 60
+    analyst.email = "ana@example.com"
+    analyst.save()
+    run = _dead_sync(demo_plan, analyst, idle_s=90)
+    report = runs_supervise()
+    assert (report["syncs_requeued"], report["stall_alerts"]) == (1, 1)
+    assert broker_view().holds("runs.cdc_sync", run.pk)
+    assert runs_supervise() == {}  # its message waits in the broker; alerted once per stall
+    note = Notification.objects.get(user=analyst)
+    assert "no worker has driven the sync for" in note.message and "\n" not in mailoutbox[0].subject
+    assert "queued again: it resumes from the checkpoint" in "".join(
+        run.logs.values_list("message", flat=True)
+    )
+    client = client_for(operator)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert 'id="run-stalled"' in page and "gone-host:4242:beef" in page
+    assert "no worker has driven this sync for" in page and "resumes from its checkpoint" in page
+    health = client.get("/healthz")
+    assert health.status_code == 200  # the web tier itself is fine ...
+    runs = health.json()["runs"]
+    assert (runs["ok"], runs["stalled"], runs["stalled_syncs"]) == (False, 1, 1)
+    assert runs["longest_s"] >= 90
+    assert client.get("/healthz?require=runs").status_code == 503  # ... a probe can ask for runs
+    metrics = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert "mp_runs_stalled 1.0" in metrics
+    (line,) = [x for x in metrics.splitlines() if x.startswith("mp_run_stalled_seconds{")]
+    assert line.startswith(f'mp_run_stalled_seconds{{mode="sync",run="{run.uuid}"}} ')
+    assert float(line.split()[-1]) >= 90
+    # a new worker takes it: no longer stalled, and a second driver is refused
+    assert sync_claim(run_id=run.pk)
+    with pytest.raises(SyncBusy):
+        sync_claim(run_id=run.pk)
+    broker_clear()
+    assert "syncs_requeued" not in runs_supervise()
+    assert client.get("/healthz").json()["runs"]["stalled"] == 0
+    assert 'id="run-stalled"' not in client.get(run.get_absolute_url()).content.decode()

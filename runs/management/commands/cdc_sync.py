@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from migration_planner.lib.errors import ApplicationError
 from runs.enums import RunStatus
 from runs.models import Run
-from runs.services import sync_run, sync_stop
+from runs.services import sync_drive, sync_stop
 
 
 class Command(BaseCommand):
@@ -30,7 +30,8 @@ class Command(BaseCommand):
                 raise CommandError(exc.message) from exc
             self.stdout.write(f"Stop requested for sync {run.uuid}.")
             return
-        run = sync_run(run_id=run.pk)
+        # waits while another live process drives it (a crashed one's lease runs out first)
+        run = sync_drive(run_id=run.pk, wait=True)
         self.stdout.write(f"Sync {run.uuid}: {run.get_status_display()}.")
         if run.status == RunStatus.FAILED:
             raise CommandError(run.error)
