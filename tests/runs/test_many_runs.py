@@ -293,7 +293,8 @@ def test_a_run_failing_its_threshold_keeps_its_lease_until_its_last_running_batc
     demo_plan, analyst
 ):
     from runs.models import Batch
-    from runs.services.execution import _claim, batch_execute, batch_work_claimed, run_prepare
+    from runs.services.batches import _claim, batch_execute, batch_work_claimed
+    from runs.services.execution import run_prepare
 
     demo_plan.failure_threshold_pct, demo_plan.batch_size = 0, 100  # any failure fails the run
     demo_plan.save()
@@ -318,7 +319,8 @@ def test_a_run_failing_its_threshold_keeps_its_lease_until_its_last_running_batc
 
 def test_a_failed_runs_lease_is_recovered_when_its_running_batchs_worker_died(demo_plan, analyst):
     from runs.models import Batch
-    from runs.services.execution import _claim, batch_execute, run_prepare
+    from runs.services.batches import _claim, batch_execute
+    from runs.services.execution import run_prepare
 
     demo_plan.failure_threshold_pct, demo_plan.batch_size = 0, 100
     demo_plan.save()
@@ -338,7 +340,8 @@ def test_runs_whose_batches_interleave_roll_back_in_commit_order(
     from celery import current_app
 
     from runs.models import Batch
-    from runs.services.execution import batch_execute, run_prepare
+    from runs.services.batches import batch_execute
+    from runs.services.execution import run_prepare
 
     demo_plan.batch_size = 100
     demo_plan.save()
