@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from migration_planner.lib.errors import ApplicationError
@@ -13,11 +14,15 @@ from migration_planner.lib.views import capability_required
 from .models import PersonalAccessToken
 from .services import token_create, token_revoke
 
+SHOWN_ONCE_SESSION_KEY = "accounts.new_token"
+
 
 @capability_required("mp.view")
+@never_cache  # the page that shows a new token once must not be kept by the browser
 def token_list_view(request: HttpRequest) -> HttpResponse:
-    """GET: the user's tokens; POST: create one and show it this once (not redirected: the
-    token is never stored, so a later page cannot show it)."""
+    """GET: the user's tokens (and a token just created, shown this once: popped from the
+    session); POST: create one, then redirect (POST/redirect/GET, so a refresh does not post
+    again). The token itself is never stored beyond that one redirect."""
     context: dict = {"name": ""}
     status = 200
     if request.method == "POST":
@@ -29,7 +34,14 @@ def token_list_view(request: HttpRequest) -> HttpResponse:
             context.update(error=exc.message, name=request.POST.get("name", ""))
             status = 400
         else:
-            context.update(new_token=token, new_key=key)
+            request.session[SHOWN_ONCE_SESSION_KEY] = {"uuid": str(token.uuid), "key": key}
+            return redirect("accounts:tokens")
+    else:
+        new = request.session.pop(SHOWN_ONCE_SESSION_KEY, None)
+        if new:
+            token = PersonalAccessToken.objects.filter(user=request.user, uuid=new["uuid"]).first()
+            if token is not None:
+                context.update(new_token=token, new_key=new["key"])
     context["tokens"] = PersonalAccessToken.objects.filter(user=request.user)
     return render(request, "accounts/tokens.html", context, status=status)
 

@@ -70,10 +70,12 @@ def expected_start(ctx: rec.RunContext, entities: list[EntitySpec]) -> Future | 
     return pending
 
 
-def expected_collect(ctx: rec.RunContext, pending: Future | None) -> None:
-    """Wait for ``expected_start``'s thread and put its results (or each entity's error, raised
-    later by ``expected_aggregate`` for the rules that need it) into the context's cache."""
-    if pending is not None:
+def expected_collect(ctx: rec.RunContext) -> None:
+    """Wait for ``expected_start``'s thread if no check has yet (``expected_aggregate`` waits
+    at the first check that needs it) and put its results, or each entity's error (raised
+    later by ``expected_aggregate`` for the rules that need it), into the context's cache."""
+    if ctx.pending is not None:
+        pending, ctx.pending = ctx.pending, None
         ctx.expected.update(pending.result())
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ class RunContext:
 
     run: Run
     expected: dict[str, Expected | Exception] = field(default_factory=dict)
+    pending: Future | None = None  # the prefetch thread's results, until first needed
 
     def __post_init__(self) -> None:
         self.snapshot = run_snapshot(self.run)
@@ -200,6 +202,9 @@ def expected_aggregate(ctx: RunContext, entity: EntitySpec) -> Expected:
     """The entity's Expected, computed in one chunked pass for every post rule it has (or
     taken from ``expected_prefetch``). Read-only; cached per run context; engine errors raise
     (an error of the prefetch is raised here, for the rule that needs it)."""
+    if ctx.pending is not None:  # first need: wait for the prefetch thread
+        pending, ctx.pending = ctx.pending, None
+        ctx.expected.update(pending.result())
     if entity.name in ctx.expected:
         found = ctx.expected[entity.name]
         if isinstance(found, Exception):

@@ -243,10 +243,11 @@ def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
     ctx = rec.RunContext(run=run)
     accounting = rec.accounting(run)
     # the expected side (source re-read through the run's rules) in a thread meanwhile
-    pending = expected_start(ctx, run_entities(run))
+    # (each check queries the target first, then waits for it: those queries overlap it too)
+    ctx.pending = expected_start(ctx, run_entities(run))
     diffs = _diffs(ctx, run)
-    expected_collect(ctx, pending)
     results = _post_results(ctx, run, diffs)
+    expected_collect(ctx)  # the thread has ended before the report is stored
     verdict = _verdict(accounting, diffs, results)
     data = {"accounting": accounting, "key_diffs": diffs,
             "failures_by_category": rec.failures_by(run, "category"),

@@ -16,3 +16,18 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// A button with data-copy="<selector>" copies that element's text to the clipboard.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  const source = button && document.querySelector(button.dataset.copy);
+  if (!source) {
+    return;
+  }
+  try {
+    await navigator.clipboard.writeText(source.textContent.trim());
+    button.textContent = "Copied";
+  } catch (error) {
+    button.textContent = "Copy failed: select the text and copy it";
+  }
+});

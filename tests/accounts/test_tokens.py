@@ -23,11 +23,14 @@ def _auth(key: str, keyword: str = "Bearer") -> dict:
 
 def test_page_creates_a_token_shown_once_and_stored_hashed(client_for, analyst):
     client = client_for(analyst)
-    created = client.post("/account/tokens/", {"name": "CI pipeline"})
-    assert created.status_code == 200
+    posted = client.post("/account/tokens/", {"name": "CI pipeline"})
+    assert posted.status_code == 302 and posted["Location"] == "/account/tokens/"  # PRG
+    created = client.get("/account/tokens/")  # the redirect's GET shows it, this once
+    assert "no-store" in created["Cache-Control"]
     token = PersonalAccessToken.objects.get(user=analyst)
     key = created.context["new_key"]
     assert key in created.content.decode() and key.startswith(token.prefix)
+    assert 'data-copy="#new-token-value"' in created.content.decode()
     assert token.digest == hashlib.sha256(key.encode()).hexdigest()
     assert key not in {token.digest, token.prefix, token.name}
     listed = client.get("/account/tokens/").content.decode()

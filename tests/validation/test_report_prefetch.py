@@ -59,7 +59,8 @@ def test_prefetched_expected_side_equals_the_inline_pass(eager_celery, demo_plan
     entities = run_entities(run)
     before = _connections(demo_source_db)
     threaded = rec.RunContext(run=run)
-    expected_collect(threaded, expected_start(threaded, entities))
+    threaded.pending = expected_start(threaded, entities)
+    expected_collect(threaded)
     # the thread closed the connections it opened
     assert _connections(demo_source_db) == before
     inline = rec.RunContext(run=run)

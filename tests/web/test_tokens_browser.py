@@ -31,7 +31,9 @@ def test_api_token_page_create_use_revoke(live_server):
     UserFactory(username="tess", roles=["analyst"])
     api = f"{live_server.url}/api/plans/"
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+        page = context.new_page()
         log_in(page, live_server.url, "tess", PASSWORD)
         page.click("header .who >> text=API tokens")
         page.wait_for_selector("h1:has-text('API tokens')")
@@ -43,6 +45,14 @@ def test_api_token_page_create_use_revoke(live_server):
         assert key.startswith("mpat_") and len(key) > 40
         assert "will not be shown again" in page.inner_text("#new-token")
         shot(page, "tokens-created-shown-once")
+        page.click("#new-token button:has-text('Copy')")
+        page.wait_for_selector("#new-token button:has-text('Copied')")
+        assert page.evaluate("navigator.clipboard.readText()") == key
+
+        page.reload()  # POST/redirect/GET: a refresh neither re-submits nor shows it again
+        page.wait_for_selector("h1:has-text('API tokens')")
+        assert key not in page.content() and "already have an active token" not in page.content()
+        assert page.locator("#tokens tbody tr", has_text="CI pipeline").count() == 1
 
         assert _api_status(api, key) == 200
         page.goto(f"{live_server.url}/account/tokens/")
