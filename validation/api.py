@@ -101,7 +101,7 @@ class ValidationRuleViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=PrevalidateRequestSerializer,
                    responses=ValidationResultSerializer(many=True))
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], pagination_class=None)
     def prevalidate(self, request: Request) -> Response:
         """Run the plan's enabled pre-migration rules on the source now and return their
         results (as the rules page's "Run pre-validation"); a rule that cannot run is an

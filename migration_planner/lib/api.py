@@ -33,7 +33,8 @@ def _as_json(response: Response | None, context) -> Response | None:
     schema says)."""
     request = context.get("request")
     renderer = getattr(request, "accepted_renderer", None)
-    if response is not None and renderer is not None and not isinstance(renderer, JSONRenderer):
+    if response is not None and request is not None and not isinstance(renderer, JSONRenderer):
+        # (no renderer yet: the negotiation itself failed, e.g. an unknown ?format=)
         request.accepted_renderer = JSONRenderer()
         request.accepted_media_type = JSONRenderer.media_type
     return response

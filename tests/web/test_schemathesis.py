@@ -20,6 +20,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -34,8 +35,9 @@ from tests.web.test_every_url_checks_roles import (  # noqa: F401 -- fixtures
 )
 
 pytestmark = pytest.mark.django_db
-# generated cases per operation, then cases on existing objects per operation with a path
-EXAMPLES = {"admin_user": (2, 1), "viewer": (1, 1)}
+# per operation: generated cases, cases on existing objects (operations with a path), and
+# negative cases (data that does not fit the schema: a 4xx, never a 5xx)
+EXAMPLES = {"admin_user": (2, 1, 1), "viewer": (1, 1, 0)}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -75,7 +77,7 @@ def _existing(path: str, objects: dict) -> dict | None:
 
 
 def _exercise(operation, headers: dict, counts: dict, failures: list[str], *, generated: int,
-              existing: dict | None, real: int) -> None:
+              existing: dict | None, real: int, negative: int) -> None:
     """Run the cases of one operation; count the calls, collect what fails."""
 
     def check(case) -> None:
@@ -83,8 +85,8 @@ def _exercise(operation, headers: dict, counts: dict, failures: list[str], *, ge
         counts[response.status_code // 100] = counts.get(response.status_code // 100, 0) + 1
         case.validate_response(response, checks=CHECKS)
 
-    def run(examples: int, fixed: dict | None) -> None:
-        @given(case=operation.as_strategy())
+    def run(examples: int, fixed: dict | None, mode=GenerationMode.POSITIVE) -> None:
+        @given(case=operation.as_strategy(mode))
         @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
         def cases(case):
@@ -100,6 +102,8 @@ def _exercise(operation, headers: dict, counts: dict, failures: list[str], *, ge
     run(generated, None)
     if existing and real and operation.method.lower() != "delete":
         run(real, existing)
+    if negative:
+        run(negative, None, GenerationMode.NEGATIVE)
 
 
 def _failures(user, objects: dict) -> tuple[int, dict, list[str]]:
@@ -108,7 +112,7 @@ def _failures(user, objects: dict) -> tuple[int, dict, list[str]]:
     schema = schemathesis.openapi.from_wsgi(
         "/api/schema/?format=json", get_wsgi_application(), headers=headers
     )
-    generated, real = EXAMPLES["admin_user" if user.is_superuser else "viewer"]
+    generated, real, negative = EXAMPLES["admin_user" if user.is_superuser else "viewer"]
     failures: list[str] = []
     counts: dict[int, int] = {}
     operations = 0
@@ -116,7 +120,7 @@ def _failures(user, objects: dict) -> tuple[int, dict, list[str]]:
         operation = result.ok()
         operations += 1
         _exercise(operation, headers, counts, failures, generated=generated,
-                  existing=_existing(operation.path, objects), real=real)
+                  existing=_existing(operation.path, objects), real=real, negative=negative)
     return operations, counts, sorted(set(failures))
 
 
