@@ -73,6 +73,7 @@ class Preview:
     error: str | None = None
     elapsed_ms: float = 0.0
     problems: list[str] = field(default_factory=list)
+    unloadable: list[str] = field(default_factory=list)  # required target columns not mapped
 
     @property
     def failed(self) -> int:
@@ -195,14 +196,20 @@ def _fits(family: str, text: str) -> bool:
 
 
 def _problems(preview: Preview, target) -> list[str]:
-    """Unmapped required target columns, and result values the target type would refuse
-    (those cells are marked); pure over the filled preview."""
+    """Unmapped required target columns (every row then fails: marked so), and result values
+    the target type would refuse (those cells and their rows marked failing); pure over the
+    filled preview."""
     mapped = set(preview.target_columns)
-    out = [
-        f"Required target column “{col.name}” is not mapped: every row would fail to load."
-        for col in target.columns
-        if column_required(col) and col.name not in mapped
+    preview.unloadable = [
+        col.name for col in target.columns if column_required(col) and col.name not in mapped
     ]
+    out = [
+        f"Required target column “{name}” is not mapped: every row would fail to load."
+        for name in preview.unloadable
+    ]
+    for row in preview.rows:
+        if preview.unloadable and row.status == "ok":
+            row.status = "failed"
     columns = {col.name: col for col in target.columns}
     for name in preview.target_columns:
         col = columns.get(name)
@@ -220,6 +227,7 @@ def _problems(preview: Preview, target) -> list[str]:
                 ):
                     cell.error = f"not a valid {family} for “{name}”"
                     cell.rule = "type"
+                    row.status = "failed"
                     bad += 1
         if bad:
             what = "1 value" if bad == 1 else f"{bad} values"

@@ -282,7 +282,12 @@ class PreviewSerializer(serializers.Serializer):
     columns = PreviewColumnSerializer(many=True, help_text="Every target column in table "
                                       "order, mapped or not.")
     rows = PreviewRowSerializer(many=True)
-    failed = serializers.IntegerField()
+    failed = serializers.IntegerField(help_text="Rows that would fail to load: a failing rule, "
+                                      "a value the target type refuses, or (every row) a "
+                                      "required target column not mapped.")
+    unloadable = serializers.ListField(
+        child=serializers.CharField(), help_text="Required target columns not mapped: every "
+        "row fails to load until they are.")
     problems = serializers.ListField(
         child=serializers.CharField(), help_text="Unmapped required target columns, result "
         "values the target column's type would refuse (those cells carry the error) and "

@@ -31,27 +31,45 @@ pytestmark = pytest.mark.django_db
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 US_STATES = {"CA": "California", "NY": "New York", "TX": "Texas", "WA": "Washington"}
-NAME_CHAIN = ("Trim whitespace, then title case, then fail values longer than 80 characters; "
-              "required.")
-SECTIONS = ["1. Scope and executive summary", "2. Systems", "3. Field mapping",
-            "3.4 Lookup tables", "4. Validation plan", "5. Rollback procedure",
-            "6. User acceptance testing and sign-off", "7. Timeline and key milestones"]
+NAME_CHAIN = (
+    "Trim whitespace, then title case, then fail values longer than 80 characters; required."
+)
+SECTIONS = [
+    "1. Scope and executive summary",
+    "2. Systems",
+    "3. Field mapping",
+    "3.4 Lookup tables",
+    "4. Validation plan",
+    "5. Rollback procedure",
+    "6. User acceptance testing and sign-off",
+    "7. Timeline and key milestones",
+]
 
 
 @pytest.fixture
 def demo(analyst):
     source = SystemFactory(name="Legacy CRM", description="The 2009 CRM on SQL Server.")
     target = SystemFactory(name="New CRM", environment="uat")
-    plan, _ = demo_plan_install(source=source, target=target, owner=analyst,
-                                us_states=US_STATES, today=dt.date(2026, 3, 2))
+    plan, _ = demo_plan_install(
+        source=source, target=target, owner=analyst, us_states=US_STATES, today=dt.date(2026, 3, 2)
+    )
     return plan
 
 
 def _required(rule) -> dict:
-    samples = {"lookup": "us-states", "entity": "accounts", "regex": "[0-9]+", "int": 5,
-               "str": "x", "choice": None}
-    return {p.name: (p.choices[0] if p.type == "choice" else samples[p.type])
-            for p in rule.params if p.required}
+    samples = {
+        "lookup": "us-states",
+        "entity": "accounts",
+        "regex": "[0-9]+",
+        "int": 5,
+        "str": "x",
+        "choice": None,
+    }
+    return {
+        p.name: (p.choices[0] if p.type == "choice" else samples[p.type])
+        for p in rule.params
+        if p.required
+    }
 
 
 # --------------------------------------------------------------------------- words
@@ -70,9 +88,12 @@ def test_rule_chain_words_without_steps_is_a_direct_map_with_default():
 
 def test_rule_step_words_uses_the_parameters():
     assert rule_step_words("value_map", {"lookup": "us-states", "on_missing": "fail"}) == (
-        "map through lookup table “us-states” (unmapped values fail)")
-    assert rule_step_words("cast", {"to": "decimal", "scale": 2, "thousands_separator": ","}) \
+        "map through lookup table “us-states” (unmapped values fail)"
+    )
+    assert (
+        rule_step_words("cast", {"to": "decimal", "scale": 2, "thousands_separator": ","})
         == "cast to decimal with 2 places (removing “,”)"
+    )
     assert rule_step_words("truncate", {"length": 40}) == "cut to 40 characters"
 
 
@@ -91,13 +112,18 @@ def test_plan_document_html_has_every_section_and_the_real_mapping(demo):
 
     for section in SECTIONS:
         assert section in html, section
-    row = re.search(r"<tr><td class=\"code\">Cust_Name</td><td class=\"code\">name</td>"
-                    r"<td>(.*?)</td>", html)
+    row = re.search(
+        r"<tr><td class=\"code\">Cust_Name</td><td class=\"code\">name</td>"
+        r"<td>(.*?)</td>",
+        html,
+    )
     assert row is not None
     assert row.group(1) == NAME_CHAIN
     assert "Address_Line1, Address_Line2" in html
     assert "map through lookup table “us-states” (unmapped values fail)" in html
     assert "<svg" in html and "<script" not in html
+    # the favicon the other pages use (no 404 on /favicon.ico when the HTML is opened)
+    assert '<link rel="icon" href="/static/img/favicon' in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "unversioned draft" in html
     assert "Not signed off yet" in html
@@ -105,7 +131,8 @@ def test_plan_document_html_has_every_section_and_the_real_mapping(demo):
 
 def test_plan_document_html_escapes_user_text(demo):
     FieldMapping.objects.filter(entity__plan=demo, target_column="name").update(
-        notes="<script>alert(1)</script>")
+        notes="<script>alert(1)</script>"
+    )
 
     html = plan_document_html(plan=demo)
 
@@ -116,15 +143,19 @@ def test_plan_document_html_escapes_user_text(demo):
 def test_plan_document_never_shows_secrets_or_connection_details(demo):
     source = demo.source
     source.kind, source.host, source.database, source.username, source.path = (
-        "postgresql", "legacy.db.internal", "crm", "etl_user_xyz", "")
+        "postgresql",
+        "legacy.db.internal",
+        "crm",
+        "etl_user_xyz",
+        "",
+    )
     source.set_secret("s3cr3t-pw")
     source.save()
 
     texts = [plan_document_html(plan=demo), plan_document_markdown(plan=demo)]
 
     for text in texts:
-        for needle in ("s3cr3t-pw", source.secret_ciphertext, "legacy.db.internal",
-                       "etl_user_xyz"):
+        for needle in ("s3cr3t-pw", source.secret_ciphertext, "legacy.db.internal", "etl_user_xyz"):
             assert needle not in text
         assert "Legacy CRM (PostgreSQL, Development)" in text
 
@@ -135,7 +166,7 @@ def test_plan_document_names_the_version_and_the_sign_off(demo, analyst, approve
 
     html = plan_document_html(plan=demo)
 
-    assert "from <strong class=\"vlabel\">version 1</strong>" in html
+    assert 'from <strong class="vlabel">version 1</strong>' in html
     assert version.content_hash in html
     assert re.search(r">Approved</span>\s+by abe on \d{4}-\d\d-\d\d for version 1", html)
 
@@ -152,8 +183,9 @@ def test_plan_document_after_an_edit_says_unversioned_draft(demo, analyst):
 
 def test_plan_document_lists_every_lookup_entry(demo):
     table = LookupTable.objects.create(plan=demo, name="zip-regions")
-    LookupEntry.objects.bulk_create(LookupEntry(table=table, key=f"{n:05d}", value=f"R{n}")
-                                    for n in range(25))
+    LookupEntry.objects.bulk_create(
+        LookupEntry(table=table, key=f"{n:05d}", value=f"R{n}") for n in range(25)
+    )
 
     html = plan_document_html(plan=demo)
     markdown = plan_document_markdown(plan=demo)
@@ -169,10 +201,14 @@ def test_plan_document_rollback_describes_the_ledger_mechanism(demo):
 
     rollback = plan_document_context(plan=demo)["rollback"]
 
-    assert rollback["triggers"][0] == ("More than 12.5% of a run's rows fail: the run aborts; "
-                                       "the run is then rolled back automatically.")
-    assert any("newest first from the target's ledger" in s and "orders, contacts, accounts"
-               in s for s in rollback["steps"])
+    assert rollback["triggers"][0] == (
+        "More than 12.5% of a run's rows fail: the run aborts; "
+        "the run is then rolled back automatically."
+    )
+    assert any(
+        "newest first from the target's ledger" in s and "orders, contacts, accounts" in s
+        for s in rollback["steps"]
+    )
     assert any("checksum" in s for s in rollback["steps"])
 
 
@@ -184,16 +220,20 @@ def test_plan_document_markdown_has_every_section_and_the_real_mapping(demo):
 
     for section in SECTIONS:
         assert section in markdown, section
-    assert (f"| Cust_Name | name | {NAME_CHAIN} | Target allows 80 characters; longer names go "
-            "to the error queue. |") in markdown
-    assert "| Customer_ID unique | accounts.Customer_ID | no duplicate values | Blocking |" \
-        in markdown
+    assert (
+        f"| Cust_Name | name | {NAME_CHAIN} | Target allows 80 characters; longer names go "
+        "to the error queue. |"
+    ) in markdown
+    assert (
+        "| Customer_ID unique | accounts.Customer_ID | no duplicate values | Blocking |" in markdown
+    )
     assert "| Planning & Analysis | 2 weeks | 2026-03-02 | 2026-03-15 |" in markdown
 
 
 def test_plan_document_markdown_escapes_table_cells(demo):
     FieldMapping.objects.filter(entity__plan=demo, target_column="name").update(
-        notes="a | b\nsecond line")
+        notes="a | b\nsecond line"
+    )
 
     markdown = plan_document_markdown(plan=demo)
 
@@ -207,8 +247,13 @@ def test_timeline_svg_draws_one_bar_per_milestone():
     plan = PlanFactory()
     for i, weeks in enumerate((2, 4, 1)):
         start = dt.date(2026, 1, 5) + dt.timedelta(weeks=i * 4)
-        Milestone.objects.create(plan=plan, phase=f"Phase <{i}>", start=start,
-                                 end=start + dt.timedelta(weeks=weeks, days=-1), position=i)
+        Milestone.objects.create(
+            plan=plan,
+            phase=f"Phase <{i}>",
+            start=start,
+            end=start + dt.timedelta(weeks=weeks, days=-1),
+            position=i,
+        )
 
     svg = timeline_svg(list(plan.milestones.all()))
 
@@ -229,13 +274,31 @@ def test_plan_document_pdf_renders_and_converts_to_png(demo):
     assert shutil.which("pdftoppm"), "poppler-utils (pdftoppm) must be installed"
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "plan-document.pdf").write_bytes(pdf)
-    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1",
-                    str(ARTIFACTS / "plan-document.pdf"), str(ARTIFACTS / "plan-document")],
-                   check=True, timeout=60)
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "80",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            str(ARTIFACTS / "plan-document.pdf"),
+            str(ARTIFACTS / "plan-document"),
+        ],
+        check=True,
+        timeout=60,
+    )
     page = next(ARTIFACTS.glob("plan-document-*1.png"))
     assert page.stat().st_size > 20_000
-    pages = subprocess.run(["pdfinfo", str(ARTIFACTS / "plan-document.pdf")], check=True,
-                           capture_output=True, text=True, timeout=60).stdout
+    pages = subprocess.run(
+        ["pdfinfo", str(ARTIFACTS / "plan-document.pdf")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert int(re.search(r"Pages:\s+(\d+)", pages).group(1)) >= 4
 
 
@@ -244,8 +307,13 @@ def test_plan_document_reads_right_durations_plurals_and_names_as_written(demo):
     from migration_planner.plan_document import duration_text, plural
 
     Milestone.objects.filter(plan=demo).delete()
-    Milestone.objects.create(plan=demo, phase="Build", start=dt.date(2026, 3, 2),
-                             end=dt.date(2026, 3, 13), deliverable="ETL")
+    Milestone.objects.create(
+        plan=demo,
+        phase="Build",
+        start=dt.date(2026, 3, 2),
+        end=dt.date(2026, 3, 13),
+        deliverable="ETL",
+    )
     EntityMapping.objects.filter(plan=demo).exclude(name="accounts").delete()
     markdown = plan_document_markdown(plan=demo)
     assert "| Build | 1 week 5 days | 2026-03-02 | 2026-03-13 | ETL |" in markdown
@@ -253,10 +321,17 @@ def test_plan_document_reads_right_durations_plurals_and_names_as_written(demo):
     assert "- **Scope:** 1 entity, " in markdown and "1 entities" not in markdown
     assert "Key Customer_ID; load mode" in markdown
     assert (duration_text(14), duration_text(1), plural(2, "entity", "entities")) == (
-        "2 weeks", "1 day", "2 entities")
+        "2 weeks",
+        "1 day",
+        "2 entities",
+    )
     if shutil.which("pdftotext"):
-        pdf = subprocess.run(["pdftotext", "-", "-"], input=plan_document_pdf(plan=demo),
-                             capture_output=True, check=True).stdout.decode()
+        pdf = subprocess.run(
+            ["pdftotext", "-", "-"],
+            input=plan_document_pdf(plan=demo),
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
         pdf = " ".join(pdf.split())  # table cells wrap
         assert "1 week 5 days" in pdf and "1.71429" not in pdf
         assert "1 entities" not in pdf and "entities" not in pdf.split("mapped field")[0]

@@ -71,3 +71,34 @@ def test_text_dates_without_a_parse_rule_are_a_problem_even_when_they_parse(demo
         "“legacy_created_date” is a timestamp column fed text from “Creation_Date” with no "
         "parse_date step: add one with the source's date formats." in preview.problems
     )
+
+
+def test_a_row_with_a_value_the_target_type_refuses_is_failing(client_for, analyst, demo_plan):
+    entity = demo_plan.entities.get(name="orders")
+    entity.fields.get(target_column="total_amount").steps.filter(rule="cast").delete()
+    preview = entity_preview(entity=entity, limit=50)
+    typed = [r for r in preview.rows if any(c.rule == "type" for c in r.result)]
+    assert typed, [c.value for r in preview.rows for c in r.result if c.column == "total_amount"]
+    assert all(r.status == "failed" for r in typed)
+    assert preview.failed == sum(1 for r in preview.rows if r.status == "failed") >= len(typed)
+    url = reverse("mappings:entity_preview", kwargs={"slug": demo_plan.slug, "uuid": entity.uuid})
+    body = client_for(analyst).get(url, {"n": 50}).content.decode()
+    assert f"· {preview.failed} failing ·" in body
+    for row in body.split('<tr class="row-')[1:]:
+        if "<b>type</b>:" in row:
+            assert row.startswith("failed") and "✓" not in row, row[:300]
+
+
+def test_an_unmapped_required_column_fails_every_row_and_the_count_says_so(
+    client_for, analyst, demo_plan
+):
+    entity = demo_plan.entities.get(name="accounts")
+    entity.fields.get(target_column="name").delete()
+    preview = entity_preview(entity=entity, limit=20)
+    assert preview.rows and all(r.status in ("failed", "skipped") for r in preview.rows)
+    assert preview.failed == sum(1 for r in preview.rows if r.status != "skipped")
+    assert preview.unloadable == ["name"]
+    url = reverse("mappings:entity_preview", kwargs={"slug": demo_plan.slug, "uuid": entity.uuid})
+    body = client_for(analyst).get(url).content.decode()
+    assert f"{preview.failed} failing (every row: required “name” not mapped)" in body, body[:2000]
+    assert '<span class="mark">✓</span>' not in body

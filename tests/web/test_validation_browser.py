@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runs.services import run_create
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, MilestoneFactory
 from tests.runs.conftest import (  # noqa: F401
     _pg_system,
     demo_plan,
@@ -23,11 +23,19 @@ from tests.runs.conftest import (  # noqa: F401
 from validation.models import SignOff
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True,
-                                                         serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -35,8 +43,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                      args=ARGS)
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
         yield chromium
         chromium.close()
 
@@ -44,6 +51,26 @@ def browser():
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"validation-{name}.png"), full_page=True)
+
+
+def _assert_fits(page, *urls: str) -> None:
+    """At 1024 and 1440 px no page is wider than the window: wide tables scroll in their card."""
+    for width in (1024, 1440):
+        page.set_viewport_size({"width": width, "height": 900})
+        for url in urls:
+            page.goto(url)
+            over = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            if over > 0:
+                _shot(page, f"overflow-{width}-{url.rstrip('/').rsplit('/', 1)[-1]}")
+            assert over <= 0, f"{url} at {width} px is {over} px too wide"
+            spills = page.evaluate(  # content wider than its card must scroll inside it
+                """() => [...document.querySelectorAll('.card')].filter(c =>
+                     c.scrollWidth > c.clientWidth + 1
+                     && !['auto', 'scroll'].includes(getComputedStyle(c).overflowX))
+                   .map(c => (c.querySelector('h2') || c).textContent.trim().slice(0, 40))"""
+            )
+            assert spills == [], f"{url} at {width} px: cards spilling over {spills}"
+    page.set_viewport_size({"width": 1400, "height": 900})
 
 
 def _login(browser, base: str, user):
@@ -57,7 +84,8 @@ def _login(browser, base: str, user):
 
 
 def test_validation_journey_to_an_open_production_gate(
-        live_server, browser, eager_celery, demo_plan, analyst, approver, operator):
+    live_server, browser, eager_celery, demo_plan, analyst, approver, operator
+):
     base, slug = live_server.url, demo_plan.slug
     page = _login(browser, base, analyst)
     page.goto(f"{base}/plans/{slug}/validation/")
@@ -71,6 +99,10 @@ def test_validation_journey_to_an_open_production_gate(
     assert page.locator("#checks .status-passed").count() >= 8
     assert page.locator(".verdict-pass").count() >= 1
     _shot(page, "02-report")
+    MilestoneFactory(plan=demo_plan)  # its Edit / ✕ buttons must stay on the plan page
+    _assert_fits(
+        page, f"{base}/runs/{run.uuid}/report/", f"{base}/runs/{run.uuid}/", f"{base}/plans/{slug}/"
+    )
 
     page = _login(browser, base, approver)
     page.goto(f"{base}/plans/{slug}/uat/?run={run.uuid}")
