@@ -194,7 +194,11 @@ class BlobChunk(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["blob", "seq"], name="blob_chunk_seq_unique"),
+            models.UniqueConstraint(
+                fields=["blob", "seq"],
+                name="blob_chunk_seq_unique",
+                violation_error_message="This piece of the stored file is already stored.",
+            ),
         ]
 
     def __str__(self) -> str:
