@@ -92,16 +92,15 @@ def failed_record_search(
     q = filters.get("q") or ""
     others = failed_record_filter(run=run, **{**filters, "q": ""})
     if q and _tallied():
-        if _frequent(others, q):
+        frequent = _frequent(others, q)
+        if frequent:
             ids = _walk_matches(others, q, after=after, limit=size + 1)
-            matched = len(_walk_matches(others, q, after=None, limit=COUNT_CAP + 1))
-            total, capped = min(matched, COUNT_CAP), matched > COUNT_CAP
         else:
             hits = failed_record_filter(run=run, **filters)
             ids_qs = hits.filter(id__lt=after) if after else hits
             ordered = ids_qs.order_by((F("id") + 0).desc()).values_list("id", flat=True)
             ids = list(ordered[: size + 1])
-            total, capped = hits.count(), False
+        total, capped = _text_total(run, filters, others, frequent=frequent)
         chosen = FailedRecord.objects.filter(id__in=ids[:size])
         records = list(chosen.select_related("run__plan", "handled_by").order_by("-id"))
         return QueuePage(records, records[-1].id if len(ids) > size else None, total, capped)
@@ -127,6 +126,17 @@ def failed_record_filter_planned(
         return qs
     ordered = qs.order_by((F("id") + 0).desc()).values_list("id", flat=True)
     return FailedRecord.objects.filter(id__in=list(ordered[:COUNT_CAP]))
+
+
+def _text_total(
+    run: Run | None, filters: dict, others: QuerySet[FailedRecord], *, frequent: bool
+) -> tuple[int, bool]:
+    """The text filter's total: a frequent text counted up to COUNT_CAP by the newest-first
+    walk, a rare one exactly through the trigram index."""
+    if frequent:
+        matched = len(_walk_matches(others, filters["q"], after=None, limit=COUNT_CAP + 1))
+        return min(matched, COUNT_CAP), matched > COUNT_CAP
+    return failed_record_filter(run=run, **filters).count(), False
 
 
 def _frequent(others: QuerySet[FailedRecord], q: str) -> bool:
@@ -237,8 +247,8 @@ def failed_record_total(*, run: Run | None = None, filters: dict) -> tuple[int, 
     (``q``) is counted up to COUNT_CAP + 1 records only."""
     if filters.get("q"):
         if _tallied():
-            page = failed_record_search(run=run, filters=filters, size=0)
-            return page.total, page.capped
+            others = failed_record_filter(run=run, **{**filters, "q": ""})
+            return _text_total(run, filters, others, frequent=_frequent(others, filters["q"]))
         qs = failed_record_filter(run=run, **filters).order_by()
         matched = qs.values("id")[: COUNT_CAP + 1].count()
         return min(matched, COUNT_CAP), matched > COUNT_CAP
