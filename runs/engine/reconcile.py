@@ -246,7 +246,7 @@ def table_source(
 
 LEDGER_SOURCE = sql.SQL(
     "(SELECT DISTINCT ON (r.target_key) r.target_key AS k, r.row_hash AS h "
-    "FROM mp_ledger.written r WHERE r.run_id = %s AND r.entity = %s "
+    "FROM mp_ledger.covered r WHERE r.run_id = %s AND r.entity = %s "
     "ORDER BY r.target_key, r.seq DESC)"
 )
 
@@ -255,7 +255,7 @@ LEDGER_SOURCE = sql.SQL(
 # deletes applied by a delta or sync run, mp_ledger.deleted): they are meant to be gone.
 LEDGER_SOURCE_AFTER_DELETES = sql.SQL(
     "(SELECT w.k, w.h FROM (SELECT DISTINCT ON (r.target_key) r.target_key AS k, "
-    "r.row_hash AS h, r.seq AS s FROM mp_ledger.written r WHERE r.run_id = %s "
+    "r.row_hash AS h, r.seq AS s FROM mp_ledger.covered r WHERE r.run_id = %s "
     "AND r.entity = %s ORDER BY r.target_key, r.seq DESC) AS w WHERE NOT EXISTS ("
     "SELECT 1 FROM mp_ledger.deleted d JOIN mp_ledger.batch b ON b.run_id = d.run_id "
     "AND b.batch_id = d.batch_id WHERE d.run_id = %s AND d.entity = %s "
@@ -324,7 +324,8 @@ def reconcile_pg(
     mark: MarkSpec | None = None,
     **kwargs: int,
 ) -> KeyDiff:
-    """Ledger (rows as the run meant to write them) vs the target table now, for one entity.
+    """Ledger (rows as the run meant to write them: the rows it wrote and those it found
+    holding that already, mp_ledger.covered) vs the target table now, for one entity.
     Read-only; psycopg2 errors propagate. For integer keys the target side starts at the run's
     lowest key (older rows are not the run's); rows above it that the run did not write are
     listed as extra (present in the target, not written by the run). With ``mark`` (delete
@@ -448,7 +449,7 @@ def pg_fetch_rows(
 
 def _run_rows(table: sql.Composable, key: ColumnInfo) -> sql.Composable:
     return sql.SQL(
-        "{t} AS t WHERE EXISTS (SELECT 1 FROM mp_ledger.written l WHERE l.run_id = %s "
+        "{t} AS t WHERE EXISTS (SELECT 1 FROM mp_ledger.covered l WHERE l.run_id = %s "
         "AND l.entity = %s AND CAST(l.target_key AS {ct}) = t.{k})"
     ).format(t=table, ct=sql.SQL(key.cast_type), k=sql.Identifier(key.name))
 
@@ -463,8 +464,9 @@ def pg_run_aggregate(
     column: str | None = None,
     by_category: bool = False,
 ) -> Any:
-    """Over the target rows this run wrote: count (no column), sum(column), or row count per
-    column value (by_category). Read-only."""
+    """Over the target rows this run answers for (wrote, or found holding what it meant:
+    mp_ledger.covered): count (no column), sum(column), or row count per column value
+    (by_category). Read-only."""
     rows = _run_rows(table, key)
     if by_category and column:
         query = sql.SQL("SELECT t.{c}::text, count(*) FROM {r} GROUP BY 1").format(
@@ -477,7 +479,7 @@ def pg_run_aggregate(
     else:
         query = sql.SQL("SELECT count(*) FROM {r}").format(r=rows)
     with cursor() as cur:
-        # Inserted rows come out of arrays (mp_ledger.written), which the planner guesses at
+        # Most rows come out of arrays (mp_ledger.covered), which the planner guesses at
         # 200 distinct keys: it then probes the table's index once per ledger row (2.6 s for
         # 834,122 rows) where a hash join takes 1.4 s. A run's rows are never few enough for
         # the nested loop to win by much.
