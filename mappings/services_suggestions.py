@@ -117,8 +117,12 @@ def suggestion_targets(
     """Per suggestion: (target column, why it does not fit or None) for each field of the
     entity the source column feeds (read-only, one query)."""
     chains: dict[str, list[str]] = {}
-    for field in entity.fields.filter(source_columns__contains=[column]).order_by("id"):
-        chains[field.target_column] = []
+    # Filtered here, not by a JSON `contains` lookup: SQLite (the default app database) has none.
+    for target, sources in entity.fields.order_by("id").values_list(
+        "target_column", "source_columns"
+    ):
+        if column in (sources or []):
+            chains[target] = []
     for target, rule in (
         RuleStep.objects.filter(field__entity=entity, field__target_column__in=list(chains))
         .order_by("position", "id")
