@@ -115,9 +115,9 @@ def suggestion_targets(
     *, entity: EntityMapping, column: str, suggestions: list[RuleSuggestion]
 ) -> list[list[tuple[str, str | None]]]:
     """Per suggestion: (target column, why it does not fit or None) for each field of the
-    entity the source column feeds (read-only, one query)."""
+    entity the source column feeds (read-only, two queries). The fields are filtered in
+    Python: SQLite, the default app database, has no JSON ``contains`` lookup."""
     chains: dict[str, list[str]] = {}
-    # Filtered here, not by a JSON `contains` lookup: SQLite (the default app database) has none.
     for target, sources in entity.fields.order_by("id").values_list(
         "target_column", "source_columns"
     ):
