@@ -7,37 +7,15 @@ The rest of the suite runs the app on PostgreSQL, so a query only PostgreSQL sup
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.app_process import app_env, migrate, run_python
 
 
 def test_every_linked_page_answers_on_the_sqlite_app_database(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite3'}",
-        "MP_DATA_DIR": str(tmp_path),
-        "MP_SYSTEMS_DIR": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "migration_planner.settings",
-    }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=300,
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.crawl_probe"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    env = app_env(tmp_path)
+    migrate(env)
+    done = run_python(env, "-m", "tests.support.crawl_probe", timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["errors"] == [], (result, done.stderr[-3000:])
