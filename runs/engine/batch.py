@@ -78,11 +78,12 @@ def execute_batch(
             done = BatchOutcome.from_meta(stored.result_meta, stored)
             _complete(done.failures, _full_rows(source, entity, key_range, watermark))
             return done
+    live_target = target.live_table(entity.target_table)
     entity_check(
         entity,
         stored=stored_schema,
         source=source.live_table(entity.source_table),
-        target=target.live_table(entity.target_table),
+        target=live_target,
     )
     # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per value
     extract = getattr(source, "extract_text", source.extract)
@@ -97,6 +98,7 @@ def execute_batch(
             changed_since=watermark,
             run_id=run_id,
             failed_lookup=failed_lookup,
+            target_table=live_target,
         )
     else:
         frame = extract(

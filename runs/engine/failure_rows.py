@@ -25,10 +25,10 @@ def complete_failures(failures: list[RowFailure], full_rows: Callable[..., dict]
 def failure_source_hashes(
     failures: list[RowFailure], frame: pd.DataFrame, entity: EntitySpec, columns: list[str]
 ) -> None:
-    """Set each extract/transform failure's ``source_hash`` (runs.engine.unchanged: the hash
-    of its extracted row), so a later run can carry it while its source row is unchanged.
-    Load-stage failures depend on the target too: they keep ""."""
-    wanted = {f.source_key for f in failures if f.stage != "load"}
+    """Set each failure's ``source_hash`` (runs.engine.unchanged: the hash of its extracted
+    row), so a later run can carry it while its source row and rules (which include the
+    target table's columns) are unchanged."""
+    wanted = {f.source_key for f in failures}
     if not wanted:
         return
     from runs.engine.unchanged import frame_source_hashes
@@ -37,8 +37,7 @@ def failure_source_hashes(
     mask = keys.isin(wanted).to_numpy()
     hashes = dict(zip(keys[mask].tolist(), frame_source_hashes(frame[mask], columns), strict=True))
     for failure in failures:
-        if failure.stage != "load":
-            failure.source_hash = hashes.get(failure.source_key, "")
+        failure.source_hash = hashes.get(failure.source_key, "")
 
 
 def full_rows_reader(

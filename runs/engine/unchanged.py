@@ -13,9 +13,11 @@ counted as loaded and unchanged. Keys whose earlier run FAILED them, with the sa
 and rules, are not transformed either: the application copies their failed records into the
 new run (``FailedLookup``; counted failed, so the accounting still balances).
 
-Only upsert entities without dedupe and without reference lookups take this path: a row's
-output then depends on its own source row and the rules alone (dedupe compares rows of one
-batch; a reference lookup reads the parent's key map, which the source hash does not cover).
+Only upsert entities without dedupe take this path: a row's output then depends on its own
+source row and the rules alone (dedupe compares rows of one batch). A reference lookup reads
+the parent's key map, which the source hash does not cover: the rules hash of such an entity
+includes a fingerprint of each parent's key map (``parent_fingerprints``), so any parent key
+added, removed or mapped elsewhere makes every row of the child go through the rules again.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from runs.engine.snapshot import EntitySpec, PlanSnapshot
 if TYPE_CHECKING:
     import pandas as pd
 
-    from runs.engine.connectors.base import ChangedSince, Connector, KeyRange
+    from runs.engine.connectors.base import ChangedSince, Connector, KeyRange, TableInfo
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,44 @@ def eligible(entity: EntitySpec, target: Connector) -> bool:
         and entity.load_mode == "upsert"
         and bool(entity.external_id)
         and not entity.dedupe_on
-        and not reference_parents(entity)
+        and (not reference_parents(entity) or hasattr(target, "keymap_fingerprint"))
     )
 
 
-def rules_hash(snapshot: PlanSnapshot, entity: EntitySpec) -> str:
-    """sha256 of everything besides the source row that decides an entity's rows. Pure."""
+# (run id, namespace, parent entity) -> the parent's key-map fingerprint, once per run
+_PARENTS: dict[tuple[str, str, str], str] = {}
+
+
+def parent_fingerprints(
+    snapshot: PlanSnapshot, entity: EntitySpec, target: Connector, run_id: str
+) -> dict[str, str]:
+    """Parent entity -> fingerprint of its key map (``keymap_fingerprint``), for the parents
+    ``entity``'s reference lookups read. Computed once per run and worker process: a run's
+    children start only after every batch of their parents is done, so the key maps hold
+    still for the rest of the run. Read-only but for materializing pending key-map arrays."""
+    from runs.engine.batch import reference_parents
+
+    out = {}
+    for parent in sorted(reference_parents(entity)):
+        key = (run_id, snapshot.plan, parent)
+        if key not in _PARENTS:
+            if len(_PARENTS) > 256:  # a long-lived worker: forget older runs
+                _PARENTS.clear()
+            _PARENTS[key] = target.keymap_fingerprint(snapshot.plan, parent)
+        out[parent] = _PARENTS[key]
+    return out
+
+
+def rules_hash(
+    snapshot: PlanSnapshot,
+    entity: EntitySpec,
+    parents: dict[str, str] | None = None,
+    target_table: TableInfo | None = None,
+) -> str:
+    """sha256 of everything besides the source row that decides an entity's rows: its frozen
+    spec, the lookups it uses, the namespace, the rules format, for an entity with reference
+    lookups the fingerprints of the parents' key maps (``parents``) and, when given, the
+    target table's columns (what the load-stage checks compare with). Pure."""
     used = sorted(
         {
             str(value)
@@ -107,6 +141,13 @@ def rules_hash(snapshot: PlanSnapshot, entity: EntitySpec) -> str:
         "namespace": snapshot.plan,
         "rules_format": snapshot.rules_format,
     }
+    if parents:  # (absent otherwise: the hashes of entities without parents stay as they were)
+        content["parents"] = parents
+    if target_table is not None:
+        content["target"] = [
+            (c.name, c.cast_type, c.nullable, c.has_default, c.generated, c.max_length)
+            for c in target_table.columns
+        ]
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -131,6 +172,7 @@ def extract_changed(
     changed_since: ChangedSince | None,
     run_id: str,
     failed_lookup: FailedLookup | None = None,
+    target_table: TableInfo | None = None,
 ) -> tuple[pd.DataFrame, RowState]:
     """A batch's rows that must go through the rules, and the RowState to store with it.
 
@@ -145,7 +187,8 @@ def extract_changed(
     from runs.engine.transform import source_key_text
 
     columns = source_columns(entity)
-    rules = rules_hash(snapshot, entity)
+    parents = parent_fingerprints(snapshot, entity, target, run_id)
+    rules = rules_hash(snapshot, entity, parents, target_table)
     extract = getattr(source, "extract_text", source.extract)
 
     def read() -> pd.DataFrame:

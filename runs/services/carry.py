@@ -15,13 +15,14 @@ from runs.enums import FailedRecordStatus, RunStatus
 from runs.models import Run
 
 # Of the open failed records of the earlier runs, per key the newest with the same source
-# hash and rules. Load-stage failures depend on the target too: never carried.
+# hash and rules (the rules hash covers the target table's columns, so the load-stage checks
+# decide the same way). Rows the target itself changed (a trigger, a rule) are tried again.
 _LOOKUP = """
 SELECT DISTINCT ON (f.source_key) f.source_key, f.id
 FROM unnest(%s::text[], %s::text[]) AS u(k, h)
 JOIN runs_failedrecord f ON f.source_key = u.k AND f.source_hash = u.h
 WHERE f.run_id = ANY(%s) AND f.entity = %s AND f.rules_hash = %s AND f.status = %s
-    AND f.stage <> 'load'
+    AND f.category <> 'coerced_by_target'
 ORDER BY f.source_key, f.run_id DESC
 """
 

@@ -81,9 +81,9 @@ def _load(plan) -> Run:
 
 def _transformed_again(run: Run) -> int:
     """Rows of a run that neither ledger state nor an unchanged earlier failure covers: they
-    are transformed on every run (filtered, duplicates, failures the target refused)."""
-    refused = FailedRecord.objects.filter(run=run, stage="load").count()
-    return run.filtered + run.duplicates + refused
+    are transformed on every run (filtered, duplicates, rows the target changed)."""
+    coerced = FailedRecord.objects.filter(run=run, category="coerced_by_target").count()
+    return run.filtered + run.duplicates + coerced
 
 
 def _written(target_db: str, run: Run) -> int:
@@ -203,7 +203,7 @@ def test_rerun_carries_unchanged_failures_and_the_queue_shows_each_key_once(
     eager_celery, plan, target_db, transformed, operator
 ):
     first = _load(plan)
-    failed_before = FailedRecord.objects.filter(run=first).exclude(stage="load")
+    failed_before = FailedRecord.objects.filter(run=first).exclude(category="coerced_by_target")
     assert failed_before.exclude(source_hash="").count() == failed_before.count() > 0
     transformed.clear()
     again = _load(plan)
@@ -243,7 +243,8 @@ def test_rerun_transforms_a_failed_row_whose_source_changed(
     eager_celery, plan, source_db, transformed
 ):
     first = _load(plan)
-    failed = FailedRecord.objects.filter(run=first).exclude(stage="load").exclude(field="name")
+    failed = FailedRecord.objects.filter(run=first).exclude(category="coerced_by_target")
+    failed = failed.exclude(field="name")
     record = failed.order_by("id").first()
     pg.query(
         source_db,
@@ -253,6 +254,69 @@ def test_rerun_transforms_a_failed_row_whose_source_changed(
     transformed.clear()
     again = _load(plan)
     assert sum(transformed) == 1 + _transformed_again(first)
-    fresh = FailedRecord.objects.filter(run=again, carried_from__isnull=True).exclude(stage="load")
+    fresh = FailedRecord.objects.filter(run=again, carried_from__isnull=True)
     assert list(fresh.values_list("source_key", flat=True)) == [record.source_key]
     assert again.failed == first.failed
+
+
+@pytest.fixture
+def full_plan(source_db, target_db):
+    """The whole demo plan (contacts and orders read their parents' key maps), batches of 100."""
+    plan, _ = demo_plan_install(
+        source=_pg_system("Legacy CRM (rw, all)", source_db, "dev", "source"),
+        target=_pg_system("New CRM (UAT, all)", target_db, "uat", "target"),
+        owner=User.objects.create(username="rerun-all-owner"),
+        us_states=legacy_crm.US_STATES,
+        today=dt.date(2026, 1, 5),
+    )
+    plan.batch_size = 100
+    plan.save()
+    return plan
+
+
+def test_rerun_skips_children_until_a_parent_key_changes(
+    eager_celery, full_plan, source_db, target_db, transformed
+):
+    first = _load(full_plan)
+    transformed.clear()
+    again = _load(full_plan)
+    # contacts and orders (reference lookups) are skipped like accounts: parents' keys unchanged
+    assert sum(transformed) == _transformed_again(first)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, first.loaded)
+    # an account that failed now loads: a parent key appears, every child row is transformed
+    # again, and the contacts that pointed at the missing account load now
+    missing = FailedRecord.objects.filter(
+        run=first, entity="contacts", category="reference_missing"
+    )
+    parents = {str(r.source_row.get("Customer_ID")) for r in missing}
+    bad = FailedRecord.objects.filter(run=first, entity="accounts", source_key__in=parents)
+    bad = bad.order_by("id").first()
+    # its contacts that failed for the missing account alone load once it is there
+    fixed = sum(
+        1
+        for r in missing
+        if str(r.source_row.get("Customer_ID")) == bad.source_key and len(r.errors) == 1
+    )
+    good = pg.query(target_db, "SELECT account_number FROM accounts ORDER BY id LIMIT 1")[0][0]
+    columns = (
+        '"Cust_Name", "Address_Line1", "Address_Line2", "City", "State_Code", "Zip_Code", '
+        '"Phone_Number", "Email_Address", "Creation_Date", "Status", "Legacy_Notes"'
+    )
+    pg.query(
+        source_db,
+        f"UPDATE customers SET ({columns}) = (SELECT {columns} FROM customers "  # noqa: S608 - fixed column list
+        'WHERE "Customer_ID" = %s) WHERE "Customer_ID" = %s',
+        (int(good), int(bad.source_key)),
+    )
+    transformed.clear()
+    third = _load(full_plan)
+    contacts = pg.query(source_db, "SELECT count(*) FROM contacts")[0][0]
+    assert sum(transformed) >= 1 + contacts
+    assert fixed > 0 and third.loaded >= first.loaded + 1 + fixed
+    children = pg.query(
+        target_db,
+        "SELECT count(*) FROM contacts c JOIN accounts a ON a.id = c.account_id "
+        "WHERE a.account_number = %s",
+        (bad.source_key,),
+    )[0][0]
+    assert children >= fixed

@@ -202,6 +202,10 @@ class PostgresLedger(PostgresPlumbing):
         """Whether another run's ledger holds re-run row state for ``entity`` (these rules)."""
         return pg_unchanged.row_state_exists(self, namespace, entity, rules_hash, run_id)
 
+    def keymap_fingerprint(self, namespace: str, entity: str) -> str:
+        """The entity's key map as one comparable text (unchanged.keymap_fingerprint)."""
+        return pg_unchanged.keymap_fingerprint(self, namespace, entity)
+
     def unchanged_rows(self, **kwargs: Any) -> Carried:
         """Keys a batch may skip, as they were recorded (unchanged.unchanged_rows)."""
         return pg_unchanged.unchanged_rows(self, **kwargs)

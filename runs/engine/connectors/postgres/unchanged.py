@@ -104,6 +104,23 @@ def row_state_exists(
         return bool(cur.fetchone()[0])
 
 
+def keymap_fingerprint(conn: PostgresConnector, namespace: str, entity: str) -> str:
+    """The entity's key map as "count:digest" (the sum of each (source key, target key) pair's
+    64-bit md5 digest, order-independent): it changes when a key is added, removed or mapped to
+    another target key. Read-only but for materializing pending key-map arrays first."""
+    conn.ensure_ledger()
+    conn._materialize_keymap(namespace, entity)
+    with conn._tx() as cur:
+        cur.execute(
+            "SELECT count(*), coalesce(sum(('x' || substr(md5(source_key || chr(31) || "
+            "target_key), 1, 16))::bit(64)::bigint), 0) FROM mp_ledger.keymap "
+            "WHERE namespace = %s AND entity = %s",
+            (namespace, entity),
+        )
+        count, total = cur.fetchone()
+    return f"{count}:{int(total) & (2**64 - 1):016x}"
+
+
 def unchanged_rows(
     conn: PostgresConnector,
     *,
