@@ -115,8 +115,8 @@ def test_pg_ledger_keeps_inserts_as_arrays_and_still_reads_ledgers_of_the_row_fo
     tpg.script(
         "INSERT INTO mp_ledger.row SELECT b.run_id, b.batch_id, b.entity, b.target_table, u.k, "
         "'insert', NULL, u.h FROM mp_ledger.batch b, unnest(b.inserted_keys, b.inserted_hashes) "
-        "AS u(k, h); DROP VIEW mp_ledger.written; ALTER TABLE mp_ledger.batch "
-        "DROP COLUMN inserted_keys, DROP COLUMN inserted_hashes"
+        "AS u(k, h); DROP VIEW mp_ledger.covered; DROP VIEW mp_ledger.written; "
+        "ALTER TABLE mp_ledger.batch DROP COLUMN inserted_keys, DROP COLUMN inserted_hashes"
     )
     load(tpg.connector, customer_rows(2, start=3), run="r0", batch="b2")  # upgrades the ledger
     ledger_hashes = tpg.execute("SELECT row_hash FROM mp_ledger.written WHERE run_id = 'r0'")
