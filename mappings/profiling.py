@@ -13,6 +13,15 @@ import pandas as pd
 
 SAMPLE_ROWS = 50_000
 TOP = 8
+# value_map is offered for low-cardinality label columns only: at most this many distinct
+# values, each seen VALUE_MAP_MIN_REPEAT times on average, none longer than
+# VALUE_MAP_MAX_LENGTH characters (free text — notes, descriptions — is never mapped).
+VALUE_MAP_MAX_DISTINCT = 12
+VALUE_MAP_MIN_REPEAT = 5
+VALUE_MAP_MAX_LENGTH = 40
+# title is offered when the column mixes all-capitals and all-lower-case values and fewer
+# than this share of its values are already in mixed case ("Acme LLC", "IBM Global").
+TITLE_MAX_CASED_SHARE = 0.5
 _DIGITS = re.compile(r"[0-9]+")
 _UPPER = re.compile(r"[A-Z]+")
 _LOWER = re.compile(r"[a-z]+")
@@ -49,6 +58,7 @@ class ColumnProfile:
     shape_count: int
     padded: int  # values with leading/trailing or doubled spaces
     mixed_case: bool
+    cased_share: float = 0.0  # values (with letters) holding both upper- and lower-case ones
     digit_share: float = 0.0  # digits among the values' non-space characters
     spaced_share: float = 0.0  # values with a space inside (after trimming)
     median_length: float = 0.0
@@ -104,7 +114,9 @@ def profile_column(name: str, series: pd.Series) -> ColumnProfile:
     minimum, maximum = _min_max(present)
     padded = int((present.str.strip() != present).sum() + present.str.contains("  ").sum())
     letters = present[present.str.contains("[A-Za-z]", regex=True)]
-    mixed = bool(len(letters)) and letters.str.isupper().any() and letters.str.islower().any()
+    upper, lower = letters.str.isupper(), letters.str.islower()
+    mixed = bool(len(letters)) and upper.any() and lower.any()
+    cased = float((~upper & ~lower).mean()) if len(letters) else 0.0
     stripped = present.str.strip()
     chars = int(stripped.str.replace(" ", "", regex=False).str.len().sum())
     digits = int(stripped.str.count(r"[0-9]").sum())
@@ -114,7 +126,7 @@ def profile_column(name: str, series: pd.Series) -> ColumnProfile:
         max_length=int(present.str.len().max()) if len(present) else 0,
         top_values=[(str(v), int(n)) for v, n in counts.head(TOP).items()],
         shapes=shapes.most_common(TOP), shape_count=len(shapes), padded=padded,
-        mixed_case=mixed, digit_share=digits / chars if chars else 0.0,
+        mixed_case=mixed, cased_share=cased, digit_share=digits / chars if chars else 0.0,
         spaced_share=float(stripped.str.contains(" ", regex=False).mean()) if len(present)
         else 0.0,
         median_length=float(stripped.str.len().median()) if len(present) else 0.0)
@@ -149,6 +161,18 @@ def _date_formats(profile: ColumnProfile, shapes: list[str]) -> list[str]:
     return [_DATE_SHAPES[s] for s in shapes if s in _DATE_SHAPES]
 
 
+def low_cardinality(profile: ColumnProfile) -> bool:
+    """A column of a few short labels repeated (statuses, codes): what a value map is for.
+    Pure; the thresholds are VALUE_MAP_MAX_DISTINCT, VALUE_MAP_MIN_REPEAT, VALUE_MAP_MAX_LENGTH."""
+    present = profile.rows - profile.nulls
+    return (
+        0 < profile.distinct <= VALUE_MAP_MAX_DISTINCT
+        and present >= VALUE_MAP_MIN_REPEAT * profile.distinct
+        and profile.rows > 50
+        and profile.max_length <= VALUE_MAP_MAX_LENGTH
+    )
+
+
 def suggest_rules(profile: ColumnProfile) -> list[RuleSuggestion]:
     """Rule chains read off a column's shapes, case and character mix (pure)."""
     out: list[RuleSuggestion] = []
@@ -174,9 +198,10 @@ def suggest_rules(profile: ColumnProfile) -> list[RuleSuggestion]:
     code = code_like(profile)
     if profile.mixed_case and not date_formats and code == "short codes":
         out.append(RuleSuggestion("upper (short codes in mixed case)", (("upper", {}),)))
-    elif profile.mixed_case and not date_formats and code is None:
+    elif (profile.mixed_case and not date_formats and code is None
+          and profile.cased_share < TITLE_MAX_CASED_SHARE):
         out.append(RuleSuggestion("title (mixed upper/lower case)", (("title", {}),)))
-    if profile.distinct and profile.distinct <= 12 and profile.rows > 50 and not date_formats:
+    if low_cardinality(profile) and not date_formats:
         out.append(RuleSuggestion(
             f"value_map through a lookup table ({profile.distinct} distinct values)",
             (("value_map", {"on_missing": "fail"}),), needs_lookup=True))

@@ -223,3 +223,33 @@ def test_the_preview_shows_what_the_chain_fails_now_and_counts_real_changes(
     assert re.search(r"\b0 of \d+ distinct values of <code>State_Code</code> change", page), page
     now = re.findall(r"<tr><td><code>[^<]*</code></td><td class=\"bad\">(.*?)</td>", page)
     assert now and all("two capitals" in cell for cell in now), page
+
+
+def test_a_chain_with_a_value_map_still_gets_the_other_suggestions(client_for, analyst, demo_plan):
+    """billing_state runs only value_map: upper is offered, previewed and inserted before the
+    map (so the map sees upper-case codes); no second value map is offered."""
+    entity = demo_plan.entities.get(name="accounts")
+    field = entity.fields.get(target_column="billing_state")
+    field.steps.exclude(rule="value_map").delete()
+    client = client_for(analyst)
+    body = client.get(
+        reverse("mappings:entity_profile", args=[demo_plan.slug, entity.uuid])
+    ).content.decode()
+    link = _apply_link(_column_block(body, "State_Code"), "billing_state")
+    preview = client.get(link).content.decode()
+    assert 'before its <span class="rule">value_map</span> step' in preview
+    chain = re.search(r'<table class="grid" id="apply-chain">.*?</table>', preview, re.S)[0]
+    after = re.findall(r'<span class="rule(?: added)?"[^>]*>(\w+)</span>', chain.split("</td>")[1])
+    assert after == ["upper", "value_map"]
+    url = f"/api/plans/{demo_plan.slug}/entities/accounts/profile-suggestions/"
+    items = client.get(url, {"column": "State_Code"}).json()
+    upper = next(x for x in items if x["steps"] == [{"rule": "upper", "params": {}}])
+    assert "billing_state" in upper["targets"]
+    assert all("billing_state" not in x["targets"] for x in items if x["needs_lookup"])
+    body = {"column": "State_Code", "target": "billing_state", "index": upper["index"]}
+    made = client.post(url, body | {"label": upper["label"]}, content_type="application/json")
+    assert made.status_code == 201, made.json()
+    assert list(field.steps.order_by("position").values_list("rule", flat=True)) == [
+        "upper",
+        "value_map",
+    ]

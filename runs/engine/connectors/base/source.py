@@ -53,15 +53,18 @@ class SqlSource(SchemaCache):
         *,
         changed_since: ChangedSince | None = None,
     ) -> list[KeyRange]:
-        """``Source.key_ranges``: a window query (no OFFSET) and an EXISTS, in one transaction."""
+        """``Source.key_ranges``: a window query (no OFFSET) and an EXISTS, in one transaction.
+        The bounds are the keys of rows number n·batch_size short of the last row, so a table
+        of N rows gives ceil(N / batch_size) ranges — no empty last one."""
         info = self._table(table)
         keys = info.require(key_cols)
         where, args = self._filter(info, key_cols, None, changed_since)
         ops = self.ops
         cols = ops.join(ops.quote(k.name) for k in keys)
         bounds = ops.sql(
-            "SELECT {b} FROM (SELECT {k}, row_number() OVER (ORDER BY {k}) AS mp_rn "
-            "FROM {t} {w}) s WHERE " + ops.nth_row + " ORDER BY mp_rn",
+            "SELECT {b} FROM (SELECT {k}, row_number() OVER (ORDER BY {k}) AS mp_rn, "
+            "count(*) OVER () AS mp_n FROM {t} {w}) s "
+            "WHERE " + ops.nth_row + " AND mp_rn < mp_n ORDER BY mp_rn",
             b=ops.join(ops.bound(k) for k in keys),
             k=cols,
             t=ops.table(info),
