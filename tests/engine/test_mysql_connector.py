@@ -282,7 +282,7 @@ def test_zero_dates_and_a_server_sql_mode_with_ansi_quotes_and_no_backslash_esca
         assert rows == [("0000-00-00 00:00:00", 'a\\b "q" \'s\''),
                         ("2024-01-01 00:00:00", "x"), ("2024-01-01 00:00:01", None),
                         ("9999-12-31 23:59:59", "")]
-        assert len(ranges) == 5
+        assert len(ranges) == 4  # ceil(4 / 1): no empty last range
         assert conn.fetch_keys("d", ["at"], ["0000-00-00 00:00:00", "2024-01-01 00:00:01",
                                              "2024-01-01"]) == {
             "0000-00-00 00:00:00", "2024-01-01 00:00:01", "2024-01-01 00:00:00"}
