@@ -19,8 +19,9 @@ from runs.engine.snapshot import EntitySpec, PlanSnapshot
 from runs.engine.transform import source_key_text, transform_frame
 
 from .models import EntityMapping, Plan
+from .profiling import NULL_TEXT
 from .schema import has_keymap, sample_frame, system_connector, system_table
-from .selectors import column_required
+from .selectors import column_family, column_required
 from .services import plan_snapshot_build
 
 MAX_ROWS = 500
@@ -149,23 +150,31 @@ _PARSE_RULES = {"parse_date", "constant", "default_if_null"}
 
 
 def _unparsed_dates(spec: EntitySpec, target, source) -> list[str]:
-    """Date/timestamp target columns fed text source columns by a chain with no parse rule:
-    a type mismatch even when the sampled values happen to look like ISO dates (pure)."""
+    """Date, timestamp(tz) and time target columns fed text source columns by a chain with no
+    parse rule: a type mismatch even when the sampled values happen to look like ISO dates
+    (pure)."""
     types = {c.name: c for c in target.columns}
     source_types = {c.name: c for c in source.columns}
     out = []
     for fspec in spec.fields:
         col = types.get(fspec.target)
-        family = type_family(col.cast_type or col.data_type) if col else "text"
-        if family not in ("date", "timestamp") or any(s.rule in _PARSE_RULES for s in fspec.steps):
+        family = column_family(col) if col else "text"
+        if family not in ("date", "timestamp", "time") or any(
+            s.rule in _PARSE_RULES for s in fspec.steps
+        ):
             continue
         texts = [
             n
             for n in fspec.sources
-            if n in source_types
-            and type_family(source_types[n].cast_type or source_types[n].data_type) == "text"
+            if n in source_types and column_family(source_types[n]) == "text"
         ]
-        if texts:
+        if texts and family == "time":
+            out.append(
+                f"“{fspec.target}” is a time column fed text from "
+                f"{', '.join(f'“{n}”' for n in texts)}: no rule parses times, so the values "
+                "must already read HH:MM[:SS]."
+            )
+        elif texts:
             out.append(
                 f"“{fspec.target}” is a {family} column fed text from "
                 f"{', '.join(f'“{n}”' for n in texts)} with no parse_date step: add one "
@@ -195,6 +204,25 @@ def _fits(family: str, text: str) -> bool:
     return True
 
 
+def _not_null_problem(preview: Preview, name: str) -> list[str]:
+    """NULL results of a NOT NULL target column (no default): the load's required_missing,
+    marked on the cells and rows (whatever the field's Required flag says)."""
+    bad = 0
+    for row in preview.rows:
+        for cell in row.result:
+            if cell.column == name and cell.value is None and not cell.error:
+                cell.error, cell.rule = f"{name} is NOT NULL in the target", "target"
+                row.status = "failed"
+                bad += 1
+    if not bad:
+        return []
+    what, verb = ("1 value", "is") if bad == 1 else (f"{bad} values", "are")
+    return [
+        f"{what} of “{name}” {verb} NULL but the target column is NOT NULL: the load would "
+        f"reject {'it' if bad == 1 else 'them'}."
+    ]
+
+
 def _problems(preview: Preview, target) -> list[str]:
     """Unmapped required target columns (every row then fails: marked so), and result values
     the target type would refuse (those cells and their rows marked failing); pure over the
@@ -213,6 +241,8 @@ def _problems(preview: Preview, target) -> list[str]:
     columns = {col.name: col for col in target.columns}
     for name in preview.target_columns:
         col = columns.get(name)
+        if col is not None and column_required(col):
+            out.extend(_not_null_problem(preview, name))
         family = type_family(col.cast_type or col.data_type) if col else "text"
         if family == "text":
             continue
@@ -267,7 +297,7 @@ def _cell(col: PreviewColumn, values: pd.Series, produced: dict, err) -> Preview
     elif all(v is None for v in given):
         source = None
     else:
-        source = " + ".join("∅" if v is None else v for v in given)
+        source = " + ".join(NULL_TEXT if v is None else v for v in given)
     return PreviewCell(
         produced.get(col.name),
         err.message if err else None,

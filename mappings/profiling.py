@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 SAMPLE_ROWS = 50_000
+NULL_TEXT = "NULL"  # how a null is shown everywhere (templates: the null_cell tag)
 TOP = 8
 # value_map is offered for low-cardinality label columns only: at most this many distinct
 # values, each seen VALUE_MAP_MIN_REPEAT times on average, none longer than
@@ -78,6 +79,7 @@ class TableProfile:
     columns: list[ColumnProfile]
     duplicate_keys: list[tuple[str, int]]
     key: tuple[str, ...]
+    duplicate_total: int = 0  # values held by more than one row (duplicate_keys: the first)
 
 
 def value_shape(value: str) -> str:
@@ -208,18 +210,26 @@ def suggest_rules(profile: ColumnProfile) -> list[RuleSuggestion]:
     return out
 
 
-def duplicate_candidates(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *,
-                         limit: int = 20) -> list[tuple[str, int]]:
-    """Values of ``columns`` (joined with " | ") held by more than one row, most first; rows
-    with every chosen column null are left out. Pure; unknown columns are ignored."""
+def duplicate_summary(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *,
+                      limit: int = 20) -> tuple[list[tuple[str, int]], int]:
+    """The first ``limit`` values of ``columns`` (joined with " | ", a null shown as NULL_TEXT)
+    held by more than one row, most first, and how many such values there are; rows with every
+    chosen column null are left out. Pure; unknown columns are ignored."""
     usable = [c for c in columns if c in frame.columns]
     if not usable or frame.empty:
-        return []
+        return [], 0
     part = frame[usable]
     part = part[part.notna().any(axis=1)]
-    joined = part.astype(object).where(part.notna(), "∅").astype(str).agg(" | ".join, axis=1)
+    joined = part.astype(object).where(part.notna(), NULL_TEXT).astype(str).agg(" | ".join, axis=1)
     counts = joined.value_counts()
-    return [(str(k), int(n)) for k, n in counts[counts > 1].head(limit).items()]
+    repeated = counts[counts > 1]
+    return [(str(k), int(n)) for k, n in repeated.head(limit).items()], len(repeated)
+
+
+def duplicate_candidates(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *,
+                         limit: int = 20) -> list[tuple[str, int]]:
+    """The values of ``duplicate_summary`` (pure)."""
+    return duplicate_summary(frame, columns, limit=limit)[0]
 
 
 def profile_frame(table: str, frame: pd.DataFrame, *, key: tuple[str, ...] = (),
@@ -227,8 +237,8 @@ def profile_frame(table: str, frame: pd.DataFrame, *, key: tuple[str, ...] = (),
     """Profile every column of a text frame; duplicate candidates on ``key`` (pure)."""
     columns = [profile_column(str(c), frame[c]) for c in frame.columns]
     usable = tuple(k for k in key if k in frame.columns)
-    return TableProfile(table, len(frame), sampled, columns,
-                        duplicate_candidates(frame, usable), usable)
+    dupes, total = duplicate_summary(frame, usable)
+    return TableProfile(table, len(frame), sampled, columns, dupes, usable, total)
 
 
 def bar_chart_svg(items: list[tuple[str, int]], *, width: int = 320, bar: int = 14) -> str:

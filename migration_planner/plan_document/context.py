@@ -12,19 +12,29 @@ from mappings.models import Plan
 from mappings.selectors import plan_detail
 from mappings.services import plan_content_hash, snapshot_content
 from migration_planner.lib.errors import ApplicationError
+from runs.engine.rules import RuleParamError, validate_params
 from validation.models import SignOff, UATResult
 
-from .words import _check_words, _filter_words, _pct, duration_text, rule_chain_words
+from .words import (
+    _check_words,
+    _filter_words,
+    _pct,
+    duration_text,
+    plural,
+    rule_chain_words,
+)
 
 LOOKUP_ROWS_SHOWN = None  # every entry is printed: a signer approves the whole table
 TEMPLATE = "mappings/document/plan_document.html"
 
 
-def _field_row(field) -> dict:
+def _field_row(field, lookups: dict[str, dict]) -> dict:
     steps = [(s.rule, s.params) for s in sorted(field.steps.all(),
                                                 key=lambda s: (s.position, s.id))]
     sources = list(field.source_columns or [])
+    used = [(p or {}).get("lookup") for _, p in steps]
     return {
+        "lookup_refs": [lookups[name] for name in dict.fromkeys(used) if name in lookups],
         "sources": sources, "source_text": ", ".join(sources) or "—",
         "target": field.target_column, "required": field.required,
         "transformation": rule_chain_words(steps, sources=len(sources),
@@ -34,7 +44,7 @@ def _field_row(field) -> dict:
     }
 
 
-def _entity_section(entity, number: str) -> dict:
+def _entity_section(entity, number: str, lookups: dict[str, dict]) -> dict:
     fields = sorted(entity.fields.all(), key=lambda f: (f.position, f.id))
     return {
         "number": number, "name": entity.name, "source_table": entity.source_table,
@@ -44,15 +54,17 @@ def _entity_section(entity, number: str) -> dict:
         "filters": [_filter_words(f) for f in entity.filters or []],
         "dedupe_on": ", ".join(entity.dedupe_on or []),
         "watermark_column": entity.watermark_column, "notes": entity.notes,
-        "rows": [_field_row(f) for f in fields],
+        "rows": [_field_row(f, lookups) for f in fields],
     }
 
 
-def _lookup_section(lookup, number: str) -> dict:
+def _lookup_section(lookup, number: str, uses: list[tuple[str, dict]]) -> dict:
     entries = sorted(lookup.entries.all(), key=lambda e: e.key)
     return {"number": number, "name": lookup.name, "description": lookup.description,
             "default": lookup.default_value, "count": len(entries),
-            "entries": [(e.key, e.value) for e in entries], "truncated": False}
+            "default_words": _default_words(lookup.default_value, uses),
+            "entries": [(e.key, e.value) for e in entries], "truncated": False,
+            "entry_words": plural(len(entries), "entry", "entries")}
 
 
 def _system(system) -> dict:
@@ -63,20 +75,69 @@ def _system(system) -> dict:
 
 
 def _version(plan: Plan) -> dict:
-    latest = max(plan.versions.all(), key=lambda v: v.number, default=None)
+    """The version whose content the plan holds now — the newest such, so a plan reverted to
+    an older version's content is that version again — else "unversioned draft"."""
+    versions = sorted(plan.versions.all(), key=lambda v: v.number, reverse=True)
     try:
         current = plan_content_hash(plan=plan)
     except ApplicationError:
         current = None
-    if latest is None:
+    if not versions:
         return {"label": "unversioned draft", "number": None, "hash": "", "current": False,
                 "note": "The plan has no frozen version yet."}
-    matches = snapshot_content(latest.snapshot) == current
-    label = f"version {latest.number}" if matches else "unversioned draft"
-    note = ("" if matches else f"The plan was edited after version {latest.number}; "
-            "freeze a new version before sign-off.")
-    return {"label": label, "number": latest.number, "hash": latest.content_hash,
-            "current": matches, "note": note, "created_at": latest.created_at}
+    latest = versions[0]
+    match = next((v for v in versions if snapshot_content(v.snapshot) == current), None)
+    if match is None:
+        return {"label": "unversioned draft", "number": latest.number,
+                "hash": latest.content_hash, "current": False, "created_at": latest.created_at,
+                "note": f"The plan was edited after version {latest.number}; freeze a new "
+                "version before sign-off."}
+    newer = "" if match is latest else (
+        f"Reverted to version {match.number}'s content (version {latest.number} is newer).")
+    return {"label": f"version {match.number}", "number": match.number,
+            "hash": match.content_hash, "current": True, "note": newer,
+            "created_at": match.created_at}
+
+
+def _lookup_uses(entities: list) -> dict[str, list[tuple[str, dict]]]:
+    """Per lookup name: (entity.target, value_map parameters with defaults) of every step
+    mapping through it."""
+    uses: dict[str, list[tuple[str, dict]]] = {}
+    for entity in entities:
+        for field in sorted(entity.fields.all(), key=lambda f: (f.position, f.id)):
+            for step in field.steps.all():
+                name = (step.params or {}).get("lookup")
+                if step.rule != "value_map" or not name:
+                    continue
+                try:
+                    params = validate_params(step.rule, step.params)
+                except RuleParamError:
+                    continue
+                uses.setdefault(name, []).append((f"{entity.name}.{field.target_column}", params))
+    return uses
+
+
+def _default_words(default: str | None, uses: list[tuple[str, dict]]) -> str:
+    """Which fields use the lookup's default, for which values (value_map's on_missing and
+    on_null), and which fail or keep unmapped values instead. Pure."""
+    if default is None:
+        return ""
+    missing = {"fail": "unmapped values fail", "keep": "unmapped values are kept"}
+    used, unused = [], []
+    for name, p in uses:
+        gets = [w for w, on in (("unmapped", p["on_missing"]), ("empty", p["on_null"]))
+                if on == "default"]
+        if not gets:
+            unused.append(f"{name}: {missing[p['on_missing']]}")
+        elif len(gets) == 2:
+            used.append(f"{name} uses it for unmapped and empty values")
+        else:
+            rest = f" ({missing[p['on_missing']]})" if gets == ["empty"] else ""
+            used.append(f"{name} uses it for {gets[0]} values only{rest}")
+    if not used:
+        why = f" ({'; '.join(unused)})" if unused else " (no field maps through this table)"
+        return f"Default “{default}”: not used{why}."
+    return f"Default “{default}”: " + "; ".join(used + unused) + "."
 
 
 def _signoff(plan: Plan) -> dict | None:
@@ -210,10 +271,13 @@ def plan_document_context(*, plan: Plan) -> dict:
     """Everything the plan document shows, as plain data (no secrets). Read-only."""
     plan = plan_detail(slug=plan.slug)
     entities = sorted(plan.entities.all(), key=lambda e: (e.load_order, e.name))
-    sections = [_entity_section(e, f"3.{i}") for i, e in enumerate(entities, start=1)]
-    lookup_number = f"3.{len(sections) + 1}"
-    lookups = [_lookup_section(lk, f"{lookup_number}.{i}")
+    # Lookup tables are Appendix A (A.1, A.2, … by name); each field names the ones it uses.
+    lookup_number = "A"
+    uses = _lookup_uses(entities)
+    lookups = [_lookup_section(lk, f"{lookup_number}.{i}", uses.get(lk.name, []))
                for i, lk in enumerate(sorted(plan.lookups.all(), key=lambda x: x.name), 1)]
+    by_name = {lk["name"]: lk for lk in lookups}
+    sections = [_entity_section(e, f"3.{i}", by_name) for i, e in enumerate(entities, start=1)]
     milestones = sorted(plan.milestones.all(), key=lambda m: (m.position, m.start, m.id))
     validation = _validation(plan)
     uat = _uat(plan)

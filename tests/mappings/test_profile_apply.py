@@ -110,6 +110,20 @@ def test_duplicate_candidates_on_a_column_the_user_picks(client_for, viewer, dem
     assert "Duplicate candidates on Email_Address" in body
     assert f"<li><code>{html.escape(dup)}</code> × {n}</li>" in body
     assert "Apply to" not in body  # a viewer sees the suggestions, not the buttons
+    with sqlite3.connect(demo_files[0]) as db:  # more repeated cities than the 20 listed
+        (repeated,) = db.execute(
+            'SELECT count(*) FROM (SELECT "City" FROM customers WHERE "City" IS NOT NULL '
+            "GROUP BY 1 HAVING count(*) > 1)"
+        ).fetchone()
+    assert repeated > 20
+    body = client_for(viewer).get(url, {"dupes": "City"}).content.decode()
+    assert f"20 of {repeated} values held by more than one row (the most repeated first)" in body
+    assert "(first 20)" not in body
+    api = client_for(viewer).get(
+        f"/api/systems/{demo_plan.source.uuid}/tables/customers/profile/", {"dupes": "City"}
+    )
+    assert api.status_code == 200, api.content[:300]
+    assert (len(api.json()["duplicate_keys"]), api.json()["duplicate_total"]) == (20, repeated)
 
 
 def test_the_api_lists_previews_and_applies_a_suggestion(client_for, analyst, demo_plan):
@@ -246,6 +260,8 @@ def test_a_chain_with_a_value_map_still_gets_the_other_suggestions(client_for, a
     upper = next(x for x in items if x["steps"] == [{"rule": "upper", "params": {}}])
     assert "billing_state" in upper["targets"]
     assert all("billing_state" not in x["targets"] for x in items if x["needs_lookup"])
+    missing = client.get(url)  # REVIEW9 J1-2: say the parameter is required
+    assert missing.status_code == 400 and "“column” query parameter" in missing.json()["detail"]
     body = {"column": "State_Code", "target": "billing_state", "index": upper["index"]}
     made = client.post(url, body | {"label": upper["label"]}, content_type="application/json")
     assert made.status_code == 201, made.json()

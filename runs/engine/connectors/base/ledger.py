@@ -72,6 +72,8 @@ class SqlLedger:
     _stored_result: Any
     _undo_rows: Any  # (handle, info, key, run_id, batch_id) -> (deleted, restored)
     _undo_deletes: Any  # (handle, info, key, run_id, batch_id) -> restored
+    # The ledger tables holding a batch's rows, cleared by its rollback (the key map first).
+    batch_tables: tuple[str, ...] = ("keymap", "row", "batch")
 
     def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None:
         """``Ledger.batch_result``. Read-only."""
@@ -127,7 +129,7 @@ class SqlLedger:
             restored += self._undo_deletes(handle, info, tk, run_id, batch_id)
             counts = [
                 affected(handle, ops.sql("DELETE FROM {L}" + t + match), ids)
-                for t in ("keymap", "row", "batch")
+                for t in self.batch_tables
             ]
         return RollbackResult(
             batch_id=batch_id,

@@ -65,7 +65,7 @@ class Written:
         )
 
     @property
-    def kept_keys(self) -> list[str]:
+    def row_source_keys(self) -> list[str]:
         """The source key of each row kept, in ``rows`` order."""
         return [str(self.source_keys[w[5]]) for w in self.rows]
 

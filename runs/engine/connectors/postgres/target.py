@@ -40,7 +40,8 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
         carried = row_state.carried if row_state is not None else None
         kept = _carried_literals(carried)
         target_keys = _join_arrays(text_array(w[0] for w in written) if written else None, kept[1])
-        keymap_source = _join_arrays(text_array(batch.kept_keys) if written else None, kept[0])
+        sources = text_array(batch.row_source_keys) if written else None
+        keymap_source = _join_arrays(sources, kept[0])
         inserted_keys = inserted_hashes = None
         if inserts:  # an insert-only batch: the key map's literal serves both
             same = len(inserts) == len(written) and not carried
@@ -60,6 +61,11 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
             "row_hashes": state[1],
             "target_xmins": state[2],
         }
+        # rows found unchanged are the run's rows too (mp_ledger.covered); a batch with
+        # row state lists them in its state arrays already
+        alike = [w for w in written if not w[4]] if row_state is None else []
+        arrays["kept_keys"] = text_array(w[0] for w in alike) if alike else None
+        arrays["kept_hashes"] = text_array(w[3] for w in alike) if alike else None
         record = batch.record({k: v for k, v in meta.items() if k != "failures"})
         record |= {
             "failures": psycopg2.Binary(pack_failures(failures)) if failures else None,

@@ -13,7 +13,7 @@ from runs.engine.connectors.base.ledger import insert_row
 from runs.engine.connectors.base.target import Load, SqlTarget, Written
 from runs.engine.hashing import row_hash
 
-from .ledger import _write_keymap, _write_ledger
+from .ledger import _write_keymap, _write_ledger, write_kept
 from .operations import _CHUNK, OPS, _jsonable, _qcols, _text_rows, q
 from .plumbing import SqlitePlumbing
 
@@ -130,11 +130,14 @@ class SqliteTarget(SqlTarget, SqlitePlumbing):
     _write_rows = staticmethod(_write_rows)
 
     def _record_batch(self, conn: sqlite3.Connection, batch: Written) -> None:
-        """Ledger rows of the rows written, key-map rows of every row kept, the batch record."""
+        """Ledger rows of the rows written, kept rows of those found unchanged, key-map rows of
+        every row, the batch record."""
         _write_ledger(
             conn, batch.entity, batch.run_id, batch.batch_id, [w for w in batch.rows if w[4]]
         )
-        keymap = [(s, w[0]) for s, w in zip(batch.kept_keys, batch.rows, strict=True)]
+        kept = [w for w in batch.rows if not w[4]]  # found holding what was meant: the run's too
+        write_kept(conn, batch.entity, batch.run_id, batch.batch_id, kept)
+        keymap = [(s, w[0]) for s, w in zip(batch.row_source_keys, batch.rows, strict=True)]
         _write_keymap(
             conn, batch.namespace, batch.entity.name, batch.run_id, batch.batch_id, keymap
         )
