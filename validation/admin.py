@@ -1,6 +1,18 @@
+"""Validation in the admin: rules are editable; results, UAT results, sign-offs and run reports
+are view only (sign-offs only through signoff_decide: four eyes, audited)."""
+
 from django.contrib import admin
 
-from .models import SignOff, UATResult, UATTestCase, ValidationResult, ValidationRule
+from migration_planner.lib.admin import ProofAdmin
+
+from .models import (
+    RunReport,
+    SignOff,
+    UATResult,
+    UATTestCase,
+    ValidationResult,
+    ValidationRule,
+)
 
 
 @admin.register(ValidationRule)
@@ -9,7 +21,8 @@ class ValidationRuleAdmin(admin.ModelAdmin):
     list_filter = ["phase", "kind", "severity"]
 
 
-admin.site.register(ValidationResult)
 admin.site.register(UATTestCase)
-admin.site.register(UATResult)
-admin.site.register(SignOff)
+admin.site.register(ValidationResult, ProofAdmin)
+admin.site.register(UATResult, ProofAdmin)
+admin.site.register(SignOff, ProofAdmin)
+admin.site.register(RunReport, ProofAdmin)
