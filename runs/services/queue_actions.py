@@ -10,18 +10,36 @@ from django.utils import timezone
 from migration_planner.audit.enums import AuditAction
 from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from runs.enums import FailedRecordStatus
-from runs.models import FailedRecord
+from migration_planner.lib.roles import refusal
+from runs.enums import FailedRecordStatus, RunMode
+from runs.models import FailedRecord, Run
 
 from .queue import WORKABLE
 
 
+def production_queue_check(*, run_ids: set[int], user, action: str) -> None:
+    """Refuse a non-operator acting on the failed records of a run into production (the same
+    rule as re-processing: the analyst works the queue, not into production). Read-only;
+    raises PermissionDeniedError naming the target."""
+    if user is None or user.has_perm("mp.launch_production_run"):
+        return
+    runs = Run.objects.filter(pk__in=run_ids).exclude(mode=RunMode.DRY_RUN).select_related("target")
+    for run in runs:
+        if run.target.is_production:
+            raise PermissionDeniedError(
+                f"“{run.target.name}” is a production target: only an operator may {action} "
+                "its records."
+            )
+
+
 @transaction.atomic
 def failed_record_correct(*, record: FailedRecord, user, values: dict[str, str | None]) -> None:
-    """Store corrected source values on a record (status fixed). Raises ApplicationError for a
-    column the source row does not have."""
+    """Store corrected source values on a record (status fixed). Transactional; raises
+    PermissionDeniedError (a production run's record unless an operator) or ApplicationError
+    for a column the source row does not have."""
     if user is not None and not user.has_perm("mp.work_queue"):
-        raise PermissionDeniedError("Your role does not allow working the error queue.")
+        raise PermissionDeniedError(refusal("mp.work_queue"))
+    production_queue_check(run_ids={record.run_id}, user=user, action="correct")
     unknown = sorted(set(values) - set(record.source_row))
     if unknown:
         raise ApplicationError(f"Unknown source column “{unknown[0]}”.", field=unknown[0])
@@ -41,11 +59,15 @@ def failed_record_correct(*, record: FailedRecord, user, values: dict[str, str |
 
 @transaction.atomic
 def failed_record_ignore(*, records: QuerySet[FailedRecord], user, reason: str) -> int:
-    """Close records as ignored with a reason (required). Returns how many."""
+    """Close records as ignored with a reason (required). Returns how many. Transactional;
+    raises PermissionDeniedError (no queue rights; a production run's records unless an
+    operator) or ApplicationError."""
     if user is not None and not user.has_perm("mp.work_queue"):
-        raise PermissionDeniedError("Your role does not allow working the error queue.")
+        raise PermissionDeniedError(refusal("mp.work_queue"))
     if not reason.strip():
         raise ApplicationError("Say why the records are ignored.", field="reason")
+    run_ids = set(records.filter(status__in=WORKABLE).values_list("run_id", flat=True).distinct())
+    production_queue_check(run_ids=run_ids, user=user, action="ignore")
     count = records.filter(status__in=WORKABLE).update(
         status=FailedRecordStatus.IGNORED,
         ignore_reason=reason.strip(),
