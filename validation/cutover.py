@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from mappings.models import Plan
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from migration_planner.lib.roles import refusal
 from runs.enums import FINISHED_RUN_STATUSES, RunMode, RunStatus
 from runs.models import Run
 
@@ -34,7 +35,7 @@ class CheckItem:
 
 def _need(user, what: str) -> None:
     if user is not None and not user.has_perm(OPERATE):
-        raise PermissionDeniedError(f"Only an operator may {what}.")
+        raise PermissionDeniedError(refusal(OPERATE, what))
 
 
 def last_signoff(plan: Plan) -> SignOff | None:
