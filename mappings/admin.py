@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from migration_planner.lib.admin import ProofAdmin
+from migration_planner.lib.admin import EvidenceAdmin
 
 from .models import (
     EntityMapping,
@@ -118,7 +118,7 @@ class LookupTableAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(PlanVersion)
-class PlanVersionAdmin(ProofAdmin):
+class PlanVersionAdmin(EvidenceAdmin):
     """A version is what was signed off: view only."""
 
     list_display = ["plan", "number", "content_hash", "created_by", "created_at"]

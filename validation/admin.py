@@ -1,9 +1,6 @@
-"""Validation in the admin: rules are editable; results, UAT results, sign-offs and run reports
-are view only (sign-offs only through signoff_decide: four eyes, audited)."""
-
 from django.contrib import admin
 
-from migration_planner.lib.admin import ProofAdmin
+from migration_planner.lib.admin import EvidenceAdmin
 
 from .models import (
     RunReport,
@@ -21,8 +18,8 @@ class ValidationRuleAdmin(admin.ModelAdmin):
     list_filter = ["phase", "kind", "severity"]
 
 
+admin.site.register(ValidationResult, EvidenceAdmin)
 admin.site.register(UATTestCase)
-admin.site.register(ValidationResult, ProofAdmin)
-admin.site.register(UATResult, ProofAdmin)
-admin.site.register(SignOff, ProofAdmin)
-admin.site.register(RunReport, ProofAdmin)
+admin.site.register(UATResult, EvidenceAdmin)
+admin.site.register(SignOff, EvidenceAdmin)
+admin.site.register(RunReport, EvidenceAdmin)

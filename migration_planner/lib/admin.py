@@ -1,14 +1,13 @@
-"""Admin registrations for the proof: rows only the app's services may write."""
+"""Admin helpers: evidence (audit events, sign-offs, runs and their ledger, results) is read-only
+in the Django admin; it is written only by the services, which audit and check four eyes."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
 
-class ProofAdmin(admin.ModelAdmin):
-    """View only (no add, change or delete): sign-offs, audit events, runs, batches, ledger,
-    failed records, rollbacks and reports are the proof of a migration; they are written by
-    the app's services (audited, four eyes), never by hand in the admin."""
+class EvidenceAdmin(admin.ModelAdmin):
+    """A model the admin may list and view, never add, change or delete."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
