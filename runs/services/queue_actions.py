@@ -17,29 +17,28 @@ from runs.models import FailedRecord, Run
 from .queue import WORKABLE
 
 
-def production_queue_check(*, run_ids: set[int], user, action: str) -> None:
-    """Refuse a non-operator acting on the failed records of a run into production (the same
-    rule as re-processing: the analyst works the queue, not into production). Read-only;
-    raises PermissionDeniedError naming the target."""
+def _refuse_production(runs: QuerySet[Run], user, action: str) -> None:
+    """Only an operator (or admin) may correct or ignore records of a production run: a
+    correction is loaded into production by the next re-process, and ignoring closes a
+    production failure. Dry runs write nothing and stay open to analysts."""
     if user is None or user.has_perm("mp.launch_production_run"):
         return
-    runs = Run.objects.filter(pk__in=run_ids).exclude(mode=RunMode.DRY_RUN).select_related("target")
-    for run in runs:
-        if run.target.is_production:
+    targets = {r.target for r in runs.exclude(mode=RunMode.DRY_RUN).select_related("target")}
+    for target in sorted(targets, key=lambda t: t.name):
+        if target.is_production:
             raise PermissionDeniedError(
-                f"“{run.target.name}” is a production target: only an operator may {action} "
-                "its records."
+                f"“{target.name}” is a production target: only an operator may {action} "
+                "its failed records."
             )
 
 
 @transaction.atomic
 def failed_record_correct(*, record: FailedRecord, user, values: dict[str, str | None]) -> None:
-    """Store corrected source values on a record (status fixed). Transactional; raises
-    PermissionDeniedError (a production run's record unless an operator) or ApplicationError
-    for a column the source row does not have."""
+    """Store corrected source values on a record (status fixed). Raises ApplicationError for a
+    column the source row does not have."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal("mp.work_queue"))
-    production_queue_check(run_ids={record.run_id}, user=user, action="correct")
+    _refuse_production(Run.objects.filter(pk=record.run_id), user, "correct")
     unknown = sorted(set(values) - set(record.source_row))
     if unknown:
         raise ApplicationError(f"Unknown source column “{unknown[0]}”.", field=unknown[0])
@@ -59,15 +58,13 @@ def failed_record_correct(*, record: FailedRecord, user, values: dict[str, str |
 
 @transaction.atomic
 def failed_record_ignore(*, records: QuerySet[FailedRecord], user, reason: str) -> int:
-    """Close records as ignored with a reason (required). Returns how many. Transactional;
-    raises PermissionDeniedError (no queue rights; a production run's records unless an
-    operator) or ApplicationError."""
+    """Close records as ignored with a reason (required). Returns how many."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal("mp.work_queue"))
     if not reason.strip():
         raise ApplicationError("Say why the records are ignored.", field="reason")
-    run_ids = set(records.filter(status__in=WORKABLE).values_list("run_id", flat=True).distinct())
-    production_queue_check(run_ids=run_ids, user=user, action="ignore")
+    open_runs = records.filter(status__in=WORKABLE).values("run_id")
+    _refuse_production(Run.objects.filter(pk__in=open_runs), user, "ignore")
     count = records.filter(status__in=WORKABLE).update(
         status=FailedRecordStatus.IGNORED,
         ignore_reason=reason.strip(),
