@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from mappings.models import Plan
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from migration_planner.lib.roles import refusal
 from runs.enums import FINISHED_RUN_STATUSES, RunMode, RunStatus
 from runs.models import Run
 
@@ -35,7 +34,7 @@ class CheckItem:
 
 def _need(user, what: str) -> None:
     if user is not None and not user.has_perm(OPERATE):
-        raise PermissionDeniedError(refusal(OPERATE, what))
+        raise PermissionDeniedError(f"Only an operator may {what}.")
 
 
 def last_signoff(plan: Plan) -> SignOff | None:

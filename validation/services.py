@@ -12,7 +12,6 @@ from django.utils import timezone
 from mappings.models import Plan
 from mappings.services import plan_snapshot_build
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from migration_planner.lib.roles import refusal
 from runs.connections import connector_for
 from runs.engine.snapshot import PlanSnapshot
 from runs.enums import RunMode, RunStatus
@@ -49,7 +48,7 @@ def validation_rule_save(*, plan: Plan, user, data: dict[str, Any],
     """Create or update a rule after checking its kind, entity and parameters. Transactional;
     raises PermissionDeniedError or ApplicationError (with the offending field)."""
     if not user.has_perm("mp.edit_plan"):
-        raise PermissionDeniedError(refusal("mp.edit_plan", "edit validation rules"))
+        raise PermissionDeniedError("Your role does not allow editing validation rules.")
     kind = data.get("kind", "")
     if kind not in ValidationKind.values:
         raise ApplicationError(f"Unknown check “{kind}”.", field="kind")
@@ -107,7 +106,7 @@ def _check_column(plan: Plan, entity_name: str, kind: str, column: str) -> None:
 def validation_rule_delete(*, rule: ValidationRule, user) -> None:
     """Delete a rule (its results go with it). Raises PermissionDeniedError."""
     if not user.has_perm("mp.edit_plan"):
-        raise PermissionDeniedError(refusal("mp.edit_plan", "edit validation rules"))
+        raise PermissionDeniedError("Your role does not allow editing validation rules.")
     with transaction.atomic():
         audit_record(action=AuditAction.DELETE, actor=user, obj=rule,
                      before=_rule_state(rule) | {"plan": rule.plan_id})

@@ -21,7 +21,6 @@ from mappings.models import (
     System,
 )
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from migration_planner.lib.roles import refusal
 from runs.enums import RunMode, RunStatus
 from runs.models import Run
 
@@ -40,13 +39,13 @@ from .models import (
 
 def _need(user, capability: str, what: str) -> None:
     if not user.has_perm(capability):
-        raise PermissionDeniedError(refusal(capability, what))
+        raise PermissionDeniedError(f"Your role does not allow {what}.")
 
 
 def uat_case_save(*, plan: Plan, user, data: dict[str, Any],
                   case: UATTestCase | None = None) -> UATTestCase:
     """Create or update a UAT test case. Raises PermissionDeniedError / ApplicationError."""
-    _need(user, "mp.edit_plan", "edit UAT test cases")
+    _need(user, "mp.edit_plan", "editing UAT test cases")
     values = {k: str(data.get(k, "") or "").strip() for k in ("title", "steps", "expected_result")}
     for name, label in (("title", "a title"), ("steps", "the steps"),
                         ("expected_result", "the expected result")):
@@ -66,7 +65,7 @@ def uat_case_save(*, plan: Plan, user, data: dict[str, Any],
 
 def uat_case_delete(*, case: UATTestCase, user) -> None:
     """Delete a test case and its results. Raises PermissionDeniedError."""
-    _need(user, "mp.edit_plan", "edit UAT test cases")
+    _need(user, "mp.edit_plan", "editing UAT test cases")
     with transaction.atomic():
         audit_record(action=AuditAction.DELETE, actor=user, obj=case, before={"title": case.title})
         case.delete()
@@ -76,7 +75,7 @@ def uat_result_record(*, case: UATTestCase, run: Run, user, outcome: str,
                       comment: str = "") -> UATResult:
     """Record (or replace) the tester's outcome for a case on a run. Transactional; raises
     ApplicationError when fail/blocked has no comment or the run is of another plan."""
-    _need(user, "mp.record_uat", "record UAT results")
+    _need(user, "mp.record_uat", "recording UAT results")
     if outcome not in UATOutcome.values:
         raise ApplicationError(f"Unknown outcome “{outcome}”.", field="outcome")
     if run.plan_id != case.plan_id:
@@ -186,7 +185,7 @@ def signoff_concerns(run: Run | None) -> list[str]:
 
 def _check_signoff(*, plan: Plan, version: PlanVersion, run: Run | None, user, decision: str,
                    reason: str) -> None:
-    _need(user, "mp.sign_off", "sign off a plan version")
+    _need(user, "mp.sign_off", "signing plans off")
     if decision not in SignOffDecision.values:
         raise ApplicationError(f"Unknown decision “{decision}”.", field="decision")
     if version.plan_id != plan.pk:

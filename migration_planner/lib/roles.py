@@ -62,46 +62,23 @@ def can(user, capability: str) -> bool:
     return user.has_perm(capability)
 
 
-# What each capability lets one do, in words (refusals name it and the roles that may).
-CAPABILITY_ACTIONS: dict[str, str] = {
-    "mp.view": "see this",
-    "mp.edit_plan": "edit plans, mappings, rules and lookups",
-    "mp.manage_systems": "add or edit systems",
-    "mp.launch_run": "launch runs",
-    "mp.launch_production_run": "launch or re-process runs on a production target",
-    "mp.control_run": "pause, resume or cancel runs",
-    "mp.rollback_run": "roll back runs or freeze and decide a cutover",
-    "mp.work_queue": "work the error queue",
-    "mp.record_uat": "record UAT results",
-    "mp.sign_off": "sign off a plan version",
-    "mp.view_audit": "read the audit log",
+_WHO_MAY = {
+    "mp.view": "only a user with a role may see this",
+    "mp.edit_plan": "only an analyst (or an admin) may edit plans",
+    "mp.manage_systems": "only an analyst (or an admin) may add or edit systems",
+    "mp.launch_run": "only an analyst or an operator may launch runs",
+    "mp.launch_production_run": "only an operator may launch or re-process into production",
+    "mp.control_run": "only an analyst or an operator may pause, resume or cancel runs",
+    "mp.rollback_run": "only an operator may roll runs back or drive a cutover",
+    "mp.work_queue": "only an analyst or an operator may work the error queue",
+    "mp.record_uat": "only an approver may record UAT results",
+    "mp.sign_off": "only an approver may sign a plan version off",
+    "mp.view_audit": "only a user with a role may read the audit log",
 }
-_ARTICLE = {ADMIN: "an admin", ANALYST: "an analyst", APPROVER: "an approver",
-            OPERATOR: "an operator", VIEWER: "a viewer"}
 
 
-class _RoleHolder:
-    """A stand-in user holding exactly one role (to ask a predicate which roles it grants)."""
-
-    is_authenticated = True
-    is_superuser = False
-
-    def __init__(self, role: str) -> None:
-        self._mp_roles = frozenset({role})
-
-
-def capability_roles(capability: str) -> list[str]:
-    """The roles that grant ``capability`` (from the predicates themselves, so never stale)."""
-    predicate = CAPABILITIES[capability]
-    return [r for r in ROLES if predicate.test(_RoleHolder(r))]
-
-
-def refusal(capability: str, action: str | None = None) -> str:
-    """The words of a role refusal: the action (``action`` overrides the capability's words)
-    and the roles that may do it; the page and the API say the same."""
-    names = [_ARTICLE[r] for r in capability_roles(capability)]
-    who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-    action = action or CAPABILITY_ACTIONS.get(capability, "do this")
-    if capability == "mp.view":
-        return "You need a role to see this; ask an admin to give you one."
-    return f"Only {who} may {action}; ask an admin if you need it."
+def refusal_text(capability: str) -> str:
+    """The refusal for a missing capability in words, naming who may (page, API and services
+    say the same). Pure."""
+    who = _WHO_MAY.get(capability, "ask an admin for the role that may do this")
+    return f"Your role does not allow this: {who}."

@@ -7,7 +7,7 @@ from functools import wraps
 
 from django.core.exceptions import PermissionDenied
 
-from .roles import refusal
+from .roles import refusal_text
 
 
 def capability_required(capability: str) -> Callable:
@@ -17,7 +17,7 @@ def capability_required(capability: str) -> Callable:
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if not request.user.has_perm(capability):
-                raise PermissionDenied(refusal(capability))
+                raise PermissionDenied(refusal_text(capability))
             return view(request, *args, **kwargs)
 
         return wrapped
