@@ -186,8 +186,9 @@ def _expected_chunks(
             lookups=ctx.snapshot.lookups,
             keymaps=keymaps,
             namespace=ctx.snapshot.plan,
+            failure_records=False,  # only the good rows are compared: no RowFailure built
         )
-        rows = result.rows
+        rows = result.text_rows  # Arrow strings: no Python str per value
         rows.index = pd.Index(result.source_keys.to_numpy(dtype=object), dtype=object)
         rows = rows[failed.get_indexer(rows.index) < 0]
         if ctx.run.mode == RunMode.DELTA:
@@ -307,7 +308,7 @@ def diff_summary(diff: KeyDiff, seconds: float) -> dict[str, Any]:
 def _decimal(values: pd.Series) -> Decimal:
     total = Decimal(0)
     for v in values:
-        if v is None:
+        if v is None or v is pd.NA:
             continue
         try:
             total += Decimal(str(v))
