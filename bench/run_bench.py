@@ -19,6 +19,8 @@ import time
 import traceback
 from pathlib import Path
 
+import psycopg2
+
 from mappings.demo import legacy_crm
 
 from . import measure, pipeline, references
@@ -84,21 +86,27 @@ def log(message: str) -> None:
 
 
 def build_data(admin: Dsn, rows: int) -> tuple[Dsn, Dsn, dict]:
-    """Source (kept when it already holds ``rows`` customers) and an empty target database."""
-    source = admin.db(DBS["source"])
+    """Source ``customers`` (one database per size, kept when it already holds ``rows``
+    customers; contacts and orders are not built: the bench migrates accounts only) and an
+    empty target database."""
+    name = f"{DBS['source']}_{rows}"
+    source = admin.db(name)
     counts = None
     try:
-        counts = legacy_crm.source_exists(source.url)
-    except Exception:  # noqa: BLE001 - database missing: create it below
+        with psycopg2.connect(source.url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM customers")
+            counts = cur.fetchone()[0]
+        conn.close()
+    except psycopg2.Error:  # database or table missing: created below
         counts = None
     start = time.perf_counter()
-    if counts is None or counts.get("customers") != rows:
-        pipeline.recreate_database(admin, DBS["source"])
-        log(f"building {rows:,} dirty customers (+ contacts, orders) in {source.dbname}")
-        counts = legacy_crm.build_source(source.url, rows=rows)
+    if counts != rows:
+        pipeline.recreate_database(admin, name)
+        log(f"building {rows:,} dirty customers in {source.dbname}")
+        counts = legacy_crm.build_source(source.url, rows=rows, tables=("customers",))
         built = True
     else:
-        built = False
+        counts, built = {"customers": rows}, False
     seconds = time.perf_counter() - start
     target = pipeline.recreate_database(admin, DBS["target"])
     return source, target, {"counts": counts, "built": built, "seconds": seconds}
