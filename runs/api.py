@@ -23,7 +23,14 @@ from migration_planner.lib.errors import ApplicationError
 
 from .api_extra import RunCompareAction, TopErrorsAction
 from .models import FailedRecord, Rollback, Run
-from .selectors import failed_record_filter_planned, failed_record_selection, run_list
+from .selectors import (
+    PAGE_SIZE,
+    failed_record_filter_planned,
+    failed_record_position,
+    failed_record_selection,
+    failed_record_total,
+    run_list,
+)
 from .serializers import (
     FailedRecordCorrectSerializer,
     FailedRecordSerializer,
@@ -178,17 +185,57 @@ class RunViewSet(
 
 
 class FailedRecordPagination(CursorPagination):
-    """Keyset pagination (newest first by id): as fast on page 2,000 as on page 1."""
+    """Keyset pagination (newest first by id): as fast on page 2,000 as on page 1. Each page
+    also says how many records match (``count``, a floor when ``count_capped``), its number
+    and the number of pages — the same figures, from the same selectors, as the queue page."""
 
     ordering = "-id"
-    page_size = 50
+    page_size = PAGE_SIZE
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self._queryset, self._view = queryset, view
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_paginated_response(self, data):
+        total, capped = self._view.queue_total()
+        first = self.page[0].id if self.page and self.cursor else None
+        pos = failed_record_position(
+            self._queryset, first_id=first, total=total, total_capped=capped, size=self.page_size
+        )
+        response = super().get_paginated_response(data)
+        response.data = {
+            "count": total,
+            "count_capped": capped,
+            "page": pos.number,
+            "page_capped": pos.number_capped,
+            "pages": pos.pages,
+            "pages_capped": pos.pages_capped,
+            **response.data,
+        }
+        return response
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        paged = super().get_paginated_response_schema(schema)
+        number = {"type": "integer", "minimum": 0}
+        flag = {"type": "boolean"}
+        paged["properties"] = {
+            "count": number,
+            "count_capped": flag,
+            "page": {"type": "integer", "minimum": 1},
+            "page_capped": flag,
+            "pages": {"type": "integer", "minimum": 1},
+            "pages_capped": flag,
+            **paged["properties"],
+        }
+        paged["required"] = sorted({*paged.get("required", []), "count", "page", "pages"})
+        return paged
 
 
-@extend_schema_view(list=extend_schema(parameters=QUEUE_FILTERS),
-                    top=extend_schema(parameters=QUEUE_FILTERS))
+@extend_schema_view(
+    list=extend_schema(parameters=QUEUE_FILTERS), top=extend_schema(parameters=QUEUE_FILTERS)
+)
 class FailedRecordViewSet(
-    TopErrorsAction,
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    TopErrorsAction, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     """The error queue: filter, correct (PATCH), re-process and ignore."""
 
@@ -207,13 +254,21 @@ class FailedRecordViewSet(
             raise ApplicationError(f"“{uuid}” is not a run UUID.", field="run") from None
         return get_object_or_404(Run, uuid=uuid)
 
-    def get_queryset(self):
+    def _filters(self) -> dict:
         params = self.request.query_params
-        filters = {
+        return {
             k: params.get(k, "") for k in ("entity", "stage", "category", "field", "status", "q")
         }
-        qs = failed_record_filter_planned(run=self._run(params.get("run")), filters=filters)
+
+    def get_queryset(self):
+        run = self._run(self.request.query_params.get("run"))
+        qs = failed_record_filter_planned(run=run, filters=self._filters())
         return qs.select_related("run", "handled_by")
+
+    def queue_total(self) -> tuple[int, bool]:
+        """The filter's total as the queue page counts it (a floor when capped)."""
+        run = self._run(self.request.query_params.get("run"))
+        return failed_record_total(run=run, filters=self._filters())
 
     @extend_schema(request=FailedRecordCorrectSerializer, responses=FailedRecordSerializer)
     def partial_update(self, request: Request, uuid=None) -> Response:

@@ -16,6 +16,9 @@ from .queue import (  # the error queue's reads, re-exported
     OPEN_STATUSES as OPEN_STATUSES,
 )
 from .queue import (
+    PAGE_SIZE as PAGE_SIZE,
+)
+from .queue import (
     QUEUE_FILTERS as QUEUE_FILTERS,
 )
 from .queue import (
@@ -35,6 +38,9 @@ from .queue import (
 )
 from .queue import (
     failed_record_page as failed_record_page,
+)
+from .queue import (
+    failed_record_position as failed_record_position,
 )
 from .queue import (
     failed_record_search as failed_record_search,

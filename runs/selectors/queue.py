@@ -76,6 +76,7 @@ class QueuePage:
     next_cursor: int | None
     total: int
     capped: bool
+    position: PagePosition | None = None
 
 
 def failed_record_search(
@@ -103,12 +104,18 @@ def failed_record_search(
         total, capped = _text_total(run, filters, others, frequent=frequent)
         chosen = FailedRecord.objects.filter(id__in=ids[:size])
         records = list(chosen.select_related("run__plan", "handled_by").order_by("-id"))
-        return QueuePage(records, records[-1].id if len(ids) > size else None, total, capped)
-    records, cursor = failed_record_page(
-        failed_record_filter(run=run, **filters), after=after, size=size
+        cursor = records[-1].id if len(ids) > size else None
+    else:
+        records, cursor = failed_record_page(
+            failed_record_filter(run=run, **filters), after=after, size=size
+        )
+        total, capped = failed_record_total(run=run, filters=filters)
+    first = (records[0].id if records else after) if after else None
+    qs = failed_record_filter_planned(run=run, filters=filters) if first else None
+    position = failed_record_position(
+        qs, first_id=first, total=total, total_capped=capped, size=size
     )
-    total, capped = failed_record_total(run=run, filters=filters)
-    return QueuePage(records, cursor, total, capped)
+    return QueuePage(records, cursor, total, capped, position)
 
 
 def failed_record_filter_planned(
@@ -171,6 +178,47 @@ def _like(text: str) -> str:
     """A LIKE pattern matching ``text`` anywhere, its wildcards escaped."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class PagePosition:
+    """Where a keyset page lies: its number (a floor when ``number_capped``), how many pages
+    the filter's total makes (a floor when ``pages_capped``) and the previous page's cursor."""
+
+    number: int
+    number_capped: bool
+    pages: int
+    pages_capped: bool
+    has_previous: bool
+    previous_cursor: int | None  # the previous page's ``after``; None: the first page
+
+
+def failed_record_position(
+    qs: QuerySet[FailedRecord] | None,
+    *,
+    first_id: int | None,
+    total: int,
+    total_capped: bool,
+    size: int = PAGE_SIZE,
+) -> PagePosition:
+    """The position of the page (newest first) whose first record is ``first_id`` in ``qs``:
+    page number from the records newer than it (counted up to COUNT_CAP, like the total), page
+    count from ``total``, and the previous page's cursor. Read-only; no query on the first
+    page, one (ids of at most size + 1 newer records, by index) or two (plus a capped count)
+    on the others."""
+    pages = max(1, -(-total // size))
+    if first_id is None:
+        return PagePosition(1, False, pages, total_capped, False, None)
+    newer = qs.filter(id__gt=first_id).order_by()
+    ids = list(newer.order_by("id").values_list("id", flat=True)[: size + 1])
+    # up to one page newer: the previous page is the first one, and nothing more to count
+    counted = len(ids) if len(ids) <= size else newer.values("id")[: COUNT_CAP + 1].count()
+    capped = counted > COUNT_CAP
+    number = -(-min(counted, COUNT_CAP) // size) + 1
+    previous = ids[size] if len(ids) > size else None
+    return PagePosition(
+        number, capped, max(pages, number), total_capped or capped, bool(ids), previous
+    )
 
 
 def failed_record_page(

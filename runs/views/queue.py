@@ -107,12 +107,12 @@ def queue_view(request: HttpRequest, uuid=None) -> HttpResponse:
             "form": form,
             "records": page.records,
             "next_cursor": page.next_cursor,
+            "position": page.position,
             "total": page.total,
             "total_capped": page.capped,
             "facets": failed_record_facets(run=run),
             "query": query,
             "filters": filters,
-            "paged": bool(after),
             "open_total": failed_record_open_count(run=run),
             # a refused filter lists what it can, but offers no action on "all matching"
             "filter_refused": status == 400,

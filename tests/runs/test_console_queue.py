@@ -127,7 +127,11 @@ def test_error_queue_pages_on_100k_records_read_one_page_by_index(client_for, vi
     assert [r.id for r in deep_page.context["records"]][0] == deep_cursor - 1
     assert [r.source_key for r in filtered.context["records"]] == ["K0099998"]
     assert len(api_page.json()["results"]) == 50
-    assert len(deep_queries) == len(queries)
+    # a deep page adds two bounded queries: the previous page's cursor and its page number
+    assert len(deep_queries) == len(queries) + 2
+    counted = [q for q in deep_queries if "COUNT(" in q and 'FROM "runs_failedrecord"' in q]
+    assert len(counted) == 1 and "LIMIT 10001" in counted[0]
+    assert deep_page.context["position"].number_capped  # ~99,900 newer: the page is "201+"
     assert not any("COUNT(" in q and 'FROM "runs_failedrecord"' in q for q in queries)
     page_sql = [q for q in queries if 'ORDER BY "runs_failedrecord"."id" DESC' in q]
     assert len(page_sql) == 1
@@ -147,3 +151,71 @@ def test_top_errors_group_values_out_of_messages():
     assert sum(t["n"] for t in top) == 40
     assert {t["pattern"] for t in top} == {"'…' is not a valid e-mail address"}
     assert len(top) == 8  # 4 fields x 2 entities, each field tied to one category
+
+
+@pytest.mark.django_db
+def test_error_queue_pages_say_page_n_of_m_and_go_back(client_for, viewer):
+    """120 records in pages of 50: page 1/2/3 of 3 on the page and in the API, with a
+    Previous link that leads to exactly the page before."""
+    run = _run()
+    FailedRecord.objects.bulk_create(_records(run, 120))
+    newest_first = list(
+        FailedRecord.objects.filter(run=run).order_by("-id").values_list("id", flat=True)
+    )
+    client = client_for(viewer)
+    url = reverse("runs:queue", args=[run.uuid])
+    pages, response = [], client.get(url)
+    while True:
+        body = response.content.decode()
+        position = response.context["position"]
+        pages.append(([r.id for r in response.context["records"]], position))
+        assert f"Page {position.number} of 3" in body
+        assert ("Previous page" in body) == (position.number > 1)
+        if not response.context["next_cursor"]:
+            break
+        response = client.get(url, {"after": response.context["next_cursor"]})
+    assert [p.number for _, p in pages] == [1, 2, 3]
+    assert [ids for ids, _ in pages] == [
+        newest_first[:50],
+        newest_first[50:100],
+        newest_first[100:],
+    ]
+    back = client.get(url, {"after": pages[2][1].previous_cursor})
+    assert [r.id for r in back.context["records"]] == newest_first[50:100]
+    assert back.context["position"].number == 2 and pages[1][1].previous_cursor is None
+    api, seen = client.get("/api/failed-records/", {"run": str(run.uuid)}).json(), []
+    while True:
+        seen.append((api["page"], api["pages"], api["count"], len(api["results"])))
+        if not api["next"]:
+            break
+        api = client.get(api["next"]).json()
+    assert seen == [(1, 3, 120, 50), (2, 3, 120, 50), (3, 3, 120, 20)]
+    previous = client.get(api["previous"]).json()
+    assert (previous["page"], [r["source_key"] for r in previous["results"]]) == (
+        2,
+        [r.source_key for r in back.context["records"]],
+    )
+
+
+@pytest.mark.django_db
+def test_error_queue_page_numbers_keep_the_counted_total_cap(client_for, viewer, monkeypatch):
+    from runs.selectors import queue as queue_selectors
+
+    monkeypatch.setattr(queue_selectors, "COUNT_CAP", 100)
+    monkeypatch.setattr(queue_selectors, "DENSE_AT", 0)  # the newest-first walk
+    run = _run()
+    FailedRecord.objects.bulk_create(_records(run, 250))
+    client = client_for(viewer)
+    url = reverse("runs:queue", args=[run.uuid])
+    first = client.get(url, {"q": "e-mail"})
+    assert "Page 1 of 2+" in first.content.decode()
+    oldest = FailedRecord.objects.filter(run=run).order_by("id").values_list("id", flat=True)
+    deep = client.get(url, {"q": "e-mail", "after": oldest[10]})
+    assert "Page 3+ of 3+" in deep.content.decode()
+    api = client.get("/api/failed-records/", {"run": str(run.uuid), "q": "e-mail"}).json()
+    assert (api["count"], api["count_capped"], api["pages"], api["pages_capped"]) == (
+        100,
+        True,
+        2,
+        True,
+    )

@@ -54,6 +54,30 @@ def test_launch_preview_lists_entities_rows_and_batches(client_for, analyst, dem
     assert Run.objects.count() == 0
 
 
+def test_launch_estimate_and_planned_batches_agree(client_for, analyst, demo_plan):
+    """300/600/900 rows in batches of 200 and of 300: multiples and not; no empty last batch."""
+    from django.db.models import Count
+
+    from runs.models import Batch
+
+    for size, expected in ((200, [2, 3, 5]), (300, [1, 2, 3])):
+        demo_plan.batch_size = size
+        demo_plan.save()
+        preview = _post_launch(client_for(analyst), demo_plan, confirm=False).context["preview"]
+        run = run_create(plan=demo_plan, user=None, mode="dry_run")
+        run_prepare(run_id=run.pk)  # batches planned (queued on the broker; no worker)
+        planned = dict(
+            Batch.objects.filter(run=run, kind="rows")
+            .values_list("entity")
+            .annotate(n=Count("id"))
+            .values_list("entity", "n")
+        )
+        assert [e["batches"] for e in preview.entities] == expected
+        assert [planned[e["name"]] for e in preview.entities] == expected
+        assert preview.total_batches == sum(expected)
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)
+
+
 def test_viewer_cannot_open_or_post_launch(client_for, viewer, demo_plan):
     client = client_for(viewer)
     assert client.get(_launch_url(demo_plan)).status_code == 403

@@ -115,7 +115,9 @@ def _listify(value: tuple[Any, ...] | None) -> list[Any] | None:
 
 
 def ranges_from_bounds(bounds: list[tuple], any_rows: bool) -> list[KeyRange]:
-    """Consecutive (lower, upper] ranges; the last upper is open so late rows are not lost."""
+    """Consecutive (lower, upper] ranges; the last upper is open so late rows are not lost.
+    ``bounds`` are the keys of rows number n·batch_size short of the last row, so a table of
+    N rows gives ceil(N / batch_size) ranges (the launch page's estimate) — no empty last one."""
     if not any_rows:
         return []
     uppers: list[tuple | None] = list(bounds)

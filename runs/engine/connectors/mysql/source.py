@@ -87,8 +87,9 @@ class MysqlSource(MysqlPlumbing):
                 tuple(r)
                 for r in self._rows(
                     f"SELECT {text_keys} FROM (SELECT {_qcols(key_cols)}, ROW_NUMBER() OVER "
-                    f"(ORDER BY {_qcols(key_cols)}) AS mp_rn FROM {q(info.name)} {where}) s "
-                    "WHERE MOD(mp_rn, %s) = 0 ORDER BY mp_rn",
+                    f"(ORDER BY {_qcols(key_cols)}) AS mp_rn, COUNT(*) OVER () AS mp_n "
+                    f"FROM {q(info.name)} {where}) s "
+                    "WHERE MOD(mp_rn, %s) = 0 AND mp_rn < mp_n ORDER BY mp_rn",
                     [*params, max(1, int(batch_size))],
                 )
             ]

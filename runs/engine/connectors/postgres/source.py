@@ -93,8 +93,9 @@ class PostgresSource(PostgresPlumbing):
             sql.SQL("{}::text").format(sql.Identifier(k)) for k in key_cols
         )
         query = sql.SQL(
-            "SELECT {tk} FROM (SELECT {k}, row_number() OVER (ORDER BY {k}) AS mp_rn "
-            "FROM {t} {w}) s WHERE mp_rn % {n} = 0 ORDER BY mp_rn"
+            "SELECT {tk} FROM (SELECT {k}, row_number() OVER (ORDER BY {k}) AS mp_rn, "
+            "count(*) OVER () AS mp_n FROM {t} {w}) s "
+            "WHERE mp_rn % {n} = 0 AND mp_rn < mp_n ORDER BY mp_rn"
         ).format(
             tk=text_keys,
             k=_cols(key_cols),

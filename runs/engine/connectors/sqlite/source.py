@@ -78,7 +78,8 @@ class SqliteSource(SqlitePlumbing):
                 tuple(r)
                 for r in conn.execute(
                     f"SELECT {keys} FROM (SELECT {keys}, row_number() OVER (ORDER BY {keys}) "
-                    f"AS mp_rn FROM {q(info.name)} {where}) WHERE mp_rn % ? = 0 ORDER BY mp_rn",
+                    f"AS mp_rn, count(*) OVER () AS mp_n FROM {q(info.name)} {where}) "
+                    "WHERE mp_rn % ? = 0 AND mp_rn < mp_n ORDER BY mp_rn",
                     [*params, max(1, int(batch_size))],
                 )
             ]
