@@ -52,7 +52,11 @@ def _connections(dbname: str) -> int:
     )[0][0]
 
 
-def test_prefetched_expected_side_equals_the_inline_pass(eager_celery, demo_plan, demo_source_db):
+def test_prefetched_expected_side_equals_the_inline_pass(
+    eager_celery, demo_plan, demo_source_db, monkeypatch
+):
+    # small key ranges: the prefetch's threads (Reader.parallel) share many of them out
+    monkeypatch.setattr(rec, "REPORT_CHUNK", 25)
     _rule(demo_plan, "orders sum", "sum_match", "orders", "total_amount")
     _rule(demo_plan, "seven", "sample_compare", "accounts", n=7, seed=3)
     run = _load(demo_plan)
@@ -61,7 +65,7 @@ def test_prefetched_expected_side_equals_the_inline_pass(eager_celery, demo_plan
     threaded = rec.RunContext(run=run)
     threaded.pending = expected_start(threaded, entities)
     expected_collect(threaded)
-    # the thread closed the connections it opened
+    # the threads closed the connections they opened
     assert _connections(demo_source_db) == before
     inline = rec.RunContext(run=run)
     # accounts: row count, categories, samples; orders: the sum; contacts: references only
