@@ -91,7 +91,7 @@ WHAT = {  # each check's line of issue 20's table, in words (printed and in the 
 def _check(value: float | None, key: str, at: str = "") -> dict:
     limit = TARGETS[key]
     verdict = None if value is None or limit is None else value <= limit
-    what = WHAT[key] + (f" (at {int(at):,} rows)" if at else "")
+    what = WHAT[key].replace(", first size", f", {int(at):,} rows") if at else WHAT[key]
     return {"value": value, "limit": limit, "pass": verdict, "what": what}
 
 

@@ -9,7 +9,10 @@ import argparse
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg2
 
@@ -18,6 +21,7 @@ from mappings.demo import legacy_crm
 from . import measure, pipeline, references
 from .judgement import summarize_config
 from .measure import Dsn, median
+from .statements import statements_reset, statements_top
 
 DBS = {
     "source": "mp_bench_source",
@@ -27,6 +31,7 @@ DBS = {
 }
 
 
+T = TypeVar("T")
 REPROCESS_RECORDS = 5_000  # issue 20: re-process of 5,000 failed records
 
 
@@ -160,6 +165,14 @@ def queue_pages(app: pipeline.App, run_uuid: str) -> dict | None:
     return res
 
 
+def _phase(statements: dict, dsn: Dsn, name: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` with the server's statements during it kept under ``statements[name]``."""
+    statements_reset(dsn)
+    out = fn(*args)
+    statements[name] = statements_top(dsn)
+    return out
+
+
 def run_config(
     app: pipeline.App, target: Dsn, plan: str, size: int, repeat: int, queue: bool = False
 ) -> dict:
@@ -169,29 +182,32 @@ def run_config(
     for i in range(repeat):
         pipeline.reset_target(target)
         log(f"our pipeline, batch size {size:,}, #{i + 1}: run_plan {plan} --wait")
+        statements: dict[str, dict | None] = {}
+        phase = partial(_phase, statements, target)
         try:
-            res = pipeline.launch(app, plan)
+            res = phase("run", pipeline.launch, app, plan)
+            res["statements"] = statements
             log(
                 f"  run {res['run']['status']} in {res['seconds']:.1f} s "
                 f"(loaded {res['run']['loaded']:,}, failed {res['run']['failed']:,})"
             )
             if res["run"]["status"] != "succeeded":
                 raise RuntimeError(f"run {res['run']['status']}: {res['run']['error']}")
-            res["report"] = pipeline.wait_report(app, res["run"]["uuid"])
+            res["report"] = phase("report", pipeline.wait_report, app, res["run"]["uuid"])
             log(
                 f"  app report {res['report']['verdict']} in {res['report']['seconds']:.1f} s "
                 f"(waited {res['report']['waited_seconds']:.1f} s)"
             )
-            res["reconcile"] = pipeline.reconcile(target, res["run"]["uuid"])
+            res["reconcile"] = phase("reconcile", pipeline.reconcile, target, res["run"]["uuid"])
             log(
                 f"  reconciliation {res['reconcile']['seconds']:.1f} s, "
                 f"{res['reconcile']['mismatched']:,} mismatched"
             )
             if queue and i == 0:
-                res["queue_pages"] = queue_pages(app, res["run"]["uuid"])
-            res["rerun"] = rehearsal_rerun(app, target, plan, res)
-            res["reprocess"] = reprocess(app, res["run"]["uuid"])
-            res["rollback"] = pipeline.rollback(app, target, res["run"]["uuid"])
+                res["queue_pages"] = phase("queue_pages", queue_pages, app, res["run"]["uuid"])
+            res["rerun"] = phase("rerun", rehearsal_rerun, app, target, plan, res)
+            res["reprocess"] = phase("reprocess", reprocess, app, res["run"]["uuid"])
+            res["rollback"] = phase("rollback", pipeline.rollback, app, target, res["run"]["uuid"])
             log(f"  rollback {res['rollback']['status']} in {res['rollback']['seconds']:.1f} s")
         except Exception as exc:  # noqa: BLE001 - reported in the results, never hidden
             log(f"  FAILED: {exc}")
