@@ -151,7 +151,8 @@ class TableProfileSerializer(serializers.Serializer):
     rows = serializers.IntegerField()
     sampled = serializers.BooleanField(help_text="True: a bounded sample of a larger table.")
     key = serializers.ListField(child=serializers.CharField())
-    duplicate_keys = CountedValueSerializer(many=True)
+    duplicate_keys = CountedValueSerializer(many=True, help_text="The first 20, most first.")
+    duplicate_total = serializers.IntegerField(help_text="Values held by more than one row.")
     columns = ColumnProfileSerializer(many=True)
 
 
@@ -218,6 +219,7 @@ def profile_data(profile) -> dict:
         "sampled": profile.sampled,
         "key": list(profile.key),
         "duplicate_keys": _counted(profile.duplicate_keys),
+        "duplicate_total": profile.duplicate_total,
         "columns": columns,
     }
 

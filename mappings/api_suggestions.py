@@ -45,7 +45,8 @@ class ProfileSuggestionSerializer(serializers.Serializer):
     targets = serializers.ListField(
         child=serializers.CharField(),
         help_text="Target columns of the entity fed by the column whose rule chain the "
-        "suggestion fits (none already running its step type, no value_map/reference_lookup).",
+        "suggestion fits (none already running its step type; a chain holding a value_map or "
+        "reference_lookup takes the steps before it, but no second mapping step).",
     )
 
 

@@ -20,7 +20,7 @@ from runs.engine.transform import source_key_text, transform_frame
 
 from .models import EntityMapping, Plan
 from .schema import has_keymap, sample_frame, system_connector, system_table
-from .selectors import column_required
+from .selectors import column_family, column_required
 from .services import plan_snapshot_build
 
 MAX_ROWS = 500
@@ -149,23 +149,31 @@ _PARSE_RULES = {"parse_date", "constant", "default_if_null"}
 
 
 def _unparsed_dates(spec: EntitySpec, target, source) -> list[str]:
-    """Date/timestamp target columns fed text source columns by a chain with no parse rule:
-    a type mismatch even when the sampled values happen to look like ISO dates (pure)."""
+    """Date, timestamp(tz) and time target columns fed text source columns by a chain with no
+    parse rule: a type mismatch even when the sampled values happen to look like ISO dates
+    (pure)."""
     types = {c.name: c for c in target.columns}
     source_types = {c.name: c for c in source.columns}
     out = []
     for fspec in spec.fields:
         col = types.get(fspec.target)
-        family = type_family(col.cast_type or col.data_type) if col else "text"
-        if family not in ("date", "timestamp") or any(s.rule in _PARSE_RULES for s in fspec.steps):
+        family = column_family(col) if col else "text"
+        if family not in ("date", "timestamp", "time") or any(
+            s.rule in _PARSE_RULES for s in fspec.steps
+        ):
             continue
         texts = [
             n
             for n in fspec.sources
-            if n in source_types
-            and type_family(source_types[n].cast_type or source_types[n].data_type) == "text"
+            if n in source_types and column_family(source_types[n]) == "text"
         ]
-        if texts:
+        if texts and family == "time":
+            out.append(
+                f"“{fspec.target}” is a time column fed text from "
+                f"{', '.join(f'“{n}”' for n in texts)}: no rule parses times, so the values "
+                "must already read HH:MM[:SS]."
+            )
+        elif texts:
             out.append(
                 f"“{fspec.target}” is a {family} column fed text from "
                 f"{', '.join(f'“{n}”' for n in texts)} with no parse_date step: add one "

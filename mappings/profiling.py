@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 SAMPLE_ROWS = 50_000
+NULL_TEXT = "NULL"  # how a null is shown everywhere (templates: the null_cell tag)
 TOP = 8
+# value_map is offered for low-cardinality label columns only: at most this many distinct
+# values, each seen VALUE_MAP_MIN_REPEAT times on average, none longer than
+# VALUE_MAP_MAX_LENGTH characters (free text — notes, descriptions — is never mapped).
+VALUE_MAP_MAX_DISTINCT = 12
+VALUE_MAP_MIN_REPEAT = 5
+VALUE_MAP_MAX_LENGTH = 40
+# title is offered when the column mixes all-capitals and all-lower-case values and fewer
+# than this share of its values are already in mixed case ("Acme LLC", "IBM Global").
+TITLE_MAX_CASED_SHARE = 0.5
 _DIGITS = re.compile(r"[0-9]+")
 _UPPER = re.compile(r"[A-Z]+")
 _LOWER = re.compile(r"[a-z]+")
@@ -49,6 +59,7 @@ class ColumnProfile:
     shape_count: int
     padded: int  # values with leading/trailing or doubled spaces
     mixed_case: bool
+    cased_share: float = 0.0  # values (with letters) holding both upper- and lower-case ones
     digit_share: float = 0.0  # digits among the values' non-space characters
     spaced_share: float = 0.0  # values with a space inside (after trimming)
     median_length: float = 0.0
@@ -68,6 +79,7 @@ class TableProfile:
     columns: list[ColumnProfile]
     duplicate_keys: list[tuple[str, int]]
     key: tuple[str, ...]
+    duplicate_total: int = 0  # values held by more than one row (duplicate_keys: the first)
 
 
 def value_shape(value: str) -> str:
@@ -104,7 +116,9 @@ def profile_column(name: str, series: pd.Series) -> ColumnProfile:
     minimum, maximum = _min_max(present)
     padded = int((present.str.strip() != present).sum() + present.str.contains("  ").sum())
     letters = present[present.str.contains("[A-Za-z]", regex=True)]
-    mixed = bool(len(letters)) and letters.str.isupper().any() and letters.str.islower().any()
+    upper, lower = letters.str.isupper(), letters.str.islower()
+    mixed = bool(len(letters)) and upper.any() and lower.any()
+    cased = float((~upper & ~lower).mean()) if len(letters) else 0.0
     stripped = present.str.strip()
     chars = int(stripped.str.replace(" ", "", regex=False).str.len().sum())
     digits = int(stripped.str.count(r"[0-9]").sum())
@@ -114,7 +128,7 @@ def profile_column(name: str, series: pd.Series) -> ColumnProfile:
         max_length=int(present.str.len().max()) if len(present) else 0,
         top_values=[(str(v), int(n)) for v, n in counts.head(TOP).items()],
         shapes=shapes.most_common(TOP), shape_count=len(shapes), padded=padded,
-        mixed_case=mixed, digit_share=digits / chars if chars else 0.0,
+        mixed_case=mixed, cased_share=cased, digit_share=digits / chars if chars else 0.0,
         spaced_share=float(stripped.str.contains(" ", regex=False).mean()) if len(present)
         else 0.0,
         median_length=float(stripped.str.len().median()) if len(present) else 0.0)
@@ -149,6 +163,18 @@ def _date_formats(profile: ColumnProfile, shapes: list[str]) -> list[str]:
     return [_DATE_SHAPES[s] for s in shapes if s in _DATE_SHAPES]
 
 
+def low_cardinality(profile: ColumnProfile) -> bool:
+    """A column of a few short labels repeated (statuses, codes): what a value map is for.
+    Pure; the thresholds are VALUE_MAP_MAX_DISTINCT, VALUE_MAP_MIN_REPEAT, VALUE_MAP_MAX_LENGTH."""
+    present = profile.rows - profile.nulls
+    return (
+        0 < profile.distinct <= VALUE_MAP_MAX_DISTINCT
+        and present >= VALUE_MAP_MIN_REPEAT * profile.distinct
+        and profile.rows > 50
+        and profile.max_length <= VALUE_MAP_MAX_LENGTH
+    )
+
+
 def suggest_rules(profile: ColumnProfile) -> list[RuleSuggestion]:
     """Rule chains read off a column's shapes, case and character mix (pure)."""
     out: list[RuleSuggestion] = []
@@ -174,27 +200,36 @@ def suggest_rules(profile: ColumnProfile) -> list[RuleSuggestion]:
     code = code_like(profile)
     if profile.mixed_case and not date_formats and code == "short codes":
         out.append(RuleSuggestion("upper (short codes in mixed case)", (("upper", {}),)))
-    elif profile.mixed_case and not date_formats and code is None:
+    elif (profile.mixed_case and not date_formats and code is None
+          and profile.cased_share < TITLE_MAX_CASED_SHARE):
         out.append(RuleSuggestion("title (mixed upper/lower case)", (("title", {}),)))
-    if profile.distinct and profile.distinct <= 12 and profile.rows > 50 and not date_formats:
+    if low_cardinality(profile) and not date_formats:
         out.append(RuleSuggestion(
             f"value_map through a lookup table ({profile.distinct} distinct values)",
             (("value_map", {"on_missing": "fail"}),), needs_lookup=True))
     return out
 
 
-def duplicate_candidates(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *,
-                         limit: int = 20) -> list[tuple[str, int]]:
-    """Values of ``columns`` (joined with " | ") held by more than one row, most first; rows
-    with every chosen column null are left out. Pure; unknown columns are ignored."""
+def duplicate_summary(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *,
+                      limit: int = 20) -> tuple[list[tuple[str, int]], int]:
+    """The first ``limit`` values of ``columns`` (joined with " | ", a null shown as NULL_TEXT)
+    held by more than one row, most first, and how many such values there are; rows with every
+    chosen column null are left out. Pure; unknown columns are ignored."""
     usable = [c for c in columns if c in frame.columns]
     if not usable or frame.empty:
-        return []
+        return [], 0
     part = frame[usable]
     part = part[part.notna().any(axis=1)]
-    joined = part.astype(object).where(part.notna(), "∅").astype(str).agg(" | ".join, axis=1)
+    joined = part.astype(object).where(part.notna(), NULL_TEXT).astype(str).agg(" | ".join, axis=1)
     counts = joined.value_counts()
-    return [(str(k), int(n)) for k, n in counts[counts > 1].head(limit).items()]
+    repeated = counts[counts > 1]
+    return [(str(k), int(n)) for k, n in repeated.head(limit).items()], len(repeated)
+
+
+def duplicate_candidates(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *,
+                         limit: int = 20) -> list[tuple[str, int]]:
+    """The values of ``duplicate_summary`` (pure)."""
+    return duplicate_summary(frame, columns, limit=limit)[0]
 
 
 def profile_frame(table: str, frame: pd.DataFrame, *, key: tuple[str, ...] = (),
@@ -202,8 +237,8 @@ def profile_frame(table: str, frame: pd.DataFrame, *, key: tuple[str, ...] = (),
     """Profile every column of a text frame; duplicate candidates on ``key`` (pure)."""
     columns = [profile_column(str(c), frame[c]) for c in frame.columns]
     usable = tuple(k for k in key if k in frame.columns)
-    return TableProfile(table, len(frame), sampled, columns,
-                        duplicate_candidates(frame, usable), usable)
+    dupes, total = duplicate_summary(frame, usable)
+    return TableProfile(table, len(frame), sampled, columns, dupes, usable, total)
 
 
 def bar_chart_svg(items: list[tuple[str, int]], *, width: int = 320, bar: int = 14) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.db.models import Count, Prefetch, QuerySet
@@ -64,6 +65,39 @@ CONVERTING_RULES = {
     "integer": {"cast"}, "numeric": {"cast"}, "boolean": {"cast"},
     "date": {"parse_date"}, "timestamp": {"parse_date"}, "uuid": {"uuid_from_key"},
 }
+_TYPMOD = re.compile(r"\(\s*\d+(?:\s*,\s*\d+)?\s*\)")
+
+
+def column_family(col: ColumnInfo) -> str:
+    """The column's type family for the workbench's warnings: the engine's ``type_family`` of
+    its type without typmod (``datetime(6)`` → timestamp, ``timestamptz``, ``timestamp(3) with
+    time zone``), plus ``time`` for time / timetz columns. Pure."""
+    name = _TYPMOD.sub("", (col.base_type or col.cast_type or col.data_type).lower()).strip()
+    family = type_family(name)
+    if family == "text" and (name in ("time", "timetz") or name.startswith("time with")):
+        return "time"
+    return family
+
+
+def conversion_warning(
+    col: ColumnInfo, sources: list[ColumnInfo], *, rules: set[str]
+) -> str | None:
+    """The grid's warning for a typed target column fed differently typed source columns by a
+    chain without the converting step (date/timestamp: parse_date; time: none exists). Pure."""
+    family = column_family(col)
+    if family == "time":
+        if rules & {"constant", "default_if_null"} or all(column_family(s) == "time"
+                                                            for s in sources):
+            return None
+        return (f"Target is time ({col.data_type}); source is text — no rule parses times: "
+                "the values must already read HH:MM[:SS].")
+    wanted = CONVERTING_RULES.get(family)
+    if not wanted or rules & (wanted | {"reference_lookup"}):
+        return None
+    if any(column_family(s) != family for s in sources):
+        return (f"Target is {family} ({col.data_type}); source is text — add a "
+                f"{'/'.join(sorted(wanted))} step.")
+    return None
 
 
 @dataclass
@@ -117,13 +151,10 @@ def _warnings(entity: EntityMapping, source: TableInfo, col: ColumnInfo,
     if required and not field.source_columns and not field.default_value and not (
             rules & {"constant", "uuid_from_key", "default_if_null"}):
         out.append("Required column has no source, default or constant.")
-    family = type_family(col.cast_type or col.data_type)
-    wanted = CONVERTING_RULES.get(family)
-    if wanted and field.source_columns and not rules & (wanted | {"reference_lookup"}):
+    if field.source_columns:
         src = [source.column(c) for c in field.source_columns if c in source.column_names]
-        if any(type_family(s.cast_type or s.data_type) != family for s in src):
-            out.append(f"Target is {family} ({col.data_type}); source is text — add a "
-                       f"{'/'.join(sorted(wanted))} step.")
+        warning = conversion_warning(col, src, rules=rules) if src else None
+        out.extend([warning] if warning else [])
     out.extend(_length_warning(entity, source, col, field, steps))
     out.extend(_lookup_warnings(entity, field, steps))
     return out

@@ -351,8 +351,12 @@ def _renumber(field: FieldMapping, user, order: list[RuleStep]) -> None:
 
 
 @transaction.atomic
-def step_add(*, field: FieldMapping, user, rule: str, params: dict | None = None) -> RuleStep:
-    """Append a rule step (parameters validated against the registry and the plan)."""
+def step_add(
+    *, field: FieldMapping, user, rule: str, params: dict | None = None,
+    position: int | None = None,
+) -> RuleStep:
+    """Append a rule step (parameters validated against the registry and the plan), or insert
+    it at ``position`` (0-based; later steps move down). Transactional."""
     require_capability(user, EDIT)
     if rule not in REGISTRY:
         raise ApplicationError(f"Unknown rule type “{rule}”.", field="rule")
@@ -362,6 +366,10 @@ def step_add(*, field: FieldMapping, user, rule: str, params: dict | None = None
     step = RuleStep(field=field, rule=rule, params=checked,
                     position=0 if last is None else last + 1)
     _save(step, user)
+    if position is not None:
+        order = [s for s in field.steps.order_by("position", "id") if s.pk != step.pk]
+        order.insert(max(0, min(position, len(order))), step)
+        _renumber(field, user, order)
     _check_chain(field)
     return step
 

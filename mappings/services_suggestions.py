@@ -37,6 +37,23 @@ class SuggestionPreview:
     rows: list[tuple[str | None, str | None, str | None, str | None, str | None]]
     changed: int = 0  # distinct values whose outcome (value or failure) the steps change
     tried: int = 0  # distinct values run through the chain
+    at: int | None = None  # where the added steps go in the chain (None: at its end)
+
+    @property
+    def before_rule(self) -> str:
+        """The mapping step the added steps go in before ("" when they go at the end)."""
+        at = len(self.current) if self.at is None else self.at
+        return self.current[at][0] if at < len(self.current) else ""
+
+    @property
+    def chain_after(self) -> list[tuple[str, dict, bool]]:
+        """The chain once applied: (rule, params, added?) in order."""
+        at = len(self.current) if self.at is None else self.at
+        return (
+            [(r, p, False) for r, p in self.current[:at]]
+            + [(r, p, True) for r, p in self.added]
+            + [(r, p, False) for r, p in self.current[at:]]
+        )
 
 
 def column_profile(*, entity: EntityMapping, column: str) -> ColumnProfile:
@@ -72,15 +89,21 @@ def column_suggestion(*, profile: ColumnProfile, index: int, label: str) -> Rule
 
 def suggestion_refusal(*, rules: list[str], suggestion: RuleSuggestion) -> str | None:
     """Why the suggestion does not fit a chain running ``rules`` (pure), else None: a step
-    type the chain already runs, or a chain holding a mapping step (appended steps would run
-    after the translated values)."""
+    type the chain already runs, or a second mapping step (value_map / reference_lookup).
+    Other suggestions fit a chain holding a mapping step: they go in before it."""
     again = [rule for rule, _ in suggestion.steps if rule in rules]
     if again:
         return f"the rule chain already runs {', '.join(again)}"
     mapping = [rule for rule in rules if rule in MAPPING_RULES]
-    if mapping:
-        return f"the rule chain ends in {mapping[0]}: edit it in the mapping editor"
+    if mapping and any(rule in MAPPING_RULES for rule, _ in suggestion.steps):
+        return f"the rule chain already maps values with {mapping[0]}"
     return None
+
+
+def insert_at(rules: list[str]) -> int:
+    """Where a suggestion's steps go in a chain running ``rules`` (pure): before its first
+    mapping step (so they clean the values the map translates), else at the end."""
+    return next((i for i, rule in enumerate(rules) if rule in MAPPING_RULES), len(rules))
 
 
 def field_rules(field: FieldMapping) -> list[str]:
@@ -151,12 +174,13 @@ def suggestion_preview(
     _refuse_misfit(field, suggestion)
     current = [(s.rule, dict(s.params)) for s in field.steps.order_by("position", "id")]
     added = _steps(suggestion, lookup)
+    at = insert_at([rule for rule, _ in current])
     examples = profile.examples or [v for v, _ in profile.top_values]
     values = pd.Series(list(examples), dtype=object)
     ctx = RuleContext(lookups=plan_snapshot_build(plan=field.entity.plan).lookups)
     try:
         before, failed = _run(values, current, ctx)
-        after, errors = _run(values, current + added, ctx)
+        after, errors = _run(values, current[:at] + added + current[at:], ctx)
     except RuleParamError as exc:
         raise ApplicationError(f"{exc.param}: {exc.message}", field=exc.param) from exc
     rows = list(zip(values.tolist(), before, failed, after, errors, strict=True))
@@ -169,18 +193,20 @@ def suggestion_preview(
     changed = [r for r in rows if differs(r)]
     same = [r for r in rows if not differs(r)]
     shown = (changed + [r for r in same if r[2]] + [r for r in same if not r[2]])[:PREVIEW_VALUES]
-    return SuggestionPreview(field, suggestion, current, added, shown, len(changed), len(rows))
+    return SuggestionPreview(field, suggestion, current, added, shown, len(changed), len(rows), at)
 
 
 @transaction.atomic
 def field_suggestion_apply(
     *, field: FieldMapping, user, suggestion: RuleSuggestion, lookup: str = ""
 ) -> list[RuleStep]:
-    """Append the suggestion's steps to the field's chain, all or none (each through
-    ``step_add``: capability checked, parameters validated, audited, in the history);
-    ApplicationError for a suggestion that does not fit the chain (``suggestion_refusal``)."""
+    """Add the suggestion's steps to the field's chain — before its mapping step if it has
+    one (``insert_at``), else at the end — all or none (each through ``step_add``: capability
+    checked, parameters validated, audited, in the history); ApplicationError for a
+    suggestion that does not fit the chain (``suggestion_refusal``)."""
     _refuse_misfit(field, suggestion)
+    at = insert_at(field_rules(field))
     return [
-        step_add(field=field, user=user, rule=rule, params=params)
-        for rule, params in _steps(suggestion, lookup)
+        step_add(field=field, user=user, rule=rule, params=params, position=at + i)
+        for i, (rule, params) in enumerate(_steps(suggestion, lookup))
     ]

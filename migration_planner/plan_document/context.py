@@ -14,17 +14,26 @@ from mappings.services import plan_content_hash, snapshot_content
 from migration_planner.lib.errors import ApplicationError
 from validation.models import SignOff, UATResult
 
-from .words import _check_words, _filter_words, _pct, duration_text, rule_chain_words
+from .words import (
+    _check_words,
+    _filter_words,
+    _pct,
+    duration_text,
+    plural,
+    rule_chain_words,
+)
 
 LOOKUP_ROWS_SHOWN = None  # every entry is printed: a signer approves the whole table
 TEMPLATE = "mappings/document/plan_document.html"
 
 
-def _field_row(field) -> dict:
+def _field_row(field, lookups: dict[str, dict]) -> dict:
     steps = [(s.rule, s.params) for s in sorted(field.steps.all(),
                                                 key=lambda s: (s.position, s.id))]
     sources = list(field.source_columns or [])
+    used = [(p or {}).get("lookup") for _, p in steps]
     return {
+        "lookup_refs": [lookups[name] for name in dict.fromkeys(used) if name in lookups],
         "sources": sources, "source_text": ", ".join(sources) or "—",
         "target": field.target_column, "required": field.required,
         "transformation": rule_chain_words(steps, sources=len(sources),
@@ -34,7 +43,7 @@ def _field_row(field) -> dict:
     }
 
 
-def _entity_section(entity, number: str) -> dict:
+def _entity_section(entity, number: str, lookups: dict[str, dict]) -> dict:
     fields = sorted(entity.fields.all(), key=lambda f: (f.position, f.id))
     return {
         "number": number, "name": entity.name, "source_table": entity.source_table,
@@ -44,7 +53,7 @@ def _entity_section(entity, number: str) -> dict:
         "filters": [_filter_words(f) for f in entity.filters or []],
         "dedupe_on": ", ".join(entity.dedupe_on or []),
         "watermark_column": entity.watermark_column, "notes": entity.notes,
-        "rows": [_field_row(f) for f in fields],
+        "rows": [_field_row(f, lookups) for f in fields],
     }
 
 
@@ -52,7 +61,8 @@ def _lookup_section(lookup, number: str) -> dict:
     entries = sorted(lookup.entries.all(), key=lambda e: e.key)
     return {"number": number, "name": lookup.name, "description": lookup.description,
             "default": lookup.default_value, "count": len(entries),
-            "entries": [(e.key, e.value) for e in entries], "truncated": False}
+            "entries": [(e.key, e.value) for e in entries], "truncated": False,
+            "entry_words": plural(len(entries), "entry", "entries")}
 
 
 def _system(system) -> dict:
@@ -210,10 +220,12 @@ def plan_document_context(*, plan: Plan) -> dict:
     """Everything the plan document shows, as plain data (no secrets). Read-only."""
     plan = plan_detail(slug=plan.slug)
     entities = sorted(plan.entities.all(), key=lambda e: (e.load_order, e.name))
-    sections = [_entity_section(e, f"3.{i}") for i, e in enumerate(entities, start=1)]
-    lookup_number = f"3.{len(sections) + 1}"
+    # Lookup tables are Appendix A (A.1, A.2, … by name); each field names the ones it uses.
+    lookup_number = "A"
     lookups = [_lookup_section(lk, f"{lookup_number}.{i}")
                for i, lk in enumerate(sorted(plan.lookups.all(), key=lambda x: x.name), 1)]
+    by_name = {lk["name"]: lk for lk in lookups}
+    sections = [_entity_section(e, f"3.{i}", by_name) for i, e in enumerate(entities, start=1)]
     milestones = sorted(plan.milestones.all(), key=lambda m: (m.position, m.start, m.id))
     validation = _validation(plan)
     uat = _uat(plan)

@@ -87,20 +87,27 @@ def _md_entity(e: dict) -> list[str]:
     facts += [f"only rows where {' and '.join(e['filters'])}"] if e["filters"] else []
     facts += [f"duplicates dropped on {e['dedupe_on']}"] if e["dedupe_on"] else []
     facts += [f"delta on {e['watermark_column']}"] if e["watermark_column"] else []
-    rows = [[r["source_text"], r["target"], r["transformation"], r["notes"]] for r in e["rows"]]
+    rows = [[r["source_text"], r["target"], _md_transformation(r), r["notes"]] for r in e["rows"]]
     return [f"### {e['number']} {e['name']}: {e['source_table']} → {e['target_table']}", "",
             _sentence("; ".join(facts)), "", *([e["notes"], ""] if e["notes"] else []),
             *_md_table(["Source field(s)", "Target field", "Transformation", "Notes"], rows)]
 
 
 def _md_lookups(c: dict) -> list[str]:
-    out = [f"### {c['lookup_number']} Lookup tables", ""]
+    out = [f"## Appendix {c['lookup_number']}. Lookup tables", "",
+           "Every entry of every lookup table the field mappings translate values through.", ""]
     for lk in c["lookups"]:
         default = f" Unmapped values default to “{lk['default']}”." if lk["default"] else ""
-        shown = f" {plural(lk['count'], 'entry', 'entries')}, all listed."
-        out += [f"#### {lk['number']} {lk['name']}", "", f"{lk['description']}{default}{shown}",
+        shown = f" {lk['entry_words']}, all listed."
+        out += [f"### {lk['number']} {lk['name']}", "", f"{lk['description']}{default}{shown}",
                 "", *_md_table(["Source value", "Target value"], lk["entries"])]
     return out if c["lookups"] else []
+
+
+def _md_transformation(r: dict) -> str:
+    refs = "".join(f" Lookup “{ref['name']}”: see Appendix {ref['number']} "
+                   f"({ref['entry_words']})." for ref in r["lookup_refs"])
+    return r["transformation"] + refs
 
 
 def _md_checks(c: dict) -> list[str]:
@@ -167,7 +174,7 @@ def plan_document_markdown(*, plan: Plan) -> str:
     lines = [*_md_scope(c), *_md_systems(c), "## 3. Field mapping", ""]
     for entity in c["entities"]:
         lines += _md_entity(entity)
-    lines += [*_md_lookups(c), *_md_checks(c), *_md_rollback(c), *_md_uat(c), *_md_timeline(c)]
+    lines += [*_md_checks(c), *_md_rollback(c), *_md_uat(c), *_md_timeline(c), *_md_lookups(c)]
     # Markdown passes raw HTML through: every < and > a user typed is shown, never run.
     text = "\n".join(lines).replace("<", "&lt;").replace(">", "&gt;")
     return text.replace(_BR, "<br>").rstrip("\n") + "\n"

@@ -37,7 +37,7 @@ class MarkSpec:
 
 _WRITTEN = sql.SQL(
     "(SELECT DISTINCT ON (r.target_key) r.target_key AS k, r.row_hash AS h, r.seq AS s "
-    "FROM mp_ledger.written r WHERE r.run_id = %s AND r.entity = %s "
+    "FROM mp_ledger.covered r WHERE r.run_id = %s AND r.entity = %s "
     "ORDER BY r.target_key, r.seq DESC)"
 )
 _MARKS = sql.SQL(

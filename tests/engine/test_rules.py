@@ -56,7 +56,7 @@ CASES = [
     ("trim", {"empty_to_null": False}, ["  ", None, " x "], ["", None, "x"], None),
     ("upper", {}, ["abc", None, "", "josé straße"], ["ABC", None, "", "JOSÉ STRAẞE"], None),
     ("lower", {}, ["ABC", None, "", "ÅNGSTRÖM"], ["abc", None, "", "ångström"], None),
-    ("title", {}, ["ACME corp.", None, "", "josé ÅNGSTRÖM", "o'brien-smith"],
+    ("title", {}, ["ACME CORP.", None, "", "josé ÅNGSTRÖM", "o'brien-smith"],
      ["Acme Corp.", None, "", "José Ångström", "O'Brien-Smith"], None),
     ("split", {"separator": ",", "index": 1}, ["a, b ,c", "a", None, "", "x,é"],
      ["b", None, None, None, "é"], None),
@@ -408,6 +408,29 @@ def test_format_1_snapshot_keeps_the_behaviour_it_was_frozen_with():
                                  lookups=snapshot.lookups, keymaps={}, namespace="p")
         assert [result.rows["t"].tolist(), result.rows["m"].tolist()] == expected
     assert PlanSnapshot.from_dict(old).rules_format == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("ACME LLC", "Acme LLC"),  # a known token keeps its form
+        ("acme llc", "Acme LLC"),
+        ("müller gmbh & co. kg", "Müller GmbH & Co. KG"),
+        ("ACME CORP (USA)", "Acme Corp (USA)"),
+        ("IBM consulting", "IBM Consulting"),  # an acronym in mixed-case text is kept
+        ("ACME corp.", "ACME Corp."),  # ... whatever it is: 2-4 capitals next to lower case
+        ("ACMEX corp.", "Acmex Corp."),  # five letters: a word, not an acronym
+        ("IBM CONSULTING", "IBM Consulting"),  # in capitals only known tokens keep theirs
+        ("BIG RIVER INC", "Big River Inc"),
+        ("MCDONALD'S", "Mcdonald's"),  # contractions stay lower
+        ("DON’T STOP", "Don’t Stop"),
+        ("o'neil", "O'Neil"),
+        ("IBM/lotus", "Ibm/Lotus"),  # rules apply to whole words only
+    ],
+)
+def test_title_keeps_known_tokens_and_acronyms(value, expected):
+    out, _ = apply("title", [value])
+    assert out == [expected]
 
 
 def test_title_gives_a_digraph_its_title_case_form():

@@ -38,11 +38,11 @@ SECTIONS = [
     "1. Scope and executive summary",
     "2. Systems",
     "3. Field mapping",
-    "3.4 Lookup tables",
     "4. Validation plan",
     "5. Rollback procedure",
     "6. User acceptance testing and sign-off",
     "7. Timeline and key milestones",
+    "Appendix A. Lookup tables",
 ]
 
 
@@ -193,6 +193,34 @@ def test_plan_document_lists_every_lookup_entry(demo):
     for text in (html, markdown):
         assert "25 entries, all listed." in text
         assert all(f"{n:05d}" in text for n in range(25))
+
+
+def test_plan_document_puts_lookup_tables_in_an_appendix_the_fields_refer_to(demo):
+    """Lookups: A.1 account-status, A.2 us-states, after section 7; the fields that map
+    through them name (HTML: link to) their appendix instead of listing entries inline."""
+    html = plan_document_html(plan=demo)
+    markdown = plan_document_markdown(plan=demo)
+    pdf = ""
+    if shutil.which("pdftotext"):
+        pdf = subprocess.run(
+            ["pdftotext", "-", "-"],
+            input=plan_document_pdf(plan=demo),
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        pdf = " ".join(pdf.split())
+    for text in filter(None, (re.sub(r"<[^>]+>", "", html), markdown, pdf)):
+        mapping, appendix = (
+            text.split("Appendix A. Lookup tables", 1)[0],
+            text.rsplit("Appendix A. Lookup tables", 1)[1],
+        )
+        assert "7. Timeline and key milestones" in mapping  # the appendix comes last
+        assert "California" not in mapping and "California" in appendix
+        assert "A.1 account-status" in appendix and "A.2 us-states" in appendix
+        assert "see Appendix A.2 (4 entries)" in mapping, text[:200]
+    state = re.search(r"<tr><td class=\"code\">State_Code</td>.*?</tr>", html)[0]
+    assert '<a href="#lookup-us-states">Appendix A.2</a>' in state
+    assert 'id="lookup-us-states"' in html
 
 
 def test_plan_document_rollback_describes_the_ledger_mechanism(demo):

@@ -102,3 +102,33 @@ def test_an_unmapped_required_column_fails_every_row_and_the_count_says_so(
     body = client_for(analyst).get(url).content.decode()
     assert f"{preview.failed} failing (every row: required “name” not mapped)" in body, body[:2000]
     assert '<span class="mark">✓</span>' not in body
+
+
+@pytest.mark.parametrize(
+    ("base", "cast", "kind"),
+    [
+        ("date", "date", "date"),
+        ("timestamp", "timestamp(6) without time zone", "timestamp"),
+        ("timestamptz", "timestamp(3) with time zone", "timestamp"),
+        ("", "datetime(6)", "timestamp"),  # MySQL reports the typmod in its type
+        ("time", "time without time zone", "time"),
+        ("timetz", "time(0) with time zone", "time"),
+    ],
+)
+def test_text_into_any_date_or_time_column_is_warned_in_grid_and_preview(base, cast, kind):
+    """Pure: the editor grid's warning and the preview's problem for a text source feeding a
+    date, timestamp(tz) or time column through a chain with no parse step."""
+    from mappings.preview import _unparsed_dates
+    from mappings.selectors import conversion_warning
+    from runs.engine.connectors import ColumnInfo, TableInfo
+    from runs.engine.snapshot import EntitySpec, FieldSpec
+
+    target = TableInfo("t", (ColumnInfo("at", cast, cast_type=cast, base_type=base),))
+    source = TableInfo("s", (ColumnInfo("txt", "text", cast_type="text", base_type="text"),))
+    spec = EntitySpec("e", "s", "t", ("txt",), "id", fields=(FieldSpec("at", ("txt",)),))
+    problems = _unparsed_dates(spec, target, source)
+    assert problems and problems[0].startswith(f"“at” is a {kind} column fed text from “txt”")
+    warning = conversion_warning(target.columns[0], [source.columns[0]], rules=set())
+    assert warning is not None and warning.startswith(f"Target is {kind} ({cast}); source is text")
+    parsed = conversion_warning(target.columns[0], [source.columns[0]], rules={"parse_date"})
+    assert (parsed is None) == (kind != "time")  # no rule parses a time: still warned

@@ -110,6 +110,20 @@ def test_duplicate_candidates_on_a_column_the_user_picks(client_for, viewer, dem
     assert "Duplicate candidates on Email_Address" in body
     assert f"<li><code>{html.escape(dup)}</code> × {n}</li>" in body
     assert "Apply to" not in body  # a viewer sees the suggestions, not the buttons
+    with sqlite3.connect(demo_files[0]) as db:  # more repeated cities than the 20 listed
+        (repeated,) = db.execute(
+            'SELECT count(*) FROM (SELECT "City" FROM customers WHERE "City" IS NOT NULL '
+            "GROUP BY 1 HAVING count(*) > 1)"
+        ).fetchone()
+    assert repeated > 20
+    body = client_for(viewer).get(url, {"dupes": "City"}).content.decode()
+    assert f"20 of {repeated} values held by more than one row (the most repeated first)" in body
+    assert "(first 20)" not in body
+    api = client_for(viewer).get(
+        f"/api/systems/{demo_plan.source.uuid}/tables/customers/profile/", {"dupes": "City"}
+    )
+    assert api.status_code == 200, api.content[:300]
+    assert (len(api.json()["duplicate_keys"]), api.json()["duplicate_total"]) == (20, repeated)
 
 
 def test_the_api_lists_previews_and_applies_a_suggestion(client_for, analyst, demo_plan):
@@ -223,3 +237,33 @@ def test_the_preview_shows_what_the_chain_fails_now_and_counts_real_changes(
     assert re.search(r"\b0 of \d+ distinct values of <code>State_Code</code> change", page), page
     now = re.findall(r"<tr><td><code>[^<]*</code></td><td class=\"bad\">(.*?)</td>", page)
     assert now and all("two capitals" in cell for cell in now), page
+
+
+def test_a_chain_with_a_value_map_still_gets_the_other_suggestions(client_for, analyst, demo_plan):
+    """billing_state runs only value_map: upper is offered, previewed and inserted before the
+    map (so the map sees upper-case codes); no second value map is offered."""
+    entity = demo_plan.entities.get(name="accounts")
+    field = entity.fields.get(target_column="billing_state")
+    field.steps.exclude(rule="value_map").delete()
+    client = client_for(analyst)
+    body = client.get(
+        reverse("mappings:entity_profile", args=[demo_plan.slug, entity.uuid])
+    ).content.decode()
+    link = _apply_link(_column_block(body, "State_Code"), "billing_state")
+    preview = client.get(link).content.decode()
+    assert 'before its <span class="rule">value_map</span> step' in preview
+    chain = re.search(r'<table class="grid" id="apply-chain">.*?</table>', preview, re.S)[0]
+    after = re.findall(r'<span class="rule(?: added)?"[^>]*>(\w+)</span>', chain.split("</td>")[1])
+    assert after == ["upper", "value_map"]
+    url = f"/api/plans/{demo_plan.slug}/entities/accounts/profile-suggestions/"
+    items = client.get(url, {"column": "State_Code"}).json()
+    upper = next(x for x in items if x["steps"] == [{"rule": "upper", "params": {}}])
+    assert "billing_state" in upper["targets"]
+    assert all("billing_state" not in x["targets"] for x in items if x["needs_lookup"])
+    body = {"column": "State_Code", "target": "billing_state", "index": upper["index"]}
+    made = client.post(url, body | {"label": upper["label"]}, content_type="application/json")
+    assert made.status_code == 201, made.json()
+    assert list(field.steps.order_by("position").values_list("rule", flat=True)) == [
+        "upper",
+        "value_map",
+    ]

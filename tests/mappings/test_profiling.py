@@ -69,6 +69,26 @@ def test_short_codes_in_mixed_case_get_upper_and_words_get_title():
     assert "title" in _labels("Cust_Name", ["ACME CORP", "acme ltd", "Big River Inc"] * 20)
 
 
+def test_no_title_when_most_values_are_already_in_mixed_case():
+    cased = ["Acme LLC", "IBM Global Services", "Big River Inc", "ACME CORP", "smith & sons"]
+    assert "title" not in _labels("Cust_Name", cased * 20)  # 3 of 5 already cased
+    shouting = ["ACME LLC", "acme ltd", "BIG RIVER INC", "Big River Inc"]
+    assert "title" in _labels("Cust_Name", shouting * 20)  # 1 of 4 cased
+
+
+def test_value_map_only_for_low_cardinality_label_columns():
+    """At most 12 distinct values, each seen 5 times on average, none over 40 characters."""
+    labels = [f"Status {i}" for i in range(12)]
+    assert "value_map" in _labels("Status", labels * 10)
+    assert "value_map" not in _labels("Status", [f"Status {i}" for i in range(13)] * 10)
+    assert "value_map" in _labels("Status", labels * 5)  # 60 rows: each value 5 times
+    assert "value_map" not in _labels("Status", labels * 4 + labels[:7])  # 55 rows: too few
+    notes = [
+        f"Called the customer about invoice {i}; will renew in Q3 next year." for i in range(11)
+    ]
+    assert "value_map" not in _labels("Legacy_Notes", notes * 20)  # free text
+
+
 def test_suggestions_carry_the_steps_they_would_add():
     dates = profile_column("Order_Date", pd.Series(["2024-01-02", "01/02/2024"] * 40))
     parse = dates.suggestions[0]

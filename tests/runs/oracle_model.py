@@ -84,8 +84,74 @@ def o_lower(v, p, c):
     return None if v is None else v.lower()
 
 
+# The title rule's documented exceptions (its description and docs/engine.md): legal-form and
+# country tokens written as listed, 2–4 letter all-caps acronyms kept in text that has a
+# lower-case letter, contractions after an apostrophe kept lower.
+TITLE_TOKENS = [
+    "LLC",
+    "LLP",
+    "LTD",
+    "PLC",
+    "GmbH",
+    "AG",
+    "KG",
+    "NV",
+    "BV",
+    "SARL",
+    "USA",
+    "UK",
+    "EU",
+    "UAE",
+    "IBM",
+]
+ASCII_PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+
+def _oracle_word(word: str, shouting: bool) -> str:
+    lead = 0
+    while lead < len(word) and word[lead] in ASCII_PUNCT:
+        lead += 1
+    tail = len(word)
+    while tail > lead and word[tail - 1] in ASCII_PUNCT:
+        tail -= 1
+    core = word[lead:tail]
+    plain = core != "" and all(
+        ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" for ch in core
+    )
+    if plain:
+        for token in TITLE_TOKENS:
+            if token.lower() == core.lower():
+                return word[:lead] + token + word[tail:]
+        if not shouting and core == core.upper() and 2 <= len(core) <= 4:
+            return word
+    titled = word.title()
+    out = ""
+    k = 0
+    while k < len(titled):
+        ch = titled[k]
+        out += ch
+        k += 1
+        if ch in "'’" and k >= 2 and titled[k - 2].isalpha():
+            run = ""
+            while k < len(titled) and titled[k].isalpha():
+                run += titled[k]
+                k += 1
+            out += run.lower() if run.lower() in ("s", "t", "d", "m", "ll", "re", "ve") else run
+    return out
+
+
 def o_title(v, p, c):
-    return None if v is None else v.title()
+    if v is None:
+        return None
+    shouting = not any(ch.islower() for ch in v)  # no lower-case letter anywhere
+    out, word = "", ""
+    for ch in v:
+        if ch.isspace():
+            out += (_oracle_word(word, shouting) if word else "") + ch
+            word = ""
+        else:
+            word += ch
+    return out + (_oracle_word(word, shouting) if word else "")
 
 
 def o_concat(vs, p, c):

@@ -94,6 +94,9 @@ HOSTILE = [
     "b",
     "x" * 5000,
     "ab\u00a0\u2003cd",
+    "ACME LLC",
+    "IBM consulting (usa)",
+    "MCDONALD'S gmbh",
 ]
 hostile = st.one_of(st.sampled_from(HOSTILE), st.text(alphabet=ALPHABET + WS, max_size=12))
 

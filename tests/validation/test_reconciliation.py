@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db.models import Sum
 
 from runs.enums import RunStatus
 from runs.models import Run
@@ -65,8 +66,6 @@ def test_reconciliation_finds_changed_deleted_and_added_rows(eager_celery, demo_
 
 def test_report_reads_the_source_in_batches_and_samples_deterministically(eager_celery,
                                                                           demo_plan):
-    from django.db.models import Sum
-
     from validation.models import ValidationRule
 
     demo_plan.batch_size = 97  # many chunks: the aggregates must add up across them
@@ -114,3 +113,55 @@ def test_sample_compare_in_small_rounds_finds_a_tampered_row(eager_celery, demo_
                       (first,))[0][0]
     # the business key (the legacy customer id the account number carries) beside the id
     assert result.details["differences"][0]["business_key"] == number
+
+
+def _latest(run) -> dict[str, ValidationResult]:
+    """The newest result of each check (a report built again adds results)."""
+    return {r.rule.kind + ":" + r.rule.entity: r for r in ValidationResult.objects.filter(
+        run=run).select_related("rule").order_by("id")}
+
+
+def _post(run) -> dict[str, tuple[str, str, str]]:
+    return {k: (r.status, r.expected, r.observed) for k, r in _latest(run).items()
+            if r.rule.phase == "post" and not k.startswith("referential")}
+
+
+def test_rerun_that_skips_unchanged_rows_reports_every_row_it_answers_for(
+        eager_celery, demo_plan, demo_target_db):
+    """A re-run writes nothing it finds unchanged (accounts: skipped unread by the ledger's
+    source hashes; contacts/orders: compared and not written), yet its scope is every row it
+    answers for: the post checks show the same figures as the first run's, and Pass."""
+    first = _load(demo_plan)
+    (order_id,) = pg.query(demo_target_db, "SELECT min(id) FROM orders")[0]
+    amount = "SELECT total_amount FROM orders WHERE id = %s"
+    intended = pg.query(demo_target_db, amount, (order_id,))
+    pg.query(demo_target_db, "UPDATE orders SET total_amount = total_amount + 1000 "
+             "WHERE id = %s", (order_id,))  # changed between the runs: the re-run writes it back
+    again = _load(demo_plan)
+    assert (again.inserted, again.updated, again.loaded) == (0, 1, first.loaded)
+    assert pg.query(demo_target_db, amount, (order_id,)) == intended
+    assert _post(again) == _post(first)
+    assert {status for status, _, _ in _post(again).values()} == {"passed"}
+    loaded = again.batches.filter(entity="accounts").aggregate(n=Sum("loaded"))["n"]
+    assert _latest(again)["row_count_match:accounts"].observed == f"{loaded:,}"
+    assert RunReport.objects.get(run=again).verdict == "pass"
+
+
+def test_rerun_report_still_catches_a_skipped_row_changed_afterwards(
+        eager_celery, demo_plan, demo_target_db):
+    _load(demo_plan)
+    again = _load(demo_plan)
+    assert (again.inserted, again.updated) == (0, 0)  # every row skipped or unchanged
+    (account_id,) = pg.query(demo_target_db, "SELECT min(id) FROM accounts "
+                             "WHERE account_status = 'Active'")[0]
+    pg.query(demo_target_db, "UPDATE accounts SET account_status = 'Inactive' WHERE id = %s",
+             (account_id,))
+    pg.query(demo_target_db, "UPDATE orders SET total_amount = total_amount + 7 "
+             "WHERE id = (SELECT min(id) FROM orders)")
+    report = run_report_build(run=again)
+    checks = _latest(again)
+    assert checks["category_count_match:accounts"].status == "failed"
+    assert checks["sum_match:orders"].status == "failed"
+    assert checks["checksum:accounts"].status == "failed"
+    assert report.data["key_diffs"]["accounts"]["changed_keys"] == [str(account_id)]
+    assert report.verdict == "fail"

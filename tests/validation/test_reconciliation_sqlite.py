@@ -67,3 +67,29 @@ def test_sqlite_target_report_catches_tampered_rows(eager_celery, sqlite_plan):
         [str(ids[5])],
         [str(ids[-1] + 3)],
     )
+
+
+def test_sqlite_rerun_report_answers_for_the_rows_it_found_unchanged(eager_celery, sqlite_plan):
+    from validation.models import ValidationResult
+
+    def post(run) -> dict[str, tuple[str, str, str]]:
+        results = ValidationResult.objects.filter(run=run, rule__phase="post").order_by("id")
+        return {r.rule.name: (r.status, r.expected, r.observed) for r in results}
+
+    plan, target = sqlite_plan
+    first = run_create(plan=plan, user=None, mode="load")
+    again = run_create(plan=plan, user=None, mode="load")
+    again.refresh_from_db()
+    assert again.status == RunStatus.SUCCEEDED, again.error
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, again.loaded)
+    assert post(again) == post(first) and RunReport.objects.get(run=again).verdict == "pass"
+    conn = sqlite3.connect(target)
+    conn.execute(
+        "UPDATE accounts SET account_status = 'Inactive' WHERE id = "
+        "(SELECT min(id) FROM accounts WHERE account_status = 'Active')"
+    )
+    conn.commit()
+    conn.close()
+    report = run_report_build(run=again)
+    assert post(again)["Accounts per status match"][0] == "failed"
+    assert len(report.data["key_diffs"]["accounts"]["changed_keys"]) == 1

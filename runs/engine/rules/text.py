@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from runs.engine.safe_regex import regex_match_column, regex_sub
 
+from .casing import title_series
 from .core import (
     _EMAIL,
     _WS_RUN,
@@ -56,15 +57,7 @@ def _lower(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
 
 
 def _title(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
-    text = as_text(values)
-    out = text.str.title()  # Arrow: the same as str.title on ASCII text
-    # Arrow upper-cases a word's first letter where Unicode has a distinct title-case form
-    # (ǆ -> Ǆ, not ǅ): non-ASCII values get Python's title case (found by the oracle test).
-    wide = ~pc.string_is_ascii(_arrow(text)).fill_null(True).to_numpy(zero_copy_only=False)
-    if wide.any():
-        out = out.copy()
-        out[wide] = [v.title() for v in text[wide].tolist()]
-    return StepResult(out)
+    return StepResult(title_series(values))
 
 
 def _concat(values: pd.Series | pd.DataFrame, params: dict, ctx: RuleContext) -> StepResult:
@@ -229,7 +222,15 @@ RULES: tuple[RuleType, ...] = (
     ),
     _rule("upper", "Upper case", "Converts the value to UPPER CASE.", _upper),
     _rule("lower", "Lower case", "Converts the value to lower case.", _lower),
-    _rule("title", "Title case", "Capitalises the first letter of each word (Acme Corp.).", _title),
+    _rule(
+        "title",
+        "Title case",
+        "Capitalises the first letter of each word (ACME CORP → Acme Corp) but keeps LLC, LTD, "
+        "PLC, GmbH, AG, USA, UK, EU, IBM and similar tokens as written, keeps all-caps words of "
+        "2–4 letters in mixed-case text (IBM Consulting) and lower-cases 's/'t after an "
+        "apostrophe (McDonald's).",
+        _title,
+    ),
     _rule(
         "concat",
         "Concatenate",

@@ -79,8 +79,8 @@ CREATE OR REPLACE VIEW mp_ledger.written AS
 )
 
 
-# The view (its last column) and the re-run row state's columns: when both exist, the ledger
-# is complete.
+# The written view (its last column) and the covered view (unchanged.LEDGER_DDL): when both
+# exist, the ledger is complete.
 _LEDGER_READY = (
     "SELECT EXISTS (SELECT 1 FROM pg_attribute "
     "WHERE attrelid = to_regclass('mp_ledger.written') AND attname = 'seq') AND "

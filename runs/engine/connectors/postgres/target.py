@@ -112,6 +112,11 @@ class PostgresTarget(PostgresPlumbing):
                 same = len(inserts) == len(written) and not carried
                 inserted_keys = target_keys if same else text_array(w[0] for w in inserts)
                 inserted_hashes = text_array(w[3] for w in inserts)
+            # rows found unchanged are the run's rows too (mp_ledger.covered); a batch with
+            # row state lists them in its state arrays already
+            kept_rows = [w for w in written if not w[4]] if row_state is None else []
+            kept_keys = text_array(w[0] for w in kept_rows) if kept_rows else None
+            kept_hashes = text_array(w[3] for w in kept_rows) if kept_rows else None
             counts = {k: v for k, v in result_meta.items() if k != "failures"}
             failures = result_meta.get("failures")
             cur.execute(
@@ -119,9 +124,9 @@ class PostgresTarget(PostgresPlumbing):
                 "target_key_column, result_meta, load_result, failures, namespace, "
                 "keymap_source, keymap_target, inserted_keys, inserted_hashes, state_keys, "
                 "state_targets, source_hashes, row_hashes, target_xmins, first_key, last_key, "
-                "rules_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::text[], %s::text[], "
+                "rules_hash, kept_keys, kept_hashes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
                 "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-                "%s::text[], %s, %s, %s)",
+                "%s::text[], %s::text[], %s::text[], %s, %s, %s, %s::text[], %s::text[])",
                 (
                     run_id,
                     batch_id,
@@ -144,6 +149,8 @@ class PostgresTarget(PostgresPlumbing):
                     inserted_hashes,
                     *((keymap_source, target_keys) if row_state is not None else (None, None)),
                     *state,
+                    kept_keys,
+                    kept_hashes,
                 ),
             )
         return result

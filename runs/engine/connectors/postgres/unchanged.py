@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 # A written row's version (xmin) proves it untouched only while its transaction id cannot
 # have wrapped around (2^31); older versions are compared by their row hash instead.
 _FRESH_XID_AGE = 1_000_000_000
-# Columns added to mp_ledger.batch (runs last in the ledger DDL; the ledger is complete when
-# rules_hash exists).
+# Columns added to mp_ledger.batch, and the view of every row a run answers for (runs last in
+# the ledger DDL; the ledger is complete when the view exists).
 LEDGER_DDL = """
 ALTER TABLE mp_ledger.batch ADD COLUMN IF NOT EXISTS state_keys text[],
     ADD COLUMN IF NOT EXISTS state_targets text[], ADD COLUMN IF NOT EXISTS source_hashes text[],
@@ -31,11 +31,29 @@ ALTER TABLE mp_ledger.batch ADD COLUMN IF NOT EXISTS state_keys text[],
     ADD COLUMN IF NOT EXISTS rules_hash text;
 CREATE INDEX IF NOT EXISTS batch_row_state_idx ON mp_ledger.batch (namespace, entity, rules_hash)
     WHERE rules_hash IS NOT NULL;
+ALTER TABLE mp_ledger.batch ADD COLUMN IF NOT EXISTS kept_keys text[],
+    ADD COLUMN IF NOT EXISTS kept_hashes text[];
+-- Every row a run answers for, with the hash of the row it meant: the rows it wrote and the
+-- rows it found already holding that (a batch with row state lists all of them in its state
+-- arrays; any other keeps its unchanged rows in kept_keys). Each row once per batch.
+CREATE OR REPLACE VIEW mp_ledger.covered AS
+    SELECT r.run_id, r.batch_id, r.entity, r.target_table, r.target_key, r.row_hash, b.seq
+    FROM mp_ledger.row r JOIN mp_ledger.batch b USING (run_id, batch_id)
+    WHERE b.state_targets IS NULL
+    UNION ALL
+    SELECT b.run_id, b.batch_id, b.entity, b.target_table, u.k, u.h, b.seq
+    FROM mp_ledger.batch b CROSS JOIN LATERAL unnest(b.inserted_keys, b.inserted_hashes) AS u(k, h)
+    WHERE b.inserted_keys IS NOT NULL AND b.state_targets IS NULL
+    UNION ALL
+    SELECT b.run_id, b.batch_id, b.entity, b.target_table, u.k, u.h, b.seq
+    FROM mp_ledger.batch b CROSS JOIN LATERAL unnest(b.state_targets, b.row_hashes) AS u(k, h)
+    WHERE b.state_targets IS NOT NULL
+    UNION ALL
+    SELECT b.run_id, b.batch_id, b.entity, b.target_table, u.k, u.h, b.seq
+    FROM mp_ledger.batch b CROSS JOIN LATERAL unnest(b.kept_keys, b.kept_hashes) AS u(k, h)
+    WHERE b.kept_keys IS NOT NULL;
 """
-LEDGER_READY = (
-    "SELECT EXISTS (SELECT 1 FROM pg_attribute "
-    "WHERE attrelid = to_regclass('mp_ledger.batch') AND attname = 'rules_hash')"
-)
+LEDGER_READY = "SELECT to_regclass('mp_ledger.covered') IS NOT NULL"
 
 
 def key_text_sql(key_cols: Sequence[str]) -> sql.Composable:

@@ -41,7 +41,13 @@ CREATE TABLE IF NOT EXISTS mp_ledger_keymap (
     target_key TEXT NOT NULL, run_id TEXT NOT NULL, batch_id TEXT NOT NULL,
     PRIMARY KEY (namespace, entity, source_key));
 CREATE INDEX IF NOT EXISTS mp_ledger_keymap_batch ON mp_ledger_keymap (run_id, batch_id);
+CREATE TABLE IF NOT EXISTS mp_ledger_kept (
+    run_id TEXT NOT NULL, batch_id TEXT NOT NULL, entity TEXT NOT NULL,
+    target_key TEXT NOT NULL, row_hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS mp_ledger_kept_batch ON mp_ledger_kept (run_id, batch_id);
 """
+# Every table above: the ledger is complete when all exist.
+_LEDGER_TABLES = ("mp_ledger_batch", "mp_ledger_row", "mp_ledger_keymap", "mp_ledger_kept")
 
 
 def _write_ledger(
@@ -63,6 +69,18 @@ def _write_ledger(
             )
             for w in written
         ],
+    )
+
+
+def write_kept(
+    conn: sqlite3.Connection, entity: EntitySpec, run_id: str, batch_id: str, kept: list[tuple]
+) -> None:
+    """Rows a batch found already holding what it meant (not written): target key and row hash
+    of the intended values. They are the run's rows too (its reconciliation scope)."""
+    conn.executemany(
+        "INSERT INTO mp_ledger_kept (run_id, batch_id, entity, target_key, row_hash) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(run_id, batch_id, entity.name, w[0], w[3]) for w in kept],
     )
 
 
@@ -139,11 +157,13 @@ class SqliteLedger(SqlitePlumbing):
         """Create the mp_ledger_* tables if missing. Idempotent; checked every time (one
         catalog read): the ledger may have been dropped since the connector opened."""
         with self._tx() as conn:
+            marks = ", ".join("?" for _ in _LEDGER_TABLES)
             present = conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                "('mp_ledger_batch', 'mp_ledger_row', 'mp_ledger_keymap')"
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' "  # noqa: S608 - placeholders only
+                f"AND name IN ({marks})",
+                _LEDGER_TABLES,
             ).fetchone()[0]
-        if present == 3:
+        if present == len(_LEDGER_TABLES):
             return
         with self._tx(write=True) as conn:
             for stmt in _LEDGER_DDL.split(";"):
@@ -244,7 +264,7 @@ class SqliteLedger(SqlitePlumbing):
                 conn.execute(
                     f"DELETE FROM {t} WHERE run_id = ? AND batch_id = ?", (run_id, batch_id)
                 ).rowcount
-                for t in ("mp_ledger_keymap", "mp_ledger_row", "mp_ledger_batch")
+                for t in ("mp_ledger_keymap", "mp_ledger_row", "mp_ledger_kept", "mp_ledger_batch")
             ]
         return RollbackResult(
             batch_id=batch_id,
@@ -274,10 +294,17 @@ class SqliteLedger(SqlitePlumbing):
         return found
 
     def ledger_row_hashes(self, run_id: str, entity: str) -> dict[str, str]:
-        """Target key -> hash of the row as the run last wrote it (its ledger); read-only."""
+        """Target key -> hash of the row as the run meant it, for every row the run answers
+        for: the rows it last wrote (its ledger) and the rows it found already holding what
+        it meant (mp_ledger_kept). Read-only."""
         self.ensure_ledger()
         with self._tx() as conn:
             rows = conn.execute(
+                "SELECT target_key, row_hash FROM mp_ledger_kept WHERE run_id = ? "
+                "AND entity = ? ORDER BY rowid",
+                (run_id, entity),
+            ).fetchall()
+            rows += conn.execute(
                 "SELECT target_key, row_hash FROM mp_ledger_row WHERE run_id = ? "
                 "AND entity = ? ORDER BY rowid",
                 (run_id, entity),

@@ -26,7 +26,7 @@ from runs.engine.hashing import row_hash
 if TYPE_CHECKING:
     from runs.engine.snapshot import EntitySpec
     from runs.engine.transform import FieldError
-from .ledger import _stored_result, _write_keymap, _write_ledger
+from .ledger import _stored_result, _write_keymap, _write_ledger, write_kept
 from .operations import _CHUNK, _jsonable, _qcols, _text_rows, q
 from .plumbing import SqlitePlumbing
 
@@ -200,6 +200,7 @@ class SqliteTarget(SqlitePlumbing):
                 coerced=len(coerced),
             )
             _write_ledger(conn, entity, run_id, batch_id, changed)
+            write_kept(conn, entity, run_id, batch_id, [w for w in written if not w[4]])
             _write_keymap(
                 conn,
                 namespace,

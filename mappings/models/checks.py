@@ -12,7 +12,7 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from .enums import PRE_KINDS, Severity, ValidationKind, ValidationPhase
+from ..enums import PRE_KINDS, Severity, ValidationKind, ValidationPhase
 
 
 class ValidationRule(models.Model):

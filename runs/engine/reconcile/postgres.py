@@ -1,0 +1,97 @@
+"""A side computed in SQL on PostgreSQL (``PgSide``) and the FROM items it reads:
+a target table's key and row hash (``table_source``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2 import sql
+
+from runs.engine.canonical import pg_stored_hash_sql
+from runs.engine.connectors.base import ColumnInfo
+
+from .ranges import MASK64, Ranges, Stats
+
+CursorFactory = Callable[[], AbstractContextManager[Any]]
+
+
+def pg_row_hash_sql(columns: Sequence[ColumnInfo], alias: str = "t") -> sql.Composable:
+    """SQL computing the row hash of the canonical stored values of ``columns`` (table
+    ``alias``): hashing.row_hash over runs.engine.canonical.pg_canonical_sql of each."""
+    return pg_stored_hash_sql(alias, columns)
+
+
+def pg_position_sql(key_text: sql.Composable, integer: bool) -> sql.Composable:
+    """SQL for ``key_position`` of a key given as text."""
+    if integer:
+        return sql.SQL("({})::bigint").format(key_text)
+    return sql.SQL("('x' || substr(md5({}), 1, 15))::bit(60)::bigint").format(key_text)
+
+
+@dataclass
+class PgSide:
+    """A side computed in SQL from ``source`` (a FROM item yielding columns k, h: key text and
+    row hash). ``integer`` says whether keys are integers (positions = keys)."""
+
+    cursor: CursorFactory
+    source: sql.Composable
+    params: tuple = ()
+    integer: bool = True
+
+    def _query(
+        self, select: sql.Composable, tail: sql.Composable, params: tuple, select_params: tuple = ()
+    ) -> list[tuple]:
+        pos = pg_position_sql(sql.SQL("s.k"), self.integer)
+        query = sql.SQL(
+            "SELECT {sel} FROM (SELECT {pos} AS p, s.k, s.h FROM {src} AS s) AS q {tail}"
+        ).format(sel=select, pos=pos, src=self.source, tail=tail)
+        with self.cursor() as cur:
+            cur.execute(query, select_params + self.params + params)
+            return cur.fetchall()
+
+    def bounds(self) -> tuple[int, int] | None:
+        """(min, max) position, None when empty."""
+        row = self._query(sql.SQL("min(p), max(p)"), sql.SQL(""), ())[0]
+        return None if row[0] is None else (int(row[0]), int(row[1]))
+
+    def stats(self, ranges: Ranges) -> Stats:
+        """(count, digest sum) per range, one query: width_bucket over the sorted cut points."""
+        cuts = sorted({c for r in ranges for c in r})
+        rows = self._query(
+            sql.SQL(
+                "width_bucket(p, %s::bigint[]) AS b, count(*), "
+                "sum(('x' || substr(h, 1, 16))::bit(64)::bigint)"
+            ),
+            sql.SQL("WHERE p >= %s AND p < %s GROUP BY 1"),
+            (cuts[0], cuts[-1]),
+            (cuts,),
+        )
+        found = {int(b): (int(n), int(s) & MASK64) for b, n, s in rows}
+        index = {c: i + 1 for i, c in enumerate(cuts)}
+        return [found.get(index[lo], (0, 0)) for lo, _hi in ranges]
+
+    def hashes(self, ranges: Ranges) -> dict[str, str]:
+        """Key -> row hash of the rows inside the ranges (one query)."""
+        los, his = [r[0] for r in ranges], [r[1] for r in ranges]
+        rows = self._query(
+            sql.SQL("q.k, q.h"),
+            sql.SQL(
+                "WHERE EXISTS (SELECT 1 FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi) "
+                "WHERE q.p >= r.lo AND q.p < r.hi)"
+            ),
+            (los, his),
+        )
+        return {k: h for k, h in rows}
+
+
+def table_source(
+    table: sql.Composable, key: ColumnInfo, columns: Sequence[ColumnInfo]
+) -> sql.Composable:
+    """FROM item (k, h) over a target table: key text and row hash of ``columns`` (canonical
+    stored values, comparable with the ledger's hash of the intended values)."""
+    return sql.SQL("(SELECT t.{k}::text AS k, {h} AS h FROM {t} AS t)").format(
+        k=sql.Identifier(key.name), h=pg_row_hash_sql(columns), t=table
+    )
