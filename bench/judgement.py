@@ -25,8 +25,14 @@ TARGETS = {  # from the issue: our time / reference time, and worker memory
 def summarize_config(size: int, runs: list[dict]) -> dict:
     ok = [r for r in runs if "error" not in r and r["run"]["status"] == "succeeded"]
 
-    def med(fn) -> float | None:
-        return median([fn(r) for r in ok])
+    def med(fn) -> float | None:  # a phase not (yet) measured counts as absent
+        values = []
+        for r in ok:
+            try:
+                values.append(fn(r))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return median(values)
 
     return {
         "batch_size": size,

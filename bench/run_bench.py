@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 from .judgement import judge
@@ -79,12 +80,39 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline": None,
         "by_size": {},
     }
+
+    def save(incomplete: bool) -> Path:
+        """Judge what is measured so far and write the JSON (``incomplete`` while running)."""
+        configs = (result["pipeline"] or {}).get("configs", {})
+        result["incomplete"] = incomplete
+        result["judgement"] = judge(
+            sizes[0],
+            result["references"],
+            next(iter(configs.values()), None),
+            result.get("queue_pages"),
+            result["by_size"],
+        )
+        return write_results(result, args.results)
+
+    def progress(n: int, rows: int, batch: int, summary: dict) -> None:
+        """After each phase of our pipeline: keep its figures and write them at once."""
+        if n == 0:
+            result["pipeline"] = result["pipeline"] or {"configs": {}}
+            result["pipeline"]["configs"][str(batch)] = summary
+        if batch == batch_sizes[0]:
+            result["by_size"][str(rows)] = summary
+            pages = [r["queue_pages"] for r in summary["runs"] if r.get("queue_pages")]
+            if pages:
+                result["queue_pages"] = pages[0]
+        save(incomplete=True)
+
     for n, rows in enumerate(sizes):
         source, target, data = build_data(admin, rows)
         result.setdefault("data", data)
         log(f"source ready: {data['counts']} ({data['seconds']:.1f} s)")
         if n == 0 and not args.skip_references:
             result["references"] = run_references(source, target, args.repeat, args.workdir)
+            save(incomplete=True)
         if args.skip_pipeline:
             continue
         last = n == len(sizes) - 1
@@ -96,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                 args,
                 batch_sizes if n == 0 else batch_sizes[:1],
                 queue=last and not args.skip_queue,
+                rerun=n == 0,  # judged at the first size only
+                progress=partial(progress, n, rows),
             )
         except Exception as exc:  # noqa: BLE001 - the JSON records it
             log(f"our pipeline could not run at {rows:,} rows: {exc}")
@@ -106,16 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         result["by_size"][str(rows)] = next(iter(res["configs"].values()), {})
         if last:
             result["queue_pages"] = res.get("queue_pages")
-    configs = (result["pipeline"] or {}).get("configs", {})
-    result["judgement"] = judge(
-        sizes[0],
-        result["references"],
-        next(iter(configs.values()), None),
-        result.get("queue_pages"),
-        result["by_size"],
-    )
+    path = save(incomplete=False)
     print_table(result)
-    path = write_results(result, args.results)
     log(f"wrote {path} and {args.results / 'latest.json'}")
     return 0 if result.get("pipeline") or args.skip_pipeline else 1
 

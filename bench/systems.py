@@ -121,9 +121,13 @@ def run_pipeline(
     args: argparse.Namespace,
     batch_sizes: list[int],
     queue: bool = False,
+    rerun: bool = True,
+    progress: Callable[[int, dict], None] | None = None,
 ) -> dict:
     """Our pipeline at each batch size (``queue``: the error-queue pages over the first
-    configuration's run) on a fresh app database; figures per configuration."""
+    configuration's run; ``rerun``: the rehearsal re-run, judged at the first size only) on a
+    fresh app database; figures per configuration, handed to ``progress(size, summary)`` after
+    every phase too (so an interrupted bench keeps what it measured)."""
     app = pipeline.App(db=admin.db(DBS["app"]), redis_url=args.redis_url, workdir=args.workdir)
     pipeline.recreate_database(admin, DBS["app"])
     log("manage.py migrate")
@@ -140,7 +144,14 @@ def run_pipeline(
         for n, size in enumerate(batch_sizes):
             app.setup(source, target, size)
             configs[str(size)] = run_config(
-                app, target, plan["plan"], size, args.repeat, queue=queue and n == 0
+                app,
+                target,
+                plan["plan"],
+                size,
+                args.repeat,
+                queue=queue and n == 0,
+                rerun=rerun,
+                progress=partial(progress, size) if progress else None,
             )
     finally:
         app.stop_workers()
@@ -174,7 +185,14 @@ def _phase(statements: dict, dsn: Dsn, name: str, fn: Callable[..., T], *args: A
 
 
 def run_config(
-    app: pipeline.App, target: Dsn, plan: str, size: int, repeat: int, queue: bool = False
+    app: pipeline.App,
+    target: Dsn,
+    plan: str,
+    size: int,
+    repeat: int,
+    queue: bool = False,
+    rerun: bool = True,
+    progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """``repeat`` times: run, report, reconciliation, (queue pages), rehearsal re-run,
     re-process, rollback; the medians (bench.judgement.summarize_config)."""
@@ -184,30 +202,43 @@ def run_config(
         log(f"our pipeline, batch size {size:,}, #{i + 1}: run_plan {plan} --wait")
         statements: dict[str, dict | None] = {}
         phase = partial(_phase, statements, target)
+
+        def told(res: dict, runs: list[dict] = runs) -> None:  # after each phase
+            if progress:
+                progress(summarize_config(size, [*runs, res]))
+
         try:
             res = phase("run", pipeline.launch, app, plan)
             res["statements"] = statements
+            told(res)
             log(
                 f"  run {res['run']['status']} in {res['seconds']:.1f} s "
                 f"(loaded {res['run']['loaded']:,}, failed {res['run']['failed']:,})"
             )
             if res["run"]["status"] != "succeeded":
                 raise RuntimeError(f"run {res['run']['status']}: {res['run']['error']}")
-            res["report"] = phase("report", pipeline.wait_report, app, res["run"]["uuid"])
+            uuid = res["run"]["uuid"]
+            res["report"] = phase("report", pipeline.wait_report, app, uuid)
+            told(res)
             log(
                 f"  app report {res['report']['verdict']} in {res['report']['seconds']:.1f} s "
                 f"(waited {res['report']['waited_seconds']:.1f} s)"
             )
-            res["reconcile"] = phase("reconcile", pipeline.reconcile, target, res["run"]["uuid"])
+            res["reconcile"] = phase("reconcile", pipeline.reconcile, target, uuid)
+            told(res)
             log(
                 f"  reconciliation {res['reconcile']['seconds']:.1f} s, "
                 f"{res['reconcile']['mismatched']:,} mismatched"
             )
             if queue and i == 0:
-                res["queue_pages"] = phase("queue_pages", queue_pages, app, res["run"]["uuid"])
-            res["rerun"] = phase("rerun", rehearsal_rerun, app, target, plan, res)
-            res["reprocess"] = phase("reprocess", reprocess, app, res["run"]["uuid"])
-            res["rollback"] = phase("rollback", pipeline.rollback, app, target, res["run"]["uuid"])
+                res["queue_pages"] = phase("queue_pages", queue_pages, app, uuid)
+                told(res)
+            if rerun:
+                res["rerun"] = phase("rerun", rehearsal_rerun, app, target, plan, res)
+                told(res)
+            res["reprocess"] = phase("reprocess", reprocess, app, uuid)
+            told(res)
+            res["rollback"] = phase("rollback", pipeline.rollback, app, target, uuid)
             log(f"  rollback {res['rollback']['status']} in {res['rollback']['seconds']:.1f} s")
         except Exception as exc:  # noqa: BLE001 - reported in the results, never hidden
             log(f"  FAILED: {exc}")
