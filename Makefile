@@ -21,5 +21,5 @@ bench:  ## benchmarks
 	bash scripts/bench.sh
 
 clean:  ## remove test/build leftovers (keeps .venv and the development data in .data)
-	rm -rf artifacts .pytest_cache .ruff_cache .hypothesis .data/test build staticfiles
+	rm -rf artifacts .pytest_cache .ruff_cache .hypothesis .data/test .data/test-* build staticfiles
 	find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

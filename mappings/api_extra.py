@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import parsers, renderers, serializers, status
+from rest_framework import parsers, renderers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,6 +23,13 @@ from migration_planner.lib.uploads import upload_refusal
 from . import serializers as s
 from . import services_edit as edit
 from .models import EntityMapping, PlanVersion, System
+from .serializers_reports import (
+    DriftReportSerializer,
+    ImportCheckSerializer,
+    SuggestionAcceptSerializer,
+    SuggestionSerializer,
+    TableProfileSerializer,
+)
 
 EDIT = edit.EDIT
 MANAGE = "mp.manage_systems"
@@ -54,106 +61,6 @@ class MarkdownRenderer(_Text):
 
 class PDFRenderer(_Text):
     media_type, format, charset = "application/pdf", "pdf", None
-
-
-# --------------------------------------------------------------------------- serializers
-
-
-class DriftItemSerializer(serializers.Serializer):
-    side = serializers.CharField(help_text="source or target")
-    table = serializers.CharField()
-    column = serializers.CharField(help_text="Empty for the table itself.")
-    change = serializers.CharField()
-    was = serializers.CharField()
-    now = serializers.CharField()
-    breaks = serializers.ListField(
-        child=serializers.CharField(), help_text="What in the plan uses it."
-    )
-    severity = serializers.CharField(help_text="blocking, warning or info")
-    text = serializers.CharField()
-
-
-class EntityDriftSerializer(serializers.Serializer):
-    entity = serializers.CharField()
-    source_table = serializers.CharField()
-    target_table = serializers.CharField()
-    items = DriftItemSerializer(many=True)
-
-
-class DriftReportSerializer(serializers.Serializer):
-    version = serializers.IntegerField(allow_null=True)
-    source = serializers.CharField()
-    target = serializers.CharField()
-    checked_at = serializers.DateTimeField()
-    stored = serializers.BooleanField(
-        help_text="False: the version stored no schema (existence check only)."
-    )
-    blocking = serializers.IntegerField(help_text="Changes that refuse a run.")
-    message = serializers.CharField(
-        allow_blank=True, help_text="The refusal text ('' when nothing blocks)."
-    )
-    entities = EntityDriftSerializer(many=True)
-
-
-class ProblemSerializer(serializers.Serializer):
-    line = serializers.IntegerField()
-    column = serializers.IntegerField()
-    path = serializers.CharField()
-    message = serializers.CharField()
-
-
-class ImportCheckSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    slug = serializers.CharField()
-    exists = serializers.BooleanField(
-        help_text="A plan with this slug exists (import needs replace)."
-    )
-    counts = serializers.DictField(child=serializers.IntegerField())
-    problems = ProblemSerializer(many=True, help_text="Tables / columns the live schemas lack.")
-
-
-class SuggestionSerializer(serializers.Serializer):
-    source = serializers.CharField()
-    target = serializers.CharField()
-    score = serializers.FloatField()
-    reason = serializers.CharField()
-
-
-class SuggestionAcceptSerializer(serializers.Serializer):
-    source = serializers.CharField(help_text="Source column.")
-    target = serializers.CharField(help_text="Target column to map from it.")
-
-
-class CountedValueSerializer(serializers.Serializer):
-    value = serializers.CharField(allow_blank=True)
-    count = serializers.IntegerField()
-
-
-class ColumnProfileSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    rows = serializers.IntegerField()
-    nulls = serializers.IntegerField()
-    null_pct = serializers.FloatField()
-    distinct = serializers.IntegerField()
-    minimum = serializers.CharField(allow_null=True)
-    maximum = serializers.CharField(allow_null=True)
-    max_length = serializers.IntegerField()
-    top_values = CountedValueSerializer(many=True)
-    shapes = CountedValueSerializer(many=True)
-    shape_count = serializers.IntegerField()
-    padded = serializers.IntegerField()
-    mixed_case = serializers.BooleanField()
-    suggestions = serializers.ListField(child=serializers.CharField())
-
-
-class TableProfileSerializer(serializers.Serializer):
-    table = serializers.CharField()
-    rows = serializers.IntegerField()
-    sampled = serializers.BooleanField(help_text="True: a bounded sample of a larger table.")
-    key = serializers.ListField(child=serializers.CharField())
-    duplicate_keys = CountedValueSerializer(many=True, help_text="The first 20, most first.")
-    duplicate_total = serializers.IntegerField(help_text="Values held by more than one row.")
-    columns = ColumnProfileSerializer(many=True)
 
 
 # --------------------------------------------------------------------------- data helpers
@@ -419,4 +326,3 @@ class SystemExtraActions:
             sampled=len(frame) > SAMPLE_ROWS,
         )
         return Response(TableProfileSerializer(profile_data(profile)).data)
-

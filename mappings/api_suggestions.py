@@ -105,6 +105,11 @@ class SuggestionApplyActions:
         entity = get_object_or_404(EntityMapping, plan=self.get_object(), name=entity_name)
         if request.method == "GET":
             column = request.query_params.get("column", "")
+            if not column:
+                raise ApplicationError(
+                    "The “column” query parameter is required: the source column to profile.",
+                    field="column",
+                )
             profile = column_profile(entity=entity, column=column)
             fits = suggestion_targets(entity=entity, column=column, suggestions=profile.suggestions)
             items = [

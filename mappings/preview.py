@@ -19,6 +19,7 @@ from runs.engine.snapshot import EntitySpec, PlanSnapshot
 from runs.engine.transform import source_key_text, transform_frame
 
 from .models import EntityMapping, Plan
+from .profiling import NULL_TEXT
 from .schema import has_keymap, sample_frame, system_connector, system_table
 from .selectors import column_family, column_required
 from .services import plan_snapshot_build
@@ -275,7 +276,7 @@ def _cell(col: PreviewColumn, values: pd.Series, produced: dict, err) -> Preview
     elif all(v is None for v in given):
         source = None
     else:
-        source = " + ".join("∅" if v is None else v for v in given)
+        source = " + ".join(NULL_TEXT if v is None else v for v in given)
     return PreviewCell(
         produced.get(col.name),
         err.message if err else None,

@@ -115,10 +115,14 @@ def suggestion_targets(
     *, entity: EntityMapping, column: str, suggestions: list[RuleSuggestion]
 ) -> list[list[tuple[str, str | None]]]:
     """Per suggestion: (target column, why it does not fit or None) for each field of the
-    entity the source column feeds (read-only, one query)."""
+    entity the source column feeds (read-only, two queries). The fields are filtered in
+    Python: SQLite, the default app database, has no JSON ``contains`` lookup."""
     chains: dict[str, list[str]] = {}
-    for field in entity.fields.filter(source_columns__contains=[column]).order_by("id"):
-        chains[field.target_column] = []
+    for target, sources in entity.fields.order_by("id").values_list(
+        "target_column", "source_columns"
+    ):
+        if column in (sources or []):
+            chains[target] = []
     for target, rule in (
         RuleStep.objects.filter(field__entity=entity, field__target_column__in=list(chains))
         .order_by("position", "id")

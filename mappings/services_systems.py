@@ -71,9 +71,12 @@ def system_save(*, user, data: dict, system: System | None = None, secret: str =
     require_capability(user, MANAGE)
     created = system is None
     system = system or System(created_by=user)
-    was_production = not created and system.is_production
-    before = None if created else {k: str(getattr(system, k)) for k in SYSTEM_FIELDS}
-    had_secret = system.has_secret
+    # What is stored, not the instance: a ModelForm's is_valid() has already written the
+    # posted values into the instance it was given (the gate would see no change).
+    stored = None if created else System.objects.get(pk=system.pk)
+    was_production = not created and stored.is_production
+    before = None if created else {k: str(getattr(stored, k)) for k in SYSTEM_FIELDS}
+    had_secret = False if created else stored.has_secret
     for key, value in data.items():
         if key in SYSTEM_FIELDS:
             setattr(system, key, "" if value is None and key != "port" else value)

@@ -22,6 +22,7 @@ from .models import (
     PlanVersion,
     RuleStep,
 )
+from .profiling import NULL_TEXT
 from .services_edit import EDIT, _delete, _save, plan_touch, require_capability
 from .yaml_io import _replace_checks
 
@@ -34,6 +35,9 @@ class Change:
 
 
 def _show(value: Any) -> str:
+    """A value in a diff: JSON, but a null is NULL (as every page shows it)."""
+    if value is None:
+        return NULL_TEXT
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
@@ -134,7 +138,7 @@ def _field_changes(entity: str, old: list[dict], new: list[dict]) -> list[Change
                     "added" if a is None else "removed",
                     what,
                     [
-                        f"{' + '.join(shown.get('sources') or []) or '∅'} · "
+                        f"{' + '.join(shown.get('sources') or []) or 'no source'} · "
                         f"{_steps_text(shown.get('steps') or [])}"
                     ],
                 )

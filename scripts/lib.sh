@@ -8,6 +8,8 @@ set -euo pipefail
 MP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MP_VENV="${MP_VENV:-$MP_ROOT/.venv}"
 MP_DATA="$MP_ROOT/.data"
+# Test servers' data: one folder per test run (scripts/test.sh gives each shard its own).
+MP_TEST_DIR="${MP_TEST_DIR:-$MP_DATA/test}"
 MP_T0="${MP_T0:-$(date +%s%N)}"
 export MP_T0
 _MP_APT_UPDATED=0
@@ -227,7 +229,7 @@ stop_redis() {
 
 start_test_redis() {
     local port="${TEST_REDIS_PORT:-56380}"
-    start_redis "$port" "$MP_DATA/test/redis" --save '' --appendonly no
+    start_redis "$port" "$MP_TEST_DIR/redis" --save '' --appendonly no
     export REDIS_URL="redis://127.0.0.1:$port/0"
 }
 
@@ -247,11 +249,11 @@ stop_test_redis() {
 MP_TEST_PG_DIR=""
 MP_TEST_PG_PID=""
 
-# Base directory for the test cluster: .data/test (data in pg/, socket and log in pgrun/),
+# Base directory for the test cluster: $MP_TEST_DIR (data in pg/, socket and log in pgrun/),
 # or a private /tmp directory when the postgres user cannot reach the repository or the
 # socket path would be too long (Unix socket paths are limited to ~107 bytes).
 _pg_workdir() {
-    local base="$MP_DATA/test"
+    local base="$MP_TEST_DIR"
     rm -rf "$base/pg" "$base/pgrun"
     mkdir -p "$base/pg" "$base/pgrun"
     if [[ $EUID -eq 0 ]]; then
@@ -273,8 +275,8 @@ start_test_pg() {
     bindir=$(pg_bindir)
     [[ -n "$bindir" ]] || die "no PostgreSQL server found under /usr/lib/postgresql/*/bin"
     # A cluster left running by a killed earlier run: stop it through its own data directory.
-    if [[ -f "$MP_DATA/test/pg/postmaster.pid" ]]; then
-        as_postgres "$bindir/pg_ctl" -D "$MP_DATA/test/pg" -m immediate -w stop >/dev/null 2>&1 \
+    if [[ -f "$MP_TEST_DIR/pg/postmaster.pid" ]]; then
+        as_postgres "$bindir/pg_ctl" -D "$MP_TEST_DIR/pg" -m immediate -w stop >/dev/null 2>&1 \
             && log "stopped a test PostgreSQL left over from an earlier run"
     fi
     port_busy "$port" && die "port $port is already in use; set TEST_PG_PORT to a free port"
@@ -330,7 +332,7 @@ ensure_mysql_packages() {
 # without a password, utf8mb4; exports TEST_MYSQL_URL. Data, socket and log in .data/test/mysql
 # (or a private /tmp directory when that path is too long for a Unix socket).
 start_test_mysql() {
-    local port="${TEST_MYSQL_PORT:-53306}" dir="$MP_DATA/test/mysql" user
+    local port="${TEST_MYSQL_PORT:-53306}" dir="$MP_TEST_DIR/mysql" user
     if [[ -f "$dir/mysqld.pid" ]]; then
         stop_pid "$(cat "$dir/mysqld.pid")" "a test MariaDB left over from an earlier run"
     fi

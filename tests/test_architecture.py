@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 from pathlib import Path
 
 import grimp
@@ -68,3 +69,19 @@ def test_every_import_of_our_own_modules_resolves():
             broken.append(f"{path}:{line} {module} has no {name}")
 
     assert broken == []
+
+
+def test_no_query_uses_a_lookup_sqlite_lacks():
+    """REVIEW9 J1-2: ``source_columns__contains=[…]`` (JSON containment) is PostgreSQL-only and
+    made the profile page a 500 on the default SQLite app database. The suite runs on
+    PostgreSQL, so the code is checked for the lookups SQLite does not implement."""
+    pattern = re.compile(r"\w__(?:contains|contained_by|has_key|has_keys|has_any_keys)\s*=")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for package in PACKAGES
+        for path in ROOT.joinpath(package).rglob("*.py")
+        if "migrations" not in path.parts
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line) and "icontains" not in line
+    ]
+    assert found == []

@@ -453,8 +453,8 @@ def _category_outcome(want: dict[str, int], have: dict[str, int]) -> Outcome:
     cats = sorted(set(want) | set(have))
     table = [{"category": c, "expected": want.get(c, 0), "observed": have.get(c, 0)} for c in cats]
     bad = [t for t in table if t["expected"] != t["observed"]]
-    text = ", ".join(f"{t['category'] or '∅'} {t['expected']:,}" for t in table[:6])
-    seen = ", ".join(f"{t['category'] or '∅'} {t['observed']:,}" for t in table[:6])
+    text = ", ".join(f"{t['category'] or 'NULL'} {t['expected']:,}" for t in table[:6])
+    seen = ", ".join(f"{t['category'] or 'NULL'} {t['observed']:,}" for t in table[:6])
     return Outcome(not bad, text, seen, {"categories": table, "mismatched": len(bad)})
 
 

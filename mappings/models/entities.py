@@ -100,7 +100,7 @@ class FieldMapping(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{', '.join(self.source_columns) or '∅'} → {self.target_column}"
+        return f"{', '.join(self.source_columns) or 'no source'} → {self.target_column}"
 
 
 class RuleStep(models.Model):

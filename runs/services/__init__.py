@@ -17,12 +17,11 @@ from .leases import (
     table_leases_for,
 )
 from .queue import (
-    failed_record_correct,
-    failed_record_ignore,
     failed_record_reprocess,
     failed_records_reprocess_background,
     failed_records_reprocess_later,
 )
+from .queue_actions import failed_record_correct, failed_record_ignore
 from .rollback import run_rollback_execute, run_rollback_request, run_rollback_stack_request
 from .rollback_order import RollbackOrderError, run_rollback_blockers
 from .supervise import runs_supervise

@@ -260,6 +260,8 @@ def test_a_chain_with_a_value_map_still_gets_the_other_suggestions(client_for, a
     upper = next(x for x in items if x["steps"] == [{"rule": "upper", "params": {}}])
     assert "billing_state" in upper["targets"]
     assert all("billing_state" not in x["targets"] for x in items if x["needs_lookup"])
+    missing = client.get(url)  # REVIEW9 J1-2: say the parameter is required
+    assert missing.status_code == 400 and "“column” query parameter" in missing.json()["detail"]
     body = {"column": "State_Code", "target": "billing_state", "index": upper["index"]}
     made = client.post(url, body | {"label": upper["label"]}, content_type="application/json")
     assert made.status_code == 201, made.json()

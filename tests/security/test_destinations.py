@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from mappings.models import System
 from runs.engine.connectors import connect
 from runs.engine.guard import DestinationRefused, file_path_check
 from tests.factories import SystemFactory
+from tests.support.app_process import app_env, migrate, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -178,29 +176,11 @@ print(json.dumps({"create": made.status_code, "detail": made.json().get("detail"
 def test_analyst_cannot_read_the_apps_own_sqlite_database(tmp_path):
     """The audit's reproduction: a SQLite app database at MP_DATA_DIR/app.sqlite3, inside the
     systems directory (the default), registered as a system by an analyst."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite3'}",
-        "MP_DATA_DIR": str(tmp_path),
-        "MP_SYSTEMS_DIR": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "migration_planner.settings",
-    }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=300,
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    env = app_env(tmp_path)
+    migrate(env)
+    done = run_python(env, "-c", PROBE)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
     result = json.loads(out.strip().splitlines()[-1])
     assert result["create"] == 400 and "application's own" in result["detail"]
     assert result["schema"] == 400

@@ -269,3 +269,32 @@ def test_every_system_change_is_audited_and_voids_signoffs(client_for, admin_use
     signoff.refresh_from_db()
     assert signoff.voided_at is not None
     assert "edited by root" in signoff.voided_reason
+
+
+def test_the_system_form_cannot_downgrade_a_production_system(client_for, analyst, prod_target):
+    """REVIEW9 J3-1: the HTML form validated into the very instance the service compared with,
+    so no change was seen: no gate, no audit 'before', no voided sign-off."""
+    from django.urls import reverse
+
+    data = {
+        "name": prod_target.name,
+        "kind": prod_target.kind,
+        "environment": "dev",
+        "role": prod_target.role,
+        "host": prod_target.host,
+        "port": prod_target.port or "",
+        "database": prod_target.database,
+        "username": prod_target.username,
+        "path": "",
+        "secret": "",
+    }
+    page = client_for(analyst).post(reverse("mappings:system_edit", args=[prod_target.uuid]), data)
+    assert page.status_code == 200
+    assert "Only an admin may set a system&#x27;s environment." in page.content.decode()
+    assert System.objects.get(pk=prod_target.pk).environment == "prod"
+    moved = client_for(analyst).post(
+        reverse("mappings:system_edit", args=[prod_target.uuid]),
+        data | {"environment": "prod", "database": "crm_dev"},
+    )
+    assert moved.status_code == 200 and "only an admin may change" in moved.content.decode()
+    assert System.objects.get(pk=prod_target.pk).database == "crm_prod"

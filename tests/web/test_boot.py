@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support import pg
+from tests.support.app_process import app_env, migrate, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
@@ -26,28 +24,11 @@ print(json.dumps({"login": login.status_code, "form": b'name="password"' in logi
 
 
 def _boot(database_url: str, tmp_path: Path) -> dict:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "MP_DATA_DIR": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "migration_planner.settings",
-    }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=300,
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    env = app_env(tmp_path, database_url)
+    migrate(env)
+    done = run_python(env, "-c", PROBE)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

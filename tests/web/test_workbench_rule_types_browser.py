@@ -185,4 +185,4 @@ def test_every_rule_type_adds_edits_and_previews_in_the_browser(
     expected = entity_preview(entity=entity, limit=20).rows[0]
     cell = next(c for c in expected.result if c.column == column)
     shown = page.inner_text(f"#preview tbody tr:first-child td[data-col='{column}'] .value")
-    assert shown == ("null" if cell.value is None else cell.value)
+    assert shown == ("NULL" if cell.value is None else cell.value)

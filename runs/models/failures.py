@@ -1,0 +1,115 @@
+"""The error queue: failed records, and the tally of them per run and category."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from ..enums import FailedRecordStatus, Stage
+from .runs import Batch, Run
+
+
+class FailedRecord(models.Model):
+    """A source row that could not be migrated: the error queue."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Written ~3,000 at a time per batch, so every per-row cost counts. db_index=False:
+    # failed_record_unique_per_run (run, entity, source_key) covers run lookups. No database
+    # FK constraints on run and batch: their deferred checks cost 29 ms per 3,300 records at
+    # commit, and the only writers (services.recording, services.queue) insert inside the
+    # transaction that has just updated that run's batch row. Deletes still cascade (Django).
+    run = models.ForeignKey(
+        Run,
+        on_delete=models.CASCADE,
+        related_name="failed_records",
+        db_index=False,
+        db_constraint=False,
+    )
+    batch = models.ForeignKey(
+        Batch,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="failed_records",
+        db_index=False,
+        db_constraint=False,
+    )
+    entity = models.CharField(max_length=100)
+    source_key = models.CharField(max_length=255)
+    source_row = models.JSONField(default=dict)
+    transformed_row = models.JSONField(default=dict, blank=True)
+    stage = models.CharField(max_length=10, choices=Stage.choices)
+    category = models.CharField(max_length=50)
+    field = models.CharField(max_length=128, blank=True)
+    rule = models.CharField(max_length=50, blank=True)
+    message = models.TextField()
+    errors = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=20, choices=FailedRecordStatus.choices, default=FailedRecordStatus.OPEN
+    )
+    corrected_values = models.JSONField(default=dict, blank=True)
+    ignore_reason = models.TextField(blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # only deleting a user looks records up by it
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "entity", "source_key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "entity", "source_key"],
+                name="failed_record_unique_per_run",
+                violation_error_message=(
+                    "This source record already has a failed record in this run."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="ignored") | ~Q(ignore_reason=""),
+                name="failed_record_ignore_needs_reason",
+                violation_error_message="Ignoring a failed record needs a reason.",
+            ),
+        ]
+        # Pages are keyset scans of (run, -id) filtered on the way; (run, status) counts the
+        # open records of a run. (run, category) and (status, entity) went in 0006.
+        indexes = [
+            models.Index(fields=["run", "status"]),
+            models.Index(fields=["run", "-id"], name="failed_record_run_page"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity}#{self.source_key}: {self.message[:60]}"
+
+
+class FailedRecordTally(models.Model):
+    """A signed count of failed records per (run, entity, stage, category, field, status).
+
+    Written only by the PostgreSQL triggers of migration 0013 (one grouped row per statement
+    that inserts, updates or deletes failed records); the sum of ``n`` over a group is the number
+    of records in it. Read by runs.selectors.queue for counts and facets; unused on SQLite.
+    """
+
+    run = models.ForeignKey(
+        Run, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    entity = models.CharField(max_length=100)
+    stage = models.CharField(max_length=10)
+    category = models.CharField(max_length=50)
+    field = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=20)
+    n = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "status"], name="failed_record_tally_run")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.entity}/{self.category}/{self.status}: {self.n:+}"
