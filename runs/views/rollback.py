@@ -69,10 +69,24 @@ def rollback_confirm_view(request: HttpRequest, uuid) -> HttpResponse:
     return render(request, "runs/rollback_confirm.html", context)
 
 
+def _waiting_for(run: Run) -> Rollback | None:
+    """The rollback of a later run whose chain rolls ``run`` back after it (a stack rollback
+    undoes the later runs first), newest first; None when there is none. The chains are read
+    in Python: SQLite has no JSON contains lookup."""
+    heads = Rollback.objects.filter(run__target_id=run.target_id, run__pk__gt=run.pk)
+    for head in heads.select_related("run", "requested_by").order_by("-pk")[:50]:
+        if run.pk in (head.chain or []):
+            return head
+    return None
+
+
 def _progress_context(run: Run) -> dict:
     rollback = Rollback.objects.filter(run=run).select_related("requested_by").first()
     if rollback is None:
-        raise Http404("This run has not been rolled back.")
+        head = _waiting_for(run)
+        if head is None:
+            raise Http404("This run has not been rolled back.")
+        return {"run": run, "rollback": None, "waiting_for": head, "tables": []}
     return {"run": run, "rollback": rollback, "tables": rollback_tables(rollback)}
 
 
@@ -85,5 +99,7 @@ def rollback_progress_view(request: HttpRequest, uuid) -> HttpResponse:
 def rollback_status_view(request: HttpRequest, uuid) -> HttpResponse:
     """The polled partial: 286 once the rollback has a verdict."""
     context = _progress_context(_run(uuid))
-    status = 200 if context["rollback"].status == "running" else STOP_POLLING
+    rollback = context["rollback"] or context["waiting_for"]
+    waiting = context["rollback"] is None and rollback.status in ("running", "verified")
+    status = 200 if waiting or rollback.status == "running" else STOP_POLLING
     return render(request, "runs/partials/_rollback_status.html", context, status=status)
