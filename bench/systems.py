@@ -239,6 +239,7 @@ def run_config(
             res["reprocess"] = phase("reprocess", reprocess, app, uuid)
             told(res)
             res["rollback"] = phase("rollback", pipeline.rollback, app, target, uuid)
+            told(res)
             log(f"  rollback {res['rollback']['status']} in {res['rollback']['seconds']:.1f} s")
         except Exception as exc:  # noqa: BLE001 - reported in the results, never hidden
             log(f"  FAILED: {exc}")
