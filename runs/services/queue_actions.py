@@ -4,14 +4,14 @@ with a reason (re-processing is ``queue``)."""
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from migration_planner.audit.enums import AuditAction
 from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from runs.enums import FailedRecordStatus
-from runs.models import FailedRecord
+from runs.enums import FailedRecordStatus, RunMode
+from runs.models import FailedRecord, Run
 
 from .queue import WORKABLE
 
@@ -59,3 +59,23 @@ def failed_record_ignore(*, records: QuerySet[FailedRecord], user, reason: str) 
         after={"reason": reason.strip(), "count": count},
     )
     return count
+
+
+def failed_records_supersede(*, run: Run) -> int:
+    """Mark open/fixed records of earlier runs into the same target (dry runs only by dry
+    runs, writing runs by writing runs) as superseded where ``run`` recorded the same
+    (entity, source key) again: the queue keeps the latest record of a failing row (the older
+    ones can no longer be re-processed). Idempotent; returns how many it marked."""
+    earlier = Run.objects.filter(target_id=run.target_id, pk__lt=run.pk)
+    if run.mode == RunMode.DRY_RUN:
+        earlier = earlier.filter(mode=RunMode.DRY_RUN)
+    else:
+        earlier = earlier.exclude(mode=RunMode.DRY_RUN)
+    again = FailedRecord.objects.filter(
+        run_id=run.pk, entity=OuterRef("entity"), source_key=OuterRef("source_key")
+    )
+    return (
+        FailedRecord.objects.filter(run_id__in=earlier.values("pk"), status__in=WORKABLE)
+        .filter(Exists(again))
+        .update(status=FailedRecordStatus.SUPERSEDED)
+    )

@@ -9,7 +9,7 @@ from migration_planner.lib.errors import ApplicationError, ConflictError
 from migration_planner.lib.views import capability_required
 from runs.forms import RollbackForm
 from runs.models import Rollback, Run
-from runs.selectors import rollback_preview, run_get
+from runs.selectors import rollback_preview, rollback_preview_unwritten, run_get
 
 from .common import STOP_POLLING, capability, refuse
 
@@ -53,6 +53,7 @@ def rollback_confirm_view(request: HttpRequest, uuid) -> HttpResponse:
         "run": run,
         "form": form,
         "entities": rollback_preview(run),
+        "unwritten_batches": rollback_preview_unwritten(run),
         "later_runs": run_rollback_blockers(run=run),
         "leases": table_leases_for(target=run.target, tables=run_tables(run)),
     }
@@ -69,11 +70,27 @@ def rollback_confirm_view(request: HttpRequest, uuid) -> HttpResponse:
     return render(request, "runs/rollback_confirm.html", context)
 
 
+def _chained_by(run: Run) -> Rollback | None:
+    """The newest rollback of a later run on the same target whose chain still has to roll
+    ``run`` back ("Roll back all runs, newest first"), or None."""
+    later = (
+        Rollback.objects.filter(run__target_id=run.target_id, run__pk__gt=run.pk)
+        .select_related("run", "requested_by")
+        .order_by("-started_at", "-pk")[:50]
+    )
+    return next((r for r in later if run.pk in (r.chain or [])), None)
+
+
 def _progress_context(run: Run) -> dict:
     rollback = Rollback.objects.filter(run=run).select_related("requested_by").first()
-    if rollback is None:
+    if rollback is not None:
+        return {"run": run, "rollback": rollback, "tables": rollback_tables(rollback)}
+    first = _chained_by(run)
+    if first is None:
         raise Http404("This run has not been rolled back.")
-    return {"run": run, "rollback": rollback, "tables": rollback_tables(rollback)}
+    # still waiting while the later run's rollback runs or verified (the next one starts then)
+    waiting = first.status in ("running", "verified")
+    return {"run": run, "rollback": None, "first": first, "waiting": waiting, "tables": []}
 
 
 @capability_required("mp.view")
@@ -83,7 +100,9 @@ def rollback_progress_view(request: HttpRequest, uuid) -> HttpResponse:
 
 @capability_required("mp.view")
 def rollback_status_view(request: HttpRequest, uuid) -> HttpResponse:
-    """The polled partial: 286 once the rollback has a verdict."""
+    """The polled partial: 286 once the rollback (or the chain before it) has a verdict."""
     context = _progress_context(_run(uuid))
-    status = 200 if context["rollback"].status == "running" else STOP_POLLING
+    rollback = context["rollback"]
+    polling = context["waiting"] if rollback is None else rollback.status == "running"
+    status = 200 if polling else STOP_POLLING
     return render(request, "runs/partials/_rollback_status.html", context, status=status)
