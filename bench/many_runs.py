@@ -144,6 +144,8 @@ def main() -> None:
     legacy_crm.build_source(source, rows=args.rows, seed=7)
     legacy_crm.build_target(target)
     plan = _plan(source, target)
+    from runs.models import FailedRecord
+
     first_t, first = _timed_run(plan)
     again_t, again = _timed_run(plan)
     reprocess = _reprocess(again, args.reprocess)
@@ -162,7 +164,12 @@ def main() -> None:
             ),
             "unchanged": again.unchanged,
             "written": again.inserted + again.updated,
+            "failed": again.failed,
+            "failures_carried": FailedRecord.objects.filter(
+                run=again, carried_from__isnull=False
+            ).count(),
         },
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "reprocess": reprocess,
         "rollback_stack": {"seconds": round(undo_s, 2), "first_rollback": rollback.status},
     }

@@ -204,6 +204,25 @@ def _fits(family: str, text: str) -> bool:
     return True
 
 
+def _not_null_problem(preview: Preview, name: str) -> list[str]:
+    """NULL results of a NOT NULL target column (no default): the load's required_missing,
+    marked on the cells and rows (whatever the field's Required flag says)."""
+    bad = 0
+    for row in preview.rows:
+        for cell in row.result:
+            if cell.column == name and cell.value is None and not cell.error:
+                cell.error, cell.rule = f"{name} is NOT NULL in the target", "target"
+                row.status = "failed"
+                bad += 1
+    if not bad:
+        return []
+    what, verb = ("1 value", "is") if bad == 1 else (f"{bad} values", "are")
+    return [
+        f"{what} of “{name}” {verb} NULL but the target column is NOT NULL: the load would "
+        f"reject {'it' if bad == 1 else 'them'}."
+    ]
+
+
 def _problems(preview: Preview, target) -> list[str]:
     """Unmapped required target columns (every row then fails: marked so), and result values
     the target type would refuse (those cells and their rows marked failing); pure over the
@@ -222,6 +241,8 @@ def _problems(preview: Preview, target) -> list[str]:
     columns = {col.name: col for col in target.columns}
     for name in preview.target_columns:
         col = columns.get(name)
+        if col is not None and column_required(col):
+            out.extend(_not_null_problem(preview, name))
         family = type_family(col.cast_type or col.data_type) if col else "text"
         if family == "text":
             continue

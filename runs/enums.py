@@ -57,6 +57,7 @@ class FailedRecordStatus(models.TextChoices):
     REPROCESSED = "reprocessed", "Re-processed"
     IGNORED = "ignored", "Ignored"
     SUPERSEDED = "superseded", "Superseded (run rolled back)"
+    CARRIED = "carried", "Carried into a later run"
 
 
 class LeasePurpose(models.TextChoices):

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from migration_planner.lib.admin import EvidenceAdmin
+
 from .models import SignOff, UATResult, UATTestCase, ValidationResult, ValidationRule
 
 
@@ -9,7 +11,7 @@ class ValidationRuleAdmin(admin.ModelAdmin):
     list_filter = ["phase", "kind", "severity"]
 
 
-admin.site.register(ValidationResult)
+admin.site.register(ValidationResult, EvidenceAdmin)
 admin.site.register(UATTestCase)
-admin.site.register(UATResult)
-admin.site.register(SignOff)
+admin.site.register(UATResult, EvidenceAdmin)
+admin.site.register(SignOff, EvidenceAdmin)

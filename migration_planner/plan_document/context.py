@@ -12,6 +12,7 @@ from mappings.models import Plan
 from mappings.selectors import plan_detail
 from mappings.services import plan_content_hash, snapshot_content
 from migration_planner.lib.errors import ApplicationError
+from runs.engine.rules import RuleParamError, validate_params
 from validation.models import SignOff, UATResult
 
 from .words import (
@@ -57,10 +58,11 @@ def _entity_section(entity, number: str, lookups: dict[str, dict]) -> dict:
     }
 
 
-def _lookup_section(lookup, number: str) -> dict:
+def _lookup_section(lookup, number: str, uses: list[tuple[str, dict]]) -> dict:
     entries = sorted(lookup.entries.all(), key=lambda e: e.key)
     return {"number": number, "name": lookup.name, "description": lookup.description,
             "default": lookup.default_value, "count": len(entries),
+            "default_words": _default_words(lookup.default_value, uses),
             "entries": [(e.key, e.value) for e in entries], "truncated": False,
             "entry_words": plural(len(entries), "entry", "entries")}
 
@@ -73,20 +75,69 @@ def _system(system) -> dict:
 
 
 def _version(plan: Plan) -> dict:
-    latest = max(plan.versions.all(), key=lambda v: v.number, default=None)
+    """The version whose content the plan holds now — the newest such, so a plan reverted to
+    an older version's content is that version again — else "unversioned draft"."""
+    versions = sorted(plan.versions.all(), key=lambda v: v.number, reverse=True)
     try:
         current = plan_content_hash(plan=plan)
     except ApplicationError:
         current = None
-    if latest is None:
+    if not versions:
         return {"label": "unversioned draft", "number": None, "hash": "", "current": False,
                 "note": "The plan has no frozen version yet."}
-    matches = snapshot_content(latest.snapshot) == current
-    label = f"version {latest.number}" if matches else "unversioned draft"
-    note = ("" if matches else f"The plan was edited after version {latest.number}; "
-            "freeze a new version before sign-off.")
-    return {"label": label, "number": latest.number, "hash": latest.content_hash,
-            "current": matches, "note": note, "created_at": latest.created_at}
+    latest = versions[0]
+    match = next((v for v in versions if snapshot_content(v.snapshot) == current), None)
+    if match is None:
+        return {"label": "unversioned draft", "number": latest.number,
+                "hash": latest.content_hash, "current": False, "created_at": latest.created_at,
+                "note": f"The plan was edited after version {latest.number}; freeze a new "
+                "version before sign-off."}
+    newer = "" if match is latest else (
+        f"Reverted to version {match.number}'s content (version {latest.number} is newer).")
+    return {"label": f"version {match.number}", "number": match.number,
+            "hash": match.content_hash, "current": True, "note": newer,
+            "created_at": match.created_at}
+
+
+def _lookup_uses(entities: list) -> dict[str, list[tuple[str, dict]]]:
+    """Per lookup name: (entity.target, value_map parameters with defaults) of every step
+    mapping through it."""
+    uses: dict[str, list[tuple[str, dict]]] = {}
+    for entity in entities:
+        for field in sorted(entity.fields.all(), key=lambda f: (f.position, f.id)):
+            for step in field.steps.all():
+                name = (step.params or {}).get("lookup")
+                if step.rule != "value_map" or not name:
+                    continue
+                try:
+                    params = validate_params(step.rule, step.params)
+                except RuleParamError:
+                    continue
+                uses.setdefault(name, []).append((f"{entity.name}.{field.target_column}", params))
+    return uses
+
+
+def _default_words(default: str | None, uses: list[tuple[str, dict]]) -> str:
+    """Which fields use the lookup's default, for which values (value_map's on_missing and
+    on_null), and which fail or keep unmapped values instead. Pure."""
+    if default is None:
+        return ""
+    missing = {"fail": "unmapped values fail", "keep": "unmapped values are kept"}
+    used, unused = [], []
+    for name, p in uses:
+        gets = [w for w, on in (("unmapped", p["on_missing"]), ("empty", p["on_null"]))
+                if on == "default"]
+        if not gets:
+            unused.append(f"{name}: {missing[p['on_missing']]}")
+        elif len(gets) == 2:
+            used.append(f"{name} uses it for unmapped and empty values")
+        else:
+            rest = f" ({missing[p['on_missing']]})" if gets == ["empty"] else ""
+            used.append(f"{name} uses it for {gets[0]} values only{rest}")
+    if not used:
+        why = f" ({'; '.join(unused)})" if unused else " (no field maps through this table)"
+        return f"Default “{default}”: not used{why}."
+    return f"Default “{default}”: " + "; ".join(used + unused) + "."
 
 
 def _signoff(plan: Plan) -> dict | None:
@@ -222,7 +273,8 @@ def plan_document_context(*, plan: Plan) -> dict:
     entities = sorted(plan.entities.all(), key=lambda e: (e.load_order, e.name))
     # Lookup tables are Appendix A (A.1, A.2, … by name); each field names the ones it uses.
     lookup_number = "A"
-    lookups = [_lookup_section(lk, f"{lookup_number}.{i}")
+    uses = _lookup_uses(entities)
+    lookups = [_lookup_section(lk, f"{lookup_number}.{i}", uses.get(lk.name, []))
                for i, lk in enumerate(sorted(plan.lookups.all(), key=lambda x: x.name), 1)]
     by_name = {lk["name"]: lk for lk in lookups}
     sections = [_entity_section(e, f"3.{i}", by_name) for i, e in enumerate(entities, start=1)]

@@ -97,7 +97,7 @@ def _md_lookups(c: dict) -> list[str]:
     out = [f"## Appendix {c['lookup_number']}. Lookup tables", "",
            "Every entry of every lookup table the field mappings translate values through.", ""]
     for lk in c["lookups"]:
-        default = f" Unmapped values default to “{lk['default']}”." if lk["default"] else ""
+        default = f" {lk['default_words']}" if lk["default_words"] else ""
         shown = f" {lk['entry_words']}, all listed."
         out += [f"### {lk['number']} {lk['name']}", "", f"{lk['description']}{default}{shown}",
                 "", *_md_table(["Source value", "Target value"], lk["entries"])]

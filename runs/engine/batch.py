@@ -1,105 +1,39 @@
-"""One batch of one entity: extract -> transform -> validate -> load + ledger (one transaction)."""
+"""One batch of one entity: extract -> transform -> validate -> load + ledger (one transaction).
+
+Its parts by role: ``outcome`` (counts and failures), ``failure_rows`` (completing and
+describing failed rows), ``references`` (reference lookups' key maps)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from runs.engine import unchanged
-from runs.engine.connectors.base import (
-    ChangedSince,
-    Connector,
-    KeyRange,
-    LoadResult,
-    coerced_errors,
-)
+from runs.engine.connectors.base import ChangedSince, Connector, KeyRange
 from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError
+from runs.engine.failure_rows import coerced_describer as _coerced_describer
+from runs.engine.failure_rows import complete_failures as _complete
+from runs.engine.failure_rows import failure_source_hashes
+from runs.engine.failure_rows import full_rows_reader as _full_rows
+from runs.engine.failure_rows import record as _record
+from runs.engine.outcome import BatchOutcome
+from runs.engine.outcome import check_accounting as _check_accounting
+from runs.engine.references import batch_keymaps as _keymaps
+from runs.engine.references import reference_parents
 from runs.engine.snapshot import EntitySpec, PlanSnapshot
 from runs.engine.transform import (
     FieldError,
     RowFailure,
     TransformResult,
-    source_key_text,
     transform_frame,
 )
 
-_COUNTS = (
-    "extracted",
-    "loaded",
-    "inserted",
-    "updated",
-    "failed",
-    "filtered",
-    "duplicates",
-    "deleted",
-)
-
-
-@dataclass
-class BatchOutcome:
-    """Counts and failures of one batch; extracted == loaded + failed + filtered + duplicates."""
-
-    extracted: int = 0
-    loaded: int = 0
-    inserted: int = 0
-    updated: int = 0
-    failed: int = 0
-    filtered: int = 0
-    duplicates: int = 0
-    deleted: int = 0  # target rows deleted or marked because their source row was deleted
-    failures: list[RowFailure] = field(default_factory=list)
-    already_done: bool = False
-    unchanged: int = 0  # loaded rows that were already identical in the target (not written)
-    skipped: int = 0  # of those, rows skipped before the transform (runs.engine.unchanged)
-
-    def to_meta(self) -> dict[str, Any]:
-        """JSON-able form stored as the ledger batch record's result_meta."""
-        meta: dict[str, Any] = {name: getattr(self, name) for name in _COUNTS}
-        meta["skipped"] = self.skipped
-        # Built by hand: dataclasses.asdict deep-copies every value (~15 us per failure).
-        meta["failures"] = [
-            {
-                "source_key": f.source_key,
-                "source_row": dict(f.source_row),
-                "transformed_row": dict(f.transformed_row),
-                "stage": f.stage,
-                "errors": [
-                    {
-                        "field": e.field,
-                        "rule": e.rule,
-                        "value": e.value,
-                        "message": e.message,
-                        "category": e.category,
-                    }
-                    for e in f.errors
-                ],
-            }
-            for f in self.failures
-        ]
-        return meta
-
-    @classmethod
-    def from_meta(cls, meta: dict[str, Any], load: LoadResult | None = None) -> BatchOutcome:
-        """Rebuild from a stored result_meta (a retried, already committed batch)."""
-        failures = [
-            RowFailure(
-                source_key=f["source_key"],
-                source_row=f["source_row"],
-                transformed_row=f["transformed_row"],
-                stage=f["stage"],
-                errors=[FieldError(**e) for e in f["errors"]],
-            )
-            for f in meta.get("failures", [])
-        ]
-        counts = {name: int(meta.get(name, 0)) for name in (*_COUNTS, "skipped")}
-        if load is not None:
-            counts.update(inserted=load.inserted, updated=load.updated)
-            return cls(**counts, failures=failures, already_done=True, unchanged=load.unchanged)
-        return cls(**counts, failures=failures, already_done=True)
+# Kept importable from here (the batch's public names before the split by role).
+__all__ = ["BatchOutcome", "execute_batch", "process_frame", "reference_parents", "source_columns"]
 
 
 def source_columns(entity: EntitySpec) -> list[str]:
@@ -126,13 +60,16 @@ def execute_batch(
     skip_unchanged: bool = False,
     failed_parents: Mapping[str, set[str]] | None = None,
     stored_schema: Mapping[str, Any] | None = None,
+    failed_lookup: unchanged.FailedLookup | None = None,
 ) -> BatchOutcome:
     """Run one batch; idempotent per (run_id, batch_id): a committed batch is not redone.
 
     Target writes (rows, ledger, key map, batch record) happen in ONE transaction; a dry run
     writes nothing. Before reading, the columns the entity uses are checked against the live
     source and target tables (and ``stored_schema``, the version's schemas, when given).
-    Raises SchemaError (drift: nothing written), TransientError (retry) or EngineError.
+    ``failed_lookup``: earlier failures a re-run carries instead of transforming them again
+    (runs.engine.unchanged). Raises SchemaError (drift: nothing written), TransientError
+    (retry) or EngineError.
     """
     watermark = _watermark(entity, changed_since)
     if not dry_run:
@@ -159,6 +96,7 @@ def execute_batch(
             target=target,
             changed_since=watermark,
             run_id=run_id,
+            failed_lookup=failed_lookup,
         )
     else:
         frame = extract(
@@ -203,7 +141,8 @@ def process_frame(
     failed records being re-processed). Idempotent per (run_id, batch_id); one target
     transaction; a dry run writes nothing. ``full_rows(key, row)`` completes a failed row
     with the source columns the plan does not read; ``row_state`` (runs.engine.unchanged):
-    keys skipped unread, counted loaded and unchanged, and the state stored with the batch.
+    keys skipped unread, counted loaded and unchanged (or failed, for earlier failures
+    carried), and the state stored with the batch.
     Raises SchemaError, TransientError, EngineError."""
     keymaps = _keymaps(snapshot, entity, frame, source, target, dry_run, failed_parents)
     result = transform_frame(
@@ -217,14 +156,19 @@ def process_frame(
     failures = [*result.failures, *load_failures]
     _complete(failures, full_rows)
     skipped = len(row_state.carried) if row_state is not None else 0
+    carried = dict(row_state.failed) if row_state is not None else {}
+    if row_state is not None:  # a later run can tell an unchanged failure by its source hash
+        failure_source_hashes(failures, frame, entity, source_columns(entity))
     outcome = BatchOutcome(
-        extracted=len(frame) + skipped,
+        extracted=len(frame) + skipped + len(carried),
         loaded=len(rows) + skipped,
-        failed=len(failures),
+        failed=len(failures) + len(carried),
         filtered=result.filtered,
         duplicates=result.duplicates,
         failures=failures,
         skipped=skipped,
+        carried_failures=carried,
+        rules_hash=row_state.rules_hash if row_state is not None else "",
     )
     _check_accounting(outcome)
     if dry_run:
@@ -259,142 +203,12 @@ def process_frame(
     )
 
 
-def _complete(failures: list[RowFailure], full_rows: Callable[..., dict] | None) -> None:
-    """Give every failure its whole source row (all the source's columns, mapped or not);
-    reads the source once for the batch's key range when a failure lacks columns."""
-    if full_rows is None:
-        return
-    for failure in failures:
-        failure.source_row = full_rows(failure.source_key, failure.source_row)
-
-
-def _full_rows(
-    source: Connector, entity: EntitySpec, key_range: KeyRange, watermark: ChangedSince | None
-) -> Callable[..., dict]:
-    """``full_rows`` for a batch: on the first failed row, the key range is read once more for
-    the columns the plan does not extract (only then: a batch without failures pays nothing);
-    each failed row is completed in the table's column order. Rows the target coerced are
-    found inside the load's transaction, where the source is not read (source and target may
-    share a connection: ``fetch=False``); ``process_frame`` completes them after the commit."""
-    cache: dict[str, Any] = {}
-
-    def load() -> None:
-        info = source.live_table(entity.source_table)
-        order = list(info.column_names) if info is not None else []
-        extracted = set(source_columns(entity))
-        extra = [c for c in order if c not in extracted]
-        cache["order"], cache["rows"] = order, {}
-        if not extra:
-            return
-        more = source.extract(
-            entity.source_table,
-            [*entity.source_key, *extra],
-            entity.source_key,
-            key_range,
-            changed_since=watermark,
-        )
-        keys = source_key_text(more, entity.source_key).tolist()
-        records = more[extra].astype(object).where(more[extra].notna(), None)
-        cache["rows"] = dict(zip(keys, records.to_dict("records"), strict=True))
-
-    def complete(key: str, row: dict, *, fetch: bool = True) -> dict:
-        if "rows" not in cache:
-            if not fetch:
-                return row
-            load()
-        merged = {**cache["rows"].get(key, {}), **row}
-        order = [c for c in cache["order"] if c in merged]
-        return {c: merged[c] for c in [*order, *(c for c in merged if c not in order)]}
-
-    return complete
-
-
-def _coerced_describer(
-    frame: pd.DataFrame,
-    rows: pd.DataFrame,
-    keys: list[str],
-    full_rows: Callable[..., dict] | None = None,
-) -> Callable[[int, list[tuple[str, str | None, str | None]]], dict[str, Any]]:
-    """The result_meta failure of a loaded row the target changed (``coerced_by_target``):
-    its source row, transformed row and one error per changed column."""
-
-    def describe(position: int, diffs: list[tuple[str, str | None, str | None]]) -> dict:
-        idx = rows.index[position]
-        source_row = _record(frame.loc[idx]) if idx in frame.index else {}
-        if full_rows is not None:  # inside the target transaction: no source read here
-            source_row = full_rows(keys[position], source_row, fetch=False)
-        return {
-            "source_key": keys[position],
-            "source_row": source_row,
-            "transformed_row": _record(rows.loc[idx]),
-            "stage": "load",
-            "errors": coerced_errors(diffs),
-        }
-
-    return describe
-
-
 def _watermark(entity: EntitySpec, changed_since: str | None) -> ChangedSince | None:
     if changed_since is None:
         return None
     if not entity.watermark_column:
         raise EngineError(f"entity {entity.name!r} has no watermark column for a delta run")
     return (entity.watermark_column, str(changed_since))
-
-
-def _check_accounting(outcome: BatchOutcome) -> None:
-    accounted = outcome.loaded + outcome.failed + outcome.filtered + outcome.duplicates
-    if accounted != outcome.extracted:
-        raise EngineError(
-            f"batch accounting broken: extracted {outcome.extracted}, accounted {accounted}"
-        )
-
-
-def reference_parents(entity: EntitySpec) -> dict[str, set[str]]:
-    """Parent entity name -> source columns whose values a reference lookup maps."""
-    from runs.engine.rules import REGISTRY
-
-    parents: dict[str, set[str]] = {}
-    for spec in entity.fields:
-        for step in spec.steps:
-            rule = REGISTRY.get(step.rule)
-            for param in rule.params if rule else ():
-                if param.type == "entity" and step.params.get(param.name):
-                    parents.setdefault(str(step.params[param.name]), set()).update(spec.sources)
-    return parents
-
-
-def _keymaps(
-    snapshot: PlanSnapshot,
-    entity: EntitySpec,
-    frame: pd.DataFrame,
-    source: Connector,
-    target: Connector,
-    dry_run: bool,
-    failed_parents: Mapping[str, set[str]] | None = None,
-) -> dict[str, dict[str, str]]:
-    """Key maps for this batch's reference lookups, limited to the values it contains.
-
-    A dry run resolves against the parent's *source* keys (key -> itself), as nothing is
-    loaded, minus the parent keys that failed earlier in the same dry run (``failed_parents``)
-    — so a dry run fails the same children a load would.
-    """
-    keymaps: dict[str, dict[str, str]] = {}
-    for parent_name, columns in reference_parents(entity).items():
-        values = set()
-        for col in columns:
-            if col in frame.columns:
-                values.update(str(v).strip() for v in frame[col] if not _missing(v))
-        values.discard("")
-        wanted = sorted(values)
-        if dry_run:
-            parent = snapshot.entity(parent_name)
-            found = source.fetch_keys(parent.source_table, parent.source_key, wanted)
-            found -= (failed_parents or {}).get(parent_name, set())
-            keymaps[parent_name] = {k: k for k in found}
-        else:
-            keymaps[parent_name] = target.keymap_lookup(snapshot.plan, parent_name, wanted)
-    return keymaps
 
 
 def _validate(
@@ -419,12 +233,3 @@ def _validate(
         rows = rows.drop(index=list(errors))
     keys = [str(k) for k in result.source_keys.loc[rows.index]]
     return rows, keys, failures
-
-
-def _missing(value: object) -> bool:
-    """None, NaN or pd.NA (frames may hold any of them for a missing value)."""
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
-
-
-def _record(row: pd.Series) -> dict[str, str | None]:
-    return {str(k): (None if _missing(v) else str(v)) for k, v in row.items()}

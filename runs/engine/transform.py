@@ -57,6 +57,8 @@ class RowFailure:
     transformed_row: dict[str, str | None]
     stage: str  # "extract" | "transform" | "load"
     errors: list[FieldError] = field(default_factory=list)
+    # hash of the source row (runs.engine.unchanged) when the batch keeps row state, else ""
+    source_hash: str = ""
 
     @property
     def category(self) -> str:

@@ -9,7 +9,9 @@ hashes (in SQL on PostgreSQL sources, ``source_row_hashes``; in Python from the 
 elsewhere), asks the target which keys still have the same source hash and rules and a target
 row that still holds what was written (``Target.unchanged_rows``: one query per batch), and
 transforms and loads only the others. Skipped keys are carried into the new batch record,
-counted as loaded and unchanged.
+counted as loaded and unchanged. Keys whose earlier run FAILED them, with the same source hash
+and rules, are not transformed either: the application copies their failed records into the
+new run (``FailedLookup``; counted failed, so the accounting still balances).
 
 Only upsert entities without dedupe and without reference lookups take this path: a row's
 output then depends on its own source row and the rules alone (dedupe compares rows of one
@@ -20,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runs.engine.hashing import arrow_row_hashes
 from runs.engine.snapshot import EntitySpec, PlanSnapshot
@@ -62,6 +65,14 @@ class RowState:
     first_key: str | None
     last_key: str | None
     carried: Carried = field(default_factory=Carried)
+    # keys that failed before and are unchanged since: source key -> the earlier failed record
+    # (opaque, from ``FailedLookup``); neither transformed nor loaded, counted failed
+    failed: dict[str, Any] = field(default_factory=dict)
+
+
+# (rules hash, source keys, source hashes) -> source key -> an earlier run's open failed record
+# of the same source row under the same rules (the application's error queue answers it)
+FailedLookup = Callable[[str, list[str], list[str]], dict[str, Any]]
 
 
 def eligible(entity: EntitySpec, target: Connector) -> bool:
@@ -119,14 +130,17 @@ def extract_changed(
     target: Connector,
     changed_since: ChangedSince | None,
     run_id: str,
+    failed_lookup: FailedLookup | None = None,
 ) -> tuple[pd.DataFrame, RowState]:
     """A batch's rows that must go through the rules, and the RowState to store with it.
 
     When the ledger holds row state under these rules, the source hashes of the key range
     (by the source server where it can) are compared with it and the keys the target may skip
-    are carried; only the other rows are extracted (or kept from the extract). Without any
-    other run's state (a first run) the range is extracted whole. Read-only; raises SchemaError,
-    TransientError, EngineError."""
+    are carried; of the others, ``failed_lookup`` names those that failed before with the same
+    source row and rules (they would fail the same way): they are not extracted either. Only
+    the remaining rows are extracted (or kept from the extract). Without any other run's state
+    (a first run) the range is extracted whole. Read-only; raises SchemaError, TransientError,
+    EngineError."""
     from runs.engine.batch import source_columns
     from runs.engine.transform import source_key_text
 
@@ -160,15 +174,33 @@ def extract_changed(
         source_keys=keys,
         source_hashes=hashes,
     )
-    state = RowState(rules, [], *_ends(keys), carried=carried)
-    if frame is None and len(carried) == len(keys):
+    failed = _failed_before(failed_lookup, rules, keys, hashes, set(carried.source_keys))
+    state = RowState(rules, [], *_ends(keys), carried=carried, failed=failed)
+    if frame is None and len(carried) + len(failed) == len(keys):
         return _empty(columns), state
     if frame is None:
         frame = read()
-    if len(carried):  # a row new since the hashes were read is kept: it is not carried
-        skip = source_key_text(frame, entity.source_key).isin(set(carried.source_keys))
-        frame = frame[~skip.to_numpy()]
+    if len(carried) or failed:  # a row new since the hashes were read is kept: not skipped
+        skipped = set(carried.source_keys) | failed.keys()
+        frame = frame[~source_key_text(frame, entity.source_key).isin(skipped).to_numpy()]
     return frame, state
+
+
+def _failed_before(
+    lookup: FailedLookup | None,
+    rules: str,
+    keys: list[str],
+    hashes: list[str],
+    carried: set[str],
+) -> dict[str, Any]:
+    """The keys not carried whose earlier failure ``lookup`` still finds (same source hash
+    and rules): source key -> its failed record."""
+    if lookup is None:
+        return {}
+    left = [(k, h) for k, h in zip(keys, hashes, strict=True) if k not in carried]
+    if not left:
+        return {}
+    return lookup(rules, [k for k, _ in left], [h for _, h in left])
 
 
 def _ends(keys: list[str]) -> tuple[str | None, str | None]:

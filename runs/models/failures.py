@@ -62,6 +62,21 @@ class FailedRecord(models.Model):
     )
     handled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What a re-run needs to carry an unchanged failure instead of transforming it again
+    # (runs.engine.unchanged): the hash of the extracted source row and of the entity's rules
+    # ("" when the batch kept no row state, or for load-stage failures), and the earlier
+    # record a carried one was copied from (reopened if this run is rolled back).
+    source_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
+    rules_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
+    carried_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
 
     class Meta:
         ordering = ["run", "entity", "source_key"]

@@ -15,6 +15,7 @@ from runs.engine.errors import EngineError, TransientError, is_unavailable
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import Batch, FailedRecord, Run
 
+from .carry import failed_carry_lookup
 from .claims import ClaimHeartbeat, db_retrying, lease_delta, worker_id
 from .execution import _advance, _fail_run, _finish_if_idle, _watermark_value
 from .leases import table_lease_release_ended
@@ -173,6 +174,7 @@ def _engine(batch: Batch, entity):
         skip_unchanged=True,  # loads and deltas write only rows that differ
         failed_parents=_failed_parents(run, entity),
         stored_schema=run_stored_schemas(run),
+        failed_lookup=failed_carry_lookup(run=run, entity=entity.name),
     )
 
 

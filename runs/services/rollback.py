@@ -324,6 +324,13 @@ def _record(rollback: Rollback, run: Run, mine, after: dict, differences: dict) 
             .exclude(status__in=[FailedRecordStatus.IGNORED, FailedRecordStatus.SUPERSEDED])
             .update(status=FailedRecordStatus.SUPERSEDED)
         )
+        # the earlier run's records this run carried are that run's open failures again
+        FailedRecord.objects.filter(
+            status=FailedRecordStatus.CARRIED,
+            pk__in=FailedRecord.objects.filter(run=run, carried_from__isnull=False).values(
+                "carried_from"
+            ),
+        ).update(status=FailedRecordStatus.OPEN)
         table_lease_release(run=run, purpose=LeasePurpose.ROLLBACK)
         verdict = (
             "target checksums equal the pre-run values"

@@ -181,6 +181,49 @@ def test_plan_document_after_an_edit_says_unversioned_draft(demo, analyst):
     assert context["version"]["note"].startswith("The plan was edited after version 1")
 
 
+def test_plan_document_after_a_revert_names_the_version_it_matches(demo, analyst):
+    """REVIEW9 J1-3: reverted to version 1's content, the document is version 1's again."""
+    from mappings.services_versions import plan_version_revert
+
+    v1 = plan_version_create(plan=demo, user=analyst)
+    FieldMapping.objects.filter(entity__plan=demo, target_column="name").update(required=False)
+    plan_version_create(plan=demo, user=analyst)
+    plan_version_revert(plan=demo, version=v1, user=analyst)
+
+    version = plan_document_context(plan=demo)["version"]
+
+    assert (version["label"], version["hash"], version["current"]) == (
+        "version 1",
+        v1.content_hash,
+        True,
+    )
+    assert version["note"] == "Reverted to version 1's content (version 2 is newer)."
+
+
+def test_plan_document_says_which_fields_use_a_lookup_default(demo):
+    """REVIEW9 J1-3: a lookup's default is used only by steps with on_missing/on_null default."""
+    demo.lookups.filter(name="account-status").update(default_value="Unknown")
+    states = demo.lookups.get(name="us-states")
+    states.default_value = "Other"
+    states.save()
+    step = FieldMapping.objects.get(entity__plan=demo, target_column="billing_state").steps.get(
+        rule="value_map"
+    )
+    step.params = {**step.params, "on_missing": "default"}
+    step.save()
+
+    for text in (plan_document_html(plan=demo), plan_document_markdown(plan=demo)):
+        assert (
+            "Default “Unknown”: accounts.account_status uses it for empty values only "
+            "(unmapped values fail)." in text
+        )
+        assert (
+            "Default “Other”: accounts.billing_state uses it for unmapped and empty values."
+            in text
+        )
+        assert "Unmapped values default to" not in text
+
+
 def test_plan_document_lists_every_lookup_entry(demo):
     table = LookupTable.objects.create(plan=demo, name="zip-regions")
     LookupEntry.objects.bulk_create(
@@ -364,3 +407,4 @@ def test_plan_document_reads_right_durations_plurals_and_names_as_written(demo):
         assert "1 week 5 days" in pdf and "1.71429" not in pdf
         assert "1 entities" not in pdf and "entities" not in pdf.split("mapped field")[0]
     assert "<b>1</b>entity</div>" in plan_document_html(plan=demo)
+

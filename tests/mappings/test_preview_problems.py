@@ -132,3 +132,26 @@ def test_text_into_any_date_or_time_column_is_warned_in_grid_and_preview(base, c
     assert warning is not None and warning.startswith(f"Target is {kind} ({cast}); source is text")
     parsed = conversion_warning(target.columns[0], [source.columns[0]], rules={"parse_date"})
     assert (parsed is None) == (kind != "time")  # no rule parses a time: still warned
+
+
+def test_null_into_a_not_null_column_fails_the_row_as_the_load_would(demo_plan):
+    """REVIEW9 J1-1: the field's Required flag off, a NULL result for a NOT NULL target column
+    was a passing row in the preview and a required_missing record in the dry run."""
+    entity = demo_plan.entities.get(name="accounts")
+    field = entity.fields.get(target_column="name")
+    field.steps.exclude(rule="truncate").delete()
+    field.source_columns, field.required = ["Legacy_Notes"], False
+    field.save()
+    preview = entity_preview(entity=entity, limit=20)
+    nulls = [
+        (r, c) for r in preview.rows for c in r.result if c.column == "name" and c.value is None
+    ]
+    assert nulls, "the sample has rows without notes"
+    assert all(
+        c.error == "name is NOT NULL in the target" and r.status == "failed" for r, c in nulls
+    )
+    n = len(nulls)
+    assert (
+        f"{n} value{'s' if n > 1 else ''} of “name” {'are' if n > 1 else 'is'} NULL but the "
+        "target column is NOT NULL: the load would reject" in " ".join(preview.problems)
+    )

@@ -17,7 +17,7 @@ from mappings.models import RuleStep
 from runs.connections import connectors_close
 from runs.engine import batch as engine_batch
 from runs.enums import RunStatus
-from runs.models import Run
+from runs.models import FailedRecord, Run
 from runs.services import run_create, run_rollback_request
 from tests.runs.conftest import _pg_system
 from tests.support import pg
@@ -79,9 +79,11 @@ def _load(plan) -> Run:
     return run
 
 
-def _not_loaded(run: Run) -> int:
-    """Rows of a run that no ledger state can cover: they are transformed on every run."""
-    return run.failed + run.filtered + run.duplicates
+def _transformed_again(run: Run) -> int:
+    """Rows of a run that neither ledger state nor an unchanged earlier failure covers: they
+    are transformed on every run (filtered, duplicates, failures the target refused)."""
+    refused = FailedRecord.objects.filter(run=run, stage="load").count()
+    return run.filtered + run.duplicates + refused
 
 
 def _written(target_db: str, run: Run) -> int:
@@ -102,8 +104,8 @@ def test_rerun_of_an_unchanged_source_transforms_and_writes_no_loaded_row(
     before = _accounts(target_db)
     transformed.clear()
     again = _load(plan)
-    # only the rows that failed (or were filtered) last time go through the rules again
-    assert sum(transformed) == _not_loaded(first) > 0
+    # only the rows filtered last time go through the rules again (failures are carried)
+    assert sum(transformed) == _transformed_again(first) < first.failed
     assert (again.inserted, again.updated, _written(target_db, again)) == (0, 0, 0)
     assert again.unchanged == again.loaded == first.loaded
     assert again.extracted == again.source_total == ROWS  # accounting still balances
@@ -128,7 +130,7 @@ def test_rerun_transforms_and_writes_only_the_changed_source_rows(
     )
     transformed.clear()
     again = _load(plan)
-    assert sum(transformed) == 3 + _not_loaded(first)
+    assert sum(transformed) == 3 + _transformed_again(first)
     assert (again.inserted, again.updated) == (0, 3)
     assert again.unchanged == first.loaded - 3
     assert again.loaded == first.loaded
@@ -151,7 +153,7 @@ def test_rerun_reloads_a_target_row_changed_by_hand_and_reconciles_clean(
     pg.query(target_db, "UPDATE accounts SET name = name WHERE id = %s", (row_id + 1,))
     transformed.clear()
     again = _load(plan)
-    assert sum(transformed) == 1 + _not_loaded(first)
+    assert sum(transformed) == 1 + _transformed_again(first)
     assert (again.inserted, again.updated) == (0, 1)
     assert pg.query(target_db, "SELECT name FROM accounts WHERE id = %s", (row_id,)) == intended
     # the proof: every row the re-run answers for (the one it wrote, the ones it skipped)
@@ -193,5 +195,64 @@ def test_rerun_after_the_rerun_was_rolled_back_still_skips_by_the_first_runs_led
     assert rollback.status == "verified"
     transformed.clear()
     third = _load(plan)
-    assert sum(transformed) == _not_loaded(first)
+    assert sum(transformed) == _transformed_again(first)
     assert third.unchanged == first.loaded
+
+
+def test_rerun_carries_unchanged_failures_and_the_queue_shows_each_key_once(
+    eager_celery, plan, target_db, transformed, operator
+):
+    first = _load(plan)
+    failed_before = FailedRecord.objects.filter(run=first).exclude(stage="load")
+    assert failed_before.exclude(source_hash="").count() == failed_before.count() > 0
+    transformed.clear()
+    again = _load(plan)
+    carried = FailedRecord.objects.filter(run=again, carried_from__isnull=False)
+    assert carried.count() == failed_before.count()
+    assert sum(transformed) == _transformed_again(first)  # no carried failure transformed
+    # the accounting balances per batch and per run, the carried failures counted failed
+    assert (again.extracted, again.failed, again.loaded) == (ROWS, first.failed, first.loaded)
+    assert again.extracted == again.loaded + again.failed + again.filtered + again.duplicates
+    for b in again.batches.all():
+        assert b.extracted == b.loaded + b.failed + b.filtered + b.duplicates, b.seq
+    fields = ("entity", "source_key", "stage", "category", "field", "rule", "message")
+    kept = ("source_row", "transformed_row", "errors", "source_hash", "rules_hash")
+    assert sorted(FailedRecord.objects.filter(run=again).values_list(*fields, *kept)) == sorted(
+        FailedRecord.objects.filter(run=first).values_list(*fields, *kept)
+    )
+    assert FailedRecord.objects.filter(run=again).count() == again.failed
+    # the queue across runs shows each failed key once: the earlier records are "carried"
+    workable = list(
+        FailedRecord.objects.filter(status__in=["open", "fixed"]).values_list(
+            "entity", "source_key"
+        )
+    )
+    assert len(workable) == len(set(workable)) == again.failed
+    assert set(failed_before.values_list("status", flat=True)) == {"carried"}
+    # rolling the re-run back makes them the first run's open failures again
+    rollback = run_rollback_request(run=again, user=operator)
+    rollback.refresh_from_db()
+    assert rollback.status == "verified"
+    assert set(failed_before.values_list("status", flat=True)) == {"open"}
+    assert set(FailedRecord.objects.filter(run=again).values_list("status", flat=True)) == {
+        "superseded"
+    }
+
+
+def test_rerun_transforms_a_failed_row_whose_source_changed(
+    eager_celery, plan, source_db, transformed
+):
+    first = _load(plan)
+    failed = FailedRecord.objects.filter(run=first).exclude(stage="load").exclude(field="name")
+    record = failed.order_by("id").first()
+    pg.query(
+        source_db,
+        'UPDATE customers SET "Cust_Name" = \'Renamed Customer\' WHERE "Customer_ID" = %s',
+        (int(record.source_key),),
+    )
+    transformed.clear()
+    again = _load(plan)
+    assert sum(transformed) == 1 + _transformed_again(first)
+    fresh = FailedRecord.objects.filter(run=again, carried_from__isnull=True).exclude(stage="load")
+    assert list(fresh.values_list("source_key", flat=True)) == [record.source_key]
+    assert again.failed == first.failed

@@ -92,8 +92,8 @@ def test_report_reads_the_source_in_batches_and_samples_deterministically(eager_
 
 def test_sample_compare_in_small_rounds_finds_a_tampered_row(eager_celery, demo_plan,
                                                              demo_target_db, monkeypatch):
-    from validation import reconciliation
     from validation.models import ValidationRule
+    from validation.reconciliation import checks
 
     ValidationRule.objects.create(plan=demo_plan, name="every row", phase="post",
                                   kind="sample_compare", entity="accounts",
@@ -101,7 +101,7 @@ def test_sample_compare_in_small_rounds_finds_a_tampered_row(eager_celery, demo_
     run = _load(demo_plan)
     first = pg.query(demo_target_db, "SELECT min(id) FROM accounts")[0][0]
     pg.query(demo_target_db, "UPDATE accounts SET name = 'Tampered' WHERE id = %s", (first,))
-    monkeypatch.setattr(reconciliation, "SAMPLE_CHUNK", 3)
+    monkeypatch.setattr(checks, "SAMPLE_CHUNK", 3)
     run_report_build(run=run)
     result = ValidationResult.objects.filter(run=run, rule__name="every row").latest("id")
     loaded = pg.query(demo_target_db, "SELECT count(*) FROM accounts")[0][0]

@@ -116,3 +116,37 @@ def test_openapi_schema_served(client_for, viewer):
     response = client_for(viewer).get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/systems/" in response.content
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "validation/signoff",
+        "validation/uatresult",
+        "validation/validationresult",
+        "audit/auditevent",
+        "runs/run",
+        "runs/batch",
+        "runs/failedrecord",
+        "runs/ledgerentry",
+        "runs/rollback",
+        "runs/runlog",
+    ],
+)
+def test_the_admin_cannot_forge_evidence(client_for, admin_user, model):
+    """REVIEW9 J3-3: sign-offs, audit events and run records were addable/changeable in the
+    Django admin, unaudited; they are read-only there (the services write them)."""
+    from django.apps import apps
+
+    from validation.models import SignOff
+
+    client = client_for(admin_user)
+    assert client.get(f"/admin/{model}/").status_code == 200  # still readable
+    assert client.get(f"/admin/{model}/add/").status_code == 403
+    assert client.post(f"/admin/{model}/add/", {"reason": "FORGED"}).status_code == 403
+    assert SignOff.objects.count() == 0
+    from django.contrib import admin as django_admin
+
+    model_admin = django_admin.site._registry[apps.get_model(*model.split("/"))]
+    assert not model_admin.has_change_permission(None)
+    assert not model_admin.has_delete_permission(None)

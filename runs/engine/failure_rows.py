@@ -1,0 +1,119 @@
+"""The rows of a batch's failures: completed with their whole source row, described when the
+target changed a loaded row, and rendered as text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from runs.engine.connectors.base import ChangedSince, Connector, KeyRange, coerced_errors
+from runs.engine.snapshot import EntitySpec
+from runs.engine.transform import RowFailure, source_key_text
+
+
+def complete_failures(failures: list[RowFailure], full_rows: Callable[..., dict] | None) -> None:
+    """Give every failure its whole source row (all the source's columns, mapped or not);
+    reads the source once for the batch's key range when a failure lacks columns."""
+    if full_rows is None:
+        return
+    for failure in failures:
+        failure.source_row = full_rows(failure.source_key, failure.source_row)
+
+
+def failure_source_hashes(
+    failures: list[RowFailure], frame: pd.DataFrame, entity: EntitySpec, columns: list[str]
+) -> None:
+    """Set each extract/transform failure's ``source_hash`` (runs.engine.unchanged: the hash
+    of its extracted row), so a later run can carry it while its source row is unchanged.
+    Load-stage failures depend on the target too: they keep ""."""
+    wanted = {f.source_key for f in failures if f.stage != "load"}
+    if not wanted:
+        return
+    from runs.engine.unchanged import frame_source_hashes
+
+    keys = source_key_text(frame, entity.source_key)
+    mask = keys.isin(wanted).to_numpy()
+    hashes = dict(zip(keys[mask].tolist(), frame_source_hashes(frame[mask], columns), strict=True))
+    for failure in failures:
+        if failure.stage != "load":
+            failure.source_hash = hashes.get(failure.source_key, "")
+
+
+def full_rows_reader(
+    source: Connector, entity: EntitySpec, key_range: KeyRange, watermark: ChangedSince | None
+) -> Callable[..., dict]:
+    """``full_rows`` for a batch: on the first failed row, the key range is read once more for
+    the columns the plan does not extract (only then: a batch without failures pays nothing);
+    each failed row is completed in the table's column order. Rows the target coerced are
+    found inside the load's transaction, where the source is not read (source and target may
+    share a connection: ``fetch=False``); ``batch.process_frame`` completes them after the
+    commit."""
+    cache: dict[str, Any] = {}
+
+    def load() -> None:
+        from runs.engine.batch import source_columns
+
+        info = source.live_table(entity.source_table)
+        order = list(info.column_names) if info is not None else []
+        extracted = set(source_columns(entity))
+        extra = [c for c in order if c not in extracted]
+        cache["order"], cache["rows"] = order, {}
+        if not extra:
+            return
+        more = source.extract(
+            entity.source_table,
+            [*entity.source_key, *extra],
+            entity.source_key,
+            key_range,
+            changed_since=watermark,
+        )
+        keys = source_key_text(more, entity.source_key).tolist()
+        records = more[extra].astype(object).where(more[extra].notna(), None)
+        cache["rows"] = dict(zip(keys, records.to_dict("records"), strict=True))
+
+    def complete(key: str, row: dict, *, fetch: bool = True) -> dict:
+        if "rows" not in cache:
+            if not fetch:
+                return row
+            load()
+        merged = {**cache["rows"].get(key, {}), **row}
+        order = [c for c in cache["order"] if c in merged]
+        return {c: merged[c] for c in [*order, *(c for c in merged if c not in order)]}
+
+    return complete
+
+
+def coerced_describer(
+    frame: pd.DataFrame,
+    rows: pd.DataFrame,
+    keys: list[str],
+    full_rows: Callable[..., dict] | None = None,
+) -> Callable[[int, list[tuple[str, str | None, str | None]]], dict[str, Any]]:
+    """The result_meta failure of a loaded row the target changed (``coerced_by_target``):
+    its source row, transformed row and one error per changed column."""
+
+    def describe(position: int, diffs: list[tuple[str, str | None, str | None]]) -> dict:
+        idx = rows.index[position]
+        source_row = record(frame.loc[idx]) if idx in frame.index else {}
+        if full_rows is not None:  # inside the target transaction: no source read here
+            source_row = full_rows(keys[position], source_row, fetch=False)
+        return {
+            "source_key": keys[position],
+            "source_row": source_row,
+            "transformed_row": record(rows.loc[idx]),
+            "stage": "load",
+            "errors": coerced_errors(diffs),
+        }
+
+    return describe
+
+
+def missing(value: object) -> bool:
+    """None, NaN or pd.NA (frames may hold any of them for a missing value)."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def record(row: pd.Series) -> dict[str, str | None]:
+    return {str(k): (None if missing(v) else str(v)) for k, v in row.items()}

@@ -1,0 +1,209 @@
+"""The expected side of a run's post checks: the source rows the run answered for, put
+through its own frozen rules again, aggregated chunk by chunk (row count, sums, category
+counts, samples)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from migration_planner.lib.memory import release_memory
+from runs.engine.batch import _keymaps, source_columns
+from runs.engine.rules import TEXT
+from runs.engine.snapshot import EntitySpec
+from runs.engine.transform import transform_frame
+from runs.enums import RunMode
+from runs.models import FailedRecord, Run
+from validation.enums import ValidationPhase
+
+if TYPE_CHECKING:
+    from validation.prefetch import Reader
+
+    from .context import RunContext
+
+REPORT_CHUNK = 10_000  # source rows transformed at a time for the expected side
+
+
+@dataclass
+class SampleSpec:
+    """A sample_compare rule's choice of rows: ``pct`` % of them, or the ``n`` first, by a
+    seeded hash of the source key (deterministic, one pass, memory of the sample only)."""
+
+    pct: float | None
+    n: int | None
+    seed: int
+
+    @classmethod
+    def of(cls, params: dict) -> SampleSpec:
+        return cls(
+            pct=params.get("pct", 5.0) if not params.get("n") else None,
+            n=params.get("n"),
+            seed=int(params.get("seed", 0)),
+        )
+
+    def hashes(self, keys: pd.Index) -> np.ndarray:
+        seed = f"{self.seed:016d}"[-16:]
+        return pd.util.hash_pandas_object(
+            pd.Series(keys, dtype=object), index=False, hash_key=seed
+        ).to_numpy()
+
+
+@dataclass
+class Expected:
+    """What the run should have written for one entity, aggregated chunk by chunk: row count,
+    sums and category counts of the columns rules ask for, and each sample's rows."""
+
+    rows: int = 0
+    sums: dict[str, Decimal] = field(default_factory=dict)
+    counts: dict[str, Counter] = field(default_factory=dict)
+    samples: dict[tuple, pd.DataFrame] = field(default_factory=dict)
+
+
+def _post_needs(run: Run, entity: EntitySpec) -> tuple[set[str], set[str], list[SampleSpec]]:
+    """(sum columns, category columns, sample specs) the entity's post rules need."""
+    sums, cats, samples = set(), set(), []
+    for rule in run.plan.validation_rules.filter(
+        phase=ValidationPhase.POST, enabled=True, entity=entity.name
+    ):
+        if rule.kind == "sum_match":
+            sums.add(rule.column)
+        elif rule.kind == "category_count_match":
+            cats.add(rule.column)
+        elif rule.kind == "sample_compare":
+            samples.append(SampleSpec.of(rule.params))
+    return sums, cats, samples
+
+
+def _failed_keys(run: Run, entity: EntitySpec) -> pd.Index:
+    """Source keys of the entity's rows this run failed, as one hashed Index (built once)."""
+    # one Index whose hash table is built once (Index.isin hashed all failed keys per chunk;
+    # with a set on Arrow strings it even rebuilt a Python list each time)
+    return pd.Index(
+        FailedRecord.objects.filter(run=run, entity=entity.name).values_list(
+            "source_key", flat=True
+        ),
+        dtype=object,
+    )
+
+
+def _expected_chunks(
+    ctx: RunContext | Reader, entity: EntitySpec, failed: pd.Index | None = None
+) -> Iterator[pd.DataFrame]:
+    """Source rows of the entity transformed with the run's rules, minus rows this run failed,
+    indexed by source key text — one key range at a time (bounded memory). Touches no Django
+    model when ``failed`` is given (so it may run in a thread of its own)."""
+    if failed is None:
+        failed = _failed_keys(ctx.run, entity)
+    # Rows transform independently except for a dedupe, which acts within a batch: such an
+    # entity is read in the run's own batch ranges, any other in smaller chunks (less memory).
+    size = ctx.snapshot.batch_size
+    if not entity.dedupe_on:
+        size = min(size, REPORT_CHUNK)
+    ranges = ctx.source.key_ranges(entity.source_table, entity.source_key, size)
+    for key_range in ranges:
+        extract = getattr(ctx.source, "extract_text", ctx.source.extract)  # Arrow strings
+        frame = extract(entity.source_table, source_columns(entity), entity.source_key, key_range)
+        keymaps = _keymaps(ctx.snapshot, entity, frame, ctx.source, ctx.target, False)
+        result = transform_frame(
+            entity=entity,
+            frame=frame,
+            lookups=ctx.snapshot.lookups,
+            keymaps=keymaps,
+            namespace=ctx.snapshot.plan,
+        )
+        rows = result.rows
+        rows.index = pd.Index(result.source_keys.to_numpy(dtype=object), dtype=object)
+        rows = rows[failed.get_indexer(rows.index) < 0]
+        if ctx.run.mode == RunMode.DELTA:
+            written = ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, list(rows.index))
+            rows = rows[rows.index.isin(list(written))]
+        yield rows
+        del frame, result, rows
+        release_memory(collect=False)  # chunk garbage back to the OS before the next one
+
+
+def expected_aggregate(ctx: RunContext, entity: EntitySpec) -> Expected:
+    """The entity's Expected, computed in one chunked pass for every post rule it has (or
+    taken from ``expected_prefetch``). Read-only; cached per run context; engine errors raise
+    (an error of the prefetch is raised here, for the rule that needs it)."""
+    if ctx.pending is not None:  # first need: wait for the prefetch thread
+        pending, ctx.pending = ctx.pending, None
+        ctx.expected.update(pending.result())
+    if entity.name in ctx.expected:
+        found = ctx.expected[entity.name]
+        if isinstance(found, Exception):
+            raise found
+        return found
+    needs = _post_needs(ctx.run, entity)
+    out = _aggregate(ctx, entity, needs, _failed_keys(ctx.run, entity))
+    ctx.expected[entity.name] = out
+    return out
+
+
+def _aggregate(
+    ctx: RunContext | Reader,
+    entity: EntitySpec,
+    needs: tuple[set[str], set[str], list[SampleSpec]],
+    failed: pd.Index,
+) -> Expected:
+    sum_cols, cat_cols, samples = needs
+    out = Expected(sums={c: Decimal(0) for c in sum_cols}, counts={c: Counter() for c in cat_cols})
+    limits = {(s.pct, s.n, s.seed): s for s in samples}
+    picked: dict[tuple, list[pd.DataFrame]] = {k: [] for k in limits}
+    smallest: dict[tuple, pd.DataFrame] = {}
+    for rows in _expected_chunks(ctx, entity, failed):
+        out.rows += len(rows)
+        for col in sum_cols:
+            out.sums[col] += _decimal(rows[col])
+        for col in cat_cols:
+            out.counts[col].update(_counts(rows[col]))
+        for key, spec in limits.items():
+            if not len(rows):
+                continue
+            hashed = rows.assign(mp_hash=spec.hashes(rows.index))
+            # the n smallest hashes so far (a pct sample keeps 1 in case it picks none)
+            prior = smallest.get(key)
+            both = hashed if prior is None else pd.concat([prior, hashed])
+            smallest[key] = both.nsmallest(spec.n or 1, "mp_hash")
+            if not spec.n:
+                share = min(max(spec.pct or 0.0, 0.0), 100.0) / 100.0
+                cut = np.uint64(min(int(share * 2**64), 2**64 - 1))
+                chosen = hashed[hashed["mp_hash"].to_numpy() <= cut]
+                # kept as Arrow strings: Python str objects kept from every chunk would pin
+                # the allocator's arenas (~150 MB never returned to the OS at 1M rows)
+                picked[key].append(chosen.astype({c: TEXT for c in rows.columns}))
+    for key, spec in limits.items():
+        frames = picked[key] if not spec.n else []
+        if not any(len(f) for f in frames):
+            frames = [smallest[key]] if key in smallest else []
+        chosen = pd.concat(frames) if frames else pd.DataFrame()
+        out.samples[key] = chosen.drop(columns=["mp_hash"], errors="ignore").sort_index()
+    return out
+
+
+def _decimal(values: pd.Series) -> Decimal:
+    total = Decimal(0)
+    for v in values:
+        if v is None:
+            continue
+        try:
+            total += Decimal(str(v))
+        except InvalidOperation:
+            continue
+    return total
+
+
+def _counts(values: pd.Series) -> dict[str, int]:
+    return {
+        ("" if k is None else str(k)): int(n)
+        for k, n in values.astype(object)
+        .where(values.notna(), None)
+        .value_counts(dropna=False)
+        .items()
+    }
