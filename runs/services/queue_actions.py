@@ -16,12 +16,28 @@ from runs.models import FailedRecord, Run
 from .queue import WORKABLE
 
 
+def _refuse_production(runs: QuerySet[Run], user, action: str) -> None:
+    """Only an operator (or admin) may correct or ignore records of a production run: a
+    correction is loaded into production by the next re-process, and ignoring closes a
+    production failure. Dry runs write nothing and stay open to analysts."""
+    if user is None or user.has_perm("mp.launch_production_run"):
+        return
+    targets = {r.target for r in runs.exclude(mode=RunMode.DRY_RUN).select_related("target")}
+    for target in sorted(targets, key=lambda t: t.name):
+        if target.is_production:
+            raise PermissionDeniedError(
+                f"“{target.name}” is a production target: only an operator may {action} "
+                "its failed records."
+            )
+
+
 @transaction.atomic
 def failed_record_correct(*, record: FailedRecord, user, values: dict[str, str | None]) -> None:
     """Store corrected source values on a record (status fixed). Raises ApplicationError for a
     column the source row does not have."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError("Your role does not allow working the error queue.")
+    _refuse_production(Run.objects.filter(pk=record.run_id), user, "correct")
     unknown = sorted(set(values) - set(record.source_row))
     if unknown:
         raise ApplicationError(f"Unknown source column “{unknown[0]}”.", field=unknown[0])
@@ -46,6 +62,8 @@ def failed_record_ignore(*, records: QuerySet[FailedRecord], user, reason: str) 
         raise PermissionDeniedError("Your role does not allow working the error queue.")
     if not reason.strip():
         raise ApplicationError("Say why the records are ignored.", field="reason")
+    open_runs = records.filter(status__in=WORKABLE).values("run_id")
+    _refuse_production(Run.objects.filter(pk__in=open_runs), user, "ignore")
     count = records.filter(status__in=WORKABLE).update(
         status=FailedRecordStatus.IGNORED,
         ignore_reason=reason.strip(),

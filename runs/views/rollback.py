@@ -70,27 +70,25 @@ def rollback_confirm_view(request: HttpRequest, uuid) -> HttpResponse:
     return render(request, "runs/rollback_confirm.html", context)
 
 
-def _chained_by(run: Run) -> Rollback | None:
-    """The newest rollback of a later run on the same target whose chain still has to roll
-    ``run`` back ("Roll back all runs, newest first"), or None."""
-    later = (
-        Rollback.objects.filter(run__target_id=run.target_id, run__pk__gt=run.pk)
-        .select_related("run", "requested_by")
-        .order_by("-started_at", "-pk")[:50]
-    )
-    return next((r for r in later if run.pk in (r.chain or [])), None)
+def _waiting_for(run: Run) -> Rollback | None:
+    """The rollback of a later run whose chain rolls ``run`` back after it (a stack rollback
+    undoes the later runs first), newest first; None when there is none. The chains are read
+    in Python: SQLite has no JSON contains lookup."""
+    heads = Rollback.objects.filter(run__target_id=run.target_id, run__pk__gt=run.pk)
+    for head in heads.select_related("run", "requested_by").order_by("-pk")[:50]:
+        if run.pk in (head.chain or []):
+            return head
+    return None
 
 
 def _progress_context(run: Run) -> dict:
     rollback = Rollback.objects.filter(run=run).select_related("requested_by").first()
-    if rollback is not None:
-        return {"run": run, "rollback": rollback, "tables": rollback_tables(rollback)}
-    first = _chained_by(run)
-    if first is None:
-        raise Http404("This run has not been rolled back.")
-    # still waiting while the later run's rollback runs or verified (the next one starts then)
-    waiting = first.status in ("running", "verified")
-    return {"run": run, "rollback": None, "first": first, "waiting": waiting, "tables": []}
+    if rollback is None:
+        head = _waiting_for(run)
+        if head is None:
+            raise Http404("This run has not been rolled back.")
+        return {"run": run, "rollback": None, "waiting_for": head, "tables": []}
+    return {"run": run, "rollback": rollback, "tables": rollback_tables(rollback)}
 
 
 @capability_required("mp.view")
@@ -100,9 +98,9 @@ def rollback_progress_view(request: HttpRequest, uuid) -> HttpResponse:
 
 @capability_required("mp.view")
 def rollback_status_view(request: HttpRequest, uuid) -> HttpResponse:
-    """The polled partial: 286 once the rollback (or the chain before it) has a verdict."""
+    """The polled partial: 286 once the rollback has a verdict."""
     context = _progress_context(_run(uuid))
-    rollback = context["rollback"]
-    polling = context["waiting"] if rollback is None else rollback.status == "running"
-    status = 200 if polling else STOP_POLLING
+    rollback = context["rollback"] or context["waiting_for"]
+    waiting = context["rollback"] is None and rollback.status in ("running", "verified")
+    status = 200 if waiting or rollback.status == "running" else STOP_POLLING
     return render(request, "runs/partials/_rollback_status.html", context, status=status)

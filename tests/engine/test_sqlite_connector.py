@@ -1,4 +1,5 @@
-"""SQLite-only connector behaviour (the shared contract runs in test_postgres_connector.py)."""
+"""SQLite-only connector behaviour (the shared contract runs in test_connector_extract.py and
+test_connector_load.py)."""
 
 from __future__ import annotations
 

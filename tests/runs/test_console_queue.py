@@ -219,3 +219,26 @@ def test_error_queue_page_numbers_keep_the_counted_total_cap(client_for, viewer,
         2,
         True,
     )
+
+
+@pytest.mark.django_db
+def test_a_stacked_rollback_page_waits_for_the_later_runs(client_for, viewer):
+    """REVIEW9 J2-1: "Roll back all 2 runs, newest first" landed on a 404 for the older run
+    while the newer one was rolled back first; the page now says so and follows it."""
+    from runs.models import Rollback
+
+    plan = PlanFactory()
+    older, newer = _run(plan, 0), _run(plan, 1)
+    head = Rollback.objects.create(run=newer, chain=[older.pk])
+    client = client_for(viewer)
+    page = client.get(reverse("runs:rollback_progress", args=[older.uuid]))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Waiting: later runs are rolled back first" in body and f"Run #{newer.pk}" in body
+    partial = reverse("runs:rollback_status", args=[older.uuid])
+    assert client.get(partial).status_code == 200  # keeps polling
+    Rollback.objects.filter(pk=head.pk).update(status="mismatch")
+    stopped = client.get(partial)
+    assert stopped.status_code == 286 and "The stack stopped there" in stopped.content.decode()
+    alone = _run(PlanFactory(), 2)
+    assert client.get(reverse("runs:rollback_progress", args=[alone.uuid])).status_code == 404

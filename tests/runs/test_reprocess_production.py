@@ -27,7 +27,9 @@ def test_reprocess_into_prod_uses_the_signed_off_rules_and_needs_an_operator(
     assert run.version_id == version.pk and run.status == "succeeded", run.error
     records = FailedRecord.objects.filter(run=run, entity="accounts", field="email")
     record = next(r for r in records if len(r.errors) == 1)
-    failed_record_correct(record=record, user=analyst, values={"Email_Address": "fix@ex.com"})
+    with pytest.raises(PermissionDeniedError, match="only an operator may correct"):
+        failed_record_correct(record=record, user=analyst, values={"Email_Address": "x@ex.com"})
+    failed_record_correct(record=record, user=operator, values={"Email_Address": "fix@ex.com"})
 
     # After sign-off an analyst adds a rule: the sign-off is void, the rules are unsigned.
     email = FieldMapping.objects.get(
@@ -65,5 +67,19 @@ def test_the_queue_page_and_api_refuse_an_analyst_on_prod(
         content_type="application/json",
     )
     assert api.status_code == 403 and "only an operator" in api.json()["detail"]
+    # REVIEW9 J3-2: nor may an analyst close (ignore) or correct a production record
+    ignore = client.post(
+        "/api/failed-records/ignore/",
+        {"ids": [str(record.uuid)], "reason": "analyst ignores prod record"},
+        content_type="application/json",
+    )
+    assert ignore.status_code == 403 and "only an operator may ignore" in ignore.json()["detail"]
+    source_column = next(iter(record.source_row))
+    fix = client.patch(
+        f"/api/failed-records/{record.uuid}/",
+        {"corrected_values": {source_column: "x"}},
+        content_type="application/json",
+    )
+    assert fix.status_code == 403 and "only an operator may correct" in fix.json()["detail"]
     record.refresh_from_db()
-    assert record.status == "open"
+    assert (record.status, record.corrected_values) == ("open", {})

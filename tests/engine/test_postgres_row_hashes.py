@@ -1,0 +1,226 @@
+"""PostgreSQL: the ledger hashes the values a run meant to write; a faithful load matches
+them, a target that rewrites rows (trigger, datestyle) does not."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg2
+import pyarrow as pa
+import pytest
+
+from runs.engine.connectors.base import text_frame
+from runs.engine.hashing import arrow_row_hashes, row_hash
+from runs.engine.snapshot import EntitySpec, FieldSpec
+
+# ------------------------------------------------------------------ intended row hashes
+
+FAITHFUL = {  # type -> values the column holds as meant: no coercion, ledger == target
+    "text": ["", " a ", "é 😀", "x\ny", None],
+    "varchar(5)": ["abc", "abc  ", "", None],
+    "uuid": ["6F9619FF-8B86-D011-B42D-00C04FC964FF", "00000000-0000-0000-0000-000000000000"],
+    "integer": ["0", "-12", "2147483647", None, "007", "+5"],
+    "bigint": ["-9223372036854775808", "42"],
+    "date": ["2024-02-29", "0099-01-01", None],
+    "timestamp": ["2024-02-29", "2024-02-29T23:59:59", "1999-12-31 00:00:00", "2024-02-29 10:11"],
+    "timestamp(3)": ["2024-02-29T01:02:03", "2024-02-29T01:02:03.123"],
+    "timestamptz": ["2024-02-29 10:11:12", "2024-02-29T10:11:12+02:00", "2024-02-29T08:00Z"],
+    "numeric(6,2)": ["1.5", "12", "-3.25", "0.10", "0", "12.", "-0.00", "007.5", "1.550", None],
+    "numeric(5)": ["12", "12.", "-4", "0"],
+    "numeric": ["1.50", "-7", "0.000", "123456789.123456789", "1e3"],
+    "char(3)": ["a", "ab ", "", " x", "abc", None],
+    "boolean": ["t", "TRUE", "no", "1", None],
+    "json": ['{"b": 1, "a": [1, 2]}', "[]", "null", None],
+    "jsonb": ['{"b": 1,  "a": "x"}'],
+    "double precision": ["0.1", "19.99", "1e20", "-0"],
+}
+
+
+def _one_column_load(tpg, pg_type, values, run="r"):
+    tpg.script(
+        f"DROP TABLE IF EXISTS rb; CREATE TABLE rb (i serial PRIMARY KEY, "
+        f"ext text UNIQUE NOT NULL, v {pg_type})"
+    )
+    ext = [f"E{i}" for i in range(len(values))]
+    rows = text_frame(["ext", "v"], {"ext": ext, "v": values})
+    entity = EntitySpec(
+        name="rb",
+        source_table="src",
+        target_table="rb",
+        source_key=("ext",),
+        target_key="i",
+        external_id="ext",
+        load_mode="upsert",
+        fields=(FieldSpec(target="ext", sources=("ext",)), FieldSpec(target="v", sources=("v",))),
+    )
+    tpg.connector.introspect()
+    return tpg.connector.load_batch(
+        entity=entity,
+        rows=rows,
+        source_keys=ext,
+        run_id=run,
+        batch_id="b1",
+        namespace="plan",
+        result_meta={},
+    )
+
+
+@pytest.mark.parametrize("pg_type", sorted(FAITHFUL))
+def test_pg_ledger_hashes_the_intended_values_and_a_faithful_load_matches_them(tpg, pg_type):
+    """The ledger's hash is that of the values as meant (canonical text per type); a value
+    the column holds faithfully (other spelling, same meaning) reads back to the same hash."""
+    result = _one_column_load(tpg, pg_type, FAITHFUL[pg_type])
+    assert (result.inserted, result.coerced) == (len(FAITHFUL[pg_type]), 0)
+    ledger = dict(tpg.execute("SELECT target_key, row_hash FROM mp_ledger.written"))
+    assert tpg.connector.row_hashes("rb", "i", list(ledger), columns=["ext", "v"]) == ledger
+    assert tpg.connector.read_back_rows == len(FAITHFUL[pg_type])
+
+
+def test_arrow_row_hashes_equal_row_hash_for_string_and_large_string_columns():
+    rows = [("a", None, "é"), ("", "x\x1fy", None), (None, None, None)]
+    cols = list(zip(*rows, strict=True))
+    arrays = [
+        pa.array(cols[0], pa.string()),
+        pa.array(cols[1], pa.large_string()),
+        pa.array(cols[2], pa.string()),
+    ]
+    assert arrow_row_hashes(arrays) == [row_hash(r) for r in rows]
+
+
+def _typed_target(tpg):
+    tpg.script(
+        "CREATE TABLE typed (id bigserial PRIMARY KEY, ext varchar(20) UNIQUE NOT NULL, "
+        "seen timestamp, tag uuid, n integer)"
+    )
+
+
+def _typed_load(conn, n=100, *, run="r", start=0):
+    ext = [f"T{i:04d}" for i in range(start, start + n)]
+    rows = text_frame(
+        ["ext", "seen", "tag", "n"],
+        {
+            "ext": ext,
+            "seen": [
+                None if i % 9 == 0 else f"2024-01-{1 + i % 28:02d}" + ("T08:30:00" if i % 2 else "")
+                for i in range(n)
+            ],
+            "tag": [f"{i:08X}-AAAA-4BBB-8CCC-{i:012d}" for i in range(n)],
+            "n": [str(i - 50) for i in range(n)],
+        },
+    )
+    fields = tuple(FieldSpec(target=c, sources=(c,)) for c in ("ext", "seen", "tag", "n"))
+    entity = EntitySpec(
+        name="typed",
+        source_table="src",
+        target_table="typed",
+        source_key=("ext",),
+        target_key="id",
+        external_id="ext",
+        load_mode="upsert",
+        fields=fields,
+    )
+    return conn.load_batch(
+        entity=entity,
+        rows=rows,
+        source_keys=ext,
+        run_id=run,
+        batch_id="b1",
+        namespace="plan",
+        result_meta={},
+    )
+
+
+def _ledger_matches_target(tpg, run="r"):
+    ledger = dict(
+        tpg.execute(
+            "SELECT t.ext, w.row_hash FROM mp_ledger.written w JOIN typed t "
+            "ON t.id = w.target_key::bigint WHERE w.run_id = %s",
+            (run,),
+        )
+    )
+    server = tpg.connector.row_hashes(
+        "typed", "ext", sorted(ledger), columns=["ext", "seen", "tag", "n"]
+    )
+    return len(ledger), ledger == server
+
+
+def test_pg_ledger_of_a_faithful_load_matches_the_target(tpg):
+    _typed_target(tpg)
+    _typed_load(tpg.connector)
+    assert _ledger_matches_target(tpg) == (100, True)
+
+
+def test_pg_a_trigger_that_rewrites_rows_makes_them_coerced_and_undone(tpg):
+    """A BEFORE trigger adds 1 to n: every row the target changed is taken out again and
+    reported (key, column, intended, stored); none stays loaded, none is in the ledger."""
+    _typed_target(tpg)
+    tpg.execute(
+        "CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN IF NEW.n >= 0 THEN NEW.n := NEW.n + 1; END IF; RETURN NEW; END$$"
+    )
+    tpg.execute("CREATE TRIGGER bump BEFORE INSERT ON typed FOR EACH ROW EXECUTE FUNCTION bump()")
+    result = _typed_load(tpg.connector)
+    assert (result.inserted, result.coerced) == (50, 50)
+    assert tpg.execute("SELECT count(*), min(n) FROM typed") == [(50, -50)]
+    failures = result.result_meta["failures"]
+    assert len(failures) == 50 and failures[0]["source_key"] == "T0050"
+    assert failures[0]["errors"] == [
+        {
+            "field": "n",
+            "rule": "read_back",
+            "value": "0",
+            "category": "coerced_by_target",
+            "message": "the target stored '1' in n, not the intended '0'",
+        }
+    ]
+    assert _ledger_matches_target(tpg) == (50, True)
+
+
+def test_pg_a_non_iso_datestyle_changes_nothing_in_the_proof(tpg):
+    """psycopg2 sets ISO at connect; a session changed later ('2024-01-02 08:30:00' reads back
+    '02/01/2024 08:30:00') still compares equal: canonical text does not use DateStyle."""
+    _typed_target(tpg)
+    conn = tpg.connector._connection()
+    with conn, conn.cursor() as cur:
+        cur.execute("SET DateStyle = 'SQL, DMY'")
+    result = _typed_load(tpg.connector)
+    assert result.coerced == 0
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT seen::text FROM typed WHERE ext = 'T0001'")
+        assert cur.fetchone() == ("02/01/2024 08:30:00",)
+    ledger = dict(tpg.execute("SELECT target_key, row_hash FROM mp_ledger.written"))
+    assert (
+        tpg.connector.row_hashes("typed", "id", list(ledger), columns=["ext", "seen", "tag", "n"])
+        == ledger
+    )
+
+
+def test_pg_upsert_of_new_ids_falls_back_to_on_conflict_when_one_appears_meanwhile(tpg):
+    """The plain INSERT of an all-new batch meets a row another session inserted (uncommitted
+    when the batch looked): it waits, fails on the unique key, and the batch upserts."""
+    _typed_target(tpg)
+    other = psycopg2.connect(**{k: v for k, v in tpg.params.items() if v})
+    cur = other.cursor()
+    cur.execute("INSERT INTO typed (ext, n) VALUES ('T0003', 999)")
+    result = {}
+    loader = threading.Thread(target=lambda: result.update(r=_typed_load(tpg.connector)))
+    loader.start()
+    for _ in range(200):  # until the loader waits on the other session's row
+        waiting = tpg.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+            "'Lock' AND query LIKE 'INSERT INTO%%typed%%'"
+        )
+        if waiting[0][0]:
+            break
+        time.sleep(0.05)
+    other.commit()
+    other.close()
+    loader.join(30)
+    assert (result["r"].inserted, result["r"].updated) == (99, 1)
+    assert tpg.execute("SELECT n FROM typed WHERE ext = 'T0003'") == [(-47,)]
+    before = tpg.execute(
+        "SELECT before_image->>'n' FROM mp_ledger.written WHERE run_id = 'r' AND action = 'update'"
+    )
+    assert before == [("999",)]
+    assert _ledger_matches_target(tpg) == (100, True)
