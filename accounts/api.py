@@ -97,6 +97,13 @@ class TokenOutSerializer(serializers.Serializer):
     token = serializers.CharField()
 
 
+LOCKED_OUT = (
+    "Too many failed log-ins: this user name is locked for a while after repeated wrong "
+    "passwords from your address. Try again later, or ask an admin to unlock it."
+)
+WRONG_CREDENTIALS = "Wrong user name or password."
+
+
 class ObtainTokenView(APIView):
     """User name and password → a new personal access token (named after the time); the
     log-in lockout applies. Revoke it on the API tokens page or with DELETE /api/tokens/."""
@@ -105,17 +112,20 @@ class ObtainTokenView(APIView):
     permission_classes: list = []
 
     @extend_schema(
-        request=LoginSerializer, responses={200: TokenOutSerializer, 400: ERROR}, auth=[]
+        request=LoginSerializer,
+        responses={200: TokenOutSerializer, 400: ERROR, 429: ERROR},
+        auth=[],
     )
     def post(self, request: Request) -> Response:
         body = LoginSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        # The DRF request (as DRF's own token view passes it): a lock-out is a 403 JSON body.
+        # The DRF request, as DRF's own token view passes it.
         user = authenticate(request=request, **body.validated_data)
+        if user is None and getattr(request, "axes_locked_out", False):
+            # django-axes marks the request it was given; say so as the log-in page does.
+            return Response({"detail": LOCKED_OUT}, status=status.HTTP_429_TOO_MANY_REQUESTS)
         if user is None:
-            raise serializers.ValidationError(
-                {"non_field_errors": ["Unable to log in with provided credentials."]}
-            )
+            return Response({"detail": WRONG_CREDENTIALS}, status=status.HTTP_400_BAD_REQUEST)
         name = f"API log-in {timezone.now():%Y-%m-%d %H:%M:%S.%f}"
         _, key = token_create(user=user, name=name, request=request)
         return Response({"token": key})

@@ -6,6 +6,8 @@ from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from migration_planner.lib.admin import EvidenceAdmin
+
 from .models import (
     EntityMapping,
     FieldMapping,
@@ -116,13 +118,9 @@ class LookupTableAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(PlanVersion)
-class PlanVersionAdmin(admin.ModelAdmin):
+class PlanVersionAdmin(EvidenceAdmin):
+    """A version is what was signed off: view only."""
+
     list_display = ["plan", "number", "content_hash", "created_by", "created_at"]
     list_select_related = ["plan", "created_by"]
     readonly_fields = ["plan", "number", "snapshot", "content_hash", "note", "created_by"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

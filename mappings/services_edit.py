@@ -13,6 +13,7 @@ from django.db.models import Max
 from django.utils.text import slugify
 
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from migration_planner.lib.roles import refusal_text
 from runs.engine.rules import REGISTRY, validate_params
 
 from .edit_checks import (
@@ -39,7 +40,7 @@ FIELD_FIELDS = ("target_column", "source_columns", "default_value", "required", 
 def require_capability(user, capability: str) -> None:
     """Raise PermissionDeniedError unless the user's role grants ``capability``."""
     if user is None or not user.has_perm(capability):
-        raise PermissionDeniedError(f"Your role does not allow this ({capability}).")
+        raise PermissionDeniedError(refusal_text(capability))
 
 
 def _save(obj: Any, user) -> None:

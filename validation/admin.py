@@ -2,7 +2,14 @@ from django.contrib import admin
 
 from migration_planner.lib.admin import EvidenceAdmin
 
-from .models import SignOff, UATResult, UATTestCase, ValidationResult, ValidationRule
+from .models import (
+    RunReport,
+    SignOff,
+    UATResult,
+    UATTestCase,
+    ValidationResult,
+    ValidationRule,
+)
 
 
 @admin.register(ValidationRule)
@@ -15,3 +22,4 @@ admin.site.register(ValidationResult, EvidenceAdmin)
 admin.site.register(UATTestCase)
 admin.site.register(UATResult, EvidenceAdmin)
 admin.site.register(SignOff, EvidenceAdmin)
+admin.site.register(RunReport, EvidenceAdmin)

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from mappings.models import Plan
 from migration_planner.lib.api import UUID_PATTERN
 from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.roles import refusal_text
 from runs.models import Run
 
 from . import selectors
@@ -306,7 +307,7 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         super().check_permissions(request)
         if not request.user.has_perm("mp.view_audit"):
             self.permission_denied(
-                request, message="Your role does not allow reading the audit log."
+                request, message=refusal_text("mp.view_audit")
             )
 
     def get_queryset(self) -> QuerySet:

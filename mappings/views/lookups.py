@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.roles import refusal_text
 from migration_planner.lib.uploads import upload_refusal
 from migration_planner.lib.views import capability_required
 
@@ -33,7 +34,7 @@ def lookup_list_view(request: HttpRequest, slug: str) -> HttpResponse:
     form = LookupForm(request.POST or None)
     if request.method == "POST":
         if not can_edit(request):
-            return HttpResponse("Your role does not allow this (mp.edit_plan).", status=403)
+            return HttpResponse(refusal_text("mp.edit_plan"), status=403)
         if form.is_valid():
             try:
                 lookup = lookup_save(plan=plan, user=request.user, data=form.cleaned_data)

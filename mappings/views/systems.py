@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from migration_planner.lib.errors import ApplicationError, TooLargeError
+from migration_planner.lib.errors import ApplicationError, PermissionDeniedError, TooLargeError
 from migration_planner.lib.uploads import upload_refusal
 from migration_planner.lib.views import capability_required
 
@@ -46,17 +46,25 @@ def _detail_context(system: System, *, can_manage: bool, form, error: str | None
 @capability_required(SYSTEMS)
 def system_form_view(request: HttpRequest, uuid=None) -> HttpResponse:
     system = get_object_or_404(System, uuid=uuid) if uuid else None
-    form = SystemForm(request.POST or None, instance=system)
+    # The form validates into its own copy: system_save compares with the stored row and
+    # the page shows the system as stored, whatever was posted (REVIEW9 J3-1).
+    form = SystemForm(request.POST or None,
+                      instance=System.objects.get(pk=system.pk) if system else None)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            saved = system_save(user=request.user, data=form.cleaned_data, system=system,
+            saved = system_save(user=request.user, data=form.cleaned_data,
+                                system=form.instance if system else None,
                                 secret=form.cleaned_data.get("secret", ""))
         except ApplicationError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            if isinstance(exc, PermissionDeniedError):
+                status = 403
         else:
             messages.success(request, f"System “{saved.name}” saved.")
             return redirect(saved)
-    return render(request, "mappings/system_form.html", {"form": form, "system": system})
+    return render(request, "mappings/system_form.html", {"form": form, "system": system},
+                  status=status)
 
 
 @require_POST

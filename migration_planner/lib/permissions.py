@@ -17,4 +17,9 @@ class RolePermission(permissions.BasePermission):
         if request.method in permissions.SAFE_METHODS:
             return True
         capability = getattr(view, "write_capability", "mp.edit_plan")
-        return user.has_perm(capability)
+        if user.has_perm(capability):
+            return True
+        from .roles import refusal_text  # lazy: DRF settings import this module
+
+        self.message = refusal_text(capability)
+        return False

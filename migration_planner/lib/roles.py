@@ -60,3 +60,25 @@ for _name, _predicate in CAPABILITIES.items():
 def can(user, capability: str) -> bool:
     """True when the user's roles grant the capability."""
     return user.has_perm(capability)
+
+
+_WHO_MAY = {
+    "mp.view": "only a user with a role may see this",
+    "mp.edit_plan": "only an analyst (or an admin) may edit plans",
+    "mp.manage_systems": "only an analyst (or an admin) may add or edit systems",
+    "mp.launch_run": "only an analyst or an operator may launch runs",
+    "mp.launch_production_run": "only an operator may launch or re-process into production",
+    "mp.control_run": "only an analyst or an operator may pause, resume or cancel runs",
+    "mp.rollback_run": "only an operator may roll runs back or drive a cutover",
+    "mp.work_queue": "only an analyst or an operator may work the error queue",
+    "mp.record_uat": "only an approver may record UAT results",
+    "mp.sign_off": "only an approver may sign a plan version off",
+    "mp.view_audit": "only a user with a role may read the audit log",
+}
+
+
+def refusal_text(capability: str) -> str:
+    """The refusal for a missing capability in words, naming who may (page, API and services
+    say the same). Pure."""
+    who = _WHO_MAY.get(capability, "ask an admin for the role that may do this")
+    return f"Your role does not allow this: {who}."

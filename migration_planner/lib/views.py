@@ -7,6 +7,8 @@ from functools import wraps
 
 from django.core.exceptions import PermissionDenied
 
+from .roles import refusal_text
+
 
 def capability_required(capability: str) -> Callable:
     """Refuse (403) unless the logged-in user's role grants ``capability``."""
@@ -15,7 +17,7 @@ def capability_required(capability: str) -> Callable:
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if not request.user.has_perm(capability):
-                raise PermissionDenied(f"Your role does not allow this ({capability}).")
+                raise PermissionDenied(refusal_text(capability))
             return view(request, *args, **kwargs)
 
         return wrapped

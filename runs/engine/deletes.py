@@ -46,20 +46,20 @@ class DeleteOutcome:
 
 
 class DeleteTarget(Protocol):
-    """The target side deletes need (PostgreSQL and SQLite connectors)."""
+    """The target side deletes need (PostgreSQL and SQLite connectors): ``keymap_page`` (up to
+    ``limit`` ledgered source keys of ``entity`` after ``after``, in key order) and
+    ``delete_batch`` (the entity's delete policy applied to the target rows of
+    ``source_keys`` and ledgered, in ONE transaction; idempotent per (run_id, batch_id))."""
 
+    # fmt: off
     def keymap_page(
         self, namespace: str, entity: str, *, after: str | None, limit: int
     ) -> list[str]: ...
     def delete_batch(
-        self,
-        *,
-        entity: EntitySpec,
-        source_keys: Sequence[str],
-        run_id: str,
-        batch_id: str,
+        self, *, entity: EntitySpec, source_keys: Sequence[str], run_id: str, batch_id: str,
         namespace: str,
     ) -> DeleteResult: ...
+    # fmt: on
 
 
 def check_policy(entity: EntitySpec) -> None:

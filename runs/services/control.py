@@ -8,6 +8,7 @@ from django.utils import timezone
 from migration_planner.audit.enums import AuditAction
 from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from migration_planner.lib.roles import refusal_text
 from runs.enums import BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import Batch, Run
 
@@ -20,7 +21,7 @@ PAST = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 
 def _change(run: Run, user, allowed_from: tuple[str, ...], to: str, verb: str) -> Run:
     if user is not None and not user.has_perm("mp.control_run"):
-        raise PermissionDeniedError(f"Your role does not allow you to {verb} runs.")
+        raise PermissionDeniedError(refusal_text("mp.control_run"))
     production = run.mode != RunMode.DRY_RUN and run.target.is_production
     if production and user is not None and not user.has_perm("mp.launch_production_run"):
         raise PermissionDeniedError(

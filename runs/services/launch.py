@@ -10,6 +10,7 @@ from mappings.services import plan_version_create, plan_version_snapshot
 from migration_planner.audit.enums import AuditAction
 from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from migration_planner.lib.roles import refusal_text
 from runs.enums import RunMode, RunStatus
 from runs.models import Run
 
@@ -25,7 +26,7 @@ def _signed_off(version) -> bool:
 
 def _check_launch(*, user, plan: Plan, target: System, mode: str, scope_entity: str) -> None:
     if user is not None and not user.has_perm("mp.launch_run"):
-        raise PermissionDeniedError("Your role does not allow launching runs.")
+        raise PermissionDeniedError(refusal_text("mp.launch_run"))
     if mode not in RunMode.values:
         raise ApplicationError(f"Unknown run mode “{mode}”.", field="mode")
     if target.role == "source":

@@ -15,6 +15,7 @@ from mappings.services import plan_snapshot_build
 from migration_planner.audit.enums import AuditAction
 from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, ConflictError, PermissionDeniedError
+from migration_planner.lib.roles import refusal_text
 from runs.connections import connector_for
 from runs.enums import BatchStatus, FailedRecordStatus, LeasePurpose, LogLevel, RunMode, RunStatus
 from runs.models import Batch, FailedRecord, LedgerEntry, Run
@@ -321,7 +322,7 @@ def failed_record_reprocess(
     ``current_rules`` None: the plan's current rules, but the run's signed-off version into
     production, which only an operator may re-process into (``reprocess_rules_choose``)."""
     if user is not None and not user.has_perm("mp.work_queue"):
-        raise PermissionDeniedError("Your role does not allow working the error queue.")
+        raise PermissionDeniedError(refusal_text("mp.work_queue"))
     groups: dict[tuple[int, str], list[int]] = defaultdict(list)
     runs: dict[int, Run] = {}
     rows = records.filter(status__in=WORKABLE).values_list("run_id", "entity", "pk")
@@ -387,7 +388,7 @@ def failed_records_reprocess_later(*, records: QuerySet[FailedRecord], user) -> 
     """Queue a background re-process of the selection; returns how many records. Raises
     PermissionDeniedError / ApplicationError (nothing open selected)."""
     if user is not None and not user.has_perm("mp.work_queue"):
-        raise PermissionDeniedError("Your role does not allow working the error queue.")
+        raise PermissionDeniedError(refusal_text("mp.work_queue"))
     ids = list(records.filter(status__in=WORKABLE).order_by("id").values_list("id", flat=True))
     if not ids:
         raise ApplicationError("No open failed records match.")

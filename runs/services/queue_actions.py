@@ -10,6 +10,7 @@ from django.utils import timezone
 from migration_planner.audit.enums import AuditAction
 from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from migration_planner.lib.roles import refusal_text
 from runs.enums import FailedRecordStatus, RunMode, RunStatus
 from runs.models import FailedRecord, Run
 
@@ -36,7 +37,7 @@ def failed_record_correct(*, record: FailedRecord, user, values: dict[str, str |
     """Store corrected source values on a record (status fixed). Raises ApplicationError for a
     column the source row does not have."""
     if user is not None and not user.has_perm("mp.work_queue"):
-        raise PermissionDeniedError("Your role does not allow working the error queue.")
+        raise PermissionDeniedError(refusal_text("mp.work_queue"))
     _refuse_production(Run.objects.filter(pk=record.run_id), user, "correct")
     unknown = sorted(set(values) - set(record.source_row))
     if unknown:
@@ -59,7 +60,7 @@ def failed_record_correct(*, record: FailedRecord, user, values: dict[str, str |
 def failed_record_ignore(*, records: QuerySet[FailedRecord], user, reason: str) -> int:
     """Close records as ignored with a reason (required). Returns how many."""
     if user is not None and not user.has_perm("mp.work_queue"):
-        raise PermissionDeniedError("Your role does not allow working the error queue.")
+        raise PermissionDeniedError(refusal_text("mp.work_queue"))
     if not reason.strip():
         raise ApplicationError("Say why the records are ignored.", field="reason")
     open_runs = records.filter(status__in=WORKABLE).values("run_id")

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from mappings.models import Plan
 from mappings.services_drift import plan_launch_drift
 from migration_planner.lib.errors import ApplicationError, ConflictError, PermissionDeniedError
+from migration_planner.lib.roles import refusal_text
 from runs.engine.errors import EngineError
 from runs.enums import RunMode
 from runs.forms import LaunchForm
@@ -17,7 +18,7 @@ from runs.services import run_create, table_leases_for
 
 from .common import capability
 
-LAUNCH_DENIED = "Your role does not allow launching runs."
+LAUNCH_DENIED = refusal_text("mp.launch_run")
 
 
 def _plan(slug: str) -> Plan:

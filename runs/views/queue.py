@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from migration_planner.lib.csv_safe import csv_writer
 from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.roles import refusal_text
 from migration_planner.lib.views import capability_required
 from runs.engine.errors import EngineError
 from runs.forms import IgnoreForm, QueueFilterForm
@@ -41,7 +42,7 @@ from runs.services import (
 
 from .common import capability, refuse
 
-QUEUE_DENIED = "Your role does not allow working the error queue."
+QUEUE_DENIED = refusal_text("mp.work_queue")
 REPROCESS_INLINE = 2_000  # larger selections are re-processed by a Celery task
 CSV_COLUMNS = (
     "run",

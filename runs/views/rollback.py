@@ -6,6 +6,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from migration_planner.lib.errors import ApplicationError, ConflictError
+from migration_planner.lib.roles import refusal_text
 from migration_planner.lib.views import capability_required
 from runs.forms import RollbackForm
 from runs.models import Rollback, Run
@@ -13,7 +14,7 @@ from runs.selectors import rollback_preview, rollback_preview_unwritten, run_get
 
 from .common import STOP_POLLING, capability, refuse
 
-ROLLBACK_DENIED = "Only an operator may roll a run back."
+ROLLBACK_DENIED = refusal_text("mp.rollback_run")
 
 
 def _run(uuid) -> Run:

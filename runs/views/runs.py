@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from migration_planner.lib.errors import ApplicationError
+from migration_planner.lib.roles import refusal_text
 from migration_planner.lib.views import capability_required
 from runs.forms import RunFilterForm
 from runs.models import Run
@@ -98,7 +99,7 @@ def run_live_view(request: HttpRequest, uuid) -> HttpResponse:
 
 
 @require_POST
-@capability("mp.control_run", "Your role does not allow pausing, resuming or cancelling runs.")
+@capability("mp.control_run", refusal_text("mp.control_run"))
 def run_control_view(request: HttpRequest, uuid, action: str) -> HttpResponse:
     run = _get_run(uuid)
     if action not in CONTROLS:

@@ -23,9 +23,10 @@ from mappings.models import (
 from runs.enums import RunStatus
 from runs.models import FailedRecord, Run
 from runs.services import failed_record_correct, failed_record_reprocess, run_create
-from tests.runs.oracle_model import Context, Fail, field_result, stored_canonical
-from tests.runs.oracle_model import target_value as oracle_target
+from tests.runs.oracle_model import Context, Fail, field_result
 from tests.runs.oracle_strategies import BAD, LOOKUP, PARENTS, VALUES, hostile, plan_strategy
+from tests.runs.oracle_target import stored_canonical
+from tests.runs.oracle_target import target_value as oracle_target
 from tests.support import pg
 from validation.models import RunReport
 from validation.services import run_report_build

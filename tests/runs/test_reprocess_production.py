@@ -4,6 +4,7 @@ may do it (an analyst's rule edit after sign-off never reaches production this w
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from mappings.models import FieldMapping, RuleStep, System
 from mappings.services import plan_version_create
@@ -82,4 +83,20 @@ def test_the_queue_page_and_api_refuse_an_analyst_on_prod(
     )
     assert fix.status_code == 403 and "only an operator may correct" in fix.json()["detail"]
     record.refresh_from_db()
-    assert (record.status, record.corrected_values) == ("open", {})
+    # ... nor through the pages, with the same words
+    refused = f"“{run.target.name}” is a production target: only an operator may"
+    ids = {"ids": [str(record.uuid)], "reason": "analyst closes a prod failure"}
+    page = client.post(reverse("runs:queue_ignore"), ids)
+    assert page.status_code == 403
+    assert f"{refused} ignore its failed records." in page.content.decode()
+    page = client.post(
+        reverse("runs:failed_record_correct", args=[record.uuid]), {f"v:{source_column}": "x"}
+    )
+    assert page.status_code == 403
+    assert f"{refused} correct its failed records." in page.content.decode()
+    record.refresh_from_db()
+    assert (record.status, record.corrected_values, record.ignore_reason) == ("open", {}, "")
+    done = client_for(operator).post(
+        "/api/failed-records/ignore/", ids, content_type="application/json"
+    )
+    assert done.status_code == 200 and done.json() == {"ignored": 1}

@@ -1,38 +1,20 @@
-"""Runs executed in-process (eager Celery) against real PostgreSQL source and target."""
+"""Runs executed in-process (eager Celery) against real PostgreSQL source and target: dry runs,
+loads, rollbacks, deltas, the threshold, re-processing. Run control, roles, CLI and hooks:
+test_runs_control.py."""
 
 from __future__ import annotations
 
 import pytest
-from django.core.management import call_command
 from django.db.models import Count
 
-from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from runs.connections import connector_for
+from migration_planner.lib.errors import ApplicationError
 from runs.enums import BatchStatus, RunStatus
-from runs.models import Batch, FailedRecord, Rollback, Run
-from runs.services import (
-    batch_execute,
-    failed_record_correct,
-    failed_record_reprocess,
-    run_cancel,
-    run_create,
-    run_pause,
-    run_resume,
-    run_rollback_request,
-)
+from runs.models import Batch, FailedRecord, Rollback
+from runs.services import failed_record_correct, failed_record_reprocess, run_rollback_request
+from tests.runs.inline_runs import TABLES, checksums, count, launch
 from tests.support import pg
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-TABLES = ("accounts", "contacts", "orders")
-
-
-def _checksums(plan) -> dict:
-    target = connector_for(plan.target)
-    return {t: target.table_checksum(t, ["id"]) for t in TABLES}
-
-
-def _count(dbname: str, table: str) -> int:
-    return pg.query(dbname, f'SELECT count(*) FROM "{table}"')[0][0]
 
 
 def _single_error_record(run, field: str) -> FailedRecord:
@@ -40,22 +22,16 @@ def _single_error_record(run, field: str) -> FailedRecord:
     return next(r for r in records if len(r.errors) == 1)
 
 
-def _launch(plan, mode="load", **kwargs) -> Run:
-    run = run_create(plan=plan, user=None, mode=mode, **kwargs)
-    run.refresh_from_db()
-    return run
-
-
 def test_dry_run_writes_nothing_and_fills_the_queue(
     eager_celery, demo_plan, demo_target_db, client_for, viewer
 ):
     demo_plan.failure_threshold_pct = 1  # a load would abort; the dry run goes on and says so
     demo_plan.save()
-    before = _checksums(demo_plan)
-    run = _launch(demo_plan, mode="dry_run")
+    before = checksums(demo_plan)
+    run = launch(demo_plan, mode="dry_run")
     assert run.status == RunStatus.SUCCEEDED, run.error
     _assert_would_abort(run, client_for(viewer))
-    assert _checksums(demo_plan) == before
+    assert checksums(demo_plan) == before
     assert pg.query(
         demo_target_db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'mp_ledger'"
     ) == [(0,)]
@@ -69,7 +45,7 @@ def test_dry_run_under_the_threshold_says_a_load_would_go_through(
 ):
     demo_plan.failure_threshold_pct = 99
     demo_plan.save()
-    run = _launch(demo_plan, mode="dry_run")
+    run = launch(demo_plan, mode="dry_run")
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert 0 < run.failed < run.extracted
     text = (
@@ -104,10 +80,10 @@ def test_dry_run_under_the_threshold_says_a_load_would_go_through(
 
 
 def test_load_run_balances_and_target_holds_loaded_rows(eager_celery, demo_plan, demo_target_db):
-    run = _launch(demo_plan)
+    run = launch(demo_plan)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.entity_totals == {"accounts": 300, "contacts": 600, "orders": 900}
-    loaded = sum(_count(demo_target_db, t) for t in TABLES)
+    loaded = sum(count(demo_target_db, t) for t in TABLES)
     assert loaded == run.loaded == run.inserted
     for entity in ("accounts", "contacts", "orders"):
         batches = Batch.objects.filter(run=run, entity=entity)
@@ -120,7 +96,7 @@ def test_load_run_balances_and_target_holds_loaded_rows(eager_celery, demo_plan,
 
 
 def test_failed_record_carries_readable_context(eager_celery, demo_plan):
-    run = _launch(demo_plan)
+    run = launch(demo_plan)
     record = FailedRecord.objects.filter(run=run, entity="accounts", field="email").first()
     assert record.stage == "transform" and record.rule == "email"
     assert "e-mail" in record.message
@@ -129,14 +105,14 @@ def test_failed_record_carries_readable_context(eager_celery, demo_plan):
 
 
 def test_rollback_restores_pre_run_checksums(eager_celery, demo_plan, demo_target_db):
-    before = _checksums(demo_plan)
-    run = _launch(demo_plan)
-    assert _count(demo_target_db, "accounts") > 0
+    before = checksums(demo_plan)
+    run = launch(demo_plan)
+    assert count(demo_target_db, "accounts") > 0
     rollback = run_rollback_request(run=run, user=None)
     rollback.refresh_from_db()
     run.refresh_from_db()
     assert (rollback.status, run.status) == ("verified", RunStatus.ROLLED_BACK)
-    assert _checksums(demo_plan) == before
+    assert checksums(demo_plan) == before
     assert rollback.rows_deleted == run.loaded
     assert pg.query(demo_target_db, "SELECT count(*) FROM mp_ledger.keymap") == [(0,)]
 
@@ -144,21 +120,21 @@ def test_rollback_restores_pre_run_checksums(eager_celery, demo_plan, demo_targe
 def test_rollback_after_an_upsert_run_restores_overwritten_rows(
     eager_celery, demo_plan, demo_target_db
 ):
-    first = _launch(demo_plan)
+    first = launch(demo_plan)
     pg.query(demo_target_db, "UPDATE accounts SET name = 'Changed by hand' WHERE id % 7 = 0")
-    before = _checksums(demo_plan)
-    second = _launch(demo_plan)
+    before = checksums(demo_plan)
+    second = launch(demo_plan)
     assert second.updated > 0 and second.inserted == 0
     assert pg.query(
         demo_target_db, "SELECT count(*) FROM accounts WHERE name = 'Changed by hand'"
     ) == [(0,)]
     run_rollback_request(run=second, user=None)
-    assert _checksums(demo_plan) == before
+    assert checksums(demo_plan) == before
     assert first.status == RunStatus.SUCCEEDED
 
 
 def test_delta_run_moves_only_changed_rows(eager_celery, demo_plan, demo_source_db, demo_target_db):
-    full = _launch(demo_plan)
+    full = launch(demo_plan)
     assert full.status == RunStatus.SUCCEEDED
     ids = [
         r[0]
@@ -177,7 +153,7 @@ def test_delta_run_moves_only_changed_rows(eager_celery, demo_plan, demo_source_
         (ids,),
     )
     try:
-        delta = _launch(demo_plan, mode="delta", scope_entity="accounts")
+        delta = launch(demo_plan, mode="delta", scope_entity="accounts")
         assert delta.status == RunStatus.SUCCEEDED, delta.error
         assert (delta.extracted, delta.updated, delta.inserted) == (3, 3, 0)
         assert pg.query(
@@ -226,16 +202,16 @@ def test_failure_threshold_fails_and_rolls_back(eager_celery, demo_plan):
     demo_plan.failure_threshold_pct = 1
     demo_plan.rollback_on_threshold = True
     demo_plan.save()
-    before = _checksums(demo_plan)
-    run = _launch(demo_plan)
+    before = checksums(demo_plan)
+    run = launch(demo_plan)
     assert run.status == RunStatus.ROLLED_BACK
     assert "Failure threshold passed" in run.error
     assert Rollback.objects.get(run=run).status == "verified"
-    assert _checksums(demo_plan) == before
+    assert checksums(demo_plan) == before
 
 
 def test_reprocess_fixed_record_loads_exactly_once(eager_celery, demo_plan, demo_target_db):
-    run = _launch(demo_plan)
+    run = launch(demo_plan)
     record = _single_error_record(run, "email")
     failed_before = run.failed
     failed_record_correct(record=record, user=None, values={"Email_Address": "fixed@example.com"})
@@ -253,11 +229,11 @@ def test_reprocess_fixed_record_loads_exactly_once(eager_celery, demo_plan, demo
     with pytest.raises(ApplicationError):
         failed_record_reprocess(records=FailedRecord.objects.filter(pk=record.pk), user=None)
     run_rollback_request(run=run, user=None)
-    assert _count(demo_target_db, "accounts") == 0
+    assert count(demo_target_db, "accounts") == 0
 
 
 def test_reprocess_still_failing_keeps_record_open(eager_celery, demo_plan):
-    run = _launch(demo_plan)
+    run = launch(demo_plan)
     record = _single_error_record(run, "email")
     failed_record_correct(record=record, user=None, values={"Email_Address": "still-bad"})
     result = failed_record_reprocess(records=FailedRecord.objects.filter(pk=record.pk), user=None)
@@ -267,139 +243,10 @@ def test_reprocess_still_failing_keeps_record_open(eager_celery, demo_plan):
 
 
 def test_correct_rejects_unknown_column(eager_celery, demo_plan):
-    run = _launch(demo_plan, mode="dry_run")
+    run = launch(demo_plan, mode="dry_run")
     record = FailedRecord.objects.filter(run=run).first()
     with pytest.raises(ApplicationError, match="Unknown source column"):
         failed_record_correct(record=record, user=None, values={"Nope": "x"})
-
-
-def test_pause_resume_cancel(demo_plan):
-    from runs.services import run_prepare
-
-    run = run_create(plan=demo_plan, user=None, mode="dry_run")
-    run_prepare(run_id=run.pk)  # batches queued to the broker; no worker consumes them
-    run.refresh_from_db()
-    assert run.status == RunStatus.RUNNING and run.batches_total > 0
-    run_pause(run=run, user=None)
-    first = Batch.objects.filter(run=run).order_by("seq").first()
-    assert batch_execute(batch_id=first.pk) == "paused"
-    assert Batch.objects.get(pk=first.pk).status == BatchStatus.PENDING
-    run_resume(run=run, user=None)
-    assert batch_execute(batch_id=first.pk) == "done"
-    run_cancel(run=run, user=None)
-    run.refresh_from_db()
-    assert run.status == RunStatus.CANCELLED
-    assert set(Batch.objects.filter(run=run).values_list("status", flat=True)) == {
-        "done",
-        "cancelled",
-    }
-    with pytest.raises(ApplicationError):
-        run_resume(run=run, user=None)
-
-
-def test_batch_that_keeps_killing_workers_is_parked(demo_plan):
-    from django.utils import timezone
-
-    from runs.services import run_prepare
-
-    run = run_create(plan=demo_plan, user=None, mode="dry_run", scope_entity="accounts")
-    run_prepare(run_id=run.pk)
-    batches = list(Batch.objects.filter(run=run).order_by("seq"))
-    # two attempts lost their worker before; the third (running, lease expired) is taken over
-    Batch.objects.filter(pk=batches[0].pk).update(
-        status="running",
-        attempts=3,
-        lost_attempts=2,
-        lease_until=timezone.now() - timezone.timedelta(seconds=1),
-    )
-    assert batch_execute(batch_id=batches[0].pk) == "parked"
-    assert Batch.objects.get(pk=batches[0].pk).lost_attempts == 3
-    for batch in batches[1:]:
-        batch_execute(batch_id=batch.pk)
-    run.refresh_from_db()
-    assert run.status == RunStatus.FAILED
-    assert "Accounting does not balance" in run.error and "parked" in run.error
-
-
-def test_production_target_needs_operator_and_sign_off(demo_plan, analyst, operator, approver):
-    from mappings.services import plan_version_create
-    from validation.models import SignOff
-
-    demo_plan.target.environment = "prod"
-    demo_plan.target.save()
-    with pytest.raises(PermissionDeniedError):
-        run_create(plan=demo_plan, user=analyst, mode="load")
-    with pytest.raises(ApplicationError, match="must be signed off") as refused:
-        run_create(plan=demo_plan, user=operator, mode="load")
-    assert refused.value.extra["signoff_required"] is True
-    assert not demo_plan.versions.exists()  # the refused launch froze nothing
-    version = plan_version_create(plan=demo_plan, user=analyst)
-    SignOff.objects.create(plan=demo_plan, version=version, approver=approver, decision="approved")
-    run = run_create(plan=demo_plan, user=operator, mode="load")
-    assert run.version == version
-    assert run_create(plan=demo_plan, user=analyst, mode="dry_run").status == "queued"
-
-
-def test_viewer_cannot_launch_or_roll_back(demo_plan, viewer):
-    with pytest.raises(PermissionDeniedError):
-        run_create(plan=demo_plan, user=viewer, mode="dry_run")
-    run = run_create(plan=demo_plan, user=None, mode="load")
-    with pytest.raises(PermissionDeniedError):
-        run_rollback_request(run=run, user=viewer)
-
-
-def test_cli_run_plan_and_rollback_run(demo_plan, demo_target_db, capsys):
-    from celery import current_app
-
-    before = current_app.conf.task_always_eager, current_app.conf.task_eager_propagates
-    call_command("run_plan", demo_plan.slug, "--inline")
-    # --inline runs eagerly for its own run only: later tests in this process use the workers
-    assert (current_app.conf.task_always_eager, current_app.conf.task_eager_propagates) == before
-    run = Run.objects.get()
-    assert run.status == RunStatus.SUCCEEDED
-    assert "Succeeded: extracted 1,800" in capsys.readouterr().out
-    call_command("rollback_run", str(run.uuid), "--inline")
-    assert "Verified" in capsys.readouterr().out
-    assert _count(demo_target_db, "accounts") == 0
-
-
-def test_before_run_hook_stops_run_before_writing(eager_celery, demo_plan):
-    from runs.services import hooks
-
-    def refuse(run):
-        return "source has 3 duplicate Customer_ID values (blocking pre-validation)"
-
-    ended = []
-    hooks.register_before_run(refuse)
-    hooks.register_after_run(ended.append)
-    try:
-        before = _checksums(demo_plan)
-        run = _launch(demo_plan)
-    finally:
-        hooks.BEFORE_RUN.remove(refuse)
-        hooks.AFTER_RUN.remove(ended.append)
-    assert run.status == RunStatus.FAILED
-    assert run.error.startswith("Stopped before writing anything: source has 3 duplicate")
-    assert not Batch.objects.filter(run=run).exists()
-    assert _checksums(demo_plan) == before
-    assert [r.pk for r in ended] == [run.pk]
-
-
-def test_after_run_hook_sees_each_end_state(eager_celery, demo_plan):
-    from runs.services import hooks
-
-    seen = []
-
-    def record(run):
-        seen.append(run.status)
-
-    hooks.register_after_run(record)
-    try:
-        run = _launch(demo_plan)
-        run_rollback_request(run=run, user=None)
-    finally:
-        hooks.AFTER_RUN.remove(record)
-    assert seen == ["succeeded", "rolled_back"]
 
 
 def test_delta_by_comparison_writes_only_changed_rows(
@@ -407,8 +254,8 @@ def test_delta_by_comparison_writes_only_changed_rows(
 ):
     """An entity without a watermark column: a delta run compares and rewrites only changes."""
     demo_plan.entities.filter(name="accounts").update(watermark_column="")
-    full = _launch(demo_plan, scope_entity="accounts")
-    before = _checksums(demo_plan)
+    full = launch(demo_plan, scope_entity="accounts")
+    before = checksums(demo_plan)
     ids = [
         r[0]
         for r in pg.query(demo_target_db, "SELECT account_number FROM accounts ORDER BY id LIMIT 2")
@@ -424,7 +271,7 @@ def test_delta_by_comparison_writes_only_changed_rows(
         (ids,),
     )
     try:
-        delta = _launch(demo_plan, mode="delta", scope_entity="accounts")
+        delta = launch(demo_plan, mode="delta", scope_entity="accounts")
         assert delta.status == RunStatus.SUCCEEDED, delta.error
         assert (delta.extracted, delta.loaded) == (full.extracted, full.loaded)
         assert (delta.inserted, delta.updated) == (0, 2)
@@ -434,7 +281,7 @@ def test_delta_by_comparison_writes_only_changed_rows(
             (str(delta.uuid),),
         ) == [(2,)]
         run_rollback_request(run=delta, user=None)
-        assert _checksums(demo_plan) == before
+        assert checksums(demo_plan) == before
     finally:
         for key, city in old:
             pg.query(
@@ -446,8 +293,8 @@ def test_delta_by_comparison_writes_only_changed_rows(
 
 def test_dry_run_predicts_the_load_run_failures(eager_celery, demo_plan):
     """Children of parents that fail are failed in a dry run too (reference_missing)."""
-    dry = _launch(demo_plan, mode="dry_run")
-    load = _launch(demo_plan)
+    dry = launch(demo_plan, mode="dry_run")
+    load = launch(demo_plan)
     assert (dry.failed, dry.loaded) == (load.failed, load.loaded)
     assert set(FailedRecord.objects.filter(run=dry).values_list("entity", "source_key")) == set(
         FailedRecord.objects.filter(run=load).values_list("entity", "source_key")

@@ -271,30 +271,55 @@ def test_every_system_change_is_audited_and_voids_signoffs(client_for, admin_use
     assert "edited by root" in signoff.voided_reason
 
 
+def _form_data(system: System, **changes) -> dict:
+    fields = ("name", "kind", "environment", "role", "host", "database", "username", "path")
+    data = {k: getattr(system, k) for k in fields} | {"port": system.port or "", "secret": ""}
+    return data | changes
+
+
 def test_the_system_form_cannot_downgrade_a_production_system(client_for, analyst, prod_target):
     """REVIEW9 J3-1: the HTML form validated into the very instance the service compared with,
     so no change was seen: no gate, no audit 'before', no voided sign-off."""
     from django.urls import reverse
 
-    data = {
-        "name": prod_target.name,
-        "kind": prod_target.kind,
-        "environment": "dev",
-        "role": prod_target.role,
-        "host": prod_target.host,
-        "port": prod_target.port or "",
-        "database": prod_target.database,
-        "username": prod_target.username,
-        "path": "",
-        "secret": "",
-    }
-    page = client_for(analyst).post(reverse("mappings:system_edit", args=[prod_target.uuid]), data)
-    assert page.status_code == 200
+    url = reverse("mappings:system_edit", args=[prod_target.uuid])
+    audited = AuditEvent.objects.filter(object_id=str(prod_target.uuid))
+    assert audited.count() == 0
+    page = client_for(analyst).post(url, _form_data(prod_target, environment="dev"))
+    assert page.status_code == 403
     assert "Only an admin may set a system&#x27;s environment." in page.content.decode()
     assert System.objects.get(pk=prod_target.pk).environment == "prod"
-    moved = client_for(analyst).post(
-        reverse("mappings:system_edit", args=[prod_target.uuid]),
-        data | {"environment": "prod", "database": "crm_dev"},
-    )
-    assert moved.status_code == 200 and "only an admin may change" in moved.content.decode()
+    moved = client_for(analyst).post(url, _form_data(prod_target, database="crm_dev"))
+    assert moved.status_code == 403 and "only an admin may change" in moved.content.decode()
     assert System.objects.get(pk=prod_target.pk).database == "crm_prod"
+    assert audited.count() == 0  # nothing saved, nothing audited
+
+
+def test_a_system_form_edit_voids_signoffs_and_audits_before_and_after(
+    client_for, admin_user, approver
+):
+    """REVIEW9 J3-1: re-pointing a plan's target through the page voids its sign-off, and the
+    audit event's 'before' is the stored row, not the posted one."""
+    from django.urls import reverse
+
+    from mappings.models import PlanVersion
+
+    plan = PlanFactory()
+    target = plan.target
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    signoff = SignOff.objects.create(
+        plan=plan, version=version, approver=approver, decision="approved"
+    )
+    old_path = target.path
+    new_path = f"{dj_settings.MP_SYSTEMS_DIR}/mp-moved-target.sqlite3"
+    page = client_for(admin_user).post(
+        reverse("mappings:system_edit", args=[target.uuid]),
+        _form_data(target, path=new_path, environment="uat"),
+    )
+    assert page.status_code == 302, page.content.decode()[:2000]
+    assert System.objects.get(pk=target.pk).path == new_path
+    signoff.refresh_from_db()
+    assert signoff.voided_at is not None and "edited by root" in signoff.voided_reason
+    event = AuditEvent.objects.filter(object_id=str(target.uuid)).latest("pk")
+    assert (event.before["path"], event.after["path"]) == (old_path, new_path)
+    assert event.before["environment"] != event.after["environment"]

@@ -150,3 +150,16 @@ def test_the_admin_cannot_forge_evidence(client_for, admin_user, model):
     model_admin = django_admin.site._registry[apps.get_model(*model.split("/"))]
     assert not model_admin.has_change_permission(None)
     assert not model_admin.has_delete_permission(None)
+
+
+def test_role_refusals_say_who_may_in_words_on_page_and_api(client_for, viewer, analyst):
+    """REVIEW9 J4-1: refusals named an internal code ("mp.edit_plan") or said nothing."""
+    words = "Your role does not allow this: only an analyst (or an admin) may edit plans."
+    page = client_for(viewer).get("/plans/new/")
+    api = client_for(viewer).post("/api/plans/", {}, content_type="application/json")
+    assert page.status_code == 403 and words in page.content.decode()
+    assert api.status_code == 403 and api.json()["detail"] == words
+    signoff = client_for(analyst).post("/api/signoffs/", {}, content_type="application/json")
+    assert signoff.status_code == 403
+    assert "only an approver may sign a plan version off" in signoff.json()["detail"]
+    assert "mp." not in page.content.decode().split("<main", 1)[-1]

@@ -104,6 +104,11 @@ def test_field_editor_does_not_cover_the_grid_at_1024px(live_server, transaction
             " return !b.contains(el); }).map(b => b.closest('tr').id)"
         )
         buttons = page.locator("#grid button").count()
+        # REVIEW9 J1-4: a source column name is one line, never broken mid-word
+        broken_names = page.evaluate(
+            "() => [...document.querySelectorAll('#grid .ident')].filter(e =>"
+            " e.getClientRects().length > 1).map(e => e.textContent)"
+        )
         page_overflow = page.evaluate(
             "() => document.documentElement.scrollWidth - window.innerWidth"
         )
@@ -117,6 +122,7 @@ def test_field_editor_does_not_cover_the_grid_at_1024px(live_server, transaction
     )
     assert not overlaps, (grid, editor)
     assert buttons == 13 and covered == []
+    assert broken_names == []
     assert page_overflow <= 0
     targets = [c.name for c in system_table(target, "accounts").columns]
     for width, seen in preview.items():

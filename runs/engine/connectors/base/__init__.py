@@ -5,7 +5,9 @@ against the introspected schema and ``validate_frame`` (load-stage row validatio
 
 Laid out by role: ``protocols`` (Source, Target), ``schema`` and ``results`` (the values
 they exchange), ``cache`` (shared plumbing), ``validation`` (load-stage checks), ``coerced``,
-``frames``. Every name is re-exported here.
+``frames``; every name of those is re-exported here. ``dialect`` (the SQL dialect object)
+and the roles written once for every SQL database (``source``, ``target``, ``ledger``,
+``deletes``, ``checks``) are imported from their modules.
 """
 
 from .cache import ArrowTextSource, SchemaCache

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
-from .schema import ChangedSince, KeyRange, SchemaInfo, TableInfo
+from .schema import SchemaInfo, TableInfo
 
 
 class SchemaCache:
@@ -34,20 +33,7 @@ class SchemaCache:
 class ArrowTextSource(SchemaCache):
     """Connector mixin for sources whose ``extract`` can return Arrow-backed strings."""
 
-    def extract(self, *args: Any, **kwargs: Any) -> pd.DataFrame:  # pragma: no cover
-        raise NotImplementedError
-
-    def extract_text(
-        self,
-        table: str,
-        columns: Sequence[str],
-        key_cols: Sequence[str],
-        key_range: KeyRange,
-        *,
-        changed_since: ChangedSince | None = None,
-    ) -> pd.DataFrame:
-        """``extract`` with Arrow-backed string columns (missing values are pd.NA): what a
-        batch feeds the transform, which works on Arrow strings anyway. Read-only."""
-        return self.extract(
-            table, columns, key_cols, key_range, changed_since=changed_since, arrow=True
-        )
+    def extract_text(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """``extract(..., arrow=True)``: Arrow-backed string columns (missing values are pd.NA),
+        what a batch feeds the transform, which works on Arrow strings anyway. Read-only."""
+        return self.extract(*args, **kwargs, arrow=True)  # type: ignore[attr-defined]

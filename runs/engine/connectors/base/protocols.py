@@ -26,50 +26,51 @@ class Introspection(Protocol):
 
 
 class Source(Introspection, Protocol):
-    """Read side of a connector: counts, key ranges, extraction, keys and duplicates."""
+    """Read side of a connector: counts, key ranges, extraction, keys and duplicates.
 
+    ``count``: exact row count of ``table`` (rows past the ``changed_since`` watermark when
+    given). ``max_value``: highest value of ``column`` as text (a delta run's high-water mark).
+    ``key_ranges``: keyset batches of ``batch_size`` rows covering every row once, ordered by
+    ``key_cols``; the last upper bound open. ``extract``: the rows of one key range, ordered by
+    key, as object columns of str/None. ``fetch_keys``: which of ``keys`` (source key text,
+    ``|``-joined when composite) exist. ``duplicate_values``: (how many distinct non-null
+    values of ``column`` repeat, the first ``limit`` of them as text, sorted), counted by the
+    database. All read-only; SchemaError for an unknown table or column."""
+
+    # fmt: off
     def count(self, table: str, *, changed_since: ChangedSince | None = None) -> int: ...
     def max_value(self, table: str, column: str) -> str | None: ...
     def key_ranges(
-        self,
-        table: str,
-        key_cols: Sequence[str],
-        batch_size: int,
-        *,
+        self, table: str, key_cols: Sequence[str], batch_size: int, *,
         changed_since: ChangedSince | None = None,
     ) -> list[KeyRange]: ...
     def extract(
-        self,
-        table: str,
-        columns: Sequence[str],
-        key_cols: Sequence[str],
-        key_range: KeyRange,
-        *,
-        changed_since: ChangedSince | None = None,
+        self, table: str, columns: Sequence[str], key_cols: Sequence[str], key_range: KeyRange,
+        *, changed_since: ChangedSince | None = None,
     ) -> pd.DataFrame: ...
     def fetch_keys(self, table: str, key_cols: Sequence[str], keys: Sequence[str]) -> set[str]: ...
     def duplicate_values(
         self, table: str, column: str, limit: int = 20
     ) -> tuple[int, list[str]]: ...
+    # fmt: on
 
 
 class Loader(Introspection, Protocol):
-    """The target role: rows a table would refuse, and one batch written with its ledger."""
+    """The target role: rows a table would refuse, and one batch written with its ledger.
 
+    ``validate_rows``: the rows of ``frame`` the table would refuse -> their load-stage
+    FieldErrors, by index (read-only). ``load_batch``: write one batch (``rows``, with their
+    ``source_keys``), its ledger, key map and batch record in ONE transaction; idempotent per
+    (``run_id``, ``batch_id``): a batch recorded before returns its stored result."""
+
+    # fmt: off
     def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]: ...
     def load_batch(
-        self,
-        *,
-        entity: EntitySpec,
-        rows: pd.DataFrame,
-        source_keys: Sequence[str],
-        run_id: str,
-        batch_id: str,
-        namespace: str,
-        result_meta: dict[str, Any],
-        skip_unchanged: bool = False,
-        describe_coerced: CoercedFailure | None = None,
+        self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
+        run_id: str, batch_id: str, namespace: str, result_meta: dict[str, Any],
+        skip_unchanged: bool = False, describe_coerced: CoercedFailure | None = None,
     ) -> LoadResult: ...
+    # fmt: on
 
 
 class Ledger(Protocol):

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runs.engine.connectors.base import (
     ColumnInfo,
 )
-
-if TYPE_CHECKING:
-    pass
-
-
+from runs.engine.connectors.base.dialect import Dialect
 
 _CHUNK = 1000
 
@@ -46,9 +42,10 @@ def _qcols(names: Sequence[str]) -> str:
     return ", ".join(q(n) for n in names)
 
 
-def text_expr(col: ColumnInfo, prefix: str = "") -> str:
-    """The column's value as utf8mb4 text, as the server itself writes it."""
-    ref = prefix + q(col.name)
+def text_expr(col: ColumnInfo, prefix: str = "", name: str | None = None) -> str:
+    """The column's value (or the value called ``name`` of its type) as utf8mb4 text, as the
+    server itself writes it."""
+    ref = prefix + q(name or col.name)
     if col.cast_type in _BINARY_TYPES:
         return f"CONCAT(_utf8mb4 0x5C78, LOWER(HEX({ref})))"  # '\x' + hex, as PostgreSQL bytea
     if col.cast_type == "bit":
@@ -101,3 +98,25 @@ def _keyset(cols: Sequence[ColumnInfo], bound: Sequence[Any], op: str) -> tuple[
         terms.append("(" + " AND ".join(parts) + ")")
     lead = f"{q(cols[0].name)} {'>=' if op == '>' else '<='} {exprs[0][0]}"
     return f"({lead} AND ({' OR '.join(terms)}))", [exprs[0][1], *params]
+
+
+class MysqlDialect(Dialect):
+    """MySQL's dialect: ``%s`` placeholders (every query formatted: ``%`` doubled in names),
+    text as the server writes it (``text_expr``)."""
+
+    param = "%s"
+    chunk = _CHUNK
+    nth_row = "MOD(mp_rn, {P}) = 0"
+    duplicates_by_text = False
+
+    def quote(self, name: str) -> str:
+        return q(name)
+
+    def text(self, col: ColumnInfo, ref: str | None = None) -> str:
+        return text_expr(col, name=ref)
+
+    def bound(self, col: ColumnInfo) -> str:
+        return text_expr(col)
+
+
+OPS = MysqlDialect()

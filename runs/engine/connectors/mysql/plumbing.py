@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pymysql
 
@@ -13,12 +13,10 @@ from runs.engine.connectors.base import (
     ArrowTextSource,
     SchemaInfo,
 )
+from runs.engine.connectors.base.dialect import Clause
 from runs.engine.errors import EngineError, TransientError
 
-if TYPE_CHECKING:
-    pass
-
-
+from .operations import OPS
 
 DEFAULT_PORT = 3306
 
@@ -38,8 +36,10 @@ class _NoClearText:
 
     def authenticate(self, packet: Any) -> Any:
         raise pymysql.err.OperationalError(
-            2059, "the server asked for the password in cleartext (mysql_clear_password or "
-            "dialog): refused, the password was not sent")
+            2059,
+            "the server asked for the password in cleartext (mysql_clear_password or "
+            "dialog): refused, the password was not sent",
+        )
 
 
 NO_CLEARTEXT_AUTH = {"mysql_clear_password": _NoClearText, "dialog": _NoClearText}
@@ -105,6 +105,10 @@ class MysqlPlumbing(ArrowTextSource):
             cur.execute(query, tuple(args))  # always formatted: identifiers carry ``%%``
             return list(cur.fetchall())
 
+    def _queries(self, *queries: Clause) -> list[list[tuple]]:
+        """The rows of each (query, arguments), one after the other (autocommit)."""
+        return [self._rows(query, args) for query, args in queries]
+
     def close(self) -> None:
         """Close the connection (idempotent)."""
         if self._conn is not None and self._conn.open:
@@ -129,6 +133,7 @@ class MysqlPlumbing(ArrowTextSource):
         raise EngineError("MySQL systems can be migration sources only, not targets")
 
     kind = "mysql"
+    ops = OPS
     ensure_ledger = validate_rows = load_batch = batch_result = _source_only
     keymap_lookup = rollback_batch = ledger_batches = table_checksum = row_hashes = _source_only
     ledger_order = _source_only

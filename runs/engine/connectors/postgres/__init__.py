@@ -6,8 +6,10 @@ never from plan text; table and column names are checked against ``introspect()`
 
 Laid out like a Django database backend, one role per module: ``base`` (the connector, composed
 from the roles), ``plumbing`` (connection, transactions), ``introspection``, ``source``,
-``target``, ``ledger`` (batch records, key map, rollback), ``deletes``, ``checks`` (checksums,
-row hashes), ``operations`` (dialect helpers: quoting, COPY CSV).
+``target``, ``readback`` (a batch read back before its commit), ``ledger`` (batch records,
+key map, rollback), ``deletes``, ``checks`` (checksums, row hashes), ``operations`` (the
+dialect object and helpers: quoting, COPY CSV). What every SQL database does alike is in
+``connectors/base`` (``SqlSource``, ``SqlTarget``, ``SqlLedger``, ``SqlDeletes``, ``SqlChecks``).
 """
 
 from .base import PostgresConnector

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .checks import PostgresChecks
+from .deletes import PostgresDeletes
 from .introspection import PostgresIntrospection
 from .ledger import PostgresLedger
 from .source import PostgresSource
@@ -15,6 +16,7 @@ class PostgresConnector(
     PostgresSource,
     PostgresTarget,
     PostgresLedger,
+    PostgresDeletes,
     PostgresChecks,
 ):
     """Source and target on one PostgreSQL database; one psycopg2 connection, lazily opened."""

@@ -1,9 +1,9 @@
-"""The proof: table checksums, row hashes, intended against stored values."""
+"""The proof (``base.checks.SqlChecks``) on PostgreSQL: checksums, row hashes and intended
+against stored values, computed by the server."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from psycopg2 import sql
 
@@ -11,30 +11,18 @@ from runs.engine.canonical import (
     pg_canonical_sql,
     pg_intent_sql,
 )
-from runs.engine.connectors.base import (
-    TableChecksum,
-    compare_detail,
-)
+from runs.engine.connectors.base import ColumnInfo, TableChecksum, TableInfo
+from runs.engine.connectors.base.checks import SqlChecks
 from runs.engine.hashing import fold_digest, row_hash
 
 from .operations import _cast, text_array
-from .plumbing import PostgresPlumbing
+from .readback import PostgresReadBack
 
 
-class PostgresChecks(PostgresPlumbing):
+class PostgresChecks(SqlChecks, PostgresReadBack):
     """The proof: table checksums, row hashes, intended against stored values."""
 
-    def intended_vs_stored(
-        self, table: str, key_col: str, intended: dict[str, list[str | None]], columns: list[str]
-    ) -> list[dict[str, Any]]:
-        """For each target key -> intended values of ``columns``: the columns whose stored
-        value differs, canonically (key, column, intended, stored; a missing row is one entry
-        with column "*"). Read-only."""
-        info = self._table(table)
-        key = info.column(key_col)
-        cols = info.require(columns)
-        if not intended:
-            return []
+    def _compared(self, info: TableInfo, key: ColumnInfo, cols: list, intended: dict) -> list:
         keys = list(intended)
         names = [sql.Identifier(f"c{i}") for i in range(len(cols))]
         pairs = [
@@ -56,10 +44,7 @@ class PostgresChecks(PostgresPlumbing):
             cast=_cast(sql.SQL("u.k"), key),
         )
         arrays = [[intended[k][i] for k in keys] for i in range(len(cols))]
-        with self._tx() as cur:
-            cur.execute(query, [keys, *arrays])
-            rows = cur.fetchall()
-        return compare_detail(rows, columns)
+        return self._queries((query, [keys, *arrays]))[0]
 
     def table_checksum(self, table: str, key_cols: Sequence[str]) -> TableChecksum:
         """Row count + sum of a 64-bit md5 slice of every row's text, computed in SQL."""
@@ -75,15 +60,7 @@ class PostgresChecks(PostgresPlumbing):
             rows, total = cur.fetchone()
         return TableChecksum(rows=int(rows), digest=fold_digest(int(total)))
 
-    def row_hashes(
-        self, table: str, key_col: str, keys: Sequence[str], *, columns: Sequence[str] | None = None
-    ) -> dict[str, str]:
-        """Row hash (hashing.row_hash over the canonical text of ``columns``, default all: what
-        the ledger holds for a row written as meant) per key text found. Read-only."""
-        info = self._table(table)
-        key = info.column(key_col)
-        names = list(columns) if columns is not None else list(info.column_names)
-        cols = info.require(names)
+    def _hashed(self, info: TableInfo, key: ColumnInfo, cols: list, keys: list) -> dict:
         query = self._rows_by_key_sql(
             info,
             key,

@@ -10,6 +10,7 @@ from runs.engine.connectors.base import (
     TableInfo,
 )
 
+from .operations import OPS
 from .plumbing import PostgresPlumbing
 
 _SKIP_SCHEMAS = ("pg_catalog", "information_schema", "mp_ledger", "pg_toast")
@@ -128,7 +129,6 @@ class PostgresIntrospection(PostgresPlumbing):
         return info
 
     @staticmethod
-    def table_ident(info: TableInfo) -> sql.Identifier:
+    def table_ident(info: TableInfo) -> sql.Composable:
         """The table's schema-qualified identifier (``schema.table``, quoted)."""
-        rel = info.name.split(".", 1)[1] if info.name.startswith(f"{info.schema}.") else info.name
-        return sql.Identifier(info.schema or "public", rel)
+        return OPS.table(info)

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 from psycopg2 import sql
 
-from runs.engine.connectors.base import (
-    ColumnInfo,
-    LoadResult,
-    RollbackResult,
-    TableInfo,
-)
-from runs.engine.deletes import DeleteResult
+from runs.engine.connectors.base import ColumnInfo, LoadResult, TableInfo
+from runs.engine.connectors.base.ledger import SqlLedger, stored_result
 from runs.engine.unchanged import Carried
 
-from . import deletes as pg_deletes
 from . import unchanged as pg_unchanged
 
 if TYPE_CHECKING:
@@ -138,13 +133,7 @@ def _stored_result(cur: Any, run_id: str, batch_id: str) -> LoadResult | None:
     load, meta, packed = rec
     if packed is not None:
         meta = {**meta, "failures": unpack_failures(bytes(packed))}
-    return LoadResult(
-        inserted=int(load.get("inserted", 0)),
-        updated=int(load.get("updated", 0)),
-        unchanged=int(load.get("unchanged", 0)),
-        already_done=True,
-        result_meta=meta,
-    )
+    return stored_result(load, meta)
 
 
 def _write_ledger(
@@ -166,8 +155,17 @@ def _write_ledger(
     cur.copy_expert(_LEDGER_ROW_COPY, io.BytesIO(csv_bytes(columns)))
 
 
-class PostgresLedger(PostgresPlumbing):
+class PostgresLedger(SqlLedger, PostgresPlumbing):
     """The ledger in ``mp_ledger``: batch records, key map, deletes, rolling a batch back."""
+
+    _stored_result = staticmethod(_stored_result)
+
+    @contextmanager
+    def _batch_tx(self, run_id: str, batch_id: str) -> Iterator[Any]:
+        """A batch's transaction, holding its advisory lock (concurrent attempts wait)."""
+        with self._tx() as cur:
+            self._lock(cur, run_id, batch_id)
+            yield cur
 
     def ensure_ledger(self) -> None:
         """Create schema mp_ledger and its tables if missing. Idempotent, concurrency-safe.
@@ -216,36 +214,9 @@ class PostgresLedger(PostgresPlumbing):
             )
             return [r[0] for r in cur.fetchall()]
 
-    def keymap_lookup(
-        self, namespace: str, entity: str, source_keys: Sequence[str]
-    ) -> dict[str, str]:
-        """Target keys recorded for ``source_keys`` of ``entity`` (missing keys are absent).
-
-        Materializes the entity's pending key-map arrays first (see _materialize_keymap)."""
-        self.ensure_ledger()
+    def _keymap_pending(self, namespace: str, entity: str) -> None:
+        """Key-map pairs batches kept as arrays go in first (``_materialize_keymap``)."""
         self._materialize_keymap(namespace, entity)
-        with self._tx() as cur:
-            cur.execute(
-                "SELECT source_key, target_key FROM mp_ledger.keymap WHERE namespace = %s "
-                "AND entity = %s AND source_key = ANY(%s::text[])",
-                (namespace, entity, text_array(source_keys)),
-            )
-            return dict(cur.fetchall())
-
-    def keymap_sources(
-        self, namespace: str, entity: str, target_keys: Sequence[str]
-    ) -> dict[str, str]:
-        """Target key -> the source key (business key) the key map records for it; keys it
-        does not know are absent. Read-only but for materializing pending key-map arrays."""
-        self.ensure_ledger()
-        self._materialize_keymap(namespace, entity)
-        with self._tx() as cur:
-            cur.execute(
-                "SELECT target_key, source_key FROM mp_ledger.keymap WHERE namespace = %s "
-                "AND entity = %s AND target_key = ANY(%s::text[])",
-                (namespace, entity, text_array(target_keys)),
-            )
-            return dict(cur.fetchall())
 
     def _materialize_keymap(self, namespace: str, entity: str) -> None:
         """Move the (source key -> target key) arrays batches stored into mp_ledger.keymap.
@@ -286,78 +257,11 @@ class PostgresLedger(PostgresPlumbing):
                     (run_id, batch_id),
                 )
 
-    def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None:
-        """The stored LoadResult (already_done=True) of a committed batch, else None. Read-only."""
-        self.ensure_ledger()
-        with self._tx() as cur:
-            return _stored_result(cur, run_id, batch_id)
-
-    def keymap_page(
-        self, namespace: str, entity: str, *, after: str | None, limit: int
-    ) -> list[str]:
-        """Up to ``limit`` ledgered source keys of ``entity`` after ``after``, in key order."""
-        return pg_deletes.keymap_page(self, namespace, entity, after=after, limit=limit)
-
-    def delete_batch(self, **kwargs: Any) -> DeleteResult:
-        """Apply the entity's delete policy to some source keys, ledgered (pg_deletes)."""
-        return pg_deletes.delete_batch(self, **kwargs)
-
     @staticmethod
     def _lock(cur: Any, run_id: str, batch_id: str) -> None:
         cur.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             (f"mp_ledger.batch\x1f{run_id}\x1f{batch_id}",),
-        )
-
-    def _introspect_ledger_tables(self, run_id: str) -> None:
-        with self._tx() as cur:
-            cur.execute(
-                "SELECT DISTINCT target_table FROM mp_ledger.batch WHERE run_id = %s", (run_id,)
-            )
-            tables = [r[0] for r in cur.fetchall()]
-        for table in tables:
-            self._table(table)
-
-    def rollback_batch(self, run_id: str, batch_id: str) -> RollbackResult:
-        """Undo one batch in ONE transaction from its ledger. Idempotent (then all zeros)."""
-        self.ensure_ledger()
-        self._introspect_ledger_tables(run_id)  # never introspect inside the undo transaction
-        with self._tx() as cur:
-            self._lock(cur, run_id, batch_id)
-            cur.execute(
-                "SELECT target_table, target_key_column FROM mp_ledger.batch "
-                "WHERE run_id = %s AND batch_id = %s",
-                (run_id, batch_id),
-            )
-            rec = cur.fetchone()
-            if rec is None:
-                return RollbackResult(batch_id=batch_id)
-            info = self._table(rec[0])
-            cur.execute(
-                "SELECT count(*) FROM mp_ledger.written WHERE run_id = %s AND batch_id = %s",
-                (run_id, batch_id),
-            )
-            ledger_rows = cur.fetchone()[0]
-            deleted, restored = self._undo_rows(cur, info, info.column(rec[1]), run_id, batch_id)
-            restored += pg_deletes.undo_deletes(
-                self, cur, info, info.column(rec[1]), run_id, batch_id
-            )
-            counts = []
-            for table in ("keymap", "row", "batch"):
-                cur.execute(
-                    sql.SQL("DELETE FROM {} WHERE run_id = %s AND batch_id = %s").format(
-                        sql.Identifier("mp_ledger", table)
-                    ),
-                    (run_id, batch_id),
-                )
-                counts.append(cur.rowcount)
-        return RollbackResult(
-            batch_id=batch_id,
-            deleted=deleted,
-            restored=restored,
-            keymap_deleted=counts[0],
-            ledger_rows_deleted=ledger_rows,
-            found=True,
         )
 
     def _undo_rows(

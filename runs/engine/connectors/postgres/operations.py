@@ -13,10 +13,52 @@ from psycopg2 import sql
 
 from runs.engine.connectors.base import (
     ColumnInfo,
+    TableInfo,
     arrow_frame,
     arrow_text,
     text_frame,
 )
+from runs.engine.connectors.base.dialect import Dialect
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL's dialect: psycopg2 ``sql`` objects, ``%s`` placeholders, schema
+    ``mp_ledger``; text by ``::text``."""
+
+    param = "%s"
+    ledger = "mp_ledger."
+    nth_row = "mod(mp_rn, {P}) = 0"
+    duplicates_by_text = False
+    for_update = " FOR UPDATE"
+    ledger_rows = "written"
+
+    def quote(self, name: str) -> sql.Composable:
+        return sql.Identifier(name)
+
+    def table(self, info: TableInfo) -> sql.Composable:
+        """The table's schema-qualified identifier (``schema.table``, quoted). Pure."""
+        rel = info.name.split(".", 1)[1] if info.name.startswith(f"{info.schema}.") else info.name
+        return sql.Identifier(info.schema or "public", rel)
+
+    def text(self, col: ColumnInfo, ref: str | None = None) -> sql.Composable:
+        return sql.SQL("{}::text").format(sql.Identifier(ref or col.name))
+
+    def bound(self, col: ColumnInfo) -> sql.Composable:
+        return self.text(col)
+
+    def sql(self, template: str, **parts: Any) -> sql.Composable:
+        return sql.SQL(template).format(P=sql.SQL("%s"), L=sql.SQL(self.ledger), **parts)
+
+    def join(self, parts: Iterable[Any], sep: str = ", ") -> sql.Composable:
+        return sql.SQL(sep).join(parts)
+
+    def in_keys(self, template: str, args: list[Any], keys: list[str], **parts: Any) -> list:
+        """One query whatever the number of keys: they travel as one text[] parameter."""
+        test = sql.SQL("= ANY(%s::text[])")
+        return [(self.sql(template, keys=test, **parts), [*args, text_array(keys)])]
+
+
+OPS = PostgresDialect()
 
 
 def _cols(names: Sequence[str], prefix: str | None = None) -> sql.Composable:

@@ -14,7 +14,10 @@ from runs.engine.connectors.base import (
     ArrowTextSource,
     SchemaInfo,
 )
+from runs.engine.connectors.base.dialect import Clause
 from runs.engine.errors import TransientError
+
+from .operations import OPS
 
 _TRANSIENT = (
     psycopg2.OperationalError,
@@ -28,6 +31,7 @@ class PostgresPlumbing(ArrowTextSource):
     """The connection every role uses; one psycopg2 connection, lazily opened."""
 
     kind = "postgresql"
+    ops = OPS
 
     def __init__(self, params: dict[str, Any]) -> None:
         self._params = {k: v for k, v in params.items() if v not in (None, "")}
@@ -72,6 +76,15 @@ class PostgresPlumbing(ArrowTextSource):
                 yield cur
             finally:
                 self._held = None
+
+    def _queries(self, *queries: Clause) -> list[list[tuple]]:
+        """The rows of each (query, arguments), all in one transaction."""
+        with self._tx() as cur:
+            out = []
+            for query, args in queries:
+                cur.execute(query, list(args) or None)
+                out.append(cur.fetchall())
+        return out
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

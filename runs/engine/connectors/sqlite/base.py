@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .checks import SqliteChecks
+from .deletes import SqliteDeletes
 from .introspection import SqliteIntrospection
 from .ledger import SqliteLedger
 from .source import SqliteSource
@@ -15,6 +16,7 @@ class SqliteConnector(
     SqliteSource,
     SqliteTarget,
     SqliteLedger,
+    SqliteDeletes,
     SqliteChecks,
 ):
     """Source and target on one SQLite file; autocommit connection, explicit transactions."""

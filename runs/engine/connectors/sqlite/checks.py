@@ -1,16 +1,13 @@
-"""The proof: table checksums, row hashes, intended against stored values."""
+"""The proof (``base.checks.SqlChecks``) on SQLite: checksums, row hashes and intended against
+stored values, hashed in Python over the values' text."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from runs.engine.canonical import canonical_row
-from runs.engine.connectors.base import (
-    TableChecksum,
-    chunks,
-    compare_detail,
-)
+from runs.engine.connectors.base import ColumnInfo, TableChecksum, TableInfo, chunks
+from runs.engine.connectors.base.checks import SqlChecks
 from runs.engine.hashing import fold_digest, row_hash, text_digest64
 
 from .operations import _CHUNK, q
@@ -18,7 +15,7 @@ from .plumbing import SqlitePlumbing
 from .target import _read_back
 
 
-class SqliteChecks(SqlitePlumbing):
+class SqliteChecks(SqlChecks, SqlitePlumbing):
     """The proof: table checksums, row hashes, intended against stored values."""
 
     def table_checksum(self, table: str, key_cols: Sequence[str]) -> TableChecksum:
@@ -33,15 +30,7 @@ class SqliteChecks(SqlitePlumbing):
                 rows += 1
         return TableChecksum(rows=rows, digest=fold_digest(total))
 
-    def intended_vs_stored(
-        self, table: str, key_col: str, intended: dict[str, list[str | None]], columns: list[str]
-    ) -> list[dict[str, Any]]:
-        """For each target key -> intended values of ``columns``: the columns whose stored
-        value differs, canonically (key, column, intended, stored; a missing row is one entry
-        with column "*"). Read-only."""
-        info = self._table(table)
-        tk = info.column(key_col)
-        cols = info.require(columns)
+    def _compared(self, info: TableInfo, tk: ColumnInfo, cols: list, intended: dict) -> list:
         with self._tx() as conn:
             stored = _read_back(conn, info, cols, tk, list(intended))
         rows = []
@@ -52,24 +41,17 @@ class SqliteChecks(SqlitePlumbing):
             rows.append(
                 (key, have is not None, *(v for p in zip(want, got, strict=True) for v in p))
             )
-        return compare_detail(rows, columns)
+        return rows
 
-    def row_hashes(
-        self, table: str, key_col: str, keys: Sequence[str], *, columns: Sequence[str] | None = None
-    ) -> dict[str, str]:
-        """Row hash (hashing.row_hash over the canonical text of ``columns``, default all:
-        what the ledger holds for a row written as meant) per key text found. Read-only."""
-        info = self._table(table)
-        info.column(key_col)
-        names = list(columns) if columns is not None else list(info.column_names)
-        cols = info.require(names)
-        select = ", ".join(f"CAST({q(c)} AS TEXT)" for c in [key_col, *names])
+    def _hashed(self, info: TableInfo, key: ColumnInfo, cols: list, keys: list) -> dict:
+        """Hashed in Python over the values' text (SQLite has no sha256)."""
+        select = ", ".join(f"CAST({q(c.name)} AS TEXT)" for c in [key, *cols])
         out: dict[str, str] = {}
         with self._tx() as conn:
-            for chunk in chunks([str(k) for k in keys], _CHUNK):
+            for chunk in chunks(keys, _CHUNK):
                 marks = ", ".join("?" for _ in chunk)
                 for r in conn.execute(
-                    f"SELECT {select} FROM {q(info.name)} WHERE {q(key_col)} IN ({marks})",
+                    f"SELECT {select} FROM {q(info.name)} WHERE {q(key.name)} IN ({marks})",
                     list(chunk),
                 ):
                     out[r[0]] = row_hash(canonical_row(cols, r[1:]))

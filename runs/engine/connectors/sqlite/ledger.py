@@ -5,22 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
-from runs.engine.connectors.base import (
-    ColumnInfo,
-    LoadResult,
-    RollbackResult,
-    TableInfo,
-    chunks,
-)
-from runs.engine.deletes import DeleteResult
-
-from . import deletes as sqlite_deletes
+from runs.engine.connectors.base import ColumnInfo, LoadResult, TableInfo
+from runs.engine.connectors.base.ledger import SqlLedger, stored_result
 
 if TYPE_CHECKING:
     from runs.engine.snapshot import EntitySpec
-from .operations import _CHUNK, _from_json, q
+from .operations import _from_json, q
 from .plumbing import SqlitePlumbing
 
 _LEDGER_DDL = """
@@ -90,19 +83,16 @@ def _write_keymap(
     entity: str,
     run_id: str,
     batch_id: str,
-    source_keys: list[str],
-    target_keys: list[str],
+    pairs: list[tuple[str, str]],
 ) -> None:
-    """Key map rows; a mapping that already points at the same target key keeps its creator."""
+    """Key map rows (source key, target key); a mapping that already points at the same
+    target key keeps its creator."""
     conn.executemany(
         "INSERT INTO mp_ledger_keymap (namespace, entity, source_key, target_key, run_id, "
         "batch_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, entity, source_key) "
         "DO UPDATE SET target_key = excluded.target_key, run_id = excluded.run_id, "
         "batch_id = excluded.batch_id WHERE target_key IS NOT excluded.target_key",
-        [
-            (namespace, entity, s, t, run_id, batch_id)
-            for s, t in zip(source_keys, target_keys, strict=True)
-        ],
+        [(namespace, entity, s, t, run_id, batch_id) for s, t in pairs],
     )
 
 
@@ -111,16 +101,7 @@ def _stored_result(conn: sqlite3.Connection, run_id: str, batch_id: str) -> Load
         "SELECT load_result, result_meta FROM mp_ledger_batch WHERE run_id = ? AND batch_id = ?",
         (run_id, batch_id),
     ).fetchone()
-    if rec is None:
-        return None
-    load, meta = json.loads(rec[0]), json.loads(rec[1])
-    return LoadResult(
-        inserted=int(load.get("inserted", 0)),
-        updated=int(load.get("updated", 0)),
-        unchanged=int(load.get("unchanged", 0)),
-        already_done=True,
-        result_meta=meta,
-    )
+    return None if rec is None else stored_result(json.loads(rec[0]), json.loads(rec[1]))
 
 
 def _undo_rows(
@@ -150,8 +131,16 @@ def _undo_rows(
     return deleted, restored
 
 
-class SqliteLedger(SqlitePlumbing):
+class SqliteLedger(SqlLedger, SqlitePlumbing):
     """The ledger in ``mp_ledger_*`` tables: batch records, key map, deletes, rollback."""
+
+    _stored_result = staticmethod(_stored_result)
+    _undo_rows = staticmethod(_undo_rows)
+    batch_tables = ("keymap", "row", "kept", "batch")
+
+    def _batch_tx(self, run_id: str, batch_id: str) -> AbstractContextManager[sqlite3.Connection]:
+        """A batch's write transaction (BEGIN IMMEDIATE: one writer at a time)."""
+        return self._tx(write=True)
 
     def ensure_ledger(self) -> None:
         """Create the mp_ledger_* tables if missing. Idempotent; checked every time (one
@@ -196,102 +185,6 @@ class SqliteLedger(SqlitePlumbing):
                     (run_id,),
                 )
             ]
-
-    def batch_result(self, run_id: str, batch_id: str) -> LoadResult | None:
-        """The stored LoadResult (already_done=True) of a committed batch, else None. Read-only."""
-        self.ensure_ledger()
-        with self._tx() as conn:
-            return _stored_result(conn, run_id, batch_id)
-
-    def keymap_page(
-        self, namespace: str, entity: str, *, after: str | None, limit: int
-    ) -> list[str]:
-        """Up to ``limit`` ledgered source keys of ``entity`` after ``after``, in key order."""
-        return sqlite_deletes.keymap_page(self, namespace, entity, after=after, limit=limit)
-
-    def delete_batch(self, **kwargs: Any) -> DeleteResult:
-        """Apply the entity's delete policy to some source keys, ledgered (sqlite_deletes)."""
-        return sqlite_deletes.delete_batch(self, **kwargs)
-
-    def keymap_lookup(
-        self, namespace: str, entity: str, source_keys: Sequence[str]
-    ) -> dict[str, str]:
-        """Target keys recorded for ``source_keys`` of ``entity`` (missing keys are absent)."""
-        self.ensure_ledger()
-        found: dict[str, str] = {}
-        keys = [str(k) for k in source_keys]
-        with self._tx() as conn:
-            for chunk in chunks(keys, _CHUNK):
-                marks = ", ".join("?" for _ in chunk)
-                found.update(
-                    conn.execute(
-                        "SELECT source_key, target_key FROM mp_ledger_keymap WHERE namespace = ? "
-                        f"AND entity = ? AND source_key IN ({marks})",
-                        [namespace, entity, *chunk],
-                    )
-                )
-        return found
-
-    def _introspect_ledger_tables(self, run_id: str) -> None:
-        with self._tx() as conn:
-            tables = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT DISTINCT target_table FROM mp_ledger_batch WHERE run_id = ?", (run_id,)
-                )
-            ]
-        for table in tables:
-            self._table(table)
-
-    def rollback_batch(self, run_id: str, batch_id: str) -> RollbackResult:
-        """Undo one batch in ONE transaction from its ledger. Idempotent (then all zeros)."""
-        self.ensure_ledger()
-        self._introspect_ledger_tables(run_id)  # never introspect inside the undo transaction
-        with self._tx(write=True) as conn:
-            rec = conn.execute(
-                "SELECT target_table, target_key_column FROM mp_ledger_batch "
-                "WHERE run_id = ? AND batch_id = ?",
-                (run_id, batch_id),
-            ).fetchone()
-            if rec is None:
-                return RollbackResult(batch_id=batch_id)
-            info = self._table(rec[0])
-            deleted, restored = _undo_rows(conn, info, info.column(rec[1]), run_id, batch_id)
-            restored += sqlite_deletes.undo_deletes(
-                conn, info, info.column(rec[1]), run_id, batch_id
-            )
-            counts = [
-                conn.execute(
-                    f"DELETE FROM {t} WHERE run_id = ? AND batch_id = ?", (run_id, batch_id)
-                ).rowcount
-                for t in ("mp_ledger_keymap", "mp_ledger_row", "mp_ledger_kept", "mp_ledger_batch")
-            ]
-        return RollbackResult(
-            batch_id=batch_id,
-            deleted=deleted,
-            restored=restored,
-            keymap_deleted=counts[0],
-            ledger_rows_deleted=counts[1],
-            found=True,
-        )
-
-    def keymap_sources(
-        self, namespace: str, entity: str, target_keys: Sequence[str]
-    ) -> dict[str, str]:
-        """Target key -> the source key (business key) the key map records for it. Read-only."""
-        self.ensure_ledger()
-        found: dict[str, str] = {}
-        with self._tx() as conn:
-            for chunk in chunks([str(k) for k in target_keys], _CHUNK):
-                marks = ", ".join("?" for _ in chunk)
-                found.update(
-                    conn.execute(
-                        "SELECT target_key, source_key FROM mp_ledger_keymap WHERE namespace = ? "
-                        f"AND entity = ? AND target_key IN ({marks})",
-                        [namespace, entity, *chunk],
-                    )
-                )
-        return found
 
     def ledger_row_hashes(self, run_id: str, entity: str) -> dict[str, str]:
         """Target key -> hash of the row as the run meant it, for every row the run answers

@@ -7,7 +7,11 @@ from typing import Any
 
 import pandas as pd
 
-_CHUNK = 400
+from runs.engine.connectors.base.dialect import Dialect
+
+# SQLite is the dialect ``Dialect`` describes by default.
+OPS = Dialect()
+_CHUNK = OPS.chunk
 
 
 _BLOB = "__mp_blob_hex__"

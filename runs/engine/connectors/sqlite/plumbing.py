@@ -12,7 +12,10 @@ from runs.engine.connectors.base import (
     SchemaCache,
     SchemaInfo,
 )
+from runs.engine.connectors.base.dialect import Clause
 from runs.engine.errors import TransientError
+
+from .operations import OPS
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -21,6 +24,7 @@ class SqlitePlumbing(SchemaCache):
     """The connection every role uses: autocommit, explicit transactions."""
 
     kind = "sqlite"
+    ops = OPS
 
     def __init__(self, params: dict[str, Any]) -> None:
         self._path = str(params["path"])
@@ -57,6 +61,11 @@ class SqlitePlumbing(SchemaCache):
             if "locked" in text or "busy" in text:
                 raise TransientError(str(exc)) from exc
             raise
+
+    def _queries(self, *queries: Clause) -> list[list[tuple]]:
+        """The rows of each (query, arguments), all in one transaction."""
+        with self._tx() as conn:
+            return [conn.execute(query, args).fetchall() for query, args in queries]
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

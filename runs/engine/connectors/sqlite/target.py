@@ -4,59 +4,34 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from runs.engine.canonical import canonical_row
-from runs.engine.connectors.base import (
-    CoercedFailure,
-    Coercion,
-    ColumnInfo,
-    LoadResult,
-    TableInfo,
-    chunks,
-    load_columns,
-    validate_frame,
-    with_coerced,
-)
+from runs.engine.connectors.base import Coercion, ColumnInfo, TableInfo, chunks
+from runs.engine.connectors.base.ledger import insert_row
+from runs.engine.connectors.base.target import Load, SqlTarget, Written
 from runs.engine.hashing import row_hash
 
-if TYPE_CHECKING:
-    from runs.engine.snapshot import EntitySpec
-    from runs.engine.transform import FieldError
-from .ledger import _stored_result, _write_keymap, _write_ledger, write_kept
-from .operations import _CHUNK, _jsonable, _qcols, _text_rows, q
+from .ledger import _write_keymap, _write_ledger, write_kept
+from .operations import _CHUNK, OPS, _jsonable, _qcols, _text_rows, q
 from .plumbing import SqlitePlumbing
 
 
-def _write_rows(
-    conn: sqlite3.Connection,
-    info: TableInfo,
-    cols: list[ColumnInfo],
-    tk: ColumnInfo,
-    upsert_on: ColumnInfo | None,
-    rows: pd.DataFrame,
-    skip_unchanged: bool = False,
-) -> tuple[list[tuple], list[Coercion]]:
-    """Write the rows, then read every one back and compare it with what was meant.
-
-    Returns (written, coerced). ``written``: (target key, inserted?, before-image JSON, row
-    hash of the INTENDED values, written?, row position) per row kept; with skip_unchanged
-    an identical existing row is left alone (written False). ``coerced``: (row position,
-    [(column, intended, stored)]) of rows the target stored otherwise (an affinity turning
-    text into a REAL, a trigger); they are undone (rolled back to a savepoint, the others
-    written again) and are not in ``written``. Values compare by runs.engine.canonical."""
+def _write_rows(conn: sqlite3.Connection, load: Load, rows: pd.DataFrame, skip: bool) -> tuple:
+    """Write the rows, then read every one back and compare it with what was meant by
+    runs.engine.canonical. Returns (written, coerced) as ``Written.rows`` and ``Coercion``
+    lists; with ``skip`` an identical existing row is left alone (written False). Coerced
+    rows (an affinity turning text into a REAL, a trigger) are undone: rolled back to a
+    savepoint, the others written again."""
+    info, cols, tk, upsert_on = load
     values = _text_rows(rows)
     intended = [canonical_row(cols, v) for v in values]
     alive = list(range(len(values)))
     coerced: list[Coercion] = []
     while True:
         conn.execute("SAVEPOINT mp_rows")
-        written = _insert_rows(
-            conn, info, cols, tk, upsert_on, [values[i] for i in alive], skip_unchanged
-        )
+        written = _insert_rows(conn, info, cols, tk, upsert_on, [values[i] for i in alive], skip)
         stored = _read_back(conn, info, cols, tk, [w[0] for w in written])
         bad: list[Coercion] = []
         for pos, w in zip(alive, written, strict=True):
@@ -149,84 +124,21 @@ def _insert_rows(
     return written
 
 
-class SqliteTarget(SqlitePlumbing):
-    """The target role: load-stage checks, writing a batch, reading it back."""
+class SqliteTarget(SqlTarget, SqlitePlumbing):
+    """The target role: rows written one by one with RETURNING, then read back."""
 
-    def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, list[FieldError]]:
-        """Rows the table would refuse -> their load-stage FieldErrors (one per refused column)
-        by index; read-only; SchemaError if the table or a column is unknown."""
-        return validate_frame(self._table(table), frame)
+    _write_rows = staticmethod(_write_rows)
 
-    def load_batch(
-        self,
-        *,
-        entity: EntitySpec,
-        rows: pd.DataFrame,
-        source_keys: Sequence[str],
-        run_id: str,
-        batch_id: str,
-        namespace: str,
-        result_meta: dict[str, Any],
-        skip_unchanged: bool = False,
-        describe_coerced: CoercedFailure | None = None,
-    ) -> LoadResult:
-        """Write one batch + ledger + key map + batch record in ONE transaction. Idempotent.
-
-        Every row is read back before the commit (see ``_write_rows``): a row the target
-        stored otherwise than meant becomes a ``coerced_by_target`` failure, never a loaded
-        row; the ledger's row hash is that of the intended values.
-
-        ``skip_unchanged`` (upsert only; delta by comparison): rows whose target row already
-        holds the same values are not written and not in the ledger, only counted."""
-        info = self._table(entity.target_table)
-        cols, tk, ext = load_columns(info, entity, rows, source_keys)
-        self.ensure_ledger()
-        with self._tx(write=True) as conn:
-            stored = _stored_result(conn, run_id, batch_id)
-            if stored is not None:
-                return stored
-            upsert_on = ext if entity.load_mode == "upsert" else None
-            written, coerced = _write_rows(
-                conn, info, cols, tk, upsert_on, rows, skip_unchanged and upsert_on is not None
-            )
-            result_meta = with_coerced(result_meta, coerced, rows, source_keys, describe_coerced)
-            inserted = sum(1 for w in written if w[1])
-            changed = [w for w in written if w[4]]
-            result = LoadResult(
-                inserted=inserted,
-                updated=len(changed) - inserted,
-                unchanged=len(written) - len(changed),
-                result_meta=result_meta,
-                coerced=len(coerced),
-            )
-            _write_ledger(conn, entity, run_id, batch_id, changed)
-            write_kept(conn, entity, run_id, batch_id, [w for w in written if not w[4]])
-            _write_keymap(
-                conn,
-                namespace,
-                entity.name,
-                run_id,
-                batch_id,
-                [str(source_keys[w[5]]) for w in written],
-                [w[0] for w in written],
-            )
-            conn.execute(
-                "INSERT INTO mp_ledger_batch (run_id, batch_id, entity, target_table, "
-                "target_key_column, result_meta, load_result) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    batch_id,
-                    entity.name,
-                    info.name,
-                    tk.name,
-                    json.dumps(result_meta),
-                    json.dumps(
-                        {
-                            "inserted": result.inserted,
-                            "updated": result.updated,
-                            "unchanged": result.unchanged,
-                        }
-                    ),
-                ),
-            )
-        return result
+    def _record_batch(self, conn: sqlite3.Connection, batch: Written) -> None:
+        """Ledger rows of the rows written, kept rows of those found unchanged, key-map rows of
+        every row, the batch record."""
+        _write_ledger(
+            conn, batch.entity, batch.run_id, batch.batch_id, [w for w in batch.rows if w[4]]
+        )
+        kept = [w for w in batch.rows if not w[4]]  # found holding what was meant: the run's too
+        write_kept(conn, batch.entity, batch.run_id, batch.batch_id, kept)
+        keymap = [(s, w[0]) for s, w in zip(batch.row_source_keys, batch.rows, strict=True)]
+        _write_keymap(
+            conn, batch.namespace, batch.entity.name, batch.run_id, batch.batch_id, keymap
+        )
+        conn.execute(*insert_row(OPS, "batch", batch.record(batch.result.result_meta)))

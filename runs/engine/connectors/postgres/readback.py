@@ -1,0 +1,127 @@
+"""Reading a batch back before its commit: the intended values (in the load's temp table
+``mp_load``) against the stored ones, by their canonical text (runs.engine.canonical)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg2 import sql
+
+from runs.engine.canonical import (
+    pg_canonical_sql,
+    pg_hash_sql,
+    pg_intent_sql,
+    pg_intent_typed_sql,
+    pg_same_sql,
+)
+from runs.engine.connectors.base import Coercion, ColumnInfo, TableInfo
+from runs.engine.errors import EngineError
+
+from .operations import _cast, text_array
+from .plumbing import PostgresPlumbing
+
+# A load's table, the columns it writes and its target key.
+Shape = tuple[TableInfo, list[ColumnInfo], ColumnInfo]
+
+
+class PostgresReadBack(PostgresPlumbing):
+    """Reading rows back by key: a batch's rows before its commit, rows for the checks."""
+
+    def _read_back_from(self, info: TableInfo, tk: ColumnInfo) -> sql.Composed:
+        """FROM clause pairing each loaded row (mp_load l) with its target row (t, NULL when
+        gone) through two array parameters: ordinals and target key texts."""
+        return sql.SQL(
+            "unnest(%s::bigint[], %s::text[]) AS u(o, k) JOIN mp_load l ON l.mp_ord = u.o "
+            "LEFT JOIN {t} AS t ON t.{k} = {key}"
+        ).format(t=self.table_ident(info), k=sql.Identifier(tk.name), key=_cast(sql.SQL("u.k"), tk))
+
+    def _read_back(self, cur: Any, load: Shape, out: list[tuple]) -> tuple[dict[int, str], list]:
+        """Read every written (or left unchanged) row back in the same transaction: (ordinal ->
+        hash of the intended values, ordinals whose stored values differ from them). Intended
+        and stored values are compared in their canonical text (runs.engine.canonical).
+        ``out``: (ordinal, target key, ...) per row."""
+        info, cols, tk = load
+        # the intended values are read as their types once (OFFSET 0 keeps the subquery from
+        # being flattened, which would cast every value twice: for the hash and the compare)
+        typed = sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(
+                pg_intent_typed_sql(sql.Identifier("l", f"c{i}"), c), sql.Identifier(f"i{i}")
+            )
+            for i, c in enumerate(cols)
+        )
+        x = [sql.Identifier("x", f"i{i}") for i in range(len(cols))]
+        intended = pg_hash_sql([pg_canonical_sql(v, c) for v, c in zip(x, cols, strict=True)])
+        same = sql.SQL(" AND ").join(
+            pg_same_sql(v, sql.Identifier("t", c.name), c) for v, c in zip(x, cols, strict=True)
+        )
+        cur.execute(
+            sql.SQL(
+                "SELECT x.o, {ih}, t.{k} IS NOT NULL AND {same}, t.xmin::text "
+                "FROM (SELECT u.o, u.k, {typed} "
+                "FROM unnest(%s::bigint[], %s::text[]) AS u(o, k) JOIN mp_load l "
+                "ON l.mp_ord = u.o OFFSET 0) AS x LEFT JOIN {t} AS t ON t.{k} = {key}"
+            ).format(
+                ih=intended,
+                same=same,
+                typed=typed,
+                k=sql.Identifier(tk.name),
+                t=self.table_ident(info),
+                key=_cast(sql.SQL("x.k"), tk),
+            ),
+            (text_array(o[0] for o in out), text_array(o[1] for o in out)),
+        )
+        got = cur.fetchall()
+        self.read_back_rows += len(got)
+        if len(got) != len(out):
+            raise EngineError(f"read back {len(got)} rows of {len(out)} written")
+        self.read_back_versions = {o: x for o, _, _, x in got}
+        return {o: ih for o, ih, _, _ in got}, sorted(o for o, _, ok, _ in got if not ok)
+
+    def _coerced_detail(self, cur: Any, load: Shape, rows: list[tuple]) -> list[Coercion]:
+        """(row position, [(column, intended, stored)]) of ``rows`` ((ordinal, target key,
+        ...) each), which the target changed; a row it no longer holds is one entry ("*",
+        "row", None)."""
+        info, cols, tk = load
+        pairs = [
+            sql.SQL("{}, {}").format(
+                pg_intent_sql(sql.Identifier("l", f"c{i}"), c),
+                pg_canonical_sql(sql.Identifier("t", c.name), c),
+            )
+            for i, c in enumerate(cols)
+        ]
+        cur.execute(
+            sql.SQL("SELECT u.o, t.{k} IS NOT NULL, {pairs} FROM {src}").format(
+                k=sql.Identifier(tk.name),
+                pairs=sql.SQL(", ").join(pairs),
+                src=self._read_back_from(info, tk),
+            ),
+            (text_array(o[0] for o in rows), text_array(o[1] for o in rows)),
+        )
+        detail = []
+        for r in cur.fetchall():
+            if not r[1]:
+                detail.append((r[0] - 1, [("*", "row", None)]))
+                continue
+            values = r[2:]
+            diffs = [
+                (c.name, values[2 * i], values[2 * i + 1])
+                for i, c in enumerate(cols)
+                if values[2 * i] != values[2 * i + 1]
+            ]
+            detail.append((r[0] - 1, diffs))
+        return detail
+
+    def _rows_by_key_sql(
+        self, info: TableInfo, key: ColumnInfo, select: sql.Composable
+    ) -> sql.Composed:
+        """SELECT key text, ``select`` of the rows (alias t) whose key text is in the one
+        ``%s::text[]`` parameter."""
+        return sql.SQL(
+            "SELECT t.{k}::text, {c} FROM {t} AS t WHERE t.{k} IN "
+            "(SELECT {cast} FROM unnest(%s::text[]) AS u(v))"
+        ).format(
+            k=sql.Identifier(key.name),
+            c=select,
+            t=self.table_ident(info),
+            cast=_cast(sql.SQL("u.v"), key),
+        )
