@@ -21,16 +21,32 @@ def _load(plan, mode="load") -> Run:
     return run
 
 
+def _change_account_rules(plan) -> None:
+    """A rules change for accounts only: their rows go through the rules again (their failures
+    are recorded anew), contacts' and orders' unchanged failures are carried (services.carry)."""
+    from mappings.models import RuleStep
+
+    step = RuleStep.objects.get(
+        field__entity__plan=plan,
+        field__entity__name="accounts",
+        field__target_column="name",
+        rule="title",
+    )
+    step.rule = "upper"
+    step.save()
+
+
 def test_a_later_run_supersedes_the_earlier_runs_open_record_of_the_same_row(
     eager_celery, demo_plan, viewer, client_for
 ):
     dry = _load(demo_plan, mode="dry_run")
     first = _load(demo_plan)
+    _change_account_rules(demo_plan)
     second = _load(demo_plan)
     assert first.failed == second.failed > 0
     workable = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
     # one workable record per failing row: the latest run's; the first run's are carried into
-    # it (unchanged rows, services.carry) or superseded by it (load-stage failures)
+    # it (unchanged rows and rules, services.carry) or superseded by it (recorded anew)
     assert not FailedRecord.objects.filter(run=first, status__in=workable).exists()
     superseded = FailedRecord.objects.filter(run=first, status="superseded").count()
     carried = FailedRecord.objects.filter(run=first, status="carried").count()
@@ -59,6 +75,7 @@ def test_rolling_back_the_later_run_opens_the_records_it_superseded_again(
     from runs.services import run_rollback_request
 
     first = _load(demo_plan)
+    _change_account_rules(demo_plan)
     second = _load(demo_plan)
     superseded = set(
         FailedRecord.objects.filter(run=first, status="superseded").values_list("pk", flat=True)
