@@ -72,16 +72,15 @@ def _live_context(run: Run, error: str = "") -> dict:
         "live_workers": any(w.live for w in workers),
         # A wait shorter than one batch lease is normal between batches and phases.
         "stall_notice_s": int(settings.MP_BATCH_LEASE_SECONDS),
+        # in the polled partial, so the card goes when the run ends and its leases with it
+        "leases": table_leases_for(target=run.target, tables=run_tables(run)),
     }
 
 
 @capability_required("mp.view")
 def run_detail_view(request: HttpRequest, uuid) -> HttpResponse:
     run = _get_run(uuid)
-    context = _live_context(run) | {
-        "rollbacks": run_rollbacks(run),
-        "leases": table_leases_for(target=run.target, tables=run_tables(run)),
-    }
+    context = _live_context(run) | {"rollbacks": run_rollbacks(run)}
     return render(request, "runs/run_detail.html", context)
 
 
