@@ -340,6 +340,12 @@ def rollback_preview(run: Run) -> list[dict]:
     return [{**r, "inserted": r["inserted"] or 0, "updated": r["updated"] or 0} for r in rows]
 
 
+def rollback_preview_unwritten(run: Run) -> int:
+    """Committed batches of ``run`` that rewrote no row (every row unchanged, filtered or
+    failed): a rollback clears their ledger but has nothing to undo."""
+    return run.batches.filter(status=BatchStatus.DONE, ledger__isnull=True).count()
+
+
 # --------------------------------------------------------------------------- launch preview
 
 
