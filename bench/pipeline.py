@@ -274,7 +274,7 @@ def launch(app: App, plan: str) -> dict:
     }
 
 
-def wait_report(app: App, run_uuid: str, timeout: float = 900) -> dict:
+def wait_report(app: App, run_uuid: str, timeout: float = 3600) -> dict:
     """Wait for the application's own post-run report (the after-run hook builds it in a
     worker: accounting, key-level reconciliation, post checks through the mapping), polling
     the workers' memory meanwhile: the report must stay inside the memory target too."""

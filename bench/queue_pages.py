@@ -2,7 +2,9 @@
 
 Run as ``python -m bench.queue_pages --records N [--requests 20]`` with DATABASE_URL pointing at a
 migrated app database on PostgreSQL (scripts/bench.sh's run_bench calls it after the pipeline).
-It adds one failed run holding N synthetic failed records (COPY, not the ORM), times each page
+With ``--run UUID`` it times the pages over that run's own failed records (the bench: its
+largest run's); else it adds one failed run holding N synthetic failed records (COPY, not the
+ORM). It times each page
 ``--requests`` times through Django's test client as a viewer, prints one JSON line with the
 p50/p95 of each in milliseconds, and removes what it added. Not a test: it measures.
 """
@@ -72,20 +74,49 @@ def _time(client, url: str, params: dict, requests: int) -> dict:
     return {"p50_ms": statistics.median(samples), "p95_ms": _p95(samples), "n": requests}
 
 
-def measure(records: int, requests: int) -> dict:
-    """Create the records, time the three pages, clean up; returns the figures."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
+def _pages(run, viewer, requests: int) -> dict:
     from django.test import Client
     from django.urls import reverse
 
+    client = Client()
+    client.force_login(viewer)
+    url = reverse("runs:queue", args=[run.uuid])
+    return {
+        "queue_page": _time(client, url, {}, requests),
+        "text_filter": _time(client, url, {"entity": "accounts", "q": "user4242"}, requests),
+        "api_page": _time(client, "/api/failed-records/", {"run": str(run.uuid)}, requests),
+    }
+
+
+def _viewer():
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    viewer, _ = get_user_model().objects.get_or_create(username="bench-viewer")
+    group, _ = Group.objects.get_or_create(name="viewer")
+    viewer.groups.add(group)
+    return viewer
+
+
+def measure_run(run_uuid: str, requests: int) -> dict:
+    """Time the three pages over an existing run's own failed records (read-only)."""
+    from runs.models import Run
+
+    run = Run.objects.get(uuid=run_uuid)
+    return {
+        "records": run.failed_records.count(),
+        "run": run_uuid,
+        "insert_seconds": None,
+        **_pages(run, _viewer(), requests),
+    }
+
+
+def measure(records: int, requests: int) -> dict:
+    """Create the records, time the three pages, clean up; returns the figures."""
     from mappings.models import Plan, PlanVersion, System
     from runs.models import Run
 
-    user_model = get_user_model()
-    viewer, _ = user_model.objects.get_or_create(username="bench-viewer")
-    group, _ = Group.objects.get_or_create(name="viewer")
-    viewer.groups.add(group)
+    viewer = _viewer()
     system = System.objects.create(
         name=f"bench-queue-{uuid.uuid4().hex[:8]}",
         kind="postgresql",
@@ -101,16 +132,7 @@ def measure(records: int, requests: int) -> dict:
         started = time.perf_counter()
         _fill(run, records)
         created = time.perf_counter() - started
-        client = Client()
-        client.force_login(viewer)
-        url = reverse("runs:queue", args=[run.uuid])
-        return {
-            "records": records,
-            "insert_seconds": created,
-            "queue_page": _time(client, url, {}, requests),
-            "text_filter": _time(client, url, {"entity": "accounts", "q": "user4242"}, requests),
-            "api_page": _time(client, "/api/failed-records/", {"run": str(run.uuid)}, requests),
-        }
+        return {"records": records, "insert_seconds": created, **_pages(run, viewer, requests)}
     finally:
         run.delete()
         plan.delete()
@@ -121,12 +143,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--run", default=None, help="time over this run's own failed records")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "migration_planner.settings")
     import django
 
     django.setup()
-    print(json.dumps(measure(args.records, args.requests)))
+    if args.run:
+        print(json.dumps(measure_run(args.run, args.requests)))
+    else:
+        print(json.dumps(measure(args.records, args.requests)))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ start_bench_pg() {
     opts="-h 127.0.0.1 -p $port -k $BENCH_DIR/pgrun -c max_connections=100"
     opts+=" -c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min"
     opts+=" -c work_mem=64MB -c maintenance_work_mem=512MB"
+    # server statements by time per phase of our pipeline (bench/statements.py)
+    opts+=" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
     as_postgres "$bindir/pg_ctl" -D "$BENCH_DIR/pg" -l "$BENCH_DIR/pgrun/postgres.log" \
         -o "$opts" -w -t 60 start >/dev/null \
         || { tail -20 "$BENCH_DIR/pgrun/postgres.log" >&2; die "PostgreSQL did not start"; }

@@ -11,19 +11,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runs.engine.connectors import Connector, KeyRange
-from runs.engine.safe_regex import regex_compile, regex_fullmatch
+from runs.engine.safe_regex import regex_match_column
 from runs.engine.snapshot import EntitySpec
 
 CHUNK_ROWS = 25_000  # rows per chunk: bounded memory (~27 MB for two columns), no slower than 100k
 
 
-def column_chunks(source: Connector, entity: EntitySpec, columns: list[str],
-                  ranges: dict[str, list[KeyRange]]) -> Iterator[dict[str, pa.Array]]:
+def column_chunks(
+    source: Connector, entity: EntitySpec, columns: list[str], ranges: dict[str, list[KeyRange]]
+) -> Iterator[dict[str, pa.Array]]:
     """Several columns read together, chunk by chunk (one scan of the table for all of them),
     each trimmed. Read-only; engine errors raise."""
     if entity.name not in ranges:
-        ranges[entity.name] = source.key_ranges(entity.source_table, entity.source_key,
-                                                CHUNK_ROWS)
+        ranges[entity.name] = source.key_ranges(entity.source_table, entity.source_key, CHUNK_ROWS)
     # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per
     # value on the way in (0.18 s less per 1M rows)
     extract = getattr(source, "extract_text", source.extract)
@@ -49,12 +49,7 @@ def _filled(text: pa.Array) -> pa.Array:
 def _fullmatch(text: pa.Array, pattern: str) -> np.ndarray:
     """Which values match ``pattern`` entirely, always on RE2 (linear time): vectorised in
     Arrow, else google-re2; a pattern RE2 cannot run raises RegexRefused (never Python's re)."""
-    regex_compile(pattern)  # refuses lookarounds / back-references with a clear message
-    try:
-        matched = pc.match_substring_regex(text, f"^(?:{pattern})$")
-        return pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return regex_fullmatch(text.to_pylist(), pattern)
+    return regex_match_column(text, pattern, full=True)
 
 
 class FilledCount:
@@ -84,4 +79,3 @@ class FormatScan:
         room = 10 - len(self.examples)
         if room > 0:
             self.examples += text.filter(pa.array(bad)).slice(0, room).to_pylist()
-

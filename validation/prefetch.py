@@ -5,13 +5,17 @@ databases, so the report takes about the longer of the two instead of their sum.
 What is computed is exactly what ``expected_aggregate`` computes (same function, same
 inputs); only where and when changes. The thread touches no Django model (the caller reads
 the post rules and the failed keys first) and uses connectors of its own (a connector is
-never shared between threads)."""
+never shared between threads); it shares the key ranges out to ``THREADS`` threads of its own
+(``Reader.parallel``), each with its own connectors, and aggregates in key order."""
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connections
 
@@ -23,19 +27,59 @@ from runs.models import Run
 from . import reconciliation as rec
 from .enums import ValidationPhase
 
+T = TypeVar("T")
 # post rules whose check compares the target with the expected side
 NEEDS_EXPECTED = ("row_count_match", "sum_match", "category_count_match", "sample_compare")
+
+
+THREADS = 2  # key ranges transformed at once (Arrow kernels and the COPY release the GIL)
 
 
 @dataclass
 class Reader:
     """What the expected side reads with, in its own thread: the run (only its mode is read),
-    its frozen snapshot and this thread's source and target connectors."""
+    its frozen snapshot and this thread's source and target connectors; with ``specs``, key
+    ranges are transformed by ``THREADS`` threads with connectors of their own (``parallel``)."""
 
     run: Run
     snapshot: Any
     source: Any
     target: Any
+    specs: tuple[tuple[str, dict], tuple[str, dict]] | None = None
+
+    def parallel(self, fn: Callable[[Reader, Any], T], ranges: Iterable[Any]) -> Iterator[T]:
+        """``fn(reader, key_range)`` for every range, by ``THREADS`` threads (each with its own
+        source and target connectors, closed at the end), results yielded in range order; at
+        most ``THREADS + 1`` results held at once (bounded memory). Sequential without specs."""
+        if self.specs is None:
+            yield from (fn(self, key_range) for key_range in ranges)
+            return
+        local, opened, lock = threading.local(), [], threading.Lock()
+
+        def work(key_range: Any) -> T:
+            reader = getattr(local, "reader", None)
+            if reader is None:
+                connectors = [connect(*self.specs[0]), connect(*self.specs[1])]
+                with lock:
+                    opened.extend(connectors)
+                reader = local.reader = Reader(self.run, self.snapshot, *connectors)
+            return fn(reader, key_range)
+
+        pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="report-expected-part")
+        pending: deque[Future] = deque()
+        try:
+            for key_range in ranges:
+                pending.append(pool.submit(work, key_range))
+                if len(pending) > THREADS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True)
+            for connector in opened:
+                connector.close()
 
 
 Job = tuple[EntitySpec, tuple, Any]  # (entity, post needs, failed source keys)
@@ -86,7 +130,7 @@ def _compute(
     opened: list[Any] = []
     try:
         opened = [connect(*specs[0]), connect(*specs[1])]
-        reader = Reader(run, snapshot, *opened)
+        reader = Reader(run, snapshot, *opened, specs=specs)
         for entity, needs, failed in jobs:
             try:
                 out[entity.name] = rec._aggregate(reader, entity, needs, failed)

@@ -271,9 +271,7 @@ def _finish_field(spec: FieldSpec, outcome: _FieldOutcome) -> _FieldOutcome:
     if spec.required and blank.any():
         for pos in np.flatnonzero(blank):
             outcome.errors[pos] = [
-                FieldError(
-                    spec.target, "required", None, "a value is required", "required_missing"
-                )
+                FieldError(spec.target, "required", None, "a value is required", "required_missing")
             ]
         outcome.failed = outcome.failed | blank
     outcome.values = values
@@ -289,10 +287,19 @@ def _records(frame: pd.DataFrame, positions: np.ndarray) -> list[dict[str, str |
 
 
 def _failures(
-    frame: pd.DataFrame, out: pd.DataFrame, keys: pd.Series, outcomes: list[_FieldOutcome]
+    frame: pd.DataFrame,
+    out: pd.DataFrame,
+    keys: pd.Series,
+    outcomes: list[_FieldOutcome],
+    records: bool = True,
 ) -> tuple[list[RowFailure], np.ndarray]:
-    """One RowFailure per row with any field error (errors in field order)."""
+    """One RowFailure per row with any field error (errors in field order); with
+    ``records=False`` only the mask of failed rows (no RowFailure is built)."""
     failed = np.zeros(len(frame), dtype=bool)
+    if not records:
+        for outcome in outcomes:
+            failed |= outcome.failed
+        return [], failed
     by_row: dict[int, list[FieldError]] = {}
     for outcome in outcomes:  # field order, so each row's errors come out in field order
         failed |= outcome.failed
@@ -338,8 +345,11 @@ def transform_frame(
     lookups: Mapping[str, LookupSpec] | None = None,
     keymaps: Mapping[str, Mapping[str, str]] | None = None,
     namespace: str = "",
+    failure_records: bool = True,
 ) -> TransformResult:
-    """Filter, transform, fail and dedupe one extracted frame; pure; SchemaError/RuleParamError."""
+    """Filter, transform, fail and dedupe one extracted frame; pure; SchemaError/RuleParamError.
+    ``failure_records=False``: the same good rows, but no RowFailure is built for the failed
+    ones (``failures`` is empty) — for callers that only need the good rows (the report)."""
     keep = _filter_mask(frame, entity.filters)
     kept = frame[keep].reset_index(drop=True)
     kept = pd.DataFrame({c: as_text(kept[c]) for c in kept.columns}, index=kept.index)
@@ -354,7 +364,7 @@ def transform_frame(
         {f.target: as_text(o.values) for f, o in zip(entity.fields, outcomes, strict=True)},
         index=kept.index,
     )
-    failures, failed = _failures(kept, out, keys, outcomes)
+    failures, failed = _failures(kept, out, keys, outcomes, failure_records)
     dup = _duplicates(out, ~failed, entity.dedupe_on)
     good = ~failed & ~dup
     rows = out[good].copy()

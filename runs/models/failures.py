@@ -47,6 +47,14 @@ class FailedRecord(models.Model):
     rule = models.CharField(max_length=50, blank=True)
     message = models.TextField()
     errors = models.JSONField(default=list, blank=True)
+    # NULL where a set-based insert (COPY, carry) leaves it out: no earlier failure
+    earlier_failures = models.JSONField(
+        null=True,
+        default=list,
+        blank=True,
+        help_text="Failures this record had before its current one, oldest (the original) "
+        "first: a failed re-process keeps them (stage, category, field, rule, message).",
+    )
     status = models.CharField(
         max_length=20, choices=FailedRecordStatus.choices, default=FailedRecordStatus.OPEN
     )

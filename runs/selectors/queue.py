@@ -103,7 +103,9 @@ def failed_record_search(
             ids = list(ordered[: size + 1])
         total, capped = _text_total(run, filters, others, frequent=frequent)
         chosen = FailedRecord.objects.filter(id__in=ids[:size])
-        records = list(chosen.select_related("run__plan", "handled_by").order_by("-id"))
+        records = list(
+            chosen.select_related("run__plan", "run__target", "handled_by").order_by("-id")
+        )
         cursor = records[-1].id if len(ids) > size else None
     else:
         records, cursor = failed_record_page(
@@ -225,7 +227,7 @@ def failed_record_page(
     qs: QuerySet[FailedRecord], *, after: int | None = None, size: int = PAGE_SIZE
 ) -> tuple[list[FailedRecord], int | None]:
     """One keyset page (newest first by id, never OFFSET) and the cursor of the next page."""
-    page_qs = qs.select_related("run__plan", "handled_by").order_by("-id")
+    page_qs = qs.select_related("run__plan", "run__target", "handled_by").order_by("-id")
     if after:
         page_qs = page_qs.filter(id__lt=after)
     records = list(page_qs[: size + 1])

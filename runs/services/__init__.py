@@ -21,7 +21,7 @@ from .queue import (
     failed_records_reprocess_background,
     failed_records_reprocess_later,
 )
-from .queue_actions import failed_record_correct, failed_record_ignore
+from .queue_actions import failed_record_correct, failed_record_ignore, failed_records_supersede
 from .rollback import run_rollback_execute, run_rollback_request, run_rollback_stack_request
 from .rollback_order import RollbackOrderError, run_rollback_blockers
 from .supervise import runs_supervise
@@ -35,6 +35,7 @@ __all__ = [
     "batch_execute",
     "failed_record_correct",
     "failed_record_ignore",
+    "failed_records_supersede",
     "failed_record_reprocess",
     "failed_records_reprocess_background",
     "failed_records_reprocess_later",

@@ -18,6 +18,7 @@ from .claims import ClaimHeartbeat, db_retrying, lease_delta
 from .dispatch import enqueue_batches
 from .leases import table_lease_release_ended
 from .logging import run_log
+from .queue_actions import failed_records_supersede
 from .state import (
     phase_batches,
     run_entities,
@@ -51,6 +52,7 @@ def _ended(run_id: int) -> None:
     """Free the run's table leases (unless a batch is still in flight: the last one to end
     frees them) and run the after-run hooks once the change is committed."""
     table_lease_release_ended(run_id=run_id)
+    failed_records_supersede(run=Run.objects.get(pk=run_id))
     transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run_id)))
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 WORKABLE = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
 STILL_RUNNING = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.CANCELLING)
 _FAILING_FIELDS = ("stage", "message", "category", "field", "rule", "transformed_row", "errors")
+_KEPT_FIELDS = ("stage", "category", "field", "rule", "message")  # of a replaced failure
 
 
 @dataclass
@@ -127,18 +128,25 @@ def _failing_update(failing: list[tuple[FailedRecord, object]], user, now) -> No
     if connection.vendor != "postgresql":
         records = [r for r, _ in failing]
         for record, (_, f) in zip(records, failing, strict=True):
+            before = {name: getattr(record, name) for name in _KEPT_FIELDS}
+            record.earlier_failures = [*(record.earlier_failures or []), before]
             for name in _FAILING_FIELDS:
                 setattr(record, name, getattr(f, name) or "")
             record.transformed_row = _json_safe(f.transformed_row)
             record.errors = _error_values(f)
             record.handled_by, record.handled_at = user, now
-        fields = [*_FAILING_FIELDS, "handled_by", "handled_at"]
+        fields = [*_FAILING_FIELDS, "earlier_failures", "handled_by", "handled_at"]
         FailedRecord.objects.bulk_update(records, fields, batch_size=500)
         return
     table = FailedRecord._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS f SET stage = v.stage, message = v.message, "  # noqa: S608 - our table
+            # the failure being replaced (old values of f) is kept, oldest first
+            "earlier_failures = coalesce(f.earlier_failures, '[]'::jsonb) "
+            "|| jsonb_build_array(jsonb_build_object("
+            "'stage', f.stage, 'category', f.category, 'field', f.field, 'rule', f.rule, "
+            "'message', f.message)), "
             "category = v.category, field = v.field, rule = v.rule, "
             "transformed_row = v.transformed_row::jsonb, errors = v.errors::jsonb, "
             "handled_by_id = %s, handled_at = %s FROM unnest(%s::bigint[], %s::text[], "
@@ -278,19 +286,23 @@ def reprocess_rules_choose(*, run: Run, user, current_rules: bool | None) -> boo
     if user is not None and not user.has_perm("mp.launch_production_run"):
         raise PermissionDeniedError(
             f"“{run.target.name}” is a production target: only an operator may re-process "
-            "records into it.")
+            "records into it."
+        )
     if current_rules:
         current = plan_snapshot_build(plan=run.plan).content_hash()
         if current not in _signed_content(run):
             raise ApplicationError(
                 f"“{run.target.name}” is a production target and the plan's current rules "
                 "are not signed off: re-process with the run's signed-off version, or have "
-                "the current version signed off first.", field="current_rules")
+                "the current version signed off first.",
+                field="current_rules",
+            )
         return True
     if not approved_versions(plan=run.plan, valid=False).filter(pk=run.version_id).exists():
         raise ApplicationError(
             f"Version {run.version.number} of this run was never signed off; nothing may be "
-            f"re-processed into the production target “{run.target.name}”.")
+            f"re-processed into the production target “{run.target.name}”."
+        )
     return False
 
 

@@ -4,14 +4,14 @@ with a reason (re-processing is ``queue``)."""
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from migration_planner.audit.enums import AuditAction
 from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from migration_planner.lib.roles import refusal_text
-from runs.enums import FailedRecordStatus, RunMode
+from runs.enums import FailedRecordStatus, RunMode, RunStatus
 from runs.models import FailedRecord, Run
 
 from .queue import WORKABLE
@@ -78,3 +78,54 @@ def failed_record_ignore(*, records: QuerySet[FailedRecord], user, reason: str) 
         after={"reason": reason.strip(), "count": count},
     )
     return count
+
+
+def _earlier_runs(run: Run):
+    """Runs into the same target before ``run``, of its kind (dry runs or writing runs)."""
+    earlier = Run.objects.filter(target_id=run.target_id, pk__lt=run.pk)
+    if run.mode == RunMode.DRY_RUN:
+        return earlier.filter(mode=RunMode.DRY_RUN)
+    return earlier.exclude(mode=RunMode.DRY_RUN)
+
+
+def _same_row_in(run: Run) -> Exists:
+    return Exists(
+        FailedRecord.objects.filter(
+            run_id=run.pk, entity=OuterRef("entity"), source_key=OuterRef("source_key")
+        )
+    )
+
+
+def failed_records_supersede(*, run: Run) -> int:
+    """Mark open/fixed records of earlier runs into the same target (dry runs only by dry
+    runs, writing runs by writing runs) as superseded where ``run`` recorded the same
+    (entity, source key) again: the queue keeps the latest record of a failing row (the older
+    ones can no longer be re-processed). Idempotent; returns how many it marked."""
+    return (
+        FailedRecord.objects.filter(run_id__in=_earlier_runs(run).values("pk"), status__in=WORKABLE)
+        .filter(_same_row_in(run))
+        .update(status=FailedRecordStatus.SUPERSEDED)
+    )
+
+
+def failed_records_unsupersede(*, run: Run) -> int:
+    """``run`` was rolled back: per (entity, source key) it recorded, the newest earlier run's
+    record that it superseded (that run not rolled back) is open again, as the target holds
+    that run's outcome again. Inside the rollback's transaction; returns how many reopened."""
+    candidates = (
+        FailedRecord.objects.filter(
+            run_id__in=_earlier_runs(run).exclude(status=RunStatus.ROLLED_BACK).values("pk"),
+            status=FailedRecordStatus.SUPERSEDED,
+        )
+        .filter(_same_row_in(run))
+        .order_by("-run_id")
+        .values_list("pk", "entity", "source_key")
+    )
+    newest: dict[tuple[str, str], int] = {}
+    for pk, entity, key in candidates.iterator(chunk_size=2000):
+        newest.setdefault((entity, key), pk)
+    ids = list(newest.values())
+    return sum(
+        FailedRecord.objects.filter(pk__in=ids[i : i + 2000]).update(status=FailedRecordStatus.OPEN)
+        for i in range(0, len(ids), 2000)
+    )

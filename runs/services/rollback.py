@@ -37,6 +37,7 @@ from .leases import (
     table_lease_wait,
 )
 from .logging import run_log
+from .queue_actions import failed_records_unsupersede
 from .rollback_order import (
     RollbackOrderError,
     run_rollback_blockers,
@@ -331,6 +332,7 @@ def _record(rollback: Rollback, run: Run, mine, after: dict, differences: dict) 
                 "carried_from"
             ),
         ).update(status=FailedRecordStatus.OPEN)
+        failed_records_unsupersede(run=run)  # and those this run superseded (queue_actions)
         table_lease_release(run=run, purpose=LeasePurpose.ROLLBACK)
         verdict = (
             "target checksums equal the pre-run values"

@@ -48,6 +48,15 @@ def _preview(request: HttpRequest, plan: Plan, form: LaunchForm) -> dict:
         )
     except ApplicationError as exc:
         return {"preview_error": exc.message}
+    if data["mode"] != RunMode.DRY_RUN and not preview.refusal:
+        # a writing run needs its tables' leases: say now who holds one (dry runs need none)
+        tables = {e["target_table"] for e in preview.entities}
+        held = table_leases_for(target=data["target"], tables=tables)
+        if held:
+            preview.refusal = (
+                f"{held[0].description}. The launch would be refused until that run ends; "
+                "launch it again then."
+            )
     return {"preview": preview, "mode_label": mode_label, "drift": drift}
 
 

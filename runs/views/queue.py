@@ -29,6 +29,7 @@ from runs.selectors import (
     failed_record_search,
     failed_record_selection,
     failed_record_top_errors,
+    failed_record_total,
     failure_category_check,
     run_get,
 )
@@ -115,6 +116,7 @@ def queue_view(request: HttpRequest, uuid=None) -> HttpResponse:
             "query": query,
             "filters": filters,
             "open_total": failed_record_open_count(run=run),
+            "superseded_total": failed_record_total(run=run, filters={"status": "superseded"})[0],
             # a refused filter lists what it can, but offers no action on "all matching"
             "filter_refused": status == 400,
         },

@@ -10,7 +10,7 @@ from migration_planner.lib.roles import refusal_text
 from migration_planner.lib.views import capability_required
 from runs.forms import RollbackForm
 from runs.models import Rollback, Run
-from runs.selectors import rollback_preview, run_get
+from runs.selectors import rollback_preview, rollback_preview_unwritten, run_get
 
 from .common import STOP_POLLING, capability, refuse
 
@@ -54,6 +54,7 @@ def rollback_confirm_view(request: HttpRequest, uuid) -> HttpResponse:
         "run": run,
         "form": form,
         "entities": rollback_preview(run),
+        "unwritten_batches": rollback_preview_unwritten(run),
         "later_runs": run_rollback_blockers(run=run),
         "leases": table_leases_for(target=run.target, tables=run_tables(run)),
     }

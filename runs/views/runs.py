@@ -57,13 +57,14 @@ def _get_run(uuid) -> Run:
 
 
 def _live_context(run: Run, error: str = "") -> dict:
-    workers = worker_list() if run_is_active(run) else []
+    active = run_is_active(run)
+    workers = worker_list() if active else []
     return {
         "run": run,
         "progress": run_progress(run),
         "batches": run_batches(run),
         "logs": run_logs(run),
-        "active": run_is_active(run),
+        "active": active,
         "error": error,
         "would_abort": run_threshold_breach(run),
         "would_go_through": run_threshold_clear(run),
@@ -72,16 +73,19 @@ def _live_context(run: Run, error: str = "") -> dict:
         "live_workers": any(w.live for w in workers),
         # A wait shorter than one batch lease is normal between batches and phases.
         "stall_notice_s": int(settings.MP_BATCH_LEASE_SECONDS),
+        # refreshed with the partial; an ended run's own leases are on their way out
+        "leases": [
+            lease
+            for lease in table_leases_for(target=run.target, tables=run_tables(run))
+            if active or lease.run_id != run.pk
+        ],
     }
 
 
 @capability_required("mp.view")
 def run_detail_view(request: HttpRequest, uuid) -> HttpResponse:
     run = _get_run(uuid)
-    context = _live_context(run) | {
-        "rollbacks": run_rollbacks(run),
-        "leases": table_leases_for(target=run.target, tables=run_tables(run)),
-    }
+    context = _live_context(run) | {"rollbacks": run_rollbacks(run)}
     return render(request, "runs/run_detail.html", context)
 
 

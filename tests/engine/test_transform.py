@@ -327,3 +327,15 @@ def test_every_failing_rule_of_a_row_is_recorded_across_fields_and_chain():
     ]
     assert failure.errors[1].value == "abcdef"
     assert (failure.field, failure.rule) == ("code", "regex_validate")  # the headline
+
+
+def test_without_failure_records_the_good_rows_are_the_same():
+    """The report's re-derivation asks for the good rows only (issue 20): same rows, same
+    keys, same counts; the failed rows still fail (excluded), but no RowFailure is built."""
+    entity = customer_entity(dedupe_on=("email",))
+    rows = ROWS + [{**ROWS[0], "id": "5"}]
+    full, lean = run(entity, rows), run(entity, rows, failure_records=False)
+    assert full.failures and lean.failures == []
+    pd.testing.assert_frame_equal(lean.text_rows, full.text_rows)
+    pd.testing.assert_series_equal(lean.source_keys, full.source_keys)
+    assert (lean.filtered, lean.duplicates) == (full.filtered, full.duplicates) == (0, 1)

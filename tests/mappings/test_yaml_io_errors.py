@@ -53,7 +53,7 @@ BAD_CASES = {
         _replace("length: 80\n", "lenght: 80\n"),
         ("lenght", 0, 0),
         "entities[0].fields[1].steps[2].lenght",
-        "unknown parameter for rule 'truncate'",
+        "unknown parameter “lenght” for rule 'truncate' (allowed: length, on_overflow)",
     ),
     "unknown system": (
         _replace("source: Legacy CRM", "source: Legacy ERP"),

@@ -158,6 +158,8 @@ def test_rollback_page_lists_later_runs_and_offers_rolling_them_all_back(
     url = reverse("runs:rollback", args=[first.uuid])
     page = client.get(url).content.decode()
     assert f"run #{second.pk}" in page and "Roll back all 2 runs, newest first" in page
+    when = (second.started_at or second.created_at).astimezone(timezone.get_current_timezone())
+    assert f"{when:%Y-%m-%d %H:%M}" in page and " p.m." not in page  # REVIEW9 J2-4
     refused = client.post(url, {"reason": "undo", "confirm": "on"})
     assert refused.status_code == 409
     assert f"Run #{first.pk} cannot be rolled back yet" in refused.content.decode()

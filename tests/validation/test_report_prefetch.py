@@ -14,6 +14,7 @@ from tests.support import pg
 from validation import reconciliation as rec
 from validation.models import ValidationResult, ValidationRule
 from validation.prefetch import expected_collect, expected_start
+from validation.reconciliation import expected as expected_side
 from validation.services import run_report_build
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -52,7 +53,11 @@ def _connections(dbname: str) -> int:
     )[0][0]
 
 
-def test_prefetched_expected_side_equals_the_inline_pass(eager_celery, demo_plan, demo_source_db):
+def test_prefetched_expected_side_equals_the_inline_pass(
+    eager_celery, demo_plan, demo_source_db, monkeypatch
+):
+    # small key ranges: the prefetch's threads (Reader.parallel) share many of them out
+    monkeypatch.setattr(expected_side, "REPORT_CHUNK", 25)
     _rule(demo_plan, "orders sum", "sum_match", "orders", "total_amount")
     _rule(demo_plan, "seven", "sample_compare", "accounts", n=7, seed=3)
     run = _load(demo_plan)
@@ -61,7 +66,7 @@ def test_prefetched_expected_side_equals_the_inline_pass(eager_celery, demo_plan
     threaded = rec.RunContext(run=run)
     threaded.pending = expected_start(threaded, entities)
     expected_collect(threaded)
-    # the thread closed the connections it opened
+    # the threads closed the connections they opened
     assert _connections(demo_source_db) == before
     inline = rec.RunContext(run=run)
     # accounts: row count, categories, samples; orders: the sum; contacts: references only

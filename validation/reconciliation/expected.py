@@ -8,7 +8,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -96,8 +97,9 @@ def _expected_chunks(
     ctx: RunContext | Reader, entity: EntitySpec, failed: pd.Index | None = None
 ) -> Iterator[pd.DataFrame]:
     """Source rows of the entity transformed with the run's rules, minus rows this run failed,
-    indexed by source key text — one key range at a time (bounded memory). Touches no Django
-    model when ``failed`` is given (so it may run in a thread of its own)."""
+    indexed by source key text — one key range at a time (bounded memory), in key order; by
+    the reader's threads when it has them (``Reader.parallel``). Touches no Django model when
+    ``failed`` is given (so it may run in a thread of its own)."""
     if failed is None:
         failed = _failed_keys(ctx.run, entity)
     # Rows transform independently except for a dedupe, which acts within a batch: such an
@@ -106,26 +108,38 @@ def _expected_chunks(
     if not entity.dedupe_on:
         size = min(size, REPORT_CHUNK)
     ranges = ctx.source.key_ranges(entity.source_table, entity.source_key, size)
+    parallel = getattr(ctx, "parallel", None)
+    if parallel is not None:
+        yield from parallel(partial(_expected_chunk, entity=entity, failed=failed), ranges)
+        return
     for key_range in ranges:
-        extract = getattr(ctx.source, "extract_text", ctx.source.extract)  # Arrow strings
-        frame = extract(entity.source_table, source_columns(entity), entity.source_key, key_range)
-        keymaps = _keymaps(ctx.snapshot, entity, frame, ctx.source, ctx.target, False)
-        result = transform_frame(
-            entity=entity,
-            frame=frame,
-            lookups=ctx.snapshot.lookups,
-            keymaps=keymaps,
-            namespace=ctx.snapshot.plan,
-        )
-        rows = result.rows
-        rows.index = pd.Index(result.source_keys.to_numpy(dtype=object), dtype=object)
-        rows = rows[failed.get_indexer(rows.index) < 0]
-        if ctx.run.mode == RunMode.DELTA:
-            written = ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, list(rows.index))
-            rows = rows[rows.index.isin(list(written))]
-        yield rows
-        del frame, result, rows
-        release_memory(collect=False)  # chunk garbage back to the OS before the next one
+        yield _expected_chunk(ctx, key_range, entity=entity, failed=failed)
+
+
+def _expected_chunk(
+    ctx: RunContext | Reader, key_range: Any, *, entity: EntitySpec, failed: pd.Index
+) -> pd.DataFrame:
+    """One key range of ``_expected_chunks`` (reads with ``ctx``'s own connectors)."""
+    extract = getattr(ctx.source, "extract_text", ctx.source.extract)  # Arrow strings
+    frame = extract(entity.source_table, source_columns(entity), entity.source_key, key_range)
+    keymaps = _keymaps(ctx.snapshot, entity, frame, ctx.source, ctx.target, False)
+    result = transform_frame(
+        entity=entity,
+        frame=frame,
+        lookups=ctx.snapshot.lookups,
+        keymaps=keymaps,
+        namespace=ctx.snapshot.plan,
+        failure_records=False,  # only the good rows are compared: no RowFailure built
+    )
+    rows = result.text_rows  # Arrow strings: no Python str per value
+    rows.index = pd.Index(result.source_keys.to_numpy(dtype=object), dtype=object)
+    rows = rows[failed.get_indexer(rows.index) < 0]
+    if ctx.run.mode == RunMode.DELTA:
+        written = ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, list(rows.index))
+        rows = rows[rows.index.isin(list(written))]
+    del frame, result
+    release_memory(collect=False)  # chunk garbage back to the OS before the next one
+    return rows
 
 
 def expected_aggregate(ctx: RunContext, entity: EntitySpec) -> Expected:
@@ -190,7 +204,7 @@ def _aggregate(
 def _decimal(values: pd.Series) -> Decimal:
     total = Decimal(0)
     for v in values:
-        if v is None:
+        if v is None or v is pd.NA:
             continue
         try:
             total += Decimal(str(v))

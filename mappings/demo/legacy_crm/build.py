@@ -15,9 +15,16 @@ from .schema import SOURCE_SCHEMA, TARGET_SCHEMA, _ddl
 # ---------------------------------------------------------------- public API
 
 
-def build_source(url: str, *, rows: int = 10_000, seed: int = 2026,
-                 replace: bool = True) -> dict[str, int]:
-    """Create and fill the dirty legacy tables (rows customers, 2x contacts, 3x orders).
+def build_source(
+    url: str,
+    *,
+    rows: int = 10_000,
+    seed: int = 2026,
+    replace: bool = True,
+    tables: tuple[str, ...] = SOURCE_TABLES,
+) -> dict[str, int]:
+    """Create and fill the dirty legacy tables (rows customers, 2x contacts, 3x orders);
+    ``tables`` limits it to some of them (the benchmark builds only ``customers``).
 
     Transactional (all or nothing; on MySQL, whose DDL commits, each table's rows are) and
     deterministic per seed; ``url`` is sqlite:///, postgresql:// or mysql:// (a source).
@@ -35,14 +42,15 @@ def build_source(url: str, *, rows: int = 10_000, seed: int = 2026,
             raise RuntimeError(f"partial legacy source: only {sorted(existing)} exist")
         with _transaction(kind, conn):
             _drop(kind, conn, SOURCE_TABLES)
-            for table in SOURCE_TABLES:
+            for table in (t for t in SOURCE_TABLES if t in tables):
                 create, *indexes = _ddl(kind, table, SOURCE_SCHEMA[table])
                 _run(kind, conn, [create])
                 _load(kind, conn, table, SOURCE_SCHEMA[table], _blocks(table, rows, seed))
                 _run(kind, conn, indexes)
+        built = tuple(t for t in SOURCE_TABLES if t in tables)
         if kind == "postgresql":
-            _analyze(conn, SOURCE_TABLES)
-        return _counts(kind, conn, SOURCE_TABLES)
+            _analyze(conn, built)
+        return _counts(kind, conn, built)
 
 
 def build_target(url: str, *, replace: bool = True) -> None:

@@ -116,7 +116,11 @@ def validate_params(rule_name: str, params: Mapping[str, Any] | None) -> dict[st
     declared = {p.name for p in rule.params}
     unknown = sorted(set(given) - declared)
     if unknown:
-        raise RuleParamError(unknown[0], f"unknown parameter for rule {rule_name!r}")
+        allowed = ", ".join(p.name for p in rule.params) or "none"
+        raise RuleParamError(
+            unknown[0],
+            f"unknown parameter “{unknown[0]}” for rule {rule_name!r} (allowed: {allowed})",
+        )
     out: dict[str, Any] = {}
     for param in rule.params:
         value = given.get(param.name)

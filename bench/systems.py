@@ -1,0 +1,284 @@
+"""The systems the benchmark runs on the same data and server: the source build, the three
+references (raw COPY pipe, SQL-transform pipe, pgloader) and our pipeline (2 Celery workers:
+the run, its report, reconciliation, rehearsal re-run, re-process, rollback; the error-queue
+pages). Each returns figures; nothing here judges them (bench/judgement.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg2
+
+from mappings.demo import legacy_crm
+
+from . import measure, pipeline, references
+from .judgement import summarize_config
+from .measure import Dsn, median
+from .statements import statements_reset, statements_top
+
+DBS = {
+    "source": "mp_bench_source",
+    "target": "mp_bench_target",
+    "app": "mp_bench_app",
+    "pgloader": "mp_bench_pgloader",
+}
+
+
+T = TypeVar("T")
+REPROCESS_RECORDS = 5_000  # issue 20: re-process of 5,000 failed records
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def build_data(admin: Dsn, rows: int) -> tuple[Dsn, Dsn, dict]:
+    """Source ``customers`` (one database per size, kept when it already holds ``rows``
+    customers; contacts and orders are not built: the bench migrates accounts only) and an
+    empty target database."""
+    name = f"{DBS['source']}_{rows}"
+    source = admin.db(name)
+    counts = None
+    try:
+        with psycopg2.connect(source.url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM customers")
+            counts = cur.fetchone()[0]
+        conn.close()
+    except psycopg2.Error:  # database or table missing: created below
+        counts = None
+    start = time.perf_counter()
+    if counts != rows:
+        pipeline.recreate_database(admin, name)
+        log(f"building {rows:,} dirty customers in {source.dbname}")
+        counts = legacy_crm.build_source(source.url, rows=rows, tables=("customers",))
+        built = True
+    else:
+        counts, built = {"customers": rows}, False
+    seconds = time.perf_counter() - start
+    target = pipeline.recreate_database(admin, DBS["target"])
+    return source, target, {"counts": counts, "built": built, "seconds": seconds}
+
+
+def _attempt(key: str, fn):
+    """Run one reference; retry once (pgloader's fixed Lisp heap sometimes runs out), then
+    report the failure and go on, so one broken reference does not lose the whole bench."""
+    for attempt in (1, 2):
+        try:
+            return fn()
+        except RuntimeError as exc:
+            log(f"{key} failed (attempt {attempt}): {str(exc).splitlines()[0][:200]}")
+    return None
+
+
+def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict:
+    references.prepare(source, target)
+    results: dict[str, list] = {"raw_pipe": [], "sql_pipe": [], "pgloader": []}
+    for i in range(repeat):
+        for key, fn in (
+            ("raw_pipe", lambda: references.raw_pipe(source, target)),
+            ("sql_pipe", lambda: references.sql_pipe(source, target)),
+            (
+                "pgloader",
+                lambda: references.pgloader(source, DBS["pgloader"], workdir / "pgloader"),
+            ),
+        ):
+            busy = measure.machine_busy_seconds()
+            res = _attempt(key, fn)
+            if res is None:
+                continue
+            busy = measure.machine_busy_seconds() - busy
+            log(
+                f"{res.name} #{i + 1}: {res.seconds:.2f} s, {res.rows:,} rows, "
+                f"{busy:.1f} busy core-s"
+            )
+            results[key].append({**res.__dict__, "machine_busy_seconds": round(busy, 2)})
+    results = {k: v for k, v in results.items() if v}  # a reference that never ran is absent
+    return {
+        k: {
+            "name": v[0]["name"],
+            "note": v[0]["note"],
+            "runs": v,
+            "seconds": median([r["seconds"] for r in v]),
+            "rows": v[0]["rows"],
+            "peak_rss_mb": median([r["peak_rss_mb"] for r in v if r["peak_rss_mb"]]),
+            "machine_busy_seconds": median([r["machine_busy_seconds"] for r in v]),
+        }
+        for k, v in results.items()
+    }
+
+
+def run_pipeline(
+    admin: Dsn,
+    source: Dsn,
+    target: Dsn,
+    args: argparse.Namespace,
+    batch_sizes: list[int],
+    queue: bool = False,
+    rerun: bool = True,
+    progress: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Our pipeline at each batch size (``queue``: the error-queue pages over the first
+    configuration's run; ``rerun``: the rehearsal re-run, judged at the first size only) on a
+    fresh app database; figures per configuration, handed to ``progress(size, summary)`` after
+    every phase too (so an interrupted bench keeps what it measured)."""
+    app = pipeline.App(db=admin.db(DBS["app"]), redis_url=args.redis_url, workdir=args.workdir)
+    pipeline.recreate_database(admin, DBS["app"])
+    log("manage.py migrate")
+    app.manage("migrate", "--noinput", log="migrate")
+    plan = app.setup(source, target, batch_sizes[0])
+    if (
+        plan["lookups"].get("account-status") != references.STATUS_MAP
+        or plan["lookups"].get("us-states") != legacy_crm.US_STATES
+    ):
+        raise RuntimeError("the demo plan's lookups differ from the SQL reference's")
+    configs: dict[str, dict] = {}
+    app.start_workers(2)
+    try:
+        for n, size in enumerate(batch_sizes):
+            app.setup(source, target, size)
+            configs[str(size)] = run_config(
+                app,
+                target,
+                plan["plan"],
+                size,
+                args.repeat,
+                queue=queue and n == 0,
+                rerun=rerun,
+                progress=partial(progress, size) if progress else None,
+            )
+    finally:
+        app.stop_workers()
+    first = next(iter(configs.values()))
+    pages = next((r["queue_pages"] for r in first["runs"] if r.get("queue_pages")), None)
+    return {"plan": plan, "configs": configs, "queue_pages": pages}
+
+
+def queue_pages(app: pipeline.App, run_uuid: str) -> dict | None:
+    """The error-queue page, its text filter and the API page timed over the run's own failed
+    records while they are open (before the re-run and the rollback); errors recorded."""
+    log(f"  error-queue pages over run {run_uuid}'s failed records (bench.queue_pages)")
+    try:
+        res = app.module("bench.queue_pages", "--run", run_uuid)
+    except RuntimeError as exc:
+        log(f"  error-queue pages FAILED: {str(exc).splitlines()[-1][:200]}")
+        return None
+    log(
+        f"  {res['records']:,} records, p95 ms: "
+        + ", ".join(f"{k} {v['p95_ms']:.0f}" for k, v in res.items() if isinstance(v, dict))
+    )
+    return res
+
+
+def _phase(statements: dict, dsn: Dsn, name: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` with the server's statements during it kept under ``statements[name]``."""
+    statements_reset(dsn)
+    out = fn(*args)
+    statements[name] = statements_top(dsn)
+    return out
+
+
+def run_config(
+    app: pipeline.App,
+    target: Dsn,
+    plan: str,
+    size: int,
+    repeat: int,
+    queue: bool = False,
+    rerun: bool = True,
+    progress: Callable[[dict], None] | None = None,
+) -> dict:
+    """``repeat`` times: run, report, reconciliation, (queue pages), rehearsal re-run,
+    re-process, rollback; the medians (bench.judgement.summarize_config)."""
+    runs: list[dict] = []
+    for i in range(repeat):
+        pipeline.reset_target(target)
+        log(f"our pipeline, batch size {size:,}, #{i + 1}: run_plan {plan} --wait")
+        statements: dict[str, dict | None] = {}
+        phase = partial(_phase, statements, target)
+
+        def told(res: dict, runs: list[dict] = runs) -> None:  # after each phase
+            if progress:
+                progress(summarize_config(size, [*runs, res]))
+
+        try:
+            res = phase("run", pipeline.launch, app, plan)
+            res["statements"] = statements
+            told(res)
+            log(
+                f"  run {res['run']['status']} in {res['seconds']:.1f} s "
+                f"(loaded {res['run']['loaded']:,}, failed {res['run']['failed']:,})"
+            )
+            if res["run"]["status"] != "succeeded":
+                raise RuntimeError(f"run {res['run']['status']}: {res['run']['error']}")
+            uuid = res["run"]["uuid"]
+            res["report"] = phase("report", pipeline.wait_report, app, uuid)
+            told(res)
+            log(
+                f"  app report {res['report']['verdict']} in {res['report']['seconds']:.1f} s "
+                f"(waited {res['report']['waited_seconds']:.1f} s)"
+            )
+            res["reconcile"] = phase("reconcile", pipeline.reconcile, target, uuid)
+            told(res)
+            log(
+                f"  reconciliation {res['reconcile']['seconds']:.1f} s, "
+                f"{res['reconcile']['mismatched']:,} mismatched"
+            )
+            if queue and i == 0:
+                res["queue_pages"] = phase("queue_pages", queue_pages, app, uuid)
+                told(res)
+            if rerun:
+                res["rerun"] = phase("rerun", rehearsal_rerun, app, target, plan, res)
+                told(res)
+            res["reprocess"] = phase("reprocess", reprocess, app, uuid)
+            told(res)
+            res["rollback"] = phase("rollback", pipeline.rollback, app, target, uuid)
+            told(res)
+            log(f"  rollback {res['rollback']['status']} in {res['rollback']['seconds']:.1f} s")
+        except Exception as exc:  # noqa: BLE001 - reported in the results, never hidden
+            log(f"  FAILED: {exc}")
+            res = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
+        runs.append(res)
+    return summarize_config(size, runs)
+
+
+def reprocess(app: pipeline.App, run_uuid: str, records: int = REPROCESS_RECORDS) -> dict:
+    """Re-process ``records`` corrected failed records of the run in one call (bench.reprocess);
+    an error is recorded, not raised (the run's rollback still follows)."""
+    try:
+        res = app.module("bench.reprocess", "--run", run_uuid, "--records", str(records))
+    except RuntimeError as exc:
+        log(f"  re-process FAILED: {str(exc).splitlines()[-1][:200]}")
+        return {"error": str(exc)[-2000:]}
+    log(
+        f"  re-process of {res['records']:,} failed records in {res['seconds']:.1f} s "
+        f"({res['fixed']:,} fixed, {res['still_failing']:,} still failing)"
+    )
+    return res
+
+
+def rehearsal_rerun(app: pipeline.App, target: Dsn, plan: str, first: dict) -> dict:
+    """The same plan again over the unchanged source and the loaded target (a rehearsal
+    re-run), then its rollback (newest first: the first run is rolled back after it)."""
+    log(f"  rehearsal re-run of {plan} over the unchanged source")
+    again = pipeline.launch(app, plan)
+    run = again["run"]
+    log(
+        f"  re-run {run['status']} in {again['seconds']:.1f} s "
+        f"({again['seconds'] / first['seconds']:.2f} of the first run; loaded {run['loaded']:,})"
+    )
+    undo = pipeline.rollback(app, target, run["uuid"])
+    log(f"  re-run rollback {undo['status']} in {undo['seconds']:.1f} s")
+    return {
+        "seconds": again["seconds"],
+        "ratio": again["seconds"] / first["seconds"],
+        "run": run,
+        "cpu_seconds": again["cpu_seconds"],
+        "rollback": undo,
+    }
