@@ -1,8 +1,8 @@
-"""Admin for systems and mappings; the system secret is a write-only password field."""
+"""Admin for systems and mappings: view only. Systems and plans change through the app's pages
+and API, whose services audit the change, void sign-offs and refuse what a role may not do."""
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -21,32 +21,12 @@ from .models import (
 )
 
 
-class SystemAdminForm(forms.ModelForm):
-    secret = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Stored encrypted and never shown. Leave blank to keep the current secret.",
-    )
-
-    class Meta:
-        model = System
-        fields = [
-            "name", "kind", "environment", "role", "host", "port", "database", "username",
-            "path", "options", "description",
-        ]
-
-    def save(self, commit: bool = True) -> System:
-        system = super().save(commit=False)
-        if self.cleaned_data.get("secret"):
-            system.set_secret(self.cleaned_data["secret"])
-        if commit:
-            system.save()
-        return system
+class ServiceOnlyAdmin(EvidenceAdmin, SimpleHistoryAdmin):
+    """A mapping model the admin may list, view and see the history of, never write."""
 
 
 @admin.register(System)
-class SystemAdmin(admin.ModelAdmin):
-    form = SystemAdminForm
+class SystemAdmin(EvidenceAdmin):
     list_display = ["name", "kind", "environment", "role", "has_secret"]
     list_filter = ["kind", "environment", "role"]
     search_fields = ["name"]
@@ -65,11 +45,10 @@ class EntityInline(admin.TabularInline):
 
 
 @admin.register(Plan)
-class PlanAdmin(SimpleHistoryAdmin):
+class PlanAdmin(ServiceOnlyAdmin):
     list_display = ["name", "source", "target", "strategy", "status", "updated_at"]
     list_filter = ["status", "strategy"]
     list_select_related = ["source", "target"]
-    prepopulated_fields = {"slug": ["name"]}
     inlines = [MilestoneInline, EntityInline]
 
 
@@ -81,7 +60,7 @@ class FieldInline(admin.TabularInline):
 
 
 @admin.register(EntityMapping)
-class EntityMappingAdmin(SimpleHistoryAdmin):
+class EntityMappingAdmin(ServiceOnlyAdmin):
     list_display = ["name", "plan", "source_table", "target_table", "load_mode", "load_order"]
     list_select_related = ["plan"]
     inlines = [FieldInline]
@@ -93,14 +72,14 @@ class RuleStepInline(admin.TabularInline):
 
 
 @admin.register(FieldMapping)
-class FieldMappingAdmin(SimpleHistoryAdmin):
+class FieldMappingAdmin(ServiceOnlyAdmin):
     list_display = ["target_column", "entity", "position", "required"]
     list_select_related = ["entity"]
     inlines = [RuleStepInline]
 
 
 @admin.register(RuleStep)
-class RuleStepAdmin(SimpleHistoryAdmin):
+class RuleStepAdmin(ServiceOnlyAdmin):
     list_display = ["field", "position", "rule"]
     list_select_related = ["field"]
 
@@ -111,7 +90,7 @@ class LookupEntryInline(admin.TabularInline):
 
 
 @admin.register(LookupTable)
-class LookupTableAdmin(SimpleHistoryAdmin):
+class LookupTableAdmin(ServiceOnlyAdmin):
     list_display = ["name", "plan", "default_value"]
     list_select_related = ["plan"]
     inlines = [LookupEntryInline]

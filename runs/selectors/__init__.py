@@ -197,7 +197,7 @@ def run_progress(run: Run) -> RunProgress:
     seconds = elapsed.total_seconds() if elapsed else 0
     rate = run.extracted / seconds if seconds > 0 else 0.0
     eta = None
-    if rate and run_is_active(run) and total > run.extracted:
+    if rate and run.status == RunStatus.RUNNING and total > run.extracted:  # none when paused
         eta = timedelta(seconds=int((total - run.extracted) / rate))
     open_errors = failed_record_open_count(run=run)
     return RunProgress(entities, pct, elapsed, rate, eta, open_errors)

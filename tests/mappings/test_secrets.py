@@ -93,7 +93,10 @@ def test_secret_write_only_through_api(client_for, analyst):
     assert system.connection_params()["password"] == "api-secret-123"
 
 
-def test_secret_write_only_in_admin_form(client_for, admin_user, pg_system):
+def test_the_django_admin_cannot_change_systems_or_plans(client_for, admin_user, pg_system):
+    """The Django admin wrote systems (environment, connection, secret) and plans around the
+    audited services, so no audit row and no sign-off voided: it only views them now; the
+    system page (system_save) is where they change."""
     client = client_for(admin_user)
     url = f"/admin/mappings/system/{pg_system.pk}/change/"
     data = {
@@ -102,18 +105,17 @@ def test_secret_write_only_in_admin_form(client_for, admin_user, pg_system):
         "environment": "dev",
         "role": "both",
         "host": "db.internal",
-        "port": "",
         "database": "crm",
         "username": "etl",
-        "path": "",
         "options": "{}",
-        "description": "",
-        "secret": "",
+        "secret": "rotated-1",
     }
-    assert client.post(url, data).status_code == 302
+    assert client.get(url).status_code == 200  # viewable
+    assert client.post(url, data).status_code == 403
     assert System.objects.get(pk=pg_system.pk).connection_params()["password"] == SECRET
-    assert client.post(url, data | {"secret": "rotated-1"}).status_code == 302
-    assert System.objects.get(pk=pg_system.pk).connection_params()["password"] == "rotated-1"
+    for model in ("system", "plan", "entitymapping", "fieldmapping", "rulestep", "lookuptable"):
+        assert client.get(f"/admin/mappings/{model}/").status_code == 200, model
+        assert client.get(f"/admin/mappings/{model}/add/").status_code == 403, model
 
 
 def test_secret_not_in_repr_or_logs(pg_system, caplog):

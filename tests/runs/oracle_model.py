@@ -85,8 +85,8 @@ def o_lower(v, p, c):
 
 
 # The title rule's documented exceptions (its description and docs/engine.md): legal-form and
-# country tokens written as listed, 2–4 letter all-caps acronyms kept in text that has a
-# lower-case letter, contractions after an apostrophe kept lower.
+# country tokens written as listed, contractions after an apostrophe kept lower; no other
+# capitals are kept.
 TITLE_TOKENS = [
     "LLC",
     "LLP",
@@ -107,7 +107,7 @@ TITLE_TOKENS = [
 ASCII_PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 
 
-def _oracle_word(word: str, shouting: bool) -> str:
+def _oracle_word(word: str) -> str:
     lead = 0
     while lead < len(word) and word[lead] in ASCII_PUNCT:
         lead += 1
@@ -122,8 +122,6 @@ def _oracle_word(word: str, shouting: bool) -> str:
         for token in TITLE_TOKENS:
             if token.lower() == core.lower():
                 return word[:lead] + token + word[tail:]
-        if not shouting and core == core.upper() and 2 <= len(core) <= 4:
-            return word
     titled = word.title()
     out = ""
     k = 0
@@ -143,15 +141,14 @@ def _oracle_word(word: str, shouting: bool) -> str:
 def o_title(v, p, c):
     if v is None:
         return None
-    shouting = not any(ch.islower() for ch in v)  # no lower-case letter anywhere
     out, word = "", ""
     for ch in v:
         if ch.isspace():
-            out += (_oracle_word(word, shouting) if word else "") + ch
+            out += (_oracle_word(word) if word else "") + ch
             word = ""
         else:
             word += ch
-    return out + (_oracle_word(word, shouting) if word else "")
+    return out + (_oracle_word(word) if word else "")
 
 
 def o_concat(vs, p, c):

@@ -12,6 +12,7 @@ from mappings.models import PlanVersion
 from runs.models import FailedRecord, Run
 from runs.selectors import failed_record_filter, failed_record_top_errors, message_normalise
 from tests.factories import PlanFactory, UserFactory
+from tests.mappings.workbench_fixtures import demo_files, demo_plan, demo_systems  # noqa: F401
 
 BIG = 100_000
 
@@ -242,3 +243,45 @@ def test_a_stacked_rollback_page_waits_for_the_later_runs(client_for, viewer):
     assert stopped.status_code == 286 and "The stack stopped there" in stopped.content.decode()
     alone = _run(PlanFactory(), 2)
     assert client.get(reverse("runs:rollback_progress", args=[alone.uuid])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_live_partial_drops_the_lease_card_and_the_eta_when_the_run_stops(
+    client_for,
+    viewer,
+    demo_plan,  # noqa: F811
+):
+    """REVIEW9 J2-2/J2-7: the "Tables being written" card stayed after the run succeeded (it
+    was outside the polled partial), and a paused run showed an ETA."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from mappings.services import plan_version_create
+    from runs.models import TableLease
+    from runs.selectors import run_progress
+
+    version = plan_version_create(plan=demo_plan, user=None)
+    run = Run.objects.create(
+        plan=demo_plan,
+        version=version,
+        target=demo_plan.target,
+        mode="load",
+        status="running",
+        started_at=timezone.now() - dt.timedelta(minutes=5),
+        extracted=100,
+        source_total=1000,
+    )
+    TableLease.objects.create(target=demo_plan.target, table="accounts", run=run, purpose="load")
+    client = client_for(viewer)
+    url = reverse("runs:run_live", args=[run.uuid])
+    live = client.get(url)
+    assert live.status_code == 200 and "Tables being written" in live.content.decode()
+    assert run_progress(run).eta is not None
+    Run.objects.filter(pk=run.pk).update(status="paused")
+    run.refresh_from_db()
+    assert run_progress(run).eta is None
+    TableLease.objects.filter(run=run).delete()
+    Run.objects.filter(pk=run.pk).update(status="succeeded", finished_at=timezone.now())
+    ended = client.get(url)
+    assert ended.status_code == 286 and "Tables being written" not in ended.content.decode()

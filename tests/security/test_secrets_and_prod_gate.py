@@ -323,3 +323,31 @@ def test_a_system_form_edit_voids_signoffs_and_audits_before_and_after(
     event = AuditEvent.objects.filter(object_id=str(target.uuid)).latest("pk")
     assert (event.before["path"], event.after["path"]) == (old_path, new_path)
     assert event.before["environment"] != event.after["environment"]
+
+
+def test_the_plan_form_retargeting_voids_the_signoff(client_for, analyst, approver):
+    """REVIEW9 J3-1, same pattern elsewhere: the plan edit page re-points the plan's target;
+    the service compares with the stored plan, so the sign-off of the old target is void."""
+    from django.urls import reverse
+
+    from mappings.models import Plan, PlanVersion
+    from tests.factories import SystemFactory
+
+    plan = PlanFactory(status="signed_off")
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    signoff = SignOff.objects.create(
+        plan=plan, version=version, approver=approver, decision="approved"
+    )
+    elsewhere = SystemFactory(role="target")
+    fields = ("name", "description", "strategy", "batch_size", "parallelism")
+    data = {k: getattr(plan, k) for k in fields} | {
+        "source": plan.source_id,
+        "target": elsewhere.pk,
+        "failure_threshold_pct": plan.failure_threshold_pct,
+    }
+    page = client_for(analyst).post(reverse("mappings:plan_edit", args=[plan.slug]), data)
+    assert page.status_code == 302, page.content.decode()[:3000]
+    stored = Plan.objects.get(pk=plan.pk)
+    assert (stored.target_id, stored.status) == (elsewhere.pk, "draft")
+    signoff.refresh_from_db()
+    assert signoff.voided_at is not None

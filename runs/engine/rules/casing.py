@@ -1,16 +1,16 @@
 """Title case that keeps what is already right: legal-form and country tokens (LLC, GmbH,
-USA…), short all-caps acronyms inside mixed-case text (IBM), and English contractions (it's).
+USA…) and English contractions (it's).
 
 The rule, word by word (a word is a run of non-whitespace; ASCII punctuation around it is
 ignored when it is matched):
 
 1. a word in ``KNOWN_TOKENS`` (any case) is written as listed: "acme llc" → "Acme LLC";
-2. an all-caps ASCII word of 2–4 letters is kept as written when the value also holds a
-   lower-case letter (an acronym in mixed-case text): "IBM consulting" → "IBM Consulting",
-   but "ACME CORP" → "Acme Corp" (a value in capitals tells nothing about its acronyms);
-3. any other word gets Python's ``str.title`` (first letter of each letter run upper, the rest
+2. any other word gets Python's ``str.title`` (first letter of each letter run upper, the rest
    lower), except that ``'s ’s 't 'd 'm 'll 're 've`` after a letter stay lower: "MCDONALD'S"
    → "Mcdonald's", "DON'T" → "Don't", "O'NEIL" → "O'Neil".
+
+Other all-caps words are not kept: legacy data writes surnames in capitals ("Ann LEE" →
+"Ann Lee"), and a short capitalised word tells nothing about whether it is an acronym.
 """
 
 from __future__ import annotations
@@ -30,16 +30,13 @@ KNOWN_TOKENS = {
         "UAE", "IBM",
     )
 }  # fmt: skip
-ACRONYM_LETTERS = (2, 4)
 CONTRACTIONS = frozenset({"s", "t", "d", "m", "ll", "re", "ve"})
 _PUNCT = string.punctuation
 _WORDS = re.compile(r"(\s+)")
 _APOSTROPHES = "'’"
 # Rows the word rules may change (a superset, matched by Arrow): the others get Arrow's title.
 _CANDIDATE = (
-    r"(?:^|[^A-Za-z])(?:[A-Z]{2,4}|(?i:"
-    + "|".join(sorted(KNOWN_TOKENS))
-    + r"))(?:[^A-Za-z]|$)|['’]|[^\x00-\x7f]"
+    r"(?i:(?:^|[^a-z])(?:" + "|".join(sorted(KNOWN_TOKENS)) + r")(?:[^a-z]|$))|['’]|[^\x00-\x7f]"
 )
 
 
@@ -59,24 +56,20 @@ def _contractions(word: str) -> str:
     return "".join(out)
 
 
-def _title_word(word: str, has_lower: bool) -> str:
+def _title_word(word: str) -> str:
     core = word.strip(_PUNCT)
     if core and core.isascii() and core.isalpha():
         known = KNOWN_TOKENS.get(core.upper())
         if known is not None:
             start = len(word) - len(word.lstrip(_PUNCT))
             return word[:start] + known + word[start + len(core) :]
-        low, high = ACRONYM_LETTERS
-        if has_lower and core.isupper() and low <= len(core) <= high:
-            return word
     return _contractions(word.title())
 
 
 def title_value(value: str) -> str:
     """One value in title case by the rules of this module (pure)."""
-    has_lower = any(ch.islower() for ch in value)
     parts = _WORDS.split(value)
-    return "".join(p if i % 2 else _title_word(p, has_lower) for i, p in enumerate(parts))
+    return "".join(p if i % 2 else _title_word(p) for i, p in enumerate(parts))
 
 
 def title_series(values: pd.Series) -> pd.Series:

@@ -226,9 +226,9 @@ RULES: tuple[RuleType, ...] = (
         "title",
         "Title case",
         "Capitalises the first letter of each word (ACME CORP → Acme Corp) but keeps LLC, LTD, "
-        "PLC, GmbH, AG, USA, UK, EU, IBM and similar tokens as written, keeps all-caps words of "
-        "2–4 letters in mixed-case text (IBM Consulting) and lower-cases 's/'t after an "
-        "apostrophe (McDonald's).",
+        "PLC, GmbH, AG, USA, UK, EU, IBM and similar tokens as written (ACME LLC → Acme LLC) "
+        "and lower-cases 's/'t after an apostrophe (McDonald's). Other capitals are not kept "
+        "(Ann LEE → Ann Lee).",
         _title,
     ),
     _rule(
