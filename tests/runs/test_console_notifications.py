@@ -15,12 +15,17 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 @pytest.fixture
 def alerts():
+    """The alerts hook installed (twice: idempotent); the hooks as they were afterwards. The
+    app installs it at start-up, so removing it here took it away from every later test
+    (test_rerun_report's alert assertions failed after this file in the same process)."""
+    before = list(AFTER_RUN_LATE)
     install()
     install()  # idempotent
-    yield
     from runs.notifications import notify_after_run
 
-    AFTER_RUN_LATE.remove(notify_after_run)
+    assert AFTER_RUN_LATE.count(notify_after_run) == 1
+    yield
+    AFTER_RUN_LATE[:] = before
 
 
 def test_finished_and_rolled_back_runs_notify_launcher_and_operators(
