@@ -13,6 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -195,6 +196,17 @@ class FailedRecordPagination(CursorPagination):
     def paginate_queryset(self, queryset, request, view=None):
         self._queryset, self._view = queryset, view
         return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request):
+        """A cursor this API did not give is bad input (400 naming it), not a missing page."""
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ApplicationError(
+                "The cursor is not one this API gave: follow the next/previous links, or start "
+                "again without ?cursor=.",
+                field="cursor",
+            ) from None
 
     def get_paginated_response(self, data):
         total, capped = self._view.queue_total()

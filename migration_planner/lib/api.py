@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rest_framework import status
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -25,7 +25,29 @@ def exception_handler(exc, context):
             code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
         body = {"detail": exc.message, "field": exc.field, **exc.extra}
         return _as_json(Response(body, status=code), context)
-    return _as_json(drf_exception_handler(exc, context), context)
+    response = drf_exception_handler(exc, context)
+    if isinstance(exc, ValidationError) and response is not None:
+        _add_detail(response)
+    return _as_json(response, context)
+
+
+def _add_detail(response: Response) -> None:
+    """A form error keeps DRF's map of field -> messages and also gets the Error body's
+    "detail" (every message, prefixed by its field) and "field" (the first field at fault), so
+    a client reads every 400 the same way. Keys a serializer already uses are left alone."""
+    data = response.data
+    if not isinstance(data, dict) or not data:
+        if isinstance(data, list) and data:
+            response.data = {"detail": " ".join(str(m) for m in data), "field": None}
+        return
+    parts = []
+    for name, messages in data.items():
+        flat = messages if isinstance(messages, list) else [messages]
+        text = " ".join(str(m) for m in flat)
+        parts.append(text if name == "non_field_errors" else f"{name}: {text}")
+    first = next(iter(data))
+    data.setdefault("detail", "; ".join(parts))
+    data.setdefault("field", None if first == "non_field_errors" else first)
 
 
 def _as_json(response: Response | None, context) -> Response | None:

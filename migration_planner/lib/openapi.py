@@ -6,8 +6,9 @@ from typing import Any
 
 _ERROR = {
     "type": "object",
-    "description": 'A refusal: {"detail": "...", "field": "..."}; a form error maps each '
-    "field (or non_field_errors) to its messages.",
+    "description": 'A refusal: {"detail": "...", "field": "..."}; a form error has both too '
+    "(every message prefixed by its field; the first field at fault) and also maps each field "
+    "(or non_field_errors) to its messages.",
     "properties": {
         "detail": {"type": "string"},
         "field": {"description": "The field at fault (a string), or a form field's messages",

@@ -119,7 +119,8 @@ def test_api_preview_validates_its_body(client_for, viewer, demo_plan):
     url = f"/api/plans/{demo_plan.slug}/entities/accounts/preview/"
     bad = send(client, "post", url, {"rows": 0, "sample": "middle"})
     missing = send(client, "post", f"/api/plans/{demo_plan.slug}/entities/nope/preview/")
-    assert bad.status_code == 400 and set(bad.json()) == {"rows", "sample"}
+    assert bad.status_code == 400 and set(bad.json()) == {"rows", "sample", "detail", "field"}
+    assert bad.json()["field"] == "rows" and "sample: " in bad.json()["detail"]
     assert missing.status_code == 404
 
 
