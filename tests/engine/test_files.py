@@ -261,7 +261,7 @@ def _csv_with_long_row_57() -> tuple[bytes, str]:
     rows = [f"{i},Zoé,x,x,x,x,x,x\n".encode() for i in range(1, 57)]
     data = header + b"".join(rows) + b"57,1,2,3,4,5,6,7,8\n58,x,x,x,x,x,x,x\n"
     offset = len(header) + sum(map(len, rows))
-    return data, f"row 57 (byte {offset}): 9 fields, header has 8"
+    return data, f"line 58 (data row 57), byte {offset}: 9 fields, header has 8"
 
 
 def _utf8_with_ff_at_1042() -> bytes:
@@ -290,7 +290,10 @@ BAD_FILES = {
     "csv_bad_byte_detected": ("b.csv", _utf8_with_ff_at_1042(), {},
                               "byte 1042 (line 102): cannot decode 0xff as utf-8"),
     "csv_bad_quote": ("q.csv", b'a,b\n1,2\n3,"x"y\n', {},
-                      "row 2 (byte 8): ',' expected after '\"'"),
+                      "line 3 (data row 2), byte 8: ',' expected after '\"'"),
+    "csv_bad_quote_after_a_multiline_value": (
+        "m.csv", b'a,b\n1,"multi\nline"\n3,"x"y\n', {},
+        "line 4 (data row 2), byte 19: ',' expected after '\"'"),
     "csv_empty_header": ("h.csv", b"id, ,name\n1,2,3\n", {},
                          "header column 2 has an empty name"),
     "csv_duplicate_header": ("d.csv", b"id,Name,name \n1,2,3\n", {},

@@ -45,6 +45,7 @@ class _Lines:
     def __init__(self, reader: TextReader) -> None:
         self._reader = reader
         self.offset = 0
+        self.lines = 0  # physical lines read so far (a quoted value may span several)
 
     def __iter__(self) -> _Lines:
         return self
@@ -59,6 +60,7 @@ class _Lines:
                 f"line at byte {byte} is longer than {MAX_RECORD_CHARS:,} characters", byte=byte
             )
         self.offset += len(line)
+        self.lines += 1
         return line
 
 
@@ -68,13 +70,13 @@ def _rows(reader: TextReader, delim: str, columns: Columns) -> Iterator[Row]:
     width: int | None = None
     count = 0
     while True:
-        start = lines.offset
+        start, line = lines.offset, lines.lines + 1
         try:
             record = next(records)
         except StopIteration:
             break
         except csv.Error as exc:
-            raise _csv_error(reader, count + 1, start, str(exc)) from None
+            raise _csv_error(reader, count + 1, line, start, str(exc)) from None
         if not record:
             continue  # a blank line
         if width is None:
@@ -82,7 +84,8 @@ def _rows(reader: TextReader, delim: str, columns: Columns) -> Iterator[Row]:
                 columns.index(name)
             width = len(record)
         elif len(record) != width:
-            raise _csv_error(reader, count + 1, start, f"{len(record)} fields, header has {width}")
+            why = f"{len(record)} fields, header has {width}"
+            raise _csv_error(reader, count + 1, line, start, why)
         else:
             count += 1
             yield [value or None for value in record]
@@ -90,9 +93,10 @@ def _rows(reader: TextReader, delim: str, columns: Columns) -> Iterator[Row]:
         raise StagingError("the file is empty (no header line)")
 
 
-def _csv_error(reader: TextReader, row: int, start: int, why: str) -> StagingError:
+def _csv_error(reader: TextReader, row: int, line: int, start: int, why: str) -> StagingError:
+    """The error of data row ``row``, which starts on file line ``line`` at character ``start``."""
     byte = reader.byte_at(start)
-    return StagingError(f"row {row} (byte {byte}): {why}", row=row, byte=byte)
+    return StagingError(f"line {line} (data row {row}), byte {byte}: {why}", row=row, byte=byte)
 
 
 def _check_delimiter(delimiter: str) -> str:
