@@ -11,8 +11,9 @@ from runs.enums import RunStatus
 from runs.services import run_create
 from runs.services.state import run_entities
 from tests.support import pg
+from tests.support.validation_rules import validation_rule as _rule
 from validation import reconciliation as rec
-from validation.models import ValidationResult, ValidationRule
+from validation.models import ValidationResult
 from validation.prefetch import expected_collect, expected_start
 from validation.reconciliation import expected as expected_side
 from validation.services import run_report_build
@@ -20,17 +21,6 @@ from validation.services import run_report_build
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-def _rule(plan, name, kind, entity, column="", **params):
-    return ValidationRule.objects.create(
-        plan=plan,
-        name=name,
-        phase="post",
-        kind=kind,
-        entity=entity,
-        column=column,
-        params=params,
-        severity="blocking",
-    )
 
 
 def _load(plan):

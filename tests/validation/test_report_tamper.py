@@ -10,23 +10,13 @@ import pytest
 from runs.enums import RunStatus
 from runs.services import run_create
 from tests.support import pg
-from validation.models import ValidationResult, ValidationRule
+from tests.support.validation_rules import validation_rule as _rule
+from validation.models import ValidationResult
 from validation.services import run_report_build
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-def _rule(plan, name, kind, entity, column="", **params):
-    return ValidationRule.objects.create(
-        plan=plan,
-        name=name,
-        phase="post",
-        kind=kind,
-        entity=entity,
-        column=column,
-        params=params,
-        severity="blocking",
-    )
 
 
 def _statuses(run) -> dict[str, str]:

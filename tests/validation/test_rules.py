@@ -8,18 +8,14 @@ from migration_planner.lib.errors import ApplicationError
 from runs.enums import RunStatus
 from runs.services import run_create
 from tests.support import pg
+from tests.support.validation_rules import validation_rule as _rule
 from validation.checks import NAMED_PATTERNS, rule_params_clean
-from validation.models import RunReport, ValidationResult, ValidationRule
+from validation.models import RunReport, ValidationResult
 from validation.services import prevalidation_execute, run_report_build
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-def _rule(plan, name, kind, entity, column="", severity="blocking", **params):
-    phase = "pre" if kind in {"row_count_range", "unique", "completeness", "format"} else "post"
-    return ValidationRule.objects.create(plan=plan, name=name, phase=phase, kind=kind,
-                                         entity=entity, column=column, params=params,
-                                         severity=severity)
 
 
 def _only(plan, *rules):
