@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.browser import chromium, chromium_close
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The shared Chromium ends with the session."""
-    chromium_close()
+from tests.web.browser import chromium
 
 
 @pytest.fixture
