@@ -14,6 +14,7 @@ import collections
 import json
 from typing import Any
 
+from runs.engine.unchanged import RowState
 from tests.engine.customer_table import WEIRD, customer_entity, customer_rows, target_ddl
 
 TARGET_ROWS = 50_000  # already in the target: big enough that a full scan is a real choice
@@ -105,3 +106,32 @@ def test_an_upsert_over_existing_rows_reads_no_target_row_but_by_its_keys(tpg):
     assert (result.updated, result.unchanged) == (BATCH // 2, BATCH // 2)
     assert tpg.connector.read_back_rows == BATCH
     assert _full_scans(plans, "customer") == []
+
+
+def test_a_rerun_finds_its_unchanged_rows_by_their_keys_in_a_large_target(tpg):
+    _populated_target(tpg)
+    rows = customer_rows(BATCH)
+    keys = list(rows["ext"])
+    hashes = [f"h{k}" for k in keys]
+    state = RowState("rules", hashes, keys[0], keys[-1])
+    tpg.connector.load_batch(
+        entity=customer_entity(),
+        rows=rows,
+        source_keys=keys,
+        run_id="run-1",
+        batch_id="b1",
+        namespace="plan",
+        result_meta={},
+        skip_unchanged=True,
+        row_state=state,
+    )
+    notices = _explain_everything(tpg.connector)
+    carried = tpg.connector.unchanged_rows(
+        entity=customer_entity(),
+        namespace="plan",
+        rules_hash="rules",
+        source_keys=keys,
+        source_hashes=hashes,
+    )
+    assert carried.source_keys == keys
+    assert _full_scans(_plans(notices), "customer") == []
