@@ -96,12 +96,11 @@ def failed_record_search(
         frequent = _frequent(others, q)
         if frequent:
             ids = _walk_matches(others, q, after=after, limit=size + 1)
+            total, capped = _text_total(run, filters, others, frequent=frequent)
         else:
             hits = failed_record_filter(run=run, **filters)
-            ids_qs = hits.filter(id__lt=after) if after else hits
-            ordered = ids_qs.order_by((F("id") + 0).desc()).values_list("id", flat=True)
-            ids = list(ordered[: size + 1])
-        total, capped = _text_total(run, filters, others, frequent=frequent)
+            ids, total = _rare_matches(hits, after=after, size=size)
+            capped = False
         chosen = FailedRecord.objects.filter(id__in=ids[:size])
         records = list(
             chosen.select_related("run__plan", "run__target", "handled_by").order_by("-id")
@@ -146,6 +145,21 @@ def _text_total(
         matched = len(_walk_matches(others, filters["q"], after=None, limit=COUNT_CAP + 1))
         return min(matched, COUNT_CAP), matched > COUNT_CAP
     return failed_record_filter(run=run, **filters).count(), False
+
+
+def _rare_matches(
+    hits: QuerySet[FailedRecord], *, after: int | None, size: int
+) -> tuple[list[int], int]:
+    """Up to ``size + 1`` ids of a rare text's matches (newest first, below ``after``) and
+    their exact total, from ONE trigram lookup when there are at most COUNT_CAP of them (past
+    it a second query counts them; a later page reads its ids again). Read-only."""
+    ordered = hits.order_by((F("id") + 0).desc()).values_list("id", flat=True)
+    matched = list(ordered[: COUNT_CAP + 1])
+    if len(matched) <= COUNT_CAP:
+        return [i for i in matched if not after or i < after][: size + 1], len(matched)
+    if after or len(matched) < size + 1:
+        matched = list((ordered.filter(id__lt=after) if after else ordered)[: size + 1])
+    return matched[: size + 1], hits.count()
 
 
 def _frequent(others: QuerySet[FailedRecord], q: str) -> bool:

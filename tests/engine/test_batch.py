@@ -342,3 +342,18 @@ def test_failed_row_keeps_every_source_column_and_clean_batches_read_once(tdb):
                             target=tdb.connector, run_id="run-2", batch_id="b1")
     assert (outcome.failed, outcome.loaded) == (0, 14)
     assert clean.extracts == [["id", "name", "age", "status"]]
+
+
+def test_failed_rows_are_completed_from_one_read_recording_only_the_failed_rows(tdb):
+    from runs.engine import failure_rows
+
+    setup_tables(tdb)
+    tdb.script("ALTER TABLE legacy ADD COLUMN note text")
+    tdb.execute("UPDATE legacy SET note = 'n' || id")
+    before = failure_rows.RECORDED["rows"]
+    outcome = run(tdb, customer_entity())
+    # 20 rows read for the column the plan does not extract; only the 3 failures recorded
+    assert failure_rows.RECORDED["rows"] - before == len(outcome.failures) == 3
+    for failure in outcome.failures:
+        assert list(failure.source_row) == ["id", "name", "age", "status", "note"]
+        assert failure.source_row["note"] == f"n{failure.source_key}"

@@ -167,6 +167,32 @@ def test_text_search_pages_and_totals_agree_with_a_python_oracle(dense_at, monke
 
 
 @pytest.mark.django_db
+def test_a_rare_text_gives_its_page_and_its_total_from_one_trigram_lookup(monkeypatch):
+    """The rare-text plan reads the matching ids once (at most COUNT_CAP + 1) for the page and
+    the exact total; only past COUNT_CAP matches is a second query counting them."""
+    monkeypatch.setattr(queue_selectors, "DENSE_AT", 10**9)  # the trigram plan
+    run = _run()
+    FailedRecord.objects.bulk_create(_records(run, 120))
+    oracle = failed_record_filter(run=run, q="user1", status="workable")
+    for cap, lookups in ((1_000, 1), (20, 2)):
+        monkeypatch.setattr(queue_selectors, "COUNT_CAP", cap)
+        with CaptureQueriesContext(connection) as ctx:
+            page = failed_record_search(
+                run=run, filters={"q": "user1", "status": "workable"}, size=7
+            )
+        text = [
+            q["sql"]
+            for q in ctx.captured_queries
+            if "LIKE UPPER" in q["sql"] and "AS MATERIALIZED" not in q["sql"]
+        ]
+        assert len(text) == lookups, text
+        assert (page.total, page.capped) == (oracle.count(), False)
+        assert [r.id for r in page.records] == list(
+            oracle.order_by("-id").values_list("id", flat=True)[:7]
+        )
+
+
+@pytest.mark.django_db
 def test_a_frequent_text_is_counted_up_to_the_cap(monkeypatch):
     monkeypatch.setattr(queue_selectors, "DENSE_AT", 0)  # the newest-first walk
     monkeypatch.setattr(queue_selectors, "COUNT_CAP", 100)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import psycopg2.errors
 import pyarrow as pa
 from psycopg2 import sql
 
@@ -83,13 +84,58 @@ _LEDGER_READY = (
 )
 
 
-_KEYMAP_UPSERT = (
+_KEYMAP_INSERT = (
     "INSERT INTO mp_ledger.keymap AS k (namespace, entity, source_key, target_key, run_id, "
-    "batch_id) SELECT %s, %s, m.s, m.t, %s, %s FROM ({source}) AS m(s, t) "
-    "ON CONFLICT (namespace, entity, source_key) DO UPDATE SET target_key = "
+    "batch_id) "
+)
+_KEYMAP_CONFLICT = (
+    " ON CONFLICT (namespace, entity, source_key) DO UPDATE SET target_key = "
     "EXCLUDED.target_key, run_id = EXCLUDED.run_id, batch_id = EXCLUDED.batch_id "
     "WHERE k.target_key IS DISTINCT FROM EXCLUDED.target_key"
 )
+_KEYMAP_UPSERT = (
+    _KEYMAP_INSERT + "SELECT %s, %s, m.s, m.t, %s, %s FROM ({source}) AS m(s, t)" + _KEYMAP_CONFLICT
+)
+# Every pending pair of the listed batches (run ids, batch ids), in source-key order (the key
+# map's index order: ~30 % less index work than batch order), a key's pairs in commit order.
+_KEYMAP_PENDING = (
+    _KEYMAP_INSERT + "SELECT %s, %s, u.s, u.t, b.run_id, b.batch_id "
+    "FROM unnest(%s::text[], %s::text[]) AS p(r, i) "
+    "JOIN mp_ledger.batch b ON b.run_id = p.r AND b.batch_id = p.i "
+    "CROSS JOIN LATERAL unnest(b.keymap_source, b.keymap_target) AS u(s, t) "
+    "ORDER BY u.s, b.committed_at, b.seq"
+)
+
+
+def _keymap_apply(cur: Any, namespace: str, entity: str, pending: list[tuple[str, str]]) -> None:
+    """Apply the pending batches' pairs as each batch's upsert in commit order would: in ONE
+    statement when no key is in two of them — a plain INSERT into an entity with no pair yet
+    (no conflict check: ~half the server time), else one upsert; a key in two pending batches
+    makes that statement fail (unique or cardinality violation): rolled back to a savepoint,
+    then each batch's upsert in commit order. Inside the caller's transaction; raises other
+    database errors."""
+    ids = (text_array(p[0] for p in pending), text_array(p[1] for p in pending))
+    cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM mp_ledger.keymap WHERE namespace = %s AND entity = %s)",
+        (namespace, entity),
+    )
+    # a pair inserted meanwhile by someone else makes the plain INSERT fail too: same fallback
+    statement = _KEYMAP_PENDING + (_KEYMAP_CONFLICT if cur.fetchone()[0] else "")
+    cur.execute("SAVEPOINT mp_keymap")
+    try:
+        cur.execute(statement, (namespace, entity, *ids))
+    except (psycopg2.errors.UniqueViolation, psycopg2.errors.CardinalityViolation):
+        cur.execute("ROLLBACK TO SAVEPOINT mp_keymap")
+        for run_id, batch_id in pending:
+            cur.execute(
+                _KEYMAP_UPSERT.format(
+                    source="SELECT u.s, u.t FROM mp_ledger.batch b, "
+                    "unnest(b.keymap_source, b.keymap_target) AS u(s, t) "
+                    "WHERE b.run_id = %s AND b.batch_id = %s"
+                ),
+                (namespace, entity, run_id, batch_id, run_id, batch_id),
+            )
+    cur.execute("RELEASE SAVEPOINT mp_keymap")
 
 
 _LEDGER_ROW_COPY = (
@@ -227,8 +273,9 @@ class PostgresLedger(SqlLedger, PostgresPlumbing):
 
         A batch keeps its pairs as two arrays in its own ledger record (one row instead of
         one indexed row per key: ~10 ms instead of ~250 ms per 50,000 rows); the first lookup
-        of the entity's key map applies every pending batch in commit order with the same
-        upsert an eager write would run. Idempotent; one transaction under an advisory lock."""
+        of the entity's key map applies every pending batch, with the result of each batch's
+        upsert in commit order (``_keymap_apply``). Idempotent; one transaction under an
+        advisory lock."""
         with self._tx() as cur:
             cur.execute(
                 "SELECT EXISTS (SELECT 1 FROM mp_ledger.batch WHERE namespace = %s "
@@ -246,20 +293,15 @@ class PostgresLedger(SqlLedger, PostgresPlumbing):
                 "AND entity = %s AND keymap_source IS NOT NULL ORDER BY committed_at, seq",
                 (namespace, entity),
             )
-            for run_id, batch_id in cur.fetchall():
-                cur.execute(
-                    _KEYMAP_UPSERT.format(
-                        source="SELECT u.s, u.t FROM mp_ledger.batch b, "
-                        "unnest(b.keymap_source, b.keymap_target) AS u(s, t) "
-                        "WHERE b.run_id = %s AND b.batch_id = %s"
-                    ),
-                    (namespace, entity, run_id, batch_id, run_id, batch_id),
-                )
-                cur.execute(
-                    "UPDATE mp_ledger.batch SET keymap_source = NULL, keymap_target = NULL "
-                    "WHERE run_id = %s AND batch_id = %s",
-                    (run_id, batch_id),
-                )
+            pending = [(r[0], r[1]) for r in cur.fetchall()]
+            _keymap_apply(cur, namespace, entity, pending)
+            # only the batches read above: one committed meanwhile stays pending
+            cur.execute(
+                "UPDATE mp_ledger.batch b SET keymap_source = NULL, keymap_target = NULL "
+                "FROM unnest(%s::text[], %s::text[]) AS p(r, i) "
+                "WHERE b.run_id = p.r AND b.batch_id = p.i",
+                (text_array(p[0] for p in pending), text_array(p[1] for p in pending)),
+            )
 
     @staticmethod
     def _lock(cur: Any, run_id: str, batch_id: str) -> None:
