@@ -123,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000, help="source customers")
     parser.add_argument("--reprocess", type=int, default=5_000)
+    parser.add_argument("--profile", help="write a cProfile of the re-run to this file")
     args = parser.parse_args()
     admin = os.environ["TEST_PG_URL"]
     os.environ["DATABASE_URL"] = _fresh_db(admin, "mp_many_app").replace(
@@ -147,8 +148,15 @@ def main() -> None:
     from runs.models import FailedRecord
 
     first_t, first = _timed_run(plan)
-    again_t, again = _timed_run(plan)
-    reprocess = _reprocess(again, args.reprocess)
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        again_t, again = profiler.runcall(_timed_run, plan)
+        profiler.dump_stats(args.profile)
+    else:
+        again_t, again = _timed_run(plan)
+    reprocess = _reprocess(again, args.reprocess) if args.reprocess else None
     started = time.perf_counter()
     rollback = run_rollback_stack_request(run=first, user=None)
     undo_s = time.perf_counter() - started

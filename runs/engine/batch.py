@@ -61,15 +61,16 @@ def execute_batch(
     failed_parents: Mapping[str, set[str]] | None = None,
     stored_schema: Mapping[str, Any] | None = None,
     failed_lookup: unchanged.FailedLookup | None = None,
+    failed_batch_lookup: unchanged.FailedBatchLookup | None = None,
 ) -> BatchOutcome:
     """Run one batch; idempotent per (run_id, batch_id): a committed batch is not redone.
 
     Target writes (rows, ledger, key map, batch record) happen in ONE transaction; a dry run
     writes nothing. Before reading, the columns the entity uses are checked against the live
     source and target tables (and ``stored_schema``, the version's schemas, when given).
-    ``failed_lookup``: earlier failures a re-run carries instead of transforming them again
-    (runs.engine.unchanged). Raises SchemaError (drift: nothing written), TransientError
-    (retry) or EngineError.
+    ``failed_lookup``, ``failed_batch_lookup``: earlier failures a re-run carries instead of
+    transforming them again, by key or a whole batch's (runs.engine.unchanged). Raises
+    SchemaError (drift: nothing written), TransientError (retry) or EngineError.
     """
     watermark = _watermark(entity, changed_since)
     if not dry_run:
@@ -99,6 +100,7 @@ def execute_batch(
             run_id=run_id,
             failed_lookup=failed_lookup,
             target_table=live_target,
+            failed_batch_lookup=failed_batch_lookup,
         )
     else:
         frame = extract(
@@ -159,13 +161,15 @@ def process_frame(
     _complete(failures, full_rows)
     skipped = len(row_state.carried) if row_state is not None else 0
     carried = dict(row_state.failed) if row_state is not None else {}
+    # rows an earlier batch of a range carried whole filtered out (counted as it did)
+    filtered = row_state.filtered if row_state is not None else 0
     if row_state is not None:  # a later run can tell an unchanged failure by its source hash
         failure_source_hashes(failures, frame, entity, source_columns(entity))
     outcome = BatchOutcome(
-        extracted=len(frame) + skipped + len(carried),
+        extracted=len(frame) + skipped + len(carried) + filtered,
         loaded=len(rows) + skipped,
         failed=len(failures) + len(carried),
-        filtered=result.filtered,
+        filtered=result.filtered + filtered,
         duplicates=result.duplicates,
         failures=failures,
         skipped=skipped,
@@ -177,8 +181,7 @@ def process_frame(
         return outcome
     state = {}
     if row_state is not None:
-        hashes = unchanged.frame_source_hashes(frame.loc[rows.index], source_columns(entity))
-        state["row_state"] = replace(row_state, source_hashes=hashes)
+        state["row_state"] = _hashed(row_state, frame, rows, entity)
     loaded = target.load_batch(
         entity=entity,
         rows=rows,
@@ -202,6 +205,28 @@ def process_frame(
         return done
     return replace(
         outcome, inserted=loaded.inserted, updated=loaded.updated, unchanged=loaded.unchanged
+    )
+
+
+def _hashed(
+    state: unchanged.RowState, frame: pd.DataFrame, rows: pd.DataFrame, entity: EntitySpec
+) -> unchanged.RowState:
+    """The row state with the source hash of each row loaded and, where the batch read its
+    whole key range (a first run: no digest yet), the range's digest from the same hashes."""
+    from runs.engine.transform import source_key_text
+
+    columns = source_columns(entity)
+    if state.digest is not None:
+        return replace(
+            state, source_hashes=unchanged.frame_source_hashes(frame.loc[rows.index], columns)
+        )
+    every = unchanged.frame_source_hashes(frame, columns)
+    keys = source_key_text(frame, entity.source_key).tolist() if len(frame) else []
+    at = frame.index.get_indexer(rows.index)
+    return replace(
+        state,
+        source_hashes=[every[i] for i in at],
+        digest=unchanged.range_digest(keys, every),
     )
 
 

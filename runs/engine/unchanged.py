@@ -13,6 +13,14 @@ counted as loaded and unchanged. Keys whose earlier run FAILED them, with the sa
 and rules, are not transformed either: the application copies their failed records into the
 new run (``FailedLookup``; counted failed, so the accounting still balances).
 
+A key range whose rows are all unchanged is settled without shipping a row: the source server
+still reads and hashes every row of the range, but returns only their digest (``range_digest``:
+the count and an order-independent 128-bit sum over each key and source hash). When the latest
+live batch record with that digest under these rules still finds every target row it answers
+for as written (one query in the target) and all its failures are still open in the error
+queue (``FailedBatchLookup``), the range is carried whole; else the per-row comparison above
+decides, as before.
+
 Only upsert entities without dedupe take this path: a row's output then depends on its own
 source row and the rules alone (dedupe compares rows of one batch). A reference lookup reads
 the parent's key map, which the source hash does not cover: the rules hash of such an entity
@@ -70,11 +78,54 @@ class RowState:
     # keys that failed before and are unchanged since: source key -> the earlier failed record
     # (opaque, from ``FailedLookup``); neither transformed nor loaded, counted failed
     failed: dict[str, Any] = field(default_factory=dict)
+    # range_digest of every source row of the key range (None: computed from the extract)
+    digest: str | None = None
+    # rows an earlier batch of the same range filtered out, when the range is carried whole
+    filtered: int = 0
+
+
+@dataclass(frozen=True)
+class SameRange:
+    """The latest live batch record of a key range whose source rows all still hash as they
+    did, under the same rules, whose target rows are all as written: its ledger ids, ends,
+    counts and state arrays (carried as they are)."""
+
+    run_id: str
+    batch_id: str
+    first_key: str | None
+    last_key: str | None
+    failed: int
+    filtered: int
+    carried: Carried
 
 
 # (rules hash, source keys, source hashes) -> source key -> an earlier run's open failed record
 # of the same source row under the same rules (the application's error queue answers it)
 FailedLookup = Callable[[str, list[str], list[str]], dict[str, Any]]
+
+
+# (rules hash, ledger run id, ledger batch id, failures expected) -> source key -> open failed
+# record of that batch, for every one of its failures; None unless all are still open and
+# carriable (same rules, a source hash, not coerced by the target)
+FailedBatchLookup = Callable[[str, str, str, int], dict[str, Any] | None]
+
+
+def range_digest(keys: list[str], hashes: list[str]) -> str:
+    """Digest of a key range's rows: "count:" and two 64-bit sums (order-independent) of the
+    md5 of each source key, chr(31) and source hash — what ``source_range_digest`` computes
+    on the server. Pure."""
+    first = second = 0
+    for key, value in zip(keys, hashes, strict=True):
+        digest = hashlib.md5(f"{key}\x1f{value}".encode(), usedforsecurity=False).digest()
+        first += int.from_bytes(digest[:8], "big")
+        second += int.from_bytes(digest[8:], "big")
+    return range_digest_text(len(keys), first, second)
+
+
+def range_digest_text(count: int, first: int, second: int) -> str:
+    """The digest's text form from its count and two sums (taken modulo 2^64). Pure."""
+    mask = 2**64 - 1
+    return f"{count}:{first & mask:016x}{second & mask:016x}"
 
 
 def eligible(entity: EntitySpec, target: Connector) -> bool:
@@ -173,6 +224,7 @@ def extract_changed(
     run_id: str,
     failed_lookup: FailedLookup | None = None,
     target_table: TableInfo | None = None,
+    failed_batch_lookup: FailedBatchLookup | None = None,
 ) -> tuple[pd.DataFrame, RowState]:
     """A batch's rows that must go through the rules, and the RowState to store with it.
 
@@ -201,6 +253,11 @@ def extract_changed(
         frame = read()
         keys = source_key_text(frame, entity.source_key).tolist()
         return frame, RowState(rules, [], *_ends(keys))
+    digest, same = _same_range(
+        source, target, snapshot, entity, rules, key_range, changed_since, failed_batch_lookup
+    )
+    if same is not None:
+        return _empty(columns), same
     hashed = getattr(source, "source_row_hashes", None)
     if hashed is not None:
         keys, hashes = hashed(
@@ -210,6 +267,8 @@ def extract_changed(
         frame = read()
         keys = source_key_text(frame, entity.source_key).tolist()
         hashes = frame_source_hashes(frame, columns)
+    if digest is None:
+        digest = range_digest(keys, hashes)
     carried = target.unchanged_rows(
         entity=entity,
         namespace=snapshot.plan,
@@ -218,7 +277,7 @@ def extract_changed(
         source_hashes=hashes,
     )
     failed = _failed_before(failed_lookup, rules, keys, hashes, set(carried.source_keys))
-    state = RowState(rules, [], *_ends(keys), carried=carried, failed=failed)
+    state = RowState(rules, [], *_ends(keys), carried=carried, failed=failed, digest=digest)
     if frame is None and len(carried) + len(failed) == len(keys):
         return _empty(columns), state
     if frame is None:
@@ -227,6 +286,52 @@ def extract_changed(
         skipped = set(carried.source_keys) | failed.keys()
         frame = frame[~source_key_text(frame, entity.source_key).isin(skipped).to_numpy()]
     return frame, state
+
+
+def _same_range(
+    source: Connector,
+    target: Connector,
+    snapshot: PlanSnapshot,
+    entity: EntitySpec,
+    rules: str,
+    key_range: KeyRange,
+    changed_since: ChangedSince | None,
+    failed_batch_lookup: FailedBatchLookup | None,
+) -> tuple[str | None, RowState | None]:
+    """(the range's digest by the source server, the RowState carrying the range whole) —
+    the state None unless the latest live batch record with this digest under these rules
+    finds all its target rows as written and all its failures still open; (None, None) where
+    the source, the target or the caller cannot tell."""
+    digest_of = getattr(source, "source_range_digest", None)
+    find = getattr(target, "unchanged_range", None)
+    if digest_of is None or find is None or failed_batch_lookup is None:
+        return None, None
+    from runs.engine.batch import source_columns
+
+    digest = digest_of(
+        entity.source_table,
+        source_columns(entity),
+        entity.source_key,
+        key_range,
+        changed_since=changed_since,
+    )
+    found = find(entity=entity, namespace=snapshot.plan, rules_hash=rules, digest=digest)
+    if found is None:
+        return digest, None
+    failed = failed_batch_lookup(rules, found.run_id, found.batch_id, found.failed)
+    if failed is None:
+        return digest, None
+    state = RowState(
+        rules,
+        [],
+        found.first_key,
+        found.last_key,
+        carried=found.carried,
+        failed=failed,
+        digest=digest,
+        filtered=found.filtered,
+    )
+    return digest, state
 
 
 def _failed_before(

@@ -103,10 +103,12 @@ class FailedRecord(models.Model):
             ),
         ]
         # Pages are keyset scans of (run, -id) filtered on the way; (run, status) counts the
-        # open records of a run. (run, category) and (status, entity) went in 0006.
+        # open records of a run. (run, category) and (status, entity) went in 0006. A re-run
+        # that carries a key range whole reads one earlier batch's records (by batch).
         indexes = [
             models.Index(fields=["run", "status"]),
             models.Index(fields=["run", "-id"], name="failed_record_run_page"),
+            models.Index(fields=["batch"], name="failed_record_batch"),
         ]
 
     def __str__(self) -> str:

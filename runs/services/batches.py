@@ -15,7 +15,7 @@ from runs.engine.errors import EngineError, TransientError, is_unavailable
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import Batch, FailedRecord, Run
 
-from .carry import failed_carry_lookup
+from .carry import failed_carry_batch_lookup, failed_carry_lookup
 from .claims import ClaimHeartbeat, db_retrying, lease_delta, worker_id
 from .execution import _advance, _fail_run, _finish_if_idle, _watermark_value
 from .leases import table_lease_release_ended
@@ -175,6 +175,7 @@ def _engine(batch: Batch, entity):
         failed_parents=_failed_parents(run, entity),
         stored_schema=run_stored_schemas(run),
         failed_lookup=failed_carry_lookup(run=run, entity=entity.name),
+        failed_batch_lookup=failed_carry_batch_lookup(run=run, entity=entity.name),
     )
 
 

@@ -2,7 +2,9 @@
 same target failed, whose source row and rules are unchanged since, would fail the same way.
 The engine asks, per batch, which of its keys are such rows (``failed_carry_lookup``); it
 does not transform them, and ``recording.failed_records_carry`` copies their failed records
-into the new run set-based."""
+into the new run set-based. A key range the engine finds unchanged as a whole asks instead for
+all the failed records of the earlier batch that answered for it
+(``failed_carry_batch_lookup``)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,59 @@ ORDER BY f.source_key, f.run_id DESC
 """
 
 
+# The failed records of one earlier batch (by its ledger ids, through the batch index): each
+# with what decides whether it may be carried as it is.
+_BATCH = """
+SELECT f.source_key, f.id, f.status = %s AND f.rules_hash = %s AND f.source_hash <> ''
+    AND f.category <> 'coerced_by_target'
+FROM runs_failedrecord f
+WHERE f.batch_id = (SELECT b.id FROM runs_batch b WHERE b.run_id = %s AND b.entity = %s
+    AND b.seq = %s) AND f.run_id = %s AND f.entity = %s
+"""
+
+
+def _earlier_runs(run: Run) -> dict[str, int]:
+    """Ledger id -> pk of the earlier runs of the same plan into the same target that are not
+    rolled back."""
+    earlier = (
+        Run.objects.filter(plan_id=run.plan_id, target_id=run.target_id, pk__lt=run.pk)
+        .exclude(status=RunStatus.ROLLED_BACK)
+        .values_list("uuid", "pk")
+    )
+    return {str(uuid): pk for uuid, pk in earlier}
+
+
+def failed_carry_batch_lookup(
+    *, run: Run, entity: str
+) -> Callable[[str, str, str, int], dict[str, Any] | None] | None:
+    """The engine's ``FailedBatchLookup`` for ``run``'s batches of ``entity``: for an earlier
+    batch (its run's and its own ledger id) expected to hold ``failed`` failures, source key ->
+    id of each, when there are exactly that many and every one is still open, under the same
+    rules, with a source hash and not coerced by the target; else None. Read-only; None where
+    the queue is not on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        return None
+    earlier = _earlier_runs(run)
+    if not earlier:
+        return None
+
+    def lookup(rules_hash: str, run_id: str, batch_id: str, failed: int) -> dict[str, Any] | None:
+        pk = earlier.get(run_id)
+        name, _, seq = batch_id.rpartition(":")
+        if pk is None or name != entity or not seq.isdigit():
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BATCH, (FailedRecordStatus.OPEN, rules_hash, pk, entity, int(seq), pk, entity)
+            )
+            rows = cursor.fetchall()
+        if len(rows) != failed or not all(ok for _, _, ok in rows):
+            return None
+        return {key: record for key, record, _ in rows}
+
+    return lookup
+
+
 def failed_carry_lookup(
     *, run: Run, entity: str
 ) -> Callable[[str, list[str], list[str]], dict[str, Any]] | None:
@@ -35,11 +90,7 @@ def failed_carry_lookup(
     the same source hash and rules. Read-only; None where the queue is not on PostgreSQL."""
     if connection.vendor != "postgresql":
         return None
-    earlier = list(
-        Run.objects.filter(plan_id=run.plan_id, target_id=run.target_id, pk__lt=run.pk)
-        .exclude(status=RunStatus.ROLLED_BACK)
-        .values_list("pk", flat=True)
-    )
+    earlier = list(_earlier_runs(run).values())
     if not earlier:
         return None
 

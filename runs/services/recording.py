@@ -251,45 +251,65 @@ def failed_records_insert(
 
 
 # The copy of an earlier run's failed record into a new run and batch, as it was (open again,
-# no correction, no handler), pointing at the record it came from.
+# no correction, no handler), pointing at the record it came from; in the same statement the
+# originals still open become "carried". Both reach the originals by primary key: the status
+# test is kept out of the index's reach (``|| ''``), else a planner that believes few records
+# are open scans every open record of every run through (run, status) for each batch.
 _CARRY = """
-INSERT INTO runs_failedrecord (uuid, run_id, batch_id, entity, source_key, source_row,
-    transformed_row, stage, category, field, rule, message, errors, status, corrected_values,
-    ignore_reason, created_at, source_hash, rules_hash, carried_from_id)
-SELECT gen_random_uuid(), %s, %s, f.entity, f.source_key, f.source_row, f.transformed_row,
-    f.stage, f.category, f.field, f.rule, f.message, f.errors, 'open', '{}', '', now(),
-    f.source_hash, f.rules_hash, f.id
-FROM runs_failedrecord f WHERE f.id = ANY(%s)
-ON CONFLICT DO NOTHING
+WITH copied AS (
+    INSERT INTO runs_failedrecord (uuid, run_id, batch_id, entity, source_key, source_row,
+        transformed_row, stage, category, field, rule, message, errors, status,
+        corrected_values, ignore_reason, created_at, source_hash, rules_hash, carried_from_id)
+    SELECT gen_random_uuid(), %(run)s, %(batch)s, f.entity, f.source_key, f.source_row,
+        f.transformed_row, f.stage, f.category, f.field, f.rule, f.message, f.errors, 'open',
+        '{}', '', now(), f.source_hash, f.rules_hash, f.id
+    FROM runs_failedrecord f WHERE f.id = ANY(%(ids)s)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), marked AS (
+    UPDATE runs_failedrecord f SET status = %(carried)s
+    WHERE f.id = ANY(%(ids)s) AND f.status || '' = %(open)s
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM copied), (SELECT count(*) FROM marked)
 """
 
 
 def failed_records_carry(*, run: Run, batch: Batch, record_ids: list[int]) -> int:
     """Copy earlier runs' failed records (unchanged failures a re-run did not transform again)
     into ``run`` and ``batch``, set-based (INSERT … SELECT), and mark the originals
-    ``carried`` so the queue shows each key once. Inside the caller's transaction; a key
-    already recorded for the run is kept. Returns the number of records copied."""
+    ``carried`` so the queue shows each key once (on PostgreSQL both in one statement).
+    Inside the caller's transaction; a key already recorded for the run is kept. Returns the
+    number of records copied."""
     if not record_ids:
         return 0
     ids = [int(i) for i in record_ids]
-    if connection.vendor != "postgresql":
-        copies = [
-            FailedRecord(
-                run=run,
-                batch=batch,
-                carried_from=f,
-                **{
-                    name: getattr(f, name)
-                    for name in (*_FAILURE_FIELDS, "entity", "source_hash", "rules_hash")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _CARRY,
+                {
+                    "run": run.pk,
+                    "batch": batch.pk,
+                    "ids": ids,
+                    "carried": FailedRecordStatus.CARRIED,
+                    "open": FailedRecordStatus.OPEN,
                 },
             )
-            for f in FailedRecord.objects.filter(pk__in=ids)
-        ]
-        copied = len(FailedRecord.objects.bulk_create(copies, ignore_conflicts=True))
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(_CARRY, (run.pk, batch.pk, ids))
-            copied = cursor.rowcount
+            return int(cursor.fetchone()[0])
+    copies = [
+        FailedRecord(
+            run=run,
+            batch=batch,
+            carried_from=f,
+            **{
+                name: getattr(f, name)
+                for name in (*_FAILURE_FIELDS, "entity", "source_hash", "rules_hash")
+            },
+        )
+        for f in FailedRecord.objects.filter(pk__in=ids)
+    ]
+    copied = len(FailedRecord.objects.bulk_create(copies, ignore_conflicts=True))
     FailedRecord.objects.filter(pk__in=ids, status=FailedRecordStatus.OPEN).update(
         status=FailedRecordStatus.CARRIED
     )

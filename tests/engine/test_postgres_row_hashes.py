@@ -224,3 +224,33 @@ def test_pg_upsert_of_new_ids_falls_back_to_on_conflict_when_one_appears_meanwhi
     )
     assert before == [("999",)]
     assert _ledger_matches_target(tpg) == (100, True)
+
+
+# ------------------------------------------------------------------ range digests (re-runs)
+
+
+def test_the_servers_range_digest_is_the_python_digest_of_its_row_hashes(tpg):
+    """A re-run compares the source server's digest of a key range with the one a first run
+    computed in Python from its extract: both must agree, NULLs and any text included, and
+    the digest follows every row's key and content."""
+    from runs.engine.connectors.base import KeyRange
+    from runs.engine.unchanged import range_digest
+
+    tpg.script(
+        "DROP TABLE IF EXISTS src; CREATE TABLE src (id int PRIMARY KEY, a text, b text);"
+        "INSERT INTO src VALUES (1, 'x', NULL), (2, ' é 😀', 'y\nz'), (3, '', 'q'), (7, 'w', 'v')"
+    )
+    conn = tpg.connector
+    conn.introspect()
+    whole = KeyRange(None, (3,))  # lower bound exclusive, upper inclusive: ids 1 to 3
+    keys, hashes = conn.source_row_hashes("src", ["a", "b"], ["id"], whole)
+    digest = conn.source_range_digest("src", ["a", "b"], ["id"], whole)
+    assert keys == ["1", "2", "3"]
+    assert digest == range_digest(keys, hashes) == range_digest(keys[::-1], hashes[::-1])
+    assert digest.startswith("3:")
+    tpg.script("UPDATE src SET b = 'changed' WHERE id = 2")
+    assert conn.source_range_digest("src", ["a", "b"], ["id"], whole) != digest
+    tpg.script("UPDATE src SET b = 'y\nz' WHERE id = 2")
+    assert conn.source_range_digest("src", ["a", "b"], ["id"], whole) == digest
+    empty = conn.source_range_digest("src", ["a", "b"], ["id"], KeyRange((3,), (6,)))
+    assert empty == range_digest([], [])

@@ -10,11 +10,12 @@ import datetime as dt
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from mappings.demo import legacy_crm
 from mappings.demo_plan import demo_plan_install
 from mappings.models import RuleStep
-from runs.connections import connectors_close
 from runs.engine import batch as engine_batch
 from runs.enums import RunStatus
 from runs.models import FailedRecord, Run
@@ -27,19 +28,15 @@ ROWS = 240
 
 
 @pytest.fixture
-def source_db():
+def source_db(source_template):
     """A legacy CRM this test may change (the shared one is read-only)."""
-    with pg.throwaway_database("rerun_src") as name:
-        legacy_crm.build_source(pg.url_for(name), rows=ROWS, seed=7)
+    with pg.throwaway_database("rerun_src", template=source_template(ROWS, 7)) as name:
         yield name
 
 
 @pytest.fixture
-def target_db():
-    with pg.throwaway_database("rerun_tgt") as name:
-        legacy_crm.build_target(pg.url_for(name))
-        yield name
-        connectors_close()
+def target_db(demo_target_db):
+    return demo_target_db
 
 
 @pytest.fixture
@@ -237,6 +234,23 @@ def test_rerun_carries_unchanged_failures_and_the_queue_shows_each_key_once(
     assert set(FailedRecord.objects.filter(run=again).values_list("status", flat=True)) == {
         "superseded"
     }
+
+
+def test_rerun_carries_each_batchs_failures_in_one_statement(eager_celery, plan):
+    first = _load(plan)
+    with CaptureQueriesContext(connection) as queries:
+        again = _load(plan)
+    carrying = again.batches.filter(failed_records__carried_from__isnull=False).distinct()
+    statements = [q["sql"] for q in queries.captured_queries]
+    copies = [q for q in statements if "carried_from_id" in q and q.lstrip().startswith("WITH")]
+    # copy and marking together, one statement per batch; no separate UPDATE of the originals
+    assert len(copies) == carrying.count() > 0
+    marking = 'UPDATE "runs_failedrecord" SET "status" = \'carried\''
+    assert not [q for q in statements if q.startswith(marking)]
+    assert FailedRecord.objects.filter(run=again).count() == again.failed == first.failed
+    assert not FailedRecord.objects.filter(run=first, status="open").exclude(
+        category="coerced_by_target"
+    )
 
 
 def test_rerun_transforms_a_failed_row_whose_source_changed(

@@ -15,7 +15,7 @@ from psycopg2 import sql
 
 from runs.engine.connectors.base import ColumnInfo, LoadResult, TableInfo
 from runs.engine.connectors.base.ledger import SqlLedger, stored_result
-from runs.engine.unchanged import Carried
+from runs.engine.unchanged import Carried, SameRange
 
 from . import unchanged as pg_unchanged
 
@@ -241,6 +241,14 @@ class PostgresLedger(SqlLedger, PostgresPlumbing):
     def source_row_hashes(self, *args: Any, **kwargs: Any) -> tuple[list[str], list[str]]:
         """Source key texts and source hashes of one key range, by the server (unchanged.py)."""
         return pg_unchanged.source_row_hashes(self, *args, **kwargs)
+
+    def source_range_digest(self, *args: Any, **kwargs: Any) -> str:
+        """The digest of one key range's source rows, by the server (unchanged.py)."""
+        return pg_unchanged.source_range_digest(self, *args, **kwargs)
+
+    def unchanged_range(self, **kwargs: Any) -> SameRange | None:
+        """The batch record a key range with this digest may be carried from (unchanged.py)."""
+        return pg_unchanged.unchanged_range(self, **kwargs)
 
     def row_state_exists(self, namespace: str, entity: str, rules_hash: str, run_id: str) -> bool:
         """Whether another run's ledger holds re-run row state for ``entity`` (these rules)."""

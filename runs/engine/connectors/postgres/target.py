@@ -74,6 +74,7 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
             "first_key": state[3],
             "last_key": state[4],
             "rules_hash": state[5],
+            "range_digest": row_state.digest if row_state is not None else None,
         }
         cur.execute(*insert_row(OPS, "batch", record, dict.fromkeys(arrays, "::text[]")))
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg2 import sql
 
 from runs.engine.canonical import pg_hash_sql, pg_stored_hash_sql
-from runs.engine.unchanged import Carried
+from runs.engine.unchanged import Carried, SameRange, range_digest_text
 
 from .operations import _cast, text_array
 
@@ -52,8 +52,13 @@ CREATE OR REPLACE VIEW mp_ledger.covered AS
     SELECT b.run_id, b.batch_id, b.entity, b.target_table, u.k, u.h, b.seq
     FROM mp_ledger.batch b CROSS JOIN LATERAL unnest(b.kept_keys, b.kept_hashes) AS u(k, h)
     WHERE b.kept_keys IS NOT NULL;
+-- the digest of every source row of the batch's key range (unchanged.range_digest)
+ALTER TABLE mp_ledger.batch ADD COLUMN IF NOT EXISTS range_digest text;
 """
-LEDGER_READY = "SELECT to_regclass('mp_ledger.covered') IS NOT NULL"
+LEDGER_READY = (
+    "SELECT to_regclass('mp_ledger.covered') IS NOT NULL AND EXISTS (SELECT 1 FROM "
+    "pg_attribute WHERE attrelid = to_regclass('mp_ledger.batch') AND attname = 'range_digest')"
+)
 
 
 def key_text_sql(key_cols: Sequence[str]) -> sql.Composable:
@@ -73,20 +78,57 @@ def source_row_hashes(
 ) -> tuple[list[str], list[str]]:
     """(source key texts, source hashes) of one key range in key order, computed by the
     server: hashing.row_hash of each row's text values of ``columns``. Read-only."""
+    rows = _hashed_rows(conn, table, columns, key_cols, key_range, changed_since)
+    query = sql.SQL("{rows} ORDER BY {o}").format(
+        rows=rows, o=sql.SQL(", ").join(sql.Identifier(k) for k in key_cols)
+    )
+    with conn._tx() as cur:
+        cur.execute(query)
+        found = cur.fetchall()
+    return [r[0] for r in found], [r[1] for r in found]
+
+
+def source_range_digest(
+    conn: PostgresConnector,
+    table: str,
+    columns: Sequence[str],
+    key_cols: Sequence[str],
+    key_range: KeyRange,
+    *,
+    changed_since: ChangedSince | None = None,
+) -> str:
+    """unchanged.range_digest of one key range, computed by the server: it reads and hashes
+    every row as ``source_row_hashes`` does, and returns only the digest. Read-only."""
+    rows = _hashed_rows(conn, table, columns, key_cols, key_range, changed_since)
+    query = sql.SQL(
+        "SELECT count(*), coalesce(sum(('x' || substr(m, 1, 16))::bit(64)::bigint), 0), "
+        "coalesce(sum(('x' || substr(m, 17, 16))::bit(64)::bigint), 0) "
+        "FROM (SELECT md5(r.mp_k || chr(31) || r.mp_h) AS m FROM ({rows}) AS r) AS d"
+    ).format(rows=rows)
+    with conn._tx() as cur:
+        cur.execute(query)
+        count, first, second = cur.fetchone()
+    return range_digest_text(int(count), int(first), int(second))
+
+
+def _hashed_rows(
+    conn: PostgresConnector,
+    table: str,
+    columns: Sequence[str],
+    key_cols: Sequence[str],
+    key_range: KeyRange,
+    changed_since: ChangedSince | None,
+) -> sql.Composed:
+    """SELECT of (mp_k: the key text, mp_h: the source hash) of every row of the key range."""
     info = conn._table(table)
     info.require([*columns, *key_cols])
     texts = [sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns]
-    query = sql.SQL("SELECT {k}, {h} FROM {t} {w} ORDER BY {o}").format(
+    return sql.SQL("SELECT {k} AS mp_k, {h} AS mp_h FROM {t} {w}").format(
         k=key_text_sql(key_cols),
         h=pg_hash_sql(texts),
         t=conn.table_ident(info),
         w=conn._where(info, key_cols, key_range, changed_since),
-        o=sql.SQL(", ").join(sql.Identifier(k) for k in key_cols),
     )
-    with conn._tx() as cur:
-        cur.execute(query)
-        rows = cur.fetchall()
-    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 def row_state_exists(
@@ -157,8 +199,94 @@ def unchanged_rows(
     return Carried(source_keys=keys, literals=tuple(literals)) if keys else Carried()
 
 
-def _rows_sql(conn: PostgresConnector, info: Any, tk: Any, cols: list) -> sql.Composed:
+def unchanged_range(
+    conn: PostgresConnector,
+    *,
+    entity: EntitySpec,
+    namespace: str,
+    rules_hash: str,
+    digest: str,
+) -> SameRange | None:
+    """The latest live batch record of ``entity`` under these rules whose key range had the
+    same digest (the same source rows), when every target row it answers for still holds
+    what was written (as ``unchanged_rows`` tells it: version, else stored values' hash) and
+    it neither deduplicated nor loaded a row without state; None otherwise. Read-only; one
+    query for the record, one for its rows and arrays."""
+    conn.ensure_ledger()
+    info = conn._table(entity.target_table)
+    tk = info.column(entity.target_key)
+    cols = info.require([f.target for f in entity.fields])
+    with conn._tx() as cur:
+        cur.execute(
+            "SELECT seq, run_id, batch_id, first_key, last_key, "
+            "coalesce((result_meta->>'failed')::int, 0), "
+            "coalesce((result_meta->>'filtered')::int, 0), "
+            "coalesce((result_meta->>'duplicates')::int, 0), "
+            "coalesce((result_meta->>'loaded')::int, 0), cardinality(state_keys) "
+            "FROM mp_ledger.batch WHERE namespace = %s AND entity = %s AND rules_hash = %s "
+            "AND target_table = %s AND range_digest = %s ORDER BY seq DESC LIMIT 1",
+            (namespace, entity.name, rules_hash, info.name, digest),
+        )
+        found = cur.fetchone()
+        if found is None:
+            return None
+        seq, run_id, batch_id, first, last, failed, filtered, duplicates, loaded, n = found
+        if duplicates or loaded != (n or 0):
+            return None
+        cur.execute("SET LOCAL jit = off")
+        cur.execute(_range_sql(conn, info, tk, cols), (seq,))
+        same, keys, *literals = cur.fetchone()
+    if same != loaded:
+        return None
+    carried = Carried(source_keys=keys, literals=tuple(literals)) if keys else Carried()
+    return SameRange(run_id, batch_id, first, last, failed, filtered, carried)
+
+
+def _range_sql(conn: PostgresConnector, info: Any, tk: Any, cols: list) -> sql.Composed:
+    return _against_target(
+        "SELECT (SELECT count(*) FROM unnest(b.state_targets, b.row_hashes, b.target_xmins) "
+        "AS u(tk, rh, xm) JOIN {t} AS t ON t.{k} = {key} WHERE {written}), "
+        "b.state_keys, b.state_keys::text, b.state_targets::text, b.source_hashes::text, "
+        "b.row_hashes::text, b.target_xmins::text FROM mp_ledger.batch b WHERE b.seq = %s",
+        conn,
+        info,
+        tk,
+        cols,
+        ("u.tk", "u.xm", "u.rh"),
+    )
+
+
+def _against_target(
+    query: str, conn: PostgresConnector, info: Any, tk: Any, cols: list, names: tuple
+) -> sql.Composed:
+    """``query`` with {t} the target table, {k} its key column, {key} the ledger's target key
+    (``names[0]``) cast to it and {written} the as-written test of row ``t`` against the
+    ledger's version and row hash (``names[1]``, ``names[2]``)."""
+    key, version, row_hash = (sql.SQL(name) for name in names)
+    return sql.SQL(query).format(
+        t=conn.table_ident(info),
+        k=sql.Identifier(tk.name),
+        key=_cast(key, tk),
+        written=_as_written(cols, version, row_hash),
+    )
+
+
+def _as_written(cols: list, version: sql.Composable, row_hash: sql.Composable) -> sql.Composed:
+    """Whether target row ``t`` still holds what was written: the same version (while young
+    enough to be unambiguous), else its canonical stored values hash to the intended hash."""
     return sql.SQL(
+        "CASE WHEN t.xmin::text = {version} AND age(t.xmin) < {fresh} THEN true "
+        "ELSE {stored} = {row_hash} END"
+    ).format(
+        version=version,
+        row_hash=row_hash,
+        fresh=sql.Literal(_FRESH_XID_AGE),
+        stored=pg_stored_hash_sql("t", cols),
+    )
+
+
+def _rows_sql(conn: PostgresConnector, info: Any, tk: Any, cols: list) -> sql.Composed:
+    return _against_target(
         "WITH st AS (SELECT DISTINCT ON (u.s) u.s, u.t, u.h, u.r, u.x "
         "FROM mp_ledger.batch b CROSS JOIN LATERAL unnest(b.state_keys, b.state_targets, "
         "b.source_hashes, b.row_hashes, b.target_xmins) AS u(s, t, h, r, x) "
@@ -166,20 +294,17 @@ def _rows_sql(conn: PostgresConnector, info: Any, tk: Any, cols: list) -> sql.Co
         ", hit AS (SELECT c.n, st.s, st.t, st.h, st.r, t.xmin::text AS x "
         "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS c(s, h, n) "
         "JOIN st ON st.s = c.s AND st.h = c.h "
-        "JOIN {t} AS t ON t.{k} = {key} "
-        "WHERE CASE WHEN t.xmin::text = st.x AND age(t.xmin) < {fresh} THEN true "
-        "ELSE {stored} = st.r END) "
+        "JOIN {t} AS t ON t.{k} = {key} WHERE {written}) "
         # the keys as a list (to drop them from the extract), every column as an array
         # literal the batch record takes back as it is
         "SELECT array_agg(s ORDER BY n), array_agg(s ORDER BY n)::text, "
         "array_agg(t ORDER BY n)::text, array_agg(h ORDER BY n)::text, "
-        "array_agg(r ORDER BY n)::text, array_agg(x ORDER BY n)::text FROM hit"
-    ).format(
-        t=conn.table_ident(info),
-        k=sql.Identifier(tk.name),
-        key=_cast(sql.SQL("st.t"), tk),
-        fresh=sql.Literal(_FRESH_XID_AGE),
-        stored=pg_stored_hash_sql("t", cols),
+        "array_agg(r ORDER BY n)::text, array_agg(x ORDER BY n)::text FROM hit",
+        conn,
+        info,
+        tk,
+        cols,
+        ("st.t", "st.x", "st.r"),
     )
 
 

@@ -1,0 +1,129 @@
+"""Re-runs settle a wholly unchanged key range by its digest (issue 15's ≤ 0.35× re-run): the
+source server still reads and hashes every row of the range but returns one digest; the
+range is carried whole only when the latest batch record with that digest still finds every
+target row it answers for as written and all its failures still open. Anything else — one
+changed source row, a target row edited by hand, a failure handled in the queue — sends the
+range through the per-row comparison. Real PostgreSQL source and target, eager Celery;
+counts, never clocks (pass-through spies count the calls)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runs.engine.connectors.postgres.base import PostgresConnector
+from runs.models import FailedRecord, Run
+from tests.runs import test_rerun_unchanged as unchanged
+from tests.support import pg
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# the fixtures of the re-run tests: the demo plan (accounts, batches of 100) over a source and
+# a target this module may change, and the spy on the rows the transform gets
+source_db, target_db, plan, transformed = (
+    unchanged.source_db,
+    unchanged.target_db,
+    unchanged.plan,
+    unchanged.transformed,
+)
+_load = unchanged._load
+
+
+@pytest.fixture
+def per_row(monkeypatch):
+    """Key ranges compared row by row (the source's per-row hashes fetched): a list of calls."""
+    calls: list[int] = []
+    real = PostgresConnector.source_row_hashes
+
+    def spy(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PostgresConnector, "source_row_hashes", spy)
+    return calls
+
+
+def _coerced_batches(run: Run) -> int:
+    """Batches of ``run`` holding a row the target coerced (tried again on every re-run)."""
+    records = FailedRecord.objects.filter(run=run, category="coerced_by_target")
+    return records.values("batch_id").distinct().count()
+
+
+def test_an_unchanged_rerun_carries_each_range_whole_without_per_row_hashes(
+    eager_celery, plan, per_row, transformed
+):
+    first = _load(plan)
+    per_row.clear()
+    transformed.clear()
+    again = _load(plan)
+    assert len(per_row) == _coerced_batches(first) < first.batches.count()
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, first.loaded)
+    assert (again.failed, again.filtered, again.extracted) == (
+        first.failed,
+        first.filtered,
+        first.extracted,
+    )
+    for b in again.batches.all():
+        assert b.extracted == b.loaded + b.failed + b.filtered + b.duplicates, b.seq
+    assert FailedRecord.objects.filter(run=again).count() == again.failed
+    # and a third run carries the second run's ranges (the latest record with the digest)
+    per_row.clear()
+    third = _load(plan)
+    assert len(per_row) == _coerced_batches(again)
+    assert (third.unchanged, third.failed) == (first.loaded, first.failed)
+
+
+def test_one_changed_row_in_a_range_is_transformed_and_written(
+    eager_celery, plan, source_db, target_db, per_row, transformed
+):
+    first = _load(plan)
+    (key,) = pg.query(
+        target_db, "SELECT account_number FROM accounts ORDER BY account_number OFFSET 120 LIMIT 1"
+    )[0]
+    pg.query(
+        source_db,
+        'UPDATE customers SET "Cust_Name" = \'Renamed Customer\' WHERE "Customer_ID" = %s',
+        (int(key),),
+    )
+    per_row.clear()
+    transformed.clear()
+    again = _load(plan)
+    assert len(per_row) == 1 + _coerced_batches(first)  # only that key's range row by row
+    assert (again.inserted, again.updated, again.unchanged) == (0, 1, first.loaded - 1)
+    assert pg.query(
+        target_db, "SELECT account_number FROM accounts WHERE name = 'Renamed Customer'"
+    ) == [(key,)]
+
+
+def test_a_target_row_edited_by_hand_in_an_unchanged_range_is_rewritten(
+    eager_celery, plan, target_db, per_row
+):
+    first = _load(plan)
+    (row_id, intended) = pg.query(
+        target_db, "SELECT id, name FROM accounts ORDER BY id OFFSET 150 LIMIT 1"
+    )[0]
+    pg.query(target_db, "UPDATE accounts SET name = 'Edited by hand' WHERE id = %s", (row_id,))
+    per_row.clear()
+    again = _load(plan)
+    assert len(per_row) == 1 + _coerced_batches(first)
+    assert (again.inserted, again.updated) == (0, 1)
+    assert pg.query(target_db, "SELECT name FROM accounts WHERE id = %s", (row_id,)) == [
+        (intended,)
+    ]
+
+
+def test_a_failure_handled_in_the_queue_sends_its_range_row_by_row(
+    eager_celery, plan, per_row, transformed
+):
+    first = _load(plan)
+    carriable = FailedRecord.objects.filter(run=first).exclude(category="coerced_by_target")
+    record = carriable.order_by("id").first()
+    FailedRecord.objects.filter(pk=record.pk).update(status="ignored", ignore_reason="known")
+    per_row.clear()
+    transformed.clear()
+    again = _load(plan)
+    coerced = FailedRecord.objects.filter(run=first, category="coerced_by_target")
+    same_batch = coerced.filter(batch_id=record.batch_id).exists()
+    assert len(per_row) == _coerced_batches(first) + (0 if same_batch else 1)
+    # the ignored key is transformed again (and fails again); the others are carried
+    fresh = FailedRecord.objects.filter(run=again, carried_from__isnull=True)
+    assert record.source_key in set(fresh.values_list("source_key", flat=True))
+    assert again.failed == first.failed
