@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
 import pytest
+from django.core.management import call_command
+from django.db import connections
+from django.test import TransactionTestCase
 from hypothesis import Phase, settings
 
 from tests.factories import UserFactory
+from tests.support.db_baseline import baseline_capture, baseline_restore
 
 # The explain phase traces every line (slow when shrinking a failure); CI wants a bounded suite.
 settings.register_profile(
@@ -36,23 +41,93 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     A transactional test empties the database when it ends; without serialized rollback Django
     then re-creates content types through post_migrate, and the next test that restores the
     serialized state collides with them ("duplicate key ... django_content_type"). So each
-    transactional test asks for serialized rollback, whatever order the tests run in."""
+    transactional test asks for serialized rollback, whatever order the tests run in; on
+    PostgreSQL that rollback is done in SQL after the flush (_fixture_teardown below)."""
     for item in items:
         names = getattr(item, "fixturenames", None)
-        if names is not None and _transactional(item) and (
-            "django_db_serialized_rollback" not in names
+        if (
+            names is not None
+            and _transactional(item)
+            and ("django_db_serialized_rollback" not in names)
         ):
             names.append("django_db_serialized_rollback")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _startup_frozen() -> None:
+    """What a worker child does as it starts (runs.tasks.load_engine): import the engine, then
+    freeze the objects made so far out of the garbage collector's sight. Eager Celery runs
+    the same task_postrun hook here as in a worker (a full gc.collect() after every task):
+    over pytest's unfrozen heap that cost ~0.2-0.6 s per task; over what a test made, ms."""
+    import runs.engine.batch  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
+    """Every 100 tests, what is still alive (modules imported since, caches) frozen too."""
+    global _tests_run
+    _tests_run += 1
+    if _tests_run % 100 == 0:
+        gc.collect()
+        gc.freeze()
+
+
+_tests_run = 0
+
+
+# alias -> the tables copied by baseline_capture, for the databases restored in SQL
+_BASELINE: dict[str, list[str]] = {}
+
+
+def _baseline_covers(test_case: type[TransactionTestCase]) -> bool:
+    names = test_case._databases_names(include_mirrors=False)
+    return test_case.serialized_rollback and all(name in _BASELINE for name in names)
+
+
+@classmethod
+def _fixture_setup(cls) -> None:
+    """Serialized rollback without the deserialization: the database is already in its
+    migrated state (the previous transactional test restored it, TestCase tests roll back)."""
+    if not _baseline_covers(cls):
+        _django_fixture_setup.__func__(cls)
+        return
+    for db_name in cls._databases_names(include_mirrors=False):
+        if cls.reset_sequences:
+            cls._reset_sequences(db_name)
+        if cls.fixtures:
+            call_command("loaddata", *cls.fixtures, verbosity=0, database=db_name)
+
+
+def _fixture_teardown(self) -> None:
+    """The flush (TRUNCATE of every model table), then the migrated rows back, in SQL."""
+    if not _baseline_covers(type(self)):
+        _django_fixture_teardown(self)
+        return
+    for db_name in self._databases_names(include_mirrors=False):
+        baseline_restore(connections[db_name], _BASELINE[db_name])
+
+
+_django_fixture_setup = TransactionTestCase.__dict__["_fixture_setup"]
+_django_fixture_teardown = TransactionTestCase._fixture_teardown
+TransactionTestCase._fixture_setup = _fixture_setup
+TransactionTestCase._fixture_teardown = _fixture_teardown
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    """pytest-django's test database, plus a report of sessions still on it at the end.
+    """pytest-django's test database with its migrated rows copied aside (restored after each
+    transactional test), plus a report of sessions still on it at the end.
 
     Dropping the test database fails ("being accessed by other users") while any other session
     is connected; name them (they are a fixture's leak to fix) and end them so the drop works."""
-    yield
     from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            _BASELINE[connection.alias] = baseline_capture(connection)
+    yield
 
     with django_db_blocker.unblock():
         if connection.vendor != "postgresql":
@@ -70,39 +145,57 @@ def django_db_setup(django_db_setup, django_db_blocker):
                 cur.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# persona fixture -> (username, roles); admin_user is also staff and superuser
+PERSONAS = {
+    "analyst": ("ana", ["analyst"]),
+    "approver": ("abe", ["approver"]),
+    "operator": ("opal", ["operator"]),
+    "viewer": ("vic", ["viewer"]),
+    "admin_user": ("root", ["admin"]),
+}
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     """Test users get MD5 hashes: PBKDF2 costs ~0.3 s per user, and the role-matrix test
     creates five users per operation (production keeps Django's default hashers)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+
+
+def persona_create(fixture: str):
+    """The user of one persona fixture (PERSONAS), created with its roles."""
+    username, roles = PERSONAS[fixture]
+    user = UserFactory(username=username, roles=roles)
+    if fixture == "admin_user":
+        user.is_staff = user.is_superuser = True
+        user.save()
+    return user
 
 
 @pytest.fixture
 def analyst(db):
-    return UserFactory(username="ana", roles=["analyst"])
+    return persona_create("analyst")
 
 
 @pytest.fixture
 def approver(db):
-    return UserFactory(username="abe", roles=["approver"])
+    return persona_create("approver")
 
 
 @pytest.fixture
 def operator(db):
-    return UserFactory(username="opal", roles=["operator"])
+    return persona_create("operator")
 
 
 @pytest.fixture
 def viewer(db):
-    return UserFactory(username="vic", roles=["viewer"])
+    return persona_create("viewer")
 
 
 @pytest.fixture
 def admin_user(db):
-    user = UserFactory(username="root", roles=["admin"])
-    user.is_staff = user.is_superuser = True
-    user.save()
-    return user
+    return persona_create("admin_user")
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from django.test.utils import CaptureQueriesContext
 from mappings.demo import legacy_crm
 from mappings.demo_plan import demo_plan_install
 from mappings.models import RuleStep
-from runs.connections import connectors_close
 from runs.engine import batch as engine_batch
 from runs.enums import RunStatus
 from runs.models import FailedRecord, Run
@@ -29,19 +28,15 @@ ROWS = 240
 
 
 @pytest.fixture
-def source_db():
+def source_db(source_template):
     """A legacy CRM this test may change (the shared one is read-only)."""
-    with pg.throwaway_database("rerun_src") as name:
-        legacy_crm.build_source(pg.url_for(name), rows=ROWS, seed=7)
+    with pg.throwaway_database("rerun_src", template=source_template(ROWS, 7)) as name:
         yield name
 
 
 @pytest.fixture
-def target_db():
-    with pg.throwaway_database("rerun_tgt") as name:
-        legacy_crm.build_target(pg.url_for(name))
-        yield name
-        connectors_close()
+def target_db(demo_target_db):
+    return demo_target_db
 
 
 @pytest.fixture

@@ -37,10 +37,14 @@ def url_for(dbname: str) -> str:
 
 
 @contextmanager
-def throwaway_database(prefix: str) -> Iterator[str]:
-    """Create a database, yield its name, drop it (even while connections remain)."""
+def throwaway_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """Create a database (a copy of ``template``, which nobody may be connected to, if
+    given), yield its name, drop it (even while connections remain)."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin_exec(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    admin_exec(create)
     try:
         yield name
     finally:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.browser import chromium
+from tests.web.browser import chromium, chromium_close
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The shared Chromium ends with the session."""
+    chromium_close()
 
 
 @pytest.fixture

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
+from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from mappings.models import FileUpload, PlanVersion
 from runs.models import Batch, FailedRecord, Run
+from tests.conftest import FAST_HASHERS, persona_create
 from tests.factories import (
     EntityMappingFactory,
     FieldMappingFactory,
@@ -46,6 +49,10 @@ def _patterns(resolver=None, prefix="", namespace=""):
 
 @pytest.fixture
 def objects(db):
+    return _objects_build()
+
+
+def _objects_build() -> dict:
     plan = PlanFactory()
     entity = EntityMappingFactory(plan=plan)
     field = FieldMappingFactory(entity=entity)
@@ -304,6 +311,10 @@ def test_the_matrix_names_every_url_and_api_operation():
 
 @pytest.fixture
 def matrix_objects(objects):
+    return _matrix_objects_build(objects)
+
+
+def _matrix_objects_build(objects: dict) -> dict:
     from mappings.services import plan_snapshot_build
     from validation.models import ValidationRule
 
@@ -334,12 +345,32 @@ def matrix_objects(objects):
     return objects
 
 
+@pytest.fixture(scope="module")
+def matrix_world(django_db_setup, django_db_blocker):
+    """matrix_objects and one user per role, created once for the ~400 operations below in a
+    transaction left open around them: each test runs in a savepoint of it (the `db` fixture)
+    and is rolled back to exactly these rows; the whole is rolled back after the last one."""
+    with django_db_blocker.unblock():
+        atomic = transaction.atomic()
+        atomic.__enter__()
+    try:
+        with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+            objects = _matrix_objects_build(_objects_build())
+            users = {role: persona_create(role) for role in ROLE_CAN}
+        yield objects, users
+    finally:
+        with django_db_blocker.unblock():
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
+
+
 @pytest.mark.parametrize("kind,name,method,capability", _operations(),
                          ids=[f"{k}:{n}:{m}" for k, n, m, _ in _operations()])
-def test_every_operation_checks_the_role(request, client, matrix_objects, kind, name, method,
+def test_every_operation_checks_the_role(matrix_world, db, client, kind, name, method,
                                          capability):
     """Each role is refused (403; 405 for a method the URL does not take) exactly where the
     matrix says it may not, and never refused where it may."""
+    matrix_objects, users = matrix_world
     if kind == "page":
         route = next(r for n, r, _ in _patterns() if n == name)
         path = _fill(route, matrix_objects, name)
@@ -349,7 +380,7 @@ def test_every_operation_checks_the_role(request, client, matrix_objects, kind, 
     assert path is not None, name
     wrong = []
     for role, can in ROLE_CAN.items():
-        client.force_login(request.getfixturevalue(role))
+        client.force_login(users[role])
         response = getattr(client, method)(path, content_type="application/json") \
             if kind == "api" and method != "get" else getattr(client, method)(path)
         status = response.status_code
