@@ -108,8 +108,38 @@ class TreePeak:
     timeline: list[tuple[float, int, int]] = field(default_factory=list)
 
 
+class Periodic:
+    """``sample()`` on entering, every ``interval`` s on a thread, and on leaving (the
+    subclass sets ``interval``, ``_stop`` (an Event), ``_thread`` and ``_started``)."""
+
+    interval: float
+    _stop: threading.Event
+    _thread: threading.Thread | None
+    _started: float
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self):  # noqa: ANN204 - the subclass itself
+        self._started = time.monotonic()
+        self.sample()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
+
+
 @dataclass
-class RssPoller:
+class RssPoller(Periodic):
     """Poll the memory of some process trees every ``interval`` s on a thread until stopped."""
 
     roots: dict[str, int]
@@ -131,22 +161,6 @@ class RssPoller:
             at = time.monotonic() - self._started
             if not peak.timeline or at - peak.timeline[-1][0] >= 1.0:
                 peak.timeline.append((round(at, 1), sum(rss) >> 10, max(rss, default=0) >> 10))
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def __enter__(self) -> RssPoller:
-        self.sample()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.sample()
 
 
 def median(values: list[float]) -> float | None:

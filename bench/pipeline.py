@@ -217,7 +217,17 @@ def batch_stats(app: App, run_uuid: str) -> dict:
     if row is None:
         return {}
     count, total_ms, max_ms, first, last, started, finished, attempts = row
+    timeline = app.query(
+        "SELECT coalesce(json_agg(json_build_array(b.seq, round(extract(epoch FROM "
+        "b.finished_at - r.started_at)::numeric, 1), b.duration_ms, b.failed) "
+        "ORDER BY b.finished_at), '[]') FROM runs_batch b JOIN runs_run r ON r.id = b.run_id "
+        "WHERE r.uuid = %s AND b.finished_at IS NOT NULL",
+        (run_uuid,),
+    )
     return {
+        # per batch in the order they ended: seq, seconds from the run's start to its end,
+        # engine ms, failed rows (a per-batch cost that grows with the run shows here)
+        "timeline": timeline[0] if timeline else [],
         "batches": count,
         "attempts": attempts,
         "engine_seconds_sum": (total_ms or 0) / 1000,

@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-references", action="store_true")
     p.add_argument("--skip-pipeline", action="store_true")
     p.add_argument(
+        "--run-only",
+        action="store_true",
+        help="our pipeline's run alone: no report, reconciliation, queue pages, re-run, "
+        "re-process or rollback (tracing the run; those lines are not measured)",
+    )
+    p.add_argument(
         "--skip-queue",
         action="store_true",
         help="skip the error-queue page timings (else over the largest size's run's own "

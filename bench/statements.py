@@ -4,9 +4,12 @@ phase and read after it. Figures only; absent (None) when the extension is not a
 
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg2
 
-from .measure import Dsn
+from .measure import Dsn, Periodic
 
 TOP = 12
 
@@ -58,3 +61,58 @@ def statements_top(dsn: Dsn, limit: int = TOP) -> dict | None:
             for db, calls, ms, n, query in rows
         ],
     }
+
+
+_SNAPSHOT_SQL = (
+    "SELECT s.queryid, d.datname, s.calls, s.total_exec_time, left(regexp_replace(s.query, "
+    "'\\s+', ' ', 'g'), 160) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+    "WHERE s.query NOT ILIKE '%%pg_stat_statements%%'"
+)
+
+
+class StatementSampler(Periodic):
+    """pg_stat_statements read every ``interval`` s on a thread during a phase: how each
+    statement's mean time moves over the phase (a per-batch statement whose cost grows with
+    the run shows here; the phase totals of ``statements_top`` do not show it)."""
+
+    def __init__(self, dsn: Dsn, interval: float = 30.0) -> None:
+        self.dsn, self.interval = dsn, interval
+        self.snapshots: list[tuple[float, dict]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
+
+    def sample(self) -> None:
+        rows = _run(self.dsn, _SNAPSHOT_SQL)
+        if rows is not None:
+            at = round(time.monotonic() - self._started, 1)
+            self.snapshots.append((at, {(q, db): (c, t, text) for q, db, c, t, text in rows}))
+
+    def timeline(self, limit: int = TOP) -> dict:
+        """The ``limit`` statements with the most time over the phase, each with its calls and
+        mean ms per call in every interval (``ends``: seconds since the start of each)."""
+        if len(self.snapshots) < 2:
+            return {"ends": [], "statements": []}
+        first, last = self.snapshots[0][1], self.snapshots[-1][1]
+
+        def total(key: tuple) -> float:
+            return last[key][1] - first.get(key, (0, 0.0, ""))[1]
+
+        out = []
+        for key in sorted(last, key=total, reverse=True)[:limit]:
+            calls, means = [], []
+            for (_, before), (_, after) in zip(self.snapshots, self.snapshots[1:], strict=False):
+                c0, t0, _ = before.get(key, (0, 0.0, ""))
+                c1, t1, _ = after.get(key, (c0, t0, ""))
+                calls.append(c1 - c0)
+                means.append(round((t1 - t0) / (c1 - c0), 2) if c1 > c0 else None)
+            out.append(
+                {
+                    "db": key[1],
+                    "query": last[key][2],
+                    "total_ms": round(total(key), 1),
+                    "calls": calls,
+                    "mean_ms": means,
+                }
+            )
+        return {"ends": [at for at, _ in self.snapshots[1:]], "statements": out}

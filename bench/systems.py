@@ -21,7 +21,7 @@ from mappings.demo import legacy_crm
 from . import measure, pipeline, references
 from .judgement import summarize_config
 from .measure import Dsn, median
-from .statements import statements_reset, statements_top
+from .statements import StatementSampler, statements_reset, statements_top
 
 DBS = {
     "source": "mp_bench_source",
@@ -33,6 +33,7 @@ DBS = {
 
 T = TypeVar("T")
 REPROCESS_RECORDS = 5_000  # issue 20: re-process of 5,000 failed records
+STATEMENT_INTERVAL = 20.0  # seconds between pg_stat_statements samples during the run
 
 
 def log(message: str) -> None:
@@ -151,6 +152,7 @@ def run_pipeline(
                 args.repeat,
                 queue=queue and n == 0,
                 rerun=rerun,
+                run_only=getattr(args, "run_only", False),
                 progress=partial(progress, size) if progress else None,
             )
     finally:
@@ -177,9 +179,15 @@ def queue_pages(app: pipeline.App, run_uuid: str) -> dict | None:
 
 
 def _phase(statements: dict, dsn: Dsn, name: str, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` with the server's statements during it kept under ``statements[name]``."""
+    """``fn(*args)`` with the server's statements during it kept under ``statements[name]``;
+    for the run, also how each statement's mean time moved (``statements["run_timeline"]``)."""
     statements_reset(dsn)
-    out = fn(*args)
+    if name != "run":
+        out = fn(*args)
+    else:
+        with StatementSampler(dsn, STATEMENT_INTERVAL) as sampler:
+            out = fn(*args)
+        statements["run_timeline"] = sampler.timeline(limit=20)
     statements[name] = statements_top(dsn)
     return out
 
@@ -193,9 +201,11 @@ def run_config(
     queue: bool = False,
     rerun: bool = True,
     progress: Callable[[dict], None] | None = None,
+    run_only: bool = False,
 ) -> dict:
     """``repeat`` times: run, report, reconciliation, (queue pages), rehearsal re-run,
-    re-process, rollback; the medians (bench.judgement.summarize_config)."""
+    re-process, rollback; the medians (bench.judgement.summarize_config). ``run_only``: the
+    run alone (tracing it; the later phases and their lines are not measured)."""
     runs: list[dict] = []
     for i in range(repeat):
         pipeline.reset_target(target)
@@ -218,6 +228,9 @@ def run_config(
             if res["run"]["status"] != "succeeded":
                 raise RuntimeError(f"run {res['run']['status']}: {res['run']['error']}")
             uuid = res["run"]["uuid"]
+            if run_only:
+                runs.append(res)
+                continue
             res["report"] = phase("report", pipeline.wait_report, app, uuid)
             told(res)
             log(

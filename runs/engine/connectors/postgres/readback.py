@@ -27,13 +27,25 @@ Shape = tuple[TableInfo, list[ColumnInfo], ColumnInfo]
 class PostgresReadBack(PostgresPlumbing):
     """Reading rows back by key: a batch's rows before its commit, rows for the checks."""
 
+    def _probe(
+        self, info: TableInfo, key: ColumnInfo, value: sql.Composable, select: sql.Composable
+    ) -> sql.Composed:
+        """A LATERAL subquery (to alias ``t``): ``select`` of the target row whose ``key`` is
+        ``value``, one index probe per outer row. OFFSET 0 keeps PostgreSQL from flattening it
+        into a join, which it plans as a hash join over a full scan of the target when its
+        estimates for the load's temp table and key arrays are off (they are): a batch would
+        then cost time in proportion to the rows already in the target (issue 20)."""
+        return sql.SQL("LATERAL (SELECT {c} FROM {t} AS t WHERE t.{k} = {v} OFFSET 0) AS t").format(
+            c=select, t=self.table_ident(info), k=sql.Identifier(key.name), v=value
+        )
+
     def _read_back_from(self, info: TableInfo, tk: ColumnInfo) -> sql.Composed:
         """FROM clause pairing each loaded row (mp_load l) with its target row (t, NULL when
         gone) through two array parameters: ordinals and target key texts."""
         return sql.SQL(
             "unnest(%s::bigint[], %s::text[]) AS u(o, k) JOIN mp_load l ON l.mp_ord = u.o "
-            "LEFT JOIN {t} AS t ON t.{k} = {key}"
-        ).format(t=self.table_ident(info), k=sql.Identifier(tk.name), key=_cast(sql.SQL("u.k"), tk))
+            "LEFT JOIN {probe} ON true"
+        ).format(probe=self._probe(info, tk, _cast(sql.SQL("u.k"), tk), sql.SQL("t.*")))
 
     def _read_back(self, cur: Any, load: Shape, out: list[tuple]) -> tuple[dict[int, str], list]:
         """Read every written (or left unchanged) row back in the same transaction: (ordinal ->
@@ -56,17 +68,18 @@ class PostgresReadBack(PostgresPlumbing):
         )
         cur.execute(
             sql.SQL(
-                "SELECT x.o, {ih}, t.{k} IS NOT NULL AND {same}, t.xmin::text "
+                "SELECT x.o, {ih}, t.{k} IS NOT NULL AND {same}, t.mp_xmin "
                 "FROM (SELECT u.o, u.k, {typed} "
                 "FROM unnest(%s::bigint[], %s::text[]) AS u(o, k) JOIN mp_load l "
-                "ON l.mp_ord = u.o OFFSET 0) AS x LEFT JOIN {t} AS t ON t.{k} = {key}"
+                "ON l.mp_ord = u.o OFFSET 0) AS x LEFT JOIN {probe} ON true"
             ).format(
                 ih=intended,
                 same=same,
                 typed=typed,
                 k=sql.Identifier(tk.name),
-                t=self.table_ident(info),
-                key=_cast(sql.SQL("x.k"), tk),
+                probe=self._probe(
+                    info, tk, _cast(sql.SQL("x.k"), tk), sql.SQL("t.*, t.xmin::text AS mp_xmin")
+                ),
             ),
             (text_array(o[0] for o in out), text_array(o[1] for o in out)),
         )

@@ -209,13 +209,13 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
         query = self._insert_sql(info, cols, tk, ext)
         ext_temp = _cast(sql.Composed([sql.SQL("l."), temp[names.index(ext.name)]]), ext)
         cur.execute(
-            sql.SQL(
-                "SELECT l.mp_ord, t.{tk}::text FROM mp_load l JOIN {t} t ON t.{ext} = {ext_temp}"
-            ).format(
-                tk=sql.Identifier(tk.name),
-                t=self.table_ident(info),
-                ext=sql.Identifier(ext.name),
-                ext_temp=ext_temp,
+            sql.SQL("SELECT l.mp_ord, t.mp_tk FROM mp_load l CROSS JOIN {probe}").format(
+                probe=self._probe(
+                    info,
+                    ext,
+                    ext_temp,
+                    sql.SQL("t.{}::text AS mp_tk").format(sql.Identifier(tk.name)),
+                )
             )
         )
         existing = dict(cur.fetchall())
@@ -256,11 +256,13 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
     def _before_images(
         self, cur: Any, info: TableInfo, tk: ColumnInfo, ext: ColumnInfo, temp_col: sql.Identifier
     ) -> dict[str, str]:
-        """JSON of the existing rows an upsert will overwrite, locked FOR UPDATE."""
+        """JSON of the existing rows an upsert will overwrite, locked FOR UPDATE. The keys go
+        in as one array (``= ANY``): an index lookup per key, where ``IN (SELECT …)`` may be
+        planned as a full scan of the target (readback._probe)."""
         cur.execute(
             sql.SQL(
-                "SELECT b.{tk}::text, to_jsonb(b)::text FROM {t} AS b WHERE b.{ext} IN "
-                "(SELECT {cast} FROM mp_load) FOR UPDATE OF b"
+                "SELECT b.{tk}::text, to_jsonb(b)::text FROM {t} AS b WHERE b.{ext} = ANY("
+                "ARRAY(SELECT {cast} FROM mp_load)) FOR UPDATE OF b"
             ).format(
                 tk=sql.Identifier(tk.name),
                 t=self.table_ident(info),
