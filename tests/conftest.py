@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
@@ -12,7 +13,9 @@ from django.db import connections
 from django.test import TransactionTestCase
 from hypothesis import Phase, settings
 
+from mappings.demo import legacy_crm
 from tests.factories import UserFactory
+from tests.support import pg
 from tests.support.db_baseline import baseline_capture, baseline_restore
 
 # The explain phase traces every line (slow when shrinking a failure); CI wants a bounded suite.
@@ -213,3 +216,33 @@ def client_for(client):
         return client
 
     return login
+
+
+# Template databases live here, not in tests/runs/conftest.py: modules elsewhere import
+# demo_target_db from there, and pytest resolves its session fixtures only from conftest files
+# on the test's own path.
+@pytest.fixture(scope="session")
+def source_template():
+    """legacy_crm.build_source once per (rows, seed): returns the name of a database nobody
+    connects to, for pg.throwaway_database(prefix, template=name) to copy (a writable source
+    per test, the same rows as building it again)."""
+    built: dict[tuple[int, int], str] = {}
+    with contextlib.ExitStack() as stack:
+
+        def template(rows: int, seed: int) -> str:
+            if (rows, seed) not in built:
+                name = stack.enter_context(pg.throwaway_database("tpl_src"))
+                legacy_crm.build_source(pg.url_for(name), rows=rows, seed=seed)
+                built[rows, seed] = name
+            return built[rows, seed]
+
+        yield template
+
+
+@pytest.fixture(scope="session")
+def target_template():
+    """The empty new CRM (legacy_crm.build_target), built once, never connected to after:
+    each demo_target_db is a copy of it."""
+    with pg.throwaway_database("tpl_tgt") as name:
+        legacy_crm.build_target(pg.url_for(name))
+        yield name

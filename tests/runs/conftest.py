@@ -3,7 +3,6 @@ demo plan over them, eager Celery for in-process runs, and real Celery worker pr
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import signal
@@ -33,33 +32,6 @@ def demo_source_db():
     """The dirty legacy CRM (300 customers, 600 contacts, 900 orders), read-only in tests."""
     with pg.throwaway_database("runs_src") as name:
         legacy_crm.build_source(pg.url_for(name), rows=DEMO_ROWS, seed=7)
-        yield name
-
-
-@pytest.fixture(scope="session")
-def source_template():
-    """legacy_crm.build_source once per (rows, seed): returns the name of a database nobody
-    connects to, for pg.throwaway_database(prefix, template=name) to copy (a writable source
-    per test, the same rows as building it again)."""
-    built: dict[tuple[int, int], str] = {}
-    with contextlib.ExitStack() as stack:
-
-        def template(rows: int, seed: int) -> str:
-            if (rows, seed) not in built:
-                name = stack.enter_context(pg.throwaway_database("tpl_src"))
-                legacy_crm.build_source(pg.url_for(name), rows=rows, seed=seed)
-                built[rows, seed] = name
-            return built[rows, seed]
-
-        yield template
-
-
-@pytest.fixture(scope="session")
-def target_template():
-    """The empty new CRM (legacy_crm.build_target), built once, never connected to after:
-    each demo_target_db is a copy of it."""
-    with pg.throwaway_database("tpl_tgt") as name:
-        legacy_crm.build_target(pg.url_for(name))
         yield name
 
 
