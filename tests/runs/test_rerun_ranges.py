@@ -72,10 +72,8 @@ def test_an_unchanged_rerun_carries_each_range_whole_without_per_row_hashes(
     assert (third.unchanged, third.failed) == (first.loaded, first.failed)
 
 
-def test_one_changed_row_in_a_range_is_transformed_and_written(
-    eager_celery, plan, source_db, target_db, per_row, transformed
-):
-    first = _load(plan)
+def _rename_one(source_db: str, target_db: str) -> str:
+    """Rename the source customer of the 121st loaded account; its key."""
     (key,) = pg.query(
         target_db, "SELECT account_number FROM accounts ORDER BY account_number OFFSET 120 LIMIT 1"
     )[0]
@@ -84,6 +82,14 @@ def test_one_changed_row_in_a_range_is_transformed_and_written(
         'UPDATE customers SET "Cust_Name" = \'Renamed Customer\' WHERE "Customer_ID" = %s',
         (int(key),),
     )
+    return key
+
+
+def test_one_changed_row_in_a_range_is_transformed_and_written(
+    eager_celery, plan, source_db, target_db, per_row, transformed
+):
+    first = _load(plan)
+    key = _rename_one(source_db, target_db)
     per_row.clear()
     transformed.clear()
     again = _load(plan)
@@ -169,14 +175,7 @@ def test_carried_keys_are_not_applied_to_the_key_map_again_and_it_still_maps_eve
     assert mapped == {str(t): s for t, s in accounts} and len(mapped) == first.loaded
     assert applied[str(first.uuid)] == first.loaded
     before = _keymap(target_db)
-    (key,) = pg.query(
-        target_db, "SELECT account_number FROM accounts ORDER BY account_number OFFSET 120 LIMIT 1"
-    )[0]
-    pg.query(
-        source_db,
-        'UPDATE customers SET "Cust_Name" = \'Renamed Customer\' WHERE "Customer_ID" = %s',
-        (int(key),),
-    )
+    _rename_one(source_db, target_db)
     per_row.clear()
     again = _load(plan)
     assert connector.keymap_sources(plan.slug, "accounts", [a[0] for a in accounts]) == mapped
