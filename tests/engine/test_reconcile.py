@@ -14,6 +14,7 @@ from runs.engine.reconcile import (
     PgSide,
     diff_sides,
     pg_row_hash_sql,
+    pg_run_aggregate,
     split,
     table_source,
     values_equal,
@@ -64,13 +65,13 @@ def test_values_equal_compares_numbers_and_datetimes():
     assert not values_equal(None, "x")
 
 
-def _cursor_factory(params):
+def _cursor_factory(params, wrap=lambda cur: cur):
     conn = psycopg2.connect(**params)
 
     class _Ctx:
         def __enter__(self):
             self.cur = conn.cursor()
-            return self.cur
+            return wrap(self.cur)
 
         def __exit__(self, *exc):
             self.cur.close()
@@ -134,3 +135,71 @@ def test_pg_sides_find_changes_in_100k_rows(pg_params):
     conn.close()
     assert (diff.missing, diff.extra, diff.changed) == (["77777"], ["100001"], ["4242"])
     assert diff.rows_fetched < 10_000
+
+
+class _PlanRecorder:
+    """A cursor that EXPLAINs (ANALYZE, JSON) each SELECT in its own transaction, settings in
+    effect, before running it; the plans in ``plans``."""
+
+    def __init__(self, cur, plans: list) -> None:
+        self.cur, self.plans = cur, plans
+
+    def execute(self, query, params=None):
+        if not (isinstance(query, str) and query.startswith("SET")):
+            self.cur.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + query, params)
+            self.plans.append(self.cur.fetchone()[0][0])
+        return self.cur.execute(query, params)
+
+    def __getattr__(self, name):
+        return getattr(self.cur, name)
+
+
+def _nodes(node: dict) -> list[dict]:
+    return [node, *(n for c in node.get("Plans", ()) for n in _nodes(c))]
+
+
+def test_pg_run_aggregate_hash_joins_the_ledger_rows_without_jit(pg_params):
+    """Count, sum and per-value counts over the rows a run answers for (mp_ledger.covered:
+    here one batch record's state arrays) are right, planned as a hash join (no index probe
+    per ledger row) and not JIT-compiled: enable_nestloop = off alone priced the ledger's
+    unnest loops at disable_cost and made PostgreSQL JIT-compile each aggregate (~1 s)."""
+    connector = connect("postgresql", pg_params)
+    connector.ensure_ledger()
+    conn, ctx = _cursor_factory(pg_params)
+    with ctx() as cur:
+        cur.execute("CREATE TABLE t (id bigint PRIMARY KEY, status text, amount numeric(8,2))")
+        cur.execute("INSERT INTO t SELECT g, CASE WHEN g % 3 = 0 THEN 'a' ELSE 'b' END, "
+                    "g * 0.5 FROM generate_series(1, 500) g")
+        # the run answers for rows 1..400 (row 401..500 belong to no run of ours)
+        cur.execute("INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
+                    "target_key_column, state_keys, state_targets, row_hashes) "
+                    "SELECT 'r1', 'b1', 'e', 't', 'id', array_agg(g::text), array_agg(g::text), "
+                    "array_agg(md5(g::text)) FROM generate_series(1, 400) g")
+        cur.execute("SELECT pg_jit_available()")
+        jit_available = cur.fetchone()[0]
+    plans: list = []
+    recording_conn, Recording = _cursor_factory(pg_params, lambda c: _PlanRecorder(c, plans))
+
+    key = ColumnInfo(name="id", data_type="bigint", cast_type="bigint")
+    common = {"table": sql.Identifier("t"), "key": key, "run_id": "r1", "entity": "e"}
+    count = pg_run_aggregate(Recording, **common)
+    total = pg_run_aggregate(Recording, column="amount", **common)
+    per_status = pg_run_aggregate(Recording, column="status", by_category=True, **common)
+    # what the same query costs with the join setting alone: the fault this test guards
+    with ctx() as cur:
+        cur.execute("SET LOCAL enable_nestloop = off")
+        _PlanRecorder(cur, plans).execute(
+            sql.SQL("SELECT count(*) FROM t AS t WHERE EXISTS (SELECT 1 FROM mp_ledger.covered l "
+                    "WHERE l.run_id = 'r1' AND l.entity = 'e' AND CAST(l.target_key AS bigint) "
+                    "= t.id)"))
+    conn.close()
+    recording_conn.close()
+    assert (count, total, per_status) == (400, 40100, {"a": 133, "b": 267})
+    assert len(plans) == 4
+    for plan in plans[:3]:
+        nodes = _nodes(plan["Plan"])
+        assert "JIT" not in plan
+        assert {"Hash Semi Join", "Hash Join"} & {n["Node Type"] for n in nodes}
+        # the target table read once, not probed per ledger row
+        assert [n["Actual Loops"] for n in nodes if n.get("Relation Name") == "t"] == [1]
+    assert ("JIT" in plans[3]) == jit_available
