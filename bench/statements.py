@@ -63,6 +63,33 @@ def statements_top(dsn: Dsn, limit: int = TOP) -> dict | None:
     }
 
 
+_GROUPED_SQL = (
+    "SELECT d.datname, sum(s.calls), sum(s.total_exec_time), count(*), left(regexp_replace("
+    "s.query, '\\s+', ' ', 'g'), %s) AS q FROM pg_stat_statements s JOIN pg_database d "
+    "ON d.oid = s.dbid WHERE s.query NOT ILIKE '%%pg_stat_statements%%' GROUP BY 1, 5 "
+    "ORDER BY 3 DESC LIMIT %s"
+)
+
+
+def statements_grouped(dsn: Dsn, prefix: int = 90, limit: int = 20) -> list[dict] | None:
+    """The statements since the last reset grouped by their first ``prefix`` characters: a
+    per-batch statement whose text varies (an ARRAY[...] of another length is another
+    statement to pg_stat_statements) shows as one line with its summed time."""
+    rows = _run(dsn, _GROUPED_SQL, (prefix, limit))
+    if rows is None:
+        return None
+    return [
+        {
+            "db": db,
+            "calls": int(calls),
+            "total_ms": round(float(ms), 1),
+            "texts": int(n),
+            "query": q,
+        }
+        for db, calls, ms, n, q in rows
+    ]
+
+
 _SNAPSHOT_SQL = (
     "SELECT s.queryid, d.datname, s.calls, s.total_exec_time, left(regexp_replace(s.query, "
     "'\\s+', ' ', 'g'), 160) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "

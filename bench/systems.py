@@ -21,7 +21,7 @@ from mappings.demo import legacy_crm
 from . import measure, pipeline, references
 from .judgement import summarize_config
 from .measure import Dsn, median
-from .statements import StatementSampler, statements_reset, statements_top
+from .statements import StatementSampler, statements_grouped, statements_reset, statements_top
 
 DBS = {
     "source": "mp_bench_source",
@@ -281,6 +281,8 @@ def rehearsal_rerun(app: pipeline.App, target: Dsn, plan: str, first: dict) -> d
     re-run), then its rollback (newest first: the first run is rolled back after it)."""
     log(f"  rehearsal re-run of {plan} over the unchanged source")
     again = pipeline.launch(app, plan)
+    # the re-run's own statements (the phase's also hold its report and its rollback)
+    alone = statements_grouped(target)
     run = again["run"]
     log(
         f"  re-run {run['status']} in {again['seconds']:.1f} s "
@@ -293,5 +295,7 @@ def rehearsal_rerun(app: pipeline.App, target: Dsn, plan: str, first: dict) -> d
         "ratio": again["seconds"] / first["seconds"],
         "run": run,
         "cpu_seconds": again["cpu_seconds"],
+        "batch_stats": again["batch_stats"],
+        "statements": alone,
         "rollback": undo,
     }

@@ -213,20 +213,15 @@ def _hashed(
 ) -> unchanged.RowState:
     """The row state with the source hash of each row loaded and, where the batch read its
     whole key range (a first run: no digest yet), the range's digest from the same hashes."""
-    from runs.engine.transform import source_key_text
-
     columns = source_columns(entity)
     if state.digest is not None:
         return replace(
             state, source_hashes=unchanged.frame_source_hashes(frame.loc[rows.index], columns)
         )
     every = unchanged.frame_source_hashes(frame, columns)
-    keys = source_key_text(frame, entity.source_key).tolist() if len(frame) else []
     at = frame.index.get_indexer(rows.index)
     return replace(
-        state,
-        source_hashes=[every[i] for i in at],
-        digest=unchanged.range_digest(keys, every),
+        state, source_hashes=[every[i] for i in at], digest=unchanged.range_digest(every)
     )
 
 

@@ -15,7 +15,8 @@ new run (``FailedLookup``; counted failed, so the accounting still balances).
 
 A key range whose rows are all unchanged is settled without shipping a row: the source server
 still reads and hashes every row of the range, but returns only their digest (``range_digest``:
-the count and an order-independent 128-bit sum over each key and source hash). When the latest
+the count and order-independent sums of the two 64-bit halves of each row's source hash, which
+covers the row's key). When the latest
 live batch record with that digest under these rules still finds every target row it answers
 for as written (one query in the target) and all its failures are still open in the error
 queue (``FailedBatchLookup``), the range is carried whole; else the per-row comparison above
@@ -110,22 +111,28 @@ FailedLookup = Callable[[str, list[str], list[str]], dict[str, Any]]
 FailedBatchLookup = Callable[[str, str, str, int], dict[str, Any] | None]
 
 
-def range_digest(keys: list[str], hashes: list[str]) -> str:
-    """Digest of a key range's rows: "count:" and two 64-bit sums (order-independent) of the
-    md5 of each source key, chr(31) and source hash — what ``source_range_digest`` computes
-    on the server. Pure."""
+# The digest's form: a batch record holding a digest of another form (an older ledger's, over
+# md5(key ‖ source hash)) never equals a digest of this form, so its range goes row by row.
+DIGEST_FORM = "s2"
+
+
+def range_digest(hashes: list[str]) -> str:
+    """Digest of a key range's rows from their source hashes: the count and the sums (modulo
+    2^64, order-independent) of each hash's two 64-bit halves — what ``source_range_digest``
+    computes on the server. A source hash covers the row's key (``batch.source_columns``
+    starts with it), so the same multiset of hashes is the same rows, key by key; a changed,
+    added or deleted row keeps both sums only by a 128-bit coincidence. Pure."""
     first = second = 0
-    for key, value in zip(keys, hashes, strict=True):
-        digest = hashlib.md5(f"{key}\x1f{value}".encode(), usedforsecurity=False).digest()
-        first += int.from_bytes(digest[:8], "big")
-        second += int.from_bytes(digest[8:], "big")
-    return range_digest_text(len(keys), first, second)
+    for value in hashes:
+        first += int(value[:16], 16)
+        second += int(value[16:32], 16)
+    return range_digest_text(len(hashes), first, second)
 
 
 def range_digest_text(count: int, first: int, second: int) -> str:
     """The digest's text form from its count and two sums (taken modulo 2^64). Pure."""
     mask = 2**64 - 1
-    return f"{count}:{first & mask:016x}{second & mask:016x}"
+    return f"{DIGEST_FORM}:{count}:{first & mask:016x}{second & mask:016x}"
 
 
 def eligible(entity: EntitySpec, target: Connector) -> bool:
@@ -268,7 +275,7 @@ def extract_changed(
         keys = source_key_text(frame, entity.source_key).tolist()
         hashes = frame_source_hashes(frame, columns)
     if digest is None:
-        digest = range_digest(keys, hashes)
+        digest = range_digest(hashes)
     carried = target.unchanged_rows(
         entity=entity,
         namespace=snapshot.plan,

@@ -232,8 +232,10 @@ def test_pg_upsert_of_new_ids_falls_back_to_on_conflict_when_one_appears_meanwhi
 def test_the_servers_range_digest_is_the_python_digest_of_its_row_hashes(tpg):
     """A re-run compares the source server's digest of a key range with the one a first run
     computed in Python from its extract: both must agree, NULLs and any text included, and
-    the digest follows every row's key and content."""
+    the digest follows every row's key and content (the key is among the hashed columns, as
+    in every batch: ``source_columns`` starts with it; a digest without it is refused)."""
     from runs.engine.connectors.base import KeyRange
+    from runs.engine.errors import EngineError
     from runs.engine.unchanged import range_digest
 
     tpg.script(
@@ -243,14 +245,22 @@ def test_the_servers_range_digest_is_the_python_digest_of_its_row_hashes(tpg):
     conn = tpg.connector
     conn.introspect()
     whole = KeyRange(None, (3,))  # lower bound exclusive, upper inclusive: ids 1 to 3
-    keys, hashes = conn.source_row_hashes("src", ["a", "b"], ["id"], whole)
-    digest = conn.source_range_digest("src", ["a", "b"], ["id"], whole)
+    keys, hashes = conn.source_row_hashes("src", ["id", "a", "b"], ["id"], whole)
+    digest = conn.source_range_digest("src", ["id", "a", "b"], ["id"], whole)
     assert keys == ["1", "2", "3"]
-    assert digest == range_digest(keys, hashes) == range_digest(keys[::-1], hashes[::-1])
-    assert digest.startswith("3:")
+    assert digest == range_digest(hashes) == range_digest(hashes[::-1])
+    assert digest.startswith("s2:3:")
     tpg.script("UPDATE src SET b = 'changed' WHERE id = 2")
-    assert conn.source_range_digest("src", ["a", "b"], ["id"], whole) != digest
+    assert conn.source_range_digest("src", ["id", "a", "b"], ["id"], whole) != digest
     tpg.script("UPDATE src SET b = 'y\nz' WHERE id = 2")
-    assert conn.source_range_digest("src", ["a", "b"], ["id"], whole) == digest
-    empty = conn.source_range_digest("src", ["a", "b"], ["id"], KeyRange((3,), (6,)))
-    assert empty == range_digest([], [])
+    assert conn.source_range_digest("src", ["id", "a", "b"], ["id"], whole) == digest
+    empty = conn.source_range_digest("src", ["id", "a", "b"], ["id"], KeyRange((3,), (6,)))
+    assert empty == range_digest([])
+    # a row's key is in its source hash: the same values under another key differ too
+    tpg.script("UPDATE src SET id = 4 WHERE id = 3; UPDATE src SET id = 3 WHERE id = 7")
+    tpg.script("UPDATE src SET a = '', b = 'q' WHERE id = 3")
+    assert conn.source_range_digest("src", ["id", "a", "b"], ["id"], whole) == digest
+    tpg.script("UPDATE src SET id = 0 WHERE id = 1")
+    assert conn.source_range_digest("src", ["id", "a", "b"], ["id"], whole) != digest
+    with pytest.raises(EngineError, match="key"):  # nothing would bind a row to its key
+        conn.source_range_digest("src", ["a", "b"], ["id"], whole)

@@ -12,6 +12,7 @@ import pytest
 
 from runs.engine.connectors.postgres.base import PostgresConnector
 from runs.models import FailedRecord, Run
+from runs.services import run_rollback_request
 from tests.runs import test_rerun_unchanged as unchanged
 from tests.support import pg
 
@@ -71,10 +72,8 @@ def test_an_unchanged_rerun_carries_each_range_whole_without_per_row_hashes(
     assert (third.unchanged, third.failed) == (first.loaded, first.failed)
 
 
-def test_one_changed_row_in_a_range_is_transformed_and_written(
-    eager_celery, plan, source_db, target_db, per_row, transformed
-):
-    first = _load(plan)
+def _rename_one(source_db: str, target_db: str) -> str:
+    """Rename the source customer of the 121st loaded account; its key."""
     (key,) = pg.query(
         target_db, "SELECT account_number FROM accounts ORDER BY account_number OFFSET 120 LIMIT 1"
     )[0]
@@ -83,6 +82,14 @@ def test_one_changed_row_in_a_range_is_transformed_and_written(
         'UPDATE customers SET "Cust_Name" = \'Renamed Customer\' WHERE "Customer_ID" = %s',
         (int(key),),
     )
+    return key
+
+
+def test_one_changed_row_in_a_range_is_transformed_and_written(
+    eager_celery, plan, source_db, target_db, per_row, transformed
+):
+    first = _load(plan)
+    key = _rename_one(source_db, target_db)
     per_row.clear()
     transformed.clear()
     again = _load(plan)
@@ -127,3 +134,62 @@ def test_a_failure_handled_in_the_queue_sends_its_range_row_by_row(
     fresh = FailedRecord.objects.filter(run=again, carried_from__isnull=True)
     assert record.source_key in set(fresh.values_list("source_key", flat=True))
     assert again.failed == first.failed
+
+
+@pytest.fixture
+def applied(monkeypatch):
+    """Key-map pairs applied from batch records' arrays (a pass-through spy): run id -> pairs."""
+    from runs.engine.connectors.postgres import ledger
+
+    pairs: dict[str, int] = {}
+    real = ledger._keymap_apply
+
+    def spy(cur, namespace, entity, pending):
+        for run_id, batch_id in pending:
+            cur.execute(
+                "SELECT coalesce(cardinality(keymap_source), 0) FROM mp_ledger.batch "
+                "WHERE run_id = %s AND batch_id = %s",
+                (run_id, batch_id),
+            )
+            pairs[run_id] = pairs.get(run_id, 0) + cur.fetchone()[0]
+        return real(cur, namespace, entity, pending)
+
+    monkeypatch.setattr(ledger, "_keymap_apply", spy)
+    return pairs
+
+
+def _keymap(target_db: str) -> list[tuple]:
+    return pg.query(
+        target_db,
+        "SELECT source_key, target_key, run_id FROM mp_ledger.keymap ORDER BY source_key",
+    )
+
+
+def test_carried_keys_are_not_applied_to_the_key_map_again_and_it_still_maps_every_row(
+    eager_celery, plan, source_db, target_db, operator, applied, per_row
+):
+    first = _load(plan)
+    connector = PostgresConnector({**pg.admin_params(), "dbname": target_db})
+    accounts = pg.query(target_db, "SELECT id::text, account_number FROM accounts")
+    mapped = connector.keymap_sources(plan.slug, "accounts", [a[0] for a in accounts])
+    assert mapped == {str(t): s for t, s in accounts} and len(mapped) == first.loaded
+    assert applied[str(first.uuid)] == first.loaded
+    before = _keymap(target_db)
+    _rename_one(source_db, target_db)
+    per_row.clear()
+    again = _load(plan)
+    assert connector.keymap_sources(plan.slug, "accounts", [a[0] for a in accounts]) == mapped
+    # only the ranges compared row by row (the changed row's, those holding a row the target
+    # coerced) load rows and so add pairs; a range carried whole adds none
+    ranges = again.batches.count()
+    assert 0 < len(per_row) < ranges
+    assert 0 < applied.get(str(again.uuid), 0) <= len(per_row) * plan.batch_size
+    assert _keymap(target_db) == before  # every pair as the first run mapped it
+    # the re-run rolled back, the first run's key map is whole; a third run carries again
+    rollback = run_rollback_request(run=again, user=operator)
+    rollback.refresh_from_db()
+    assert rollback.status == "verified"
+    assert _keymap(target_db) == before
+    third = _load(plan)
+    assert connector.keymap_sources(plan.slug, "accounts", [a[0] for a in accounts]) == mapped
+    assert (third.loaded, third.updated) == (first.loaded, 1)

@@ -39,24 +39,28 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
         inserts = [w for w in changed if w[1]]
         carried = row_state.carried if row_state is not None else None
         kept = _carried_literals(carried)
-        target_keys = _join_arrays(text_array(w[0] for w in written) if written else None, kept[1])
+        written_targets = text_array(w[0] for w in written) if written else None
         sources = text_array(batch.row_source_keys) if written else None
-        keymap_source = _join_arrays(sources, kept[0])
         inserted_keys = inserted_hashes = None
         if inserts:  # an insert-only batch: the key map's literal serves both
-            same = len(inserts) == len(written) and not carried
-            inserted_keys = target_keys if same else text_array(w[0] for w in inserts)
+            same = len(inserts) == len(written)
+            inserted_keys = written_targets if same else text_array(w[0] for w in inserts)
             inserted_hashes = text_array(w[3] for w in inserts)
         meta = batch.result.result_meta
         failures = meta.get("failures")
         state = _state_arrays(written, batch.source_keys, row_state)
+        # The key map takes the rows this batch loaded; a carried key's pair is in the key map
+        # already, from the live earlier run that mapped it (the rollback stack keeps that run
+        # until this one is undone), so it is not applied again (~1 M no-op upserts at 1 M).
         arrays = {
-            "keymap_source": keymap_source,
-            "keymap_target": target_keys,
+            "keymap_source": sources,
+            "keymap_target": written_targets,
             "inserted_keys": inserted_keys,
             "inserted_hashes": inserted_hashes,
-            "state_keys": keymap_source if row_state is not None else None,
-            "state_targets": target_keys if row_state is not None else None,
+            "state_keys": _join_arrays(sources, kept[0]) if row_state is not None else None,
+            "state_targets": (
+                _join_arrays(written_targets, kept[1]) if row_state is not None else None
+            ),
             "source_hashes": state[0],
             "row_hashes": state[1],
             "target_xmins": state[2],

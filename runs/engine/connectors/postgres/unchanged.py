@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg2 import sql
 
 from runs.engine.canonical import pg_hash_sql, pg_stored_hash_sql
+from runs.engine.errors import EngineError
 from runs.engine.unchanged import Carried, SameRange, range_digest_text
 
 from .operations import _cast, text_array
@@ -98,12 +99,17 @@ def source_range_digest(
     changed_since: ChangedSince | None = None,
 ) -> str:
     """unchanged.range_digest of one key range, computed by the server: it reads and hashes
-    every row as ``source_row_hashes`` does, and returns only the digest. Read-only."""
+    every row as ``source_row_hashes`` does, and returns only the count and the sums of each
+    source hash's two 64-bit halves (one text-to-bit conversion per row). The key columns must
+    be among ``columns`` (as ``batch.source_columns`` puts them): the source hash is then what
+    binds each row to its key. Read-only; raises EngineError otherwise."""
+    if not set(key_cols) <= set(columns):
+        raise EngineError(f"a range digest hashes the key columns too: {list(key_cols)}")
     rows = _hashed_rows(conn, table, columns, key_cols, key_range, changed_since)
     query = sql.SQL(
-        "SELECT count(*), coalesce(sum(('x' || substr(m, 1, 16))::bit(64)::bigint), 0), "
-        "coalesce(sum(('x' || substr(m, 17, 16))::bit(64)::bigint), 0) "
-        "FROM (SELECT md5(r.mp_k || chr(31) || r.mp_h) AS m FROM ({rows}) AS r) AS d"
+        "SELECT count(*), coalesce(sum(b::bit(64)::bigint), 0), "
+        "coalesce(sum((b << 64)::bit(64)::bigint), 0) "
+        "FROM (SELECT ('x' || r.mp_h)::bit(128) AS b FROM ({rows}) AS r) AS d"
     ).format(rows=rows)
     with conn._tx() as cur:
         cur.execute(query)
