@@ -115,6 +115,22 @@ class FailedRecord(models.Model):
         return f"{self.entity}#{self.source_key}: {self.message[:60]}"
 
 
+class FailedMessage(models.Model):
+    """One distinct failed-record message, keyed by ``md5(message)::uuid``: what the text
+    filter's trigram index covers (a record's message is found through its digest).
+
+    Written only by the PostgreSQL triggers of migration 0018 (every insert of failed records,
+    every re-process that rewrites a message; deleting runs forgets the messages no record
+    holds). Read by runs.selectors.queue; unused on SQLite.
+    """
+
+    digest = models.UUIDField(primary_key=True)
+    message = models.TextField()
+
+    def __str__(self) -> str:
+        return self.message[:60]
+
+
 class FailedRecordTally(models.Model):
     """A signed count of failed records per (run, entity, stage, category, field, status).
 

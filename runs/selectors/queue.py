@@ -3,7 +3,9 @@
 Counts and facets on PostgreSQL come from ``runs_failedrecordtally``, a ledger of signed deltas
 that statement-level triggers on ``runs_failedrecord`` append to (migration 0013): one grouped
 sum over a few thousand rows instead of a count over millions of records. A text filter is
-counted up to ``COUNT_CAP`` through the trigram index on the message.
+counted up to ``COUNT_CAP`` through the trigram indexes (migration 0018): one on the distinct
+messages (``runs_failedmessage``, a record reaches its message by ``md5(message)::uuid``), one
+on the source keys.
 """
 
 from __future__ import annotations
@@ -12,14 +14,26 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, F, Func, QuerySet, Sum, TextField, Value
-from django.db.models.expressions import RawSQL
+from django.db.models import (
+    BooleanField,
+    Count,
+    F,
+    Func,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    TextField,
+    UUIDField,
+    Value,
+)
+from django.db.models.functions import MD5, Cast
 
 from migration_planner.lib.errors import ApplicationError
 
 from ..engine.rules import FAILURE_CATEGORIES
 from ..enums import FailedRecordStatus
-from ..models import FailedRecord, FailedRecordTally, Run
+from ..models import FailedMessage, FailedRecord, FailedRecordTally, Run
 
 OPEN_STATUSES = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
 QUEUE_FILTERS = ("run", "entity", "stage", "category", "field", "status", "q")
@@ -27,9 +41,8 @@ COUNT_CAP = 10_000
 PAGE_SIZE = 50
 TEXT_WINDOW = 20_000
 DENSE_AT = PAGE_SIZE  # matches among the TEXT_WINDOW newest records that make a text frequent
-# What the text filter searches: the message and the source key, as one text (the trigram
-# index of migration 0013 is on upper() of exactly this expression).
-_SEARCH = RawSQL('"runs_failedrecord"."message" || \' \' || "runs_failedrecord"."source_key"', [])
+# A record's message digest: the expression of the index failed_record_message_digest (0018).
+_DIGEST = Cast(MD5("message"), UUIDField())
 _QUOTED = re.compile(r"'[^']*'|“[^”]*”|\"[^\"]*\"")
 _PG_QUOTED = "'[^']*'|“[^”]*”|\"[^\"]*\""
 
@@ -63,8 +76,29 @@ def failed_record_filter(
     elif status:
         qs = qs.filter(status=status)
     if q:
-        qs = qs.alias(search=_SEARCH).filter(search__icontains=q)
+        qs = qs.filter(text_match(q))
     return qs
+
+
+class _AnyOf(Func):
+    """``expression = ANY(array)``: an index condition (unlike ``IN (subquery)``), so an OR of
+    two indexed conditions becomes a BitmapOr."""
+
+    arg_joiner = " = ANY("
+    template = "(%(expressions)s))"
+    output_field = BooleanField()
+
+
+def text_match(q: str) -> Q:
+    """The text filter: ``q`` is a case-insensitive substring of the message or of the source
+    key. On PostgreSQL the message side is looked up among the distinct messages (trigram
+    index) and reaches the records by digest, rechecked on the record's own message. Pure."""
+    if connection.vendor != "postgresql":
+        return Q(message__icontains=q) | Q(source_key__icontains=q)
+    messages = FailedMessage.objects.filter(message__icontains=q).values("digest")
+    digests = Func(Subquery(messages), function="ARRAY")
+    by_message = Q(_AnyOf(_DIGEST, digests)) & Q(message__icontains=q)
+    return by_message | Q(source_key__icontains=q)
 
 
 @dataclass(frozen=True)
@@ -184,8 +218,9 @@ def _walk_matches(
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH w AS MATERIALIZED ({sql}) SELECT w.id FROM w "  # noqa: S608 - ORM-built SQL
-            "WHERE upper(w.message || ' ' || w.source_key) LIKE upper(%s) LIMIT %s",
-            [*params, _like(q), limit],
+            "WHERE (upper(w.message) LIKE upper(%s) OR upper(w.source_key) LIKE upper(%s)) "
+            "LIMIT %s",
+            [*params, _like(q), _like(q), limit],
         )
         return [row[0] for row in cursor.fetchall()]
 
