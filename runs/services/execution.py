@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
+
 from django.db import transaction
 from django.db.models import Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from runs.connections import connector_for
+from runs.connections import connection_spec, connector_for
+from runs.engine.connectors import connect
 from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError, TransientError, is_unavailable
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
@@ -26,6 +29,10 @@ from .state import (
     run_snapshot,
     run_stored_schemas,
 )
+
+# Planning's second thread: the pre-run checksums of the target while the source's key ranges
+# are planned (one worker plans; the other has no batch yet, so a core is free).
+_PLANNING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mp-plan")
 
 ENDED = (
     RunStatus.SUCCEEDED,
@@ -79,7 +86,24 @@ def _changed_since(run: Run, entity) -> tuple[str, str] | None:
     return (entity.watermark_column, mark) if mark else None
 
 
-def _plan_entity(run: Run, entity, source, target, seq: int) -> tuple[list[Batch], int]:
+def _pre_checksums(spec: tuple[str, dict], tables: list[tuple[str, str]]) -> dict[str, dict]:
+    """Table -> {rows, digest} of each (target table, key column) before the run writes: the
+    rollback proves the target is back to these. On a connector of its own (``spec``, from
+    ``connection_spec``), so the caller's thread can plan the key ranges on the source
+    meanwhile: a re-run's target is full, and its checksum was the largest serial step of
+    planning. Read-only; raises what the target raises."""
+    target = connect(*spec)
+    try:
+        out = {}
+        for table, key in tables:
+            checksum = target.table_checksum(table, [key])
+            out[table] = {"rows": checksum.rows, "digest": checksum.digest}
+        return out
+    finally:
+        target.close()
+
+
+def _plan_entity(run: Run, entity, source, seq: int) -> tuple[list[Batch], int]:
     changed = _changed_since(run, entity)
     ranges = source.key_ranges(
         entity.source_table, entity.source_key, run_snapshot(run).batch_size, changed_since=changed
@@ -87,9 +111,6 @@ def _plan_entity(run: Run, entity, source, target, seq: int) -> tuple[list[Batch
     total = source.count(entity.source_table, changed_since=changed)
     if entity.watermark_column:
         run.watermarks[entity.name] = source.max_value(entity.source_table, entity.watermark_column)
-    if run.mode != RunMode.DRY_RUN:
-        checksum = target.table_checksum(entity.target_table, [entity.target_key])
-        run.pre_checksums[entity.target_table] = {"rows": checksum.rows, "digest": checksum.digest}
     batches = [
         Batch(
             run=run,
@@ -172,14 +193,24 @@ def _prepare(run: Run) -> Run:
                 source=source.live_table(entity.source_table),
                 target=target.live_table(entity.target_table),
             )
+        checksums = None
         if run.mode != RunMode.DRY_RUN:
             target.ensure_ledger()
-        batches: list[Batch] = []
-        for entity in run_entities(run):
-            planned, total = _plan_entity(run, entity, source, target, len(batches) + 1)
-            batches += planned
-            run.entity_totals[entity.name] = total
-        batches += _plan_deletes(run, len(batches) + 1)
+            tables = [(e.target_table, e.target_key) for e in run_entities(run)]
+            checksums = _PLANNING.submit(_pre_checksums, connection_spec(run.target), tables)
+        try:
+            batches: list[Batch] = []
+            for entity in run_entities(run):
+                planned, total = _plan_entity(run, entity, source, len(batches) + 1)
+                batches += planned
+                run.entity_totals[entity.name] = total
+            batches += _plan_deletes(run, len(batches) + 1)
+        except BaseException:
+            if checksums is not None:
+                wait([checksums])  # the thread never outlives planning; planning's error counts
+            raise
+        if checksums is not None:
+            run.pre_checksums.update(checksums.result())
     except Exception as exc:  # noqa: BLE001 - transient: prepared again; engine: fails the run
         if is_unavailable(exc):
             _unprepare(run, exc)

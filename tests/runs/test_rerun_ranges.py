@@ -193,3 +193,26 @@ def test_carried_keys_are_not_applied_to_the_key_map_again_and_it_still_maps_eve
     third = _load(plan)
     assert connector.keymap_sources(plan.slug, "accounts", [a[0] for a in accounts]) == mapped
     assert (third.loaded, third.updated) == (first.loaded, 1)
+
+
+def test_a_reruns_pre_run_checksum_is_the_target_as_the_first_run_left_it(
+    eager_celery, plan, target_db, operator
+):
+    """Planning takes the target's checksum on a connection of its own while it plans the key
+    ranges: it is still the target before the run, and the rollback proves against it."""
+    first = _load(plan)
+    connector = PostgresConnector({**pg.admin_params(), "dbname": target_db})
+    left = connector.table_checksum("accounts", ["id"])
+    pg.query(
+        target_db,
+        "UPDATE accounts SET name = 'Edited by hand' WHERE id = (SELECT min(id) FROM accounts)",
+    )
+    edited = connector.table_checksum("accounts", ["id"])
+    again = _load(plan)
+    assert first.pre_checksums == {"accounts": {"rows": 0, "digest": "0" * 16}}
+    assert again.pre_checksums == {"accounts": {"rows": edited.rows, "digest": edited.digest}}
+    assert (edited.rows, edited.digest) != (left.rows, left.digest)
+    rollback = run_rollback_request(run=again, user=operator)
+    rollback.refresh_from_db()
+    assert rollback.status == "verified"
+    assert connector.table_checksum("accounts", ["id"]) == edited

@@ -3,8 +3,8 @@
 One Chromium page is shared by the whole module (one test per rule type, parametrised over the
 registry): a rule type added to ``runs/engine/rules/`` without a worked example or without a
 form that works in the browser fails here. Its tests once left content types that a later
-serialized-rollback test collided with; since the flush and restore are one TRUNCATE and
-INSERT (tests/support/db_baseline.py) they may run in any order (checked: this module, then
+serialized-rollback test collided with; since the flush and restore are one transaction
+(tests/support/db_baseline.py) they may run in any order (checked: this module, then
 test_runs_control.py). The form is filled from the rule's example parameters
 (``runs/engine/rule_examples.py``) by each parameter's declared type.
 """
