@@ -77,7 +77,7 @@ QUEUE_FILTERS = [
     OpenApiParameter(
         "status", str, description="open, fixed, reprocessed, ignored, or workable (open or fixed)."
     ),
-    OpenApiParameter("q", str, description="Text in the message, or the exact source key."),
+    OpenApiParameter("q", str, description="Text in the message or in the source key (any case)."),
 ]
 
 

@@ -287,3 +287,13 @@ def test_a_refused_filter_is_named_and_offers_no_action_on_all_matching(
     text = page.content.decode().replace("&quot;", '"')
     assert page.status_code == 400 and named in text
     assert "Re-process all" not in text and "Ignore all matching" not in text
+
+
+@pytest.mark.django_db
+def test_new_messages_are_inserted_in_digest_order():
+    """Concurrent batches sharing new messages take their unique-key waits in one order (no
+    deadlock between two statements that each inserted one the other needs)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_functiondef('runs_failedmessage_insert'::regproc)")
+        body = " ".join(cursor.fetchone()[0].split())
+    assert "FROM message_new ORDER BY 1 ON CONFLICT DO NOTHING" in body, body
