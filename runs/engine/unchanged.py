@@ -60,6 +60,9 @@ class Carried:
     # the five lists as PostgreSQL array literals, when the target handed them over so (no
     # Python value per element: the lists other than source_keys are then left empty)
     literals: tuple[str, ...] = ()
+    # the ledger seq of the batch record whose state arrays are carried whole (a key range
+    # settled by its digest): the target copies them from that record (the other lists empty)
+    from_seq: int | None = None
 
     def __len__(self) -> int:
         return len(self.source_keys)

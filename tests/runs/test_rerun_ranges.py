@@ -48,8 +48,19 @@ def _coerced_batches(run: Run) -> int:
     return records.values("batch_id").distinct().count()
 
 
+def _states(target_db: str, run: Run) -> dict[str, tuple]:
+    """Range digest -> the state arrays of each batch record of ``run``."""
+    rows = pg.query(
+        target_db,
+        "SELECT range_digest, state_keys, state_targets, source_hashes, row_hashes, "
+        "target_xmins FROM mp_ledger.batch WHERE run_id = %s",
+        (str(run.uuid),),
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
 def test_an_unchanged_rerun_carries_each_range_whole_without_per_row_hashes(
-    eager_celery, plan, per_row, transformed
+    eager_celery, plan, target_db, per_row, transformed
 ):
     first = _load(plan)
     per_row.clear()
@@ -65,6 +76,12 @@ def test_an_unchanged_rerun_carries_each_range_whole_without_per_row_hashes(
     for b in again.batches.all():
         assert b.extracted == b.loaded + b.failed + b.filtered + b.duplicates, b.seq
     assert FailedRecord.objects.filter(run=again).count() == again.failed
+    # a range carried whole keeps the earlier record's state arrays as they were (copied on
+    # the server), so the next run compares against the same state
+    before, after = _states(target_db, first), _states(target_db, again)
+    assert all(v[0] for v in after.values())
+    kept = [d for d, v in after.items() if v == before.get(d)]
+    assert len(kept) >= first.batches.count() - len(per_row) > 0
     # and a third run carries the second run's ranges (the latest record with the digest)
     per_row.clear()
     third = _load(plan)

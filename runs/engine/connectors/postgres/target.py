@@ -70,6 +70,9 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
         alike = [w for w in written if not w[4]] if row_state is None else []
         arrays["kept_keys"] = text_array(w[0] for w in alike) if alike else None
         arrays["kept_hashes"] = text_array(w[3] for w in alike) if alike else None
+        copied = _copied_state(carried, written)
+        if copied is not None:  # the arrays are copied from the earlier record below
+            arrays |= dict.fromkeys(_STATE_ARRAYS)
         record = batch.record({k: v for k, v in meta.items() if k != "failures"})
         record |= {
             "failures": psycopg2.Binary(pack_failures(failures)) if failures else None,
@@ -81,6 +84,8 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
             "range_digest": row_state.digest if row_state is not None else None,
         }
         cur.execute(*insert_row(OPS, "batch", record, dict.fromkeys(arrays, "::text[]")))
+        if copied is not None:
+            _copy_state(cur, copied, batch.run_id, batch.batch_id)
 
     def _write_rows(self, cur: Any, load: Load, rows: pd.DataFrame, skip_unchanged: bool) -> tuple:
         """COPY rows into a temp table, then INSERT ... SELECT (ON CONFLICT) RETURNING, then
@@ -283,9 +288,38 @@ def _join_arrays(first: str | None, second: str | None) -> str | None:
     return "{" + ",".join(parts) + "}" if parts else None
 
 
+# The row-state arrays a batch record keeps, aligned (state_keys first).
+_STATE_ARRAYS = ("state_keys", "state_targets", "source_hashes", "row_hashes", "target_xmins")
+_COPY_STATE = (
+    "UPDATE mp_ledger.batch b SET "
+    + ", ".join(f"{name} = s.{name}" for name in _STATE_ARRAYS)
+    + " FROM mp_ledger.batch s WHERE s.seq = %s AND b.run_id = %s AND b.batch_id = %s "
+    "AND cardinality(s.state_keys) = %s"
+)
+
+
+def _copied_state(carried: Carried | None, written: list) -> Carried | None:
+    """The Carried whose state arrays the new record copies from its earlier record on the
+    server (a range carried whole: nothing written beside it); None otherwise. Pure."""
+    if carried and carried.from_seq is not None and not written:
+        return carried
+    return None
+
+
+def _copy_state(cur: Any, carried: Carried, run_id: str, batch_id: str) -> None:
+    """Copy the earlier record's state arrays into the new one (no text round trip); raises
+    EngineError when that record no longer holds the keys ``unchanged_range`` found."""
+    cur.execute(_COPY_STATE, (carried.from_seq, run_id, batch_id, len(carried)))
+    if cur.rowcount != 1:
+        raise EngineError(
+            f"the batch record {carried.from_seq} a key range was carried from changed"
+        )
+
+
 def _carried_literals(carried: Carried | None) -> tuple[str | None, ...]:
-    """A Carried's five arrays as PostgreSQL array literals (None when nothing is carried)."""
-    if not carried:
+    """A Carried's five arrays as PostgreSQL array literals (None when nothing is carried or
+    the arrays are copied on the server: ``_copied_state``)."""
+    if not carried or carried.from_seq is not None:
         return (None,) * 5
     if carried.literals:
         return carried.literals

@@ -216,8 +216,9 @@ def unchanged_range(
     """The latest live batch record of ``entity`` under these rules whose key range had the
     same digest (the same source rows), when every target row it answers for still holds
     what was written (as ``unchanged_rows`` tells it: version, else stored values' hash) and
-    it neither deduplicated nor loaded a row without state; None otherwise. Read-only; one
-    query for the record, one for its rows and arrays."""
+    it neither deduplicated nor loaded a row without state; None otherwise. Its state arrays
+    stay on the server (``Carried.from_seq``: the new record copies them). Read-only; one
+    query for the record, one for its rows and keys."""
     conn.ensure_ledger()
     info = conn._table(entity.target_table)
     tk = info.column(entity.target_key)
@@ -241,10 +242,10 @@ def unchanged_range(
             return None
         cur.execute("SET LOCAL jit = off")
         cur.execute(_range_sql(conn, info, tk, cols), (seq,))
-        same, keys, *literals = cur.fetchone()
+        same, keys = cur.fetchone()
     if same != loaded:
         return None
-    carried = Carried(source_keys=keys, literals=tuple(literals)) if keys else Carried()
+    carried = Carried(source_keys=keys, from_seq=seq) if keys else Carried()
     return SameRange(run_id, batch_id, first, last, failed, filtered, carried)
 
 
@@ -252,8 +253,7 @@ def _range_sql(conn: PostgresConnector, info: Any, tk: Any, cols: list) -> sql.C
     return _against_target(
         "SELECT (SELECT count(*) FROM unnest(b.state_targets, b.row_hashes, b.target_xmins) "
         "AS u(tk, rh, xm) JOIN {t} AS t ON t.{k} = {key} WHERE {written}), "
-        "b.state_keys, b.state_keys::text, b.state_targets::text, b.source_hashes::text, "
-        "b.row_hashes::text, b.target_xmins::text FROM mp_ledger.batch b WHERE b.seq = %s",
+        "b.state_keys FROM mp_ledger.batch b WHERE b.seq = %s",
         conn,
         info,
         tk,
