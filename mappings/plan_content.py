@@ -26,10 +26,14 @@ def plan_document_data(*, plan: Plan) -> dict:
     return {
         "description": plan.description,
         "entity_notes": {e.name: e.notes for e in entities if e.notes},
-        "field_notes": {e.name: {f.target_column: f.notes for f in e.fields.all() if f.notes}
-                        for e in entities if any(f.notes for f in e.fields.all())},
-        "lookup_descriptions": {lk.name: lk.description for lk in plan.lookups.order_by("name")
-                                if lk.description},
+        "field_notes": {
+            e.name: {f.target_column: f.notes for f in e.fields.all() if f.notes}
+            for e in entities
+            if any(f.notes for f in e.fields.all())
+        },
+        "lookup_descriptions": {
+            lk.name: lk.description for lk in plan.lookups.order_by("name") if lk.description
+        },
         "validation_rules": [{k: getattr(r, k) for k in _RULE_KEYS} for r in rules],
         "uat_cases": [{k: getattr(c, k) for k in _CASE_KEYS} for c in cases],
     }

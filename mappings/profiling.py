@@ -123,22 +123,34 @@ def profile_column(name: str, series: pd.Series) -> ColumnProfile:
     chars = int(stripped.str.replace(" ", "", regex=False).str.len().sum())
     digits = int(stripped.str.count(r"[0-9]").sum())
     profile = ColumnProfile(
-        name=name, rows=len(series), nulls=int(series.isna().sum()), distinct=len(counts),
-        minimum=minimum, maximum=maximum,
+        name=name,
+        rows=len(series),
+        nulls=int(series.isna().sum()),
+        distinct=len(counts),
+        minimum=minimum,
+        maximum=maximum,
         max_length=int(present.str.len().max()) if len(present) else 0,
         top_values=[(str(v), int(n)) for v, n in counts.head(TOP).items()],
-        shapes=shapes.most_common(TOP), shape_count=len(shapes), padded=padded,
-        mixed_case=mixed, cased_share=cased, digit_share=digits / chars if chars else 0.0,
-        spaced_share=float(stripped.str.contains(" ", regex=False).mean()) if len(present)
-        else 0.0,
-        median_length=float(stripped.str.len().median()) if len(present) else 0.0)
+        shapes=shapes.most_common(TOP),
+        shape_count=len(shapes),
+        padded=padded,
+        mixed_case=mixed,
+        cased_share=cased,
+        digit_share=digits / chars if chars else 0.0,
+        spaced_share=float(stripped.str.contains(" ", regex=False).mean()) if len(present) else 0.0,
+        median_length=float(stripped.str.len().median()) if len(present) else 0.0,
+    )
     profile.suggestions = suggest_rules(profile)
     return profile
 
 
 _DATE_SHAPES = {
-    "9-9-9 9:9": "%Y-%m-%d %H:%M", "9-9-9": "%Y-%m-%d", "9/9/9": "%m/%d/%Y",
-    "9.9.9": "%d.%m.%Y", "Aa 9 9": "%b %d %Y", "9-9-9A9:9:9": "%Y-%m-%dT%H:%M:%S",
+    "9-9-9 9:9": "%Y-%m-%d %H:%M",
+    "9-9-9": "%Y-%m-%d",
+    "9/9/9": "%m/%d/%Y",
+    "9.9.9": "%d.%m.%Y",
+    "Aa 9 9": "%b %d %Y",
+    "9-9-9A9:9:9": "%Y-%m-%dT%H:%M:%S",
     "9-9-9 9:9:9": "%Y-%m-%d %H:%M:%S",
 }
 
@@ -184,34 +196,53 @@ def suggest_rules(profile: ColumnProfile) -> list[RuleSuggestion]:
     date_formats = _date_formats(profile, shapes)
     if len(date_formats) >= 2 or (date_formats and "date" in lowered):
         output = "datetime" if any("%H" in f for f in date_formats) else "date"
-        out.append(RuleSuggestion("parse_date with formats: " + ", ".join(date_formats),
-                                  (("parse_date", {"formats": date_formats, "output": output}),)))
+        out.append(
+            RuleSuggestion(
+                "parse_date with formats: " + ", ".join(date_formats),
+                (("parse_date", {"formats": date_formats, "output": output}),),
+            )
+        )
     digit_shapes = [s for s in shapes if s.count("9") >= 2 and not re.search(r"[Aa@]", s)]
-    if profile.shape_count >= 2 and not date_formats and (
-            named_phone or len(digit_shapes) >= 3):
-        out.append(RuleSuggestion(f"phone_format ({profile.shape_count} phone shapes)",
-                                  (("phone_format", {}),)))
+    if profile.shape_count >= 2 and not date_formats and (named_phone or len(digit_shapes) >= 3):
+        out.append(
+            RuleSuggestion(
+                f"phone_format ({profile.shape_count} phone shapes)", (("phone_format", {}),)
+            )
+        )
     emails = "@" in "".join(shapes) or "email" in lowered
     if emails:
         out.append(RuleSuggestion("email (trim, lower-case, validate)", (("email", {}),)))
     if profile.padded and not emails:
-        out.append(RuleSuggestion(f"trim ({profile.padded} values with extra spaces)",
-                                  (("trim", {"collapse_inner": True}),)))
+        out.append(
+            RuleSuggestion(
+                f"trim ({profile.padded} values with extra spaces)",
+                (("trim", {"collapse_inner": True}),),
+            )
+        )
     code = code_like(profile)
     if profile.mixed_case and not date_formats and code == "short codes":
         out.append(RuleSuggestion("upper (short codes in mixed case)", (("upper", {}),)))
-    elif (profile.mixed_case and not date_formats and code is None
-          and profile.cased_share < TITLE_MAX_CASED_SHARE):
+    elif (
+        profile.mixed_case
+        and not date_formats
+        and code is None
+        and profile.cased_share < TITLE_MAX_CASED_SHARE
+    ):
         out.append(RuleSuggestion("title (mixed upper/lower case)", (("title", {}),)))
     if low_cardinality(profile) and not date_formats:
-        out.append(RuleSuggestion(
-            f"value_map through a lookup table ({profile.distinct} distinct values)",
-            (("value_map", {"on_missing": "fail"}),), needs_lookup=True))
+        out.append(
+            RuleSuggestion(
+                f"value_map through a lookup table ({profile.distinct} distinct values)",
+                (("value_map", {"on_missing": "fail"}),),
+                needs_lookup=True,
+            )
+        )
     return out
 
 
-def duplicate_summary(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *,
-                      limit: int = 20) -> tuple[list[tuple[str, int]], int]:
+def duplicate_summary(
+    frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *, limit: int = 20
+) -> tuple[list[tuple[str, int]], int]:
     """The first ``limit`` values of ``columns`` (joined with " | ", a null shown as NULL_TEXT)
     held by more than one row, most first, and how many such values there are; rows with every
     chosen column null are left out. Pure; unknown columns are ignored."""
@@ -226,14 +257,16 @@ def duplicate_summary(frame: pd.DataFrame, columns: tuple[str, ...] | list[str],
     return [(str(k), int(n)) for k, n in repeated.head(limit).items()], len(repeated)
 
 
-def duplicate_candidates(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *,
-                         limit: int = 20) -> list[tuple[str, int]]:
+def duplicate_candidates(
+    frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *, limit: int = 20
+) -> list[tuple[str, int]]:
     """The values of ``duplicate_summary`` (pure)."""
     return duplicate_summary(frame, columns, limit=limit)[0]
 
 
-def profile_frame(table: str, frame: pd.DataFrame, *, key: tuple[str, ...] = (),
-                  sampled: bool = False) -> TableProfile:
+def profile_frame(
+    table: str, frame: pd.DataFrame, *, key: tuple[str, ...] = (), sampled: bool = False
+) -> TableProfile:
     """Profile every column of a text frame; duplicate candidates on ``key`` (pure)."""
     columns = [profile_column(str(c), frame[c]) for c in frame.columns]
     usable = tuple(k for k in key if k in frame.columns)
@@ -250,14 +283,18 @@ def bar_chart_svg(items: list[tuple[str, int]], *, width: int = 320, bar: int = 
     top = max(n for _, n in items) or 1
     label_w = 120
     height = len(items) * (bar + 4)
-    parts = [f'<svg class="bars" role="img" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
+    parts = [
+        f'<svg class="bars" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+    ]
     for i, (label, n) in enumerate(items):
         y = i * (bar + 4)
         w = max(1, int((width - label_w - 50) * n / top))
         text = escape(label if len(label) <= 18 else label[:17] + "…")
-        parts.append(f'<text x="0" y="{y + bar - 3}" class="bl">{text}</text>'
-                     f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar}" rx="2"/>'
-                     f'<text x="{label_w + w + 4}" y="{y + bar - 3}" class="bn">{n}</text>')
+        parts.append(
+            f'<text x="0" y="{y + bar - 3}" class="bl">{text}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar}" rx="2"/>'
+            f'<text x="{label_w + w + 4}" y="{y + bar - 3}" class="bn">{n}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)

@@ -145,13 +145,18 @@ def _raw(system: System) -> Iterator[tuple[str, Any]]:
     kind = connector_kind(system)
     params = system.guarded_connection_params()
     if kind == "sqlite":
-        path = file_path_check(params["path"], allowed_root=params["allowed_root"],
-                               refused=params["refused_paths"])
-        conn = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True,
-                               check_same_thread=False)
+        path = file_path_check(
+            params["path"], allowed_root=params["allowed_root"], refused=params["refused_paths"]
+        )
+        conn = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True, check_same_thread=False)
     else:  # the host resolved once, checked, and the connection pinned to that address
-        pinned = server_pin(params["host"], params["port"], params["dbname"],
-                            default_port=params["port"], refused=params["refused_servers"])
+        pinned = server_pin(
+            params["host"],
+            params["port"],
+            params["dbname"],
+            default_port=params["port"],
+            refused=params["refused_servers"],
+        )
     if kind == "mysql":
         conn = pymysql.connect(
             host=pinned or params["host"],
@@ -169,8 +174,9 @@ def _raw(system: System) -> Iterator[tuple[str, Any]]:
     elif kind == "postgresql":
         allowed = ("host", "port", "dbname", "user", "password", "require_auth", "sslmode")
         pin = {"hostaddr": pinned} if pinned else {}
-        conn = psycopg2.connect(connect_timeout=5, **pin,
-                                **{k: params[k] for k in allowed if k in params})
+        conn = psycopg2.connect(
+            connect_timeout=5, **pin, **{k: params[k] for k in allowed if k in params}
+        )
         conn.set_session(readonly=True, autocommit=True)
     try:
         yield kind, conn

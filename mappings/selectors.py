@@ -62,8 +62,12 @@ def system_list() -> QuerySet[System]:
 # --------------------------------------------------------------------------- workbench reads
 
 CONVERTING_RULES = {
-    "integer": {"cast"}, "numeric": {"cast"}, "boolean": {"cast"},
-    "date": {"parse_date"}, "timestamp": {"parse_date"}, "uuid": {"uuid_from_key"},
+    "integer": {"cast"},
+    "numeric": {"cast"},
+    "boolean": {"cast"},
+    "date": {"parse_date"},
+    "timestamp": {"parse_date"},
+    "uuid": {"uuid_from_key"},
 }
 _TYPMOD = re.compile(r"\(\s*\d+(?:\s*,\s*\d+)?\s*\)")
 
@@ -86,17 +90,22 @@ def conversion_warning(
     chain without the converting step (date/timestamp: parse_date; time: none exists). Pure."""
     family = column_family(col)
     if family == "time":
-        if rules & {"constant", "default_if_null"} or all(column_family(s) == "time"
-                                                            for s in sources):
+        if rules & {"constant", "default_if_null"} or all(
+            column_family(s) == "time" for s in sources
+        ):
             return None
-        return (f"Target is time ({col.data_type}); source is text — no rule parses times: "
-                "the values must already read HH:MM[:SS].")
+        return (
+            f"Target is time ({col.data_type}); source is text — no rule parses times: "
+            "the values must already read HH:MM[:SS]."
+        )
     wanted = CONVERTING_RULES.get(family)
     if not wanted or rules & (wanted | {"reference_lookup"}):
         return None
     if any(column_family(s) != family for s in sources):
-        return (f"Target is {family} ({col.data_type}); source is text — add a "
-                f"{'/'.join(sorted(wanted))} step.")
+        return (
+            f"Target is {family} ({col.data_type}); source is text — add a "
+            f"{'/'.join(sorted(wanted))} step."
+        )
     return None
 
 
@@ -113,8 +122,11 @@ class GridRow:
 def entity_for_edit(*, plan: Plan, uuid) -> EntityMapping:
     """One entity of ``plan`` with fields and steps prefetched; raises DoesNotExist."""
     fields = FieldMapping.objects.prefetch_related("steps").order_by("position", "id")
-    return (EntityMapping.objects.select_related("plan__source", "plan__target")
-            .prefetch_related(Prefetch("fields", queryset=fields)).get(plan=plan, uuid=uuid))
+    return (
+        EntityMapping.objects.select_related("plan__source", "plan__target")
+        .prefetch_related(Prefetch("fields", queryset=fields))
+        .get(plan=plan, uuid=uuid)
+    )
 
 
 def column_required(col: ColumnInfo) -> bool:
@@ -141,15 +153,24 @@ def entity_grid(*, entity: EntityMapping, checks: bool = True) -> list[GridRow]:
     return rows
 
 
-def _warnings(entity: EntityMapping, source: TableInfo, col: ColumnInfo,
-              field: FieldMapping | None, required: bool) -> list[str]:
+def _warnings(
+    entity: EntityMapping,
+    source: TableInfo,
+    col: ColumnInfo,
+    field: FieldMapping | None,
+    required: bool,
+) -> list[str]:
     if field is None:
         return ["Required target column is unmapped."] if required else []
     out: list[str] = []
     steps = list(field.steps.all())
     rules = {s.rule for s in steps}
-    if required and not field.source_columns and not field.default_value and not (
-            rules & {"constant", "uuid_from_key", "default_if_null"}):
+    if (
+        required
+        and not field.source_columns
+        and not field.default_value
+        and not (rules & {"constant", "uuid_from_key", "default_if_null"})
+    ):
         out.append("Required column has no source, default or constant.")
     if field.source_columns:
         src = [source.column(c) for c in field.source_columns if c in source.column_names]
@@ -160,30 +181,44 @@ def _warnings(entity: EntityMapping, source: TableInfo, col: ColumnInfo,
     return out
 
 
-def _length_warning(entity: EntityMapping, source: TableInfo, col: ColumnInfo,
-                    field: FieldMapping, steps: list[RuleStep]) -> list[str]:
+def _length_warning(
+    entity: EntityMapping,
+    source: TableInfo,
+    col: ColumnInfo,
+    field: FieldMapping,
+    steps: list[RuleStep],
+) -> list[str]:
     from .schema import count_longer
 
     limit = col.max_length
-    if not limit or len(field.source_columns) != 1 or field.source_columns[0] not in \
-            source.column_names:
+    if (
+        not limit
+        or len(field.source_columns) != 1
+        or field.source_columns[0] not in source.column_names
+    ):
         return []
     src = source.column(field.source_columns[0])
     if src.max_length is not None and src.max_length <= limit:
         return []
     for step in steps:
-        if step.rule == "truncate" and step.params.get("on_overflow", "truncate") == "truncate" \
-                and int(step.params.get("length") or 0) <= limit:
+        if (
+            step.rule == "truncate"
+            and step.params.get("on_overflow", "truncate") == "truncate"
+            and int(step.params.get("length") or 0) <= limit
+        ):
             return []
     longer = count_longer(entity.plan.source, entity.source_table, src.name, limit)
     if not longer:
         return []
-    return [f"{longer:,} source value(s) of {src.name} are longer than the target's {limit} "
-            f"characters ({col.data_type})."]
+    return [
+        f"{longer:,} source value(s) of {src.name} are longer than the target's {limit} "
+        f"characters ({col.data_type})."
+    ]
 
 
-def _lookup_warnings(entity: EntityMapping, field: FieldMapping,
-                     steps: list[RuleStep]) -> list[str]:
+def _lookup_warnings(
+    entity: EntityMapping, field: FieldMapping, steps: list[RuleStep]
+) -> list[str]:
     from .schema import lookup_misses
 
     out = []
@@ -199,8 +234,10 @@ def _lookup_warnings(entity: EntityMapping, field: FieldMapping,
             shown = ", ".join(f"“{v}” ×{n}" for v, n in misses[:8])
             more = f" and {len(misses) - 8} more" if len(misses) > 8 else ""
             total = sum(n for _, n in misses)
-            out.append(f"Lookup “{step.params.get('lookup')}” has no entry for {total:,} "
-                       f"source value(s): {shown}{more}.")
+            out.append(
+                f"Lookup “{step.params.get('lookup')}” has no entry for {total:,} "
+                f"source value(s): {shown}{more}."
+            )
     return out
 
 
@@ -213,8 +250,10 @@ def _null_warning(step: RuleStep, column: str, nulls: int, default: str | None) 
         what = f"they get the table's default “{default}”"
     else:
         what = "they stay NULL" + (" (the table has no default)" if on_null == "default" else "")
-    return (f"Lookup “{name}”: {nulls:,} source value(s) of {column} are NULL or blank; "
-            f"with on_null “{on_null}” {what}.")
+    return (
+        f"Lookup “{name}”: {nulls:,} source value(s) of {column} are NULL or blank; "
+        f"with on_null “{on_null}” {what}."
+    )
 
 
 @dataclass
@@ -233,10 +272,10 @@ _SKIP = {"id", "uuid", "updated_at", "created_at", "secret_ciphertext"}
 
 
 def _history_querysets(plan: Plan) -> list[tuple[str, QuerySet]]:
-    entity_ids = set(EntityMapping.history.filter(plan_id=plan.pk)
-                     .values_list("id", flat=True))
-    field_ids = set(FieldMapping.history.filter(entity_id__in=entity_ids)
-                    .values_list("id", flat=True))
+    entity_ids = set(EntityMapping.history.filter(plan_id=plan.pk).values_list("id", flat=True))
+    field_ids = set(
+        FieldMapping.history.filter(entity_id__in=entity_ids).values_list("id", flat=True)
+    )
     lookup_ids = set(LookupTable.history.filter(plan_id=plan.pk).values_list("id", flat=True))
     return [
         ("plan", Plan.history.filter(id=plan.pk)),
@@ -255,23 +294,28 @@ def plan_history(*, plan: Plan, limit: int = 300) -> list[HistoryEntry]:
     entries: list[HistoryEntry] = []
     for label, qs in _history_querysets(plan):
         previous: dict[int, object] = {}
-        for record in qs.select_related("history_user").order_by("history_date",
-                                                                  "history_id"):
+        for record in qs.select_related("history_user").order_by("history_date", "history_id"):
             prior = previous.get(record.id)
             changes = []
             if prior is not None and record.history_type == "~":
                 delta = record.diff_against(prior)
-                changes = [(c.field, c.old, c.new) for c in delta.changes
-                           if c.field not in _SKIP]
+                changes = [(c.field, c.old, c.new) for c in delta.changes if c.field not in _SKIP]
                 if not changes:
                     previous[record.id] = record
                     continue
             previous[record.id] = record
             who = record.history_user.get_username() if record.history_user else "system"
-            entries.append(HistoryEntry(record.history_date, who, label,
-                                        _record_text(label, record),
-                                        _ACTIONS[record.history_type], changes,
-                                        record.history_change_reason or ""))
+            entries.append(
+                HistoryEntry(
+                    record.history_date,
+                    who,
+                    label,
+                    _record_text(label, record),
+                    _ACTIONS[record.history_type],
+                    changes,
+                    record.history_change_reason or "",
+                )
+            )
     entries.sort(key=lambda e: e.when, reverse=True)
     return entries[:limit]
 

@@ -40,8 +40,22 @@ class SystemSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = System
-        fields = ["uuid", "name", "kind", "environment", "role", "host", "port", "database",
-                  "username", "path", "options", "description", "secret", "has_secret"]
+        fields = [
+            "uuid",
+            "name",
+            "kind",
+            "environment",
+            "role",
+            "host",
+            "port",
+            "database",
+            "username",
+            "path",
+            "options",
+            "description",
+            "secret",
+            "has_secret",
+        ]
         read_only_fields = ["uuid"]
         extra_kwargs = {"name": {"validators": []}}
 
@@ -83,11 +97,33 @@ class PlanSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Plan
-        fields = ["uuid", "name", "slug", "description", "source", "target", "strategy",
-                  "batch_size", "parallelism", "failure_threshold_pct", "rollback_on_threshold",
-                  "status", "owner", "created_at", "updated_at", "archived_at"]
-        read_only_fields = ["uuid", "slug", "status", "owner", "created_at", "updated_at",
-                            "archived_at"]
+        fields = [
+            "uuid",
+            "name",
+            "slug",
+            "description",
+            "source",
+            "target",
+            "strategy",
+            "batch_size",
+            "parallelism",
+            "failure_threshold_pct",
+            "rollback_on_threshold",
+            "status",
+            "owner",
+            "created_at",
+            "updated_at",
+            "archived_at",
+        ]
+        read_only_fields = [
+            "uuid",
+            "slug",
+            "status",
+            "owner",
+            "created_at",
+            "updated_at",
+            "archived_at",
+        ]
         extra_kwargs = PLAN_LIMITS  # what the database constraints allow, as a 400
 
 
@@ -115,17 +151,35 @@ class MilestoneSerializer(serializers.ModelSerializer):
 class EntitySerializer(serializers.ModelSerializer):
     plan = serializers.SlugRelatedField(slug_field="slug", queryset=Plan.objects.all())
     source_key = serializers.ListField(
-        child=serializers.CharField(), required=False,
-        help_text="Source key column(s); default: the source table's primary key.")
+        child=serializers.CharField(),
+        required=False,
+        help_text="Source key column(s); default: the source table's primary key.",
+    )
     target_key = serializers.CharField(
-        required=False, help_text="Default: the target table's first primary-key column.")
+        required=False, help_text="Default: the target table's first primary-key column."
+    )
 
     class Meta:
         model = EntityMapping
-        fields = ["uuid", "plan", "name", "source_table", "target_table", "source_key",
-                  "target_key", "external_id", "load_mode", "load_order", "watermark_column",
-                  "delete_policy", "delete_mark_column", "delete_mark_value",
-                  "notes", "filters", "dedupe_on"]
+        fields = [
+            "uuid",
+            "plan",
+            "name",
+            "source_table",
+            "target_table",
+            "source_key",
+            "target_key",
+            "external_id",
+            "load_mode",
+            "load_order",
+            "watermark_column",
+            "delete_policy",
+            "delete_mark_column",
+            "delete_mark_value",
+            "notes",
+            "filters",
+            "dedupe_on",
+        ]
         read_only_fields = ["uuid", "filters", "dedupe_on"]
         validators: list = []
         extra_kwargs = {"name": {"required": False}, "load_order": {"required": False}}
@@ -139,23 +193,32 @@ class StepInlineSerializer(serializers.ModelSerializer):
 
 
 class FieldMappingSerializer(serializers.ModelSerializer):
-    entity = serializers.SlugRelatedField(slug_field="uuid",
-                                          queryset=EntityMapping.objects.all())
+    entity = serializers.SlugRelatedField(slug_field="uuid", queryset=EntityMapping.objects.all())
     source_columns = serializers.ListField(child=serializers.CharField(), required=False)
     steps = StepInlineSerializer(many=True, read_only=True)
 
     class Meta:
         model = FieldMapping
-        fields = ["uuid", "entity", "target_column", "source_columns", "default_value",
-                  "required", "position", "notes", "steps"]
+        fields = [
+            "uuid",
+            "entity",
+            "target_column",
+            "source_columns",
+            "default_value",
+            "required",
+            "position",
+            "notes",
+            "steps",
+        ]
         read_only_fields = ["uuid", "position", "steps"]
         validators: list = []
 
 
 class RuleStepSerializer(serializers.ModelSerializer):
     field = serializers.SlugRelatedField(slug_field="uuid", queryset=FieldMapping.objects.all())
-    params = serializers.DictField(required=False, default=dict,
-                                   help_text="Parameters declared by the rule type.")
+    params = serializers.DictField(
+        required=False, default=dict, help_text="Parameters declared by the rule type."
+    )
 
     class Meta:
         model = RuleStep
@@ -242,18 +305,20 @@ class DiffSerializer(serializers.Serializer):
 
 class PreviewRequestSerializer(serializers.Serializer):
     rows = serializers.IntegerField(required=False, default=20, min_value=1, max_value=500)
-    sample = serializers.ChoiceField(choices=["first", "random"], required=False,
-                                     default="first")
+    sample = serializers.ChoiceField(choices=["first", "random"], required=False, default="first")
 
 
 class PreviewCellSerializer(serializers.Serializer):
     column = serializers.CharField(help_text="The target column.")
-    source = serializers.CharField(allow_null=True,
-                                   help_text="The field's source value(s), 'a + b' for several.")
+    source = serializers.CharField(
+        allow_null=True, help_text="The field's source value(s), 'a + b' for several."
+    )
     value = serializers.CharField(allow_null=True)
     error = serializers.CharField(allow_null=True)
-    rule = serializers.CharField(help_text="The failing rule step ('type': the target column's "
-                                 "type refuses the value); empty when the cell is good.")
+    rule = serializers.CharField(
+        help_text="The failing rule step ('type': the target column's "
+        "type refuses the value); empty when the cell is good."
+    )
 
 
 class PreviewColumnSerializer(serializers.Serializer):
@@ -277,21 +342,28 @@ class PreviewSerializer(serializers.Serializer):
     order = serializers.CharField()
     source_columns = serializers.ListField(child=serializers.CharField())
     target_columns = serializers.ListField(
-        child=serializers.CharField(), help_text="Mapped target columns, in table order (the "
-        "order of each row's result).")
-    columns = PreviewColumnSerializer(many=True, help_text="Every target column in table "
-                                      "order, mapped or not.")
+        child=serializers.CharField(),
+        help_text="Mapped target columns, in table order (the order of each row's result).",
+    )
+    columns = PreviewColumnSerializer(
+        many=True, help_text="Every target column in table order, mapped or not."
+    )
     rows = PreviewRowSerializer(many=True)
-    failed = serializers.IntegerField(help_text="Rows that would fail to load: a failing rule, "
-                                      "a value the target type refuses, or (every row) a "
-                                      "required target column not mapped.")
+    failed = serializers.IntegerField(
+        help_text="Rows that would fail to load: a failing rule, "
+        "a value the target type refuses, or (every row) a "
+        "required target column not mapped."
+    )
     unloadable = serializers.ListField(
-        child=serializers.CharField(), help_text="Required target columns not mapped: every "
-        "row fails to load until they are.")
+        child=serializers.CharField(),
+        help_text="Required target columns not mapped: every row fails to load until they are.",
+    )
     problems = serializers.ListField(
-        child=serializers.CharField(), help_text="Unmapped required target columns, result "
+        child=serializers.CharField(),
+        help_text="Unmapped required target columns, result "
         "values the target column's type would refuse (those cells carry the error) and "
-        "date/timestamp columns fed text with no parse_date step.")
+        "date/timestamp columns fed text with no parse_date step.",
+    )
     error = serializers.CharField(allow_null=True)
     elapsed_ms = serializers.FloatField()
 
@@ -300,12 +372,16 @@ class PlanImportSerializer(serializers.Serializer):
     yaml = serializers.CharField(required=False, help_text="The v1 YAML document as text.")
     file = serializers.FileField(required=False, help_text="Or the YAML document as a file.")
     replace = serializers.BooleanField(
-        required=False, default=False,
-        help_text="Overwrite the contents of an existing plan with the same slug.")
+        required=False,
+        default=False,
+        help_text="Overwrite the contents of an existing plan with the same slug.",
+    )
     allow_unknown_schema = serializers.BooleanField(
-        required=False, default=False,
+        required=False,
+        default=False,
         help_text="Import although tables / columns are missing from the systems' schemas "
-                  "(a plan for a schema not yet created); otherwise they are refused (400).")
+        "(a plan for a schema not yet created); otherwise they are refused (400).",
+    )
 
 
 class FileUploadSerializer(serializers.ModelSerializer):
@@ -320,10 +396,28 @@ class FileUploadSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = FileUpload
-        fields = ["uuid", "system", "filename", "table", "size", "status", "rows_parsed",
-                  "bytes_read", "percent", "rows", "columns", "preview", "format", "encoding",
-                  "delimiter", "error", "error_row", "error_column", "created_at",
-                  "finished_at"]
+        fields = [
+            "uuid",
+            "system",
+            "filename",
+            "table",
+            "size",
+            "status",
+            "rows_parsed",
+            "bytes_read",
+            "percent",
+            "rows",
+            "columns",
+            "preview",
+            "format",
+            "encoding",
+            "delimiter",
+            "error",
+            "error_row",
+            "error_column",
+            "created_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 

@@ -129,8 +129,7 @@ def snapshot_content(data: dict) -> str:
 def plan_content_hash(*, plan: Plan) -> str:
     """The hash of everything the plan says now (engine snapshot, notes, descriptions,
     validation rules, UAT cases), as stored in a version's ``_content``. Read-only."""
-    return content_hash(plan_snapshot_build(plan=plan, version=0),
-                        plan_document_data(plan=plan))
+    return content_hash(plan_snapshot_build(plan=plan, version=0), plan_document_data(plan=plan))
 
 
 def plan_current_dict(*, plan: Plan) -> dict:

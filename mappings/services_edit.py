@@ -29,11 +29,32 @@ from .enums import PlanStatus
 from .models import EntityMapping, FieldMapping, Milestone, Plan, RuleStep
 
 EDIT = "mp.edit_plan"
-PLAN_FIELDS = ("name", "description", "source", "target", "strategy", "batch_size",
-               "parallelism", "failure_threshold_pct", "rollback_on_threshold")
-ENTITY_FIELDS = ("name", "source_table", "target_table", "source_key", "target_key",
-                 "external_id", "load_mode", "load_order", "watermark_column", "delete_policy",
-                 "delete_mark_column", "delete_mark_value", "notes")
+PLAN_FIELDS = (
+    "name",
+    "description",
+    "source",
+    "target",
+    "strategy",
+    "batch_size",
+    "parallelism",
+    "failure_threshold_pct",
+    "rollback_on_threshold",
+)
+ENTITY_FIELDS = (
+    "name",
+    "source_table",
+    "target_table",
+    "source_key",
+    "target_key",
+    "external_id",
+    "load_mode",
+    "load_order",
+    "watermark_column",
+    "delete_policy",
+    "delete_mark_column",
+    "delete_mark_value",
+    "notes",
+)
 FIELD_FIELDS = ("target_column", "source_columns", "default_value", "required", "notes")
 
 
@@ -74,7 +95,8 @@ def plan_status_set(*, plan: Plan, user, status: str) -> Plan:
         raise ApplicationError(
             "A plan is signed off only through the sign-off (an approver, four eyes, bound to "
             "a version and a run) on the plan's Sign-off page.",
-            field="status")
+            field="status",
+        )
     plan = Plan.objects.select_for_update().get(pk=plan.pk)
     plan.status = status
     _save(plan, user)
@@ -96,8 +118,9 @@ def plan_name_check(*, name: str, exclude: Plan | None = None) -> None:
     if exclude is not None:
         clash = clash.exclude(pk=exclude.pk)
     if clash.exists():
-        raise ApplicationError(f"A plan called “{name.strip()}” already exists: plan names "
-                               "are unique.", field="name")
+        raise ApplicationError(
+            f"A plan called “{name.strip()}” already exists: plan names are unique.", field="name"
+        )
 
 
 @transaction.atomic
@@ -106,8 +129,11 @@ def plan_create(*, user, data: dict) -> Plan:
     require_capability(user, EDIT)
     check_plan(data)
     plan_name_check(name=data.get("name", ""))
-    plan = Plan(owner=user, slug=unique_slug(data["name"]),
-                **{k: v for k, v in data.items() if k in PLAN_FIELDS})
+    plan = Plan(
+        owner=user,
+        slug=unique_slug(data["name"]),
+        **{k: v for k, v in data.items() if k in PLAN_FIELDS},
+    )
     _save(plan, user)
     return plan
 
@@ -128,8 +154,9 @@ def plan_update(*, plan: Plan, user, data: dict) -> Plan:
 
 
 @transaction.atomic
-def milestone_save(*, plan: Plan, user, data: dict, milestone: Milestone | None = None
-                   ) -> Milestone:
+def milestone_save(
+    *, plan: Plan, user, data: dict, milestone: Milestone | None = None
+) -> Milestone:
     """Create (``milestone`` None) or update a milestone; end must not precede start."""
     require_capability(user, EDIT)
     if data["end"] < data["start"]:
@@ -161,8 +188,9 @@ def _entity_save(plan: Plan, entity: EntityMapping, user) -> EntityMapping:
         with transaction.atomic():
             _save(entity, user)
     except IntegrityError as exc:
-        raise ApplicationError(f"An entity called “{entity.name}” already exists in this plan.",
-                               field="name") from exc
+        raise ApplicationError(
+            f"An entity called “{entity.name}” already exists in this plan.", field="name"
+        ) from exc
     return entity
 
 
@@ -210,17 +238,21 @@ def field_create(*, entity: EntityMapping, user, data: dict) -> FieldMapping:
     require_capability(user, EDIT)
     plan_touch(plan=entity.plan, user=user)
     last = entity.fields.aggregate(n=Max("position"))["n"]
-    field = FieldMapping(entity=entity, position=0 if last is None else last + 1,
-                         **{k: v for k, v in data.items() if k in FIELD_FIELDS})
+    field = FieldMapping(
+        entity=entity,
+        position=0 if last is None else last + 1,
+        **{k: v for k, v in data.items() if k in FIELD_FIELDS},
+    )
     field.source_columns = list(field.source_columns or [])
     check_field(entity, field)
     if entity.fields.filter(target_column=field.target_column).exists():
-        raise ApplicationError(f"“{field.target_column}” is already mapped.",
-                               field="target_column")
+        raise ApplicationError(f"“{field.target_column}” is already mapped.", field="target_column")
     _save(field, user)
     if len(field.source_columns) > 1:
-        _save(RuleStep(field=field, position=0, rule="concat",
-                       params=validate_params("concat", {})), user)
+        _save(
+            RuleStep(field=field, position=0, rule="concat", params=validate_params("concat", {})),
+            user,
+        )
     return field
 
 
@@ -236,8 +268,9 @@ def field_update(*, field: FieldMapping, user, data: dict) -> FieldMapping:
     check_field(field.entity, field)
     if len(field.source_columns) > 1 and not field.steps.filter(rule__in=FRAME_RULES).exists():
         order = list(field.steps.order_by("position", "id"))
-        first = RuleStep(field=field, position=0, rule="concat",
-                         params=validate_params("concat", {}))
+        first = RuleStep(
+            field=field, position=0, rule="concat", params=validate_params("concat", {})
+        )
         _save(first, user)
         _renumber(field, user, [first, *order])
     check_chain(field)
@@ -271,7 +304,11 @@ def _renumber(field: FieldMapping, user, order: list[RuleStep]) -> None:
 
 @transaction.atomic
 def step_add(
-    *, field: FieldMapping, user, rule: str, params: dict | None = None,
+    *,
+    field: FieldMapping,
+    user,
+    rule: str,
+    params: dict | None = None,
     position: int | None = None,
 ) -> RuleStep:
     """Append a rule step (parameters validated against the registry and the plan), or insert
@@ -282,8 +319,9 @@ def step_add(
     plan_touch(plan=field.entity.plan, user=user)
     checked = checked_params(field, rule, with_defaults(rule, params))
     last = field.steps.aggregate(n=Max("position"))["n"]
-    step = RuleStep(field=field, rule=rule, params=checked,
-                    position=0 if last is None else last + 1)
+    step = RuleStep(
+        field=field, rule=rule, params=checked, position=0 if last is None else last + 1
+    )
     _save(step, user)
     if position is not None:
         order = [s for s in field.steps.order_by("position", "id") if s.pk != step.pk]

@@ -21,8 +21,7 @@ from .signals import plan_content_changed
 
 
 @transaction.atomic
-def lookup_save(*, plan: Plan, user, data: dict, lookup: LookupTable | None = None
-                ) -> LookupTable:
+def lookup_save(*, plan: Plan, user, data: dict, lookup: LookupTable | None = None) -> LookupTable:
     """Create (``lookup`` None) or rename/describe a lookup table of ``plan``."""
     require_capability(user, EDIT)
     plan_touch(plan=plan, user=user)
@@ -35,8 +34,9 @@ def lookup_save(*, plan: Plan, user, data: dict, lookup: LookupTable | None = No
         with transaction.atomic():
             _save(lookup, user)
     except IntegrityError as exc:
-        raise ApplicationError(f"A lookup table called “{lookup.name}” already exists.",
-                               field="name") from exc
+        raise ApplicationError(
+            f"A lookup table called “{lookup.name}” already exists.", field="name"
+        ) from exc
     return lookup
 
 
@@ -46,12 +46,14 @@ def lookup_delete(*, lookup: LookupTable, user) -> None:
     require_capability(user, EDIT)
     from .models import RuleStep
 
-    users = RuleStep.objects.filter(field__entity__plan=lookup.plan, rule="value_map",
-                                    params__lookup=lookup.name)
+    users = RuleStep.objects.filter(
+        field__entity__plan=lookup.plan, rule="value_map", params__lookup=lookup.name
+    )
     if users.exists():
         cols = sorted({s.field.target_column for s in users.select_related("field")})
-        raise ApplicationError(f"Lookup “{lookup.name}” is used by: {', '.join(cols)}.",
-                               field="lookup")
+        raise ApplicationError(
+            f"Lookup “{lookup.name}” is used by: {', '.join(cols)}.", field="lookup"
+        )
     plan_touch(plan=lookup.plan, user=user)
     for entry in lookup.entries.all():
         _delete(entry, user)
@@ -59,8 +61,9 @@ def lookup_delete(*, lookup: LookupTable, user) -> None:
 
 
 @transaction.atomic
-def lookup_entry_save(*, lookup: LookupTable, user, key: str, value: str,
-                      entry: LookupEntry | None = None) -> LookupEntry:
+def lookup_entry_save(
+    *, lookup: LookupTable, user, key: str, value: str, entry: LookupEntry | None = None
+) -> LookupEntry:
     """Add or change one key → value row; keys are unique within the table."""
     require_capability(user, EDIT)
     if key == "":
@@ -104,12 +107,14 @@ def _columns(header: list[str]) -> tuple[int, int]:
         raise ApplicationError(
             f"Line 1: the header “{','.join(header)}” names no key and value column: call them "
             f"key,value (or one of {', '.join(KEY_NAMES)} / {', '.join(VALUE_NAMES)}).",
-            field="file")
+            field="file",
+        )
     if key is None or value is None or key == value:
         raise ApplicationError(
             f"Line 1: the header “{','.join(header)}” needs a key column (one of "
             f"{', '.join(KEY_NAMES)}) and a value column (one of {', '.join(VALUE_NAMES)}).",
-            field="file")
+            field="file",
+        )
     return key, value
 
 
@@ -117,8 +122,9 @@ def _parse_csv(text: str) -> dict[str, str]:
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = next(reader, None)
     if header is None:
-        raise ApplicationError("Line 1: the file is empty; expected a key,value header.",
-                               field="file")
+        raise ApplicationError(
+            "Line 1: the file is empty; expected a key,value header.", field="file"
+        )
     key_at, value_at = _columns(header)
     width = len(header)
     rows: dict[str, str] = {}
@@ -128,8 +134,10 @@ def _parse_csv(text: str) -> dict[str, str]:
         if not row or all(not cell.strip() for cell in row):
             continue
         if len(row) != width:
-            raise ApplicationError(f"Line {number}: expected {width} columns "
-                                   f"({','.join(header)}), got {len(row)}.", field="file")
+            raise ApplicationError(
+                f"Line {number}: expected {width} columns ({','.join(header)}), got {len(row)}.",
+                field="file",
+            )
         key, value = csv_cell_restore(row[key_at]), csv_cell_restore(row[value_at])
         if key == "":
             raise ApplicationError(f"Line {number}: the key is empty.", field="file")
@@ -155,22 +163,32 @@ def lookup_import_csv(*, lookup: LookupTable, user, text: str) -> int:
         for key, entry in existing.items():
             if key not in rows:
                 _delete(entry, user)
-        created = [LookupEntry(table=lookup, key=k, value=v)
-                   for k, v in rows.items() if k not in existing]
+        created = [
+            LookupEntry(table=lookup, key=k, value=v) for k, v in rows.items() if k not in existing
+        ]
         changed = []
         for key, entry in existing.items():
             if key in rows and entry.value != rows[key]:
                 entry.value = rows[key]
                 changed.append(entry)
         bulk_create_with_history(created, LookupEntry, batch_size=2000, default_user=who)
-        bulk_update_with_history(changed, LookupEntry, ["value"], batch_size=2000,
-                                 default_user=who)
-        audit_record(action=AuditAction.UPDATE, actor=user, obj=lookup, after={
-            "csv_rows": len(rows), "created": len(created), "changed": len(changed),
-            "deleted": len(existing) - (len(rows) - len(created))})
+        bulk_update_with_history(changed, LookupEntry, ["value"], batch_size=2000, default_user=who)
+        audit_record(
+            action=AuditAction.UPDATE,
+            actor=user,
+            obj=lookup,
+            after={
+                "csv_rows": len(rows),
+                "created": len(created),
+                "changed": len(changed),
+                "deleted": len(existing) - (len(rows) - len(created)),
+            },
+        )
         plan_content_changed.send(
-            sender=LookupTable, plan_id=lookup.plan_id,
-            reason=f"lookup “{lookup.name}” uploaded by {getattr(user, 'username', '')}")
+            sender=LookupTable,
+            plan_id=lookup.plan_id,
+            reason=f"lookup “{lookup.name}” uploaded by {getattr(user, 'username', '')}",
+        )
     return len(rows)
 
 

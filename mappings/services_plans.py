@@ -30,8 +30,7 @@ def plan_clone(*, plan: Plan, user, name: str) -> Plan:
     data["plan"]["name"], data["plan"]["slug"] = name.strip(), unique_slug(name)
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     copy = plan_import_yaml(text=text, user=user, allow_unknown_schema=True)
-    audit_record(action=AuditAction.CREATE, actor=user, obj=copy,
-                 after={"cloned_from": plan.slug})
+    audit_record(action=AuditAction.CREATE, actor=user, obj=copy, after={"cloned_from": plan.slug})
     return copy
 
 
@@ -45,9 +44,13 @@ def plan_archive(*, plan: Plan, user, archived: bool = True) -> Plan:
     if plan.archived_at != before:
         plan._history_user = user
         plan.save(update_fields=["archived_at", "updated_at"])
-        audit_record(action=AuditAction.UPDATE, actor=user, obj=plan,
-                     before={"archived": before is not None},
-                     after={"archived": plan.archived_at is not None})
+        audit_record(
+            action=AuditAction.UPDATE,
+            actor=user,
+            obj=plan,
+            before={"archived": before is not None},
+            after={"archived": plan.archived_at is not None},
+        )
     return plan
 
 
@@ -60,12 +63,18 @@ def plan_delete(*, plan: Plan, user) -> None:
     if runs:
         raise ApplicationError(
             f"“{plan.name}” has {runs} run{'s' if runs != 1 else ''}: a plan with runs cannot "
-            "be deleted (their ledger and reports must stay). Archive it instead.")
+            "be deleted (their ledger and reports must stay). Archive it instead."
+        )
     name, slug = plan.name, plan.slug
     try:
         plan.delete()
     except ProtectedError as exc:
-        raise ApplicationError(f"“{name}” has sign-offs or runs that refer to it: archive it "
-                               "instead.") from exc
-    audit_record(action=AuditAction.DELETE, actor=user, object_repr=f"plan {slug}",
-                 before={"name": name, "slug": slug})
+        raise ApplicationError(
+            f"“{name}” has sign-offs or runs that refer to it: archive it instead."
+        ) from exc
+    audit_record(
+        action=AuditAction.DELETE,
+        actor=user,
+        object_repr=f"plan {slug}",
+        before={"name": name, "slug": slug},
+    )

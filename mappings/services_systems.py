@@ -17,25 +17,43 @@ from .services_edit import require_capability
 from .signals import plan_content_changed
 
 MANAGE = "mp.manage_systems"
-SYSTEM_FIELDS = ("name", "kind", "environment", "role", "host", "port", "database", "username",
-                 "path", "description", "options")
+SYSTEM_FIELDS = (
+    "name",
+    "kind",
+    "environment",
+    "role",
+    "host",
+    "port",
+    "database",
+    "username",
+    "path",
+    "description",
+    "options",
+)
 
 
 def _check_system(system: System) -> None:
     if system.kind == SystemKind.POSTGRESQL and not (system.host and system.database):
-        raise ApplicationError("A PostgreSQL system needs a host and a database name.",
-                               field="host" if not system.host else "database")
+        raise ApplicationError(
+            "A PostgreSQL system needs a host and a database name.",
+            field="host" if not system.host else "database",
+        )
     if system.kind == SystemKind.MYSQL:
         if not (system.host and system.database):
-            raise ApplicationError("A MySQL system needs a host and a database name.",
-                                   field="host" if not system.host else "database")
+            raise ApplicationError(
+                "A MySQL system needs a host and a database name.",
+                field="host" if not system.host else "database",
+            )
         if system.role != "source":
-            raise ApplicationError("A MySQL system can only be a source: set its role to "
-                                   "“Source” (runs load into PostgreSQL or SQLite).",
-                                   field="role")
+            raise ApplicationError(
+                "A MySQL system can only be a source: set its role to "
+                "“Source” (runs load into PostgreSQL or SQLite).",
+                field="role",
+            )
     if system.kind == SystemKind.SQLITE and not system.path:
-        raise ApplicationError("An SQLite system needs the path of its database file.",
-                               field="path")
+        raise ApplicationError(
+            "An SQLite system needs the path of its database file.", field="path"
+        )
 
 
 CONNECTION_FIELDS = ("kind", "host", "port", "database", "username", "path", "options")
@@ -47,8 +65,9 @@ def _changed(before: dict | None, system: System) -> set[str]:
     return {k for k in SYSTEM_FIELDS if before[k] != str(getattr(system, k))}
 
 
-def _production_gate(*, user, system: System, created: bool, changed: set[str],
-                     was_production: bool, secret: str) -> None:
+def _production_gate(
+    *, user, system: System, created: bool, changed: set[str], was_production: bool, secret: str
+) -> None:
     """Only an admin sets a system's environment, or edits where a prod system points."""
     if is_admin(user):
         return
@@ -57,7 +76,8 @@ def _production_gate(*, user, system: System, created: bool, changed: set[str],
     if was_production and (changed & set(CONNECTION_FIELDS) or secret):
         raise PermissionDeniedError(
             f"“{system.name}” is a production system: only an admin may change its "
-            "connection settings or secret.")
+            "connection settings or secret."
+        )
 
 
 @transaction.atomic
@@ -81,8 +101,14 @@ def system_save(*, user, data: dict, system: System | None = None, secret: str =
         if key in SYSTEM_FIELDS:
             setattr(system, key, "" if value is None and key != "port" else value)
     changed = _changed(before, system)
-    _production_gate(user=user, system=system, created=created, changed=changed,
-                     was_production=was_production, secret=secret)
+    _production_gate(
+        user=user,
+        system=system,
+        created=created,
+        changed=changed,
+        was_production=was_production,
+        secret=secret,
+    )
     _check_system(system)
     system_destination_check(system)
     if secret:
@@ -91,14 +117,20 @@ def system_save(*, user, data: dict, system: System | None = None, secret: str =
         with transaction.atomic():
             system.save()
     except IntegrityError as exc:
-        raise ApplicationError(f"A system called “{system.name}” already exists.",
-                               field="name") from exc
+        raise ApplicationError(
+            f"A system called “{system.name}” already exists.", field="name"
+        ) from exc
     cleared = had_secret and not secret and not system.has_secret
     after = {k: str(getattr(system, k)) for k in SYSTEM_FIELDS} | {"secret": bool(secret)}
     if cleared:
         after["secret_cleared"] = True
-    audit_record(action=AuditAction.CREATE if created else AuditAction.UPDATE, actor=user,
-                 obj=system, before=before, after=after)
+    audit_record(
+        action=AuditAction.CREATE if created else AuditAction.UPDATE,
+        actor=user,
+        obj=system,
+        before=before,
+        after=after,
+    )
     if not created and (changed or secret):
         _void_plans_using(system, f"system “{system.name}” edited by {user.username}")
     return system
@@ -106,7 +138,8 @@ def system_save(*, user, data: dict, system: System | None = None, secret: str =
 
 def _void_plans_using(system: System, reason: str) -> None:
     for plan_id in Plan.objects.filter(Q(source=system) | Q(target=system)).values_list(
-            "pk", flat=True):
+        "pk", flat=True
+    ):
         plan_content_changed.send(sender=System, plan_id=plan_id, reason=reason)
 
 
@@ -114,11 +147,20 @@ def _void_plans_using(system: System, reason: str) -> None:
 def system_delete(*, system: System, user) -> None:
     """Delete a system; refused (naming the plans) while any plan uses it."""
     require_capability(user, MANAGE)
-    names = list(Plan.objects.filter(Q(source=system) | Q(target=system))
-                 .order_by("name").values_list("name", flat=True))
+    names = list(
+        Plan.objects.filter(Q(source=system) | Q(target=system))
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
     if names:
-        raise ApplicationError(f"“{system.name}” is used by plan(s): {', '.join(names)}. "
-                               "Change those plans first.", field="plans")
-    audit_record(action=AuditAction.DELETE, actor=user, obj=system,
-                 before={"name": system.name, "kind": system.kind})
+        raise ApplicationError(
+            f"“{system.name}” is used by plan(s): {', '.join(names)}. Change those plans first.",
+            field="plans",
+        )
+    audit_record(
+        action=AuditAction.DELETE,
+        actor=user,
+        obj=system,
+        before={"name": system.name, "kind": system.kind},
+    )
     system.delete()

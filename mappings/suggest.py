@@ -14,22 +14,60 @@ from .schema import system_table
 
 THRESHOLD = 0.5
 SYNONYMS: dict[str, tuple[str, ...]] = {
-    "cust": ("customer",), "custs": ("customer",), "customers": ("customer",),
-    "addr": ("address",), "address": ("street",), "str": ("street",), "st": ("street",),
-    "zip": ("postal",), "zipcode": ("postal", "code"), "postcode": ("postal", "code"),
-    "tel": ("phone",), "telephone": ("phone",), "ph": ("phone",), "mobile": ("phone",),
-    "mail": ("email",), "e": (), "nm": ("name",), "desc": ("description",),
-    "notes": ("description",), "note": ("description",), "comments": ("description",),
-    "creation": ("created",), "create": ("created",), "dt": ("date",), "qty": ("quantity",),
-    "amt": ("amount",), "no": ("number",), "num": ("number",), "nbr": ("number",),
-    "acct": ("account",), "stat": ("status",), "sts": ("status",), "curr": ("currency",),
-    "ccy": ("currency",), "fname": ("first", "name"), "lname": ("last", "name"),
-    "orders": ("order",), "contacts": ("contact",), "accounts": ("account",),
+    "cust": ("customer",),
+    "custs": ("customer",),
+    "customers": ("customer",),
+    "addr": ("address",),
+    "address": ("street",),
+    "str": ("street",),
+    "st": ("street",),
+    "zip": ("postal",),
+    "zipcode": ("postal", "code"),
+    "postcode": ("postal", "code"),
+    "tel": ("phone",),
+    "telephone": ("phone",),
+    "ph": ("phone",),
+    "mobile": ("phone",),
+    "mail": ("email",),
+    "e": (),
+    "nm": ("name",),
+    "desc": ("description",),
+    "notes": ("description",),
+    "note": ("description",),
+    "comments": ("description",),
+    "creation": ("created",),
+    "create": ("created",),
+    "dt": ("date",),
+    "qty": ("quantity",),
+    "amt": ("amount",),
+    "no": ("number",),
+    "num": ("number",),
+    "nbr": ("number",),
+    "acct": ("account",),
+    "stat": ("status",),
+    "sts": ("status",),
+    "curr": ("currency",),
+    "ccy": ("currency",),
+    "fname": ("first", "name"),
+    "lname": ("last", "name"),
+    "orders": ("order",),
+    "contacts": ("contact",),
+    "accounts": ("account",),
 }
 NOISE = {"line", "1", "2", "3", "code", "the", "of"}
 # Generic words say little about a column's meaning: they count less in the overlap.
-WEIGHTS = {"number": 0.4, "id": 0.4, "name": 0.6, "date": 0.5, "type": 0.4, "legacy": 0.2,
-           "old": 0.2, "src": 0.2, "source": 0.2, "new": 0.2}
+WEIGHTS = {
+    "number": 0.4,
+    "id": 0.4,
+    "name": 0.6,
+    "date": 0.5,
+    "type": 0.4,
+    "legacy": 0.2,
+    "old": 0.2,
+    "src": 0.2,
+    "source": 0.2,
+    "new": 0.2,
+}
 
 
 @dataclass(frozen=True)
@@ -85,9 +123,14 @@ def type_fit(source: ColumnInfo, target: ColumnInfo) -> tuple[float, str]:
     return 0.5, f"{s} → {t}: types differ"
 
 
-def suggest_pairs(source: TableInfo, target: TableInfo, *, skip_targets: set[str] = frozenset(),
-                  skip_sources: set[str] = frozenset(),
-                  rejected: set[tuple[str, str]] = frozenset()) -> list[Suggestion]:
+def suggest_pairs(
+    source: TableInfo,
+    target: TableInfo,
+    *,
+    skip_targets: set[str] = frozenset(),
+    skip_sources: set[str] = frozenset(),
+    rejected: set[tuple[str, str]] = frozenset(),
+) -> list[Suggestion]:
     """Best one-to-one source → target column pairs above THRESHOLD, best first (pure)."""
     drop_s = frozenset({_singular(source.name), source.name.lower()})
     drop_t = frozenset({_singular(target.name), target.name.lower()})
@@ -103,8 +146,9 @@ def suggest_pairs(source: TableInfo, target: TableInfo, *, skip_targets: set[str
             fit, why = type_fit(scol, tcol)
             score = round(base * fit, 3)
             if score >= THRESHOLD:
-                candidates.append(Suggestion(scol.name, tcol.name, score,
-                                             f"name {base:.0%} alike; {why}"))
+                candidates.append(
+                    Suggestion(scol.name, tcol.name, score, f"name {base:.0%} alike; {why}")
+                )
     candidates.sort(key=lambda s: (-s.score, s.target, s.source))
     used_s: set[str] = set()
     used_t: set[str] = set()
@@ -118,8 +162,9 @@ def suggest_pairs(source: TableInfo, target: TableInfo, *, skip_targets: set[str
     return chosen
 
 
-def entity_suggestions(*, entity: EntityMapping,
-                       rejected: set[tuple[str, str]] = frozenset()) -> list[Suggestion]:
+def entity_suggestions(
+    *, entity: EntityMapping, rejected: set[tuple[str, str]] = frozenset()
+) -> list[Suggestion]:
     """Suggestions for an entity's unmapped target columns (read-only; ApplicationError when a
     schema cannot be read)."""
     source = system_table(entity.plan.source, entity.source_table)
@@ -127,5 +172,4 @@ def entity_suggestions(*, entity: EntityMapping,
     fields = list(entity.fields.values_list("target_column", "source_columns"))
     mapped = {t for t, _ in fields}
     used = {c for _, cols in fields for c in cols or ()}
-    return suggest_pairs(source, target, skip_targets=mapped, skip_sources=used,
-                         rejected=rejected)
+    return suggest_pairs(source, target, skip_targets=mapped, skip_sources=used, rejected=rejected)

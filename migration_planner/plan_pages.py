@@ -24,9 +24,16 @@ def plan_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
     except Plan.DoesNotExist as exc:
         raise Http404("No such plan.") from exc
     runs = run_list(plan_slug=slug)[:10]
-    return render(request, "mappings/plan_detail.html", {
-        "plan": plan, "runs": runs, "can_edit": can_edit(request),
-        "milestone_form": MilestoneForm()})
+    return render(
+        request,
+        "mappings/plan_detail.html",
+        {
+            "plan": plan,
+            "runs": runs,
+            "can_edit": can_edit(request),
+            "milestone_form": MilestoneForm(),
+        },
+    )
 
 
 @capability_required("mp.view")
@@ -34,13 +41,15 @@ def plan_document_view(request: HttpRequest, slug: str) -> HttpResponse:
     plan = plan_or_404(slug)
     fmt = request.GET.get("format", "html")
     if fmt == "md":
-        response = HttpResponse(document.plan_document_markdown(plan=plan),
-                                content_type="text/markdown; charset=utf-8")
+        response = HttpResponse(
+            document.plan_document_markdown(plan=plan), content_type="text/markdown; charset=utf-8"
+        )
         response["Content-Disposition"] = f'attachment; filename="{plan.slug}.md"'
         return response
     if fmt == "pdf":
-        response = HttpResponse(document.plan_document_pdf(plan=plan),
-                                content_type="application/pdf")
+        response = HttpResponse(
+            document.plan_document_pdf(plan=plan), content_type="application/pdf"
+        )
         response["Content-Disposition"] = f'attachment; filename="{plan.slug}.pdf"'
         return response
     return HttpResponse(document.plan_document_html(plan=plan))

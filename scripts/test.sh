@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: private PostgreSQL, Redis and MariaDB on loopback, ruff, then pytest.
+# The test command: private PostgreSQL, Redis and MariaDB on loopback, ruff (lint, format
+# check), then pytest.
 # Usage: bash scripts/test.sh [pytest args...]   (JUnit XML goes to artifacts/junit.xml)
 # Without pytest args the whole suite runs in TEST_SHARDS (default 2) shards at once, each with
 # its own servers (ports +0, +1, ...) and data folder (.data/test-N), split by the recorded
@@ -109,14 +110,15 @@ main() {
     mkdir -p artifacts "$MP_TEST_DIR"
     ensure_secret_key
     local ruff_rc=0 pytest_rc=0 shards="${TEST_SHARDS:-2}"
-    log "ruff check ."
+    log "ruff check . && ruff format --check ."
     "$MP_VENV/bin/ruff" check . || ruff_rc=$?
+    "$MP_VENV/bin/ruff" format --check . || ruff_rc=$?
     if [[ $# -eq 0 && $shards -gt 1 ]]; then
         run_shards "$shards" || pytest_rc=$?
     else
         run_pytest artifacts/junit.xml "$@" || pytest_rc=$?
     fi
-    [[ $ruff_rc -eq 0 ]] || log "ruff check failed (exit $ruff_rc)"
+    [[ $ruff_rc -eq 0 ]] || log "ruff check or ruff format --check failed (exit $ruff_rc)"
     if [[ $pytest_rc -ne 0 ]]; then
         exit "$pytest_rc"
     fi

@@ -142,4 +142,4 @@ def test_compose_recovery_clocks_agree_across_app_services(compose: dict) -> Non
 
 def test_run_script_starts_beat_for_the_supervisor() -> None:
     script = (ROOT / "scripts" / "run.sh").read_text()
-    assert "celery\" -A migration_planner beat" in script.replace("$MP_VENV/bin/", "")
+    assert 'celery" -A migration_planner beat' in script.replace("$MP_VENV/bin/", "")

@@ -32,8 +32,18 @@ class ValidationRuleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ValidationRule
-        fields = ["uuid", "plan", "name", "phase", "kind", "entity", "column", "params",
-                  "severity", "enabled"]
+        fields = [
+            "uuid",
+            "plan",
+            "name",
+            "phase",
+            "kind",
+            "entity",
+            "column",
+            "params",
+            "severity",
+            "enabled",
+        ]
         read_only_fields = ["uuid", "phase"]
         validators: list = []
 
@@ -47,8 +57,18 @@ class ValidationResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ValidationResult
-        fields = ["rule", "name", "entity", "kind", "severity", "status", "expected",
-                  "observed", "details", "created_at"]
+        fields = [
+            "rule",
+            "name",
+            "entity",
+            "kind",
+            "severity",
+            "status",
+            "expected",
+            "observed",
+            "details",
+            "created_at",
+        ]
 
 
 class PrevalidateRequestSerializer(serializers.Serializer):
@@ -63,8 +83,9 @@ class RunReportSerializer(serializers.ModelSerializer):
         fields = ["run", "verdict", "data", "duration_ms", "created_at"]
 
 
-PLAN_FILTER = extend_schema(parameters=[OpenApiParameter("plan", str,
-                                                         description="A plan's slug.")])
+PLAN_FILTER = extend_schema(
+    parameters=[OpenApiParameter("plan", str, description="A plan's slug.")]
+)
 
 
 @extend_schema_view(list=PLAN_FILTER)
@@ -78,8 +99,7 @@ class ValidationRuleViewSet(viewsets.ModelViewSet):
         return "mp.launch_run" if self.action == "prevalidate" else "mp.edit_plan"
 
     def get_queryset(self) -> QuerySet:
-        rows = ValidationRule.objects.select_related("plan").order_by("plan__name", "phase",
-                                                                      "name")
+        rows = ValidationRule.objects.select_related("plan").order_by("plan__name", "phase", "name")
         slug = self.request.query_params.get("plan")
         return rows.filter(plan__slug=slug) if slug else rows
 
@@ -90,17 +110,21 @@ class ValidationRuleViewSet(viewsets.ModelViewSet):
 
     def perform_update(self, serializer) -> None:
         rule = serializer.instance
-        data = {f: getattr(rule, f) for f in ("name", "kind", "entity", "column", "params",
-                                              "severity", "enabled")}
+        data = {
+            f: getattr(rule, f)
+            for f in ("name", "kind", "entity", "column", "params", "severity", "enabled")
+        }
         data.update({k: v for k, v in serializer.validated_data.items() if k != "plan"})
-        serializer.instance = validation_rule_save(plan=rule.plan, user=self.request.user,
-                                                   data=data, rule=rule)
+        serializer.instance = validation_rule_save(
+            plan=rule.plan, user=self.request.user, data=data, rule=rule
+        )
 
     def perform_destroy(self, instance) -> None:
         validation_rule_delete(rule=instance, user=self.request.user)
 
-    @extend_schema(request=PrevalidateRequestSerializer,
-                   responses=ValidationResultSerializer(many=True))
+    @extend_schema(
+        request=PrevalidateRequestSerializer, responses=ValidationResultSerializer(many=True)
+    )
     @action(detail=False, methods=["post"], pagination_class=None)
     def prevalidate(self, request: Request) -> Response:
         """Run the plan's enabled pre-migration rules on the source now and return their
@@ -110,8 +134,11 @@ class ValidationRuleViewSet(viewsets.ModelViewSet):
         body.is_valid(raise_exception=True)
         plan = get_object_or_404(Plan, slug=body.validated_data["plan"])
         results = prevalidation_execute(plan=plan)
-        rows = ValidationResult.objects.filter(pk__in=[r.pk for r in results]).select_related(
-            "rule").order_by("rule__name", "id")
+        rows = (
+            ValidationResult.objects.filter(pk__in=[r.pk for r in results])
+            .select_related("rule")
+            .order_by("rule__name", "id")
+        )
         return Response(ValidationResultSerializer(rows, many=True).data)
 
 
@@ -238,8 +265,13 @@ class CutoverViewSet(viewsets.ViewSet):
 
         plan = self._plan(slug)
         runs = cutover_rollback_request(cutover=self._current(plan), user=request.user)
-        return Response({"detail": f"Rolling back {len(runs)} run(s), newest first.",
-                         "runs": [str(r.uuid) for r in runs]}, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            {
+                "detail": f"Rolling back {len(runs)} run(s), newest first.",
+                "runs": [str(r.uuid) for r in runs],
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @staticmethod
     def _current(plan: Plan):

@@ -306,9 +306,7 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def check_permissions(self, request: Request) -> None:
         super().check_permissions(request)
         if not request.user.has_perm("mp.view_audit"):
-            self.permission_denied(
-                request, message=refusal_text("mp.view_audit")
-            )
+            self.permission_denied(request, message=refusal_text("mp.view_audit"))
 
     def get_queryset(self) -> QuerySet:
         if self.action != "list":

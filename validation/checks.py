@@ -20,18 +20,30 @@ NAMED_PATTERNS = {
 
 # kind -> (needs a column, {param: (type, required, help)})
 KIND_PARAMS: dict[str, tuple[bool, dict[str, tuple[type, bool, str]]]] = {
-    "row_count_range": (False, {"min": (int, False, "fewest rows"),
-                                "max": (int, False, "most rows")}),
+    "row_count_range": (
+        False,
+        {"min": (int, False, "fewest rows"), "max": (int, False, "most rows")},
+    ),
     "unique": (True, {}),
     "completeness": (True, {"min_pct": (float, True, "% of rows non-empty, 0–100")}),
-    "format": (True, {"pattern": (str, True, "regex or email / us_phone / us_zip / iso_date"),
-                      "min_pct": (float, False, "% of non-empty values matching (default 100)")}),
+    "format": (
+        True,
+        {
+            "pattern": (str, True, "regex or email / us_phone / us_zip / iso_date"),
+            "min_pct": (float, False, "% of non-empty values matching (default 100)"),
+        },
+    ),
     "row_count_match": (False, {"tolerance_pct": (float, False, "allowed difference in %")}),
     "sum_match": (True, {"tolerance": (float, False, "allowed absolute difference")}),
     "category_count_match": (True, {}),
-    "sample_compare": (False, {"pct": (float, False, "sample size in % of rows"),
-                               "n": (int, False, "sample size in rows"),
-                               "seed": (int, False, "random seed (repeatable sample)")}),
+    "sample_compare": (
+        False,
+        {
+            "pct": (float, False, "sample size in % of rows"),
+            "n": (int, False, "sample size in rows"),
+            "seed": (int, False, "random seed (repeatable sample)"),
+        },
+    ),
     "referential_integrity": (True, {"parent": (str, True, "parent entity name")}),
     "checksum": (False, {}),
 }
@@ -81,8 +93,9 @@ def rule_params_clean(*, kind: str, column: str, params: dict) -> dict:
         raise ApplicationError("This check needs a column.", field="column")
     unknown = set(params) - set(spec)
     if unknown:
-        raise ApplicationError(f"Unknown parameter(s): {', '.join(sorted(unknown))}.",
-                               field=sorted(unknown)[0])
+        raise ApplicationError(
+            f"Unknown parameter(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0]
+        )
     clean = {}
     for name, (typ, required, _help) in spec.items():
         value = params.get(name)
@@ -105,8 +118,15 @@ class Outcome:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def pre_check(*, kind: str, params: dict, column: str, entity: EntitySpec,
-              source: Connector, ranges: dict[str, list[KeyRange]] | None = None) -> Outcome:
+def pre_check(
+    *,
+    kind: str,
+    params: dict,
+    column: str,
+    entity: EntitySpec,
+    source: Connector,
+    ranges: dict[str, list[KeyRange]] | None = None,
+) -> Outcome:
     """Evaluate one pre-migration check on the source table. Read-only; reads the column in
     chunks (column_scan.CHUNK_ROWS; uniqueness is counted by the database); engine errors
     raise. Pass one ``ranges`` dict to several calls to plan each entity's chunks once."""
@@ -115,15 +135,21 @@ def pre_check(*, kind: str, params: dict, column: str, entity: EntitySpec,
         n = source.count(entity.source_table)
         lo, hi = params.get("min"), params.get("max")
         ok = (lo is None or n >= lo) and (hi is None or n <= hi)
-        return Outcome(ok, f"{lo if lo is not None else '…'} – {hi if hi is not None else '…'}",
-                       f"{n:,} rows")
+        return Outcome(
+            ok, f"{lo if lo is not None else '…'} – {hi if hi is not None else '…'}", f"{n:,} rows"
+        )
     if kind == "unique":
         repeated, sample = source.duplicate_values(entity.source_table, column, 20)
-        return Outcome(repeated == 0, "0 duplicated values", f"{repeated:,} duplicated values",
-                       {"examples": sample})
+        return Outcome(
+            repeated == 0,
+            "0 duplicated values",
+            f"{repeated:,} duplicated values",
+            {"examples": sample},
+        )
     if kind in COLUMN_SCAN_KINDS:
-        return column_checks([(kind, params, column)], entity=entity, source=source,
-                             ranges=ranges)[0]
+        return column_checks([(kind, params, column)], entity=entity, source=source, ranges=ranges)[
+            0
+        ]
     raise ApplicationError(f"“{kind}” is not a pre-migration check.", field="kind")
 
 
@@ -146,12 +172,21 @@ def _scan_outcome(kind: str, params: dict, acc: Any) -> Outcome:
         return Outcome(pct >= params["min_pct"], f"≥ {params['min_pct']:g}%", f"{pct:.2f}%")
     pct = 100.0 * (acc.total - acc.bad) / acc.total if acc.total else 100.0
     want = params.get("min_pct", 100.0)
-    return Outcome(pct >= want, f"≥ {want:g}% match {params['pattern']}",
-                   f"{pct:.2f}% ({acc.bad:,} do not)", {"examples": acc.examples})
+    return Outcome(
+        pct >= want,
+        f"≥ {want:g}% match {params['pattern']}",
+        f"{pct:.2f}% ({acc.bad:,} do not)",
+        {"examples": acc.examples},
+    )
 
 
-def column_checks(checks: list[tuple[str, dict, str]], *, entity: EntitySpec,
-                  source: Connector, ranges: dict[str, list[KeyRange]]) -> list[Outcome]:
+def column_checks(
+    checks: list[tuple[str, dict, str]],
+    *,
+    entity: EntitySpec,
+    source: Connector,
+    ranges: dict[str, list[KeyRange]],
+) -> list[Outcome]:
     """Several completeness/format checks ``(kind, params, column)`` of one entity in ONE scan
     of its table: their columns read together, chunk by chunk (the bench's two column checks
     took two scans). Read-only; any error raises, for the caller to run them one by one and

@@ -43,8 +43,9 @@ def _rule_state(rule: ValidationRule) -> dict[str, Any]:
     return {f: getattr(rule, f) for f in RULE_FIELDS}
 
 
-def validation_rule_save(*, plan: Plan, user, data: dict[str, Any],
-                         rule: ValidationRule | None = None) -> ValidationRule:
+def validation_rule_save(
+    *, plan: Plan, user, data: dict[str, Any], rule: ValidationRule | None = None
+) -> ValidationRule:
     """Create or update a rule after checking its kind, entity and parameters. Transactional;
     raises PermissionDeniedError or ApplicationError (with the offending field)."""
     if not user.has_perm("mp.edit_plan"):
@@ -75,10 +76,16 @@ def validation_rule_save(*, plan: Plan, user, data: dict[str, Any],
         rule.phase = ValidationPhase.PRE if kind in PRE_KINDS else ValidationPhase.POST
         rule.enabled = bool(data.get("enabled", True))
         rule.save()
-        audit_record(action=AuditAction.UPDATE if before else AuditAction.CREATE, actor=user,
-                     obj=rule, before=before, after=_rule_state(rule) | {"plan": plan.pk})
-        signoffs_void(plan_id=plan.pk,
-                      reason=f"validation rule “{rule.name}” edited by {user.username}")
+        audit_record(
+            action=AuditAction.UPDATE if before else AuditAction.CREATE,
+            actor=user,
+            obj=rule,
+            before=before,
+            after=_rule_state(rule) | {"plan": plan.pk},
+        )
+        signoffs_void(
+            plan_id=plan.pk, reason=f"validation rule “{rule.name}” edited by {user.username}"
+        )
     return rule
 
 
@@ -99,8 +106,10 @@ def _check_column(plan: Plan, entity_name: str, kind: str, column: str) -> None:
             return
     if column not in names:
         tables = " or ".join(f"“{t}”" for _, t in sides)
-        raise ApplicationError(f"Column “{column}” does not exist in {tables}: a check on it "
-                               "would block every run.", field="column")
+        raise ApplicationError(
+            f"Column “{column}” does not exist in {tables}: a check on it would block every run.",
+            field="column",
+        )
 
 
 def validation_rule_delete(*, rule: ValidationRule, user) -> None:
@@ -108,10 +117,15 @@ def validation_rule_delete(*, rule: ValidationRule, user) -> None:
     if not user.has_perm("mp.edit_plan"):
         raise PermissionDeniedError("Your role does not allow editing validation rules.")
     with transaction.atomic():
-        audit_record(action=AuditAction.DELETE, actor=user, obj=rule,
-                     before=_rule_state(rule) | {"plan": rule.plan_id})
-        signoffs_void(plan_id=rule.plan_id,
-                      reason=f"validation rule “{rule.name}” deleted by {user.username}")
+        audit_record(
+            action=AuditAction.DELETE,
+            actor=user,
+            obj=rule,
+            before=_rule_state(rule) | {"plan": rule.plan_id},
+        )
+        signoffs_void(
+            plan_id=rule.plan_id, reason=f"validation rule “{rule.name}” deleted by {user.username}"
+        )
         rule.delete()
 
 
@@ -122,41 +136,64 @@ def _status(rule: ValidationRule, ok: bool) -> str:
 
 
 def _result(rule: ValidationRule, run: Run | None, outcome: Outcome) -> ValidationResult:
-    return ValidationResult(rule=rule, run=run, status=_status(rule, outcome.ok),
-                            expected=outcome.expected[:255], observed=outcome.observed[:255],
-                            details=outcome.details)
+    return ValidationResult(
+        rule=rule,
+        run=run,
+        status=_status(rule, outcome.ok),
+        expected=outcome.expected[:255],
+        observed=outcome.observed[:255],
+        details=outcome.details,
+    )
 
 
 def _error(rule: ValidationRule, run: Run | None, exc: Exception) -> ValidationResult:
-    return ValidationResult(rule=rule, run=run, status=ResultStatus.ERROR,
-                            observed=str(exc)[:255], details={"error": str(exc)})
+    return ValidationResult(
+        rule=rule,
+        run=run,
+        status=ResultStatus.ERROR,
+        observed=str(exc)[:255],
+        details={"error": str(exc)},
+    )
 
 
-def prevalidation_execute(*, plan: Plan, snapshot: PlanSnapshot | None = None,
-                          run: Run | None = None,
-                          entities: list[str] | None = None) -> list[ValidationResult]:
+def prevalidation_execute(
+    *,
+    plan: Plan,
+    snapshot: PlanSnapshot | None = None,
+    run: Run | None = None,
+    entities: list[str] | None = None,
+) -> list[ValidationResult]:
     """Run the plan's enabled pre-migration rules on the source and store their results.
     Not idempotent (new results each time); a rule that cannot run is stored as an error."""
     snapshot = snapshot or plan_snapshot_build(plan=plan)
     source = connector_for(plan.source)
-    rules = [r for r in plan.validation_rules.filter(phase=ValidationPhase.PRE, enabled=True)
-             if entities is None or r.entity in entities]
+    rules = [
+        r
+        for r in plan.validation_rules.filter(phase=ValidationPhase.PRE, enabled=True)
+        if entities is None or r.entity in entities
+    ]
     ranges: dict = {}
     scanned = _column_checks_together(rules, snapshot, source, ranges)
     results = []
     for rule in rules:
         try:
             outcome = scanned.get(rule.pk) or pre_check(
-                kind=rule.kind, params=rule.params, column=rule.column,
-                entity=snapshot.entity(rule.entity), source=source, ranges=ranges)
+                kind=rule.kind,
+                params=rule.params,
+                column=rule.column,
+                entity=snapshot.entity(rule.entity),
+                source=source,
+                ranges=ranges,
+            )
             results.append(_result(rule, run, outcome))
         except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
             results.append(_error(rule, run, exc))
     return ValidationResult.objects.bulk_create(results)
 
 
-def _column_checks_together(rules: list[ValidationRule], snapshot: PlanSnapshot, source,
-                            ranges: dict) -> dict[int, Outcome]:
+def _column_checks_together(
+    rules: list[ValidationRule], snapshot: PlanSnapshot, source, ranges: dict
+) -> dict[int, Outcome]:
     """Outcomes of the column-scanning rules, one table scan per entity; an entity whose scan
     fails is left out (its rules then run one by one, so an error names its own rule)."""
     groups: dict[str, list[ValidationRule]] = {}
@@ -166,8 +203,12 @@ def _column_checks_together(rules: list[ValidationRule], snapshot: PlanSnapshot,
     out: dict[int, Outcome] = {}
     for name, group in groups.items():
         try:
-            outcomes = column_checks([(r.kind, r.params, r.column) for r in group],
-                                     entity=snapshot.entity(name), source=source, ranges=ranges)
+            outcomes = column_checks(
+                [(r.kind, r.params, r.column) for r in group],
+                entity=snapshot.entity(name),
+                source=source,
+                ranges=ranges,
+            )
         except Exception:  # noqa: BLE001, S112 - each rule runs alone and reports its error
             continue
         out.update(zip((r.pk for r in group), outcomes, strict=True))
@@ -178,14 +219,20 @@ def run_prevalidate(run: Run) -> str | None:
     """before_run hook: pre-validation of the run's entities; a failed or broken blocking rule
     returns the message that stops the run before anything is written."""
     names = [e.name for e in run_entities(run)]
-    results = prevalidation_execute(plan=run.plan, snapshot=run_snapshot(run), run=run,
-                                    entities=names)
-    blocking = [r for r in results if r.rule.severity == Severity.BLOCKING
-                and r.status in (ResultStatus.FAILED, ResultStatus.ERROR)]
+    results = prevalidation_execute(
+        plan=run.plan, snapshot=run_snapshot(run), run=run, entities=names
+    )
+    blocking = [
+        r
+        for r in results
+        if r.rule.severity == Severity.BLOCKING
+        and r.status in (ResultStatus.FAILED, ResultStatus.ERROR)
+    ]
     if not blocking:
         return None
     return "pre-validation failed: " + "; ".join(
-        f"{r.rule.name} (expected {r.expected or '—'}, observed {r.observed})" for r in blocking)
+        f"{r.rule.name} (expected {r.expected or '—'}, observed {r.observed})" for r in blocking
+    )
 
 
 def _post_results(ctx: rec.RunContext, run: Run, diffs: dict[str, dict]) -> list:
@@ -198,8 +245,14 @@ def _post_results(ctx: rec.RunContext, run: Run, diffs: dict[str, dict]) -> list
         if rule.entity not in names:
             continue
         try:
-            outcome = rec.post_check(ctx, kind=rule.kind, params=rule.params, column=rule.column,
-                                     entity=names[rule.entity], diffs=diffs)
+            outcome = rec.post_check(
+                ctx,
+                kind=rule.kind,
+                params=rule.params,
+                column=rule.column,
+                entity=names[rule.entity],
+                diffs=diffs,
+            )
             results.append(_result(rule, run, outcome))
         except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
             logger.exception("post check %s failed", rule)
@@ -208,8 +261,11 @@ def _post_results(ctx: rec.RunContext, run: Run, diffs: dict[str, dict]) -> list
 
 
 def _verdict(accounting: list[dict], diffs: dict[str, dict], results: list) -> str:
-    blocking_bad = any(r.status in (ResultStatus.FAILED, ResultStatus.ERROR)
-                       and r.rule.severity == Severity.BLOCKING for r in results)
+    blocking_bad = any(
+        r.status in (ResultStatus.FAILED, ResultStatus.ERROR)
+        and r.rule.severity == Severity.BLOCKING
+        for r in results
+    )
     if blocking_bad or not all(a["balanced"] for a in accounting):
         return Verdict.FAIL
     if any(not d.get("clean", True) for d in diffs.values()):
@@ -249,17 +305,25 @@ def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
     results = _post_results(ctx, run, diffs)
     expected_collect(ctx)  # the thread has ended before the report is stored
     verdict = _verdict(accounting, diffs, results)
-    data = {"accounting": accounting, "key_diffs": diffs,
-            "failures_by_category": rec.failures_by(run, "category"),
-            "failures_by_rule": rec.failures_by(run, "rule"),
-            "failures_by_field": rec.failures_by(run, "field"),
-            "computed": {"at": timezone.now().isoformat(), "reason": reason, "state": state}}
+    data = {
+        "accounting": accounting,
+        "key_diffs": diffs,
+        "failures_by_category": rec.failures_by(run, "category"),
+        "failures_by_rule": rec.failures_by(run, "rule"),
+        "failures_by_field": rec.failures_by(run, "field"),
+        "computed": {"at": timezone.now().isoformat(), "reason": reason, "state": state},
+    }
     with transaction.atomic():
         ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.POST).delete()
         ValidationResult.objects.bulk_create(results)
-        report, _ = RunReport.objects.update_or_create(run=run, defaults={
-            "verdict": verdict, "data": data,
-            "duration_ms": int((time.monotonic() - started) * 1000)})
+        report, _ = RunReport.objects.update_or_create(
+            run=run,
+            defaults={
+                "verdict": verdict,
+                "data": data,
+                "duration_ms": int((time.monotonic() - started) * 1000),
+            },
+        )
     return report
 
 
@@ -279,8 +343,11 @@ def run_reconcile_after(run: Run) -> None:
 
 
 def _reconcilable(run: Run) -> bool:
-    return run.mode != RunMode.DRY_RUN and run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED) \
+    return (
+        run.mode != RunMode.DRY_RUN
+        and run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
         and run.batches.exists()
+    )
 
 
 def run_reconcile_request(*, run: Run, user, reason: str = "") -> None:
@@ -291,11 +358,13 @@ def run_reconcile_request(*, run: Run, user, reason: str = "") -> None:
     if not _reconcilable(run):
         raise ApplicationError(
             f"Run {run.uuid} is a {run.get_mode_display().lower()} run with status "
-            f"{run.status}: only a finished load or delta run that wrote batches is reconciled.")
+            f"{run.status}: only a finished load or delta run that wrote batches is reconciled."
+        )
     who = getattr(user, "username", "") or "the system"
     _reconcile_later(run, reason or f"on demand by {who}")
-    audit_record(action=AuditAction.UPDATE, actor=user, obj=run,
-                 after={"reconcile": reason or "on demand"})
+    audit_record(
+        action=AuditAction.UPDATE, actor=user, obj=run, after={"reconcile": reason or "on demand"}
+    )
 
 
 def user_may_reconcile(user) -> bool:

@@ -60,8 +60,11 @@ def _changes(instance) -> tuple[dict | None, dict | None, object]:
         return None, None, None
     previous = record.prev_record
     if previous is None:
-        return None, {f.attname: _plain(getattr(record, f.attname))
-                      for f in instance._meta.concrete_fields}, record.history_user
+        return (
+            None,
+            {f.attname: _plain(getattr(record, f.attname)) for f in instance._meta.concrete_fields},
+            record.history_user,
+        )
     delta = record.diff_against(previous)
     before = {c.field: _plain(c.old) for c in delta.changes}
     after = {c.field: _plain(c.new) for c in delta.changes}
@@ -82,13 +85,19 @@ def _mapping_saved(sender, instance, created, raw=False, **kwargs) -> None:
         return  # a status change or a bare touch is not an edit of the plan's content
     if not created and not after:
         return
-    audit_record(action=AuditAction.CREATE if created else AuditAction.UPDATE, actor=actor,
-                 obj=instance, before=before, after=after)
+    audit_record(
+        action=AuditAction.CREATE if created else AuditAction.UPDATE,
+        actor=actor,
+        obj=instance,
+        before=before,
+        after=after,
+    )
     plan_id = _plan_id(instance)
     if plan_id is not None:
         who = getattr(actor, "username", "") or "someone"
-        signoffs_void(plan_id=plan_id,
-                      reason=f"{sender._meta.verbose_name} “{instance}” edited by {who}")
+        signoffs_void(
+            plan_id=plan_id, reason=f"{sender._meta.verbose_name} “{instance}” edited by {who}"
+        )
 
 
 def _mapping_deleted(sender, instance, **kwargs) -> None:
@@ -96,12 +105,12 @@ def _mapping_deleted(sender, instance, **kwargs) -> None:
 
     record = instance.history.first()
     actor = record.history_user if record is not None else None
-    audit_record(action=AuditAction.DELETE, actor=actor, obj=instance,
-                 before={"repr": str(instance)[:200]})
+    audit_record(
+        action=AuditAction.DELETE, actor=actor, obj=instance, before={"repr": str(instance)[:200]}
+    )
     plan_id = _plan_id(instance)
     if plan_id is not None:
-        signoffs_void(plan_id=plan_id,
-                      reason=f"{sender._meta.verbose_name} “{instance}” deleted")
+        signoffs_void(plan_id=plan_id, reason=f"{sender._meta.verbose_name} “{instance}” deleted")
 
 
 def mapping_receivers_connect() -> None:
@@ -116,11 +125,9 @@ def mapping_receivers_connect() -> None:
         RuleStep,
     )
 
-    for model in (Plan, Milestone, EntityMapping, FieldMapping, RuleStep, LookupTable,
-                  LookupEntry):
+    for model in (Plan, Milestone, EntityMapping, FieldMapping, RuleStep, LookupTable, LookupEntry):
         post_save.connect(_mapping_saved, sender=model, dispatch_uid=f"mp-edit-{model.__name__}")
-        post_delete.connect(_mapping_deleted, sender=model,
-                            dispatch_uid=f"mp-del-{model.__name__}")
+        post_delete.connect(_mapping_deleted, sender=model, dispatch_uid=f"mp-del-{model.__name__}")
 
 
 mapping_receivers_connect()

@@ -54,10 +54,15 @@ ALL_PARAMS = sorted({p for _c, spec in KIND_PARAMS.values() for p in spec})
 def _rule_data(post) -> dict:
     kind = post.get("kind", "")
     wanted = KIND_PARAMS.get(kind, (False, {}))[1]
-    return {"name": post.get("name", ""), "kind": kind, "entity": post.get("entity", ""),
-            "column": post.get("column", ""), "severity": post.get("severity", ""),
-            "enabled": post.get("enabled") == "on",
-            "params": {p: post.get(p) for p in wanted if post.get(p, "") != ""}}
+    return {
+        "name": post.get("name", ""),
+        "kind": kind,
+        "entity": post.get("entity", ""),
+        "column": post.get("column", ""),
+        "severity": post.get("severity", ""),
+        "enabled": post.get("enabled") == "on",
+        "params": {p: post.get(p) for p in wanted if post.get(p, "") != ""},
+    }
 
 
 @capability_required("mp.view")
@@ -65,14 +70,28 @@ def validation_page(request: HttpRequest, slug: str) -> HttpResponse:
     plan = get_object_or_404(Plan, slug=slug)
     rules = list(plan.validation_rules.all())
     editing = next((r for r in rules if str(r.uuid) == request.GET.get("edit")), None)
-    latest = (ValidationResult.objects.filter(rule__plan=plan, run__isnull=True)
-              .select_related("rule").order_by("-created_at")[: len(rules) or 1])
-    return render(request, "validation/rules.html", {
-        "plan": plan, "rules": rules, "editing": editing, "latest": latest,
-        "kinds": ValidationKind.choices, "severities": Severity.choices,
-        "entities": plan.entities.values_list("name", flat=True), "params": ALL_PARAMS,
-        "kind_params": {k: list(v[1]) for k, v in KIND_PARAMS.items()},
-        "patterns": NAMED_PATTERNS, "form": request.POST or None})
+    latest = (
+        ValidationResult.objects.filter(rule__plan=plan, run__isnull=True)
+        .select_related("rule")
+        .order_by("-created_at")[: len(rules) or 1]
+    )
+    return render(
+        request,
+        "validation/rules.html",
+        {
+            "plan": plan,
+            "rules": rules,
+            "editing": editing,
+            "latest": latest,
+            "kinds": ValidationKind.choices,
+            "severities": Severity.choices,
+            "entities": plan.entities.values_list("name", flat=True),
+            "params": ALL_PARAMS,
+            "kind_params": {k: list(v[1]) for k, v in KIND_PARAMS.items()},
+            "patterns": NAMED_PATTERNS,
+            "form": request.POST or None,
+        },
+    )
 
 
 @require_POST
@@ -83,8 +102,7 @@ def rule_save_view(request: HttpRequest, slug: str) -> HttpResponse:
     if request.POST.get("uuid"):
         rule = get_object_or_404(ValidationRule, plan=plan, uuid=request.POST["uuid"])
     try:
-        validation_rule_save(plan=plan, user=request.user, data=_rule_data(request.POST),
-                             rule=rule)
+        validation_rule_save(plan=plan, user=request.user, data=_rule_data(request.POST), rule=rule)
     except ApplicationError as exc:
         messages.error(request, f"{exc.field}: {exc.message}" if exc.field else exc.message)
         return validation_page(request, slug)
@@ -112,8 +130,11 @@ def prevalidate_view(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("validation:rules", slug=slug)
     bad = sum(1 for r in results if r.status != "passed")
     level = messages.SUCCESS if not bad else messages.WARNING
-    messages.add_message(request, level, f"Pre-validation ran {len(results)} rules: "
-                         f"{len(results) - bad} passed, {bad} did not.")
+    messages.add_message(
+        request,
+        level,
+        f"Pre-validation ran {len(results)} rules: {len(results) - bad} passed, {bad} did not.",
+    )
     return redirect("validation:rules", slug=slug)
 
 
@@ -151,9 +172,11 @@ def report_export_view(request: HttpRequest, uuid, fmt: str) -> HttpResponse:
     name = f"report-{run.plan.slug}-{str(run.uuid)[:8]}"
     if fmt == "csv":
         return _report_csv(run, name)
-    html = render_to_string("validation/report_export.html",
-                            {**selectors.report_context(run), "inline_css": _app_css()},
-                            request=request)
+    html = render_to_string(
+        "validation/report_export.html",
+        {**selectors.report_context(run), "inline_css": _app_css()},
+        request=request,
+    )
     if fmt == "pdf":
         from weasyprint import HTML
 
@@ -178,19 +201,54 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
     out = csv_writer(response)
     out.writerow(["section", "entity", "check", "severity", "status", "expected", "observed"])
     for a in ctx["accounting"]:
-        out.writerow(["accounting", a["entity"], "source = loaded+failed+filtered+duplicate", "",
-                      "balanced" if a["balanced"] else "unbalanced", a["source"], a["accounted"]])
+        out.writerow(
+            [
+                "accounting",
+                a["entity"],
+                "source = loaded+failed+filtered+duplicate",
+                "",
+                "balanced" if a["balanced"] else "unbalanced",
+                a["source"],
+                a["accounted"],
+            ]
+        )
     for entity, d in ctx["key_diffs"].items():
-        out.writerow(["key reconciliation", entity, "ledger vs target", "",
-                      "clean" if d.get("clean") else "differs", d.get("expected_rows"),
-                      f"missing {d.get('missing', 0)} changed {d.get('changed', 0)} "
-                      f"present, not written by this run {d.get('extra', 0)}"])
+        out.writerow(
+            [
+                "key reconciliation",
+                entity,
+                "ledger vs target",
+                "",
+                "clean" if d.get("clean") else "differs",
+                d.get("expected_rows"),
+                f"missing {d.get('missing', 0)} changed {d.get('changed', 0)} "
+                f"present, not written by this run {d.get('extra', 0)}",
+            ]
+        )
         for f in d.get("changed_fields", []):
-            out.writerow(["changed value", entity, f"{f.get('business_key')} · id {f['key']}", "",
-                          f"column {f['column']}", f["intended"], f["stored"]])
+            out.writerow(
+                [
+                    "changed value",
+                    entity,
+                    f"{f.get('business_key')} · id {f['key']}",
+                    "",
+                    f"column {f['column']}",
+                    f["intended"],
+                    f["stored"],
+                ]
+            )
     for r in ctx["results"]:
-        out.writerow([r.rule.phase, r.rule.entity, r.rule.name, r.rule.severity, r.status,
-                      r.expected, r.observed])
+        out.writerow(
+            [
+                r.rule.phase,
+                r.rule.entity,
+                r.rule.name,
+                r.rule.severity,
+                r.status,
+                r.expected,
+                r.observed,
+            ]
+        )
     return response
 
 
@@ -203,14 +261,25 @@ def uat_page(request: HttpRequest, slug: str) -> HttpResponse:
     cases = list(plan.uat_cases.all())
     results = {}
     if run is not None:
-        for res in UATResult.objects.filter(run=run).select_related("tester").order_by(
-                "recorded_at"):
+        for res in (
+            UATResult.objects.filter(run=run).select_related("tester").order_by("recorded_at")
+        ):
             results.setdefault(res.case_id, []).append(res)
     rows = [(c, results.get(c.pk, [])) for c in cases]
     editing = next((c for c in cases if str(c.uuid) == request.GET.get("edit")), None)
-    return render(request, "validation/uat.html", {
-        "plan": plan, "runs": runs, "run": run, "rows": rows, "editing": editing,
-        "outcomes": UATOutcome.choices, "coverage": uat_coverage(plan=plan, run=run)})
+    return render(
+        request,
+        "validation/uat.html",
+        {
+            "plan": plan,
+            "runs": runs,
+            "run": run,
+            "rows": rows,
+            "editing": editing,
+            "outcomes": UATOutcome.choices,
+            "coverage": uat_coverage(plan=plan, run=run),
+        },
+    )
 
 
 @require_POST
@@ -243,9 +312,13 @@ def uat_result_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
     case = get_object_or_404(UATTestCase, plan__slug=slug, uuid=uuid)
     run = get_object_or_404(Run, uuid=request.POST.get("run"))
     try:
-        uat_result_record(case=case, run=run, user=request.user,
-                          outcome=request.POST.get("outcome", ""),
-                          comment=request.POST.get("comment", ""))
+        uat_result_record(
+            case=case,
+            run=run,
+            user=request.user,
+            outcome=request.POST.get("outcome", ""),
+            comment=request.POST.get("comment", ""),
+        )
         messages.success(request, f"Result recorded for “{case.title}”.")
     except ApplicationError as exc:
         messages.error(request, f"“{case.title}”: {exc.message}")
@@ -257,23 +330,38 @@ def signoff_page(request: HttpRequest, slug: str) -> HttpResponse:
     plan = get_object_or_404(Plan, slug=slug)
     runs = list(selectors.plan_load_runs(plan)[:20])
     latest = runs[0] if runs else None
-    return render(request, "validation/signoff.html", {
-        "plan": plan, "versions": plan.versions.select_related("created_by")[:10],
-        "runs": runs, "latest": latest, "signoffs": selectors.signoff_history(plan),
-        "report": getattr(latest, "report", None) if latest else None,
-        "uat": uat_coverage(plan=plan, run=latest), "decisions": SignOffDecision.choices})
+    return render(
+        request,
+        "validation/signoff.html",
+        {
+            "plan": plan,
+            "versions": plan.versions.select_related("created_by")[:10],
+            "runs": runs,
+            "latest": latest,
+            "signoffs": selectors.signoff_history(plan),
+            "report": getattr(latest, "report", None) if latest else None,
+            "uat": uat_coverage(plan=plan, run=latest),
+            "decisions": SignOffDecision.choices,
+        },
+    )
 
 
 @require_POST
 @capability_required("mp.sign_off")
 def signoff_decide_view(request: HttpRequest, slug: str) -> HttpResponse:
     plan = get_object_or_404(Plan, slug=slug)
-    run = get_object_or_404(Run.objects.select_related("version"), uuid=request.POST.get("run"),
-                            plan=plan)
+    run = get_object_or_404(
+        Run.objects.select_related("version"), uuid=request.POST.get("run"), plan=plan
+    )
     try:
-        signoff_decide(plan=plan, version=run.version, run=run, user=request.user,
-                       decision=request.POST.get("decision", ""),
-                       reason=request.POST.get("reason", ""))
+        signoff_decide(
+            plan=plan,
+            version=run.version,
+            run=run,
+            user=request.user,
+            decision=request.POST.get("decision", ""),
+            reason=request.POST.get("reason", ""),
+        )
         messages.success(request, f"Version {run.version.number}: decision recorded.")
     except ApplicationError as exc:
         messages.error(request, exc.message)
@@ -291,24 +379,48 @@ def _date(text: str | None) -> dt.date | None:
 def audit_page(request: HttpRequest) -> HttpResponse:
     g = request.GET
     events = selectors.audit_events(
-        actor=g.get("actor", ""), action=g.get("action", ""), object_type=g.get("type", ""),
-        text=g.get("q", "").strip(), date_from=_date(g.get("from")), date_to=_date(g.get("to")))
+        actor=g.get("actor", ""),
+        action=g.get("action", ""),
+        object_type=g.get("type", ""),
+        text=g.get("q", "").strip(),
+        date_from=_date(g.get("from")),
+        date_to=_date(g.get("to")),
+    )
     if g.get("format") == "csv":
         return _audit_csv(events)
-    return render(request, "validation/audit.html", {
-        "events": events[:300], "actions": AuditAction.choices, "f": g,
-        **selectors.audit_filter_choices()})
+    return render(
+        request,
+        "validation/audit.html",
+        {
+            "events": events[:300],
+            "actions": AuditAction.choices,
+            "f": g,
+            **selectors.audit_filter_choices(),
+        },
+    )
 
 
 def _audit_csv(events) -> HttpResponse:
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
     out = csv_writer(response)
-    out.writerow(["at", "actor", "action", "object_type", "object_id", "object", "before",
-                  "after", "ip"])
+    out.writerow(
+        ["at", "actor", "action", "object_type", "object_id", "object", "before", "after", "ip"]
+    )
     for e in events.iterator():
-        out.writerow([e.at.isoformat(), e.actor_name, e.action, e.object_type, e.object_id,
-                      e.object_repr, e.before, e.after, e.ip])
+        out.writerow(
+            [
+                e.at.isoformat(),
+                e.actor_name,
+                e.action,
+                e.object_type,
+                e.object_id,
+                e.object_repr,
+                e.before,
+                e.after,
+                e.ip,
+            ]
+        )
     return response
 
 
@@ -316,12 +428,19 @@ def _audit_csv(events) -> HttpResponse:
 def cutover_page(request: HttpRequest, slug: str) -> HttpResponse:
     plan = get_object_or_404(Plan, slug=slug)
     cutover = plan.cutovers.first()
-    return render(request, "validation/cutover.html", {
-        "plan": plan, "cutover": cutover,
-        "checks": _checks(cutover),
-        "final_run": final_run(cutover) if cutover else None,
-        "since_signoff": runs_since_signoff(plan), "signoff": last_signoff(plan),
-        "history": plan.cutovers.all()[:10]})
+    return render(
+        request,
+        "validation/cutover.html",
+        {
+            "plan": plan,
+            "cutover": cutover,
+            "checks": _checks(cutover),
+            "final_run": final_run(cutover) if cutover else None,
+            "since_signoff": runs_since_signoff(plan),
+            "signoff": last_signoff(plan),
+            "history": plan.cutovers.all()[:10],
+        },
+    )
 
 
 def _checks(cutover) -> list:
@@ -352,8 +471,12 @@ def cutover_step_view(request: HttpRequest, slug: str, step: str) -> HttpRespons
             runs = cutover_rollback_request(cutover=cutover, user=request.user)
             messages.success(request, f"Rolling back {len(runs)} run(s), newest first.")
         else:
-            cutover_decide(cutover=cutover, user=request.user, decision=step,
-                           reason=request.POST.get("reason", ""))
+            cutover_decide(
+                cutover=cutover,
+                user=request.user,
+                decision=step,
+                reason=request.POST.get("reason", ""),
+            )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("validation:cutover", slug=slug)

@@ -25,9 +25,12 @@ PAGE = "mappings/entity_editor.html"
 
 
 def _entity_form(plan, data=None, initial=None) -> EntityForm:
-    return EntityForm(data, initial=initial,
-                      source_tables=sorted(system_schema(plan.source).tables),
-                      target_tables=sorted(system_schema(plan.target).tables))
+    return EntityForm(
+        data,
+        initial=initial,
+        source_tables=sorted(system_schema(plan.source).tables),
+        target_tables=sorted(system_schema(plan.target).tables),
+    )
 
 
 @capability_required(EDIT)
@@ -42,7 +45,8 @@ def entity_new_view(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             data = form.service_data(
                 system_table(plan.source, form.cleaned_data["source_table"]).primary_key,
-                system_table(plan.target, form.cleaned_data["target_table"]).primary_key)
+                system_table(plan.target, form.cleaned_data["target_table"]).primary_key,
+            )
             entity = edit.entity_create(plan=plan, user=request.user, data=data)
         except ApplicationError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -68,8 +72,9 @@ def entity_settings_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
         else:
             messages.success(request, f"Entity “{entity.name}” saved.")
             return redirect("mappings:entity_editor", slug=plan.slug, uuid=entity.uuid)
-    return render(request, "mappings/entity_form.html",
-                  {"plan": plan, "form": form, "entity": entity})
+    return render(
+        request, "mappings/entity_form.html", {"plan": plan, "form": form, "entity": entity}
+    )
 
 
 @require_POST
@@ -90,9 +95,18 @@ def entity_editor_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
         grid, error = entity_grid(entity=entity), None
     except ApplicationError as exc:
         grid, error = [], exc.message
-    return render(request, PAGE, {"plan": plan, "entity": entity, "grid": grid,
-                                  "grid_error": error, "can_edit": can_edit(request),
-                                  "rules": REGISTRY.values()})
+    return render(
+        request,
+        PAGE,
+        {
+            "plan": plan,
+            "entity": entity,
+            "grid": grid,
+            "grid_error": error,
+            "can_edit": can_edit(request),
+            "rules": REGISTRY.values(),
+        },
+    )
 
 
 @capability_required("mp.view")
@@ -103,39 +117,77 @@ def entity_grid_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
         grid, error = entity_grid(entity=entity), None
     except ApplicationError as exc:
         grid, error = [], exc.message
-    return render(request, f"{PAGE}#grid", {"plan": plan, "entity": entity, "grid": grid,
-                                            "grid_error": error, "can_edit": can_edit(request)})
+    return render(
+        request,
+        f"{PAGE}#grid",
+        {
+            "plan": plan,
+            "entity": entity,
+            "grid": grid,
+            "grid_error": error,
+            "can_edit": can_edit(request),
+        },
+    )
 
 
 # --------------------------------------------------------------------------- field editor
 
 
-def _editor(request: HttpRequest, entity, column: str, *, error: str | None = None,
-            field_form: FieldForm | None = None, bad_step=None,
-            new_step: tuple[str, object] | None = None) -> HttpResponse:
+def _editor(
+    request: HttpRequest,
+    entity,
+    column: str,
+    *,
+    error: str | None = None,
+    field_form: FieldForm | None = None,
+    bad_step=None,
+    new_step: tuple[str, object] | None = None,
+) -> HttpResponse:
     """Render the field editor partial for one target column of ``entity``."""
     plan = entity.plan
-    field = (FieldMapping.objects.prefetch_related("steps")
-             .filter(entity=entity, target_column=column).first())
+    field = (
+        FieldMapping.objects.prefetch_related("steps")
+        .filter(entity=entity, target_column=column)
+        .first()
+    )
     target = system_table(plan.target, entity.target_table)
     if column not in target.column_names and field is None:
         raise Http404("No such target column.")
     source_cols = list(system_table(plan.source, entity.source_table).column_names)
     if field_form is None:
-        initial = ({"source_columns": field.source_columns, "default_value": field.default_value,
-                    "required": field.required, "notes": field.notes} if field else {})
+        initial = (
+            {
+                "source_columns": field.source_columns,
+                "default_value": field.default_value,
+                "required": field.required,
+                "notes": field.notes,
+            }
+            if field
+            else {}
+        )
         field_form = FieldForm(initial=initial, columns=source_cols)
     choices = step_choices(entity, source_cols)
     steps = []
     for step in field.steps.all() if field else ():
-        form = bad_step[1] if bad_step and bad_step[0] == step.pk else step_form(
-            step.rule, prefix=f"s{step.pk}", params=step.params, **choices)
+        form = (
+            bad_step[1]
+            if bad_step and bad_step[0] == step.pk
+            else step_form(step.rule, prefix=f"s{step.pk}", params=step.params, **choices)
+        )
         steps.append((step, form, REGISTRY.get(step.rule)))
     col = target.column(column) if column in target.column_names else None
     context = {
-        "plan": plan, "entity": entity, "column": column, "col": col, "field": field,
-        "field_form": field_form, "steps": steps, "rules": REGISTRY.values(), "error": error,
-        "can_edit": can_edit(request)}
+        "plan": plan,
+        "entity": entity,
+        "column": column,
+        "col": col,
+        "field": field,
+        "field_form": field_form,
+        "steps": steps,
+        "rules": REGISTRY.values(),
+        "error": error,
+        "can_edit": can_edit(request),
+    }
     if new_step is not None:
         context.update(new_step_context(entity, new_step[0], form=new_step[1]))
     return render(request, f"{PAGE}#field_editor", context)
@@ -158,8 +210,11 @@ def field_save_view(request: HttpRequest, slug: str, uuid, column: str) -> HttpR
     field = entity.fields.filter(target_column=column).first()
     try:
         if field is None:
-            edit.field_create(entity=entity, user=request.user,
-                              data={**form.service_data(), "target_column": column})
+            edit.field_create(
+                entity=entity,
+                user=request.user,
+                data={**form.service_data(), "target_column": column},
+            )
         else:
             edit.field_update(field=field, user=request.user, data=form.service_data())
     except ApplicationError as exc:
@@ -188,8 +243,9 @@ def preview_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
         limit = 20
     order = "random" if request.GET.get("order") == "random" else "first"
     preview = entity_preview(entity=entity, limit=limit, order=order)
-    return render(request, f"{PAGE}#preview", {"plan": entity.plan, "entity": entity,
-                                               "preview": preview})
+    return render(
+        request, f"{PAGE}#preview", {"plan": entity.plan, "entity": entity, "preview": preview}
+    )
 
 
 def _rejected(request: HttpRequest, entity) -> set[tuple[str, str]]:
@@ -201,9 +257,17 @@ def _suggestions(request: HttpRequest, entity, error: str | None = None) -> Http
         items = entity_suggestions(entity=entity, rejected=_rejected(request, entity))
     except ApplicationError as exc:
         items, error = [], exc.message
-    return render(request, f"{PAGE}#suggestions", {
-        "plan": entity.plan, "entity": entity, "suggestions": items, "error": error,
-        "can_edit": can_edit(request)})
+    return render(
+        request,
+        f"{PAGE}#suggestions",
+        {
+            "plan": entity.plan,
+            "entity": entity,
+            "suggestions": items,
+            "error": error,
+            "can_edit": can_edit(request),
+        },
+    )
 
 
 @capability_required("mp.view")
@@ -221,8 +285,11 @@ def suggest_decide_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
         request.session[key] = [*request.session.get(key, []), [source, target]]
         return _suggestions(request, entity)
     try:
-        edit.field_create(entity=entity, user=request.user,
-                          data={"target_column": target, "source_columns": [source]})
+        edit.field_create(
+            entity=entity,
+            user=request.user,
+            data={"target_column": target, "source_columns": [source]},
+        )
     except ApplicationError as exc:
         return _suggestions(request, entity, error=exc.message)
     return triggered(_suggestions(request, entity))

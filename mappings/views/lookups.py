@@ -43,19 +43,32 @@ def lookup_list_view(request: HttpRequest, slug: str) -> HttpResponse:
             else:
                 return redirect("mappings:lookup_detail", slug=slug, uuid=lookup.uuid)
     lookups = plan.lookups.prefetch_related("entries")
-    return render(request, "mappings/lookup_list.html", {
-        "plan": plan, "lookups": lookups, "form": form, "can_edit": can_edit(request)})
+    return render(
+        request,
+        "mappings/lookup_list.html",
+        {"plan": plan, "lookups": lookups, "form": form, "can_edit": can_edit(request)},
+    )
 
 
 def _lookup(plan, uuid) -> LookupTable:
     return get_object_or_404(LookupTable.objects.select_related("plan"), plan=plan, uuid=uuid)
 
 
-def _rows(request: HttpRequest, lookup: LookupTable, error: str | None = None,
-          editing: int | None = None) -> HttpResponse:
-    return render(request, f"{PAGE}#rows", {
-        "plan": lookup.plan, "lookup": lookup, "entries": lookup.entries.order_by("key"),
-        "error": error, "editing": editing, "can_edit": can_edit(request)})
+def _rows(
+    request: HttpRequest, lookup: LookupTable, error: str | None = None, editing: int | None = None
+) -> HttpResponse:
+    return render(
+        request,
+        f"{PAGE}#rows",
+        {
+            "plan": lookup.plan,
+            "lookup": lookup,
+            "entries": lookup.entries.order_by("key"),
+            "error": error,
+            "editing": editing,
+            "can_edit": can_edit(request),
+        },
+    )
 
 
 @capability_required("mp.view")
@@ -64,11 +77,24 @@ def lookup_detail_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
     lookup = _lookup(plan, uuid)
     if request.htmx:
         return _rows(request, lookup, editing=int(request.GET.get("edit", 0)) or None)
-    return render(request, PAGE, {
-        "plan": plan, "lookup": lookup, "entries": lookup.entries.order_by("key"),
-        "can_edit": can_edit(request), "upload_form": UploadForm(),
-        "form": LookupForm(initial={"name": lookup.name, "description": lookup.description,
-                                    "default_value": lookup.default_value})})
+    return render(
+        request,
+        PAGE,
+        {
+            "plan": plan,
+            "lookup": lookup,
+            "entries": lookup.entries.order_by("key"),
+            "can_edit": can_edit(request),
+            "upload_form": UploadForm(),
+            "form": LookupForm(
+                initial={
+                    "name": lookup.name,
+                    "description": lookup.description,
+                    "default_value": lookup.default_value,
+                }
+            ),
+        },
+    )
 
 
 @require_POST
@@ -78,8 +104,7 @@ def lookup_edit_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
     form = LookupForm(request.POST)
     if form.is_valid():
         try:
-            lookup_save(plan=lookup.plan, user=request.user, data=form.cleaned_data,
-                        lookup=lookup)
+            lookup_save(plan=lookup.plan, user=request.user, data=form.cleaned_data, lookup=lookup)
             messages.success(request, "Lookup table saved.")
         except ApplicationError as exc:
             messages.error(request, exc.message)
@@ -103,17 +128,22 @@ def lookup_delete_view(request: HttpRequest, slug: str, uuid) -> HttpResponse:
 
 @require_POST
 @capability_required(EDIT)
-def lookup_entry_save_view(request: HttpRequest, slug: str, uuid, pk: int | None = None
-                           ) -> HttpResponse:
+def lookup_entry_save_view(
+    request: HttpRequest, slug: str, uuid, pk: int | None = None
+) -> HttpResponse:
     lookup = _lookup(plan_or_404(slug), uuid)
     entry = get_object_or_404(LookupEntry, table=lookup, pk=pk) if pk else None
     form = LookupEntryForm(request.POST)
     if not form.is_valid():
-        return _rows(request, lookup, error="Key: required, at most 255 characters.",
-                     editing=pk)
+        return _rows(request, lookup, error="Key: required, at most 255 characters.", editing=pk)
     try:
-        lookup_entry_save(lookup=lookup, user=request.user, entry=entry,
-                          key=form.cleaned_data["key"], value=form.cleaned_data["value"])
+        lookup_entry_save(
+            lookup=lookup,
+            user=request.user,
+            entry=entry,
+            key=form.cleaned_data["key"],
+            value=form.cleaned_data["value"],
+        )
     except ApplicationError as exc:
         return _rows(request, lookup, error=exc.message, editing=pk)
     return triggered(_rows(request, lookup))
@@ -123,8 +153,9 @@ def lookup_entry_save_view(request: HttpRequest, slug: str, uuid, pk: int | None
 @capability_required(EDIT)
 def lookup_entry_delete_view(request: HttpRequest, slug: str, uuid, pk: int) -> HttpResponse:
     lookup = _lookup(plan_or_404(slug), uuid)
-    lookup_entry_delete(entry=get_object_or_404(LookupEntry, table=lookup, pk=pk),
-                        user=request.user)
+    lookup_entry_delete(
+        entry=get_object_or_404(LookupEntry, table=lookup, pk=pk), user=request.user
+    )
     return triggered(_rows(request, lookup))
 
 

@@ -25,8 +25,9 @@ def _text(form: PlanImportForm) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ApplicationError(f"{upload.name}: not UTF-8 text (byte {exc.start}).",
-                               field="file") from exc
+        raise ApplicationError(
+            f"{upload.name}: not UTF-8 text (byte {exc.start}).", field="file"
+        ) from exc
 
 
 @capability_required(EDIT)
@@ -43,8 +44,11 @@ def plan_import_view(request: HttpRequest) -> HttpResponse:
             context["text"] = text
             if request.POST.get("action") == "import":
                 plan = plan_import_yaml(
-                    text=text, user=request.user, replace=form.cleaned_data["replace"],
-                    allow_unknown_schema=form.cleaned_data["allow_unknown_schema"])
+                    text=text,
+                    user=request.user,
+                    replace=form.cleaned_data["replace"],
+                    allow_unknown_schema=form.cleaned_data["allow_unknown_schema"],
+                )
                 messages.success(request, f"Plan “{plan.name}” imported.")
                 return redirect(plan)
             context["check"] = plan_import_check(text=text)
@@ -91,6 +95,13 @@ def plan_delete_view(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect(plan)
         messages.success(request, f"Plan “{plan.name}” deleted.")
         return redirect("mappings:plan_list")
-    return render(request, "mappings/plan_delete.html", {
-        "plan": plan, "runs": runs, "versions": plan.versions.count(),
-        "entities": plan.entities.count()})
+    return render(
+        request,
+        "mappings/plan_delete.html",
+        {
+            "plan": plan,
+            "runs": runs,
+            "versions": plan.versions.count(),
+            "entities": plan.entities.count(),
+        },
+    )

@@ -21,10 +21,16 @@ from ._common import EDIT, can_edit, plan_or_404
 @capability_required("mp.view")
 def plan_list_view(request: HttpRequest) -> HttpResponse:
     archived = request.GET.get("archived") == "1"
-    return render(request, "mappings/plan_list.html", {
-        "plans": plan_list(archived=archived), "can_edit": can_edit(request),
-        "archived": archived,
-        "archived_count": 0 if archived else plan_list(archived=True).count()})
+    return render(
+        request,
+        "mappings/plan_list.html",
+        {
+            "plans": plan_list(archived=archived),
+            "can_edit": can_edit(request),
+            "archived": archived,
+            "archived_count": 0 if archived else plan_list(archived=True).count(),
+        },
+    )
 
 
 def _form_error(form, exc: ApplicationError) -> None:
@@ -72,9 +78,17 @@ def plan_status_view(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _milestones(request: HttpRequest, plan: Plan, form=None, editing=None) -> HttpResponse:
-    return render(request, "mappings/plan_detail.html#milestones", {
-        "plan": plan, "milestones": plan.milestones.all(), "can_edit": can_edit(request),
-        "milestone_form": form or MilestoneForm(), "editing": editing})
+    return render(
+        request,
+        "mappings/plan_detail.html#milestones",
+        {
+            "plan": plan,
+            "milestones": plan.milestones.all(),
+            "can_edit": can_edit(request),
+            "milestone_form": form or MilestoneForm(),
+            "editing": editing,
+        },
+    )
 
 
 @capability_required("mp.view")
@@ -88,15 +102,15 @@ def milestones_view(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @capability_required(EDIT)
-def milestone_save_view(request: HttpRequest, slug: str, pk: int | None = None
-                        ) -> HttpResponse:
+def milestone_save_view(request: HttpRequest, slug: str, pk: int | None = None) -> HttpResponse:
     plan = plan_or_404(slug)
     milestone = get_object_or_404(Milestone, plan=plan, pk=pk) if pk else None
     form = MilestoneForm(request.POST)
     if form.is_valid():
         try:
-            edit.milestone_save(plan=plan, user=request.user, data=form.cleaned_data,
-                                milestone=milestone)
+            edit.milestone_save(
+                plan=plan, user=request.user, data=form.cleaned_data, milestone=milestone
+            )
         except ApplicationError as exc:
             _form_error(form, exc)
         else:
@@ -108,6 +122,7 @@ def milestone_save_view(request: HttpRequest, slug: str, pk: int | None = None
 @capability_required(EDIT)
 def milestone_delete_view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     plan = plan_or_404(slug)
-    edit.milestone_delete(milestone=get_object_or_404(Milestone, plan=plan, pk=pk),
-                          user=request.user)
+    edit.milestone_delete(
+        milestone=get_object_or_404(Milestone, plan=plan, pk=pk), user=request.user
+    )
     return _milestones(request, plan)

@@ -73,10 +73,17 @@ def version_revert_view(request: HttpRequest, slug: str, number: int) -> HttpRes
             current, error = plan_current_dict(plan=plan), ""
         except ApplicationError as exc:
             current, error = {}, exc.message
-        return render(request, "mappings/version_revert.html", {
-            "plan": plan, "version": version, "error": error,
-            "changes": snapshot_diff(current, version.snapshot),
-            "complete": "_document" in version.snapshot})
+        return render(
+            request,
+            "mappings/version_revert.html",
+            {
+                "plan": plan,
+                "version": version,
+                "error": error,
+                "changes": snapshot_diff(current, version.snapshot),
+                "complete": "_document" in version.snapshot,
+            },
+        )
     try:
         plan_version_revert(plan=plan, version=version, user=request.user)
     except ApplicationError as exc:

@@ -73,8 +73,10 @@ def _step_out(step) -> dict:
 
 
 def _field_out(field) -> dict:
-    out: dict[str, Any] = {"target": field.target_column,
-                           "sources": list(field.source_columns or [])}
+    out: dict[str, Any] = {
+        "target": field.target_column,
+        "sources": list(field.source_columns or []),
+    }
     steps = sorted(field.steps.all(), key=lambda s: (s.position, s.id))
     out["steps"] = [_step_out(s) for s in steps]
     if field.default_value is not None:
@@ -88,19 +90,28 @@ def _field_out(field) -> dict:
 
 def _entity_out(entity) -> dict:
     out: dict[str, Any] = {
-        "name": entity.name, "source_table": entity.source_table,
-        "target_table": entity.target_table, "source_key": list(entity.source_key or []),
-        "target_key": entity.target_key, "external_id": entity.external_id,
-        "load_mode": entity.load_mode, "load_order": entity.load_order,
-        "filters": [{k: _sorted_json(f[k]) for k in ("column", "op", "value") if k in f}
-                    for f in entity.filters or []],
+        "name": entity.name,
+        "source_table": entity.source_table,
+        "target_table": entity.target_table,
+        "source_key": list(entity.source_key or []),
+        "target_key": entity.target_key,
+        "external_id": entity.external_id,
+        "load_mode": entity.load_mode,
+        "load_order": entity.load_order,
+        "filters": [
+            {k: _sorted_json(f[k]) for k in ("column", "op", "value") if k in f}
+            for f in entity.filters or []
+        ],
         "dedupe_on": list(entity.dedupe_on or []),
-        "watermark_column": entity.watermark_column, "notes": entity.notes,
+        "watermark_column": entity.watermark_column,
+        "notes": entity.notes,
     }
     if entity.delete_policy != DeletePolicy.IGNORE:  # older files (and readers) stay as they were
-        out.update(delete_policy=entity.delete_policy,
-                   delete_mark_column=entity.delete_mark_column,
-                   delete_mark_value=entity.delete_mark_value)
+        out.update(
+            delete_policy=entity.delete_policy,
+            delete_mark_column=entity.delete_mark_column,
+            delete_mark_value=entity.delete_mark_value,
+        )
     fields = sorted(entity.fields.all(), key=lambda f: (f.position, f.id))
     out["fields"] = [_field_out(f) for f in fields]
     return out
@@ -108,19 +119,32 @@ def _entity_out(entity) -> dict:
 
 def _lookup_out(lookup) -> dict:
     entries = {e.key: e.value for e in sorted(lookup.entries.all(), key=lambda e: e.key)}
-    return {"name": lookup.name, "description": lookup.description,
-            "default": lookup.default_value, "entries": entries}
+    return {
+        "name": lookup.name,
+        "description": lookup.description,
+        "default": lookup.default_value,
+        "entries": entries,
+    }
 
 
 def _checks_out(plan: Plan) -> tuple[list, list]:
     rules = sorted(plan.validation_rules.all(), key=lambda r: (r.phase != "pre", r.name))
     cases = sorted(plan.uat_cases.all(), key=lambda c: (c.position, c.id))
     return (
-        [{"name": r.name, "phase": r.phase, "kind": r.kind, "entity": r.entity,
-          "column": r.column, "params": _sorted_json(r.params or {}), "severity": r.severity,
-          "enabled": r.enabled} for r in rules],
-        [{"title": c.title, "steps": c.steps, "expected_result": c.expected_result}
-         for c in cases],
+        [
+            {
+                "name": r.name,
+                "phase": r.phase,
+                "kind": r.kind,
+                "entity": r.entity,
+                "column": r.column,
+                "params": _sorted_json(r.params or {}),
+                "severity": r.severity,
+                "enabled": r.enabled,
+            }
+            for r in rules
+        ],
+        [{"title": c.title, "steps": c.steps, "expected_result": c.expected_result} for c in cases],
     )
 
 
@@ -132,24 +156,37 @@ def plan_export_dict(*, plan: Plan) -> dict:
     return {
         "format": FORMAT,
         "plan": {
-            "name": plan.name, "slug": plan.slug, "description": plan.description,
-            "strategy": plan.strategy, "batch_size": plan.batch_size,
+            "name": plan.name,
+            "slug": plan.slug,
+            "description": plan.description,
+            "strategy": plan.strategy,
+            "batch_size": plan.batch_size,
             "parallelism": plan.parallelism,
             "failure_threshold_pct": _number(Decimal(plan.failure_threshold_pct)),
             "rollback_on_threshold": plan.rollback_on_threshold,
         },
         "systems": {"source": plan.source.name, "target": plan.target.name},
         "lookups": [_lookup_out(lk) for lk in sorted(plan.lookups.all(), key=lambda x: x.name)],
-        "entities": [_entity_out(e) for e in
-                     sorted(plan.entities.all(), key=lambda e: (e.load_order, e.name))],
+        "entities": [
+            _entity_out(e)
+            for e in sorted(plan.entities.all(), key=lambda e: (e.load_order, e.name))
+        ],
         "validation_rules": rules,
         "uat_cases": cases,
-        "milestones": [{"phase": m.phase, "start": m.start, "end": m.end,
-                        "deliverable": m.deliverable} for m in milestones],
+        "milestones": [
+            {"phase": m.phase, "start": m.start, "end": m.end, "deliverable": m.deliverable}
+            for m in milestones
+        ],
     }
 
 
 def plan_export_yaml(*, plan: Plan) -> str:
     """The plan as v1 YAML text; deterministic (export → import → export is byte-identical)."""
-    return yaml.dump(plan_export_dict(plan=plan), Dumper=_Dumper, sort_keys=False,
-                     allow_unicode=True, width=1_000_000, indent=2)
+    return yaml.dump(
+        plan_export_dict(plan=plan),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=1_000_000,
+        indent=2,
+    )

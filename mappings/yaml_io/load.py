@@ -38,25 +38,39 @@ def _bulk(objs: list, model: type, user) -> list:
 
 
 def _write_entities(plan: Plan, doc: _Doc, user) -> None:
-    entities = _bulk([EntityMapping(plan=plan, **values) for values, _ in doc.entities],
-                     EntityMapping, user)
+    entities = _bulk(
+        [EntityMapping(plan=plan, **values) for values, _ in doc.entities], EntityMapping, user
+    )
     fields, chains = [], []
     for entity, (_, specs) in zip(entities, doc.entities, strict=True):
         for position, (values, steps) in enumerate(specs):
             fields.append(FieldMapping(entity=entity, position=position, **values))
             chains.append(steps)
     fields = _bulk(fields, FieldMapping, user)
-    _bulk([RuleStep(field=f, position=i, rule=rule, params=params)
-           for f, steps in zip(fields, chains, strict=True)
-           for i, (rule, params) in enumerate(steps)], RuleStep, user)
+    _bulk(
+        [
+            RuleStep(field=f, position=i, rule=rule, params=params)
+            for f, steps in zip(fields, chains, strict=True)
+            for i, (rule, params) in enumerate(steps)
+        ],
+        RuleStep,
+        user,
+    )
 
 
 def _write_children(plan: Plan, doc: _Doc, user) -> None:
-    tables = _bulk([LookupTable(plan=plan, **values) for values, _ in doc.lookups],
-                   LookupTable, user)
-    _bulk([LookupEntry(table=table, key=k, value=v)
-           for table, (_, entries) in zip(tables, doc.lookups, strict=True)
-           for k, v in entries.items()], LookupEntry, user)
+    tables = _bulk(
+        [LookupTable(plan=plan, **values) for values, _ in doc.lookups], LookupTable, user
+    )
+    _bulk(
+        [
+            LookupEntry(table=table, key=k, value=v)
+            for table, (_, entries) in zip(tables, doc.lookups, strict=True)
+            for k, v in entries.items()
+        ],
+        LookupEntry,
+        user,
+    )
     _write_entities(plan, doc, user)
     _bulk([Milestone(plan=plan, **values) for values in doc.milestones], Milestone, user)
 
@@ -86,13 +100,20 @@ def _target_plan(doc: _Doc, user, replace: bool, r: _Reader) -> Plan:
     """A new plan, or the existing one emptied of its mappings (versions and runs stay)."""
     plan = Plan.objects.select_for_update().filter(slug=doc.plan["slug"]).first()
     if plan is not None and not replace:
-        r.fail(("plan", "slug"), f"a plan with slug '{plan.slug}' already exists (import "
-               "with replace to overwrite its contents)")
-    clash = Plan.objects.filter(name__iexact=doc.plan["name"]).exclude(
-        slug=doc.plan["slug"]).first()
+        r.fail(
+            ("plan", "slug"),
+            f"a plan with slug '{plan.slug}' already exists (import "
+            "with replace to overwrite its contents)",
+        )
+    clash = (
+        Plan.objects.filter(name__iexact=doc.plan["name"]).exclude(slug=doc.plan["slug"]).first()
+    )
     if clash is not None:
-        r.fail(("plan", "name"), f"a plan called '{clash.name}' already exists (slug "
-               f"'{clash.slug}'); plan names are unique")
+        r.fail(
+            ("plan", "name"),
+            f"a plan called '{clash.name}' already exists (slug "
+            f"'{clash.slug}'); plan names are unique",
+        )
     if plan is None:
         plan = Plan(owner=user if getattr(user, "is_authenticated", False) else None)
     else:
@@ -133,17 +154,27 @@ def plan_import_check(*, text: str) -> ImportCheck:
     data, root = _parse(text)
     r = _Reader(root)
     doc = _read_document(data, r)
-    counts = {"entities": len(doc.entities), "fields": sum(len(f) for _, f in doc.entities),
-              "lookups": len(doc.lookups), "validation rules": len(doc.validation_rules),
-              "UAT cases": len(doc.uat_cases), "milestones": len(doc.milestones)}
-    return ImportCheck(doc.plan["name"], doc.plan["slug"],
-                       Plan.objects.filter(slug=doc.plan["slug"]).exists(), counts,
-                       schema_problems(doc, _locate(r)))
+    counts = {
+        "entities": len(doc.entities),
+        "fields": sum(len(f) for _, f in doc.entities),
+        "lookups": len(doc.lookups),
+        "validation rules": len(doc.validation_rules),
+        "UAT cases": len(doc.uat_cases),
+        "milestones": len(doc.milestones),
+    }
+    return ImportCheck(
+        doc.plan["name"],
+        doc.plan["slug"],
+        Plan.objects.filter(slug=doc.plan["slug"]).exists(),
+        counts,
+        schema_problems(doc, _locate(r)),
+    )
 
 
 @transaction.atomic
-def plan_import_yaml(*, text: str, user, replace: bool = False,
-                     allow_unknown_schema: bool = False) -> Plan:
+def plan_import_yaml(
+    *, text: str, user, replace: bool = False, allow_unknown_schema: bool = False
+) -> Plan:
     """Create a plan from v1 YAML or, with ``replace``, overwrite an existing plan's contents in
     place (keeping its versions and runs). Tables and columns are checked against the systems'
     live schemas unless ``allow_unknown_schema`` (a plan for a schema not yet created).
@@ -164,10 +195,18 @@ def plan_import_yaml(*, text: str, user, replace: bool = False,
     actor = user if getattr(user, "is_authenticated", False) else None
     _write_children(plan, doc, actor)
     _replace_checks(plan, doc.validation_rules, doc.uat_cases)
-    audit_record(action=AuditAction.IMPORT, actor=user, obj=plan, after={
-        "replaced": existed, "entities": len(doc.entities), "lookups": len(doc.lookups),
-        "fields": sum(len(fields) for _, fields in doc.entities),
-        "validation_rules": len(doc.validation_rules), "uat_cases": len(doc.uat_cases),
-        "milestones": len(doc.milestones),
-    })
+    audit_record(
+        action=AuditAction.IMPORT,
+        actor=user,
+        obj=plan,
+        after={
+            "replaced": existed,
+            "entities": len(doc.entities),
+            "lookups": len(doc.lookups),
+            "fields": sum(len(fields) for _, fields in doc.entities),
+            "validation_rules": len(doc.validation_rules),
+            "uat_cases": len(doc.uat_cases),
+            "milestones": len(doc.milestones),
+        },
+    )
     return plan

@@ -24,8 +24,7 @@ MAX_BYTES = 5 * 1024 * 1024
 _SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _TEXT_PARAMS = ("str", "regex", "choice", "lookup", "entity", "column")
-_FILTER_OPS = ("eq", "ne", "in", "not_in", "is_null", "not_null", "gt", "ge", "lt", "le",
-               "regex")
+_FILTER_OPS = ("eq", "ne", "in", "not_in", "is_null", "not_null", "gt", "ge", "lt", "le", "regex")
 Path = tuple[str | int, ...]
 
 
@@ -44,9 +43,15 @@ def _path_text(path: Path) -> str:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    for types, name in ((bool, "true/false"), (str, "text"), (int, "an integer"),
-                        (float, "a number"), (list, "a list"), (dict, "a mapping"),
-                        (dt.date, "a date")):
+    for types, name in (
+        (bool, "true/false"),
+        (str, "text"),
+        (int, "an integer"),
+        (float, "a number"),
+        (list, "a list"),
+        (dict, "a mapping"),
+        (dt.date, "a date"),
+    ):
         if isinstance(value, types):
             return name
     return type(value).__name__
@@ -63,13 +68,22 @@ class _Reader:
         node = self.root
         for i, part in enumerate(path):
             if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-                pair = next(((k, v) for k, v in node.value
-                             if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+                pair = next(
+                    (
+                        (k, v)
+                        for k, v in node.value
+                        if isinstance(k, yaml.ScalarNode) and k.value == part
+                    ),
+                    None,
+                )
                 if pair is None:
                     return node
                 node = pair[0] if at_key and i == len(path) - 1 else pair[1]
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
-                    and part < len(node.value):
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and part < len(node.value)
+            ):
                 node = node.value[part]
             else:
                 return node
@@ -87,7 +101,8 @@ class _Reader:
         where = _path_text(path)
         raise ApplicationError(
             f"line {mark.line + 1}, column {mark.column + 1}: {where}: {reason}",
-            field=where, extra={"line": mark.line + 1, "column": mark.column + 1, "path": where},
+            field=where,
+            extra={"line": mark.line + 1, "column": mark.column + 1, "path": where},
         )
 
 
@@ -98,16 +113,18 @@ def _check_nodes(root: yaml.Node) -> None:
     while stack:
         node = stack.pop()
         if id(node) in seen:
-            raise yaml.MarkedYAMLError(problem="aliases (*name) are not supported",
-                                       problem_mark=node.start_mark)
+            raise yaml.MarkedYAMLError(
+                problem="aliases (*name) are not supported", problem_mark=node.start_mark
+            )
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             keys: set[str] = set()
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode):
                     if key.value in keys:
-                        raise yaml.MarkedYAMLError(problem=f"duplicate key '{key.value}'",
-                                                   problem_mark=key.start_mark)
+                        raise yaml.MarkedYAMLError(
+                            problem=f"duplicate key '{key.value}'", problem_mark=key.start_mark
+                        )
                     keys.add(key.value)
                 stack += [key, value]
         elif isinstance(node, yaml.SequenceNode):
@@ -146,16 +163,20 @@ def _parse(text: str) -> tuple[Any, yaml.Node]:
 # --------------------------------------------------------------------------- typed getters
 
 
-def _mapping(r: _Reader, value: Any, path: Path, allowed: tuple[str, ...],
-             required: tuple[str, ...] = ()) -> dict:
+def _mapping(
+    r: _Reader, value: Any, path: Path, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+) -> dict:
     if not isinstance(value, dict):
         r.fail(path, f"must be a mapping, got {_kind(value)}")
     for key in value:
         if not isinstance(key, str):
             r.fail(path, f"keys must be text, got {_kind(key)} (quote it)")
         if key not in allowed:
-            r.fail((*path, str(key)), f"unknown key '{key}' (expected one of: "
-                   f"{', '.join(allowed)})", at_key=True)
+            r.fail(
+                (*path, str(key)),
+                f"unknown key '{key}' (expected one of: {', '.join(allowed)})",
+                at_key=True,
+            )
     for key in required:
         if key not in value:
             r.fail(path, f"missing required key '{key}'")
@@ -171,9 +192,19 @@ def _list(r: _Reader, d: dict, path: Path, key: str) -> list:
     return value
 
 
-def _text(r: _Reader, d: dict, path: Path, key: str, *, max_len: int | None = None,
-          blank: bool = True, nullable: bool = False, choices: tuple = (), slug: bool = False,
-          default: str | None = "") -> str | None:
+def _text(
+    r: _Reader,
+    d: dict,
+    path: Path,
+    key: str,
+    *,
+    max_len: int | None = None,
+    blank: bool = True,
+    nullable: bool = False,
+    choices: tuple = (),
+    slug: bool = False,
+    default: str | None = "",
+) -> str | None:
     where = (*path, key)
     value = d.get(key, default)
     if value is None and (nullable or default is None):
@@ -215,8 +246,10 @@ def _texts(r: _Reader, d: dict, path: Path, key: str, *, nonempty: bool = False)
     values = _list(r, d, path, key)
     if nonempty and not values:
         r.fail((*path, key), "must name at least one column")
-    return [_text(r, {i: v}, (*path, key), i, max_len=128, blank=False)  # type: ignore[arg-type]
-            for i, v in enumerate(values)]
+    return [
+        _text(r, {i: v}, (*path, key), i, max_len=128, blank=False)  # type: ignore[arg-type]
+        for i, v in enumerate(values)
+    ]
 
 
 def _json(r: _Reader, value: Any, path: Path) -> Any:
@@ -234,8 +267,7 @@ def _json(r: _Reader, value: Any, path: Path) -> Any:
     elif isinstance(value, str) and "\x00" in value:
         r.fail(path, "must not contain NUL characters")
     elif value is not None and not isinstance(value, str | int | float | bool):
-        r.fail(path, f"must be text, a number, true/false or null, got {_kind(value)} "
-               "(quote it)")
+        r.fail(path, f"must be text, a number, true/false or null, got {_kind(value)} (quote it)")
     return value
 
 

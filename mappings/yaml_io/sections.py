@@ -48,13 +48,44 @@ from .nodes import (
 
 # --------------------------------------------------------------------------- sections
 
-_TOP = ("format", "plan", "systems", "lookups", "entities", "validation_rules", "uat_cases",
-        "milestones")
-_PLAN = ("name", "slug", "description", "strategy", "batch_size", "parallelism",
-         "failure_threshold_pct", "rollback_on_threshold")
-_ENTITY = ("name", "source_table", "target_table", "source_key", "target_key", "external_id",
-           "load_mode", "load_order", "filters", "dedupe_on", "watermark_column", "delete_policy",
-           "delete_mark_column", "delete_mark_value", "notes", "fields")
+_TOP = (
+    "format",
+    "plan",
+    "systems",
+    "lookups",
+    "entities",
+    "validation_rules",
+    "uat_cases",
+    "milestones",
+)
+_PLAN = (
+    "name",
+    "slug",
+    "description",
+    "strategy",
+    "batch_size",
+    "parallelism",
+    "failure_threshold_pct",
+    "rollback_on_threshold",
+)
+_ENTITY = (
+    "name",
+    "source_table",
+    "target_table",
+    "source_key",
+    "target_key",
+    "external_id",
+    "load_mode",
+    "load_order",
+    "filters",
+    "dedupe_on",
+    "watermark_column",
+    "delete_policy",
+    "delete_mark_column",
+    "delete_mark_value",
+    "notes",
+    "fields",
+)
 _FIELD = ("target", "sources", "steps", "default", "required", "notes")
 _RULE = ("name", "phase", "kind", "entity", "column", "params", "severity", "enabled")
 _FRAME_RULES = tuple(name for name, rule in REGISTRY.items() if rule.accepts_frame)
@@ -69,7 +100,8 @@ class _Doc:
     target: System
     lookups: list[tuple[dict, dict[str, str]]] = field(default_factory=list)
     entities: list[tuple[dict, list[tuple[dict, list[tuple[str, dict]]]]]] = field(
-        default_factory=list)
+        default_factory=list
+    )
     validation_rules: list[dict] = field(default_factory=list)
     uat_cases: list[dict] = field(default_factory=list)
     milestones: list[dict] = field(default_factory=list)
@@ -79,19 +111,24 @@ def _read_plan(r: _Reader, d: Any) -> dict:
     p: Path = ("plan",)
     _mapping(r, d, p, _PLAN, ("name", "slug"))
     threshold = d.get("failure_threshold_pct", 10)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
-            or not 0 <= threshold <= 100:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 <= threshold <= 100
+    ):
         r.fail((*p, "failure_threshold_pct"), "must be a number from 0 to 100")
     return {
         "name": _text(r, d, p, "name", max_len=150, blank=False),
         "slug": _text(r, d, p, "slug", max_len=150, slug=True),
         "description": _text(r, d, p, "description"),
-        "strategy": _text(r, d, p, "strategy", choices=tuple(PlanStrategy.values),
-                          default=PlanStrategy.BIG_BANG),
+        "strategy": _text(
+            r, d, p, "strategy", choices=tuple(PlanStrategy.values), default=PlanStrategy.BIG_BANG
+        ),
         "batch_size": _int(r, d, p, "batch_size", default=10_000, lo=1, hi=10_000_000),
         "parallelism": _int(r, d, p, "parallelism", default=2, lo=1, hi=64),
-        "failure_threshold_pct": Decimal(str(threshold)).quantize(Decimal("0.01"),
-                                                                  rounding=ROUND_HALF_UP),
+        "failure_threshold_pct": Decimal(str(threshold)).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        ),
         "rollback_on_threshold": _bool(r, d, p, "rollback_on_threshold", default=False),
     }
 
@@ -104,8 +141,11 @@ def _read_systems(r: _Reader, d: Any) -> tuple[System, System]:
         name = _text(r, d, p, role, blank=False, max_len=100)
         system = System.objects.filter(name=name).first()
         if system is None:
-            r.fail((*p, role), f"unknown system '{name}': register it first (systems are "
-                   "matched by name; the file never carries connection details)")
+            r.fail(
+                (*p, role),
+                f"unknown system '{name}': register it first (systems are "
+                "matched by name; the file never carries connection details)",
+            )
         found.append(system)
     return found[0], found[1]
 
@@ -118,12 +158,16 @@ def _read_entries(r: _Reader, path: Path) -> dict[str, str]:
     entries = {}
     for key, value in node.value:
         for part in (key, value):
-            if not isinstance(part, yaml.ScalarNode) or len(part.value) > 255 \
-                    or "\x00" in part.value:
+            if (
+                not isinstance(part, yaml.ScalarNode)
+                or len(part.value) > 255
+                or "\x00" in part.value
+            ):
                 mark = part.start_mark
                 raise ApplicationError(
                     f"line {mark.line + 1}, column {mark.column + 1}: {_path_text(path)}: "
-                    "keys and values must be text of at most 255 characters")
+                    "keys and values must be text of at most 255 characters"
+                )
         entries[key.value] = value.value
     return entries
 
@@ -135,8 +179,11 @@ def _read_lookups(r: _Reader, data: dict) -> list[tuple[dict, dict[str, str]]]:
         _mapping(r, d, p, ("name", "description", "default", "entries"), ("name",))
         name = _text(r, d, p, "name", max_len=100, slug=True)
         _unique(r, seen, name, (*p, "name"), "lookup name")
-        values = {"name": name, "description": _text(r, d, p, "description"),
-                  "default_value": _text(r, d, p, "default", max_len=255, default=None)}
+        values = {
+            "name": name,
+            "description": _text(r, d, p, "description"),
+            "default_value": _text(r, d, p, "default", max_len=255, default=None),
+        }
         entries = _read_entries(r, (*p, "entries")) if d.get("entries") else {}
         out.append((values, entries))
     return out
@@ -147,8 +194,10 @@ def _read_filters(r: _Reader, d: dict, path: Path) -> list[dict]:
     for i, f in enumerate(_list(r, d, path, "filters")):
         p = (*path, "filters", i)
         _mapping(r, f, p, ("column", "op", "value"), ("column", "op"))
-        item = {"column": _text(r, f, p, "column", max_len=128, blank=False),
-                "op": _text(r, f, p, "op", choices=_FILTER_OPS)}
+        item = {
+            "column": _text(r, f, p, "column", max_len=128, blank=False),
+            "op": _text(r, f, p, "op", choices=_FILTER_OPS),
+        }
         if "value" in f:
             item["value"] = _json(r, f["value"], (*p, "value"))
         out.append(item)
@@ -187,16 +236,23 @@ def _read_field(r: _Reader, d: Any, p: Path, names: dict[str, set[str]]) -> tupl
     values = {
         "target_column": _text(r, d, p, "target", max_len=128, blank=False),
         "source_columns": _texts(r, d, p, "sources"),
-        "default_value": (r.raw((*p, "default")) if isinstance(default, int | float | bool)
-                          else _text(r, d, p, "default", default=None)),
+        "default_value": (
+            r.raw((*p, "default"))
+            if isinstance(default, int | float | bool)
+            else _text(r, d, p, "default", default=None)
+        ),
         "required": _bool(r, d, p, "required", default=False),
         "notes": _text(r, d, p, "notes"),
     }
-    steps = [_read_step(r, s, (*p, "steps", i), names)
-             for i, s in enumerate(_list(r, d, p, "steps"))]
+    steps = [
+        _read_step(r, s, (*p, "steps", i), names) for i, s in enumerate(_list(r, d, p, "steps"))
+    ]
     if len(values["source_columns"]) > 1 and (not steps or steps[0][0] not in _FRAME_RULES):
-        r.fail((*p, "steps"), f"several source columns need a first step that combines them "
-               f"({' or '.join(_FRAME_RULES)})")
+        r.fail(
+            (*p, "steps"),
+            f"several source columns need a first step that combines them "
+            f"({' or '.join(_FRAME_RULES)})",
+        )
     return values, steps
 
 
@@ -209,14 +265,21 @@ def _read_entity(r: _Reader, d: Any, p: Path, names: dict[str, set[str]]) -> tup
         "source_key": _texts(r, d, p, "source_key", nonempty=True),
         "target_key": _text(r, d, p, "target_key", max_len=128, blank=False, default="id"),
         "external_id": _text(r, d, p, "external_id", max_len=128) or "",
-        "load_mode": _text(r, d, p, "load_mode", choices=tuple(LoadMode.values),
-                           default=LoadMode.INSERT),
+        "load_mode": _text(
+            r, d, p, "load_mode", choices=tuple(LoadMode.values), default=LoadMode.INSERT
+        ),
         "load_order": _int(r, d, p, "load_order", default=0, lo=0, hi=32767),
         "filters": _read_filters(r, d, p),
         "dedupe_on": _texts(r, d, p, "dedupe_on"),
         "watermark_column": _text(r, d, p, "watermark_column", max_len=128) or "",
-        "delete_policy": _text(r, d, p, "delete_policy", choices=tuple(DeletePolicy.values),
-                               default=DeletePolicy.IGNORE),
+        "delete_policy": _text(
+            r,
+            d,
+            p,
+            "delete_policy",
+            choices=tuple(DeletePolicy.values),
+            default=DeletePolicy.IGNORE,
+        ),
         "delete_mark_column": _text(r, d, p, "delete_mark_column", max_len=128) or "",
         "delete_mark_value": _text(r, d, p, "delete_mark_value", max_len=200) or "",
         "notes": _text(r, d, p, "notes"),
@@ -228,17 +291,21 @@ def _read_entity(r: _Reader, d: Any, p: Path, names: dict[str, set[str]]) -> tup
     fields, seen = [], {}
     for i, f in enumerate(_list(r, d, p, "fields")):
         field_values, steps = _read_field(r, f, (*p, "fields", i), names)
-        _unique(r, seen, field_values["target_column"], (*p, "fields", i, "target"),
-                "target column")
+        _unique(
+            r, seen, field_values["target_column"], (*p, "fields", i, "target"), "target column"
+        )
         fields.append((field_values, steps))
     return values, fields
 
 
 def _read_entities(r: _Reader, data: dict, lookups: list) -> list:
     items = _list(r, data, (), "entities")
-    names = {"lookup": {values["name"] for values, _ in lookups},
-             "entity": {e["name"] for e in items
-                        if isinstance(e, dict) and isinstance(e.get("name"), str)}}
+    names = {
+        "lookup": {values["name"] for values, _ in lookups},
+        "entity": {
+            e["name"] for e in items if isinstance(e, dict) and isinstance(e.get("name"), str)
+        },
+    }
     out, seen = [], {}
     for i, d in enumerate(items):
         values, fields = _read_entity(r, d, ("entities", i), names)
@@ -259,8 +326,9 @@ def _read_rules(r: _Reader, data: dict) -> list[dict]:
             "entity": _text(r, d, p, "entity", max_len=100, blank=False),
             "column": _text(r, d, p, "column", max_len=128),
             "params": _params(r, d.get("params"), (*p, "params")),
-            "severity": _text(r, d, p, "severity", choices=tuple(Severity.values),
-                              default=Severity.BLOCKING),
+            "severity": _text(
+                r, d, p, "severity", choices=tuple(Severity.values), default=Severity.BLOCKING
+            ),
             "enabled": _bool(r, d, p, "enabled", default=True),
         }
         _unique(r, seen, values["name"], (*p, "name"), "validation rule name")
@@ -275,9 +343,13 @@ def _read_cases(r: _Reader, data: dict) -> list[dict]:
     for i, d in enumerate(_list(r, data, (), "uat_cases")):
         p: Path = ("uat_cases", i)
         _mapping(r, d, p, ("title", "steps", "expected_result"), ("title",))
-        out.append({"title": _text(r, d, p, "title", max_len=200, blank=False),
-                    "steps": _text(r, d, p, "steps"),
-                    "expected_result": _text(r, d, p, "expected_result")})
+        out.append(
+            {
+                "title": _text(r, d, p, "title", max_len=200, blank=False),
+                "steps": _text(r, d, p, "steps"),
+                "expected_result": _text(r, d, p, "expected_result"),
+            }
+        )
     return out
 
 
@@ -286,9 +358,13 @@ def _read_milestones(r: _Reader, data: dict) -> list[dict]:
     for i, d in enumerate(_list(r, data, (), "milestones")):
         p: Path = ("milestones", i)
         _mapping(r, d, p, ("phase", "start", "end", "deliverable"), ("phase", "start", "end"))
-        values = {"phase": _text(r, d, p, "phase", max_len=100, blank=False),
-                  "start": _date(r, d, p, "start"), "end": _date(r, d, p, "end"),
-                  "deliverable": _text(r, d, p, "deliverable", max_len=255), "position": i}
+        values = {
+            "phase": _text(r, d, p, "phase", max_len=100, blank=False),
+            "start": _date(r, d, p, "start"),
+            "end": _date(r, d, p, "end"),
+            "deliverable": _text(r, d, p, "deliverable", max_len=255),
+            "position": i,
+        }
         if values["end"] < values["start"]:
             r.fail((*p, "end"), "must not be before start")
         out.append(values)
@@ -301,8 +377,12 @@ def _read_document(data: Any, r: _Reader) -> _Doc:
         r.fail(("format",), f"unsupported format '{data['format']}' (expected '{FORMAT}')")
     r.rules_format = FORMATS[data["format"]]
     source, target = _read_systems(r, data["systems"])
-    doc = _Doc(plan=_read_plan(r, data["plan"]), source=source, target=target,
-               lookups=_read_lookups(r, data))
+    doc = _Doc(
+        plan=_read_plan(r, data["plan"]),
+        source=source,
+        target=target,
+        lookups=_read_lookups(r, data),
+    )
     doc.entities = _read_entities(r, data, doc.lookups)
     doc.validation_rules = _read_rules(r, data)
     doc.uat_cases = _read_cases(r, data)

@@ -11,8 +11,10 @@ _ERROR = {
     "(or non_field_errors) to its messages.",
     "properties": {
         "detail": {"type": "string"},
-        "field": {"description": "The field at fault (a string), or a form field's messages",
-                  "nullable": True},
+        "field": {
+            "description": "The field at fault (a string), or a form field's messages",
+            "nullable": True,
+        },
     },
     "additionalProperties": True,
 }

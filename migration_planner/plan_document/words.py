@@ -14,8 +14,11 @@ def _q(value: Any) -> str:
     return f"“{value}”"
 
 
-_MISSING = {"default": "unmapped values get the table's default",
-            "fail": "unmapped values fail", "keep": "unmapped values kept"}
+_MISSING = {
+    "default": "unmapped values get the table's default",
+    "fail": "unmapped values fail",
+    "keep": "unmapped values kept",
+}
 _CASTS = {"int": "integer", "bool": "true/false", "text": "text", "decimal": "decimal"}
 
 # A short phrase per registry rule, from its checked parameters.
@@ -27,29 +30,55 @@ _PHRASES: dict[str, Any] = {
     "title": lambda p: "title case",
     "concat": lambda p: f"join the sources with {_q(p['separator'])}",
     "coalesce": lambda p: "take the first non-empty source",
-    "split": lambda p: f"split on {_q(p['separator'])} and keep "
-    + ("the last part" if p["index"] == -1 else f"part {p['index'] + 1}"
-       if p["index"] >= 0 else f"part {p['index']} from the end"),
-    "value_map": lambda p: f"map through lookup table {_q(p['lookup'])} ("
-    + _MISSING[p["on_missing"]] + (", ignoring case" if p["ignore_case"] else "") + ")",
-    "regex_replace": lambda p: (f"replace /{p['pattern']}/ with {_q(p['replacement'])}"
-                                if p["replacement"] else f"remove /{p['pattern']}/"),
-    "regex_validate": lambda p: f"fail values not matching /{p['pattern']}/"
-    + (f" ({p['message']})" if p["message"] else ""),
+    "split": lambda p: (
+        f"split on {_q(p['separator'])} and keep "
+        + (
+            "the last part"
+            if p["index"] == -1
+            else f"part {p['index'] + 1}"
+            if p["index"] >= 0
+            else f"part {p['index']} from the end"
+        )
+    ),
+    "value_map": lambda p: (
+        f"map through lookup table {_q(p['lookup'])} ("
+        + _MISSING[p["on_missing"]]
+        + (", ignoring case" if p["ignore_case"] else "")
+        + ")"
+    ),
+    "regex_replace": lambda p: (
+        f"replace /{p['pattern']}/ with {_q(p['replacement'])}"
+        if p["replacement"]
+        else f"remove /{p['pattern']}/"
+    ),
+    "regex_validate": lambda p: (
+        f"fail values not matching /{p['pattern']}/"
+        + (f" ({p['message']})" if p["message"] else "")
+    ),
     "phone_format": lambda p: "format as (XXX) XXX-XXXX",
     "email": lambda p: "lower-case and validate as an e-mail address",
-    "parse_date": lambda p: f"parse dates ({', '.join(p['formats'])}) to ISO "
-    + ("date" if p["output"] == "date" else "date and time"),
-    "cast": lambda p: "cast to " + _CASTS[p["to"]]
-    + (f" with {p['scale']} places" if p["to"] == "decimal" else "")
-    + (f" (removing {_q(p['thousands_separator'])})" if p["thousands_separator"] else ""),
-    "truncate": lambda p: (f"fail values longer than {p['length']} characters"
-                           if p["on_overflow"] == "fail" else f"cut to {p['length']} characters"),
+    "parse_date": lambda p: (
+        f"parse dates ({', '.join(p['formats'])}) to ISO "
+        + ("date" if p["output"] == "date" else "date and time")
+    ),
+    "cast": lambda p: (
+        "cast to "
+        + _CASTS[p["to"]]
+        + (f" with {p['scale']} places" if p["to"] == "decimal" else "")
+        + (f" (removing {_q(p['thousands_separator'])})" if p["thousands_separator"] else "")
+    ),
+    "truncate": lambda p: (
+        f"fail values longer than {p['length']} characters"
+        if p["on_overflow"] == "fail"
+        else f"cut to {p['length']} characters"
+    ),
     "default_if_null": lambda p: f"use {_q(p['value'])} when empty",
     "constant": lambda p: f"set to {_q(p['value'])}",
-    "uuid_from_key": lambda p: "derive a UUID from the "
-    + ("source key" if p["from"] == "source_key" else "value")
-    + (f" (scope {_q(p['scope'])})" if p["scope"] else ""),
+    "uuid_from_key": lambda p: (
+        "derive a UUID from the "
+        + ("source key" if p["from"] == "source_key" else "value")
+        + (f" (scope {_q(p['scope'])})" if p["scope"] else "")
+    ),
     "hash": lambda p: "replace with its SHA-256 hash" + (" (salted)" if p["salt"] else ""),
     "mask": lambda p: f"mask all but the last {p['keep_last']} characters",
     "reference_lookup": lambda p: f"replace the old key with the new {_q(p['entity'])} id",
@@ -69,8 +98,13 @@ def rule_step_words(rule: str, params: dict | None) -> str:
     return described[0].lower() + described[1:] + (f" ({given})" if given else "")
 
 
-def rule_chain_words(steps: list[tuple[str, dict]], *, sources: int = 1,
-                     default: str | None = None, required: bool = False) -> str:
+def rule_chain_words(
+    steps: list[tuple[str, dict]],
+    *,
+    sources: int = 1,
+    default: str | None = None,
+    required: bool = False,
+) -> str:
     """A whole chain as one sentence: ``Trim whitespace, then title case, then …``. Pure."""
     parts = [rule_step_words(rule, params) for rule, params in steps]
     if not parts:
@@ -84,9 +118,19 @@ def rule_chain_words(steps: list[tuple[str, dict]], *, sources: int = 1,
 
 # --------------------------------------------------------------------------- context
 
-_OPS = {"eq": "=", "ne": "≠", "in": "is one of", "not_in": "is not one of", "is_null": "is empty",
-        "not_null": "is not empty", "gt": ">", "ge": "≥", "lt": "<", "le": "≤",
-        "regex": "matches"}
+_OPS = {
+    "eq": "=",
+    "ne": "≠",
+    "in": "is one of",
+    "not_in": "is not one of",
+    "is_null": "is empty",
+    "not_null": "is not empty",
+    "gt": ">",
+    "ge": "≥",
+    "lt": "<",
+    "le": "≤",
+    "regex": "matches",
+}
 _CHECKS = {
     "row_count_range": "between {min:,} and {max:,} rows",
     "unique": "no duplicate values",
@@ -142,5 +186,3 @@ def _sentence(text: str) -> str:
 
 def _pct(value: Decimal | float) -> str:
     return f"{Decimal(value).normalize():f}"
-
-

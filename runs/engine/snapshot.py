@@ -29,6 +29,8 @@ def upgrade_params(rule: str, params: dict[str, Any], rules_format: int) -> dict
     if rules_format >= 2:
         return params
     return FORMAT_1_PARAMS.get(rule, {}) | params
+
+
 DeletePolicy = Literal["ignore", "delete", "mark"]
 
 

@@ -25,11 +25,11 @@ def _change(run: Run, user, allowed_from: tuple[str, ...], to: str, verb: str) -
     production = run.mode != RunMode.DRY_RUN and run.target.is_production
     if production and user is not None and not user.has_perm("mp.launch_production_run"):
         raise PermissionDeniedError(
-            f"Only an operator may {verb} a run on the production target “{run.target.name}”.")
+            f"Only an operator may {verb} a run on the production target “{run.target.name}”."
+        )
     if not Run.objects.filter(pk=run.pk, status__in=allowed_from).update(status=to):
         run.refresh_from_db(fields=["status"])
-        raise ApplicationError(
-            f"A {run.get_status_display().lower()} run cannot be {PAST[verb]}.")
+        raise ApplicationError(f"A {run.get_status_display().lower()} run cannot be {PAST[verb]}.")
     audit_record(
         action=AuditAction.RUN_CONTROL,
         actor=user,
@@ -38,8 +38,9 @@ def _change(run: Run, user, allowed_from: tuple[str, ...], to: str, verb: str) -
         after={"status": to},
     )
     run.status = to
-    run_log(run, f"Run {PAST[verb]} by {getattr(user, 'username', 'the system')}.",
-            LogLevel.WARNING)
+    run_log(
+        run, f"Run {PAST[verb]} by {getattr(user, 'username', 'the system')}.", LogLevel.WARNING
+    )
     return run
 
 

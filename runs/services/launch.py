@@ -45,12 +45,18 @@ def _check_launch(*, user, plan: Plan, target: System, mode: str, scope_entity: 
             )
     if scope_entity and not plan.entities.filter(name=scope_entity).exists():
         raise ApplicationError(f"The plan has no entity “{scope_entity}”.", field="scope_entity")
-    empty = [e.name for e in plan.entities.annotate(n=Count("fields")).filter(n=0)
-             if scope_entity in ("", e.name)]
+    empty = [
+        e.name
+        for e in plan.entities.annotate(n=Count("fields")).filter(n=0)
+        if scope_entity in ("", e.name)
+    ]
     if empty:
         raise ApplicationError(
             f"Entity “{empty[0]}” maps no field yet: add at least one field mapping (or remove "
-            "the entity) before running.", field="entities", extra={"entities": empty})
+            "the entity) before running.",
+            field="entities",
+            extra={"entities": empty},
+        )
     production = target.is_production and mode != RunMode.DRY_RUN
     if production and user is not None and not user.has_perm("mp.launch_production_run"):
         raise PermissionDeniedError("Only an operator may launch a run on a production target.")

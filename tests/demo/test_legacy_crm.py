@@ -186,7 +186,10 @@ def test_build_source_into_mysql_and_target_refused_there():
     with mysql.throwaway_database("demo_my") as name:
         url = mysql.url_for(name)
         assert lc.build_source(url, rows=100, seed=3) == {
-            "customers": 100, "contacts": 200, "orders": 300}
+            "customers": 100,
+            "contacts": 200,
+            "orders": 300,
+        }
         assert lc.source_exists(url) == {"customers": 100, "contacts": 200, "orders": 300}
         with pytest.raises(ValueError, match="sources only"):
             lc.build_target(url)
@@ -210,9 +213,15 @@ def test_dirt_names_spaces_case_length_null(small):
 def test_dirt_phones_every_format(small):
     phones = _column(small, "customers", "Phone_Number")
 
-    for pattern in [r"\d{3}-\d{3}-\d{4}", r"\(\d{3}\) \d{3}-\d{4}", r"\d{3}\.\d{3}\.\d{4}",
-                    r"\d{10}", r"\+1 \d{3} \d{3} \d{4}", r"1-\d{3}-\d{3}-\d{4}",
-                    r"\d{3}-\d{3}-\d{4} x\d+"]:
+    for pattern in [
+        r"\d{3}-\d{3}-\d{4}",
+        r"\(\d{3}\) \d{3}-\d{4}",
+        r"\d{3}\.\d{3}\.\d{4}",
+        r"\d{10}",
+        r"\+1 \d{3} \d{3} \d{4}",
+        r"1-\d{3}-\d{3}-\d{4}",
+        r"\d{3}-\d{3}-\d{4} x\d+",
+    ]:
         assert _any(phones, pattern), pattern
     assert "12345" in phones
     assert None in phones
@@ -232,8 +241,9 @@ def test_dirt_emails_messy_invalid_duplicate(small):
 
 
 def test_dirt_duplicate_customer_rows(small):
-    rows = _rows(small, 'SELECT "Cust_Name", "Email_Address", "Phone_Number", "Customer_ID" '
-                        "FROM customers")
+    rows = _rows(
+        small, 'SELECT "Cust_Name", "Email_Address", "Phone_Number", "Customer_ID" FROM customers'
+    )
 
     same = Counter(row[:3] for row in rows)
 
@@ -243,8 +253,13 @@ def test_dirt_duplicate_customer_rows(small):
 def test_dirt_creation_dates_formats_and_impossible(small):
     dates = _column(small, "customers", "Creation_Date")
 
-    for pattern in [r"\d{4}-\d\d-\d\d \d\d:\d\d", r"\d\d/\d\d/\d{4}", r"\d\d\.\d\d\.\d{4}",
-                    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", r"[A-Z][a-z]{2} \d\d \d{4}"]:
+    for pattern in [
+        r"\d{4}-\d\d-\d\d \d\d:\d\d",
+        r"\d\d/\d\d/\d{4}",
+        r"\d\d\.\d\d\.\d{4}",
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d",
+        r"[A-Z][a-z]{2} \d\d \d{4}",
+    ]:
         assert _any(dates, pattern), pattern
     assert {"2021-02-30", "13/45/2019", ""} <= set(dates)
     assert None in dates
@@ -284,12 +299,18 @@ def test_dirt_notes_long_short_null(small):
 
 
 def test_dirt_orphan_contacts_and_orders(small):
-    orphan_contacts = _rows(small, 'SELECT count(*) FROM contacts c WHERE c."Customer_ID" IS '
-                                   'NOT NULL AND NOT EXISTS (SELECT 1 FROM customers p WHERE '
-                                   'p."Customer_ID" = c."Customer_ID")')[0][0]
-    orphan_orders = _rows(small, 'SELECT count(*) FROM orders o WHERE o."Contact_ID" IS NOT '
-                                 'NULL AND NOT EXISTS (SELECT 1 FROM contacts p WHERE '
-                                 'p."Contact_ID" = o."Contact_ID")')[0][0]
+    orphan_contacts = _rows(
+        small,
+        'SELECT count(*) FROM contacts c WHERE c."Customer_ID" IS '
+        "NOT NULL AND NOT EXISTS (SELECT 1 FROM customers p WHERE "
+        'p."Customer_ID" = c."Customer_ID")',
+    )[0][0]
+    orphan_orders = _rows(
+        small,
+        'SELECT count(*) FROM orders o WHERE o."Contact_ID" IS NOT '
+        "NULL AND NOT EXISTS (SELECT 1 FROM contacts p WHERE "
+        'p."Contact_ID" = o."Contact_ID")',
+    )[0][0]
 
     assert orphan_contacts >= 1
     assert orphan_orders >= 1
@@ -318,8 +339,15 @@ def test_dirt_order_amounts_and_dates(small):
 def test_dirt_profile_covers_every_injected_column():
     columns = {k.rsplit(".", 1)[0] for k in lc.DIRT_PROFILE}
 
-    assert {"customers.Cust_Name", "customers.Phone_Number", "contacts.Email",
-            "orders.Total_Amount", "customers", "contacts", "orders"} <= columns
+    assert {
+        "customers.Cust_Name",
+        "customers.Phone_Number",
+        "contacts.Email",
+        "orders.Total_Amount",
+        "customers",
+        "contacts",
+        "orders",
+    } <= columns
     assert all(0 < share < 1 for share in lc.DIRT_PROFILE.values())
     assert len(lc.US_STATES) == 51 and lc.US_STATES["DC"] == "District of Columbia"
 
@@ -330,13 +358,21 @@ def test_dirt_profile_covers_every_injected_column():
 def _target_columns(db_url, table):
     if db_url.startswith("sqlite"):
         return {r[1] for r in _rows(db_url, f'PRAGMA table_info("{table}")')}
-    return {r[0] for r in _rows(db_url, "SELECT column_name FROM information_schema.columns "
-                                        f"WHERE table_name = '{table}'")}
+    return {
+        r[0]
+        for r in _rows(
+            db_url,
+            f"SELECT column_name FROM information_schema.columns WHERE table_name = '{table}'",
+        )
+    }
 
 
 def _insert_account(db_url, number, name="Acme Corp."):
-    _execute(db_url, "INSERT INTO accounts (account_number, name, account_status) "
-             f"VALUES ('{number}', '{name}', 'Active')")
+    _execute(
+        db_url,
+        "INSERT INTO accounts (account_number, name, account_status) "
+        f"VALUES ('{number}', '{name}', 'Active')",
+    )
 
 
 def _integrity_errors():
@@ -371,8 +407,11 @@ def test_build_target_contact_needs_existing_account(url):
     lc.build_target(url)
 
     with pytest.raises(_integrity_errors()):
-        _execute(url, "INSERT INTO contacts (legacy_contact_id, account_id, last_name) "
-                 "VALUES ('1', 999, 'Smith')")
+        _execute(
+            url,
+            "INSERT INTO contacts (legacy_contact_id, account_id, last_name) "
+            "VALUES ('1', 999, 'Smith')",
+        )
 
 
 def test_build_target_replace_empties_tables(url):

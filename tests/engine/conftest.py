@@ -90,7 +90,8 @@ def _open_db(kind: str, params: dict[str, Any]) -> Db:
 def tdb(request: pytest.FixtureRequest) -> Iterator[Db]:
     """Parametrised over both connectors: each test runs once on PostgreSQL, once on SQLite."""
     params = request.getfixturevalue(
-        "pg_params" if request.param == "postgresql" else "sqlite_params")
+        "pg_params" if request.param == "postgresql" else "sqlite_params"
+    )
     handle = _open_db(request.param, params)
     try:
         yield handle

@@ -328,18 +328,38 @@ def test_failed_row_keeps_every_source_column_and_clean_batches_read_once(tdb):
     tdb.script("ALTER TABLE legacy ADD COLUMN notes text; ALTER TABLE legacy ADD COLUMN zz text")
     tdb.script("UPDATE legacy SET notes = 'n' || id, zz = NULL")
     source = _CountingSource(tdb.connector)
-    outcome = execute_batch(snapshot=snapshot(), entity=customer_entity(), key_range=KeyRange(),
-                            source=source, target=tdb.connector, run_id="run-1", batch_id="b1")
+    outcome = execute_batch(
+        snapshot=snapshot(),
+        entity=customer_entity(),
+        key_range=KeyRange(),
+        source=source,
+        target=tdb.connector,
+        run_id="run-1",
+        batch_id="b1",
+    )
     bob = next(f for f in outcome.failures if f.source_key == "2")
-    assert bob.source_row == {"id": "2", "name": "Bob", "age": "abc", "status": "active",
-                              "notes": "n2", "zz": None}
+    assert bob.source_row == {
+        "id": "2",
+        "name": "Bob",
+        "age": "abc",
+        "status": "active",
+        "notes": "n2",
+        "zz": None,
+    }
     assert list(bob.source_row) == ["id", "name", "age", "status", "notes", "zz"]
     assert all(set(f.source_row) >= {"notes", "zz"} for f in outcome.failures)
     assert source.extracts == [["id", "name", "age", "status"], ["id", "notes", "zz"]]
     clean = _CountingSource(tdb.connector)
-    outcome = execute_batch(snapshot=snapshot(), entity=customer_entity(), dry_run=True,
-                            key_range=KeyRange((6,), (20,)), source=clean,
-                            target=tdb.connector, run_id="run-2", batch_id="b1")
+    outcome = execute_batch(
+        snapshot=snapshot(),
+        entity=customer_entity(),
+        dry_run=True,
+        key_range=KeyRange((6,), (20,)),
+        source=clean,
+        target=tdb.connector,
+        run_id="run-2",
+        batch_id="b1",
+    )
     assert (outcome.failed, outcome.loaded) == (0, 14)
     assert clean.extracts == [["id", "name", "age", "status"]]
 

@@ -60,9 +60,14 @@ class Dest:
     def columns(self, table: str) -> list[str]:
         if self.kind == "sqlite":
             return [r[1] for r in self.query(f'PRAGMA table_info("{table}")')]
-        return [r[0] for r in self.query(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
-            "ORDER BY ordinal_position", (table,))]
+        return [
+            r[0]
+            for r in self.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                "ORDER BY ordinal_position",
+                (table,),
+            )
+        ]
 
     def exists(self, table: str) -> bool:
         if self.kind == "sqlite":
@@ -98,17 +103,18 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def test_stage_file_csv_keeps_unicode_nulls_and_quoted_values(dest: Dest, tmp_path: Path):
-    data = ('id,name,city,note\n'
-            '1,Zoé,東京,"has, comma"\n'
-            '2,,Besançon,"two\nlines"\n'
-            '\n'
-            '3, Ann ,😀,""\n').encode()
+    data = (
+        'id,name,city,note\n1,Zoé,東京,"has, comma"\n2,,Besançon,"two\nlines"\n\n3, Ann ,😀,""\n'
+    ).encode()
     path = _write(tmp_path / "people.csv", data)
 
     report = stage_file(path, dest=dest.url, table="people")
 
-    assert (report.rows, report.columns, report.format) == (3, ["id", "name", "city", "note"],
-                                                            "csv")
+    assert (report.rows, report.columns, report.format) == (
+        3,
+        ["id", "name", "city", "note"],
+        "csv",
+    )
     assert (report.encoding, report.delimiter) == ("utf-8", ",")
     assert dest.columns("people") == ["_row", "id", "name", "city", "note"]
     assert dest.rows("people") == [
@@ -126,8 +132,11 @@ def test_stage_file_latin1_semicolon_csv_detected(dest: Dest, tmp_path: Path):
 
     assert report.encoding in ("cp1252", "latin_1")
     assert report.delimiter == ";"
-    assert dest.rows("villes") == [(1, "1", "Zoé", "Besançon"), (2, "2", "Renée", "Orléans"),
-                                   (3, "3", "Jürgen", "Köln")]
+    assert dest.rows("villes") == [
+        (1, "1", "Zoé", "Besançon"),
+        (2, "2", "Renée", "Orléans"),
+        (3, "3", "Jürgen", "Köln"),
+    ]
 
 
 def test_stage_file_csv_with_bom_has_clean_first_header(dest: Dest, tmp_path: Path):
@@ -135,14 +144,19 @@ def test_stage_file_csv_with_bom_has_clean_first_header(dest: Dest, tmp_path: Pa
 
     report = stage_file(path, dest=dest.url, table="bom")
 
-    assert (report.encoding, report.delimiter, report.columns) == ("utf-8-sig", "|",
-                                                                   ["code", "label"])
+    assert (report.encoding, report.delimiter, report.columns) == (
+        "utf-8-sig",
+        "|",
+        ["code", "label"],
+    )
     assert dest.rows("bom") == [(1, "A", "été")]
 
 
 def test_stage_file_json_array_keeps_nested_values_as_json_text(dest: Dest, tmp_path: Path):
-    records = '[{"id": 1, "price": 2.50, "tags": ["a", "é"], "ok": true, "note": ""},' \
-              ' {"id": 2, "price": null, "meta": {"k": null}}]'
+    records = (
+        '[{"id": 1, "price": 2.50, "tags": ["a", "é"], "ok": true, "note": ""},'
+        ' {"id": 2, "price": null, "meta": {"k": null}}]'
+    )
     path = _write(tmp_path / "items.json", records.encode())
 
     report = stage_file(path, dest=dest.url, table="items")
@@ -155,8 +169,9 @@ def test_stage_file_json_array_keeps_nested_values_as_json_text(dest: Dest, tmp_
 
 
 def test_stage_file_json_lines(dest: Dest, tmp_path: Path):
-    path = _write(tmp_path / "events.jsonl",
-                  b'{"kind": "a", "n": 1}\n\n{"kind": "\\u00e9", "n": -2}\r\n')
+    path = _write(
+        tmp_path / "events.jsonl", b'{"kind": "a", "n": 1}\n\n{"kind": "\\u00e9", "n": -2}\r\n'
+    )
 
     report = stage_file(path, dest=dest.url, table="events")
 
@@ -165,12 +180,14 @@ def test_stage_file_json_lines(dest: Dest, tmp_path: Path):
 
 
 def test_stage_file_xml_records_attributes_and_children(dest: Dest, tmp_path: Path):
-    xml = ('<?xml version="1.0" encoding="ISO-8859-1"?>\n'
-           '<customers xmlns="urn:x">\n'
-           '  <customer id="1"><name>Zoé</name><city/></customer>\n'
-           '  <customer id="2"><name>Ann</name><city>Köln</city>'
-           '<address><street>Main</street></address></customer>\n'
-           '</customers>\n').encode("latin-1")
+    xml = (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+        '<customers xmlns="urn:x">\n'
+        '  <customer id="1"><name>Zoé</name><city/></customer>\n'
+        '  <customer id="2"><name>Ann</name><city>Köln</city>'
+        "<address><street>Main</street></address></customer>\n"
+        "</customers>\n"
+    ).encode("latin-1")
     path = _write(tmp_path / "customers.xml", xml)
 
     report = stage_file(path, dest=dest.url, table="customers")
@@ -195,12 +212,15 @@ def _workbook(path: Path, rows: list[list], title: str = "Data") -> Path:
 
 
 def test_stage_file_xlsx_named_sheet_values_as_text(dest: Dest, tmp_path: Path):
-    path = _workbook(tmp_path / "book.xlsx", [
-        ["id", " name ", "born", "score", "active"],
-        [1, "東京", dt.date(2024, 1, 2), 2.5, True],
-        [None, None, None, None, None],
-        [2, None, dt.datetime(2024, 5, 6, 7, 8, 9), 3.0, False],
-    ])
+    path = _workbook(
+        tmp_path / "book.xlsx",
+        [
+            ["id", " name ", "born", "score", "active"],
+            [1, "東京", dt.date(2024, 1, 2), 2.5, True],
+            [None, None, None, None, None],
+            [2, None, dt.datetime(2024, 5, 6, 7, 8, 9), 3.0, False],
+        ],
+    )
     before = path.read_bytes()
 
     report = stage_file(path, dest=dest.url, table="book", sheet="Data")
@@ -236,8 +256,9 @@ def test_read_file_returns_all_text_object_frame(tmp_path: Path):
 def test_stage_file_replace_swaps_existing_table(dest: Dest, tmp_path: Path):
     stage_file(_write(tmp_path / "a.csv", b"k\n1\n2\n"), dest=dest.url, table="t")
 
-    report = stage_file(_write(tmp_path / "b.csv", b"k,v\n9,x\n"), dest=dest.url, table="t",
-                        replace=True)
+    report = stage_file(
+        _write(tmp_path / "b.csv", b"k,v\n9,x\n"), dest=dest.url, table="t", replace=True
+    )
 
     assert report.rows == 1
     assert dest.rows("t") == [(1, "9", "x")]
@@ -266,7 +287,7 @@ def _csv_with_long_row_57() -> tuple[bytes, str]:
 
 def _utf8_with_ff_at_1042() -> bytes:
     data = b"id,name\n" + b"".join(b"%d,Zo\xc3\xa9\n" % i for i in range(100))
-    data = data[:data.rindex(b"\n", 0, 1030) + 1]
+    data = data[: data.rindex(b"\n", 0, 1030) + 1]
     return data + b"9," + b"x" * (1042 - len(data) - 2) + b"\xff\n"
 
 
@@ -283,44 +304,89 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 _JSON_BAD = '[\n  {"a": "é"},\n  {"a": 2,, "b": 1}\n]\n'
 
 BAD_FILES = {
-    "csv_extra_fields": ("wide.csv", _csv_with_long_row_57()[0], {},
-                         _csv_with_long_row_57()[1]),
-    "csv_bad_byte_chosen": ("b.csv", _utf8_with_ff_at_1042(), {"encoding": "utf-8"},
-                            "byte 1042 (line 102): cannot decode 0xff as utf-8"),
-    "csv_bad_byte_detected": ("b.csv", _utf8_with_ff_at_1042(), {},
-                              "byte 1042 (line 102): cannot decode 0xff as utf-8"),
-    "csv_bad_quote": ("q.csv", b'a,b\n1,2\n3,"x"y\n', {},
-                      "line 3 (data row 2), byte 8: ',' expected after '\"'"),
+    "csv_extra_fields": ("wide.csv", _csv_with_long_row_57()[0], {}, _csv_with_long_row_57()[1]),
+    "csv_bad_byte_chosen": (
+        "b.csv",
+        _utf8_with_ff_at_1042(),
+        {"encoding": "utf-8"},
+        "byte 1042 (line 102): cannot decode 0xff as utf-8",
+    ),
+    "csv_bad_byte_detected": (
+        "b.csv",
+        _utf8_with_ff_at_1042(),
+        {},
+        "byte 1042 (line 102): cannot decode 0xff as utf-8",
+    ),
+    "csv_bad_quote": (
+        "q.csv",
+        b'a,b\n1,2\n3,"x"y\n',
+        {},
+        "line 3 (data row 2), byte 8: ',' expected after '\"'",
+    ),
     "csv_bad_quote_after_a_multiline_value": (
-        "m.csv", b'a,b\n1,"multi\nline"\n3,"x"y\n', {},
-        "line 4 (data row 2), byte 19: ',' expected after '\"'"),
-    "csv_empty_header": ("h.csv", b"id, ,name\n1,2,3\n", {},
-                         "header column 2 has an empty name"),
-    "csv_duplicate_header": ("d.csv", b"id,Name,name \n1,2,3\n", {},
-                             "header column 3 'name' duplicates column 2"),
+        "m.csv",
+        b'a,b\n1,"multi\nline"\n3,"x"y\n',
+        {},
+        "line 4 (data row 2), byte 19: ',' expected after '\"'",
+    ),
+    "csv_empty_header": ("h.csv", b"id, ,name\n1,2,3\n", {}, "header column 2 has an empty name"),
+    "csv_duplicate_header": (
+        "d.csv",
+        b"id,Name,name \n1,2,3\n",
+        {},
+        "header column 3 'name' duplicates column 2",
+    ),
     "csv_reserved_header": ("r.csv", b"_row,x\n1,2\n", {}, "header column 1 is named '_row'"),
     "csv_empty": ("e.csv", b"", {}, "the file is empty"),
-    "json_syntax": ("s.json", _JSON_BAD.encode(), {},
-                    "line 3 column 11 (byte 27): Expecting property name"),
-    "jsonl_syntax": ("s.jsonl", b'{"a": 1}\n{"a": 2\n', {},
-                     "line 2 column 8 (byte 16): Expecting ',' delimiter"),
-    "json_not_objects": ("n.json", b'[{"a": 1}, [1, 2]]', {},
-                         "record 2: expected an object, got list"),
-    "xml_syntax": ("x.xml", b"<rows>\n<row><a>1</a></row>\n<row><a>2</b></row>\n</rows>", {},
-                   "line 3 column 12: mismatched tag"),
-    "xml_billion_laughs": ("lol.xml", BILLION_LAUGHS, {},
-                           "line 2: DOCTYPE/ENTITY declarations are not allowed"),
-    "xml_external_entity": ("xxe.xml", b'<!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
-                            b"<r><row><a>&e;</a></row></r>", {},
-                            "line 1: DOCTYPE/ENTITY declarations are not allowed"),
-    "xlsx_not_zip": ("fake.xlsx", b"id,name\n1,x\n", {},
-                     "not an XLSX workbook: the file is not a zip archive"),
+    "json_syntax": (
+        "s.json",
+        _JSON_BAD.encode(),
+        {},
+        "line 3 column 11 (byte 27): Expecting property name",
+    ),
+    "jsonl_syntax": (
+        "s.jsonl",
+        b'{"a": 1}\n{"a": 2\n',
+        {},
+        "line 2 column 8 (byte 16): Expecting ',' delimiter",
+    ),
+    "json_not_objects": (
+        "n.json",
+        b'[{"a": 1}, [1, 2]]',
+        {},
+        "record 2: expected an object, got list",
+    ),
+    "xml_syntax": (
+        "x.xml",
+        b"<rows>\n<row><a>1</a></row>\n<row><a>2</b></row>\n</rows>",
+        {},
+        "line 3 column 12: mismatched tag",
+    ),
+    "xml_billion_laughs": (
+        "lol.xml",
+        BILLION_LAUGHS,
+        {},
+        "line 2: DOCTYPE/ENTITY declarations are not allowed",
+    ),
+    "xml_external_entity": (
+        "xxe.xml",
+        b'<!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]><r><row><a>&e;</a></row></r>',
+        {},
+        "line 1: DOCTYPE/ENTITY declarations are not allowed",
+    ),
+    "xlsx_not_zip": (
+        "fake.xlsx",
+        b"id,name\n1,x\n",
+        {},
+        "not an XLSX workbook: the file is not a zip archive",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", BAD_FILES.values(), ids=BAD_FILES.keys())
 def test_stage_file_bad_file_rejected_with_position_nothing_staged(
-        case: tuple, dest: Dest, tmp_path: Path):
+    case: tuple, dest: Dest, tmp_path: Path
+):
     name, data, options, expected = case
     path = _write(tmp_path / name, data)
 
@@ -343,16 +409,20 @@ def test_stage_file_bad_file_with_replace_keeps_old_table(dest: Dest, tmp_path: 
 
 
 def test_stage_file_postgres_failure_inside_transaction_rolls_back_drop(
-        pg_dest: Dest, tmp_path: Path):
+    pg_dest: Dest, tmp_path: Path
+):
     stage_file(_write(tmp_path / "ok.csv", b"k\n1\n"), dest=pg_dest.url, table="t")
     pg_dest.query("""CREATE FUNCTION refuse() RETURNS event_trigger LANGUAGE plpgsql AS
                      $$ BEGIN RAISE EXCEPTION 'creation refused'; END $$""")
-    pg_dest.query("CREATE EVENT TRIGGER refuse ON ddl_command_end WHEN TAG IN ('CREATE TABLE')"
-                  " EXECUTE FUNCTION refuse()")
+    pg_dest.query(
+        "CREATE EVENT TRIGGER refuse ON ddl_command_end WHEN TAG IN ('CREATE TABLE')"
+        " EXECUTE FUNCTION refuse()"
+    )
 
     with pytest.raises(StagingError, match="creation refused"):
-        stage_file(_write(tmp_path / "new.csv", b"k\n5\n"), dest=pg_dest.url, table="t",
-                   replace=True)
+        stage_file(
+            _write(tmp_path / "new.csv", b"k\n5\n"), dest=pg_dest.url, table="t", replace=True
+        )
 
     assert pg_dest.rows("t") == [(1, "1")]
 
@@ -376,15 +446,19 @@ def test_stage_file_bad_table_name_rejected(table: str, dest: Dest, tmp_path: Pa
     with pytest.raises(StagingError, match="invalid table name"):
         stage_file(path, dest=dest.url, table=table)
 
-    assert dest.query("SELECT count(*) FROM sqlite_master" if dest.kind == "sqlite" else
-                      "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    assert dest.query(
+        "SELECT count(*) FROM sqlite_master"
+        if dest.kind == "sqlite"
+        else "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+    ) == [(0,)]
 
 
 def test_sniff_file_missing_sheet_names_the_sheets(tmp_path: Path):
     path = _workbook(tmp_path / "book.xlsx", [["a"], [1]])
 
-    with pytest.raises(StagingError, match="no sheet named 'Nope'; the workbook has 'Cover', "
-                                           "'Data'"):
+    with pytest.raises(
+        StagingError, match="no sheet named 'Nope'; the workbook has 'Cover', 'Data'"
+    ):
         sniff_file(path, sheet="Nope")
 
 
@@ -393,17 +467,21 @@ def test_sniff_file_missing_sheet_names_the_sheets(tmp_path: Path):
 
 def test_stage_file_postgres_200k_rows(pg_dest: Dest, tmp_path: Path):
     path = tmp_path / "big.csv"
-    lines = [f"{i},Name {i} Zoé,user{i}@example.com,Besançon,{i * 1.5:.2f},2024-01-02,,Y\n"
-             for i in range(200_000)]
+    lines = [
+        f"{i},Name {i} Zoé,user{i}@example.com,Besançon,{i * 1.5:.2f},2024-01-02,,Y\n"
+        for i in range(200_000)
+    ]
     path.write_text("id,name,email,city,amount,created,note,flag\n" + "".join(lines))
 
     report = stage_file(path, dest=pg_dest.url, table="big")
 
     assert report.rows == 200_000
     assert pg_dest.query("SELECT count(*), max(_row), count(note) FROM big") == [
-        (200_000, 200_000, 0)]
+        (200_000, 200_000, 0)
+    ]
     assert pg_dest.query("SELECT id, name FROM big WHERE _row = 200000") == [
-        ("199999", "Name 199999 Zoé")]
+        ("199999", "Name 199999 Zoé")
+    ]
 
 
 # --------------------------------------------------------------------------- options

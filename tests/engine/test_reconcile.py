@@ -53,8 +53,9 @@ def test_diff_sides_finds_missing_extra_changed_and_narrows():
 def test_diff_sides_with_text_keys_uses_hashed_positions():
     want = {f"k-{i}": row_hash([f"v{i}"]) for i in range(2_000)}
     have = {k: v for k, v in want.items() if k != "k-5"}
-    diff = diff_sides(MemorySide(want, integer_keys=False), MemorySide(have, integer_keys=False),
-                      leaf_rows=50)
+    diff = diff_sides(
+        MemorySide(want, integer_keys=False), MemorySide(have, integer_keys=False), leaf_rows=50
+    )
     assert diff.missing == ["k-5"] and not diff.extra and not diff.changed
 
 
@@ -85,26 +86,34 @@ def test_pg_row_hash_sql_equals_python_row_hash_of_the_canonical_text(pg_params)
     conn, ctx = _cursor_factory(pg_params)
     with ctx() as cur:
         cur.execute("SET TimeZone = 'Europe/Berlin'; SET DateStyle = 'SQL, DMY'")
-        cur.execute("CREATE TABLE t (id int PRIMARY KEY, a text, b numeric(8,2), c timestamp, "
-                    "d timestamptz, e boolean, f uuid, g jsonb, h char(4), i date)")
-        cur.execute("INSERT INTO t VALUES (1, 'x', 3.5, '2020-01-02 03:04:05', "
-                    "'2020-01-02 03:04:05.25+05', 'yes', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', "
-                    "'{\"bb\": 1, \"a\": \"é\", \"c\": [{\"zz\": 2, \"y\": 3}]}', "
-                    "'ab', '2024-02-29'), "
-                    "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "
-                    "(3, '', -0.10, '2020-01-02 03:04:05.5', '2020-07-01 00:00:00Z', 'f', "
-                    "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '[1, 2]', '', '0099-01-01')")
+        cur.execute(
+            "CREATE TABLE t (id int PRIMARY KEY, a text, b numeric(8,2), c timestamp, "
+            "d timestamptz, e boolean, f uuid, g jsonb, h char(4), i date)"
+        )
+        cur.execute(
+            "INSERT INTO t VALUES (1, 'x', 3.5, '2020-01-02 03:04:05', "
+            "'2020-01-02 03:04:05.25+05', 'yes', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', "
+            '\'{"bb": 1, "a": "é", "c": [{"zz": 2, "y": 3}]}\', '
+            "'ab', '2024-02-29'), "
+            "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "
+            "(3, '', -0.10, '2020-01-02 03:04:05.5', '2020-07-01 00:00:00Z', 'f', "
+            "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '[1, 2]', '', '0099-01-01')"
+        )
     info = connect("postgresql", pg_params).introspect().table("t")
     cols = list(info.columns)
     with ctx() as cur:
         cur.execute("SET TimeZone = 'Europe/Berlin'")
         # the Python side reads ISO text (as SQLite would hold it)
         cur.execute("SET DateStyle = 'ISO'")
-        cur.execute(sql.SQL("SELECT {}, {}, {} FROM t AS t ORDER BY id").format(
-            sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(c.name))
-                               for c in cols),
-            sql.SQL(", ").join(pg_canonical_sql(sql.Identifier("t", c.name), c) for c in cols),
-            pg_row_hash_sql(cols)))
+        cur.execute(
+            sql.SQL("SELECT {}, {}, {} FROM t AS t ORDER BY id").format(
+                sql.SQL(", ").join(
+                    sql.SQL("t.{}::text").format(sql.Identifier(c.name)) for c in cols
+                ),
+                sql.SQL(", ").join(pg_canonical_sql(sql.Identifier("t", c.name), c) for c in cols),
+                pg_row_hash_sql(cols),
+            )
+        )
         rows = cur.fetchall()
     conn.close()
     n = len(cols)
@@ -116,19 +125,26 @@ def test_pg_sides_find_changes_in_100k_rows(pg_params):
     conn, ctx = _cursor_factory(pg_params)
     with ctx() as cur:
         cur.execute("CREATE TABLE t (id bigint PRIMARY KEY, name text, amount numeric(12,2))")
-        cur.execute("INSERT INTO t SELECT g, 'name ' || g, g * 1.5 "
-                    "FROM generate_series(1, 100000) g")
-        cur.execute("CREATE TABLE ledger AS SELECT id::text AS k, "
-                    "substr(encode(sha256(convert_to(id::text, 'UTF8') || decode('1f', 'hex') || "
-                    "convert_to(name, 'UTF8') || decode('1f', 'hex') || "
-                    "convert_to(trim_scale(amount)::text, 'UTF8')), 'hex'), 1, 32) AS h FROM t")
+        cur.execute(
+            "INSERT INTO t SELECT g, 'name ' || g, g * 1.5 FROM generate_series(1, 100000) g"
+        )
+        cur.execute(
+            "CREATE TABLE ledger AS SELECT id::text AS k, "
+            "substr(encode(sha256(convert_to(id::text, 'UTF8') || decode('1f', 'hex') || "
+            "convert_to(name, 'UTF8') || decode('1f', 'hex') || "
+            "convert_to(trim_scale(amount)::text, 'UTF8')), 'hex'), 1, 32) AS h FROM t"
+        )
         cur.execute("UPDATE t SET name = 'changed' WHERE id = 4242")
         cur.execute("DELETE FROM t WHERE id = 77777")
         cur.execute("INSERT INTO t VALUES (100001, 'extra', 1)")
     key = ColumnInfo(name="id", data_type="bigint", cast_type="bigint")
-    cols = [key, ColumnInfo(name="name", data_type="text"),
-            ColumnInfo(name="amount", data_type="numeric(12,2)", cast_type="numeric(12,2)",
-                       base_type="numeric")]
+    cols = [
+        key,
+        ColumnInfo(name="name", data_type="text"),
+        ColumnInfo(
+            name="amount", data_type="numeric(12,2)", cast_type="numeric(12,2)", base_type="numeric"
+        ),
+    ]
     ledger = PgSide(ctx, sql.SQL("ledger"))
     target = PgSide(ctx, table_source(sql.Identifier("t"), key, cols))
     diff = diff_sides(ledger, target)
@@ -168,13 +184,17 @@ def test_pg_run_aggregate_hash_joins_the_ledger_rows_without_jit(pg_params):
     conn, ctx = _cursor_factory(pg_params)
     with ctx() as cur:
         cur.execute("CREATE TABLE t (id bigint PRIMARY KEY, status text, amount numeric(8,2))")
-        cur.execute("INSERT INTO t SELECT g, CASE WHEN g % 3 = 0 THEN 'a' ELSE 'b' END, "
-                    "g * 0.5 FROM generate_series(1, 500) g")
+        cur.execute(
+            "INSERT INTO t SELECT g, CASE WHEN g % 3 = 0 THEN 'a' ELSE 'b' END, "
+            "g * 0.5 FROM generate_series(1, 500) g"
+        )
         # the run answers for rows 1..400 (row 401..500 belong to no run of ours)
-        cur.execute("INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
-                    "target_key_column, state_keys, state_targets, row_hashes) "
-                    "SELECT 'r1', 'b1', 'e', 't', 'id', array_agg(g::text), array_agg(g::text), "
-                    "array_agg(md5(g::text)) FROM generate_series(1, 400) g")
+        cur.execute(
+            "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
+            "target_key_column, state_keys, state_targets, row_hashes) "
+            "SELECT 'r1', 'b1', 'e', 't', 'id', array_agg(g::text), array_agg(g::text), "
+            "array_agg(md5(g::text)) FROM generate_series(1, 400) g"
+        )
         cur.execute("SELECT pg_jit_available()")
         jit_available = cur.fetchone()[0]
     plans: list = []
@@ -189,9 +209,12 @@ def test_pg_run_aggregate_hash_joins_the_ledger_rows_without_jit(pg_params):
     with ctx() as cur:
         cur.execute("SET LOCAL enable_nestloop = off")
         _PlanRecorder(cur, plans).execute(
-            sql.SQL("SELECT count(*) FROM t AS t WHERE EXISTS (SELECT 1 FROM mp_ledger.covered l "
-                    "WHERE l.run_id = 'r1' AND l.entity = 'e' AND CAST(l.target_key AS bigint) "
-                    "= t.id)"))
+            sql.SQL(
+                "SELECT count(*) FROM t AS t WHERE EXISTS (SELECT 1 FROM mp_ledger.covered l "
+                "WHERE l.run_id = 'r1' AND l.entity = 'e' AND CAST(l.target_key AS bigint) "
+                "= t.id)"
+            )
+        )
     conn.close()
     recording_conn.close()
     assert (count, total, per_status) == (400, 40100, {"a": 133, "b": 267})

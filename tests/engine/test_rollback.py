@@ -14,35 +14,65 @@ COLUMNS = ["ext", "name", "age", "score", "seen", "note"]
 
 def setup_target(tdb) -> None:
     key = "id serial PRIMARY KEY" if tdb.kind == "postgresql" else "id INTEGER PRIMARY KEY"
-    tdb.script(f"CREATE TABLE customer ({key}, ext varchar(20) NOT NULL UNIQUE, "
-               "name varchar(10) NOT NULL, age integer, score numeric(8,2), seen timestamp, "
-               "note text)")
+    tdb.script(
+        f"CREATE TABLE customer ({key}, ext varchar(20) NOT NULL UNIQUE, "
+        "name varchar(10) NOT NULL, age integer, score numeric(8,2), seen timestamp, "
+        "note text)"
+    )
     ph = "%s" if tdb.kind == "postgresql" else "?"
     for i in range(10):  # pre-existing rows: E00000..E00009, some NULLs and empty strings
-        tdb.execute(f"INSERT INTO customer (ext, name, age, score, seen, note) "
-                    f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph})",
-                    (f"E{i:05d}", f"old{i}", None if i % 3 == 0 else i, "12.50",
-                     f"2023-05-0{1 + i % 9} 08:30:00", "" if i % 2 else None))
+        tdb.execute(
+            f"INSERT INTO customer (ext, name, age, score, seen, note) "
+            f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph})",
+            (
+                f"E{i:05d}",
+                f"old{i}",
+                None if i % 3 == 0 else i,
+                "12.50",
+                f"2023-05-0{1 + i % 9} 08:30:00",
+                "" if i % 2 else None,
+            ),
+        )
 
 
 def entity(mode: str) -> EntitySpec:
-    return EntitySpec(name="customer", source_table="src", target_table="customer",
-                      source_key=("ext",), target_key="id", external_id="ext", load_mode=mode,
-                      fields=tuple(FieldSpec(c, (c,)) for c in COLUMNS))
+    return EntitySpec(
+        name="customer",
+        source_table="src",
+        target_table="customer",
+        source_key=("ext",),
+        target_key="id",
+        external_id="ext",
+        load_mode=mode,
+        fields=tuple(FieldSpec(c, (c,)) for c in COLUMNS),
+    )
 
 
 def rows(start: int, n: int, tag: str = "new") -> pd.DataFrame:
     idx = range(start, start + n)
-    return text_frame(COLUMNS, {
-        "ext": [f"E{i:05d}" for i in idx], "name": [f"{tag}{i}" for i in idx],
-        "age": [str(i) for i in idx], "score": ["99.10"] * n,
-        "seen": ["2024-12-31 23:59:59"] * n, "note": [f"n{i}" for i in idx]})
+    return text_frame(
+        COLUMNS,
+        {
+            "ext": [f"E{i:05d}" for i in idx],
+            "name": [f"{tag}{i}" for i in idx],
+            "age": [str(i) for i in idx],
+            "score": ["99.10"] * n,
+            "seen": ["2024-12-31 23:59:59"] * n,
+            "note": [f"n{i}" for i in idx],
+        },
+    )
 
 
 def load(tdb, mode: str, batch: str, frame: pd.DataFrame, run: str = "run-1"):
-    return tdb.connector.load_batch(entity=entity(mode), rows=frame, source_keys=list(frame["ext"]),
-                                    run_id=run, batch_id=batch, namespace="plan",
-                                    result_meta={})
+    return tdb.connector.load_batch(
+        entity=entity(mode),
+        rows=frame,
+        source_keys=list(frame["ext"]),
+        run_id=run,
+        batch_id=batch,
+        namespace="plan",
+        result_meta={},
+    )
 
 
 def checksum(tdb):
@@ -62,7 +92,7 @@ def test_rollback_after_insert_run_restores_pre_run_checksum(tdb):
 def test_rollback_after_upsert_run_that_overwrote_rows_restores_pre_run_checksum(tdb):
     setup_target(tdb)
     before = checksum(tdb)
-    load(tdb, "upsert", "b0", rows(5, 10))    # overwrites E00005..E00009, inserts 5
+    load(tdb, "upsert", "b0", rows(5, 10))  # overwrites E00005..E00009, inserts 5
     load(tdb, "upsert", "b1", rows(8, 10, "again"))  # overwrites rows b0 touched too
     changed = checksum(tdb)
     summary = rollback_run(target=tdb.connector, run_id="run-1")
@@ -103,9 +133,11 @@ def test_rollback_resumes_after_a_crash_between_batches(tdb):
         load(tdb, "upsert", f"b{b}", rows(b * 4, 6, f"r{b}"))
     tdb.connector.rollback_batch("run-1", "b2")  # the "crashed" rollback got this far
     progress = []
-    summary = rollback_run(target=tdb.connector, run_id="run-1",
-                           on_progress=lambda done, total, r: progress.append((done, total,
-                                                                                r.batch_id)))
+    summary = rollback_run(
+        target=tdb.connector,
+        run_id="run-1",
+        on_progress=lambda done, total, r: progress.append((done, total, r.batch_id)),
+    )
     assert progress == [(1, 2, "b1"), (2, 2, "b0")]
     assert summary.batches == 2
     assert checksum(tdb) == before
@@ -135,14 +167,26 @@ def test_rollback_with_a_fresh_connector_restores_checksum(tmp_path):
 
     from runs.engine.snapshot import EntitySpec, FieldSpec
 
-    entity = EntitySpec(name="t", source_table="s", target_table="t", source_key=("k",),
-                        target_key="id", external_id="ext", load_mode="upsert",
-                        fields=(FieldSpec(target="ext"), FieldSpec(target="v")))
+    entity = EntitySpec(
+        name="t",
+        source_table="s",
+        target_table="t",
+        source_key=("k",),
+        target_key="id",
+        external_id="ext",
+        load_mode="upsert",
+        fields=(FieldSpec(target="ext"), FieldSpec(target="v")),
+    )
     writer.ensure_ledger()
-    writer.load_batch(entity=entity, rows=pd.DataFrame({"ext": ["a", "b"], "v": ["1", "2"]},
-                                                       dtype=object),
-                      source_keys=["a", "b"], run_id="r1", batch_id="b1", namespace="n",
-                      result_meta={})
+    writer.load_batch(
+        entity=entity,
+        rows=pd.DataFrame({"ext": ["a", "b"], "v": ["1", "2"]}, dtype=object),
+        source_keys=["a", "b"],
+        run_id="r1",
+        batch_id="b1",
+        namespace="n",
+        result_meta={},
+    )
     writer.close()
     fresh = connect("sqlite", {"path": str(path), "allowed_root": str(path.parent)})
     summary = rollback_run(target=fresh, run_id="r1")

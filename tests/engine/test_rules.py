@@ -34,12 +34,17 @@ OK = None  # marker: the row has no error
 
 def apply(rule, values, params=None, *, keys=None, namespace="plan"):
     """Run one rule on a list (or a dict of lists for frame rules); return values and errors."""
-    data = pd.DataFrame(values, dtype=object) if isinstance(values, dict) else pd.Series(
-        values, dtype=object)
-    source_keys = pd.Series(keys if keys is not None else [str(i) for i in range(len(data))],
-                            dtype=object)
-    ctx = RuleContext(lookups=LOOKUPS, keymaps=KEYMAPS, source_keys=source_keys,
-                      namespace=namespace)
+    data = (
+        pd.DataFrame(values, dtype=object)
+        if isinstance(values, dict)
+        else pd.Series(values, dtype=object)
+    )
+    source_keys = pd.Series(
+        keys if keys is not None else [str(i) for i in range(len(data))], dtype=object
+    )
+    ctx = RuleContext(
+        lookups=LOOKUPS, keymaps=KEYMAPS, source_keys=source_keys, namespace=namespace
+    )
     result = run_step(rule, data, params or {}, ctx)
     errors = [None] * len(data) if result.errors is None else result.errors.tolist()
     return to_python(result.values).tolist(), errors
@@ -48,101 +53,272 @@ def apply(rule, values, params=None, *, keys=None, namespace="plan"):
 # (rule, params, input, expected output, expected error flags: True = the row fails)
 CASES = [
     ("copy", {}, ["a", None, "", "José"], ["a", None, "", "José"], None),
-    ("trim", {}, ["  a  b ", None, "", "   ", "  josé   ÅNGSTRÖM ", "a\u00a0\tb", "tab\there\n"],
-     ["a  b", None, None, None, "josé   ÅNGSTRÖM", "a\u00a0\tb", "tab\there"], None),
-    ("trim", {"collapse_inner": True},
-     ["  a  b ", None, "", "   ", "  josé   ÅNGSTRÖM ", "a\u00a0\tb", "tab\there"],
-     ["a b", None, None, None, "josé ÅNGSTRÖM", "a b", "tab here"], None),
+    (
+        "trim",
+        {},
+        ["  a  b ", None, "", "   ", "  josé   ÅNGSTRÖM ", "a\u00a0\tb", "tab\there\n"],
+        ["a  b", None, None, None, "josé   ÅNGSTRÖM", "a\u00a0\tb", "tab\there"],
+        None,
+    ),
+    (
+        "trim",
+        {"collapse_inner": True},
+        ["  a  b ", None, "", "   ", "  josé   ÅNGSTRÖM ", "a\u00a0\tb", "tab\there"],
+        ["a b", None, None, None, "josé ÅNGSTRÖM", "a b", "tab here"],
+        None,
+    ),
     ("trim", {"empty_to_null": False}, ["  ", None, " x "], ["", None, "x"], None),
     ("upper", {}, ["abc", None, "", "josé straße"], ["ABC", None, "", "JOSÉ STRAẞE"], None),
     ("lower", {}, ["ABC", None, "", "ÅNGSTRÖM"], ["abc", None, "", "ångström"], None),
-    ("title", {}, ["ACME CORP.", None, "", "josé ÅNGSTRÖM", "o'brien-smith"],
-     ["Acme Corp.", None, "", "José Ångström", "O'Brien-Smith"], None),
-    ("split", {"separator": ",", "index": 1}, ["a, b ,c", "a", None, "", "x,é"],
-     ["b", None, None, None, "é"], None),
-    ("split", {"separator": " ", "index": -1}, ["John Q Public", "Cher", None],
-     ["Public", "Cher", None], None),
-    ("value_map", {"lookup": "state"}, ["NY", "ca", "TX", None, ""],
-     ["New York", "California", "Unknown", "Unknown", "Blank"], None),
-    ("value_map", {"lookup": "state", "on_null": "null"}, ["NY", "ca", "TX", None, ""],
-     ["New York", "California", "Unknown", None, "Blank"], None),
-    ("value_map", {"lookup": "nodefault", "on_null": "fail"}, ["A", None, "", " "],
-     ["active", None, None, None], [False, True, True, False]),
-    ("value_map", {"lookup": "state", "on_null": "fail", "on_missing": "fail"},
-     ["NY", None, "", "TX"], ["New York", None, "Blank", None], [False, True, False, True]),
-    ("value_map", {"lookup": "nodefault"}, ["A", "B", None, ""], ["active", None, None, None],
-     None),
-    ("value_map", {"lookup": "state", "on_missing": "fail"}, ["NY", "TX", None],
-     ["New York", None, "Unknown"], [False, True, False]),
-    ("value_map", {"lookup": "state", "on_missing": "keep"}, ["NY", "Tëxas", None],
-     ["New York", "Tëxas", "Unknown"], None),
-    ("value_map", {"lookup": "state", "ignore_case": True}, [" ny ", "CA", "Ca"],
-     ["New York", "California", "California"], None),
-    ("regex_replace", {"pattern": "[^0-9]", "replacement": ""}, ["a1b2", None, "", "é3"],
-     ["12", None, "", "3"], None),
-    ("regex_replace", {"pattern": "([a-z]+)-([0-9]+)", "replacement": r"\2/\1"}, ["ab-12"],
-     ["12/ab"], None),
-    ("regex_validate", {"pattern": "[A-Z][0-9]{3}"}, ["A123", "A1234", None, "", "é123"],
-     ["A123", "A1234", None, "", "é123"], [False, True, False, False, True]),
-    ("regex_validate", {"pattern": "[0-9]", "full_match": False}, ["ab3", "abc"],
-     ["ab3", "abc"], [False, True]),
-    ("phone_format", {},
-     ["555.123.4567", "+1 (555) 123-4567", "1-555-123-4567", "123", None, "", "  ", "n/a",
-      "2 555 123 4567"],
-     ["(555) 123-4567", "(555) 123-4567", "(555) 123-4567", "123", None, None, None, "n/a",
-      "2 555 123 4567"],
-     [False, False, False, True, False, False, False, True, True]),
-    ("email", {},
-     [" John.Doe@Example.COM ", "bad@", "a..b@x.com", "no-at.com", None, "", "josé@exämple.de"],
-     ["john.doe@example.com", "bad@", "a..b@x.com", "no-at.com", None, None, "josé@exämple.de"],
-     [False, True, True, True, False, False, False]),
-    ("parse_date", {"formats": ["%Y-%m-%d", "%d/%m/%Y"]},
-     ["2021-02-28", "03/04/2020", "2021-02-30", "garbage", None, "", " 1600-01-01 "],
-     ["2021-02-28", "2020-04-03", None, None, None, None, "1600-01-01"],
-     [False, False, True, True, False, False, False]),
-    ("parse_date", {"formats": ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"], "output": "datetime"},
-     ["2021-02-28 13:45:10", "2021-02-28T01:02:03+02:00", "2021-02-29 00:00:00"],
-     ["2021-02-28 13:45:10", "2021-02-27 23:02:03", None], [False, False, True]),
-    ("cast", {"to": "int"}, ["007", "+5", "-0", "12.00", " 42 ", "1.5", "abc", None, ""],
-     ["7", "5", "0", "12", "42", None, None, None, None],
-     [False, False, False, False, False, True, True, False, False]),
-    ("cast", {"to": "decimal", "scale": 2, "thousands_separator": ","},
-     ["12.345", "-2.5", ".5", "5.", "1,234.5", "0.125", "x", "1e3", None],
-     ["12.35", "-2.50", "0.50", "5.00", "1234.50", "0.13", None, None, None],
-     [False, False, False, False, False, False, True, True, False]),
+    (
+        "title",
+        {},
+        ["ACME CORP.", None, "", "josé ÅNGSTRÖM", "o'brien-smith"],
+        ["Acme Corp.", None, "", "José Ångström", "O'Brien-Smith"],
+        None,
+    ),
+    (
+        "split",
+        {"separator": ",", "index": 1},
+        ["a, b ,c", "a", None, "", "x,é"],
+        ["b", None, None, None, "é"],
+        None,
+    ),
+    (
+        "split",
+        {"separator": " ", "index": -1},
+        ["John Q Public", "Cher", None],
+        ["Public", "Cher", None],
+        None,
+    ),
+    (
+        "value_map",
+        {"lookup": "state"},
+        ["NY", "ca", "TX", None, ""],
+        ["New York", "California", "Unknown", "Unknown", "Blank"],
+        None,
+    ),
+    (
+        "value_map",
+        {"lookup": "state", "on_null": "null"},
+        ["NY", "ca", "TX", None, ""],
+        ["New York", "California", "Unknown", None, "Blank"],
+        None,
+    ),
+    (
+        "value_map",
+        {"lookup": "nodefault", "on_null": "fail"},
+        ["A", None, "", " "],
+        ["active", None, None, None],
+        [False, True, True, False],
+    ),
+    (
+        "value_map",
+        {"lookup": "state", "on_null": "fail", "on_missing": "fail"},
+        ["NY", None, "", "TX"],
+        ["New York", None, "Blank", None],
+        [False, True, False, True],
+    ),
+    (
+        "value_map",
+        {"lookup": "nodefault"},
+        ["A", "B", None, ""],
+        ["active", None, None, None],
+        None,
+    ),
+    (
+        "value_map",
+        {"lookup": "state", "on_missing": "fail"},
+        ["NY", "TX", None],
+        ["New York", None, "Unknown"],
+        [False, True, False],
+    ),
+    (
+        "value_map",
+        {"lookup": "state", "on_missing": "keep"},
+        ["NY", "Tëxas", None],
+        ["New York", "Tëxas", "Unknown"],
+        None,
+    ),
+    (
+        "value_map",
+        {"lookup": "state", "ignore_case": True},
+        [" ny ", "CA", "Ca"],
+        ["New York", "California", "California"],
+        None,
+    ),
+    (
+        "regex_replace",
+        {"pattern": "[^0-9]", "replacement": ""},
+        ["a1b2", None, "", "é3"],
+        ["12", None, "", "3"],
+        None,
+    ),
+    (
+        "regex_replace",
+        {"pattern": "([a-z]+)-([0-9]+)", "replacement": r"\2/\1"},
+        ["ab-12"],
+        ["12/ab"],
+        None,
+    ),
+    (
+        "regex_validate",
+        {"pattern": "[A-Z][0-9]{3}"},
+        ["A123", "A1234", None, "", "é123"],
+        ["A123", "A1234", None, "", "é123"],
+        [False, True, False, False, True],
+    ),
+    (
+        "regex_validate",
+        {"pattern": "[0-9]", "full_match": False},
+        ["ab3", "abc"],
+        ["ab3", "abc"],
+        [False, True],
+    ),
+    (
+        "phone_format",
+        {},
+        [
+            "555.123.4567",
+            "+1 (555) 123-4567",
+            "1-555-123-4567",
+            "123",
+            None,
+            "",
+            "  ",
+            "n/a",
+            "2 555 123 4567",
+        ],
+        [
+            "(555) 123-4567",
+            "(555) 123-4567",
+            "(555) 123-4567",
+            "123",
+            None,
+            None,
+            None,
+            "n/a",
+            "2 555 123 4567",
+        ],
+        [False, False, False, True, False, False, False, True, True],
+    ),
+    (
+        "email",
+        {},
+        [" John.Doe@Example.COM ", "bad@", "a..b@x.com", "no-at.com", None, "", "josé@exämple.de"],
+        ["john.doe@example.com", "bad@", "a..b@x.com", "no-at.com", None, None, "josé@exämple.de"],
+        [False, True, True, True, False, False, False],
+    ),
+    (
+        "parse_date",
+        {"formats": ["%Y-%m-%d", "%d/%m/%Y"]},
+        ["2021-02-28", "03/04/2020", "2021-02-30", "garbage", None, "", " 1600-01-01 "],
+        ["2021-02-28", "2020-04-03", None, None, None, None, "1600-01-01"],
+        [False, False, True, True, False, False, False],
+    ),
+    (
+        "parse_date",
+        {"formats": ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"], "output": "datetime"},
+        ["2021-02-28 13:45:10", "2021-02-28T01:02:03+02:00", "2021-02-29 00:00:00"],
+        ["2021-02-28 13:45:10", "2021-02-27 23:02:03", None],
+        [False, False, True],
+    ),
+    (
+        "cast",
+        {"to": "int"},
+        ["007", "+5", "-0", "12.00", " 42 ", "1.5", "abc", None, ""],
+        ["7", "5", "0", "12", "42", None, None, None, None],
+        [False, False, False, False, False, True, True, False, False],
+    ),
+    (
+        "cast",
+        {"to": "decimal", "scale": 2, "thousands_separator": ","},
+        ["12.345", "-2.5", ".5", "5.", "1,234.5", "0.125", "x", "1e3", None],
+        ["12.35", "-2.50", "0.50", "5.00", "1234.50", "0.13", None, None, None],
+        [False, False, False, False, False, False, True, True, False],
+    ),
     ("cast", {"to": "decimal", "scale": 0}, ["2.5", "-2.5", "7"], ["3", "-3", "7"], None),
-    ("cast", {"to": "bool"}, ["Yes", "n", "TRUE", "0", "t", "maybe", None, ""],
-     ["true", "false", "true", "false", "true", None, None, None],
-     [False, False, False, False, False, True, False, False]),
+    (
+        "cast",
+        {"to": "bool"},
+        ["Yes", "n", "TRUE", "0", "t", "maybe", None, ""],
+        ["true", "false", "true", "false", "true", None, None, None],
+        [False, False, False, False, False, True, False, False],
+    ),
     ("cast", {"to": "text"}, ["x", None, ""], ["x", None, ""], None),
-    ("truncate", {"length": 3}, ["abcdef", "ab", None, "", "éèêëē"], ["abc", "ab", None, "", "éèê"],
-     None),
-    ("truncate", {"length": 3, "on_overflow": "fail"}, ["abcd", "abc", None],
-     ["abcd", "abc", None], [True, False, False]),
+    (
+        "truncate",
+        {"length": 3},
+        ["abcdef", "ab", None, "", "éèêëē"],
+        ["abc", "ab", None, "", "éèê"],
+        None,
+    ),
+    (
+        "truncate",
+        {"length": 3, "on_overflow": "fail"},
+        ["abcd", "abc", None],
+        ["abcd", "abc", None],
+        [True, False, False],
+    ),
     ("default_if_null", {"value": "N/A"}, ["a", None, "", "é"], ["a", "N/A", "N/A", "é"], None),
     ("default_if_null", {"value": "N/A", "blank_is_null": False}, [None, ""], ["N/A", ""], None),
     ("constant", {"value": "Ω"}, ["a", None, ""], ["Ω", "Ω", "Ω"], None),
-    ("hash", {}, ["a", None, ""],
-     ["ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb", None, ""], None),
-    ("mask", {}, ["4111111111111111", "1234", "12", None, "", "josé1234"],
-     ["************1111", "****", "**", None, "", "****1234"], None),
+    (
+        "hash",
+        {},
+        ["a", None, ""],
+        ["ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb", None, ""],
+        None,
+    ),
+    (
+        "mask",
+        {},
+        ["4111111111111111", "1234", "12", None, "", "josé1234"],
+        ["************1111", "****", "**", None, "", "****1234"],
+        None,
+    ),
     ("mask", {"keep_last": 0, "mask_char": "#"}, ["abc"], ["###"], None),
-    ("reference_lookup", {"entity": "customer"}, ["1", " 2 ", "3", None, ""],
-     ["c-1", "c-2", None, None, None], [False, False, True, False, False]),
+    (
+        "reference_lookup",
+        {"entity": "customer"},
+        ["1", " 2 ", "3", None, ""],
+        ["c-1", "c-2", None, None, None],
+        [False, False, True, False, False],
+    ),
     ("reference_lookup", {"entity": "unloaded"}, ["1", None], [None, None], [True, False]),
-    ("concat", {"separator": ", "},
-     {"a": ["1 Main", None, "", " x ", "José"], "b": ["Apt 2", None, "", None, "Ñ"],
-      "c": ["NY", None, " ", "z", None]},
-     ["1 Main, Apt 2, NY", None, None, "x, z", "José, Ñ"], None),
-    ("concat", {"separator": "-", "strip": False}, {"a": [" a", None], "b": ["b ", "c"]},
-     [" a-b ", "c"], None),
-    ("coalesce", {}, {"a": [None, "", "x", None], "b": ["b", "y", "z", None]},
-     ["b", "y", "x", None], None),
+    (
+        "concat",
+        {"separator": ", "},
+        {
+            "a": ["1 Main", None, "", " x ", "José"],
+            "b": ["Apt 2", None, "", None, "Ñ"],
+            "c": ["NY", None, " ", "z", None],
+        },
+        ["1 Main, Apt 2, NY", None, None, "x, z", "José, Ñ"],
+        None,
+    ),
+    (
+        "concat",
+        {"separator": "-", "strip": False},
+        {"a": [" a", None], "b": ["b ", "c"]},
+        [" a-b ", "c"],
+        None,
+    ),
+    (
+        "coalesce",
+        {},
+        {"a": [None, "", "x", None], "b": ["b", "y", "z", None]},
+        ["b", "y", "x", None],
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("rule", "params", "values", "expected", "fails"), CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("rule", "params", "values", "expected", "fails"),
+    CASES,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)],
+)
 def test_rule_produces_expected_values_and_errors(rule, params, values, expected, fails):
     out, errors = apply(rule, values, params)
 
@@ -185,23 +361,39 @@ def test_value_map_unknown_lookup_raises():
 
 
 def test_rule_categories_match_failure_kinds():
-    categories = {name: REGISTRY[name].category for name in (
-        "parse_date", "value_map", "truncate", "cast", "reference_lookup", "phone_format",
-        "email", "regex_validate")}
+    categories = {
+        name: REGISTRY[name].category
+        for name in (
+            "parse_date",
+            "value_map",
+            "truncate",
+            "cast",
+            "reference_lookup",
+            "phone_format",
+            "email",
+            "regex_validate",
+        )
+    }
 
     assert categories == {
-        "parse_date": "invalid_date", "value_map": "lookup_miss", "truncate": "too_long",
-        "cast": "type_cast", "reference_lookup": "reference_missing",
-        "phone_format": "invalid_format", "email": "invalid_format",
+        "parse_date": "invalid_date",
+        "value_map": "lookup_miss",
+        "truncate": "too_long",
+        "cast": "type_cast",
+        "reference_lookup": "reference_missing",
+        "phone_format": "invalid_format",
+        "email": "invalid_format",
         "regex_validate": "invalid_format",
     }
 
 
 def test_uuid_from_key_matches_stdlib_uuid5_and_is_deterministic():
-    out1, _ = apply("uuid_from_key", [None, None, None], {"scope": "customer"},
-                    keys=["1", "2", "é|3"])
-    out2, _ = apply("uuid_from_key", [None, None, None], {"scope": "customer"},
-                    keys=["1", "2", "é|3"])
+    out1, _ = apply(
+        "uuid_from_key", [None, None, None], {"scope": "customer"}, keys=["1", "2", "é|3"]
+    )
+    out2, _ = apply(
+        "uuid_from_key", [None, None, None], {"scope": "customer"}, keys=["1", "2", "é|3"]
+    )
     ns = uuid.uuid5(uuid.NAMESPACE_URL, "migration-planner:plan/customer")
 
     assert out1 == out2 == [str(uuid.uuid5(ns, k)) for k in ["1", "2", "é|3"]]
@@ -218,8 +410,7 @@ def test_uuid_from_key_differs_by_namespace_and_scope():
 def test_uuid_from_key_from_value_keeps_null():
     out, _ = apply("uuid_from_key", ["k", None], {"from": "value"})
 
-    assert out[0] == str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "migration-planner:plan/"),
-                                    "k"))
+    assert out[0] == str(uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "migration-planner:plan/"), "k"))
     assert out[1] is None
 
 
@@ -248,12 +439,21 @@ def test_rule_accepts_non_text_values():
 
 def test_rule_runs_on_empty_input():
     for name, rule in REGISTRY.items():
-        params = {"lookup": "state", "entity": "customer", "to": "int", "length": 3,
-                  "value": "v", "pattern": "x"}
+        params = {
+            "lookup": "state",
+            "entity": "customer",
+            "to": "int",
+            "length": 3,
+            "value": "v",
+            "pattern": "x",
+        }
         params = {p.name: params[p.name] for p in rule.params if p.name in params}
-        result = run_step(name, pd.Series([], dtype=object), params,
-                          RuleContext(lookups=LOOKUPS, keymaps=KEYMAPS,
-                                      source_keys=pd.Series([], dtype=object)))
+        result = run_step(
+            name,
+            pd.Series([], dtype=object),
+            params,
+            RuleContext(lookups=LOOKUPS, keymaps=KEYMAPS, source_keys=pd.Series([], dtype=object)),
+        )
         assert len(result.values) == 0, name
 
 
@@ -272,24 +472,27 @@ def test_validate_params_normalises_form_strings():
     assert dates["formats"] == ["%Y-%m-%d", "%d/%m/%Y"]
 
 
-@pytest.mark.parametrize(("rule", "params", "bad_param"), [
-    ("no_such_rule", {}, "rule"),
-    ("truncate", {}, "length"),
-    ("value_map", {"on_missing": "fail"}, "lookup"),
-    ("regex_validate", {"pattern": "(unclosed"}, "pattern"),
-    ("regex_replace", {"pattern": "[a-"}, "pattern"),
-    ("value_map", {"lookup": "s", "on_missing": "explode"}, "on_missing"),
-    ("cast", {"to": "float"}, "to"),
-    ("truncate", {"length": "ten"}, "length"),
-    ("truncate", {"length": 0}, "length"),
-    ("cast", {"to": "decimal", "scale": 11}, "scale"),
-    ("trim", {"empty_to_null": "maybe"}, "empty_to_null"),
-    ("parse_date", {"formats": [1, 2]}, "formats"),
-    ("parse_date", {"formats": []}, "formats"),
-    ("constant", {"value": 3}, "value"),
-    ("copy", {"surprise": 1}, "surprise"),
-    ("reference_lookup", {"entity": ""}, "entity"),
-])
+@pytest.mark.parametrize(
+    ("rule", "params", "bad_param"),
+    [
+        ("no_such_rule", {}, "rule"),
+        ("truncate", {}, "length"),
+        ("value_map", {"on_missing": "fail"}, "lookup"),
+        ("regex_validate", {"pattern": "(unclosed"}, "pattern"),
+        ("regex_replace", {"pattern": "[a-"}, "pattern"),
+        ("value_map", {"lookup": "s", "on_missing": "explode"}, "on_missing"),
+        ("cast", {"to": "float"}, "to"),
+        ("truncate", {"length": "ten"}, "length"),
+        ("truncate", {"length": 0}, "length"),
+        ("cast", {"to": "decimal", "scale": 11}, "scale"),
+        ("trim", {"empty_to_null": "maybe"}, "empty_to_null"),
+        ("parse_date", {"formats": [1, 2]}, "formats"),
+        ("parse_date", {"formats": []}, "formats"),
+        ("constant", {"value": 3}, "value"),
+        ("copy", {"surprise": 1}, "surprise"),
+        ("reference_lookup", {"entity": ""}, "entity"),
+    ],
+)
 def test_validate_params_rejects_bad_input(rule, params, bad_param):
     with pytest.raises(RuleParamError) as excinfo:
         validate_params(rule, params)
@@ -307,6 +510,7 @@ def test_run_step_refuses_frame_for_single_column_rule():
 
 # ------------------------------------------------------------------ parse_date: Arrow fast path
 
+
 def _pandas_formats(text: pd.Series, formats: list[str]) -> np.ndarray:
     """The reference: pandas.to_datetime per format, in order, on the rows still unparsed."""
     parsed = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[s]")
@@ -322,8 +526,10 @@ def _pandas_formats(text: pd.Series, formats: list[str]) -> np.ndarray:
     return parsed
 
 
-_DIGITS = {"arabic": str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"),
-           "fullwidth": str.maketrans("0123456789", "０１２３４５６７８９")}
+_DIGITS = {
+    "arabic": str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"),
+    "fullwidth": str.maketrans("0123456789", "０１２３４５６７８９"),
+}
 
 
 def _spellings(formats: list[str], n: int, rng: random.Random) -> list[str | None]:
@@ -357,12 +563,15 @@ def _spellings(formats: list[str], n: int, rng: random.Random) -> list[str | Non
     return out
 
 
-@pytest.mark.parametrize("formats", [
-    ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%b %d %Y"],
-    ["%d/%m/%y", "%m/%d/%Y", "%Y%m%d"],
-    ["%H:%M %d-%m-%Y", "%Y-%m-%d\t%H", "%y-%m-%d %H:%M:%S", "%d.%m.%y"],
-    ["%Y-%m-%d %I:%M %p", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d"],  # no fast path for %I %p %z
-])
+@pytest.mark.parametrize(
+    "formats",
+    [
+        ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%b %d %Y"],
+        ["%d/%m/%y", "%m/%d/%Y", "%Y%m%d"],
+        ["%H:%M %d-%m-%Y", "%Y-%m-%d\t%H", "%y-%m-%d %H:%M:%S", "%d.%m.%y"],
+        ["%Y-%m-%d %I:%M %p", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d"],  # no fast path for %I %p %z
+    ],
+)
 def test_parse_formats_answers_exactly_what_pandas_answers(formats):
     """Canonical spellings are parsed in Arrow; 30 Feb, year 0, '-2018', unpadded digits,
     other digit scripts, odd spaces, case and trailing text must come out as pandas says."""
@@ -381,7 +590,11 @@ def test_parse_formats_fast_path_rejects_a_day_arrow_would_roll_over():
     got = _parse_formats(text, ["%Y-%m-%d"])
 
     assert [None if np.isnat(v) else str(v)[:10] for v in got] == [
-        None, "2020-02-29", None, "2018-02-28"]
+        None,
+        "2020-02-29",
+        None,
+        "2018-02-28",
+    ]
 
 
 def test_format_1_snapshot_keeps_the_behaviour_it_was_frozen_with():
@@ -391,21 +604,42 @@ def test_format_1_snapshot_keeps_the_behaviour_it_was_frozen_with():
 
     fields = [
         {"target": "t", "sources": ["a"], "steps": [{"rule": "trim", "params": {}}]},
-        {"target": "m", "sources": ["b"],
-         "steps": [{"rule": "value_map", "params": {"lookup": "st"}}]},
+        {
+            "target": "m",
+            "sources": ["b"],
+            "steps": [{"rule": "value_map", "params": {"lookup": "st"}}],
+        },
     ]
-    old = {"plan": "p", "version": 3, "lookups": {"st": {"entries": {"X": "x"}, "default": "d"}},
-           "entities": [{"name": "e", "source_table": "s", "target_table": "t",
-                         "source_key": ["k"], "target_key": "id", "fields": fields}]}
-    frame = pd.DataFrame({"k": ["1", "2"], "a": [" tab\there  x ", None], "b": [None, "Q"]},
-                         dtype=object)
+    old = {
+        "plan": "p",
+        "version": 3,
+        "lookups": {"st": {"entries": {"X": "x"}, "default": "d"}},
+        "entities": [
+            {
+                "name": "e",
+                "source_table": "s",
+                "target_table": "t",
+                "source_key": ["k"],
+                "target_key": "id",
+                "fields": fields,
+            }
+        ],
+    }
+    frame = pd.DataFrame(
+        {"k": ["1", "2"], "a": [" tab\there  x ", None], "b": [None, "Q"]}, dtype=object
+    )
     for data, expected in (
         (old, [["tab here x", None], [None, "d"]]),
         (old | {"rules_format": 2}, [["tab\there  x", None], ["d", "d"]]),
     ):
         snapshot = PlanSnapshot.from_dict(data)
-        result = transform_frame(entity=snapshot.entities[0], frame=frame,
-                                 lookups=snapshot.lookups, keymaps={}, namespace="p")
+        result = transform_frame(
+            entity=snapshot.entities[0],
+            frame=frame,
+            lookups=snapshot.lookups,
+            keymaps={},
+            namespace="p",
+        )
         assert [result.rows["t"].tolist(), result.rows["m"].tolist()] == expected
     assert PlanSnapshot.from_dict(old).rules_format == 2
 

@@ -21,15 +21,26 @@ def step(rule, **params):
 
 def customer_entity(**overrides):
     fields = (
-        FieldSpec("name", ("name",), (step("trim", collapse_inner=True), step("title")),
-                  required=True),
+        FieldSpec(
+            "name", ("name",), (step("trim", collapse_inner=True), step("title")), required=True
+        ),
         FieldSpec("email", ("email",), (step("email"),)),
-        FieldSpec("status", ("status",), (step("value_map", lookup="status", on_missing="fail"),),
-                  default="active"),
+        FieldSpec(
+            "status",
+            ("status",),
+            (step("value_map", lookup="status", on_missing="fail"),),
+            default="active",
+        ),
         FieldSpec("dob", ("dob",), (step("parse_date", formats=["%Y-%m-%d"]),)),
     )
-    spec = {"name": "customer", "source_table": "customers", "target_table": "people",
-            "source_key": ("id",), "target_key": "person_id", "fields": fields}
+    spec = {
+        "name": "customer",
+        "source_table": "customers",
+        "target_table": "people",
+        "source_key": ("id",),
+        "target_key": "person_id",
+        "fields": fields,
+    }
     spec.update(overrides)
     return EntitySpec(**spec)
 
@@ -40,8 +51,13 @@ def frame_of(rows):
 
 def run(entity, rows, **kwargs):
     kwargs.setdefault("lookups", LOOKUPS)
-    return transform_frame(entity=entity, frame=frame_of(rows), keymaps=kwargs.pop("keymaps", {}),
-                           namespace="plan", **kwargs)
+    return transform_frame(
+        entity=entity,
+        frame=frame_of(rows),
+        keymaps=kwargs.pop("keymaps", {}),
+        namespace="plan",
+        **kwargs,
+    )
 
 
 def balanced(result, n):
@@ -89,8 +105,12 @@ def test_transform_frame_failure_keeps_source_and_transformed_rows():
     failure = next(f for f in result.failures if f.source_key == "2")
 
     assert failure.source_row == ROWS[1]
-    assert failure.transformed_row == {"name": "Bob", "email": "bad@", "status": "Z",
-                                       "dob": "2021-02-30"}
+    assert failure.transformed_row == {
+        "name": "Bob",
+        "email": "bad@",
+        "status": "Z",
+        "dob": "2021-02-30",
+    }
 
 
 def test_transform_frame_required_missing_fails_row():
@@ -104,8 +124,9 @@ def test_transform_frame_required_missing_fails_row():
 def test_transform_frame_default_fills_null_and_empty_results():
     entity = customer_entity(fields=(FieldSpec("note", ("note",), (), default="n/a"),))
 
-    result = run(entity, [{"id": "1", "note": None}, {"id": "2", "note": ""},
-                          {"id": "3", "note": "x"}])
+    result = run(
+        entity, [{"id": "1", "note": None}, {"id": "2", "note": ""}, {"id": "3", "note": "x"}]
+    )
 
     assert result.rows["note"].tolist() == ["n/a", "n/a", "x"]
 
@@ -118,19 +139,22 @@ def test_transform_frame_required_empty_string_fails():
     assert [f.category for f in result.failures] == ["required_missing"]
 
 
-@pytest.mark.parametrize(("spec", "kept_ids"), [
-    (FilterSpec("status", "eq", "A"), ["1"]),
-    (FilterSpec("status", "ne", "A"), ["2", "3", "4"]),
-    (FilterSpec("status", "in", ["A", "I"]), ["1", "4"]),
-    (FilterSpec("status", "not_in", ["A", "I"]), ["2", "3"]),
-    (FilterSpec("status", "is_null"), ["3"]),
-    (FilterSpec("email", "is_null"), ["3", "4"]),
-    (FilterSpec("status", "not_null"), ["1", "2", "4"]),
-    (FilterSpec("id", "gt", 2), ["3", "4"]),
-    (FilterSpec("id", "le", "2"), ["1", "2"]),
-    (FilterSpec("dob", "lt", "2000-01-01"), ["1"]),
-    (FilterSpec("email", "regex", "@X[.]"), ["1"]),
-])
+@pytest.mark.parametrize(
+    ("spec", "kept_ids"),
+    [
+        (FilterSpec("status", "eq", "A"), ["1"]),
+        (FilterSpec("status", "ne", "A"), ["2", "3", "4"]),
+        (FilterSpec("status", "in", ["A", "I"]), ["1", "4"]),
+        (FilterSpec("status", "not_in", ["A", "I"]), ["2", "3"]),
+        (FilterSpec("status", "is_null"), ["3"]),
+        (FilterSpec("email", "is_null"), ["3", "4"]),
+        (FilterSpec("status", "not_null"), ["1", "2", "4"]),
+        (FilterSpec("id", "gt", 2), ["3", "4"]),
+        (FilterSpec("id", "le", "2"), ["1", "2"]),
+        (FilterSpec("dob", "lt", "2000-01-01"), ["1"]),
+        (FilterSpec("email", "regex", "@X[.]"), ["1"]),
+    ],
+)
 def test_transform_frame_filters_are_counted(spec, kept_ids):
     entity = customer_entity(fields=(FieldSpec("id", ("id",)),), filters=(spec,))
 
@@ -150,11 +174,17 @@ def test_transform_frame_filtered_rows_are_not_failures():
 
 
 def test_transform_frame_dedupe_keeps_first_and_counts_later():
-    entity = customer_entity(fields=(FieldSpec("email", ("email",), (step("email"),)),),
-                             dedupe_on=("email",))
-    rows = [{"id": "1", "email": "a@x.com"}, {"id": "2", "email": "A@X.COM "},
-            {"id": "3", "email": "b@x.com"}, {"id": "4", "email": None},
-            {"id": "5", "email": None}, {"id": "6", "email": "a@x.com"}]
+    entity = customer_entity(
+        fields=(FieldSpec("email", ("email",), (step("email"),)),), dedupe_on=("email",)
+    )
+    rows = [
+        {"id": "1", "email": "a@x.com"},
+        {"id": "2", "email": "A@X.COM "},
+        {"id": "3", "email": "b@x.com"},
+        {"id": "4", "email": None},
+        {"id": "5", "email": None},
+        {"id": "6", "email": "a@x.com"},
+    ]
 
     result = run(entity, rows)
 
@@ -165,9 +195,12 @@ def test_transform_frame_dedupe_keeps_first_and_counts_later():
 
 def test_transform_frame_failed_rows_do_not_count_as_duplicates():
     entity = customer_entity(
-        fields=(FieldSpec("email", ("email",), (step("email"),)),
-                FieldSpec("n", ("n",), (step("cast", to="int"),))),
-        dedupe_on=("email",))
+        fields=(
+            FieldSpec("email", ("email",), (step("email"),)),
+            FieldSpec("n", ("n",), (step("cast", to="int"),)),
+        ),
+        dedupe_on=("email",),
+    )
     rows = [{"id": "1", "email": "a@x.com", "n": "x"}, {"id": "2", "email": "a@x.com", "n": "1"}]
 
     result = run(entity, rows)
@@ -176,11 +209,14 @@ def test_transform_frame_failed_rows_do_not_count_as_duplicates():
 
 
 def test_transform_frame_concat_and_constant_and_uuid_fields():
-    entity = customer_entity(source_key=("region", "id"), fields=(
-        FieldSpec("address", ("street", "city"), (step("concat", separator=", "),)),
-        FieldSpec("kind", (), (step("constant", value="person"),)),
-        FieldSpec("uid", (), (step("uuid_from_key", scope="customer"),)),
-    ))
+    entity = customer_entity(
+        source_key=("region", "id"),
+        fields=(
+            FieldSpec("address", ("street", "city"), (step("concat", separator=", "),)),
+            FieldSpec("kind", (), (step("constant", value="person"),)),
+            FieldSpec("uid", (), (step("uuid_from_key", scope="customer"),)),
+        ),
+    )
     rows = [{"region": "eu", "id": "1", "street": " 1 Main ", "city": None}]
 
     result = run(entity, rows)
@@ -188,13 +224,15 @@ def test_transform_frame_concat_and_constant_and_uuid_fields():
 
     assert result.source_keys.tolist() == ["eu|1"]
     assert result.rows[["address", "kind"]].to_dict("records") == [
-        {"address": "1 Main", "kind": "person"}]
+        {"address": "1 Main", "kind": "person"}
+    ]
     assert result.rows["uid"].tolist() == again.rows["uid"].tolist()
 
 
 def test_transform_frame_reference_lookup_uses_keymaps():
-    entity = customer_entity(fields=(
-        FieldSpec("owner_id", ("owner",), (step("reference_lookup", entity="person"),)),))
+    entity = customer_entity(
+        fields=(FieldSpec("owner_id", ("owner",), (step("reference_lookup", entity="person"),)),)
+    )
     rows = [{"id": "1", "owner": "7"}, {"id": "2", "owner": "8"}, {"id": "3", "owner": None}]
 
     result = run(entity, rows, keymaps={"person": {"7": "p-7"}})
@@ -263,8 +301,11 @@ def test_source_key_text_single_and_composite():
 
 # --------------------------------------------------------------------------- property test
 
-_TEXT = st.one_of(st.none(), st.just(""), st.sampled_from(["A", "I", "Z", " a ", "é", "1",
-                                                            "2021-02-30", "x@y.com", "555"]))
+_TEXT = st.one_of(
+    st.none(),
+    st.just(""),
+    st.sampled_from(["A", "I", "Z", " a ", "é", "1", "2021-02-30", "x@y.com", "555"]),
+)
 
 
 @st.composite
@@ -276,26 +317,44 @@ def frames(draw):
 
 
 @settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(frame=frames(),
-       filters=st.lists(st.builds(FilterSpec, column=st.sampled_from(["a", "b"]),
-                                  op=st.sampled_from(["eq", "ne", "is_null", "not_null", "in"]),
-                                  value=st.sampled_from(["A", "", "é", ["A", "I"]])),
-                        max_size=2),
-       required=st.booleans(), dedupe=st.booleans())
+@given(
+    frame=frames(),
+    filters=st.lists(
+        st.builds(
+            FilterSpec,
+            column=st.sampled_from(["a", "b"]),
+            op=st.sampled_from(["eq", "ne", "is_null", "not_null", "in"]),
+            value=st.sampled_from(["A", "", "é", ["A", "I"]]),
+        ),
+        max_size=2,
+    ),
+    required=st.booleans(),
+    dedupe=st.booleans(),
+)
 def test_transform_frame_accounting_always_balances(frame, filters, required, dedupe):
     entity = EntitySpec(
-        name="e", source_table="s", target_table="t", source_key=("id",), target_key="id",
+        name="e",
+        source_table="s",
+        target_table="t",
+        source_key=("id",),
+        target_key="id",
         fields=(
-            FieldSpec("a", ("a",), (step("trim"), step("value_map", lookup="status",
-                                                      on_missing="fail")), required=required),
+            FieldSpec(
+                "a",
+                ("a",),
+                (step("trim"), step("value_map", lookup="status", on_missing="fail")),
+                required=required,
+            ),
             FieldSpec("b", ("b",), (step("parse_date", formats=["%Y-%m-%d"]),)),
-            FieldSpec("c", ("b", "c"), (step("concat"), step("truncate", length=2,
-                                                            on_overflow="fail"))),
+            FieldSpec(
+                "c", ("b", "c"), (step("concat"), step("truncate", length=2, on_overflow="fail"))
+            ),
         ),
-        filters=tuple(filters), dedupe_on=("c",) if dedupe else ())
+        filters=tuple(filters),
+        dedupe_on=("c",) if dedupe else (),
+    )
 
-    result = transform_frame(entity=entity, frame=frame, lookups=LOOKUPS, keymaps={},
-                             namespace="p")
+    result = transform_frame(entity=entity, frame=frame, lookups=LOOKUPS, keymaps={}, namespace="p")
 
     assert balanced(result, len(frame))
     assert set(result.source_keys) | {f.source_key for f in result.failures} <= set(frame["id"])
@@ -305,24 +364,36 @@ def test_transform_frame_accounting_always_balances(frame, filters, required, de
 def test_every_failing_rule_of_a_row_is_recorded_across_fields_and_chain():
     """Fixing one rule must not just reveal the next: all of a row's failures are recorded —
     every field, and later rules of a chain while the failing rules left the value as it was."""
-    code = FieldSpec("code", ("code",), (
-        step("regex_validate", pattern="[0-9]+", full_match=True),  # fails, value unchanged
-        step("truncate", length=3, on_overflow="fail"),  # still sees the real value: fails too
-    ))
-    when = FieldSpec("when", ("when",), (
-        step("parse_date", formats=["%Y-%m-%d"]),  # fails and yields null ...
-        step("default_if_null", value="n/a"),
-        step("regex_validate", pattern="[0-9-]+"),  # ... so a verdict on "n/a" is an artefact
-    ))
+    code = FieldSpec(
+        "code",
+        ("code",),
+        (
+            step("regex_validate", pattern="[0-9]+", full_match=True),  # fails, value unchanged
+            step("truncate", length=3, on_overflow="fail"),  # still sees the real value: fails too
+        ),
+    )
+    when = FieldSpec(
+        "when",
+        ("when",),
+        (
+            step("parse_date", formats=["%Y-%m-%d"]),  # fails and yields null ...
+            step("default_if_null", value="n/a"),
+            step("regex_validate", pattern="[0-9-]+"),  # ... so a verdict on "n/a" is an artefact
+        ),
+    )
     phone = FieldSpec("phone", ("phone",), (step("phone_format"),))
     entity = customer_entity(fields=(code, when, phone))
-    rows = [{"id": "1", "code": "abcdef", "when": "2021-02-30", "phone": "12"},
-            {"id": "2", "code": "12", "when": "2021-02-03", "phone": "(212) 555-0100"}]
+    rows = [
+        {"id": "1", "code": "abcdef", "when": "2021-02-30", "phone": "12"},
+        {"id": "2", "code": "12", "when": "2021-02-03", "phone": "(212) 555-0100"},
+    ]
     result = run(entity, rows)
     assert len(result.rows) == 1
     [failure] = result.failures
     assert [(e.field, e.rule) for e in failure.errors] == [
-        ("code", "regex_validate"), ("code", "truncate"), ("when", "parse_date"),
+        ("code", "regex_validate"),
+        ("code", "truncate"),
+        ("when", "parse_date"),
         ("phone", "phone_format"),
     ]
     assert failure.errors[1].value == "abcdef"

@@ -218,8 +218,7 @@ def test_plan_document_says_which_fields_use_a_lookup_default(demo):
             "(unmapped values fail)." in text
         )
         assert (
-            "Default “Other”: accounts.billing_state uses it for unmapped and empty values."
-            in text
+            "Default “Other”: accounts.billing_state uses it for unmapped and empty values." in text
         )
         assert "Unmapped values default to" not in text
 
@@ -407,4 +406,3 @@ def test_plan_document_reads_right_durations_plurals_and_names_as_written(demo):
         assert "1 week 5 days" in pdf and "1.71429" not in pdf
         assert "1 entities" not in pdf and "entities" not in pdf.split("mapped field")[0]
     assert "<b>1</b>entity</div>" in plan_document_html(plan=demo)
-

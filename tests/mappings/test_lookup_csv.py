@@ -23,12 +23,20 @@ def test_cp1252_upload_is_decoded_like_file_staging(client_for, analyst, demo_pl
     response = client_for(analyst).post(url, {"file": upload}, follow=True)
     assert "2 rows loaded" in response.content.decode()
     assert dict(lookup.entries.values_list("key", "value")) == {
-        "QC": "Québec", "MX": "México – Ciudad"}
+        "QC": "Québec",
+        "MX": "México – Ciudad",
+    }
 
 
-@pytest.mark.parametrize("header,row", [("key,value", "A,Active"), ("Code,Label", "A,Active"),
-                                        ("value,key", "Active,A"),
-                                        ("source,target,comment", "A,Active,legacy")])
+@pytest.mark.parametrize(
+    "header,row",
+    [
+        ("key,value", "A,Active"),
+        ("Code,Label", "A,Active"),
+        ("value,key", "Active,A"),
+        ("source,target,comment", "A,Active,legacy"),
+    ],
+)
 def test_common_header_names_are_accepted(demo_plan, analyst, header, row):
     lookup = demo_plan.lookups.get(name="account-status")
     lookup_import_csv(lookup=lookup, user=analyst, text=f"{header}\n{row}\n")

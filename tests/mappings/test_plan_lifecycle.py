@@ -24,7 +24,8 @@ pytestmark = pytest.mark.django_db
 def _copy_text(plan, *, slug="crm-copy", name="CRM copy") -> str:
     text = plan_export_yaml(plan=plan)
     return text.replace(f"slug: {plan.slug}", f"slug: {slug}", 1).replace(
-        f"name: {plan.name}", f"name: {name}", 1)
+        f"name: {plan.name}", f"name: {name}", 1
+    )
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -50,14 +51,16 @@ def test_import_names_unknown_columns_of_known_tables(demo_plan, analyst):
     text = _copy_text(demo_plan).replace("sources: [Cust_Name]", "sources: [Cust_Nme]", 1)
     check = plan_import_check(text=text)
     assert [p.message for p in check.problems] == [
-        "no column “Cust_Nme” in source table “customers”"]
+        "no column “Cust_Nme” in source table “customers”"
+    ]
     assert check.problems[0].path.endswith(".sources")
     assert check.counts["entities"] == 3 and not check.exists
 
 
 def test_import_with_confirmation_accepts_a_schema_not_yet_created(demo_plan, analyst):
-    plan = plan_import_yaml(text=_bad_table_text(demo_plan), user=analyst,
-                            allow_unknown_schema=True)
+    plan = plan_import_yaml(
+        text=_bad_table_text(demo_plan), user=analyst, allow_unknown_schema=True
+    )
     assert plan.entities.filter(target_table="acounts").count() == 1
 
 
@@ -65,8 +68,9 @@ def test_api_import_refuses_unknown_tables_unless_confirmed(client_for, analyst,
     client = client_for(analyst)
     text = _bad_table_text(demo_plan)
     refused = client.post("/api/plans/import/", text, content_type="text/yaml")
-    accepted = client.post("/api/plans/import/?allow_unknown_schema=true", text,
-                           content_type="text/yaml")
+    accepted = client.post(
+        "/api/plans/import/?allow_unknown_schema=true", text, content_type="text/yaml"
+    )
     assert refused.status_code == 400
     assert refused.json()["line"] == _line_of(text, "target_table: acounts")
     assert len(refused.json()["schema_problems"]) == 1
@@ -75,12 +79,25 @@ def test_api_import_refuses_unknown_tables_unless_confirmed(client_for, analyst,
 
 def test_plan_names_are_unique_ignoring_case(demo_plan, analyst):
     with pytest.raises(ApplicationError, match="already exists: plan names are unique"):
-        edit.plan_create(user=analyst, data={"name": demo_plan.name.upper(),
-                                             "source": demo_plan.source,
-                                             "target": demo_plan.target})
-    form = PlanForm(data={"name": demo_plan.name.lower(), "source": demo_plan.source.pk,
-                          "target": demo_plan.target.pk, "strategy": "big_bang",
-                          "batch_size": 10, "parallelism": 1, "failure_threshold_pct": 5})
+        edit.plan_create(
+            user=analyst,
+            data={
+                "name": demo_plan.name.upper(),
+                "source": demo_plan.source,
+                "target": demo_plan.target,
+            },
+        )
+    form = PlanForm(
+        data={
+            "name": demo_plan.name.lower(),
+            "source": demo_plan.source.pk,
+            "target": demo_plan.target.pk,
+            "strategy": "big_bang",
+            "batch_size": 10,
+            "parallelism": 1,
+            "failure_threshold_pct": 5,
+        }
+    )
     assert not form.is_valid()
     assert "A plan with this name already exists" in str(form.errors)
 
@@ -97,9 +114,11 @@ def test_clone_copies_everything_the_plan_says(demo_plan, analyst):
     field.notes = "Name max 80 chars"
     field.save()
     copy = plan_clone(plan=demo_plan, user=analyst, name="Rehearsal 2")
-    original = plan_export_yaml(plan=demo_plan).replace(
-        f"slug: {demo_plan.slug}", f"slug: {copy.slug}", 1).replace(
-        f"name: {demo_plan.name}", "name: Rehearsal 2", 1)
+    original = (
+        plan_export_yaml(plan=demo_plan)
+        .replace(f"slug: {demo_plan.slug}", f"slug: {copy.slug}", 1)
+        .replace(f"name: {demo_plan.name}", "name: Rehearsal 2", 1)
+    )
     assert plan_export_yaml(plan=copy) == original
     assert "Name max 80 chars" in original
     assert copy.validation_rules.count() == demo_plan.validation_rules.count() > 0
@@ -141,12 +160,14 @@ def test_delete_without_runs_removes_the_plan_and_audits(demo_plan, analyst):
 
 def test_api_delete_clone_archive(client_for, analyst, demo_plan):
     client = client_for(analyst)
-    clone = client.post(f"/api/plans/{demo_plan.slug}/clone/", {"name": "API copy"},
-                        content_type="application/json")
+    clone = client.post(
+        f"/api/plans/{demo_plan.slug}/clone/", {"name": "API copy"}, content_type="application/json"
+    )
     _run(demo_plan, analyst)
     refused = client.delete(f"/api/plans/{demo_plan.slug}/")
-    archived = client.post(f"/api/plans/{demo_plan.slug}/archive/", {"archived": True},
-                           content_type="application/json")
+    archived = client.post(
+        f"/api/plans/{demo_plan.slug}/archive/", {"archived": True}, content_type="application/json"
+    )
     active = client.get("/api/plans/?archived=false").json()
     deleted = client.delete(f"/api/plans/{clone.json()['slug']}/")
     assert clone.status_code == 201
@@ -157,8 +178,7 @@ def test_api_delete_clone_archive(client_for, analyst, demo_plan):
     assert deleted.status_code == 204
 
 
-def test_import_page_validate_shows_line_column_and_schema_problems(client_for, analyst,
-                                                                    demo_plan):
+def test_import_page_validate_shows_line_column_and_schema_problems(client_for, analyst, demo_plan):
     client = client_for(analyst)
     broken = client.post("/plans/import/", {"yaml": "format: [x", "action": "validate"})
     text = _bad_table_text(demo_plan)
@@ -166,8 +186,9 @@ def test_import_page_validate_shows_line_column_and_schema_problems(client_for, 
     refused = client.post("/plans/import/", {"yaml": text, "action": "import"})
     created_by_refused = Plan.objects.filter(slug="crm-copy").exists()
     upload = SimpleUploadedFile("plan.yaml", text.encode())
-    imported = client.post("/plans/import/", {"file": upload, "action": "import",
-                                              "allow_unknown_schema": "on"})
+    imported = client.post(
+        "/plans/import/", {"file": upload, "action": "import", "allow_unknown_schema": "on"}
+    )
     line = _line_of(text, "target_table: acounts")
     assert "line 1, column 11" in broken.content.decode()
     assert f"line {line}, column" in checked.content.decode()
@@ -187,7 +208,6 @@ def test_delete_page_explains_why_a_plan_with_runs_stays(client_for, analyst, de
     assert post.status_code == 302 and Plan.objects.filter(pk=demo_plan.pk).exists()
 
 
-@pytest.mark.parametrize("url", ["/plans/import/", "/plans/{slug}/clone/",
-                                 "/plans/{slug}/delete/"])
+@pytest.mark.parametrize("url", ["/plans/import/", "/plans/{slug}/clone/", "/plans/{slug}/delete/"])
 def test_viewer_cannot_use_lifecycle_pages(client_for, viewer, demo_plan, url):
     assert client_for(viewer).get(url.format(slug=demo_plan.slug)).status_code == 403

@@ -25,15 +25,21 @@ def test_suggest_pairs_demo_columns(demo_plan):
     entity = demo_plan.entities.get(name="accounts")
     entity.fields.all().delete()
     pairs = {(s.source, s.target) for s in entity_suggestions(entity=entity)}
-    assert {("Cust_Name", "name"), ("Zip_Code", "billing_postal_code"),
-            ("Phone_Number", "phone"), ("City", "billing_city")} <= pairs
+    assert {
+        ("Cust_Name", "name"),
+        ("Zip_Code", "billing_postal_code"),
+        ("Phone_Number", "phone"),
+        ("City", "billing_city"),
+    } <= pairs
 
 
 @pytest.mark.django_db
 def test_suggest_skips_mapped_and_rejected(demo_plan):
     entity = demo_plan.entities.get(name="accounts")
     entity.fields.exclude(target_column="name").delete()
-    pairs = {(s.source, s.target) for s in entity_suggestions(
-        entity=entity, rejected={("City", "billing_city")})}
+    pairs = {
+        (s.source, s.target)
+        for s in entity_suggestions(entity=entity, rejected={("City", "billing_city")})
+    }
     assert not any(t == "name" or s == "Cust_Name" for s, t in pairs)
     assert ("City", "billing_city") not in pairs

@@ -33,8 +33,9 @@ def _edit_everything(plan) -> None:
     case.save()
 
 
-@pytest.mark.parametrize("what", ["field_note", "lookup_description", "validation_rule",
-                                  "uat_case"])
+@pytest.mark.parametrize(
+    "what", ["field_note", "lookup_description", "validation_rule", "uat_case"]
+)
 def test_each_kind_of_content_changes_the_version_hash(demo_plan, analyst, what):
     v1 = plan_version_create(plan=demo_plan, user=analyst)
     if what == "field_note":
@@ -45,8 +46,10 @@ def test_each_kind_of_content_changes_the_version_hash(demo_plan, analyst, what)
         demo_plan.lookups.filter(name="us-states").update(description="edited")
     elif what == "validation_rule":
         demo_plan.validation_rules.filter(pk=demo_plan.validation_rules.first().pk).update(
-            severity="warning" if demo_plan.validation_rules.first().severity == "blocking"
-            else "blocking")
+            severity="warning"
+            if demo_plan.validation_rules.first().severity == "blocking"
+            else "blocking"
+        )
     else:
         demo_plan.uat_cases.filter(pk=demo_plan.uat_cases.first().pk).update(steps="edited")
     v2 = plan_version_create(plan=demo_plan, user=analyst)
@@ -85,8 +88,11 @@ def test_revert_of_an_old_version_says_what_it_cannot_restore(client_for, analys
     v1 = plan_version_create(plan=demo_plan, user=analyst)
     old = {k: v for k, v in v1.snapshot.items() if k != "_document"}
     type(v1).objects.filter(pk=v1.pk).update(snapshot=old)  # as frozen before this change
-    page = client_for(analyst).get(reverse("mappings:version_revert",
-                                           args=[demo_plan.slug, 1])).content.decode()
+    page = (
+        client_for(analyst)
+        .get(reverse("mappings:version_revert", args=[demo_plan.slug, 1]))
+        .content.decode()
+    )
     assert "frozen before versions held notes" in page
 
 

@@ -60,11 +60,9 @@ def test_step_add_move_delete_via_htmx(client_for, analyst, demo_plan):
     client = client_for(analyst)
     entity = _entity(demo_plan)
     field = entity.fields.get(target_column="name")
-    add = client.post(_url("step_add", demo_plan, entity, column="name"), {"rule": "upper"},
-                      **HTMX)
+    add = client.post(_url("step_add", demo_plan, entity, column="name"), {"rule": "upper"}, **HTMX)
     step = field.steps.get(rule="upper")
-    client.post(_url("step_move", demo_plan, entity, step=step.uuid), {"direction": "up"},
-                **HTMX)
+    client.post(_url("step_move", demo_plan, entity, step=step.uuid), {"direction": "up"}, **HTMX)
     order_after_move = list(field.steps.values_list("rule", flat=True))
     client.post(_url("step_delete", demo_plan, entity, step=step.uuid), **HTMX)
     assert add.status_code == 200
@@ -77,10 +75,12 @@ def test_step_save_validates_and_names_the_step(client_for, analyst, demo_plan):
     entity = _entity(demo_plan)
     step = entity.fields.get(target_column="name").steps.get(rule="truncate")
     url = _url("step_save", demo_plan, entity, step=step.uuid)
-    bad = client_for(analyst).post(url, {f"s{step.pk}-length": "0",
-                                         f"s{step.pk}-on_overflow": "fail"}, **HTMX)
-    good = client_for(analyst).post(url, {f"s{step.pk}-length": "60",
-                                          f"s{step.pk}-on_overflow": "truncate"}, **HTMX)
+    bad = client_for(analyst).post(
+        url, {f"s{step.pk}-length": "0", f"s{step.pk}-on_overflow": "fail"}, **HTMX
+    )
+    good = client_for(analyst).post(
+        url, {f"s{step.pk}-length": "60", f"s{step.pk}-on_overflow": "truncate"}, **HTMX
+    )
     step.refresh_from_db()
     assert "Step 3 (truncate)" in bad.content.decode()
     assert good["HX-Trigger"] == "mapping-changed"
@@ -92,20 +92,22 @@ def test_field_save_maps_many_to_one_with_concat_first(client_for, analyst, demo
     entity.fields.get(target_column="billing_street").delete()
     url = _url("field_save", demo_plan, entity, column="billing_street")
     response = client_for(analyst).post(
-        url, {"source_columns": ["Address_Line1", "Address_Line2"], "notes": "two lines"},
-        **HTMX)
+        url, {"source_columns": ["Address_Line1", "Address_Line2"], "notes": "two lines"}, **HTMX
+    )
     field = FieldMapping.objects.get(entity=entity, target_column="billing_street")
     assert response.status_code == 200
     assert field.source_columns == ["Address_Line1", "Address_Line2"]
     assert list(field.steps.values_list("rule", flat=True)) == ["concat"]
 
 
-def test_removing_the_combining_step_of_a_many_to_one_field_is_refused(client_for, analyst,
-                                                                       demo_plan):
+def test_removing_the_combining_step_of_a_many_to_one_field_is_refused(
+    client_for, analyst, demo_plan
+):
     entity = _entity(demo_plan)
     step = entity.fields.get(target_column="billing_street").steps.get(rule="concat")
-    response = client_for(analyst).post(_url("step_delete", demo_plan, entity,
-                                             step=step.uuid), **HTMX)
+    response = client_for(analyst).post(
+        _url("step_delete", demo_plan, entity, step=step.uuid), **HTMX
+    )
     assert "its first step must be concat or coalesce" in response.content.decode()
     assert RuleStep.objects.filter(pk=step.pk).exists()
 
@@ -118,12 +120,15 @@ def test_preview_partial_marks_failing_cells(client_for, viewer, demo_plan):
     assert 'class="row-failed"' in body
 
 
-@pytest.mark.parametrize("name,kw,data", [
-    ("step_add", {"column": "name"}, {"rule": "upper"}),
-    ("field_save", {"column": "name"}, {"source_columns": ["Cust_Name"]}),
-    ("field_delete", {"column": "name"}, {}),
-    ("entity_suggest_decide", {}, {"source": "City", "target": "billing_city"}),
-])
+@pytest.mark.parametrize(
+    "name,kw,data",
+    [
+        ("step_add", {"column": "name"}, {"rule": "upper"}),
+        ("field_save", {"column": "name"}, {"source_columns": ["Cust_Name"]}),
+        ("field_delete", {"column": "name"}, {}),
+        ("entity_suggest_decide", {}, {"source": "City", "target": "billing_city"}),
+    ],
+)
 def test_viewer_cannot_edit_the_mapping(client_for, viewer, demo_plan, name, kw, data):
     entity = _entity(demo_plan)
     response = client_for(viewer).post(_url(name, demo_plan, entity, **kw), data, **HTMX)
@@ -131,26 +136,32 @@ def test_viewer_cannot_edit_the_mapping(client_for, viewer, demo_plan, name, kw,
     assert entity.fields.get(target_column="name").steps.count() == 3
 
 
-def test_suggestions_accept_creates_the_field_and_reject_hides_it(client_for, analyst,
-                                                                 demo_plan):
+def test_suggestions_accept_creates_the_field_and_reject_hides_it(client_for, analyst, demo_plan):
     client = client_for(analyst)
     entity = _entity(demo_plan)
     entity.fields.filter(target_column__in=["name", "billing_city"]).delete()
     listing = client.get(_url("entity_suggest", demo_plan, entity), **HTMX).content.decode()
     decide = _url("entity_suggest_decide", demo_plan, entity)
     client.post(decide, {"source": "Cust_Name", "target": "name", "decision": "accept"}, **HTMX)
-    after = client.post(decide, {"source": "City", "target": "billing_city",
-                                 "decision": "reject"}, **HTMX).content.decode()
+    after = client.post(
+        decide, {"source": "City", "target": "billing_city", "decision": "reject"}, **HTMX
+    ).content.decode()
     assert "Cust_Name" in listing and "billing_city" in listing
     assert entity.fields.get(target_column="name").source_columns == ["Cust_Name"]
     assert "billing_city" not in after
 
 
 def _settings_data(entity, **extra):
-    data = {"source_table": entity.source_table, "target_table": entity.target_table,
-            "name": entity.name, "source_key": ", ".join(entity.source_key),
-            "target_key": entity.target_key, "external_id": entity.external_id,
-            "load_mode": entity.load_mode, "load_order": entity.load_order}
+    data = {
+        "source_table": entity.source_table,
+        "target_table": entity.target_table,
+        "name": entity.name,
+        "source_key": ", ".join(entity.source_key),
+        "target_key": entity.target_key,
+        "external_id": entity.external_id,
+        "load_mode": entity.load_mode,
+        "load_order": entity.load_order,
+    }
     return {**data, **extra}
 
 
@@ -159,9 +170,15 @@ def test_entity_settings_saves_a_mark_delete_policy(client_for, analyst, demo_pl
     url = _url("entity_settings", demo_plan, entity)
     form = client_for(analyst).get(url).content.decode()
     assert 'name="delete_policy"' in form and 'name="delete_mark_column"' in form
-    response = client_for(analyst).post(url, _settings_data(
-        entity, delete_policy="mark", delete_mark_column="account_status",
-        delete_mark_value="Deleted"))
+    response = client_for(analyst).post(
+        url,
+        _settings_data(
+            entity,
+            delete_policy="mark",
+            delete_mark_column="account_status",
+            delete_mark_value="Deleted",
+        ),
+    )
     assert response.status_code == 302
     entity.refresh_from_db()
     assert (entity.delete_policy, entity.delete_mark_column) == ("mark", "account_status")
@@ -171,8 +188,10 @@ def test_entity_settings_saves_a_mark_delete_policy(client_for, analyst, demo_pl
 
 def test_entity_settings_refuses_a_mark_column_the_target_lacks(client_for, analyst, demo_plan):
     entity = _entity(demo_plan)
-    response = client_for(analyst).post(_url("entity_settings", demo_plan, entity), _settings_data(
-        entity, delete_policy="mark", delete_mark_column="no_such_col"))
+    response = client_for(analyst).post(
+        _url("entity_settings", demo_plan, entity),
+        _settings_data(entity, delete_policy="mark", delete_mark_column="no_such_col"),
+    )
     assert response.status_code == 200
     assert "Mark column “no_such_col” is not a column of" in response.content.decode()
     entity.refresh_from_db()

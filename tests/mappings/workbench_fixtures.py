@@ -29,16 +29,27 @@ def demo_files(tmp_path_factory):
 @pytest.fixture
 def demo_systems(db, demo_files):
     schema_cache_clear()
-    source = System.objects.create(name="Legacy CRM", kind="sqlite", path=str(demo_files[0]),
-                                   role="source")
-    target = System.objects.create(name="New CRM (UAT)", kind="sqlite", path=str(demo_files[1]),
-                                   role="target", environment="uat")
+    source = System.objects.create(
+        name="Legacy CRM", kind="sqlite", path=str(demo_files[0]), role="source"
+    )
+    target = System.objects.create(
+        name="New CRM (UAT)",
+        kind="sqlite",
+        path=str(demo_files[1]),
+        role="target",
+        environment="uat",
+    )
     return source, target
 
 
 @pytest.fixture
 def demo_plan(demo_systems, analyst):
     source, target = demo_systems
-    plan, _ = demo_plan_install(source=source, target=target, owner=analyst,
-                                us_states=legacy_crm.US_STATES, today=dt.date(2026, 1, 5))
+    plan, _ = demo_plan_install(
+        source=source,
+        target=target,
+        owner=analyst,
+        us_states=legacy_crm.US_STATES,
+        today=dt.date(2026, 1, 5),
+    )
     return plan

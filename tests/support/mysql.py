@@ -17,15 +17,26 @@ DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:53306/"
 def admin_params() -> dict[str, Any]:
     """host, port, user, password of TEST_MYSQL_URL; an unreachable server fails the caller."""
     url = urlsplit(os.environ.get("TEST_MYSQL_URL", DEFAULT_MYSQL_URL))
-    return {"host": url.hostname or "127.0.0.1", "port": url.port or 3306,
-            "user": unquote(url.username or "root"), "password": unquote(url.password or "")}
+    return {
+        "host": url.hostname or "127.0.0.1",
+        "port": url.port or 3306,
+        "user": unquote(url.username or "root"),
+        "password": unquote(url.password or ""),
+    }
 
 
 def raw(dbname: str | None = None) -> Any:
     """A plain autocommit PyMySQL connection (outside any code under test)."""
     p = admin_params()
-    return pymysql.connect(host=p["host"], port=p["port"], user=p["user"], password=p["password"],
-                           database=dbname, charset="utf8mb4", autocommit=True)
+    return pymysql.connect(
+        host=p["host"],
+        port=p["port"],
+        user=p["user"],
+        password=p["password"],
+        database=dbname,
+        charset="utf8mb4",
+        autocommit=True,
+    )
 
 
 def url_for(dbname: str) -> str:
@@ -41,8 +52,9 @@ def throwaway_database(prefix: str) -> Iterator[str]:
     admin = raw()
     try:
         with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 "
-                        "COLLATE utf8mb4_unicode_ci")
+            cur.execute(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
         yield name
     finally:
         with admin.cursor() as cur:

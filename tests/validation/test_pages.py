@@ -172,8 +172,9 @@ def test_report_page_says_reconciling_until_the_report_exists(db, client_for, vi
 
     plan = PlanFactory()
     version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
-    run = Run.objects.create(plan=plan, version=version, target=plan.target, mode="load",
-                             status="succeeded")
+    run = Run.objects.create(
+        plan=plan, version=version, target=plan.target, mode="load", status="succeeded"
+    )
     Batch.objects.create(run=run, entity="accounts", seq=1, status="done")
     page = client_for(viewer).get(f"/runs/{run.uuid}/report/").content.decode()
     assert "Reconciling…" in page and 'http-equiv="refresh"' in page

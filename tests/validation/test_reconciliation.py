@@ -23,8 +23,10 @@ def _load(plan) -> Run:
 
 
 def _checks(run) -> dict[str, ValidationResult]:
-    return {r.rule.kind + ":" + r.rule.entity: r
-            for r in ValidationResult.objects.filter(run=run).select_related("rule")}
+    return {
+        r.rule.kind + ":" + r.rule.entity: r
+        for r in ValidationResult.objects.filter(run=run).select_related("rule")
+    }
 
 
 def test_load_run_report_passes_through_the_mapping(eager_celery, demo_plan):
@@ -46,33 +48,46 @@ def test_load_run_report_passes_through_the_mapping(eager_celery, demo_plan):
     assert all(d["clean"] for d in report.data["key_diffs"].values())
 
 
-def test_reconciliation_finds_changed_deleted_and_added_rows(eager_celery, demo_plan,
-                                                             demo_target_db):
+def test_reconciliation_finds_changed_deleted_and_added_rows(
+    eager_celery, demo_plan, demo_target_db
+):
     run = _load(demo_plan)
     ids = [r[0] for r in pg.query(demo_target_db, "SELECT id FROM accounts ORDER BY id")]
     pg.query(demo_target_db, "UPDATE accounts SET name = 'Tampered' WHERE id = %s", (ids[3],))
     pg.query(demo_target_db, "DELETE FROM contacts WHERE account_id = %s", (ids[10],))
     pg.query(demo_target_db, "DELETE FROM accounts WHERE id = %s", (ids[10],))
-    pg.query(demo_target_db, "INSERT INTO accounts (id, account_number, name, account_status) "
-             "VALUES (%s, 'X-1', 'Intruder', 'Active')", (ids[-1] + 5,))
+    pg.query(
+        demo_target_db,
+        "INSERT INTO accounts (id, account_number, name, account_status) "
+        "VALUES (%s, 'X-1', 'Intruder', 'Active')",
+        (ids[-1] + 5,),
+    )
     report = run_report_build(run=run)
     diff = report.data["key_diffs"]["accounts"]
     assert (diff["changed_keys"], diff["missing_keys"], diff["extra_keys"]) == (
-        [str(ids[3])], [str(ids[10])], [str(ids[-1] + 5)])
+        [str(ids[3])],
+        [str(ids[10])],
+        [str(ids[-1] + 5)],
+    )
     assert report.verdict == "fail"
     assert _checks(run)["checksum:accounts"].status == "failed"
     assert _checks(run)["row_count_match:accounts"].observed == f"{len(ids) - 1:,}"
 
 
-def test_report_reads_the_source_in_batches_and_samples_deterministically(eager_celery,
-                                                                          demo_plan):
+def test_report_reads_the_source_in_batches_and_samples_deterministically(eager_celery, demo_plan):
     from validation.models import ValidationRule
 
     demo_plan.batch_size = 97  # many chunks: the aggregates must add up across them
     demo_plan.save()
-    ValidationRule.objects.create(plan=demo_plan, name="seven rows", phase="post",
-                                  kind="sample_compare", entity="accounts",
-                                  params={"n": 7, "seed": 3}, severity="warning")
+    ValidationRule.objects.create(
+        plan=demo_plan,
+        name="seven rows",
+        phase="post",
+        kind="sample_compare",
+        entity="accounts",
+        params={"n": 7, "seed": 3},
+        severity="warning",
+    )
     run = _load(demo_plan)
     loaded = run.batches.filter(entity="accounts").aggregate(n=Sum("loaded"))["n"]
     assert run.batches.filter(entity="accounts").count() > 3
@@ -85,19 +100,29 @@ def test_report_reads_the_source_in_batches_and_samples_deterministically(eager_
     assert 0 < five_pct.details["sampled"] < loaded * 0.15
     again = run_report_build(run=run)
     assert again.verdict == "pass"
-    rebuilt = {r.rule.name: r.details for r in ValidationResult.objects.filter(run=run)
-               .order_by("id") if r.rule.kind == "sample_compare"}
+    rebuilt = {
+        r.rule.name: r.details
+        for r in ValidationResult.objects.filter(run=run).order_by("id")
+        if r.rule.kind == "sample_compare"
+    }
     assert rebuilt["seven rows"] == results["seven rows"].details
 
 
-def test_sample_compare_in_small_rounds_finds_a_tampered_row(eager_celery, demo_plan,
-                                                             demo_target_db, monkeypatch):
+def test_sample_compare_in_small_rounds_finds_a_tampered_row(
+    eager_celery, demo_plan, demo_target_db, monkeypatch
+):
     from validation.models import ValidationRule
     from validation.reconciliation import checks
 
-    ValidationRule.objects.create(plan=demo_plan, name="every row", phase="post",
-                                  kind="sample_compare", entity="accounts",
-                                  params={"pct": 100.0, "seed": 1}, severity="warning")
+    ValidationRule.objects.create(
+        plan=demo_plan,
+        name="every row",
+        phase="post",
+        kind="sample_compare",
+        entity="accounts",
+        params={"pct": 100.0, "seed": 1},
+        severity="warning",
+    )
     run = _load(demo_plan)
     first = pg.query(demo_target_db, "SELECT min(id) FROM accounts")[0][0]
     pg.query(demo_target_db, "UPDATE accounts SET name = 'Tampered' WHERE id = %s", (first,))
@@ -109,25 +134,32 @@ def test_sample_compare_in_small_rounds_finds_a_tampered_row(eager_celery, demo_
     assert result.observed == "1 rows differ (1 fields)"
     assert result.details["sampled"] == loaded
     assert result.details["differences"][0]["key"] == str(first)
-    number = pg.query(demo_target_db, "SELECT account_number FROM accounts WHERE id = %s",
-                      (first,))[0][0]
+    number = pg.query(
+        demo_target_db, "SELECT account_number FROM accounts WHERE id = %s", (first,)
+    )[0][0]
     # the business key (the legacy customer id the account number carries) beside the id
     assert result.details["differences"][0]["business_key"] == number
 
 
 def _latest(run) -> dict[str, ValidationResult]:
     """The newest result of each check (a report built again adds results)."""
-    return {r.rule.kind + ":" + r.rule.entity: r for r in ValidationResult.objects.filter(
-        run=run).select_related("rule").order_by("id")}
+    return {
+        r.rule.kind + ":" + r.rule.entity: r
+        for r in ValidationResult.objects.filter(run=run).select_related("rule").order_by("id")
+    }
 
 
 def _post(run) -> dict[str, tuple[str, str, str]]:
-    return {k: (r.status, r.expected, r.observed) for k, r in _latest(run).items()
-            if r.rule.phase == "post" and not k.startswith("referential")}
+    return {
+        k: (r.status, r.expected, r.observed)
+        for k, r in _latest(run).items()
+        if r.rule.phase == "post" and not k.startswith("referential")
+    }
 
 
 def test_rerun_that_skips_unchanged_rows_reports_every_row_it_answers_for(
-        eager_celery, demo_plan, demo_target_db):
+    eager_celery, demo_plan, demo_target_db
+):
     """A re-run writes nothing it finds unchanged (accounts: skipped unread by the ledger's
     source hashes; contacts/orders: compared and not written), yet its scope is every row it
     answers for: the post checks show the same figures as the first run's, and Pass."""
@@ -135,8 +167,11 @@ def test_rerun_that_skips_unchanged_rows_reports_every_row_it_answers_for(
     (order_id,) = pg.query(demo_target_db, "SELECT min(id) FROM orders")[0]
     amount = "SELECT total_amount FROM orders WHERE id = %s"
     intended = pg.query(demo_target_db, amount, (order_id,))
-    pg.query(demo_target_db, "UPDATE orders SET total_amount = total_amount + 1000 "
-             "WHERE id = %s", (order_id,))  # changed between the runs: the re-run writes it back
+    pg.query(
+        demo_target_db,
+        "UPDATE orders SET total_amount = total_amount + 1000 WHERE id = %s",
+        (order_id,),
+    )  # changed between the runs: the re-run writes it back
     again = _load(demo_plan)
     assert (again.inserted, again.updated, again.loaded) == (0, 1, first.loaded)
     assert pg.query(demo_target_db, amount, (order_id,)) == intended
@@ -148,16 +183,23 @@ def test_rerun_that_skips_unchanged_rows_reports_every_row_it_answers_for(
 
 
 def test_rerun_report_still_catches_a_skipped_row_changed_afterwards(
-        eager_celery, demo_plan, demo_target_db):
+    eager_celery, demo_plan, demo_target_db
+):
     _load(demo_plan)
     again = _load(demo_plan)
     assert (again.inserted, again.updated) == (0, 0)  # every row skipped or unchanged
-    (account_id,) = pg.query(demo_target_db, "SELECT min(id) FROM accounts "
-                             "WHERE account_status = 'Active'")[0]
-    pg.query(demo_target_db, "UPDATE accounts SET account_status = 'Inactive' WHERE id = %s",
-             (account_id,))
-    pg.query(demo_target_db, "UPDATE orders SET total_amount = total_amount + 7 "
-             "WHERE id = (SELECT min(id) FROM orders)")
+    (account_id,) = pg.query(
+        demo_target_db, "SELECT min(id) FROM accounts WHERE account_status = 'Active'"
+    )[0]
+    pg.query(
+        demo_target_db,
+        "UPDATE accounts SET account_status = 'Inactive' WHERE id = %s",
+        (account_id,),
+    )
+    pg.query(
+        demo_target_db,
+        "UPDATE orders SET total_amount = total_amount + 7 WHERE id = (SELECT min(id) FROM orders)",
+    )
     report = run_report_build(run=again)
     checks = _latest(again)
     assert checks["category_count_match:accounts"].status == "failed"

@@ -21,8 +21,6 @@ from validation.services import run_report_build
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-
-
 def _load(plan):
     run = run_create(plan=plan, user=None, mode="load")
     run.refresh_from_db()

@@ -17,8 +17,6 @@ from validation.services import run_report_build
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-
-
 def _statuses(run) -> dict[str, str]:
     return {
         r.rule.name: r.status

@@ -16,8 +16,6 @@ from validation.services import prevalidation_execute, run_report_build
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-
-
 def _only(plan, *rules):
     plan.validation_rules.exclude(pk__in=[r.pk for r in rules]).update(enabled=False)
 
@@ -30,22 +28,36 @@ def test_pre_rules_pass_and_fail_on_the_legacy_source(demo_plan):
         _rule(demo_plan, "city unique", "unique", "accounts", "City"),
         _rule(demo_plan, "line2 any", "completeness", "accounts", "Address_Line2", min_pct=0),
         _rule(demo_plan, "line2 full", "completeness", "accounts", "Address_Line2", min_pct=100),
-        _rule(demo_plan, "mail loose", "format", "accounts", "Email_Address", pattern="email",
-              min_pct=0),
+        _rule(
+            demo_plan,
+            "mail loose",
+            "format",
+            "accounts",
+            "Email_Address",
+            pattern="email",
+            min_pct=0,
+        ),
         _rule(demo_plan, "mail strict", "format", "accounts", "Email_Address", pattern="email"),
         _rule(demo_plan, "id digits", "format", "accounts", "Customer_ID", pattern=r"[0-9]+"),
     ]
     _only(demo_plan, *rules)
     results = {r.rule.name: r.status for r in prevalidation_execute(plan=demo_plan)}
     assert results == {
-        "count ok": "passed", "count bad": "failed", "id unique": "passed",
-        "city unique": "failed", "line2 any": "passed", "line2 full": "failed",
-        "mail loose": "passed", "mail strict": "failed", "id digits": "passed",
+        "count ok": "passed",
+        "count bad": "failed",
+        "id unique": "passed",
+        "city unique": "failed",
+        "line2 any": "passed",
+        "line2 full": "failed",
+        "mail loose": "passed",
+        "mail strict": "failed",
+        "id digits": "passed",
     }
 
 
-def test_failed_blocking_pre_rule_stops_the_run_before_writing(eager_celery, demo_plan,
-                                                               demo_target_db):
+def test_failed_blocking_pre_rule_stops_the_run_before_writing(
+    eager_celery, demo_plan, demo_target_db
+):
     bad = _rule(demo_plan, "too many customers", "row_count_range", "accounts", max=10)
     run = run_create(plan=demo_plan, user=None, mode="load")
     run.refresh_from_db()
@@ -57,16 +69,19 @@ def test_failed_blocking_pre_rule_stops_the_run_before_writing(eager_celery, dem
 
 
 def test_warning_pre_rule_does_not_stop_the_run(eager_celery, demo_plan):
-    _rule(demo_plan, "too many customers", "row_count_range", "accounts", severity="warning",
-          max=10)
+    _rule(
+        demo_plan, "too many customers", "row_count_range", "accounts", severity="warning", max=10
+    )
     run = run_create(plan=demo_plan, user=None, mode="load")
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
 
 
 def _post_statuses(run) -> dict[str, str]:
-    return {r.rule.name: r.status for r in ValidationResult.objects.filter(
-        run=run, rule__phase="post").select_related("rule")}
+    return {
+        r.rule.name: r.status
+        for r in ValidationResult.objects.filter(run=run, rule__phase="post").select_related("rule")
+    }
 
 
 def test_post_rules_fail_when_the_target_is_tampered(eager_celery, demo_plan, demo_target_db):
@@ -77,41 +92,68 @@ def test_post_rules_fail_when_the_target_is_tampered(eager_celery, demo_plan, de
         _rule(demo_plan, "status mix", "category_count_match", "accounts", "account_status"),
         _rule(demo_plan, "count exact", "row_count_match", "contacts", tolerance_pct=0),
         _rule(demo_plan, "all rows", "sample_compare", "accounts", pct=100, seed=1),
-        _rule(demo_plan, "parents", "referential_integrity", "contacts", "account_id",
-              parent="accounts"),
+        _rule(
+            demo_plan,
+            "parents",
+            "referential_integrity",
+            "contacts",
+            "account_id",
+            parent="accounts",
+        ),
         _rule(demo_plan, "hashes", "checksum", "orders"),
     ]
     _only(demo_plan, *rules)
     run_report_build(run=run)
     assert set(_post_statuses(run).values()) == {"passed"}
-    fk = pg.query(demo_target_db, "SELECT conname FROM pg_constraint WHERE contype = 'f' "
-                  "AND conrelid = 'contacts'::regclass")[0][0]
+    fk = pg.query(
+        demo_target_db,
+        "SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = 'contacts'::regclass",
+    )[0][0]
     pg.query(demo_target_db, f'ALTER TABLE contacts DROP CONSTRAINT "{fk}"')
-    pg.query(demo_target_db, "UPDATE orders SET total_amount = total_amount + 10 "
-             "WHERE id = (SELECT min(id) FROM orders)")
-    pg.query(demo_target_db, "UPDATE accounts SET account_status = 'Inactive' "
-             "WHERE id = (SELECT min(id) FROM accounts WHERE account_status = 'Active')")
-    pg.query(demo_target_db, "UPDATE contacts SET account_id = 999999 "
-             "WHERE id = (SELECT min(id) FROM contacts)")
-    pg.query(demo_target_db, "DELETE FROM contacts WHERE id = (SELECT max(id) FROM contacts c "
-             "WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.contact_id = c.id))")
+    pg.query(
+        demo_target_db,
+        "UPDATE orders SET total_amount = total_amount + 10 "
+        "WHERE id = (SELECT min(id) FROM orders)",
+    )
+    pg.query(
+        demo_target_db,
+        "UPDATE accounts SET account_status = 'Inactive' "
+        "WHERE id = (SELECT min(id) FROM accounts WHERE account_status = 'Active')",
+    )
+    pg.query(
+        demo_target_db,
+        "UPDATE contacts SET account_id = 999999 WHERE id = (SELECT min(id) FROM contacts)",
+    )
+    pg.query(
+        demo_target_db,
+        "DELETE FROM contacts WHERE id = (SELECT max(id) FROM contacts c "
+        "WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.contact_id = c.id))",
+    )
     run_report_build(run=run)
-    assert _post_statuses(run) == {"orders sum": "failed", "status mix": "failed",
-                                   "count exact": "failed", "all rows": "failed",
-                                   "parents": "failed", "hashes": "failed"}
+    assert _post_statuses(run) == {
+        "orders sum": "failed",
+        "status mix": "failed",
+        "count exact": "failed",
+        "all rows": "failed",
+        "parents": "failed",
+        "hashes": "failed",
+    }
 
 
-@pytest.mark.parametrize(("kind", "column", "params", "field"), [
-    ("row_count_range", "", {}, "min"),
-    ("row_count_range", "", {"min": 5, "max": 2}, "max"),
-    ("unique", "", {}, "column"),
-    ("completeness", "x", {"min_pct": 120}, "min_pct"),
-    ("completeness", "x", {"min_pct": "lots"}, "min_pct"),
-    ("format", "x", {"pattern": "(["}, "pattern"),
-    ("sample_compare", "", {"pct": 5, "n": 10}, "pct"),
-    ("referential_integrity", "account_id", {}, "parent"),
-    ("checksum", "", {"bogus": 1}, "bogus"),
-])
+@pytest.mark.parametrize(
+    ("kind", "column", "params", "field"),
+    [
+        ("row_count_range", "", {}, "min"),
+        ("row_count_range", "", {"min": 5, "max": 2}, "max"),
+        ("unique", "", {}, "column"),
+        ("completeness", "x", {"min_pct": 120}, "min_pct"),
+        ("completeness", "x", {"min_pct": "lots"}, "min_pct"),
+        ("format", "x", {"pattern": "(["}, "pattern"),
+        ("sample_compare", "", {"pct": 5, "n": 10}, "pct"),
+        ("referential_integrity", "account_id", {}, "parent"),
+        ("checksum", "", {"bogus": 1}, "bogus"),
+    ],
+)
 def test_rule_params_clean_names_the_bad_field(kind, column, params, field):
     with pytest.raises(ApplicationError) as err:
         rule_params_clean(kind=kind, column=column, params=params)
@@ -119,8 +161,9 @@ def test_rule_params_clean_names_the_bad_field(kind, column, params, field):
 
 
 def test_rule_params_clean_types_values():
-    assert rule_params_clean(kind="sample_compare", column="", params={"pct": "5", "seed": "3"}) \
-        == {"pct": 5.0, "seed": 3}
+    assert rule_params_clean(
+        kind="sample_compare", column="", params={"pct": "5", "seed": "3"}
+    ) == {"pct": 5.0, "seed": 3}
 
 
 def test_pre_rules_read_in_small_chunks_observe_the_same_figures(demo_plan, monkeypatch):
@@ -130,15 +173,18 @@ def test_pre_rules_read_in_small_chunks_observe_the_same_figures(demo_plan, monk
         _rule(demo_plan, "line2", "completeness", "accounts", "Address_Line2", min_pct=100),
         _rule(demo_plan, "mail", "format", "accounts", "Email_Address", pattern="email"),
         # a lookahead (stored before issue 17): RE2 refuses it, the rule reports an error
-        _rule(demo_plan, "not test", "format", "accounts", "Email_Address",
-              pattern=r"(?!test).*@.*"),
+        _rule(
+            demo_plan, "not test", "format", "accounts", "Email_Address", pattern=r"(?!test).*@.*"
+        ),
         _rule(demo_plan, "city", "unique", "accounts", "City"),
     ]
     _only(demo_plan, *rules)
 
     def observed():
-        return {r.rule.name: (r.status, r.observed, r.details)
-                for r in prevalidation_execute(plan=demo_plan)}
+        return {
+            r.rule.name: (r.status, r.observed, r.details)
+            for r in prevalidation_execute(plan=demo_plan)
+        }
 
     whole = observed()
     monkeypatch.setattr(column_scan, "CHUNK_ROWS", 7)
@@ -185,11 +231,16 @@ def test_column_checks_of_an_entity_share_one_scan_and_keep_their_own_errors(dem
     _only(demo_plan, *rules)
     source = connector_for(demo_plan.source)
     entity = plan_snapshot_build(plan=demo_plan).entity("accounts")
-    alone = {r.name: pre_check(kind=r.kind, params=r.params, column=r.column, entity=entity,
-                               source=source) for r in rules}
+    alone = {
+        r.name: pre_check(
+            kind=r.kind, params=r.params, column=r.column, entity=entity, source=source
+        )
+        for r in rules
+    }
     together = {r.rule.name: r for r in prevalidation_execute(plan=demo_plan)}
     assert {n: (r.observed, r.details) for n, r in together.items()} == {
-        n: (o.observed, o.details) for n, o in alone.items()}
+        n: (o.observed, o.details) for n, o in alone.items()
+    }
     _rule(demo_plan, "nope", "completeness", "accounts", "No_Such_Column", min_pct=1)
     with_error = {r.rule.name: r for r in prevalidation_execute(plan=demo_plan)}
     assert with_error["nope"].status == "error"
@@ -201,10 +252,24 @@ def test_validation_rule_on_a_missing_column_is_refused(demo_plan, analyst):
 
     plan = demo_plan
     with pytest.raises(ApplicationError, match="Column “Emial” does not exist in “customers”"):
-        validation_rule_save(plan=plan, user=analyst, data={
-            "name": "emails unique", "kind": "unique", "entity": "accounts",
-            "column": "Emial"})
-    rule = validation_rule_save(plan=plan, user=analyst, data={
-        "name": "emails unique", "kind": "unique", "entity": "accounts",
-        "column": "Email_Address"})
+        validation_rule_save(
+            plan=plan,
+            user=analyst,
+            data={
+                "name": "emails unique",
+                "kind": "unique",
+                "entity": "accounts",
+                "column": "Emial",
+            },
+        )
+    rule = validation_rule_save(
+        plan=plan,
+        user=analyst,
+        data={
+            "name": "emails unique",
+            "kind": "unique",
+            "entity": "accounts",
+            "column": "Email_Address",
+        },
+    )
     assert rule.column == "Email_Address"

@@ -41,16 +41,18 @@ def test_approver_who_edited_the_plan_cannot_sign_it(loaded, approver):
     assert version.number == 2
     run = run_create(plan=loaded.plan, user=None, mode="load")
     with pytest.raises(ApplicationError, match="Four eyes"):
-        signoff_decide(plan=loaded.plan, version=version, run=run, user=approver,
-                       decision="approved")
+        signoff_decide(
+            plan=loaded.plan, version=version, run=run, user=approver, decision="approved"
+        )
     assert not SignOff.objects.exists()
 
 
 def test_version_creator_cannot_sign_it(loaded, approver):
     version = _frozen_by(loaded, approver)
     with pytest.raises(ApplicationError, match="Four eyes"):
-        signoff_decide(plan=loaded.plan, version=version, run=loaded, user=approver,
-                       decision="approved")
+        signoff_decide(
+            plan=loaded.plan, version=version, run=loaded, user=approver, decision="approved"
+        )
 
 
 def _frozen_by(run, user) -> PlanVersion:
@@ -65,8 +67,9 @@ def test_signoff_opens_the_production_gate_and_an_edit_voids_it(loaded, approver
     prod = _pg_system("New CRM (prod)", loaded.target.database, "prod", "target")
     with pytest.raises(ApplicationError, match="must be signed off"):
         run_create(plan=plan, user=operator, target=prod, mode="load")
-    signoff = signoff_decide(plan=plan, version=loaded.version, run=loaded, user=approver,
-                             decision="approved")
+    signoff = signoff_decide(
+        plan=plan, version=loaded.version, run=loaded, user=approver, decision="approved"
+    )
     plan.refresh_from_db()
     assert (plan.status, signoff.is_valid) == ("signed_off", True)
     assert signoff.report_snapshot["verdict"] == "pass"
@@ -84,10 +87,17 @@ def test_signoff_opens_the_production_gate_and_an_edit_voids_it(loaded, approver
 
 def test_rejection_needs_a_reason(loaded, approver):
     with pytest.raises(ApplicationError, match="reason"):
-        signoff_decide(plan=loaded.plan, version=loaded.version, run=loaded, user=approver,
-                       decision="rejected")
-    signoff = signoff_decide(plan=loaded.plan, version=loaded.version, run=loaded,
-                             user=approver, decision="rejected", reason="UAT case 2 fails")
+        signoff_decide(
+            plan=loaded.plan, version=loaded.version, run=loaded, user=approver, decision="rejected"
+        )
+    signoff = signoff_decide(
+        plan=loaded.plan,
+        version=loaded.version,
+        run=loaded,
+        user=approver,
+        decision="rejected",
+        reason="UAT case 2 fails",
+    )
     assert not signoff.is_valid
 
 
@@ -96,17 +106,25 @@ def test_uat_results_and_coverage(loaded, approver):
     uat_result_record(case=cases[0], run=loaded, user=approver, outcome="pass")
     with pytest.raises(ApplicationError, match="needs a comment"):
         uat_result_record(case=cases[1], run=loaded, user=approver, outcome="fail")
-    uat_result_record(case=cases[1], run=loaded, user=approver, outcome="blocked",
-                      comment="no access to the CRM")
+    uat_result_record(
+        case=cases[1], run=loaded, user=approver, outcome="blocked", comment="no access to the CRM"
+    )
     assert uat_coverage(plan=loaded.plan, run=loaded) == {
-        "cases": 3, "with_result": 2, "passing": 1, "failing": 0, "blocked": 1, "untested": 1}
+        "cases": 3,
+        "with_result": 2,
+        "passing": 1,
+        "failing": 0,
+        "blocked": 1,
+        "untested": 1,
+    }
 
 
 def test_audit_log_holds_edit_run_signoff_and_login(loaded, approver, client):
     analyst = UserFactory(username="edith", roles=["analyst"])
     field = _edit_field(loaded.plan, analyst, notes="audited")
-    signoff_decide(plan=loaded.plan, version=loaded.version, run=loaded, user=approver,
-                   decision="approved")
+    signoff_decide(
+        plan=loaded.plan, version=loaded.version, run=loaded, user=approver, decision="approved"
+    )
     client.post("/accounts/login/", {"username": "abe", "password": "wrong"})
     edit = AuditEvent.objects.get(action="update", object_id=str(field.uuid))
     assert (edit.actor_name, edit.after) == ("edith", {"notes": "audited"})

@@ -14,8 +14,17 @@ pytestmark = pytest.mark.django_db
 
 def test_create_user_with_a_role_and_password_from_the_environment(monkeypatch, capsys):
     monkeypatch.setenv("MP_NEW_PASSWORD", "s3cret-enough-2026")
-    call_command("user_roles", "alice", "--create", "--email", "a@example.com",
-                 "--role", "analyst", "--password-env", "MP_NEW_PASSWORD")
+    call_command(
+        "user_roles",
+        "alice",
+        "--create",
+        "--email",
+        "a@example.com",
+        "--role",
+        "analyst",
+        "--password-env",
+        "MP_NEW_PASSWORD",
+    )
     user = get_user_model().objects.get(username="alice")
     assert user.check_password("s3cret-enough-2026")
     assert can(user, "mp.edit_plan") and not can(user, "mp.sign_off")

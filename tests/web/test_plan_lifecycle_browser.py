@@ -29,17 +29,25 @@ def test_plan_lifecycle_in_the_browser(live_server, transactional_db, demo_files
     schema_cache_clear()
     Group.objects.get_or_create(name="analyst")
     user = UserFactory(username="life", roles=["analyst"])
-    source = System.objects.create(name="Legacy CRM", kind="sqlite", path=str(demo_files[0]),
-                                   role="source")
-    target = System.objects.create(name="New CRM (UAT)", kind="sqlite",
-                                   path=str(demo_files[1]), role="target")
-    plan, _ = demo_plan_install(source=source, target=target, owner=user,
-                                us_states=legacy_crm.US_STATES, today=dt.date(2026, 1, 5))
+    source = System.objects.create(
+        name="Legacy CRM", kind="sqlite", path=str(demo_files[0]), role="source"
+    )
+    target = System.objects.create(
+        name="New CRM (UAT)", kind="sqlite", path=str(demo_files[1]), role="target"
+    )
+    plan, _ = demo_plan_install(
+        source=source,
+        target=target,
+        owner=user,
+        us_states=legacy_crm.US_STATES,
+        today=dt.date(2026, 1, 5),
+    )
     version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
     Run.objects.create(plan=plan, version=version, target=target, launched_by=user)
     text = plan_export_yaml(plan=plan).replace(f"slug: {plan.slug}", "slug: next-crm", 1)
     text = text.replace(f"name: {plan.name}", "name: Next CRM", 1).replace(
-        "target_table: accounts", "target_table: accounts_v2", 1)
+        "target_table: accounts", "target_table: accounts_v2", 1
+    )
     base = live_server.url
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -77,8 +85,9 @@ def test_plan_lifecycle_in_the_browser(live_server, transactional_db, demo_files
         shot(page, "plan-archived")
     line = text[: text.index("accounts_v2")].count("\n") + 1
     assert len(problems) == 1 and problems[0].startswith(f"line {line}, column ")
-    assert problems[0].endswith("entities[0].target_table: no table “accounts_v2” in target "
-                                "system “New CRM (UAT)”")
+    assert problems[0].endswith(
+        "entities[0].target_table: no table “accounts_v2” in target system “New CRM (UAT)”"
+    )
     assert "not yet created" in refused
     assert "already exists" in duplicate
     assert not Plan.objects.filter(name="Next CRM rehearsal").exists()

@@ -26,8 +26,11 @@ from tests.runs.conftest import (  # noqa: F401 - fixtures used as arguments
 )
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-pytestmark = [pytest.mark.browser, pytest.mark.celery,
-              pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.celery,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 SLOW = 120_000  # ms: a run or rollback on a loaded CI box
 
@@ -88,8 +91,11 @@ def test_runs_console_journey(page, live_server, lead, demo_plan, start_worker):
     page.wait_for_selector("#top-errors table")
     _shot(page, "05-top-error-filtered")
 
-    record = next(r for r in FailedRecord.objects.filter(run=dry, field="email", status="open")
-                  if len(r.errors) == 1)
+    record = next(
+        r
+        for r in FailedRecord.objects.filter(run=dry, field="email", status="open")
+        if len(r.errors) == 1
+    )
     long_value = FailedRecord.objects.filter(run=dry, status="open").exclude(pk=record.pk)[0]
     long_value.source_row = {**long_value.source_row, "Legacy_Notes": "x" * 160}
     long_value.save(update_fields=["source_row"])

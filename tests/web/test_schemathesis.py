@@ -60,8 +60,14 @@ def same_connection():
 def _existing(path: str, objects: dict) -> dict | None:
     """Path parameters naming objects that exist, or None (a DELETE would remove them)."""
     collection = path.split("/")[2]
-    known = {"slug": objects["slug"], "entity_name": objects["entity"], "number": 1,
-             "pk": objects["pk"], "id": objects["pk"], "name": "trim"}
+    known = {
+        "slug": objects["slug"],
+        "entity_name": objects["entity"],
+        "number": 1,
+        "pk": objects["pk"],
+        "id": objects["pk"],
+        "name": "trim",
+    }
     values = {}
     for name in re.findall(r"{(\w+)}", path):
         if name == "uuid":
@@ -76,8 +82,17 @@ def _existing(path: str, objects: dict) -> dict | None:
     return values or None
 
 
-def _exercise(operation, headers: dict, counts: dict, failures: list[str], *, generated: int,
-              existing: dict | None, real: int, negative: int) -> None:
+def _exercise(
+    operation,
+    headers: dict,
+    counts: dict,
+    failures: list[str],
+    *,
+    generated: int,
+    existing: dict | None,
+    real: int,
+    negative: int,
+) -> None:
     """Run the cases of one operation; count the calls, collect what fails."""
 
     def check(case) -> None:
@@ -87,8 +102,13 @@ def _exercise(operation, headers: dict, counts: dict, failures: list[str], *, ge
 
     def run(examples: int, fixed: dict | None, mode=GenerationMode.POSITIVE) -> None:
         @given(case=operation.as_strategy(mode))
-        @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def cases(case):
             if fixed:
                 case.path_parameters = {**(case.path_parameters or {}), **fixed}
@@ -119,14 +139,21 @@ def _failures(user, objects: dict) -> tuple[int, dict, list[str]]:
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
-        _exercise(operation, headers, counts, failures, generated=generated,
-                  existing=_existing(operation.path, objects), real=real, negative=negative)
+        _exercise(
+            operation,
+            headers,
+            counts,
+            failures,
+            generated=generated,
+            existing=_existing(operation.path, objects),
+            real=real,
+            negative=negative,
+        )
     return operations, counts, sorted(set(failures))
 
 
 @pytest.mark.parametrize("role", ["admin_user", "viewer"])
-def test_api_has_no_5xx_and_conforms_to_its_schema(request, role, matrix_objects,
-                                                   same_connection):
+def test_api_has_no_5xx_and_conforms_to_its_schema(request, role, matrix_objects, same_connection):
     operations, counts, failures = _failures(request.getfixturevalue(role), matrix_objects)
     print(f"{role}: {operations} operations, calls by status class {sorted(counts.items())}")
     assert operations > 90

@@ -33,10 +33,14 @@ def workbench_env(transactional_db, demo_files):  # noqa: F811
     group, _ = Group.objects.get_or_create(name="analyst")
     user = UserFactory(username="analyst-web", roles=["analyst"])
     user.groups.add(group)
-    System.objects.create(name="Legacy CRM", kind="sqlite", path=str(demo_files[0]),
-                          role="source")
-    System.objects.create(name="New CRM (UAT)", kind="sqlite", path=str(demo_files[1]),
-                          role="target", environment="uat")
+    System.objects.create(name="Legacy CRM", kind="sqlite", path=str(demo_files[0]), role="source")
+    System.objects.create(
+        name="New CRM (UAT)",
+        kind="sqlite",
+        path=str(demo_files[1]),
+        role="target",
+        environment="uat",
+    )
     return user
 
 
@@ -84,7 +88,8 @@ def _accept_suggestions(page, count: int) -> None:
         page.locator("#suggestions button:has-text('Accept')").first.click()
         page.wait_for_function(
             "n => document.querySelectorAll('#suggestions button.primary-lite').length < n",
-            arg=rows)
+            arg=rows,
+        )
     page.wait_for_selector("#preview th:has-text('name')")
     _shot(page, "06-after-accept")
 
@@ -97,7 +102,9 @@ def _add_rule_and_watch_preview(page) -> tuple[str, str]:
     page.click("#field-editor button:has-text('Add step')")
     page.wait_for_function(
         "b => { const r = document.querySelector('#preview tbody tr');"
-        " return r && r.innerText !== b; }", arg=before)
+        " return r && r.innerText !== b; }",
+        arg=before,
+    )
     _shot(page, "07-rule-added-preview")
     return before, page.inner_text("#preview tbody tr:first-child")
 
@@ -116,8 +123,10 @@ def test_workbench_journey(live_server, page, workbench_env):
     _shot(page, "08-version-created")
     plan = Plan.objects.get(name="CRM accounts rehearsal")
     assert FieldMapping.objects.filter(entity__plan=plan).count() == 4
-    assert FieldMapping.objects.get(entity__plan=plan, target_column="name").steps.get().rule \
+    assert (
+        FieldMapping.objects.get(entity__plan=plan, target_column="name").steps.get().rule
         == "upper"
+    )
     assert after != before
     assert PlanVersion.objects.filter(plan=plan, number=1).exists()
     _export_pdf(page, base, plan)
@@ -134,10 +143,24 @@ def _export_pdf(page, base: str, plan) -> None:
     download.value.save_as(path)
     data = path.read_bytes()
     assert data.startswith(b"%PDF")
-    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(path),
-                    str(SHOTS / "workbench-09-plan-document")], check=True)
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "60",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            str(path),
+            str(SHOTS / "workbench-09-plan-document"),
+        ],
+        check=True,
+    )
     pages = list(SHOTS.glob("workbench-09-plan-document*.png"))
     assert pages, "pdftoppm rendered no page"
-    text = subprocess.run(["pdftotext", str(path), "-"], check=True, capture_output=True,
-                          text=True).stdout
+    text = subprocess.run(
+        ["pdftotext", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
     assert "CRM accounts rehearsal" in text and "Field mapping" in text

@@ -36,9 +36,14 @@ def _connect(url: str) -> Iterator[tuple[str, Any]]:
         import pymysql
 
         conn = pymysql.connect(
-            host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
-            user=unquote(parts.username or "root"), password=unquote(parts.password or ""),
-            database=parts.path.lstrip("/"), charset="utf8mb4", autocommit=False)
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=parts.path.lstrip("/"),
+            charset="utf8mb4",
+            autocommit=False,
+        )
         kind = "mysql"
     else:
         raise ValueError(f"unsupported database URL scheme {parts.scheme!r}")
@@ -92,8 +97,9 @@ def _existing(kind: str, conn: Any, tables: tuple[str, ...]) -> set[str]:
     else:
         schema = "DATABASE()" if kind == "mysql" else "current_schema()"
         with conn.cursor() as cur:
-            cur.execute("SELECT table_name FROM information_schema.tables "
-                        f"WHERE table_schema = {schema}")
+            cur.execute(
+                f"SELECT table_name FROM information_schema.tables WHERE table_schema = {schema}"
+            )
             rows = cur.fetchall()
         conn.rollback()
     return {r[0] for r in rows} & set(tables)
@@ -105,8 +111,11 @@ def _counts(kind: str, conn: Any, tables: tuple[str, ...]) -> dict[str, int]:
     out = {}
     with conn.cursor() as cur:
         for t in tables:
-            cur.execute(f"SELECT count(*) FROM {_bq(t)}" if kind == "mysql" else
-                        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t)))
+            cur.execute(
+                f"SELECT count(*) FROM {_bq(t)}"
+                if kind == "mysql"
+                else sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))
+            )
             out[t] = cur.fetchone()[0]
     conn.rollback()
     return out
@@ -121,26 +130,32 @@ def _drop(kind: str, conn: Any, tables: tuple[str, ...]) -> None:
         _run(kind, conn, [drop.format(sql.Identifier(t)) for t in reversed(tables)])
 
 
-def _load(kind: str, conn: Any, table: str, cols: tuple[Col, ...],
-          blocks: Iterator[dict[str, np.ndarray]]) -> None:
+def _load(
+    kind: str, conn: Any, table: str, cols: tuple[Col, ...], blocks: Iterator[dict[str, np.ndarray]]
+) -> None:
     """Bulk-insert blocks: COPY (CSV, unquoted empty = NULL), or executemany (SQLite; MySQL,
     where PyMySQL folds it into multi-row INSERTs)."""
     names = [c.name for c in cols]
     if kind == "mysql":
-        stmt = (f"INSERT INTO {_bq(table)} ({', '.join(map(_bq, names))}) "
-                f"VALUES ({', '.join(['%s'] * len(names))})")
+        stmt = (
+            f"INSERT INTO {_bq(table)} ({', '.join(map(_bq, names))}) "
+            f"VALUES ({', '.join(['%s'] * len(names))})"
+        )
         with conn.cursor() as cur:
             for block in blocks:
                 cur.executemany(stmt, list(zip(*(block[n].tolist() for n in names), strict=True)))
         return
     if kind == "sqlite":
-        stmt = (f"INSERT INTO {_q(table)} ({', '.join(map(_q, names))}) "
-                f"VALUES ({', '.join('?' * len(names))})")
+        stmt = (
+            f"INSERT INTO {_q(table)} ({', '.join(map(_q, names))}) "
+            f"VALUES ({', '.join('?' * len(names))})"
+        )
         for block in blocks:
             conn.executemany(stmt, zip(*(block[n].tolist() for n in names), strict=True))
         return
     copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names)))
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
     with conn.cursor() as cur:
         for payload in _prefetch(_csv(block, cols) for block in blocks):
             cur.copy_expert(copy, payload)

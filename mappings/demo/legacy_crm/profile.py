@@ -114,17 +114,56 @@ DIRT_PROFILE: dict[str, float] = {
 }
 
 US_STATES: dict[str, str] = {
-    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
-    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
-    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
-    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
-    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan", "MN": "Minnesota",
-    "MS": "Mississippi", "MO": "Missouri", "MT": "Montana", "NE": "Nebraska", "NV": "Nevada",
-    "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico", "NY": "New York",
-    "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma",
-    "OR": "Oregon", "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina",
-    "SD": "South Dakota", "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont",
-    "VA": "Virginia", "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin",
+    "AL": "Alabama",
+    "AK": "Alaska",
+    "AZ": "Arizona",
+    "AR": "Arkansas",
+    "CA": "California",
+    "CO": "Colorado",
+    "CT": "Connecticut",
+    "DE": "Delaware",
+    "DC": "District of Columbia",
+    "FL": "Florida",
+    "GA": "Georgia",
+    "HI": "Hawaii",
+    "ID": "Idaho",
+    "IL": "Illinois",
+    "IN": "Indiana",
+    "IA": "Iowa",
+    "KS": "Kansas",
+    "KY": "Kentucky",
+    "LA": "Louisiana",
+    "ME": "Maine",
+    "MD": "Maryland",
+    "MA": "Massachusetts",
+    "MI": "Michigan",
+    "MN": "Minnesota",
+    "MS": "Mississippi",
+    "MO": "Missouri",
+    "MT": "Montana",
+    "NE": "Nebraska",
+    "NV": "Nevada",
+    "NH": "New Hampshire",
+    "NJ": "New Jersey",
+    "NM": "New Mexico",
+    "NY": "New York",
+    "NC": "North Carolina",
+    "ND": "North Dakota",
+    "OH": "Ohio",
+    "OK": "Oklahoma",
+    "OR": "Oregon",
+    "PA": "Pennsylvania",
+    "RI": "Rhode Island",
+    "SC": "South Carolina",
+    "SD": "South Dakota",
+    "TN": "Tennessee",
+    "TX": "Texas",
+    "UT": "Utah",
+    "VT": "Vermont",
+    "VA": "Virginia",
+    "WA": "Washington",
+    "WV": "West Virginia",
+    "WI": "Wisconsin",
     "WY": "Wyoming",
 }
 
@@ -144,52 +183,77 @@ def _words(text: str) -> np.ndarray:
 _MONTHS = _words("Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec")
 
 
-_COMPANY = _words("Acme|Globex|Initech|Umbrella|Stark|Wayne|Wonka|Hooli|Vandelay|Soylent|Tyrell|"
-                  "Cyberdyne|Oceanic|Sterling|Pied Piper|Dunder|Prestige|Monarch|Blue Sun|"
-                  "Aperture|Black Mesa|O'Malley|Northwind|Contoso|Fabrikam|Litware|Proseware|"
-                  "Big \"W\"|Gekko|Massive Dynamic|Virtucon|Duff|Krusty|Nakatomi|Wernham|"
-                  "Bluth|Los Pollos|Sirius|Zorg|Rekall")
-_KIND = _words("Industries|Logistics|Foods|Systems|Consulting|Labs|Trading|Holdings|Supply|"
-               "Motors|Media|Health")
+_COMPANY = _words(
+    "Acme|Globex|Initech|Umbrella|Stark|Wayne|Wonka|Hooli|Vandelay|Soylent|Tyrell|"
+    "Cyberdyne|Oceanic|Sterling|Pied Piper|Dunder|Prestige|Monarch|Blue Sun|"
+    "Aperture|Black Mesa|O'Malley|Northwind|Contoso|Fabrikam|Litware|Proseware|"
+    'Big "W"|Gekko|Massive Dynamic|Virtucon|Duff|Krusty|Nakatomi|Wernham|'
+    "Bluth|Los Pollos|Sirius|Zorg|Rekall"
+)
+_KIND = _words(
+    "Industries|Logistics|Foods|Systems|Consulting|Labs|Trading|Holdings|Supply|Motors|Media|Health"
+)
 _SUFFIX = _words(" Corp.| Inc.| LLC| Ltd.| Co.| Group|")
 _SLUG = np.array([re.sub(r"[^a-z]", "", w.lower()) for w in _COMPANY], dtype=object)
 _KSLUG = np.array([w.lower() for w in _KIND], dtype=object)
-_LONG_TAIL = ("International Holdings and Consolidated Trading Company of North America and "
-              "Affiliated Subsidiaries Worldwide (formerly Known as the Old Legacy Name)")
-_STREET = _words("Main|Oak|Pine|Maple|Cedar|Elm|Washington|Lake|Hill|Park|Sunset|Broadway|"
-                 "Market|Church|Highland|River|Spring|Willow|Lincoln|Jefferson")
+_LONG_TAIL = (
+    "International Holdings and Consolidated Trading Company of North America and "
+    "Affiliated Subsidiaries Worldwide (formerly Known as the Old Legacy Name)"
+)
+_STREET = _words(
+    "Main|Oak|Pine|Maple|Cedar|Elm|Washington|Lake|Hill|Park|Sunset|Broadway|"
+    "Market|Church|Highland|River|Spring|Willow|Lincoln|Jefferson"
+)
 _STREET_KIND = _words(" St| Ave| Rd| Blvd| Ln| Dr| Way| Ct| St.| Avenue")
 _UNIT = _words("Suite |Apt |Floor |Unit |Bldg |PO Box ")
-_CITY_STATE = [c.split(",") for c in _words(
-    "Anytown,CA|Los Angeles,CA|San Diego,CA|New York,NY|Buffalo,NY|Chicago,IL|Houston,TX|"
-    "Austin,TX|Dallas,TX|Phoenix,AZ|Philadelphia,PA|Pittsburgh,PA|Jacksonville,FL|Miami,FL|"
-    "Columbus,OH|Cleveland,OH|Charlotte,NC|Indianapolis,IN|Seattle,WA|Spokane,WA|Denver,CO|"
-    "Washington,DC|Boston,MA|Nashville,TN|Detroit,MI|Portland,OR|Las Vegas,NV|Memphis,TN|"
-    "Louisville,KY|Baltimore,MD|Milwaukee,WI|Albuquerque,NM|Atlanta,GA|Omaha,NE|Boise,ID|"
-    "Anchorage,AK|Honolulu,HI|Burlington,VT|Cheyenne,WY|Sioux Falls,SD")]
+_CITY_STATE = [
+    c.split(",")
+    for c in _words(
+        "Anytown,CA|Los Angeles,CA|San Diego,CA|New York,NY|Buffalo,NY|Chicago,IL|Houston,TX|"
+        "Austin,TX|Dallas,TX|Phoenix,AZ|Philadelphia,PA|Pittsburgh,PA|Jacksonville,FL|Miami,FL|"
+        "Columbus,OH|Cleveland,OH|Charlotte,NC|Indianapolis,IN|Seattle,WA|Spokane,WA|Denver,CO|"
+        "Washington,DC|Boston,MA|Nashville,TN|Detroit,MI|Portland,OR|Las Vegas,NV|Memphis,TN|"
+        "Louisville,KY|Baltimore,MD|Milwaukee,WI|Albuquerque,NM|Atlanta,GA|Omaha,NE|Boise,ID|"
+        "Anchorage,AK|Honolulu,HI|Burlington,VT|Cheyenne,WY|Sioux Falls,SD"
+    )
+]
 _CITY = np.array([c for c, _ in _CITY_STATE], dtype=object)
 _CITY_CODE = np.array([s for _, s in _CITY_STATE], dtype=object)
-_LONG_CITY = ["Rancho Santa Margarita Heights North Village District",
-              "Llanfairpwllgwyngyll Township of Upper Saint Clair West"]
-_FIRST = _words("James|Mary|John|Patricia|Robert|Jennifer|Michael|Linda|William|Elizabeth|David|"
-                "Barbara|Richard|Susan|Joseph|Jessica|Thomas|Sarah|Carlos|Karen|Wei|Aisha|Omar|"
-                "Priya|Sven|Chloé|Zoë|Mateo|Yuki|Fatima")
-_LAST = _words("Smith|Johnson|Williams|Brown|Jones|Garcia|Miller|Davis|Rodriguez|Martinez|"
-               "Hernandez|Lopez|Gonzalez|Wilson|Anderson|O'Brien|Nguyen|Kim|Patel|Müller|"
-               "Van der Berg|Lee|Walker|Young|Allen|King|Wright|Scott|Green|Baker")
+_LONG_CITY = [
+    "Rancho Santa Margarita Heights North Village District",
+    "Llanfairpwllgwyngyll Township of Upper Saint Clair West",
+]
+_FIRST = _words(
+    "James|Mary|John|Patricia|Robert|Jennifer|Michael|Linda|William|Elizabeth|David|"
+    "Barbara|Richard|Susan|Joseph|Jessica|Thomas|Sarah|Carlos|Karen|Wei|Aisha|Omar|"
+    "Priya|Sven|Chloé|Zoë|Mateo|Yuki|Fatima"
+)
+_LAST = _words(
+    "Smith|Johnson|Williams|Brown|Jones|Garcia|Miller|Davis|Rodriguez|Martinez|"
+    "Hernandez|Lopez|Gonzalez|Wilson|Anderson|O'Brien|Nguyen|Kim|Patel|Müller|"
+    "Van der Berg|Lee|Walker|Young|Allen|King|Wright|Scott|Green|Baker"
+)
 _FSLUG = np.array([re.sub(r"[^a-z]", "", w.lower()) for w in _FIRST], dtype=object)
 _LSLUG = np.array([re.sub(r"[^a-z]", "", w.lower()) for w in _LAST], dtype=object)
 _MAIL_DOMAIN = _words("gmail.com|yahoo.com|outlook.com|example.com|aol.com|hotmail.com")
 _MAILBOX = _words("info|sales|contact|office|billing|accounts")
 _LONG_LOCAL = "accounts.payable.department.northern.region.headquarters.attention."
-_TITLE = _words("CEO|CFO|Owner|Purchasing Manager|Office Manager|Accountant|Sales Rep|"
-                "VP Operations|IT Director|Buyer|Assistant|Controller")
-_LONG_TITLE = ("Senior Executive Vice President of Strategic Procurement, Vendor Relations, "
-               "Logistics Coordination and Regional Operational Excellence (Acting, Interim)")
-_NOTES = _words("Important client|Prefers e-mail contact.|Net 30 terms|Credit hold lifted 2020|"
-                "Called 2019-03-01;\nwill renew in Q3.|See paper file #4471|"
-                "Migrated from C:\\legacy\\export\\crm.dbf|VIP\tdo not call before 10am|"
-                "Duplicate? check with sales|\"Key account\" per J. Smith")
-_LONG_NOTES = [("Call log: customer asked for a callback about invoice 4471. " * 560)[:33_000],
-               ("Legacy import note, repeated by a faulty batch job. " * 700)[:36_400]]
+_TITLE = _words(
+    "CEO|CFO|Owner|Purchasing Manager|Office Manager|Accountant|Sales Rep|"
+    "VP Operations|IT Director|Buyer|Assistant|Controller"
+)
+_LONG_TITLE = (
+    "Senior Executive Vice President of Strategic Procurement, Vendor Relations, "
+    "Logistics Coordination and Regional Operational Excellence (Acting, Interim)"
+)
+_NOTES = _words(
+    "Important client|Prefers e-mail contact.|Net 30 terms|Credit hold lifted 2020|"
+    "Called 2019-03-01;\nwill renew in Q3.|See paper file #4471|"
+    "Migrated from C:\\legacy\\export\\crm.dbf|VIP\tdo not call before 10am|"
+    'Duplicate? check with sales|"Key account" per J. Smith'
+)
+_LONG_NOTES = [
+    ("Call log: customer asked for a callback about invoice 4471. " * 560)[:33_000],
+    ("Legacy import note, repeated by a faulty batch job. " * 700)[:36_400],
+]
 _ORDER_STATUS = _words("OPEN|SHIPPED|CLOSED|CANCELLED")

@@ -34,14 +34,19 @@ SOURCE_SCHEMA: dict[str, tuple[Col, ...]] = {
         "Customer_ID:ID Cust_Name:VARCHAR(255) Address_Line1:VARCHAR(255) "
         "Address_Line2:VARCHAR(255) City:VARCHAR(100) State_Code:VARCHAR(4) Zip_Code:VARCHAR(10) "
         "Phone_Number:VARCHAR(20) Email_Address:VARCHAR(255) Creation_Date:VARCHAR(40) "
-        "Status:VARCHAR(4) Legacy_Notes:TEXT Last_Modified:TIMESTAMP", Last_Modified=_NN),
+        "Status:VARCHAR(4) Legacy_Notes:TEXT Last_Modified:TIMESTAMP",
+        Last_Modified=_NN,
+    ),
     "contacts": _cols(
         "Contact_ID:ID Customer_ID:INTEGER First_Name:VARCHAR(100) Last_Name:VARCHAR(100) "
         "Email:VARCHAR(255) Phone:VARCHAR(20) Title:VARCHAR(255) Last_Modified:TIMESTAMP",
-        Last_Modified=_NN),
+        Last_Modified=_NN,
+    ),
     "orders": _cols(
         "Order_ID:ID Contact_ID:INTEGER Order_Date:VARCHAR(40) Total_Amount:VARCHAR(20) "
-        "Currency:VARCHAR(8) Status:VARCHAR(12) Last_Modified:TIMESTAMP", Last_Modified=_NN),
+        "Currency:VARCHAR(8) Status:VARCHAR(12) Last_Modified:TIMESTAMP",
+        Last_Modified=_NN,
+    ),
 }
 TARGET_SCHEMA: dict[str, tuple[Col, ...]] = {
     "accounts": _cols(
@@ -49,20 +54,32 @@ TARGET_SCHEMA: dict[str, tuple[Col, ...]] = {
         "billing_city:VARCHAR(40) billing_state:VARCHAR(20) billing_postal_code:VARCHAR(20) "
         "phone:VARCHAR(40) email:VARCHAR(80) legacy_created_date:TIMESTAMP "
         "account_status:VARCHAR(20) description:VARCHAR(32000) legacy_uuid:UUID",
-        account_number=_UNN, name=_NN, account_status=_NN),
+        account_number=_UNN,
+        name=_NN,
+        account_status=_NN,
+    ),
     "contacts": _cols(
         "id:AUTO_ID legacy_contact_id:VARCHAR(20) account_id:BIGINT first_name:VARCHAR(40) "
         "last_name:VARCHAR(80) email:VARCHAR(80) phone:VARCHAR(40) title:VARCHAR(128)",
-        legacy_contact_id=_UNN, account_id={"null": False, "ref": "accounts"}, last_name=_NN),
+        legacy_contact_id=_UNN,
+        account_id={"null": False, "ref": "accounts"},
+        last_name=_NN,
+    ),
     "orders": _cols(
         "id:AUTO_ID legacy_order_id:VARCHAR(20) contact_id:BIGINT order_date:DATE "
         "total_amount:NUMERIC(12,2) currency:CHAR(3) status:VARCHAR(20)",
-        legacy_order_id=_UNN, contact_id={"null": False, "ref": "contacts"}),
+        legacy_order_id=_UNN,
+        contact_id={"null": False, "ref": "contacts"},
+    ),
 }
 _PG_TYPES = {"ID": "INTEGER PRIMARY KEY", "AUTO_ID": "BIGSERIAL PRIMARY KEY"}
 _MYSQL_TYPES = {"ID": "INT PRIMARY KEY", "TIMESTAMP": "DATETIME"}
-_SQLITE_TYPES = {"ID": "INTEGER PRIMARY KEY", "AUTO_ID": "INTEGER PRIMARY KEY AUTOINCREMENT",
-                 "UUID": "TEXT", "BIGINT": "INTEGER"}
+_SQLITE_TYPES = {
+    "ID": "INTEGER PRIMARY KEY",
+    "AUTO_ID": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "UUID": "TEXT",
+    "BIGINT": "INTEGER",
+}
 
 
 def _q(name: str) -> str:
@@ -93,8 +110,10 @@ def _sqlite_col(col: Col) -> str:
 
 
 def _pg_col(col: Col) -> sql.Composable:
-    parts: list[sql.Composable] = [sql.Identifier(col.name), sql.SQL(_PG_TYPES.get(col.type,
-                                                                                   col.type))]
+    parts: list[sql.Composable] = [
+        sql.Identifier(col.name),
+        sql.SQL(_PG_TYPES.get(col.type, col.type)),
+    ]
     parts += [sql.SQL("NOT NULL")] * (not col.null) + [sql.SQL("UNIQUE")] * col.unique
     if col.ref:
         parts.append(sql.SQL("REFERENCES {}(id)").format(sql.Identifier(col.ref)))
@@ -107,15 +126,26 @@ def _ddl(kind: str, table: str, cols: tuple[Col, ...], *, if_missing: bool = Fal
     guard = "IF NOT EXISTS " if if_missing else ""
     if kind == "sqlite":
         stmts = [f"CREATE TABLE {guard}{_q(table)} ({', '.join(map(_sqlite_col, cols))})"]
-        return stmts + [f"CREATE INDEX {guard}{_q(f'{table}_{c.lower()}_idx')} ON "
-                        f"{_q(table)} ({_q(c)})" for c in indexed]
+        return stmts + [
+            f"CREATE INDEX {guard}{_q(f'{table}_{c.lower()}_idx')} ON {_q(table)} ({_q(c)})"
+            for c in indexed
+        ]
     if kind == "mysql":
-        stmts = [f"CREATE TABLE {guard}{_bq(table)} ({', '.join(map(_mysql_col, cols))}) "
-                 "CHARACTER SET utf8mb4"]
-        return stmts + [f"CREATE INDEX {_bq(f'{table}_{c.lower()}_idx')} ON {_bq(table)} "
-                        f"({_bq(c)})" for c in indexed]
+        stmts = [
+            f"CREATE TABLE {guard}{_bq(table)} ({', '.join(map(_mysql_col, cols))}) "
+            "CHARACTER SET utf8mb4"
+        ]
+        return stmts + [
+            f"CREATE INDEX {_bq(f'{table}_{c.lower()}_idx')} ON {_bq(table)} ({_bq(c)})"
+            for c in indexed
+        ]
     create = sql.SQL("CREATE TABLE " + guard + "{} ({})").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(_pg_col, cols)))
+        sql.Identifier(table), sql.SQL(", ").join(map(_pg_col, cols))
+    )
     index = sql.SQL("CREATE INDEX " + guard + "{} ON {} ({})")
-    return [create] + [index.format(sql.Identifier(f"{table}_{c.lower()}_idx"),
-                                    sql.Identifier(table), sql.Identifier(c)) for c in indexed]
+    return [create] + [
+        index.format(
+            sql.Identifier(f"{table}_{c.lower()}_idx"), sql.Identifier(table), sql.Identifier(c)
+        )
+        for c in indexed
+    ]

@@ -44,13 +44,26 @@ def _pinned(kind: str, params: dict[str, Any]) -> str | None:
     refuse our own database (DestinationRefused), and return the address to connect to."""
     if "refused_servers" not in params:
         return None
-    return server_pin(params.get("host") or "", params.get("port"), params.get("dbname") or "",
-                      default_port=DEFAULT_PORTS[kind],
-                      refused=params.get("refused_servers") or ())
+    return server_pin(
+        params.get("host") or "",
+        params.get("port"),
+        params.get("dbname") or "",
+        default_port=DEFAULT_PORTS[kind],
+        refused=params.get("refused_servers") or (),
+    )
 
 
-PG_LIBPQ_KEYS = ("host", "port", "dbname", "user", "password", "options", "require_auth",
-                 "sslmode", "connect_timeout")
+PG_LIBPQ_KEYS = (
+    "host",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "options",
+    "require_auth",
+    "sslmode",
+    "connect_timeout",
+)
 
 
 def postgres_libpq_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -86,15 +99,18 @@ def connect(kind: str, params: dict[str, Any]) -> Connector:
 
         if not params.get("allowed_root"):
             raise DestinationRefused("An SQLite connector needs the allowed data directory.")
-        path = file_path_check(str(params.get("path") or ""),
-                               allowed_root=str(params["allowed_root"]),
-                               refused=params.get("refused_paths") or ())
+        path = file_path_check(
+            str(params.get("path") or ""),
+            allowed_root=str(params["allowed_root"]),
+            refused=params.get("refused_paths") or (),
+        )
         return SqliteConnector({"path": path, "busy_timeout_ms": params.get("busy_timeout_ms")})
     if kind == "mysql":
         from runs.engine.connectors.mysql import MysqlConnector
 
         pinned = _pinned(kind, params)
         allowed = ("host", "port", "dbname", "user", "password", "connect_timeout")
-        return MysqlConnector({k: params.get(k) for k in allowed} | (
-            {"host": pinned} if pinned else {}))
+        return MysqlConnector(
+            {k: params.get(k) for k in allowed} | ({"host": pinned} if pinned else {})
+        )
     raise EngineError(f"unknown connector kind {kind!r}")

@@ -1,8 +1,8 @@
 """Create users and give or take roles from the command line; every change is audited.
 
-    manage.py user_roles alice --create --email alice@example.com --role analyst
-    manage.py user_roles bob --role approver --remove-role viewer
-    MP_PASSWORD=... manage.py user_roles carol --create --role operator --password-env MP_PASSWORD
+manage.py user_roles alice --create --email alice@example.com --role analyst
+manage.py user_roles bob --role approver --remove-role viewer
+MP_PASSWORD=... manage.py user_roles carol --create --role operator --password-env MP_PASSWORD
 """
 
 from __future__ import annotations
@@ -28,9 +28,13 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="")
         parser.add_argument("--role", action="append", default=[], choices=ROLES)
         parser.add_argument("--remove-role", action="append", default=[], choices=ROLES)
-        parser.add_argument("--password-env", default="", help="Environment variable holding "
-                            "the new user's password (never a command-line argument); "
-                            "without it the password is unusable until reset.")
+        parser.add_argument(
+            "--password-env",
+            default="",
+            help="Environment variable holding "
+            "the new user's password (never a command-line argument); "
+            "without it the password is unusable until reset.",
+        )
 
     @transaction.atomic
     def handle(self, *args, **options) -> None:
@@ -51,8 +55,13 @@ class Command(BaseCommand):
             user.is_staff = user.is_superuser = ADMIN in after
             user.save(update_fields=["is_staff", "is_superuser"])
         if after != before:
-            audit_record(action=AuditAction.UPDATE, obj=user, object_repr=f"user {name}",
-                         before={"roles": before}, after={"roles": after, "by": "user_roles"})
+            audit_record(
+                action=AuditAction.UPDATE,
+                obj=user,
+                object_repr=f"user {name}",
+                before={"roles": before},
+                after={"roles": after, "by": "user_roles"},
+            )
         self.stdout.write(f"{name}: {', '.join(after) or 'no role'}")
 
     def _create(self, user_model, name: str, options: dict):
@@ -65,6 +74,10 @@ class Command(BaseCommand):
         else:
             user.set_unusable_password()
         user.save()
-        audit_record(action=AuditAction.CREATE, obj=user, object_repr=f"user {name}",
-                     after={"email": options["email"], "by": "user_roles"})
+        audit_record(
+            action=AuditAction.CREATE,
+            obj=user,
+            object_repr=f"user {name}",
+            after={"email": options["email"], "by": "user_roles"},
+        )
         return user

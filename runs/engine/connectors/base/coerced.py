@@ -9,8 +9,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-
-
 COERCED = "coerced_by_target"
 
 

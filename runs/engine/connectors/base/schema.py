@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Any
 from runs.engine.errors import EngineError, SchemaError
 
 if TYPE_CHECKING:
-
     pass
-
 
 
 # ``changed_since`` for delta runs: (watermark column, value as text); rows with column > value.
