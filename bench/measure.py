@@ -29,6 +29,36 @@ class Dsn:
         return Dsn(self.host, self.port, self.user, dbname)
 
 
+def settle_server(dsn: Dsn) -> float:
+    """Bring the bench server to the same quiet state before each measured phase: VACUUM
+    (ANALYZE) in every database (the work autovacuum would otherwise do during the next phase,
+    on the tables the previous one loaded), then CHECKPOINT. Idempotent (no data changes);
+    raises psycopg2 errors. Returns the seconds it took (part of no figure)."""
+    started = time.perf_counter()
+    conn = psycopg2.connect(dsn.db("postgres").url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate "
+                "ORDER BY datname"
+            )
+            names = [r[0] for r in cur.fetchall()]
+    finally:
+        conn.close()
+    for name in names:
+        db = psycopg2.connect(dsn.db(name).url)
+        try:
+            db.autocommit = True
+            with db.cursor() as cur:
+                cur.execute("VACUUM (ANALYZE)")
+                if name == names[-1]:
+                    cur.execute("CHECKPOINT")
+        finally:
+            db.close()
+    return time.perf_counter() - started
+
+
 def _status_kb(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -78,6 +78,12 @@ def _attempt(key: str, fn):
     return None
 
 
+def settle(dsn: Dsn) -> None:
+    """Before a measured phase: the server vacuumed, analysed and checkpointed (each system and
+    phase starts from the same quiet server, not from the previous one's autovacuum work)."""
+    log(f"  settle: VACUUM (ANALYZE) + CHECKPOINT in {measure.settle_server(dsn):.1f} s")
+
+
 def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict:
     references.prepare(source, target)
     results: dict[str, list] = {"raw_pipe": [], "sql_pipe": [], "pgloader": []}
@@ -90,6 +96,7 @@ def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict
                 lambda: references.pgloader(source, DBS["pgloader"], workdir / "pgloader"),
             ),
         ):
+            settle(source)
             busy = measure.machine_busy_seconds()
             res = _attempt(key, fn)
             if res is None:
@@ -209,6 +216,7 @@ def run_config(
     runs: list[dict] = []
     for i in range(repeat):
         pipeline.reset_target(target)
+        settle(target)
         log(f"our pipeline, batch size {size:,}, #{i + 1}: run_plan {plan} --wait")
         statements: dict[str, dict | None] = {}
         phase = partial(_phase, statements, target)
@@ -251,6 +259,7 @@ def run_config(
                 told(res)
             res["reprocess"] = phase("reprocess", reprocess, app, uuid)
             told(res)
+            settle(target)
             res["rollback"] = phase("rollback", pipeline.rollback, app, target, uuid)
             told(res)
             log(f"  rollback {res['rollback']['status']} in {res['rollback']['seconds']:.1f} s")
@@ -279,6 +288,7 @@ def reprocess(app: pipeline.App, run_uuid: str, records: int = REPROCESS_RECORDS
 def rehearsal_rerun(app: pipeline.App, target: Dsn, plan: str, first: dict) -> dict:
     """The same plan again over the unchanged source and the loaded target (a rehearsal
     re-run), then its rollback (newest first: the first run is rolled back after it)."""
+    settle(target)
     log(f"  rehearsal re-run of {plan} over the unchanged source")
     again = pipeline.launch(app, plan)
     # the re-run's own statements (the phase's also hold its report and its rollback)
