@@ -12,6 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 BENCH_DIR="$MP_DATA/bench"
 MP_BENCH_PG_PID=""
 MP_BENCH_PG_DIR=""
+MP_BENCH_CHILD=""
 
 # start_bench_pg port: a PostgreSQL cluster we own under .data/bench/pg. Durable settings
 # (fsync on) with room for bulk loads; the same server runs every system measured.
@@ -66,6 +67,11 @@ cleanup() {
     trap - INT TERM HUP EXIT
     trap '' PIPE
     set +e
+    # a signal stops the bench itself first (it stops its Celery workers), then our servers
+    if [[ -n "$MP_BENCH_CHILD" ]] && kill -0 "$MP_BENCH_CHILD" 2>/dev/null; then
+        kill -TERM "$MP_BENCH_CHILD"
+        wait "$MP_BENCH_CHILD"
+    fi
     stop_redis
     stop_bench_pg
     log "finished with exit code $rc"
@@ -89,8 +95,12 @@ main() {
     step "start PostgreSQL" start_bench_pg "$pg_port"
     step "start Redis" start_redis "$redis_port" "$BENCH_DIR/redis" --save '' --appendonly no
     export PYTHONPATH="$MP_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+    # in the background and waited for: bash runs a signal's trap only once a foreground
+    # child has ended, so a TERM would otherwise wait for the whole bench
     "$MP_VENV/bin/python" -m bench.run_bench --pg-port "$pg_port" \
-        --redis-url "redis://127.0.0.1:$redis_port/0" "$@"
+        --redis-url "redis://127.0.0.1:$redis_port/0" "$@" &
+    MP_BENCH_CHILD=$!
+    wait "$MP_BENCH_CHILD"
 }
 
 main "$@"
