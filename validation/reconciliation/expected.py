@@ -90,11 +90,15 @@ class KeySet:
 
     _BLOCK = 65_536
 
+    @staticmethod
+    def _encode(key: str) -> bytes:
+        return key.encode("utf-8", "surrogatepass") + b"\x01"
+
     def __init__(self, keys: Iterable[str]) -> None:
         parts: list[np.ndarray] = []
         block: list[bytes] = []
         for key in keys:
-            block.append(key.encode("utf-8", "surrogatepass") + b"\x01")
+            block.append(self._encode(key))
             if len(block) == self._BLOCK:
                 parts.append(np.array(block, dtype=bytes))
                 block = []
@@ -111,7 +115,7 @@ class KeySet:
 
     def contains(self, keys: Iterable[str]) -> np.ndarray:
         """A boolean array: whether each of ``keys`` is in the set (exact byte equality)."""
-        encoded = [k.encode("utf-8", "surrogatepass") + b"\x01" for k in keys]
+        encoded = [self._encode(k) for k in keys]
         out = np.zeros(len(encoded), dtype=bool)
         if not encoded or not len(self._keys):
             return out
