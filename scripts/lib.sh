@@ -356,7 +356,8 @@ start_test_mysql() {
     MP_TEST_MYSQL_DIR="$dir"
     user=$(id -un)
     mariadb-install-db --no-defaults --datadir="$dir/data" --user="$user" \
-        --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 \
+        --auth-root-authentication-method=normal --skip-test-db --tmpdir="$dir/tmp" \
+        >"$dir/install.log" 2>&1 \
         || { cat "$dir/install.log" >&2; die "mariadb-install-db failed"; }
     /usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --user="$user" \
         --bind-address=127.0.0.1 --port="$port" --socket="$dir/mysqld.sock" \
