@@ -113,9 +113,10 @@ class KeySet:
             parts.append(np.array(block, dtype=bytes))
         self._width = max((p.dtype.itemsize for p in parts), default=1)
         dtype = np.dtype(f"S{self._width}")
-        self._keys = np.sort(
-            np.concatenate([p.astype(dtype) for p in parts]) if parts else np.empty(0, dtype=dtype)
-        )
+        # one copy, sorted in place: a 10 M run's 1.66 M keys were held three times at once
+        self._keys = np.concatenate(parts, dtype=dtype) if parts else np.empty(0, dtype=dtype)
+        del parts
+        self._keys.sort()
 
     def __len__(self) -> int:
         return len(self._keys)
