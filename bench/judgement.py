@@ -19,6 +19,9 @@ TARGETS = {  # from the issue: our time / reference time, and worker memory
     "rollback": 0.6,  # rollback / the run (judged at the largest size)
     "scale": 10.5,  # wall time at the second size / at the first, per 10x rows
     "reprocess_s": 10.0,  # re-process of 5,000 failed records, seconds (at the largest size)
+    # reported: the CPU probe during our run ÷ during the SQL pipe (bench.observe); above ~1.1
+    # the machine itself ran slower for one of them and the wall ratios misjudge
+    "machine_speed": None,
 }
 
 
@@ -91,6 +94,7 @@ WHAT = {  # each check's line of issue 20's table, in words (printed and in the 
     "rollback": "rollback ÷ the run, largest size",
     "reprocess_s": "re-process of 5,000 failed records, s, largest size",
     "queue_p95_ms": "error-queue page / text filter / API page p95, ms, largest run's records",
+    "machine_speed": "CPU probe during our run ÷ during the SQL pipe (≈1: the same machine)",
 }
 
 
@@ -148,4 +152,18 @@ def judge(
     checks["reprocess_s"] = _check(largest.get("reprocess_seconds"), "reprocess_s")
     pages = [v["p95_ms"] for v in (queue or {}).values() if isinstance(v, dict)]
     checks["queue_p95_ms"] = _check(max(pages) if pages else None, "queue_p95_ms")
+    checks["machine_speed"] = _check(
+        _ratio(_probe(ours.get("runs")), _probe(refs.get("sql_pipe", {}).get("runs"))),
+        "machine_speed",
+    )
     return out
+
+
+def _probe(runs: list[dict] | None) -> float | None:
+    """The median in-phase CPU probe over a system's runs (bench.observe), None if absent."""
+    values = []
+    for r in runs or []:
+        value = ((r.get("observed") or {}).get("cpu_probe_ms") or {}).get("median")
+        if value:
+            values.append(value)
+    return median(values)
