@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg2
 
-from .measure import Dsn, Periodic, cpu_probe_ms, median
+from .measure import Dsn, Periodic, cpu_probe_ms, median, parent_pid, process_tree
 
 TICK = os.sysconf("SC_CLK_TCK")
 _PORT = re.compile(r"\d+\.\d+\.\d+\.\d+\(\d+\)|\[local\]")
@@ -129,7 +129,9 @@ def _steal_ticks() -> int:
 @dataclass
 class MachineObserver(Periodic):
     """Every ``interval`` s: each process's CPU ticks (a process that lived between two samples
-    is missed, its time counted nowhere), the autovacuum workers at work on ``dsn``'s server;
+    is missed, its time counted nowhere), which of them are the bench's (its own process tree
+    and the bench server's; every other one is *foreign*: another program, a kernel thread),
+    the autovacuum workers at work on ``dsn``'s server;
     every ``probe_every`` samples the CPU probe (bench.measure.cpu_probe_ms, one round: ~60 ms
     of one core), so a machine that runs slower during a phase shows in that phase's figures."""
 
@@ -141,6 +143,8 @@ class MachineObserver(Periodic):
     first: dict[int, int] = field(default_factory=dict)
     last: dict[int, int] = field(default_factory=dict)
     labels: dict[int, str] = field(default_factory=dict)
+    ours: set[int] = field(default_factory=set)
+    postmaster: int = 0
     autovacuum: Counter = field(default_factory=Counter)
     _conn: object = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -153,6 +157,7 @@ class MachineObserver(Periodic):
         with contextlib.suppress(psycopg2.Error):
             self._conn = psycopg2.connect(self.dsn.db("postgres").url)
             self._conn.autocommit = True
+            self.postmaster = parent_pid(int(_query(self._conn, "SELECT pg_backend_pid()")[0][0]))
         return super().__enter__()
 
     def __exit__(self, *exc: object) -> None:
@@ -167,6 +172,9 @@ class MachineObserver(Periodic):
             self.probes.append(cpu_probe_ms(rounds=1))
         self.samples += 1
         primed = bool(self.last)
+        self.ours.update(process_tree(os.getpid()))
+        if self.postmaster:
+            self.ours.update(process_tree(self.postmaster))
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
@@ -183,14 +191,20 @@ class MachineObserver(Periodic):
                 self.autovacuum[f"{db}: {query[:80]}"] += 1
 
     def summary(self, top: int = 12) -> dict:
-        """CPU seconds by process label (the top ``top``, and the rest), steal seconds,
+        """CPU seconds of the foreign processes (and the top 5 of them), by process label (the
+        top ``top``, and the rest), steal seconds,
         autovacuum samples (label → seconds seen, at one sample a second) and the server's
         counters over the phase."""
         by_label: Counter = Counter()
+        foreign: Counter = Counter()
         for pid, ticks in self.last.items():
             by_label[self.labels[pid]] += (ticks - self.first[pid]) / TICK
+            if pid not in self.ours:
+                foreign[self.labels[pid]] += (ticks - self.first[pid]) / TICK
         shown = dict(by_label.most_common(top))
         return {
+            "foreign_cpu_seconds": round(sum(foreign.values()), 2),
+            "foreign_top": {k: round(v, 2) for k, v in foreign.most_common(5) if v >= 0.05},
             "cpu_by_process": {k: round(v, 2) for k, v in shown.items() if v >= 0.05},
             "cpu_other_processes": round(sum(by_label.values()) - sum(shown.values()), 2),
             "steal_seconds": round(self.steal, 2),

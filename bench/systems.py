@@ -290,7 +290,8 @@ def _log_observed(seen: dict) -> None:
     wal = seen["server"].get("wal", {})
     top = ", ".join(f"{k[:40]} {v:.1f}" for k, v in list(seen["cpu_by_process"].items())[:6])
     log(
-        f"  observed: CPU probe {seen['cpu_probe_ms']['median']} ms, steal "
+        f"  observed: foreign CPU {seen['foreign_cpu_seconds']} s, "
+        f"CPU probe {seen['cpu_probe_ms']['median']} ms, steal "
         f"{seen['steal_seconds']} s, autovacuum seen "
         f"{sum(seen['autovacuum_seen'].values())} s, WAL {wal.get('bytes', 0) / 1e6:.0f} MB "
         f"({wal.get('fpi', 0):,} full-page images); CPU s by process: {top}"
