@@ -22,6 +22,8 @@ TARGETS = {  # from the issue: our time / reference time, and worker memory
     # reported: the CPU probe during our run ÷ during the SQL pipe (bench.observe); above ~1.1
     # the machine itself ran slower for one of them and the wall ratios misjudge
     "machine_speed": None,
+    # reported: CPU seconds of processes neither the bench's nor its server's during our run
+    "foreign_cpu_s": None,
 }
 
 
@@ -95,6 +97,7 @@ WHAT = {  # each check's line of issue 20's table, in words (printed and in the 
     "reprocess_s": "re-process of 5,000 failed records, s, largest size",
     "queue_p95_ms": "error-queue page / text filter / API page p95, ms, largest run's records",
     "machine_speed": "CPU probe during our run ÷ during the SQL pipe (≈1: the same machine)",
+    "foreign_cpu_s": "CPU s of other programs during our run (0: the machine was the bench's)",
 }
 
 
@@ -156,6 +159,12 @@ def judge(
         _ratio(_probe(ours.get("runs")), _probe(refs.get("sql_pipe", {}).get("runs"))),
         "machine_speed",
     )
+    foreign = [
+        r["observed"]["foreign_cpu_seconds"]
+        for r in ours.get("runs") or []
+        if "foreign_cpu_seconds" in (r.get("observed") or {})
+    ]
+    checks["foreign_cpu_s"] = _check(median(foreign), "foreign_cpu_s")
     return out
 
 
