@@ -19,6 +19,11 @@ TARGETS = {  # from the issue: our time / reference time, and worker memory
     "rollback": 0.6,  # rollback / the run (judged at the largest size)
     "scale": 10.5,  # wall time at the second size / at the first, per 10x rows
     "reprocess_s": 10.0,  # re-process of 5,000 failed records, seconds (at the largest size)
+    # reported: the CPU probe during our run ÷ during the SQL pipe (bench.observe); above ~1.1
+    # the machine itself ran slower for one of them and the wall ratios misjudge
+    "machine_speed": None,
+    # reported: CPU seconds of processes neither the bench's nor its server's during our run
+    "foreign_cpu_s": None,
 }
 
 
@@ -91,6 +96,8 @@ WHAT = {  # each check's line of issue 20's table, in words (printed and in the 
     "rollback": "rollback ÷ the run, largest size",
     "reprocess_s": "re-process of 5,000 failed records, s, largest size",
     "queue_p95_ms": "error-queue page / text filter / API page p95, ms, largest run's records",
+    "machine_speed": "CPU probe during our run ÷ during the SQL pipe (≈1: the same machine)",
+    "foreign_cpu_s": "CPU s of other programs during our run (0: the machine was the bench's)",
 }
 
 
@@ -148,4 +155,24 @@ def judge(
     checks["reprocess_s"] = _check(largest.get("reprocess_seconds"), "reprocess_s")
     pages = [v["p95_ms"] for v in (queue or {}).values() if isinstance(v, dict)]
     checks["queue_p95_ms"] = _check(max(pages) if pages else None, "queue_p95_ms")
+    checks["machine_speed"] = _check(
+        _ratio(_probe(ours.get("runs")), _probe(refs.get("sql_pipe", {}).get("runs"))),
+        "machine_speed",
+    )
+    foreign = [
+        r["observed"]["foreign_cpu_seconds"]
+        for r in ours.get("runs") or []
+        if "foreign_cpu_seconds" in (r.get("observed") or {})
+    ]
+    checks["foreign_cpu_s"] = _check(median(foreign), "foreign_cpu_s")
     return out
+
+
+def _probe(runs: list[dict] | None) -> float | None:
+    """The median in-phase CPU probe over a system's runs (bench.observe), None if absent."""
+    values = []
+    for r in runs or []:
+        value = ((r.get("observed") or {}).get("cpu_probe_ms") or {}).get("median")
+        if value:
+            values.append(value)
+    return median(values)

@@ -92,6 +92,19 @@ def print_table(result: dict) -> None:
             f"  {key:<22} {_fmt(shown):>9}  limit {str(check['limit']):<6} {verdict:<8} "
             f"{check.get('what', '')}"
         )
+    checks = result["judgement"]["checks"]
+    speed = checks.get("machine_speed", {}).get("value")
+    if speed is not None and not 0.9 <= speed <= 1.1:
+        lines.append(
+            f"  WARNING: the CPU probe during our run was {speed:.2f} × its value during the "
+            "SQL pipe: the machine ran at another speed, the wall ratios misjudge; run again"
+        )
+    foreign = checks.get("foreign_cpu_s", {}).get("value")
+    if foreign is not None and foreign > 2.0:
+        lines.append(
+            f"  WARNING: other programs used {foreign:.1f} CPU-s during our run (see "
+            "observed.foreign_top in the JSON): the machine was shared; run again"
+        )
     print("\n".join(lines))
 
 

@@ -30,6 +30,7 @@ from .measure import (
     process_tree,
     tree_cpu_seconds,
 )
+from .observe import MachineObserver
 from .references import ACCOUNT_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,7 +247,7 @@ def launch(app: App, plan: str) -> dict:
     cpu_roots = {**roots, "postgresql": postmaster}
     cpu_before = {n: tree_cpu_seconds(p) for n, p in cpu_roots.items()}
     busy_before = machine_busy_seconds()
-    with RssPoller(roots) as poller:
+    with RssPoller(roots) as poller, MachineObserver(app.db) as observed:
         launched = time.time()
         proc = app.manage("run_plan", plan, "--wait", log="run_plan", check=False)
         returned = time.time()
@@ -271,6 +272,8 @@ def launch(app: App, plan: str) -> dict:
         # machine's busy core-seconds in that time: on 2 cores the run is CPU-bound, so this
         # is steadier than the wall time
         "cpu_seconds": {**cpu, "machine_busy": round(busy, 2)},
+        # every process on the machine, autovacuum and the server's WAL/buffer counters
+        "observed": observed.summary(),
         "workers": {
             n: {
                 "peak_tree_rss_mb": p.rss_kb / 1024,

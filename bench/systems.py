@@ -21,6 +21,7 @@ from mappings.demo import legacy_crm
 from . import measure, pipeline, references
 from .judgement import summarize_config
 from .measure import Dsn, median
+from .observe import MachineObserver
 from .statements import StatementSampler, statements_grouped, statements_reset, statements_top
 
 DBS = {
@@ -78,10 +79,14 @@ def _attempt(key: str, fn):
     return None
 
 
-def settle(dsn: Dsn) -> None:
+def settle(dsn: Dsn) -> float:
     """Before a measured phase: the server vacuumed, analysed and checkpointed (each system and
-    phase starts from the same quiet server, not from the previous one's autovacuum work)."""
-    log(f"  settle: VACUUM (ANALYZE) + CHECKPOINT in {measure.settle_server(dsn):.1f} s")
+    phase starts from the same quiet server, not from the previous one's autovacuum work).
+    Returns the machine's CPU probe then (bench.measure.cpu_probe_ms)."""
+    seconds = measure.settle_server(dsn)
+    probe = measure.cpu_probe_ms()
+    log(f"  settle: VACUUM (ANALYZE) + CHECKPOINT in {seconds:.1f} s; CPU probe {probe} ms")
+    return probe
 
 
 def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict:
@@ -96,9 +101,10 @@ def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict
                 lambda: references.pgloader(source, DBS["pgloader"], workdir / "pgloader"),
             ),
         ):
-            settle(source)
+            probe = settle(source)
             busy = measure.machine_busy_seconds()
-            res = _attempt(key, fn)
+            with MachineObserver(source) as observed:
+                res = _attempt(key, fn)
             if res is None:
                 continue
             busy = measure.machine_busy_seconds() - busy
@@ -106,7 +112,14 @@ def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict
                 f"{res.name} #{i + 1}: {res.seconds:.2f} s, {res.rows:,} rows, "
                 f"{busy:.1f} busy core-s"
             )
-            results[key].append({**res.__dict__, "machine_busy_seconds": round(busy, 2)})
+            results[key].append(
+                {
+                    **res.__dict__,
+                    "machine_busy_seconds": round(busy, 2),
+                    "cpu_probe_ms": probe,
+                    "observed": observed.summary(),
+                }
+            )
     results = {k: v for k, v in results.items() if v}  # a reference that never ran is absent
     return {
         k: {
@@ -216,7 +229,7 @@ def run_config(
     runs: list[dict] = []
     for i in range(repeat):
         pipeline.reset_target(target)
-        settle(target)
+        probe = settle(target)
         log(f"our pipeline, batch size {size:,}, #{i + 1}: run_plan {plan} --wait")
         statements: dict[str, dict | None] = {}
         phase = partial(_phase, statements, target)
@@ -228,11 +241,13 @@ def run_config(
         try:
             res = phase("run", pipeline.launch, app, plan)
             res["statements"] = statements
+            res["cpu_probe_ms"] = probe
             told(res)
             log(
                 f"  run {res['run']['status']} in {res['seconds']:.1f} s "
                 f"(loaded {res['run']['loaded']:,}, failed {res['run']['failed']:,})"
             )
+            _log_observed(res["observed"])
             if res["run"]["status"] != "succeeded":
                 raise RuntimeError(f"run {res['run']['status']}: {res['run']['error']}")
             uuid = res["run"]["uuid"]
@@ -268,6 +283,19 @@ def run_config(
             res = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
         runs.append(res)
     return summarize_config(size, runs)
+
+
+def _log_observed(seen: dict) -> None:
+    """One line on what else the machine and the server did during the run."""
+    wal = seen["server"].get("wal", {})
+    top = ", ".join(f"{k[:40]} {v:.1f}" for k, v in list(seen["cpu_by_process"].items())[:6])
+    log(
+        f"  observed: foreign CPU {seen['foreign_cpu_seconds']} s, "
+        f"CPU probe {seen['cpu_probe_ms']['median']} ms, steal "
+        f"{seen['steal_seconds']} s, autovacuum seen "
+        f"{sum(seen['autovacuum_seen'].values())} s, WAL {wal.get('bytes', 0) / 1e6:.0f} MB "
+        f"({wal.get('fpi', 0):,} full-page images); CPU s by process: {top}"
+    )
 
 
 def reprocess(app: pipeline.App, run_uuid: str, records: int = REPROCESS_RECORDS) -> dict:

@@ -301,9 +301,12 @@ def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
     # the expected side (source re-read through the run's rules) in a thread meanwhile
     # (each check queries the target first, then waits for it: those queries overlap it too)
     ctx.pending = expected_start(ctx, run_entities(run))
-    diffs = _diffs(ctx, run)
-    results = _post_results(ctx, run, diffs)
-    expected_collect(ctx)  # the thread has ended before the report is stored
+    try:
+        diffs = _diffs(ctx, run)
+        results = _post_results(ctx, run, diffs)
+    finally:
+        expected_collect(ctx)  # the thread has ended before the report is stored
+        ctx.close()
     verdict = _verdict(accounting, diffs, results)
     data = {
         "accounting": accounting,

@@ -304,51 +304,72 @@ def _unclaim(mine) -> None:
         db_retrying(lambda: mine.update(lease_until=None), what="rollback unclaim")
 
 
+class _Superseded(Exception):
+    """Another attempt holds the rollback now: this attempt's final transaction is undone."""
+
+
 def _record(rollback: Rollback, run: Run, mine, after: dict, differences: dict) -> bool:
-    status = RollbackStatus.MISMATCH if differences else RollbackStatus.VERIFIED
-    with transaction.atomic():
-        if not mine.update(
-            status=status,
-            finished_at=timezone.now(),
-            lease_until=None,
-            checksums_after=after,
-            error="" if not differences else f"Checksums differ from before the run: {differences}",
-        ):
-            return False  # another attempt holds the rollback now: it records the verdict
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.ROLLED_BACK)
-        Batch.objects.filter(run=run, status=BatchStatus.DONE).update(
-            status=BatchStatus.ROLLED_BACK
-        )
-        LedgerEntry.objects.filter(batch__run=run).update(rolled_back_at=timezone.now())
-        superseded = (
-            FailedRecord.objects.filter(run=run)
-            .exclude(status__in=[FailedRecordStatus.IGNORED, FailedRecordStatus.SUPERSEDED])
-            .update(status=FailedRecordStatus.SUPERSEDED)
-        )
-        # the earlier run's records this run carried are that run's open failures again
-        FailedRecord.objects.filter(
-            status=FailedRecordStatus.CARRIED,
-            pk__in=FailedRecord.objects.filter(run=run, carried_from__isnull=False).values(
-                "carried_from"
-            ),
-        ).update(status=FailedRecordStatus.OPEN)
-        failed_records_unsupersede(run=run)  # and those this run superseded (queue_actions)
-        table_lease_release(run=run, purpose=LeasePurpose.ROLLBACK)
-        verdict = (
-            "target checksums equal the pre-run values"
-            if not differences
-            else f"checksums differ on {', '.join(differences)}"
-        )
-        done = Rollback.objects.get(pk=rollback.pk)
-        run_log(
-            run,
-            f"Rolled back {done.batches_undone} batches: {done.rows_deleted:,} rows deleted, "
-            f"{done.rows_restored:,} restored; {verdict}. {superseded:,} failed record(s) "
-            "superseded.",
-            LogLevel.INFO if not differences else LogLevel.ERROR,
-        )
-        transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run.pk)))
+    """The verdict, in one transaction; True when this claim recorded it. The bulk updates
+    (a 10 M run: 1.66 M failed records) go first, serialised by the run's row; the claim's row
+    is locked only at the end, so its heartbeat keeps renewing the lease meanwhile."""
+    if not mine.exists():
+        return False  # another attempt holds the rollback now: it records the verdict
+    try:
+        with transaction.atomic():
+            superseded = _undo_run_records(run)
+            if not mine.update(
+                status=RollbackStatus.MISMATCH if differences else RollbackStatus.VERIFIED,
+                finished_at=timezone.now(),
+                lease_until=None,
+                checksums_after=after,
+                error=f"Checksums differ from before the run: {differences}" if differences else "",
+            ):
+                raise _Superseded  # it records the verdict; our updates are rolled back
+            table_lease_release(run=run, purpose=LeasePurpose.ROLLBACK)
+            _log_verdict(rollback, run, differences, superseded)
+            transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run.pk)))
+    except _Superseded:
+        return False
     return True
+
+
+def _undo_run_records(run: Run) -> int:
+    """The run, its batches, ledger entries and failed records as rolled back (inside the
+    final transaction; the run's row, updated first, serialises two attempts); returns how
+    many of its failed records were superseded."""
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.ROLLED_BACK)
+    Batch.objects.filter(run=run, status=BatchStatus.DONE).update(status=BatchStatus.ROLLED_BACK)
+    LedgerEntry.objects.filter(batch__run=run).update(rolled_back_at=timezone.now())
+    superseded = (
+        FailedRecord.objects.filter(run=run)
+        .exclude(status__in=[FailedRecordStatus.IGNORED, FailedRecordStatus.SUPERSEDED])
+        .update(status=FailedRecordStatus.SUPERSEDED)
+    )
+    # the earlier run's records this run carried are that run's open failures again
+    FailedRecord.objects.filter(
+        status=FailedRecordStatus.CARRIED,
+        pk__in=FailedRecord.objects.filter(run=run, carried_from__isnull=False).values(
+            "carried_from"
+        ),
+    ).update(status=FailedRecordStatus.OPEN)
+    failed_records_unsupersede(run=run)  # and those this run superseded (queue_actions)
+    return superseded
+
+
+def _log_verdict(rollback: Rollback, run: Run, differences: dict, superseded: int) -> None:
+    verdict = (
+        "target checksums equal the pre-run values"
+        if not differences
+        else f"checksums differ on {', '.join(differences)}"
+    )
+    done = Rollback.objects.get(pk=rollback.pk)
+    run_log(
+        run,
+        f"Rolled back {done.batches_undone} batches: {done.rows_deleted:,} rows deleted, "
+        f"{done.rows_restored:,} restored; {verdict}. {superseded:,} failed record(s) "
+        "superseded.",
+        LogLevel.INFO if not differences else LogLevel.ERROR,
+    )
 
 
 def _next_in_chain(rollback: Rollback) -> None:

@@ -15,6 +15,7 @@ from runs.engine.reconcile import (
     diff_sides,
     pg_row_hash_sql,
     pg_run_aggregate,
+    reconcile_pg,
     split,
     table_source,
     values_equal,
@@ -162,7 +163,8 @@ class _PlanRecorder:
 
     def execute(self, query, params=None):
         if not (isinstance(query, str) and query.startswith("SET")):
-            self.cur.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + query, params)
+            text = sql.SQL(query) if isinstance(query, str) else query
+            self.cur.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + text, params)
             self.plans.append(self.cur.fetchone()[0][0])
         return self.cur.execute(query, params)
 
@@ -226,3 +228,54 @@ def test_pg_run_aggregate_hash_joins_the_ledger_rows_without_jit(pg_params):
         # the target table read once, not probed per ledger row
         assert [n["Actual Loops"] for n in nodes if n.get("Relation Name") == "t"] == [1]
     assert ("JIT" in plans[3]) == jit_available
+
+
+def test_ledger_bounds_read_the_keys_without_sorting_them(pg_params):
+    """The ledger side's bounds (min/max key position) are read from its rows without the
+    DISTINCT ON sort its checksums need (the bounds depend on the keys only; 2.2 → 1.1 s at
+    3 M rows): same diff, a key written twice still counted once, no Sort in the bounds' plan."""
+    connector = connect("postgresql", pg_params)
+    connector.ensure_ledger()
+    conn, ctx = _cursor_factory(pg_params)
+    with ctx() as cur:
+        cur.execute("CREATE TABLE t (id bigint PRIMARY KEY, name text)")
+        cur.execute("INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, 300) g")
+        row_hash = pg_row_hash_sql(
+            [
+                ColumnInfo(name="id", data_type="bigint", cast_type="bigint"),
+                ColumnInfo(name="name", data_type="text"),
+            ]
+        )
+        # keys 50..300 written by the run, 100..120 twice: the later batch's hash counts
+        # (the first wrote them 'stale'); rows 1..49 are not the run's
+        for batch, lo, hi, stale in (("b1", 50, 120, "'stale'"), ("b2", 100, 300, "NULL")):
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
+                    "target_key_column, inserted_keys, inserted_hashes) "
+                    "SELECT 'r1', %s, 'e', 't', 'id', array_agg(t.id::text ORDER BY t.id), "
+                    "array_agg(CASE WHEN t.id >= 100 THEN coalesce({stale}, {h}) ELSE {h} END "
+                    "ORDER BY t.id) FROM t AS t WHERE t.id BETWEEN %s AND %s"
+                ).format(stale=sql.SQL(stale), h=row_hash),
+                (batch, lo, hi),
+            )
+        cur.execute("UPDATE t SET name = 'changed' WHERE id = 110")
+    plans: list = []
+    recording_conn, Recording = _cursor_factory(pg_params, lambda c: _PlanRecorder(c, plans))
+    key = ColumnInfo(name="id", data_type="bigint", cast_type="bigint")
+    diff = reconcile_pg(
+        Recording,
+        table=sql.Identifier("t"),
+        key=key,
+        columns=[key, ColumnInfo(name="name", data_type="text")],
+        run_id="r1",
+        entity="e",
+    )
+    conn.close()
+    recording_conn.close()
+    assert (diff.missing, diff.extra, diff.changed) == ([], [], ["110"])
+    assert (diff.expected_rows, diff.actual_rows) == (251, 251)
+    bounds = [p for p in plans if p["Plan"]["Node Type"] == "Aggregate"
+              and p["Plan"].get("Strategy") == "Plain"]  # fmt: skip
+    assert len(bounds) >= 2  # the ledger's and the target's
+    assert all("Sort" not in {n["Node Type"] for n in _nodes(p["Plan"])} for p in bounds)

@@ -207,3 +207,64 @@ def test_rerun_report_still_catches_a_skipped_row_changed_afterwards(
     assert checks["checksum:accounts"].status == "failed"
     assert report.data["key_diffs"]["accounts"]["changed_keys"] == [str(account_id)]
     assert report.verdict == "fail"
+
+
+def test_large_sample_is_held_a_block_at_a_time_and_still_finds_a_tampered_row(
+    eager_celery, demo_plan, demo_target_db, monkeypatch
+):
+    """Issue 20: a 10 M run's 5 % sample (~417,000 rows) was held in memory up to three times;
+    now it goes to disk in blocks. A 100 % sample over many blocks still finds one changed row."""
+    from tests.support.validation_rules import validation_rule
+    from validation import reconciliation as rec
+    from validation.reconciliation import expected, sample
+
+    validation_rule(demo_plan, "every row", "sample_compare", "accounts", pct=100.0, seed=1)
+    run = _load(demo_plan)
+    monkeypatch.setattr(expected, "REPORT_CHUNK", 25)
+    monkeypatch.setattr(sample, "SPILL_ROWS", 7)
+    loaded = pg.query(demo_target_db, "SELECT count(*) FROM accounts")[0][0]
+    ctx = rec.RunContext(run=run)
+    rows = rec.expected_aggregate(ctx, ctx.snapshot.entity("accounts")).samples[(100.0, None, 1)]
+    assert len(rows) == loaded > 4 * 25
+    assert rows.peak_held < 7 + 25  # a block and the chunk that filled it, not the sample
+    ctx.close()
+
+    middle = pg.query(demo_target_db, "SELECT id FROM accounts ORDER BY id")[loaded // 2][0]
+    pg.query(demo_target_db, "UPDATE accounts SET name = 'Tampered' WHERE id = %s", (middle,))
+    report = run_report_build(run=run)
+    result = ValidationResult.objects.filter(run=run, rule__name="every row").latest("id")
+    assert (result.status, result.details["sampled"]) == ("failed", loaded)
+    assert [(d["key"], d["field"]) for d in result.details["differences"]] == [
+        (str(middle), "name")
+    ]
+    assert report.verdict == "fail"
+
+
+def test_failed_rows_dropped_before_the_transform_leave_the_expected_side_unchanged(
+    eager_celery, demo_plan, demo_target_db, monkeypatch
+):
+    """Issue 20: the report leaves the run's failed rows out before putting the source through
+    the rules (rows transform independently), not after: the same rows, sums, counts and
+    samples as transforming every row and dropping the failed ones afterwards."""
+    from tests.support.validation_rules import validation_rule
+    from validation import reconciliation as rec
+    from validation.reconciliation import expected
+
+    validation_rule(demo_plan, "all", "sample_compare", "accounts", pct=100.0, seed=2)
+    validation_rule(demo_plan, "seven", "sample_compare", "accounts", n=7, seed=3)
+    validation_rule(demo_plan, "orders sum", "sum_match", "orders", "total_amount")
+    run = _load(demo_plan)
+    assert run.batches.filter(entity="accounts").aggregate(n=Sum("failed"))["n"] > 0
+    monkeypatch.setattr(expected, "REPORT_CHUNK", 40)
+    got: dict[bool, dict] = {}
+    for early in (True, False):
+        monkeypatch.setattr(expected, "DROP_FAILED_FIRST", early)
+        ctx = rec.RunContext(run=run)
+        got[early] = {}
+        for name in ("accounts", "orders"):
+            out = rec.expected_aggregate(ctx, ctx.snapshot.entity(name))
+            samples = {k: v.frame().to_dict("index") for k, v in out.samples.items()}
+            got[early][name] = (out.rows, out.sums, out.counts, samples)
+        ctx.close()
+    assert got[True] == got[False]
+    assert got[True]["accounts"][0] > 0

@@ -65,7 +65,7 @@ def test_prefetched_expected_side_equals_the_inline_pass(
         assert (got.rows, got.sums, got.counts) == (want.rows, want.sums, want.counts)
         assert got.samples.keys() == want.samples.keys()
         for key, frame in want.samples.items():
-            pd.testing.assert_frame_equal(got.samples[key], frame)
+            pd.testing.assert_frame_equal(got.samples[key].frame(), frame.frame())
     assert threaded.expected["orders"].sums["total_amount"] > 0
     assert threaded.expected["accounts"].rows > 0
 

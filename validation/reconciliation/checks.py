@@ -15,6 +15,7 @@ from validation.checks import Outcome
 
 from .context import LISTED_KEYS, RunContext
 from .expected import Expected, SampleSpec, _counts, _decimal, expected_aggregate
+from .sample import SampleRows
 
 SAMPLE_CHUNK = 5_000  # sampled rows compared per round trip
 
@@ -60,7 +61,7 @@ def post_check(
     raise ValueError(f"{kind} is not a post-migration check")
 
 
-def _sample_rows(expected: Expected, params: dict) -> pd.DataFrame:
+def _sample_rows(expected: Expected, params: dict) -> SampleRows:
     spec = SampleSpec.of(params)
     return expected.samples[(spec.pct, spec.n, spec.seed)]
 
@@ -137,9 +138,7 @@ def _category_outcome(want: dict[str, int], have: dict[str, int]) -> Outcome:
     return Outcome(not bad, text, seen, {"categories": table, "mismatched": len(bad)})
 
 
-def _sample(
-    ctx: RunContext, entity: EntitySpec, rows: pd.DataFrame, key: Any, ident: Any
-) -> Outcome:
+def _sample(ctx: RunContext, entity: EntitySpec, rows: SampleRows, key: Any, ident: Any) -> Outcome:
     columns = [f.target for f in entity.fields]
 
     def fetch(keys: list[str]) -> dict[str, dict[str, str | None]]:
@@ -149,7 +148,7 @@ def _sample(
 
 
 def _sample_outcome(
-    ctx: RunContext, entity: EntitySpec, rows: pd.DataFrame, actual_rows: Any
+    ctx: RunContext, entity: EntitySpec, rows: SampleRows, actual_rows: Any
 ) -> Outcome:
     """Field-by-field comparison of the sampled expected ``rows`` (SampleSpec) with the
     target; ``actual_rows`` is a dict of target rows by key text, or a function fetching them."""
@@ -157,8 +156,7 @@ def _sample_outcome(
     diffs: list[dict[str, Any]] = []
     bad_keys: set[str] = set()
     fields = 0
-    for start in range(0, len(rows), SAMPLE_CHUNK):  # bounded memory for large samples
-        part = rows.iloc[start : start + SAMPLE_CHUNK]
+    for part in rows.blocks(SAMPLE_CHUNK):  # read back from disk: bounded memory
         targets = ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, list(part.index))
         wanted = list(targets.values())
         actual = (

@@ -45,6 +45,12 @@ class RunContext:
         info = self.target._table(entity.target_table)  # noqa: SLF001 - see report: needs a public API
         return self.target.table_ident(info), info
 
+    def close(self) -> None:
+        """Drop what the expected side keeps on disk (its samples' files); idempotent."""
+        for found in self.expected.values():
+            if not isinstance(found, Exception):
+                found.close()
+
     def cursor(self):  # noqa: ANN201 - a context manager yielding a psycopg2 cursor
         return self.target._tx()  # noqa: SLF001
 

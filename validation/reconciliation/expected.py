@@ -18,10 +18,12 @@ from migration_planner.lib.memory import release_memory
 from runs.engine.batch import _keymaps, source_columns
 from runs.engine.rules import TEXT
 from runs.engine.snapshot import EntitySpec
-from runs.engine.transform import transform_frame
+from runs.engine.transform import source_key_text, transform_frame
 from runs.enums import RunMode
 from runs.models import FailedRecord, Run
 from validation.enums import ValidationPhase
+
+from .sample import SampleRows, sample_rows_of
 
 if TYPE_CHECKING:
     from validation.prefetch import Reader
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
     from .context import RunContext
 
 REPORT_CHUNK = 10_000  # source rows transformed at a time for the expected side
+DROP_FAILED_FIRST = (
+    True  # the run's failed rows left out before the transform (a test turns it off)
+)
 
 
 @dataclass
@@ -63,7 +68,12 @@ class Expected:
     rows: int = 0
     sums: dict[str, Decimal] = field(default_factory=dict)
     counts: dict[str, Counter] = field(default_factory=dict)
-    samples: dict[tuple, pd.DataFrame] = field(default_factory=dict)
+    samples: dict[tuple, SampleRows] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Drop the samples' temporary files (idempotent)."""
+        for rows in self.samples.values():
+            rows.close()
 
 
 def _post_needs(run: Run, entity: EntitySpec) -> tuple[set[str], set[str], list[SampleSpec]]:
@@ -106,9 +116,10 @@ class KeySet:
             parts.append(np.array(block, dtype=bytes))
         self._width = max((p.dtype.itemsize for p in parts), default=1)
         dtype = np.dtype(f"S{self._width}")
-        self._keys = np.sort(
-            np.concatenate([p.astype(dtype) for p in parts]) if parts else np.empty(0, dtype=dtype)
-        )
+        # one copy, sorted in place: a 10 M run's 1.66 M keys were held three times at once
+        self._keys = np.concatenate(parts, dtype=dtype) if parts else np.empty(0, dtype=dtype)
+        del parts
+        self._keys.sort()
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -168,6 +179,11 @@ def _expected_chunk(
     """One key range of ``_expected_chunks`` (reads with ``ctx``'s own connectors)."""
     extract = getattr(ctx.source, "extract_text", ctx.source.extract)  # Arrow strings
     frame = extract(entity.source_table, source_columns(entity), entity.source_key, key_range)
+    early = DROP_FAILED_FIRST and not entity.dedupe_on
+    if early and len(failed):
+        # rows transform independently (as the chunking above): a row the run failed is
+        # dropped before its transform, not after (a 10 M run fails 1.66 M of them)
+        frame = frame[~failed.contains(source_key_text(frame, entity.source_key))]
     keymaps = _keymaps(ctx.snapshot, entity, frame, ctx.source, ctx.target, False)
     result = transform_frame(
         entity=entity,
@@ -179,7 +195,8 @@ def _expected_chunk(
     )
     rows = result.text_rows  # Arrow strings: no Python str per value
     rows.index = pd.Index(result.source_keys.to_numpy(dtype=object), dtype=object)
-    rows = rows[~failed.contains(rows.index)]
+    if not early:  # a dedupe acts across rows (a row failed at load still counts in it)
+        rows = rows[~failed.contains(rows.index)]
     if ctx.run.mode == RunMode.DELTA:
         written = ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, list(rows.index))
         rows = rows[rows.index.isin(list(written))]
@@ -215,36 +232,57 @@ def _aggregate(
     sum_cols, cat_cols, samples = needs
     out = Expected(sums={c: Decimal(0) for c in sum_cols}, counts={c: Counter() for c in cat_cols})
     limits = {(s.pct, s.n, s.seed): s for s in samples}
-    picked: dict[tuple, list[pd.DataFrame]] = {k: [] for k in limits}
+    # a pct sample goes to disk as it is picked (SampleRows): memory of one block, not of
+    # the whole sample (417,000 rows at 10 M, held up to three times when kept as frames)
+    picked = {k: SampleRows() for k, s in limits.items() if not s.n}
     smallest: dict[tuple, pd.DataFrame] = {}
-    for rows in _expected_chunks(ctx, entity, failed):
-        out.rows += len(rows)
-        for col in sum_cols:
-            out.sums[col] += _decimal(rows[col])
-        for col in cat_cols:
-            out.counts[col].update(_counts(rows[col]))
-        for key, spec in limits.items():
-            if not len(rows):
-                continue
-            hashed = rows.assign(mp_hash=spec.hashes(rows.index))
-            # the n smallest hashes so far (a pct sample keeps 1 in case it picks none)
-            prior = smallest.get(key)
-            both = hashed if prior is None else pd.concat([prior, hashed])
-            smallest[key] = both.nsmallest(spec.n or 1, "mp_hash")
-            if not spec.n:
-                share = min(max(spec.pct or 0.0, 0.0), 100.0) / 100.0
-                cut = np.uint64(min(int(share * 2**64), 2**64 - 1))
-                chosen = hashed[hashed["mp_hash"].to_numpy() <= cut]
-                # kept as Arrow strings: Python str objects kept from every chunk would pin
-                # the allocator's arenas (~150 MB never returned to the OS at 1M rows)
-                picked[key].append(chosen.astype({c: TEXT for c in rows.columns}))
-    for key, spec in limits.items():
-        frames = picked[key] if not spec.n else []
-        if not any(len(f) for f in frames):
-            frames = [smallest[key]] if key in smallest else []
-        chosen = pd.concat(frames) if frames else pd.DataFrame()
-        out.samples[key] = chosen.drop(columns=["mp_hash"], errors="ignore").sort_index()
+    try:
+        for rows in _expected_chunks(ctx, entity, failed):
+            out.rows += len(rows)
+            for col in sum_cols:
+                out.sums[col] += _decimal(rows[col])
+            for col in cat_cols:
+                out.counts[col].update(_counts(rows[col]))
+            for key, spec in limits.items():
+                if len(rows):
+                    _pick(spec, rows, smallest, picked.get(key), key)
+    except BaseException:
+        for rows in picked.values():
+            rows.close()
+        raise
+    for key in limits:
+        chosen = picked.get(key)
+        if chosen is None or not len(chosen):  # the n first, or a pct sample that picked none
+            if chosen is not None:
+                chosen.close()
+            frame = smallest[key] if key in smallest else pd.DataFrame()
+            chosen = sample_rows_of(frame.drop(columns=["mp_hash"], errors="ignore").sort_index())
+        chosen.finish()
+        out.samples[key] = chosen
     return out
+
+
+def _pick(
+    spec: SampleSpec,
+    rows: pd.DataFrame,
+    smallest: dict[tuple, pd.DataFrame],
+    picked: SampleRows | None,
+    key: tuple,
+) -> None:
+    """One chunk's part of a sample: the n smallest hashes so far (a pct sample keeps 1 in
+    case it picks none), and a pct sample's rows whose hash is under its cut."""
+    hashed = rows.assign(mp_hash=spec.hashes(rows.index))
+    prior = smallest.get(key)
+    both = hashed if prior is None else pd.concat([prior, hashed])
+    smallest[key] = both.nsmallest(spec.n or 1, "mp_hash")
+    if picked is None:
+        return
+    share = min(max(spec.pct or 0.0, 0.0), 100.0) / 100.0
+    cut = np.uint64(min(int(share * 2**64), 2**64 - 1))
+    chosen = rows[hashed["mp_hash"].to_numpy() <= cut]
+    # kept as Arrow strings: Python str objects kept from every chunk would pin the
+    # allocator's arenas (~150 MB never returned to the OS at 1M rows)
+    picked.add(chosen.astype({c: TEXT for c in rows.columns}))
 
 
 def _decimal(values: pd.Series) -> Decimal:

@@ -23,6 +23,14 @@ LEDGER_SOURCE = sql.SQL(
 )
 
 
+# The keys of LEDGER_SOURCE, a key once per row that covers it (same parameters): its bounds
+# without the sort DISTINCT ON needs (at 3 M rows its two calls: 2.2 → 1.1 s)
+LEDGER_KEYS = sql.SQL(
+    "(SELECT r.target_key AS k, NULL::text AS h FROM mp_ledger.covered r "
+    "WHERE r.run_id = %s AND r.entity = %s)"
+)
+
+
 # The same, without the keys the run itself deleted after its last write of them (source
 # deletes applied by a delta or sync run, mp_ledger.deleted): they are meant to be gone.
 LEDGER_SOURCE_AFTER_DELETES = sql.SQL(
@@ -115,7 +123,8 @@ def reconcile_pg(
             table, key, columns, mark, run_id, entity, with_marks=present
         )
         target = PgSide(cursor, marks.target_source(table, key, columns, mark), (), integer)
-    ledger = PgSide(cursor, source, params, integer)
+    keys = LEDGER_KEYS if source is LEDGER_SOURCE else None  # deletes narrow the key set
+    ledger = PgSide(cursor, source, params, integer, keys_source=keys)
     span = ledger.bounds()
     if span is None:
         diff = diff_sides(ledger, MemorySide({}, integer), **kwargs)

@@ -40,21 +40,29 @@ class PgSide:
     source: sql.Composable
     params: tuple = ()
     integer: bool = True
+    # a FROM item with the same keys (each possibly more than once), cheaper to scan: the
+    # bounds depend on the keys only (e.g. the ledger's rows without DISTINCT ON's sort)
+    keys_source: sql.Composable | None = None
 
     def _query(
-        self, select: sql.Composable, tail: sql.Composable, params: tuple, select_params: tuple = ()
+        self,
+        select: sql.Composable,
+        tail: sql.Composable,
+        params: tuple,
+        select_params: tuple = (),
+        source: sql.Composable | None = None,
     ) -> list[tuple]:
         pos = pg_position_sql(sql.SQL("s.k"), self.integer)
         query = sql.SQL(
             "SELECT {sel} FROM (SELECT {pos} AS p, s.k, s.h FROM {src} AS s) AS q {tail}"
-        ).format(sel=select, pos=pos, src=self.source, tail=tail)
+        ).format(sel=select, pos=pos, src=source or self.source, tail=tail)
         with self.cursor() as cur:
             cur.execute(query, select_params + self.params + params)
             return cur.fetchall()
 
     def bounds(self) -> tuple[int, int] | None:
         """(min, max) position, None when empty."""
-        row = self._query(sql.SQL("min(p), max(p)"), sql.SQL(""), ())[0]
+        row = self._query(sql.SQL("min(p), max(p)"), sql.SQL(""), (), (), self.keys_source)[0]
         return None if row[0] is None else (int(row[0]), int(row[1]))
 
     def stats(self, ranges: Ranges) -> Stats:
