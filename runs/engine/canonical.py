@@ -199,11 +199,15 @@ _TYPED_EQUAL = frozenset(
 
 def pg_hash_sql(exprs: Sequence[sql.Composable]) -> sql.Composable:
     """SQL computing hashing.row_hash over text expressions (0x1F-joined, NULL as 0x00)."""
+    return sql.SQL("substr(encode({}, 'hex'), 1, 32)").format(pg_hash_bytes_sql(exprs))
+
+
+def pg_hash_bytes_sql(exprs: Sequence[sql.Composable]) -> sql.Composable:
+    """SQL for the whole sha256 (bytea) whose first 16 bytes, in hex, are ``pg_hash_sql``."""
     parts = [
         sql.SQL("coalesce(convert_to({}, 'UTF8'), decode('00', 'hex'))").format(e) for e in exprs
     ]
-    joined = sql.SQL(" || decode('1f', 'hex') || ").join(parts)
-    return sql.SQL("substr(encode(sha256({}), 'hex'), 1, 32)").format(joined)
+    return sql.SQL("sha256({})").format(sql.SQL(" || decode('1f', 'hex') || ").join(parts))
 
 
 def pg_stored_hash_sql(alias: str, cols: Sequence[ColumnInfo]) -> sql.Composable:

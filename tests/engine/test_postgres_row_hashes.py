@@ -264,3 +264,9 @@ def test_the_servers_range_digest_is_the_python_digest_of_its_row_hashes(tpg):
     assert conn.source_range_digest("src", ["id", "a", "b"], ["id"], whole) != digest
     with pytest.raises(EngineError, match="key"):  # nothing would bind a row to its key
         conn.source_range_digest("src", ["a", "b"], ["id"], whole)
+    # many rows: halves with the sign bit set, sums past 2^64
+    tpg.script("INSERT INTO src SELECT i, md5(i::text), NULL FROM generate_series(10, 400) i")
+    many = KeyRange((7,), None)
+    _, hashes = conn.source_row_hashes("src", ["id", "a", "b"], ["id"], many)
+    assert len(hashes) == 391
+    assert conn.source_range_digest("src", ["id", "a", "b"], ["id"], many) == range_digest(hashes)

@@ -238,3 +238,33 @@ def test_large_sample_is_held_a_block_at_a_time_and_still_finds_a_tampered_row(
         (str(middle), "name")
     ]
     assert report.verdict == "fail"
+
+
+def test_failed_rows_dropped_before_the_transform_leave_the_expected_side_unchanged(
+    eager_celery, demo_plan, demo_target_db, monkeypatch
+):
+    """Issue 20: the report leaves the run's failed rows out before putting the source through
+    the rules (rows transform independently), not after: the same rows, sums, counts and
+    samples as transforming every row and dropping the failed ones afterwards."""
+    from tests.support.validation_rules import validation_rule
+    from validation import reconciliation as rec
+    from validation.reconciliation import expected
+
+    validation_rule(demo_plan, "all", "sample_compare", "accounts", pct=100.0, seed=2)
+    validation_rule(demo_plan, "seven", "sample_compare", "accounts", n=7, seed=3)
+    validation_rule(demo_plan, "orders sum", "sum_match", "orders", "total_amount")
+    run = _load(demo_plan)
+    assert run.batches.filter(entity="accounts").aggregate(n=Sum("failed"))["n"] > 0
+    monkeypatch.setattr(expected, "REPORT_CHUNK", 40)
+    got: dict[bool, dict] = {}
+    for early in (True, False):
+        monkeypatch.setattr(expected, "DROP_FAILED_FIRST", early)
+        ctx = rec.RunContext(run=run)
+        got[early] = {}
+        for name in ("accounts", "orders"):
+            out = rec.expected_aggregate(ctx, ctx.snapshot.entity(name))
+            samples = {k: v.frame().to_dict("index") for k, v in out.samples.items()}
+            got[early][name] = (out.rows, out.sums, out.counts, samples)
+        ctx.close()
+    assert got[True] == got[False]
+    assert got[True]["accounts"][0] > 0
