@@ -3,7 +3,7 @@ with a reason (re-processing is ``queue``)."""
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
@@ -96,11 +96,46 @@ def _same_row_in(run: Run) -> Exists:
     )
 
 
+# The earlier runs' workable records, gated by the tally (exact: its triggers write in the
+# same transaction as the records): only the (run, status) groups it counts above zero are
+# walked, each through the (run, status) index. After a re-run that carried every failure the
+# earlier run counts none, and its records' old "open" versions (dead until vacuum, ~166 k
+# index entries at 1 M) are not visited: 1.26 s before. OFFSET 0 keeps the walk per group.
+_SUPERSEDABLE = """
+SELECT f.id FROM (
+    SELECT t.run_id, t.status FROM runs_failedrecordtally t
+    WHERE t.run_id = ANY(%(earlier)s) AND t.status = ANY(%(workable)s)
+    GROUP BY t.run_id, t.status HAVING sum(t.n) > 0
+) w CROSS JOIN LATERAL (
+    SELECT f.id FROM runs_failedrecord f
+    WHERE f.run_id = w.run_id AND f.status = w.status AND EXISTS (
+        SELECT 1 FROM runs_failedrecord n
+        WHERE n.run_id = %(run)s AND n.entity = f.entity AND n.source_key = f.source_key)
+    OFFSET 0
+) f
+"""
+
+
+def _supersedable(run: Run) -> tuple[str, dict]:
+    """The statement (PostgreSQL) selecting the ids ``failed_records_supersede`` marks."""
+    earlier = list(_earlier_runs(run).values_list("pk", flat=True))
+    return _SUPERSEDABLE, {"earlier": earlier, "workable": list(WORKABLE), "run": run.pk}
+
+
 def failed_records_supersede(*, run: Run) -> int:
     """Mark open/fixed records of earlier runs into the same target (dry runs only by dry
     runs, writing runs by writing runs) as superseded where ``run`` recorded the same
     (entity, source key) again: the queue keeps the latest record of a failing row (the older
     ones can no longer be re-processed). Idempotent; returns how many it marked."""
+    if connection.vendor == "postgresql":
+        sql, params = _supersedable(run)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE runs_failedrecord SET status = %(superseded)s "
+                f"WHERE id = ANY(ARRAY({sql})) AND status = ANY(%(workable)s)",
+                {**params, "superseded": FailedRecordStatus.SUPERSEDED},
+            )
+            return cursor.rowcount
     return (
         FailedRecord.objects.filter(run_id__in=_earlier_runs(run).values("pk"), status__in=WORKABLE)
         .filter(_same_row_in(run))
