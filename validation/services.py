@@ -163,8 +163,9 @@ def prevalidation_execute(
     run: Run | None = None,
     entities: list[str] | None = None,
 ) -> list[ValidationResult]:
-    """Run the plan's enabled pre-migration rules on the source and store their results.
-    Not idempotent (new results each time); a rule that cannot run is stored as an error."""
+    """Run the plan's enabled pre-migration rules on the source and store their results: new
+    ones each time, but a run keeps one set (a run prepared again replaces its earlier pre-run
+    results); a rule that cannot run is stored as an error."""
     snapshot = snapshot or plan_snapshot_build(plan=plan)
     source = connector_for(plan.source)
     rules = [
@@ -188,7 +189,10 @@ def prevalidation_execute(
             results.append(_result(rule, run, outcome))
         except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
             results.append(_error(rule, run, exc))
-    return ValidationResult.objects.bulk_create(results)
+    with transaction.atomic():
+        if run is not None:
+            ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.PRE).delete()
+        return ValidationResult.objects.bulk_create(results)
 
 
 def _column_checks_together(

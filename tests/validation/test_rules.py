@@ -77,6 +77,18 @@ def test_warning_pre_rule_does_not_stop_the_run(eager_celery, demo_plan):
     assert run.status == RunStatus.SUCCEEDED, run.error
 
 
+def test_pre_rules_of_a_run_prepared_again_keep_one_set_of_results(eager_celery, demo_plan):
+    rule = _rule(demo_plan, "count ok", "row_count_range", "accounts", min=1, max=1000)
+    _only(demo_plan, rule)
+    run = run_create(plan=demo_plan, user=None, mode="load")
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    prevalidation_execute(plan=demo_plan, run=run)  # what a run prepared again does
+    assert ValidationResult.objects.filter(run=run, rule=rule).count() == 1
+    prevalidation_execute(plan=demo_plan)  # without a run: a result of its own
+    assert ValidationResult.objects.filter(rule=rule).count() == 2
+
+
 def _post_statuses(run) -> dict[str, str]:
     return {
         r.rule.name: r.status
