@@ -108,6 +108,8 @@ def _plan_entity(run: Run, entity, source, seq: int) -> tuple[list[Batch], int]:
     ranges = source.key_ranges(
         entity.source_table, entity.source_key, run_snapshot(run).batch_size, changed_since=changed
     )
+    if changed is None:  # the whole table's: the before-run checks may read in these ranges
+        run.source_ranges[entity.name] = ranges
     total = source.count(entity.source_table, changed_since=changed)
     if entity.watermark_column:
         run.watermarks[entity.name] = source.max_value(entity.source_table, entity.watermark_column)
@@ -185,7 +187,9 @@ def _unprepare(run: Run, exc: BaseException) -> None:
 
 def _plan_batches(run: Run, source) -> list[Batch]:
     """Every entity's key-range batches (and a delta run's delete batches), unsaved; the
-    entities' source totals go on ``run``."""
+    entities' source totals go on ``run``, and the key ranges of each entity planned over its
+    whole table (``run.source_ranges``, in memory only)."""
+    run.source_ranges = {}
     batches: list[Batch] = []
     for entity in run_entities(run):
         planned, total = _plan_entity(run, entity, source, len(batches) + 1)
