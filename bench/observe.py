@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -124,6 +125,62 @@ def _ticks(pid: int) -> int | None:
 def _steal_ticks() -> int:
     values = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     return int(values[7]) if len(values) > 7 else 0
+
+
+def _postmaster(dsn: Dsn) -> int:
+    """The bench server's postmaster pid (0 when the server cannot be reached)."""
+    try:
+        conn = psycopg2.connect(dsn.db("postgres").url)
+    except psycopg2.Error:
+        return 0
+    try:
+        rows = _query(conn, "SELECT pg_backend_pid()")
+        return parent_pid(int(rows[0][0])) if rows else 0
+    finally:
+        conn.close()
+
+
+def _all_ticks() -> dict[int, int]:
+    out = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            ticks = _ticks(int(entry.name))
+            if ticks is not None:
+                out[int(entry.name)] = ticks
+    return out
+
+
+def foreign_cores(postmaster: int, window: float = 2.0) -> tuple[float, str]:
+    """Cores used over ``window`` s by processes that are neither this process's tree nor the
+    bench server's (``postmaster``), and the busiest of them."""
+    before = _all_ticks()
+    time.sleep(window)
+    after = _all_ticks()
+    ours = set(process_tree(os.getpid())) | (set(process_tree(postmaster)) if postmaster else set())
+    used = {p: t - before.get(p, 0) for p, t in after.items() if p not in ours}
+    busiest = max(used, key=used.get, default=0)
+    return sum(used.values()) / TICK / window, _label(busiest) if busiest else ""
+
+
+def wait_quiet(dsn: Dsn, limit: float = 0.15, patience: float = 600.0) -> tuple[float, float]:
+    """Wait (up to ``patience`` s) until other programs use less than ``limit`` cores over 2 s,
+    so every measured phase starts on a machine that is the bench's (other helpers' test
+    suites share it; the bench lock only keeps benches apart). Returns (seconds waited, the
+    foreign cores last seen); gives up silently after ``patience`` (the phase's
+    ``foreign_cpu_seconds`` then shows it)."""
+    postmaster, started = _postmaster(dsn), time.monotonic()
+    while True:
+        cores, busiest = foreign_cores(postmaster)
+        waited = time.monotonic() - started
+        if cores < limit or waited >= patience:
+            return waited, cores
+        if int(waited) % 30 < 2:
+            print(
+                f"[bench {time.strftime('%H:%M:%S')}]   waiting for a quiet machine: other "
+                f"programs use {cores:.2f} cores (busiest: {busiest[:60]})",
+                flush=True,
+                file=sys.stderr,
+            )
 
 
 @dataclass

@@ -6,6 +6,7 @@ pages). Each returns figures; nothing here judges them (bench/judgement.py)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -21,7 +22,7 @@ from mappings.demo import legacy_crm
 from . import measure, pipeline, references
 from .judgement import summarize_config
 from .measure import Dsn, median
-from .observe import MachineObserver
+from .observe import MachineObserver, wait_quiet
 from .statements import StatementSampler, statements_grouped, statements_reset, statements_top
 
 DBS = {
@@ -81,11 +82,16 @@ def _attempt(key: str, fn):
 
 def settle(dsn: Dsn) -> float:
     """Before a measured phase: the server vacuumed, analysed and checkpointed (each system and
-    phase starts from the same quiet server, not from the previous one's autovacuum work).
+    phase starts from the same quiet server, not from the previous one's autovacuum work), and
+    the machine quiet (bench.observe.wait_quiet: no other program's load).
     Returns the machine's CPU probe then (bench.measure.cpu_probe_ms)."""
     seconds = measure.settle_server(dsn)
+    waited, cores = wait_quiet(dsn, patience=float(os.environ.get("BENCH_QUIET_WAIT", "600")))
     probe = measure.cpu_probe_ms()
-    log(f"  settle: VACUUM (ANALYZE) + CHECKPOINT in {seconds:.1f} s; CPU probe {probe} ms")
+    log(
+        f"  settle: VACUUM (ANALYZE) + CHECKPOINT in {seconds:.1f} s; waited {waited:.0f} s "
+        f"for a quiet machine (other programs {cores:.2f} cores); CPU probe {probe} ms"
+    )
     return probe
 
 
