@@ -162,9 +162,11 @@ def prevalidation_execute(
     snapshot: PlanSnapshot | None = None,
     run: Run | None = None,
     entities: list[str] | None = None,
+    ranges: dict | None = None,
 ) -> list[ValidationResult]:
-    """Run the plan's enabled pre-migration rules on the source and store their results.
-    Not idempotent (new results each time); a rule that cannot run is stored as an error."""
+    """Run the plan's enabled pre-migration rules on the source and store their results: new
+    ones each time, but a run keeps one set (a run prepared again replaces its earlier pre-run
+    results); a rule that cannot run is stored as an error."""
     snapshot = snapshot or plan_snapshot_build(plan=plan)
     source = connector_for(plan.source)
     rules = [
@@ -172,7 +174,7 @@ def prevalidation_execute(
         for r in plan.validation_rules.filter(phase=ValidationPhase.PRE, enabled=True)
         if entities is None or r.entity in entities
     ]
-    ranges: dict = {}
+    ranges = dict(ranges or {})  # entity -> key ranges of its whole table (else planned here)
     scanned = _column_checks_together(rules, snapshot, source, ranges)
     results = []
     for rule in rules:
@@ -188,7 +190,10 @@ def prevalidation_execute(
             results.append(_result(rule, run, outcome))
         except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
             results.append(_error(rule, run, exc))
-    return ValidationResult.objects.bulk_create(results)
+    with transaction.atomic():
+        if run is not None:
+            ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.PRE).delete()
+        return ValidationResult.objects.bulk_create(results)
 
 
 def _column_checks_together(
@@ -219,8 +224,15 @@ def run_prevalidate(run: Run) -> str | None:
     """before_run hook: pre-validation of the run's entities; a failed or broken blocking rule
     returns the message that stops the run before anything is written."""
     names = [e.name for e in run_entities(run)]
+    from .column_scan import CHUNK_ROWS  # pyarrow: loaded by the workers only
+
+    snapshot = run_snapshot(run)
+    # The whole-table key ranges the run's planning just computed (``source_ranges``) serve the
+    # column scans too when its chunks are no larger than theirs (memory): one window query over
+    # the source less (0.5 s at 1 M rows).
+    planned = getattr(run, "source_ranges", {}) if snapshot.batch_size <= CHUNK_ROWS else {}
     results = prevalidation_execute(
-        plan=run.plan, snapshot=run_snapshot(run), run=run, entities=names
+        plan=run.plan, snapshot=snapshot, run=run, entities=names, ranges=planned
     )
     blocking = [
         r

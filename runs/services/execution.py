@@ -110,6 +110,8 @@ def _plan_entity(run: Run, entity, source, seq: int) -> tuple[list[Batch], int]:
     ranges = source.key_ranges(
         entity.source_table, entity.source_key, run_snapshot(run).batch_size, changed_since=changed
     )
+    if changed is None:  # the whole table's: the before-run checks may read in these ranges
+        run.source_ranges[entity.name] = ranges
     total = source.count(entity.source_table, changed_since=changed)
     if entity.watermark_column:
         run.watermarks[entity.name] = source.max_value(entity.source_table, entity.watermark_column)
@@ -185,7 +187,33 @@ def _unprepare(run: Run, exc: BaseException) -> None:
         pass
 
 
+def _plan_batches(run: Run, source) -> list[Batch]:
+    """Every entity's key-range batches (and a delta run's delete batches), unsaved; the
+    entities' source totals go on ``run``, and the key ranges of each entity planned over its
+    whole table (``run.source_ranges``, in memory only)."""
+    run.source_ranges = {}
+    batches: list[Batch] = []
+    for entity in run_entities(run):
+        planned, total = _plan_entity(run, entity, source, len(batches) + 1)
+        batches += planned
+        run.entity_totals[entity.name] = total
+    return batches + _plan_deletes(run, len(batches) + 1)
+
+
+def _not_started(run: Run, exc: Exception) -> Run:
+    """Preparing failed: a database unavailable queues the run again (raises TransientError
+    for the task's retry), an engine error fails the run with its message, others raise."""
+    if is_unavailable(exc):
+        _unprepare(run, exc)
+        raise TransientError(f"preparing run {run.pk}: {exc}") from exc
+    if not isinstance(exc, EngineError):
+        raise exc
+    _fail_run(run, f"Could not start: {exc}")
+    return run
+
+
 def _prepare(run: Run) -> Run:
+    checksums = None
     try:
         source, target = connector_for(run.plan.source), connector_for(run.target)
         for entity in run_entities(run):  # drift since the launch: refuse before planning
@@ -195,33 +223,23 @@ def _prepare(run: Run) -> Run:
                 source=source.live_table(entity.source_table),
                 target=target.live_table(entity.target_table),
             )
-        checksums = None
         if run.mode != RunMode.DRY_RUN:
             target.ensure_ledger()
             tables = [(e.target_table, e.target_key) for e in run_entities(run)]
             checksums = _PLANNING.submit(_pre_checksums, connection_spec(run.target), tables)
-        try:
-            batches: list[Batch] = []
-            for entity in run_entities(run):
-                planned, total = _plan_entity(run, entity, source, len(batches) + 1)
-                batches += planned
-                run.entity_totals[entity.name] = total
-            batches += _plan_deletes(run, len(batches) + 1)
-        except BaseException:
-            if checksums is not None:
-                wait([checksums])  # the thread never outlives planning; planning's error counts
-            raise
+        batches = _plan_batches(run, source)
+        # The before-run checks (pre-validation reads the source) while the target's checksum
+        # runs: it was the longest step of a re-run's preparation, and both still end before
+        # any batch is queued.
+        blocked = hooks.before_run(run)
         if checksums is not None:
             run.pre_checksums.update(checksums.result())
-    except Exception as exc:  # noqa: BLE001 - transient: prepared again; engine: fails the run
-        if is_unavailable(exc):
-            _unprepare(run, exc)
-            raise TransientError(f"preparing run {run.pk}: {exc}") from exc
-        if not isinstance(exc, EngineError):
+    except BaseException as exc:
+        if checksums is not None:
+            wait([checksums])  # the thread never outlives planning; planning's error counts
+        if not isinstance(exc, Exception):
             raise
-        _fail_run(run, f"Could not start: {exc}")
-        return run
-    blocked = hooks.before_run(run)
+        return _not_started(run, exc)
     if blocked:
         _fail_run(run, f"Stopped before writing anything: {blocked}")
         return run

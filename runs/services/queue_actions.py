@@ -5,7 +5,7 @@ with a reason (re-processing is ``queue``); and the queue's upkeep when a run en
 from __future__ import annotations
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
 from migration_planner.audit.enums import AuditAction
@@ -13,7 +13,7 @@ from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from migration_planner.lib.roles import refusal_text
 from runs.enums import FailedRecordStatus, RunMode, RunStatus
-from runs.models import FailedRecord, Run
+from runs.models import FailedRecord, FailedRecordTally, Run
 
 from .queue import WORKABLE
 
@@ -97,13 +97,35 @@ def _same_row_in(run: Run) -> Exists:
     )
 
 
+def _workable_earlier(run: Run) -> list[int]:
+    """The earlier runs whose tally (PostgreSQL; its triggers write in the records'
+    transaction) counts any open or fixed record."""
+    return list(
+        FailedRecordTally.objects.filter(
+            run_id__in=_earlier_runs(run).values("pk"), status__in=WORKABLE
+        )
+        .values("run_id")
+        .annotate(n=Sum("n"))
+        .filter(n__gt=0)
+        .values_list("run_id", flat=True)
+    )
+
+
 def failed_records_supersede(*, run: Run) -> int:
     """Mark open/fixed records of earlier runs into the same target (dry runs only by dry
     runs, writing runs by writing runs) as superseded where ``run`` recorded the same
     (entity, source key) again: the queue keeps the latest record of a failing row (the older
     ones can no longer be re-processed). Idempotent; returns how many it marked."""
+    earlier = _earlier_runs(run).values("pk")
+    if connection.vendor == "postgresql":
+        # Only runs the tally counts workable records of: after a re-run that carried every
+        # failure the earlier run has none, and the (run, status) index's ~166 k dead "open"
+        # entries of its records (until vacuum) are not walked to find so (1.26 s at 1 M).
+        earlier = _workable_earlier(run)
+        if not earlier:
+            return 0
     return (
-        FailedRecord.objects.filter(run_id__in=_earlier_runs(run).values("pk"), status__in=WORKABLE)
+        FailedRecord.objects.filter(run_id__in=earlier, status__in=WORKABLE)
         .filter(_same_row_in(run))
         .update(status=FailedRecordStatus.SUPERSEDED)
     )

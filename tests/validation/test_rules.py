@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from migration_planner.lib.errors import ApplicationError
+from runs.engine.connectors.base.source import SqlSource
 from runs.enums import RunStatus
 from runs.services import run_create
 from tests.support import pg
 from tests.support.validation_rules import validation_rule as _rule
 from validation.checks import NAMED_PATTERNS, rule_params_clean
+from validation.column_scan import CHUNK_ROWS
 from validation.models import RunReport, ValidationResult
 from validation.services import prevalidation_execute, run_report_build
 
@@ -75,6 +77,43 @@ def test_warning_pre_rule_does_not_stop_the_run(eager_celery, demo_plan):
     run = run_create(plan=demo_plan, user=None, mode="load")
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
+
+
+def test_pre_rules_of_a_run_prepared_again_keep_one_set_of_results(eager_celery, demo_plan):
+    rule = _rule(demo_plan, "count ok", "row_count_range", "accounts", min=1, max=1000)
+    _only(demo_plan, rule)
+    run = run_create(plan=demo_plan, user=None, mode="load")
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    prevalidation_execute(plan=demo_plan, run=run)  # what a run prepared again does
+    assert ValidationResult.objects.filter(run=run, rule=rule).count() == 1
+    prevalidation_execute(plan=demo_plan)  # without a run: a result of its own
+    assert ValidationResult.objects.filter(rule=rule).count() == 2
+
+
+def test_pre_rules_of_a_run_scan_in_the_key_ranges_its_planning_computed(
+    eager_celery, demo_plan, monkeypatch
+):
+    rules = [
+        _rule(demo_plan, "line2 full", "completeness", "accounts", "Address_Line2", min_pct=100),
+        _rule(demo_plan, "mail strict", "format", "accounts", "Email_Address", pattern="email"),
+    ]
+    _only(demo_plan, *rules)
+    alone = {r.rule.name: (r.status, r.observed) for r in prevalidation_execute(plan=demo_plan)}
+    sizes: list[int] = []
+    real = SqlSource.key_ranges
+
+    def spy(self, table, key_cols, batch_size, **kwargs):
+        sizes.append(batch_size)
+        return real(self, table, key_cols, batch_size, **kwargs)
+
+    monkeypatch.setattr(SqlSource, "key_ranges", spy)
+    run = run_create(plan=demo_plan, user=None, mode="load")
+    run.refresh_from_db()
+    assert CHUNK_ROWS not in sizes  # no key ranges of its own: the planned ones (2,000 rows)
+    pre = ValidationResult.objects.filter(run=run, rule__in=rules)
+    assert {r.rule.name: (r.status, r.observed) for r in pre} == alone
+    assert alone["line2 full"][0] == alone["mail strict"][0] == "failed"
 
 
 def _post_statuses(run) -> dict[str, str]:
