@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .judgement import queue_p95s
+
 
 def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "—" if value is None else format(value, spec)
@@ -80,7 +82,7 @@ def print_table(result: dict) -> None:
     if queue:
         lines.append(
             f"{'error-queue pages, p95 ms':<44} {queue.get('records', 0):,} records: "
-            + ", ".join(f"{k} {v['p95_ms']:.0f}" for k, v in queue.items() if isinstance(v, dict))
+            + ", ".join(f"{k} {v:.0f}" for k, v in queue_p95s(queue).items())
         )
     lines.append("\ntargets (issue 20; ratios at the first batch size):")
     for key, check in result["judgement"]["checks"].items():

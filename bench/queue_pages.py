@@ -62,16 +62,67 @@ def _fill(run, count: int) -> None:
         cursor.execute("ANALYZE runs_failedrecord")
 
 
-def _time(client, url: str, params: dict, requests: int) -> dict:
-    samples = []
-    client.get(url, params)  # warm caches
-    for _ in range(requests):
+_TABLE_STATS = (
+    "SELECT n_live_tup, n_dead_tup, n_mod_since_analyze, n_ins_since_vacuum, last_autovacuum, "
+    "last_autoanalyze, last_analyze, autovacuum_count, autoanalyze_count "
+    "FROM pg_stat_user_tables WHERE relname = 'runs_failedrecord'"
+)
+_AUTOVACUUM = (
+    "SELECT query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' "
+    "AND state IS DISTINCT FROM 'idle'"
+)
+
+
+def _server(statement: str) -> list[tuple]:
+    """Rows of a statistics query on the app database (outside the timed request)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+        return [tuple(str(v) if v is not None else None for v in row) for row in cursor.fetchall()]
+
+
+def _request(client, url: str, params: dict) -> dict:
+    """One GET timed: its ms, its statements (count, server round trips' ms, the slowest),
+    the machine's busy cores meanwhile and the autovacuum workers seen right after."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bench.measure import machine_busy_seconds
+
+    busy = machine_busy_seconds()
+    with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
         response = client.get(url, params)
-        samples.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            raise RuntimeError(f"GET {url} answered {response.status_code}")
-    return {"p50_ms": statistics.median(samples), "p95_ms": _p95(samples), "n": requests}
+        ms = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        raise RuntimeError(f"GET {url} answered {response.status_code}")
+    times = [(float(q["time"]) * 1000, q["sql"]) for q in queries.captured_queries]
+    slowest = max(times, default=(0.0, ""))
+    return {
+        "ms": round(ms, 1),
+        "queries": len(times),
+        "db_ms": round(sum(t for t, _ in times), 1),
+        "slowest_ms": round(slowest[0], 1),
+        "slowest_sql": slowest[1][:120],
+        "busy_cores": round((machine_busy_seconds() - busy) / (ms / 1000), 2),
+        "autovacuum": [r[0][:120] for r in _server(_AUTOVACUUM)],
+    }
+
+
+def _time(client, url: str, params: dict, requests: int) -> dict:
+    """The first GET (the page's first use after the run, part of no percentile: kept as
+    ``first``), then ``requests`` timed GETs, each recorded in order (``requests``)."""
+    first = _request(client, url, params)
+    each = [_request(client, url, params) for _ in range(requests)]
+    samples = [r["ms"] for r in each]
+    return {
+        "p50_ms": statistics.median(samples),
+        "p95_ms": _p95(samples),
+        "n": requests,
+        "first": first,
+        "requests": each,
+    }
 
 
 def _pages(run, viewer, requests: int) -> dict:
@@ -81,10 +132,26 @@ def _pages(run, viewer, requests: int) -> dict:
     client = Client()
     client.force_login(viewer)
     url = reverse("runs:queue", args=[run.uuid])
+    explain = os.environ.get("BENCH_QUEUE_EXPLAIN_MS")
+    if explain:  # diagnosis: the plans of statements slower than this, in the server's log
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("LOAD 'auto_explain'")
+            for name, value in (
+                ("log_min_duration", explain),
+                ("log_analyze", "on"),
+                ("log_buffers", "on"),
+                ("log_timing", "off"),
+            ):
+                cursor.execute(f"SET auto_explain.{name} = {value}")
+    before = _server(_TABLE_STATS)
     return {
+        "table_stats_before": before,
         "queue_page": _time(client, url, {}, requests),
         "text_filter": _time(client, url, {"entity": "accounts", "q": "user4242"}, requests),
         "api_page": _time(client, "/api/failed-records/", {"run": str(run.uuid)}, requests),
+        "table_stats_after": _server(_TABLE_STATS),
     }
 
 

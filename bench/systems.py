@@ -20,7 +20,7 @@ import psycopg2
 from mappings.demo import legacy_crm
 
 from . import measure, pipeline, references
-from .judgement import summarize_config
+from .judgement import queue_p95s, summarize_config
 from .measure import Dsn, median
 from .observe import MachineObserver, wait_quiet
 from .statements import StatementSampler, statements_grouped, statements_reset, statements_top
@@ -190,16 +190,26 @@ def run_pipeline(
 
 def queue_pages(app: pipeline.App, run_uuid: str) -> dict | None:
     """The error-queue page, its text filter and the API page timed over the run's own failed
-    records while they are open (before the re-run and the rollback); errors recorded."""
-    log(f"  error-queue pages over run {run_uuid}'s failed records (bench.queue_pages)")
+    records while they are open (before the re-run and the rollback); errors recorded.
+    Like the other phases it starts on a quiet machine and is observed (``observed``); unlike
+    them the server is not settled first: a VACUUM (ANALYZE) would do the product's own
+    statistics work for it (the page a user opens right after a run is what is timed)."""
+    waited, cores = wait_quiet(app.db, patience=float(os.environ.get("BENCH_QUIET_WAIT", "600")))
+    log(
+        f"  error-queue pages over run {run_uuid}'s failed records (bench.queue_pages); waited "
+        f"{waited:.0f} s for a quiet machine (other programs {cores:.2f} cores)"
+    )
     try:
-        res = app.module("bench.queue_pages", "--run", run_uuid)
+        with MachineObserver(app.db, probe_every=1_000_000) as observed:
+            res = app.module("bench.queue_pages", "--run", run_uuid)
     except RuntimeError as exc:
         log(f"  error-queue pages FAILED: {str(exc).splitlines()[-1][:200]}")
         return None
+    res["quiet_wait"] = {"seconds": round(waited, 1), "foreign_cores": round(cores, 2)}
+    res["observed"] = observed.summary()
     log(
         f"  {res['records']:,} records, p95 ms: "
-        + ", ".join(f"{k} {v['p95_ms']:.0f}" for k, v in res.items() if isinstance(v, dict))
+        + ", ".join(f"{k} {v:.0f}" for k, v in queue_p95s(res).items())
     )
     return res
 

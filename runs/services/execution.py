@@ -21,7 +21,7 @@ from .claims import ClaimHeartbeat, db_retrying, lease_delta
 from .dispatch import enqueue_batches
 from .leases import table_lease_release_ended
 from .logging import run_log
-from .queue_actions import failed_records_supersede
+from .queue_actions import failed_records_analyze, failed_records_supersede
 from .state import (
     phase_batches,
     run_entities,
@@ -60,6 +60,8 @@ def _ended(run_id: int) -> None:
     frees them) and run the after-run hooks once the change is committed."""
     table_lease_release_ended(run_id=run_id)
     failed_records_supersede(run=Run.objects.get(pk=run_id))
+    # the queue's pages (and the report) plan over this run's records with fresh statistics
+    transaction.on_commit(lambda: failed_records_analyze(run=Run.objects.get(pk=run_id)))
     transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run_id)))
 
 

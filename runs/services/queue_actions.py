@@ -1,5 +1,6 @@
 """The error queue's manual actions: correct a record's source values, ignore records
-with a reason (re-processing is ``queue``)."""
+with a reason (re-processing is ``queue``); and the queue's upkeep when a run ends
+(supersede earlier failures, refresh the planner's statistics)."""
 
 from __future__ import annotations
 
@@ -151,3 +152,18 @@ def failed_records_unsupersede(*, run: Run) -> int:
         FailedRecord.objects.filter(pk__in=ids[i : i + 2000]).update(status=FailedRecordStatus.OPEN)
         for i in range(0, len(ids), 2000)
     )
+
+
+ANALYZE_AFTER = 1_000  # failed records of a run past which its end refreshes the statistics
+
+
+def failed_records_analyze(*, run: Run) -> bool:
+    """ANALYZE runs_failedrecord after a run that recorded ANALYZE_AFTER or more failed records
+    (PostgreSQL): until then the planner guesses ~1 record for a run it has no statistics of
+    and sorts all of them for the queue's first page instead of reading it by index.
+    Idempotent, writes no rows; returns whether it analysed."""
+    if connection.vendor != "postgresql" or run.failed < ANALYZE_AFTER:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_failedrecord")
+    return True

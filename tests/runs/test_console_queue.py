@@ -7,10 +7,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from mappings.models import PlanVersion
 from runs.models import FailedRecord, Run
 from runs.selectors import failed_record_filter, failed_record_top_errors, message_normalise
+from runs.services import run_finish
 from tests.factories import PlanFactory, UserFactory
 from tests.mappings.workbench_fixtures import demo_files, demo_plan, demo_systems  # noqa: F401
 
@@ -285,3 +287,28 @@ def test_the_live_partial_drops_the_lease_card_and_the_eta_when_the_run_stops(
     Run.objects.filter(pk=run.pk).update(status="succeeded", finished_at=timezone.now())
     ended = client.get(url)
     assert ended.status_code == 286 and "Tables being written" not in ended.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_run_that_ends_leaves_its_queue_page_on_the_index(
+    client_for, viewer, django_capture_on_commit_callbacks
+):
+    """Right after a run, before autovacuum's analyze, the planner guesses ~1 record for the
+    new run and sorts all of them for the first page (the bench's slow first queue pages);
+    the run's end refreshes the statistics, so the page is read by index at once."""
+    run = _run()
+    PlanVersion.objects.filter(pk=run.version_id).update(
+        snapshot={"plan": "p", "version": 1, "entities": []}
+    )
+    Run.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now(), failed=20_000)
+    FailedRecord.objects.bulk_create(_records(run, 20_000), batch_size=5_000)
+    client = client_for(viewer)
+    url = reverse("runs:queue", args=[run.uuid])
+    queries, _ = _page_queries(client, url)
+    page_sql = next(q for q in queries if 'ORDER BY "runs_failedrecord"."id" DESC' in q)
+    assert "Sort" in _plan_of(page_sql)  # the guess the bench met: every record sorted
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_finish(run_id=run.pk).status == "succeeded"
+    plan = _plan_of(page_sql)
+    assert plan.startswith("Limit") and "Sort" not in plan, plan
+    assert "Index Scan" in plan
