@@ -61,7 +61,10 @@ def _ended(run_id: int) -> None:
     table_lease_release_ended(run_id=run_id)
     failed_records_supersede(run=Run.objects.get(pk=run_id))
     # the queue's pages (and the report) plan over this run's records with fresh statistics
-    transaction.on_commit(lambda: failed_records_analyze(run=Run.objects.get(pk=run_id)))
+    # robust: whatever befalls the statistics, the after-run hooks (the report) still run
+    transaction.on_commit(
+        lambda: failed_records_analyze(run=Run.objects.get(pk=run_id)), robust=True
+    )
     transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run_id)))
 
 

@@ -4,7 +4,9 @@ with a reason (re-processing is ``queue``); and the queue's upkeep when a run en
 
 from __future__ import annotations
 
-from django.db import connection, transaction
+import logging
+
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
@@ -16,6 +18,8 @@ from runs.enums import FailedRecordStatus, RunMode, RunStatus
 from runs.models import FailedRecord, FailedRecordTally, Run
 
 from .queue import WORKABLE
+
+logger = logging.getLogger(__name__)
 
 
 def _refuse_production(runs: QuerySet[Run], user, action: str) -> None:
@@ -155,15 +159,22 @@ def failed_records_unsupersede(*, run: Run) -> int:
 
 
 ANALYZE_AFTER = 1_000  # failed records of a run past which its end refreshes the statistics
+ANALYZE_LOCK_WAIT = "1s"  # longer behind another ANALYZE or a (wraparound) vacuum: skipped
 
 
 def failed_records_analyze(*, run: Run) -> bool:
     """ANALYZE runs_failedrecord after a run that recorded ANALYZE_AFTER or more failed records
     (PostgreSQL): until then the planner guesses ~1 record for a run it has no statistics of
     and sorts all of them for the queue's first page instead of reading it by index.
-    Idempotent, writes no rows; returns whether it analysed."""
+    Idempotent, writes no rows; never raises a database error (a table another session is
+    vacuuming or analysing is skipped after ANALYZE_LOCK_WAIT); returns whether it analysed."""
     if connection.vendor != "postgresql" or run.failed < ANALYZE_AFTER:
         return False
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE runs_failedrecord")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = %s", [ANALYZE_LOCK_WAIT])
+            cursor.execute("ANALYZE runs_failedrecord")
+    except DatabaseError as exc:
+        logger.warning("run %s: failed records not analysed (%s)", run.pk, exc)
+        return False
     return True

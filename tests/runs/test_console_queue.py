@@ -312,3 +312,29 @@ def test_a_run_that_ends_leaves_its_queue_page_on_the_index(
     plan = _plan_of(page_sql)
     assert plan.startswith("Limit") and "Sort" not in plan, plan
     assert "Index Scan" in plan
+
+
+@pytest.mark.django_db
+def test_the_end_of_run_analyze_gives_way_to_a_vacuum_of_the_failed_records():
+    """The statistics refresh at a run's end must never hold the run (and its report) behind
+    another session's vacuum or analyze of runs_failedrecord: it gives up after its short lock
+    wait, raises nothing, and leaves the connection usable; once the table is free it runs."""
+    import psycopg2
+
+    from runs.services.queue_actions import failed_records_analyze
+    from tests.support import pg
+
+    run = _run()
+    Run.objects.filter(pk=run.pk).update(failed=20_000)
+    run.refresh_from_db()
+    with connection.cursor() as cursor:  # the guard: without the short wait this errors
+        cursor.execute("SET statement_timeout = '60s'")
+    other = psycopg2.connect(**{**pg.admin_params(), "dbname": connection.settings_dict["NAME"]})
+    try:
+        with other.cursor() as cur:  # what a (wraparound) vacuum or an ANALYZE holds
+            cur.execute("LOCK TABLE runs_failedrecord IN SHARE UPDATE EXCLUSIVE MODE")
+        assert failed_records_analyze(run=run) is False
+        assert Run.objects.filter(pk=run.pk, failed=20_000).exists()  # the session goes on
+    finally:
+        other.close()
+    assert failed_records_analyze(run=run) is True
