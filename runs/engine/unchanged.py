@@ -69,6 +69,18 @@ class Carried:
 
 
 @dataclass(frozen=True)
+class FailedReference:
+    """All the failures of an earlier batch, carried whole by reference: the application's
+    opaque name of the batch that holds them and how many there are."""
+
+    batch: Any
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+@dataclass(frozen=True)
 class RowState:
     """What a batch record stores to let later runs skip its rows: the rules hash, the
     source hash of each loaded row (aligned with the rows), the batch's first and last source
@@ -80,8 +92,9 @@ class RowState:
     last_key: str | None
     carried: Carried = field(default_factory=Carried)
     # keys that failed before and are unchanged since: source key -> the earlier failed record
-    # (opaque, from ``FailedLookup``); neither transformed nor loaded, counted failed
-    failed: dict[str, Any] = field(default_factory=dict)
+    # (opaque, from ``FailedLookup``); neither transformed nor loaded, counted failed. A range
+    # carried whole may name them by reference instead (``FailedReference``)
+    failed: dict[str, Any] | FailedReference = field(default_factory=dict)
     # range_digest of every source row of the key range (None: computed from the extract)
     digest: str | None = None
     # rows an earlier batch of the same range filtered out, when the range is carried whole
@@ -109,9 +122,9 @@ FailedLookup = Callable[[str, list[str], list[str]], dict[str, Any]]
 
 
 # (rules hash, ledger run id, ledger batch id, failures expected) -> source key -> open failed
-# record of that batch, for every one of its failures; None unless all are still open and
-# carriable (same rules, a source hash, not coerced by the target)
-FailedBatchLookup = Callable[[str, str, str, int], dict[str, Any] | None]
+# record of that batch, for every one of its failures, or a FailedReference to them all; None
+# unless all are still open and carriable (same rules, a source hash, not coerced by the target)
+FailedBatchLookup = Callable[[str, str, str, int], "dict[str, Any] | FailedReference | None"]
 
 
 # The digest's form: a batch record holding a digest of another form (an older ledger's, over
