@@ -288,7 +288,7 @@ class FailedRecordViewSet(
         record = get_object_or_404(FailedRecord, uuid=uuid)
         body = FailedRecordCorrectSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        failed_record_correct(
+        record = failed_record_correct(
             record=record, user=request.user, values=body.validated_data["corrected_values"]
         )
         record = FailedRecord.objects.select_related("run", "handled_by").get(pk=record.pk)

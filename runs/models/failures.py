@@ -162,11 +162,20 @@ class CarriedBatch(models.Model):
     batch that holds them) counts as a failure of ``run`` — one row, no record written."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="carried_batches")
+    # the tally's statuses of records a run shows carried (its own, or an earlier reference's,
+    # carried on by a later reference) or superseded (a rolled-back reference) without a
+    # record of its own: counted in that run's view, not in the view across runs
+    TALLY_CARRIED = "ref:carried"
+    TALLY_SUPERSEDED = "ref:superseded"
+
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="carries")
     source_batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="carried_by")
     source_run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
     entity = models.CharField(max_length=100)
     records = models.PositiveIntegerField()
+    # set when ``run`` is rolled back: its view shows the records superseded; they answer to
+    # the run that carried them before
+    rolled_back = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -33,9 +33,15 @@ from migration_planner.lib.errors import ApplicationError
 
 from ..engine.rules import FAILURE_CATEGORIES
 from ..enums import FailedRecordStatus
-from ..models import FailedMessage, FailedRecord, FailedRecordTally, Run
+from ..models import CarriedBatch, FailedMessage, FailedRecord, FailedRecordTally, Run
+from .carried import EFFECTIVE, carries_any, records_as_viewed, run_view
 
 OPEN_STATUSES = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
+# a run's tally counts the records it shows carried or superseded by reference apart
+_BY_REFERENCE = {
+    FailedRecordStatus.CARRIED: CarriedBatch.TALLY_CARRIED,
+    FailedRecordStatus.SUPERSEDED: CarriedBatch.TALLY_SUPERSEDED,
+}
 QUEUE_FILTERS = ("run", "entity", "stage", "category", "field", "status", "q")
 COUNT_CAP = 10_000
 PAGE_SIZE = 50
@@ -61,8 +67,12 @@ def failed_record_filter(
     Read-only; raises ApplicationError for a category that is not a failure category."""
     failure_category_check(category)
     qs = FailedRecord.objects.all()
-    if run is not None:
+    viewed = run is not None and carries_any(run)
+    if viewed:
+        qs = run_view(qs, run)
+    elif run is not None:
         qs = qs.filter(run=run)
+    state = EFFECTIVE if viewed else "status"
     if entity:
         qs = qs.filter(entity=entity)
     if stage:
@@ -72,9 +82,9 @@ def failed_record_filter(
     if field:
         qs = qs.filter(field=field)
     if status == "workable":
-        qs = qs.filter(status__in=OPEN_STATUSES)
+        qs = qs.filter(**{f"{state}__in": OPEN_STATUSES})
     elif status:
-        qs = qs.filter(status=status)
+        qs = qs.filter(**{state: status})
     if q:
         qs = qs.filter(text_match(q))
     return qs
@@ -136,14 +146,18 @@ def failed_record_search(
             ids, total = _rare_matches(hits, after=after, size=size)
             capped = False
         chosen = FailedRecord.objects.filter(id__in=ids[:size])
-        records = list(
-            chosen.select_related("run__plan", "run__target", "handled_by").order_by("-id")
+        if EFFECTIVE in others.query.annotations:  # the run's view: shown as it sees them
+            chosen = others.filter(id__in=ids[:size])
+        records = records_as_viewed(
+            list(chosen.select_related("run__plan", "run__target", "handled_by").order_by("-id")),
+            run,
         )
         cursor = records[-1].id if len(ids) > size else None
     else:
         records, cursor = failed_record_page(
             failed_record_filter(run=run, **filters), after=after, size=size
         )
+        records = records_as_viewed(records, run)
         total, capped = failed_record_total(run=run, filters=filters)
     first = (records[0].id if records else after) if after else None
     qs = failed_record_filter_planned(run=run, filters=filters) if first else None
@@ -167,6 +181,8 @@ def failed_record_filter_planned(
     if _frequent(others, q):
         return qs
     ordered = qs.order_by((F("id") + 0).desc()).values_list("id", flat=True)
+    if EFFECTIVE in qs.query.annotations:  # the run's view keeps its statuses
+        return others.filter(id__in=list(ordered[:COUNT_CAP]))
     return FailedRecord.objects.filter(id__in=list(ordered[:COUNT_CAP]))
 
 
@@ -328,8 +344,9 @@ def _tallied() -> bool:
 def _tally(run: Run | None, filters: dict) -> QuerySet[FailedRecordTally]:
     """The tally rows matching the filters that the tally has dimensions for."""
     qs = FailedRecordTally.objects.all()
-    if run is not None:
-        qs = qs.filter(run=run)
+    # across runs a record carried by reference counts once, where it answers
+    by_reference = _BY_REFERENCE.values()
+    qs = qs.filter(run=run) if run is not None else qs.exclude(status__in=by_reference)
     for name in ("entity", "stage", "category", "field"):
         if filters.get(name):
             qs = qs.filter(**{name: filters[name]})
@@ -337,7 +354,7 @@ def _tally(run: Run | None, filters: dict) -> QuerySet[FailedRecordTally]:
     if status == "workable":
         qs = qs.filter(status__in=OPEN_STATUSES)
     elif status:
-        qs = qs.filter(status=status)
+        qs = qs.filter(status__in=[status, *[_BY_REFERENCE[status]] * (status in _BY_REFERENCE)])
     return qs
 
 
@@ -411,7 +428,8 @@ def failed_record_selection(
         qs = failed_record_filter(run=run, **{k: v for k, v in filters.items() if v})
     else:
         qs = FailedRecord.objects.filter(uuid__in=ids or [])
-    qs = qs.filter(status__in=OPEN_STATUSES)
+    state = EFFECTIVE if EFFECTIVE in qs.query.annotations else "status"
+    qs = qs.filter(**{f"{state}__in": OPEN_STATUSES})
     if cap is None:
         return qs, False
     chosen = list(qs.order_by("id").values_list("id", flat=True)[: cap + 1])

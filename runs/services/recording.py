@@ -316,53 +316,6 @@ def failed_records_carry(*, run: Run, batch: Batch, record_ids: list[int]) -> in
     return copied
 
 
-# One row for the batch, and the tally moved as a copy and its mark would move it: the records
-# count open in the new run and carried in the run that answered for them until now (the
-# newest earlier reference, else the run holding them).
-_REFER = """
-WITH ref AS (
-    INSERT INTO runs_carriedbatch (run_id, batch_id, source_batch_id, source_run_id, entity,
-        records)
-    SELECT %(run)s, %(batch)s, s.id, s.run_id, s.entity,
-        (SELECT count(*) FROM runs_failedrecord f WHERE f.batch_id = s.id)
-    FROM runs_batch s WHERE s.id = %(source)s
-    ON CONFLICT DO NOTHING
-    RETURNING source_batch_id, source_run_id
-), prev AS (
-    SELECT coalesce((SELECT max(c.run_id) FROM runs_carriedbatch c
-        WHERE c.source_batch_id = ref.source_batch_id AND c.run_id < %(run)s), ref.source_run_id)
-        AS run_id, ref.source_batch_id AS id
-    FROM ref
-), g AS (
-    SELECT f.entity, f.stage, f.category, f.field, count(*) AS n
-    FROM prev JOIN runs_failedrecord f ON f.batch_id = prev.id
-    GROUP BY 1, 2, 3, 4
-)
-INSERT INTO runs_failedrecordtally (run_id, entity, stage, category, field, status, n)
-SELECT %(run)s, g.entity, g.stage, g.category, g.field, %(open)s, g.n FROM g
-UNION ALL SELECT prev.run_id, g.entity, g.stage, g.category, g.field, %(open)s, -g.n FROM g, prev
-UNION ALL SELECT prev.run_id, g.entity, g.stage, g.category, g.field, %(carried)s, g.n
-FROM g, prev
-"""
-
-
-def failed_batch_refer(*, run: Run, batch: Batch, source_batch: int) -> None:
-    """Carry every failed record of ``source_batch`` (the batch holding them) into ``run``
-    and ``batch`` by reference: one runs_carriedbatch row and the tally's deltas, no record
-    written. PostgreSQL only; inside the caller's transaction; idempotent per batch."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _REFER,
-            {
-                "run": run.pk,
-                "batch": batch.pk,
-                "source": int(source_batch),
-                "open": FailedRecordStatus.OPEN,
-                "carried": FailedRecordStatus.CARRIED,
-            },
-        )
-
-
 @transaction.atomic
 def outcome_record(*, batch: Batch, outcome, entity, duration_ms: int) -> bool:
     """Store counts, failed records, ledger index and run counters for a worked batch, once:
@@ -395,6 +348,8 @@ def outcome_record(*, batch: Batch, outcome, entity, duration_ms: int) -> bool:
         failed_records_carry(run=run, batch=batch, record_ids=list(carried.values()))
     referred = getattr(outcome, "carried_reference", None)
     if referred:
+        from .carry_refs import failed_batch_refer
+
         failed_batch_refer(run=run, batch=batch, source_batch=referred["batch"])
     if outcome.inserted or outcome.updated:
         LedgerEntry.objects.get_or_create(

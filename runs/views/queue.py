@@ -265,8 +265,8 @@ def failed_record_correct_view(request: HttpRequest, uuid) -> HttpResponse:
     record = _record(uuid)
     values = _changed_values(request, record)
     try:
-        if values:
-            failed_record_correct(record=record, user=request.user, values=values)
+        if values:  # a record carried by reference is corrected as its copy
+            record = failed_record_correct(record=record, user=request.user, values=values)
         if "reprocess" in request.POST:
             result = failed_record_reprocess(
                 records=FailedRecord.objects.filter(pk=record.pk), user=request.user
