@@ -354,7 +354,9 @@ def _tally(run: Run | None, filters: dict) -> QuerySet[FailedRecordTally]:
     if status == "workable":
         qs = qs.filter(status__in=OPEN_STATUSES)
     elif status:
-        qs = qs.filter(status__in=[status, *[_BY_REFERENCE[status]] * (status in _BY_REFERENCE)])
+        qs = qs.filter(
+            status__in=[status, *([_BY_REFERENCE[status]] if status in _BY_REFERENCE else [])]
+        )
     return qs
 
 
