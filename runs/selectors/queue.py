@@ -10,22 +10,18 @@ on the source keys.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import (
     BooleanField,
-    Count,
     F,
     Func,
     Q,
     QuerySet,
     Subquery,
     Sum,
-    TextField,
     UUIDField,
-    Value,
 )
 from django.db.models.functions import MD5, Cast
 
@@ -35,6 +31,8 @@ from ..engine.rules import FAILURE_CATEGORIES
 from ..enums import FailedRecordStatus
 from ..models import CarriedBatch, FailedMessage, FailedRecord, FailedRecordTally, Run
 from .carried import EFFECTIVE, carries_any, records_as_viewed, run_view
+from .queue_top import failed_record_top_errors as failed_record_top_errors
+from .queue_top import message_normalise as message_normalise
 
 OPEN_STATUSES = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
 # a run's tally counts the records it shows carried or superseded by reference apart
@@ -49,8 +47,6 @@ TEXT_WINDOW = 20_000
 DENSE_AT = PAGE_SIZE  # matches among the TEXT_WINDOW newest records that make a text frequent
 # A record's message digest: the expression of the index failed_record_message_digest (0018).
 _DIGEST = Cast(MD5("message"), UUIDField())
-_QUOTED = re.compile(r"'[^']*'|“[^”]*”|\"[^\"]*\"")
-_PG_QUOTED = "'[^']*'|“[^”]*”|\"[^\"]*\""
 
 
 def failed_record_filter(
@@ -135,8 +131,8 @@ def failed_record_search(
     first (a page is found at once); a rare one is looked up in the trigram index and sorted.
     """
     q = filters.get("q") or ""
-    others = failed_record_filter(run=run, **{**filters, "q": ""})
     if q and _tallied():
+        others = failed_record_filter(run=run, **{**filters, "q": ""})
         frequent = _frequent(others, q)
         if frequent:
             ids = _walk_matches(others, q, after=after, limit=size + 1)
@@ -154,13 +150,14 @@ def failed_record_search(
         )
         cursor = records[-1].id if len(ids) > size else None
     else:
-        records, cursor = failed_record_page(
-            failed_record_filter(run=run, **filters), after=after, size=size
-        )
+        plain = failed_record_filter(run=run, **filters)
+        records, cursor = failed_record_page(plain, after=after, size=size)
         records = records_as_viewed(records, run)
         total, capped = failed_record_total(run=run, filters=filters)
     first = (records[0].id if records else after) if after else None
-    qs = failed_record_filter_planned(run=run, filters=filters) if first else None
+    qs = None
+    if first:  # without a text the filter just built (no second look at the references)
+        qs = failed_record_filter_planned(run=run, filters=filters) if q else plain
     position = failed_record_position(
         qs, first_id=first, total=total, total_capped=capped, size=size
     )
@@ -299,41 +296,6 @@ def failed_record_page(
     more = len(records) > size
     records = records[:size]
     return records, (records[-1].id if more and records else None)
-
-
-def message_normalise(message: str) -> str:
-    """The message with quoted values replaced by '…', so that like errors group together."""
-    return _QUOTED.sub("'…'", message)
-
-
-def failed_record_top_errors(qs: QuerySet[FailedRecord], *, limit: int = 10) -> list[dict]:
-    """The most frequent (entity, field, normalised message) groups with their counts."""
-    if connection.vendor == "postgresql":
-        pattern = Func(
-            "message",
-            Value(_PG_QUOTED),
-            Value("'…'"),
-            Value("g"),
-            function="regexp_replace",
-            output_field=TextField(),
-        )
-        rows = (
-            qs.order_by()
-            .annotate(pattern=pattern)
-            .values("entity", "field", "category", "pattern")
-            .annotate(n=Count("id"))
-            .order_by("-n", "entity", "field")[:limit]
-        )
-        return list(rows)
-    groups: dict[tuple, int] = {}
-    for entity, fld, category, message, n in (
-        qs.order_by().values_list("entity", "field", "category", "message").annotate(n=Count("id"))
-    ):
-        key = (entity, fld, category, message_normalise(message))
-        groups[key] = groups.get(key, 0) + n
-    top = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    keys = ("entity", "field", "category", "pattern")
-    return [dict(zip(keys, k, strict=True), n=n) for k, n in top]
 
 
 def _tallied() -> bool:

@@ -13,7 +13,6 @@ from typing import Any
 
 from django.db import connection
 
-from runs.engine.unchanged import FailedReference
 from runs.enums import FailedRecordStatus, RunStatus
 from runs.models import Run
 
@@ -84,10 +83,12 @@ def failed_carry_batch_lookup(
     earlier = _earlier_runs(run)
     if not earlier:
         return None
+    # here, not at import: the engine's row hashing loads pyarrow (not in the worker's parent)
+    from runs.engine.unchanged import FailedReference
 
     def lookup(
         rules_hash: str, run_id: str, batch_id: str, failed: int
-    ) -> dict[str, Any] | FailedReference | None:
+    ) -> dict[str, Any] | Any | None:
         pk = earlier.get(run_id)
         name, _, seq = batch_id.rpartition(":")
         if pk is None or name != entity or not seq.isdigit():
