@@ -14,7 +14,6 @@ from runs.engine.connectors import KeyRange
 from runs.engine.errors import EngineError, TransientError, is_unavailable
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import Batch, Run
-from runs.selectors.carried import failed_records_of
 
 from .carry import failed_carry_batch_lookup, failed_carry_lookup
 from .claims import ClaimHeartbeat, db_retrying, lease_delta, worker_id
@@ -231,6 +230,8 @@ def _work_deletes(batch: Batch, entity):
 @lru_cache(maxsize=64)
 def _failed_parent_keys(run_id: int, parent: str) -> frozenset[str]:
     # Children start only after every parent batch is done, so the set no longer changes.
+    from runs.selectors.carried import failed_records_of  # the selectors load numpy
+
     records = failed_records_of(run=Run.objects.get(pk=run_id), entity=parent)
     return frozenset(records.values_list("source_key", flat=True))
 

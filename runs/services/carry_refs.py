@@ -16,7 +16,15 @@ from django.db.models import QuerySet
 
 from runs.enums import FailedRecordStatus
 from runs.models import Batch, CarriedBatch, FailedRecord, Run
-from runs.selectors.carried import carries_any
+
+
+def carries_any() -> bool:
+    """Whether any batch is carried by reference (runs.selectors.carried, imported here when
+    asked: the selectors package loads numpy, which the worker's parent process must not)."""
+    from runs.selectors.carried import carries_any as carries
+
+    return carries()
+
 
 _TALLY = "INSERT INTO runs_failedrecordtally (run_id, entity, stage, category, field, status, n)"
 _DIMS = "g.entity, g.stage, g.category, g.field"

@@ -16,9 +16,8 @@ from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from migration_planner.lib.roles import refusal_text
 from runs.enums import FailedRecordStatus, RunMode, RunStatus
 from runs.models import CarriedBatch, FailedRecord, FailedRecordTally, Run
-from runs.selectors.carried import carries_any
 
-from .carry_refs import failed_records_materialise, failed_records_standing
+from .carry_refs import carries_any, failed_records_materialise, failed_records_standing
 from .queue import WORKABLE
 
 logger = logging.getLogger(__name__)
