@@ -104,14 +104,9 @@ def expected_start(ctx: rec.RunContext, entities: list[EntitySpec]) -> Future | 
     specs = (connection_spec(ctx.run.plan.source), connection_spec(ctx.run.target))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-expected")
     try:
-        pending = pool.submit(_compute, ctx.run, ctx.snapshot, specs, jobs)
+        return pool.submit(_compute, ctx.run, ctx.snapshot, specs, jobs)
     finally:
         pool.shutdown(wait=False)
-    for entity, (_, _, samples), _ in jobs:
-        if samples:  # the samples' key-map lookups would first move the run's pending
-            # key-map arrays into place: done now, while the thread transforms (idempotent)
-            ctx.target.keymap_lookup(ctx.snapshot.plan, entity.name, [])
-    return pending
 
 
 def expected_collect(ctx: rec.RunContext) -> None:

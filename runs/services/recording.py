@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -109,14 +110,24 @@ _COPY_COLUMNS = (
 )
 
 
-def _uuid4_hex(n: int) -> list[str]:
-    """``n`` random version-4 UUIDs as 32 hex digits, from one read of the OS's random source
-    (uuid.uuid4() reads it once per UUID: 9 ms against 2 ms for 3,300)."""
+_last_ms = 0  # the timestamp of this process's last _uuid7_hex call
+
+
+def _uuid7_hex(n: int) -> list[str]:
+    """``n`` version-7 UUIDs (RFC 9562: a 48-bit Unix-millisecond timestamp, then 74 random
+    bits) as 32 hex digits, ascending, and above every earlier call's in this process (the
+    timestamp moves on by at least 1 ms a call): a batch's failed records append to the right
+    edge of the unique uuid index instead of landing each on a random leaf page (issue 20, at
+    1.66 M records and buffer pressure: ~2,100 → ~300 pages read a batch). The random bits
+    come from one read of the OS's random source (uuid.uuid4() reads it once per UUID)."""
+    global _last_ms
+    _last_ms = max(time.time_ns() // 1_000_000, _last_ms + 1)
+    ms = f"{_last_ms:012x}"
     digits = secrets.token_hex(16 * n)
-    return [
-        f"{h[:12]}4{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}"
+    return sorted(
+        f"{ms}7{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}"
         for h in (digits[i : i + 32] for i in range(0, 32 * n, 32))
-    ]
+    )
 
 
 def _json_bytes(value: object) -> bytes:
@@ -140,7 +151,7 @@ def _copy_columns(
     created = created or timezone.now().isoformat()
     heads = [f.errors[0] for f in failures]
     return [
-        _uuid4_hex(n),
+        _uuid7_hex(n),
         [str(run.pk)] * n,
         [None if batch is None else str(batch.pk)] * n,
         [entity] * n,

@@ -86,8 +86,33 @@ def test_copy_path_stores_what_the_orm_path_would():
         assert {k: getattr(stored, k) for k in expected} == expected
     uuids = [uuid.UUID(str(u)) for u in FailedRecord.objects.values_list("uuid", flat=True)]
     assert len(set(uuids)) == 2 and all(
-        u.version == 4 and u.variant == uuid.RFC_4122 for u in uuids
+        u.version == 7 and u.variant == uuid.RFC_4122 for u in uuids
     )
+
+
+def test_failed_record_uuids_ascend_so_the_uuid_index_is_appended_to():
+    """The COPY path's uuids are time-ordered (version 7) and ascend in insert order, within
+    a batch and from one batch to the next: the unique uuid index grows at its right edge
+    instead of taking each record on a random leaf page (issue 20: at 1.66 M records a
+    batch's 3,300 random uuids read ~2,100 and dirtied ~2,800 pages under buffer pressure)."""
+    import uuid
+
+    plan = PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target)
+    for first in (0, 300):
+        failures = [
+            _Failure(str(i), {"Customer_ID": str(i), "Email_Address": "x"})
+            for i in range(first, first + 300)
+        ]
+        failed_records_insert(run=run, batch=None, entity="accounts", failures=failures)
+    uuids = [
+        uuid.UUID(str(u))
+        for u in FailedRecord.objects.order_by("id").values_list("uuid", flat=True)
+    ]
+    assert len(uuids) == 600
+    assert {(u.version, u.variant) for u in uuids} == {(7, uuid.RFC_4122)}
+    assert uuids == sorted(uuids) and len(set(uuids)) == 600
 
 
 def test_copy_of_many_failed_records_is_built_piece_by_piece():

@@ -42,6 +42,7 @@ def test_rows_come_back_as_added_in_blocks(chunks, spill, size):
             rows.add(_frame(chunk))
         blocks = list(rows.blocks(size))
         again = list(rows.blocks(size))  # a second rule with the same sample reads it again
+        keys = list(rows.keys(size))  # the keys alone, block for block (looked up first)
         rows.close()
     finally:
         sample.SPILL_ROWS = original
@@ -50,6 +51,7 @@ def test_rows_come_back_as_added_in_blocks(chunks, spill, size):
     assert [t for b in blocks for t in _texts(b)] == [(k, a, b) for k, a, b in added]
     assert [len(b) for b in blocks[:-1]] == [size] * (len(blocks) - 1)
     assert [_texts(b) for b in again] == [_texts(b) for b in blocks]
+    assert keys == [list(b.index) for b in blocks]
 
 
 def test_memory_holds_one_block_however_large_the_sample(monkeypatch):

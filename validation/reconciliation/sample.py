@@ -75,6 +75,13 @@ class SampleRows:
     def blocks(self, size: int) -> Iterator[pd.DataFrame]:
         """The rows in the order they were added, ``size`` at a time (the last may be
         shorter); at most one written block and one piece of it in memory."""
+        return (_from_arrow(piece) for piece in self._pieces(size))
+
+    def keys(self, size: int) -> Iterator[list[str]]:
+        """The rows' keys only, in the blocks ``blocks(size)`` gives."""
+        return (_keys(piece) for piece in self._pieces(size))
+
+    def _pieces(self, size: int) -> Iterator[pa.Table]:
         self.finish()
         if self._file is None:
             return
@@ -86,10 +93,10 @@ class SampleRows:
                 table = pa.concat_tables([carry, table])
             whole = len(table) - len(table) % size
             for start in range(0, whole, size):
-                yield _from_arrow(table.slice(start, size))
+                yield table.slice(start, size)
             carry = table.slice(whole)
         if carry is not None and len(carry):
-            yield _from_arrow(carry)
+            yield carry
 
     def frame(self) -> pd.DataFrame:
         """Every row as one frame (tests and small samples only: memory of the whole)."""
@@ -129,7 +136,10 @@ def _from_arrow(batch: pa.Table) -> pd.DataFrame:
         for name in batch.schema.names
         if name != KEY
     }
-    keys = [k.decode("utf-8", "surrogatepass") for k in batch.column(KEY).to_pylist()]
     frame = pd.DataFrame(columns)
-    frame.index = pd.Index(keys, dtype=object)
+    frame.index = pd.Index(_keys(batch), dtype=object)
     return frame
+
+
+def _keys(batch: pa.Table) -> list[str]:
+    return [k.decode("utf-8", "surrogatepass") for k in batch.column(KEY).to_pylist()]

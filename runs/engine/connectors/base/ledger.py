@@ -7,7 +7,9 @@ SQLite)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from .dialect import Clause, Dialect, affected, fetch
@@ -86,6 +88,15 @@ class SqlLedger:
     ) -> dict[str, str]:
         """``Ledger.keymap_lookup``."""
         return self._keymap(namespace, entity, "source_key", "target_key", source_keys)
+
+    @contextmanager
+    def keymap_resolved(
+        self, namespace: str, entity: str, source_keys: Iterable[Sequence[str]]
+    ) -> Iterator[Callable[[Sequence[str]], dict[str, str]]]:
+        """A lookup (source key -> target key, as ``keymap_lookup``) for keys among
+        ``source_keys`` (blocks of keys, all known up front). Here ``keymap_lookup`` itself;
+        PostgreSQL resolves them at once, its pending pairs left pending (postgres/keymap.py)."""
+        yield partial(self.keymap_lookup, namespace, entity)
 
     def keymap_sources(
         self, namespace: str, entity: str, target_keys: Sequence[str]

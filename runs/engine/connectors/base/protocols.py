@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ class Ledger(Protocol):
     def keymap_lookup(
         self, namespace: str, entity: str, source_keys: Sequence[str]
     ) -> dict[str, str]: ...
+    def keymap_resolved(
+        self, namespace: str, entity: str, source_keys: Iterable[Sequence[str]]
+    ) -> AbstractContextManager[Callable[[Sequence[str]], dict[str, str]]]: ...
     def rollback_batch(self, run_id: str, batch_id: str) -> RollbackResult: ...
     def ledger_batches(self, run_id: str) -> list[str]: ...
     def ledger_order(self, run_ids: Sequence[str]) -> list[tuple[str, str]]: ...

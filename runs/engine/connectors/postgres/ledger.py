@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -17,6 +17,7 @@ from runs.engine.connectors.base import ColumnInfo, LoadResult, TableInfo
 from runs.engine.connectors.base.ledger import SqlLedger, stored_result
 from runs.engine.unchanged import Carried, SameRange
 
+from . import keymap as pg_keymap
 from . import unchanged as pg_unchanged
 
 if TYPE_CHECKING:
@@ -253,6 +254,12 @@ class PostgresLedger(SqlLedger, PostgresPlumbing):
     def row_state_exists(self, namespace: str, entity: str, rules_hash: str, run_id: str) -> bool:
         """Whether another run's ledger holds re-run row state for ``entity`` (these rules)."""
         return pg_unchanged.row_state_exists(self, namespace, entity, rules_hash, run_id)
+
+    def keymap_resolved(
+        self, namespace: str, entity: str, source_keys: Iterable[Sequence[str]]
+    ) -> AbstractContextManager[Callable[[Sequence[str]], dict[str, str]]]:
+        """A lookup for a known set of keys, resolved at once, nothing moved (keymap.py)."""
+        return pg_keymap.keymap_resolved(self, namespace, entity, source_keys)
 
     def keymap_fingerprint(self, namespace: str, entity: str) -> str:
         """The entity's key map as one comparable text (unchanged.keymap_fingerprint)."""
