@@ -43,7 +43,7 @@ def _replace(owner: str, owners: str):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runs", "0019_failed_message_insert_ordered"),
+        ("runs", "0020_failed_record_growth"),
     ]
 
     operations = [
