@@ -102,12 +102,13 @@ class FailedRecord(models.Model):
                 violation_error_message="Ignoring a failed record needs a reason.",
             ),
         ]
-        # Pages are keyset scans of (run, -id) filtered on the way; (run, status) counts the
+        # Pages are keyset scans of (run, id), read backward, filtered on the way; ascending
+        # so a batch's records append at its right edge (0020); (run, status) counts the
         # open records of a run. (run, category) and (status, entity) went in 0006. A re-run
         # that carries a key range whole reads one earlier batch's records (by batch).
         indexes = [
             models.Index(fields=["run", "status"]),
-            models.Index(fields=["run", "-id"], name="failed_record_run_page"),
+            models.Index(fields=["run", "id"], name="failed_record_run_page"),
             models.Index(fields=["batch"], name="failed_record_batch"),
         ]
 
