@@ -9,15 +9,30 @@ from typing import Any
 import pandas as pd
 
 from runs.engine.connectors import KeyRange
-from runs.engine.reconcile import compare_rows, pg_fetch_rows, pg_orphans, pg_run_aggregate
+from runs.engine.reconcile import (
+    RunAggregates,
+    compare_rows,
+    pg_fetch_rows,
+    pg_orphans,
+    pg_run_aggregate,
+    pg_run_aggregates,
+)
 from runs.engine.snapshot import EntitySpec
 from validation.checks import Outcome
 
 from .context import LISTED_KEYS, RunContext
-from .expected import Expected, SampleSpec, _counts, _decimal, expected_aggregate
+from .expected import (
+    Expected,
+    SampleSpec,
+    _counts,
+    _decimal,
+    _post_needs,
+    expected_aggregate,
+)
 from .sample import SampleRows
 
 SAMPLE_CHUNK = 5_000  # sampled rows compared per round trip
+AGGREGATE_KINDS = ("row_count_match", "sum_match", "category_count_match")
 
 
 def post_check(
@@ -46,19 +61,46 @@ def post_check(
     key = info.column(entity.target_key)
     common = {"table": ident, "key": key, "run_id": ctx.ledger_id, "entity": entity.name}
     # the target side is queried first: it overlaps the expected side's thread (prefetch)
+    found = _covered(ctx, entity, common) if kind in AGGREGATE_KINDS else None
     if kind == "row_count_match":
-        have = pg_run_aggregate(ctx.cursor, **common)
+        have = found.rows if found is not None else pg_run_aggregate(ctx.cursor, **common)
         return _count_outcome(expected_aggregate(ctx, entity).rows, have, params)
     if kind == "sum_match":
-        have = Decimal(pg_run_aggregate(ctx.cursor, column=column, **common) or 0)
-        return _sum_outcome(expected_aggregate(ctx, entity).sums[column], have, params)
+        total = (
+            found.sums[column]
+            if found is not None and column in found.sums
+            else pg_run_aggregate(ctx.cursor, column=column, **common)
+        )
+        return _sum_outcome(
+            expected_aggregate(ctx, entity).sums[column], Decimal(total or 0), params
+        )
     if kind == "category_count_match":
-        have = pg_run_aggregate(ctx.cursor, column=column, by_category=True, **common)
+        have = (
+            found.counts[column]
+            if found is not None and column in found.counts
+            else pg_run_aggregate(ctx.cursor, column=column, by_category=True, **common)
+        )
         return _category_outcome(dict(expected_aggregate(ctx, entity).counts[column]), have)
     if kind == "sample_compare":
         rows = _sample_rows(expected_aggregate(ctx, entity), params)
         return _sample(ctx, entity, rows, key, ident)
     raise ValueError(f"{kind} is not a post-migration check")
+
+
+def _covered(ctx: RunContext, entity: EntitySpec, common: dict) -> RunAggregates | None:
+    """The target side of every aggregate post rule of ``entity`` (count, sums, per-value
+    counts over the rows the run answers for) in ONE statement, asked once per report; None
+    when that statement fails (e.g. a sum over text): each rule then asks alone, so an error
+    is its own rule's."""
+    if entity.name not in ctx.covered:
+        sums, categories, _ = _post_needs(ctx.run, entity)
+        try:
+            ctx.covered[entity.name] = pg_run_aggregates(
+                ctx.cursor, sums=sorted(sums), categories=sorted(categories), **common
+            )
+        except Exception:  # noqa: BLE001 - asked again rule by rule, each raising its own
+            ctx.covered[entity.name] = None
+    return ctx.covered[entity.name]
 
 
 def _sample_rows(expected: Expected, params: dict) -> SampleRows:

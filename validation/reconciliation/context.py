@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Count, Sum
 
 from runs.connections import connector_for
-from runs.engine.reconcile import KeyDiff, reconcile_in_memory, reconcile_pg
+from runs.engine.reconcile import KeyDiff, RunAggregates, reconcile_in_memory, reconcile_pg
 from runs.engine.reconcile_marks import MarkSpec
 from runs.engine.snapshot import EntitySpec
 from runs.models import COUNTERS, Batch, Run
@@ -30,6 +30,8 @@ class RunContext:
     run: Run
     expected: dict[str, Expected | Exception] = field(default_factory=dict)
     pending: Future | None = None  # the prefetch thread's results, until first needed
+    # entity -> the target side of its aggregate rules (checks._covered; None: ask per rule)
+    covered: dict[str, RunAggregates | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.snapshot = run_snapshot(self.run)

@@ -27,11 +27,13 @@ from .ranges import (
     split,
 )
 from .rows import (
+    RunAggregates,
     compare_rows,
     iter_chunks,
     pg_fetch_rows,
     pg_orphans,
     pg_run_aggregate,
+    pg_run_aggregates,
     values_equal,
 )
 
@@ -42,6 +44,7 @@ __all__ = [
     "MemorySide",
     "PgSide",
     "RangeSide",
+    "RunAggregates",
     "Ranges",
     "Stats",
     "compare_rows",
@@ -55,6 +58,7 @@ __all__ = [
     "pg_position_sql",
     "pg_row_hash_sql",
     "pg_run_aggregate",
+    "pg_run_aggregates",
     "reconcile_in_memory",
     "reconcile_pg",
     "split",

@@ -4,6 +4,7 @@ comparison, row fetches, sums and counts, orphaned children."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -110,21 +111,77 @@ def pg_run_aggregate(
     else:
         query = sql.SQL("SELECT count(*) FROM {r}").format(r=rows)
     with cursor() as cur:
-        # Most rows come out of arrays (mp_ledger.covered), which the planner guesses at
-        # 200 distinct keys: it then probes the table's index once per ledger row (2.6 s for
-        # 834,122 rows) where a hash join takes 1.4 s. A run's rows are never few enough for
-        # the nested loop to win by much.
-        cur.execute("SET LOCAL enable_nestloop = off")
-        # The nested loops it cannot avoid (unnest of each batch record's arrays) then cost
-        # the planner's disable_cost (1e10) each, far past jit_above_cost: PostgreSQL
-        # JIT-compiled ~135 functions per aggregate, ~1.1 s over 470 rows where the query
-        # itself takes 1 ms.
-        cur.execute("SET LOCAL jit = off")
+        _plan_for_runs(cur)
         cur.execute(query, (run_id, entity))
         result = cur.fetchall()
     if by_category and column:
         return {("" if k is None else k): int(n) for k, n in result}
     return result[0][0]
+
+
+@dataclass
+class RunAggregates:
+    """What ``pg_run_aggregates`` found: the row count, each sum (None when every value is
+    NULL, or there are no rows) and each column's row count per value (NULL as "")."""
+
+    rows: int
+    sums: dict[str, Any]
+    counts: dict[str, dict[str, int]]
+
+
+def pg_run_aggregates(
+    cursor: CursorFactory,
+    *,
+    table: sql.Composable,
+    key: ColumnInfo,
+    run_id: str,
+    entity: str,
+    sums: Sequence[str] = (),
+    categories: Sequence[str] = (),
+) -> RunAggregates:
+    """``pg_run_aggregate``'s count, the sum of each of ``sums`` and the row count per value of
+    each of ``categories`` in ONE scan of the rows this run answers for (GROUPING SETS: one
+    set per category column, and the empty set for the count and sums). Read-only."""
+    sums, categories = list(dict.fromkeys(sums)), list(dict.fromkeys(categories))
+    values = [sql.SQL("t.{}::text").format(sql.Identifier(c)) for c in categories]
+    totals = [sql.SQL("sum(t.{}::numeric)").format(sql.Identifier(c)) for c in sums]
+    select = [sql.SQL("count(*)"), *totals]
+    group = sql.SQL("")
+    if categories:
+        select = [sql.SQL("GROUPING({})").format(sql.SQL(", ").join(values)), *values, *select]
+        sets = [sql.SQL("({})").format(v) for v in values] + [sql.SQL("()")]
+        group = sql.SQL(" GROUP BY GROUPING SETS ({})").format(sql.SQL(", ").join(sets))
+    query = sql.SQL("SELECT {s} FROM {r}{g}").format(
+        s=sql.SQL(", ").join(select), r=_run_rows(table, key), g=group
+    )
+    with cursor() as cur:
+        _plan_for_runs(cur)
+        cur.execute(query, (run_id, entity))
+        result = cur.fetchall()
+    out = RunAggregates(0, dict.fromkeys(sums), {c: {} for c in categories})
+    every = (1 << len(categories)) - 1  # GROUPING(...) of the empty set: every bit set
+    for row in result:
+        if categories and row[0] != every:  # one category column's set: its bit is clear
+            i = next(i for i in range(len(categories)) if not row[0] >> (len(values) - 1 - i) & 1)
+            value = row[1 + i]
+            out.counts[categories[i]]["" if value is None else value] = int(row[-1 - len(sums)])
+            continue
+        tail = row[len(row) - 1 - len(sums) :]
+        out.rows, out.sums = int(tail[0]), dict(zip(sums, tail[1:], strict=True))
+    return out
+
+
+def _plan_for_runs(cur: Any) -> None:
+    # Most rows come out of arrays (mp_ledger.covered), which the planner guesses at
+    # 200 distinct keys: it then probes the table's index once per ledger row (2.6 s for
+    # 834,122 rows) where a hash join takes 1.4 s. A run's rows are never few enough for
+    # the nested loop to win by much.
+    cur.execute("SET LOCAL enable_nestloop = off")
+    # The nested loops it cannot avoid (unnest of each batch record's arrays) then cost
+    # the planner's disable_cost (1e10) each, far past jit_above_cost: PostgreSQL
+    # JIT-compiled ~135 functions per aggregate, ~1.1 s over 470 rows where the query
+    # itself takes 1 ms.
+    cur.execute("SET LOCAL jit = off")
 
 
 def pg_orphans(

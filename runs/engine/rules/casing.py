@@ -18,10 +18,12 @@ from __future__ import annotations
 import re
 import string
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from .core import _arrow, as_text
+from .core import TEXT, _arrow, as_text
 
 KNOWN_TOKENS = {
     t.upper(): t
@@ -73,14 +75,69 @@ def title_value(value: str) -> str:
 
 
 def title_series(values: pd.Series) -> pd.Series:
-    """Title case of every value (null stays null): Arrow's for plain ASCII values the word
-    rules cannot change, ``title_value`` for the rest. Vectorised but for those rows."""
+    """Title case of every value (null stays null), as ``title_value`` gives it: Arrow's title
+    for plain ASCII values no word rule can change, Arrow kernels for plain ASCII values with
+    a known token or an apostrophe (``_arrow_tokens``), ``title_value`` for the few others
+    (``python_rows``: non-ASCII, other whitespace)."""
     text = as_text(values)
     out = text.str.title()
     arr = _arrow(text)
-    special = pc.match_substring_regex(arr, _CANDIDATE).fill_null(False)
-    mask = special.to_numpy(zero_copy_only=False)
-    if mask.any():
-        out = out.copy()
-        out[mask] = [title_value(v) for v in text[mask].tolist()]
+    candidate = pc.match_substring_regex(arr, _CANDIDATE).fill_null(False)
+    at = np.flatnonzero(candidate.to_numpy(zero_copy_only=False))
+    if not len(at):
+        return out
+    picked = pc.filter(arr, candidate)
+    slow = pc.match_substring_regex(picked, _PYTHON_ONLY).to_numpy(zero_copy_only=False)
+    out = out.copy()
+    if not slow.all():
+        fast = pc.filter(picked, pa.array(~slow))
+        out.iloc[at[~slow]] = pd.array(_arrow_tokens(fast), dtype=TEXT)
+    if slow.any():
+        out.iloc[at[slow]] = [title_value(v) for v in text.iloc[at[slow]].tolist()]
     return out
+
+
+# Values Arrow's kernels are not trusted with: a non-ASCII character (Unicode title case),
+# whitespace other than the space (words are split on it), an apostrophe after a digit or an
+# underscore, or a letter run after an apostrophe ended by one (RE2's word boundary, with
+# which contractions are matched, counts them as word characters; str.isalpha does not).
+_PYTHON_ONLY = r"[^\x00-\x7f]|[\t\n\x0b\x0c\r\x1c-\x1f]|[0-9_]'|'[A-Za-z]+[0-9_]"
+# A contraction as str.title leaves it ('T, 'Ll) after a letter, before a non-letter
+_CONTRACTIONS = [(rf"\b'{c.title()}\b", f"'{c}") for c in sorted(CONTRACTIONS)]
+_TOKEN_WORD = (
+    r"^(?P<lead>[[:punct:]]*)(?P<core>(?i:" + "|".join(sorted(KNOWN_TOKENS)) + r"))"
+    r"(?P<tail>[[:punct:]]*)$"
+)
+_TOKENS = pa.array(list(KNOWN_TOKENS), pa.large_string())  # upper-case forms
+_FORMS = pa.array(list(KNOWN_TOKENS.values()), pa.large_string())  # as listed
+_NONE, _SPACE = pa.scalar("", pa.large_string()), pa.scalar(" ", pa.large_string())
+
+
+def python_rows(values: pd.Series) -> np.ndarray:
+    """Which values ``title_series`` gives to ``title_value`` (Python, one at a time)."""
+    arr = _arrow(as_text(values))
+    candidate = pc.match_substring_regex(arr, _CANDIDATE).fill_null(False)
+    slow = pc.match_substring_regex(arr, _PYTHON_ONLY).fill_null(False)
+    return pc.and_(candidate, slow).to_numpy(zero_copy_only=False)
+
+
+def _arrow_tokens(arr: pa.Array) -> pa.Array:
+    """``title_value`` of plain ASCII values whose words are separated by spaces only (and no
+    apostrophe RE2 would judge differently, ``_PYTHON_ONLY``): each word titled (as
+    ``str.title`` does for ASCII), a contraction after a letter lowered again, a word that is a
+    known token between ASCII punctuation written as listed (``_title_word``'s rules)."""
+    titled = pc.utf8_title(arr)
+    quoted = pc.match_substring(titled, "'")
+    if pc.any(quoted).as_py():
+        some = pc.filter(titled, quoted)
+        for pattern, lowered in _CONTRACTIONS:
+            some = pc.replace_substring_regex(some, pattern, lowered)
+        titled = pc.replace_with_mask(titled, quoted, some)
+    words = pc.split_pattern(titled, " ")  # joined again by one space: exact
+    flat = words.values
+    token = pc.match_substring_regex(flat, _TOKEN_WORD)
+    parts = pc.extract_regex(pc.filter(flat, token), _TOKEN_WORD)  # the token words only
+    form = pc.take(_FORMS, pc.index_in(pc.utf8_upper(parts.field("core")), value_set=_TOKENS))
+    fixed = pc.binary_join_element_wise(parts.field("lead"), form, parts.field("tail"), _NONE)
+    flat = pc.replace_with_mask(flat, token, fixed)
+    return pc.binary_join(pa.LargeListArray.from_arrays(words.offsets, flat), _SPACE)
