@@ -204,3 +204,18 @@ def test_a_chain_refers_to_the_batch_holding_the_records_and_reprocesses_through
     fourth = _load(plan)
     assert _keys(fourth) == _keys(None) and _count(fourth) == first.failed
     _counted_as_listed(first, second, third, fourth)
+
+
+def test_a_rerun_that_carried_by_reference_analyses_only_for_the_records_it_wrote(
+    eager_celery, plan, monkeypatch
+):
+    from runs.services import queue_actions
+
+    _load(plan)
+    second = _load(plan)
+    written = FailedRecord.objects.filter(run=second).count()  # the coerced, recorded anew
+    assert written < second.failed
+    monkeypatch.setattr(queue_actions, "ANALYZE_AFTER", written + 1)
+    assert queue_actions.failed_records_analyze(run=second) is False
+    monkeypatch.setattr(queue_actions, "ANALYZE_AFTER", written)
+    assert queue_actions.failed_records_analyze(run=second) is True
