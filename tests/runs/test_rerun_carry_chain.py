@@ -204,3 +204,38 @@ def test_a_chain_refers_to_the_batch_holding_the_records_and_reprocesses_through
     fourth = _load(plan)
     assert _keys(fourth) == _keys(None) and _count(fourth) == first.failed
     _counted_as_listed(first, second, third, fourth)
+
+
+def test_a_rerun_that_carried_by_reference_analyses_only_for_the_records_it_wrote(
+    eager_celery, plan, monkeypatch
+):
+    from runs.services import queue_actions
+
+    _load(plan)
+    second = _load(plan)
+    written = FailedRecord.objects.filter(run=second).count()  # the coerced, recorded anew
+    assert written < second.failed
+    monkeypatch.setattr(queue_actions, "ANALYZE_AFTER", written + 1)
+    assert queue_actions.failed_records_analyze(run=second) is False
+    monkeypatch.setattr(queue_actions, "ANALYZE_AFTER", written)
+    assert queue_actions.failed_records_analyze(run=second) is True
+
+
+def test_the_api_lists_a_record_carried_by_reference_under_the_run_answering_for_it(
+    eager_celery, plan, viewer, client_for
+):
+    first = _load(plan)
+    second = _load(plan)
+    record = failed_record_filter(run=second, status="workable").exclude(run=second).first()
+    assert record is not None and record.run_id == first.pk  # held by the first run
+    client = client_for(viewer)
+    for params in ({"q": record.source_key}, {"q": record.source_key, "run": str(second.uuid)}):
+        rows = client.get("/api/failed-records/", params).json()["results"]
+        mine = [r for r in rows if r["uuid"] == str(record.uuid)]
+        assert [(r["run"], r["status"]) for r in mine] == [(str(second.uuid), "open")], params
+    rows = client.get(
+        "/api/failed-records/", {"q": record.source_key, "run": str(first.uuid)}
+    ).json()["results"]
+    assert [(r["run"], r["status"]) for r in rows if r["uuid"] == str(record.uuid)] == [
+        (str(first.uuid), "carried")
+    ]
