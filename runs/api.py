@@ -32,6 +32,7 @@ from .selectors import (
     failed_record_total,
     run_list,
 )
+from .selectors.carried import records_as_viewed
 from .serializers import (
     FailedRecordCorrectSerializer,
     FailedRecordSerializer,
@@ -195,7 +196,10 @@ class FailedRecordPagination(CursorPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         self._queryset, self._view = queryset, view
-        return super().paginate_queryset(queryset, request, view)
+        page = super().paginate_queryset(queryset, request, view)
+        if page and not request.query_params.get("run"):  # across runs: a record carried by
+            page = records_as_viewed(page, None)  # reference under the run answering for it
+        return page
 
     def decode_cursor(self, request):
         """A cursor this API did not give is bad input (400 naming it), not a missing page."""
@@ -288,7 +292,7 @@ class FailedRecordViewSet(
         record = get_object_or_404(FailedRecord, uuid=uuid)
         body = FailedRecordCorrectSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        failed_record_correct(
+        record = failed_record_correct(
             record=record, user=request.user, values=body.validated_data["corrected_values"]
         )
         record = FailedRecord.objects.select_related("run", "handled_by").get(pk=record.pk)

@@ -173,8 +173,17 @@ class RollbackSerializer(serializers.ModelSerializer):
 
 
 class FailedRecordSerializer(serializers.ModelSerializer):
-    run = serializers.UUIDField(source="run.uuid", read_only=True)
+    # in a run's view (runs.selectors.carried) a record it carries by reference is its own,
+    # with the status it shows there
+    run = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField()
     handled_by = serializers.StringRelatedField(allow_null=True)
+
+    def get_run(self, obj: FailedRecord) -> str:
+        return str(getattr(obj, "view_run_uuid", None) or obj.run.uuid)
+
+    def get_status(self, obj: FailedRecord) -> str:
+        return getattr(obj, "eff_status", obj.status)
 
     class Meta:
         model = FailedRecord

@@ -160,20 +160,25 @@ def process_frame(
     failures = [*result.failures, *load_failures]
     _complete(failures, full_rows)
     skipped = len(row_state.carried) if row_state is not None else 0
-    carried = dict(row_state.failed) if row_state is not None else {}
+    failed_before = row_state.failed if row_state is not None else {}
+    referred = failed_before if isinstance(failed_before, unchanged.FailedReference) else None
+    carried = {} if referred is not None else dict(failed_before)
     # rows an earlier batch of a range carried whole filtered out (counted as it did)
     filtered = row_state.filtered if row_state is not None else 0
     if row_state is not None:  # a later run can tell an unchanged failure by its source hash
         failure_source_hashes(failures, frame, entity, source_columns(entity))
     outcome = BatchOutcome(
-        extracted=len(frame) + skipped + len(carried) + filtered,
+        extracted=len(frame) + skipped + len(failed_before) + filtered,
         loaded=len(rows) + skipped,
-        failed=len(failures) + len(carried),
+        failed=len(failures) + len(failed_before),
         filtered=result.filtered + filtered,
         duplicates=result.duplicates,
         failures=failures,
         skipped=skipped,
         carried_failures=carried,
+        carried_reference=(
+            {"batch": referred.batch, "count": referred.count} if referred is not None else None
+        ),
         rules_hash=row_state.rules_hash if row_state is not None else "",
     )
     _check_accounting(outcome)

@@ -41,6 +41,8 @@ class BatchOutcome:
     # failed rows not transformed again: source key -> the earlier run's open failed record
     # (same source hash and rules; counted in ``failed``, copied by the app, not in failures)
     carried_failures: dict[str, Any] = field(default_factory=dict)
+    # or all the failures of an earlier batch carried by reference: {"batch", "count"}
+    carried_reference: dict[str, Any] | None = None
     rules_hash: str = ""  # the entity's rules hash when the batch kept row state, else ""
 
     def to_meta(self) -> dict[str, Any]:
@@ -48,6 +50,7 @@ class BatchOutcome:
         meta: dict[str, Any] = {name: getattr(self, name) for name in _COUNTS}
         meta["skipped"] = self.skipped
         meta["carried_failures"] = self.carried_failures
+        meta["carried_reference"] = self.carried_reference
         meta["rules_hash"] = self.rules_hash
         # Built by hand: dataclasses.asdict deep-copies every value (~15 us per failure).
         meta["failures"] = [
@@ -88,6 +91,7 @@ class BatchOutcome:
         ]
         counts: dict[str, Any] = {name: int(meta.get(name, 0)) for name in (*_COUNTS, "skipped")}
         counts["carried_failures"] = dict(meta.get("carried_failures") or {})
+        counts["carried_reference"] = meta.get("carried_reference")
         counts["rules_hash"] = meta.get("rules_hash") or ""
         if load is not None:
             counts.update(inserted=load.inserted, updated=load.updated)

@@ -5,7 +5,7 @@ One module per subject; imported here in the order the models were always regist
 # The models register in the order they always did (runs first): not sorted.
 # isort: off
 from .runs import COUNTERS, Batch, Counters, LedgerEntry, Run
-from .failures import FailedMessage, FailedRecord, FailedRecordTally
+from .failures import CarriedBatch, FailedMessage, FailedRecord, FailedRecordTally
 from .events import Notification, Rollback, RunLog
 from .workers import TableLease, Worker
 # isort: on
@@ -13,6 +13,7 @@ from .workers import TableLease, Worker
 __all__ = [
     "COUNTERS",
     "Batch",
+    "CarriedBatch",
     "Counters",
     "FailedMessage",
     "FailedRecord",

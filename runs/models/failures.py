@@ -155,3 +155,34 @@ class FailedRecordTally(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} {self.entity}/{self.category}/{self.status}: {self.n:+}"
+
+
+class CarriedBatch(models.Model):
+    """A re-run's batch that carried an earlier batch's failures whole, by reference (issue
+    15): every failed record of ``source_batch`` (resolved through earlier references to the
+    batch that holds them) counts as a failure of ``run`` — one row, no record written."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="carried_batches")
+    # the tally's statuses of records a run shows carried (its own, or an earlier reference's,
+    # carried on by a later reference) or superseded (a rolled-back reference) without a
+    # record of its own: counted in that run's view, not in the view across runs
+    TALLY_CARRIED = "ref:carried"
+    TALLY_SUPERSEDED = "ref:superseded"
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="carries")
+    source_batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="carried_by")
+    source_run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    entity = models.CharField(max_length=100)
+    records = models.PositiveIntegerField()
+    # set when ``run`` is rolled back: its view shows the records superseded; they answer to
+    # the run that carried them before
+    rolled_back = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch"], name="carried_batch_one_per_batch"),
+        ]
+        indexes = [models.Index(fields=["source_batch", "run"], name="carried_batch_source")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} batch {self.batch_id} carries batch {self.source_batch_id}"

@@ -10,22 +10,18 @@ on the source keys.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import (
     BooleanField,
-    Count,
     F,
     Func,
     Q,
     QuerySet,
     Subquery,
     Sum,
-    TextField,
     UUIDField,
-    Value,
 )
 from django.db.models.functions import MD5, Cast
 
@@ -33,9 +29,17 @@ from migration_planner.lib.errors import ApplicationError
 
 from ..engine.rules import FAILURE_CATEGORIES
 from ..enums import FailedRecordStatus
-from ..models import FailedMessage, FailedRecord, FailedRecordTally, Run
+from ..models import CarriedBatch, FailedMessage, FailedRecord, FailedRecordTally, Run
+from .carried import EFFECTIVE, carries_any, records_as_viewed, run_view
+from .queue_top import failed_record_top_errors as failed_record_top_errors
+from .queue_top import message_normalise as message_normalise
 
 OPEN_STATUSES = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
+# a run's tally counts the records it shows carried or superseded by reference apart
+_BY_REFERENCE = {
+    FailedRecordStatus.CARRIED: CarriedBatch.TALLY_CARRIED,
+    FailedRecordStatus.SUPERSEDED: CarriedBatch.TALLY_SUPERSEDED,
+}
 QUEUE_FILTERS = ("run", "entity", "stage", "category", "field", "status", "q")
 COUNT_CAP = 10_000
 PAGE_SIZE = 50
@@ -43,8 +47,6 @@ TEXT_WINDOW = 20_000
 DENSE_AT = PAGE_SIZE  # matches among the TEXT_WINDOW newest records that make a text frequent
 # A record's message digest: the expression of the index failed_record_message_digest (0018).
 _DIGEST = Cast(MD5("message"), UUIDField())
-_QUOTED = re.compile(r"'[^']*'|“[^”]*”|\"[^\"]*\"")
-_PG_QUOTED = "'[^']*'|“[^”]*”|\"[^\"]*\""
 
 
 def failed_record_filter(
@@ -61,8 +63,12 @@ def failed_record_filter(
     Read-only; raises ApplicationError for a category that is not a failure category."""
     failure_category_check(category)
     qs = FailedRecord.objects.all()
-    if run is not None:
+    viewed = run is not None and carries_any(run)
+    if viewed:
+        qs = run_view(qs, run)
+    elif run is not None:
         qs = qs.filter(run=run)
+    state = EFFECTIVE if viewed else "status"
     if entity:
         qs = qs.filter(entity=entity)
     if stage:
@@ -72,9 +78,9 @@ def failed_record_filter(
     if field:
         qs = qs.filter(field=field)
     if status == "workable":
-        qs = qs.filter(status__in=OPEN_STATUSES)
+        qs = qs.filter(**{f"{state}__in": OPEN_STATUSES})
     elif status:
-        qs = qs.filter(status=status)
+        qs = qs.filter(**{state: status})
     if q:
         qs = qs.filter(text_match(q))
     return qs
@@ -125,8 +131,8 @@ def failed_record_search(
     first (a page is found at once); a rare one is looked up in the trigram index and sorted.
     """
     q = filters.get("q") or ""
-    others = failed_record_filter(run=run, **{**filters, "q": ""})
     if q and _tallied():
+        others = failed_record_filter(run=run, **{**filters, "q": ""})
         frequent = _frequent(others, q)
         if frequent:
             ids = _walk_matches(others, q, after=after, limit=size + 1)
@@ -136,17 +142,22 @@ def failed_record_search(
             ids, total = _rare_matches(hits, after=after, size=size)
             capped = False
         chosen = FailedRecord.objects.filter(id__in=ids[:size])
-        records = list(
-            chosen.select_related("run__plan", "run__target", "handled_by").order_by("-id")
+        if EFFECTIVE in others.query.annotations:  # the run's view: shown as it sees them
+            chosen = others.filter(id__in=ids[:size])
+        records = records_as_viewed(
+            list(chosen.select_related("run__plan", "run__target", "handled_by").order_by("-id")),
+            run,
         )
         cursor = records[-1].id if len(ids) > size else None
     else:
-        records, cursor = failed_record_page(
-            failed_record_filter(run=run, **filters), after=after, size=size
-        )
+        plain = failed_record_filter(run=run, **filters)
+        records, cursor = failed_record_page(plain, after=after, size=size)
+        records = records_as_viewed(records, run)
         total, capped = failed_record_total(run=run, filters=filters)
     first = (records[0].id if records else after) if after else None
-    qs = failed_record_filter_planned(run=run, filters=filters) if first else None
+    qs = None
+    if first:  # without a text the filter just built (no second look at the references)
+        qs = failed_record_filter_planned(run=run, filters=filters) if q else plain
     position = failed_record_position(
         qs, first_id=first, total=total, total_capped=capped, size=size
     )
@@ -167,6 +178,8 @@ def failed_record_filter_planned(
     if _frequent(others, q):
         return qs
     ordered = qs.order_by((F("id") + 0).desc()).values_list("id", flat=True)
+    if EFFECTIVE in qs.query.annotations:  # the run's view keeps its statuses
+        return others.filter(id__in=list(ordered[:COUNT_CAP]))
     return FailedRecord.objects.filter(id__in=list(ordered[:COUNT_CAP]))
 
 
@@ -285,41 +298,6 @@ def failed_record_page(
     return records, (records[-1].id if more and records else None)
 
 
-def message_normalise(message: str) -> str:
-    """The message with quoted values replaced by '…', so that like errors group together."""
-    return _QUOTED.sub("'…'", message)
-
-
-def failed_record_top_errors(qs: QuerySet[FailedRecord], *, limit: int = 10) -> list[dict]:
-    """The most frequent (entity, field, normalised message) groups with their counts."""
-    if connection.vendor == "postgresql":
-        pattern = Func(
-            "message",
-            Value(_PG_QUOTED),
-            Value("'…'"),
-            Value("g"),
-            function="regexp_replace",
-            output_field=TextField(),
-        )
-        rows = (
-            qs.order_by()
-            .annotate(pattern=pattern)
-            .values("entity", "field", "category", "pattern")
-            .annotate(n=Count("id"))
-            .order_by("-n", "entity", "field")[:limit]
-        )
-        return list(rows)
-    groups: dict[tuple, int] = {}
-    for entity, fld, category, message, n in (
-        qs.order_by().values_list("entity", "field", "category", "message").annotate(n=Count("id"))
-    ):
-        key = (entity, fld, category, message_normalise(message))
-        groups[key] = groups.get(key, 0) + n
-    top = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    keys = ("entity", "field", "category", "pattern")
-    return [dict(zip(keys, k, strict=True), n=n) for k, n in top]
-
-
 def _tallied() -> bool:
     """Whether counts come from the tally (PostgreSQL, where the triggers keep it)."""
     return connection.vendor == "postgresql"
@@ -328,8 +306,9 @@ def _tallied() -> bool:
 def _tally(run: Run | None, filters: dict) -> QuerySet[FailedRecordTally]:
     """The tally rows matching the filters that the tally has dimensions for."""
     qs = FailedRecordTally.objects.all()
-    if run is not None:
-        qs = qs.filter(run=run)
+    # across runs a record carried by reference counts once, where it answers
+    by_reference = _BY_REFERENCE.values()
+    qs = qs.filter(run=run) if run is not None else qs.exclude(status__in=by_reference)
     for name in ("entity", "stage", "category", "field"):
         if filters.get(name):
             qs = qs.filter(**{name: filters[name]})
@@ -337,7 +316,9 @@ def _tally(run: Run | None, filters: dict) -> QuerySet[FailedRecordTally]:
     if status == "workable":
         qs = qs.filter(status__in=OPEN_STATUSES)
     elif status:
-        qs = qs.filter(status=status)
+        qs = qs.filter(
+            status__in=[status, *([_BY_REFERENCE[status]] if status in _BY_REFERENCE else [])]
+        )
     return qs
 
 
@@ -411,7 +392,8 @@ def failed_record_selection(
         qs = failed_record_filter(run=run, **{k: v for k, v in filters.items() if v})
     else:
         qs = FailedRecord.objects.filter(uuid__in=ids or [])
-    qs = qs.filter(status__in=OPEN_STATUSES)
+    state = EFFECTIVE if EFFECTIVE in qs.query.annotations else "status"
+    qs = qs.filter(**{f"{state}__in": OPEN_STATUSES})
     if cap is None:
         return qs, False
     chosen = list(qs.order_by("id").values_list("id", flat=True)[: cap + 1])

@@ -13,7 +13,7 @@ from runs.connections import connector_for
 from runs.engine.connectors import KeyRange
 from runs.engine.errors import EngineError, TransientError, is_unavailable
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
-from runs.models import Batch, FailedRecord, Run
+from runs.models import Batch, Run
 
 from .carry import failed_carry_batch_lookup, failed_carry_lookup
 from .claims import ClaimHeartbeat, db_retrying, lease_delta, worker_id
@@ -230,11 +230,10 @@ def _work_deletes(batch: Batch, entity):
 @lru_cache(maxsize=64)
 def _failed_parent_keys(run_id: int, parent: str) -> frozenset[str]:
     # Children start only after every parent batch is done, so the set no longer changes.
-    return frozenset(
-        FailedRecord.objects.filter(run_id=run_id, entity=parent).values_list(
-            "source_key", flat=True
-        )
-    )
+    from runs.selectors.carried import failed_records_of  # the selectors load numpy
+
+    records = failed_records_of(run=Run.objects.get(pk=run_id), entity=parent)
+    return frozenset(records.values_list("source_key", flat=True))
 
 
 def _failed_parents(run: Run, entity) -> dict[str, frozenset[str]] | None:

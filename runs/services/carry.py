@@ -16,6 +16,8 @@ from django.db import connection
 from runs.enums import FailedRecordStatus, RunStatus
 from runs.models import Run
 
+CARRY_BY_REFERENCE = True  # a range carried whole refers to its failures (runs_carriedbatch)
+
 # Of the open failed records of the earlier runs, per key the newest with the same source
 # hash and rules (the rules hash covers the target table's columns, so the load-stage checks
 # decide the same way). Rows the target itself changed (a trigger, a rule) are tried again.
@@ -37,6 +39,23 @@ SELECT f.source_key, f.id, f.status = %s AND f.rules_hash = %s AND f.source_hash
 FROM runs_failedrecord f
 WHERE f.batch_id = (SELECT b.id FROM runs_batch b WHERE b.run_id = %s AND b.entity = %s
     AND b.seq = %s) AND f.run_id = %s AND f.entity = %s
+"""
+
+
+# The same for a batch carried whole by reference: the batch that holds the records (the
+# earlier batch itself, or the one it referred to — references resolve when written), how
+# many there are and whether every one may be carried; none when the referring batch holds
+# records of its own (a referred record acted on in the queue was copied into it).
+_REFER = """
+WITH b AS (SELECT b.id FROM runs_batch b WHERE b.run_id = %(run)s AND b.entity = %(entity)s
+        AND b.seq = %(seq)s),
+    h AS (SELECT coalesce(c.source_batch_id, b.id) AS id, c.id IS NOT NULL AS referred, b.id AS own
+        FROM b LEFT JOIN runs_carriedbatch c ON c.batch_id = b.id)
+SELECT h.id, count(f.id), coalesce(bool_and(f.status = %(open)s AND f.rules_hash = %(rules)s
+        AND f.source_hash <> '' AND f.category <> 'coerced_by_target'), true)
+    AND NOT (h.referred AND EXISTS (SELECT 1 FROM runs_failedrecord o WHERE o.batch_id = h.own))
+FROM h LEFT JOIN runs_failedrecord f ON f.batch_id = h.id AND f.entity = %(entity)s
+GROUP BY h.id, h.referred, h.own
 """
 
 
@@ -64,12 +83,26 @@ def failed_carry_batch_lookup(
     earlier = _earlier_runs(run)
     if not earlier:
         return None
+    # here, not at import: the engine's row hashing loads pyarrow (not in the worker's parent)
+    from runs.engine.unchanged import FailedReference
 
-    def lookup(rules_hash: str, run_id: str, batch_id: str, failed: int) -> dict[str, Any] | None:
+    def lookup(
+        rules_hash: str, run_id: str, batch_id: str, failed: int
+    ) -> dict[str, Any] | Any | None:
         pk = earlier.get(run_id)
         name, _, seq = batch_id.rpartition(":")
         if pk is None or name != entity or not seq.isdigit():
             return None
+        if failed and CARRY_BY_REFERENCE:
+            params = {"run": pk, "entity": entity, "seq": int(seq)}
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _REFER, {**params, "open": FailedRecordStatus.OPEN, "rules": rules_hash}
+                )
+                row = cursor.fetchone()
+            if row is None or row[1] != failed or not row[2]:
+                return None
+            return FailedReference(batch=row[0], count=failed)
         with connection.cursor() as cursor:
             cursor.execute(
                 _BATCH, (FailedRecordStatus.OPEN, rules_hash, pk, entity, int(seq), pk, entity)

@@ -20,6 +20,7 @@ from runs.connections import connector_for
 from runs.enums import BatchStatus, FailedRecordStatus, LeasePurpose, LogLevel, RunMode, RunStatus
 from runs.models import Batch, FailedRecord, LedgerEntry, Run
 
+from .carry_refs import failed_records_standing
 from .dispatch import enqueue_reprocess
 from .hooks import after_queue_work, approved_versions
 from .leases import table_lease_acquire, table_lease_release
@@ -323,6 +324,7 @@ def failed_record_reprocess(
     production, which only an operator may re-process into (``reprocess_rules_choose``)."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal_text("mp.work_queue"))
+    records = failed_records_standing(records)  # copies of records carried by reference
     groups: dict[tuple[int, str], list[int]] = defaultdict(list)
     runs: dict[int, Run] = {}
     rows = records.filter(status__in=WORKABLE).values_list("run_id", "entity", "pk")
@@ -389,6 +391,7 @@ def failed_records_reprocess_later(*, records: QuerySet[FailedRecord], user) -> 
     PermissionDeniedError / ApplicationError (nothing open selected)."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal_text("mp.work_queue"))
+    records = failed_records_standing(records)  # copies of records carried by reference
     ids = list(records.filter(status__in=WORKABLE).order_by("id").values_list("id", flat=True))
     if not ids:
         raise ApplicationError("No open failed records match.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet, Sum
+from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from migration_planner.audit.enums import AuditAction
@@ -15,8 +15,9 @@ from migration_planner.audit.services import audit_record
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
 from migration_planner.lib.roles import refusal_text
 from runs.enums import FailedRecordStatus, RunMode, RunStatus
-from runs.models import FailedRecord, FailedRecordTally, Run
+from runs.models import CarriedBatch, FailedRecord, FailedRecordTally, Run
 
+from .carry_refs import carries_any, failed_records_materialise, failed_records_standing
 from .queue import WORKABLE
 
 logger = logging.getLogger(__name__)
@@ -38,11 +39,17 @@ def _refuse_production(runs: QuerySet[Run], user, action: str) -> None:
 
 
 @transaction.atomic
-def failed_record_correct(*, record: FailedRecord, user, values: dict[str, str | None]) -> None:
-    """Store corrected source values on a record (status fixed). Raises ApplicationError for a
-    column the source row does not have."""
+def failed_record_correct(
+    *, record: FailedRecord, user, values: dict[str, str | None]
+) -> FailedRecord:
+    """Store corrected source values on a record (status fixed); a record carried by
+    reference is first copied into the run answering for it, and the copy corrected. Returns
+    the record corrected. Raises ApplicationError for a column the source row does not have."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal_text("mp.work_queue"))
+    (pk,) = failed_records_materialise(record_ids=[record.pk])
+    if pk != record.pk:
+        record = FailedRecord.objects.get(pk=pk)
     _refuse_production(Run.objects.filter(pk=record.run_id), user, "correct")
     unknown = sorted(set(values) - set(record.source_row))
     if unknown:
@@ -59,15 +66,18 @@ def failed_record_correct(*, record: FailedRecord, user, values: dict[str, str |
         before=before,
         after=record.corrected_values,
     )
+    return record
 
 
 @transaction.atomic
 def failed_record_ignore(*, records: QuerySet[FailedRecord], user, reason: str) -> int:
-    """Close records as ignored with a reason (required). Returns how many."""
+    """Close records as ignored with a reason (required); those carried by reference are
+    copied into the run answering for them first, and the copies closed. Returns how many."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal_text("mp.work_queue"))
     if not reason.strip():
         raise ApplicationError("Say why the records are ignored.", field="reason")
+    records = failed_records_standing(records)
     open_runs = records.filter(status__in=WORKABLE).values("run_id")
     _refuse_production(Run.objects.filter(pk__in=open_runs), user, "ignore")
     count = records.filter(status__in=WORKABLE).update(
@@ -128,8 +138,12 @@ def failed_records_supersede(*, run: Run) -> int:
         earlier = _workable_earlier(run)
         if not earlier:
             return 0
+    held = Q(run_id__in=earlier)
+    if carries_any():  # and records they carry by reference (the trigger charges them there)
+        referred = CarriedBatch.objects.filter(run_id__in=earlier, rolled_back=False)
+        held |= Q(batch_id__in=referred.values("source_batch_id"))
     return (
-        FailedRecord.objects.filter(run_id__in=earlier, status__in=WORKABLE)
+        FailedRecord.objects.filter(held, status__in=WORKABLE)
         .filter(_same_row_in(run))
         .update(status=FailedRecordStatus.SUPERSEDED)
     )
@@ -167,8 +181,13 @@ def failed_records_analyze(*, run: Run) -> bool:
     (PostgreSQL): until then the planner guesses ~1 record for a run it has no statistics of
     and sorts all of them for the queue's first page instead of reading it by index.
     Idempotent, writes no rows; never raises a database error (a table another session is
-    vacuuming or analysing is skipped after ANALYZE_LOCK_WAIT); returns whether it analysed."""
+    vacuuming or analysing is skipped after ANALYZE_LOCK_WAIT); returns whether it analysed.
+    Failures carried by reference are not records of the run: a re-run that carried them all
+    so wrote none (0.57 s of ANALYZE at 1 M for nothing)."""
     if connection.vendor != "postgresql" or run.failed < ANALYZE_AFTER:
+        return False
+    referred = CarriedBatch.objects.filter(run=run).aggregate(n=Sum("records"))["n"] or 0
+    if run.failed - referred < ANALYZE_AFTER:
         return False
     try:
         with transaction.atomic(), connection.cursor() as cursor:

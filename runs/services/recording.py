@@ -357,6 +357,11 @@ def outcome_record(*, batch: Batch, outcome, entity, duration_ms: int) -> bool:
     carried = getattr(outcome, "carried_failures", None)
     if carried:
         failed_records_carry(run=run, batch=batch, record_ids=list(carried.values()))
+    referred = getattr(outcome, "carried_reference", None)
+    if referred:
+        from .carry_refs import failed_batch_refer
+
+        failed_batch_refer(run=run, batch=batch, source_batch=referred["batch"])
     if outcome.inserted or outcome.updated:
         LedgerEntry.objects.get_or_create(
             batch=batch,

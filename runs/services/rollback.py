@@ -26,6 +26,7 @@ from runs.enums import (
 from runs.models import Batch, FailedRecord, LedgerEntry, Rollback, Run
 
 from . import hooks
+from .carry_refs import carried_batches_roll_back
 from .claims import ClaimHeartbeat, db_retrying, lease_delta, worker_id
 from .dispatch import enqueue_rollback
 from .leases import (
@@ -345,7 +346,9 @@ def _undo_run_records(run: Run) -> int:
         .exclude(status__in=[FailedRecordStatus.IGNORED, FailedRecordStatus.SUPERSEDED])
         .update(status=FailedRecordStatus.SUPERSEDED)
     )
-    # the earlier run's records this run carried are that run's open failures again
+    # its references first (they decide which run the re-opened originals answer to): the
+    # earlier run's records this run carried are that run's open failures again
+    carried_batches_roll_back(run=run)
     FailedRecord.objects.filter(
         status=FailedRecordStatus.CARRIED,
         pk__in=FailedRecord.objects.filter(run=run, carried_from__isnull=False).values(

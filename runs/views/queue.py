@@ -265,8 +265,8 @@ def failed_record_correct_view(request: HttpRequest, uuid) -> HttpResponse:
     record = _record(uuid)
     values = _changed_values(request, record)
     try:
-        if values:
-            failed_record_correct(record=record, user=request.user, values=values)
+        if values:  # a record carried by reference is corrected as its copy
+            record = failed_record_correct(record=record, user=request.user, values=values)
         if "reprocess" in request.POST:
             result = failed_record_reprocess(
                 records=FailedRecord.objects.filter(pk=record.pk), user=request.user
@@ -303,7 +303,7 @@ def _csv_rows(qs):
     for r in qs.select_related("run").order_by("id").iterator(chunk_size=2000):
         yield writer.writerow(
             [
-                r.run.uuid,
+                getattr(r, "view_run_uuid", None) or r.run.uuid,  # a run's view: as it shows it
                 r.entity,
                 r.source_key,
                 r.stage,
@@ -311,7 +311,7 @@ def _csv_rows(qs):
                 r.field,
                 r.rule,
                 r.message,
-                r.status,
+                getattr(r, "eff_status", r.status),
                 json.dumps(r.source_row, ensure_ascii=False),
                 json.dumps(r.corrected_values, ensure_ascii=False),
                 r.ignore_reason,

@@ -22,6 +22,7 @@ from mappings.models import (
 )
 from runs.enums import RunStatus
 from runs.models import FailedRecord, Run
+from runs.selectors import failed_record_filter
 from runs.services import failed_record_correct, failed_record_reprocess, run_create
 from tests.runs.oracle_model import Context, Fail, field_result
 from tests.runs.oracle_strategies import BAD, LOOKUP, PARENTS, VALUES, hostile, plan_strategy
@@ -329,7 +330,7 @@ class DataPath(RuleBasedStateMachine):
         return failing
 
     def _check_records(self, run: Run, failing: dict[str, dict[str, str]]) -> None:
-        records = FailedRecord.objects.filter(run=run, entity="things", status="open")
+        records = failed_record_filter(run=run, entity="things", status="open")
         got = {r.source_key: r for r in records}
         assert set(got) == set(failing), (
             {k: r.errors for k, r in got.items() if k not in failing},
@@ -384,17 +385,18 @@ class DataPath(RuleBasedStateMachine):
         self._run("delta", set(changes))
 
     def _open_records(self):
-        return FailedRecord.objects.filter(run=self.last_run, entity="things", status="open")
+        return failed_record_filter(run=self.last_run, entity="things", status="open")
 
     @precondition(lambda self: self._open_records().exists())
     @rule(data=st.data())
     def reprocess(self, data):
         """Correct the open records of the last run in the queue and re-process them."""
-        records = list(self._open_records())
+        records = []
         corrected = {}
-        for record in records:
+        for record in list(self._open_records()):
             fix = {c: v for c, v in data.draw(self._row()).items() if c in self.columns}
-            failed_record_correct(record=record, user=None, values=fix)
+            # a record carried by reference is corrected as its copy in the last run
+            records.append(failed_record_correct(record=record, user=None, values=fix))
             corrected[int(record.source_key)] = {**self.source[int(record.source_key)], **fix}
         failed_record_reprocess(
             records=FailedRecord.objects.filter(pk__in=[r.pk for r in records]), user=None

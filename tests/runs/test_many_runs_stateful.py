@@ -34,6 +34,7 @@ from migration_planner.lib.errors import ConflictError
 from runs.connections import connector_for, connectors_close
 from runs.enums import RollbackStatus, RunStatus
 from runs.models import FailedRecord, Run, TableLease
+from runs.selectors import failed_record_filter
 from runs.services import (
     RollbackOrderError,
     TableBusy,
@@ -213,14 +214,17 @@ class ManyRuns(RuleBasedStateMachine):
         run = self.stack[-1][0]
         records = [
             r
-            for r in FailedRecord.objects.filter(run=run, field="email", status="open")
+            for r in failed_record_filter(run=run, field="email", status="open")
             if len(r.errors) == 1
         ]
         if not records:
             return
         record = records[pick % len(records)]
         email = f"fixed{record.source_key}@example.com"
-        failed_record_correct(record=record, user=self.operator, values={"Email_Address": email})
+        # (a record carried by reference is corrected as its copy in the newest run)
+        record = failed_record_correct(
+            record=record, user=self.operator, values={"Email_Address": email}
+        )
         result = failed_record_reprocess(
             records=FailedRecord.objects.filter(pk=record.pk), user=self.operator
         )
@@ -233,7 +237,7 @@ class ManyRuns(RuleBasedStateMachine):
     @rule()
     def reprocess_older_is_refused(self) -> None:
         older = self.stack[0][0]
-        record = FailedRecord.objects.filter(run=older, status="open").first()
+        record = failed_record_filter(run=older, status="open").first()
         if record is not None:
             with pytest.raises(ConflictError, match="cannot be re-processed"):
                 failed_record_reprocess(

@@ -9,6 +9,8 @@ from django.urls import reverse
 
 from runs.enums import FailedRecordStatus, RunStatus
 from runs.models import FailedRecord, Run
+from runs.selectors import failed_record_filter
+from runs.selectors.queue import OPEN_STATUSES
 from runs.services import run_create
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -47,14 +49,16 @@ def test_a_later_run_supersedes_the_earlier_runs_open_record_of_the_same_row(
     workable = (FailedRecordStatus.OPEN, FailedRecordStatus.FIXED)
     # one workable record per failing row: the latest run's; the first run's are carried into
     # it (unchanged rows and rules, services.carry) or superseded by it (recorded anew)
-    assert not FailedRecord.objects.filter(run=first, status__in=workable).exists()
-    superseded = FailedRecord.objects.filter(run=first, status="superseded").count()
-    carried = FailedRecord.objects.filter(run=first, status="carried").count()
+    # (read as the queue shows them: a batch carried whole is carried by reference)
+    assert not failed_record_filter(run=first, status="workable").exists()
+    assert workable == OPEN_STATUSES
+    superseded = failed_record_filter(run=first, status="superseded").count()
+    carried = failed_record_filter(run=first, status="carried").count()
     assert superseded > 0 and superseded + carried == first.failed
-    assert FailedRecord.objects.filter(run=second, status="open").count() == second.failed
+    assert failed_record_filter(run=second, status="open").count() == second.failed
     # a dry run's records are not superseded by loads (nor the other way round)
     assert FailedRecord.objects.filter(run=dry, status="open").count() == dry.failed
-    record = FailedRecord.objects.filter(run=first, status="superseded").order_by("id").first()
+    record = failed_record_filter(run=first, status="superseded").order_by("id").first()
     page = client_for(viewer).get(reverse("runs:queue_all"), {"q": record.source_key})
     text = page.content.decode()
     rows = [r for r in text.split("<tr>") if f"<code>{record.source_key}</code>" in r]

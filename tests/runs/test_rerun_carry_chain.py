@@ -8,9 +8,10 @@ target, eager Celery."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from runs.enums import RollbackStatus
-from runs.models import Run
+from runs.models import CarriedBatch, FailedRecord, Run
 from runs.selectors import failed_record_filter, failed_record_total
 from runs.services import (
     RollbackOrderError,
@@ -38,7 +39,7 @@ def _keys(run: Run | None, status: str = "workable") -> list[tuple[str, str]]:
 
 def _count(run: Run | None, status: str = "workable") -> int:
     """The queue's total for the filter (the tally on PostgreSQL)."""
-    return failed_record_total(run=run, filters={"status": status})[0]
+    return failed_record_total(run=run, filters={"status": status} if status else {})[0]
 
 
 def _failing(run: Run) -> list[tuple[str, str]]:
@@ -48,6 +49,20 @@ def _failing(run: Run) -> list[tuple[str, str]]:
         for status in ("open", "fixed", "reprocessed", "ignored")
         for k in _keys(run, status=status)
     )
+
+
+STATUSES = ("open", "fixed", "reprocessed", "ignored", "carried", "superseded")
+
+
+def _counted_as_listed(*runs: Run) -> None:
+    """Every view (each run's, and across runs) counts (the tally, on PostgreSQL) exactly the
+    records it lists, per status, and lists each (entity, key) once."""
+    for run in (*runs, None):
+        for status in STATUSES:
+            assert _count(run, status) == len(_keys(run, status)), (run and run.pk, status)
+        assert _count(run, "") == len(_keys(run, "")), run and run.pk
+        listed = _keys(run, "" if run else "workable")
+        assert len(listed) == len(set(listed)), run and run.pk
 
 
 def _rollback(run: Run, operator) -> None:
@@ -71,14 +86,17 @@ def test_a_chain_of_three_unchanged_runs_shows_each_failure_once_in_the_newest(
     assert _count(first, "carried") == _count(second, "carried") == first.failed
     # across runs each key once, counted once
     assert _keys(None) == failing and _count(None) == first.failed
+    _counted_as_listed(first, second, third)
     # rolled back newest first, each run's failures are workable again in turn
     _rollback(third, operator)
     assert _keys(second) == failing and _count(second) == first.failed
     assert _keys(None) == failing and _count(None) == first.failed
     assert _keys(first) == [] and _count(third) == 0
+    _counted_as_listed(first, second, third)
     _rollback(second, operator)
     assert _keys(first) == failing and _count(first) == first.failed
     assert _keys(None) == failing and _count(None) == first.failed
+    _counted_as_listed(first, second, third)
 
 
 def test_the_earlier_run_cannot_be_rolled_back_while_a_later_run_carries_its_failures(
@@ -104,9 +122,11 @@ def test_rolling_back_the_rerun_gives_the_earlier_run_its_workable_failures_back
     assert _keys(first) == failing and _count(first) == first.failed
     assert _keys(second) == [] and _count(second) == 0
     assert _keys(None) == failing and _count(None) == first.failed
+    _counted_as_listed(first, second)
     # and a run after the rollback carries them again, from the first run
     third = _load(plan)
     assert _keys(third) == failing and _count(first) == 0 and _count(None) == first.failed
+    _counted_as_listed(first, second, third)
 
 
 def test_a_carried_record_reprocessed_in_the_newest_run_is_undone_by_its_rollback(
@@ -131,9 +151,91 @@ def test_a_carried_record_reprocessed_in_the_newest_run_is_undone_by_its_rollbac
     assert _keys(second, "reprocessed") == [("accounts", key)]
     assert _count(None) == first.failed - 1 and _count(first) == 0
     assert pg.query(target_db, "SELECT email FROM accounts WHERE account_number = %s", (key,))
+    _counted_as_listed(first, second)
     # the newest run rolled back: the row is gone, the key is the first run's open failure
     _rollback(second, operator)
     assert not pg.query(target_db, "SELECT 1 FROM accounts WHERE account_number = %s", (key,))
     assert ("accounts", key) in _keys(first)
     assert _count(first) == first.failed and _count(None) == first.failed
     assert _keys(first, "reprocessed") == []
+    _counted_as_listed(first, second)
+
+
+def test_a_chain_refers_to_the_batch_holding_the_records_and_reprocesses_through_the_newest(
+    eager_celery, plan, target_db, operator
+):
+    first = _load(plan)
+    second = _load(plan)
+    third = _load(plan)
+    refs = CarriedBatch.objects.filter(run=third)
+    if connection.vendor == "postgresql":  # the carry by reference is PostgreSQL's
+        assert refs.exists()
+        holders = set(first.batches.values_list("pk", flat=True))
+        assert set(refs.values_list("source_batch_id", flat=True)) <= holders
+        assert (
+            not FailedRecord.objects.filter(run__in=(second, third))
+            .exclude(carried_from__isnull=True)
+            .filter(batch__carries__isnull=False)
+        )
+    records = failed_record_filter(run=third, status="workable", field="email")
+    record = next(r for r in records.order_by("id") if len(r.errors) == 1)
+    key = record.source_key
+    corrected = failed_record_correct(
+        record=record, user=operator, values={"Email_Address": f"fixed{key}@example.com"}
+    )
+    assert corrected.run_id == third.pk and corrected.status == "fixed"
+    assert _keys(third, "fixed") == [("accounts", key)]
+    assert _keys(second, "fixed") == _keys(first, "fixed") == []
+    _counted_as_listed(first, second, third)
+    # re-processing the record as the queue listed it acts on its copy in the newest run
+    result = failed_record_reprocess(
+        records=FailedRecord.objects.filter(pk=record.pk), user=operator
+    )
+    assert (result.attempted, result.fixed) == (1, 1)
+    third.refresh_from_db()
+    assert (third.failed, third.inserted) == (first.failed - 1, 1)
+    _counted_as_listed(first, second, third)
+    _rollback(third, operator)
+    assert not pg.query(target_db, "SELECT 1 FROM accounts WHERE account_number = %s", (key,))
+    assert ("accounts", key) in _keys(second) and _count(second) == first.failed
+    assert _count(third, "superseded") == first.failed and _count(third) == 0
+    _counted_as_listed(first, second, third)
+    # a run after: carries the second run's failures again (every one open there)
+    fourth = _load(plan)
+    assert _keys(fourth) == _keys(None) and _count(fourth) == first.failed
+    _counted_as_listed(first, second, third, fourth)
+
+
+def test_a_rerun_that_carried_by_reference_analyses_only_for_the_records_it_wrote(
+    eager_celery, plan, monkeypatch
+):
+    from runs.services import queue_actions
+
+    _load(plan)
+    second = _load(plan)
+    written = FailedRecord.objects.filter(run=second).count()  # the coerced, recorded anew
+    assert written < second.failed
+    monkeypatch.setattr(queue_actions, "ANALYZE_AFTER", written + 1)
+    assert queue_actions.failed_records_analyze(run=second) is False
+    monkeypatch.setattr(queue_actions, "ANALYZE_AFTER", written)
+    assert queue_actions.failed_records_analyze(run=second) is True
+
+
+def test_the_api_lists_a_record_carried_by_reference_under_the_run_answering_for_it(
+    eager_celery, plan, viewer, client_for
+):
+    first = _load(plan)
+    second = _load(plan)
+    record = failed_record_filter(run=second, status="workable").exclude(run=second).first()
+    assert record is not None and record.run_id == first.pk  # held by the first run
+    client = client_for(viewer)
+    for params in ({"q": record.source_key}, {"q": record.source_key, "run": str(second.uuid)}):
+        rows = client.get("/api/failed-records/", params).json()["results"]
+        mine = [r for r in rows if r["uuid"] == str(record.uuid)]
+        assert [(r["run"], r["status"]) for r in mine] == [(str(second.uuid), "open")], params
+    rows = client.get(
+        "/api/failed-records/", {"q": record.source_key, "run": str(first.uuid)}
+    ).json()["results"]
+    assert [(r["run"], r["status"]) for r in rows if r["uuid"] == str(record.uuid)] == [
+        (str(first.uuid), "carried")
+    ]

@@ -11,6 +11,7 @@ import datetime as dt
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
 from mappings.demo import legacy_crm
@@ -19,6 +20,8 @@ from mappings.models import RuleStep
 from runs.engine import batch as engine_batch
 from runs.enums import RunStatus
 from runs.models import FailedRecord, Run
+from runs.selectors import failed_record_filter, failed_record_total
+from runs.selectors.carried import failed_records_of
 from runs.services import run_create, run_rollback_request
 from tests.runs.conftest import _pg_system
 from tests.support import pg
@@ -204,7 +207,9 @@ def test_rerun_carries_unchanged_failures_and_the_queue_shows_each_key_once(
     assert failed_before.exclude(source_hash="").count() == failed_before.count() > 0
     transformed.clear()
     again = _load(plan)
-    carried = FailedRecord.objects.filter(run=again, carried_from__isnull=False)
+    # carried: copied (carried_from) or carried by reference (the earlier run's records in
+    # the re-run's view); read as the queue shows them
+    carried = failed_records_of(run=again).filter(Q(carried_from__isnull=False) | ~Q(run=again))
     assert carried.count() == failed_before.count()
     assert sum(transformed) == _transformed_again(first)  # no carried failure transformed
     # the accounting balances per batch and per run, the carried failures counted failed
@@ -214,43 +219,49 @@ def test_rerun_carries_unchanged_failures_and_the_queue_shows_each_key_once(
         assert b.extracted == b.loaded + b.failed + b.filtered + b.duplicates, b.seq
     fields = ("entity", "source_key", "stage", "category", "field", "rule", "message")
     kept = ("source_row", "transformed_row", "errors", "source_hash", "rules_hash")
-    assert sorted(FailedRecord.objects.filter(run=again).values_list(*fields, *kept)) == sorted(
+    assert sorted(failed_records_of(run=again).values_list(*fields, *kept)) == sorted(
         FailedRecord.objects.filter(run=first).values_list(*fields, *kept)
     )
-    assert FailedRecord.objects.filter(run=again).count() == again.failed
+    assert failed_records_of(run=again).count() == again.failed
+    assert failed_record_total(run=again, filters={})[0] == again.failed
     # the queue across runs shows each failed key once: the earlier records are "carried"
-    workable = list(
-        FailedRecord.objects.filter(status__in=["open", "fixed"]).values_list(
-            "entity", "source_key"
-        )
-    )
+    workable = list(failed_record_filter(status="workable").values_list("entity", "source_key"))
     assert len(workable) == len(set(workable)) == again.failed
-    assert set(failed_before.values_list("status", flat=True)) == {"carried"}
+    assert failed_record_total(run=None, filters={"status": "workable"})[0] == again.failed
+    shown_carried = failed_record_filter(run=first, status="carried")
+    assert shown_carried.exclude(category="coerced_by_target").count() == failed_before.count()
+    assert failed_record_total(run=first, filters={"status": "workable"})[0] == 0
     # rolling the re-run back makes them the first run's open failures again
     rollback = run_rollback_request(run=again, user=operator)
     rollback.refresh_from_db()
     assert rollback.status == "verified"
     assert set(failed_before.values_list("status", flat=True)) == {"open"}
-    assert set(FailedRecord.objects.filter(run=again).values_list("status", flat=True)) == {
-        "superseded"
-    }
+    shown_open = failed_record_filter(run=first, status="open")
+    assert shown_open.exclude(category="coerced_by_target").count() == failed_before.count()
+    assert failed_record_filter(run=again).count() == again.failed
+    assert failed_record_filter(run=again, status="superseded").count() == again.failed
+    assert failed_record_total(run=again, filters={"status": "superseded"})[0] == again.failed
 
 
 def test_rerun_carries_each_batchs_failures_in_one_statement(eager_celery, plan):
     first = _load(plan)
     with CaptureQueriesContext(connection) as queries:
         again = _load(plan)
-    carrying = again.batches.filter(failed_records__carried_from__isnull=False).distinct()
+    copying = again.batches.filter(failed_records__carried_from__isnull=False).distinct()
+    referring = again.batches.filter(carries__isnull=False).distinct()
     statements = [q["sql"] for q in queries.captured_queries]
     copies = [q for q in statements if "carried_from_id" in q and q.lstrip().startswith("WITH")]
-    # copy and marking together, one statement per batch; no separate UPDATE of the originals
-    assert len(copies) == carrying.count() > 0
+    refers = [q for q in statements if "INSERT INTO runs_carriedbatch" in q]
+    # copy and marking together, one statement per batch (a range carried whole: one row by
+    # reference, its records not written); no separate UPDATE of the originals
+    assert len(copies) == copying.count() and len(refers) == referring.count() > 0
+    assert not set(copying.values_list("pk", flat=True)) & set(
+        referring.values_list("pk", flat=True)
+    )
     marking = 'UPDATE "runs_failedrecord" SET "status" = \'carried\''
     assert not [q for q in statements if q.startswith(marking)]
-    assert FailedRecord.objects.filter(run=again).count() == again.failed == first.failed
-    assert not FailedRecord.objects.filter(run=first, status="open").exclude(
-        category="coerced_by_target"
-    )
+    assert failed_records_of(run=again).count() == again.failed == first.failed
+    assert not failed_record_filter(run=first, status="open").exclude(category="coerced_by_target")
 
 
 def test_rerun_transforms_a_failed_row_whose_source_changed(

@@ -13,7 +13,8 @@ from runs.connections import connector_for
 from runs.engine.reconcile import KeyDiff, RunAggregates, reconcile_in_memory, reconcile_pg
 from runs.engine.reconcile_marks import MarkSpec
 from runs.engine.snapshot import EntitySpec
-from runs.models import COUNTERS, Batch, FailedRecord, Run
+from runs.models import COUNTERS, Batch, Run
+from runs.selectors.carried import failed_records_of
 from runs.services.state import run_entities, run_ledger_id, run_snapshot
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def diff_summary(diff: KeyDiff, seconds: float) -> dict[str, Any]:
 def failures_by(run: Run, field_name: str) -> list[dict[str, Any]]:
     """Failed-record counts grouped by one field (category, rule...), largest first."""
     rows = (
-        FailedRecord.objects.filter(run=run)
+        failed_records_of(run=run)  # those it carries by reference too
         .values(field_name)
         .annotate(n=Count("id"))
         .order_by("-n", field_name)

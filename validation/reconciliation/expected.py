@@ -20,7 +20,8 @@ from runs.engine.rules import TEXT
 from runs.engine.snapshot import EntitySpec
 from runs.engine.transform import source_key_text, transform_frame
 from runs.enums import RunMode
-from runs.models import FailedRecord, Run
+from runs.models import Run
+from runs.selectors.carried import failed_records_of
 from validation.enums import ValidationPhase
 
 from .sample import SampleRows, sample_rows_of
@@ -143,8 +144,8 @@ class KeySet:
 def _failed_keys(run: Run, entity: EntitySpec) -> KeySet:
     """Source keys of the entity's rows this run failed, as one compact exact set (built
     once, streamed from the database: no list of every key in Python)."""
-    return KeySet(
-        FailedRecord.objects.filter(run=run, entity=entity.name)
+    return KeySet(  # those it carries by reference too
+        failed_records_of(run=run, entity=entity.name)
         .values_list("source_key", flat=True)
         .iterator(chunk_size=20_000)
     )
