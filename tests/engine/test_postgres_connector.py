@@ -211,3 +211,23 @@ def test_table_checksum_sums_a_64_bit_hash_per_row_and_still_answers_in_the_md5_
     old = f"{int(total) & (2**64 - 1):016x}"
     assert conn.table_checksum("ck", ["id"], like=old).digest == old
     assert conn.table_checksum("ck", ["id"], like=before.digest) == before
+
+
+def test_the_ledgers_hash_arrays_are_stored_out_of_line_without_compression(tpg):
+    """The row state's arrays of 32-digit hashes do not compress: pglz's attempt on each (a
+    range carried whole copies two of 20,000; a batch record with row state writes them)
+    cost ~5x the copy itself. They are stored EXTERNAL, also on a ledger made before
+    (upgraded once); inserted_hashes keeps lz4 (a cheap attempt)."""
+    hashes = ("source_hashes", "row_hashes", "kept_hashes")
+    query = (
+        "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = "
+        "'mp_ledger.batch'::regclass AND attname = ANY(%s) ORDER BY attname"
+    )
+    tpg.connector.ensure_ledger()
+    assert {s for _, s in tpg.execute(query, (list(hashes),))} == {"e"}
+    tpg.script(
+        "ALTER TABLE mp_ledger.batch ALTER COLUMN source_hashes SET STORAGE EXTENDED, "
+        "ALTER COLUMN kept_hashes SET STORAGE EXTENDED"
+    )
+    tpg.connector.ensure_ledger()
+    assert tpg.execute(query, (list(hashes),)) == [(h, "e") for h in sorted(hashes)]

@@ -55,10 +55,17 @@ CREATE OR REPLACE VIEW mp_ledger.covered AS
     WHERE b.kept_keys IS NOT NULL;
 -- the digest of every source row of the batch's key range (unchanged.range_digest)
 ALTER TABLE mp_ledger.batch ADD COLUMN IF NOT EXISTS range_digest text;
+-- the row state's arrays of hashes do not compress: out of line as they are, no pglz attempt
+-- on each write (a range carried whole copies two of 20,000: ~6x the copy itself;
+-- inserted_hashes uses lz4, whose attempt is cheap)
+ALTER TABLE mp_ledger.batch ALTER COLUMN source_hashes SET STORAGE EXTERNAL,
+    ALTER COLUMN row_hashes SET STORAGE EXTERNAL, ALTER COLUMN kept_hashes SET STORAGE EXTERNAL;
 """
 LEDGER_READY = (
     "SELECT to_regclass('mp_ledger.covered') IS NOT NULL AND EXISTS (SELECT 1 FROM "
     "pg_attribute WHERE attrelid = to_regclass('mp_ledger.batch') AND attname = 'range_digest')"
+    " AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('mp_ledger.batch')"
+    " AND attname IN ('source_hashes', 'row_hashes', 'kept_hashes') AND attstorage <> 'e')"
 )
 
 
