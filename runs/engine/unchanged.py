@@ -15,8 +15,8 @@ new run (``FailedLookup``; counted failed, so the accounting still balances).
 
 A key range whose rows are all unchanged is settled without shipping a row: the source server
 still reads and hashes every row of the range, but returns only their digest (``range_digest``:
-the count and order-independent sums of the two 64-bit halves of each row's source hash, which
-covers the row's key). When the latest
+the count and the sha256 of the rows' source hashes in sorted order, each covering the row's
+key). When the latest
 live batch record with that digest under these rules still finds every target row it answers
 for as written (one query in the target) and all its failures are still open in the error
 queue (``FailedBatchLookup``), the range is carried whole; else the per-row comparison above
@@ -127,28 +127,26 @@ FailedLookup = Callable[[str, list[str], list[str]], dict[str, Any]]
 FailedBatchLookup = Callable[[str, str, str, int], "dict[str, Any] | FailedReference | None"]
 
 
-# The digest's form: a batch record holding a digest of another form (an older ledger's, over
-# md5(key ‖ source hash)) never equals a digest of this form, so its range goes row by row.
-DIGEST_FORM = "s2"
+# The digest's form: a batch record holding a digest of another form (an older ledger's: the
+# sums of each hash's 64-bit halves, "s2:", or md5(key ‖ source hash) before that) never
+# equals a digest of this form, so its range goes row by row once.
+DIGEST_FORM = "s3"
 
 
 def range_digest(hashes: list[str]) -> str:
-    """Digest of a key range's rows from their source hashes: the count and the sums (modulo
-    2^64, order-independent) of each hash's two 64-bit halves — what ``source_range_digest``
-    computes on the server. A source hash covers the row's key (``batch.source_columns``
-    starts with it), so the same multiset of hashes is the same rows, key by key; a changed,
-    added or deleted row keeps both sums only by a 128-bit coincidence. Pure."""
-    first = second = 0
-    for value in hashes:
-        first += int(value[:16], 16)
-        second += int(value[16:32], 16)
-    return range_digest_text(len(hashes), first, second)
+    """Digest of a key range's rows from their source hashes: the count and the sha256 of the
+    hashes' 16 bytes each, in sorted order (order-independent) — what ``source_range_digest``
+    computes on the server (bytea order is byte order, the order of lower-case hex text). A
+    source hash covers the row's key (``batch.source_columns`` starts with it), so the same
+    multiset of hashes is the same rows, key by key; a changed, added or deleted row keeps the
+    digest only by a 128-bit row-hash or a sha256 collision. Pure."""
+    joined = bytes.fromhex("".join(sorted(h[:32] for h in hashes)))
+    return range_digest_text(len(hashes), hashlib.sha256(joined).hexdigest())
 
 
-def range_digest_text(count: int, first: int, second: int) -> str:
-    """The digest's text form from its count and two sums (taken modulo 2^64). Pure."""
-    mask = 2**64 - 1
-    return f"{DIGEST_FORM}:{count}:{first & mask:016x}{second & mask:016x}"
+def range_digest_text(count: int, sha: str) -> str:
+    """The digest's text form from its row count and the sha256 (hex) of the sorted hashes."""
+    return f"{DIGEST_FORM}:{count}:{sha}"
 
 
 def eligible(entity: EntitySpec, target: Connector) -> bool:

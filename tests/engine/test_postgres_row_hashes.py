@@ -249,7 +249,7 @@ def test_the_servers_range_digest_is_the_python_digest_of_its_row_hashes(tpg):
     digest = conn.source_range_digest("src", ["id", "a", "b"], ["id"], whole)
     assert keys == ["1", "2", "3"]
     assert digest == range_digest(hashes) == range_digest(hashes[::-1])
-    assert digest.startswith("s2:3:")
+    assert digest.startswith("s3:3:")
     tpg.script("UPDATE src SET b = 'changed' WHERE id = 2")
     assert conn.source_range_digest("src", ["id", "a", "b"], ["id"], whole) != digest
     tpg.script("UPDATE src SET b = 'y\nz' WHERE id = 2")
@@ -264,9 +264,24 @@ def test_the_servers_range_digest_is_the_python_digest_of_its_row_hashes(tpg):
     assert conn.source_range_digest("src", ["id", "a", "b"], ["id"], whole) != digest
     with pytest.raises(EngineError, match="key"):  # nothing would bind a row to its key
         conn.source_range_digest("src", ["a", "b"], ["id"], whole)
-    # many rows: halves with the sign bit set, sums past 2^64
+    # many rows (the server sorts their hashes as bytes, Python as hex text: the same order)
     tpg.script("INSERT INTO src SELECT i, md5(i::text), NULL FROM generate_series(10, 400) i")
     many = KeyRange((7,), None)
     _, hashes = conn.source_row_hashes("src", ["id", "a", "b"], ["id"], many)
     assert len(hashes) == 391
     assert conn.source_range_digest("src", ["id", "a", "b"], ["id"], many) == range_digest(hashes)
+
+
+def test_a_range_digest_tells_apart_row_hashes_whose_sums_agree():
+    """The digest is sha256 of the range's row hashes in sorted order, not a sum: two ranges
+    whose 64-bit halves add up alike (1 + 4 = 2 + 3, in both halves) still differ, and only
+    the same multiset of hashes, in any order, gives the same digest."""
+    from runs.engine.unchanged import range_digest
+
+    def h(n: int) -> str:
+        return f"{n:016x}{n:016x}"
+
+    assert range_digest([h(1), h(4)]) != range_digest([h(2), h(3)])
+    assert range_digest([h(1), h(4)]) == range_digest([h(4), h(1)])
+    assert range_digest([h(1), h(1)]) != range_digest([h(1)])
+    assert range_digest([]) != range_digest([h(0)])

@@ -272,15 +272,20 @@ def _pick(
 ) -> None:
     """One chunk's part of a sample: the n smallest hashes so far (a pct sample keeps 1 in
     case it picks none), and a pct sample's rows whose hash is under its cut."""
-    hashed = rows.assign(mp_hash=spec.hashes(rows.index))
+    hashes = spec.hashes(rows.index)
+    # only the chunk's n smallest can be among the n smallest so far: the chunk's other rows
+    # are not copied (the whole chunk was, with its hash column, then concatenated and sorted)
+    n = spec.n or 1
+    top = np.sort(np.argsort(hashes, kind="stable")[:n]) if len(hashes) > n else slice(None)
+    hashed = rows.iloc[top].assign(mp_hash=hashes[top])
     prior = smallest.get(key)
     both = hashed if prior is None else pd.concat([prior, hashed])
-    smallest[key] = both.nsmallest(spec.n or 1, "mp_hash")
+    smallest[key] = both.nsmallest(n, "mp_hash")
     if picked is None:
         return
     share = min(max(spec.pct or 0.0, 0.0), 100.0) / 100.0
     cut = np.uint64(min(int(share * 2**64), 2**64 - 1))
-    chosen = rows[hashed["mp_hash"].to_numpy() <= cut]
+    chosen = rows[hashes <= cut]
     # kept as Arrow strings: Python str objects kept from every chunk would pin the
     # allocator's arenas (~150 MB never returned to the OS at 1M rows)
     picked.add(chosen.astype({c: TEXT for c in rows.columns}))

@@ -99,29 +99,23 @@ def source_range_digest(
     changed_since: ChangedSince | None = None,
 ) -> str:
     """unchanged.range_digest of one key range, computed by the server: it reads and hashes
-    every row as ``source_row_hashes`` does, and returns only the count and the sums of each
-    source hash's two 64-bit halves (one text-to-bit conversion per row). The key columns must
-    be among ``columns`` (as ``batch.source_columns`` puts them): the source hash is then what
-    binds each row to its key. Read-only; raises EngineError otherwise."""
+    every row as ``source_row_hashes`` does, and returns only the count and the sha256 of the
+    rows' 16-byte hashes in byte order (one sort of 16-byte values, no text-to-bit conversion
+    per row: 50 ms instead of 84 per 20,000 rows of 13 columns). The key columns must be among
+    ``columns`` (as ``batch.source_columns`` puts them): the source hash is then what binds
+    each row to its key. Read-only; raises EngineError otherwise."""
     if not set(key_cols) <= set(columns):
         raise EngineError(f"a range digest hashes the key columns too: {list(key_cols)}")
     rows = _hashed_rows(conn, table, columns, key_cols, key_range, changed_since, raw=True)
-    # each half straight from the hash's bytes: 8 bytes to hex and one cast, not the 32-digit
-    # hex of pg_hash_sql cast to bit(128) and shifted (77 ms instead of 87 per 20,000 rows)
-    halves = [
-        sql.SQL(
-            "coalesce(sum(('x' || encode(substring(r.mp_h from {} for 8), 'hex'))"
-            "::bit(64)::bigint), 0)"
-        ).format(sql.Literal(start))
-        for start in (1, 9)
-    ]
-    query = sql.SQL("SELECT count(*), {halves} FROM ({rows}) AS r").format(
-        halves=sql.SQL(", ").join(halves), rows=rows
-    )
+    query = sql.SQL(
+        "SELECT count(*), encode(sha256(coalesce(string_agg(r.h, ''::bytea ORDER BY r.h), "
+        "''::bytea)), 'hex') FROM (SELECT substring(q.mp_h from 1 for 16) AS h FROM ({rows}) "
+        "AS q) AS r"
+    ).format(rows=rows)
     with conn._tx() as cur:
         cur.execute(query)
-        count, first, second = cur.fetchone()
-    return range_digest_text(int(count), int(first), int(second))
+        count, sha = cur.fetchone()
+    return range_digest_text(int(count), sha)
 
 
 def _hashed_rows(
