@@ -140,7 +140,9 @@ def _verify(run: Run, target) -> tuple[dict, dict]:
         table = entity.target_table
         if table not in run.pre_checksums:
             continue
-        checksum = target.table_checksum(table, [entity.target_key])
+        # in the form the run's digest was taken in (a run recorded before a form change)
+        like = run.pre_checksums[table].get("digest")
+        checksum = target.table_checksum(table, [entity.target_key], like=like)
         after[table] = {"rows": checksum.rows, "digest": checksum.digest}
         if after[table] != run.pre_checksums[table]:
             differences[table] = {"before": run.pre_checksums[table], "after": after[table]}

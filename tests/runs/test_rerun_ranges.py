@@ -227,10 +227,33 @@ def test_a_reruns_pre_run_checksum_is_the_target_as_the_first_run_left_it(
     )
     edited = connector.table_checksum("accounts", ["id"])
     again = _load(plan)
-    assert first.pre_checksums == {"accounts": {"rows": 0, "digest": "0" * 16}}
+    assert first.pre_checksums == {"accounts": {"rows": 0, "digest": "h1:" + "0" * 16}}
     assert again.pre_checksums == {"accounts": {"rows": edited.rows, "digest": edited.digest}}
     assert (edited.rows, edited.digest) != (left.rows, left.digest)
     rollback = run_rollback_request(run=again, user=operator)
     rollback.refresh_from_db()
     assert rollback.status == "verified"
     assert connector.table_checksum("accounts", ["id"]) == edited
+
+
+def test_a_run_whose_pre_run_checksum_has_the_earlier_md5_form_still_rolls_back_verified(
+    eager_celery, plan, target_db, operator
+):
+    """A run recorded before the checksum's form changed (md5 of each row's text, 16 hex
+    digits without "h1:") is proved against in its own form: back to those rows, verified."""
+    _load(plan)
+    connector = PostgresConnector({**pg.admin_params(), "dbname": target_db})
+    before = connector.table_checksum("accounts", ["id"])
+    ((total,),) = pg.query(
+        target_db,
+        "SELECT coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint), 0)::text "
+        "FROM accounts AS t",
+    )
+    old = f"{int(total) & (2**64 - 1):016x}"
+    again = _load(plan)
+    assert again.pre_checksums == {"accounts": {"rows": before.rows, "digest": before.digest}}
+    again.pre_checksums = {"accounts": {"rows": before.rows, "digest": old}}
+    again.save(update_fields=["pre_checksums"])
+    rollback = run_rollback_request(run=again, user=operator)
+    rollback.refresh_from_db()
+    assert rollback.status == "verified"

@@ -93,7 +93,9 @@ class Ledger(Protocol):
 class Checks(Protocol):
     """The proof a target gives: table checksums and row hashes."""
 
-    def table_checksum(self, table: str, key_cols: Sequence[str]) -> TableChecksum: ...
+    def table_checksum(
+        self, table: str, key_cols: Sequence[str], *, like: str | None = None
+    ) -> TableChecksum: ...
     def row_hashes(
         self, table: str, key_col: str, keys: Sequence[str], *, columns: Sequence[str] | None = None
     ) -> dict[str, str]: ...

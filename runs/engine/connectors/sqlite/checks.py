@@ -18,8 +18,11 @@ from .target import _read_back
 class SqliteChecks(SqlChecks, SqlitePlumbing):
     """The proof: table checksums, row hashes, intended against stored values."""
 
-    def table_checksum(self, table: str, key_cols: Sequence[str]) -> TableChecksum:
-        """Row count + sum of a 64-bit md5 slice of every row's quote()d values."""
+    def table_checksum(
+        self, table: str, key_cols: Sequence[str], *, like: str | None = None
+    ) -> TableChecksum:
+        """Row count + sum of a 64-bit md5 slice of every row's quote()d values (one form:
+        ``like`` is not needed). Read-only."""
         info = self._table(table)
         info.require(key_cols)
         text = " || char(31) || ".join(f"quote({q(c)})" for c in info.column_names)
