@@ -239,3 +239,34 @@ def test_the_api_lists_a_record_carried_by_reference_under_the_run_answering_for
     assert [(r["run"], r["status"]) for r in rows if r["uuid"] == str(record.uuid)] == [
         (str(first.uuid), "carried")
     ]
+
+
+def test_a_range_compared_row_by_row_copies_the_failures_a_reference_carried(
+    eager_celery, plan, source_db, target_db, operator
+):
+    """The second run carries every range by reference; one source row changes; the third
+    run compares that range row by row and copies its unchanged failures (per key) from the
+    records the second run referred to: the second run shows them carried, each view counts
+    what it lists, and rolling the third run back gives them back to the second run."""
+    first = _load(plan)
+    second = _load(plan)
+    failing = _keys(second)
+    (key,) = pg.query(
+        target_db, "SELECT account_number FROM accounts ORDER BY account_number LIMIT 1"
+    )[0]
+    pg.query(
+        source_db,
+        'UPDATE customers SET "Cust_Name" = \'Renamed Customer\' WHERE "Customer_ID" = %s',
+        (int(key),),
+    )
+    third = _load(plan)
+    assert third.failed == first.failed and _keys(third) == failing
+    copied = FailedRecord.objects.filter(run=third, carried_from__run=first)
+    assert copied.exists()  # per key, from the records held by the first run
+    assert _keys(second) == [] and _count(second, "carried") == first.failed
+    assert _keys(None) == failing and _count(None) == first.failed
+    _counted_as_listed(first, second, third)
+    _rollback(third, operator)
+    assert _keys(second) == failing and _count(second) == first.failed
+    assert _keys(None) == failing and _count(None) == first.failed
+    _counted_as_listed(first, second, third)
