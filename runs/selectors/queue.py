@@ -77,10 +77,16 @@ def failed_record_filter(
         qs = qs.filter(category=category)
     if field:
         qs = qs.filter(field=field)
+    # A view shows a record as its stored status unless it shows it carried or superseded:
+    # for any other status the stored one must match too, a condition indexes can answer.
     if status == "workable":
         qs = qs.filter(**{f"{state}__in": OPEN_STATUSES})
+        if viewed:
+            qs = qs.filter(status__in=OPEN_STATUSES)
     elif status:
         qs = qs.filter(**{state: status})
+        if viewed and status not in _BY_REFERENCE:
+            qs = qs.filter(status=status)
     if q:
         qs = qs.filter(text_match(q))
     return qs
