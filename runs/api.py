@@ -281,6 +281,12 @@ class FailedRecordViewSet(
         qs = failed_record_filter_planned(run=run, filters=self._filters())
         return qs.select_related("run", "handled_by")
 
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        """One record, under the run answering for it (a record carried by reference), as
+        the list shows it; shown only, never saved."""
+        (record,) = records_as_viewed([self.get_object()], None)
+        return Response(self.get_serializer(record).data)
+
     def queue_total(self) -> tuple[int, bool]:
         """The filter's total as the queue page counts it (a floor when capped)."""
         run = self._run(self.request.query_params.get("run"))

@@ -33,6 +33,7 @@ from runs.selectors import (
     failure_category_check,
     run_get,
 )
+from runs.selectors.carried import records_as_viewed
 from runs.services import (
     failed_record_correct,
     failed_record_ignore,
@@ -232,7 +233,8 @@ def _rows(record: FailedRecord) -> list[tuple]:
 
 @capability_required("mp.view")
 def failed_record_view(request: HttpRequest, uuid) -> HttpResponse:
-    record = _record(uuid)
+    # shown (never saved) under the run answering for it, as the lists show it
+    (record,) = records_as_viewed([_record(uuid)], None)
     return render(
         request,
         "runs/failed_record.html",

@@ -241,6 +241,27 @@ def test_the_api_lists_a_record_carried_by_reference_under_the_run_answering_for
     ]
 
 
+def test_a_record_carried_by_reference_opens_under_the_run_answering_for_it(
+    eager_celery, plan, viewer, client_for
+):
+    """Its page and its API detail name the run that answers for it (the newest live
+    reference), as the lists do; the record itself still belongs to the run holding it."""
+    from django.urls import reverse
+
+    first = _load(plan)
+    second = _load(plan)
+    record = failed_record_filter(run=second, status="workable").exclude(run=second).first()
+    assert record is not None and record.run_id == first.pk
+    client = client_for(viewer)
+    detail = client.get(f"/api/failed-records/{record.uuid}/").json()
+    assert (detail["run"], detail["status"]) == (str(second.uuid), "open")
+    page = client.get(reverse("runs:failed_record", args=[record.uuid])).content.decode()
+    crumbs = page.split('class="crumbs"')[1].split("</p>")[0]
+    assert reverse("runs:queue", args=[second.uuid]) in crumbs
+    assert reverse("runs:queue", args=[first.uuid]) not in crumbs
+    assert FailedRecord.objects.get(pk=record.pk).run_id == first.pk  # nothing saved
+
+
 def test_a_range_compared_row_by_row_copies_the_failures_a_reference_carried(
     eager_celery, plan, source_db, target_db, operator
 ):
