@@ -180,7 +180,13 @@ class CarriedBatch(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["batch"], name="carried_batch_one_per_batch"),
+            models.UniqueConstraint(
+                fields=["batch"],
+                name="carried_batch_one_per_batch",
+                violation_error_message=(
+                    "This batch already carries an earlier batch's failed records by reference."
+                ),
+            ),
         ]
         indexes = [models.Index(fields=["source_batch", "run"], name="carried_batch_source")]
 
