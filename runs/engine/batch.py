@@ -17,6 +17,7 @@ from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError
 from runs.engine.failure_rows import coerced_describer as _coerced_describer
 from runs.engine.failure_rows import complete_failures as _complete
+from runs.engine.failure_rows import extract_whole as _extract_whole
 from runs.engine.failure_rows import failure_source_hashes
 from runs.engine.failure_rows import full_rows_reader as _full_rows
 from runs.engine.failure_rows import record as _record
@@ -86,8 +87,10 @@ def execute_batch(
         source=source.live_table(entity.source_table),
         target=live_target,
     )
-    # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per value
-    extract = getattr(source, "extract_text", source.extract)
+    full_rows = _full_rows(source, entity, key_range, watermark)
+    # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per
+    # value; the columns the plan does not map come along, for the failures' whole rows
+    extract = _extract_whole(getattr(source, "extract_text", source.extract), full_rows)
     state = None
     if skip_unchanged and not dry_run and unchanged.eligible(entity, target):
         frame, state = unchanged.extract_changed(
@@ -101,6 +104,7 @@ def execute_batch(
             failed_lookup=failed_lookup,
             target_table=live_target,
             failed_batch_lookup=failed_batch_lookup,
+            extract=extract,
         )
     else:
         frame = extract(
@@ -112,7 +116,7 @@ def execute_batch(
         )
     return process_frame(
         row_state=state,
-        full_rows=_full_rows(source, entity, key_range, watermark),
+        full_rows=full_rows,
         snapshot=snapshot,
         entity=entity,
         frame=frame,

@@ -52,11 +52,32 @@ def _own_key(run: Run) -> Exists:
     )
 
 
-def run_view(qs: QuerySet[FailedRecord], run: Run) -> QuerySet[FailedRecord]:
+def _own_shown_as_stored(run: Run) -> Q:
+    """``run``'s own records that its view can show as their stored status: all of them but
+    those of its batches a live later run carries by reference (shown carried). Names the
+    other batches (the batch index answers it), so a run whose batches are all carried reads
+    none of their records."""
+    held = CarriedBatch.objects.filter(source_run_id=run.pk, rolled_back=False)
+    held_ids = set(held.values_list("source_batch_id", flat=True))
+    if not held_ids:
+        return Q(run_id=run.pk)
+    others = [b for b in run.batches.values_list("id", flat=True) if b not in held_ids]
+    return Q(run_id=run.pk) & (Q(batch_id__isnull=True) | Q(batch_id__in=others))
+
+
+def run_view(
+    qs: QuerySet[FailedRecord], run: Run, *, stored_status: bool = False
+) -> QuerySet[FailedRecord]:
     """``qs`` narrowed to what ``run`` shows (its records and those it carries by reference,
-    less the ones it holds a copy of), annotated with the status it shows them as."""
-    referred = CarriedBatch.objects.filter(run_id=run.pk).values("source_batch_id")
-    member = Q(run_id=run.pk) | (Q(batch_id__in=Subquery(referred)) & ~_own_key(run))
+    less the ones it holds a copy of), annotated with the status it shows them as.
+    ``stored_status``: the caller keeps only records shown as their stored status (not
+    carried or superseded), so the records the view shows carried are left out up front."""
+    refs = CarriedBatch.objects.filter(run_id=run.pk)
+    own = _own_shown_as_stored(run) if stored_status else Q(run_id=run.pk)
+    member = own
+    if not stored_status or refs.exists():
+        referred = refs.values("source_batch_id")
+        member = own | (Q(batch_id__in=Subquery(referred)) & ~_own_key(run))
     status = Case(
         When(Q(run_id=run.pk) & Exists(_refs(rolled_back=False)), then=Value("carried")),
         When(

@@ -65,7 +65,7 @@ def failed_record_filter(
     qs = FailedRecord.objects.all()
     viewed = run is not None and carries_any(run)
     if viewed:
-        qs = run_view(qs, run)
+        qs = run_view(qs, run, stored_status=bool(status) and status not in _BY_REFERENCE)
     elif run is not None:
         qs = qs.filter(run=run)
     state = EFFECTIVE if viewed else "status"

@@ -22,6 +22,29 @@ from .plumbing import PostgresPlumbing
 
 # A load's table, the columns it writes and its target key.
 Shape = tuple[TableInfo, list[ColumnInfo], ColumnInfo]
+# What a read-back finds: (ordinal -> hash of the intended values, ordinals that differ).
+Found = tuple[dict[int, str], list[int]]
+
+# Trigger functions of a foreign key that only check (the referencing table's, NO ACTION and
+# RESTRICT on the referenced one): they change no row. CASCADE / SET NULL / SET DEFAULT do.
+_CHECK_ONLY = [
+    "RI_FKey_check_ins",
+    "RI_FKey_check_upd",
+    "RI_FKey_noaction_del",
+    "RI_FKey_noaction_upd",
+    "RI_FKey_restrict_del",
+    "RI_FKey_restrict_upd",
+]
+_UNTOUCHED_SQL = """
+SELECT NOT EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = %(t)s::regclass)
+   AND NOT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid
+                   WHERE g.tgrelid = %(t)s::regclass AND NOT (g.tgisinternal
+                     AND p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = ANY(%(f)s)))
+   AND NOT EXISTS (SELECT 1 FROM unnest(%(names)s::text[], %(types)s::text[]) AS w(name, type)
+                   LEFT JOIN pg_attribute a ON a.attrelid = %(t)s::regclass
+                     AND a.attname = w.name AND NOT a.attisdropped
+                   WHERE a.attnum IS NULL OR format_type(a.atttypid, a.atttypmod) <> w.type)
+"""
 
 
 class PostgresReadBack(PostgresPlumbing):
@@ -47,7 +70,7 @@ class PostgresReadBack(PostgresPlumbing):
             "LEFT JOIN {probe} ON true"
         ).format(probe=self._probe(info, tk, _cast(sql.SQL("u.k"), tk), sql.SQL("t.*")))
 
-    def _read_back(self, cur: Any, load: Shape, out: list[tuple]) -> tuple[dict[int, str], list]:
+    def _read_back(self, cur: Any, load: Shape, out: list[tuple]) -> Found:
         """Read every written (or left unchanged) row back in the same transaction: (ordinal ->
         hash of the intended values, ordinals whose stored values differ from them). Intended
         and stored values are compared in their canonical text (runs.engine.canonical).
@@ -55,12 +78,7 @@ class PostgresReadBack(PostgresPlumbing):
         info, cols, tk = load
         # the intended values are read as their types once (OFFSET 0 keeps the subquery from
         # being flattened, which would cast every value twice: for the hash and the compare)
-        typed = sql.SQL(", ").join(
-            sql.SQL("{} AS {}").format(
-                pg_intent_typed_sql(sql.Identifier("l", f"c{i}"), c), sql.Identifier(f"i{i}")
-            )
-            for i, c in enumerate(cols)
-        )
+        typed = _typed(cols)
         x = [sql.Identifier("x", f"i{i}") for i in range(len(cols))]
         intended = pg_hash_sql([pg_canonical_sql(v, c) for v, c in zip(x, cols, strict=True)])
         same = sql.SQL(" AND ").join(
@@ -89,6 +107,65 @@ class PostgresReadBack(PostgresPlumbing):
             raise EngineError(f"read back {len(got)} rows of {len(out)} written")
         self.read_back_versions = {o: x for o, _, _, x in got}
         return {o: ih for o, ih, _, _ in got}, sorted(o for o, _, ok, _ in got if not ok)
+
+    def _rows_stay_as_written(self, cur: Any, load: Shape) -> bool:
+        """True when the INSERT stores exactly the values of its SELECT list (``_cast`` of each
+        text to the column's declared type), so comparing those with the intended values
+        (``_as_written``) proves what reading the rows back would: a plain table with no rule,
+        no trigger but a foreign key's checks, every written column of the declared type the
+        casts name. Its ROW EXCLUSIVE lock, taken here (outside the batch's savepoints) and
+        held to the commit, keeps anyone from adding a trigger or rule or altering a column
+        meanwhile. Transactional; changes no row."""
+        info, cols, _ = load
+        table = self.table_ident(info).as_string(cur)
+        cur.execute("SELECT relkind FROM pg_class WHERE oid = %s::regclass", (table,))
+        if cur.fetchone()[0] != "r":
+            return False
+        cur.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(self.table_ident(info)))
+        cur.execute(
+            _UNTOUCHED_SQL,
+            {
+                "t": table,
+                "f": _CHECK_ONLY,
+                "names": text_array(c.name for c in cols),
+                "types": text_array(c.cast_type for c in cols),
+            },
+        )
+        return bool(cur.fetchone()[0])
+
+    def _as_written(self, cur: Any, load: Shape) -> tuple[list[int], Found]:
+        """mp_load's ordinals in order, and per row the hash of the intended values and
+        whether the value the INSERT writes (``_insert_sql``'s cast) is the intended one, in
+        canonical text — the read-back's answer without reading the target, sound only where
+        ``_rows_stay_as_written``. A column whose cast is the intended value's own (no typmod,
+        the same type) is the same by construction and not compared."""
+        _, cols, _ = load
+        x = [sql.Identifier("x", f"i{i}") for i in range(len(cols))]
+        text = [sql.Identifier("l", f"c{i}") for i in range(len(cols))]
+        differ = [
+            i
+            for i, c in enumerate(cols)
+            if _cast(text[i], c).as_string(cur) != pg_intent_typed_sql(text[i], c).as_string(cur)
+        ]
+        written = [
+            sql.SQL(", {} AS {}").format(_cast(text[i], cols[i]), sql.Identifier(f"s{i}"))
+            for i in differ
+        ]
+        same = [pg_same_sql(x[i], sql.Identifier("x", f"s{i}"), cols[i]) for i in differ]
+        cur.execute(
+            sql.SQL(
+                "SELECT x.mp_ord, {ih}, {same} FROM (SELECT l.mp_ord, {typed}{written} "
+                "FROM mp_load l OFFSET 0) AS x ORDER BY x.mp_ord"
+            ).format(
+                ih=pg_hash_sql([pg_canonical_sql(v, c) for v, c in zip(x, cols, strict=True)]),
+                same=sql.SQL(" AND ").join(same) if same else sql.SQL("true"),
+                typed=_typed(cols),
+                written=sql.Composed(written),
+            )
+        )
+        got = cur.fetchall()
+        self.read_back_rows += len(got)
+        return [r[0] for r in got], ({r[0]: r[1] for r in got}, [r[0] for r in got if not r[2]])
 
     def _coerced_detail(self, cur: Any, load: Shape, rows: list[tuple]) -> list[Coercion]:
         """(row position, [(column, intended, stored)]) of ``rows`` ((ordinal, target key,
@@ -138,3 +215,13 @@ class PostgresReadBack(PostgresPlumbing):
             t=self.table_ident(info),
             cast=_cast(sql.SQL("u.v"), key),
         )
+
+
+def _typed(cols: list[ColumnInfo]) -> sql.Composed:
+    """The select list reading mp_load's (alias l) intended texts as their types: i0, i1, ..."""
+    return sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(
+            pg_intent_typed_sql(sql.Identifier("l", f"c{i}"), c), sql.Identifier(f"i{i}")
+        )
+        for i, c in enumerate(cols)
+    )

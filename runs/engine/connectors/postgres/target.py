@@ -21,7 +21,7 @@ from runs.engine.unchanged import Carried, RowState
 
 from .ledger import _write_ledger, pack_failures
 from .operations import OPS, _cast, _cols, _comparable, csv_bytes, frame_arrays, text_array
-from .readback import PostgresReadBack
+from .readback import Found, PostgresReadBack
 
 
 class PostgresTarget(SqlTarget, PostgresReadBack):
@@ -120,13 +120,16 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
         if ext is not None:  # load_columns checked the external id is among the columns
             before = self._before_images(cur, info, tk, ext, temp[cols.index(ext)])
         coerced: list[Coercion] = []
+        # rows nothing but the INSERT touches are compared with what it returns (no read-back)
+        checked = self._rows_stay_as_written(cur, (info, cols, tk))
         while True:
             cur.execute("SAVEPOINT mp_rows")
+            found = None
             if skip_unchanged and before:  # only rows that exist already can be unchanged
                 out = self._write_changed(cur, info, cols, tk, ext, temp)
             else:
-                out, before = self._insert_rows(cur, info, cols, tk, ext, temp, before)
-            hashes, bad = self._read_back(cur, (info, cols, tk), out)
+                out, before, found = self._insert_rows(cur, load, temp, before, checked)
+            hashes, bad = found or self._read_back(cur, (info, cols, tk), out)
             if not bad:
                 cur.execute("RELEASE SAVEPOINT mp_rows")
                 break
@@ -145,18 +148,22 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
     def _insert_rows(
         self,
         cur: Any,
-        info: TableInfo,
-        cols: list[ColumnInfo],
-        tk: ColumnInfo,
-        conflict_on: ColumnInfo | None,
+        load: Load,
         temp: list[sql.Identifier],
         before: dict[str, str],
-    ) -> tuple[list[tuple[int, str, bool, bool]], dict[str, str]]:
+        checked: bool,
+    ) -> tuple[list[tuple[int, str, bool, bool]], dict[str, str], Found | None]:
         """INSERT (ON CONFLICT) the rows of mp_load: ((ordinal, target key, inserted?, True) in
-        ordinal order, before-images). PostgreSQL returns INSERT ... SELECT ... ORDER BY rows
-        in that order."""
-        cur.execute("SELECT mp_ord FROM mp_load ORDER BY mp_ord")
-        ords = [r[0] for r in cur.fetchall()]
+        ordinal order, before-images, the rows compared as written (``_as_written``) when
+        ``checked``, else None). PostgreSQL returns INSERT ... SELECT ... ORDER BY rows in
+        that order. Sets ``read_back_versions`` (each row's xmin)."""
+        info, cols, tk, conflict_on = load
+        found = None
+        if checked:
+            ords, found = self._as_written(cur, (info, cols, tk))
+        else:
+            cur.execute("SELECT mp_ord FROM mp_load ORDER BY mp_ord")
+            ords = [r[0] for r in cur.fetchall()]
         out = None
         if conflict_on is not None and not before:  # no external id exists yet: plain INSERT
             cur.execute("SAVEPOINT mp_plain")
@@ -174,7 +181,9 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
             out = cur.fetchall()
         if len(out) != len(ords):
             raise EngineError(f"target returned {len(out)} rows for {len(ords)} written")
-        return [(o, r[0], bool(r[1]), True) for o, r in zip(ords, out, strict=True)], before
+        self.read_back_versions = {o: r[2] for o, r in zip(ords, out, strict=True)}
+        written = [(o, r[0], bool(r[1]), True) for o, r in zip(ords, out, strict=True)]
+        return written, before, found
 
     def _insert_sql(
         self,
@@ -183,6 +192,8 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
         tk: ColumnInfo,
         conflict_on: ColumnInfo | None,
     ) -> sql.Composed:
+        """INSERT (ON CONFLICT) of mp_load's rows in ordinal order, RETURNING target key
+        text, inserted?, xmin."""
         temp = [sql.Identifier(f"c{i}") for i in range(len(cols))]
         conflict = sql.SQL("")
         if conflict_on is not None:
@@ -194,7 +205,7 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
             )
         return sql.SQL(
             "INSERT INTO {t} AS mp_t ({c}) SELECT {casts} FROM mp_load ORDER BY mp_ord{conflict} "
-            "RETURNING mp_t.{tk}::text, (mp_t.xmax = 0)"
+            "RETURNING mp_t.{tk}::text, (mp_t.xmax = 0), mp_t.xmin::text"
         ).format(
             t=self.table_ident(info),
             c=_cols([c.name for c in cols]),
