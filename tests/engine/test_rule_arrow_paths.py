@@ -77,3 +77,22 @@ def test_iso_text_is_numpys_iso_form_for_any_date(seconds, output):
         for t, n in zip(np.datetime_as_string(parsed, unit=unit), nat, strict=True)
     ]
     assert _iso_text(parsed, nat, output).to_pylist() == want
+
+
+@SLOW
+@given(
+    st.lists(st.text(max_size=3) | st.none(), min_size=1, max_size=20),
+    st.lists(st.text(max_size=3) | st.none(), min_size=1, max_size=20),
+    st.data(),
+)
+def test_a_chains_row_picks_and_comparisons_are_pythons(before, after, data):
+    from runs.engine.transform import _describe, _passed_through, _texts_at
+
+    n = min(len(before), len(after))
+    a = pd.Series(before[:n], dtype=TEXT, index=range(10, 10 + n))
+    b = pd.Series(after[:n], dtype=TEXT, index=range(10, 10 + n))
+    positions = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1)))), dtype=np.int64)
+    assert _texts_at(a, positions) == [before[i] for i in positions]
+    assert _describe(a, positions) == [before[i] for i in positions]
+    same = [before[i] == after[i] for i in positions]
+    assert _passed_through(a, b, positions).tolist() == same
