@@ -169,8 +169,14 @@ def process_frame(
     carried = {} if referred is not None else dict(failed_before)
     # rows an earlier batch of a range carried whole filtered out (counted as it did)
     filtered = row_state.filtered if row_state is not None else 0
-    if row_state is not None:  # a later run can tell an unchanged failure by its source hash
-        failure_source_hashes(failures, frame, entity, source_columns(entity))
+    # the source hash of every extracted row, computed once for the failures and the state
+    hashes = (
+        unchanged.frame_source_hashes(frame, source_columns(entity))
+        if row_state is not None
+        else None
+    )
+    if hashes is not None:  # a later run can tell an unchanged failure by its source hash
+        failure_source_hashes(failures, frame, entity, hashes)
     outcome = BatchOutcome(
         extracted=len(frame) + skipped + len(failed_before) + filtered,
         loaded=len(rows) + skipped,
@@ -189,8 +195,8 @@ def process_frame(
     if dry_run:
         return outcome
     state = {}
-    if row_state is not None:
-        state["row_state"] = _hashed(row_state, frame, rows, entity)
+    if row_state is not None and hashes is not None:
+        state["row_state"] = _hashed(row_state, frame, rows, hashes)
     loaded = target.load_batch(
         entity=entity,
         rows=rows,
@@ -218,20 +224,19 @@ def process_frame(
 
 
 def _hashed(
-    state: unchanged.RowState, frame: pd.DataFrame, rows: pd.DataFrame, entity: EntitySpec
+    state: unchanged.RowState, frame: pd.DataFrame, rows: pd.DataFrame, every: list[str]
 ) -> unchanged.RowState:
     """The row state with the source hash of each row loaded and, where the batch read its
-    whole key range (a first run: no digest yet), the range's digest from the same hashes."""
-    columns = source_columns(entity)
+    whole key range (a first run: no digest yet), the range's digest from the same hashes.
+    ``every``: the source hash of each row of ``frame``, in order (hashed once a batch)."""
+    if frame.index.is_unique:
+        loaded = [every[i] for i in frame.index.get_indexer(rows.index)]
+    else:  # labels repeat (not an extract's frame): by position of each label's rows
+        at = pd.Series(range(len(frame)), index=frame.index).loc[rows.index]
+        loaded = [every[i] for i in at.tolist()]
     if state.digest is not None:
-        return replace(
-            state, source_hashes=unchanged.frame_source_hashes(frame.loc[rows.index], columns)
-        )
-    every = unchanged.frame_source_hashes(frame, columns)
-    at = frame.index.get_indexer(rows.index)
-    return replace(
-        state, source_hashes=[every[i] for i in at], digest=unchanged.range_digest(every)
-    )
+        return replace(state, source_hashes=loaded)
+    return replace(state, source_hashes=loaded, digest=unchanged.range_digest(every))
 
 
 def _watermark(entity: EntitySpec, changed_since: str | None) -> ChangedSince | None:

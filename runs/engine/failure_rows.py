@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from runs.engine.connectors.base import ChangedSince, Connector, KeyRange, coerced_errors
@@ -30,21 +31,22 @@ def complete_failures(failures: list[RowFailure], full_rows: Callable[..., dict]
 
 
 def failure_source_hashes(
-    failures: list[RowFailure], frame: pd.DataFrame, entity: EntitySpec, columns: list[str]
+    failures: list[RowFailure], frame: pd.DataFrame, entity: EntitySpec, hashes: list[str]
 ) -> None:
     """Set each failure's ``source_hash`` (runs.engine.unchanged: the hash of its extracted
     row), so a later run can carry it while its source row and rules (which include the
-    target table's columns) are unchanged."""
+    target table's columns) are unchanged. ``hashes``: the source hash of each row of
+    ``frame``, in order (``unchanged.frame_source_hashes``, computed once a batch). Pure
+    but for setting the failures' field."""
     wanted = {f.source_key for f in failures}
     if not wanted:
         return
-    from runs.engine.unchanged import frame_source_hashes
-
     keys = source_key_text(frame, entity.source_key)
-    mask = keys.isin(wanted).to_numpy()
-    hashes = dict(zip(keys[mask].tolist(), frame_source_hashes(frame[mask], columns), strict=True))
+    at = np.flatnonzero(keys.isin(wanted).to_numpy())
+    # the last of a repeated key, as a dict over the rows in order gives it
+    by_key = dict(zip(keys.to_numpy()[at].tolist(), (hashes[i] for i in at), strict=True))
     for failure in failures:
-        failure.source_hash = hashes.get(failure.source_key, "")
+        failure.source_hash = by_key.get(failure.source_key, "")
 
 
 def full_rows_reader(
