@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts import schema  # noqa: F401 - registers the token scheme with drf-spectacular
 from accounts.api import ObtainTokenView
 from mappings import urls as mappings_urls
 

@@ -17,6 +17,7 @@ from runs.engine.drift import entity_check
 from runs.engine.errors import EngineError
 from runs.engine.failure_rows import coerced_describer as _coerced_describer
 from runs.engine.failure_rows import complete_failures as _complete
+from runs.engine.failure_rows import extract_whole as _extract_whole
 from runs.engine.failure_rows import failure_source_hashes
 from runs.engine.failure_rows import full_rows_reader as _full_rows
 from runs.engine.failure_rows import record as _record
@@ -86,8 +87,10 @@ def execute_batch(
         source=source.live_table(entity.source_table),
         target=live_target,
     )
-    # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per value
-    extract = getattr(source, "extract_text", source.extract)
+    full_rows = _full_rows(source, entity, key_range, watermark)
+    # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per
+    # value; the columns the plan does not map come along, for the failures' whole rows
+    extract = _extract_whole(getattr(source, "extract_text", source.extract), full_rows)
     state = None
     if skip_unchanged and not dry_run and unchanged.eligible(entity, target):
         frame, state = unchanged.extract_changed(
@@ -101,6 +104,7 @@ def execute_batch(
             failed_lookup=failed_lookup,
             target_table=live_target,
             failed_batch_lookup=failed_batch_lookup,
+            extract=extract,
         )
     else:
         frame = extract(
@@ -112,7 +116,7 @@ def execute_batch(
         )
     return process_frame(
         row_state=state,
-        full_rows=_full_rows(source, entity, key_range, watermark),
+        full_rows=full_rows,
         snapshot=snapshot,
         entity=entity,
         frame=frame,
@@ -165,8 +169,14 @@ def process_frame(
     carried = {} if referred is not None else dict(failed_before)
     # rows an earlier batch of a range carried whole filtered out (counted as it did)
     filtered = row_state.filtered if row_state is not None else 0
-    if row_state is not None:  # a later run can tell an unchanged failure by its source hash
-        failure_source_hashes(failures, frame, entity, source_columns(entity))
+    # the source hash of every extracted row, computed once for the failures and the state
+    hashes = (
+        unchanged.frame_source_hashes(frame, source_columns(entity))
+        if row_state is not None
+        else None
+    )
+    if hashes is not None:  # a later run can tell an unchanged failure by its source hash
+        failure_source_hashes(failures, frame, entity, hashes)
     outcome = BatchOutcome(
         extracted=len(frame) + skipped + len(failed_before) + filtered,
         loaded=len(rows) + skipped,
@@ -185,8 +195,8 @@ def process_frame(
     if dry_run:
         return outcome
     state = {}
-    if row_state is not None:
-        state["row_state"] = _hashed(row_state, frame, rows, entity)
+    if row_state is not None and hashes is not None:
+        state["row_state"] = _hashed(row_state, frame, rows, hashes)
     loaded = target.load_batch(
         entity=entity,
         rows=rows,
@@ -214,20 +224,19 @@ def process_frame(
 
 
 def _hashed(
-    state: unchanged.RowState, frame: pd.DataFrame, rows: pd.DataFrame, entity: EntitySpec
+    state: unchanged.RowState, frame: pd.DataFrame, rows: pd.DataFrame, every: list[str]
 ) -> unchanged.RowState:
     """The row state with the source hash of each row loaded and, where the batch read its
-    whole key range (a first run: no digest yet), the range's digest from the same hashes."""
-    columns = source_columns(entity)
+    whole key range (a first run: no digest yet), the range's digest from the same hashes.
+    ``every``: the source hash of each row of ``frame``, in order (hashed once a batch)."""
+    if frame.index.is_unique:
+        loaded = [every[i] for i in frame.index.get_indexer(rows.index)]
+    else:  # labels repeat (not an extract's frame): by position of each label's rows
+        at = pd.Series(range(len(frame)), index=frame.index).loc[rows.index]
+        loaded = [every[i] for i in at.tolist()]
     if state.digest is not None:
-        return replace(
-            state, source_hashes=unchanged.frame_source_hashes(frame.loc[rows.index], columns)
-        )
-    every = unchanged.frame_source_hashes(frame, columns)
-    at = frame.index.get_indexer(rows.index)
-    return replace(
-        state, source_hashes=[every[i] for i in at], digest=unchanged.range_digest(every)
-    )
+        return replace(state, source_hashes=loaded)
+    return replace(state, source_hashes=loaded, digest=unchanged.range_digest(every))
 
 
 def _watermark(entity: EntitySpec, changed_since: str | None) -> ChangedSince | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from runs.engine.connectors.base import ChangedSince, Connector, KeyRange, coerced_errors
@@ -30,43 +31,59 @@ def complete_failures(failures: list[RowFailure], full_rows: Callable[..., dict]
 
 
 def failure_source_hashes(
-    failures: list[RowFailure], frame: pd.DataFrame, entity: EntitySpec, columns: list[str]
+    failures: list[RowFailure], frame: pd.DataFrame, entity: EntitySpec, hashes: list[str]
 ) -> None:
     """Set each failure's ``source_hash`` (runs.engine.unchanged: the hash of its extracted
     row), so a later run can carry it while its source row and rules (which include the
-    target table's columns) are unchanged."""
+    target table's columns) are unchanged. ``hashes``: the source hash of each row of
+    ``frame``, in order (``unchanged.frame_source_hashes``, computed once a batch). Pure
+    but for setting the failures' field."""
     wanted = {f.source_key for f in failures}
     if not wanted:
         return
-    from runs.engine.unchanged import frame_source_hashes
-
     keys = source_key_text(frame, entity.source_key)
-    mask = keys.isin(wanted).to_numpy()
-    hashes = dict(zip(keys[mask].tolist(), frame_source_hashes(frame[mask], columns), strict=True))
+    at = np.flatnonzero(keys.isin(wanted).to_numpy())
+    # the last of a repeated key, as a dict over the rows in order gives it
+    by_key = dict(zip(keys.to_numpy()[at].tolist(), (hashes[i] for i in at), strict=True))
     for failure in failures:
-        failure.source_hash = hashes.get(failure.source_key, "")
+        failure.source_hash = by_key.get(failure.source_key, "")
 
 
 def full_rows_reader(
     source: Connector, entity: EntitySpec, key_range: KeyRange, watermark: ChangedSince | None
 ) -> Callable[..., dict]:
-    """``full_rows`` for a batch: on the first failed row, the key range is read once more for
-    the columns the plan does not extract (only then: a batch without failures pays nothing);
-    each failed row is completed in the table's column order. Rows the target coerced are
-    found inside the load's transaction, where the source is not read (source and target may
-    share a connection: ``fetch=False``); ``batch.process_frame`` completes them after the
-    commit."""
+    """``full_rows`` for a batch: each failed row completed with the columns the plan does not
+    extract, in the table's column order. Those columns come with the batch's own read
+    (``extract_whole``: one statement, one snapshot; ``seed`` hands them over); when the batch
+    did not read the range (a committed batch's stored failures, rows re-processed), the range
+    is read for them on the first failed row. Rows the target coerced are found inside the
+    load's transaction, where the source is not read (source and target may share a
+    connection: ``fetch=False``); ``batch.process_frame`` completes them after the commit."""
     cache: dict[str, Any] = {}
 
-    def load() -> None:
+    def columns() -> tuple[list[str], list[str]]:
+        """(the table's columns in order, those the plan does not extract)."""
         from runs.engine.batch import source_columns
 
         info = source.live_table(entity.source_table)
         order = list(info.column_names) if info is not None else []
         extracted = set(source_columns(entity))
-        extra = [c for c in order if c not in extracted]
+        return order, [c for c in order if c not in extracted]
+
+    def seed(frame: pd.DataFrame) -> None:
+        """The key range's rows as the batch read them, with the columns the plan does not
+        extract (``extra``): the completion takes them from here."""
+        order, extra = columns()
         cache["order"], cache["rows"], cache["extra"], cache["at"] = order, {}, None, {}
+        if extra:
+            keys = source_key_text(frame, entity.source_key).tolist()
+            cache["extra"] = frame[extra]
+            cache["at"] = {k: i for i, k in enumerate(keys)}  # the last of a repeated key
+
+    def load() -> None:
+        extra = columns()[1]
         if not extra:
+            seed(pd.DataFrame())
             return
         more = source.extract(
             entity.source_table,
@@ -75,9 +92,7 @@ def full_rows_reader(
             key_range,
             changed_since=watermark,
         )
-        keys = source_key_text(more, entity.source_key).tolist()
-        cache["extra"] = more[extra]
-        cache["at"] = {k: i for i, k in enumerate(keys)}  # the last of a repeated key, as before
+        seed(more)
 
     def prime(keys: list[str], *, fetch: bool = True) -> None:
         """Records of the read's rows for ``keys`` (not for every row of the range: ~1 in 6
@@ -107,7 +122,27 @@ def full_rows_reader(
         return {c: merged[c] for c in [*order, *(c for c in merged if c not in order)]}
 
     complete.prime = prime  # type: ignore[attr-defined]
+    complete.seed = seed  # type: ignore[attr-defined]
+    complete.extra = lambda: columns()[1]  # type: ignore[attr-defined]
     return complete
+
+
+def extract_whole(extract: Callable[..., pd.DataFrame], full_rows: Callable[..., dict]) -> Callable:
+    """``extract`` that also reads the columns the plan does not extract, in the same
+    statement, and hands the rows to ``full_rows`` (``full_rows_reader``): a batch with
+    failures reads its key range once (before: a second read for the failures' whole rows,
+    in another snapshot), a batch without pays for the extra columns' bytes only. Returns
+    the frame of the asked columns alone. Read-only."""
+
+    def read(table: str, columns: list[str], *args: Any, **kwargs: Any) -> pd.DataFrame:
+        extra = full_rows.extra()  # type: ignore[attr-defined]
+        if not extra:
+            return extract(table, columns, *args, **kwargs)
+        frame = extract(table, [*columns, *extra], *args, **kwargs)
+        full_rows.seed(frame)  # type: ignore[attr-defined]
+        return frame[list(columns)]
+
+    return read
 
 
 def coerced_describer(

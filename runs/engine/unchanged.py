@@ -246,6 +246,7 @@ def extract_changed(
     failed_lookup: FailedLookup | None = None,
     target_table: TableInfo | None = None,
     failed_batch_lookup: FailedBatchLookup | None = None,
+    extract: Callable[..., pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, RowState]:
     """A batch's rows that must go through the rules, and the RowState to store with it.
 
@@ -254,15 +255,16 @@ def extract_changed(
     are carried; of the others, ``failed_lookup`` names those that failed before with the same
     source row and rules (they would fail the same way): they are not extracted either. Only
     the remaining rows are extracted (or kept from the extract). Without any other run's state
-    (a first run) the range is extracted whole. Read-only; raises SchemaError, TransientError,
-    EngineError."""
+    (a first run) the range is extracted whole. ``extract``: how rows are read (default the
+    source's ``extract_text``, else ``extract``). Read-only; raises SchemaError,
+    TransientError, EngineError."""
     from runs.engine.batch import source_columns
     from runs.engine.transform import source_key_text
 
     columns = source_columns(entity)
     parents = parent_fingerprints(snapshot, entity, target, run_id)
     rules = rules_hash(snapshot, entity, parents, target_table)
-    extract = getattr(source, "extract_text", source.extract)
+    extract = extract or getattr(source, "extract_text", source.extract)
 
     def read() -> pd.DataFrame:
         return extract(

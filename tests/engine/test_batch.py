@@ -323,7 +323,7 @@ class _CountingSource:
         return counted
 
 
-def test_failed_row_keeps_every_source_column_and_clean_batches_read_once(tdb):
+def test_failed_row_keeps_every_source_column_from_the_batch_s_one_read(tdb):
     setup_tables(tdb)
     tdb.script("ALTER TABLE legacy ADD COLUMN notes text; ALTER TABLE legacy ADD COLUMN zz text")
     tdb.script("UPDATE legacy SET notes = 'n' || id, zz = NULL")
@@ -348,7 +348,8 @@ def test_failed_row_keeps_every_source_column_and_clean_batches_read_once(tdb):
     }
     assert list(bob.source_row) == ["id", "name", "age", "status", "notes", "zz"]
     assert all(set(f.source_row) >= {"notes", "zz"} for f in outcome.failures)
-    assert source.extracts == [["id", "name", "age", "status"], ["id", "notes", "zz"]]
+    # the columns the plan does not map come with the batch's read (one read, one snapshot)
+    assert source.extracts == [["id", "name", "age", "status", "notes", "zz"]]
     clean = _CountingSource(tdb.connector)
     outcome = execute_batch(
         snapshot=snapshot(),
@@ -361,7 +362,7 @@ def test_failed_row_keeps_every_source_column_and_clean_batches_read_once(tdb):
         batch_id="b1",
     )
     assert (outcome.failed, outcome.loaded) == (0, 14)
-    assert clean.extracts == [["id", "name", "age", "status"]]
+    assert clean.extracts == [["id", "name", "age", "status", "notes", "zz"]]
 
 
 def test_failed_rows_are_completed_from_one_read_recording_only_the_failed_rows(tdb):
@@ -377,3 +378,38 @@ def test_failed_rows_are_completed_from_one_read_recording_only_the_failed_rows(
     for failure in outcome.failures:
         assert list(failure.source_row) == ["id", "name", "age", "status", "note"]
         assert failure.source_row["note"] == f"n{failure.source_key}"
+
+
+def test_a_batch_hashes_its_rows_once_for_the_failures_and_the_row_state():
+    """The source hashes computed once a batch equal each row's ``row_hash`` of its
+    extracted values: the loaded rows' in the state (with the range digest over every row),
+    each failure's by its source key (the last of a repeated key)."""
+    from runs.engine.batch import _hashed, source_columns
+    from runs.engine.failure_rows import failure_source_hashes
+    from runs.engine.hashing import row_hash
+    from runs.engine.transform import RowFailure
+    from runs.engine.unchanged import RowState, frame_source_hashes, range_digest
+
+    entity = customer_entity()
+    columns = source_columns(entity)
+    frame = pd.DataFrame(
+        [[str(i), n, a, s] for i, n, a, s in LEGACY] + [["2", "Bob again", None, "active"]],
+        columns=["id", "name", "age", "status"],
+        dtype="string[pyarrow]",
+    )
+    every = frame_source_hashes(frame, columns)
+    values = frame[columns].astype(object).itertuples(index=False)
+    reference = [row_hash([None if pd.isna(v) else v for v in r]) for r in values]
+    assert every == reference
+    failures = [RowFailure(k, {}, {}, "transform") for k in ("2", "5", "99")]
+    failure_source_hashes(failures, frame, entity, every)
+    assert [f.source_hash for f in failures] == [reference[-1], reference[4], ""]
+    rows = frame.iloc[[0, 3, 7]]
+    first = _hashed(RowState("r", [], "1", "20"), frame, rows, every)
+    assert first.source_hashes == [reference[0], reference[3], reference[7]]
+    assert first.digest == range_digest(reference)
+    again = _hashed(RowState("r", [], "1", "20", digest="d"), frame, rows, every)
+    assert (again.source_hashes, again.digest) == (first.source_hashes, "d")
+    repeated = frame.set_axis([0, 1] * (len(frame) // 2) + [0] * (len(frame) % 2))
+    odd = _hashed(RowState("r", [], "1", "2"), repeated, repeated.iloc[[1]], every)
+    assert odd.source_hashes == [reference[i] for i in range(1, len(frame), 2)]

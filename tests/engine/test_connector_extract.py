@@ -28,6 +28,17 @@ def test_key_ranges_cover_every_row_once_for_an_integer_key(tdb):
     assert sorted(int(v) for v in frame["id"]) == [i * 3 for i in range(1, 1002)]
 
 
+def test_key_ranges_of_an_exact_multiple_of_the_batch_have_no_empty_last_range(tdb):
+    tdb.script("CREATE TABLE src (id integer PRIMARY KEY, v text)")
+    ph = "%s" if tdb.kind == "postgresql" else "?"
+    for i in range(1, 301):
+        tdb.execute(f"INSERT INTO src VALUES ({ph}, 'x')", (i,))
+    ranges = tdb.connector.key_ranges("src", ["id"], 100)
+    sizes = [len(tdb.connector.extract("src", ["id"], ["id"], r)) for r in ranges]
+    assert sizes == [100, 100, 100]
+    assert [r.upper for r in ranges][-1] is None
+
+
 def test_key_ranges_cover_every_row_once_for_a_composite_key(tdb):
     tdb.script("CREATE TABLE src (a integer, b text, v text, PRIMARY KEY (a, b))")
     rows = [(a, b, "x") for a in range(30) for b in ("a", "B", "b", "ä", "z z", "10", "9")]

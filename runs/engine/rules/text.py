@@ -148,19 +148,46 @@ def _constant(values: pd.Series | pd.DataFrame, params: dict, ctx: RuleContext) 
     return StepResult(pd.Series(params["value"], index=values.index, dtype=TEXT))
 
 
+_PHONE = np.frombuffer(b"(000) 000-0000", dtype=np.uint8)
+_PHONE_DIGITS = np.array([1, 2, 3, 6, 7, 8, 10, 11, 12, 13])  # where the ten digits go
+
+
+def _ascii_digits(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the ASCII digits of all values, concatenated; where each value's digits start in
+    them; how many each value has) of a large_string array: what removing ``[^0-9]`` from
+    each value leaves, without building a string (in UTF-8 an ASCII digit is one byte, and
+    no byte of a longer character is one). Pure."""
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, "u1")
+    is_digit = (data >= ord("0")) & (data <= ord("9"))
+    seen = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(is_digit, out=seen[1:])
+    start = seen[offsets[:-1]]
+    return data[is_digit], start, seen[offsets[1:]] - start
+
+
 def _phone_format(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
+    """Ten ASCII digits (eleven with a leading 1, dropped) as (XXX) XXX-XXXX, found and
+    written with numpy over the values' bytes; other values fail as they are (blank: null)."""
     text = as_text(values)
-    digits = text.str.replace("[^0-9]", "", regex=True)
-    with_country = digits.str.fullmatch("1[0-9]{10}").fillna(False).to_numpy(dtype=bool)
-    if with_country.any():
-        digits = digits.mask(with_country, digits.str.slice(1))
+    arr = _arrow(text)
+    digits, start, count = _ascii_digits(arr)
+    first = digits[np.minimum(start, len(digits) - 1)] if len(digits) else np.zeros(len(arr))
+    country = (count == 11) & (first == ord("1"))
+    ok = ((count == 10) | country) & ~_nulls(text)
     blank = _blank(text.str.strip())
-    ok = digits.str.fullmatch("[0-9]{10}").fillna(False).to_numpy(dtype=bool)
-    formatted = digits.str.replace("([0-9]{3})([0-9]{3})([0-9]{4})", r"(\1) \2-\3", regex=True)
     bad = ~ok & ~blank
-    out = _null_where(formatted.mask(bad, text) if bad.any() else formatted, blank)
+    at = np.flatnonzero(ok)
+    chars = np.tile(_PHONE, (len(at), 1))
+    chars[:, _PHONE_DIGITS] = digits[(start[at] + country[at])[:, None] + np.arange(10)]
+    offsets = np.arange(0, len(_PHONE) * (len(at) + 1), len(_PHONE), dtype=np.int64)
+    formatted = pa.LargeStringArray.from_buffers(
+        len(at), pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())
+    )
+    out = pc.replace_with_mask(arr, pa.array(ok), formatted) if len(at) else arr
     errors = _errors(text, bad, "invalid phone number ", " (need 10 digits, optional leading 1)")
-    return StepResult(out, errors)
+    return StepResult(_null_where(_series(out, text.index), blank), errors)
 
 
 def _email(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:

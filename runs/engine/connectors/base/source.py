@@ -55,7 +55,10 @@ class SqlSource(SchemaCache):
     ) -> list[KeyRange]:
         """``Source.key_ranges``: a window query (no OFFSET) and an EXISTS, in one transaction.
         The bounds are the keys of rows number n·batch_size short of the last row, so a table
-        of N rows gives ceil(N / batch_size) ranges — no empty last one."""
+        of N rows gives ceil(N / batch_size) ranges — no empty last one. "Short of the last
+        row" is "a next row exists" (``lead`` over the same window as the row number: one
+        window pass; ``count(*) OVER ()`` kept the whole table in a tuplestore, 0.31 s at 1 M
+        rows)."""
         info = self._table(table)
         keys = info.require(key_cols)
         where, args = self._filter(info, key_cols, None, changed_since)
@@ -63,8 +66,8 @@ class SqlSource(SchemaCache):
         cols = ops.join(ops.quote(k.name) for k in keys)
         bounds = ops.sql(
             "SELECT {b} FROM (SELECT {k}, row_number() OVER (ORDER BY {k}) AS mp_rn, "
-            "count(*) OVER () AS mp_n FROM {t} {w}) s "
-            "WHERE " + ops.nth_row + " AND mp_rn < mp_n ORDER BY mp_rn",
+            "lead(1) OVER (ORDER BY {k}) AS mp_next FROM {t} {w}) s "
+            "WHERE " + ops.nth_row + " AND mp_next IS NOT NULL ORDER BY mp_rn",
             b=ops.join(ops.bound(k) for k in keys),
             k=cols,
             t=ops.table(info),
