@@ -14,14 +14,14 @@ import psycopg2.errors
 from psycopg2 import sql
 
 from runs.engine.connectors.base import Coercion, ColumnInfo, TableInfo
-from runs.engine.connectors.base.ledger import insert_row
 from runs.engine.connectors.base.target import Load, SqlTarget, Written
 from runs.engine.errors import EngineError
 from runs.engine.unchanged import Carried, RowState
 
 from .ledger import _write_ledger, pack_failures
-from .operations import OPS, _cast, _cols, _comparable, csv_bytes, frame_arrays, text_array
+from .operations import _cast, _cols, _comparable, csv_bytes, frame_arrays, text_array
 from .readback import Found, PostgresReadBack
+from .record import insert_record
 
 
 class PostgresTarget(SqlTarget, PostgresReadBack):
@@ -83,7 +83,7 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
             "rules_hash": state[5],
             "range_digest": row_state.digest if row_state is not None else None,
         }
-        cur.execute(*insert_row(OPS, "batch", record, dict.fromkeys(arrays, "::text[]")))
+        cur.execute(*insert_record(record, set(arrays)))
         if copied is not None:
             _copy_state(cur, copied, batch.run_id, batch.batch_id)
 
@@ -295,8 +295,10 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
 
 def _join_arrays(first: str | None, second: str | None) -> str | None:
     """Two PostgreSQL array literals as one (either may be None or empty). Pure."""
-    parts = [a[1:-1] for a in (first, second) if a is not None and a != "{}"]
-    return "{" + ",".join(parts) + "}" if parts else None
+    parts = [a for a in (first, second) if a is not None and a != "{}"]
+    if len(parts) < 2:  # the one literal itself (no copy; insert_record sends it once)
+        return parts[0] if parts else None
+    return "{" + parts[0][1:-1] + "," + parts[1][1:-1] + "}"
 
 
 # The row-state arrays a batch record keeps, aligned (state_keys first).
