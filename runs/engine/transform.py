@@ -28,7 +28,7 @@ from runs.engine.rules import (
     to_python,
     validate_params,
 )
-from runs.engine.rules.core import _arrow, _series
+from runs.engine.rules.core import _arrow, _blank, _series
 from runs.engine.snapshot import EntitySpec, FieldSpec, FilterSpec, LookupSpec
 
 KEY_SEPARATOR = "|"
@@ -275,9 +275,10 @@ def _default_text(value: Any) -> str:
 def _finish_field(spec: FieldSpec, outcome: _FieldOutcome) -> _FieldOutcome:
     """Apply the field default to empty results, then fail empty required fields."""
     values = outcome.values
-    blank = (values.fillna("") == "").to_numpy(dtype=bool) & ~outcome.failed
+    blank = _blank(values) & ~outcome.failed
     if spec.default is not None and blank.any():
-        values = values.mask(blank, _default_text(spec.default))
+        default = pa.scalar(_default_text(spec.default), pa.large_string())
+        values = _series(pc.if_else(pa.array(blank), default, _arrow(values)), values.index)
         blank = np.zeros(len(values), dtype=bool)
     if spec.required and blank.any():
         for pos in np.flatnonzero(blank):

@@ -131,12 +131,15 @@ def _parse_formats(text: pd.Series, formats: list[str]) -> np.ndarray:
             rows, values = _arrow_dates(texts, fmt, fast)
             parsed[left[rows]] = values
             todo[left[rows]] = False
-            # pandas sees only what it might parse: other spellings, any non-ASCII text
+            # pandas sees only what it might parse: other spellings, any non-ASCII text (of
+            # the texts Arrow did not parse: the others are done)
+            rest = np.delete(np.arange(len(left)), rows)
+            texts = texts.take(pa.array(rest, pa.int64()))
             maybe = pc.or_(
                 pc.match_substring_regex(texts, fast.possible), pc.invert(pc.string_is_ascii(texts))
             )
             pending = np.zeros(len(text), dtype=bool)
-            pending[left[maybe.fill_null(False).to_numpy(zero_copy_only=False)]] = True
+            pending[left[rest[maybe.fill_null(False).to_numpy(zero_copy_only=False)]]] = True
             pending &= todo
         if not pending.any():
             continue
