@@ -3,6 +3,7 @@ source (pandas over extracted columns, so any source connector works)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,16 +187,18 @@ def column_checks(
     entity: EntitySpec,
     source: Connector,
     ranges: dict[str, list[KeyRange]],
+    helper: Callable[[], Connector] | None = None,
 ) -> list[Outcome]:
     """Several completeness/format checks ``(kind, params, column)`` of one entity in ONE scan
     of its table: their columns read together, chunk by chunk (the bench's two column checks
-    took two scans). Read-only; any error raises, for the caller to run them one by one and
-    tell which rule it belongs to."""
+    took two scans); ``helper`` opens a second connector to read every other chunk at once
+    (column_scan.column_chunks). Read-only; any error raises, for the caller to run them one
+    by one and tell which rule it belongs to."""
     from . import column_scan
 
     accs = [_accumulator(kind, params) for kind, params, _ in checks]
     columns = list(dict.fromkeys(column for _, _, column in checks))
-    for part in column_scan.column_chunks(source, entity, columns, ranges):
+    for part in column_scan.column_chunks(source, entity, columns, ranges, helper=helper):
         for acc, (_, _, column) in zip(accs, checks, strict=True):
             acc.add(part[column])
     return [_scan_outcome(k, p, a) for (k, p, _), a in zip(checks, accs, strict=True)]

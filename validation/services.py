@@ -12,7 +12,8 @@ from django.utils import timezone
 from mappings.models import Plan
 from mappings.services import plan_snapshot_build
 from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
-from runs.connections import connector_for
+from runs.connections import connection_spec, connector_for
+from runs.engine.connectors import connect
 from runs.engine.snapshot import PlanSnapshot
 from runs.enums import RunMode, RunStatus
 from runs.models import Run
@@ -175,7 +176,11 @@ def prevalidation_execute(
         if entities is None or r.entity in entities
     ]
     ranges = dict(ranges or {})  # entity -> key ranges of its whole table (else planned here)
-    scanned = _column_checks_together(rules, snapshot, source, ranges)
+    helper = None
+    if any(r.kind in COLUMN_SCAN_KINDS for r in rules):  # a second connection for the scans
+        spec = connection_spec(plan.source)
+        helper = lambda: connect(*spec)  # noqa: E731 - opened (and closed) by the scan's thread
+    scanned = _column_checks_together(rules, snapshot, source, ranges, helper)
     results = []
     for rule in rules:
         try:
@@ -197,10 +202,11 @@ def prevalidation_execute(
 
 
 def _column_checks_together(
-    rules: list[ValidationRule], snapshot: PlanSnapshot, source, ranges: dict
+    rules: list[ValidationRule], snapshot: PlanSnapshot, source, ranges: dict, helper=None
 ) -> dict[int, Outcome]:
-    """Outcomes of the column-scanning rules, one table scan per entity; an entity whose scan
-    fails is left out (its rules then run one by one, so an error names its own rule)."""
+    """Outcomes of the column-scanning rules, one table scan per entity (``helper``: opens a
+    second connector that reads every other chunk at once); an entity whose scan fails is
+    left out (its rules then run one by one, so an error names its own rule)."""
     groups: dict[str, list[ValidationRule]] = {}
     for rule in rules:
         if rule.kind in COLUMN_SCAN_KINDS:
@@ -213,6 +219,7 @@ def _column_checks_together(
                 entity=snapshot.entity(name),
                 source=source,
                 ranges=ranges,
+                helper=helper,
             )
         except Exception:  # noqa: BLE001, S112 - each rule runs alone and reports its error
             continue

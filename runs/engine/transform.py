@@ -28,6 +28,7 @@ from runs.engine.rules import (
     to_python,
     validate_params,
 )
+from runs.engine.rules.core import _arrow, _blank, _series
 from runs.engine.snapshot import EntitySpec, FieldSpec, FilterSpec, LookupSpec
 
 KEY_SEPARATOR = "|"
@@ -186,11 +187,17 @@ def _chain_input(frame: pd.DataFrame, spec: FieldSpec) -> pd.Series | pd.DataFra
     return frame[list(spec.sources)]
 
 
+def _texts_at(values: pd.Series, positions: np.ndarray) -> list[str | None]:
+    """The values at ``positions`` as ``str``/``None`` (``to_python`` of those rows), taken
+    by Arrow: no pandas row indexing and no object column per call. Pure."""
+    return _arrow(values).take(pa.array(positions, pa.int64())).to_pylist()
+
+
 def _describe(values: pd.Series | pd.DataFrame, positions: np.ndarray) -> list[str | None]:
     """The failing rows' input values as text (several columns joined with '|')."""
     if isinstance(values, pd.Series):
-        return to_python(as_text(values).iloc[positions]).tolist()
-    cols = [to_python(as_text(values[c]).iloc[positions]).tolist() for c in values.columns]
+        return _texts_at(values, positions)
+    cols = [_texts_at(values[c], positions) for c in values.columns]
     return [KEY_SEPARATOR.join(v or "" for v in row) for row in zip(*cols, strict=True)]
 
 
@@ -201,9 +208,11 @@ def _passed_through(
     real value, so their verdicts on it mean something)."""
     if isinstance(before, pd.DataFrame) or not len(positions):
         return np.zeros(len(positions), dtype=bool)
-    a = to_python(as_text(before).iloc[positions]).to_numpy(dtype=object)
-    b = to_python(as_text(after).iloc[positions]).to_numpy(dtype=object)
-    return np.fromiter((x == y for x, y in zip(a, b, strict=True)), dtype=bool, count=len(a))
+    at = pa.array(positions, pa.int64())
+    a, b = _arrow(before).take(at), _arrow(after).take(at)
+    # as Python's == on str/None: null equals null only
+    same = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(a.is_null(), b.is_null()))
+    return same.to_numpy(zero_copy_only=False)
 
 
 def _run_chain(frame: pd.DataFrame, spec: FieldSpec, ctx: RuleContext) -> _FieldOutcome:
@@ -249,9 +258,11 @@ def _run_chain(frame: pd.DataFrame, spec: FieldSpec, ctx: RuleContext) -> _Field
     values = as_text(current)
     if stuck:
         positions = np.fromiter(stuck, dtype=np.int64, count=len(stuck))
-        replacement = pd.Series(list(stuck.values()), dtype=TEXT)
-        values = values.copy()
-        values.iloc[positions] = replacement.to_numpy()
+        texts = list(stuck.values())
+        fill = pa.array([texts[i] for i in np.argsort(positions)], pa.large_string())
+        mask = np.zeros(len(values), dtype=bool)
+        mask[positions] = True  # replace_with_mask fills the masked rows in row order
+        values = _series(pc.replace_with_mask(_arrow(values), pa.array(mask), fill), values.index)
     return _FieldOutcome(values, failed, errors)
 
 
@@ -264,9 +275,10 @@ def _default_text(value: Any) -> str:
 def _finish_field(spec: FieldSpec, outcome: _FieldOutcome) -> _FieldOutcome:
     """Apply the field default to empty results, then fail empty required fields."""
     values = outcome.values
-    blank = (values.fillna("") == "").to_numpy(dtype=bool) & ~outcome.failed
+    blank = _blank(values) & ~outcome.failed
     if spec.default is not None and blank.any():
-        values = values.mask(blank, _default_text(spec.default))
+        default = pa.scalar(_default_text(spec.default), pa.large_string())
+        values = _series(pc.if_else(pa.array(blank), default, _arrow(values)), values.index)
         blank = np.zeros(len(values), dtype=bool)
     if spec.required and blank.any():
         for pos in np.flatnonzero(blank):
@@ -282,7 +294,7 @@ def _finish_field(spec: FieldSpec, outcome: _FieldOutcome) -> _FieldOutcome:
 
 
 def _records(frame: pd.DataFrame, positions: np.ndarray) -> list[dict[str, str | None]]:
-    cols = {c: to_python(frame[c].iloc[positions]).tolist() for c in frame.columns}
+    cols = {c: _texts_at(frame[c], positions) for c in frame.columns}
     return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
 
 
@@ -351,7 +363,7 @@ def transform_frame(
     ``failure_records=False``: the same good rows, but no RowFailure is built for the failed
     ones (``failures`` is empty) — for callers that only need the good rows (the report)."""
     keep = _filter_mask(frame, entity.filters)
-    kept = frame[keep].reset_index(drop=True)
+    kept = (frame if keep.all() else frame[keep]).reset_index(drop=True)
     kept = pd.DataFrame({c: as_text(kept[c]) for c in kept.columns}, index=kept.index)
     labels = frame.index[keep]
     keys = source_key_text(kept, entity.source_key)

@@ -20,10 +20,14 @@ from .logging import run_log
 CHUNK = 2_000
 
 
+_STR, _STR_OR_NONE = frozenset({str}), frozenset({str, type(None)})
+
+
 def _json_safe(row: dict | None) -> dict:
     """The row with str keys and str-or-None values (the row itself when it already is)."""
     row = row or {}
-    if all(type(k) is str and (v is None or type(v) is str) for k, v in row.items()):
+    # the types seen, by map() in C (a generator over the items took ~2.5 ms a batch)
+    if set(map(type, row)) <= _STR and set(map(type, row.values())) <= _STR_OR_NONE:
         return row
     return {str(k): (None if v is None else str(v)) for k, v in row.items()}
 

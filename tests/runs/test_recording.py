@@ -143,3 +143,22 @@ def test_copy_of_many_failed_records_is_built_piece_by_piece():
     assert FailedRecord.objects.get(run=run, source_key="2999").source_row["Legacy_Notes"] == note
     assert len(set(FailedRecord.objects.filter(run=run).values_list("created_at", flat=True))) == 1
     assert peak < json_size
+
+
+def test_json_safe_keeps_a_text_row_and_turns_anything_else_into_text():
+    """The type check (``map(type, ...)``) answers as the per-item test it replaced: a row
+    of str keys and str/None values is used as it is, any other is rebuilt as text."""
+    from runs.services.recording import _json_safe
+
+    text = {"a": "1", "b": None}
+    assert _json_safe(text) is text
+    assert _json_safe(None) == {} and _json_safe({}) == {}
+    assert _json_safe({"a": 1, "b": None}) == {"a": "1", "b": None}
+    assert _json_safe({1: "x"}) == {"1": "x"}
+    assert _json_safe({"a": True, "b": 1.5}) == {"a": "True", "b": "1.5"}
+
+    class Text(str):  # a str subclass is not plain text for orjson's sake: rebuilt
+        pass
+
+    odd = {"a": Text("v")}
+    assert _json_safe(odd) is not odd and type(_json_safe(odd)["a"]) is str

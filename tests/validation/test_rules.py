@@ -312,3 +312,59 @@ def test_validation_rule_on_a_missing_column_is_refused(demo_plan, analyst):
         },
     )
     assert rule.column == "Email_Address"
+
+
+class _Reads:
+    """A real connector, noting the key ranges it extracted and whether it was closed (a spy,
+    not a mock)."""
+
+    def __init__(self, connector, name: str, log: list) -> None:
+        self._c, self._name, self._log = connector, name, log
+
+    def __getattr__(self, attr):
+        real = getattr(self._c, attr)
+        if attr == "extract_text":
+
+            def noted(table, columns, key_cols, key_range, **kwargs):
+                self._log.append((self._name, key_range))
+                return real(table, columns, key_cols, key_range, **kwargs)
+
+            return noted
+        if attr == "close":
+            self._log.append((self._name, "closed"))
+        return real
+
+
+def test_column_scan_reads_every_other_chunk_through_a_second_connection(demo_plan):
+    """The pre-run scan reads its key ranges through two connections at once (the run's
+    other worker has nothing to do yet): the chunks come out in key order, the same as one
+    connection reads them, and the helper's connection is closed after."""
+    from mappings.services import plan_snapshot_build
+    from runs.connections import connection_spec, connector_for
+    from runs.engine.connectors import connect
+    from validation.column_scan import column_chunks
+
+    source = connector_for(demo_plan.source)
+    entity = plan_snapshot_build(plan=demo_plan).entity("accounts")
+    ranges = {"accounts": source.key_ranges(entity.source_table, entity.source_key, 40)}
+    columns = ["Email_Address", "Address_Line2"]
+    alone = list(column_chunks(source, entity, columns, ranges))
+    log: list = []
+    spec = connection_spec(demo_plan.source)
+    both = list(
+        column_chunks(
+            _Reads(source, "main", log),
+            entity,
+            columns,
+            ranges,
+            helper=lambda: _Reads(connect(*spec), "helper", log),
+        )
+    )
+    assert len(ranges["accounts"]) == 8
+    assert [{c: part[c].to_pylist() for c in columns} for part in both] == [
+        {c: part[c].to_pylist() for c in columns} for part in alone
+    ]
+    main = [r for who, r in log if who == "main"]
+    helper = [r for who, r in log if who == "helper"]
+    assert main == ranges["accounts"][0::2]
+    assert helper == [*ranges["accounts"][1::2], "closed"]

@@ -131,12 +131,15 @@ def _parse_formats(text: pd.Series, formats: list[str]) -> np.ndarray:
             rows, values = _arrow_dates(texts, fmt, fast)
             parsed[left[rows]] = values
             todo[left[rows]] = False
-            # pandas sees only what it might parse: other spellings, any non-ASCII text
+            # pandas sees only what it might parse: other spellings, any non-ASCII text (of
+            # the texts Arrow did not parse: the others are done)
+            rest = np.delete(np.arange(len(left)), rows)
+            texts = texts.take(pa.array(rest, pa.int64()))
             maybe = pc.or_(
                 pc.match_substring_regex(texts, fast.possible), pc.invert(pc.string_is_ascii(texts))
             )
             pending = np.zeros(len(text), dtype=bool)
-            pending[left[maybe.fill_null(False).to_numpy(zero_copy_only=False)]] = True
+            pending[left[rest[maybe.fill_null(False).to_numpy(zero_copy_only=False)]]] = True
             pending &= todo
         if not pending.any():
             continue
@@ -152,6 +155,17 @@ def _parse_formats(text: pd.Series, formats: list[str]) -> np.ndarray:
     return parsed
 
 
+def _iso_text(parsed: np.ndarray, nat: np.ndarray, output: str) -> pa.Array:
+    """ISO text of datetime64[s] values (YYYY-MM-DD, or YYYY-MM-DD HH:MM:SS for
+    ``output="datetime"``; NaT: null) by Arrow's cast (numpy's datetime_as_string and the
+    T replaced took ~4 ms per 20,000 values, the cast ~0.4). Pure."""
+    if output == "date":
+        stamps = pa.array(parsed.astype("datetime64[D]"), pa.date32(), mask=nat)
+    else:
+        stamps = pa.array(parsed, pa.timestamp("s"), mask=nat)
+    return pc.cast(stamps, pa.large_string())
+
+
 def _parse_date(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
     text = as_text(values).str.strip()
     # Dates repeat a lot: parse and render each distinct text once, then fan out by code.
@@ -159,10 +173,7 @@ def _parse_date(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult
     distinct = pd.Series(uniques, dtype=TEXT)
     parsed = _parse_formats(distinct, params["formats"])
     nat = np.isnat(parsed)
-    unit = "D" if params["output"] == "date" else "s"
-    rendered = pa.array(np.datetime_as_string(parsed, unit=unit), pa.large_string(), mask=nat)
-    if unit == "s":
-        rendered = pc.replace_substring(rendered, "T", " ")
+    rendered = _iso_text(parsed, nat, params["output"])
     out = _series(rendered.take(pa.array(codes, mask=codes < 0)), text.index)
     bad_distinct = np.append(nat & ~_blank(distinct), False)  # code -1 (null) -> last slot
     bad = bad_distinct[codes]
