@@ -248,16 +248,17 @@ class MachineObserver(Periodic):
                 self.autovacuum[f"{db}: {query[:80]}"] += 1
 
     def summary(self, top: int = 12) -> dict:
-        """CPU seconds of the foreign processes (and the top 5 of them), by process label (the
-        top ``top``, and the rest), steal seconds,
+        """CPU seconds of the foreign processes (and the top 5 of them), of the bench's own
+        by process label (the top ``top``, and the rest), steal seconds,
         autovacuum samples (label → seconds seen, at one sample a second) and the server's
         counters over the phase."""
         by_label: Counter = Counter()
         foreign: Counter = Counter()
         for pid, ticks in self.last.items():
-            by_label[self.labels[pid]] += (ticks - self.first[pid]) / TICK
-            if pid not in self.ours:
-                foreign[self.labels[pid]] += (ticks - self.first[pid]) / TICK
+            # the bench's own processes by label; another bench's "postgres: postgres
+            # mp_bench_target" (same label, another server) is foreign, not ours
+            counter = by_label if pid in self.ours else foreign
+            counter[self.labels[pid]] += (ticks - self.first[pid]) / TICK
         shown = dict(by_label.most_common(top))
         return {
             "foreign_cpu_seconds": round(sum(foreign.values()), 2),

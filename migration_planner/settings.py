@@ -168,6 +168,11 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT = "migration_planner.lib.broker:Transport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
+# Celery closes Django's connections before and after every task unless told to reuse them:
+# each batch then paid a new backend of our database (fork, authentication, cold catalog and
+# plpgsql caches). Reused instead; runs.tasks closes them as Django closes a request's (past
+# CONN_MAX_AGE, or unusable after an error).
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 60 * 60

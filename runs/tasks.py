@@ -8,7 +8,14 @@ import os
 import socket
 
 from celery import shared_task
-from celery.signals import task_postrun, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
+from django.db import close_old_connections
 
 from migration_planner.lib.memory import release_memory
 from runs.engine.errors import is_unavailable
@@ -57,6 +64,18 @@ def stop_heartbeat(**_: object) -> None:
     for beat in _beat:
         beat.stop.set()
         worker_stopped(name=beat.identity["name"])
+
+
+@task_prerun.connect
+@task_postrun.connect
+def connections_like_a_request(task: object = None, **_: object) -> None:
+    """Before and after every task (not an eager one: it runs inside its caller's
+    transaction), close the database connections Django would close after a request: past
+    CONN_MAX_AGE, or unusable after an error. The others serve the next task
+    (``CELERY_DB_REUSE_MAX``: Celery's own closing of every connection is off)."""
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    close_old_connections()
 
 
 @task_postrun.connect

@@ -81,13 +81,9 @@ def execute_batch(
             _complete(done.failures, _full_rows(source, entity, key_range, watermark))
             return done
     live_target = target.live_table(entity.target_table)
-    entity_check(
-        entity,
-        stored=stored_schema,
-        source=source.live_table(entity.source_table),
-        target=live_target,
-    )
-    full_rows = _full_rows(source, entity, key_range, watermark)
+    live_source = source.live_table(entity.source_table)
+    entity_check(entity, stored=stored_schema, source=live_source, target=live_target)
+    full_rows = _full_rows(source, entity, key_range, watermark, live_source)
     # Arrow-backed strings where the connector offers them (PostgreSQL): no Python str per
     # value; the columns the plan does not map come along, for the failures' whole rows
     extract = _extract_whole(getattr(source, "extract_text", source.extract), full_rows)

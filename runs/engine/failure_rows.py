@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runs.engine.connectors.base import ChangedSince, Connector, KeyRange, coerced_errors
+from runs.engine.connectors.base import (
+    ChangedSince,
+    Connector,
+    KeyRange,
+    TableInfo,
+    coerced_errors,
+)
 from runs.engine.snapshot import EntitySpec
 from runs.engine.transform import RowFailure, source_key_text
 
@@ -50,7 +56,11 @@ def failure_source_hashes(
 
 
 def full_rows_reader(
-    source: Connector, entity: EntitySpec, key_range: KeyRange, watermark: ChangedSince | None
+    source: Connector,
+    entity: EntitySpec,
+    key_range: KeyRange,
+    watermark: ChangedSince | None,
+    table: TableInfo | None = None,
 ) -> Callable[..., dict]:
     """``full_rows`` for a batch: each failed row completed with the columns the plan does not
     extract, in the table's column order. Those columns come with the batch's own read
@@ -58,17 +68,21 @@ def full_rows_reader(
     did not read the range (a committed batch's stored failures, rows re-processed), the range
     is read for them on the first failed row. Rows the target coerced are found inside the
     load's transaction, where the source is not read (source and target may share a
-    connection: ``fetch=False``); ``batch.process_frame`` completes them after the commit."""
+    connection: ``fetch=False``); ``batch.process_frame`` completes them after the commit.
+    ``table``: the source table as the batch just read its schema (else read once here)."""
     cache: dict[str, Any] = {}
+    known: list[tuple[list[str], list[str]]] = []
 
     def columns() -> tuple[list[str], list[str]]:
-        """(the table's columns in order, those the plan does not extract)."""
+        """(the table's columns in order, those the plan does not extract), read once."""
         from runs.engine.batch import source_columns
 
-        info = source.live_table(entity.source_table)
-        order = list(info.column_names) if info is not None else []
-        extracted = set(source_columns(entity))
-        return order, [c for c in order if c not in extracted]
+        if not known:
+            info = table if table is not None else source.live_table(entity.source_table)
+            order = list(info.column_names) if info is not None else []
+            extracted = set(source_columns(entity))
+            known.append((order, [c for c in order if c not in extracted]))
+        return known[0]
 
     def seed(frame: pd.DataFrame) -> None:
         """The key range's rows as the batch read them, with the columns the plan does not

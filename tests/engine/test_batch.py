@@ -309,10 +309,12 @@ class _CountingSource:
     """The real connector, counting the extracts a batch makes (a spy, not a mock)."""
 
     def __init__(self, connector):
-        self._c, self.extracts = connector, []
+        self._c, self.extracts, self.schema_reads = connector, [], 0
 
     def __getattr__(self, name):
         real = getattr(self._c, name)
+        if name == "live_table":
+            self.schema_reads += 1
         if name not in ("extract", "extract_text"):
             return real
 
@@ -350,6 +352,7 @@ def test_failed_row_keeps_every_source_column_from_the_batch_s_one_read(tdb):
     assert all(set(f.source_row) >= {"notes", "zz"} for f in outcome.failures)
     # the columns the plan does not map come with the batch's read (one read, one snapshot)
     assert source.extracts == [["id", "name", "age", "status", "notes", "zz"]]
+    assert source.schema_reads == 1  # the drift check's, which the completion uses too
     clean = _CountingSource(tdb.connector)
     outcome = execute_batch(
         snapshot=snapshot(),

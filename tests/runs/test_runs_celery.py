@@ -83,3 +83,28 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(
         "SELECT count(*), count(DISTINCT (batch_id, target_key)) FROM mp_ledger.written",
     )
     assert ledger == [(total, total)]
+
+
+def test_a_worker_keeps_its_database_connection_from_batch_to_batch(
+    start_worker, demo_plan, demo_target_db
+):
+    """Celery closes Django's connections around every task unless told otherwise: each batch
+    then paid a new backend of our database (fork, authentication, cold catalog caches: the
+    bench's app backends, born and gone within a second, were missed by its per-process CPU).
+    A worker's connection now outlives its tasks, like a web process's its requests."""
+    from django.db import connection
+
+    demo_plan.batch_size = 100
+    demo_plan.save()
+    start_worker(concurrency=1)
+    run = _wait_finished(run_create(plan=demo_plan, user=None, mode="load"))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    first = Batch.objects.filter(run=run).order_by("started_at").first().started_at
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_start < %s",
+            [first],
+        )
+        (older,) = cursor.fetchone()
+    assert older >= 1  # the worker's connection, opened before its first batch, still open
