@@ -118,6 +118,7 @@ def queue_view(request: HttpRequest, uuid=None) -> HttpResponse:
             "filters": filters,
             "open_total": failed_record_open_count(run=run),
             "superseded_total": failed_record_total(run=run, filters={"status": "superseded"})[0],
+            "carried_total": run and failed_record_total(run=run, filters={"status": "carried"})[0],
             # a refused filter lists what it can, but offers no action on "all matching"
             "filter_refused": status == 400,
         },

@@ -11,6 +11,7 @@ import json
 
 import pytest
 from django.db import connection, transaction
+from django.urls import reverse
 
 from runs.enums import RollbackStatus
 from runs.models import CarriedBatch, FailedRecord, Run
@@ -366,3 +367,20 @@ def test_the_app_database_runs_without_jit():
     with connection.cursor() as cur:
         cur.execute("SHOW jit")
         assert cur.fetchone()[0] == "off"
+
+
+def test_the_holding_runs_queue_page_says_how_many_records_a_later_run_carries(
+    eager_celery, plan, operator, viewer, client_for
+):
+    """The holding run's queue shows no open record once a later run carries them all; its
+    page says where they went (a count of the records carried into a later run, linking to
+    them) instead of leaving a failed counter that matches nothing in sight."""
+    first = _load(plan)
+    second = _load(plan)
+    carried = _count(first, "carried")
+    assert carried == first.failed > 0 and _count(first) == 0
+    page = client_for(viewer).get(reverse("runs:queue", args=[first.uuid])).content.decode()
+    assert f'id="carried-count">{carried:,}<' in page
+    assert "carried into a later run" in page
+    newest = client_for(viewer).get(reverse("runs:queue", args=[second.uuid])).content.decode()
+    assert 'id="carried-count"' not in newest  # it answers for them: nothing carried on
