@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from runs.engine.connectors.base import (
     ChangedSince,
@@ -16,6 +17,7 @@ from runs.engine.connectors.base import (
     TableInfo,
     coerced_errors,
 )
+from runs.engine.rules.core import TEXT
 from runs.engine.snapshot import EntitySpec
 from runs.engine.transform import RowFailure, source_key_text
 
@@ -191,3 +193,23 @@ def missing(value: object) -> bool:
 
 def record(row: pd.Series) -> dict[str, str | None]:
     return {str(k): (None if missing(v) else str(v)) for k, v in row.items()}
+
+
+def records_at(frame: pd.DataFrame, labels: list[Any]) -> list[dict[str, str | None]]:
+    """``[record(frame.loc[label]) for label in labels]``, by Arrow's take of each column when
+    every column holds ``TEXT`` and the index is unique (a row is then its columns' values):
+    no pandas row per label (~60 µs each); any other frame row by row. Pure."""
+    at = frame.index.get_indexer(labels) if frame.index.is_unique and labels else None
+    if (
+        at is None
+        or not frame.shape[1]
+        or (at < 0).any()
+        or any(dtype != TEXT for dtype in frame.dtypes)
+    ):
+        return [record(frame.loc[label]) for label in labels]
+    taken = pa.array(at, pa.int64())
+    columns = [
+        pa.array(frame.iloc[:, i].array).take(taken).to_pylist() for i in range(frame.shape[1])
+    ]
+    names = [str(c) for c in frame.columns]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
