@@ -216,7 +216,11 @@ def pg_hash_sql(
 ) -> sql.Composable:
     """SQL computing hashing.row_hash over text expressions (0x1F-joined, NULL as 0x00);
     ``nulls`` as in ``pg_hash_bytes_sql``."""
-    return sql.SQL("substr(encode({}, 'hex'), 1, 32)").format(pg_hash_bytes_sql(exprs, nulls))
+    # the hex of the first 16 bytes: the first 32 hex digits of the whole, without hexing 32
+    # bytes and cutting a 64-character text (~0.2 µs a row)
+    return sql.SQL("encode(substring({} FROM 1 FOR 16), 'hex')").format(
+        pg_hash_bytes_sql(exprs, nulls)
+    )
 
 
 def pg_hash_bytes_sql(
