@@ -9,6 +9,7 @@ from functools import lru_cache
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from migration_planner.lib.memory import collection_paused
 from runs.connections import connector_for
 from runs.engine.connectors import KeyRange
 from runs.engine.errors import EngineError, TransientError, is_unavailable
@@ -117,7 +118,8 @@ def _work(batch: Batch) -> str:
     heartbeat.start()
     started = time.monotonic()
     try:
-        outcome = _engine(batch, entity)
+        with collection_paused():  # bounded: one batch (the task collects after it)
+            outcome = _engine(batch, entity)
     except Exception as exc:  # noqa: BLE001 - transient: back to pending; other: fail visibly
         if is_unavailable(exc):
             _put_back(batch, exc)
@@ -134,15 +136,16 @@ def _work(batch: Batch) -> str:
     # The target has committed: record it, waiting out a restart of our database for up to a
     # lease (a conditional update: a late original records nothing). Past that, the lease runs
     # out and the next attempt finds the batch in the target's ledger and records it then.
-    recorded = db_retrying(
-        lambda: outcome_record(
-            batch=batch,
-            outcome=outcome,
-            entity=entity,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        ),
-        what=f"recording batch {batch.seq}",
-    )
+    with collection_paused():  # its failed records: as bounded as the batch
+        recorded = db_retrying(
+            lambda: outcome_record(
+                batch=batch,
+                outcome=outcome,
+                entity=entity,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            ),
+            what=f"recording batch {batch.seq}",
+        )
     if recorded:
         try:
             _check_threshold(run)
