@@ -5,7 +5,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 
@@ -27,3 +28,19 @@ def release_memory(*, collect: bool = True) -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """No automatic cycle collection inside: a batch allocates ~10^5 containers that live to
+    its end, which the collector walked ~150 times a batch (~20 ms of its ~290 ms CPU) to
+    free next to nothing (a batch leaves ~6 objects in cycles). Reference counting still
+    frees the rest; the caller collects after (``release_memory``). The collector's state
+    before is restored, also on an exception. Only for bounded work (one batch)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

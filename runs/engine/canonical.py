@@ -33,6 +33,8 @@ _FALSE = frozenset({"f", "false", "n", "no", "off", "0"})
 # A time of day followed by a zone (Z or an offset): the text names an instant.
 _ZONED = r"[0-9]:[0-9]{2}(:[0-9]{2}(\.[0-9]*)?)?\s*([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)\s*$"
 _ZONED_RE = re.compile(_ZONED)
+# What begins a zone _ZONED matches: one of them follows a ':' in every text it matches.
+_ZONE_MARKS = ("z", "Z", "+", "-")
 
 
 def _kind(col: ColumnInfo) -> str:
@@ -119,7 +121,8 @@ def canonical_row(cols: Sequence[ColumnInfo], values: Sequence[str | None]) -> l
 
 def pg_canonical_sql(expr: sql.Composable, col: ColumnInfo) -> sql.Composable:
     """SQL for the canonical text of ``expr``, a value of ``col``'s type (or its base type).
-    Independent of the session's DateStyle and TimeZone."""
+    Independent of the session's DateStyle and TimeZone; NULL exactly when ``expr`` is
+    (``pg_hash_bytes_sql``'s ``nulls`` rely on it)."""
     kind = _kind(col)
     if kind == "timestamptz":
         return sql.SQL(
@@ -161,10 +164,21 @@ def pg_intent_typed_sql(text_expr: sql.Composable, col: ColumnInfo) -> sql.Compo
     for ``timestamp without time zone`` a text naming an instant (with a zone) is that instant
     in the session's zone, so a zone the column drops shows."""
     if _kind(col) == "timestamp" and "with time zone" not in col.family_type:
+        # _ZONED matches only where a zone letter or sign follows a ':' (its time of day):
+        # four LIKEs (~0.1 µs a value) spare the regex (~0.5 µs) every text without one,
+        # the answer unchanged (ISO dates have '-' only before the time). '%%' is '%' to
+        # LIKE, and what psycopg2 turns into '%' when the query has parameters.
         return sql.SQL(
-            "CASE WHEN {0} ~ {1} THEN CAST({0} AS timestamptz) AT TIME ZONE "
+            "CASE WHEN ({guard}) AND {0} ~ {1} THEN CAST({0} AS timestamptz) AT TIME ZONE "
             "current_setting('TimeZone') ELSE CAST({0} AS timestamp) END"
-        ).format(text_expr, sql.Literal(_ZONED))
+        ).format(
+            text_expr,
+            sql.Literal(_ZONED),
+            guard=sql.SQL(" OR ").join(
+                sql.SQL('{} COLLATE "C" LIKE {}').format(text_expr, sql.Literal(f"%%:%%{z}%%"))
+                for z in _ZONE_MARKS
+            ),
+        )
     return sql.SQL("CAST({} AS {})").format(text_expr, sql.SQL(pg_intent_type(col)))
 
 
@@ -197,19 +211,46 @@ _TYPED_EQUAL = frozenset(
 )
 
 
-def pg_hash_sql(exprs: Sequence[sql.Composable]) -> sql.Composable:
-    """SQL computing hashing.row_hash over text expressions (0x1F-joined, NULL as 0x00)."""
-    return sql.SQL("substr(encode({}, 'hex'), 1, 32)").format(pg_hash_bytes_sql(exprs))
+def pg_hash_sql(
+    exprs: Sequence[sql.Composable], nulls: Sequence[sql.Composable] | None = None
+) -> sql.Composable:
+    """SQL computing hashing.row_hash over text expressions (0x1F-joined, NULL as 0x00);
+    ``nulls`` as in ``pg_hash_bytes_sql``."""
+    # the hex of the first 16 bytes: the first 32 hex digits of the whole, without hexing 32
+    # bytes and cutting a 64-character text (~0.2 µs a row)
+    return sql.SQL("encode(substring({} FROM 1 FOR 16), 'hex')").format(
+        pg_hash_bytes_sql(exprs, nulls)
+    )
 
 
-def pg_hash_bytes_sql(exprs: Sequence[sql.Composable]) -> sql.Composable:
-    """SQL for the whole sha256 (bytea) whose first 16 bytes, in hex, are ``pg_hash_sql``."""
+def pg_hash_bytes_sql(
+    exprs: Sequence[sql.Composable], nulls: Sequence[sql.Composable] | None = None
+) -> sql.Composable:
+    """SQL for the whole sha256 (bytea) whose first 16 bytes, in hex, are ``pg_hash_sql``.
+
+    ``nulls``: expressions NULL exactly when the matching ``exprs`` are (the values they are
+    the canonical text of: ``pg_canonical_sql`` is NULL only of NULL), cheap to test. A row
+    with none NULL is then hashed as ONE text joined by chr(31) and converted once — the same
+    bytes, since every server encoding converts character by character and keeps 0x1F —
+    instead of a convert_to and two bytea concatenations per value (~0.5 µs a row of 12)."""
     parts = [
         sql.SQL("coalesce(convert_to({}, 'UTF8'), decode('00', 'hex'))").format(e) for e in exprs
     ]
-    return sql.SQL("sha256({})").format(sql.SQL(" || decode('1f', 'hex') || ").join(parts))
+    each = sql.SQL("sha256({})").format(sql.SQL(" || decode('1f', 'hex') || ").join(parts))
+    if nulls is None:
+        return each
+    if len(nulls) != len(exprs):
+        raise ValueError("one NULL test per hashed expression")
+    return sql.SQL(
+        "CASE WHEN {none} THEN sha256(convert_to({joined}, 'UTF8')) ELSE {each} END"
+    ).format(
+        none=sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(n) for n in nulls),
+        joined=sql.SQL(" || chr(31) || ").join(sql.SQL("({})::text").format(e) for e in exprs),
+        each=each,
+    )
 
 
 def pg_stored_hash_sql(alias: str, cols: Sequence[ColumnInfo]) -> sql.Composable:
     """SQL for the row hash of the canonical stored values of ``cols`` of table ``alias``."""
-    return pg_hash_sql([pg_canonical_sql(sql.Identifier(alias, c.name), c) for c in cols])
+    refs = [sql.Identifier(alias, c.name) for c in cols]
+    return pg_hash_sql([pg_canonical_sql(r, c) for r, c in zip(refs, cols, strict=True)], refs)

@@ -9,13 +9,14 @@ from functools import lru_cache
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from migration_planner.lib.memory import collection_paused
 from runs.connections import connector_for
 from runs.engine.connectors import KeyRange
 from runs.engine.errors import EngineError, TransientError, is_unavailable
 from runs.enums import BatchKind, BatchStatus, LogLevel, RunMode, RunStatus
 from runs.models import Batch, Run
 
-from .carry import failed_carry_batch_lookup, failed_carry_lookup
+from .carry import earlier_runs, failed_carry_batch_lookup, failed_carry_lookup
 from .claims import ClaimHeartbeat, db_retrying, lease_delta, worker_id
 from .execution import _advance, _fail_run, _finish_if_idle, _watermark_value
 from .leases import table_lease_release_ended
@@ -47,7 +48,10 @@ def _claim(batch_id: int) -> Batch | None:
         worker=worker_id(),
         started_at=now,
     )
-    return Batch.objects.select_related("run").get(pk=batch_id) if claimed else None
+    if not claimed:
+        return None
+    # the run with what its batch reads (plan, source, target): one query, not four
+    return Batch.objects.select_related("run__plan__source", "run__target").get(pk=batch_id)
 
 
 def _claimed(batch: Batch):
@@ -117,7 +121,8 @@ def _work(batch: Batch) -> str:
     heartbeat.start()
     started = time.monotonic()
     try:
-        outcome = _engine(batch, entity)
+        with collection_paused():  # bounded: one batch (the task collects after it)
+            outcome = _engine(batch, entity)
     except Exception as exc:  # noqa: BLE001 - transient: back to pending; other: fail visibly
         if is_unavailable(exc):
             _put_back(batch, exc)
@@ -134,15 +139,16 @@ def _work(batch: Batch) -> str:
     # The target has committed: record it, waiting out a restart of our database for up to a
     # lease (a conditional update: a late original records nothing). Past that, the lease runs
     # out and the next attempt finds the batch in the target's ledger and records it then.
-    recorded = db_retrying(
-        lambda: outcome_record(
-            batch=batch,
-            outcome=outcome,
-            entity=entity,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        ),
-        what=f"recording batch {batch.seq}",
-    )
+    with collection_paused():  # its failed records: as bounded as the batch
+        recorded = db_retrying(
+            lambda: outcome_record(
+                batch=batch,
+                outcome=outcome,
+                entity=entity,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            ),
+            what=f"recording batch {batch.seq}",
+        )
     if recorded:
         try:
             _check_threshold(run)
@@ -161,6 +167,7 @@ def _engine(batch: Batch, entity):
     run = batch.run
     if batch.kind == BatchKind.DELETES:
         return _work_deletes(batch, entity)
+    earlier = earlier_runs(run)  # both carry lookups take the earlier runs from one query
     return execute_batch(
         snapshot=run_snapshot(run),
         entity=entity,
@@ -174,8 +181,8 @@ def _engine(batch: Batch, entity):
         skip_unchanged=True,  # loads and deltas write only rows that differ
         failed_parents=_failed_parents(run, entity),
         stored_schema=run_stored_schemas(run),
-        failed_lookup=failed_carry_lookup(run=run, entity=entity.name),
-        failed_batch_lookup=failed_carry_batch_lookup(run=run, entity=entity.name),
+        failed_lookup=failed_carry_lookup(run=run, entity=entity.name, earlier=earlier),
+        failed_batch_lookup=failed_carry_batch_lookup(run=run, entity=entity.name, earlier=earlier),
     )
 
 

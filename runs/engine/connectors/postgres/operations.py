@@ -90,7 +90,28 @@ def text_array(values: Iterable[Any]) -> str:
     """A PostgreSQL text[] literal of ``values`` (str() of each, every element quoted), to be
     passed as one parameter with ``%s::text[]``. psycopg2 adapts a list to ARRAY['a', ...],
     which the server parses as one constant per element: 46 ms against 9 ms for 2 x 16,700
-    keys. Pure."""
+    keys. Texts with nothing to escape (keys, hashes, row versions: every array a batch
+    record holds) are joined at once, 16,700 in ~0.5 ms instead of ~3.8 (a replace per value).
+    Pure."""
+    items = list(values)
+    if not items:
+        return "{}"
+    if set(map(type, items)) <= _STR:
+        plain = ",".join(items)
+        if "\\" not in plain and '"' not in plain:
+            if len(items) == 1:
+                return '{"' + plain + '"}'
+            # one join makes the literal (a concatenation would copy its megabyte twice)
+            items[0], items[-1] = '{"' + items[0], items[-1] + '"}'
+            return '","'.join(items)
+    return _escaped_array(items)
+
+
+_STR = frozenset({str})
+
+
+def _escaped_array(values: Iterable[Any]) -> str:
+    """``text_array``'s definition: str() of each value, backslashes and quotes escaped."""
     quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
     return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
 

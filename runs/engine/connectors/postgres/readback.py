@@ -80,7 +80,7 @@ class PostgresReadBack(PostgresPlumbing):
         # being flattened, which would cast every value twice: for the hash and the compare)
         typed = _typed(cols)
         x = [sql.Identifier("x", f"i{i}") for i in range(len(cols))]
-        intended = pg_hash_sql([pg_canonical_sql(v, c) for v, c in zip(x, cols, strict=True)])
+        intended = pg_hash_sql([pg_canonical_sql(v, c) for v, c in zip(x, cols, strict=True)], x)
         same = sql.SQL(" AND ").join(
             pg_same_sql(v, sql.Identifier("t", c.name), c) for v, c in zip(x, cols, strict=True)
         )
@@ -157,7 +157,7 @@ class PostgresReadBack(PostgresPlumbing):
                 "SELECT x.mp_ord, {ih}, {same} FROM (SELECT l.mp_ord, {typed}{written} "
                 "FROM mp_load l OFFSET 0) AS x ORDER BY x.mp_ord"
             ).format(
-                ih=pg_hash_sql([pg_canonical_sql(v, c) for v, c in zip(x, cols, strict=True)]),
+                ih=pg_hash_sql([pg_canonical_sql(v, c) for v, c in zip(x, cols, strict=True)], x),
                 same=sql.SQL(" AND ").join(same) if same else sql.SQL("true"),
                 typed=_typed(cols),
                 written=sql.Composed(written),

@@ -139,10 +139,11 @@ def _hashed_rows(
     ``raw``: mp_h is the whole sha256 (bytea) the source hash is the hex head of."""
     info = conn._table(table)
     info.require([*columns, *key_cols])
-    texts = [sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns]
+    refs = [sql.Identifier(c) for c in columns]
+    texts = [sql.SQL("{}::text").format(r) for r in refs]
     return sql.SQL("SELECT {k} AS mp_k, {h} AS mp_h FROM {t} {w}").format(
         k=key_text_sql(key_cols),
-        h=pg_hash_bytes_sql(texts) if raw else pg_hash_sql(texts),
+        h=pg_hash_bytes_sql(texts, refs) if raw else pg_hash_sql(texts, refs),
         t=conn.table_ident(info),
         w=conn._where(info, key_cols, key_range, changed_since),
     )
