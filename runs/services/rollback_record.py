@@ -6,11 +6,12 @@ records (48.7 s) and the target's DELETEs (57.7 s) ran one after the other."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from runs.engine.errors import is_unavailable
@@ -135,6 +136,7 @@ class EarlyRecord(threading.Thread):
         self.recorded: bool | None = None
         self.error: BaseException | None = None
         self.decided = False  # the verdict reached the transaction (errors after it are its)
+        self._backend: int | None = None  # the session's server process (to cancel its wait)
 
     @classmethod
     def begin(cls, rollback: Rollback, run: Run, mine) -> EarlyRecord | None:
@@ -148,6 +150,8 @@ class EarlyRecord(threading.Thread):
     def run(self) -> None:
         try:
             with transaction.atomic():
+                connection.ensure_connection()
+                self._backend = connection.connection.info.backend_pid
                 superseded = failed_records_supersede_own(self.run_obj)
                 verdict = self._verdict.get()
                 if verdict is None:
@@ -167,9 +171,15 @@ class EarlyRecord(threading.Thread):
             connection.close()
 
     def abandon(self) -> None:
-        """Roll the early transaction back (no verdict); waits for the thread. Idempotent."""
+        """Roll the early transaction back (no verdict); waits for the thread, cancelling the
+        supersede if it is still at work or waiting on a record another session holds (the
+        rollback must not wait for it). Idempotent."""
         if self.is_alive():
             self._verdict.put(None)
+        self.join(timeout=1)
+        if self.is_alive() and self._backend is not None:
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_cancel_backend(%s)", [self._backend])
         self.join()
 
     def decide(self, after: dict, differences: dict, fallback: Callable[[], bool]) -> bool:

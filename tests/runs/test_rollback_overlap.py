@@ -97,3 +97,47 @@ def _supersede_open_now() -> bool:
         "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL AND query LIKE %s",
         (SUPERSEDE,),
     ) != [(0,)]
+
+
+def test_a_failed_undo_does_not_wait_behind_a_record_another_session_holds(
+    eager_celery, demo_plan, monkeypatch
+):
+    """The early supersede waits on a record another session has locked; the undo fails
+    meanwhile: the rollback ends failed at once (the supersede is cancelled), not when the
+    other session lets the record go."""
+    import threading
+
+    import psycopg2
+
+    run = launch(demo_plan)
+    records = FailedRecord.objects.filter(run=run, status=FailedRecordStatus.OPEN)
+    n_open = records.count()
+    holder = psycopg2.connect(**{**pg.admin_params(), "dbname": connection.settings_dict["NAME"]})
+    try:
+        with holder.cursor() as cur:
+            cur.execute(
+                "SELECT 1 FROM runs_failedrecord WHERE id = %s FOR UPDATE",
+                (records.order_by("-pk").first().pk,),
+            )
+
+        def fail(rollback, run, mine, result):
+            raise EngineError("the target refused the undo (test)")
+
+        monkeypatch.setattr(rollback_service, "_progress", fail)
+        rollback = run_rollback_request(run=run, user=None, enqueue=False)
+        results: list = []
+
+        def execute() -> None:
+            try:
+                results.append(run_rollback_execute(rollback_id=rollback.pk))
+            finally:
+                connection.close()
+
+        worker = threading.Thread(target=execute)
+        worker.start()
+        worker.join(60)  # the other session still holds the record
+        assert not worker.is_alive()
+        assert results[0].status == RollbackStatus.FAILED
+    finally:
+        holder.close()
+    assert records.count() == n_open
