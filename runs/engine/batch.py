@@ -20,7 +20,7 @@ from runs.engine.failure_rows import complete_failures as _complete
 from runs.engine.failure_rows import extract_whole as _extract_whole
 from runs.engine.failure_rows import failure_source_hashes
 from runs.engine.failure_rows import full_rows_reader as _full_rows
-from runs.engine.failure_rows import record as _record
+from runs.engine.failure_rows import records_at as _records_at
 from runs.engine.outcome import BatchOutcome
 from runs.engine.outcome import check_accounting as _check_accounting
 from runs.engine.references import batch_keymaps as _keymaps
@@ -251,15 +251,18 @@ def _validate(
     errors: dict[Hashable, list[FieldError]] = (
         target.validate_rows(entity.target_table, rows) if len(rows) else {}
     )
+    labels = list(errors)
     failures = [
         RowFailure(
             source_key=str(result.source_keys.at[idx]),
-            source_row=_record(frame.loc[idx]),
-            transformed_row=_record(rows.loc[idx]),
+            source_row=source_row,
+            transformed_row=transformed_row,
             stage="load",
-            errors=list(row_errors),
+            errors=list(errors[idx]),
         )
-        for idx, row_errors in errors.items()
+        for idx, source_row, transformed_row in zip(
+            labels, _records_at(frame, labels), _records_at(rows, labels), strict=True
+        )
     ]
     if errors:
         rows = rows.drop(index=list(errors))

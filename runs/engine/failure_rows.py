@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from runs.engine.connectors.base import (
     ChangedSince,
@@ -16,6 +17,7 @@ from runs.engine.connectors.base import (
     TableInfo,
     coerced_errors,
 )
+from runs.engine.rules.core import TEXT
 from runs.engine.snapshot import EntitySpec
 from runs.engine.transform import RowFailure, source_key_text
 
@@ -89,6 +91,7 @@ def full_rows_reader(
         extract (``extra``): the completion takes them from here."""
         order, extra = columns()
         cache["order"], cache["rows"], cache["extra"], cache["at"] = order, {}, None, {}
+        cache["names"] = set(order)
         if extra:
             keys = source_key_text(frame, entity.source_key).tolist()
             cache["extra"] = frame[extra]
@@ -119,9 +122,8 @@ def full_rows_reader(
         wanted = [k for k in dict.fromkeys(keys) if k not in rows and k in at]
         if not wanted or cache["extra"] is None:
             return
-        part = cache["extra"].iloc[[at[k] for k in wanted]]
-        records = part.astype(object).where(part.notna(), None)
-        rows.update(zip(wanted, records.to_dict("records"), strict=True))
+        records = records_taken(cache["extra"], [at[k] for k in wanted])
+        rows.update(zip(wanted, records, strict=True))
         RECORDED["rows"] += len(wanted)
 
     def complete(key: str, row: dict, *, fetch: bool = True) -> dict:
@@ -132,13 +134,45 @@ def full_rows_reader(
         if key not in cache["rows"]:
             prime([key])
         merged = {**cache["rows"].get(key, {}), **row}
-        order = [c for c in cache["order"] if c in merged]
-        return {c: merged[c] for c in [*order, *(c for c in merged if c not in order)]}
+        return _in_table_order(merged, cache["order"], cache["names"])
 
     complete.prime = prime  # type: ignore[attr-defined]
     complete.seed = seed  # type: ignore[attr-defined]
     complete.extra = lambda: columns()[1]  # type: ignore[attr-defined]
     return complete
+
+
+def _in_table_order(merged: dict, order: list[str], names: set[str]) -> dict:
+    """``merged`` with the table's columns first, in the table's ``order`` (``names``: the
+    same as a set), then any other column as it came. Pure."""
+    if merged.keys() == names:  # the whole row (a failure's usual case): no other column
+        return {c: merged[c] for c in order}
+    present = [c for c in order if c in merged]
+    return {c: merged[c] for c in [*present, *(c for c in merged if c not in present)]}
+
+
+def records_taken(frame: pd.DataFrame, positions: list[int]) -> list[dict[str, Any]]:
+    """The rows at ``positions`` as records of their raw values (missing = None): Arrow's take
+    of each column when every column holds ``TEXT`` under a distinct name (~3,300 failed
+    rows a batch), else pandas' ``to_dict``. Pure."""
+    if not frame.shape[1] or not frame.columns.is_unique or not _all_text(frame):
+        part = frame.iloc[positions]
+        return part.astype(object).where(part.notna(), None).to_dict("records")
+    return _text_records(frame, positions, list(frame.columns))
+
+
+def _all_text(frame: pd.DataFrame) -> bool:
+    return all(dtype == TEXT for dtype in frame.dtypes)
+
+
+def _text_records(frame: pd.DataFrame, positions: Any, names: list[Any]) -> list[dict]:
+    """Records (``names`` -> str or None) of the rows at ``positions`` of a frame of ``TEXT``
+    columns, each column taken by Arrow at once. Pure."""
+    taken = pa.array(positions, pa.int64())
+    columns = [
+        pa.array(frame.iloc[:, i].array).take(taken).to_pylist() for i in range(frame.shape[1])
+    ]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def extract_whole(extract: Callable[..., pd.DataFrame], full_rows: Callable[..., dict]) -> Callable:
@@ -191,3 +225,13 @@ def missing(value: object) -> bool:
 
 def record(row: pd.Series) -> dict[str, str | None]:
     return {str(k): (None if missing(v) else str(v)) for k, v in row.items()}
+
+
+def records_at(frame: pd.DataFrame, labels: list[Any]) -> list[dict[str, str | None]]:
+    """``[record(frame.loc[label]) for label in labels]``, by Arrow's take of each column when
+    every column holds ``TEXT`` and the index is unique (a row is then its columns' values):
+    no pandas row per label (~60 µs each); any other frame row by row. Pure."""
+    at = frame.index.get_indexer(labels) if frame.index.is_unique and labels else None
+    if at is None or not frame.shape[1] or (at < 0).any() or not _all_text(frame):
+        return [record(frame.loc[label]) for label in labels]
+    return _text_records(frame, at, [str(c) for c in frame.columns])

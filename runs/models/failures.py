@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from ..enums import FailedRecordStatus, Stage
+from .fields import JsonTextField
 from .runs import Batch, Run
 
 
@@ -39,16 +40,17 @@ class FailedRecord(models.Model):
     )
     entity = models.CharField(max_length=100)
     source_key = models.CharField(max_length=255)
-    source_row = models.JSONField(default=dict)
-    transformed_row = models.JSONField(default=dict, blank=True)
+    # json, not jsonb (runs.models.fields): written in bulk, read whole, kept as written
+    source_row = JsonTextField(default=dict)
+    transformed_row = JsonTextField(default=dict, blank=True)
     stage = models.CharField(max_length=10, choices=Stage.choices)
     category = models.CharField(max_length=50)
     field = models.CharField(max_length=128, blank=True)
     rule = models.CharField(max_length=50, blank=True)
     message = models.TextField()
-    errors = models.JSONField(default=list, blank=True)
+    errors = JsonTextField(default=list, blank=True)
     # NULL where a set-based insert (COPY, carry) leaves it out: no earlier failure
-    earlier_failures = models.JSONField(
+    earlier_failures = JsonTextField(
         null=True,
         default=list,
         blank=True,
@@ -67,6 +69,9 @@ class FailedRecord(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,  # only deleting a user looks records up by it
+        # no database constraint: its deferred check was queued for every record a COPY
+        # inserts (NULL here); deleting a user still sets it NULL (Django's SET_NULL)
+        db_constraint=False,
     )
     handled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

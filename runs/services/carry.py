@@ -59,9 +59,9 @@ GROUP BY h.id, h.referred, h.own
 """
 
 
-def _earlier_runs(run: Run) -> dict[str, int]:
+def earlier_runs(run: Run) -> dict[str, int]:
     """Ledger id -> pk of the earlier runs of the same plan into the same target that are not
-    rolled back."""
+    rolled back. Read-only (one query)."""
     earlier = (
         Run.objects.filter(plan_id=run.plan_id, target_id=run.target_id, pk__lt=run.pk)
         .exclude(status=RunStatus.ROLLED_BACK)
@@ -71,7 +71,7 @@ def _earlier_runs(run: Run) -> dict[str, int]:
 
 
 def failed_carry_batch_lookup(
-    *, run: Run, entity: str
+    *, run: Run, entity: str, earlier: dict[str, int] | None = None
 ) -> Callable[[str, str, str, int], dict[str, Any] | None] | None:
     """The engine's ``FailedBatchLookup`` for ``run``'s batches of ``entity``: for an earlier
     batch (its run's and its own ledger id) expected to hold ``failed`` failures, source key ->
@@ -80,7 +80,7 @@ def failed_carry_batch_lookup(
     the queue is not on PostgreSQL."""
     if connection.vendor != "postgresql":
         return None
-    earlier = _earlier_runs(run)
+    earlier = earlier_runs(run) if earlier is None else earlier
     if not earlier:
         return None
     # here, not at import: the engine's row hashing loads pyarrow (not in the worker's parent)
@@ -116,15 +116,15 @@ def failed_carry_batch_lookup(
 
 
 def failed_carry_lookup(
-    *, run: Run, entity: str
+    *, run: Run, entity: str, earlier: dict[str, int] | None = None
 ) -> Callable[[str, list[str], list[str]], dict[str, Any]] | None:
     """The engine's ``FailedLookup`` for ``run``'s batches of ``entity``: source key -> id of
     the open failed record an earlier run (same plan and target, not rolled back) holds for
     the same source hash and rules. Read-only; None where the queue is not on PostgreSQL."""
     if connection.vendor != "postgresql":
         return None
-    earlier = list(_earlier_runs(run).values())
-    if not earlier:
+    pks = list((earlier_runs(run) if earlier is None else earlier).values())
+    if not pks:
         return None
 
     def lookup(rules_hash: str, keys: list[str], hashes: list[str]) -> dict[str, Any]:
@@ -132,7 +132,7 @@ def failed_carry_lookup(
             return {}
         with connection.cursor() as cursor:
             cursor.execute(
-                _LOOKUP, (keys, hashes, earlier, entity, rules_hash, FailedRecordStatus.OPEN)
+                _LOOKUP, (keys, hashes, pks, entity, rules_hash, FailedRecordStatus.OPEN)
             )
             return dict(cursor.fetchall())
 

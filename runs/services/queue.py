@@ -144,12 +144,12 @@ def _failing_update(failing: list[tuple[FailedRecord, object]], user, now) -> No
         cursor.execute(
             f"UPDATE {table} AS f SET stage = v.stage, message = v.message, "  # noqa: S608 - our table
             # the failure being replaced (old values of f) is kept, oldest first
-            "earlier_failures = coalesce(f.earlier_failures, '[]'::jsonb) "
+            "earlier_failures = (coalesce(f.earlier_failures::jsonb, '[]'::jsonb) "
             "|| jsonb_build_array(jsonb_build_object("
             "'stage', f.stage, 'category', f.category, 'field', f.field, 'rule', f.rule, "
-            "'message', f.message)), "
+            "'message', f.message)))::json, "
             "category = v.category, field = v.field, rule = v.rule, "
-            "transformed_row = v.transformed_row::jsonb, errors = v.errors::jsonb, "
+            "transformed_row = v.transformed_row::json, errors = v.errors::json, "
             "handled_by_id = %s, handled_at = %s FROM unnest(%s::bigint[], %s::text[], "
             "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
             "AS v(id, stage, message, category, field, rule, transformed_row, errors) "

@@ -366,16 +366,20 @@ def outcome_record(*, batch: Batch, outcome, entity, duration_ms: int) -> bool:
         from .carry_refs import failed_batch_refer
 
         failed_batch_refer(run=run, batch=batch, source_batch=referred["batch"])
-    if outcome.inserted or outcome.updated:
-        LedgerEntry.objects.get_or_create(
-            batch=batch,
-            defaults={
-                "entity": batch.entity,
-                "target_table": entity.target_table,
-                "inserted": outcome.inserted,
-                "updated": outcome.updated,
-                "committed_at": timezone.now(),
-            },
+    if outcome.inserted or outcome.updated:  # one INSERT ... ON CONFLICT DO NOTHING (the
+        # batch is unique): get_or_create took a SELECT and a savepoint around its INSERT
+        LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(
+                    batch=batch,
+                    entity=batch.entity,
+                    target_table=entity.target_table,
+                    inserted=outcome.inserted,
+                    updated=outcome.updated,
+                    committed_at=timezone.now(),
+                )
+            ],
+            ignore_conflicts=True,
         )
     Run.objects.filter(pk=run.pk).update(**{c: F(c) + counts[c] for c in COUNTERS})
     skipped = getattr(outcome, "skipped", 0)

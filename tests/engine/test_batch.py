@@ -125,7 +125,7 @@ def test_execute_batch_accounts_for_every_extracted_row(tdb):
 
 
 def test_failure_rows_turn_every_kind_of_missing_value_into_none():
-    from runs.engine.batch import _record
+    from runs.engine.failure_rows import record as _record
 
     row = pd.Series({"a": pd.NA, "b": None, "c": float("nan"), "d": "x", "e": ""}, dtype=object)
     assert _record(row) == {"a": None, "b": None, "c": None, "d": "x", "e": ""}

@@ -71,7 +71,10 @@ def test_counters_cannot_go_negative(run):
 
 def test_failed_records_follow_their_run_and_batch_without_database_constraints(run):
     """FailedRecord has no database FK constraints (cheaper bulk writes): deletes must still
-    cascade from the run and clear the batch link, through Django."""
+    cascade from the run and clear the batch and handler links, through Django."""
+    from tests.factories import UserFactory
+
+    handler = UserFactory()
     batch = Batch.objects.create(run=run, entity="accounts", seq=1)
     other = Run.objects.create(plan=run.plan, version=run.version, target=run.target)
 
@@ -88,6 +91,10 @@ def test_failed_records_follow_their_run_and_batch_without_database_constraints(
 
     kept_on_batch_delete, gone_with_run = record(run, "1"), record(run, "2")
     survivor = record(other, "1")
+    FailedRecord.objects.filter(pk=survivor.pk).update(handled_by=handler)
+    handler.delete()
+    survivor.refresh_from_db()
+    assert survivor.handled_by_id is None
     batch.delete()
     kept_on_batch_delete.refresh_from_db()
     assert kept_on_batch_delete.batch_id is None

@@ -162,3 +162,73 @@ def test_json_safe_keeps_a_text_row_and_turns_anything_else_into_text():
 
     odd = {"a": Text("v")}
     assert _json_safe(odd) is not odd and type(_json_safe(odd)["a"]) is str
+
+
+def test_failed_record_json_keeps_the_order_it_was_written_in():
+    """source_row, transformed_row and errors read back as written, key order included (the
+    source row's columns in the source's order): on PostgreSQL they are ``json`` (input only
+    validated), not ``jsonb`` (a tree built and its keys sorted, ~15 % of the failed-record
+    COPY's backend CPU, issue 20). The bulk_create path (SQLite) stores them as text anyway."""
+    from runs.services import recording
+
+    plan = PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target)
+    row = {"Zip_Code": "1", "id": "2", "Customer_ID": "3", "a": None, "Email_Address": "no"}
+    failure = _Failure("3", row)
+    failure.transformed_row = {"phone": "x", "email": None, "name": "n"}
+    failed_records_insert(run=run, batch=None, entity="accounts", failures=[failure])
+    stored = FailedRecord.objects.get(run=run)
+    assert list(stored.source_row.items()) == list(row.items())
+    assert list(stored.transformed_row) == ["phone", "email", "name"]
+    assert list(stored.errors[0]) == ["field", "rule", "value", "message", "category"]
+    assert (
+        recording.failed_records_build(run=run, batch=None, entity="accounts", failures=[failure])[
+            0
+        ].source_row
+        == row
+    )
+
+
+def test_failed_record_json_columns_are_json_and_no_row_trigger_runs_on_insert():
+    """What the failed-record COPY costs the app database per record (issue 20): its JSON
+    columns are ``json``, and no per-row constraint trigger (the handled_by foreign key's
+    deferred check, queued for every inserted record though the column is NULL) fires."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'runs_failedrecord' AND data_type LIKE 'json%%'"
+        )
+        types = dict(cur.fetchall())
+        cur.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'runs_failedrecord'::regclass "
+            "AND tgisinternal"
+        )
+        internal = cur.fetchone()[0]
+    assert types == {
+        "source_row": "json",
+        "transformed_row": "json",
+        "errors": "json",
+        "earlier_failures": "json",
+        "corrected_values": "jsonb",
+    }
+    assert internal == 0
+
+
+def test_failed_record_json_reads_back_any_json_value_exactly():
+    """JsonTextField decodes once: a JSON string stays a string (not decoded a second time),
+    numbers and nesting as written, whether read as a model or by values()."""
+    plan = PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target)
+    odd = ['"quoted"', "12", {"b": [1, 2.5, None, True], "a": "x"}]
+    record = FailedRecord.objects.create(
+        run=run, entity="accounts", source_key="1", stage="load", category="c", message="m"
+    )
+    FailedRecord.objects.filter(pk=record.pk).update(errors=odd, earlier_failures="12")
+    record.refresh_from_db()
+    assert record.errors == odd and list(record.errors[2]) == ["b", "a"]
+    assert record.earlier_failures == "12"
+    assert FailedRecord.objects.filter(pk=record.pk).values_list("errors", flat=True)[0] == odd

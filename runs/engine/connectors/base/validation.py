@@ -148,8 +148,19 @@ def arrow_text(series: pd.Series) -> pa.Array | None:
 
 # Canonical spellings every target accepts, checked in Arrow (RE2) before the per-value path:
 # a subset of what _bad_values accepts, so a value matching one is good without looking again.
+# A date every target and pandas' ISO 8601 parser take: a year pandas' nanoseconds reach
+# (1678-2261), a month and a day it has (February 29 takes the per-value path).
+_YEAR = "(?:16(?:7[89]|[89][0-9])|(?:1[7-9]|2[01])[0-9][0-9]|22[0-5][0-9]|226[01])"
+_MONTH_DAY = (
+    "(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    "|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+)
+_DAY = f"{_YEAR}-{_MONTH_DAY}"
 _CANONICAL = {
     "uuid": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    # what the rules' dates write (parse_date): 16,700 values took ~4 ms through pandas
+    "timestamp": f"^{_DAY} (?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
+    "date": f"^{_DAY}$",
 }
 
 
