@@ -174,8 +174,8 @@ class EarlyRecord(threading.Thread):
         """Roll the early transaction back (no verdict); waits for the thread, cancelling the
         supersede if it is still at work or waiting on a record another session holds (the
         rollback must not wait for it). Idempotent."""
-        if self.is_alive():
-            self._verdict.put(None)
+        with contextlib.suppress(queue.Full):  # a second call: the first one's None waits
+            self._verdict.put_nowait(None)
         self.join(timeout=1)
         if self.is_alive() and self._backend is not None:
             with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
@@ -186,7 +186,7 @@ class EarlyRecord(threading.Thread):
         """Record the verdict in the early transaction; True when this claim recorded it.
         When the early transaction failed before the verdict reached it, or the database was
         unavailable, ``fallback`` (the sequential record) decides; other errors propagate."""
-        self._verdict.put((after, differences))
+        self._verdict.put_nowait((after, differences))
         self.join()
         if self.error is not None and self.decided and not is_unavailable(self.error):
             raise self.error
