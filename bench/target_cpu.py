@@ -63,6 +63,7 @@ def _cpu(pid: int) -> float:
 
 
 def _kind(query: str) -> str:
+    """The statement kind a pg_stat_statements query text is summed under."""
     q = re.sub(r"\s+", " ", query).strip()
     if q.startswith("COPY mp_load"):
         return "COPY mp_load"
@@ -98,6 +99,8 @@ def main() -> None:
 
 
 def _run(params: dict[str, Any], args: argparse.Namespace) -> None:
+    """Create the demo's accounts and contacts tables in the database of ``params``, load
+    ``args.rows`` rows in batches and print the backend's CPU and the statements."""
     raw = psycopg2.connect(**params)
     raw.autocommit = True
     cur = raw.cursor()

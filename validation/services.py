@@ -322,6 +322,9 @@ def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
     ctx.pending = expected_start(ctx, run_entities(run))
     try:
         diffs = _diffs(ctx, run)
+        # the app database's failure tallies are read while the expected side still runs
+        # (they were read after every check: ~1.9 s at 10 M rows on the report's tail)
+        failures = {by: rec.failures_by(run, by) for by in ("category", "rule", "field")}
         results = _post_results(ctx, run, diffs)
     finally:
         expected_collect(ctx)  # the thread has ended before the report is stored
@@ -330,9 +333,9 @@ def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
     data = {
         "accounting": accounting,
         "key_diffs": diffs,
-        "failures_by_category": rec.failures_by(run, "category"),
-        "failures_by_rule": rec.failures_by(run, "rule"),
-        "failures_by_field": rec.failures_by(run, "field"),
+        "failures_by_category": failures["category"],
+        "failures_by_rule": failures["rule"],
+        "failures_by_field": failures["field"],
         "computed": {"at": timezone.now().isoformat(), "reason": reason, "state": state},
     }
     with transaction.atomic():

@@ -15,18 +15,14 @@ from runs.connections import connector_for
 from runs.engine.errors import EngineError, TransientError, is_unavailable
 from runs.engine.rollback import rollback_run
 from runs.enums import (
-    BatchStatus,
-    FailedRecordStatus,
     LeasePurpose,
     LogLevel,
     RollbackStatus,
     RunMode,
     RunStatus,
 )
-from runs.models import Batch, FailedRecord, LedgerEntry, Rollback, Run
+from runs.models import Rollback, Run
 
-from . import hooks
-from .carry_refs import carried_batches_roll_back
 from .claims import ClaimHeartbeat, db_retrying, lease_delta, worker_id
 from .dispatch import enqueue_rollback
 from .leases import (
@@ -38,13 +34,13 @@ from .leases import (
     table_lease_wait,
 )
 from .logging import run_log
-from .queue_actions import failed_records_unsupersede
 from .rollback_order import (
     RollbackOrderError,
     run_rollback_blockers,
     run_rollback_stack,
     run_tables,
 )
+from .rollback_record import EarlyRecord, rollback_record
 from .state import run_entities, run_ledger_id
 
 ROLLBACKABLE = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
@@ -249,11 +245,37 @@ def _log_interleaved(run: Run, chained: list[Run], summary) -> None:
 
 
 def _execute(rollback: Rollback, mine) -> bool:
-    """Undo, verify, record; True when this claim recorded the verdict."""
+    """Undo, verify, record; True when this claim recorded the verdict. The final transaction
+    begins beside the undo (``EarlyRecord``) where the app database allows."""
     run = rollback.run
     if not _wait_for_tables(rollback, run, mine):
         return False
     target = connector_for(run.target)
+    early = EarlyRecord.begin(rollback, run, mine)
+    try:
+        after, differences = _undo(rollback, run, mine, target)
+    except BaseException:
+        if early is not None:
+            early.abandon()
+        raise
+    if after is None:
+        if early is not None:
+            early.abandon()
+        return False  # a failed rollback starts no chained one (_fail says so)
+
+    def record() -> bool:
+        return db_retrying(
+            lambda: rollback_record(rollback, run, mine, after, differences),
+            what=f"recording rollback {rollback.pk}",
+        )
+
+    return record() if early is None else early.decide(after, differences, record)
+
+
+def _undo(rollback: Rollback, run: Run, mine, target) -> tuple[dict | None, dict]:
+    """The batches undone and the target verified: (checksums after, differences), or
+    (None, {}) when the rollback failed (recorded by _fail). Raises TransientError (a
+    database unavailable; the claim given back) and _ClaimLost."""
     try:
         chained = list(Run.objects.filter(pk__in=rollback.chain))
         summary = rollback_run(
@@ -263,7 +285,7 @@ def _execute(rollback: Rollback, mine) -> bool:
             interleaved=[run_ledger_id(r) for r in chained],
         )
         _log_interleaved(run, chained, summary)
-        after, differences = _verify(run, target)
+        return _verify(run, target)
     except _ClaimLost:
         raise
     except Exception as exc:  # noqa: BLE001 - transient: retried; engine: the rollback fails
@@ -273,11 +295,7 @@ def _execute(rollback: Rollback, mine) -> bool:
         if not isinstance(exc, EngineError):
             raise
         _fail(rollback, run, f"Rollback failed: {exc}", mine)
-        return False  # a failed rollback starts no chained one (_fail says so)
-    return db_retrying(
-        lambda: _record(rollback, run, mine, after, differences),
-        what=f"recording rollback {rollback.pk}",
-    )
+        return None, {}
 
 
 def _progress(rollback: Rollback, run: Run, mine, result) -> None:
@@ -305,76 +323,6 @@ def _unclaim(mine) -> None:
     # if our database stays down, the lease runs out by itself
     with contextlib.suppress(TransientError):
         db_retrying(lambda: mine.update(lease_until=None), what="rollback unclaim")
-
-
-class _Superseded(Exception):
-    """Another attempt holds the rollback now: this attempt's final transaction is undone."""
-
-
-def _record(rollback: Rollback, run: Run, mine, after: dict, differences: dict) -> bool:
-    """The verdict, in one transaction; True when this claim recorded it. The bulk updates
-    (a 10 M run: 1.66 M failed records) go first, serialised by the run's row; the claim's row
-    is locked only at the end, so its heartbeat keeps renewing the lease meanwhile."""
-    if not mine.exists():
-        return False  # another attempt holds the rollback now: it records the verdict
-    try:
-        with transaction.atomic():
-            superseded = _undo_run_records(run)
-            if not mine.update(
-                status=RollbackStatus.MISMATCH if differences else RollbackStatus.VERIFIED,
-                finished_at=timezone.now(),
-                lease_until=None,
-                checksums_after=after,
-                error=f"Checksums differ from before the run: {differences}" if differences else "",
-            ):
-                raise _Superseded  # it records the verdict; our updates are rolled back
-            table_lease_release(run=run, purpose=LeasePurpose.ROLLBACK)
-            _log_verdict(rollback, run, differences, superseded)
-            transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run.pk)))
-    except _Superseded:
-        return False
-    return True
-
-
-def _undo_run_records(run: Run) -> int:
-    """The run, its batches, ledger entries and failed records as rolled back (inside the
-    final transaction; the run's row, updated first, serialises two attempts); returns how
-    many of its failed records were superseded."""
-    Run.objects.filter(pk=run.pk).update(status=RunStatus.ROLLED_BACK)
-    Batch.objects.filter(run=run, status=BatchStatus.DONE).update(status=BatchStatus.ROLLED_BACK)
-    LedgerEntry.objects.filter(batch__run=run).update(rolled_back_at=timezone.now())
-    superseded = (
-        FailedRecord.objects.filter(run=run)
-        .exclude(status__in=[FailedRecordStatus.IGNORED, FailedRecordStatus.SUPERSEDED])
-        .update(status=FailedRecordStatus.SUPERSEDED)
-    )
-    # its references first (they decide which run the re-opened originals answer to): the
-    # earlier run's records this run carried are that run's open failures again
-    carried_batches_roll_back(run=run)
-    FailedRecord.objects.filter(
-        status=FailedRecordStatus.CARRIED,
-        pk__in=FailedRecord.objects.filter(run=run, carried_from__isnull=False).values(
-            "carried_from"
-        ),
-    ).update(status=FailedRecordStatus.OPEN)
-    failed_records_unsupersede(run=run)  # and those this run superseded (queue_actions)
-    return superseded
-
-
-def _log_verdict(rollback: Rollback, run: Run, differences: dict, superseded: int) -> None:
-    verdict = (
-        "target checksums equal the pre-run values"
-        if not differences
-        else f"checksums differ on {', '.join(differences)}"
-    )
-    done = Rollback.objects.get(pk=rollback.pk)
-    run_log(
-        run,
-        f"Rolled back {done.batches_undone} batches: {done.rows_deleted:,} rows deleted, "
-        f"{done.rows_restored:,} restored; {verdict}. {superseded:,} failed record(s) "
-        "superseded.",
-        LogLevel.INFO if not differences else LogLevel.ERROR,
-    )
 
 
 def _next_in_chain(rollback: Rollback) -> None:

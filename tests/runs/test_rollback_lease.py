@@ -117,7 +117,8 @@ def test_rollback_lease_renews_while_the_final_transaction_supersedes(eager_cele
 def test_rollback_handed_on_during_the_final_transaction_records_nothing(eager_celery, demo_plan):
     """The supervisor hands the claim on while the late original's final transaction
     supersedes: its verdict is refused and all of its bulk updates are rolled back with it."""
-    from runs.services.rollback import _record, _rollback_claim
+    from runs.services.rollback import _rollback_claim
+    from runs.services.rollback_record import rollback_record as _record
 
     run = launch(demo_plan)
     open_records = FailedRecord.objects.filter(run=run, status=FailedRecordStatus.OPEN)

@@ -5,7 +5,7 @@ counts, samples)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import partial
@@ -24,6 +24,7 @@ from runs.models import Run
 from runs.selectors.carried import failed_records_of
 from validation.enums import ValidationPhase
 
+from .keyset import KeySet
 from .sample import SampleRows, sample_rows_of
 
 if TYPE_CHECKING:
@@ -90,55 +91,6 @@ def _post_needs(run: Run, entity: EntitySpec) -> tuple[set[str], set[str], list[
         elif rule.kind == "sample_compare":
             samples.append(SampleSpec.of(rule.params))
     return sums, cats, samples
-
-
-class KeySet:
-    """An exact set of text keys held compactly: each key's UTF-8 bytes plus 0x01 (so no
-    stored value ends in the NUL padding of numpy's fixed-width bytes, and the encoding stays
-    one-to-one) in one sorted array; membership by binary search. ~10 bytes per short key
-    where an object Index took a Python str and a hash slot (~100 bytes): 1.66 M failed keys of
-    a 10 M run. Pure; built once, read by several threads."""
-
-    _BLOCK = 65_536
-
-    @staticmethod
-    def _encode(key: str) -> bytes:
-        return key.encode("utf-8", "surrogatepass") + b"\x01"
-
-    def __init__(self, keys: Iterable[str]) -> None:
-        parts: list[np.ndarray] = []
-        block: list[bytes] = []
-        for key in keys:
-            block.append(self._encode(key))
-            if len(block) == self._BLOCK:
-                parts.append(np.array(block, dtype=bytes))
-                block = []
-        if block:
-            parts.append(np.array(block, dtype=bytes))
-        self._width = max((p.dtype.itemsize for p in parts), default=1)
-        dtype = np.dtype(f"S{self._width}")
-        # one copy, sorted in place: a 10 M run's 1.66 M keys were held three times at once
-        self._keys = np.concatenate(parts, dtype=dtype) if parts else np.empty(0, dtype=dtype)
-        del parts
-        self._keys.sort()
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def contains(self, keys: Iterable[str]) -> np.ndarray:
-        """A boolean array: whether each of ``keys`` is in the set (exact byte equality)."""
-        encoded = [self._encode(k) for k in keys]
-        out = np.zeros(len(encoded), dtype=bool)
-        if not encoded or not len(self._keys):
-            return out
-        # a key longer than every stored one is not in the set (a cast would cut it)
-        fits = np.fromiter((len(e) <= self._width for e in encoded), bool, len(encoded))
-        wanted = np.array(
-            [e for e, f in zip(encoded, fits, strict=True) if f], dtype=self._keys.dtype
-        )
-        at = np.minimum(np.searchsorted(self._keys, wanted), len(self._keys) - 1)
-        out[np.flatnonzero(fits)] = self._keys[at] == wanted
-        return out
 
 
 def _failed_keys(run: Run, entity: EntitySpec) -> KeySet:
@@ -276,11 +228,15 @@ def _pick(
     # only the chunk's n smallest can be among the n smallest so far: the chunk's other rows
     # are not copied (the whole chunk was, with its hash column, then concatenated and sorted)
     n = spec.n or 1
-    top = np.sort(np.argsort(hashes, kind="stable")[:n]) if len(hashes) > n else slice(None)
-    hashed = rows.iloc[top].assign(mp_hash=hashes[top])
     prior = smallest.get(key)
-    both = hashed if prior is None else pd.concat([prior, hashed])
-    smallest[key] = both.nsmallest(n, "mp_hash")
+    # a full n smallest that no row of the chunk beats stays as it is (on a tie the earlier
+    # row is kept): most chunks of a pct sample then copy no row for it
+    beaten = len(hashes) > 0 and prior is not None and hashes.min() < prior["mp_hash"].max()
+    if prior is None or len(prior) < n or beaten:
+        top = np.sort(np.argsort(hashes, kind="stable")[:n]) if len(hashes) > n else slice(None)
+        hashed = rows.iloc[top].assign(mp_hash=hashes[top])
+        both = hashed if prior is None else pd.concat([prior, hashed])
+        smallest[key] = both.nsmallest(n, "mp_hash")
     if picked is None:
         return
     share = min(max(spec.pct or 0.0, 0.0), 100.0) / 100.0
