@@ -29,7 +29,13 @@ from .core import (
 # Date formats in Arrow (C++) instead of pandas' per-value strptime (~5x faster), without
 # changing what parses: per directive, (the zero-padded spelling, a pattern matching at least
 # everything pandas accepts for it). Only formats made of these directives take the fast path.
-_LOOSE = r"[-+]?[\pN ]+"  # signs, any Unicode digits, spaces: wider than pandas reads
+# The loose patterns judge ASCII texts only (every non-ASCII text goes to pandas), so they are
+# written with the ASCII members of the Unicode classes they stand for (\pN: [0-9]; \pL:
+# [A-Za-z]; not \pN\pP\pS: letters, controls, space): the same answers on ASCII, and RE2
+# compiles them in ~10 µs instead of up to ~1.7 ms per call (Arrow compiles per call).
+_LOOSE = r"[-+]?[0-9 ]+"  # signs, digits, spaces: wider than pandas reads
+_ASCII_LETTER = "[A-Za-z]"  # \pL on ASCII
+_ASCII_SPACE = r"[\x00-\x20\x7fA-Za-z]+"  # [^\pN\pP\pS]+ on ASCII
 
 
 _DIRECTIVES = {
@@ -40,7 +46,7 @@ _DIRECTIVES = {
     "H": ("(?:[01][0-9]|2[0-3])", _LOOSE),
     "M": ("[0-5][0-9]", _LOOSE),
     "S": ("[0-5][0-9]", _LOOSE),
-    "b": ("(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)", r"\pL+"),
+    "b": ("(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)", _ASCII_LETTER + "+"),
 }
 
 
@@ -53,7 +59,7 @@ _FORMAT_PIECE = re.compile(r"%(.)|(\s+)|(.)", re.S)
 @dataclass(frozen=True)
 class _FastFormat:
     canonical: str  # RE2: the format's zero-padded spelling (every such text pandas parses)
-    possible: str  # RE2: a superset of the texts pandas can parse with the format
+    possible: str  # RE2: of ASCII texts, a superset of those pandas can parse with the format
     day_at: int | None  # where %d's two digits sit in a canonical text (to catch 30 Feb)
 
 
@@ -84,13 +90,13 @@ def _fast_format(fmt: str) -> _FastFormat | None:
             width += _WIDTH.get(directive, 2)
         elif space:  # pandas reads whitespace in a format as one or more whitespace chars
             canonical.append("".join(map(_re2_literal, space)))
-            possible.append(r"[^\pN\pP\pS]+")
+            possible.append(_ASCII_SPACE)
             width += len(space)
         elif char == "%":  # a stray % (pandas decides what it means)
             return None
         else:  # a literal; pandas matches it ignoring case
             canonical.append(_re2_literal(char))
-            possible.append(r"\pL" if char.isalpha() else _re2_literal(char))
+            possible.append(_ASCII_LETTER if char.isalpha() else _re2_literal(char))
             width += 1
     return _FastFormat("".join(canonical) + "$", "".join(possible) + "$", day_at)
 
