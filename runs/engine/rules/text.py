@@ -40,10 +40,14 @@ def _copy(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
 
 def _trim(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
     """Arrow's kernels directly (pandas' ``str.replace``/``str.strip`` call the same ones,
-    with ~1.5 ms of overhead per 20,000 values)."""
+    with ~1.5 ms of overhead per 20,000 values); the whitespace runs are replaced only in the
+    values that have one (finding them costs about half of rewriting every value)."""
     out = _arrow(values)
     if params["collapse_inner"]:  # runs of whitespace (tabs, newlines...) inside -> one space
-        out = pc.replace_substring_regex(out, _WS_RUN, " ")
+        hit = pc.match_substring_regex(out, _WS_RUN).fill_null(False)
+        if pc.any(hit).as_py():
+            some = pc.replace_substring_regex(pc.filter(out, hit), _WS_RUN, " ")
+            out = pc.replace_with_mask(out, hit, some)
     out = pc.utf8_trim_whitespace(out)
     if params["empty_to_null"]:
         out = _blank_to_null(out)
