@@ -27,12 +27,8 @@ class JsonTextField(models.JSONField):
         if connection.vendor != "postgresql":
             return super().get_db_prep_value(value, connection, prepared)
         from django.db.backends.postgresql.operations import get_json_dumps
-        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+        from psycopg2.extras import Json  # the project's driver (pyproject: psycopg2 < 3)
 
-        if is_psycopg3:
-            from psycopg.types.json import Json
-        else:
-            from psycopg2.extras import Json
         return Json(
             value if prepared else self.get_prep_value(value), dumps=get_json_dumps(self.encoder)
         )
