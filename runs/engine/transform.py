@@ -318,10 +318,44 @@ def _failures(
         for pos, errors in outcome.errors.items():
             by_row.setdefault(int(pos), []).extend(errors)
     positions = np.flatnonzero(failed)
+    key_texts = keys.to_numpy(dtype=object)[positions].tolist()
+    names = [*frame.columns, *out.columns]
+    if not (frame.columns.is_unique and out.columns.is_unique and all(map(_is_str, names))):
+        return _row_failures(frame, out, positions, key_texts, by_row), failed
+    from runs.engine.failure_block import block_failures  # (it builds on RowFailure)
+
+    # the failed rows column-wise (no dict per row until one is read: failure_block)
+    return block_failures(
+        _taken(frame, positions),
+        _taken(out, positions),
+        key_texts,
+        [by_row[pos] for pos in positions.tolist()],
+    ), failed
+
+
+def _is_str(name: object) -> bool:
+    return isinstance(name, str)
+
+
+def _taken(frame: pd.DataFrame, positions: np.ndarray) -> pa.Table:
+    """The rows at ``positions`` as a table of text columns (``_texts_at`` column-wise)."""
+    at = pa.array(positions, pa.int64())
+    return pa.Table.from_arrays(
+        [_arrow(frame[c]).take(at) for c in frame.columns], names=list(frame.columns)
+    )
+
+
+def _row_failures(
+    frame: pd.DataFrame,
+    out: pd.DataFrame,
+    positions: np.ndarray,
+    key_texts: list[str],
+    by_row: dict[int, list[FieldError]],
+) -> list[RowFailure]:
+    """The failures with their rows as dicts (``_failures``' definition)."""
     sources = _records(frame, positions)
     transformed = _records(out, positions)
-    key_texts = keys.to_numpy(dtype=object)[positions].tolist()
-    failures = [
+    return [
         RowFailure(
             source_key=key,
             source_row=source_row,
@@ -333,7 +367,6 @@ def _failures(
             positions.tolist(), key_texts, sources, transformed, strict=True
         )
     ]
-    return failures, failed
 
 
 def _duplicates(out: pd.DataFrame, good: np.ndarray, dedupe_on: tuple[str, ...]) -> np.ndarray:

@@ -151,17 +151,30 @@ def _copy_columns(
 ) -> list[list]:
     """The COPY columns (text, JSON bytes or None) of the failed records, one list per column:
     the same values as _failure_values, without a dict per record."""
+    import pyarrow as pa  # pool child only, as the engine
+
+    from runs.engine.failure_block import one_block
+
     n = len(failures)
     created = created or timezone.now().isoformat()
     heads = [f.errors[0] for f in failures]
+    found = one_block(failures)
+    if found is not None:  # the rows' JSON by Arrow, from the block (failure_block)
+        block, at = found
+        taken = pa.array(at, pa.int64())
+        rows = [block.json("source").take(taken), block.json("transformed").take(taken)]
+    else:
+        rows = [
+            [_json_bytes(_json_safe(f.source_row)) for f in failures],
+            [_json_bytes(_json_safe(f.transformed_row)) for f in failures],
+        ]
     return [
         _uuid7_hex(n),
         [str(run.pk)] * n,
         [None if batch is None else str(batch.pk)] * n,
         [entity] * n,
         [str(f.source_key)[:255] for f in failures],
-        [_json_bytes(_json_safe(f.source_row)) for f in failures],
-        [_json_bytes(_json_safe(f.transformed_row)) for f in failures],
+        *rows,
         [f.stage for f in failures],
         [e.category for e in heads],
         [e.field or "" for e in heads],
@@ -223,8 +236,16 @@ def failed_records_insert(
     # CSV mode: an unquoted empty field is NULL, a quoted one is text, so no value can
     # ever be mistaken for NULL.
     from runs.engine.connectors.postgres import csv_bytes  # pyarrow: pool child only
+    from runs.engine.failure_block import segments
 
     created = timezone.now().isoformat()
+
+    # chunks within runs of one block's failures (written column-wise) and of the others
+    chunks = [
+        part[start : start + COPY_CHUNK]
+        for part in segments(failures)
+        for start in range(0, len(part), COPY_CHUNK)
+    ]
 
     def data() -> _Pieces:  # the CSV, COPY_CHUNK records at a time, as COPY reads it
         return _Pieces(
@@ -233,12 +254,12 @@ def failed_records_insert(
                     run=run,
                     batch=batch,
                     entity=entity,
-                    failures=failures[start : start + COPY_CHUNK],
+                    failures=chunk,
                     rules_hash=rules_hash,
                     created=created,
                 )
             )
-            for start in range(0, len(failures), COPY_CHUNK)
+            for chunk in chunks
         )
 
     table, columns = FailedRecord._meta.db_table, ", ".join(_COPY_COLUMNS)

@@ -136,10 +136,8 @@ def csv_bytes(columns: Sequence[Sequence[Any]] | pd.DataFrame) -> bytes:
     """CSV for COPY FROM: NULL as an unquoted empty field, every other value quoted."""
     if isinstance(columns, pd.DataFrame):
         arrays = frame_arrays(columns)
-    elif all(isinstance(c, pa.Array) for c in columns):
-        arrays = list(columns)
     else:
-        arrays = [pa.array(list(c), type=pa.string()) for c in columns]
+        arrays = [c if isinstance(c, pa.Array) else pa.array(list(c), pa.string()) for c in columns]
     table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
     sink = io.BytesIO()
     pacsv.write_csv(
