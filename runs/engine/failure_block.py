@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from runs.engine.failure_json import EMPTY, json_objects, json_strings
+from runs.engine.rules.core import _arrow
 from runs.engine.transform import FieldError, RowFailure
-
-_NULL = pa.scalar("null", pa.large_string())
-_EMPTY = pa.scalar("", pa.large_string())
 
 
 class FailureBlock:
@@ -262,7 +262,7 @@ def _block_json(block: FailureBlock, at: np.ndarray, part: Sequence[RowFailure])
         text(',"errors":'),
         pa.array(errors, pa.large_string()),
         text("}"),
-        _EMPTY,
+        EMPTY,
     )
     whole = pa.LargeListArray.from_arrays(pa.array([0, len(rows)], pa.int64()), rows)
     return pc.binary_join(whole, text(",")).to_pylist()[0].encode()
@@ -299,51 +299,76 @@ def segments(failures: Sequence[RowFailure]) -> list[Sequence[RowFailure]]:
     return out
 
 
-def json_objects(table: pa.Table) -> pa.Array:
-    """Each row of a table of text columns as the JSON text of its dict (column -> str or
-    None, in column order): byte for byte ``orjson.dumps`` of the row's record, built by
-    Arrow's kernels (a value with something to escape by orjson itself). Pure."""
-    n = table.num_rows
-    if not table.num_columns:
-        return pa.array(["{}"] * n, pa.large_string())
-    pieces: list[Any] = []  # '{"a":', a's value, ',"b":', b's value, ..., '}': one join
-    for i, name in enumerate(table.column_names):
-        key = ("{" if not i else ",") + orjson.dumps(str(name)).decode() + ":"
-        pieces += [
-            pa.scalar(key, pa.large_string()),
-            pc.fill_null(json_strings(table.column(i)), _NULL),
-        ]
-    return pc.binary_join_element_wise(*pieces, pa.scalar("}", pa.large_string()), _EMPTY)
+# --------------------------------------------------------------------------- the transform's
 
 
-def json_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Each text as a JSON string literal (orjson's bytes), null kept null. Pure."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    values = values.cast(pa.large_string())
-    quote = pa.scalar('"', pa.large_string())
-    quoted = pc.binary_join_element_wise(quote, values, quote, _EMPTY)
-    at = _escaped_at(values)
-    if not len(at):
-        return quoted
-    fixed = [orjson.dumps(v).decode() for v in values.take(pa.array(at)).to_pylist()]
-    mask = np.zeros(len(values), dtype=bool)
-    mask[at] = True
-    return pc.replace_with_mask(quoted, pa.array(mask), pa.array(fixed, pa.large_string()))
+def transform_failures(
+    frame: pd.DataFrame,
+    out: pd.DataFrame,
+    keys: pd.Series,
+    outcomes: list[Any],
+    failed: np.ndarray,
+) -> list[RowFailure]:
+    """One failure (stage "transform") per ``failed`` row of the transform's input ``frame``
+    and output ``out``, its fields' errors (``outcomes``: each field's, in field order) in
+    field order: a block's (the rows column-wise) where each frame's columns are distinct
+    texts, else with dicts (``row_failures``). Pure."""
+    by_row: dict[int, list[FieldError]] = {}
+    for outcome in outcomes:  # field order, so each row's errors come out in field order
+        for pos, errors in outcome.errors.items():
+            by_row.setdefault(int(pos), []).extend(errors)
+    positions = np.flatnonzero(failed)
+    key_texts = keys.to_numpy(dtype=object)[positions].tolist()
+    names = [*frame.columns, *out.columns]
+    if not (frame.columns.is_unique and out.columns.is_unique and all(map(_is_str, names))):
+        return row_failures(frame, out, positions, key_texts, by_row)
+    return block_failures(
+        taken(frame, positions),
+        taken(out, positions),
+        key_texts,
+        [by_row[pos] for pos in positions.tolist()],
+    )
 
 
-def _escaped_at(values: pa.LargeStringArray) -> np.ndarray:
-    """Positions (ascending) of the values holding a byte JSON escapes: a control character,
-    '"' or a backslash (UTF-8's other characters never use those bytes). By numpy over the
-    array's bytes (a regex per value took ~15 times as long). Pure."""
-    _, offsets_buffer, data = values.buffers()
-    if data is None or not len(values):
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[
-        values.offset : values.offset + len(values) + 1
+def _is_str(name: object) -> bool:
+    return isinstance(name, str)
+
+
+def taken(frame: pd.DataFrame, positions: np.ndarray) -> pa.Table:
+    """The rows at ``positions`` as a table of text columns (Arrow's take of each). Pure."""
+    at = pa.array(positions, pa.int64())
+    return pa.Table.from_arrays(
+        [_arrow(frame[c]).take(at) for c in frame.columns], names=list(frame.columns)
+    )
+
+
+def records(frame: pd.DataFrame, positions: np.ndarray) -> list[dict[str, str | None]]:
+    """The rows at ``positions`` as dicts of str or None (the failures' rows before blocks)."""
+    cols = {
+        c: _arrow(frame[c]).take(pa.array(positions, pa.int64())).to_pylist() for c in frame.columns
+    }
+    return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+
+
+def row_failures(
+    frame: pd.DataFrame,
+    out: pd.DataFrame,
+    positions: np.ndarray,
+    key_texts: list[str],
+    by_row: dict[int, list[FieldError]],
+) -> list[RowFailure]:
+    """The failures with their rows as dicts (``transform_failures``' definition). Pure."""
+    sources = records(frame, positions)
+    transformed = records(out, positions)
+    return [
+        RowFailure(
+            source_key=key,
+            source_row=source_row,
+            transformed_row=transformed_row,
+            stage="transform",
+            errors=by_row[pos],
+        )
+        for pos, key, source_row, transformed_row in zip(
+            positions.tolist(), key_texts, sources, transformed, strict=True
+        )
     ]
-    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
-    bad = np.flatnonzero((raw < 0x20) | (raw == 0x22) | (raw == 0x5C))
-    if not len(bad):
-        return bad
-    return np.unique(np.searchsorted(offsets, bad + offsets[0], side="right") - 1)

@@ -20,15 +20,17 @@ from runs.engine.failure_block import (
     failure_metas,
     json_objects,
     one_block,
+    records,
     row_dicts,
     segments,
     table_records,
+    taken,
 )
 from runs.engine.failure_rows import complete_failures, full_rows_reader
 from runs.engine.outcome import BatchOutcome
 from runs.engine.rules.core import TEXT
 from runs.engine.snapshot import EntitySpec, FieldSpec
-from runs.engine.transform import FieldError, RowFailure, _records, _taken
+from runs.engine.transform import FieldError, RowFailure
 
 # any text JSON must escape or may carry raw: controls, quotes, backslashes, non-ASCII
 _TEXT = st.text(
@@ -72,7 +74,7 @@ def test_json_objects_of_chunked_and_narrow_strings():
 @given(table=_tables(min_width=1), data=st.data())
 @settings(max_examples=200, deadline=None)
 def test_taken_rows_are_the_transforms_records(table, data):
-    """transform._taken (the block's tables) holds what _records made as dicts."""
+    """``taken`` (the block's tables) holds what ``records`` (the old dicts) made."""
     frame = pd.DataFrame(
         {n: pd.Series(table.column(n).to_pylist(), dtype=TEXT) for n in table.column_names}
     )
@@ -82,7 +84,7 @@ def test_taken_rows_are_the_transforms_records(table, data):
         else [],
         dtype=np.int64,
     )
-    got, meant = table_records(_taken(frame, positions)), _records(frame, positions)
+    got, meant = table_records(taken(frame, positions)), records(frame, positions)
     assert got == meant
     assert [list(r) for r in got] == [list(r) for r in meant]
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from mappings.models import PlanVersion
 from runs.models import FailedRecord, Run
-from runs.services.recording import _uuid7_hex, failed_records_insert
+from runs.services.failed_copy import _uuid7_hex
+from runs.services.recording import failed_records_insert
 from tests.factories import PlanFactory
 
 pytestmark = pytest.mark.django_db
@@ -258,7 +259,7 @@ def test_a_blocks_failed_records_copy_the_bytes_the_rows_would(width, values, pl
     from runs.engine.connectors.postgres import csv_bytes
     from runs.engine.failure_block import block_failures, segments
     from runs.engine.transform import FieldError, RowFailure
-    from runs.services import recording
+    from runs.services import failed_copy
 
     names = ["Customer_ID", 'a"b', "c\\d", "é"][:width]
     columns = [pa.array([row[i] for row in values], pa.large_string()) for i in range(width)]
@@ -288,15 +289,15 @@ def test_a_blocks_failed_records_copy_the_bytes_the_rows_would(width, values, pl
         pk = 7
 
     def csv(failures):
-        recording._uuid7_hex = lambda n: [f"{i:032x}" for i in range(n)]
+        failed_copy._uuid7_hex = lambda n: [f"{i:032x}" for i in range(n)]
         try:
             return csv_bytes(
-                recording._copy_columns(
+                failed_copy._copy_columns(
                     run=_Pk, batch=_Pk, entity="accounts", failures=failures, created="now"
                 )
             )
         finally:
-            recording._uuid7_hex = _uuid7_hex
+            failed_copy._uuid7_hex = _uuid7_hex
 
     at = 0
     for part in segments(mixed):  # each chunk as the COPY cuts them: the same bytes
