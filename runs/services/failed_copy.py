@@ -1,4 +1,4 @@
-"""The failed records' COPY columns and CSV pieces (runs.services.recording writes them)."""
+"""The failed records' COPY columns and text pieces (runs.services.recording writes them)."""
 
 from __future__ import annotations
 
@@ -38,11 +38,10 @@ def _error_values(f) -> list[dict]:
     ]
 
 
+# The COPY's columns: first those that differ from record to record, then those the same for
+# the whole batch (one constant tail on every line of the COPY's text).
 _COPY_COLUMNS = (
     "uuid",
-    "run_id",
-    "batch_id",
-    "entity",
     "source_key",
     "source_row",
     "transformed_row",
@@ -52,11 +51,14 @@ _COPY_COLUMNS = (
     "rule",
     "message",
     "errors",
+    "source_hash",
+    "run_id",
+    "batch_id",
+    "entity",
     "status",
     "corrected_values",
     "ignore_reason",
     "created_at",
-    "source_hash",
     "rules_hash",
 )
 
@@ -95,9 +97,10 @@ def _copy_columns(
     failures,
     rules_hash: str = "",
     created: str | None = None,
-) -> list[list]:
-    """The COPY columns (text, JSON bytes or None) of the failed records, one list per column:
-    the same values as _failure_values, without a dict per record."""
+) -> tuple[list[list], list[str | None]]:
+    """The COPY values of the failed records in _COPY_COLUMNS' order: one list per column that
+    differs per record (text or JSON bytes), then the values every record shares (text or
+    None); the same values as _failure_values, without a dict per record."""
     import pyarrow as pa  # pool child only, as the engine
 
     from runs.engine.failure_block import one_block
@@ -109,17 +112,16 @@ def _copy_columns(
     if found is not None:  # the rows' JSON by Arrow, from the block (failure_block)
         block, at = found
         taken = pa.array(at, pa.int64())
-        rows = [block.json("source").take(taken), block.json("transformed").take(taken)]
+        rows = [
+            block.json(part).take(taken).cast(pa.string()) for part in ("source", "transformed")
+        ]
     else:
         rows = [
             [_json_bytes(_json_safe(f.source_row)) for f in failures],
             [_json_bytes(_json_safe(f.transformed_row)) for f in failures],
         ]
-    return [
+    per_record = [
         _uuid7_hex(n),
-        [str(run.pk)] * n,
-        [None if batch is None else str(batch.pk)] * n,
-        [entity] * n,
         [str(f.source_key)[:255] for f in failures],
         *rows,
         [f.stage for f in failures],
@@ -128,16 +130,22 @@ def _copy_columns(
         [e.rule or "" for e in heads],
         [e.message for e in heads],
         [_json_bytes(_error_values(f)) for f in failures],
-        [FailedRecordStatus.OPEN.value] * n,
-        ["{}"] * n,
-        [""] * n,
-        [created] * n,
         [getattr(f, "source_hash", "") or "" for f in failures],
-        [rules_hash] * n,
     ]
+    shared = [
+        str(run.pk),
+        None if batch is None else str(batch.pk),
+        entity,
+        FailedRecordStatus.OPEN.value,
+        "{}",
+        "",
+        created,
+        rules_hash,
+    ]
+    return per_record, shared
 
 
-COPY_CHUNK = 500  # failed records per piece of the COPY's CSV (built as COPY reads it)
+COPY_CHUNK = 500  # failed records per piece of the COPY's text (built as COPY reads it)
 
 
 class _Pieces:

@@ -49,6 +49,35 @@ def test_failed_records_round_trip_awkward_text():
     assert stored["3"].errors[0]["value"] == ""
 
 
+def test_failed_records_round_trip_awkward_text_outside_the_json():
+    """The COPY is in text format (JSON's double quotes go undoubled; issue 20): a tab,
+    newline, carriage return or backslash in a plain column — per record or the same for the
+    whole batch — and texts that look like COPY's markers (``\\N``, ``\\.``) read back as
+    written; an empty text stays empty, a NULL stays NULL."""
+    plan = PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target)
+    keys = ["a\tb", "c\td\ne\rf", "\\N", "\\.", "x\\y\\", "\n\\.\n"]
+    failures = []
+    for key in keys:
+        failure = _Failure(key, {"Customer_ID": key, "Email_Address": key})
+        failure.errors[0].message = f"bad\t{key}\r\n\\."
+        failure.errors[0].field, failure.errors[0].rule = "", "r\\1"
+        failures.append(failure)
+    entity, rules = "odd\tentity\\", "h\\\n"
+    failed_records_insert(run=run, batch=None, entity=entity, failures=failures, rules_hash=rules)
+    stored = {r.source_key: r for r in FailedRecord.objects.filter(run=run)}
+    assert sorted(stored) == sorted(keys)
+    for failure in failures:
+        record = stored[failure.source_key]
+        assert record.source_row == failure.source_row
+        assert record.message == failure.errors[0].message
+        assert (record.field, record.rule) == ("", "r\\1")
+        assert (record.entity, record.rules_hash, record.batch_id) == (entity, rules, None)
+        assert record.errors[0]["value"] == failure.source_key
+        assert record.corrected_values == {} and record.ignore_reason == ""
+
+
 def test_failed_record_twice_in_one_run_is_kept_once():
     plan = PlanFactory()
     version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
@@ -252,11 +281,11 @@ _TEXT = st.text(
 )
 @settings(max_examples=120, deadline=None)
 def test_a_blocks_failed_records_copy_the_bytes_the_rows_would(width, values, plain_at):
-    """The failed records' COPY CSV of block failures (runs.engine.failure_block: the rows'
-    JSON by Arrow) is byte for byte the CSV of the same failures as dicts, mixed or not."""
+    """The failed records' COPY text of block failures (runs.engine.failure_block: the rows'
+    JSON by Arrow) is byte for byte the text of the same failures as dicts, mixed or not."""
     import pyarrow as pa
 
-    from runs.engine.connectors.postgres import csv_bytes
+    from runs.engine.connectors.postgres import text_copy_bytes
     from runs.engine.failure_block import block_failures, segments
     from runs.engine.transform import FieldError, RowFailure
     from runs.services import failed_copy
@@ -288,11 +317,11 @@ def test_a_blocks_failed_records_copy_the_bytes_the_rows_would(width, values, pl
     class _Pk:
         pk = 7
 
-    def csv(failures):
+    def text(failures):
         failed_copy._uuid7_hex = lambda n: [f"{i:032x}" for i in range(n)]
         try:
-            return csv_bytes(
-                failed_copy._copy_columns(
+            return text_copy_bytes(
+                *failed_copy._copy_columns(
                     run=_Pk, batch=_Pk, entity="accounts", failures=failures, created="now"
                 )
             )
@@ -301,6 +330,6 @@ def test_a_blocks_failed_records_copy_the_bytes_the_rows_would(width, values, pl
 
     at = 0
     for part in segments(mixed):  # each chunk as the COPY cuts them: the same bytes
-        assert csv(part) == csv(plain[at : at + len(part)])
+        assert text(part) == text(plain[at : at + len(part)])
         at += len(part)
     assert at == len(plain)
