@@ -261,11 +261,14 @@ def _block_json(block: FailureBlock, at: np.ndarray, part: Sequence[RowFailure])
         _text(hashes),
         text(',"errors":'),
         pa.array(errors, pa.large_string()),
-        text("}"),
+        text("},"),
         EMPTY,
     )
-    whole = pa.LargeListArray.from_arrays(pa.array([0, len(rows)], pa.int64()), rows)
-    return pc.binary_join(whole, text(",")).to_pylist()[0].encode()
+    # the rows' texts lie one after the other in the array's data: taken at once, the
+    # last row's comma dropped (no join into one Python str and its encoding)
+    _, offsets, data = rows.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int64)[rows.offset : rows.offset + len(rows) + 1]
+    return data[int(ends[0]) : int(ends[-1]) - 1].to_pybytes() if len(rows) else b""
 
 
 def one_block(failures: Sequence[RowFailure]) -> tuple[FailureBlock, np.ndarray] | None:
