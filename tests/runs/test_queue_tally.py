@@ -292,8 +292,13 @@ def test_a_refused_filter_is_named_and_offers_no_action_on_all_matching(
 @pytest.mark.django_db
 def test_new_messages_are_inserted_in_digest_order():
     """Concurrent batches sharing new messages take their unique-key waits in one order (no
-    deadlock between two statements that each inserted one the other needs)."""
+    deadlock between two statements that each inserted one the other needs); the digest is
+    computed once per distinct message, not per record (issue 20: the trigger's read of a
+    batch's ~3,300 records, ~12 ms → ~3 ms in a replay)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_functiondef('runs_failedmessage_insert'::regproc)")
         body = " ".join(cursor.fetchone()[0].split())
-    assert "FROM message_new ORDER BY 1 ON CONFLICT DO NOTHING" in body, body
+    assert (
+        "SELECT md5(message)::uuid, message FROM (SELECT DISTINCT message FROM message_new) "
+        "AS distinct_new ORDER BY 1 ON CONFLICT DO NOTHING" in body
+    ), body

@@ -46,6 +46,35 @@ def test_failed_records_round_trip_awkward_text():
     assert stored["3"].errors[0]["value"] == ""
 
 
+def test_failed_records_round_trip_awkward_text_outside_the_json():
+    """The COPY is in text format (JSON's double quotes go undoubled; issue 20): a tab,
+    newline, carriage return or backslash in a plain column — per record or the same for the
+    whole batch — and texts that look like COPY's markers (``\\N``, ``\\.``) read back as
+    written; an empty text stays empty, a NULL stays NULL."""
+    plan = PlanFactory()
+    version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")
+    run = Run.objects.create(plan=plan, version=version, target=plan.target)
+    keys = ["a\tb", "c\td\ne\rf", "\\N", "\\.", "x\\y\\", "\n\\.\n"]
+    failures = []
+    for key in keys:
+        failure = _Failure(key, {"Customer_ID": key, "Email_Address": key})
+        failure.errors[0].message = f"bad\t{key}\r\n\\."
+        failure.errors[0].field, failure.errors[0].rule = "", "r\\1"
+        failures.append(failure)
+    entity, rules = "odd\tentity\\", "h\\\n"
+    failed_records_insert(run=run, batch=None, entity=entity, failures=failures, rules_hash=rules)
+    stored = {r.source_key: r for r in FailedRecord.objects.filter(run=run)}
+    assert sorted(stored) == sorted(keys)
+    for failure in failures:
+        record = stored[failure.source_key]
+        assert record.source_row == failure.source_row
+        assert record.message == failure.errors[0].message
+        assert (record.field, record.rule) == ("", "r\\1")
+        assert (record.entity, record.rules_hash, record.batch_id) == (entity, rules, None)
+        assert record.errors[0]["value"] == failure.source_key
+        assert record.corrected_values == {} and record.ignore_reason == ""
+
+
 def test_failed_record_twice_in_one_run_is_kept_once():
     plan = PlanFactory()
     version = PlanVersion.objects.create(plan=plan, number=1, snapshot={}, content_hash="h")

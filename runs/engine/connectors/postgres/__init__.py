@@ -14,7 +14,7 @@ dialect object and helpers: quoting, COPY CSV). What every SQL database does ali
 
 from .base import PostgresConnector
 from .ledger import _stored_result, pack_failures, unpack_failures
-from .operations import _cast, csv_bytes, frame_arrays, parse_copy_csv, text_array
+from .operations import _cast, csv_bytes, frame_arrays, parse_copy_csv, text_array, text_copy_bytes
 
 __all__ = [
     "PostgresConnector",
@@ -25,5 +25,6 @@ __all__ = [
     "pack_failures",
     "parse_copy_csv",
     "text_array",
+    "text_copy_bytes",
     "unpack_failures",
 ]

@@ -1,4 +1,5 @@
-"""PostgreSQL dialect helpers: quoted column lists, casts, text arrays, COPY CSV in and out."""
+"""PostgreSQL dialect helpers: quoted column lists, casts, text arrays, COPY CSV in and out,
+COPY text in."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg2 import sql
 
@@ -146,6 +148,52 @@ def csv_bytes(columns: Sequence[Sequence[Any]] | pd.DataFrame) -> bytes:
         table, sink, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
     )
     return sink.getvalue()
+
+
+# COPY's text format escapes only these (a backslash first, so no escape is escaped again)
+_TEXT_ESCAPES = (
+    (b"\\", "\\", "\\\\"),
+    (b"\t", "\t", "\\t"),
+    (b"\n", "\n", "\\n"),
+    (b"\r", "\r", "\\r"),
+)
+
+
+def _text_field(value: str | None) -> str:
+    """One value as a field of COPY's text format (NULL as ``\\N``)."""
+    if value is None:
+        return "\\N"
+    for _, char, escaped in _TEXT_ESCAPES:
+        value = value.replace(char, escaped)
+    return value
+
+
+def text_copy_bytes(columns: Sequence[Sequence[Any]], tail: Sequence[str | None] = ()) -> bytes:
+    """Lines for ``COPY … FROM STDIN (FORMAT text)``: row by row the values of ``columns``
+    (str, UTF-8 bytes or None), then the ``tail`` values, the same on every line; backslash,
+    tab, newline and carriage return escaped, NULL as ``\\N``. Pure.
+    Built by Arrow's kernels (escaping only a column that holds one of the four). The server
+    reads it for less than CSV when the values are JSON: CSV doubles every double quote and
+    the server undoes it (issue 20: the failed records' COPY, ~10 ms less a batch)."""
+    if not columns or not len(columns[0]):
+        return b""
+    arrays = []
+    for column in columns:
+        arr = column if isinstance(column, pa.Array) else pa.array(column, type=pa.string())
+        data = arr.buffers()[2]
+        raw = b"" if data is None else data.to_pybytes()
+        for byte, char, escaped in _TEXT_ESCAPES:
+            if byte in raw:
+                arr = pc.replace_substring(arr, char, escaped)
+        arrays.append(arr)
+    end = "".join("\t" + _text_field(v) for v in tail) + "\n"
+    lines = pc.binary_join_element_wise(
+        *arrays, "\t", null_handling="replace", null_replacement="\\N"
+    )
+    lines = pc.binary_join_element_wise(lines, end, "")
+    _, offsets, text = lines.buffers()
+    offsets = memoryview(offsets).cast("i")  # int32: pieces are far below 2 GB
+    return text[offsets[lines.offset] : offsets[lines.offset + len(lines)]].to_pybytes()
 
 
 def parse_copy_csv(data: bytes, columns: Sequence[str], *, arrow: bool = False) -> pd.DataFrame:
