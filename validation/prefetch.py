@@ -12,12 +12,15 @@ range's Part (counts, sums, sample rows) is merged in key order."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import connections
 
@@ -34,6 +37,7 @@ from .expected_share import TTL, LocalShare, Needs, Share, client, helper_run, s
 from .reconciliation.expected import Part
 from .reconciliation.keyset import KeySet
 
+logger = logging.getLogger(__name__)
 # post rules whose check compares the target with the expected side
 NEEDS_EXPECTED = ("row_count_match", "sum_match", "category_count_match", "sample_compare")
 
@@ -68,15 +72,22 @@ class Reader:
             yield from (self.part(r, entity, failed, needs) for r in ranges)
             return
         compute, opened = _per_thread(self, ranges, entity, failed, needs)
-        start, share = None, LocalShare(len(ranges))
+        share: Share | LocalShare = LocalShare(len(ranges))
+        start = None
         if self.broker and len(ranges) > 1:
-            conn = client(self.broker)
-            share = Share.create(conn, _job(self.run.pk, entity, ranges, failed, needs))
+            job = _job(self.run.pk, entity, ranges, failed, needs)
+            with contextlib.suppress(redis.RedisError):  # no broker: every range computed here
+                share = Share.create(client(self.broker), job)
+        if isinstance(share, Share):
+            token = share.token
 
             def start() -> None:
                 from .tasks import expected_part_task
 
-                expected_part_task.apply_async((share.token,), expires=TTL)
+                try:
+                    expected_part_task.apply_async((token,), expires=TTL)
+                except Exception:  # noqa: BLE001 - no helper then: every range computed here
+                    logger.warning("report helper not queued", exc_info=True)
 
         try:
             yield from shared_parts(share, compute, threads=THREADS, hold=HOLD, start_helper=start)

@@ -228,3 +228,14 @@ def test_a_part_travels_exactly():
             for column in frame.columns:
                 assert got[key][column].tolist() == frame[column].tolist()
     assert part_of(part_bytes(Part())).rows == 0
+
+
+def test_without_a_broker_the_report_computes_every_range(eager_celery, demo_plan, monkeypatch):
+    monkeypatch.setattr(expected_side, "REPORT_CHUNK", 25)
+    run = _load(demo_plan)
+    seen = _by_thread(monkeypatch)
+    monkeypatch.setattr(prefetch, "_broker", lambda: "redis://127.0.0.1:1/0")  # nobody there
+    got = _expected(run, "accounts")
+    entity = next(e for e in run_entities(run) if e.name == "accounts")
+    _same(got, rec.expected_aggregate(rec.RunContext(run=run), entity))
+    assert seen and all(name.startswith("report-expected-part") for _, name in seen)

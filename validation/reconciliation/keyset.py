@@ -46,7 +46,9 @@ class KeySet:
 
     def digest(self) -> str:
         """A SHA-256 of the set (two sets with the same keys have the same digest). Pure."""
-        return hashlib.sha256(self._keys.tobytes() + str(self._width).encode()).hexdigest()
+        digest = hashlib.sha256(str(self._width).encode())
+        digest.update(self._keys.view(np.uint8))  # no copy of the keys
+        return digest.hexdigest()
 
     def contains(self, keys: Iterable[str]) -> np.ndarray:
         """A boolean array: whether each of ``keys`` is in the set (exact byte equality).
