@@ -42,17 +42,17 @@ def sized_source():
         yield name
 
 
-def test_report_profile(eager_celery, sized_source, demo_target_db, monkeypatch):
+def bench_plan(source_db: str, target_db: str):
+    """The bench's plan (the demo reduced to accounts, batches of 20,000) between the two
+    databases, as bench/app_setup.py installs it."""
     from django.contrib.auth.models import User
 
     from mappings.demo import legacy_crm
     from mappings.demo_plan import demo_plan_install
-    from runs.services import hooks, run_create
-    from validation import services
 
     plan, _ = demo_plan_install(
-        source=_pg_system("Legacy CRM", sized_source, "dev", "source"),
-        target=_pg_system("New CRM (UAT)", demo_target_db, "uat", "target"),
+        source=_pg_system("Legacy CRM", source_db, "dev", "source"),
+        target=_pg_system("New CRM (UAT)", target_db, "uat", "target"),
         owner=User.objects.create(username="plan-owner"),
         us_states=legacy_crm.US_STATES,
         today=dt.date(2026, 1, 5),
@@ -60,6 +60,14 @@ def test_report_profile(eager_celery, sized_source, demo_target_db, monkeypatch)
     plan.entities.exclude(name="accounts").delete()  # as bench/app_setup.py
     plan.batch_size = 20_000
     plan.save()
+    return plan
+
+
+def test_report_profile(eager_celery, sized_source, demo_target_db, monkeypatch):
+    from runs.services import hooks, run_create
+    from validation import services
+
+    plan = bench_plan(sized_source, demo_target_db)
     # the report is built below, timed, not by the after-run hook
     steps = [f for f in hooks.AFTER_RUN if f is not services.run_reconcile_after]
     monkeypatch.setattr(hooks, "AFTER_RUN", steps)

@@ -163,23 +163,56 @@ def pg_intent_typed_sql(text_expr: sql.Composable, col: ColumnInfo) -> sql.Compo
     """SQL reading the intended text as the column's type without typmod (``pg_intent_type``);
     for ``timestamp without time zone`` a text naming an instant (with a zone) is that instant
     in the session's zone, so a zone the column drops shows."""
-    if _kind(col) == "timestamp" and "with time zone" not in col.family_type:
-        # _ZONED matches only where a zone letter or sign follows a ':' (its time of day):
-        # four LIKEs (~0.1 µs a value) spare the regex (~0.5 µs) every text without one,
-        # the answer unchanged (ISO dates have '-' only before the time). '%%' is '%' to
-        # LIKE, and what psycopg2 turns into '%' when the query has parameters.
-        return sql.SQL(
-            "CASE WHEN ({guard}) AND {0} ~ {1} THEN CAST({0} AS timestamptz) AT TIME ZONE "
-            "current_setting('TimeZone') ELSE CAST({0} AS timestamp) END"
-        ).format(
-            text_expr,
-            sql.Literal(_ZONED),
-            guard=sql.SQL(" OR ").join(
-                sql.SQL('{} COLLATE "C" LIKE {}').format(text_expr, sql.Literal(f"%%:%%{z}%%"))
-                for z in _ZONE_MARKS
-            ),
+    zoned = _zoned_condition(text_expr, col)
+    if zoned is not None:
+        return sql.SQL("CASE WHEN {zoned} THEN {instant} ELSE CAST({0} AS timestamp) END").format(
+            text_expr, zoned=zoned, instant=_ZONED_INSTANT.format(text_expr)
         )
     return sql.SQL("CAST({} AS {})").format(text_expr, sql.SQL(pg_intent_type(col)))
+
+
+def pg_zoned_intent_sql(text_expr: sql.Composable, col: ColumnInfo) -> sql.Composable | None:
+    """For ``timestamp without time zone``: SQL for ``pg_intent_typed_sql``'s value where the
+    text names an instant, NULL elsewhere (there the intent is the plain cast); None for
+    other columns. So ``coalesce(it, CAST(text AS timestamp))`` is the intended value."""
+    zoned = _zoned_condition(text_expr, col)
+    if zoned is None:
+        return None
+    return sql.SQL("CASE WHEN {} THEN {} END").format(zoned, _ZONED_INSTANT.format(text_expr))
+
+
+_ZONED_INSTANT = sql.SQL("CAST({} AS timestamptz) AT TIME ZONE current_setting('TimeZone')")
+
+
+def _zoned_condition(text_expr: sql.Composable, col: ColumnInfo) -> sql.Composable | None:
+    """SQL true where the text of a ``timestamp without time zone`` names an instant (``_ZONED``);
+    None for other columns."""
+    if _kind(col) != "timestamp" or "with time zone" in col.family_type:
+        return None
+    # _ZONED matches only where a zone letter or sign follows a ':' (its time of day):
+    # four LIKEs (~0.1 µs a value) spare the regex (~0.5 µs) every text without one,
+    # the answer unchanged (ISO dates have '-' only before the time). '%%' is '%' to
+    # LIKE, and what psycopg2 turns into '%' when the query has parameters.
+    return sql.SQL("({guard}) AND {0} ~ {1}").format(
+        text_expr,
+        sql.Literal(_ZONED),
+        guard=sql.SQL(" OR ").join(
+            sql.SQL('{} COLLATE "C" LIKE {}').format(text_expr, sql.Literal(f"%%:%%{z}%%"))
+            for z in _ZONE_MARKS
+        ),
+    )
+
+
+def pg_uuid_text_sql(text_expr: sql.Composable) -> sql.Composable:
+    """SQL for the canonical text of the uuid ``text_expr`` (text) spells, without reading it
+    as a uuid where it is canonical already: 36 characters, a hyphen at 9, 14, 19 and 24,
+    no capital letter. Sound only where the same text is also cast to ``uuid`` (a write's
+    cast), whose error stops the batch: a text it accepts in that shape is 32 hex digits
+    with those hyphens, which is what ``uuid_out`` prints (~0.3 µs a value less)."""
+    return sql.SQL(
+        "CASE WHEN {0} COLLATE \"C\" LIKE '________-____-____-____-____________' "
+        'AND {0} = lower({0} COLLATE "C") THEN {0} ELSE CAST(CAST({0} AS uuid) AS text) END'
+    ).format(text_expr)
 
 
 def pg_intent_sql(text_expr: sql.Composable, col: ColumnInfo) -> sql.Composable:

@@ -17,6 +17,7 @@ from runs.engine.connectors.base import (
     TableInfo,
     coerced_errors,
 )
+from runs.engine.failure_block import FailureBlock, one_block, segments
 from runs.engine.rules.core import TEXT
 from runs.engine.snapshot import EntitySpec
 from runs.engine.transform import RowFailure, source_key_text
@@ -31,11 +32,23 @@ def complete_failures(failures: list[RowFailure], full_rows: Callable[..., dict]
     only the failed rows of that read into records (``prime``)."""
     if full_rows is None:
         return
+    whole = getattr(full_rows, "complete_block", None)
+    if whole is not None:  # a block's failures at once, column-wise (failure_block)
+        failures = [f for part in segments(failures) if not _completed(part, whole) for f in part]
     prime = getattr(full_rows, "prime", None)
     if prime is not None and failures:
         prime([f.source_key for f in failures])
     for failure in failures:
         failure.source_row = full_rows(failure.source_key, failure.source_row)
+
+
+def _completed(part: list[RowFailure], whole: Callable[..., bool]) -> bool:
+    """Whether ``part``, the whole of one block's untouched failures, was completed
+    column-wise by ``whole`` (``full_rows_reader``'s ``complete_block``)."""
+    found = one_block(part)
+    if found is None or not np.array_equal(found[1], np.arange(found[0].source.num_rows)):
+        return False
+    return whole(found[0], part)
 
 
 def failure_source_hashes(
@@ -136,7 +149,45 @@ def full_rows_reader(
         merged = {**cache["rows"].get(key, {}), **row}
         return _in_table_order(merged, cache["order"], cache["names"])
 
+    def complete_block(block: FailureBlock, failures: list[RowFailure]) -> bool:
+        """Complete every row of ``block`` (``failures``: its failures, in its order) as
+        ``complete`` would each: when the read holds every key and the rows then hold the
+        table's columns exactly, the columns the plan does not extract are taken by Arrow and
+        the columns put in table order; else False (nothing changed)."""
+        if "rows" not in cache:
+            load()
+        order, extra = cache["order"], cache["extra"]
+        have = block.source.column_names
+        if extra is None:
+            if set(have) != cache["names"]:
+                return False
+            block.complete(block.source.select(order))
+            return True
+        at = cache["at"]
+        positions = [at.get(f.source_key) for f in failures]
+        names = [str(c) for c in extra.columns]
+        if (
+            None in positions
+            or not extra.columns.is_unique
+            or not _all_text(extra)
+            or {*have, *names} != cache["names"]
+            or names != list(extra.columns)
+        ):
+            return False
+        taken = pa.array(positions, pa.int64())
+        given = set(have)  # a column the row has wins over the read's (as {**read, **row})
+        columns = {c: pa.array(extra[c].array).take(taken) for c in names if c not in given}
+        block.complete(
+            pa.Table.from_arrays(
+                [block.source.column(c) if c in given else columns[c] for c in order],
+                names=order,
+            )
+        )
+        RECORDED["rows"] += len(set(positions))
+        return True
+
     complete.prime = prime  # type: ignore[attr-defined]
+    complete.complete_block = complete_block  # type: ignore[attr-defined]
     complete.seed = seed  # type: ignore[attr-defined]
     complete.extra = lambda: columns()[1]  # type: ignore[attr-defined]
     return complete

@@ -8,6 +8,7 @@ from typing import Any
 
 from runs.engine.connectors.base import LoadResult
 from runs.engine.errors import EngineError
+from runs.engine.failure_block import BlockFailure, FailureMetas, failure_metas
 from runs.engine.transform import FieldError, RowFailure
 
 _COUNTS = (
@@ -52,27 +53,9 @@ class BatchOutcome:
         meta["carried_failures"] = self.carried_failures
         meta["carried_reference"] = self.carried_reference
         meta["rules_hash"] = self.rules_hash
-        # Built by hand: dataclasses.asdict deep-copies every value (~15 us per failure).
-        meta["failures"] = [
-            {
-                "source_key": f.source_key,
-                "source_row": dict(f.source_row),
-                "transformed_row": dict(f.transformed_row),
-                "stage": f.stage,
-                "source_hash": f.source_hash,
-                "errors": [
-                    {
-                        "field": e.field,
-                        "rule": e.rule,
-                        "value": e.value,
-                        "message": e.message,
-                        "category": e.category,
-                    }
-                    for e in f.errors
-                ],
-            }
-            for f in self.failures
-        ]
+        # a block's failures (failure_block) as a view: the ledger packs their JSON
+        block = any(isinstance(f, BlockFailure) and f.untouched for f in self.failures)
+        meta["failures"] = (FailureMetas if block else failure_metas)(self.failures)
         return meta
 
     @classmethod

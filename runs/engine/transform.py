@@ -293,11 +293,6 @@ def _finish_field(spec: FieldSpec, outcome: _FieldOutcome) -> _FieldOutcome:
 # --------------------------------------------------------------------------- assembly
 
 
-def _records(frame: pd.DataFrame, positions: np.ndarray) -> list[dict[str, str | None]]:
-    cols = {c: _texts_at(frame[c], positions) for c in frame.columns}
-    return [dict(zip(cols, row, strict=True)) for row in zip(*cols.values(), strict=True)]
-
-
 def _failures(
     frame: pd.DataFrame,
     out: pd.DataFrame,
@@ -308,32 +303,13 @@ def _failures(
     """One RowFailure per row with any field error (errors in field order); with
     ``records=False`` only the mask of failed rows (no RowFailure is built)."""
     failed = np.zeros(len(frame), dtype=bool)
-    if not records:
-        for outcome in outcomes:
-            failed |= outcome.failed
-        return [], failed
-    by_row: dict[int, list[FieldError]] = {}
-    for outcome in outcomes:  # field order, so each row's errors come out in field order
+    for outcome in outcomes:
         failed |= outcome.failed
-        for pos, errors in outcome.errors.items():
-            by_row.setdefault(int(pos), []).extend(errors)
-    positions = np.flatnonzero(failed)
-    sources = _records(frame, positions)
-    transformed = _records(out, positions)
-    key_texts = keys.to_numpy(dtype=object)[positions].tolist()
-    failures = [
-        RowFailure(
-            source_key=key,
-            source_row=source_row,
-            transformed_row=transformed_row,
-            stage="transform",
-            errors=by_row[pos],
-        )
-        for pos, key, source_row, transformed_row in zip(
-            positions.tolist(), key_texts, sources, transformed, strict=True
-        )
-    ]
-    return failures, failed
+    if not records:
+        return [], failed
+    from runs.engine.failure_block import transform_failures  # (it builds on RowFailure)
+
+    return transform_failures(frame, out, keys, outcomes, failed), failed
 
 
 def _duplicates(out: pd.DataFrame, good: np.ndarray, dedupe_on: tuple[str, ...]) -> np.ndarray:

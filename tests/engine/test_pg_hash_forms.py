@@ -10,7 +10,14 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from runs.engine.canonical import _ZONED, pg_hash_bytes_sql, pg_hash_sql, pg_intent_typed_sql
+from runs.engine.canonical import (
+    _ZONED,
+    pg_hash_bytes_sql,
+    pg_hash_sql,
+    pg_intent_typed_sql,
+    pg_uuid_text_sql,
+    pg_zoned_intent_sql,
+)
 from runs.engine.connectors.base import ColumnInfo
 from runs.engine.hashing import row_hash
 from tests.engine.conftest import _admin_exec
@@ -141,3 +148,62 @@ def test_pg_intended_timestamp_guarded_is_the_regex_answer(tpg, zone):
     if zone == "UTC":  # the regex's branch still runs where a zone is written
         assert read["2024-01-02 10:11:12+02"] == "2024-01-02 08:11:12"
         assert read["2024-01-02 10:11:12 America/New_York"] == "2024-01-02 10:11:12"
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/New_York"])
+def test_pg_zoned_intent_or_the_plain_cast_is_the_intended_timestamp(tpg, zone):
+    """The as-written compare casts a ``timestamp`` text once (the INSERT's cast) and reads
+    the instant apart only where the text names one: coalesced, that is the intended value,
+    and where it is NULL the intended value is the plain cast (compared by construction)."""
+    col = ColumnInfo(
+        name="v",
+        data_type="timestamp without time zone",
+        cast_type="timestamp without time zone",
+        base_type="timestamp without time zone",
+    )
+    text = sql.Identifier("u", "v")
+    zoned = pg_zoned_intent_sql(text, col)
+    assert (
+        pg_zoned_intent_sql(text, ColumnInfo(name="v", data_type="uuid", cast_type="uuid")) is None
+    )
+    cur = tpg._raw.cursor()
+    cur.execute(sql.SQL("SET TimeZone = {}").format(sql.Literal(zone)))
+    cur.execute(
+        sql.SQL(
+            "SELECT u.v, coalesce({z}, CAST(u.v AS timestamp)) IS NOT DISTINCT FROM ({i}), "
+            "{z} IS NOT NULL FROM unnest(%s::text[]) AS u(v)"
+        ).format(z=zoned, i=pg_intent_typed_sql(text, col)),
+        [TIMESTAMP_TEXTS],
+    )
+    rows = cur.fetchall()
+    assert [r for r in rows if not r[1]] == []
+    assert sum(r[2] for r in rows) == 9  # the texts with a zone letter or an offset
+
+
+UUID_TEXTS = [
+    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",  # canonical: taken as it is
+    "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380A11",
+    "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+    "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+    "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+    "a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11",
+    "{a0eebc999c0b4ef8bb6d6bb9bd380a11}",
+    "00000000-0000-0000-0000-000000000000",
+    None,
+]
+
+
+def test_pg_uuid_text_is_the_canonical_text_of_every_uuid_spelling(tpg):
+    """A uuid text in the canonical shape is taken as it is, any other spelling is read and
+    printed: the canonical text either way."""
+    cur = tpg._raw.cursor()
+    cur.execute(
+        sql.SQL(
+            "SELECT u.v, {t}, CAST(CAST(u.v AS uuid) AS text) FROM unnest(%s::text[]) AS u(v)"
+        ).format(t=pg_uuid_text_sql(sql.Identifier("u", "v"))),
+        [UUID_TEXTS],
+    )
+    rows = cur.fetchall()
+    assert len(rows) == len(UUID_TEXTS)
+    assert [r for r in rows if r[1] != r[2]] == []

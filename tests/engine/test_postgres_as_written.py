@@ -147,3 +147,69 @@ def test_pg_a_column_altered_since_introspection_is_read_back_and_caught(tpg, co
     assert conn.read_backs >= 1
     assert (result.inserted, result.coerced) == (3, 1)
     assert tpg.execute("SELECT ext FROM typed ORDER BY ext") == [("T0000",), ("T0002",), ("T0003",)]
+
+
+def test_pg_a_timestamp_cast_once_still_catches_a_dropped_offset_and_a_uuid_in_any_spelling(
+    tpg, pg_params
+):
+    """As written, a ``timestamp`` text is cast once and compared where it names an instant
+    (the column drops the offset: caught), a ``uuid`` in the canonical shape is hashed as it
+    is (other spellings read and printed): the ledger matches the target, no read-back."""
+    tpg.script(
+        "CREATE TABLE tu (id serial PRIMARY KEY, ext text UNIQUE NOT NULL, seen timestamp, u uuid)"
+    )
+    connector = CountingConnector(pg_params)
+    with connector._tx() as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+    seen = ["2024-01-01 10:00:00", "2024-01-01T10:00:00+05:00", "2024-01-01T10:00:00Z", None]
+    uuids = [
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12",
+        "{a0eebc999c0b4ef8bb6d6bb9bd380a13}",
+        None,
+    ]
+    ext = ["E0", "E1", "E2", "E3"]
+    entity = EntitySpec(
+        name="tu",
+        source_table="src",
+        target_table="tu",
+        source_key=("ext",),
+        target_key="id",
+        external_id="ext",
+        load_mode="upsert",
+        fields=tuple(FieldSpec(target=c, sources=(c,)) for c in ("ext", "seen", "u")),
+    )
+    try:
+        result = connector.load_batch(
+            entity=entity,
+            rows=text_frame(["ext", "seen", "u"], {"ext": ext, "seen": seen, "u": uuids}),
+            source_keys=ext,
+            run_id="r",
+            batch_id="b1",
+            namespace="plan",
+            result_meta={},
+        )
+        assert (result.inserted, result.coerced, connector.read_backs) == (3, 1, 0)
+        errors = result.result_meta["failures"][0]["errors"]
+        assert [(e["field"], e["value"]) for e in errors] == [
+            ("seen", "2024-01-01T05:00:00.000000")
+        ]
+        ledger = dict(tpg.execute("SELECT target_key, row_hash FROM mp_ledger.written"))
+        stored = connector.row_hashes("tu", "id", list(ledger), columns=["ext", "seen", "u"])
+        assert (len(ledger), stored == ledger) == (3, True)
+        # a text in the canonical shape that is no uuid: the INSERT's cast refuses the batch
+        with pytest.raises(Exception, match="uuid"):
+            connector.load_batch(
+                entity=entity,
+                rows=text_frame(
+                    ["ext", "seen", "u"],
+                    {"ext": ["E9"], "seen": [None], "u": ["g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"]},
+                ),
+                source_keys=["E9"],
+                run_id="r",
+                batch_id="b2",
+                namespace="plan",
+                result_meta={},
+            )
+    finally:
+        connector.close()

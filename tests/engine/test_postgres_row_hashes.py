@@ -19,7 +19,15 @@ from runs.engine.snapshot import EntitySpec, FieldSpec
 FAITHFUL = {  # type -> values the column holds as meant: no coercion, ledger == target
     "text": ["", " a ", "é 😀", "x\ny", None],
     "varchar(5)": ["abc", "abc  ", "", None],
-    "uuid": ["6F9619FF-8B86-D011-B42D-00C04FC964FF", "00000000-0000-0000-0000-000000000000"],
+    "uuid": [
+        "6F9619FF-8B86-D011-B42D-00C04FC964FF",
+        "00000000-0000-0000-0000-000000000000",
+        "6f9619ff-8b86-d011-b42d-00c04fc964fe",
+        "{6f9619ff-8b86-d011-b42d-00c04fc964fd}",
+        "6f9619ff8b86d011b42d00c04fc964fc",
+        "6f96-19ff-8b86-d011-b42d-00c0-4fc9-64fb",
+        None,
+    ],
     "integer": ["0", "-12", "2147483647", None, "007", "+5"],
     "bigint": ["-9223372036854775808", "42"],
     "date": ["2024-02-29", "0099-01-01", None],

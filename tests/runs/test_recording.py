@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mappings.models import PlanVersion
 from runs.models import FailedRecord, Run
+from runs.services.failed_copy import _uuid7_hex
 from runs.services.recording import failed_records_insert
 from tests.factories import PlanFactory
 
@@ -261,3 +264,72 @@ def test_failed_record_json_reads_back_any_json_value_exactly():
     assert record.errors == odd and list(record.errors[2]) == ["b", "a"]
     assert record.earlier_failures == "12"
     assert FailedRecord.objects.filter(pk=record.pk).values_list("errors", flat=True)[0] == odd
+
+
+_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from('\x00\x01\t\n\r\x1f"\\,é😀 a'), st.characters(exclude_categories=("Cs",))
+    ),
+    max_size=10,
+)
+
+
+@given(
+    width=st.integers(1, 4),
+    values=st.lists(st.lists(st.one_of(st.none(), _TEXT), min_size=8, max_size=8), max_size=9),
+    plain_at=st.sets(st.integers(0, 9)),
+)
+@settings(max_examples=120, deadline=None)
+def test_a_blocks_failed_records_copy_the_bytes_the_rows_would(width, values, plain_at):
+    """The failed records' COPY text of block failures (runs.engine.failure_block: the rows'
+    JSON by Arrow) is byte for byte the text of the same failures as dicts, mixed or not."""
+    import pyarrow as pa
+
+    from runs.engine.connectors.postgres import text_copy_bytes
+    from runs.engine.failure_block import block_failures, segments
+    from runs.engine.transform import FieldError, RowFailure
+    from runs.services import failed_copy
+
+    names = ["Customer_ID", 'a"b', "c\\d", "é"][:width]
+    columns = [pa.array([row[i] for row in values], pa.large_string()) for i in range(width)]
+    tail = [pa.array([row[4 + i] for row in values], pa.large_string()) for i in range(width)]
+    errors = [[FieldError("email", "email", row[0], f"bad {row[1]!r}", "c")] for row in values]
+    keys = [f"k{i}" for i in range(len(values))]
+
+    def made():
+        failures = block_failures(
+            pa.Table.from_arrays(columns, names=names),
+            pa.Table.from_arrays(tail, names=[f"t{n}" for n in names]),
+            keys,
+            [list(e) for e in errors],
+        )
+        for f in failures:
+            f.source_hash = f"h{f.source_key}"
+        return failures
+
+    block = made()
+    plain = [  # the same failures holding dicts (the old form)
+        RowFailure(f.source_key, f.source_row, f.transformed_row, f.stage, f.errors, f.source_hash)
+        for f in made()
+    ]
+    mixed = [f if i not in plain_at else plain[i] for i, f in enumerate(block)]
+
+    class _Pk:
+        pk = 7
+
+    def text(failures):
+        failed_copy._uuid7_hex = lambda n: [f"{i:032x}" for i in range(n)]
+        try:
+            return text_copy_bytes(
+                *failed_copy._copy_columns(
+                    run=_Pk, batch=_Pk, entity="accounts", failures=failures, created="now"
+                )
+            )
+        finally:
+            failed_copy._uuid7_hex = _uuid7_hex
+
+    at = 0
+    for part in segments(mixed):  # each chunk as the COPY cuts them: the same bytes
+        assert text(part) == text(plain[at : at + len(part)])
+        at += len(part)
+    assert at == len(plain)

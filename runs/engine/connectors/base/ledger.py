@@ -42,7 +42,7 @@ def batch_record(
         "entity": entity,
         "target_table": table,
         "target_key_column": key_column,
-        "result_meta": json.dumps(meta),
+        "result_meta": json.dumps(meta, default=_listed),
         "load_result": json.dumps(load),
     }
 
@@ -166,3 +166,10 @@ class SqlLedger:
 
     def _keymap_pending(self, namespace: str, entity: str) -> None:
         """Nothing to move in (a target whose batches write the key map at once)."""
+
+
+def _listed(value: Any) -> list:
+    """A sequence json cannot write (a batch's ``FailureMetas``) as the list it stands for."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

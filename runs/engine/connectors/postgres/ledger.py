@@ -151,9 +151,11 @@ _LEDGER_ROW_COPY = (
 _PACK_MAGIC = b"MPz1"
 
 
-def pack_failures(failures: list[dict[str, Any]]) -> bytes:
-    """A batch's failures as compressed JSON (the ledger keeps them for a retry). Pure."""
-    data = orjson.dumps(failures, default=str)
+def pack_failures(failures: Sequence[dict[str, Any]]) -> bytes:
+    """A batch's failures as compressed JSON (the ledger keeps them for a retry): their own
+    JSON where they make it (``failure_block.FailureMetas``), else orjson's. Pure."""
+    made = getattr(failures, "json_bytes", None)
+    data = made() if made is not None else orjson.dumps(failures, default=str)
     packed = pa.Codec("zstd", compression_level=1).compress(data, asbytes=True)
     return _PACK_MAGIC + len(data).to_bytes(8, "big") + packed
 

@@ -150,6 +150,33 @@ def csv_bytes(columns: Sequence[Sequence[Any]] | pd.DataFrame) -> bytes:
     return sink.getvalue()
 
 
+# COPY's text format with 0x1F between values: what ``copy_text_bytes`` writes.
+COPY_TEXT_OPTIONS = "FORMAT text, DELIMITER E'\\x1f'"
+
+
+def copy_text_bytes(arrays: Sequence[pa.Array]) -> bytes | None:
+    """Arrow string arrays as COPY's text format (``COPY_TEXT_OPTIONS``: values between 0x1F,
+    NULL as ``\\N``) when no value needs an escape there, else None (send ``csv_bytes``).
+
+    PostgreSQL parses it in ~3/4 of the time of the all-quoted CSV (16,700 rows of 12
+    columns: ~20 against ~27 ms); Arrow writes it as fast. Arrow refuses (unquoted) a value
+    holding 0x1F, a quote, CR or LF; a backslash, the text format's escape (and part of
+    ``\\.``, its end of data), shows as one more than the NULLs' own. Pure."""
+    table = pa.Table.from_arrays(list(arrays), names=[f"c{i}" for i in range(len(arrays))])
+    sink = io.BytesIO()
+    options = pacsv.WriteOptions(
+        include_header=False, quoting_style="none", delimiter="\x1f", null_string="\\N"
+    )
+    try:
+        pacsv.write_csv(table, sink, options)
+    except pa.ArrowInvalid:
+        return None
+    data = sink.getvalue()
+    if data.count(b"\\") != sum(a.null_count for a in arrays):
+        return None
+    return data
+
+
 # COPY's text format escapes only these (a backslash first, so no escape is escaped again)
 _TEXT_ESCAPES = (
     (b"\\", "\\", "\\\\"),

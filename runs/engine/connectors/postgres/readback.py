@@ -13,6 +13,8 @@ from runs.engine.canonical import (
     pg_intent_sql,
     pg_intent_typed_sql,
     pg_same_sql,
+    pg_uuid_text_sql,
+    pg_zoned_intent_sql,
 )
 from runs.engine.connectors.base import Coercion, ColumnInfo, TableInfo
 from runs.engine.errors import EngineError
@@ -138,29 +140,45 @@ class PostgresReadBack(PostgresPlumbing):
         whether the value the INSERT writes (``_insert_sql``'s cast) is the intended one, in
         canonical text — the read-back's answer without reading the target, sound only where
         ``_rows_stay_as_written``. A column whose cast is the intended value's own (no typmod,
-        the same type) is the same by construction and not compared."""
+        the same type) is the same by construction and not compared (a ``uuid``'s canonical
+        text then taken from a text in that form already: ``pg_uuid_text_sql``); a
+        ``timestamp`` without typmod is cast once, and compared only where its text names an
+        instant (``pg_zoned_intent_sql``: elsewhere the intent is that cast)."""
         _, cols, _ = load
-        x = [sql.Identifier("x", f"i{i}") for i in range(len(cols))]
-        text = [sql.Identifier("l", f"c{i}") for i in range(len(cols))]
-        differ = [
-            i
-            for i, c in enumerate(cols)
-            if _cast(text[i], c).as_string(cur) != pg_intent_typed_sql(text[i], c).as_string(cur)
-        ]
-        written = [
-            sql.SQL(", {} AS {}").format(_cast(text[i], cols[i]), sql.Identifier(f"s{i}"))
-            for i in differ
-        ]
-        same = [pg_same_sql(x[i], sql.Identifier("x", f"s{i}"), cols[i]) for i in differ]
+        selected, intents, same = [], [], []
+        for i, c in enumerate(cols):
+            text, x = sql.Identifier("l", f"c{i}"), sql.Identifier("x", f"i{i}")
+            cast, typed = _cast(text, c), pg_intent_typed_sql(text, c)
+            zoned = pg_zoned_intent_sql(text, c) if c.cast_type == c.family_type else None
+            if zoned is not None:  # the INSERT's cast is the intent's plain branch
+                z = sql.Identifier("x", f"z{i}")
+                selected.append(
+                    sql.SQL("{} AS {}, {} AS {}").format(
+                        cast, sql.Identifier(f"i{i}"), zoned, sql.Identifier(f"z{i}")
+                    )
+                )
+                intents.append(sql.SQL("coalesce({}, {})").format(z, x))
+                same.append(sql.SQL("({0} IS NULL OR {0} = {1})").format(z, x))
+                continue
+            differ = cast.as_string(cur) != typed.as_string(cur)
+            if not differ and c.cast_type == "uuid":  # the INSERT's cast checks the text
+                typed = pg_uuid_text_sql(text)
+            selected.append(sql.SQL("{} AS {}").format(typed, sql.Identifier(f"i{i}")))
+            intents.append(x)
+            if differ:
+                s = sql.Identifier("x", f"s{i}")
+                selected.append(sql.SQL("{} AS {}").format(cast, sql.Identifier(f"s{i}")))
+                same.append(pg_same_sql(x, s, c))
         cur.execute(
             sql.SQL(
-                "SELECT x.mp_ord, {ih}, {same} FROM (SELECT l.mp_ord, {typed}{written} "
+                "SELECT x.mp_ord, {ih}, {same} FROM (SELECT l.mp_ord, {selected} "
                 "FROM mp_load l OFFSET 0) AS x ORDER BY x.mp_ord"
             ).format(
-                ih=pg_hash_sql([pg_canonical_sql(v, c) for v, c in zip(x, cols, strict=True)], x),
+                ih=pg_hash_sql(
+                    [pg_canonical_sql(v, c) for v, c in zip(intents, cols, strict=True)], intents
+                ),
                 same=sql.SQL(" AND ").join(same) if same else sql.SQL("true"),
-                typed=_typed(cols),
-                written=sql.Composed(written),
+                selected=sql.SQL(", ").join(selected),
             )
         )
         got = cur.fetchall()
