@@ -248,8 +248,16 @@ def _validate(
 ) -> tuple[pd.DataFrame, list[str], list[RowFailure]]:
     """Split transformed rows into loadable rows and load-stage failures (target types)."""
     rows = result.text_rows
+    # the source keys too: the target's ledger keeps them (its key map), in its encoding
     errors: dict[Hashable, list[FieldError]] = (
-        target.validate_rows(entity.target_table, rows) if len(rows) else {}
+        target.validate_rows(
+            entity.target_table,
+            rows,
+            result.source_keys.loc[rows.index],
+            ",".join(entity.source_key),
+        )
+        if len(rows)
+        else {}
     )
     labels = list(errors)
     failures = [

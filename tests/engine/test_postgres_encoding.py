@@ -10,12 +10,14 @@ import uuid
 import psycopg2
 import pytest
 
+from runs.engine.batch import execute_batch
+from runs.engine.connectors import KeyRange
 from runs.engine.connectors.base import text_frame
 from runs.engine.connectors.postgres import PostgresConnector
 from runs.engine.connectors.postgres.introspection import PG_CODECS
 from runs.engine.hashing import row_hash
-from runs.engine.snapshot import EntitySpec, FieldSpec
-from tests.engine.conftest import _admin_exec, pg_admin_params
+from runs.engine.snapshot import EntitySpec, FieldSpec, PlanSnapshot
+from tests.engine.conftest import _admin_exec, _open_db, pg_admin_params
 
 
 def _database(encoding: str):
@@ -246,3 +248,63 @@ def _encodes(ch: str, codec: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def test_pg_a_batch_into_a_latin1_database_fails_only_the_rows_it_cannot_hold(
+    latin1, sqlite_params
+):
+    """execute_batch, SQLite (UTF-8) source: a value or a source key (kept in the target's
+    ledger, its key map) with a character LATIN1 cannot hold fails its row, named; the rest
+    of the batch loads and the accounting balances."""
+    source = _open_db("sqlite", sqlite_params)
+    target = _open_db("postgresql", latin1)
+    source.script(
+        "CREATE TABLE legacy (code text PRIMARY KEY, num text, name text);"
+        "INSERT INTO legacy VALUES ('a', '1', 'Zoë'), ('b', '2', '5 €'), ('€3', '3', 'ok'),"
+        " ('d', '4', 'naïve'), ('e', '5', '日本')"
+    )
+    target.execute("CREATE TABLE accounts (id serial PRIMARY KEY, ext text UNIQUE, name text)")
+    entity = EntitySpec(
+        name="accounts",
+        source_table="legacy",
+        target_table="accounts",
+        source_key=("code",),
+        target_key="id",
+        external_id="ext",
+        load_mode="upsert",
+        fields=(FieldSpec("ext", ("num",)), FieldSpec("name", ("name",))),
+    )
+    try:
+        outcome = execute_batch(
+            snapshot=PlanSnapshot(plan="crm", version=1, entities=(entity,)),
+            entity=entity,
+            key_range=KeyRange(),
+            source=source.connector,
+            target=target.connector,
+            run_id="run-1",
+            batch_id="b1",
+        )
+        assert (outcome.extracted, outcome.loaded, outcome.failed) == (5, 2, 3)
+        failed = {
+            f.source_key: (f.stage, [(e.field, e.category) for e in f.errors])
+            for f in outcome.failures
+        }
+        assert failed == {
+            "b": ("load", [("name", "unencodable")]),
+            "€3": ("load", [("code", "unencodable")]),
+            "e": ("load", [("name", "unencodable")]),
+        }
+        key_error = next(f for f in outcome.failures if f.source_key == "€3").errors[0]
+        assert key_error.message == (
+            "character '€' (U+20AC) cannot be stored in the target database's encoding LATIN1 "
+            "(source key code, kept in the target's ledger)"
+        )
+        target._raw.set_client_encoding("UTF8")
+        assert target.execute("SELECT ext, name FROM accounts ORDER BY ext") == [
+            ("1", "Zoë"),
+            ("4", "naïve"),
+        ]
+    finally:
+        for db in (source, target):
+            db.connector.close()
+            db._raw.close()

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .schema import ColumnInfo, TableInfo
+    from .schema import TableInfo
 
 UNENCODABLE = "unencodable"  # the failure category
 
 
-def unencodable(table: TableInfo, col: ColumnInfo, series: pd.Series) -> dict[int, str]:
+def unencodable(table: TableInfo, series: pd.Series, where: str) -> dict[int, str]:
     """Position -> message of each value of ``series`` holding a character ``table.codec``
-    cannot encode (every such character named once, in order); {} when the table has no codec
-    (any character goes). Pure; ASCII values are passed over in Arrow, only the others are
-    encoded one by one."""
+    cannot encode (every such character named once, in order; ``where``: what the values are,
+    ending the message in brackets); {} when the table has no codec (any character goes).
+    Pure; ASCII values are passed over in Arrow, only the others are encoded one by one."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -37,7 +37,7 @@ def unencodable(table: TableInfo, col: ColumnInfo, series: pd.Series) -> dict[in
     for pos, value in zip(positions.tolist(), arr.take(positions).to_pylist(), strict=True):
         bad = _refused(value, table.codec)
         if bad:
-            found[pos] = _message(bad, table, col)
+            found[pos] = _message(bad, table.encoding, where)
     return found
 
 
@@ -59,11 +59,11 @@ def _refused(value: str, codec: str) -> list[str]:
     return list(bad)
 
 
-def _message(bad: list[str], table: TableInfo, col: ColumnInfo) -> str:
+def _message(bad: list[str], encoding: str, where: str) -> str:
     shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in bad[:5])
     more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
     noun = "character" if len(bad) == 1 else "characters"
     return (
         f"{noun} {shown}{more} cannot be stored in the target database's encoding "
-        f"{table.encoding} ({table.name}.{col.name})"
+        f"{encoding} ({where})"
     )

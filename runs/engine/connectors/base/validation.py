@@ -78,10 +78,16 @@ def max_length_of(declared: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, list[FieldError]]:
+def validate_frame(
+    table: TableInfo,
+    frame: pd.DataFrame,
+    source_keys: pd.Series | None = None,
+    key_field: str = "source_key",
+) -> dict[Hashable, list[FieldError]]:
     """Rows the target would refuse (too long, NOT NULL, bad cast, a character the database's
     encoding cannot hold) -> every FieldError of the row (one per refused column, in column
-    order). Pure.
+    order; then one for ``source_keys``, by the frame's labels, named ``key_field``: the
+    target's ledger keeps them, in its encoding). Pure.
 
     Raises SchemaError for a frame column the table does not have. Vectorised per column.
     """
@@ -104,7 +110,7 @@ def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, list
         # the whole COPY is converted to the database's encoding: every column's values count
         refused += [
             (UNENCODABLE, series.index[pos], message)
-            for pos, message in unencodable(table, col, series).items()
+            for pos, message in unencodable(table, series, f"{table.name}.{col.name}").items()
         ]
         for category, idx, message in refused:
             if idx in seen:
@@ -116,6 +122,19 @@ def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, list
             found.setdefault(idx, []).append(
                 FieldError(
                     field=col.name, rule="load", value=value, message=message, category=category
+                )
+            )
+    if source_keys is not None:
+        where = f"source key {key_field}, kept in the target's ledger"
+        for pos, message in unencodable(table, source_keys, where).items():
+            idx = source_keys.index[pos]
+            found.setdefault(idx, []).append(
+                FieldError(
+                    field=key_field,
+                    rule="load",
+                    value=source_keys.iat[pos],
+                    message=message,
+                    category=UNENCODABLE,
                 )
             )
     return found
