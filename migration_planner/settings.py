@@ -322,6 +322,9 @@ MP_SUPERVISOR_SECONDS = env.float("MP_SUPERVISOR_SECONDS", default=30.0)
 MP_WORKER_HEARTBEAT_SECONDS = env.float("MP_WORKER_HEARTBEAT_SECONDS", default=10.0)
 # A running run with pending batches that no worker has claimed for this long raises an alert.
 MP_STALL_ALERT_SECONDS = env.float("MP_STALL_ALERT_SECONDS", default=300.0)
+# The post-run report shares its expected side (the source through the rules again) with a
+# helper task on another worker: a second process, a second core (validation/expected_share.py).
+MP_REPORT_HELPER = env.bool("MP_REPORT_HELPER", default=True)
 # The broker's visibility timeout is only a backstop: it must outlast the longest task
 # (CELERY_TASK_TIME_LIMIT), or Redis hands a message still being worked to a second worker.
 # Recovery from a lost worker does not wait for it: the batch lease above does that.

@@ -127,13 +127,16 @@ def pre_check(
     entity: EntitySpec,
     source: Connector,
     ranges: dict[str, list[KeyRange]] | None = None,
+    counts: dict[str, int] | None = None,
 ) -> Outcome:
     """Evaluate one pre-migration check on the source table. Read-only; reads the column in
     chunks (column_scan.CHUNK_ROWS; uniqueness is counted by the database); engine errors
-    raise. Pass one ``ranges`` dict to several calls to plan each entity's chunks once."""
+    raise. Pass one ``ranges`` dict to several calls to plan each entity's chunks once;
+    ``counts``: entity -> its whole table's row count, read already (a run's planning)."""
     ranges = {} if ranges is None else ranges
     if kind == "row_count_range":
-        n = source.count(entity.source_table)
+        known = (counts or {}).get(entity.name)
+        n = source.count(entity.source_table) if known is None else known
         lo, hi = params.get("min"), params.get("max")
         ok = (lo is None or n >= lo) and (hi is None or n <= hi)
         return Outcome(

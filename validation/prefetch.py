@@ -5,29 +5,39 @@ databases, so the report takes about the longer of the two instead of their sum.
 What is computed is exactly what ``expected_aggregate`` computes (same function, same
 inputs); only where and when changes. The thread touches no Django model (the caller reads
 the post rules and the failed keys first) and uses connectors of its own (a connector is
-never shared between threads); it shares the key ranges out to ``THREADS`` threads of its own
-(``Reader.parallel``), each with its own connectors, and aggregates in key order."""
+never shared between threads); it shares the key ranges out to ``THREADS`` threads of its own,
+each with its own connectors, and — when Celery runs on workers — to a helper task on another
+worker, a second process and so a second core (``Reader.parts``, ``expected_share``); each
+range's Part (counts, sums, sample rows) is merged in key order."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
+import redis
+from django.conf import settings
 from django.db import connections
 
 from runs.connections import connection_spec
 from runs.engine.connectors import connect
+from runs.engine.connectors.base.schema import KeyRange
 from runs.engine.snapshot import EntitySpec
 from runs.models import Run
+from runs.services.state import run_entities, run_snapshot
 
 from . import reconciliation as rec
 from .enums import ValidationPhase
+from .expected_share import TTL, LocalShare, Needs, Share, client, helper_run, shared_parts
+from .reconciliation.expected import Part
+from .reconciliation.keyset import KeySet
 
-T = TypeVar("T")
+logger = logging.getLogger(__name__)
 # post rules whose check compares the target with the expected side
 NEEDS_EXPECTED = ("row_count_match", "sum_match", "category_count_match", "sample_compare")
 
@@ -39,47 +49,125 @@ THREADS = 2  # key ranges transformed at once (Arrow kernels and the COPY releas
 class Reader:
     """What the expected side reads with, in its own thread: the run (only its mode is read),
     its frozen snapshot and this thread's source and target connectors; with ``specs``, key
-    ranges are transformed by ``THREADS`` threads with connectors of their own (``parallel``)."""
+    ranges are transformed by ``THREADS`` threads with connectors of their own and, with a
+    broker, by a helper on another worker too (``parts``)."""
 
     run: Run
     snapshot: Any
     source: Any
     target: Any
     specs: tuple[tuple[str, dict], tuple[str, dict]] | None = None
+    broker: str | None = None  # Redis URL of the share with a helper (None: this process only)
 
-    def parallel(self, fn: Callable[[Reader, Any], T], ranges: Iterable[Any]) -> Iterator[T]:
-        """``fn(reader, key_range)`` for every range, by ``THREADS`` threads (each with its own
-        source and target connectors, closed at the end), results yielded in range order; at
-        most ``THREADS + 1`` results held at once (bounded memory). Sequential without specs."""
+    def parts(self, entity: EntitySpec, failed: KeySet, needs: Needs) -> Iterator[Part]:
+        """Every key range's Part of ``entity``'s expected side, in key order. Without specs
+        sequential here; else by ``THREADS`` threads of this process with connectors of their
+        own (closed at the end) and, with a broker, a helper task on another worker that
+        claims ranges from the same counter (``expected_share``): each range computed once,
+        the parts merged in range order — the same Expected as one pass."""
+        ranges = self.source.key_ranges(
+            entity.source_table, entity.source_key, rec.chunk_size(self.snapshot, entity)
+        )
         if self.specs is None:
-            yield from (fn(self, key_range) for key_range in ranges)
+            yield from (self.part(r, entity, failed, needs) for r in ranges)
             return
-        local, opened, lock = threading.local(), [], threading.Lock()
+        compute, opened = _per_thread(self, ranges, entity, failed, needs)
+        share: Share | LocalShare = LocalShare(len(ranges))
+        start = None
+        if self.broker and len(ranges) > 1:
+            job = _job(self.run.pk, entity, ranges, failed, needs)
+            with contextlib.suppress(redis.RedisError):  # no broker: every range computed here
+                share = Share.create(client(self.broker), job)
+        if isinstance(share, Share):
+            token = share.token
 
-        def work(key_range: Any) -> T:
-            reader = getattr(local, "reader", None)
-            if reader is None:
-                connectors = [connect(*self.specs[0]), connect(*self.specs[1])]
-                with lock:
-                    opened.extend(connectors)
-                reader = local.reader = Reader(self.run, self.snapshot, *connectors)
-            return fn(reader, key_range)
+            def start() -> None:
+                from .tasks import expected_part_task
 
-        pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="report-expected-part")
-        pending: deque[Future] = deque()
+                try:
+                    expected_part_task.apply_async((token,), expires=TTL)
+                except Exception:  # noqa: BLE001 - no helper then: every range computed here
+                    logger.warning("report helper not queued", exc_info=True)
+
         try:
-            for key_range in ranges:
-                pending.append(pool.submit(work, key_range))
-                if len(pending) > THREADS:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+            yield from shared_parts(share, compute, threads=THREADS, hold=HOLD, start_helper=start)
         finally:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=True)
             for connector in opened:
                 connector.close()
+
+    def part(self, key_range: Any, entity: EntitySpec, failed: KeySet, needs: Needs) -> Part:
+        """One key range's Part, read with this reader's connectors."""
+        return rec._range_part(self, key_range, entity=entity, failed=failed, needs=needs)
+
+
+HOLD = 4  # Parts of this process's threads that may wait for their turn in the merge
+
+
+def _per_thread(
+    reader: Reader, ranges: list[Any], entity: EntitySpec, failed: KeySet, needs: Needs
+) -> tuple[Callable[[int], Part], list[Any]]:
+    """``compute(index)``: range ``index``'s Part, with connectors of the calling thread's
+    own (opened at its first range; all listed in the second value, for closing)."""
+    local, opened, lock = threading.local(), [], threading.Lock()
+    assert reader.specs is not None
+
+    def compute(index: int) -> Part:
+        own = getattr(local, "reader", None)
+        if own is None:
+            connectors = [connect(*reader.specs[0]), connect(*reader.specs[1])]
+            with lock:
+                opened.extend(connectors)
+            own = local.reader = Reader(reader.run, reader.snapshot, *connectors)
+        return own.part(ranges[index], entity, failed, needs)
+
+    return compute, opened
+
+
+def _job(run_id: int, entity: EntitySpec, ranges: list[Any], failed: KeySet, needs: Needs) -> dict:
+    sums, cats, samples = needs
+    return {
+        "run": run_id,
+        "entity": entity.name,
+        "ranges": [r.to_dict() for r in ranges],
+        "failed": failed.digest(),
+        "sums": sorted(sums),
+        "cats": sorted(cats),
+        "samples": [[s.pct, s.n, s.seed] for s in samples],
+    }
+
+
+def expected_help(token: str) -> int:
+    """The helper's side of a shared expected side (task ``validation.expected_part``): claim
+    the entity's key ranges from the leader's counter and send each range's Part, until none
+    is left. Does nothing when the leader has ended (or the failed keys it read differ from
+    the leader's). Returns how many ranges it computed; never writes to a database."""
+    from .reconciliation.expected import SampleSpec
+
+    opened_share = Share.open(client(settings.CELERY_BROKER_URL), token)
+    if opened_share is None:
+        return 0
+    share, job = opened_share
+    run = Run.objects.filter(pk=job["run"]).first()
+    entity = next((e for e in run_entities(run) if e.name == job["entity"]), None) if run else None
+    if run is None or entity is None:
+        return 0
+    failed = rec._failed_keys(run, entity)
+    if failed.digest() != job["failed"]:  # the run's failed records changed meanwhile
+        return 0
+    needs = (
+        set(job["sums"]),
+        set(job["cats"]),
+        [SampleSpec(pct=p, n=n, seed=seed) for p, n, seed in job["samples"]],
+    )
+    ranges = [KeyRange.from_dict(r) for r in job["ranges"]]
+    specs = (connection_spec(run.plan.source), connection_spec(run.target))
+    reader = Reader(run, run_snapshot(run), None, None, specs=specs)
+    compute, opened = _per_thread(reader, ranges, entity, failed, needs)
+    try:
+        return helper_run(share, compute, threads=THREADS)
+    finally:
+        for connector in opened:
+            connector.close()
 
 
 Job = tuple[EntitySpec, tuple, Any]  # (entity, post needs, failed source keys)
@@ -118,6 +206,16 @@ def expected_collect(ctx: rec.RunContext) -> None:
         ctx.expected.update(pending.result())
 
 
+def _broker() -> str | None:
+    """The Redis URL a helper shares the expected side through; None when tasks run in this
+    process (eager) or no helper is wanted (``MP_REPORT_HELPER``)."""
+    from celery import current_app
+
+    if current_app.conf.task_always_eager or not settings.MP_REPORT_HELPER:
+        return None
+    return settings.CELERY_BROKER_URL
+
+
 def _compute(
     run: Run, snapshot: Any, specs: tuple[tuple[str, dict], tuple[str, dict]], jobs: list[Job]
 ) -> dict[str, Any]:
@@ -125,7 +223,7 @@ def _compute(
     opened: list[Any] = []
     try:
         opened = [connect(*specs[0]), connect(*specs[1])]
-        reader = Reader(run, snapshot, *opened, specs=specs)
+        reader = Reader(run, snapshot, *opened, specs=specs, broker=_broker())
         for entity, needs, failed in jobs:
             try:
                 out[entity.name] = rec._aggregate(reader, entity, needs, failed)

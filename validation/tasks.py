@@ -19,6 +19,15 @@ def run_report_task(run_id: int, reason: str) -> str:
     return f"verdict {report.verdict}"
 
 
+@shared_task(name="validation.expected_part", acks_late=False, time_limit=3600)
+def expected_part_task(token: str) -> str:
+    """Help a report on another worker with its expected side (read-only; a helper lost or
+    started late changes nothing: the report computes what it did not get)."""
+    from .prefetch import expected_help
+
+    return f"{expected_help(token)} ranges"
+
+
 @shared_task(name="validation.cutover_rollback", acks_late=True, time_limit=6 * 3600)
 def cutover_rollback_task(cutover_id: int, user_id: int | None) -> str:
     """Roll back every run written since the plan's last sign-off, newest first."""

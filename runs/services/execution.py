@@ -30,8 +30,9 @@ from .state import (
     run_stored_schemas,
 )
 
-# Planning's second thread: the pre-run checksums of the target while the source's key ranges
-# are planned (one worker plans; the other has no batch yet, so a core is free).
+# Planning's other threads: the pre-run checksums of the target and each source table's count
+# while the source's key ranges are planned (one worker plans; the other has no batch yet, so a
+# core is free).
 _PLANNING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mp-plan")
 
 ENDED = (
@@ -108,14 +109,39 @@ def _pre_checksums(spec: tuple[str, dict], tables: list[tuple[str, str]]) -> dic
         target.close()
 
 
-def _plan_entity(run: Run, entity, source, seq: int) -> tuple[list[Batch], int]:
+def _count(spec: tuple[str, dict], table: str, changed: tuple[str, str] | None) -> int:
+    """The source table's row count (since ``changed``) on a connector of its own (``spec``),
+    so the caller's thread computes the key ranges meanwhile (two source sessions: 10 M rows'
+    count 0.85 s beside the ranges' 2.6 s). Read-only; raises what the source raises."""
+    source = connect(*spec)
+    try:
+        return source.count(table, changed_since=changed)
+    finally:
+        source.close()
+
+
+def _plan_entity(
+    run: Run, entity, source, seq: int, spec: tuple[str, dict] | None = None
+) -> tuple[list[Batch], int]:
     changed = _changed_since(run, entity)
-    ranges = source.key_ranges(
-        entity.source_table, entity.source_key, run_snapshot(run).batch_size, changed_since=changed
-    )
+    counted = None if spec is None else _PLANNING.submit(_count, spec, entity.source_table, changed)
+    try:
+        ranges = source.key_ranges(
+            entity.source_table,
+            entity.source_key,
+            run_snapshot(run).batch_size,
+            changed_since=changed,
+        )
+    except BaseException:
+        if counted is not None:
+            wait([counted])  # the thread never outlives planning; the ranges' error counts
+        raise
     if changed is None:  # the whole table's: the before-run checks may read in these ranges
         run.source_ranges[entity.name] = ranges
-    total = source.count(entity.source_table, changed_since=changed)
+    if counted is not None:
+        total = counted.result()
+    else:
+        total = source.count(entity.source_table, changed_since=changed)
     if entity.watermark_column:
         run.watermarks[entity.name] = source.max_value(entity.source_table, entity.watermark_column)
     batches = [
@@ -196,8 +222,9 @@ def _plan_batches(run: Run, source) -> list[Batch]:
     whole table (``run.source_ranges``, in memory only)."""
     run.source_ranges = {}
     batches: list[Batch] = []
+    spec = connection_spec(run.plan.source)
     for entity in run_entities(run):
-        planned, total = _plan_entity(run, entity, source, len(batches) + 1)
+        planned, total = _plan_entity(run, entity, source, len(batches) + 1, spec)
         batches += planned
         run.entity_totals[entity.name] = total
     return batches + _plan_deletes(run, len(batches) + 1)

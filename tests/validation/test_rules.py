@@ -116,6 +116,29 @@ def test_pre_rules_of_a_run_scan_in_the_key_ranges_its_planning_computed(
     assert alone["line2 full"][0] == alone["mail strict"][0] == "failed"
 
 
+def test_a_runs_row_count_rule_takes_the_count_its_planning_read(
+    eager_celery, demo_plan, monkeypatch
+):
+    rule = _rule(demo_plan, "count ok", "row_count_range", "accounts", min=1, max=1000)
+    _only(demo_plan, rule)
+    alone = {r.rule.name: (r.status, r.observed) for r in prevalidation_execute(plan=demo_plan)}
+    counted: list[str] = []
+    real = SqlSource.count
+
+    def spy(self, table, **kwargs):
+        counted.append(table)
+        return real(self, table, **kwargs)
+
+    monkeypatch.setattr(SqlSource, "count", spy)
+    run = run_create(plan=demo_plan, user=None, mode="load")
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    # one count(*) of each source table, the planning's: the rule read no count of its own
+    assert len(counted) == len(set(counted)) and "customers" in counted
+    pre = ValidationResult.objects.filter(run=run, rule=rule)
+    assert {r.rule.name: (r.status, r.observed) for r in pre} == alone
+
+
 def _post_statuses(run) -> dict[str, str]:
     return {
         r.rule.name: r.status

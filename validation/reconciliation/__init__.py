@@ -33,6 +33,8 @@ from .expected import (
     _expected_chunks,
     _failed_keys,
     _post_needs,
+    _range_part,
+    chunk_size,
     expected_aggregate,
 )
 
@@ -53,6 +55,7 @@ __all__ = [
     "_orphans",
     "_post_check_in_memory",
     "_post_needs",
+    "_range_part",
     "_sample",
     "_sample_outcome",
     "_sample_rows",
@@ -60,6 +63,7 @@ __all__ = [
     "_target_frame",
     "_text",
     "accounting",
+    "chunk_size",
     "diff_summary",
     "expected_aggregate",
     "failures_by",

@@ -103,6 +103,14 @@ def _failed_keys(run: Run, entity: EntitySpec) -> KeySet:
     )
 
 
+def chunk_size(snapshot: Any, entity: EntitySpec) -> int:
+    """Source rows in one key range of the expected side (pure)."""
+    # Rows transform independently except for a dedupe, which acts within a batch: such an
+    # entity is read in the run's own batch ranges, any other in smaller chunks (less memory).
+    size = snapshot.batch_size
+    return size if entity.dedupe_on else min(size, REPORT_CHUNK)
+
+
 def _expected_chunks(
     ctx: RunContext | Reader, entity: EntitySpec, failed: KeySet | None = None
 ) -> Iterator[pd.DataFrame]:
@@ -112,12 +120,9 @@ def _expected_chunks(
     ``failed`` is given (so it may run in a thread of its own)."""
     if failed is None:
         failed = _failed_keys(ctx.run, entity)
-    # Rows transform independently except for a dedupe, which acts within a batch: such an
-    # entity is read in the run's own batch ranges, any other in smaller chunks (less memory).
-    size = ctx.snapshot.batch_size
-    if not entity.dedupe_on:
-        size = min(size, REPORT_CHUNK)
-    ranges = ctx.source.key_ranges(entity.source_table, entity.source_key, size)
+    ranges = ctx.source.key_ranges(
+        entity.source_table, entity.source_key, chunk_size(ctx.snapshot, entity)
+    )
     parallel = getattr(ctx, "parallel", None)
     if parallel is not None:
         yield from parallel(partial(_expected_chunk, entity=entity, failed=failed), ranges)
@@ -158,6 +163,34 @@ def _expected_chunk(
     return rows
 
 
+def _expected_parts(
+    ctx: RunContext | Reader,
+    entity: EntitySpec,
+    failed: KeySet,
+    needs: tuple[set[str], set[str], list[SampleSpec]],
+) -> Iterator[Part]:
+    """The Part of every key range of ``_expected_chunks``, in key order: by the reader's
+    threads (and a helper on another worker, ``Reader.parts``) when it has them."""
+    parts = getattr(ctx, "parts", None)
+    if parts is not None:
+        yield from parts(entity, failed, needs)
+        return
+    for rows in _expected_chunks(ctx, entity, failed):
+        yield _part(rows, needs)
+
+
+def _range_part(
+    ctx: RunContext | Reader,
+    key_range: Any,
+    *,
+    entity: EntitySpec,
+    failed: KeySet,
+    needs: tuple[set[str], set[str], list[SampleSpec]],
+) -> Part:
+    """One key range's Part (reads with ``ctx``'s own connectors; touches no Django model)."""
+    return _part(_expected_chunk(ctx, key_range, entity=entity, failed=failed), needs)
+
+
 def expected_aggregate(ctx: RunContext, entity: EntitySpec) -> Expected:
     """The entity's Expected, computed in one chunked pass for every post rule it has (or
     taken from ``expected_prefetch``). Read-only; cached per run context; engine errors raise
@@ -190,15 +223,8 @@ def _aggregate(
     picked = {k: SampleRows() for k, s in limits.items() if not s.n}
     smallest: dict[tuple, pd.DataFrame] = {}
     try:
-        for rows in _expected_chunks(ctx, entity, failed):
-            out.rows += len(rows)
-            for col in sum_cols:
-                out.sums[col] += _decimal(rows[col])
-            for col in cat_cols:
-                out.counts[col].update(_counts(rows[col]))
-            for key, spec in limits.items():
-                if len(rows):
-                    _pick(spec, rows, smallest, picked.get(key), key)
+        for part in _expected_parts(ctx, entity, failed, needs):
+            _merge(out, part, limits, smallest, picked)
     except BaseException:
         for rows in picked.values():
             rows.close()
@@ -215,6 +241,82 @@ def _aggregate(
     return out
 
 
+@dataclass
+class Part:
+    """One key range's share of an Expected: its row count, sums and category counts, and
+    per sample its n smallest-hash rows (with ``mp_hash``) and a pct sample's rows under the
+    cut. Parts merged in key-range order (``_merge``) give what one pass over all rows gives."""
+
+    rows: int = 0
+    sums: dict[str, Decimal] = field(default_factory=dict)
+    counts: dict[str, Counter] = field(default_factory=dict)
+    smallest: dict[tuple, pd.DataFrame] = field(default_factory=dict)
+    picked: dict[tuple, pd.DataFrame] = field(default_factory=dict)
+
+
+def _part(rows: pd.DataFrame, needs: tuple[set[str], set[str], list[SampleSpec]]) -> Part:
+    """The Part of one key range's expected rows (pure)."""
+    sum_cols, cat_cols, samples = needs
+    out = Part(
+        rows=len(rows),
+        sums={c: _decimal(rows[c]) for c in sum_cols},
+        counts={c: Counter(_counts(rows[c])) for c in cat_cols},
+    )
+    if not len(rows):
+        return out
+    for spec in samples:
+        key = (spec.pct, spec.n, spec.seed)
+        hashes = spec.hashes(rows.index)
+        # only the chunk's n smallest can be among the n smallest so far: the chunk's other
+        # rows are not copied
+        n = spec.n or 1
+        top = np.sort(np.argsort(hashes, kind="stable")[:n]) if len(hashes) > n else slice(None)
+        out.smallest[key] = rows.iloc[top].assign(mp_hash=hashes[top])
+        if not spec.n:
+            share = min(max(spec.pct or 0.0, 0.0), 100.0) / 100.0
+            cut = np.uint64(min(int(share * 2**64), 2**64 - 1))
+            # kept as Arrow strings: Python str objects kept from every chunk would pin the
+            # allocator's arenas (~150 MB never returned to the OS at 1M rows)
+            chosen = rows[hashes <= cut]
+            out.picked[key] = chosen.astype({c: TEXT for c in rows.columns})
+    return out
+
+
+def _merge(
+    out: Expected,
+    part: Part,
+    limits: dict[tuple, SampleSpec],
+    smallest: dict[tuple, pd.DataFrame],
+    picked: dict[tuple, SampleRows],
+) -> None:
+    """Add the next key range's Part to ``out`` (parts must come in key-range order)."""
+    out.rows += part.rows
+    for col, total in part.sums.items():
+        out.sums[col] += total
+    for col, counted in part.counts.items():
+        out.counts[col].update(counted)
+    for key, spec in limits.items():
+        if key in part.smallest:
+            _keep_smallest(spec, part.smallest[key], smallest, key)
+        if key in part.picked and key in picked:
+            picked[key].add(part.picked[key])
+
+
+def _keep_smallest(
+    spec: SampleSpec, hashed: pd.DataFrame, smallest: dict[tuple, pd.DataFrame], key: tuple
+) -> None:
+    n = spec.n or 1
+    prior = smallest.get(key)
+    # a full n smallest that no row of the chunk beats stays as it is (on a tie the earlier
+    # row is kept): most chunks of a pct sample then copy no row for it
+    beaten = (
+        len(hashed) > 0 and prior is not None and hashed["mp_hash"].min() < prior["mp_hash"].max()
+    )
+    if prior is None or len(prior) < n or beaten:
+        both = hashed if prior is None else pd.concat([prior, hashed])
+        smallest[key] = both.nsmallest(n, "mp_hash")
+
+
 def _pick(
     spec: SampleSpec,
     rows: pd.DataFrame,
@@ -224,27 +326,12 @@ def _pick(
 ) -> None:
     """One chunk's part of a sample: the n smallest hashes so far (a pct sample keeps 1 in
     case it picks none), and a pct sample's rows whose hash is under its cut."""
-    hashes = spec.hashes(rows.index)
-    # only the chunk's n smallest can be among the n smallest so far: the chunk's other rows
-    # are not copied (the whole chunk was, with its hash column, then concatenated and sorted)
-    n = spec.n or 1
-    prior = smallest.get(key)
-    # a full n smallest that no row of the chunk beats stays as it is (on a tie the earlier
-    # row is kept): most chunks of a pct sample then copy no row for it
-    beaten = len(hashes) > 0 and prior is not None and hashes.min() < prior["mp_hash"].max()
-    if prior is None or len(prior) < n or beaten:
-        top = np.sort(np.argsort(hashes, kind="stable")[:n]) if len(hashes) > n else slice(None)
-        hashed = rows.iloc[top].assign(mp_hash=hashes[top])
-        both = hashed if prior is None else pd.concat([prior, hashed])
-        smallest[key] = both.nsmallest(n, "mp_hash")
-    if picked is None:
-        return
-    share = min(max(spec.pct or 0.0, 0.0), 100.0) / 100.0
-    cut = np.uint64(min(int(share * 2**64), 2**64 - 1))
-    chosen = rows[hashes <= cut]
-    # kept as Arrow strings: Python str objects kept from every chunk would pin the
-    # allocator's arenas (~150 MB never returned to the OS at 1M rows)
-    picked.add(chosen.astype({c: TEXT for c in rows.columns}))
+    part = _part(rows, (set(), set(), [spec]))
+    spec_key = (spec.pct, spec.n, spec.seed)
+    if spec_key in part.smallest:
+        _keep_smallest(spec, part.smallest[spec_key], smallest, key)
+    if picked is not None and spec_key in part.picked:
+        picked.add(part.picked[spec_key])
 
 
 def _decimal(values: pd.Series) -> Decimal:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 import numpy as np
@@ -42,6 +43,12 @@ class KeySet:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    def digest(self) -> str:
+        """A SHA-256 of the set (two sets with the same keys have the same digest). Pure."""
+        digest = hashlib.sha256(str(self._width).encode())
+        digest.update(self._keys.view(np.uint8))  # no copy of the keys
+        return digest.hexdigest()
 
     def contains(self, keys: Iterable[str]) -> np.ndarray:
         """A boolean array: whether each of ``keys`` is in the set (exact byte equality).

@@ -52,7 +52,8 @@ PARAM_TYPES = ("str", "int", "bool", "choice", "list", "regex", "lookup", "entit
 
 
 # Every category a failed record can have: the rules' own, the target-type checks before the
-# INSERT (required_missing, too_long, type_cast) and the batch's read-back (coerced_by_target:
+# INSERT (required_missing, too_long, type_cast, unencodable: a character the database's
+# encoding cannot hold) and the batch's read-back (coerced_by_target:
 # a row the target stored otherwise than meant, connectors.base.COERCED).
 FAILURE_CATEGORIES = (
     "invalid_format",
@@ -61,6 +62,7 @@ FAILURE_CATEGORIES = (
     "required_missing",
     "too_long",
     "type_cast",
+    "unencodable",
     "reference_missing",
     "invalid_value",
     "coerced_by_target",

@@ -59,13 +59,18 @@ class Source(Introspection, Protocol):
 class Loader(Introspection, Protocol):
     """The target role: rows a table would refuse, and one batch written with its ledger.
 
-    ``validate_rows``: the rows of ``frame`` the table would refuse -> their load-stage
-    FieldErrors, by index (read-only). ``load_batch``: write one batch (``rows``, with their
-    ``source_keys``), its ledger, key map and batch record in ONE transaction; idempotent per
-    (``run_id``, ``batch_id``): a batch recorded before returns its stored result."""
+    ``validate_rows``: the rows of ``frame`` the table would refuse (or whose
+    ``source_keys``, by the frame's labels, its ledger could not keep: a character the
+    database's encoding cannot hold) -> their load-stage FieldErrors, by index (read-only).
+    ``load_batch``: write one batch (``rows``, with their ``source_keys``), its ledger, key
+    map and batch record in ONE transaction; idempotent per (``run_id``, ``batch_id``): a
+    batch recorded before returns its stored result."""
 
     # fmt: off
-    def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, FieldError]: ...
+    def validate_rows(
+        self, table: str, frame: pd.DataFrame, source_keys: pd.Series | None = None,
+        key_field: str = "source_key",
+    ) -> dict[Hashable, list[FieldError]]: ...
     def load_batch(
         self, *, entity: EntitySpec, rows: pd.DataFrame, source_keys: Sequence[str],
         run_id: str, batch_id: str, namespace: str, result_meta: dict[str, Any],

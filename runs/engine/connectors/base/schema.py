@@ -40,7 +40,11 @@ class ColumnInfo:
 
 @dataclass(frozen=True)
 class TableInfo:
-    """One table: columns in ordinal order, primary key, unique column sets, row estimate."""
+    """One table: columns in ordinal order, primary key, unique column sets, row estimate;
+    ``encoding``: the database's encoding as the live server reports it (PostgreSQL's
+    ``server_encoding``), ``codec``: the Python codec that encodes exactly the characters it
+    can hold, None when there is nothing to check (UTF8, SQL_ASCII, a target without one) or
+    no exact codec (then the server's error, for the whole batch)."""
 
     name: str
     columns: tuple[ColumnInfo, ...]
@@ -48,6 +52,8 @@ class TableInfo:
     primary_key: tuple[str, ...] = ()
     unique: tuple[tuple[str, ...], ...] = ()
     schema: str | None = None  # PostgreSQL schema holding the table
+    encoding: str = ""
+    codec: str | None = None
 
     def column(self, name: str) -> ColumnInfo:
         """The column called ``name``; raises SchemaError when absent."""

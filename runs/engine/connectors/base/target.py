@@ -79,10 +79,16 @@ class SqlTarget:
     _batch_tx: Any  # (run_id, batch_id) -> a write transaction holding the batch's lock
     _stored_result: Any  # (handle, run_id, batch_id) -> the batch's LoadResult or None
 
-    def validate_rows(self, table: str, frame: pd.DataFrame) -> dict[Hashable, list[FieldError]]:
-        """``Loader.validate_rows``: one FieldError per refused column, by index. Read-only;
-        SchemaError if the table or a column is unknown."""
-        return validate_frame(self._table(table), frame)
+    def validate_rows(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        source_keys: pd.Series | None = None,
+        key_field: str = "source_key",
+    ) -> dict[Hashable, list[FieldError]]:
+        """``Loader.validate_rows``: one FieldError per refused column (and source key), by
+        index. Read-only; SchemaError if the table or a column is unknown."""
+        return validate_frame(self._table(table), frame, source_keys, key_field)
 
     def load_batch(
         self,

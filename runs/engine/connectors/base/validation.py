@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from runs.engine.transform import FieldError
+from .encoding import UNENCODABLE, unencodable
 from .schema import ColumnInfo, TableInfo
 
 # ASCII digits and blanks only: Python's \d and \s also match other scripts' digits ('١٢') and
@@ -77,9 +78,16 @@ def max_length_of(declared: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, list[FieldError]]:
-    """Rows the target would refuse (too long, NOT NULL, bad cast) -> every FieldError of the
-    row (one per refused column, in column order). Pure.
+def validate_frame(
+    table: TableInfo,
+    frame: pd.DataFrame,
+    source_keys: pd.Series | None = None,
+    key_field: str = "source_key",
+) -> dict[Hashable, list[FieldError]]:
+    """Rows the target would refuse (too long, NOT NULL, bad cast, a character the database's
+    encoding cannot hold) -> every FieldError of the row (one per refused column, in column
+    order; then one for ``source_keys``, by the frame's labels, named ``key_field``: the
+    target's ledger keeps them, in its encoding). Pure.
 
     Raises SchemaError for a frame column the table does not have. Vectorised per column.
     """
@@ -94,19 +102,41 @@ def validate_frame(table: TableInfo, frame: pd.DataFrame) -> dict[Hashable, list
     for col in table.require(list(frame.columns)):
         series = frame[col.name]
         seen: set[Hashable] = set()  # one error per column of a row (the first problem)
-        for category, mask, message in _column_problems(col, series):
-            for idx in series.index[mask]:
-                if idx in seen:
-                    continue
-                seen.add(idx)
-                value = series.at[idx]
-                if value is pd.NA:  # a missing value in a TEXT column: None, as elsewhere
-                    value = None
-                found.setdefault(idx, []).append(
-                    FieldError(
-                        field=col.name, rule="load", value=value, message=message, category=category
-                    )
+        refused = [
+            (category, idx, message)
+            for category, mask, message in _column_problems(col, series)
+            for idx in series.index[mask]
+        ]
+        # the whole COPY is converted to the database's encoding: every column's values count
+        refused += [
+            (UNENCODABLE, series.index[pos], message)
+            for pos, message in unencodable(table, series, f"{table.name}.{col.name}").items()
+        ]
+        for category, idx, message in refused:
+            if idx in seen:
+                continue
+            seen.add(idx)
+            value = series.at[idx]
+            if value is pd.NA:  # a missing value in a TEXT column: None, as elsewhere
+                value = None
+            found.setdefault(idx, []).append(
+                FieldError(
+                    field=col.name, rule="load", value=value, message=message, category=category
                 )
+            )
+    if source_keys is not None:
+        where = f"source key {key_field}, kept in the target's ledger"
+        for pos, message in unencodable(table, source_keys, where).items():
+            idx = source_keys.index[pos]
+            found.setdefault(idx, []).append(
+                FieldError(
+                    field=key_field,
+                    rule="load",
+                    value=source_keys.iat[pos],
+                    message=message,
+                    category=UNENCODABLE,
+                )
+            )
     return found
 
 

@@ -44,8 +44,42 @@ GROUP BY n.nspname, c.relname, i.indexrelid, i.indisprimary
 """
 
 
+# Server encodings (PostgreSQL 15, "Character Set Support") -> the Python codec that encodes
+# exactly the characters the server's conversion from UTF8 takes (tests/engine/
+# test_postgres_encoding.py compares them with the live server's convert_to). Not here:
+# UTF8 (holds every character); SQL_ASCII (no conversion at all: the server stores the UTF-8
+# bytes as they come and gives them back alike, so nothing is refused or changed);
+# MULE_INTERNAL and EUC_TW (no Python codec); EUC_JP, EUC_JIS_2004 and EUC_KR (Python's
+# codecs take other characters than PostgreSQL 15's conversion: 8 and 173, 3163 and 37, 8822
+# and 1 of the BMP one side only). Those are left to the server: a character it cannot hold
+# is its error, for the whole batch, as before. BIG5, GBK, SJIS & co. are client-only
+# encodings, never a database's.
+PG_CODECS = {
+    "LATIN1": "latin_1",
+    "LATIN2": "iso8859_2",
+    "LATIN3": "iso8859_3",
+    "LATIN4": "iso8859_4",
+    "LATIN5": "iso8859_9",
+    "LATIN6": "iso8859_10",
+    "LATIN7": "iso8859_13",
+    "LATIN8": "iso8859_14",
+    "LATIN9": "iso8859_15",
+    "LATIN10": "iso8859_16",
+    **{f"ISO_8859_{n}": f"iso8859_{n}" for n in (5, 6, 7, 8)},
+    **{f"WIN{n}": f"cp{n}" for n in (866, 874, *range(1250, 1259))},
+    "KOI8R": "koi8_r",
+    "KOI8U": "koi8_u",
+    "EUC_CN": "gb2312",
+}
+
+
 def _table_info(
-    nsp: str, rel: str, rows: list[tuple], keys: list[tuple[bool, tuple[str, ...]]], current: str
+    nsp: str,
+    rel: str,
+    rows: list[tuple],
+    keys: list[tuple[bool, tuple[str, ...]]],
+    current: str,
+    encoding: str,
 ) -> TableInfo:
     pk = next((cols for primary, cols in keys if primary), ())
     columns = tuple(
@@ -69,6 +103,8 @@ def _table_info(
         primary_key=pk,
         unique=tuple(cols for _, cols in keys),
         schema=nsp,
+        encoding=encoding,
+        codec=PG_CODECS.get(encoding),
     )
 
 
@@ -78,8 +114,9 @@ class PostgresIntrospection(PostgresPlumbing):
     def introspect(self) -> SchemaInfo:
         """Tables of every user schema (bare names in current_schema, else ``schema.table``)."""
         with self._tx() as cur:
-            cur.execute("SELECT current_schema()")
-            current = cur.fetchone()[0]
+            # server_encoding: the database's own, fixed when it was created
+            cur.execute("SELECT current_schema(), current_setting('server_encoding')")
+            current, encoding = cur.fetchone()
             cur.execute(_COLUMNS_SQL, (list(_SKIP_SCHEMAS),))
             col_rows = cur.fetchall()
             cur.execute(_KEYS_SQL, (list(_SKIP_SCHEMAS),))
@@ -92,7 +129,7 @@ class PostgresIntrospection(PostgresPlumbing):
             grouped.setdefault((row[0], row[1]), []).append(row)
         tables = {}
         for (nsp, rel), rows in grouped.items():
-            info = _table_info(nsp, rel, rows, keys.get((nsp, rel), []), current)
+            info = _table_info(nsp, rel, rows, keys.get((nsp, rel), []), current, encoding)
             tables[info.name] = info
         self._schema = SchemaInfo(tables=tables)
         return self._schema
@@ -102,8 +139,9 @@ class PostgresIntrospection(PostgresPlumbing):
         refreshed); None when it does not exist. Read-only."""
         one = " AND n.nspname = %s AND c.relname = %s "
         with self._tx() as cur:
-            cur.execute("SELECT current_schema()")
-            current = cur.fetchone()[0]
+            # server_encoding: the database's own, fixed when it was created
+            cur.execute("SELECT current_schema(), current_setting('server_encoding')")
+            current, encoding = cur.fetchone()
             candidates = [(current, name)]
             if "." in name:
                 candidates.insert(0, tuple(name.split(".", 1)))
@@ -122,7 +160,7 @@ class PostgresIntrospection(PostgresPlumbing):
                     _KEYS_SQL.replace("GROUP BY", one + "GROUP BY"), (list(_SKIP_SCHEMAS), nsp, rel)
                 )
                 keys = [(primary, tuple(cols)) for _, _, primary, cols in cur.fetchall()]
-                info = _table_info(nsp, rel, rows, keys, current)
+                info = _table_info(nsp, rel, rows, keys, current, encoding)
         if self._schema is not None:
             tables = {k: v for k, v in self._schema.tables.items() if k != name}
             self._schema = SchemaInfo(tables=tables | ({name: info} if info else {}))

@@ -45,7 +45,11 @@ class PostgresPlumbing(ArrowTextSource):
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
             try:
-                self._conn = psycopg2.connect(**self._params)
+                # UTF8 whatever the database's encoding: COPY's bytes are UTF-8 both ways
+                # (a LATIN1 database's default stored 'é' as 'Ã©', and the proof, reading
+                # the same bytes as the intent, could not see it); a character the database
+                # cannot hold is then the server's error, not a changed value.
+                self._conn = psycopg2.connect(**{"client_encoding": "UTF8", **self._params})
             except psycopg2.OperationalError as exc:
                 raise TransientError(f"cannot connect to PostgreSQL: {exc}") from exc
         return self._conn
