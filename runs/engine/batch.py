@@ -248,14 +248,10 @@ def _validate(
 ) -> tuple[pd.DataFrame, list[str], list[RowFailure]]:
     """Split transformed rows into loadable rows and load-stage failures (target types)."""
     rows = result.text_rows
+    keys_at = result.source_keys.loc[rows.index]
     # the source keys too: the target's ledger keeps them (its key map), in its encoding
     errors: dict[Hashable, list[FieldError]] = (
-        target.validate_rows(
-            entity.target_table,
-            rows,
-            result.source_keys.loc[rows.index],
-            ",".join(entity.source_key),
-        )
+        target.validate_rows(entity.target_table, rows, keys_at, ",".join(entity.source_key))
         if len(rows)
         else {}
     )
@@ -274,5 +270,6 @@ def _validate(
     ]
     if errors:
         rows = rows.drop(index=list(errors))
-    keys = [str(k) for k in result.source_keys.loc[rows.index]]
+        keys_at = keys_at.drop(index=list(errors))
+    keys = [str(k) for k in keys_at]
     return rows, keys, failures

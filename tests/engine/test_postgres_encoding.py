@@ -308,3 +308,27 @@ def test_pg_a_batch_into_a_latin1_database_fails_only_the_rows_it_cannot_hold(
         for db in (source, target):
             db.connector.close()
             db._raw.close()
+
+
+@pytest.fixture
+def euc_jp():
+    yield from _database("EUC_JP")
+
+
+def test_pg_an_encoding_without_an_exact_codec_is_left_to_the_server(euc_jp):
+    """EUC_JP: Python's codec takes other characters than the server's conversion, so none is
+    checked; a character the database cannot hold is the server's error, for the batch."""
+    raw = psycopg2.connect(**euc_jp)
+    raw.autocommit = True
+    raw.cursor().execute("CREATE TABLE t (id serial PRIMARY KEY, ext text UNIQUE, v text)")
+    connector = PostgresConnector(euc_jp)
+    try:
+        info = connector.live_table("t")
+        assert (info.encoding, info.codec) == ("EUC_JP", None)
+        frame = text_frame(["ext", "v"], {"ext": ["a", "b"], "v": ["日本", "€"]})
+        assert connector.validate_rows("t", frame) == {}
+        with pytest.raises(psycopg2.errors.UntranslatableCharacter, match="EUC_JP"):
+            _load(connector, _entity("t", ("ext", "v")), frame)
+    finally:
+        connector.close()
+        raw.close()
