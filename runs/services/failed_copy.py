@@ -40,8 +40,8 @@ def _error_values(f) -> list[dict]:
 
 # The COPY's columns: first those that differ from record to record, then those the same for
 # the whole batch (one constant tail on every line of the COPY's text).
-_COPY_COLUMNS = (
-    "uuid",
+# A failure's own fields, as the engine reports them (also what the ORM path copies).
+FAILURE_FIELDS = (
     "source_key",
     "source_row",
     "transformed_row",
@@ -51,6 +51,10 @@ _COPY_COLUMNS = (
     "rule",
     "message",
     "errors",
+)
+_COPY_COLUMNS = (
+    "uuid",
+    *FAILURE_FIELDS,
     "source_hash",
     "run_id",
     "batch_id",

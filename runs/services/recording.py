@@ -13,6 +13,7 @@ from runs.models import COUNTERS, Batch, FailedRecord, LedgerEntry, Run
 from .failed_copy import (
     _COPY_COLUMNS,
     COPY_CHUNK,
+    FAILURE_FIELDS,
     _copy_columns,
     _error_values,
     _json_safe,
@@ -21,19 +22,6 @@ from .failed_copy import (
 from .logging import run_log
 
 CHUNK = 2_000
-
-
-_FAILURE_FIELDS = (
-    "source_key",
-    "source_row",
-    "transformed_row",
-    "stage",
-    "category",
-    "field",
-    "rule",
-    "message",
-    "errors",
-)
 
 
 def _failure_values(f) -> dict:
@@ -192,7 +180,7 @@ def failed_records_carry(*, run: Run, batch: Batch, record_ids: list[int]) -> in
             carried_from=f,
             **{
                 name: getattr(f, name)
-                for name in (*_FAILURE_FIELDS, "entity", "source_hash", "rules_hash")
+                for name in (*FAILURE_FIELDS, "entity", "source_hash", "rules_hash")
             },
         )
         for f in FailedRecord.objects.filter(pk__in=ids)
