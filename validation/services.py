@@ -31,6 +31,14 @@ from .enums import (
     Verdict,
 )
 from .models import RunReport, ValidationResult, ValidationRule
+from .report_cancel import (
+    ReportCancelled,
+    ReportWatch,
+    report_cancelled_record,
+    report_store_allowed,
+    report_superseded,
+    report_watch,
+)
 from .signoff import signoffs_void
 
 if TYPE_CHECKING:
@@ -270,6 +278,7 @@ def _post_results(ctx: rec.RunContext, run: Run, diffs: dict[str, dict]) -> list
     for rule in rules:
         if rule.entity not in names:
             continue
+        ctx.check("post checks")
         try:
             outcome = rec.post_check(
                 ctx,
@@ -280,6 +289,8 @@ def _post_results(ctx: rec.RunContext, run: Run, diffs: dict[str, dict]) -> list
                 diffs=diffs,
             )
             results.append(_result(rule, run, outcome))
+        except ReportCancelled:
+            raise
         except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
             logger.exception("post check %s failed", rule)
             results.append(_error(rule, run, exc))
@@ -305,6 +316,7 @@ def _diffs(ctx: rec.RunContext, run: Run) -> dict[str, dict]:
 
     diffs: dict[str, dict] = {}
     for entity in run_entities(run):
+        ctx.check("entities diffed")
         started = time.monotonic()
         diff = rec.key_diff(ctx, entity)
         diffs[entity.name] = key_diff_report(ctx, entity, diff, time.monotonic() - started)
@@ -314,15 +326,32 @@ def _diffs(ctx: rec.RunContext, run: Run) -> dict[str, dict]:
 def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
     """Reconcile a finished load/delta run and store its report and post-check results,
     replacing earlier ones (idempotent); the report records when, why (``reason``) and from
-    which state of the run it was computed. Raises on connection errors."""
+    which state of the run it was computed. A run being rolled back gets none: the report does
+    not start, or stops at its next checkpoint (report_cancel), and is recorded as cancelled,
+    without a verdict of pass, warn or fail. Raises on connection errors."""
     started = time.monotonic()
+    run.refresh_from_db()
+    with report_watch(run_id=run.pk) as watch:
+        superseded = report_superseded(run_id=run.pk)
+        if superseded is None:
+            try:
+                return _report_build(run, reason, watch, started)
+            except Exception:
+                if not watch.stopped.is_set():
+                    raise
+            superseded = watch.message
+    return report_cancelled_record(
+        run=run, message=superseded, reason=reason, progress=watch.progress, started=started
+    )
+
+
+def _report_build(run: Run, reason: str, watch: ReportWatch, started: float) -> RunReport:
     from . import reconciliation as rec  # pandas: imported where used, not at app start
     from .keydiff import state_of
     from .prefetch import expected_collect, expected_start
 
-    run.refresh_from_db()
     state = state_of(run)
-    ctx = rec.RunContext(run=run)
+    ctx = rec.RunContext(run=run, watch=watch)
     accounting = rec.accounting(run)
     # the expected side (source re-read through the run's rules) in a thread meanwhile
     # (each check queries the target first, then waits for it: those queries overlap it too)
@@ -346,6 +375,9 @@ def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
         "computed": {"at": timezone.now().isoformat(), "reason": reason, "state": state},
     }
     with transaction.atomic():
+        # the run's row, locked as a rollback request locks it: a rollback either began before
+        # (no verdict is stored) or begins after this report of the run as it was
+        report_store_allowed(run=run, watch=watch)
         ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.POST).delete()
         ValidationResult.objects.bulk_create(results)
         report, _ = RunReport.objects.update_or_create(
