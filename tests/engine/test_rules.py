@@ -584,9 +584,10 @@ def test_parse_formats_answers_exactly_what_pandas_answers(formats):
     assert 0.3 < (~np.isnat(want)).mean() < 0.95  # the corpus has both outcomes
 
 
-def test_parse_formats_answers_what_pandas_answers_from_its_kept_answers_too():
+def test_parse_formats_answers_what_pandas_answers_from_its_kept_answers_too(monkeypatch):
     """pandas' answers are kept per (format, text) for later batches: a corpus parsed again
-    (answered from them), or after another corpus filled them, answers as pandas does."""
+    (answered from them), after another corpus filled them, or with room for only a few of
+    them (dropped mid-corpus), answers as pandas does."""
     from runs.engine.rules import dates
 
     formats = ["%Y-%m-%d %H:%M", "%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%Y-%m-%d %H:%M:%S%z"]
@@ -600,9 +601,11 @@ def test_parse_formats_answers_what_pandas_answers_from_its_kept_answers_too():
     warm = _parse_formats(text, formats)
     _parse_formats(other, formats)
     after_other = _parse_formats(text, formats)
+    monkeypatch.setattr(dates, "_PANDAS_DATES_MAX", 40)
+    crowded = _parse_formats(text, formats)
 
     assert kept > 100  # the corpus has odd spellings only pandas answers
-    for got in (cold, warm, after_other):
+    for got in (cold, warm, after_other, crowded):
         same = (got == want) | (np.isnat(got) & np.isnat(want))
         assert same.all(), [(text[i], want[i], got[i]) for i in np.flatnonzero(~same)[:5]]
 

@@ -167,17 +167,20 @@ def _pandas_dates(texts: list[str], fmt: str) -> np.ndarray:
     """``pd.to_datetime(format=fmt, errors="coerce")`` of each text as datetime64[s] (NaT: no
     date; a zone converted to UTC). pandas parses each text on its own (this module has always
     asked it about a batch's leftovers only), so an answer is kept and reused. Pure in effect."""
-    misses = [t for t in dict.fromkeys(texts) if (fmt, t) not in _PANDAS_DATES]
+    # read into a dict of this call's own: another thread may drop the kept answers meanwhile
+    answers = {t: _PANDAS_DATES.get((fmt, t)) for t in dict.fromkeys(texts)}
+    misses = [t for t, answer in answers.items() if answer is None]
     if misses:
         utc = "%z" in fmt or "%Z" in fmt
         got = pd.to_datetime(pd.Series(misses, dtype=TEXT), format=fmt, errors="coerce", utc=utc)
         if utc:
             got = got.dt.tz_localize(None)
-        if len(_PANDAS_DATES) + len(misses) > _PANDAS_DATES_MAX:
+        found = dict(zip(misses, got.to_numpy(dtype="datetime64[s]"), strict=True))
+        answers.update(found)
+        if len(_PANDAS_DATES) + len(found) > _PANDAS_DATES_MAX:
             _PANDAS_DATES.clear()
-        answers = got.to_numpy(dtype="datetime64[s]")
-        _PANDAS_DATES.update(zip([(fmt, t) for t in misses], answers, strict=True))
-    return np.array([_PANDAS_DATES[fmt, t] for t in texts], dtype="datetime64[s]")
+        _PANDAS_DATES.update(((fmt, t), answer) for t, answer in found.items())
+    return np.array([answers[t] for t in texts], dtype="datetime64[s]")
 
 
 def _iso_text(parsed: np.ndarray, nat: np.ndarray, output: str) -> pa.Array:
