@@ -22,7 +22,11 @@ RUN groupadd --system --gid 10001 app \
 
 WORKDIR /app
 COPY . /app
+# The app's own modules compiled once here (pip compiles the requirements' as it installs
+# them): with PYTHONDONTWRITEBYTECODE set, every process (a manage.py run_plan, each worker,
+# each gunicorn worker) would otherwise compile every module it imports from source again.
 RUN pip install . \
+    && python -m compileall -q accounts mappings migration_planner runs validation manage.py \
     && mkdir -p /app/data/media /app/staticfiles \
     && SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v 0 \
     && chown -R app:app /app/data /app/staticfiles

@@ -14,9 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import psycopg2
 import pymysql
 from psycopg2 import sql
@@ -32,6 +31,9 @@ from runs.engine.guard import file_path_check, server_pin
 
 from .enums import SystemKind
 from .models import System
+
+if TYPE_CHECKING:  # pandas is loaded where a frame is made, not by importing this
+    import pandas as pd
 
 CACHE_SECONDS = 30.0
 _cache: dict[tuple[int, str], tuple[float, SchemaInfo]] = {}
@@ -270,6 +272,8 @@ def sample_frame(
         )
 
     rows = _query(system, info, build, [int(limit)])
+    import pandas as pd  # loaded here: launching a run needs the schema, not pandas
+
     return pd.DataFrame([list(r) for r in rows], columns=names, dtype=object)
 
 
@@ -334,6 +338,8 @@ def lookup_misses(*, entity, field, steps, step) -> tuple[list[tuple[str, int]],
     with their row counts, most frequent first; the number of rows whose value is NULL or
     blank and not mapped by the table (they follow ``on_null``); the table's default.
     Read-only; one GROUP BY on the source."""
+    import pandas as pd
+
     from runs.engine.rules import RuleContext, RuleParamError, run_step
 
     lookup = entity.plan.lookups.filter(name=step.params.get("lookup")).first()

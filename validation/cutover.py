@@ -110,7 +110,7 @@ def cutover_checklist(cutover: Cutover) -> list[CheckItem]:
         CheckItem(
             "report",
             "Validation report passes",
-            bool(report) and report.verdict != Verdict.FAIL,
+            bool(report) and report.verdict in (Verdict.PASS, Verdict.WARN),
             f"Verdict: {report.get_verdict_display()}." if report else "No report yet.",
         ),
         CheckItem(

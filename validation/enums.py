@@ -40,3 +40,5 @@ class Verdict(models.TextChoices):
     PASS = "pass", "Pass"
     WARN = "warn", "Pass with warnings"
     FAIL = "fail", "Fail"
+    # stopped (its run is being rolled back): no verdict on the data at all
+    CANCELLED = "cancelled", "Cancelled"

@@ -36,6 +36,7 @@ from .enums import ValidationPhase
 from .expected_share import TTL, LocalShare, Needs, Share, client, helper_run, shared_parts
 from .reconciliation.expected import Part
 from .reconciliation.keyset import KeySet
+from .report_cancel import ReportWatch
 
 logger = logging.getLogger(__name__)
 # post rules whose check compares the target with the expected side
@@ -58,6 +59,7 @@ class Reader:
     target: Any
     specs: tuple[tuple[str, dict], tuple[str, dict]] | None = None
     broker: str | None = None  # Redis URL of the share with a helper (None: this process only)
+    watch: ReportWatch | None = None  # stops the ranges once the run is rolling back
 
     def parts(self, entity: EntitySpec, failed: KeySet, needs: Needs) -> Iterator[Part]:
         """Every key range's Part of ``entity``'s expected side, in key order. Without specs
@@ -96,7 +98,9 @@ class Reader:
                 connector.close()
 
     def part(self, key_range: Any, entity: EntitySpec, failed: KeySet, needs: Needs) -> Part:
-        """One key range's Part, read with this reader's connectors."""
+        """One key range's Part, read with this reader's connectors (a checkpoint first)."""
+        if self.watch is not None:
+            self.watch.check("expected ranges")
         return rec._range_part(self, key_range, entity=entity, failed=failed, needs=needs)
 
 
@@ -117,7 +121,12 @@ def _per_thread(
             connectors = [connect(*reader.specs[0]), connect(*reader.specs[1])]
             with lock:
                 opened.extend(connectors)
-            own = local.reader = Reader(reader.run, reader.snapshot, *connectors)
+            if reader.watch is not None:
+                for connector in connectors:
+                    reader.watch.watch(connector)
+            own = local.reader = Reader(
+                reader.run, reader.snapshot, *connectors, watch=reader.watch
+            )
         return own.part(ranges[index], entity, failed, needs)
 
     return compute, opened
@@ -192,7 +201,7 @@ def expected_start(ctx: rec.RunContext, entities: list[EntitySpec]) -> Future | 
     specs = (connection_spec(ctx.run.plan.source), connection_spec(ctx.run.target))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-expected")
     try:
-        return pool.submit(_compute, ctx.run, ctx.snapshot, specs, jobs)
+        return pool.submit(_compute, ctx.run, ctx.snapshot, specs, jobs, ctx.watch)
     finally:
         pool.shutdown(wait=False)
 
@@ -217,13 +226,20 @@ def _broker() -> str | None:
 
 
 def _compute(
-    run: Run, snapshot: Any, specs: tuple[tuple[str, dict], tuple[str, dict]], jobs: list[Job]
+    run: Run,
+    snapshot: Any,
+    specs: tuple[tuple[str, dict], tuple[str, dict]],
+    jobs: list[Job],
+    watch: ReportWatch | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     opened: list[Any] = []
     try:
         opened = [connect(*specs[0]), connect(*specs[1])]
-        reader = Reader(run, snapshot, *opened, specs=specs, broker=_broker())
+        if watch is not None:
+            for connector in opened:
+                watch.watch(connector)
+        reader = Reader(run, snapshot, *opened, specs=specs, broker=_broker(), watch=watch)
         for entity, needs, failed in jobs:
             try:
                 out[entity.name] = rec._aggregate(reader, entity, needs, failed)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from mappings.models import Plan
 from mappings.services import plan_snapshot_build
@@ -28,13 +26,14 @@ from .enums import (
     Severity,
     ValidationKind,
     ValidationPhase,
-    Verdict,
 )
-from .models import RunReport, ValidationResult, ValidationRule
+from .models import ValidationResult, ValidationRule
+from .report_build import run_report_build
+from .results import rule_error, rule_result
 from .signoff import signoffs_void
 
 if TYPE_CHECKING:
-    from . import reconciliation as rec
+    pass
 
 logger = logging.getLogger(__name__)
 RULE_FIELDS = ("name", "kind", "entity", "column", "params", "severity", "enabled")
@@ -130,33 +129,6 @@ def validation_rule_delete(*, rule: ValidationRule, user) -> None:
         rule.delete()
 
 
-def _status(rule: ValidationRule, ok: bool) -> str:
-    if ok:
-        return ResultStatus.PASSED
-    return ResultStatus.FAILED if rule.severity == Severity.BLOCKING else ResultStatus.WARNING
-
-
-def _result(rule: ValidationRule, run: Run | None, outcome: Outcome) -> ValidationResult:
-    return ValidationResult(
-        rule=rule,
-        run=run,
-        status=_status(rule, outcome.ok),
-        expected=outcome.expected[:255],
-        observed=outcome.observed[:255],
-        details=outcome.details,
-    )
-
-
-def _error(rule: ValidationRule, run: Run | None, exc: Exception) -> ValidationResult:
-    return ValidationResult(
-        rule=rule,
-        run=run,
-        status=ResultStatus.ERROR,
-        observed=str(exc)[:255],
-        details={"error": str(exc)},
-    )
-
-
 def prevalidation_execute(
     *,
     plan: Plan,
@@ -195,9 +167,9 @@ def prevalidation_execute(
                 ranges=ranges,
                 counts=counts,
             )
-            results.append(_result(rule, run, outcome))
+            results.append(rule_result(rule, run, outcome))
         except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
-            results.append(_error(rule, run, exc))
+            results.append(rule_error(rule, run, exc))
     with transaction.atomic():
         if run is not None:
             ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.PRE).delete()
@@ -259,104 +231,6 @@ def run_prevalidate(run: Run) -> str | None:
     return "pre-validation failed: " + "; ".join(
         f"{r.rule.name} (expected {r.expected or '—'}, observed {r.observed})" for r in blocking
     )
-
-
-def _post_results(ctx: rec.RunContext, run: Run, diffs: dict[str, dict]) -> list:
-    from . import reconciliation as rec
-
-    names = {e.name: e for e in run_entities(run)}
-    rules = run.plan.validation_rules.filter(phase=ValidationPhase.POST, enabled=True)
-    results = []
-    for rule in rules:
-        if rule.entity not in names:
-            continue
-        try:
-            outcome = rec.post_check(
-                ctx,
-                kind=rule.kind,
-                params=rule.params,
-                column=rule.column,
-                entity=names[rule.entity],
-                diffs=diffs,
-            )
-            results.append(_result(rule, run, outcome))
-        except Exception as exc:  # noqa: BLE001 - a broken rule is reported, not raised
-            logger.exception("post check %s failed", rule)
-            results.append(_error(rule, run, exc))
-    return results
-
-
-def _verdict(accounting: list[dict], diffs: dict[str, dict], results: list) -> str:
-    blocking_bad = any(
-        r.status in (ResultStatus.FAILED, ResultStatus.ERROR)
-        and r.rule.severity == Severity.BLOCKING
-        for r in results
-    )
-    if blocking_bad or not all(a["balanced"] for a in accounting):
-        return Verdict.FAIL
-    if any(not d.get("clean", True) for d in diffs.values()):
-        return Verdict.FAIL
-    return Verdict.WARN if any(r.status != ResultStatus.PASSED for r in results) else Verdict.PASS
-
-
-def _diffs(ctx: rec.RunContext, run: Run) -> dict[str, dict]:
-    from . import reconciliation as rec
-    from .keydiff import key_diff_report
-
-    diffs: dict[str, dict] = {}
-    for entity in run_entities(run):
-        started = time.monotonic()
-        diff = rec.key_diff(ctx, entity)
-        diffs[entity.name] = key_diff_report(ctx, entity, diff, time.monotonic() - started)
-    return diffs
-
-
-def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
-    """Reconcile a finished load/delta run and store its report and post-check results,
-    replacing earlier ones (idempotent); the report records when, why (``reason``) and from
-    which state of the run it was computed. Raises on connection errors."""
-    started = time.monotonic()
-    from . import reconciliation as rec  # pandas: imported where used, not at app start
-    from .keydiff import state_of
-    from .prefetch import expected_collect, expected_start
-
-    run.refresh_from_db()
-    state = state_of(run)
-    ctx = rec.RunContext(run=run)
-    accounting = rec.accounting(run)
-    # the expected side (source re-read through the run's rules) in a thread meanwhile
-    # (each check queries the target first, then waits for it: those queries overlap it too)
-    ctx.pending = expected_start(ctx, run_entities(run))
-    try:
-        diffs = _diffs(ctx, run)
-        # the app database's failure tallies are read while the expected side still runs
-        # (they were read after every check: ~1.9 s at 10 M rows on the report's tail)
-        failures = {by: rec.failures_by(run, by) for by in ("category", "rule", "field")}
-        results = _post_results(ctx, run, diffs)
-    finally:
-        expected_collect(ctx)  # the thread has ended before the report is stored
-        ctx.close()
-    verdict = _verdict(accounting, diffs, results)
-    data = {
-        "accounting": accounting,
-        "key_diffs": diffs,
-        "failures_by_category": failures["category"],
-        "failures_by_rule": failures["rule"],
-        "failures_by_field": failures["field"],
-        "computed": {"at": timezone.now().isoformat(), "reason": reason, "state": state},
-    }
-    with transaction.atomic():
-        ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.POST).delete()
-        ValidationResult.objects.bulk_create(results)
-        report, _ = RunReport.objects.update_or_create(
-            run=run,
-            defaults={
-                "verdict": verdict,
-                "data": data,
-                "duration_ms": int((time.monotonic() - started) * 1000),
-            },
-        )
-    return report
 
 
 def run_reconcile_after(run: Run) -> None:

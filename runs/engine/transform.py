@@ -236,11 +236,15 @@ def _run_chain(frame: pd.DataFrame, spec: FieldSpec, ctx: RuleContext) -> _Field
             )
         result = rule.fn(current, params, ctx)
         if result.errors is not None:
-            new = result.errors.notna().to_numpy(dtype=bool) & ~blocked
+            messages = result.errors.to_numpy(dtype=object)
+            new = pd.notna(messages) & ~blocked
             positions = np.flatnonzero(new)
-            messages = result.errors.to_numpy(dtype=object)[positions]
+            # Python ints as keys (a numpy integer hashes ~3x slower; equal keys either way)
             for pos, value, msg in zip(
-                positions, _describe(current, positions), messages, strict=True
+                positions.tolist(),
+                _describe(current, positions),
+                messages[positions].tolist(),
+                strict=True,
             ):
                 errors.setdefault(pos, []).append(
                     FieldError(spec.target, step.rule, value, msg, rule.category)
@@ -274,6 +278,8 @@ def _default_text(value: Any) -> str:
 
 def _finish_field(spec: FieldSpec, outcome: _FieldOutcome) -> _FieldOutcome:
     """Apply the field default to empty results, then fail empty required fields."""
+    if spec.default is None and not spec.required:
+        return outcome  # nothing to fill or fail: no blank mask to compute
     values = outcome.values
     blank = _blank(values) & ~outcome.failed
     if spec.default is not None and blank.any():

@@ -140,8 +140,27 @@ def range_digest(hashes: list[str]) -> str:
     source hash covers the row's key (``batch.source_columns`` starts with it), so the same
     multiset of hashes is the same rows, key by key; a changed, added or deleted row keeps the
     digest only by a 128-bit row-hash or a sha256 collision. Pure."""
-    joined = bytes.fromhex("".join(sorted(h[:32] for h in hashes)))
-    return range_digest_text(len(hashes), hashlib.sha256(joined).hexdigest())
+    return range_digest_text(len(hashes), hashlib.sha256(_sorted_heads(hashes)).hexdigest())
+
+
+def _sorted_heads(hashes: list[str]) -> bytes:
+    """The first 16 bytes of each hash, in sorted order, one after the other: by numpy over
+    the bytes where every hash is 64 lower-case hex digits (a batch's 20,000: ~5 ms against
+    ~10 by sorting the texts), else by sorting the texts (their order is the bytes' only in
+    lower case)."""
+    import numpy as np  # loaded with the engine; not by importing this module
+
+    text = "".join(hashes)
+    if len(text) == 64 * len(hashes) and set(map(len, hashes)) <= {64}:
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:  # not hex: as below
+            raw = b""
+        if raw.hex() == text:  # lower-case hex, every one
+            words = np.frombuffer(raw, dtype=">u8").reshape(-1, 4)
+            order = np.lexsort((words[:, 1], words[:, 0]))  # the 16-byte heads' byte order
+            return words[order, :2].tobytes()
+    return bytes.fromhex("".join(sorted(h[:32] for h in hashes)))
 
 
 def range_digest_text(count: int, sha: str) -> str:

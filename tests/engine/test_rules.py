@@ -584,6 +584,32 @@ def test_parse_formats_answers_exactly_what_pandas_answers(formats):
     assert 0.3 < (~np.isnat(want)).mean() < 0.95  # the corpus has both outcomes
 
 
+def test_parse_formats_answers_what_pandas_answers_from_its_kept_answers_too(monkeypatch):
+    """pandas' answers are kept per (format, text) for later batches: a corpus parsed again
+    (answered from them), after another corpus filled them, or with room for only a few of
+    them (dropped mid-corpus), answers as pandas does."""
+    from runs.engine.rules import dates
+
+    formats = ["%Y-%m-%d %H:%M", "%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%Y-%m-%d %H:%M:%S%z"]
+    text = pd.Series(_spellings(formats, 3000, random.Random(7)), dtype=TEXT)
+    other = pd.Series(_spellings(formats, 3000, random.Random(8)), dtype=TEXT)
+    want = _pandas_formats(text, formats)
+
+    dates._PANDAS_DATES.clear()
+    cold = _parse_formats(text, formats)
+    kept = len(dates._PANDAS_DATES)
+    warm = _parse_formats(text, formats)
+    _parse_formats(other, formats)
+    after_other = _parse_formats(text, formats)
+    monkeypatch.setattr(dates, "_PANDAS_DATES_MAX", 40)
+    crowded = _parse_formats(text, formats)
+
+    assert kept > 100  # the corpus has odd spellings only pandas answers
+    for got in (cold, warm, after_other, crowded):
+        same = (got == want) | (np.isnat(got) & np.isnat(want))
+        assert same.all(), [(text[i], want[i], got[i]) for i in np.flatnonzero(~same)[:5]]
+
+
 def test_parse_formats_fast_path_rejects_a_day_arrow_would_roll_over():
     text = pd.Series(["2018-02-29", "2020-02-29", "2018-04-31", "2018-02-28"], dtype=TEXT)
 

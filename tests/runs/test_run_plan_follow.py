@@ -35,3 +35,52 @@ def test_follow_reads_only_the_columns_it_shows_once_per_poll(django_assert_num_
     assert "pre_checksums" not in query
     assert "watermarks" not in query
     assert (followed.status, followed.loaded, followed.failed) == (RunStatus.SUCCEEDED, 7, 2)
+
+
+@pytest.fixture
+def registered_check():
+    """Register a system check for one test (``registered_check(fn, tag)``), removed after."""
+    from django.core.checks.registry import registry
+
+    added = []
+
+    def register(fn, tag: str):
+        registry.register(fn, tag)
+        added.append(fn)
+        return fn
+
+    yield register
+    for fn in added:
+        registry.registered_checks.discard(fn)
+
+
+@pytest.mark.parametrize("command", ["run_plan", "rollback_run"])
+def test_run_commands_check_everything_but_the_web_front(command):
+    """The URL conf's check imports every view and API module (most of the command's start);
+    a run command skips it and the templates' check, and runs every other tag."""
+    from django.core.checks import Tags
+    from django.core.management import load_command_class
+
+    tags = load_command_class("runs", command).requires_system_checks
+    assert Tags.urls not in tags and Tags.templates not in tags
+    assert {Tags.models, Tags.database, Tags.caches, Tags.security} <= set(tags)
+
+
+def test_run_plan_still_stops_on_a_failing_system_check(registered_check):
+    from django.core.checks import Error, Tags
+    from django.core.management import call_command
+    from django.core.management.base import CommandError, SystemCheckError
+
+    def broken_model(**_):
+        return [Error("a model is broken", id="test.E001")]
+
+    def broken_url(**_):
+        return [Error("a URL is broken", id="test.E002")]
+
+    registered_check(broken_url, Tags.urls)
+    # the web front's check is not run: the command goes on to its own refusal
+    with pytest.raises(CommandError, match="No plan with slug"):
+        call_command("run_plan", "no-such-plan", skip_checks=False, stdout=io.StringIO())
+    registered_check(broken_model, Tags.models)
+    with pytest.raises(SystemCheckError, match="a model is broken"):
+        call_command("run_plan", "no-such-plan", skip_checks=False, stdout=io.StringIO())

@@ -90,7 +90,14 @@ def _accept_suggestions(page, count: int) -> None:
             "n => document.querySelectorAll('#suggestions button.primary-lite').length < n",
             arg=rows,
         )
-    page.wait_for_selector("#preview th:has-text('name')")
+    # Every accept refreshes the preview (nothing was mapped before): wait until it shows them
+    # all and no refresh is out, so the next step reads a settled preview.
+    page.wait_for_function(
+        "n => { const p = document.querySelector('#preview');"
+        " return p.querySelectorAll('thead th.src').length === n"
+        " && !p.classList.contains('htmx-request'); }",
+        arg=count,
+    )
     _shot(page, "06-after-accept")
 
 
@@ -101,9 +108,10 @@ def _add_rule_and_watch_preview(page) -> tuple[str, str]:
     page.select_option("#field-editor select[name=rule]", "upper")
     page.click("#field-editor button:has-text('Add step')")
     page.wait_for_function(
-        "b => { const r = document.querySelector('#preview tbody tr');"
-        " return r && r.innerText !== b; }",
-        arg=before,
+        "() => { const c = document.querySelector("
+        "'#preview tbody tr td.res[data-col=name] .value');"
+        " return c && c.innerText === c.parentElement.previousElementSibling.innerText"
+        ".toUpperCase(); }"
     )
     _shot(page, "07-rule-added-preview")
     return before, page.inner_text("#preview tbody tr:first-child")

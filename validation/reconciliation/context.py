@@ -18,6 +18,8 @@ from runs.selectors.carried import failed_records_of
 from runs.services.state import run_entities, run_ledger_id, run_snapshot
 
 if TYPE_CHECKING:
+    from validation.report_cancel import ReportWatch
+
     from .expected import Expected
 
 LISTED_KEYS = 50
@@ -32,12 +34,22 @@ class RunContext:
     pending: Future | None = None  # the prefetch thread's results, until first needed
     # entity -> the target side of its aggregate rules (checks._covered; None: ask per rule)
     covered: dict[str, RunAggregates | None] = field(default_factory=dict)
+    # stops the report once its run is being rolled back (report_cancel); None: never stops
+    watch: ReportWatch | None = None
 
     def __post_init__(self) -> None:
         self.snapshot = run_snapshot(self.run)
         self.source = connector_for(self.run.plan.source)
         self.target = connector_for(self.run.target)
         self.ledger_id = run_ledger_id(self.run)
+        if self.watch is not None:
+            self.watch.watch(self.source)
+            self.watch.watch(self.target)
+
+    def check(self, what: str = "") -> None:
+        """A checkpoint of the report: raises ReportCancelled once its run is rolling back."""
+        if self.watch is not None:
+            self.watch.check(what)
 
     @property
     def sql_target(self) -> bool:
@@ -55,6 +67,7 @@ class RunContext:
                 found.close()
 
     def cursor(self):  # noqa: ANN201 - a context manager yielding a psycopg2 cursor
+        self.check("statements")  # before every statement of the key diffs and checks
         return self.target._tx()  # noqa: SLF001
 
 

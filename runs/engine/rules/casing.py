@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .core import TEXT, _arrow, as_text
+from .core import _arrow, _series, as_text
 
 KNOWN_TOKENS = {
     t.upper(): t
@@ -80,21 +80,28 @@ def title_series(values: pd.Series) -> pd.Series:
     a known token or an apostrophe (``_arrow_tokens``), ``title_value`` for the few others
     (``python_rows``: non-ASCII, other whitespace)."""
     text = as_text(values)
-    out = text.str.title()
     arr = _arrow(text)
+    out = pc.utf8_title(arr)  # what pandas' str.title calls
     candidate = pc.match_substring_regex(arr, _CANDIDATE).fill_null(False)
     at = np.flatnonzero(candidate.to_numpy(zero_copy_only=False))
     if not len(at):
-        return out
+        return _series(out, text.index)
     picked = pc.filter(arr, candidate)
     slow = pc.match_substring_regex(picked, _PYTHON_ONLY).to_numpy(zero_copy_only=False)
-    out = out.copy()
+    # the word rules' rows put back by Arrow (replace_with_mask fills in row order)
     if not slow.all():
         fast = pc.filter(picked, pa.array(~slow))
-        out.iloc[at[~slow]] = pd.array(_arrow_tokens(fast), dtype=TEXT)
+        out = pc.replace_with_mask(out, _mask(len(arr), at[~slow]), _arrow_tokens(fast))
     if slow.any():
-        out.iloc[at[slow]] = [title_value(v) for v in text.iloc[at[slow]].tolist()]
-    return out
+        python = [title_value(v) for v in picked.filter(pa.array(slow)).to_pylist()]
+        out = pc.replace_with_mask(out, _mask(len(arr), at[slow]), pa.array(python, out.type))
+    return _series(out, text.index)
+
+
+def _mask(size: int, positions: np.ndarray) -> pa.Array:
+    mask = np.zeros(size, dtype=bool)
+    mask[positions] = True
+    return pa.array(mask)
 
 
 # Values Arrow's kernels are not trusted with: a non-ASCII character (Unicode title case),

@@ -173,13 +173,47 @@ def _blank_to_null(arr: pa.Array) -> pa.Array:
 
 
 def _errors(values: pd.Series, mask: np.ndarray, prefix: str, suffix: str = "") -> pd.Series | None:
-    """Error Series with ``prefix + 'value' + suffix`` on masked rows, None elsewhere."""
+    """Error Series with ``prefix + 'value' + suffix`` on masked rows, None elsewhere (the
+    value's first 80 characters, null shown as ''): the masked rows taken and joined by
+    Arrow's kernels, the ones pandas' string methods called with ~0.5 ms more a call."""
     if not mask.any():
         return None
-    shown = as_text(values)[mask].fillna("").str.slice(0, _MSG_VALUE_CHARS)
+    shown = _arrow(values).filter(pa.array(mask)).fill_null(_EMPTY)
+    shown = pc.utf8_slice_codeunits(shown, 0, _MSG_VALUE_CHARS)
+    head = pa.scalar(prefix + "'", pa.large_string())
+    tail = pa.scalar("'" + suffix, pa.large_string())
+    texts = pc.binary_join_element_wise(head, shown, tail, _EMPTY)
     out = np.full(len(values), None, dtype=object)
-    out[mask] = (prefix + "'" + shown + "'" + suffix).to_numpy(dtype=object)
+    out[mask] = texts.to_numpy(zero_copy_only=False)
     return pd.Series(out, index=values.index, dtype=object)
+
+
+def _text_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets of each value, counted from the first value's start; the values' UTF-8 bytes)
+    of a large_string array, read from its buffers (no copy). Pure."""
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, "u1")
+    return offsets - offsets[0], data[offsets[0] : offsets[-1]]
+
+
+def _rows_of(offsets: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Mask of the values that hold the byte positions ``at`` (``_text_bytes``' offsets)."""
+    rows = np.zeros(len(offsets) - 1, dtype=bool)
+    rows[np.searchsorted(offsets, at, side="right") - 1] = True
+    return rows
+
+
+def _may_have_ws_run(arr: pa.Array) -> np.ndarray:
+    """Rows ``_WS_RUN`` may match in (a superset, by numpy over the values' bytes): every
+    match holds a whitespace character other than the space — an ASCII control among
+    \\t-\\r and U+001C-U+001F, or a non-ASCII character, whose UTF-8 bytes are all 0x80 or
+    more — or two spaces in a row. Pure."""
+    offsets, data = _text_bytes(arr)
+    odd = (data >= 0x80) | ((data - 0x09) < 5) | ((data - 0x1C) < 4)  # uint8: wraps below
+    space = data == 0x20
+    odd[:-1] |= space[:-1] & space[1:]
+    return _rows_of(offsets, np.flatnonzero(odd))
 
 
 def _frame(values: pd.Series | pd.DataFrame) -> pd.DataFrame:

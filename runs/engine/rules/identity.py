@@ -55,16 +55,30 @@ def uuid5_texts(namespace_uuid: uuid.UUID, names: list[str | None]) -> pa.Array:
     base = hashlib.sha1(namespace_uuid.bytes, usedforsecurity=False)
     null = bytes(16)
     digests = bytearray()
+    nulls = []
     for name in names:
         if name is None:
+            nulls.append(len(digests))
             digests += null
             continue
         h = base.copy()
         h.update(name.encode())
         digests += h.digest()[:16]
     texts = _uuid_bytes_to_text(bytes(digests), len(names))
-    is_null = pa.array([name is None for name in names])
-    return pc.if_else(is_null, pa.scalar(None, pa.large_string()), texts)
+    if not nulls:
+        return texts
+    is_null = np.zeros(len(names), dtype=bool)
+    is_null[np.array(nulls) // 16] = True
+    return pc.if_else(pa.array(is_null), pa.scalar(None, pa.large_string()), texts)
+
+
+def _key_texts(keys: pd.Series) -> list[str | None]:
+    """``to_python(keys).tolist()``, taken as it is when the Series already holds only
+    ``str`` and ``None`` (the transform's source keys: ~2.5 ms less a batch). Pure."""
+    names = keys.tolist()
+    if keys.dtype == object and set(map(type, names)) <= {str, type(None)}:
+        return names
+    return to_python(keys).tolist()
 
 
 def _uuid_from_key(values: pd.Series | pd.DataFrame, params: dict, ctx: RuleContext) -> StepResult:
@@ -73,7 +87,7 @@ def _uuid_from_key(values: pd.Series | pd.DataFrame, params: dict, ctx: RuleCont
     elif ctx.source_keys is None:
         raise RuleParamError("from", "no source keys available to derive UUIDs from")
     else:
-        names = to_python(ctx.source_keys).tolist()
+        names = _key_texts(ctx.source_keys)
     texts = uuid5_texts(_uuid_namespace(ctx.namespace, params["scope"]), names)
     return StepResult(_series(texts, values.index))
 

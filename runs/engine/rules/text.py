@@ -26,9 +26,10 @@ from .core import (
     _blank_to_null,
     _errors,
     _frame,
-    _null_where,
+    _may_have_ws_run,
     _nulls,
     _series,
+    _text_bytes,
     as_text,
     rule_type,
 )
@@ -44,10 +45,16 @@ def _trim(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
     values that have one (finding them costs about half of rewriting every value)."""
     out = _arrow(values)
     if params["collapse_inner"]:  # runs of whitespace (tabs, newlines...) inside -> one space
-        hit = pc.match_substring_regex(out, _WS_RUN).fill_null(False)
-        if pc.any(hit).as_py():
-            some = pc.replace_substring_regex(pc.filter(out, hit), _WS_RUN, " ")
-            out = pc.replace_with_mask(out, hit, some)
+        # RE2 costs ~0.1 µs a value: asked only of the values whose bytes may hold a run
+        maybe = np.flatnonzero(_may_have_ws_run(out))
+        some = out.take(pa.array(maybe, pa.int64()))
+        hit = pc.match_substring_regex(some, _WS_RUN).fill_null(False)
+        hit = hit.to_numpy(zero_copy_only=False)
+        if hit.any():
+            mask = np.zeros(len(out), dtype=bool)
+            mask[maybe[hit]] = True  # replace_with_mask fills the masked rows in row order
+            some = pc.replace_substring_regex(some.filter(pa.array(hit)), _WS_RUN, " ")
+            out = pc.replace_with_mask(out, pa.array(mask), some)
     out = pc.utf8_trim_whitespace(out)
     if params["empty_to_null"]:
         out = _blank_to_null(out)
@@ -136,10 +143,13 @@ def _regex_validate(values: pd.Series, params: dict, ctx: RuleContext) -> StepRe
 def _truncate(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
     text = as_text(values)
     length = params["length"]
+    # characters, as pandas' str.len and str.slice count them (Arrow's kernels, called directly)
     if params["on_overflow"] == "fail":
-        over = (text.str.len().fillna(0) > length).to_numpy(dtype=bool)
+        over = pc.greater(pc.utf8_length(_arrow(text)), length).fill_null(False)
+        over = over.to_numpy(zero_copy_only=False)
         return StepResult(text, _errors(text, over, "", f" is longer than {length} characters"))
-    return StepResult(text.str.slice(0, length))
+    # one slice of every value: finding the longer ones first costs as much again
+    return StepResult(_series(pc.utf8_slice_codeunits(_arrow(text), 0, length), text.index))
 
 
 def _default_if_null(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
@@ -163,9 +173,7 @@ def _ascii_digits(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     them; how many each value has) of a large_string array: what removing ``[^0-9]`` from
     each value leaves, without building a string (in UTF-8 an ASCII digit is one byte, and
     no byte of a longer character is one). Pure."""
-    _, offsets_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, "u1")
+    offsets, data = _text_bytes(arr)
     is_digit = (data >= ord("0")) & (data <= ord("9"))
     seen = np.zeros(len(data) + 1, dtype=np.int64)
     np.cumsum(is_digit, out=seen[1:])
@@ -182,7 +190,7 @@ def _phone_format(values: pd.Series, params: dict, ctx: RuleContext) -> StepResu
     first = digits[np.minimum(start, len(digits) - 1)] if len(digits) else np.zeros(len(arr))
     country = (count == 11) & (first == ord("1"))
     ok = ((count == 10) | country) & ~_nulls(text)
-    blank = _blank(text.str.strip())
+    blank = _blank(_series(pc.utf8_trim_whitespace(arr), text.index))
     bad = ~ok & ~blank
     at = np.flatnonzero(ok)
     chars = np.tile(_PHONE, (len(at), 1))
@@ -193,17 +201,26 @@ def _phone_format(values: pd.Series, params: dict, ctx: RuleContext) -> StepResu
     )
     out = pc.replace_with_mask(arr, pa.array(ok), formatted) if len(at) else arr
     errors = _errors(text, bad, "invalid phone number ", " (need 10 digits, optional leading 1)")
-    return StepResult(_null_where(_series(out, text.index), blank), errors)
+    out = pc.if_else(pa.array(blank), pa.scalar(None, pa.large_string()), out)  # blank: null
+    return StepResult(_series(out, text.index), errors)
+
+
+# What pandas' str.fullmatch(_EMAIL) hands Arrow's RE2 for a column (``$``: the end only)
+_EMAIL_FULL = f"^({_EMAIL})$"
 
 
 def _email(values: pd.Series, params: dict, ctx: RuleContext) -> StepResult:
+    """Trimmed, lower-cased, checked: the kernels pandas' strip, lower, fullmatch and
+    contains call, called directly (~3 ms less per 20,000 values)."""
     raw = as_text(values)
-    text = raw.str.strip().str.lower()
-    blank = _blank(text)
-    ok = text.str.fullmatch(_EMAIL).fillna(False).to_numpy(dtype=bool)
-    ok &= ~text.str.contains("..", regex=False).fillna(False).to_numpy(dtype=bool)
-    out = _null_where(text, blank)
-    return StepResult(out, _errors(raw, ~ok & ~blank, "invalid e-mail address "))
+    arr = pc.utf8_lower(pc.utf8_trim_whitespace(_arrow(raw)))
+    blank = pc.fill_null(pc.equal(arr, ""), True).to_numpy(zero_copy_only=False)
+    ok = pc.and_not(
+        pc.match_substring_regex(arr, _EMAIL_FULL), pc.match_substring(arr, "..")
+    ).fill_null(False)
+    out = pc.if_else(pa.array(blank), pa.scalar(None, pa.large_string()), arr)
+    bad = ~ok.to_numpy(zero_copy_only=False) & ~blank
+    return StepResult(_series(out, raw.index), _errors(raw, bad, "invalid e-mail address "))
 
 
 _P_SEPARATOR = Param("separator", "str", default=" ", help="Text placed between the parts.")

@@ -12,8 +12,10 @@ from runs.enums import RollbackStatus
 from runs.models import Run
 from runs.services import run_rollback_request, run_rollback_stack_request
 
+from ._progress import OfflineChecks
 
-class Command(BaseCommand):
+
+class Command(OfflineChecks, BaseCommand):
     help = "Roll a run back (reverse batch order, from the target ledger) and verify checksums."
 
     def add_arguments(self, parser: CommandParser) -> None:

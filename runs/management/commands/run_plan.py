@@ -11,10 +11,10 @@ from migration_planner.lib.errors import ApplicationError
 from runs.enums import RunMode
 from runs.services import run_create
 
-from ._progress import follow
+from ._progress import OfflineChecks, follow
 
 
-class Command(BaseCommand):
+class Command(OfflineChecks, BaseCommand):
     help = "Launch a run of a plan (load by default) and optionally follow it to the end."
 
     def add_arguments(self, parser: CommandParser) -> None:

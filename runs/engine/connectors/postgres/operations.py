@@ -4,10 +4,10 @@ COPY text in."""
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -21,6 +21,9 @@ from runs.engine.connectors.base import (
     text_frame,
 )
 from runs.engine.connectors.base.dialect import Dialect
+
+if TYPE_CHECKING:  # pandas is loaded where a frame is made, not by importing this
+    import pandas as pd
 
 
 class PostgresDialect(Dialect):
@@ -126,6 +129,8 @@ def _text_array(series: pd.Series) -> pa.Array:
     try:
         return pa.array(values, type=pa.string(), from_pandas=True)
     except (pa.ArrowTypeError, pa.ArrowInvalid):
+        import pandas as pd  # a frame's column: pandas is loaded
+
         return pa.array([None if pd.isna(v) else str(v) for v in values], type=pa.string())
 
 
@@ -136,7 +141,8 @@ def frame_arrays(frame: pd.DataFrame) -> list[pa.Array]:
 
 def csv_bytes(columns: Sequence[Sequence[Any]] | pd.DataFrame) -> bytes:
     """CSV for COPY FROM: NULL as an unquoted empty field, every other value quoted."""
-    if isinstance(columns, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # not loaded: ``columns`` cannot be a frame
+    if pd is not None and isinstance(columns, pd.DataFrame):
         arrays = frame_arrays(columns)
     elif all(isinstance(c, pa.Array) for c in columns):
         arrays = list(columns)

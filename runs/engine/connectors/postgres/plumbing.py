@@ -3,6 +3,7 @@ re-raised as ``TransientError``."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -89,6 +90,14 @@ class PostgresPlumbing(ArrowTextSource):
                 cur.execute(query, list(args) or None)
                 out.append(cur.fetchall())
         return out
+
+    def cancel(self) -> None:
+        """Cancel the statement the connection runs now, from any thread (psycopg2's cancel is
+        thread-safe; its caller gets an error): nothing when none runs. Idempotent."""
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg2.Error):
+                conn.cancel()
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from psycopg2 import sql
 
 from runs.engine.connectors.base import ColumnInfo, TableInfo
@@ -16,6 +15,9 @@ from runs.engine.connectors.base.source import SqlSource
 
 from .operations import _cast, _cols, parse_copy_csv, text_array
 from .plumbing import PostgresPlumbing
+
+if TYPE_CHECKING:  # pandas is loaded where a frame is made, not by importing this
+    import pandas as pd
 
 
 class PostgresSource(SqlSource, PostgresPlumbing):

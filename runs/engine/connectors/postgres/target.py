@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
@@ -31,6 +30,9 @@ from .operations import (
 )
 from .readback import Found, PostgresReadBack
 from .record import insert_record
+
+if TYPE_CHECKING:  # pandas is loaded where a frame is made, not by importing this
+    import pandas as pd
 
 
 class PostgresTarget(SqlTarget, PostgresReadBack):

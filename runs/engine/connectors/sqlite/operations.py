@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from runs.engine.connectors.base.dialect import Dialect
+
+if TYPE_CHECKING:  # pandas is loaded where a frame is made, not by importing this
+    import pandas as pd
 
 # SQLite is the dialect ``Dialect`` describes by default.
 OPS = Dialect()

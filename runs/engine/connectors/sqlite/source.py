@@ -4,9 +4,7 @@ table re-read before extracting."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from runs.engine.connectors.base import ColumnInfo, TableInfo, chunks, text_frame
 from runs.engine.connectors.base.dialect import Clause
@@ -15,6 +13,9 @@ from runs.engine.errors import SchemaError
 
 from .operations import _CHUNK, _qcols, q
 from .plumbing import SqlitePlumbing
+
+if TYPE_CHECKING:  # pandas is loaded where a frame is made, not by importing this
+    import pandas as pd
 
 
 class SqliteSource(SqlSource, SqlitePlumbing):

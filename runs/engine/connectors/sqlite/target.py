@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from runs.engine.canonical import canonical_row
 from runs.engine.connectors.base import Coercion, ColumnInfo, TableInfo, chunks
@@ -16,6 +15,9 @@ from runs.engine.hashing import row_hash
 from .ledger import _write_keymap, _write_ledger, write_kept
 from .operations import _CHUNK, OPS, _jsonable, _qcols, _text_rows, q
 from .plumbing import SqlitePlumbing
+
+if TYPE_CHECKING:  # pandas is loaded where a frame is made, not by importing this
+    import pandas as pd
 
 
 def _write_rows(conn: sqlite3.Connection, load: Load, rows: pd.DataFrame, skip: bool) -> tuple:

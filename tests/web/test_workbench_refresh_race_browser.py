@@ -1,0 +1,169 @@
+"""The workbench's live preview and grid end showing the latest mapping, even when edits overlap.
+
+Both refresh on ``mapping-changed`` (sent by every edit response) with an outerHTML swap. A
+refresh triggered while the previous one is still in flight used to be queued by htmx on the
+old element; the in-flight response then replaced that element and the queued request, now on
+a detached element, was dropped: the preview kept showing the state before the last edit.
+The test holds the first preview and grid responses in the browser (``page.route``: the server
+answers at once, the page gets the answer later), makes a second edit meanwhile, releases them
+and checks that the last edit is what the page shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from django.contrib.auth.models import Group
+from playwright.sync_api import Error as PlaywrightError
+
+from mappings import services_edit as edit
+from mappings.models import RuleStep, System
+from mappings.schema import schema_cache_clear
+from tests.factories import PASSWORD, UserFactory
+from tests.mappings.workbench_fixtures import demo_files  # noqa: F401
+from tests.web.browser import log_in, shot
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+# A refresher is settled once its element was replaced (no old marker) and has no request out.
+SETTLED = (
+    "sel => { const e = document.querySelector(sel);"
+    " return e && !e.dataset.old && !e.classList.contains('htmx-request'); }"
+)
+
+
+@pytest.fixture
+def name_field(transactional_db, demo_files):  # noqa: F811
+    """An analyst and a customers → accounts entity whose ``name`` copies ``Cust_Name``."""
+    schema_cache_clear()
+    user = UserFactory(username="race-web", roles=["analyst"])
+    user.groups.add(Group.objects.get_or_create(name="analyst")[0])
+    source = System.objects.create(
+        name="Legacy CRM", kind="sqlite", path=str(demo_files[0]), role="source"
+    )
+    target = System.objects.create(
+        name="New CRM", kind="sqlite", path=str(demo_files[1]), role="target"
+    )
+    plan = edit.plan_create(user=user, data={"name": "Race", "source": source, "target": target})
+    entity = edit.entity_create(
+        plan=plan,
+        user=user,
+        data={
+            "source_table": "customers",
+            "target_table": "accounts",
+            "source_key": ["Customer_ID"],
+            "target_key": "id",
+            "load_order": 0,
+        },
+    )
+    field = edit.field_create(
+        entity=entity, user=user, data={"target_column": "name", "source_columns": ["Cust_Name"]}
+    )
+    return user, plan, entity, field
+
+
+class Hold:
+    """Holds the first response from each URL part until released; later ones pass at once.
+
+    The request reaches the server at once (the response shows the mapping as it was then);
+    only its delivery to the page waits.
+    """
+
+    def __init__(self, page, parts: tuple[str, ...]) -> None:
+        self.held: dict[str, tuple] = {}
+        self.parts = parts
+        page.route(lambda url: any(p in url for p in parts), self._route)
+
+    def _route(self, route) -> None:
+        part = next(p for p in self.parts if p in route.request.url)
+        if part in self.held:
+            route.continue_()
+        else:
+            self.held[part] = (route, route.fetch())
+
+    def release(self) -> None:
+        for route, response in self.held.values():
+            # The page may have aborted it already (hx-sync replace): nothing to deliver then.
+            with contextlib.suppress(PlaywrightError):
+                route.fulfill(response=response)
+
+
+def _add_step(page, rule: str, count: int) -> None:
+    page.select_option("#new-rule", rule)
+    page.click("#field-editor form.add-step button.btn")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#field-editor .step').length === n", arg=count
+    )
+
+
+def _name_shown(page) -> str:
+    return page.inner_text("#preview tbody tr:first-child td[data-col='name'] .value")
+
+
+def _mark_old(page) -> None:
+    page.evaluate("['#preview', '#grid'].forEach(s => document.querySelector(s).dataset.old = 1)")
+
+
+def _settle(page) -> None:
+    for sel in ("#preview", "#grid"):
+        page.wait_for_function(SETTLED, arg=sel)
+
+
+def test_preview_and_grid_show_the_last_edit_when_refreshes_overlap(live_server, page, name_field):
+    user, plan, entity, field = name_field
+    base = live_server.url
+    log_in(page, base, user.username, PASSWORD)
+    page.goto(f"{base}/plans/{plan.slug}/entities/{entity.uuid}/")
+    page.wait_for_selector("#preview table.preview")
+    page.click("#col-name button")
+    page.wait_for_selector("#field-editor form.add-step")
+    source = page.inner_text("#preview tbody tr:first-child td.src")
+    assert source != source.lower() and source != source.upper()
+
+    hold = Hold(page, ("/preview/", "/grid/"))
+    _mark_old(page)
+    with page.expect_request(lambda r: "/preview/" in r.url):
+        _add_step(page, "lower", 1)  # its refreshes are held in flight ...
+    _add_step(page, "upper", 2)  # ... while this edit is made
+    shot(page, "workbench-race-1-held")
+    hold.release()
+    _settle(page)
+    shot(page, "workbench-race-2-released")
+    assert _name_shown(page) == source.upper()
+    assert page.inner_text("#col-name .rule >> nth=-1") == "upper"
+    assert [s.rule for s in RuleStep.objects.filter(field=field)] == ["lower", "upper"]
+
+    # The element that replaced the old one still refreshes on the next edit.
+    _mark_old(page)
+    page.click("#field-editor .step:last-child button[title=Remove]")
+    page.wait_for_function("() => document.querySelectorAll('#field-editor .step').length === 1")
+    _settle(page)
+    shot(page, "workbench-race-3-next-edit")
+    assert _name_shown(page) == source.lower()
+    assert page.locator("#col-name .rule").all_inner_texts() == ["lower"]
+
+
+def test_opening_a_column_while_the_grid_refreshes_keeps_the_refresh(live_server, page, name_field):
+    """The grid's buttons open the field editor; one clicked while the grid's refresh is out
+    must not abort that refresh (hx-sync is not inherited by the grid's content)."""
+    user, plan, entity, _field = name_field
+    base = live_server.url
+    log_in(page, base, user.username, PASSWORD)
+    page.goto(f"{base}/plans/{plan.slug}/entities/{entity.uuid}/")
+    page.wait_for_selector("#preview table.preview")
+    page.click("#col-name button")
+    page.wait_for_selector("#field-editor form.add-step")
+    hold = Hold(page, ("/grid/",))
+    _mark_old(page)
+    with page.expect_request(lambda r: "/grid/" in r.url):
+        _add_step(page, "upper", 1)  # the grid's refresh is held in flight ...
+    page.click("#col-phone button")  # ... while a column is opened from the grid
+    page.wait_for_selector("#field-editor h2 code:text-is('phone')")
+    assert page.evaluate("document.querySelector('#grid').classList.contains('htmx-request')")
+    hold.release()
+    _settle(page)
+    shot(page, "workbench-race-4-grid-and-editor")
+    assert page.locator("#col-name .rule").all_inner_texts() == ["upper"]
