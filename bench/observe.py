@@ -105,9 +105,10 @@ def _label(pid: int) -> str:
         raw = (
             Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         )
+        # a kernel thread's or a zombie's cmdline is empty; the process may end meanwhile
+        text = raw.strip() or Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return "?"
-    text = raw.strip() or Path(f"/proc/{pid}/comm").read_text().strip()
     if text.startswith("postgres:"):
         return _PORT.split(text)[0].strip()[:90]
     head, _, rest = text.partition(" ")

@@ -87,6 +87,7 @@ class ReportWatch(threading.Thread):
                 message = report_superseded(run_id=self.run_id)
                 if message:
                     self.cancel(message)
+                    run_log(self.run_id, f"Report stopping: {message}.", LogLevel.WARNING)
                     return
         finally:
             connection.close()  # this thread's own session

@@ -17,7 +17,8 @@ from runs.enums import RollbackStatus, RunStatus
 from runs.services import run_create, run_rollback_request
 from runs.services.rollback import run_rollback_execute
 from tests.runs.faults import wait_finished, wait_for
-from tests.support import pg
+from tests.runs.test_runs_mysql_source import mysql_source  # noqa: F401 - a fixture
+from tests.support import mysql, pg
 from validation.models import RunReport, ValidationResult
 from validation.services import run_reconcile_request
 from validation.tasks import run_report_task
@@ -88,3 +89,55 @@ def test_a_rollback_cancels_the_report_in_flight_and_one_queued(
         "message": f"superseded by rollback of run #{run.pk}",
         "progress": {},
     }
+
+
+def test_a_report_stops_at_its_next_key_range_once_its_run_is_rolling_back(
+    start_worker,
+    demo_plan,
+    demo_target_db,
+    mysql_source,  # noqa: F811 - the fixture imported above
+):
+    """Where no statement can be cancelled (a MySQL source read), the expected side stops at
+    its next key range: the source table is locked so its first ranges wait; the rollback
+    starts; once the watch said so the lock goes and the report ends cancelled with only the
+    ranges it was reading done."""
+    dbname, system = mysql_source
+    demo_plan.source, demo_plan.batch_size = system, 25  # the report reads 25-row key ranges
+    demo_plan.save()
+    start_worker(concurrency=2)
+    run = wait_finished(run_create(plan=demo_plan, user=None, mode="load"))
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    wait_for(lambda: RunReport.objects.filter(run=run).first(), 120, "first report")
+    customers = mysql.raw(dbname)
+    rows = customers.cursor()
+    rows.execute("SELECT count(*) FROM customers")
+    ranges = -(-rows.fetchone()[0] // 25)
+    rows.execute("LOCK TABLES customers WRITE")
+    try:
+        run_reconcile_request(run=run, user=None, reason="in flight")
+        wait_for(lambda: _waiting_on_lock(customers), 60, "the report waiting for customers")
+        run_rollback_request(run=run, user=None, enqueue=False)
+        wait_for(
+            lambda: run.logs.filter(message__startswith="Report stopping: superseded").exists(),
+            60,
+            "the report's watch seeing the rollback",
+        )
+    finally:
+        rows.execute("UNLOCK TABLES")
+    cancelled = wait_for(
+        lambda: (r := _report(run, "in flight")) and r.verdict == "cancelled" and r,
+        60,
+        "the report recorded as cancelled",
+    )
+    progress = cancelled.data["cancelled"]["progress"]
+    assert progress.get("expected ranges", 0) < ranges, (progress, ranges)
+    assert "key_diffs" not in cancelled.data
+    customers.close()
+
+
+def _waiting_on_lock(conn) -> bool:
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT count(*) FROM information_schema.processlist WHERE state LIKE 'Waiting for table%%'"
+    )
+    return cur.fetchone()[0] >= 1

@@ -144,3 +144,26 @@ def test_preview_and_grid_show_the_last_edit_when_refreshes_overlap(live_server,
     shot(page, "workbench-race-3-next-edit")
     assert _name_shown(page) == source.lower()
     assert page.locator("#col-name .rule").all_inner_texts() == ["lower"]
+
+
+def test_opening_a_column_while_the_grid_refreshes_keeps_the_refresh(live_server, page, name_field):
+    """The grid's buttons open the field editor; one clicked while the grid's refresh is out
+    must not abort that refresh (hx-sync is not inherited by the grid's content)."""
+    user, plan, entity, _field = name_field
+    base = live_server.url
+    log_in(page, base, user.username, PASSWORD)
+    page.goto(f"{base}/plans/{plan.slug}/entities/{entity.uuid}/")
+    page.wait_for_selector("#preview table.preview")
+    page.click("#col-name button")
+    page.wait_for_selector("#field-editor form.add-step")
+    hold = Hold(page, ("/grid/",))
+    _mark_old(page)
+    with page.expect_request(lambda r: "/grid/" in r.url):
+        _add_step(page, "upper", 1)  # the grid's refresh is held in flight ...
+    page.click("#col-phone button")  # ... while a column is opened from the grid
+    page.wait_for_selector("#field-editor h2 code:text-is('phone')")
+    assert page.evaluate("document.querySelector('#grid').classList.contains('htmx-request')")
+    hold.release()
+    _settle(page)
+    shot(page, "workbench-race-4-grid-and-editor")
+    assert page.locator("#col-name .rule").all_inner_texts() == ["upper"]

@@ -160,7 +160,8 @@ def _parse_formats(text: pd.Series, formats: list[str]) -> np.ndarray:
 # pandas' answer per (format, text) it was asked in this process: the same few odd spellings
 # come back batch after batch (a call costs ~0.6 ms however few texts it gets)
 _PANDAS_DATES: dict[tuple[str, str], np.datetime64] = {}
-_PANDAS_DATES_MAX = 20_000
+_PANDAS_DATES_MAX = 4_096  # texts of up to 64 characters: ~1 MB at most, held for a worker's life
+_PANDAS_DATES_TEXT = 64
 
 
 def _pandas_dates(texts: list[str], fmt: str) -> np.ndarray:
@@ -179,7 +180,9 @@ def _pandas_dates(texts: list[str], fmt: str) -> np.ndarray:
         answers.update(found)
         if len(_PANDAS_DATES) + len(found) > _PANDAS_DATES_MAX:
             _PANDAS_DATES.clear()
-        _PANDAS_DATES.update(((fmt, t), answer) for t, answer in found.items())
+        _PANDAS_DATES.update(
+            ((fmt, t), answer) for t, answer in found.items() if len(t) <= _PANDAS_DATES_TEXT
+        )
     return np.array([answers[t] for t in texts], dtype="datetime64[s]")
 
 

@@ -27,7 +27,6 @@ from .core import (
     _errors,
     _frame,
     _may_have_ws_run,
-    _null_where,
     _nulls,
     _series,
     _text_bytes,
@@ -202,7 +201,8 @@ def _phone_format(values: pd.Series, params: dict, ctx: RuleContext) -> StepResu
     )
     out = pc.replace_with_mask(arr, pa.array(ok), formatted) if len(at) else arr
     errors = _errors(text, bad, "invalid phone number ", " (need 10 digits, optional leading 1)")
-    return StepResult(_null_where(_series(out, text.index), blank), errors)
+    out = pc.if_else(pa.array(blank), pa.scalar(None, pa.large_string()), out)  # blank: null
+    return StepResult(_series(out, text.index), errors)
 
 
 # What pandas' str.fullmatch(_EMAIL) hands Arrow's RE2 for a column (``$``: the end only)
