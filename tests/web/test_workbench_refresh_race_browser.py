@@ -167,3 +167,42 @@ def test_opening_a_column_while_the_grid_refreshes_keeps_the_refresh(live_server
     _settle(page)
     shot(page, "workbench-race-4-grid-and-editor")
     assert page.locator("#col-name .rule").all_inner_texts() == ["upper"]
+
+
+def test_an_edit_while_a_refresh_settles_is_not_lost(live_server, page, name_field):
+    """htmx makes a swapped-in element listen only when it settles (20 ms after the swap by
+    default, later on a busy machine): an edit's ``mapping-changed`` in between reached
+    neither the old element (detached) nor the new one (not listening yet), and the preview
+    and grid kept the state before that edit. Here the window is widened to 20 s
+    (``htmx.config.defaultSettleDelay``) so the race is certain; the refreshers swap with
+    ``settle:0ms`` and listen at once."""
+    user, plan, entity, field = name_field
+    base = live_server.url
+    log_in(page, base, user.username, PASSWORD)
+    page.goto(f"{base}/plans/{plan.slug}/entities/{entity.uuid}/")
+    page.wait_for_selector("#preview table.preview")
+    source = page.inner_text("#preview tbody tr:first-child td.src")
+    assert source != source.upper()
+    page.evaluate("htmx.config.defaultSettleDelay = 20000")
+    _mark_old(page)
+    page.evaluate("htmx.trigger(document.body, 'mapping-changed')")  # as an edit's response
+    for sel in ("#preview", "#grid"):  # both swapped in: the window is open
+        page.wait_for_function(
+            "sel => { const e = document.querySelector(sel); return e && !e.dataset.old; }",
+            arg=sel,
+        )
+    edit.step_add(field=field, user=user, rule="upper")  # an edit made now ...
+    page.evaluate("htmx.trigger(document.body, 'mapping-changed')")  # ... and its event
+    page.wait_for_function(
+        "u => { const c = document.querySelector("
+        "'#preview tbody tr:first-child td[data-col=name] .value'); return c && c.innerText === u;"
+        " }",
+        arg=source.upper(),
+        timeout=60_000,
+    )
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#col-name .rule')].map(e => e.innerText)"
+        ".join() === 'upper'",
+        timeout=60_000,
+    )
+    shot(page, "workbench-race-5-settle-window")
