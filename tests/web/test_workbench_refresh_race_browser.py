@@ -112,14 +112,21 @@ def _settle(page) -> None:
         page.wait_for_function(SETTLED, arg=sel)
 
 
-def test_preview_and_grid_show_the_last_edit_when_refreshes_overlap(live_server, page, name_field):
-    user, plan, entity, field = name_field
-    base = live_server.url
+def _open_entity(page, base: str, user, plan, entity, *, column: bool = True) -> None:
+    """Log in, open the entity's workbench and wait for its preview (and the name column's
+    editor when ``column``)."""
     log_in(page, base, user.username, PASSWORD)
     page.goto(f"{base}/plans/{plan.slug}/entities/{entity.uuid}/")
     page.wait_for_selector("#preview table.preview")
-    page.click("#col-name button")
-    page.wait_for_selector("#field-editor form.add-step")
+    if column:
+        page.click("#col-name button")
+        page.wait_for_selector("#field-editor form.add-step")
+
+
+def test_preview_and_grid_show_the_last_edit_when_refreshes_overlap(live_server, page, name_field):
+    user, plan, entity, field = name_field
+    base = live_server.url
+    _open_entity(page, base, user, plan, entity)
     source = page.inner_text("#preview tbody tr:first-child td.src")
     assert source != source.lower() and source != source.upper()
 
@@ -151,11 +158,7 @@ def test_opening_a_column_while_the_grid_refreshes_keeps_the_refresh(live_server
     must not abort that refresh (hx-sync is not inherited by the grid's content)."""
     user, plan, entity, _field = name_field
     base = live_server.url
-    log_in(page, base, user.username, PASSWORD)
-    page.goto(f"{base}/plans/{plan.slug}/entities/{entity.uuid}/")
-    page.wait_for_selector("#preview table.preview")
-    page.click("#col-name button")
-    page.wait_for_selector("#field-editor form.add-step")
+    _open_entity(page, base, user, plan, entity)
     hold = Hold(page, ("/grid/",))
     _mark_old(page)
     with page.expect_request(lambda r: "/grid/" in r.url):
@@ -178,9 +181,7 @@ def test_an_edit_while_a_refresh_settles_is_not_lost(live_server, page, name_fie
     ``settle:0ms`` and listen at once."""
     user, plan, entity, field = name_field
     base = live_server.url
-    log_in(page, base, user.username, PASSWORD)
-    page.goto(f"{base}/plans/{plan.slug}/entities/{entity.uuid}/")
-    page.wait_for_selector("#preview table.preview")
+    _open_entity(page, base, user, plan, entity, column=False)
     source = page.inner_text("#preview tbody tr:first-child td.src")
     assert source != source.upper()
     page.evaluate("htmx.config.defaultSettleDelay = 20000")
