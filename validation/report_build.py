@@ -34,9 +34,13 @@ logger = logging.getLogger(__name__)
 
 def _post_results(ctx: rec.RunContext, run: Run, diffs: dict[str, dict]) -> list:
     from . import reconciliation as rec
+    from .reconciliation.checks import AGGREGATE_KINDS
 
     names = {e.name: e for e in run_entities(run)}
     rules = run.plan.validation_rules.filter(phase=ValidationPhase.POST, enabled=True)
+    aggregated = set(rules.filter(kind__in=AGGREGATE_KINDS).values_list("entity", flat=True))
+    # the target's aggregates beside the expected side, not after a sample check's wait
+    rec.aggregates_first(ctx, [e for n, e in names.items() if n in aggregated])
     results = []
     for rule in rules:
         if rule.entity not in names:

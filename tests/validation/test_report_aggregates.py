@@ -93,3 +93,43 @@ def test_a_sum_the_target_cannot_add_errors_alone(eager_celery, demo_plan, demo_
         for r in ValidationResult.objects.filter(run=run, rule__phase="post").select_related("rule")
     }
     assert (after["total"], after["statuses"], after["count"]) == ("failed", "failed", "passed")
+
+
+def test_the_target_aggregates_are_asked_before_a_check_waits_for_the_expected_side(
+    eager_celery, demo_plan, demo_target_db, monkeypatch
+):
+    """A sample rule checked first (rules go by name) waited for the expected side, and the
+    entity's aggregate statement then ran on the report's tail (11.6 s at 10 M rows): it is
+    asked before that wait now, once, with the same verdicts — and a tampered status still
+    fails the per-value counts."""
+    from validation.reconciliation import checks
+
+    _orders_rules(demo_plan)
+    validation_rule(demo_plan, "a sample", "sample_compare", "orders", pct=100.0)
+    run = _run(demo_plan)
+    order: list[str] = []
+    real_aggregates, real_expected = checks.pg_run_aggregates, checks.expected_aggregate
+
+    def aggregates(*args, **kwargs):
+        order.append("aggregates")
+        return real_aggregates(*args, **kwargs)
+
+    def expected(*args, **kwargs):
+        order.append("expected")
+        return real_expected(*args, **kwargs)
+
+    monkeypatch.setattr(checks, "pg_run_aggregates", aggregates)
+    monkeypatch.setattr(checks, "expected_aggregate", expected)
+    report = run_report_build(run=run)
+    assert order[0] == "aggregates" and order.count("aggregates") == 1
+    assert "expected" in order and report.verdict == "pass"
+    pg.query(
+        demo_target_db,
+        "UPDATE orders SET status = 'Tampered' WHERE id = (SELECT min(id) FROM orders)",
+    )
+    run_report_build(run=run)
+    after = {
+        r.rule.name: r.status
+        for r in ValidationResult.objects.filter(run=run, rule__phase="post").select_related("rule")
+    }
+    assert (after["statuses"], after["a sample"], after["count"]) == ("failed", "failed", "passed")

@@ -20,6 +20,7 @@ from .checks import (
     _sum_outcome,
     _target_frame,
     _text,
+    aggregates_first,
     post_check,
 )
 from .context import LISTED_KEYS, RunContext, accounting, diff_summary, failures_by, key_diff
@@ -63,6 +64,7 @@ __all__ = [
     "_target_frame",
     "_text",
     "accounting",
+    "aggregates_first",
     "chunk_size",
     "diff_summary",
     "expected_aggregate",

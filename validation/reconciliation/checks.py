@@ -22,6 +22,7 @@ from runs.engine.reconcile import (
 )
 from runs.engine.snapshot import EntitySpec
 from validation.checks import Outcome
+from validation.report_cancel import ReportCancelled
 
 from .context import LISTED_KEYS, RunContext
 from .expected import (
@@ -88,6 +89,27 @@ def post_check(
         rows = _sample_rows(expected_aggregate(ctx, entity), params)
         return _sample(ctx, entity, rows, key, ident)
     raise ValueError(f"{kind} is not a post-migration check")
+
+
+def aggregates_first(ctx: RunContext, entities: list[EntitySpec]) -> None:
+    """Ask the target side of each entity's aggregate post rules (``_covered``) now, before
+    any check waits for the expected side: a sample rule checked first waited for it, and the
+    aggregate then ran on the report's tail (11.6 s at 10 M rows) instead of beside it. The
+    same statement and answers; an entity whose table cannot be introspected is left to its
+    rules (each then errors alone). Read-only; raises ReportCancelled."""
+    if not ctx.sql_target:
+        return
+    for entity in entities:
+        ctx.check("post checks")
+        try:
+            ident, info = ctx.table(entity)
+            key = info.column(entity.target_key)
+        except ReportCancelled:
+            raise
+        except Exception:  # noqa: BLE001, S112 - each rule of the entity reports it
+            continue
+        common = {"table": ident, "key": key, "run_id": ctx.ledger_id, "entity": entity.name}
+        _covered(ctx, entity, common)
 
 
 def _covered(ctx: RunContext, entity: EntitySpec, common: dict) -> RunAggregates | None:

@@ -143,6 +143,8 @@ def pg_run_aggregates(
     each of ``categories`` in ONE scan of the rows this run answers for (GROUPING SETS: one
     set per category column, and the empty set for the count and sums). Read-only."""
     sums, categories = list(dict.fromkeys(sums)), list(dict.fromkeys(categories))
+    if len(categories) == 1:
+        return _one_category(cursor, table, key, run_id, entity, sums, categories[0])
     values = [sql.SQL("t.{}::text").format(sql.Identifier(c)) for c in categories]
     totals = [sql.SQL("sum(t.{}::numeric)").format(sql.Identifier(c)) for c in sums]
     select = [sql.SQL("count(*)"), *totals]
@@ -168,6 +170,41 @@ def pg_run_aggregates(
             continue
         tail = row[len(row) - 1 - len(sums) :]
         out.rows, out.sums = int(tail[0]), dict(zip(sums, tail[1:], strict=True))
+    return out
+
+
+def _one_category(
+    cursor: CursorFactory,
+    table: sql.Composable,
+    key: ColumnInfo,
+    run_id: str,
+    entity: str,
+    sums: list[str],
+    category: str,
+) -> RunAggregates:
+    """``pg_run_aggregates`` of one category column: one GROUP BY by its value, hashed (the
+    GROUPING SETS form sorted every row: 8.3 M rows spilled to disk at 10 M); the count and
+    each sum are the groups' added up (every row is in exactly one group, NULL its own)."""
+    totals = [sql.SQL("sum(t.{}::numeric)").format(sql.Identifier(c)) for c in sums]
+    query = sql.SQL("SELECT t.{c}::text, count(*){s} FROM {r} GROUP BY 1").format(
+        c=sql.Identifier(category),
+        s=sql.SQL("").join(sql.SQL(", ") + t for t in totals),
+        r=_run_rows(table, key),
+    )
+    with cursor() as cur:
+        _plan_for_runs(cur)
+        # the planner guesses a run's rows at a few thousand (arrays): it would sort them
+        cur.execute("SET LOCAL enable_sort = off")
+        cur.execute(query, (run_id, entity))
+        result = cur.fetchall()
+    out = RunAggregates(0, dict.fromkeys(sums), {category: {}})
+    for value, n, *group_sums in result:
+        out.rows += int(n)
+        out.counts[category]["" if value is None else value] = int(n)
+        for column, total in zip(sums, group_sums, strict=True):
+            if total is not None:
+                before = out.sums[column]
+                out.sums[column] = total if before is None else before + total
     return out
 
 
