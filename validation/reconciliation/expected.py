@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from .context import RunContext
 
-REPORT_CHUNK = 10_000  # source rows transformed at a time for the expected side
+REPORT_CHUNK = 20_000  # source rows transformed at a time for the expected side
 DROP_FAILED_FIRST = (
     True  # the run's failed rows left out before the transform (a test turns it off)
 )
