@@ -59,6 +59,11 @@ def test_a_rollback_supersedes_the_runs_completed_report_everywhere(
     for listing in ("/", demo_plan.get_absolute_url()):  # the dashboard, the plan's runs
         html = client.get(listing).content.decode()
         assert "⟲ superseded" in html and "✔ pass" not in html and "▲ warn" not in html
+    csv_text = client.get(f"/runs/{run.uuid}/report/export/csv/").content.decode()
+    assert csv_text.splitlines()[1] == (
+        f"verdict,,the report,,superseded,was {before.verdict},"
+        f"superseded by rollback of run #{run.pk}"
+    )
     api = client.get(f"/api/run-reports/{run.uuid}/").json()
     assert (api["verdict"], api["superseded_verdict"]) == ("superseded", before.verdict)
     assert api["superseded_reason"] == f"superseded by rollback of run #{run.pk}"
