@@ -279,8 +279,14 @@ class MachineObserver(Periodic):
             # each of the bench server's processes of ≥ 0.05 CPU-s: label, CPU-s, first and
             # last seen (s into the phase): which connection spent what, and when
             "server_processes": [
-                [self.labels[pid], round((ticks - self.first[pid]) / TICK, 2), *self.seen[pid]]
-                for pid, ticks in sorted(self.last.items(), key=lambda kv: self.seen[kv[0]][0])
+                [
+                    self.labels[pid],
+                    round((ticks - self.first[pid]) / TICK, 2),
+                    *self.seen.get(pid, [None, None]),
+                ]
+                for pid, ticks in sorted(
+                    self.last.items(), key=lambda kv: self.seen.get(kv[0], [0])[0]
+                )
                 if pid in self.ours
                 and self.labels[pid].startswith("postgres")
                 and (ticks - self.first[pid]) / TICK >= 0.05
