@@ -293,8 +293,8 @@ def extract_changed(
     frame: pd.DataFrame | None = None
     if not target.row_state_exists(snapshot.plan, entity.name, rules, run_id):
         frame = read()
-        keys = source_key_text(frame, entity.source_key).tolist()
-        return frame, RowState(rules, [], *_ends(keys))
+        ends = frame.iloc[[0, -1]] if len(frame) else frame  # source_key_text is row-wise
+        return frame, RowState(rules, [], *_ends(source_key_text(ends, entity.source_key).tolist()))
     digest, same = _same_range(
         source, target, snapshot, entity, rules, key_range, changed_since, failed_batch_lookup
     )

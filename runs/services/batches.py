@@ -117,12 +117,31 @@ def _park(batch: Batch) -> str:
 def _work(batch: Batch) -> str:
     run = batch.run
     entity = run_snapshot(run).entity(batch.entity)
+    # bounded: one batch and its failed records (the task collects after it). Turned on
+    # between the two, the collector's first pass walked the whole outcome once more.
+    with collection_paused():
+        recorded = _work_paused(batch, run, entity)
+    if not isinstance(recorded, bool):  # the batch ended without an outcome to record
+        return recorded
+    if recorded:
+        try:
+            _check_threshold(run)
+            _advance(run)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            # recorded: the supervisor advances or finishes the run once the database is back
+    return "done" if recorded else "already recorded"
+
+
+def _work_paused(batch: Batch, run: Run, entity) -> bool | str:
+    """The engine on the batch, then its outcome recorded: whether it was recorded, or the
+    task's answer when the batch failed (raises TransientError to be retried)."""
     heartbeat = ClaimHeartbeat(_claimed(batch))
     heartbeat.start()
     started = time.monotonic()
     try:
-        with collection_paused():  # bounded: one batch (the task collects after it)
-            outcome = _engine(batch, entity)
+        outcome = _engine(batch, entity)
     except Exception as exc:  # noqa: BLE001 - transient: back to pending; other: fail visibly
         if is_unavailable(exc):
             _put_back(batch, exc)
@@ -139,25 +158,15 @@ def _work(batch: Batch) -> str:
     # The target has committed: record it, waiting out a restart of our database for up to a
     # lease (a conditional update: a late original records nothing). Past that, the lease runs
     # out and the next attempt finds the batch in the target's ledger and records it then.
-    with collection_paused():  # its failed records: as bounded as the batch
-        recorded = db_retrying(
-            lambda: outcome_record(
-                batch=batch,
-                outcome=outcome,
-                entity=entity,
-                duration_ms=int((time.monotonic() - started) * 1000),
-            ),
-            what=f"recording batch {batch.seq}",
-        )
-    if recorded:
-        try:
-            _check_threshold(run)
-            _advance(run)
-        except Exception as exc:
-            if not is_unavailable(exc):
-                raise
-            # recorded: the supervisor advances or finishes the run once the database is back
-    return "done" if recorded else "already recorded"
+    return db_retrying(
+        lambda: outcome_record(
+            batch=batch,
+            outcome=outcome,
+            entity=entity,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        ),
+        what=f"recording batch {batch.seq}",
+    )
 
 
 def _engine(batch: Batch, entity):

@@ -77,14 +77,18 @@ def _uuid7_hex(n: int) -> list[str]:
     edge of the unique uuid index instead of landing each on a random leaf page (issue 20, at
     1.66 M records and buffer pressure: ~2,100 → ~300 pages read a batch). The random bits
     come from one read of the OS's random source (uuid.uuid4() reads it once per UUID)."""
+    import numpy as np  # pool child only, as the engine
+
     global _last_ms
     _last_ms = max(time.time_ns() // 1_000_000, _last_ms + 1)
-    ms = f"{_last_ms:012x}"
-    digits = secrets.token_hex(16 * n)
-    return sorted(
-        f"{ms}7{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}"
-        for h in (digits[i : i + 32] for i in range(0, 32 * n, 32))
-    )
+    # the 16 bytes of each, by numpy: the timestamp, then version 7 and variant 0b10 over
+    # the random bits (~1 ms of 3,300 against ~2.8 for a formatted string each)
+    raw = np.frombuffer(secrets.token_bytes(16 * n), np.uint8).reshape(n, 16).copy()
+    raw[:, :6] = np.frombuffer(_last_ms.to_bytes(6, "big"), np.uint8)
+    raw[:, 6] = 0x70 | (raw[:, 6] & 0x0F)
+    raw[:, 8] = 0x80 | (raw[:, 8] & 0x3F)
+    digits = raw.tobytes().hex()
+    return sorted([digits[i : i + 32] for i in range(0, 32 * n, 32)])
 
 
 def _json_bytes(value: object) -> bytes:

@@ -25,6 +25,7 @@ from .dispatch import enqueue_reprocess
 from .hooks import after_queue_work, approved_versions
 from .leases import table_lease_acquire, table_lease_release
 from .logging import run_log
+from .queue_guard import failed_records_refuse_rolling_back, run_rolling_back_refusal
 from .recording import _error_values, _json_safe
 from .rollback_order import blocker_extra, run_rollback_blockers, run_summary, run_tables
 from .state import run_ledger_id, run_snapshot
@@ -61,9 +62,7 @@ def _frame(records: list[FailedRecord], columns: list[str]) -> pd.DataFrame:
 def _check_run(run: Run) -> None:
     """Refuse re-processing while the run may still write or is being (or was) undone."""
     if run.status == RunStatus.ROLLING_BACK:
-        raise ConflictError(
-            f"Run #{run.pk} is rolling back; its failed records cannot be re-processed."
-        )
+        raise run_rolling_back_refusal(run)
     if run.status == RunStatus.ROLLED_BACK:
         raise ConflictError(
             f"Run #{run.pk} was rolled back; its failed records are superseded (kept, read-only)."
@@ -324,6 +323,7 @@ def failed_record_reprocess(
     production, which only an operator may re-process into (``reprocess_rules_choose``)."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal_text("mp.work_queue"))
+    failed_records_refuse_rolling_back(records, lock=False)  # at once, before any copy
     records = failed_records_standing(records)  # copies of records carried by reference
     groups: dict[tuple[int, str], list[int]] = defaultdict(list)
     runs: dict[int, Run] = {}
@@ -391,6 +391,7 @@ def failed_records_reprocess_later(*, records: QuerySet[FailedRecord], user) -> 
     PermissionDeniedError / ApplicationError (nothing open selected)."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal_text("mp.work_queue"))
+    failed_records_refuse_rolling_back(records, lock=False)  # at once, before any copy
     records = failed_records_standing(records)  # copies of records carried by reference
     ids = list(records.filter(status__in=WORKABLE).order_by("id").values_list("id", flat=True))
     if not ids:

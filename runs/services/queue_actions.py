@@ -19,6 +19,7 @@ from runs.models import CarriedBatch, FailedRecord, FailedRecordTally, Run
 
 from .carry_refs import carries_any, failed_records_materialise, failed_records_standing
 from .queue import WORKABLE
+from .queue_guard import failed_records_refuse_rolling_back
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,11 @@ def failed_record_correct(
 ) -> FailedRecord:
     """Store corrected source values on a record (status fixed); a record carried by
     reference is first copied into the run answering for it, and the copy corrected. Returns
-    the record corrected. Raises ApplicationError for a column the source row does not have."""
+    the record corrected. Raises ApplicationError for a column the source row does not have,
+    ConflictError (409) at once while its run is being rolled back."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal_text("mp.work_queue"))
+    failed_records_refuse_rolling_back(FailedRecord.objects.filter(pk=record.pk), lock=True)
     (pk,) = failed_records_materialise(record_ids=[record.pk])
     if pk != record.pk:
         record = FailedRecord.objects.get(pk=pk)
@@ -72,11 +75,14 @@ def failed_record_correct(
 @transaction.atomic
 def failed_record_ignore(*, records: QuerySet[FailedRecord], user, reason: str) -> int:
     """Close records as ignored with a reason (required); those carried by reference are
-    copied into the run answering for them first, and the copies closed. Returns how many."""
+    copied into the run answering for them first, and the copies closed. Returns how many.
+    Raises ConflictError (409) at once, nothing closed, while a run of theirs is being rolled
+    back."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal_text("mp.work_queue"))
     if not reason.strip():
         raise ApplicationError("Say why the records are ignored.", field="reason")
+    failed_records_refuse_rolling_back(records, lock=True)
     records = failed_records_standing(records)
     open_runs = records.filter(status__in=WORKABLE).values("run_id")
     _refuse_production(Run.objects.filter(pk__in=open_runs), user, "ignore")

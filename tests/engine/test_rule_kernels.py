@@ -182,3 +182,31 @@ def test_uuid5_texts_are_the_stdlibs(names, scope):
     got = uuid5_texts(namespace, names)
     assert got.to_pylist() == want
     assert got.type == pa.large_string()
+
+
+@SLOW
+@given(
+    st.lists(
+        st.tuples(st.none() | st.text(max_size=6), st.none() | st.integers(-5, 99)),
+        min_size=1,
+        max_size=15,
+    ),
+    st.booleans(),
+)
+def test_source_key_text_is_row_by_row_so_the_ends_need_only_two_rows(rows, composite):
+    """A first run's row state keeps the range's first and last source key: computed from the
+    frame's first and last row alone (``unchanged.extract_changed``), they are the whole
+    frame's keys' ends, for single and composite keys, nulls and odd labels."""
+    from runs.engine.transform import source_key_text
+
+    frame = pd.DataFrame(
+        {
+            "k": pd.Series([r[0] for r in rows], dtype=object).astype(TEXT),
+            "n": pd.Series([r[1] for r in rows], dtype=object),
+        },
+        index=pd.Index([7 * i + 3 for i in range(len(rows))]),
+    )
+    cols = ["k", "n"] if composite else ["k"]
+    whole = source_key_text(frame, cols).tolist()
+    ends = source_key_text(frame.iloc[[0, -1]], cols).tolist()
+    assert ends == [whole[0], whole[-1]]

@@ -267,7 +267,7 @@ def test_reprocess_is_refused_while_its_run_is_rolling_back(demo_plan, analyst):
     FailedRecord.objects.create(
         run=run, entity="accounts", source_key="1", stage="transform", category="c", message="m"
     )
-    with pytest.raises(Exception, match=f"Run #{run.pk} is rolling back"):
+    with pytest.raises(Exception, match=f"Run #{run.pk} is being rolled back;"):
         failed_record_reprocess(records=FailedRecord.objects.filter(run=run), user=None)
 
 

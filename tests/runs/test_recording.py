@@ -333,3 +333,23 @@ def test_a_blocks_failed_records_copy_the_bytes_the_rows_would(width, values, pl
         assert text(part) == text(plain[at : at + len(part)])
         at += len(part)
     assert at == len(plain)
+
+
+def test_uuid7_hex_are_version_7_ascending_and_above_every_earlier_call():
+    """``_uuid7_hex``'s own contract, call after call (the COPY's uuids; no database): 32 hex
+    digits of an RFC 9562 version-7 UUID, its 48-bit millisecond timestamp moving on by at
+    least one a call, sorted within a call, 74 random bits (no two alike)."""
+    import uuid
+
+    earlier: list[str] = []
+    for n in (0, 1, 2, 3, 500, 3300):
+        made = _uuid7_hex(n)
+        assert len(made) == n and made == sorted(made) and len(set(made)) == n
+        assert all(len(h) == 32 and int(h, 16) >= 0 and h == h.lower() for h in made)
+        parsed = [uuid.UUID(h) for h in made]
+        assert {(u.version, u.variant) for u in parsed} <= {(7, uuid.RFC_4122)}
+        assert len({h[:12] for h in made}) <= 1  # one timestamp a call
+        if earlier and made:
+            assert made[0][:12] > earlier[-1][:12]
+        earlier += made
+    assert earlier == sorted(earlier)

@@ -82,10 +82,15 @@ class Hold:
         if part in self.held:
             route.continue_()
         else:
+            # claimed before the fetch, which lets other handlers run: a request made
+            # meanwhile passes (and is not taken for the held one)
+            self.held[part] = (route, None)
             self.held[part] = (route, route.fetch())
 
     def release(self) -> None:
         for route, response in self.held.values():
+            if response is None:
+                continue  # still fetching: the page aborted it (nothing waits for it)
             # The page may have aborted it already (hx-sync replace): nothing to deliver then.
             with contextlib.suppress(PlaywrightError):
                 route.fulfill(response=response)
@@ -207,3 +212,59 @@ def test_an_edit_while_a_refresh_settles_is_not_lost(live_server, page, name_fie
         timeout=60_000,
     )
     shot(page, "workbench-race-5-settle-window")
+
+
+def _rows_shown(page) -> int:
+    return page.locator("#preview tbody tr").count()
+
+
+def test_an_edit_while_the_rows_choice_loads_keeps_the_choice(live_server, page, name_field):
+    """The Rows/Sample form shares the preview's ``hx-sync`` (replace): an edit's refresh made
+    while the form's request is out aborts that request. The refresh used to ask for the rows
+    the preview showed before (its own URL), so the user's choice was lost; every refresh now
+    sends the form's current choice, and the page ends on the last edit with the chosen rows."""
+    user, plan, entity, field = name_field
+    base = live_server.url
+    _open_entity(page, base, user, plan, entity)
+    source = page.inner_text("#preview tbody tr:first-child td.src")
+    assert _rows_shown(page) == 20
+    assert source != source.upper()
+
+    hold = Hold(page, ("/preview/",))
+    _mark_old(page)
+    page.select_option("#preview form select[name=n]", "50")
+    with page.expect_request(lambda r: "/preview/" in r.url and "n=50" in r.url):
+        page.click("#preview form button")  # the choice's request is held in flight ...
+    _add_step(page, "upper", 1)  # ... while an edit is made (its refresh replaces it)
+    shot(page, "workbench-rows-1-held")
+    hold.release()
+    _settle(page)
+    shot(page, "workbench-rows-2-released")
+    assert _name_shown(page) == source.upper()
+    assert _rows_shown(page) == 50
+    assert page.input_value("#preview form select[name=n]") == "50"
+
+    # The other way round: the choice made while an edit's refresh is out also shows with it.
+    hold = Hold(page, ("/preview/",))
+    _mark_old(page)
+    with page.expect_request(lambda r: "/preview/" in r.url):
+        page.click("#field-editor .step:last-child button[title=Remove]")  # refresh held ...
+    page.select_option("#preview form select[name=n]", "10")
+    page.select_option("#preview form select[name=order]", "random")
+    page.click("#preview form button")  # ... while the rows are chosen
+    hold.release()
+    _settle(page)
+    shot(page, "workbench-rows-3-choice-after-edit")
+    assert _rows_shown(page) == 10
+    assert page.input_value("#preview form select[name=order]") == "random"
+    assert page.locator("#col-name .rule").all_inner_texts() == []
+    assert [s.rule for s in RuleStep.objects.filter(field=field)] == []
+
+    # A later edit's refresh keeps the choice too.
+    _mark_old(page)
+    _add_step(page, "lower", 1)
+    _settle(page)
+    shot(page, "workbench-rows-4-next-edit")
+    assert _rows_shown(page) == 10
+    assert page.input_value("#preview form select[name=n]") == "10"
+    assert page.input_value("#preview form select[name=order]") == "random"

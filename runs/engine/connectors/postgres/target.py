@@ -5,7 +5,6 @@ recorded with its key map and row state as arrays in its batch record."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
@@ -20,7 +19,7 @@ from runs.engine.unchanged import Carried, RowState
 from .ledger import _write_ledger, pack_failures
 from .operations import _cast, _cols, _comparable, frame_arrays, load_copy, text_array
 from .readback import Found, PostgresReadBack
-from .record import insert_record
+from .record import HexArray, array_value, insert_record
 
 if TYPE_CHECKING:  # pandas is loaded where a frame is made, not by importing this
     import pandas as pd
@@ -41,16 +40,22 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
         inserts = [w for w in changed if w[1]]
         carried = row_state.carried if row_state is not None else None
         kept = _carried_literals(carried)
-        written_targets = text_array(w[0] for w in written) if written else None
-        sources = text_array(batch.row_source_keys) if written else None
+        written_targets = array_value(w[0] for w in written) if written else None
+        sources = array_value(batch.row_source_keys) if written else None
+        # every written row's intended hash: the row state's, and the inserts' when all are
+        row_hashes = array_value(w[3] for w in written) if row_state is not None else None
         inserted_keys = inserted_hashes = None
-        if inserts:  # an insert-only batch: the key map's literal serves both
+        if inserts:  # an insert-only batch: the key map's array serves both
             same = len(inserts) == len(written)
-            inserted_keys = written_targets if same else text_array(w[0] for w in inserts)
-            inserted_hashes = text_array(w[3] for w in inserts)
+            inserted_keys = written_targets if same else array_value(w[0] for w in inserts)
+            inserted_hashes = (
+                row_hashes
+                if same and row_hashes is not None
+                else array_value(w[3] for w in inserts)
+            )
         meta = batch.result.result_meta
         failures = meta.get("failures")
-        state = _state_arrays(written, batch.source_keys, row_state)
+        state = _state_arrays(written, row_state, row_hashes)
         # The key map takes the rows this batch loaded; a carried key's pair is in the key map
         # already, from the live earlier run that mapped it (the rollback stack keeps that run
         # until this one is undone), so it is not applied again (~1 M no-op upserts at 1 M).
@@ -70,8 +75,8 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
         # rows found unchanged are the run's rows too (mp_ledger.covered); a batch with
         # row state lists them in its state arrays already
         alike = [w for w in written if not w[4]] if row_state is None else []
-        arrays["kept_keys"] = text_array(w[0] for w in alike) if alike else None
-        arrays["kept_hashes"] = text_array(w[3] for w in alike) if alike else None
+        arrays["kept_keys"] = array_value(w[0] for w in alike) if alike else None
+        arrays["kept_hashes"] = array_value(w[3] for w in alike) if alike else None
         copied = _copied_state(carried, written)
         if copied is not None:  # the arrays are copied from the earlier record below
             arrays |= dict.fromkeys(_STATE_ARRAYS)
@@ -296,12 +301,18 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
         return dict(cur.fetchall())
 
 
-def _join_arrays(first: str | None, second: str | None) -> str | None:
-    """Two PostgreSQL array literals as one (either may be None or empty). Pure."""
+def _join_arrays(
+    first: str | HexArray | None, second: str | HexArray | None
+) -> str | HexArray | None:
+    """Two arrays (PostgreSQL array literals or ``HexArray``s) as one (either may be None or
+    empty). Pure."""
     parts = [a for a in (first, second) if a is not None and a != "{}"]
-    if len(parts) < 2:  # the one literal itself (no copy; insert_record sends it once)
+    if len(parts) < 2:  # the one array itself (no copy; insert_record sends it once)
         return parts[0] if parts else None
-    return "{" + parts[0][1:-1] + "," + parts[1][1:-1] + "}"
+    if isinstance(parts[0], HexArray) and isinstance(parts[1], HexArray):
+        return HexArray(parts[0].plain + "," + parts[1].plain)
+    head, tail = (p.literal() if isinstance(p, HexArray) else p for p in parts)
+    return "{" + head[1:-1] + "," + tail[1:-1] + "}"
 
 
 # The row-state arrays a batch record keeps, aligned (state_keys first).
@@ -352,18 +363,19 @@ def _carried_literals(carried: Carried | None) -> tuple[str | None, ...]:
 
 
 def _state_arrays(
-    written: list[tuple], source_keys: Sequence[str], state: RowState | None
-) -> tuple[str | None, ...]:
+    written: list[tuple], state: RowState | None, row_hashes: str | HexArray | None
+) -> tuple[Any, ...]:
     """The batch record's row state (runs.engine.unchanged), aligned with its key-map arrays
-    (the kept rows, then the carried keys): source hashes, intended row hashes, row versions
-    (xmin), first and last source key, rules hash. All None without a state."""
+    (the kept rows, then the carried keys): source hashes, intended row hashes
+    (``row_hashes``: ``array_value`` of each written row's, made once by the caller), row
+    versions (xmin), first and last source key, rules hash. All None without a state."""
     if state is None:
         return (None,) * 6
     kept = _carried_literals(state.carried)
     return (
-        _join_arrays(text_array(state.source_hashes[w[5]] for w in written), kept[2]),
-        _join_arrays(text_array(w[3] for w in written), kept[3]),
-        _join_arrays(text_array(w[6] for w in written), kept[4]),
+        _join_arrays(array_value(state.source_hashes[w[5]] for w in written), kept[2]),
+        _join_arrays(row_hashes, kept[3]),
+        _join_arrays(array_value(w[6] for w in written), kept[4]),
         state.first_key,
         state.last_key,
         state.rules_hash,
