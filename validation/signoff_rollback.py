@@ -37,7 +37,7 @@ class RolledBackSince:
 
     @property
     def text(self) -> str:
-        """"run #N rolled back since (rollback #M by U at T)", or its variants."""
+        """ "run #N rolled back since (rollback #M by U at T)", or its variants."""
         when = f"by {self.requested_by} at {self.at:%Y-%m-%d %H:%M}"
         via = "" if self.rollback_run_id == self.run_id else f" of run #{self.rollback_run_id}"
         words = {

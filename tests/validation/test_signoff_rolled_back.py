@@ -17,6 +17,7 @@ from runs.services.launch import _signed_off
 from runs.services.rollback import run_rollback_execute, run_rollback_stack_request
 from tests.runs.conftest import eager_celery, sync_plan  # noqa: F401
 from tests.support import pg
+from validation.cutover import cutover_checklist, cutover_open
 from validation.models import SignOff
 from validation.signoff import signoff_decide
 from validation.signoff_rollback import signoffs_rolled_back_since
@@ -104,9 +105,13 @@ def test_a_rolled_back_runs_signoff_keeps_its_pass_and_says_it_was_rolled_back_s
     ]
     assert (three_page, three_api) == (two_page, two_api)
 
-    document = client.get(f"/plans/{demo_plan.slug}/document/")
-    if document.status_code == 200 and "text/html" in document["Content-Type"]:
-        assert "being rolled back since" in document.content.decode()
+    document = client.get(f"/plans/{demo_plan.slug}/document/").content.decode()
+    assert _words(running, third, "being rolled back since") in document
+    cutover = cutover_open(plan=demo_plan, user=operator)
+    item = next(c for c in cutover_checklist(cutover) if c.key == "signoff")
+    assert _words(running, third, "being rolled back since") in item.detail
+    page = client.get(f"/plans/{demo_plan.slug}/cutover/").content.decode()
+    assert _words(running, third, "being rolled back since") in page
 
 
 def test_a_signoff_made_after_the_rollback_has_no_note(eager_celery, demo_plan, operator, approver):
