@@ -195,7 +195,8 @@ class SignOffSerializer(serializers.ModelSerializer):
     run_rolled_back_since = serializers.SerializerMethodField(
         help_text="Null, or the newest rollback started after the sign-off that has its run "
         "(run_id, rollback_id, rollback_run_id, rollback_status, state: rolled_back | "
-        "rolling_back | superseded, requested_by, at, text). It does not void the sign-off."
+        "rolling_back | rollback_failed | superseded, requested_by, at, text). "
+        "It does not void the sign-off."
     )
 
     class Meta:

@@ -31,7 +31,7 @@ class RolledBackSince:
     rollback_id: int
     rollback_run_id: int  # the rollback's own run (another one when it came by a chain)
     rollback_status: str
-    state: str  # rolled_back | rolling_back | superseded (a chain stopped before the run)
+    state: str  # rolled_back | rolling_back | rollback_failed | superseded (a chain stopped)
     requested_by: str
     at: datetime
 
@@ -43,12 +43,13 @@ class RolledBackSince:
         words = {
             "rolled_back": "rolled back since",
             "rolling_back": "being rolled back since",
+            "rollback_failed": "had a rollback started since",
             "superseded": "superseded since by a rollback chain",
         }[self.state]
         ended = (
-            f", {RollbackStatus(self.rollback_status).label.lower()}"
-            if self.state == "superseded"
-            else ""
+            ""
+            if self.rollback_status in (RollbackStatus.VERIFIED, RollbackStatus.RUNNING)
+            else f", {RollbackStatus(self.rollback_status).label.lower()}"
         )
         return f"run #{self.run_id} {words} (rollback #{self.rollback_id}{via} {when}{ended})"
 
@@ -71,7 +72,8 @@ def _state(run_status: str, rollback: Rollback, run_id: int) -> str:
         return "rolled_back"
     if run_status == RunStatus.ROLLING_BACK or rollback.status == RollbackStatus.RUNNING:
         return "rolling_back"
-    return "superseded"
+    # the rollback ended without undoing the run: its own failed, or a chain stopped before it
+    return "rollback_failed" if rollback.run_id == run_id else "superseded"
 
 
 def signoffs_rolled_back_since(signoffs: Iterable[SignOff]) -> dict[int, RolledBackSince]:
