@@ -25,7 +25,7 @@ from .dispatch import enqueue_reprocess
 from .hooks import after_queue_work, approved_versions
 from .leases import table_lease_acquire, table_lease_release
 from .logging import run_log
-from .queue_guard import failed_records_refuse_rolling_back, run_rolling_back_refusal
+from .queue_guard import failed_records_refuse_rolling_back, run_refuse_rolled_back_now
 from .recording import _error_values, _json_safe
 from .rollback_order import blocker_extra, run_rollback_blockers, run_summary, run_tables
 from .state import run_ledger_id, run_snapshot
@@ -61,8 +61,7 @@ def _frame(records: list[FailedRecord], columns: list[str]) -> pd.DataFrame:
 
 def _check_run(run: Run) -> None:
     """Refuse re-processing while the run may still write or is being (or was) undone."""
-    if run.status == RunStatus.ROLLING_BACK:
-        raise run_rolling_back_refusal(run)
+    run_refuse_rolled_back_now(run)
     if run.status == RunStatus.ROLLED_BACK:
         raise ConflictError(
             f"Run #{run.pk} was rolled back; its failed records are superseded (kept, read-only)."

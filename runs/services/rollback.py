@@ -76,7 +76,10 @@ def run_rollback_request(
     tables: 409), TableBusy (another run writes a table: 409) or ApplicationError (dry run,
     still running)."""
     _check_request(run, user)
-    locked = Run.objects.select_for_update().get(pk=run.pk)
+    # the run and its chain, in id order (as a queue action locks them): a queue action on
+    # their records ends its short write first, then sees the rollback (queue_guard)
+    locks = Run.objects.select_for_update().filter(pk__in=[run.pk, *chain]).order_by("pk")
+    locked = {r.pk: r for r in locks}[run.pk]
     if locked.status not in ROLLBACKABLE:
         raise ApplicationError(
             f"A {locked.get_status_display().lower()} run cannot be rolled back; wait until it "
