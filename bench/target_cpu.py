@@ -142,14 +142,16 @@ def _run(params: dict[str, Any], args: argparse.Namespace) -> None:
         assert result.coerced == 0 and result.inserted == len(frame), result
     target.close()
     cur.execute(
-        "SELECT query, calls, total_exec_time FROM pg_stat_statements s JOIN pg_database d "
+        "SELECT query, calls, total_exec_time, total_plan_time FROM pg_stat_statements s "
+        "JOIN pg_database d "
         "ON d.oid = s.dbid WHERE d.datname = current_database()"
     )
     kinds: dict[str, list[float]] = {}
-    for query, calls, total in cur.fetchall():
-        k = kinds.setdefault(_kind(query), [0, 0.0])
+    for query, calls, total, plan in cur.fetchall():
+        k = kinds.setdefault(_kind(query), [0, 0.0, 0.0])
         k[0] += calls
         k[1] += total
+        k[2] += plan
     raw.close()
     batches = len(cpus)
     each = ", ".join(f"{c:.0f}" for c in cpus)
@@ -157,8 +159,12 @@ def _run(params: dict[str, Any], args: argparse.Namespace) -> None:
         f"{args.label} {args.rows:,} rows, {batches} batches: backend CPU {sum(cpus) / 1000:.2f} s,"
         f" per batch median {statistics.median(cpus):.0f} ms ({each})"
     )
-    for k, (calls, total) in sorted(kinds.items(), key=lambda kv: -kv[1][1])[:8]:
-        print(f"  {total / batches:7.1f} ms/batch  {calls:5d} calls  {k}")
+    ex = sum(v[1] for v in kinds.values()) / batches
+    pl = sum(v[2] for v in kinds.values()) / batches
+    print(f"  statements a batch: {ex:.1f} ms executing, {pl:.1f} ms planning (track_planning)")
+    for k, (calls, total, plan) in sorted(kinds.items(), key=lambda kv: -kv[1][1])[:12]:
+        per, planned = total / batches, plan / batches
+        print(f"  {per:7.1f} ms/batch  {planned:5.1f} plan  {calls:5d} calls  {k}")
 
 
 if __name__ == "__main__":

@@ -77,13 +77,24 @@ def _report(run: Run | None) -> RunReport | None:
     return RunReport.objects.filter(run=run).first() if run is not None else None
 
 
+def _report_void(report: RunReport) -> str:
+    """Why a report counts for nothing any more (superseded or cancelled), else ""."""
+    if report.verdict == Verdict.SUPERSEDED:
+        was = report.get_superseded_verdict_display()
+        return f"Report {report.superseded_reason} (it was: {was})."
+    if report.verdict == Verdict.CANCELLED:
+        return f"Report cancelled, {report.data.get('cancelled', {}).get('message', '')}."
+    return ""
+
+
 def cutover_checklist(cutover: Cutover) -> list[CheckItem]:
     """The five checks, computed from the database now. Read-only."""
     run = final_run(cutover)
     drained, drained_detail = _drained(run)
     report = _report(run)
     diffs = (report.data.get("key_diffs") or {}) if report else {}
-    clean = bool(report) and all(d.get("clean", True) for d in diffs.values())
+    # a superseded report's diffs are history: the target no longer holds what they proved
+    clean = bool(report) and report.passes and all(d.get("clean", True) for d in diffs.values())
     signoff = last_signoff(cutover.plan)
     version_ok = signoff is not None and run is not None and signoff.version_id == run.version_id
     frozen = cutover.frozen_at is not None
@@ -104,14 +115,18 @@ def cutover_checklist(cutover: Cutover) -> list[CheckItem]:
                 if clean
                 else "No reconciliation report yet."
                 if not report
+                else _report_void(report)
+                if _report_void(report)
                 else "Key differences found: open the report."
             ),
         ),
         CheckItem(
             "report",
             "Validation report passes",
-            bool(report) and report.verdict in (Verdict.PASS, Verdict.WARN),
-            f"Verdict: {report.get_verdict_display()}." if report else "No report yet.",
+            bool(report) and report.passes,
+            (_report_void(report) or f"Verdict: {report.get_verdict_display()}.")
+            if report
+            else "No report yet.",
         ),
         CheckItem(
             "signoff",

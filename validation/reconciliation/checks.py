@@ -3,9 +3,11 @@ run answers for (``mp_ledger.covered``) and compared with the expected side."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from runs.engine.connectors import KeyRange
@@ -16,6 +18,7 @@ from runs.engine.reconcile import (
     pg_orphans,
     pg_run_aggregate,
     pg_run_aggregates,
+    values_equal,
 )
 from runs.engine.snapshot import EntitySpec
 from validation.checks import Outcome
@@ -225,16 +228,59 @@ def _sample_block(
         if callable(actual_rows)
         else {k: actual_rows[k] for k in wanted if k in actual_rows}
     )
-    texts = [[_text(v) for v in part[c].to_numpy(dtype=object)] for c in columns]
-    expected = {
-        targets.get(k, f"source {k}"): dict(zip(columns, values, strict=True))
-        for k, values in zip(part.index, zip(*texts, strict=True), strict=True)
-    }
-    found = compare_rows(expected, actual)
+    found = _compare_block(part, columns, targets, actual)
+    if found is None:  # not text columns, or two rows under one key: value by value
+        texts = [[_text(v) for v in part[c].to_numpy(dtype=object)] for c in columns]
+        expected = {
+            targets.get(k, f"source {k}"): dict(zip(columns, values, strict=True))
+            for k, values in zip(part.index, zip(*texts, strict=True), strict=True)
+        }
+        found = compare_rows(expected, actual)
     business = {t: s for s, t in targets.items()}  # shown beside the surrogate id
     for d in found:
         d["business_key"] = business.get(d["key"], d["key"].removeprefix("source "))
     return found
+
+
+def _compare_block(
+    part: pd.DataFrame,
+    columns: list[str],
+    targets: dict[str, str],
+    actual: Mapping[str, Mapping[str, str | None]],
+) -> list[dict[str, Any]] | None:
+    """``compare_rows`` of a block whose columns are all text, column by column: the values
+    equal as texts (or both NULL) are settled by one array comparison, only the others go
+    through ``values_equal``; the same entries in the same order (row by row, then column
+    order). None when a column is not text or two rows share a key (the caller then compares
+    value by value)."""
+    if not all(isinstance(part[c].dtype, pd.StringDtype) for c in columns):
+        return None
+    keys = [targets.get(k, f"source {k}") for k in part.index]
+    if len(set(keys)) != len(keys) or len(set(columns)) != len(columns):
+        return None
+    have = [actual.get(k) for k in keys]
+    present = np.fromiter((h is not None for h in have), dtype=bool, count=len(have))
+    cells: list[tuple[int, int, str | None, str | None]] = []
+    for j, column in enumerate(columns):
+        want = part[column].to_numpy(dtype=object, na_value=None)
+        got = np.array([None if h is None else h.get(column) for h in have], dtype=object)
+        differ = np.flatnonzero(present & ~(want == got).astype(bool))
+        cells += [(int(i), j, want[i], got[i]) for i in differ if not values_equal(want[i], got[i])]
+    out: list[dict[str, Any]] = []
+    cells.sort(key=lambda c: (c[0], c[1]))
+    missing = iter(np.flatnonzero(~present).tolist() + [len(keys)])
+    gap = next(missing)
+    for i, j, want_value, got_value in cells:
+        while gap < i:
+            out.append({"key": keys[gap], "field": "*", "expected": "row", "actual": None})
+            gap = next(missing)
+        out.append(
+            {"key": keys[i], "field": columns[j], "expected": want_value, "actual": got_value}
+        )
+    while gap < len(keys):
+        out.append({"key": keys[gap], "field": "*", "expected": "row", "actual": None})
+        gap = next(missing)
+    return out
 
 
 def _text(value: Any) -> str | None:
