@@ -200,6 +200,12 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     out = csv_writer(response)
     out.writerow(["section", "entity", "check", "severity", "status", "expected", "observed"])
+    report = ctx["report"]
+    if report is not None:  # a superseded report's rows below are history: said first
+        was = f"was {report.superseded_verdict}" if report.superseded_verdict else ""
+        out.writerow(
+            ["verdict", "", "the report", "", report.verdict, was, report.superseded_reason]
+        )
     for a in ctx["accounting"]:
         out.writerow(
             [

@@ -59,6 +59,11 @@ def test_a_rollback_supersedes_the_runs_completed_report_everywhere(
     for listing in ("/", demo_plan.get_absolute_url()):  # the dashboard, the plan's runs
         html = client.get(listing).content.decode()
         assert "⟲ superseded" in html and "✔ pass" not in html and "▲ warn" not in html
+    csv_text = client.get(f"/runs/{run.uuid}/report/export/csv/").content.decode()
+    assert csv_text.splitlines()[1] == (
+        f"verdict,,the report,,superseded,was {before.verdict},"
+        f"superseded by rollback of run #{run.pk}"
+    )
     api = client.get(f"/api/run-reports/{run.uuid}/").json()
     assert (api["verdict"], api["superseded_verdict"]) == ("superseded", before.verdict)
     assert api["superseded_reason"] == f"superseded by rollback of run #{run.pk}"
@@ -184,3 +189,35 @@ def _wait(condition, attempts: int = 1200) -> None:
         if condition():
             return
         time.sleep(0.1)
+
+
+def test_migration_0009_restores_the_verdict_going_back_and_supersedes_going_forward(
+    eager_celery, demo_plan, operator
+):
+    """Migration 0009 on real data: back to 0008 a superseded report gets the verdict it had;
+    forward again, the report of a run already rolled back is superseded by its rollback."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    run = _load(demo_plan, operator)
+    verdict = RunReport.objects.get(run=run).verdict
+    rollback = run_rollback_request(run=run, user=operator, enqueue=False)
+    run_rollback_execute(rollback_id=rollback.pk)
+
+    def migrate(name: str) -> None:
+        executor = MigrationExecutor(connection)
+        executor.migrate([("validation", name)])
+
+    def stored() -> list[tuple]:
+        with connection.cursor() as cur:
+            cur.execute("SELECT verdict FROM validation_runreport WHERE run_id = %s", [run.pk])
+            return cur.fetchall()
+
+    try:
+        migrate("0008_report_verdict_cancelled")
+        assert stored() == [(verdict,)]
+    finally:
+        migrate("0009_report_superseded")
+    report = RunReport.objects.get(run=run)
+    assert (report.verdict, report.superseded_verdict) == ("superseded", verdict)
+    assert (report.superseded_by, report.superseded_at) == (rollback, rollback.started_at)
+    assert report.superseded_reason == f"superseded by rollback of run #{run.pk}"
