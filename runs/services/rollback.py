@@ -79,7 +79,8 @@ def run_rollback_request(
     still running)."""
     _check_request(run, user)
     # the chain's rows too (in id order): a report of a chained run is stored under its row's
-    # lock, so it is stored before this request (and superseded by it) or finds it started
+    # lock, so it is stored before this request (and superseded by it) or finds it started;
+    # a queue action on their records (queue_guard) ends its short write first, then sees it
     rows = Run.objects.select_for_update().filter(pk__in=[run.pk, *chain]).order_by("pk")
     locked = next(r for r in rows if r.pk == run.pk)
     if locked.status not in ROLLBACKABLE:
