@@ -1,7 +1,8 @@
 """A sign-off keeps the verdict it froze after a rollback of its run (not voided, the gate is
 unchanged), but wherever it is shown it says "run #N rolled back since (rollback #M by U at T)":
-the sign-off page's history, the API, the cutover page, the plan document. Lists take one query
-for the rollbacks whatever the number of sign-offs. Real PostgreSQL, eager Celery."""
+the sign-off page's history, the API, the cutover page, the plan document (HTML and Markdown).
+Lists take one query for the rollbacks whatever the number of sign-offs. Real PostgreSQL, eager
+Celery."""
 # ruff: noqa: F811 -- fixtures imported from tests.runs.conftest are used as arguments
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def test_a_rolled_back_runs_signoff_keeps_its_pass_and_says_it_was_rolled_back_s
 
     document = client.get(f"/plans/{demo_plan.slug}/document/").content.decode()
     assert _words(running, third, "being rolled back since") in document
+    markdown = client.get(f"/plans/{demo_plan.slug}/document/?format=md").content.decode()
+    assert _words(running, third, "being rolled back since") in markdown
     cutover = cutover_open(plan=demo_plan, user=operator)
     item = next(c for c in cutover_checklist(cutover) if c.key == "signoff")
     assert _words(running, third, "being rolled back since") in item.detail
