@@ -17,6 +17,7 @@ from runs.models import Run
 from .audit import audit_record
 from .enums import AuditAction, CutoverStatus, SignOffDecision, Verdict
 from .models import Cutover, RunReport, SignOff
+from .signoff_rollback import signoffs_rolled_back_since
 
 OPERATE = "mp.rollback_run"  # operators (and admins) run cutovers
 WRITING_MODES = (RunMode.LOAD, RunMode.DELTA, RunMode.SYNC)
@@ -41,10 +42,16 @@ def last_signoff(plan: Plan) -> SignOff | None:
     """The plan's newest approved, not voided sign-off. Read-only."""
     return (
         SignOff.objects.filter(plan=plan, decision=SignOffDecision.APPROVED, voided_at=None)
-        .select_related("version")
+        .select_related("version", "run")
         .order_by("-created_at")
         .first()
     )
+
+
+def _rolled_back_words(signoff: SignOff) -> str:
+    """ " Its run #N rolled back since (…)." when it was, else "" (the sign-off still holds)."""
+    note = signoffs_rolled_back_since([signoff]).get(signoff.pk)
+    return f" Its {note.text}." if note else ""
 
 
 def final_run(cutover: Cutover) -> Run | None:
@@ -133,14 +140,17 @@ def cutover_checklist(cutover: Cutover) -> list[CheckItem]:
             "UAT sign-off still valid for the version that ran",
             version_ok,
             (
-                f"Version {signoff.version.number} approved, not voided."
-                if version_ok
-                else "No valid sign-off."
+                "No valid sign-off."
                 if signoff is None
-                else f"Version {signoff.version.number} is signed off; no final run yet."
-                if run is None
-                else f"Sign-off is for version {signoff.version.number}, the final run used "
-                f"{run.version.number}."
+                else (
+                    f"Version {signoff.version.number} approved, not voided."
+                    if version_ok
+                    else f"Version {signoff.version.number} is signed off; no final run yet."
+                    if run is None
+                    else f"Sign-off is for version {signoff.version.number}, the final run used "
+                    f"{run.version.number}."
+                )
+                + _rolled_back_words(signoff)
             ),
         ),
     ]

@@ -47,6 +47,7 @@ from .signoff import (
     uat_coverage,
     uat_result_record,
 )
+from .signoff_rollback import signoffs_with_rollbacks
 
 ALL_PARAMS = sorted({p for _c, spec in KIND_PARAMS.values() for p in spec})
 
@@ -344,7 +345,7 @@ def signoff_page(request: HttpRequest, slug: str) -> HttpResponse:
             "versions": plan.versions.select_related("created_by")[:10],
             "runs": runs,
             "latest": latest,
-            "signoffs": selectors.signoff_history(plan),
+            "signoffs": signoffs_with_rollbacks(selectors.signoff_history(plan)),
             "report": getattr(latest, "report", None) if latest else None,
             "uat": uat_coverage(plan=plan, run=latest),
             "decisions": SignOffDecision.choices,
@@ -443,10 +444,14 @@ def cutover_page(request: HttpRequest, slug: str) -> HttpResponse:
             "checks": _checks(cutover),
             "final_run": final_run(cutover) if cutover else None,
             "since_signoff": runs_since_signoff(plan),
-            "signoff": last_signoff(plan),
+            "signoff": _with_rollback(last_signoff(plan)),
             "history": plan.cutovers.all()[:10],
         },
     )
+
+
+def _with_rollback(signoff):  # noqa: ANN001, ANN202
+    return signoffs_with_rollbacks([signoff])[0] if signoff else None
 
 
 def _checks(cutover) -> list:
