@@ -201,6 +201,7 @@ class MachineObserver(Periodic):
     first: dict[int, int] = field(default_factory=dict)
     last: dict[int, int] = field(default_factory=dict)
     labels: dict[int, str] = field(default_factory=dict)
+    seen: dict[int, list[float]] = field(default_factory=dict)
     ours: set[int] = field(default_factory=set)
     postmaster: int = 0
     autovacuum: Counter = field(default_factory=Counter)
@@ -244,6 +245,8 @@ class MachineObserver(Periodic):
                 self.first[pid] = 0 if primed else ticks  # 0: born during the phase
                 self.labels[pid] = _label(pid)
             self.last[pid] = ticks
+            now = round(time.monotonic() - self._started, 1)
+            self.seen.setdefault(pid, [now, now])[1] = now
         if self._conn is not None:
             for db, query in _query(self._conn, _AUTOVACUUM):
                 self.autovacuum[f"{db}: {query[:80]}"] += 1
@@ -273,5 +276,20 @@ class MachineObserver(Periodic):
                 "n": len(self.probes),
             },
             "autovacuum_seen": dict(self.autovacuum),
+            # each of the bench server's processes of ≥ 0.05 CPU-s: label, CPU-s, first and
+            # last seen (s into the phase): which connection spent what, and when
+            "server_processes": [
+                [
+                    self.labels[pid],
+                    round((ticks - self.first[pid]) / TICK, 2),
+                    *self.seen.get(pid, [None, None]),
+                ]
+                for pid, ticks in sorted(
+                    self.last.items(), key=lambda kv: self.seen.get(kv[0], [0])[0]
+                )
+                if pid in self.ours
+                and self.labels[pid].startswith("postgres")
+                and (ticks - self.first[pid]) / TICK >= 0.05
+            ],
             "server": self.counters,
         }

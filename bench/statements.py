@@ -63,6 +63,34 @@ def statements_top(dsn: Dsn, limit: int = TOP) -> dict | None:
     }
 
 
+_ALL_SQL = (
+    "SELECT d.datname, s.calls, s.plans, s.total_plan_time, s.total_exec_time, s.rows, "
+    "left(regexp_replace(s.query, '\\s+', ' ', 'g'), 200) FROM pg_stat_statements s JOIN "
+    "pg_database d ON d.oid = s.dbid WHERE s.query NOT ILIKE '%%pg_stat_statements%%' "
+    "ORDER BY s.total_exec_time + s.total_plan_time DESC"
+)
+
+
+def statements_all(dsn: Dsn) -> list[dict] | None:
+    """Every statement since the last reset with its planning and execution time (planning is
+    counted where the server runs with ``pg_stat_statements.track_planning``)."""
+    rows = _run(dsn, _ALL_SQL)
+    if rows is None:
+        return None
+    return [
+        {
+            "db": db,
+            "calls": calls,
+            "plans": plans,
+            "plan_ms": round(plan, 2),
+            "exec_ms": round(ms, 2),
+            "rows": n,
+            "query": query,
+        }
+        for db, calls, plans, plan, ms, n, query in rows
+    ]
+
+
 _GROUPED_SQL = (
     "SELECT d.datname, sum(s.calls), sum(s.total_exec_time), count(*), left(regexp_replace("
     "s.query, '\\s+', ' ', 'g'), %s) AS q FROM pg_stat_statements s JOIN pg_database d "

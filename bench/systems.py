@@ -23,7 +23,13 @@ from . import measure, pipeline, references
 from .judgement import queue_p95s, summarize_config
 from .measure import Dsn, median
 from .observe import MachineObserver, wait_quiet
-from .statements import StatementSampler, statements_grouped, statements_reset, statements_top
+from .statements import (
+    StatementSampler,
+    statements_all,
+    statements_grouped,
+    statements_reset,
+    statements_top,
+)
 
 DBS = {
     "source": "mp_bench_source",
@@ -225,6 +231,8 @@ def _phase(statements: dict, dsn: Dsn, name: str, fn: Callable[..., T], *args: A
             out = fn(*args)
         statements["run_timeline"] = sampler.timeline(limit=20)
     statements[name] = statements_top(dsn)
+    if os.environ.get("BENCH_STATEMENTS_ALL"):  # every statement, planning time included
+        statements[f"{name}_all"] = statements_all(dsn)
     return out
 
 

@@ -30,9 +30,12 @@ from runs.engine.unchanged import RowState
 COLUMNS = [c.name for c in TARGET_SCHEMA["accounts"] if c.name != "id"]
 
 
-def _rows(start: int, n: int) -> Any:
-    """Rows shaped like the demo transform's output for customers -> accounts."""
+def _rows(start: int, n: int, notes: bool = False) -> Any:
+    """Rows shaped like the demo transform's output for customers -> accounts; ``notes``: every
+    7th description with a newline and a backslash, as the demo's notes have (such a batch
+    cannot go in COPY's unescaped text format)."""
     ids = range(start + 1, start + n + 1)
+    extra = "\nsee C:\\legacy" if notes else ""
     return text_frame(
         COLUMNS,
         {
@@ -49,7 +52,10 @@ def _rows(start: int, n: int) -> Any:
             ],
             "account_status": [("Active", "Inactive")[i % 2] for i in ids],
             "description": [
-                None if i % 20 == 0 else ("Net 30 terms", "VIP\tdo not call")[i % 2] for i in ids
+                None
+                if i % 20 == 0
+                else ("Net 30 terms", "VIP\tdo not call")[i % 2] + (extra if i % 7 == 0 else "")
+                for i in ids
             ],
             "legacy_uuid": [str(uuid.uuid5(uuid.NAMESPACE_OID, str(i))) for i in ids],
         },
@@ -85,7 +91,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=167_000)
     parser.add_argument("--batch-size", type=int, default=16_700)
     parser.add_argument("--label", default="")
+    parser.add_argument("--notes", action="store_true", help="descriptions with newlines")
+    parser.add_argument(
+        "--csv", action="store_true", help="a batch needing escapes as CSV (before 7f81462)"
+    )
     args = parser.parse_args()
+    if args.csv:  # the COPY as it was: the all-quoted CSV for a batch needing escapes
+        from runs.engine.connectors.postgres import operations, target
+
+        def as_csv(arrays: Any) -> tuple[str, bytes]:
+            data = operations.copy_text_bytes(arrays)
+            if data is not None:
+                return operations.COPY_TEXT_OPTIONS, data
+            return "FORMAT csv", operations.csv_bytes(arrays)
+
+        target.load_copy = as_csv
     admin = psycopg2.extensions.parse_dsn(args.url)
     name = f"bench_target_cpu_{uuid.uuid4().hex[:8]}"
     conn = psycopg2.connect(**admin)
@@ -123,7 +143,7 @@ def _run(params: dict[str, Any], args: argparse.Namespace) -> None:
     cur.execute("SELECT pg_stat_statements_reset()")
     cpus = []
     for n, start in enumerate(range(0, args.rows, args.batch_size), 1):
-        frame = _rows(start, min(args.batch_size, args.rows - start))
+        frame = _rows(start, min(args.batch_size, args.rows - start), args.notes)
         keys = list(frame["account_number"])
         state = RowState("r", [f"{i:032x}" for i in range(len(keys))], keys[0], keys[-1])
         before = _cpu(pid)
@@ -142,14 +162,16 @@ def _run(params: dict[str, Any], args: argparse.Namespace) -> None:
         assert result.coerced == 0 and result.inserted == len(frame), result
     target.close()
     cur.execute(
-        "SELECT query, calls, total_exec_time FROM pg_stat_statements s JOIN pg_database d "
+        "SELECT query, calls, total_exec_time, total_plan_time FROM pg_stat_statements s "
+        "JOIN pg_database d "
         "ON d.oid = s.dbid WHERE d.datname = current_database()"
     )
     kinds: dict[str, list[float]] = {}
-    for query, calls, total in cur.fetchall():
-        k = kinds.setdefault(_kind(query), [0, 0.0])
+    for query, calls, total, plan in cur.fetchall():
+        k = kinds.setdefault(_kind(query), [0, 0.0, 0.0])
         k[0] += calls
         k[1] += total
+        k[2] += plan
     raw.close()
     batches = len(cpus)
     each = ", ".join(f"{c:.0f}" for c in cpus)
@@ -157,8 +179,12 @@ def _run(params: dict[str, Any], args: argparse.Namespace) -> None:
         f"{args.label} {args.rows:,} rows, {batches} batches: backend CPU {sum(cpus) / 1000:.2f} s,"
         f" per batch median {statistics.median(cpus):.0f} ms ({each})"
     )
-    for k, (calls, total) in sorted(kinds.items(), key=lambda kv: -kv[1][1])[:8]:
-        print(f"  {total / batches:7.1f} ms/batch  {calls:5d} calls  {k}")
+    ex = sum(v[1] for v in kinds.values()) / batches
+    pl = sum(v[2] for v in kinds.values()) / batches
+    print(f"  statements a batch: {ex:.1f} ms executing, {pl:.1f} ms planning (track_planning)")
+    for k, (calls, total, plan) in sorted(kinds.items(), key=lambda kv: -kv[1][1])[:12]:
+        per, planned = total / batches, plan / batches
+        print(f"  {per:7.1f} ms/batch  {planned:5.1f} plan  {calls:5d} calls  {k}")
 
 
 if __name__ == "__main__":

@@ -229,6 +229,7 @@ SPECTACULAR_SETTINGS = {
         "BatchStatusEnum": "runs.enums.BatchStatus",
         "FailedRecordStatusEnum": "runs.enums.FailedRecordStatus",
         "PlanStatusEnum": "mappings.enums.PlanStatus",
+        "VerdictEnum": "validation.enums.Verdict",
     },
 }
 

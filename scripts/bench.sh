@@ -42,6 +42,8 @@ start_bench_pg() {
     opts+=" -c work_mem=64MB -c maintenance_work_mem=512MB"
     # server statements by time per phase of our pipeline (bench/statements.py)
     opts+=" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+    # BENCH_PG_OPTS: more server settings, e.g. "-c pg_stat_statements.track_planning=on"
+    opts+=" ${BENCH_PG_OPTS:-}"
     as_postgres "$bindir/pg_ctl" -D "$BENCH_DIR/pg" -l "$BENCH_DIR/pgrun/postgres.log" \
         -o "$opts" -w -t 60 start >/dev/null \
         || { tail -20 "$BENCH_DIR/pgrun/postgres.log" >&2; die "PostgreSQL did not start"; }

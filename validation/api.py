@@ -75,12 +75,33 @@ class PrevalidateRequestSerializer(serializers.Serializer):
     plan = serializers.CharField(help_text="The plan's slug.")
 
 
+class SupersedingRollbackSerializer(serializers.Serializer):
+    """The rollback that superseded a report: whose run it rolled back, who asked."""
+
+    run = serializers.UUIDField(source="run.uuid", read_only=True)
+    requested_by = serializers.CharField(
+        source="requested_by.username", read_only=True, allow_null=True, default=None
+    )
+
+
 class RunReportSerializer(serializers.ModelSerializer):
     run = serializers.UUIDField(source="run.uuid", read_only=True)
+    superseded_by = SupersedingRollbackSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = RunReport
-        fields = ["run", "verdict", "data", "duration_ms", "created_at"]
+        fields = [
+            "run",
+            "verdict",
+            "data",
+            "duration_ms",
+            "created_at",
+            "superseded_verdict",
+            "superseded_at",
+            "superseded_by",
+            "superseded_reason",
+            "attempts",
+        ]
 
 
 PLAN_FILTER = extend_schema(
@@ -152,7 +173,9 @@ class RunReportViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = UUID_PATTERN
 
     def get_queryset(self) -> QuerySet:
-        return RunReport.objects.select_related("run").order_by("-created_at")
+        return RunReport.objects.select_related(
+            "run", "superseded_by__run", "superseded_by__requested_by"
+        ).order_by("-created_at")
 
     def get_object(self) -> RunReport:
         return get_object_or_404(self.get_queryset(), run__uuid=self.kwargs["run"])

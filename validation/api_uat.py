@@ -35,6 +35,7 @@ from .signoff import (
     uat_coverage,
     uat_result_record,
 )
+from .signoff_rollback import signoffs_with_rollbacks
 
 ERROR = OpenApiResponse(description='Refused: {"detail": "...", "field": "..."}')
 PLAN_FILTER = OpenApiParameter("plan", str, description="A plan's slug.")
@@ -176,14 +177,31 @@ class UATCaseViewSet(viewsets.ModelViewSet):
 # --------------------------------------------------------------------------- sign-off
 
 
+class SignOffListSerializer(serializers.ListSerializer):
+    """Looks up the rollbacks of all the sign-offs' runs in one query."""
+
+    def to_representation(self, data):  # noqa: ANN001, ANN201 -- DRF's signature
+        return super().to_representation(signoffs_with_rollbacks(data))
+
+
 class SignOffSerializer(serializers.ModelSerializer):
     plan = serializers.CharField(source="plan.slug", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True)
     run = serializers.UUIDField(source="run.uuid", read_only=True, allow_null=True)
     approver = serializers.CharField(source="approver.username", read_only=True)
+    report_verdict = serializers.SerializerMethodField(
+        help_text="The verdict of the run's report frozen at the sign-off."
+    )
+    run_rolled_back_since = serializers.SerializerMethodField(
+        help_text="Null, or the newest rollback started after the sign-off that has its run "
+        "(run_id, rollback_id, rollback_run_id, rollback_status, state: rolled_back | "
+        "rolling_back | rollback_failed | superseded, requested_by, at, text). "
+        "It does not void the sign-off."
+    )
 
     class Meta:
         model = SignOff
+        list_serializer_class = SignOffListSerializer
         fields = [
             "uuid",
             "plan",
@@ -195,7 +213,18 @@ class SignOffSerializer(serializers.ModelSerializer):
             "created_at",
             "voided_at",
             "voided_reason",
+            "report_verdict",
+            "run_rolled_back_since",
         ]
+
+    def get_report_verdict(self, obj: SignOff) -> str | None:
+        return (obj.report_snapshot or {}).get("verdict")
+
+    def get_run_rolled_back_since(self, obj: SignOff) -> dict | None:
+        if not hasattr(obj, "rolled_back_since"):  # one sign-off: look it up alone
+            signoffs_with_rollbacks([obj])
+        note = obj.rolled_back_since
+        return note.as_dict() if note else None
 
 
 class SignOffRequestSerializer(serializers.Serializer):

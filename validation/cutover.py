@@ -17,6 +17,7 @@ from runs.models import Run
 from .audit import audit_record
 from .enums import AuditAction, CutoverStatus, SignOffDecision, Verdict
 from .models import Cutover, RunReport, SignOff
+from .signoff_rollback import signoffs_rolled_back_since
 
 OPERATE = "mp.rollback_run"  # operators (and admins) run cutovers
 WRITING_MODES = (RunMode.LOAD, RunMode.DELTA, RunMode.SYNC)
@@ -41,10 +42,16 @@ def last_signoff(plan: Plan) -> SignOff | None:
     """The plan's newest approved, not voided sign-off. Read-only."""
     return (
         SignOff.objects.filter(plan=plan, decision=SignOffDecision.APPROVED, voided_at=None)
-        .select_related("version")
+        .select_related("version", "run")
         .order_by("-created_at")
         .first()
     )
+
+
+def _rolled_back_words(signoff: SignOff) -> str:
+    """ " Its run #N rolled back since (…)." when it was, else "" (the sign-off still holds)."""
+    note = signoffs_rolled_back_since([signoff]).get(signoff.pk)
+    return f" Its {note.text}." if note else ""
 
 
 def final_run(cutover: Cutover) -> Run | None:
@@ -77,13 +84,24 @@ def _report(run: Run | None) -> RunReport | None:
     return RunReport.objects.filter(run=run).first() if run is not None else None
 
 
+def _report_void(report: RunReport) -> str:
+    """Why a report counts for nothing any more (superseded or cancelled), else ""."""
+    if report.verdict == Verdict.SUPERSEDED:
+        was = report.get_superseded_verdict_display()
+        return f"Report {report.superseded_reason} (it was: {was})."
+    if report.verdict == Verdict.CANCELLED:
+        return f"Report cancelled, {report.data.get('cancelled', {}).get('message', '')}."
+    return ""
+
+
 def cutover_checklist(cutover: Cutover) -> list[CheckItem]:
     """The five checks, computed from the database now. Read-only."""
     run = final_run(cutover)
     drained, drained_detail = _drained(run)
     report = _report(run)
     diffs = (report.data.get("key_diffs") or {}) if report else {}
-    clean = bool(report) and all(d.get("clean", True) for d in diffs.values())
+    # a superseded report's diffs are history: the target no longer holds what they proved
+    clean = bool(report) and report.passes and all(d.get("clean", True) for d in diffs.values())
     signoff = last_signoff(cutover.plan)
     version_ok = signoff is not None and run is not None and signoff.version_id == run.version_id
     frozen = cutover.frozen_at is not None
@@ -104,28 +122,35 @@ def cutover_checklist(cutover: Cutover) -> list[CheckItem]:
                 if clean
                 else "No reconciliation report yet."
                 if not report
+                else _report_void(report)
+                if _report_void(report)
                 else "Key differences found: open the report."
             ),
         ),
         CheckItem(
             "report",
             "Validation report passes",
-            bool(report) and report.verdict in (Verdict.PASS, Verdict.WARN),
-            f"Verdict: {report.get_verdict_display()}." if report else "No report yet.",
+            bool(report) and report.passes,
+            (_report_void(report) or f"Verdict: {report.get_verdict_display()}.")
+            if report
+            else "No report yet.",
         ),
         CheckItem(
             "signoff",
             "UAT sign-off still valid for the version that ran",
             version_ok,
             (
-                f"Version {signoff.version.number} approved, not voided."
-                if version_ok
-                else "No valid sign-off."
+                "No valid sign-off."
                 if signoff is None
-                else f"Version {signoff.version.number} is signed off; no final run yet."
-                if run is None
-                else f"Sign-off is for version {signoff.version.number}, the final run used "
-                f"{run.version.number}."
+                else (
+                    f"Version {signoff.version.number} approved, not voided."
+                    if version_ok
+                    else f"Version {signoff.version.number} is signed off; no final run yet."
+                    if run is None
+                    else f"Sign-off is for version {signoff.version.number}, the final run used "
+                    f"{run.version.number}."
+                )
+                + _rolled_back_words(signoff)
             ),
         ),
     ]

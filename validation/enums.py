@@ -42,3 +42,9 @@ class Verdict(models.TextChoices):
     FAIL = "fail", "Fail"
     # stopped (its run is being rolled back): no verdict on the data at all
     CANCELLED = "cancelled", "Cancelled"
+    # its run was rolled back after it was computed: its figures are kept as history only
+    SUPERSEDED = "superseded", "Superseded by a rollback"
+
+
+# what a gate (cutover, sign-off) may count as a passing report
+PASSING_VERDICTS = (Verdict.PASS, Verdict.WARN)

@@ -13,9 +13,10 @@ from django.db.models import Q
 
 from mappings.models import Plan, PlanVersion, UATTestCase, ValidationRule
 from migration_planner.audit.models import AuditEvent  # noqa: F401  (moved; old import path)
-from runs.models import Run
+from runs.models import Rollback, Run
 
 from .enums import (
+    PASSING_VERDICTS,
     CutoverStatus,
     ResultStatus,
     SignOffDecision,
@@ -115,19 +116,58 @@ class SignOff(models.Model):
 
 
 class RunReport(models.Model):
-    """The post-migration reconciliation report of one run (accounting, checks, key diffs)."""
+    """The post-migration reconciliation report of one run (accounting, checks, key diffs).
+
+    A rollback of the run (or of a later run whose chain rolls this one back) supersedes it in
+    the rollback request's transaction: verdict "superseded", the verdict it had kept in
+    ``superseded_verdict``, the figures in ``data`` kept as history. A report attempt cancelled
+    by a rollback never replaces a report with figures: it is added to ``attempts``."""
 
     run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="report")
     verdict = models.CharField(max_length=10, choices=Verdict.choices)
     data = models.JSONField(default=dict)
     duration_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    superseded_by = models.ForeignKey(
+        Rollback, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    superseded_reason = models.CharField(max_length=255, blank=True)
+    superseded_verdict = models.CharField(
+        max_length=10, choices=Verdict.choices, blank=True, help_text="The verdict it had."
+    )
+    attempts = models.JSONField(
+        default=list, blank=True, help_text="Report attempts cancelled by a rollback, oldest first."
+    )
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(verdict="superseded", superseded_at__isnull=False)
+                    & ~Q(superseded_verdict="")
+                    & ~Q(superseded_reason="")
+                )
+                | (
+                    ~Q(verdict="superseded")
+                    & Q(superseded_at__isnull=True, superseded_verdict="", superseded_reason="")
+                ),
+                name="report_superseded_says_when_why_and_what",
+                violation_error_message=(
+                    "A superseded report records when, why and the verdict it had; "
+                    "no other report does."
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"report of {self.run}: {self.verdict}"
+
+    @property
+    def passes(self) -> bool:
+        """Pass or pass with warnings, and not superseded or cancelled: what a gate counts."""
+        return self.verdict in PASSING_VERDICTS
 
 
 class Cutover(models.Model):

@@ -24,6 +24,7 @@ from .report_cancel import (
     report_superseded,
     report_watch,
 )
+from .report_supersede import NOT_SUPERSEDED
 from .results import rule_error, rule_result
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ def _report_build(run: Run, reason: str, watch: ReportWatch, started: float) -> 
                 "verdict": verdict,
                 "data": data,
                 "duration_ms": int((time.monotonic() - started) * 1000),
+                **NOT_SUPERSEDED,  # a report of the run as it is now: the newest truth
             },
         )
     return report

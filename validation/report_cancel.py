@@ -6,7 +6,8 @@ polls the run's status in a thread of its own (the run's row is the flag: a roll
 sets it to rolling back in its transaction) and, once a rollback has started, cancels the
 statement the report's connectors are running and makes the report's next checkpoint raise
 ``ReportCancelled`` (before every key-diff statement, between entities, post checks and the
-expected side's key ranges). The report is then recorded as cancelled, never with a verdict.
+expected side's key ranges). The attempt is then recorded as cancelled, never with a verdict;
+an earlier report with figures stays, superseded (report_supersede), with the attempt beside it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from runs.services.logging import run_log
 
 from .enums import ValidationPhase, Verdict
 from .models import RunReport, ValidationResult
+from .report_supersede import COMPLETED, report_supersede, superseded_message
 
 ROLLED = (RunStatus.ROLLING_BACK, RunStatus.ROLLED_BACK)
 POLL = 0.5  # seconds between two looks at the run's status
@@ -46,13 +48,25 @@ def report_superseded(*, run_id: int) -> str | None:
     chain (its batches are being undone too). Read-only, two small queries at most."""
     status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
     if status in ROLLED:
-        return f"superseded by rollback of run #{run_id}"
+        return superseded_message(rolled_back=run_id, run_id=run_id)
+    chained = _chain_rollback(run_id)
+    return superseded_message(rolled_back=chained.run_id, run_id=run_id) if chained else None
+
+
+def _chain_rollback(run_id: int) -> Rollback | None:
     # running rollbacks are few; their chains are read here (SQLite has no JSON containment)
-    running = Rollback.objects.filter(status=RollbackStatus.RUNNING)
-    for first, chain in running.values_list("run_id", "chain"):
-        if run_id in chain:
-            return f"superseded by rollback of run #{first}, which rolls back run #{run_id} next"
+    for rollback in Rollback.objects.filter(status=RollbackStatus.RUNNING).order_by("pk"):
+        if run_id in rollback.chain:
+            return rollback
     return None
+
+
+def _superseding_rollback(run: Run) -> Rollback | None:
+    """The rollback that makes the run's report untrue: its own latest, or a running one
+    whose chain holds it."""
+    if run.status in ROLLED:
+        return Rollback.objects.filter(run=run).order_by("-started_at", "-pk").first()
+    return _chain_rollback(run.pk)
 
 
 class ReportWatch(threading.Thread):
@@ -135,27 +149,40 @@ def report_store_allowed(*, run: Run, watch: ReportWatch) -> None:
 def report_cancelled_record(
     *, run: Run, message: str, reason: str, progress: Counter[str], started: float
 ) -> RunReport:
-    """Record the run's report as cancelled, with why and how far it got (no verdict of pass,
-    warn or fail; an earlier report's post-check results go with it) and say so on the run's
-    log. Transactional; idempotent."""
+    """Record a report attempt cancelled by a rollback, with why and how far it got, and say
+    so on the run's log. An earlier report with figures stays (superseded: never a pass next
+    to a cancelled attempt), its post-check results with it; the attempt is added to its
+    ``attempts``. A run without one gets the attempt as its report (verdict cancelled, no
+    figures). Transactional; idempotent."""
     import time
 
     from .keydiff import state_of
 
     run.refresh_from_db()
-    data = {
-        "cancelled": {"message": message, "progress": dict(progress)},
-        "computed": {"at": timezone.now().isoformat(), "reason": reason, "state": state_of(run)},
-    }
+    at = timezone.now().isoformat()
+    attempt = {"at": at, "reason": reason, "message": message, "progress": dict(progress)}
     with transaction.atomic():
-        ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.POST).delete()
-        report, _ = RunReport.objects.update_or_create(
-            run=run,
-            defaults={
-                "verdict": Verdict.CANCELLED,
-                "data": data,
-                "duration_ms": int((time.monotonic() - started) * 1000),
-            },
-        )
+        report = RunReport.objects.select_for_update().filter(run=run).first()
+        if report is not None and report.verdict in (*COMPLETED, Verdict.SUPERSEDED):
+            rollback = _superseding_rollback(run)
+            if report.verdict != Verdict.SUPERSEDED and rollback is not None:
+                report_supersede(run_id=run.pk, rollback=rollback)
+            RunReport.objects.filter(pk=report.pk).update(attempts=[*report.attempts, attempt])
+            report.refresh_from_db()
+        else:
+            ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.POST).delete()
+            data = {
+                "cancelled": {"message": message, "progress": dict(progress)},
+                "computed": {"at": at, "reason": reason, "state": state_of(run)},
+            }
+            report, _ = RunReport.objects.update_or_create(
+                run=run,
+                defaults={
+                    "verdict": Verdict.CANCELLED,
+                    "data": data,
+                    "duration_ms": int((time.monotonic() - started) * 1000),
+                    "attempts": [*(report.attempts if report else []), attempt],
+                },
+            )
     run_log(run, f"Report cancelled: {message}.", LogLevel.WARNING)
     return report

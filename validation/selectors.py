@@ -18,14 +18,18 @@ from .signoff import uat_coverage
 
 
 def run_verdict(run: Run) -> str | None:
-    """pass / warn / fail of the run's report, None when it has none."""
+    """pass / warn / fail / cancelled / superseded of the run's report, None without one."""
     report = getattr(run, "report", None) if hasattr(run, "report") else None
     return report.verdict if report else None
 
 
 def report_context(run: Run) -> dict[str, Any]:
     """Everything the report page and its exports show for a run."""
-    report = RunReport.objects.filter(run=run).first()
+    report = (
+        RunReport.objects.filter(run=run)
+        .select_related("superseded_by__run", "superseded_by__requested_by")
+        .first()
+    )
     data = report.data if report else {}
     results = list(
         ValidationResult.objects.filter(run=run)

@@ -301,9 +301,11 @@ def hooks_install() -> None:
         register_after_run,
         register_approvals,
         register_before_run,
+        register_rollback_started,
         register_run_verdict,
     )
 
+    from .report_supersede import reports_supersede
     from .selectors import run_verdict
     from .signoff import signed_off_versions
 
@@ -312,3 +314,4 @@ def hooks_install() -> None:
     register_after_queue_work(run_reconcile_after_queue)
     register_approvals(signed_off_versions)
     register_run_verdict(run_verdict)
+    register_rollback_started(reports_supersede)

@@ -25,7 +25,7 @@ from runs.enums import RunMode, RunStatus
 from runs.models import Run
 
 from .audit import audit_record
-from .enums import AuditAction, SignOffDecision, UATOutcome
+from .enums import AuditAction, SignOffDecision, UATOutcome, Verdict
 from .models import (
     AuditEvent,
     RunReport,
@@ -242,6 +242,10 @@ def signoff_concerns(run: Run | None) -> list[str]:
         )
     if run.status in (RunStatus.ROLLED_BACK, RunStatus.ROLLING_BACK):
         concerns.append(f"the run being {run.get_status_display().lower()}")
+    else:  # a later run's rollback chain (stopped before this run) supersedes its report too
+        report = RunReport.objects.filter(run=run, verdict=Verdict.SUPERSEDED).first()
+        if report is not None:
+            concerns.append(f"its report {report.superseded_reason}")
     return concerns
 
 

@@ -47,6 +47,7 @@ from .signoff import (
     uat_coverage,
     uat_result_record,
 )
+from .signoff_rollback import signoffs_with_rollbacks
 
 ALL_PARAMS = sorted({p for _c, spec in KIND_PARAMS.values() for p in spec})
 
@@ -200,6 +201,12 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     out = csv_writer(response)
     out.writerow(["section", "entity", "check", "severity", "status", "expected", "observed"])
+    report = ctx["report"]
+    if report is not None:  # a superseded report's rows below are history: said first
+        was = f"was {report.superseded_verdict}" if report.superseded_verdict else ""
+        out.writerow(
+            ["verdict", "", "the report", "", report.verdict, was, report.superseded_reason]
+        )
     for a in ctx["accounting"]:
         out.writerow(
             [
@@ -338,7 +345,7 @@ def signoff_page(request: HttpRequest, slug: str) -> HttpResponse:
             "versions": plan.versions.select_related("created_by")[:10],
             "runs": runs,
             "latest": latest,
-            "signoffs": selectors.signoff_history(plan),
+            "signoffs": signoffs_with_rollbacks(selectors.signoff_history(plan)),
             "report": getattr(latest, "report", None) if latest else None,
             "uat": uat_coverage(plan=plan, run=latest),
             "decisions": SignOffDecision.choices,
@@ -437,10 +444,14 @@ def cutover_page(request: HttpRequest, slug: str) -> HttpResponse:
             "checks": _checks(cutover),
             "final_run": final_run(cutover) if cutover else None,
             "since_signoff": runs_since_signoff(plan),
-            "signoff": last_signoff(plan),
+            "signoff": _with_rollback(last_signoff(plan)),
             "history": plan.cutovers.all()[:10],
         },
     )
+
+
+def _with_rollback(signoff):  # noqa: ANN001, ANN202
+    return signoffs_with_rollbacks([signoff])[0] if signoff else None
 
 
 def _checks(cutover) -> list:

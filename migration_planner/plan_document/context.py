@@ -14,6 +14,7 @@ from mappings.services import plan_content_hash, snapshot_content
 from migration_planner.lib.errors import ApplicationError
 from runs.engine.rules import RuleParamError, validate_params
 from validation.models import SignOff, UATResult
+from validation.signoff_rollback import signoffs_rolled_back_since
 
 from .words import (
     _check_words,
@@ -183,13 +184,15 @@ def _default_words(default: str | None, uses: list[tuple[str, dict]]) -> str:
 def _signoff(plan: Plan) -> dict | None:
     signoff = (
         SignOff.objects.filter(plan=plan)
-        .select_related("version", "approver")
+        .select_related("version", "approver", "run")
         .order_by("-created_at")
         .first()
     )
     if signoff is None:
         return None
+    note = signoffs_rolled_back_since([signoff]).get(signoff.pk)
     return {
+        "rolled_back_since": note.text if note else "",
         "decision": signoff.get_decision_display(),
         "approved": signoff.is_valid,
         "approver": signoff.approver.get_username(),

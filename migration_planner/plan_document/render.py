@@ -201,6 +201,12 @@ def _md_uat(c: dict) -> list[str]:
                 if s["voided_at"]
                 else ""
             )
+            + (
+                f"; {s['rolled_back_since']} — the sign-off stands, its report's verdict no "
+                "longer holds"
+                if s["rolled_back_since"]
+                else ""
+            )
             + (f". Reason: {s['reason']}" if s["reason"] else "")
             + "."
         )

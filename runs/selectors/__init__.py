@@ -89,9 +89,9 @@ def run_list_recent(*, limit: int = 10) -> list[Run]:
 
 def run_get(*, uuid) -> Run:
     """One run with what its page shows joined in; raises Run.DoesNotExist."""
-    return Run.objects.select_related("plan__source", "version", "target", "launched_by").get(
-        uuid=uuid
-    )
+    return Run.objects.select_related(
+        "plan__source", "version", "target", "launched_by", "report"
+    ).get(uuid=uuid)
 
 
 def duration_text(value: timedelta | None) -> str:

@@ -11,7 +11,11 @@ A hook is a plain function registered at app start (``AppConfig.ready``):
 - ``approved_versions(plan, valid) -> QuerySet[PlanVersion]``: the production gate's one way
   in: the plan's versions signed off (``valid``: and not voided since). With no provider
   registered nothing is signed off, so the gate stays shut.
-- ``run_verdict(run) -> str | None``: pass / warn / fail of the run's reconciliation report.
+- ``run_verdict(run) -> str | None``: pass / warn / fail (or cancelled / superseded) of the
+  run's reconciliation report.
+- ``rollback_started(rollback) -> None``: called inside the rollback request's transaction,
+  with the rollback's run and its chain locked; an error undoes the request (a report that a
+  rollback makes untrue must never keep its verdict).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from django.db.models import QuerySet
 
 from mappings.models import Plan, PlanVersion
 from runs.enums import LogLevel
-from runs.models import Run
+from runs.models import Rollback, Run
 
 from .logging import run_log
 
@@ -34,6 +38,7 @@ AFTER_RUN_LATE: list[Callable[[Run], None]] = []
 AFTER_QUEUE_WORK: list[Callable[[Run, str], None]] = []
 APPROVALS: list[Callable[..., QuerySet[PlanVersion]]] = []
 VERDICTS: list[Callable[[Run], str | None]] = []
+ROLLBACK_STARTED: list[Callable[[Rollback], None]] = []
 
 
 def register_before_run(fn: Callable[[Run], str | None]) -> None:
@@ -103,5 +108,18 @@ def register_run_verdict(fn: Callable[[Run], str | None]) -> None:
 
 
 def run_verdict(run: Run) -> str | None:
-    """pass / warn / fail of the run's reconciliation report; None without one. Read-only."""
+    """pass / warn / fail / cancelled / superseded of the run's reconciliation report; None
+    without one. Read-only."""
     return VERDICTS[0](run) if VERDICTS else None
+
+
+def register_rollback_started(fn: Callable[[Rollback], None]) -> None:
+    """Add a step that runs in a rollback request's transaction (idempotent)."""
+    if fn not in ROLLBACK_STARTED:
+        ROLLBACK_STARTED.append(fn)
+
+
+def rollback_started(rollback: Rollback) -> None:
+    """Call every rollback-started step, in the request's transaction; errors are raised."""
+    for fn in ROLLBACK_STARTED:
+        fn(rollback)

@@ -22,10 +22,11 @@ from runs.models import Batch, FailedRecord, LedgerEntry, Run
 
 from .carry_refs import failed_records_standing
 from .dispatch import enqueue_reprocess
-from .hooks import after_queue_work, approved_versions
+from .hooks import after_queue_work
 from .leases import table_lease_acquire, table_lease_release
 from .logging import run_log
-from .queue_guard import failed_records_refuse_rolling_back, run_rolling_back_refusal
+from .queue_guard import failed_records_refuse_rolling_back, run_refuse_rolled_back_now
+from .queue_rules import reprocess_rules_choose
 from .recording import _error_values, _json_safe
 from .rollback_order import blocker_extra, run_rollback_blockers, run_summary, run_tables
 from .state import run_ledger_id, run_snapshot
@@ -61,8 +62,7 @@ def _frame(records: list[FailedRecord], columns: list[str]) -> pd.DataFrame:
 
 def _check_run(run: Run) -> None:
     """Refuse re-processing while the run may still write or is being (or was) undone."""
-    if run.status == RunStatus.ROLLING_BACK:
-        raise run_rolling_back_refusal(run)
+    run_refuse_rolled_back_now(run)
     if run.status == RunStatus.ROLLED_BACK:
         raise ConflictError(
             f"Run #{run.pk} was rolled back; its failed records are superseded (kept, read-only)."
@@ -268,42 +268,6 @@ def _reprocess_group(
         f"{result.still_failing} still failing.",
     )
     return result
-
-
-def _signed_content(run: Run) -> set[str]:
-    return {v.snapshot.get("_content") for v in approved_versions(plan=run.plan)}
-
-
-def reprocess_rules_choose(*, run: Run, user, current_rules: bool | None) -> bool:
-    """Whether re-processing uses the plan's current rules (True) or the run's version (False).
-
-    Into a production target only an operator may re-process, and only with rules that were
-    signed off: the run's (signed-off) version by default; the current rules only while they
-    are exactly a validly signed-off version. Read-only; raises PermissionDeniedError or
-    ApplicationError."""
-    if run.mode == RunMode.DRY_RUN or not run.target.is_production:
-        return True if current_rules is None else current_rules
-    if user is not None and not user.has_perm("mp.launch_production_run"):
-        raise PermissionDeniedError(
-            f"“{run.target.name}” is a production target: only an operator may re-process "
-            "records into it."
-        )
-    if current_rules:
-        current = plan_snapshot_build(plan=run.plan).content_hash()
-        if current not in _signed_content(run):
-            raise ApplicationError(
-                f"“{run.target.name}” is a production target and the plan's current rules "
-                "are not signed off: re-process with the run's signed-off version, or have "
-                "the current version signed off first.",
-                field="current_rules",
-            )
-        return True
-    if not approved_versions(plan=run.plan, valid=False).filter(pk=run.version_id).exists():
-        raise ApplicationError(
-            f"Version {run.version.number} of this run was never signed off; nothing may be "
-            f"re-processed into the production target “{run.target.name}”."
-        )
-    return False
 
 
 def failed_record_reprocess(

@@ -25,6 +25,7 @@ from runs.models import Rollback, Run
 
 from .claims import ClaimHeartbeat, db_retrying, lease_delta, worker_id
 from .dispatch import enqueue_rollback
+from .hooks import rollback_started
 from .leases import (
     TableBusy,
     lease_seconds,
@@ -71,12 +72,17 @@ def run_rollback_request(
 ) -> Rollback:
     """Mark the run rolling back, lease its tables and queue the undo (``enqueue=False``: the
     caller executes it); ``chain`` (run ids) is rolled back next, in order, each only after
-    this one verified. Transactional; raises
+    this one verified. The rows of the run and its chain are locked and the rollback-started
+    hooks run in the transaction (reports: superseded). Transactional; raises
     PermissionDeniedError (not an operator), RollbackOrderError (later runs wrote the same
     tables: 409), TableBusy (another run writes a table: 409) or ApplicationError (dry run,
     still running)."""
     _check_request(run, user)
-    locked = Run.objects.select_for_update().get(pk=run.pk)
+    # the chain's rows too (in id order): a report of a chained run is stored under its row's
+    # lock, so it is stored before this request (and superseded by it) or finds it started;
+    # a queue action on their records (queue_guard) ends its short write first, then sees it
+    rows = Run.objects.select_for_update().filter(pk__in=[run.pk, *chain]).order_by("pk")
+    locked = next(r for r in rows if r.pk == run.pk)
     if locked.status not in ROLLBACKABLE:
         raise ApplicationError(
             f"A {locked.get_status_display().lower()} run cannot be rolled back; wait until it "
@@ -104,6 +110,7 @@ def run_rollback_request(
         f"{': ' + reason if reason else ''}.",
         LogLevel.WARNING,
     )
+    rollback_started(rollback)  # the reports of the run and its chain are superseded
     if enqueue:
         enqueue_rollback(rollback.pk)
     return rollback

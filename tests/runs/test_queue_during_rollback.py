@@ -226,3 +226,59 @@ def test_records_carried_by_reference_are_refused_for_the_run_answering_for_them
         failed_record_correct(record=records.first(), user=analyst, values={"Email_Address": "x"})
     assert list(records.order_by("pk").values_list("pk", "status")) == before
     assert not FailedRecord.objects.filter(run=second).exists()
+
+
+def _chain_refusal(run: Run, rollback) -> str:
+    return (
+        f"Run #{run.pk} is being rolled back by rollback #{rollback.pk} (of run "
+        f"#{rollback.run_id}); its failed records can be worked once it ends."
+    )
+
+
+def test_a_run_in_a_running_rollbacks_chain_refuses_queue_work(
+    eager_celery, demo_plan, operator, analyst, client_for, monkeypatch
+):
+    """A stacked rollback (``chain``) undoes the chained run's later batches with the first
+    run's, before the chained run is itself "rolling back": its records were workable while
+    they were being undone. Now they are refused as for the run being rolled back, naming the
+    rollback and the run it is of; after the chain, the records are superseded."""
+    older = run_create(plan=demo_plan, user=None, mode="load")
+    newer = run_create(plan=demo_plan, user=None, mode="load", scope_entity="accounts")
+    older.refresh_from_db()
+    newer.refresh_from_db()
+    assert (older.status, newer.status) == (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED)
+    # the older run's own records (not of the entity the newer run re-ran, so not carried)
+    records = FailedRecord.objects.filter(run=older).exclude(entity="accounts")
+    assert records.count() > 3
+    assert not CarriedBatch.objects.filter(source_batch__in=records.values("batch_id")).exists()
+    rollback = run_rollback_request(run=newer, user=operator, chain=[older.pk], enqueue=False)
+    held = _HeldRollback(monkeypatch, rollback.pk)
+    older.refresh_from_db()
+    assert older.status == RunStatus.SUCCEEDED  # not rolling back yet: the chain comes later
+    before = _statuses(older)
+    try:
+        first = records.order_by("pk").first()
+        for action in (
+            lambda: failed_record_ignore(records=records, user=analyst, reason="known"),
+            lambda: failed_record_correct(
+                record=first, user=analyst, values={"Email_Address": "x"}
+            ),
+            lambda: failed_record_reprocess(records=records, user=analyst),
+            lambda: failed_records_reprocess_later(records=records, user=analyst),
+        ):
+            with pytest.raises(ConflictError) as refused:
+                action()
+            assert refused.value.message == _chain_refusal(older, rollback)
+        answer = client_for(analyst).post(
+            "/api/failed-records/ignore/",
+            {"filter": {"run": str(older.uuid)}, "reason": "known"},
+            content_type="application/json",
+        )
+        assert answer.status_code == 409
+        assert answer.json()["detail"] == _chain_refusal(older, rollback)
+        assert _statuses(older) == before
+    finally:
+        held.release()
+    older.refresh_from_db()
+    assert older.status == RunStatus.ROLLED_BACK
+    assert set(records.values_list("status", flat=True)) == {FailedRecordStatus.SUPERSEDED}

@@ -1,6 +1,7 @@
 """A rollback cancels its run's report: the report in flight stops (its running statement
-cancelled) and is recorded as cancelled, never with a verdict; a report queued for a run that
-is rolling back or rolled back does not start. Real Celery worker, real PostgreSQL.
+cancelled) and is recorded as a cancelled attempt, never with a verdict; a report queued for a
+run that is rolling back or rolled back does not start. The run's earlier report stays, as
+history, superseded by the rollback. Real Celery worker, real PostgreSQL.
 
 The report is held in flight without sleeping: the test locks the target's accounts table
 (ACCESS EXCLUSIVE, in a transaction of its own), so the report's first statement over it
@@ -29,8 +30,10 @@ LOCK_WAITERS = (
 )
 
 
-def _report(run, reason: str) -> RunReport | None:
-    return RunReport.objects.filter(run=run, data__computed__reason=reason).first()
+def _attempt(run, reason: str) -> dict | None:
+    """The run's report attempt cancelled by a rollback, recorded with ``reason``."""
+    report = RunReport.objects.filter(run=run).first()
+    return next((a for a in report.attempts if a["reason"] == reason), None) if report else None
 
 
 def _lock_accounts(dbname: str):
@@ -48,6 +51,7 @@ def test_a_rollback_cancels_the_report_in_flight_and_one_queued(
     assert run.status == RunStatus.SUCCEEDED, run.error
     first = wait_for(lambda: RunReport.objects.filter(run=run).first(), 120, "first report")
     assert first.verdict in ("pass", "warn")
+    posts = ValidationResult.objects.filter(run=run, rule__phase="post").count()
 
     lock = _lock_accounts(demo_target_db)
     try:
@@ -59,36 +63,38 @@ def test_a_rollback_cancels_the_report_in_flight_and_one_queued(
         )
         rollback = run_rollback_request(run=run, user=None, enqueue=False)
         cancelled = wait_for(
-            lambda: (r := _report(run, "in flight")) and r.verdict == "cancelled" and r,
-            60,
-            "the report recorded as cancelled",
+            lambda: _attempt(run, "in flight"), 60, "the attempt recorded as cancelled"
         )
         # cancelled while the lock still holds: its statement never completed
         assert pg.query("postgres", LOCK_WAITERS, (demo_target_db,))[0][0] == 0
     finally:
         lock.rollback()
         lock.close()
-    assert cancelled.data["cancelled"]["message"] == f"superseded by rollback of run #{run.pk}"
-    assert "key_diffs" not in cancelled.data and "accounting" not in cancelled.data
-    assert cancelled.data["cancelled"]["progress"].get("entities diffed", 0) <= 1
-    assert cancelled.data["cancelled"]["progress"].get("post checks", 0) == 0
-    assert not ValidationResult.objects.filter(run=run, rule__phase="post").exists()
+    assert cancelled["message"] == f"superseded by rollback of run #{run.pk}"
+    assert cancelled["progress"].get("entities diffed", 0) <= 1
+    assert cancelled["progress"].get("post checks", 0) == 0
+    # the earlier report stays as history (figures, post checks), superseded: never a pass
+    report = RunReport.objects.get(run=run)
+    assert (report.verdict, report.superseded_verdict) == ("superseded", first.verdict)
+    assert report.data["computed"] == first.data["computed"]
+    assert ValidationResult.objects.filter(run=run, rule__phase="post").count() == posts
     assert run.logs.filter(message__startswith="Report cancelled: superseded by rollback").exists()
     page = client_for(viewer).get(f"/runs/{run.uuid}/report/").content.decode()
-    assert f"Report cancelled, superseded by rollback of run #{run.pk}" in page
-    assert "verdict-pass" not in page
+    assert f"in flight: cancelled, superseded by rollback of run #{run.pk}" in page
+    assert f"Superseded by rollback of run #{run.pk}" in page
+    assert "verdict-pass" not in page and "verdict-warn" not in page
 
     assert run_rollback_execute(rollback_id=rollback.pk).status == RollbackStatus.VERIFIED
     run.refresh_from_db()
     assert run.status == RunStatus.ROLLED_BACK
     # a report queued for it (before the rollback, say) does not start: nothing is read
     run_report_task.delay(run.pk, "queued")
-    queued = wait_for(lambda: _report(run, "queued"), 60, "the queued report's record")
-    assert queued.verdict == "cancelled"
-    assert queued.data["cancelled"] == {
-        "message": f"superseded by rollback of run #{run.pk}",
-        "progress": {},
-    }
+    queued = wait_for(lambda: _attempt(run, "queued"), 60, "the queued report's record")
+    assert (queued["message"], queued["progress"]) == (
+        f"superseded by rollback of run #{run.pk}",
+        {},
+    )
+    assert RunReport.objects.get(run=run).verdict == "superseded"
 
 
 def test_a_report_stops_at_its_next_key_range_once_its_run_is_rolling_back(
@@ -125,13 +131,11 @@ def test_a_report_stops_at_its_next_key_range_once_its_run_is_rolling_back(
     finally:
         rows.execute("UNLOCK TABLES")
     cancelled = wait_for(
-        lambda: (r := _report(run, "in flight")) and r.verdict == "cancelled" and r,
-        60,
-        "the report recorded as cancelled",
+        lambda: _attempt(run, "in flight"), 60, "the attempt recorded as cancelled"
     )
-    progress = cancelled.data["cancelled"]["progress"]
+    progress = cancelled["progress"]
     assert progress.get("expected ranges", 0) < ranges, (progress, ranges)
-    assert "key_diffs" not in cancelled.data
+    assert RunReport.objects.get(run=run).verdict == "superseded"
     customers.close()
 
 

@@ -17,16 +17,7 @@ from runs.engine.errors import EngineError
 from runs.engine.unchanged import Carried, RowState
 
 from .ledger import _write_ledger, pack_failures
-from .operations import (
-    COPY_TEXT_OPTIONS,
-    _cast,
-    _cols,
-    _comparable,
-    copy_text_bytes,
-    csv_bytes,
-    frame_arrays,
-    text_array,
-)
+from .operations import _cast, _cols, _comparable, frame_arrays, load_copy, text_array
 from .readback import Found, PostgresReadBack
 from .record import HexArray, array_value, insert_record
 
@@ -126,14 +117,12 @@ class PostgresTarget(SqlTarget, PostgresReadBack):
         # The read-back's row estimates (arrays, an unanalysed temp table) are far off and
         # make PostgreSQL JIT-compile its expressions: ~80 ms per batch for nothing.
         cur.execute("SET LOCAL jit = off")
-        arrays = frame_arrays(rows)
-        data = copy_text_bytes(arrays)  # COPY's text format where no value needs an escape
+        options, data = load_copy(frame_arrays(rows))  # COPY's text format, escaped if need be
         cur.copy_expert(
             sql.SQL("COPY mp_load ({}) FROM STDIN WITH ({})").format(
-                sql.SQL(", ").join(temp),
-                sql.SQL("FORMAT csv" if data is None else COPY_TEXT_OPTIONS),
+                sql.SQL(", ").join(temp), sql.SQL(options)
             ),
-            io.BytesIO(csv_bytes(arrays) if data is None else data),
+            io.BytesIO(data),
         )
         before: dict[str, str] = {}
         if ext is not None:  # load_columns checked the external id is among the columns
