@@ -21,20 +21,30 @@ _USAGE = re.compile(r"([\d.]+) s user, ([\d.]+) s system, ([\d.]+) s elapsed")
 _TOTAL = re.compile(r"\[([\d.]+) s user, ([\d.]+) s system total\]")
 
 
+def named_kind(q: str) -> str | None:
+    """The name of one of a batch's target statements (``q`` with its whitespace collapsed),
+    or None for any other statement. Pure."""
+    if q.startswith("COPY mp_load"):
+        return "COPY mp_load"
+    if q.startswith('INSERT INTO "public"."accounts"'):
+        return "INSERT accounts" + (" ON CONFLICT" if "ON CONFLICT" in q else "")
+    if q.startswith("SELECT x.mp_ord"):
+        return "as-written compare"
+    if q.startswith("WITH mp_v"):
+        return "ledger record"
+    if "FOR UPDATE OF b" in q:
+        return "before-images"
+    return None
+
+
 def kind(query: str, width: int = 70) -> str:
     """The kind a statement is summed under: the target's per-batch statements by name, the
     rest by their first ``width`` characters with literals and numbers blanked. Pure."""
     q = re.sub(r"\s+", " ", query).strip()
     if not q:  # the log's first line of a statement that starts with a newline
         return "(a statement starting on a new line: the catalog queries, _UNTOUCHED_SQL)"
-    if q.startswith('INSERT INTO "public"."accounts"'):
-        return "INSERT accounts" + (" ON CONFLICT" if "ON CONFLICT" in q else "")
-    if q.startswith("SELECT x.mp_ord"):
-        return "as-written compare"
-    if q.startswith("WITH mp_v"):
-        return "ledger batch record"
-    if "FOR UPDATE OF b" in q:
-        return "before-images"
+    if named := named_kind(q):
+        return named
     q = re.sub(r"'[^']*'", "'?'", q)
     return re.sub(r"\b\d+\b", "N", q)[:width]
 

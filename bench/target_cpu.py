@@ -27,6 +27,8 @@ from runs.engine.connectors.postgres import PostgresConnector
 from runs.engine.snapshot import EntitySpec, FieldSpec
 from runs.engine.unchanged import RowState
 
+from .statement_cpu import named_kind
+
 COLUMNS = [c.name for c in TARGET_SCHEMA["accounts"] if c.name != "id"]
 
 
@@ -71,17 +73,7 @@ def _cpu(pid: int) -> float:
 def _kind(query: str) -> str:
     """The statement kind a pg_stat_statements query text is summed under."""
     q = re.sub(r"\s+", " ", query).strip()
-    if q.startswith("COPY mp_load"):
-        return "COPY mp_load"
-    if q.startswith('INSERT INTO "public"."accounts"'):
-        return "INSERT accounts" + (" ON CONFLICT" if "ON CONFLICT" in q else "")
-    if q.startswith("SELECT x.mp_ord"):
-        return "as-written compare"
-    if q.startswith("WITH mp_v"):
-        return "ledger record"
-    if "FOR UPDATE OF b" in q:
-        return "before-images"
-    return q[:60]
+    return named_kind(q) or q[:60]
 
 
 def main() -> None:
