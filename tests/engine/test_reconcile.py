@@ -176,6 +176,16 @@ class _PlanRecorder:
         return getattr(self.cur, name)
 
 
+def _run_answers_for_rows_1_to_400(cur) -> None:
+    """Run r1's batch b1 of entity e wrote (as its row state) the keys 1..400 of table t."""
+    cur.execute(
+        "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
+        "target_key_column, state_keys, state_targets, row_hashes) "
+        "SELECT 'r1', 'b1', 'e', 't', 'id', array_agg(g::text), array_agg(g::text), "
+        "array_agg(md5(g::text)) FROM generate_series(1, 400) g"
+    )
+
+
 def _nodes(node: dict) -> list[dict]:
     return [node, *(n for c in node.get("Plans", ()) for n in _nodes(c))]
 
@@ -195,12 +205,7 @@ def test_pg_run_aggregate_hash_joins_the_ledger_rows_without_jit(pg_params):
             "g * 0.5 FROM generate_series(1, 500) g"
         )
         # the run answers for rows 1..400 (row 401..500 belong to no run of ours)
-        cur.execute(
-            "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
-            "target_key_column, state_keys, state_targets, row_hashes) "
-            "SELECT 'r1', 'b1', 'e', 't', 'id', array_agg(g::text), array_agg(g::text), "
-            "array_agg(md5(g::text)) FROM generate_series(1, 400) g"
-        )
+        _run_answers_for_rows_1_to_400(cur)
         cur.execute("SELECT pg_jit_available()")
         jit_available = cur.fetchone()[0]
     plans: list = []
@@ -251,12 +256,7 @@ def test_pg_run_aggregates_answer_every_aggregate_in_one_statement(pg_params):
             "CASE WHEN g % 5 = 0 THEN NULL ELSE 'k' || (g % 4) END, g * 0.5, "
             "CASE WHEN g < 10 THEN g END FROM generate_series(1, 500) g"
         )
-        cur.execute(
-            "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
-            "target_key_column, state_keys, state_targets, row_hashes) "
-            "SELECT 'r1', 'b1', 'e', 't', 'id', array_agg(g::text), array_agg(g::text), "
-            "array_agg(md5(g::text)) FROM generate_series(1, 400) g"
-        )
+        _run_answers_for_rows_1_to_400(cur)
     texts: list = []
     recording_conn, Recording = _cursor_factory(pg_params, lambda c: Recorder(c, texts))
     key = ColumnInfo(name="id", data_type="bigint", cast_type="bigint")
@@ -298,12 +298,7 @@ def test_pg_run_aggregates_of_one_category_group_by_hashing_with_the_same_answer
             "g * 0.5, CASE WHEN g % 5 = 0 THEN g END FROM generate_series(1, 500) g"
         )
         cur.execute("UPDATE t SET kind = 'tampered', amount = amount + 0.01 WHERE id = 7")
-        cur.execute(
-            "INSERT INTO mp_ledger.batch (run_id, batch_id, entity, target_table, "
-            "target_key_column, state_keys, state_targets, row_hashes) "
-            "SELECT 'r1', 'b1', 'e', 't', 'id', array_agg(g::text), array_agg(g::text), "
-            "array_agg(md5(g::text)) FROM generate_series(1, 400) g"
-        )
+        _run_answers_for_rows_1_to_400(cur)
     texts: list = []
     recording_conn, Recording = _cursor_factory(pg_params, lambda c: Recorder(c, texts))
     key = ColumnInfo(name="id", data_type="bigint", cast_type="bigint")
