@@ -1,6 +1,7 @@
 """Browser view of a report superseded by a rollback (Chromium via Playwright): the run page
 and the report page of a rolled-back run say "superseded by rollback of run #N", who asked and
-when, and show the earlier figures as history, with no pass anywhere; a report attempt the
+when, and show the earlier figures as history, with no pass anywhere (each check's status
+reads "passed (before the rollback)", muted); a report attempt the
 rollback cancelled is listed. Screenshots: artifacts/screenshots/report-superseded-*.png."""
 # ruff: noqa: F811 -- pytest fixtures imported from tests.runs.conftest are used as arguments
 
@@ -48,4 +49,15 @@ def test_superseded_report_on_the_run_and_report_pages(
     assert operator.username in banner
     assert "on demand by the test: cancelled" in page.inner_text("#report-attempts")
     assert page.locator(".verdict-pass, .verdict-warn").count() == 0
+    # no check, balance or key diff looks like a live pass: each status is shown as history
+    assert page.locator(".status-passed").count() == 0
+    statuses = page.locator("#checks .status").all_inner_texts()
+    assert statuses and all(s.endswith(" (before the rollback)") for s in statuses), statuses
+    assert "passed (before the rollback)" in statuses
+    history = page.locator("#checks .status-history").first
+    assert history.evaluate("e => getComputedStyle(e).color") == page.locator(
+        ".verdict-superseded"
+    ).first.evaluate("e => getComputedStyle(e).color")  # muted, as the superseded badge
+    assert page.locator("#accounting .status-history").count() == 3
+    assert page.locator("#key-diffs .status-history").count() == 3
     shot(page, "report-superseded-02-report")
