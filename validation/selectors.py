@@ -59,7 +59,7 @@ def report_context(run: Run) -> dict[str, Any]:
         "run": run,
         "report": report,
         # the run was rolled back: every status below is shown as from before the rollback
-        "history": report is not None and report.verdict in HISTORY_VERDICTS,
+        "from_before_rollback": report is not None and report.verdict in HISTORY_VERDICTS,
         "data": data,
         "results": results,
         "accounting": accounting,

@@ -201,7 +201,7 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     out = csv_writer(response)
     out.writerow(["section", "entity", "check", "severity", "status", "expected", "observed"])
-    report, history = ctx["report"], ctx["history"]
+    report, history = ctx["report"], ctx["from_before_rollback"]
     if report is not None:  # a superseded report's rows below are history: said first
         was = f"was {report.superseded_verdict}" if report.superseded_verdict else ""
         out.writerow(

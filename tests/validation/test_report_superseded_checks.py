@@ -13,19 +13,17 @@ import subprocess
 
 import pytest
 
-from runs.enums import RunStatus
 from runs.models import Run
-from runs.services import run_create, run_rollback_request
+from runs.services import run_rollback_request
 from tests.runs.conftest import eager_celery  # noqa: F401
+from tests.support.runs import run_finished
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 HISTORY = "(before the rollback)"
 
 
 def _superseded(plan, user) -> Run:
-    run = run_create(plan=plan, user=user, mode="load")
-    run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    run = run_finished(plan, user)
     run_rollback_request(run=run, user=user, enqueue=False)
     return run
 
