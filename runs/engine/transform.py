@@ -112,15 +112,21 @@ class _FieldOutcome:
 
 def source_key_text(frame: pd.DataFrame, key_cols: tuple[str, ...] | list[str]) -> pd.Series:
     """Each row's source key as text (composite keys joined with '|'); pure; SchemaError."""
+    return to_python(source_key_arrow(frame, key_cols))
+
+
+def source_key_arrow(frame: pd.DataFrame, key_cols: tuple[str, ...] | list[str]) -> pd.Series:
+    """``source_key_text`` as ``TEXT`` (Arrow strings: no Python str per key); pure;
+    SchemaError."""
     _require_columns(frame, key_cols, "source key")
     if not key_cols:
         raise SchemaError("the entity has no source key columns")
     if len(key_cols) == 1:
-        return to_python(as_text(frame[key_cols[0]]).fillna(""))
+        return as_text(frame[key_cols[0]]).fillna("")
     parts = [pa.array(as_text(frame[c]).array).cast(pa.large_string()) for c in key_cols]
     sep = pa.scalar(KEY_SEPARATOR, pa.large_string())
     joined = pc.binary_join_element_wise(*parts, sep, null_handling="replace", null_replacement="")
-    return to_python(pd.Series(TEXT.__from_arrow__(joined), index=frame.index))
+    return pd.Series(TEXT.__from_arrow__(joined), index=frame.index)
 
 
 def _require_columns(frame: pd.DataFrame, columns: Any, what: str) -> None:

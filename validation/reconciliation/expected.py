@@ -18,7 +18,7 @@ from migration_planner.lib.memory import release_memory
 from runs.engine.batch import _keymaps, source_columns
 from runs.engine.rules import TEXT
 from runs.engine.snapshot import EntitySpec
-from runs.engine.transform import source_key_text, transform_frame
+from runs.engine.transform import source_key_arrow, transform_frame
 from runs.enums import RunMode
 from runs.models import Run
 from runs.selectors.carried import failed_records_of
@@ -56,9 +56,12 @@ class SampleSpec:
         )
 
     def hashes(self, keys: pd.Index) -> np.ndarray:
+        """Each key's seeded 64-bit hash: pandas' ``hash_pandas_object`` of the keys (pure)."""
         seed = f"{self.seed:016d}"[-16:]
+        # categorize=False: the same hash per value (pandas hashes the distinct values alike
+        # and takes them back by code), without factorizing keys that are all distinct anyway
         return pd.util.hash_pandas_object(
-            pd.Series(keys, dtype=object), index=False, hash_key=seed
+            pd.Series(keys, dtype=object), index=False, hash_key=seed, categorize=False
         ).to_numpy()
 
 
@@ -141,7 +144,8 @@ def _expected_chunk(
     if early and len(failed):
         # rows transform independently (as the chunking above): a row the run failed is
         # dropped before its transform, not after (a 10 M run fails 1.66 M of them)
-        frame = frame[~failed.contains(source_key_text(frame, entity.source_key))]
+        # the keys as Arrow strings: KeySet encodes them from Arrow anyway
+        frame = frame[~failed.contains(source_key_arrow(frame, entity.source_key))]
     keymaps = _keymaps(ctx.snapshot, entity, frame, ctx.source, ctx.target, False)
     result = transform_frame(
         entity=entity,
