@@ -129,6 +129,11 @@ def source_key_arrow(frame: pd.DataFrame, key_cols: tuple[str, ...] | list[str])
     return pd.Series(TEXT.__from_arrow__(joined), index=frame.index)
 
 
+def all_text(frame: pd.DataFrame) -> bool:
+    """Whether every column of ``frame`` is ``TEXT`` and no column name repeats (pure)."""
+    return frame.columns.is_unique and all(dtype == TEXT for dtype in frame.dtypes)
+
+
 def _require_columns(frame: pd.DataFrame, columns: Any, what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -352,7 +357,8 @@ def transform_frame(
     ones (``failures`` is empty) — for callers that only need the good rows (the report)."""
     keep = _filter_mask(frame, entity.filters)
     kept = (frame if keep.all() else frame[keep]).reset_index(drop=True)
-    kept = pd.DataFrame({c: as_text(kept[c]) for c in kept.columns}, index=kept.index)
+    if not all_text(kept):  # (an extract's frame is TEXT already: not built again)
+        kept = pd.DataFrame({c: as_text(kept[c]) for c in kept.columns}, index=kept.index)
     labels = frame.index[keep]
     keys = source_key_text(kept, entity.source_key)
     ctx = RuleContext(

@@ -45,6 +45,24 @@ def test_sample_hashes_are_the_categorized_hashes(keys, seed):
     assert spec.hashes(index).tolist() == _old_hashes(spec, index).tolist()
 
 
+def _old_counts(values: pd.Series) -> dict[str, int]:
+    """``_counts`` before: every value made a Python object, counted by pandas."""
+    return {
+        ("" if k is None else str(k)): int(n)
+        for k, n in values.astype(object)
+        .where(values.notna(), None)
+        .value_counts(dropna=False)
+        .items()
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.none() | st.sampled_from(["", "A", "a", "é", " A", "東京"]) | KEYS, max_size=40))
+def test_category_counts_are_pandas_counts(values):
+    for series in (pd.Series(values, dtype=TEXT), pd.Series(values, dtype=object)):
+        assert expected_side._counts(series) == _old_counts(series)
+
+
 def _old_key_text(frame: pd.DataFrame, key_cols: list[str]) -> pd.Series:
     """``source_key_text`` before ``source_key_arrow`` was split out of it."""
     import pyarrow as pa
@@ -79,6 +97,52 @@ def test_failed_keys_probed_as_arrow_strings_drop_the_same_rows(rows, failed, co
     assert to_python(source_key_arrow(frame, cols)).tolist() == old.tolist()
     got = keys.contains(source_key_arrow(frame, cols))
     assert got.tolist() == keys.contains(old).tolist()
+
+
+def _old_parse(data: bytes, columns: list[str]) -> pd.DataFrame:
+    """``parse_copy_csv(..., arrow=True)`` before: read as ``string``, cast by pandas."""
+    import io
+
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    from runs.engine.connectors.base.frames import arrow_frame
+
+    names = [f"c{i}" for i in range(len(columns))]
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return arrow_frame(table, columns, arrow=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.none() | st.text(st.characters(codec="utf-8", exclude_characters="\x00")),
+                 min_size=2, max_size=2),
+        min_size=1,
+        max_size=20,
+    )
+)  # fmt: skip
+def test_copy_csv_read_as_large_strings_is_the_same_frame(rows):
+    from runs.engine.connectors.postgres import parse_copy_csv
+
+    # as COPY ... CSV writes it: NULL unquoted and empty, every other value quoted
+    def cell(value):
+        return "" if value is None else '"' + value.replace('"', '""') + '"'
+
+    data = "".join(",".join(map(cell, row)) + "\n" for row in rows).encode()
+    got = parse_copy_csv(data, ["a", "b"], arrow=True)
+    pd.testing.assert_frame_equal(got, _old_parse(data, ["a", "b"]))
+    assert got.dtypes.tolist() == [TEXT, TEXT]
 
 
 # ---------------------------------------------------------------- the Part of every key range
