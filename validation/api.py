@@ -101,6 +101,7 @@ class RunReportSerializer(serializers.ModelSerializer):
             "superseded_by",
             "superseded_reason",
             "attempts",
+            "history",
         ]
 
 

@@ -14,6 +14,7 @@ from runs.threshold import run_threshold_breach, run_threshold_clear
 
 from .enums import ResultStatus, Verdict
 from .models import RunReport, ValidationResult
+from .report_history import SYSTEM, report_store
 
 
 def dry_run_verdict(*, run: Run, accounting: list[dict]) -> tuple[str, list[str]]:
@@ -50,7 +51,8 @@ def dry_run_verdict(*, run: Run, accounting: list[dict]) -> tuple[str, list[str]
 
 def dry_run_report_build(*, run: Run) -> RunReport:
     """Store the report of a finished dry run (accounting, failures by category / rule /
-    field, verdict with its reasons), replacing an earlier one. Idempotent, transactional."""
+        field, verdict with its reasons), replacing an earlier one (kept in its history).
+    Idempotent, transactional."""
     from . import reconciliation as rec  # pandas: imported where used, not at app start
     from .keydiff import state_of
 
@@ -75,11 +77,9 @@ def dry_run_report_build(*, run: Run) -> RunReport:
         "computed": {
             "at": timezone.now().isoformat(),
             "reason": "after the dry run",
+            "requested_by": SYSTEM,
             "state": state_of(run),  # as a reconciled report: status, batches, open failures
         },
     }
-    with transaction.atomic():
-        report, _ = RunReport.objects.update_or_create(
-            run=run, defaults={"verdict": verdict, "data": data, "duration_ms": 0}
-        )
-    return report
+    with transaction.atomic():  # an earlier report of the dry run: kept in the history
+        return report_store(run=run, verdict=verdict, data=data, duration_ms=0)

@@ -118,10 +118,11 @@ class SignOff(models.Model):
 class RunReport(models.Model):
     """The post-migration reconciliation report of one run (accounting, checks, key diffs).
 
-    A rollback of the run (or of a later run whose chain rolls this one back) supersedes it in
-    the rollback request's transaction: verdict "superseded", the verdict it had kept in
-    ``superseded_verdict``, the figures in ``data`` kept as history. A report attempt cancelled
-    by a rollback never replaces a report with figures: it is added to ``attempts``."""
+        A rollback of the run (or of a later run whose chain rolls this one back) supersedes it in
+        the rollback request's transaction: verdict "superseded", the verdict it had kept in
+        ``superseded_verdict``, the figures in ``data`` kept as history. A report attempt cancelled
+        by a rollback never replaces a report with figures: it is added to ``attempts``. A complete
+    report stored anew keeps the one it replaced in ``history`` (report_history)."""
 
     run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="report")
     verdict = models.CharField(max_length=10, choices=Verdict.choices)
@@ -138,6 +139,12 @@ class RunReport(models.Model):
     )
     attempts = models.JSONField(
         default=list, blank=True, help_text="Report attempts cancelled by a rollback, oldest first."
+    )
+    history = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The reports this one replaced (verdict, when, why, who asked), oldest first; "
+        "the last 20.",
     )
 
     class Meta:

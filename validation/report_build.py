@@ -24,7 +24,7 @@ from .report_cancel import (
     report_superseded,
     report_watch,
 )
-from .report_supersede import NOT_SUPERSEDED
+from .report_history import SYSTEM, report_store
 from .results import rule_error, rule_result
 
 if TYPE_CHECKING:
@@ -91,10 +91,13 @@ def _diffs(ctx: rec.RunContext, run: Run) -> dict[str, dict]:
     return diffs
 
 
-def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
+def run_report_build(
+    *, run: Run, reason: str = "after the run", requested_by: str = SYSTEM
+) -> RunReport:
     """Reconcile a finished load/delta run and store its report and post-check results,
-    replacing earlier ones (idempotent); the report records when, why (``reason``) and from
-    which state of the run it was computed. A run being rolled back gets none: the report does
+    replacing earlier ones (idempotent; the replaced report goes to its history); the report
+    records when, why (``reason``), who asked (``requested_by``) and from which state of the
+    run it was computed. A run being rolled back gets none: the report does
     not start, or stops at its next checkpoint (report_cancel), and is recorded as cancelled,
     without a verdict of pass, warn or fail. Raises on connection errors."""
     started = time.monotonic()
@@ -103,17 +106,24 @@ def run_report_build(*, run: Run, reason: str = "after the run") -> RunReport:
         superseded = report_superseded(run_id=run.pk)
         if superseded is None:
             try:
-                return _report_build(run, reason, watch, started)
+                return _report_build(run, reason, requested_by, watch, started)
             except Exception:
                 if not watch.stopped.is_set():
                     raise
             superseded = watch.message
     return report_cancelled_record(
-        run=run, message=superseded, reason=reason, progress=watch.progress, started=started
+        run=run,
+        message=superseded,
+        reason=reason,
+        progress=watch.progress,
+        started=started,
+        requested_by=requested_by,
     )
 
 
-def _report_build(run: Run, reason: str, watch: ReportWatch, started: float) -> RunReport:
+def _report_build(
+    run: Run, reason: str, requested_by: str, watch: ReportWatch, started: float
+) -> RunReport:
     from . import reconciliation as rec  # pandas: imported where used, not at app start
     from .keydiff import state_of
     from .prefetch import expected_collect, expected_start
@@ -140,7 +150,12 @@ def _report_build(run: Run, reason: str, watch: ReportWatch, started: float) -> 
         "failures_by_category": failures["category"],
         "failures_by_rule": failures["rule"],
         "failures_by_field": failures["field"],
-        "computed": {"at": timezone.now().isoformat(), "reason": reason, "state": state},
+        "computed": {
+            "at": timezone.now().isoformat(),
+            "reason": reason,
+            "requested_by": requested_by,
+            "state": state,
+        },
     }
     with transaction.atomic():
         # the run's row, locked as a rollback request locks it: a rollback either began before
@@ -148,13 +163,11 @@ def _report_build(run: Run, reason: str, watch: ReportWatch, started: float) -> 
         report_store_allowed(run=run, watch=watch)
         ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.POST).delete()
         ValidationResult.objects.bulk_create(results)
-        report, _ = RunReport.objects.update_or_create(
+        # a report of the run as it is now: the newest truth; the one it replaces: history
+        report = report_store(
             run=run,
-            defaults={
-                "verdict": verdict,
-                "data": data,
-                "duration_ms": int((time.monotonic() - started) * 1000),
-                **NOT_SUPERSEDED,  # a report of the run as it is now: the newest truth
-            },
+            verdict=verdict,
+            data=data,
+            duration_ms=int((time.monotonic() - started) * 1000),
         )
     return report

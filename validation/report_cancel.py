@@ -147,7 +147,13 @@ def report_store_allowed(*, run: Run, watch: ReportWatch) -> None:
 
 
 def report_cancelled_record(
-    *, run: Run, message: str, reason: str, progress: Counter[str], started: float
+    *,
+    run: Run,
+    message: str,
+    reason: str,
+    progress: Counter[str],
+    started: float,
+    requested_by: str = "",
 ) -> RunReport:
     """Record a report attempt cancelled by a rollback, with why and how far it got, and say
     so on the run's log. An earlier report with figures stays (superseded: never a pass next
@@ -160,7 +166,13 @@ def report_cancelled_record(
 
     run.refresh_from_db()
     at = timezone.now().isoformat()
-    attempt = {"at": at, "reason": reason, "message": message, "progress": dict(progress)}
+    attempt = {
+        "at": at,
+        "reason": reason,
+        "requested_by": requested_by,
+        "message": message,
+        "progress": dict(progress),
+    }
     with transaction.atomic():
         report = RunReport.objects.select_for_update().filter(run=run).first()
         if report is not None and report.verdict in (*COMPLETED, Verdict.SUPERSEDED):
@@ -173,7 +185,12 @@ def report_cancelled_record(
             ValidationResult.objects.filter(run=run, rule__phase=ValidationPhase.POST).delete()
             data = {
                 "cancelled": {"message": message, "progress": dict(progress)},
-                "computed": {"at": at, "reason": reason, "state": state_of(run)},
+                "computed": {
+                    "at": at,
+                    "reason": reason,
+                    "requested_by": requested_by,
+                    "state": state_of(run),
+                },
             }
             report, _ = RunReport.objects.update_or_create(
                 run=run,

@@ -13,8 +13,20 @@ from runs.models import Run
 from runs.threshold import run_threshold_breach, run_threshold_clear
 
 from . import charts
+from .enums import Verdict
 from .models import AuditEvent, RunReport, SignOff, ValidationResult
 from .signoff import uat_coverage
+
+# a report whose run was rolled back (superseded, or an attempt the rollback cancelled): every
+# status it shows is history, never a live pass
+HISTORY_VERDICTS = (Verdict.SUPERSEDED, Verdict.CANCELLED)
+HISTORY_NOTE = "(before the rollback)"
+
+
+def history_status(status: str, history: bool) -> str:
+    """A check's status as a report shows it: under a report its rollback made history,
+    "passed (before the rollback)". Pure."""
+    return f"{status} {HISTORY_NOTE}" if history else status
 
 
 def run_verdict(run: Run) -> str | None:
@@ -46,6 +58,8 @@ def report_context(run: Run) -> dict[str, Any]:
         and (state.get("loaded"), state.get("failed")) != (run.loaded, run.failed),
         "run": run,
         "report": report,
+        # the run was rolled back: every status below is shown as from before the rollback
+        "from_before_rollback": report is not None and report.verdict in HISTORY_VERDICTS,
         "data": data,
         "results": results,
         "accounting": accounting,

@@ -29,6 +29,7 @@ from .enums import (
 )
 from .models import ValidationResult, ValidationRule
 from .report_build import run_report_build
+from .report_history import SYSTEM
 from .results import rule_error, rule_result
 from .signoff import signoffs_void
 
@@ -266,8 +267,8 @@ def run_reconcile_request(*, run: Run, user, reason: str = "") -> None:
             f"Run {run.uuid} is a {run.get_mode_display().lower()} run with status "
             f"{run.status}: only a finished load or delta run that wrote batches is reconciled."
         )
-    who = getattr(user, "username", "") or "the system"
-    _reconcile_later(run, reason or f"on demand by {who}")
+    who = getattr(user, "username", "") or SYSTEM
+    _reconcile_later(run, reason or f"on demand by {who}", who)
     audit_record(
         action=AuditAction.UPDATE, actor=user, obj=run, after={"reconcile": reason or "on demand"}
     )
@@ -279,11 +280,11 @@ def user_may_reconcile(user) -> bool:
     return any(user.has_perm(p) for p in ("mp.work_queue", "mp.control_run", "mp.sign_off"))
 
 
-def _reconcile_later(run: Run, reason: str) -> None:
+def _reconcile_later(run: Run, reason: str, who: str) -> None:
     from .tasks import run_report_task
 
     pk = run.pk
-    transaction.on_commit(lambda: run_report_task.delay(pk, reason))
+    transaction.on_commit(lambda: run_report_task.delay(pk, reason, who))
 
 
 def run_reconcile_after_queue(run: Run, who: str) -> None:
@@ -291,7 +292,7 @@ def run_reconcile_after_queue(run: Run, who: str) -> None:
     again so the report never describes an older state."""
     run.refresh_from_db()
     if _reconcilable(run):
-        _reconcile_later(run, f"after re-processing failed records by {who}")
+        _reconcile_later(run, f"after re-processing failed records by {who}", who)
 
 
 def hooks_install() -> None:

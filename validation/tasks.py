@@ -6,8 +6,9 @@ from celery import shared_task
 
 
 @shared_task(name="validation.run_report_build", acks_late=True, time_limit=3600)
-def run_report_task(run_id: int, reason: str) -> str:
-    """Reconcile a run again and store its report (idempotent: replaces the previous one)."""
+def run_report_task(run_id: int, reason: str, requested_by: str = "the system") -> str:
+    """Reconcile a run again and store its report (idempotent: replaces the previous one,
+    kept in its history); ``requested_by``: who asked (a username)."""
     from runs.models import Run
 
     from .services import run_report_build
@@ -15,7 +16,7 @@ def run_report_task(run_id: int, reason: str) -> str:
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
         return "run gone"
-    report = run_report_build(run=run, reason=reason)
+    report = run_report_build(run=run, reason=reason, requested_by=requested_by)
     return f"verdict {report.verdict}"
 
 

@@ -201,7 +201,7 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     out = csv_writer(response)
     out.writerow(["section", "entity", "check", "severity", "status", "expected", "observed"])
-    report = ctx["report"]
+    report, history = ctx["report"], ctx["from_before_rollback"]
     if report is not None:  # a superseded report's rows below are history: said first
         was = f"was {report.superseded_verdict}" if report.superseded_verdict else ""
         out.writerow(
@@ -214,7 +214,7 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
                 a["entity"],
                 "source = loaded+failed+filtered+duplicate",
                 "",
-                "balanced" if a["balanced"] else "unbalanced",
+                selectors.history_status("balanced" if a["balanced"] else "unbalanced", history),
                 a["source"],
                 a["accounted"],
             ]
@@ -226,7 +226,7 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
                 entity,
                 "ledger vs target",
                 "",
-                "clean" if d.get("clean") else "differs",
+                selectors.history_status("clean" if d.get("clean") else "differs", history),
                 d.get("expected_rows"),
                 f"missing {d.get('missing', 0)} changed {d.get('changed', 0)} "
                 f"present, not written by this run {d.get('extra', 0)}",
@@ -251,7 +251,7 @@ def _report_csv(run: Run, name: str) -> HttpResponse:
                 r.rule.entity,
                 r.rule.name,
                 r.rule.severity,
-                r.status,
+                selectors.history_status(r.status, history),
                 r.expected,
                 r.observed,
             ]

@@ -14,10 +14,11 @@ from django.db import connection, transaction
 
 from runs.enums import RollbackStatus, RunStatus
 from runs.models import Rollback, Run
-from runs.services import run_create, run_rollback_request
+from runs.services import run_rollback_request
 from runs.services.rollback import run_rollback_execute, run_rollback_stack_request
 from tests.runs.conftest import eager_celery, sync_plan  # noqa: F401
 from tests.support import pg
+from tests.support.runs import run_finished
 from validation.cutover import cutover_checklist, cutover_freeze_confirm, cutover_open
 from validation.models import RunReport, ValidationResult
 from validation.report_build import run_report_build
@@ -30,17 +31,10 @@ STORE_WAITERS = (
 )
 
 
-def _load(plan, user, mode: str = "load") -> Run:
-    run = run_create(plan=plan, user=user, mode=mode)
-    run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, run.error
-    return run
-
-
 def test_a_rollback_supersedes_the_runs_completed_report_everywhere(
     eager_celery, demo_plan, operator, viewer, client_for
 ):
-    run = _load(demo_plan, operator)
+    run = run_finished(demo_plan, operator)
     before = RunReport.objects.get(run=run)
     assert before.verdict in ("pass", "warn")
     rollback = run_rollback_request(run=run, user=operator, enqueue=False)
@@ -77,7 +71,7 @@ def test_a_rollback_supersedes_the_runs_completed_report_everywhere(
 def test_a_cancelled_attempt_keeps_the_earlier_report_as_history(
     eager_celery, demo_plan, operator, viewer, client_for
 ):
-    run = _load(demo_plan, operator)
+    run = run_finished(demo_plan, operator)
     before = RunReport.objects.get(run=run)
     posts = ValidationResult.objects.filter(run=run, rule__phase="post").count()
     rollback = run_rollback_request(run=run, user=operator, enqueue=False)
@@ -106,16 +100,16 @@ def test_a_chained_rollback_supersedes_the_older_runs_report_and_the_cutover_see
     the second's rollback finds a mismatch, so the chain stops and the first delta stays
     'succeeded': its report was superseded when the chain started and no gate counts it."""
     plan, src, tgt = sync_plan
-    load = _load(plan, operator)
+    load = run_finished(plan, operator)
     signoff_decide(plan=plan, version=load.version, run=load, user=approver, decision="approved")
     cutover = cutover_open(plan=plan, user=operator)
     cutover = cutover_freeze_confirm(cutover=cutover, user=operator)
     pg.query(src, "UPDATE src SET amount = amount + 1 WHERE id <= 10")
-    first = _load(plan, operator, mode="delta")
+    first = run_finished(plan, operator, mode="delta")
     checks = {c.key: c.ok for c in cutover_checklist(cutover)}
     assert (checks["reconciled"], checks["report"]) == (True, True), cutover_checklist(cutover)
     pg.query(src, "UPDATE src SET amount = amount + 1 WHERE id <= 10")
-    second = _load(plan, operator, mode="delta")
+    second = run_finished(plan, operator, mode="delta")
     pg.query(tgt, "UPDATE tgt SET name = 'edited after' WHERE id = 300")  # a mismatch
 
     run_rollback_stack_request(run=first, user=operator)
@@ -142,7 +136,7 @@ def test_a_rollback_between_the_reports_last_checkpoint_and_its_store_gets_no_ve
     the report passes every checkpoint and waits for the row to store its verdict; the
     rollback is requested in that same transaction and commits; the report then finds the
     run rolling back under the lock and stores no verdict (its attempt is recorded)."""
-    run = _load(demo_plan, operator)
+    run = run_finished(demo_plan, operator)
     before = RunReport.objects.get(run=run)
     outcome: dict = {}
 
@@ -198,7 +192,7 @@ def test_migration_0009_restores_the_verdict_going_back_and_supersedes_going_for
     forward again, the report of a run already rolled back is superseded by its rollback."""
     from django.db.migrations.executor import MigrationExecutor
 
-    run = _load(demo_plan, operator)
+    run = run_finished(demo_plan, operator)
     verdict = RunReport.objects.get(run=run).verdict
     rollback = run_rollback_request(run=run, user=operator, enqueue=False)
     run_rollback_execute(rollback_id=rollback.pk)
@@ -215,8 +209,10 @@ def test_migration_0009_restores_the_verdict_going_back_and_supersedes_going_for
     try:
         migrate("0008_report_verdict_cancelled")
         assert stored() == [(verdict,)]
-    finally:
+    finally:  # forward through 0009 to the newest migration (the later tests need it)
         migrate("0009_report_superseded")
+        (leaf,) = MigrationExecutor(connection).loader.graph.leaf_nodes("validation")
+        migrate(leaf[1])
     report = RunReport.objects.get(run=run)
     assert (report.verdict, report.superseded_verdict) == ("superseded", verdict)
     assert (report.superseded_by, report.superseded_at) == (rollback, rollback.started_at)

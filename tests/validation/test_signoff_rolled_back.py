@@ -13,24 +13,17 @@ from django.test.utils import CaptureQueriesContext
 
 from runs.enums import RollbackStatus, RunStatus
 from runs.models import Rollback, Run
-from runs.services import run_create, run_rollback_request
+from runs.services import run_rollback_request
 from runs.services.launch import _signed_off
 from runs.services.rollback import run_rollback_execute, run_rollback_stack_request
 from tests.runs.conftest import eager_celery, sync_plan  # noqa: F401
-from tests.support import pg
+from tests.support.runs import deltas_then_a_mismatch, run_finished
 from validation.cutover import cutover_checklist, cutover_open
 from validation.models import SignOff
 from validation.signoff import signoff_decide
 from validation.signoff_rollback import signoffs_rolled_back_since
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def _load(plan, user, mode: str = "load") -> Run:
-    run = run_create(plan=plan, user=user, mode=mode)
-    run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, run.error
-    return run
 
 
 def _approve(plan, run, approver) -> SignOff:
@@ -61,13 +54,13 @@ def _api_queries(client, plan) -> tuple[int, list[dict]]:
 def test_a_rolled_back_runs_signoff_keeps_its_pass_and_says_it_was_rolled_back_since(
     eager_celery, demo_plan, operator, approver, viewer, client_for
 ):
-    first = _load(demo_plan, operator)
+    first = run_finished(demo_plan, operator)
     signed = _approve(demo_plan, first, approver)
     assert signed.report_snapshot["verdict"] in ("pass", "warn")
     rollback = run_rollback_request(run=first, user=operator, enqueue=False)
     assert run_rollback_execute(rollback_id=rollback.pk).status == RollbackStatus.VERIFIED
     rollback.refresh_from_db()
-    second = _load(demo_plan, operator)
+    second = run_finished(demo_plan, operator)
     kept = _approve(demo_plan, second, approver)
 
     signed.refresh_from_db()
@@ -94,7 +87,7 @@ def test_a_rolled_back_runs_signoff_keeps_its_pass_and_says_it_was_rolled_back_s
     assert one["run_rolled_back_since"]["text"] == words
 
     # a third sign-off whose run is being rolled back now: same number of queries
-    third = _load(demo_plan, operator)
+    third = run_finished(demo_plan, operator)
     _approve(demo_plan, third, approver)
     running = run_rollback_request(run=third, user=operator, enqueue=False)
     three_page, page = _signoff_page_queries(client, demo_plan)
@@ -118,7 +111,7 @@ def test_a_rolled_back_runs_signoff_keeps_its_pass_and_says_it_was_rolled_back_s
 
 
 def test_a_signoff_made_after_the_rollback_has_no_note(eager_celery, demo_plan, operator, approver):
-    run = _load(demo_plan, operator)
+    run = run_finished(demo_plan, operator)
     before = _approve(demo_plan, run, approver)
     rollback = run_rollback_request(run=run, user=operator, enqueue=False)
     rejected = signoff_decide(
@@ -139,14 +132,14 @@ def test_a_signoff_made_after_the_rollback_has_no_note(eager_celery, demo_plan, 
 def test_a_chain_that_stopped_before_the_signed_run_says_its_report_was_superseded(
     sync_plan, eager_celery, operator, approver, viewer, client_for
 ):
-    plan, src, tgt = sync_plan
-    _load(plan, operator)
-    pg.query(src, "UPDATE src SET amount = amount + 1 WHERE id <= 10")
-    first = _load(plan, operator, mode="delta")
-    signed = _approve(plan, first, approver)
-    pg.query(src, "UPDATE src SET amount = amount + 1 WHERE id <= 10")
-    second = _load(plan, operator, mode="delta")
-    pg.query(tgt, "UPDATE tgt SET name = 'edited after' WHERE id = 300")  # a mismatch
+    plan = sync_plan[0]
+    approvals = []
+    first, second = deltas_then_a_mismatch(
+        *sync_plan,
+        operator,
+        after_first=lambda run: approvals.append(_approve(plan, run, approver)),
+    )
+    (signed,) = approvals
 
     run_rollback_stack_request(run=first, user=operator)
 
