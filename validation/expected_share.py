@@ -1,12 +1,15 @@
 """The report's expected side shared with a helper on another worker (a second process, so a
 second core: the side is the rules' transform, GIL-bound in one process).
 
-The report's process (the leader) lists an entity's key ranges once and puts them, with what
-its post rules need, under a token in Redis; its own threads and the helper's (task
-``validation.expected_part``, run by whichever worker is free) claim ranges one at a time from
-one counter (``INCR``), so each range is transformed once. The helper sends each range's
-``Part`` (row count, sums, category counts, the sample's rows of that range: ~5 % of them)
-back through Redis; the leader merges every Part in key-range order, as one pass would.
+The report's process (the leader) reserves a token at the report's start (``Share.reserve``:
+the run and the entity) and asks for the helper (task ``validation.expected_part``, run by
+whichever worker is free) at once, so the helper reads its own copy of the failed keys while the
+leader reads its; the leader then lists the entity's key ranges once and puts them, with what
+its post rules need, under the token (``Share.publish``); its own threads and the helper's
+claim ranges one at a time from one counter (``INCR``), so each range is transformed once.
+The helper sends each range's ``Part`` (row count, sums, category counts, the sample's rows
+of that range: ~5 % of them) back through Redis; the leader merges every Part in key-range
+order, as one pass would.
 Nothing is decided by the helper: a Part it failed to send (it died, errored, or never
 started) is computed by the leader itself — the same function on the same range, so the
 Expected is the same whoever computed what. Plain Python and Redis; no Django model."""
@@ -16,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,6 +38,7 @@ from validation.reconciliation.sample import _from_arrow, _to_arrow
 PREFIX = "mp:expected:"
 TTL = 3600  # seconds every key lives at most (a leader that died leaves nothing for long)
 HEARTBEAT = 20  # seconds a helper is taken for alive after its last sign
+JOB_WAIT = 120  # seconds a helper asked early waits for the leader's key ranges at most
 POLL = 0.02  # seconds between the leader's looks for a helper's Part
 FAILED = b"!"  # a helper's answer for a range it could not compute (the leader computes it)
 
@@ -59,21 +64,48 @@ class Share:
         return f"{PREFIX}{self.token}:{name}"
 
     @classmethod
-    def create(cls, conn: redis.Redis, job: dict[str, Any]) -> Share:
-        """A new share (a fresh token) for ``job``: run id, entity, ranges as dicts, needs."""
-        share = cls(conn, uuid.uuid4().hex, len(job["ranges"]))
-        conn.set(share._key("job"), json.dumps(job), ex=TTL)
-        conn.set(share._key("next"), 0, ex=TTL)
+    def reserve(cls, conn: redis.Redis, head: dict[str, Any]) -> Share:
+        """A new share (a fresh token) whose ranges are not known yet: ``head`` names the run
+        and the entity, so a helper asked now can read the failed keys meanwhile."""
+        share = cls(conn, uuid.uuid4().hex)
+        conn.set(share._key("head"), json.dumps(head), ex=TTL)
         return share
 
+    def publish(self, job: dict[str, Any]) -> Share:
+        """The ranges of a reserved share, claimable from now on (``job``: run id, entity,
+        ranges as dicts, the failed keys' digest, needs)."""
+        self.count = len(job["ranges"])
+        self.redis.set(self._key("next"), 0, ex=TTL)
+        self.redis.set(self._key("job"), json.dumps(job), ex=TTL)
+        return self
+
     @classmethod
-    def open(cls, conn: redis.Redis, token: str) -> tuple[Share, dict[str, Any]] | None:
-        """The helper's view of a share; None when the leader has ended it (or never was)."""
-        raw = conn.get(f"{PREFIX}{token}:job")
-        if raw is None:
-            return None
-        job = json.loads(raw)
-        return cls(conn, token, len(job["ranges"])), job
+    def create(cls, conn: redis.Redis, job: dict[str, Any]) -> Share:
+        """A new share (a fresh token) for ``job``, published at once."""
+        return cls.reserve(conn, {"run": job["run"], "entity": job["entity"]}).publish(job)
+
+    @classmethod
+    def head(cls, conn: redis.Redis, token: str) -> dict[str, Any] | None:
+        """The run and entity of a share; None when the leader has ended it (or never was)."""
+        raw = conn.get(f"{PREFIX}{token}:head")
+        return None if raw is None else json.loads(raw)
+
+    @classmethod
+    def open(
+        cls, conn: redis.Redis, token: str, wait: float = 0.0
+    ) -> tuple[Share, dict[str, Any]] | None:
+        """The helper's view of a share, waiting up to ``wait`` seconds for the leader to
+        publish its ranges; None when the leader has ended it (or never was), or did not
+        publish in time."""
+        deadline = time.monotonic() + wait
+        while True:
+            raw = conn.get(f"{PREFIX}{token}:job")
+            if raw is not None:
+                job = json.loads(raw)
+                return cls(conn, token, len(job["ranges"])), job
+            if time.monotonic() >= deadline or not conn.exists(f"{PREFIX}{token}:head"):
+                return None
+            time.sleep(POLL)
 
     def claim(self) -> int | None:
         """The next unclaimed range's index, or None when every range is claimed."""
@@ -105,7 +137,7 @@ class Share:
         """No range is claimed any more; the job and the counter go (idempotent). Parts a
         helper sends later expire with TTL."""
         self.redis.set(self._key("next"), self.count + 1_000_000, ex=60)
-        self.redis.delete(self._key("job"), self._key("alive"))
+        self.redis.delete(self._key("head"), self._key("job"), self._key("alive"))
 
 
 class LocalShare:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from migration_planner.audit.enums import AuditAction
 from migration_planner.audit.services import audit_record
-from migration_planner.lib.errors import ApplicationError, PermissionDeniedError
+from migration_planner.lib.errors import ApplicationError, ConflictError, PermissionDeniedError
 from migration_planner.lib.roles import refusal_text
 from runs.enums import FailedRecordStatus, RunMode, RunStatus
 from runs.models import CarriedBatch, FailedRecord, FailedRecordTally, Run
@@ -39,6 +39,27 @@ def _refuse_production(runs: QuerySet[Run], user, action: str) -> None:
             )
 
 
+def _refuse_read_only(record: FailedRecord) -> None:
+    """A superseded or carried record is kept read-only: correcting it would make a record of
+    a rolled-back run (or one a later run stands for) open again, as "fixed"."""
+    if record.status == FailedRecordStatus.SUPERSEDED and record.run.status == (
+        RunStatus.ROLLED_BACK
+    ):
+        raise ConflictError(
+            f"Run #{record.run_id} was rolled back; its failed records are superseded (kept, "
+            "read-only)."
+        )
+    if record.status == FailedRecordStatus.SUPERSEDED:
+        raise ConflictError(
+            "This failed record is superseded by a later run's record of the same row (kept, "
+            "read-only): work that one."
+        )
+    if record.status == FailedRecordStatus.CARRIED:
+        raise ConflictError(
+            "This failed record was carried into a later run (kept, read-only): work it there."
+        )
+
+
 @transaction.atomic
 def failed_record_correct(
     *, record: FailedRecord, user, values: dict[str, str | None]
@@ -46,13 +67,15 @@ def failed_record_correct(
     """Store corrected source values on a record (status fixed); a record carried by
     reference is first copied into the run answering for it, and the copy corrected. Returns
     the record corrected. Raises ApplicationError for a column the source row does not have,
-    ConflictError (409) at once while its run is being rolled back."""
+    ConflictError (409) at once while its run is being rolled back, and for a record kept
+    read-only (superseded — its run rolled back, or a later run's record — or carried)."""
     if user is not None and not user.has_perm("mp.work_queue"):
         raise PermissionDeniedError(refusal_text("mp.work_queue"))
     failed_records_refuse_rolling_back(FailedRecord.objects.filter(pk=record.pk), lock=True)
     (pk,) = failed_records_materialise(record_ids=[record.pk])
-    if pk != record.pk:
-        record = FailedRecord.objects.get(pk=pk)
+    # as stored now, under its lock: a rollback may have ended since the caller read it
+    record = FailedRecord.objects.select_for_update(no_key=True).select_related("run").get(pk=pk)
+    _refuse_read_only(record)
     _refuse_production(Run.objects.filter(pk=record.run_id), user, "correct")
     unknown = sorted(set(values) - set(record.source_row))
     if unknown:

@@ -32,14 +32,24 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class Helper:
     """Another worker: each dispatched helper task runs in a thread of its own, as
     ``expected_help`` (what the task calls); ``wait`` blocks the leader until the helper has
-    sent its first Part, so the helper surely takes part."""
+    sent its first Part, so the helper surely takes part — right after the leader published
+    the key ranges (a helper asked at the report's start waits for them), or when asked."""
 
     def __init__(self, monkeypatch, *, wait: bool = True) -> None:
         self.computed: list[int] = []
-        self.threads: list[threading.Thread] = []
+        self.threads: dict[str, threading.Thread] = {}
         self.wait = wait
         monkeypatch.setattr(prefetch, "_broker", lambda: settings.CELERY_BROKER_URL)
         monkeypatch.setattr(tasks.expected_part_task, "apply_async", self.start)
+        publish = getattr(Share, "publish", None)
+
+        def published(share, job):
+            out = publish(share, job)
+            if share.token in self.threads:  # asked early: it now claims
+                self._first_part(share.token)
+            return out
+
+        monkeypatch.setattr(Share, "publish", published, raising=False)
 
     def start(self, args, **_kwargs) -> None:
         (token,) = args
@@ -51,15 +61,20 @@ class Helper:
                 connections.close_all()
 
         thread = threading.Thread(target=run)
+        self.threads[token] = thread
         thread.start()
-        self.threads.append(thread)
+        if client(settings.CELERY_BROKER_URL).exists(f"{expected_share.PREFIX}{token}:job"):
+            self._first_part(token)  # asked after the ranges were published
+
+    def _first_part(self, token: str) -> None:
+        thread = self.threads[token]
         if self.wait:
             conn = client(settings.CELERY_BROKER_URL)
             while thread.is_alive() and not conn.keys(f"{expected_share.PREFIX}{token}:part:*"):
                 thread.join(0.01)
 
     def join(self) -> None:
-        for thread in self.threads:
+        for thread in self.threads.values():
             thread.join()
 
 
@@ -76,6 +91,12 @@ def _same(got, want) -> None:
     assert got.samples.keys() == want.samples.keys()
     for key, rows in want.samples.items():
         pd.testing.assert_frame_equal(got.samples[key].frame(), rows.frame())
+
+
+def _same_as_one_pass(got, run) -> None:
+    """``got`` (accounts' Expected) equals the one pass of ``expected_aggregate``."""
+    entity = next(e for e in run_entities(run) if e.name == "accounts")
+    _same(got, rec.expected_aggregate(rec.RunContext(run=run), entity))
 
 
 def _by_thread(monkeypatch) -> list[tuple[int, str]]:
@@ -109,8 +130,7 @@ def test_a_helper_computes_part_of_the_ranges_and_the_expected_is_the_one_pass(
     helper = Helper(monkeypatch)
     got = _expected(run, "accounts")
     helper.join()
-    entity = next(e for e in run_entities(run) if e.name == "accounts")
-    _same(got, rec.expected_aggregate(rec.RunContext(run=run), entity))
+    _same_as_one_pass(got, run)
     ranges = {i for i, _ in seen}
     assert len(ranges) > 4
     # every range computed once, some by the helper (and so sent through Redis), some here
@@ -165,19 +185,27 @@ def test_ranges_a_helper_lost_or_failed_are_computed_by_the_report(
     seen = _by_thread(monkeypatch)
     monkeypatch.setattr(prefetch, "_broker", lambda: settings.CELERY_BROKER_URL)
 
-    def dies(args, **_kwargs) -> None:
-        # a helper that claims range 0 and dies, then claims range 1 and fails it
-        opened = Share.open(client(settings.CELERY_BROKER_URL), args[0])
-        assert opened is not None
-        share, _job = opened
-        share.beat()
-        assert (share.claim(), share.claim()) == (0, 1)
-        share.send(1, FAILED)
+    asked: list[str] = []
+    monkeypatch.setattr(
+        tasks.expected_part_task, "apply_async", lambda args, **_kw: asked.append(args[0])
+    )
+    publish = Share.publish
 
-    monkeypatch.setattr(tasks.expected_part_task, "apply_async", dies)
+    def dies(share, job):
+        out = publish(share, job)
+        # a helper (asked at the start) claims range 0 and dies, then claims 1 and fails it
+        assert asked
+        opened = Share.open(client(settings.CELERY_BROKER_URL), share.token)
+        assert opened is not None
+        helper, _job = opened
+        helper.beat()
+        assert (helper.claim(), helper.claim()) == (0, 1)
+        helper.send(1, FAILED)
+        return out
+
+    monkeypatch.setattr(Share, "publish", dies)
     got = _expected(run, "accounts")
-    entity = next(e for e in run_entities(run) if e.name == "accounts")
-    _same(got, rec.expected_aggregate(rec.RunContext(run=run), entity))
+    _same_as_one_pass(got, run)
     # both computed by the report itself (its merging thread), every other range once
     assert {i for i, name in seen if not name.startswith("report-expected-part")} == {0, 1}
     assert sorted(i for i, _ in seen) == sorted({i for i, _ in seen})
@@ -236,6 +264,92 @@ def test_without_a_broker_the_report_computes_every_range(eager_celery, demo_pla
     seen = _by_thread(monkeypatch)
     monkeypatch.setattr(prefetch, "_broker", lambda: "redis://127.0.0.1:1/0")  # nobody there
     got = _expected(run, "accounts")
-    entity = next(e for e in run_entities(run) if e.name == "accounts")
-    _same(got, rec.expected_aggregate(rec.RunContext(run=run), entity))
+    _same_as_one_pass(got, run)
     assert seen and all(name.startswith("report-expected-part") for _, name in seen)
+
+
+def test_the_helper_is_asked_before_the_failed_keys_are_read(eager_celery, demo_plan, monkeypatch):
+    # the helper reads its own failed keys: asked first, it does so while the leader reads its
+    monkeypatch.setattr(expected_side, "REPORT_CHUNK", 25)
+    run = _load(demo_plan)
+    order: list[str] = []
+    read = rec._failed_keys
+
+    def failed_keys(run, entity):
+        if threading.current_thread() is threading.main_thread():
+            order.append(f"leader reads {entity.name}")
+        return read(run, entity)
+
+    monkeypatch.setattr(rec, "_failed_keys", failed_keys)
+    helper = Helper(monkeypatch)
+    start = tasks.expected_part_task.apply_async
+
+    def asked(args, **kwargs):
+        order.append("helper asked")
+        start(args, **kwargs)
+
+    monkeypatch.setattr(tasks.expected_part_task, "apply_async", asked)
+    got = _expected(run, "accounts")
+    helper.join()
+    assert order[0] == "helper asked", order
+    assert sum(helper.computed) >= 1  # it took part, with the failed keys it read itself
+    _same_as_one_pass(got, run)
+
+
+def test_the_key_ranges_are_listed_while_the_failed_keys_are_read(
+    eager_celery, demo_plan, monkeypatch
+):
+    monkeypatch.setattr(expected_side, "REPORT_CHUNK", 25)
+    run = _load(demo_plan)
+    listed = threading.Event()
+    key_ranges = getattr(prefetch.Reader, "key_ranges", None)
+
+    def listing(reader, entity):
+        listed.set()
+        return key_ranges(reader, entity)
+
+    monkeypatch.setattr(prefetch.Reader, "key_ranges", listing, raising=False)
+    read = rec._failed_keys
+    seen: list[bool] = []
+
+    def failed_keys(run, entity):
+        if threading.current_thread() is threading.main_thread() and not seen:
+            seen.append(listed.wait(10))  # the expected side's thread lists them meanwhile
+        return read(run, entity)
+
+    monkeypatch.setattr(rec, "_failed_keys", failed_keys)
+    got = _expected(run, "accounts")
+    assert seen == [True]
+    _same_as_one_pass(got, run)
+
+
+def test_a_helper_asked_early_does_nothing_when_the_ranges_never_come(
+    eager_celery, demo_plan, monkeypatch
+):
+    monkeypatch.setattr(expected_share, "JOB_WAIT", 0.3)
+    run = _load(demo_plan)
+    conn = client(settings.CELERY_BROKER_URL)
+    # the leader ended the share before publishing (one range only, an error, a cancel)
+    ended = Share.reserve(conn, {"run": run.pk, "entity": "accounts"})
+    ended.end()
+    assert prefetch.expected_help(ended.token) == 0
+    # the leader never published (it died): the helper gives up after JOB_WAIT
+    silent = Share.reserve(conn, {"run": run.pk, "entity": "accounts"})
+    assert prefetch.expected_help(silent.token) == 0
+    assert silent.claimed() == 0
+    silent.end()
+
+
+def test_a_report_of_one_key_range_ends_the_share_its_helper_was_asked_for(
+    eager_celery, demo_plan, monkeypatch
+):
+    run = _load(demo_plan)  # every entity in one key range: nothing to share
+    tokens: list[str] = []
+    monkeypatch.setattr(prefetch, "_broker", lambda: settings.CELERY_BROKER_URL)
+    monkeypatch.setattr(
+        tasks.expected_part_task, "apply_async", lambda args, **_kw: tokens.append(args[0])
+    )
+    _expected(run, "accounts")
+    assert len(tokens) == 1  # asked at the start, for the first entity only
+    assert Share.head(client(settings.CELERY_BROKER_URL), tokens[0]) is None
+    assert prefetch.expected_help(tokens[0]) == 0
