@@ -112,15 +112,26 @@ class _FieldOutcome:
 
 def source_key_text(frame: pd.DataFrame, key_cols: tuple[str, ...] | list[str]) -> pd.Series:
     """Each row's source key as text (composite keys joined with '|'); pure; SchemaError."""
+    return to_python(source_key_arrow(frame, key_cols))
+
+
+def source_key_arrow(frame: pd.DataFrame, key_cols: tuple[str, ...] | list[str]) -> pd.Series:
+    """``source_key_text`` as ``TEXT`` (Arrow strings: no Python str per key); pure;
+    SchemaError."""
     _require_columns(frame, key_cols, "source key")
     if not key_cols:
         raise SchemaError("the entity has no source key columns")
     if len(key_cols) == 1:
-        return to_python(as_text(frame[key_cols[0]]).fillna(""))
+        return as_text(frame[key_cols[0]]).fillna("")
     parts = [pa.array(as_text(frame[c]).array).cast(pa.large_string()) for c in key_cols]
     sep = pa.scalar(KEY_SEPARATOR, pa.large_string())
     joined = pc.binary_join_element_wise(*parts, sep, null_handling="replace", null_replacement="")
-    return to_python(pd.Series(TEXT.__from_arrow__(joined), index=frame.index))
+    return pd.Series(TEXT.__from_arrow__(joined), index=frame.index)
+
+
+def all_text(frame: pd.DataFrame) -> bool:
+    """Whether every column of ``frame`` is ``TEXT`` and no column name repeats (pure)."""
+    return frame.columns.is_unique and all(dtype == TEXT for dtype in frame.dtypes)
 
 
 def _require_columns(frame: pd.DataFrame, columns: Any, what: str) -> None:
@@ -346,7 +357,8 @@ def transform_frame(
     ones (``failures`` is empty) — for callers that only need the good rows (the report)."""
     keep = _filter_mask(frame, entity.filters)
     kept = (frame if keep.all() else frame[keep]).reset_index(drop=True)
-    kept = pd.DataFrame({c: as_text(kept[c]) for c in kept.columns}, index=kept.index)
+    if not all_text(kept):  # (an extract's frame is TEXT already: not built again)
+        kept = pd.DataFrame({c: as_text(kept[c]) for c in kept.columns}, index=kept.index)
     labels = frame.index[keep]
     keys = source_key_text(kept, entity.source_key)
     ctx = RuleContext(

@@ -260,7 +260,8 @@ def parse_copy_csv(data: bytes, columns: Sequence[str], *, arrow: bool = False) 
         # ignore_empty_lines=False: with one column, a NULL is an empty line (else lost)
         parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()),
+            # large_string: what the engine's TEXT holds (pandas would cast each column)
+            column_types=dict.fromkeys(names, pa.large_string()),
             null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
