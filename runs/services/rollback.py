@@ -231,8 +231,8 @@ def run_rollback_execute(*, rollback_id: int) -> Rollback:
     finally:
         keeper.stop.set()
     rollback.refresh_from_db()
-    if decided and rollback.chain:
-        _next_in_chain(rollback)
+    if decided and rollback.chain and rollback.status != RollbackStatus.VERIFIED:
+        _chain_stopped(rollback)
     return rollback
 
 
@@ -270,13 +270,17 @@ def _execute(rollback: Rollback, mine) -> bool:
             early.abandon()
         return False  # a failed rollback starts no chained one (_fail says so)
 
+    # a stack's next rollback is requested in the verdict's transaction: no moment between
+    # the two leaves the next run outside any running rollback (its queue workable)
+    then = (lambda: _chain_next_request(rollback)) if rollback.chain else None
+
     def record() -> bool:
         return db_retrying(
-            lambda: rollback_record(rollback, run, mine, after, differences),
+            lambda: rollback_record(rollback, run, mine, after, differences, then),
             what=f"recording rollback {rollback.pk}",
         )
 
-    return record() if early is None else early.decide(after, differences, record)
+    return record() if early is None else early.decide(after, differences, record, then)
 
 
 def _undo(rollback: Rollback, run: Run, mine, target) -> tuple[dict | None, dict]:
@@ -332,23 +336,26 @@ def _unclaim(mine) -> None:
         db_retrying(lambda: mine.update(lease_until=None), what="rollback unclaim")
 
 
-def _next_in_chain(rollback: Rollback) -> None:
-    """Start the next rollback of the chain, only after a verified one."""
+def _chain_stopped(rollback: Rollback) -> None:
+    """Say on the run that the chain stops at a rollback that did not verify."""
     run = rollback.run
-    if rollback.status != RollbackStatus.VERIFIED:
-        run_log(
-            run,
-            f"Chained rollback stopped at run #{run.pk} ({rollback.get_status_display()}); "
-            f"runs {', '.join(f'#{pk}' for pk in rollback.chain)} were not rolled back.",
-            LogLevel.ERROR,
-        )
-        return
+    run_log(
+        run,
+        f"Chained rollback stopped at run #{run.pk} ({rollback.get_status_display()}); "
+        f"runs {', '.join(f'#{pk}' for pk in rollback.chain)} were not rolled back.",
+        LogLevel.ERROR,
+    )
+
+
+def _chain_next_request(rollback: Rollback) -> None:
+    """Request the chain's next rollback, inside the transaction recording this (verified)
+    one's verdict; a refusal (its own savepoint rolled back) is logged and stops the chain."""
     following = Run.objects.select_related("version", "target").get(pk=rollback.chain[0])
     try:
         run_rollback_request(
             run=following,
             user=rollback.requested_by,
-            reason=f"after run #{run.pk} (rolled back first, newest first)",
+            reason=f"after run #{rollback.run_id} (rolled back first, newest first)",
             chain=rollback.chain[1:],
         )
     except (ApplicationError, RollbackOrderError) as exc:

@@ -50,17 +50,25 @@ def failed_records_supersede_own(run: Run) -> int:
     )
 
 
-def rollback_record(rollback: Rollback, run: Run, mine, after: dict, differences: dict) -> bool:
+def rollback_record(
+    rollback: Rollback,
+    run: Run,
+    mine,
+    after: dict,
+    differences: dict,
+    then: Callable[[], None] | None = None,
+) -> bool:
     """The verdict, in one transaction; True when this claim recorded it. The bulk updates
     (a 10 M run: 1.66 M failed records) go first; the claim's row is locked only at the end, so
-    its heartbeat keeps renewing the lease meanwhile. Not idempotent by itself: ``mine``
-    (the claim's queryset) refuses a second verdict."""
+    its heartbeat keeps renewing the lease meanwhile. ``then`` runs last in the transaction when
+    the verdict is *verified* (a stack's next rollback is requested in it). Not idempotent by
+    itself: ``mine`` (the claim's queryset) refuses a second verdict."""
     if not mine.exists():
         return False  # another attempt holds the rollback now: it records the verdict
     try:
         with transaction.atomic():
             superseded = failed_records_supersede_own(run)
-            _record_in_transaction(rollback, run, mine, after, differences, superseded)
+            _record_in_transaction(rollback, run, mine, after, differences, superseded, then)
             transaction.on_commit(lambda: hooks.after_run(Run.objects.get(pk=run.pk)))
     except _Superseded:
         return False
@@ -68,10 +76,17 @@ def rollback_record(rollback: Rollback, run: Run, mine, after: dict, differences
 
 
 def _record_in_transaction(
-    rollback: Rollback, run: Run, mine, after: dict, differences: dict, superseded: int
+    rollback: Rollback,
+    run: Run,
+    mine,
+    after: dict,
+    differences: dict,
+    superseded: int,
+    then: Callable[[], None] | None = None,
 ) -> None:
     """The rest of the final transaction, after the supersede; raises _Superseded when the
-    claim was handed on (the caller's transaction is then rolled back)."""
+    claim was handed on (the caller's transaction is then rolled back). ``then``: see
+    rollback_record."""
     _undo_run_records(run)
     if not mine.update(
         status=RollbackStatus.MISMATCH if differences else RollbackStatus.VERIFIED,
@@ -83,6 +98,8 @@ def _record_in_transaction(
         raise _Superseded  # it records the verdict; our updates are rolled back
     table_lease_release(run=run, purpose=LeasePurpose.ROLLBACK)
     _log_verdict(rollback, run, differences, superseded)
+    if then is not None and not differences:
+        then()
 
 
 def _undo_run_records(run: Run) -> None:
@@ -132,7 +149,7 @@ class EarlyRecord(threading.Thread):
     def __init__(self, rollback: Rollback, run: Run, mine) -> None:
         super().__init__(daemon=True, name=f"rollback-{rollback.pk}-record")
         self.rollback, self.run_obj, self.mine = rollback, run, mine
-        self._verdict: queue.Queue[tuple[dict, dict] | None] = queue.Queue(maxsize=1)
+        self._verdict: queue.Queue[tuple | None] = queue.Queue(maxsize=1)
         self.recorded: bool | None = None
         self.error: BaseException | None = None
         self.decided = False  # the verdict reached the transaction (errors after it are its)
@@ -159,8 +176,9 @@ class EarlyRecord(threading.Thread):
                 self.decided = True
                 if not self.mine.exists():
                     raise _Superseded
+                after, differences, then = verdict
                 _record_in_transaction(
-                    self.rollback, self.run_obj, self.mine, *verdict, superseded=superseded
+                    self.rollback, self.run_obj, self.mine, after, differences, superseded, then
                 )
             self.recorded = True
         except (_Abandoned, _Superseded):
@@ -182,11 +200,18 @@ class EarlyRecord(threading.Thread):
                 cursor.execute("SELECT pg_cancel_backend(%s)", [self._backend])
         self.join()
 
-    def decide(self, after: dict, differences: dict, fallback: Callable[[], bool]) -> bool:
-        """Record the verdict in the early transaction; True when this claim recorded it.
-        When the early transaction failed before the verdict reached it, or the database was
-        unavailable, ``fallback`` (the sequential record) decides; other errors propagate."""
-        self._verdict.put_nowait((after, differences))
+    def decide(
+        self,
+        after: dict,
+        differences: dict,
+        fallback: Callable[[], bool],
+        then: Callable[[], None] | None = None,
+    ) -> bool:
+        """Record the verdict in the early transaction (``then``: see rollback_record); True
+        when this claim recorded it. When the early transaction failed before the verdict
+        reached it, or the database was unavailable, ``fallback`` (the sequential record)
+        decides; other errors propagate."""
+        self._verdict.put_nowait((after, differences, then))
         self.join()
         if self.error is not None and self.decided and not is_unavailable(self.error):
             raise self.error

@@ -14,6 +14,8 @@ run — and no record of a rolled-back run is ever open or fixed again.
 2. the action holds the rows; the request waits: the action completes, then the rollback.
 3. the request *and both rollbacks* commit while the action waits (as a stalled action would
    see them): the action must not reopen a superseded record of the rolled-back run.
+4. between the two rollbacks of the stack: the older run's records stay refused (the next
+   rollback is requested in the transaction recording the first one's verdict).
 
 The rollback tasks go to the real broker (no worker) while the race runs; the test executes
 them after it, in order, as a worker would. Real PostgreSQL and Redis; nothing mocked.
@@ -47,6 +49,8 @@ from tests.runs.conftest import broker_clear, eager_celery  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 WORKABLE = {FailedRecordStatus.OPEN, FailedRecordStatus.FIXED}
+# inside a transaction the statistics are a snapshot taken at their first read
+STATS_NOW = "SELECT pg_stat_clear_snapshot()"
 
 
 class Side(threading.Thread):
@@ -88,6 +92,7 @@ class Side(threading.Thread):
         assertions say which)."""
         for _ in range(2400):  # polls a condition; ~120 s at most, never asserted as time
             with connection.cursor() as cursor:
+                cursor.execute(STATS_NOW)
                 cursor.execute(
                     "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [self.pid]
                 )
@@ -313,3 +318,53 @@ def test_the_record_page_refuses_to_correct_a_record_of_a_rolled_back_run(
     )
     record.refresh_from_db()
     assert (record.status, record.corrected_values) == (FailedRecordStatus.SUPERSEDED, {})
+
+
+def test_no_moment_between_two_rollbacks_of_a_stack_leaves_the_next_run_workable(
+    stack, operator, analyst
+):
+    """The newer run's rollback verifies and the older run's is requested in one transaction:
+    the test holds the older run's row (FOR SHARE) so the rollback waits right at that
+    request; what is committed meanwhile still refuses the older run's records (the newer
+    run's rollback still running, the older run in its chain) — never a moment with the first
+    verified and the next not yet requested, when they could be worked."""
+    older, newer, ids = stack
+    with broker_only():
+        run_rollback_stack_request(run=older, user=operator)
+        head = Rollback.objects.get(run=newer)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM runs_run WHERE id = %s FOR SHARE", [older.pk])
+                cursor.execute("SELECT pg_backend_pid()")
+                (mine,) = cursor.fetchone()
+            executor = Side(lambda _hold: run_rollback_execute(rollback_id=head.pk)).started()
+            _wait_for_a_session_blocked_by(mine, executor)
+            with pytest.raises(ConflictError) as refused:
+                failed_record_ignore(
+                    records=FailedRecord.objects.filter(pk__in=ids), user=analyst, reason="known"
+                )
+        assert refused.value.message == _chain_refusal(older, newer)
+        assert executor.finish().status == RollbackStatus.VERIFIED
+    _roll_back_the_stack(newer, older)
+    _no_rolled_back_record_is_open(older, newer)
+
+
+def _wait_for_a_session_blocked_by(pid: int, side: Side) -> None:
+    """Return once a session waits on a lock ``pid`` holds (or ``side`` ended)."""
+    for _ in range(2400):  # polls a condition; ~120 s at most, never asserted as time
+        with connection.cursor() as cursor:
+            cursor.execute(STATS_NOW)
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                [pid],
+            )
+            if cursor.fetchone()[0] or not side.is_alive():
+                return
+        time.sleep(0.05)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, state, wait_event_type, wait_event, pg_blocking_pids(pid), "
+            "left(query, 120) FROM pg_stat_activity WHERE datname = current_database()"
+        )
+        sessions = cursor.fetchall()
+    raise AssertionError(f"no session ever waited on the test's lock: {sessions}")
