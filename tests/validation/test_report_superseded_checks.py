@@ -1,7 +1,8 @@
 """Under a superseded report (its run rolled back after it passed) no check reads as a live
 pass: the checks, the accounting's balance and the key diffs show their old status as
 history ("passed (before the rollback)", muted), on the page and in the HTML, PDF and CSV
-exports. Real PostgreSQL, eager Celery."""
+exports. Real PostgreSQL, eager Celery. The PDF's pages: artifacts/screenshots/
+report-superseded-03-pdf-*.png."""
 # ruff: noqa: F811 -- fixtures imported from tests.runs.conftest are used as arguments
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from runs.models import Run
 from runs.services import run_rollback_request
 from tests.runs.conftest import eager_celery  # noqa: F401
 from tests.support.runs import run_finished
+from tests.web.browser import SHOTS
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 HISTORY = "(before the rollback)"
@@ -74,6 +76,13 @@ def test_a_superseded_reports_pdf_shows_no_live_pass(
         capture_output=True,
         text=True,
     ).stdout
+    if shutil.which("pdftoppm"):  # its pages, kept as artifacts to look at
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(  # noqa: S603 - our own file, a fixed tool
+            ["pdftoppm", "-png", "-r", "70"]  # noqa: S607 - on PATH
+            + [str(tmp_path / "r.pdf"), str(SHOTS / "report-superseded-03-pdf")],
+            check=True,
+        )
     words = " ".join(text.split())
     assert "Superseded by rollback of run" in words
     assert words.count("passed (before the rollback)") >= 1

@@ -100,9 +100,10 @@ def _post_needs(run: Run, entity: EntitySpec) -> tuple[set[str], set[str], list[
 
 def _failed_keys(run: Run, entity: EntitySpec) -> KeySet:
     """Source keys of the entity's rows this run failed, as one compact exact set (built
-    once, streamed from the database: no list of every key in Python)."""
+    once, streamed from the database: no list of every key in Python). Read-only."""
     return KeySet(  # those it carries by reference too
         failed_records_of(run=run, entity=entity.name)
+        .order_by()  # KeySet sorts: no join to the run for the model's order, no sort
         .values_list("source_key", flat=True)
         .iterator(chunk_size=20_000)
     )

@@ -13,7 +13,7 @@ from runs.engine import reconcile_marks as marks
 from runs.engine.connectors.base import ColumnInfo, type_family
 from runs.engine.reconcile_marks import MarkSpec
 
-from .postgres import CursorFactory, PgSide, table_source
+from .postgres import CursorFactory, PgSide, positioned_key, table_source
 from .ranges import KeyDiff, MemorySide, Ranges, RangeSide, Stats, diff_sides
 
 LEDGER_SOURCE = sql.SQL(
@@ -114,7 +114,9 @@ def reconcile_pg(
     marked = 0
     if mark is None:
         source, params = _ledger_source(cursor, run_id, entity)
-        target = PgSide(cursor, table_source(table, key, columns), (), integer)
+        target = PgSide(
+            cursor, table_source(table, key, columns), (), integer, positioned=positioned_key(key)
+        )
     else:
         with cursor() as cur:
             present = marks.marks_present(cur, run_id, entity)

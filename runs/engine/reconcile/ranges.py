@@ -21,7 +21,9 @@ def key_position(key: str, integer: bool) -> int:
 
 
 def hash_digest(row_hash: str) -> int:
-    """The 64-bit digest of a row hash (its first 16 hex digits) summed per range. Pure."""
+    """The 64-bit digest of a row hash (its first 16 hex digits) summed per range by the
+    in-memory sides; ``PgSide`` sums its own (``hashtextextended``), so a comparison is
+    between two sides of one kind. Pure."""
     return int(row_hash[:16], 16)
 
 

@@ -219,6 +219,10 @@ def _plan_for_runs(cur: Any) -> None:
     # JIT-compiled ~135 functions per aggregate, ~1.1 s over 470 rows where the query
     # itself takes 1 ms.
     cur.execute("SET LOCAL jit = off")
+    # No parallel workers: the report asks these beside its expected side on a full machine,
+    # where a parallel hash join only adds the workers' CPU (its shared hash built in three
+    # processes; ~0.1-0.2 s of 1.0 s at 834,122 rows).
+    cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 def pg_orphans(
