@@ -301,7 +301,8 @@ def part_bytes(part: Part) -> bytes:
     head: dict[str, Any] = {
         "rows": part.rows,
         "sums": {c: str(v) for c, v in part.sums.items()},
-        "counts": {c: dict(v) for c, v in part.counts.items()},
+        # pairs, not an object: a NULL category (None) is no JSON key
+        "counts": {c: list(v.items()) for c, v in part.counts.items()},
         "frames": [],
     }
     blobs: list[bytes] = []
@@ -328,7 +329,7 @@ def part_of(blob: bytes) -> Part:
     part = Part(
         rows=head["rows"],
         sums={c: Decimal(v) for c, v in head["sums"].items()},
-        counts={c: Counter(v) for c, v in head["counts"].items()},
+        counts={c: Counter(dict(v)) for c, v in head["counts"].items()},
     )
     at = 4 + size
     for kind, key, length in head["frames"]:

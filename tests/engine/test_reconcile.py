@@ -257,6 +257,7 @@ def test_pg_run_aggregates_answer_every_aggregate_in_one_statement(pg_params):
             "CASE WHEN g % 5 = 0 THEN NULL ELSE 'k' || (g % 4) END, g * 0.5, "
             "CASE WHEN g < 10 THEN g END FROM generate_series(1, 500) g"
         )
+        cur.execute("UPDATE t SET kind = '' WHERE id IN (1, 2)")  # empty, not NULL
         _run_answers_for_rows_1_to_400(cur)
     texts: list = []
     recording_conn, Recording = _cursor_factory(pg_params, lambda c: Recorder(c, texts))
@@ -277,7 +278,8 @@ def test_pg_run_aggregates_answer_every_aggregate_in_one_statement(pg_params):
     conn.close()
     recording_conn.close()
     assert (found.rows, found.sums, found.counts) == one_by_one
-    assert found.counts["kind"][""] == 80 and found.sums["qty"] == 45
+    assert (found.counts["kind"][None], found.counts["kind"][""]) == (80, 2)
+    assert found.sums["qty"] == 45
     assert (nothing.rows, nothing.sums, nothing.counts) == (0, {"qty": None}, {"kind": {}})
 
 
@@ -285,8 +287,8 @@ def test_pg_run_aggregates_of_one_category_group_by_hashing_with_the_same_answer
     """One category column (the bench's plan: status): one GROUP BY hashed, no sort of the
     run's rows (GROUPING SETS sorted them all: 8.3 M rows spilled to disk at 10 M), the count
     and sums added up from the groups — the same answers as one pg_run_aggregate each, a
-    NULL value the category "", a column of NULLs a NULL sum; rows the run did not write
-    (id > 400) and a changed value counted as they are."""
+    NULL value the category None (apart from ""), a column of NULLs a NULL sum; rows the run
+    did not write (id > 400) and a changed value counted as they are."""
     connector = connect("postgresql", pg_params)
     connector.ensure_ledger()
     conn, ctx = _cursor_factory(pg_params)
@@ -299,6 +301,7 @@ def test_pg_run_aggregates_of_one_category_group_by_hashing_with_the_same_answer
             "g * 0.5, CASE WHEN g % 5 = 0 THEN g END FROM generate_series(1, 500) g"
         )
         cur.execute("UPDATE t SET kind = 'tampered', amount = amount + 0.01 WHERE id = 7")
+        cur.execute("UPDATE t SET kind = '' WHERE id IN (1, 2, 3)")  # empty, not NULL
         _run_answers_for_rows_1_to_400(cur)
     texts: list = []
     recording_conn, Recording = _cursor_factory(pg_params, lambda c: Recorder(c, texts))
@@ -327,7 +330,8 @@ def test_pg_run_aggregates_of_one_category_group_by_hashing_with_the_same_answer
     recording_conn.close()
     assert (found.rows, found.sums, found.counts) == one_by_one
     assert found.rows == 400 and found.counts["kind"]["tampered"] == 1
-    assert found.counts["kind"][""] == 80 and found.sums["qty"] == sum(range(5, 401, 5))
+    assert (found.counts["kind"][None], found.counts["kind"][""]) == (80, 3)
+    assert found.sums["qty"] == sum(range(5, 401, 5))
     assert found.sums["amount"] == Decimal(sum(range(1, 401))) / 2 + Decimal("0.01")
     assert (nulls.rows, nulls.sums, nulls.counts) == (0, {"qty": None}, {"kind": {}})
     assert "HashAggregate" in plan and "Sort" not in plan

@@ -196,12 +196,17 @@ def _sum_outcome(want: Decimal, have: Decimal, params: dict) -> Outcome:
     )
 
 
-def _category_outcome(want: dict[str, int], have: dict[str, int]) -> Outcome:
-    cats = sorted(set(want) | set(have))
+def _category_label(value: str | None) -> str:
+    return "NULL" if value is None else (value or '"" (empty)')
+
+
+def _category_outcome(want: dict[str | None, int], have: dict[str | None, int]) -> Outcome:
+    # NULL (None) first, then "" and the values: two categories, never one
+    cats = sorted(set(want) | set(have), key=lambda c: (c is not None, c or ""))
     table = [{"category": c, "expected": want.get(c, 0), "observed": have.get(c, 0)} for c in cats]
     bad = [t for t in table if t["expected"] != t["observed"]]
-    text = ", ".join(f"{t['category'] or 'NULL'} {t['expected']:,}" for t in table[:6])
-    seen = ", ".join(f"{t['category'] or 'NULL'} {t['observed']:,}" for t in table[:6])
+    text = ", ".join(f"{_category_label(t['category'])} {t['expected']:,}" for t in table[:6])
+    seen = ", ".join(f"{_category_label(t['category'])} {t['observed']:,}" for t in table[:6])
     return Outcome(not bad, text, seen, {"categories": table, "mismatched": len(bad)})
 
 

@@ -115,14 +115,15 @@ def pg_run_aggregate(
         cur.execute(query, (run_id, entity))
         result = cur.fetchall()
     if by_category and column:
-        return {("" if k is None else k): int(n) for k, n in result}
+        return {k: int(n) for k, n in result}  # NULL: None, apart from ""
     return result[0][0]
 
 
 @dataclass
 class RunAggregates:
     """What ``pg_run_aggregates`` found: the row count, each sum (None when every value is
-    NULL, or there are no rows) and each column's row count per value (NULL as "")."""
+    NULL, or there are no rows) and each column's row count per value (NULL as None, apart
+    from "")."""
 
     rows: int
     sums: dict[str, Any]
@@ -166,7 +167,7 @@ def pg_run_aggregates(
         if categories and row[0] != every:  # one category column's set: its bit is clear
             i = next(i for i in range(len(categories)) if not row[0] >> (len(values) - 1 - i) & 1)
             value = row[1 + i]
-            out.counts[categories[i]]["" if value is None else value] = int(row[-1 - len(sums)])
+            out.counts[categories[i]][value] = int(row[-1 - len(sums)])
             continue
         tail = row[len(row) - 1 - len(sums) :]
         out.rows, out.sums = int(tail[0]), dict(zip(sums, tail[1:], strict=True))
@@ -200,7 +201,7 @@ def _one_category(
     out = RunAggregates(0, dict.fromkeys(sums), {category: {}})
     for value, n, *group_sums in result:
         out.rows += int(n)
-        out.counts[category]["" if value is None else value] = int(n)
+        out.counts[category][value] = int(n)
         for column, total in zip(sums, group_sums, strict=True):
             if total is not None:
                 before = out.sums[column]
