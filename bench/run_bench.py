@@ -20,7 +20,14 @@ from pathlib import Path
 from .judgement import judge
 from .measure import Dsn, machine_facts
 from .output import print_table, write_results
-from .systems import build_data, log, run_pipeline, run_references
+from .systems import (
+    build_data,
+    log,
+    reference_round,
+    run_pipeline,
+    run_references,
+    summarize_references,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,9 +123,19 @@ def main(argv: list[str] | None = None) -> int:
         source, target, data = build_data(admin, rows)
         result.setdefault("data", data)
         log(f"source ready: {data['counts']} ({data['seconds']:.1f} s)")
+        before_each = None
         if n == 0 and not args.skip_references:
-            result["references"] = run_references(source, target, args.repeat, args.workdir)
-            save(incomplete=True)
+            if args.skip_pipeline:
+                result["references"] = run_references(source, target, args.repeat, args.workdir)
+                save(incomplete=True)
+            else:  # each round just before our repeat of the same number (A B A B ...)
+                refs: dict[str, list] = {}
+
+                def before_each(i: int, source=source, target=target, refs=refs) -> None:
+                    reference_round(source, target, i, args.workdir, refs)
+                    result["references"] = summarize_references(refs)
+                    save(incomplete=True)
+
         if args.skip_pipeline:
             continue
         last = n == len(sizes) - 1
@@ -132,10 +149,13 @@ def main(argv: list[str] | None = None) -> int:
                 queue=last and not args.skip_queue,
                 rerun=n == 0,  # judged at the first size only
                 progress=partial(progress, n, rows),
+                before_each=before_each,
             )
         except Exception as exc:  # noqa: BLE001 - the JSON records it
             log(f"our pipeline could not run at {rows:,} rows: {exc}")
             result.setdefault("pipeline_error", f"{rows}: {type(exc).__name__}: {exc}")
+            if before_each is not None and "references" not in result:  # ours never started
+                result["references"] = run_references(source, target, args.repeat, args.workdir)
             continue
         if n == 0:
             result["pipeline"] = res

@@ -101,38 +101,35 @@ def settle(dsn: Dsn) -> float:
     return probe
 
 
-def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict:
+def reference_round(source: Dsn, target: Dsn, i: int, workdir: Path, results: dict) -> None:
+    """Round ``i`` of the references (raw pipe, SQL pipe, pgloader), each after a settle,
+    appended to ``results`` (name -> list of runs; a reference that fails is left out)."""
     references.prepare(source, target)
-    results: dict[str, list] = {"raw_pipe": [], "sql_pipe": [], "pgloader": []}
-    for i in range(repeat):
-        for key, fn in (
-            ("raw_pipe", lambda: references.raw_pipe(source, target)),
-            ("sql_pipe", lambda: references.sql_pipe(source, target)),
-            (
-                "pgloader",
-                lambda: references.pgloader(source, DBS["pgloader"], workdir / "pgloader"),
-            ),
-        ):
-            probe = settle(source)
-            busy = measure.machine_busy_seconds()
-            with MachineObserver(source) as observed:
-                res = _attempt(key, fn)
-            if res is None:
-                continue
-            busy = measure.machine_busy_seconds() - busy
-            log(
-                f"{res.name} #{i + 1}: {res.seconds:.2f} s, {res.rows:,} rows, "
-                f"{busy:.1f} busy core-s"
-            )
-            results[key].append(
-                {
-                    **res.__dict__,
-                    "machine_busy_seconds": round(busy, 2),
-                    "cpu_probe_ms": probe,
-                    "observed": observed.summary(),
-                }
-            )
-    results = {k: v for k, v in results.items() if v}  # a reference that never ran is absent
+    for key, fn in (
+        ("raw_pipe", lambda: references.raw_pipe(source, target)),
+        ("sql_pipe", lambda: references.sql_pipe(source, target)),
+        ("pgloader", lambda: references.pgloader(source, DBS["pgloader"], workdir / "pgloader")),
+    ):
+        probe = settle(source)
+        busy = measure.machine_busy_seconds()
+        with MachineObserver(source) as observed:
+            res = _attempt(key, fn)
+        if res is None:
+            continue
+        busy = measure.machine_busy_seconds() - busy
+        log(f"{res.name} #{i + 1}: {res.seconds:.2f} s, {res.rows:,} rows, {busy:.1f} busy core-s")
+        results.setdefault(key, []).append(
+            {
+                **res.__dict__,
+                "machine_busy_seconds": round(busy, 2),
+                "cpu_probe_ms": probe,
+                "observed": observed.summary(),
+            }
+        )
+
+
+def summarize_references(results: dict) -> dict:
+    """Medians per reference of ``reference_round``'s runs (one absent that never ran)."""
     return {
         k: {
             "name": v[0]["name"],
@@ -144,7 +141,17 @@ def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict
             "machine_busy_seconds": median([r["machine_busy_seconds"] for r in v]),
         }
         for k, v in results.items()
+        if v
     }
+
+
+def run_references(source: Dsn, target: Dsn, repeat: int, workdir: Path) -> dict:
+    """``repeat`` rounds of the references back to back (without our pipeline: with it they
+    are interleaved, ``run_pipeline(before_each=...)``)."""
+    results: dict[str, list] = {}
+    for i in range(repeat):
+        reference_round(source, target, i, workdir, results)
+    return summarize_references(results)
 
 
 def run_pipeline(
@@ -156,10 +163,13 @@ def run_pipeline(
     queue: bool = False,
     rerun: bool = True,
     progress: Callable[[int, dict], None] | None = None,
+    before_each: Callable[[int], None] | None = None,
 ) -> dict:
     """Our pipeline at each batch size (``queue``: the error-queue pages over the first
-    configuration's run; ``rerun``: the rehearsal re-run, judged at the first size only) on a
-    fresh app database; figures per configuration, handed to ``progress(size, summary)`` after
+    configuration's run; ``rerun``: the rehearsal re-run, judged at the first size only;
+    ``before_each(i)``: called before the first configuration's repeat ``i`` — the references'
+    round i, so each is measured next to ours on the machine of that moment) on a fresh app
+    database; figures per configuration, handed to ``progress(size, summary)`` after
     every phase too (so an interrupted bench keeps what it measured)."""
     app = pipeline.App(db=admin.db(DBS["app"]), redis_url=args.redis_url, workdir=args.workdir)
     pipeline.recreate_database(admin, DBS["app"])
@@ -186,6 +196,7 @@ def run_pipeline(
                 rerun=rerun,
                 run_only=getattr(args, "run_only", False),
                 progress=partial(progress, size) if progress else None,
+                before_each=before_each if n == 0 else None,
             )
     finally:
         app.stop_workers()
@@ -246,12 +257,15 @@ def run_config(
     rerun: bool = True,
     progress: Callable[[dict], None] | None = None,
     run_only: bool = False,
+    before_each: Callable[[int], None] | None = None,
 ) -> dict:
     """``repeat`` times: run, report, reconciliation, (queue pages), rehearsal re-run,
     re-process, rollback; the medians (bench.judgement.summarize_config). ``run_only``: the
     run alone (tracing it; the later phases and their lines are not measured)."""
     runs: list[dict] = []
     for i in range(repeat):
+        if before_each is not None:
+            before_each(i)
         pipeline.reset_target(target)
         probe = settle(target)
         log(f"our pipeline, batch size {size:,}, #{i + 1}: run_plan {plan} --wait")
