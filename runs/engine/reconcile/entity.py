@@ -10,10 +10,10 @@ from typing import Any
 from psycopg2 import sql
 
 from runs.engine import reconcile_marks as marks
-from runs.engine.connectors.base import ColumnInfo, type_family
+from runs.engine.connectors.base import ColumnInfo
 from runs.engine.reconcile_marks import MarkSpec
 
-from .postgres import CursorFactory, PgSide, positioned_key, table_source
+from .postgres import CursorFactory, PgSide, integer_key, table_source
 from .ranges import KeyDiff, MemorySide, Ranges, RangeSide, Stats, diff_sides
 
 LEDGER_SOURCE = sql.SQL(
@@ -58,11 +58,6 @@ def _ledger_source(cursor: CursorFactory, run_id: str, entity: str) -> tuple[sql
     if present:
         return LEDGER_SOURCE_AFTER_DELETES, (run_id, entity, run_id, entity)
     return LEDGER_SOURCE, (run_id, entity)
-
-
-def integer_key(key: ColumnInfo) -> bool:
-    """True when positions can be the key values themselves."""
-    return type_family(key.cast_type) == "integer"
 
 
 def reconcile_in_memory(
@@ -114,9 +109,7 @@ def reconcile_pg(
     marked = 0
     if mark is None:
         source, params = _ledger_source(cursor, run_id, entity)
-        target = PgSide(
-            cursor, table_source(table, key, columns), (), integer, positioned=positioned_key(key)
-        )
+        target = PgSide(cursor, table_source(table, key, columns), (), integer, positioned=integer)
     else:
         with cursor() as cur:
             present = marks.marks_present(cur, run_id, entity)

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg2 import sql
 
 from runs.engine.canonical import pg_stored_hash_sql
-from runs.engine.connectors.base import ColumnInfo
+from runs.engine.connectors.base import ColumnInfo, type_family
 
 from .ranges import MASK64, Ranges, Stats
 
@@ -124,26 +124,23 @@ class PgSide:
         return {k: h for k, h in rows}
 
 
-# Key types whose value is its position exactly: an integer read as bigint is the integer
-# its text spells (pg_position_sql's cast of the key text), without printing and parsing it.
-POSITIONED_KEY_TYPES = frozenset({"smallint", "integer", "bigint", "int2", "int4", "int8"})
-
-
 def table_source(
     table: sql.Composable, key: ColumnInfo, columns: Sequence[ColumnInfo]
 ) -> sql.Composable:
     """FROM item (k, h) over a target table: key text and row hash of ``columns`` (canonical
     stored values, comparable with the ledger's hash of the intended values); with p, the
-    key as bigint, when ``positioned_key(key)``."""
+    key as bigint, when ``integer_key(key)``."""
     pos = sql.SQL("t.{}::bigint AS p, ").format(sql.Identifier(key.name))
     return sql.SQL("(SELECT {p}t.{k}::text AS k, {h} AS h FROM {t} AS t)").format(
-        p=pos if positioned_key(key) else sql.SQL(""),
+        p=pos if integer_key(key) else sql.SQL(""),
         k=sql.Identifier(key.name),
         h=pg_row_hash_sql(columns),
         t=table,
     )
 
 
-def positioned_key(key: ColumnInfo) -> bool:
-    """True when ``table_source`` yields the key's position itself (an integer key type)."""
-    return key.cast_type.lower() in POSITIONED_KEY_TYPES
+def integer_key(key: ColumnInfo) -> bool:
+    """True when positions can be the key values themselves (an integer key: read as bigint
+    it is the integer its text spells, so ``table_source`` yields it without a text round
+    trip)."""
+    return type_family(key.cast_type) == "integer"
